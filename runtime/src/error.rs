@@ -1,0 +1,138 @@
+//! The crate's error enums.
+
+use std::time::Duration;
+
+/// Why a call through a [`ServiceRef`](crate::ServiceRef) failed.
+///
+/// Every variant names the service so that a log line alone says what broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No service of that name was ever spawned on this node.
+    #[error("unknown service `{service}`")]
+    UnknownService {
+        /// The name asked for.
+        service: String,
+    },
+    /// The service exists but did not register this message type with `handles::<M>()`.
+    #[error("service `{service}` does not handle message `{message}`")]
+    UnhandledMessage {
+        /// The service.
+        service: String,
+        /// The Rust type name of the message.
+        message: &'static str,
+    },
+    /// The service exists but has no live instance right now (restarting, or failed).
+    #[error("service `{service}` has no live instance")]
+    NoInstance {
+        /// The service.
+        service: String,
+    },
+    /// The instance that held the call died (crashed or was stopped) before it replied.
+    #[error("the instance of `{service}` handling the call died before replying")]
+    InstanceDied {
+        /// The service.
+        service: String,
+    },
+    /// The call did not complete before its deadline.
+    #[error("call to `{service}` timed out after {after:?}")]
+    Timeout {
+        /// The service.
+        service: String,
+        /// The timeout that applied to the call.
+        after: Duration,
+    },
+    /// The handler's detached future panicked; the instance itself is unharmed.
+    #[error("handler of `{service}` panicked: {message}")]
+    HandlerPanicked {
+        /// The service.
+        service: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The node is shutting down: new calls are refused, and calls still queued
+    /// or running at the shutdown deadline fail with this error.
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a service or supervisor could not be spawned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// A service with this name already runs on this node.
+    #[error("a service named `{service}` already exists on this node")]
+    DuplicateService {
+        /// The name.
+        service: String,
+    },
+    /// Two different message types claim the same wire name.
+    #[error("wire name `{name}` is claimed by both `{first}` and `{second}`")]
+    DuplicateWireName {
+        /// The wire name (`RemoteMessage::NAME`).
+        name: &'static str,
+        /// The type that registered it first.
+        first: &'static str,
+        /// The type that tried to register it again.
+        second: &'static str,
+    },
+    /// `instances(0)` was requested.
+    #[error("service `{service}` asks for zero instances; at least one is needed")]
+    ZeroInstances {
+        /// The service.
+        service: String,
+    },
+    /// The service name is empty or contains characters outside `[A-Za-z0-9._-]`.
+    #[error("invalid service name `{service}`: use 1-128 characters from [A-Za-z0-9._-]")]
+    InvalidName {
+        /// The rejected name.
+        service: String,
+    },
+    /// Keyed routing was chosen but no message was registered with `handles_keyed`.
+    #[error("service `{service}` uses keyed routing but registers no keyed message")]
+    NoKeyedMessage {
+        /// The service.
+        service: String,
+    },
+    /// The supervisor gave up before the child became ready.
+    #[error("`{child}` failed to start: {reason}")]
+    StartFailed {
+        /// The child that failed.
+        child: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node is shutting down and accepts no new services.
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a node could not start or shut down.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The binary was built with `panic = "abort"`, which turns every handler
+    /// panic into a process abort and so defeats fault containment.
+    #[error(
+        "msa needs panic = \"unwind\": this binary was built with panic = \"abort\", \
+         so a panicking handler would kill the whole process; \
+         set NodeBuilder::allow_panic_abort(true) to accept that"
+    )]
+    PanicAbort,
+    /// Zero arbiters were requested.
+    #[error("a node needs at least one arbiter")]
+    ZeroArbiters,
+    /// The actix system or an arbiter thread could not be started.
+    #[error("could not start the node's threads: {0}")]
+    Threads(String),
+    /// `start_local` was called outside a tokio `LocalSet`.
+    #[error("Node::start_local must run inside a tokio LocalSet (or an actix System)")]
+    NoLocalSet,
+    /// `shutdown` was called from one of the node's own arbiter threads, which
+    /// it would then have to join.
+    #[error("shutdown was called from one of the node's own threads")]
+    ShutdownFromNodeThread,
+    /// The node was already shut down.
+    #[error("the node is already shut down")]
+    AlreadyShutDown,
+}

@@ -1,0 +1,101 @@
+//! # msa-runtime
+//!
+//! The engine of msa: a node runs services, each a supervised actor on
+//! actix; a registry finds them by name; a [`ServiceRef`] calls them whether
+//! an instance is local or (with the cluster layer) remote.
+//!
+//! ## A tour
+//!
+//! Write a service as plain state with handlers:
+//!
+//! ```
+//! use msa_runtime::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(actix::Message, Serialize, Deserialize)]
+//! #[rtype(result = "u64")]
+//! struct Add(u64);
+//! impl RemoteMessage for Add {
+//!     const NAME: &'static str = "tour.Add";
+//! }
+//!
+//! #[derive(Default)]
+//! struct Sum(u64);
+//! impl Service for Sum {}
+//! impl Handler<Add> for Sum {
+//!     fn handle(&mut self, msg: Add, ctx: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+//!         // Who called, as part of which trace, until when:
+//!         let _caller = ctx.identity().map(|id| id.subject.clone());
+//!         self.0 += msg.0;
+//!         Reply::ready(self.0)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Start a node (its own arbiter threads), spawn the service supervised,
+//! // and call it by name.
+//! let node = Node::builder().name("tour").arbiters(2).start()?;
+//! let sum = node
+//!     .spawn(ServiceSpec::new("sum", Sum::default).handles::<Add>().restart(Restart::Permanent))
+//!     .await?;
+//! assert_eq!(sum.ask(Add(2)).await?, 2);
+//! sum.tell(Add(3))?;
+//! assert_eq!(node.service("sum").ask(Add(0)).await?, 5);
+//!
+//! // Mistakes are typed errors, never hangs.
+//! assert!(matches!(
+//!     node.service("nope").ask(Add(1)).await,
+//!     Err(CallError::UnknownService { .. })
+//! ));
+//!
+//! // Drain and stop: services get `stopping`/`stopped`, threads are joined.
+//! node.shutdown(std::time::Duration::from_secs(1)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Connecting a second node comes with the cluster layer; within one process,
+//! two nodes already run side by side with nothing shared.
+//!
+//! ## Where things are
+//! * [`Node`], [`NodeBuilder`]: start, spawn, look up, watch, shut down.
+//! * [`Service`], [`Handler`], [`Reply`], [`ServiceContext`]: writing services.
+//! * [`ServiceSpec`], [`SupervisorSpec`], [`Strategy`], [`Restart`],
+//!   [`Backoff`]: supervision (see the [`supervision`] module docs).
+//! * [`ServiceRef`], [`CallError`], [`Metadata`]: calling services.
+//! * [`RemoteMessage`], [`codec`]: messages that cross nodes.
+
+pub mod supervision;
+
+mod deadline;
+mod error;
+mod message;
+mod metadata;
+mod node;
+mod registry;
+mod service;
+mod stats;
+
+pub use error::{CallError, NodeError, SpawnError};
+pub use message::{codec, key_hash, CodecError, KeyedMessage, RemoteMessage};
+pub use metadata::{Identity, Metadata, TraceContext};
+pub use node::{Node, NodeBuilder};
+pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
+pub use service::{
+    Ask, AskFuture, Envelope, Handler, HandlerFailure, Reply, Routing, Service, ServiceActor,
+    ServiceContext, ServiceRef, ServiceSpec,
+};
+pub use stats::StatsSnapshot;
+pub use supervision::{Backoff, ExitReason, Intensity, Restart, Strategy, SupervisorSpec};
+
+/// Re-exported so users need not depend on actix directly for messages.
+pub use actix;
+
+/// What most services need: `use msa_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        CallError, Handler, KeyedMessage, Metadata, Node, RemoteMessage, Reply, Restart, Routing,
+        Service, ServiceActor, ServiceContext, ServiceRef, ServiceSpec, Strategy, SupervisorSpec,
+    };
+    pub use actix::Message;
+}

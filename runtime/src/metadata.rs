@@ -1,0 +1,126 @@
+//! Per-call metadata: who calls, as part of which trace, and until when.
+//!
+//! msa owns the actix `Actor` around every service (see
+//! [`ServiceActor`](crate::ServiceActor)), so the metadata travels inside the
+//! envelope that carries the message and reaches the handler through
+//! [`ServiceContext::metadata`](crate::ServiceContext::metadata). Nothing is
+//! stored in thread-locals, so it survives hops across threads and, later,
+//! across nodes. docs/metadata.md explains the choice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Who is calling: the authenticated subject and its roles.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// The subject (for a JWT, its `sub` claim).
+    pub subject: String,
+    /// The roles the caller holds.
+    pub roles: Vec<String>,
+}
+
+impl Identity {
+    /// Builds an identity from a subject and roles.
+    ///
+    /// # Examples
+    /// ```
+    /// let id = msa_runtime::Identity::new("alice", ["customer"]);
+    /// assert!(id.has_role("customer"));
+    /// ```
+    pub fn new<I, R>(subject: impl Into<String>, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        Self {
+            subject: subject.into(),
+            roles: roles.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Whether the identity holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// W3C-style trace context: a 128-bit trace id and the caller's 64-bit span id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    /// The trace this call belongs to.
+    pub trace_id: u128,
+    /// The span of the caller.
+    pub parent_span_id: u64,
+}
+
+/// Metadata that travels with one message to its handler.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    identity: Option<Arc<Identity>>,
+    trace: Option<TraceContext>,
+    deadline: Option<Instant>,
+}
+
+impl Metadata {
+    /// Empty metadata: anonymous, untraced, no deadline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the caller's identity.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(Arc::new(identity));
+        self
+    }
+
+    /// Sets the caller's identity from a shared one (no copy).
+    pub fn with_shared_identity(mut self, identity: Arc<Identity>) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Sets the trace context.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Sets an absolute deadline.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The caller's identity, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
+    }
+
+    /// The trace context, if any.
+    pub fn trace(&self) -> Option<TraceContext> {
+        self.trace
+    }
+
+    /// The deadline by which the caller stops waiting, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline (`None` without a deadline, zero once passed).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Metadata for a call made while handling this one: same identity and
+    /// trace, same deadline. Use it to propagate context to downstream services.
+    pub fn propagate(&self) -> Self {
+        self.clone()
+    }
+
+    pub(crate) fn set_deadline_if_none(&mut self, deadline: Instant) {
+        if self.deadline.is_none() {
+            self.deadline = Some(deadline);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `Node`: the runtime in one process: an arbiter pool (or the caller's
+//! `LocalSet`), a registry, a supervision tree, and a deadline sweeper.
+
+mod builder;
+mod threads;
+
+pub use builder::NodeBuilder;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Addr, ArbiterHandle};
+use tokio::sync::oneshot;
+
+use crate::deadline::Deadlines;
+use crate::error::{NodeError, SpawnError};
+use crate::registry::{InstanceId, Registry, RegistryWatch, ServiceState};
+use crate::service::{Service, ServiceRef, ServiceSpec};
+use crate::stats::StatsSnapshot;
+use crate::supervision::{AddChild, ChildSpec, KillTree, Placement, StopTree, Supervisor, SupervisorSpec};
+use threads::Threads;
+
+/// Where a node runs its actors.
+#[derive(Debug)]
+pub(crate) enum Exec {
+    /// On a pool of actix arbiters, round-robin.
+    Arbiters {
+        handles: Vec<ArbiterHandle>,
+        next: AtomicUsize,
+    },
+    /// On the `LocalSet` of the thread that started the node.
+    Local,
+}
+
+/// What every part of a node shares (actors hold this, not the [`Node`],
+/// so that dropping the last `Node` handle can stop the node).
+#[derive(Debug)]
+pub(crate) struct NodeShared {
+    pub(crate) name: String,
+    pub(crate) registry: Registry,
+    pub(crate) deadlines: Deadlines,
+    pub(crate) closing: AtomicBool,
+    pub(crate) default_timeout: Duration,
+    pub(crate) exec: Exec,
+}
+
+impl NodeShared {
+    /// The next place to run an actor.
+    pub(crate) fn placement(&self) -> Placement {
+        match &self.exec {
+            Exec::Local => Placement::Local,
+            Exec::Arbiters { handles, next } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
+                Placement::Arbiter(handles[i].clone())
+            }
+        }
+    }
+}
+
+/// A running node. Cheap to clone, `Send + Sync`; every clone is a handle to
+/// the same node. Dropping the last handle without [`shutdown`](Node::shutdown)
+/// stops the node without waiting.
+///
+/// # Examples
+/// ```
+/// use msa_runtime::Node;
+/// let node = Node::builder().name("doc").arbiters(2).start().unwrap();
+/// assert_eq!(node.arbiters(), 2);
+/// node.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+#[derive(Debug)]
+struct NodeInner {
+    shared: Arc<NodeShared>,
+    root: Addr<Supervisor>,
+    threads: parking_lot::Mutex<Option<Threads>>,
+    shut: AtomicBool,
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        if !self.shut.swap(true, Ordering::AcqRel) {
+            self.shared.closing.store(true, Ordering::Release);
+            self.root.do_send(KillTree { fail: false });
+            if let Some(t) = self.threads.lock().take() {
+                t.stop_detached();
+            }
+        }
+    }
+}
+
+impl Node {
+    /// A builder with defaults: one arbiter per core, 5 s default ask timeout.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    pub(crate) fn from_parts(shared: Arc<NodeShared>, root: Addr<Supervisor>, threads: Option<Threads>) -> Self {
+        Self {
+            inner: Arc::new(NodeInner {
+                shared,
+                root,
+                threads: parking_lot::Mutex::new(threads),
+                shut: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn shared(&self) -> &Arc<NodeShared> {
+        &self.inner.shared
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// Number of arbiters (0 in `LocalSet` mode).
+    pub fn arbiters(&self) -> usize {
+        match &self.shared().exec {
+            Exec::Arbiters { handles, .. } => handles.len(),
+            Exec::Local => 0,
+        }
+    }
+
+    /// Spawns a service under the node's root supervisor and waits until
+    /// every instance has run `started`.
+    ///
+    /// # Errors
+    /// [`SpawnError`]: invalid name, zero instances, a duplicate service name
+    /// or wire name, a service that fails to start (its supervisor gave up),
+    /// or a node that is shutting down.
+    pub async fn spawn<S: Service>(&self, spec: ServiceSpec<S>) -> Result<ServiceRef, SpawnError> {
+        let shared = self.shared();
+        if shared.closing.load(Ordering::Acquire) {
+            return Err(SpawnError::ShuttingDown);
+        }
+        spec.validate()?;
+        if shared.registry.get(spec.name()).is_some() {
+            return Err(SpawnError::DuplicateService {
+                service: spec.name().to_string(),
+            });
+        }
+        shared.registry.claim_wire_names(&spec.wire_names())?;
+        let (entry, bp) = spec.into_blueprint();
+        shared.registry.insert(entry.clone())?;
+        self.add_child(ChildSpec::Service(bp)).await?;
+        Ok(ServiceRef::with_entry(shared.clone(), entry))
+    }
+
+    /// Spawns a supervision subtree under the root and waits until all its
+    /// children are up (in order).
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn), for any service in the tree.
+    pub async fn spawn_supervisor(&self, spec: SupervisorSpec) -> Result<(), SpawnError> {
+        let shared = self.shared();
+        if shared.closing.load(Ordering::Acquire) {
+            return Err(SpawnError::ShuttingDown);
+        }
+        let mut names = Vec::new();
+        spec.validate(&mut names)?;
+        for n in &names {
+            if shared.registry.get(n).is_some() {
+                return Err(SpawnError::DuplicateService { service: n.clone() });
+            }
+        }
+        let mut wires = Vec::new();
+        spec.wire_names(&mut wires);
+        shared.registry.claim_wire_names(&wires)?;
+        let mut entries = Vec::new();
+        let resolved = spec.bind(&mut entries);
+        for e in entries {
+            shared.registry.insert(e)?;
+        }
+        self.add_child(ChildSpec::Supervisor(resolved)).await
+    }
+
+    async fn add_child(&self, spec: ChildSpec) -> Result<(), SpawnError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.root.do_send(AddChild { spec, reply: tx });
+        rx.await.unwrap_or(Err(SpawnError::ShuttingDown))
+    }
+
+    /// A handle to the service `name` (which may not exist yet: calls then
+    /// fail with `UnknownService` until it does).
+    pub fn service(&self, name: &str) -> ServiceRef {
+        match self.shared().registry.get(name) {
+            Some(e) => ServiceRef::with_entry(self.shared().clone(), e),
+            None => ServiceRef::new(self.shared().clone(), name),
+        }
+    }
+
+    /// A stream of registry changes from now on.
+    pub fn watch(&self) -> RegistryWatch {
+        self.shared().registry.watch()
+    }
+
+    /// Counters of the service `name`.
+    pub fn stats(&self, name: &str) -> Option<StatsSnapshot> {
+        self.shared().registry.get(name).map(|e| e.stats.snapshot())
+    }
+
+    /// Lifecycle state of the service `name`.
+    pub fn service_state(&self, name: &str) -> Option<ServiceState> {
+        self.shared().registry.get(name).map(|e| e.state())
+    }
+
+    /// Live instances of the service `name`.
+    pub fn instances(&self, name: &str) -> Vec<InstanceId> {
+        self.shared()
+            .registry
+            .get(name)
+            .map(|e| e.live_instances())
+            .unwrap_or_default()
+    }
+
+    /// Names of every service on this node, sorted.
+    pub fn services(&self) -> Vec<String> {
+        self.shared().registry.names()
+    }
+
+    /// Asks currently waiting for a reply with a registered deadline.
+    pub fn pending_asks(&self) -> usize {
+        self.shared().deadlines.waiting()
+    }
+
+    /// Stops the node: new calls are refused at once; services are stopped
+    /// in reverse start order, each after handling what was already queued;
+    /// whatever is still queued or running after `grace` is killed and its
+    /// callers get [`CallError::ShuttingDown`](crate::CallError). Then the
+    /// node's threads are joined.
+    ///
+    /// # Errors
+    /// [`NodeError::AlreadyShutDown`], or [`NodeError::ShutdownFromNodeThread`]
+    /// when called from one of the node's own arbiters (it would join itself).
+    pub async fn shutdown(&self, grace: Duration) -> Result<(), NodeError> {
+        if let Some(t) = self.inner.threads.lock().as_ref() {
+            if t.is_node_thread() {
+                return Err(NodeError::ShutdownFromNodeThread);
+            }
+        }
+        if self.inner.shut.swap(true, Ordering::AcqRel) {
+            return Err(NodeError::AlreadyShutDown);
+        }
+        let shared = self.shared().clone();
+        shared.closing.store(true, Ordering::Release);
+        let _span = tracing::info_span!("shutdown", node = %shared.name).entered();
+        let (stopped_tx, stopped_rx) = oneshot::channel();
+        self.inner.root.do_send(StopTree {
+            reply: Some(stopped_tx),
+        });
+        let root = self.inner.root.clone();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let watchdog = async move {
+            if tokio::time::timeout(grace, stopped_rx).await.is_err() {
+                tracing::warn!(?grace, "shutdown grace period over; killing what is still running");
+                root.do_send(KillTree { fail: false });
+            }
+            let _ = done_tx.send(());
+        };
+        match &shared.exec {
+            Exec::Local => {
+                actix_rt::spawn(watchdog);
+            }
+            Exec::Arbiters { handles, .. } => {
+                if let Some(h) = handles.first() {
+                    h.spawn(watchdog);
+                }
+            }
+        }
+        let _ = done_rx.await;
+        let threads = self.inner.threads.lock().take();
+        if let Some(t) = threads {
+            t.stop_and_join().await;
+        }
+        tracing::info!("node stopped");
+        Ok(())
+    }
+
+    /// [`shutdown`](Self::shutdown) for plain `fn main` (no async runtime).
+    /// Do not call it from inside an async runtime.
+    ///
+    /// # Errors
+    /// As [`shutdown`](Self::shutdown), and [`NodeError::Threads`] if no
+    /// helper runtime could be built.
+    pub fn shutdown_blocking(&self, grace: Duration) -> Result<(), NodeError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| NodeError::Threads(e.to_string()))?;
+        rt.block_on(self.shutdown(grace))
+    }
+}

@@ -1,0 +1,216 @@
+//! `NodeBuilder`: configure and start a node.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Addr, Arbiter, System};
+use futures_util::future::AbortHandle;
+
+use super::threads::Threads;
+use super::{Exec, Node, NodeShared};
+use crate::deadline::{Deadlines, TICK};
+use crate::error::NodeError;
+use crate::registry::Registry;
+use crate::supervision::{launch, ExitNotice, Placement, Supervisor};
+
+/// Configures a [`Node`].
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    name: String,
+    arbiters: Option<usize>,
+    default_timeout: Duration,
+    allow_panic_abort: bool,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        Self {
+            name: "node".into(),
+            arbiters: None,
+            default_timeout: Duration::from_secs(5),
+            allow_panic_abort: false,
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// The node's name (logs, and later the cluster).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Number of arbiter threads (default: one per core).
+    pub fn arbiters(mut self, n: usize) -> Self {
+        self.arbiters = Some(n);
+        self
+    }
+
+    /// Timeout of an `ask` that does not set its own (default 5 s).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// Accepts a binary built with `panic = "abort"` (where any handler
+    /// panic aborts the whole process). Refused by default.
+    pub fn allow_panic_abort(mut self, allow: bool) -> Self {
+        self.allow_panic_abort = allow;
+        self
+    }
+
+    fn check_panic_strategy(&self) -> Result<(), NodeError> {
+        if cfg!(panic = "abort") && !self.allow_panic_abort {
+            return Err(NodeError::PanicAbort);
+        }
+        Ok(())
+    }
+
+    fn shared(&self, exec: Exec, shards: usize) -> Arc<NodeShared> {
+        Arc::new(NodeShared {
+            name: self.name.clone(),
+            registry: Registry::new(),
+            deadlines: Deadlines::new(shards),
+            closing: AtomicBool::new(false),
+            default_timeout: self.default_timeout,
+            exec,
+        })
+    }
+
+    /// Starts the node on its own actix System thread and arbiter pool. Works
+    /// from plain `fn main` and from inside any async runtime.
+    ///
+    /// # Errors
+    /// [`NodeError::PanicAbort`], [`NodeError::ZeroArbiters`], or
+    /// [`NodeError::Threads`] when a thread cannot be started.
+    ///
+    /// # Examples
+    /// ```
+    /// let node = msa_runtime::Node::builder().arbiters(1).start().unwrap();
+    /// node.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn start(self) -> Result<Node, NodeError> {
+        self.check_panic_strategy()?;
+        let n = match self.arbiters {
+            Some(0) => return Err(NodeError::ZeroArbiters),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let system_thread = std::thread::Builder::new()
+            .name(format!("msa-{}-system", self.name))
+            .spawn(move || {
+                let runner = System::new();
+                let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+                let _ = tx.send((System::current(), arbiters, std::thread::current().id()));
+                if let Err(e) = runner.run() {
+                    tracing::error!(error = %e, "actix system ended with an error");
+                }
+            })
+            .map_err(|e| NodeError::Threads(e.to_string()))?;
+        let (system, arbiters, sys_id) = rx
+            .recv()
+            .map_err(|e| NodeError::Threads(format!("system thread died: {e}")))?;
+        let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
+        // Learn the arbiters' thread ids, so shutdown can refuse to join itself.
+        let (id_tx, id_rx) = std::sync::mpsc::channel();
+        for h in &handles {
+            let id_tx = id_tx.clone();
+            h.spawn_fn(move || {
+                let _ = id_tx.send(std::thread::current().id());
+            });
+        }
+        drop(id_tx);
+        let mut ids: Vec<_> = id_rx.iter().take(n).collect();
+        ids.push(sys_id);
+
+        let shared = self.shared(
+            Exec::Arbiters {
+                handles: handles.clone(),
+                next: AtomicUsize::new(0),
+            },
+            n + 2,
+        );
+        let sweeper_stop = Arc::new(AtomicBool::new(false));
+        let sweeper = {
+            let shared = shared.clone();
+            let stop = sweeper_stop.clone();
+            std::thread::Builder::new()
+                .name(format!("msa-{}-deadlines", self.name))
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        std::thread::park_timeout(TICK);
+                        shared.deadlines.sweep();
+                    }
+                })
+                .map_err(|e| NodeError::Threads(e.to_string()))?
+        };
+        let threads = Threads {
+            arbiters,
+            system: Some((system, system_thread)),
+            sweeper_stop,
+            sweeper: Some(sweeper),
+            ids,
+        };
+        let root = start_root(&shared, Placement::Arbiter(handles[0].clone()));
+        tracing::info!(node = %self.name, arbiters = n, "node started");
+        Ok(Node::from_parts(shared, root, Some(threads)))
+    }
+
+    /// Starts the node on the calling thread's tokio `LocalSet` (an actix
+    /// System, `LocalSet::run_until`, or a turmoil host): every actor runs on
+    /// this one thread. For tests and deterministic simulation.
+    ///
+    /// # Errors
+    /// [`NodeError::PanicAbort`], or [`NodeError::NoLocalSet`] when not
+    /// called from inside a `LocalSet`.
+    pub fn start_local(self) -> Result<Node, NodeError> {
+        self.check_panic_strategy()?;
+        let in_local_set = std::panic::catch_unwind(|| {
+            drop(tokio::task::spawn_local(async {}));
+        })
+        .is_ok();
+        if !in_local_set {
+            return Err(NodeError::NoLocalSet);
+        }
+        let shared = self.shared(Exec::Local, 1);
+        let sweeper_stop = Arc::new(AtomicBool::new(false));
+        {
+            let shared = shared.clone();
+            let stop = sweeper_stop.clone();
+            actix_rt::spawn(async move {
+                let mut tick = tokio::time::interval(TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while !stop.load(Ordering::Acquire) {
+                    tick.tick().await;
+                    shared.deadlines.sweep();
+                }
+            });
+        }
+        let threads = Threads {
+            arbiters: Vec::new(),
+            system: None,
+            sweeper_stop,
+            sweeper: None,
+            ids: Vec::new(),
+        };
+        let root = start_root(&shared, Placement::Local);
+        Ok(Node::from_parts(shared, root, Some(threads)))
+    }
+}
+
+fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor> {
+    let (tx, rx) = actix::dev::channel::channel::<Supervisor>(1024);
+    let addr = Addr::new(tx);
+    let (_abort, reg) = AbortHandle::new_pair();
+    let s = shared.clone();
+    launch(
+        &placement,
+        move || Supervisor::new(crate::supervision::Kind::Root, s, None, None),
+        rx,
+        reg,
+        None::<ExitNotice>,
+    );
+    addr
+}

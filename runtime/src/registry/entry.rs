@@ -1,0 +1,312 @@
+//! One service's registry entry: its instance slots and counters.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwapOption, Guard};
+
+use crate::message::mix64;
+use crate::stats::ServiceStats;
+
+/// Identifies one running copy of a service on a node: its slot (stable
+/// across restarts, which is what keyed routing hashes) and its incarnation
+/// (bumped at every restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId {
+    /// The slot, `0..instances`.
+    pub slot: usize,
+    /// How many times this slot was started before (0 for the first start).
+    pub incarnation: u64,
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.slot, self.incarnation)
+    }
+}
+
+/// Lifecycle of a service as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServiceState {
+    /// Its instances are being started.
+    Starting,
+    /// Running (some instances may be restarting).
+    Running,
+    /// Its supervisor gave up after exceeding its restart intensity.
+    Failed,
+    /// Stopped (node shutdown, or a temporary service that ended).
+    Stopped,
+}
+
+impl ServiceState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Starting,
+            1 => Self::Running,
+            2 => Self::Failed,
+            _ => Self::Stopped,
+        }
+    }
+    fn as_u8(self) -> u8 {
+        match self {
+            Self::Starting => 0,
+            Self::Running => 1,
+            Self::Failed => 2,
+            Self::Stopped => 3,
+        }
+    }
+}
+
+/// A type-erased `Recipient<Envelope<M>>`, one per handled message type.
+pub(crate) type ErasedRecipient = Box<dyn Any + Send + Sync>;
+
+/// One live instance, as callers see it.
+pub(crate) struct Instance {
+    pub(crate) id: InstanceId,
+    /// Indexed like [`ServiceEntry::types`].
+    pub(crate) recipients: Box<[ErasedRecipient]>,
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance").field("id", &self.id).finish()
+    }
+}
+
+/// What a caller needs to know about a message type a service handles.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageType {
+    pub(crate) type_id: TypeId,
+    pub(crate) type_name: &'static str,
+    pub(crate) wire_name: Option<&'static str>,
+    /// Extracts the routing key of a keyed message (given as `&dyn Any`).
+    pub(crate) key: Option<fn(&dyn Any) -> u64>,
+}
+
+/// A service's entry in the registry.
+pub(crate) struct ServiceEntry {
+    name: Arc<str>,
+    pub(crate) types: Box<[MessageType]>,
+    pub(crate) keyed_routing: bool,
+    slots: Box<[ArcSwapOption<Instance>]>,
+    incarnations: Box<[AtomicU64]>,
+    rr: AtomicUsize,
+    state: AtomicU8,
+    pub(crate) stats: ServiceStats,
+}
+
+impl fmt::Debug for ServiceEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceEntry")
+            .field("name", &self.name)
+            .field("slots", &self.slots.len())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+pub(crate) type InstanceGuard = Guard<Option<Arc<Instance>>>;
+
+impl ServiceEntry {
+    pub(crate) fn new(
+        name: Arc<str>,
+        types: Box<[MessageType]>,
+        keyed_routing: bool,
+        slots: usize,
+    ) -> Self {
+        Self {
+            name,
+            types,
+            keyed_routing,
+            slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
+            incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            rr: AtomicUsize::new(0),
+            state: AtomicU8::new(ServiceState::Starting.as_u8()),
+            stats: ServiceStats::default(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub(crate) fn state(&self) -> ServiceState {
+        ServiceState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, s: ServiceState) {
+        self.state.store(s.as_u8(), Ordering::Release);
+    }
+
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn live_instances(&self) -> Vec<InstanceId> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.load().as_ref().map(|i| i.id))
+            .collect()
+    }
+
+    /// The incarnation for the next start of `slot` (0 for the first start).
+    pub(crate) fn next_incarnation(&self, slot: usize) -> u64 {
+        self.incarnations
+            .get(slot)
+            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_slot(&self, slot: usize, instance: Option<Arc<Instance>>) {
+        if let Some(s) = self.slots.get(slot) {
+            s.store(instance);
+        }
+    }
+
+    /// Clears `slot` only if it still holds `id` (a late death notice must not
+    /// remove the instance that replaced it).
+    pub(crate) fn clear_slot_if(&self, slot: usize, id: InstanceId) -> bool {
+        let Some(s) = self.slots.get(slot) else {
+            return false;
+        };
+        let cur = s.load();
+        if cur.as_ref().is_some_and(|i| i.id == id) {
+            s.compare_and_swap(&*cur, None);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Index of the message type in [`Self::types`].
+    #[inline]
+    pub(crate) fn type_index(&self, t: TypeId) -> Option<usize> {
+        self.types.iter().position(|m| m.type_id == t)
+    }
+
+    /// Round-robin over live slots.
+    #[inline]
+    pub(crate) fn pick_round_robin(&self) -> Option<InstanceGuard> {
+        let n = self.slots.len();
+        let start = if n == 1 {
+            0
+        } else {
+            self.rr.fetch_add(1, Ordering::Relaxed) % n
+        };
+        for i in 0..n {
+            let g = self.slots[(start + i) % n].load();
+            if g.is_some() {
+                return Some(g);
+            }
+        }
+        None
+    }
+
+    /// Rendezvous (highest random weight) hashing over live slots: every caller
+    /// that sees the same instances picks the same one for a key.
+    pub(crate) fn pick_keyed(&self, key: u64) -> Option<InstanceGuard> {
+        if self.slots.len() == 1 {
+            let g = self.slots[0].load();
+            return g.is_some().then_some(g);
+        }
+        let mut best: Option<(u64, InstanceGuard)> = None;
+        for (slot, s) in self.slots.iter().enumerate() {
+            let g = s.load();
+            if g.is_none() {
+                continue;
+            }
+            let score = rendezvous_score(key, slot);
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, g));
+            }
+        }
+        best.map(|(_, g)| g)
+    }
+
+    /// Every live instance, for broadcasts.
+    pub(crate) fn all_live(&self) -> Vec<Arc<Instance>> {
+        self.slots.iter().filter_map(|s| s.load_full()).collect()
+    }
+}
+
+/// The rendezvous weight of `slot` for `key`.
+pub(crate) fn rendezvous_score(key: u64, slot: usize) -> u64 {
+    mix64(key ^ mix64(slot as u64 ^ 0x9e37_79b9_7f4a_7c15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(slots: usize) -> ServiceEntry {
+        ServiceEntry::new(Arc::from("s"), Box::new([]), true, slots)
+    }
+
+    fn inst(slot: usize) -> Arc<Instance> {
+        Arc::new(Instance {
+            id: InstanceId {
+                slot,
+                incarnation: 0,
+            },
+            recipients: Box::new([]),
+        })
+    }
+
+    #[test]
+    fn round_robin_skips_dead_slots() {
+        let e = entry(3);
+        e.set_slot(0, Some(inst(0)));
+        e.set_slot(2, Some(inst(2)));
+        let picks: Vec<usize> = (0..6)
+            .map(|_| e.pick_round_robin().unwrap().as_ref().unwrap().id.slot)
+            .collect();
+        assert!(picks.iter().all(|s| *s != 1));
+        assert!(picks.contains(&0) && picks.contains(&2));
+    }
+
+    #[test]
+    fn keyed_pick_is_stable_and_moves_only_keys_of_dead_slot() {
+        let e = entry(4);
+        for s in 0..4 {
+            e.set_slot(s, Some(inst(s)));
+        }
+        let before: Vec<usize> = (0..200u64)
+            .map(|k| e.pick_keyed(k).unwrap().as_ref().unwrap().id.slot)
+            .collect();
+        let again: Vec<usize> = (0..200u64)
+            .map(|k| e.pick_keyed(k).unwrap().as_ref().unwrap().id.slot)
+            .collect();
+        assert_eq!(before, again);
+        for s in 0..4 {
+            assert!(before.contains(&s), "keys spread over every slot");
+        }
+        e.set_slot(1, None);
+        for (k, old) in before.iter().enumerate() {
+            let now = e.pick_keyed(k as u64).unwrap().as_ref().unwrap().id.slot;
+            if *old != 1 {
+                assert_eq!(now, *old, "a key not on the dead slot stays put");
+            } else {
+                assert_ne!(now, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn clear_slot_if_ignores_a_replaced_instance() {
+        let e = entry(1);
+        e.set_slot(0, Some(inst(0)));
+        let newer = InstanceId {
+            slot: 0,
+            incarnation: 1,
+        };
+        assert!(!e.clear_slot_if(0, newer));
+        assert!(e.clear_slot_if(0, inst(0).id));
+        assert!(e.pick_round_robin().is_none());
+    }
+}

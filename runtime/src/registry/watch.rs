@@ -1,0 +1,67 @@
+//! A stream of registry changes.
+
+use tokio::sync::broadcast;
+
+use super::InstanceId;
+
+/// One change in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryEvent {
+    /// An instance started for the first time.
+    Added {
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// An instance died or was stopped and left the registry.
+    Removed {
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: InstanceId,
+        /// Why: `"stopped"`, `"panicked: …"`, `"start failed: …"`, `"killed"`.
+        reason: String,
+    },
+    /// An instance came back after a restart (a fresh actor from the factory).
+    Restarted {
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// The service's supervisor gave up (restart intensity exceeded).
+    Failed {
+        /// The service.
+        service: String,
+    },
+    /// The watcher fell behind and missed this many events.
+    Lagged {
+        /// How many events were skipped.
+        missed: u64,
+    },
+}
+
+/// Receives [`RegistryEvent`]s; made by [`Node::watch`](crate::Node::watch).
+#[derive(Debug)]
+pub struct RegistryWatch {
+    rx: broadcast::Receiver<RegistryEvent>,
+}
+
+impl RegistryWatch {
+    pub(crate) fn new(rx: broadcast::Receiver<RegistryEvent>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event, or `None` once the node is gone.
+    pub async fn next(&mut self) -> Option<RegistryEvent> {
+        match self.rx.recv().await {
+            Ok(ev) => Some(ev),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                Some(RegistryEvent::Lagged { missed })
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Services: the traits a user implements, the actix actor msa wraps them in,
+//! the spec that registers them, and the location-transparent handle.
+
+mod actor;
+mod context;
+mod handle;
+mod reply;
+mod spec;
+
+pub use actor::{Envelope, Handler, Service, ServiceActor};
+pub use context::ServiceContext;
+pub use handle::{Ask, AskFuture, ServiceRef};
+pub use reply::{HandlerFailure, Reply};
+pub use spec::{Routing, ServiceSpec};
+
+pub(crate) use actor::StopInstance;
+pub(crate) use spec::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};

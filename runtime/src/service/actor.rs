@@ -1,0 +1,190 @@
+//! The `Service`/`Handler` traits and the actix actor around them.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use actix::{Actor, Context, Message};
+
+use super::context::ServiceContext;
+use super::reply::{HandlerFailure, Reply, ReplyResponse};
+use crate::metadata::Metadata;
+use crate::node::NodeShared;
+use crate::registry::{InstanceId, ServiceEntry};
+use crate::stats::ServiceStats;
+use crate::supervision::ReadyNotice;
+
+/// A service: plain state plus lifecycle hooks. msa wraps it in
+/// [`ServiceActor`], an actix actor it owns, so that it can detect failures,
+/// count messages and hand every handler the call's [`Metadata`].
+///
+/// A panic in any hook (or handler) fails this instance only; its supervisor
+/// replaces it with a fresh value from the factory.
+pub trait Service: Sized + Unpin + 'static {
+    /// Called once the instance runs, before its first message.
+    fn started(&mut self, ctx: &mut ServiceContext<'_, Self>) {
+        let _ = ctx;
+    }
+
+    /// Called when the instance is asked to stop.
+    fn stopping(&mut self, ctx: &mut ServiceContext<'_, Self>) {
+        let _ = ctx;
+    }
+
+    /// Called after the instance stopped; its mailbox is closed.
+    fn stopped(&mut self, ctx: &mut ServiceContext<'_, Self>) {
+        let _ = ctx;
+    }
+}
+
+/// Handles messages of type `M`.
+///
+/// # Examples
+/// ```
+/// use msa_runtime::{Handler, Reply, Service, ServiceContext};
+///
+/// #[derive(actix::Message)]
+/// #[rtype(result = "u64")]
+/// struct Incr;
+///
+/// #[derive(Default)]
+/// struct Counter(u64);
+/// impl Service for Counter {}
+/// impl Handler<Incr> for Counter {
+///     fn handle(&mut self, _: Incr, _ctx: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+///         self.0 += 1;
+///         Reply::ready(self.0)
+///     }
+/// }
+/// ```
+pub trait Handler<M: Message>: Service {
+    /// Handles one message. `ctx` gives the call's metadata (caller identity,
+    /// trace, deadline) and the actix context.
+    fn handle(&mut self, msg: M, ctx: &mut ServiceContext<'_, Self>) -> Reply<Self, M::Result>;
+}
+
+/// A message together with the metadata of its call. msa sends these; a
+/// service never sees one (its handler gets the message and a context).
+#[derive(Debug)]
+pub struct Envelope<M> {
+    pub(crate) msg: M,
+    pub(crate) meta: Metadata,
+}
+
+impl<M: Message> Message for Envelope<M> {
+    type Result = Result<M::Result, HandlerFailure>;
+}
+
+/// Asks an instance to stop once it has handled what is already queued.
+#[derive(Debug)]
+pub(crate) struct StopInstance;
+
+impl Message for StopInstance {
+    type Result = ();
+}
+
+/// The actix actor msa runs for every service instance. It dereferences to
+/// the service, so actor futures (`Reply::act`) can reach the state.
+pub struct ServiceActor<S> {
+    service: S,
+    pub(crate) shared: Arc<InstanceShared>,
+}
+
+impl<S> std::fmt::Debug for ServiceActor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceActor")
+            .field("service", &self.shared.entry.name())
+            .field("instance", &self.shared.id)
+            .finish()
+    }
+}
+
+/// What an instance shares with msa: its identity, its service's entry and
+/// counters, the node, and whom to tell once it runs.
+#[derive(Debug)]
+pub(crate) struct InstanceShared {
+    pub(crate) id: InstanceId,
+    pub(crate) entry: Arc<ServiceEntry>,
+    pub(crate) node: Arc<NodeShared>,
+    pub(crate) ready: ReadyNotice,
+}
+
+impl<S> ServiceActor<S> {
+    pub(crate) fn new(service: S, shared: Arc<InstanceShared>) -> Self {
+        Self { service, shared }
+    }
+
+    fn stats(&self) -> &ServiceStats {
+        &self.shared.entry.stats
+    }
+}
+
+impl<S> Deref for ServiceActor<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.service
+    }
+}
+
+impl<S> DerefMut for ServiceActor<S> {
+    fn deref_mut(&mut self) -> &mut S {
+        &mut self.service
+    }
+}
+
+impl<S: Service> Actor for ServiceActor<S> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        let mut sctx = ServiceContext::new(ctx, None, &shared);
+        self.service.started(&mut sctx);
+        shared.ready.notify();
+    }
+
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> actix::Running {
+        let shared = self.shared.clone();
+        let mut sctx = ServiceContext::new(ctx, None, &shared);
+        self.service.stopping(&mut sctx);
+        actix::Running::Stop
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        let mut sctx = ServiceContext::new(ctx, None, &shared);
+        self.service.stopped(&mut sctx);
+    }
+}
+
+impl<S, M> actix::Handler<Envelope<M>> for ServiceActor<S>
+where
+    S: Handler<M>,
+    M: Message + 'static,
+    M::Result: Send,
+{
+    type Result = ReplyResponse<S, M::Result>;
+
+    #[inline]
+    fn handle(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(deadline) = env.meta.deadline() {
+            if deadline <= self.shared.node.deadlines.clock().now() {
+                ServiceStats::inc(&self.stats().expired);
+                return ReplyResponse::expired();
+            }
+        }
+        ServiceStats::inc(&self.stats().messages);
+        let Envelope { msg, meta } = env;
+        let shared = &self.shared;
+        let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
+        let reply = self.service.handle(msg, &mut sctx);
+        ReplyResponse::new(reply, shared)
+    }
+}
+
+impl<S: Service> actix::Handler<StopInstance> for ServiceActor<S> {
+    type Result = ();
+
+    fn handle(&mut self, _: StopInstance, ctx: &mut Context<Self>) {
+        use actix::ActorContext;
+        ctx.stop();
+    }
+}

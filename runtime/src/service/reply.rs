@@ -1,0 +1,185 @@
+//! What a handler returns, and how msa delivers it.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix::dev::{MessageResponse, OneshotSender};
+use actix::fut::{ActorFuture, ActorFutureExt};
+use actix::{AsyncContext, Context, Message};
+use futures_util::FutureExt;
+
+use super::actor::{Envelope, InstanceShared, ServiceActor};
+use crate::stats::ServiceStats;
+use crate::supervision::panic_message;
+
+/// Why a handler produced no value, as seen by msa's call path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandlerFailure {
+    /// The detached future of [`Reply::future`] panicked.
+    Panicked(String),
+    /// The message's deadline had passed when it reached the front of the mailbox.
+    Expired,
+}
+
+type BoxFut<R> = Pin<Box<dyn Future<Output = R>>>;
+type BoxActFut<S, R> = Pin<Box<dyn ActorFuture<ServiceActor<S>, Output = R>>>;
+
+enum Kind<S, R> {
+    Ready(R),
+    Future(BoxFut<R>),
+    Act(BoxActFut<S, R>),
+    Atomic(BoxActFut<S, R>),
+}
+
+/// A handler's answer: a value now, or a future.
+///
+/// | constructor | runs | a panic in it |
+/// |---|---|---|
+/// | [`ready`](Reply::ready) | — | (the handler itself panicked) fails the instance |
+/// | [`future`](Reply::future) | detached from the actor, concurrently with later messages | fails that request only: the caller gets `CallError::HandlerPanicked` |
+/// | [`act`](Reply::act) | inside the actor (may touch its state), concurrently | fails the instance |
+/// | [`atomic`](Reply::atomic) | inside the actor, blocking later messages until done | fails the instance |
+pub struct Reply<S, R> {
+    kind: Kind<S, R>,
+}
+
+impl<S, R> std::fmt::Debug for Reply<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let k = match self.kind {
+            Kind::Ready(_) => "ready",
+            Kind::Future(_) => "future",
+            Kind::Act(_) => "act",
+            Kind::Atomic(_) => "atomic",
+        };
+        f.debug_struct("Reply").field("kind", &k).finish()
+    }
+}
+
+impl<S: crate::Service, R: 'static> Reply<S, R> {
+    /// The value, now.
+    #[inline]
+    pub fn ready(value: R) -> Self {
+        Self {
+            kind: Kind::Ready(value),
+        }
+    }
+
+    /// A future run apart from the actor (it cannot touch the actor's state).
+    pub fn future<F>(fut: F) -> Self
+    where
+        F: Future<Output = R> + 'static,
+    {
+        Self {
+            kind: Kind::Future(Box::pin(fut)),
+        }
+    }
+
+    /// An actor future that may read and change the service's state while it
+    /// runs (actix's `ResponseActFuture`); other messages are handled meanwhile.
+    pub fn act<F>(fut: F) -> Self
+    where
+        F: ActorFuture<ServiceActor<S>, Output = R> + 'static,
+    {
+        Self {
+            kind: Kind::Act(Box::pin(fut)),
+        }
+    }
+
+    /// An actor future that holds the actor until it completes (actix's
+    /// `AtomicResponse`): no other message is handled meanwhile.
+    pub fn atomic<F>(fut: F) -> Self
+    where
+        F: ActorFuture<ServiceActor<S>, Output = R> + 'static,
+    {
+        Self {
+            kind: Kind::Atomic(Box::pin(fut)),
+        }
+    }
+}
+
+/// The actix response type msa's handler wrapper returns.
+pub struct ReplyResponse<S, R> {
+    inner: Inner<S, R>,
+}
+
+enum Inner<S, R> {
+    Reply(Kind<S, R>, Option<Arc<InstanceShared>>),
+    Expired,
+}
+
+impl<S, R> std::fmt::Debug for ReplyResponse<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyResponse")
+    }
+}
+
+impl<S, R> ReplyResponse<S, R> {
+    #[inline]
+    pub(crate) fn new(reply: Reply<S, R>, shared: &Arc<InstanceShared>) -> Self {
+        // Only a detached future needs the counters later; don't pay an Arc
+        // clone for the others.
+        let shared = matches!(reply.kind, Kind::Future(_)).then(|| shared.clone());
+        Self {
+            inner: Inner::Reply(reply.kind, shared),
+        }
+    }
+
+    pub(crate) fn expired() -> Self {
+        Self {
+            inner: Inner::Expired,
+        }
+    }
+}
+
+impl<S, M> MessageResponse<ServiceActor<S>, Envelope<M>> for ReplyResponse<S, M::Result>
+where
+    S: crate::Service,
+    M: Message + 'static,
+    M::Result: Send,
+{
+    fn handle(
+        self,
+        ctx: &mut Context<ServiceActor<S>>,
+        tx: Option<OneshotSender<Result<M::Result, HandlerFailure>>>,
+    ) {
+        let send = move |tx: Option<OneshotSender<_>>, v| {
+            if let Some(tx) = tx {
+                // The caller may have given up; that is not an error here.
+                let _ = tx.send(v);
+            }
+        };
+        match self.inner {
+            Inner::Expired => send(tx, Err(HandlerFailure::Expired)),
+            Inner::Reply(Kind::Ready(v), _) => send(tx, Ok(v)),
+            Inner::Reply(Kind::Future(fut), shared) => {
+                actix_rt::spawn(async move {
+                    match AssertUnwindSafe(fut).catch_unwind().await {
+                        Ok(v) => send(tx, Ok(v)),
+                        Err(payload) => {
+                            let message = panic_message(&*payload);
+                            if let Some(shared) = &shared {
+                                ServiceStats::inc(&shared.entry.stats.panicked_requests);
+                                tracing::warn!(
+                                    service = shared.entry.name(),
+                                    instance = %shared.id,
+                                    panic = %message,
+                                    "detached handler future panicked; the instance lives on"
+                                );
+                            }
+                            send(tx, Err(HandlerFailure::Panicked(message)));
+                        }
+                    }
+                });
+            }
+            Inner::Reply(Kind::Act(fut), _) => {
+                ctx.spawn(fut.map(move |v, _, _| send(tx, Ok(v))));
+            }
+            Inner::Reply(Kind::Atomic(fut), _) => {
+                ctx.wait(fut.map(move |v, _, _| send(tx, Ok(v))));
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! `ServiceSpec`: one registration of a service for every way in.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+
+use actix::{Addr, Message, Recipient};
+use futures_util::future::AbortHandle;
+
+use super::actor::{Envelope, Handler, InstanceShared, Service, ServiceActor, StopInstance};
+use crate::error::SpawnError;
+use crate::message::{KeyedMessage, RemoteMessage};
+use crate::node::NodeShared;
+use crate::registry::{ErasedRecipient, Instance, InstanceId, MessageType, ServiceEntry};
+use crate::supervision::{
+    launch, Backoff, ExitNotice, Intensity, Placement, ReadyNotice, Restart, Strategy,
+};
+
+/// How a [`ServiceRef`](crate::ServiceRef) picks among a service's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Routing {
+    /// Round-robin over live instances (stateless services; the default).
+    #[default]
+    RoundRobin,
+    /// Messages registered with [`ServiceSpec::handles_keyed`] go to the
+    /// instance chosen by rendezvous hashing of their key, so the same key
+    /// always reaches the same instance while it lives; other messages go
+    /// round-robin.
+    Keyed,
+}
+
+type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+
+struct Route<S: Service> {
+    ty: MessageType,
+    make: fn(&Addr<ServiceActor<S>>) -> ErasedRecipient,
+}
+
+/// Describes a service: its name, how to make an instance, which messages it
+/// handles, how many instances run, and how they are supervised.
+///
+/// # Examples
+/// ```
+/// use msa_runtime::{Handler, Reply, Restart, Service, ServiceContext, ServiceSpec};
+///
+/// #[derive(actix::Message)]
+/// #[rtype(result = "String")]
+/// struct Hello;
+///
+/// #[derive(Default)]
+/// struct Greeter;
+/// impl Service for Greeter {}
+/// impl Handler<Hello> for Greeter {
+///     fn handle(&mut self, _: Hello, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
+///         Reply::ready("hello".into())
+///     }
+/// }
+///
+/// let spec = ServiceSpec::new("greeter", Greeter::default)
+///     .handles_local::<Hello>()
+///     .instances(4)
+///     .restart(Restart::Permanent);
+/// # let _ = spec;
+/// ```
+pub struct ServiceSpec<S: Service> {
+    name: String,
+    factory: Factory<S>,
+    routes: Vec<Route<S>>,
+    instances: usize,
+    restart: Restart,
+    routing: Routing,
+    mailbox_capacity: usize,
+    strategy: Strategy,
+    intensity: Intensity,
+    backoff: Option<Backoff>,
+}
+
+impl<S: Service> fmt::Debug for ServiceSpec<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceSpec")
+            .field("name", &self.name)
+            .field(
+                "messages",
+                &self.routes.iter().map(|r| r.ty.type_name).collect::<Vec<_>>(),
+            )
+            .field("instances", &self.instances)
+            .field("restart", &self.restart)
+            .field("routing", &self.routing)
+            .finish()
+    }
+}
+
+fn make_recipient<S, M>(addr: &Addr<ServiceActor<S>>) -> ErasedRecipient
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    Box::new(addr.clone().recipient::<Envelope<M>>())
+}
+
+fn key_of<M: KeyedMessage + 'static>(msg: &dyn Any) -> u64 {
+    msg.downcast_ref::<M>().map_or(0, KeyedMessage::routing_key)
+}
+
+impl<S: Service> ServiceSpec<S> {
+    /// Actix's default mailbox capacity; an `ask` waits for room beyond it.
+    pub const DEFAULT_MAILBOX_CAPACITY: usize = 16;
+
+    /// A service named `name` whose instances come from `factory`. Each
+    /// (re)start calls the factory anew, on the thread the instance runs on.
+    pub fn new<F>(name: impl Into<String>, factory: F) -> Self
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        Self {
+            name: name.into(),
+            factory: Arc::new(factory),
+            routes: Vec::new(),
+            instances: 1,
+            restart: Restart::Permanent,
+            routing: Routing::RoundRobin,
+            mailbox_capacity: Self::DEFAULT_MAILBOX_CAPACITY,
+            strategy: Strategy::OneForOne,
+            intensity: Intensity::default(),
+            backoff: None,
+        }
+    }
+
+    fn route<M>(mut self, wire_name: Option<&'static str>, key: Option<fn(&dyn Any) -> u64>) -> Self
+    where
+        S: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let type_id = TypeId::of::<M>();
+        let ty = MessageType {
+            type_id,
+            type_name: std::any::type_name::<M>(),
+            wire_name,
+            key,
+        };
+        if let Some(r) = self.routes.iter_mut().find(|r| r.ty.type_id == type_id) {
+            r.ty = ty;
+        } else {
+            self.routes.push(Route {
+                ty,
+                make: make_recipient::<S, M>,
+            });
+        }
+        self
+    }
+
+    /// Registers a message that may cross nodes (it has a wire name).
+    pub fn handles<M>(self) -> Self
+    where
+        S: Handler<M>,
+        M: RemoteMessage,
+    {
+        self.route::<M>(Some(M::NAME), None)
+    }
+
+    /// Registers a message that routes by key on a [`Routing::Keyed`] service.
+    pub fn handles_keyed<M>(self) -> Self
+    where
+        S: Handler<M>,
+        M: RemoteMessage + KeyedMessage,
+    {
+        self.route::<M>(Some(M::NAME), Some(key_of::<M>))
+    }
+
+    /// Registers a message that only local callers send (no wire name, no
+    /// serialization bounds).
+    pub fn handles_local<M>(self) -> Self
+    where
+        S: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        self.route::<M>(None, None)
+    }
+
+    /// How many instances run (default 1).
+    pub fn instances(mut self, n: usize) -> Self {
+        self.instances = n;
+        self
+    }
+
+    /// When an instance is restarted (default [`Restart::Permanent`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// How callers pick an instance (default [`Routing::RoundRobin`]).
+    pub fn routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Mailbox capacity per instance; `ask` waits for room beyond it, `tell`
+    /// does not (default 16, as actix).
+    pub fn mailbox_capacity(mut self, n: usize) -> Self {
+        self.mailbox_capacity = n.max(1);
+        self
+    }
+
+    /// Strategy of the service's own supervisor over its instances
+    /// (default [`Strategy::OneForOne`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Restart intensity of the service's supervisor (default 3 in 5 s).
+    pub fn intensity(mut self, max_restarts: u32, within: std::time::Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts,
+            within,
+        };
+        self
+    }
+
+    /// Backoff between restarts (default none).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Wire names registered, as `(wire name, Rust type name)`.
+    pub fn wire_names(&self) -> Vec<(&'static str, &'static str)> {
+        self.routes
+            .iter()
+            .filter_map(|r| r.ty.wire_name.map(|w| (w, r.ty.type_name)))
+            .collect()
+    }
+
+    /// Checks the spec on its own (name, instances, keyed routes).
+    pub(crate) fn validate(&self) -> Result<(), SpawnError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 128
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !name_ok {
+            return Err(SpawnError::InvalidName {
+                service: self.name.clone(),
+            });
+        }
+        if self.instances == 0 {
+            return Err(SpawnError::ZeroInstances {
+                service: self.name.clone(),
+            });
+        }
+        if self.routing == Routing::Keyed && !self.routes.iter().any(|r| r.ty.key.is_some()) {
+            return Err(SpawnError::NoKeyedMessage {
+                service: self.name.clone(),
+            });
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (wire, ty) in self.wire_names() {
+            if let Some(first) = seen.insert(wire, ty) {
+                if first != ty {
+                    return Err(SpawnError::DuplicateWireName {
+                        name: wire,
+                        first,
+                        second: ty,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the spec into a blueprint bound to its registry entry.
+    pub(crate) fn into_blueprint(self) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
+        let types: Box<[MessageType]> = self.routes.iter().map(|r| r.ty).collect();
+        let entry = Arc::new(ServiceEntry::new(
+            Arc::from(self.name.as_str()),
+            types,
+            self.routing == Routing::Keyed,
+            self.instances,
+        ));
+        let bp = Blueprint {
+            entry: entry.clone(),
+            spec: self,
+        };
+        (entry, Arc::new(bp))
+    }
+}
+
+/// A spec bound to its registry entry.
+pub(crate) struct Blueprint<S: Service> {
+    spec: ServiceSpec<S>,
+    entry: Arc<ServiceEntry>,
+}
+
+/// What a supervisor needs to start one instance.
+#[derive(Debug)]
+pub(crate) struct InstanceLaunch {
+    pub(crate) slot: usize,
+    pub(crate) node: Arc<NodeShared>,
+    pub(crate) placement: Placement,
+    pub(crate) ready: ReadyNotice,
+    pub(crate) exit: ExitNotice,
+}
+
+/// A started instance as its supervisor holds it.
+pub(crate) struct LaunchedInstance {
+    pub(crate) instance: Arc<Instance>,
+    pub(crate) stop: Recipient<StopInstance>,
+    pub(crate) abort: AbortHandle,
+}
+
+impl fmt::Debug for LaunchedInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaunchedInstance")
+            .field("id", &self.instance.id)
+            .finish()
+    }
+}
+
+/// A type-erased [`Blueprint`].
+pub(crate) trait ErasedBlueprint: Send + Sync {
+    fn entry(&self) -> &Arc<ServiceEntry>;
+    fn instances(&self) -> usize;
+    fn restart(&self) -> Restart;
+    fn strategy(&self) -> Strategy;
+    fn intensity(&self) -> Intensity;
+    fn backoff(&self) -> Option<Backoff>;
+    /// Starts one instance; its incarnation comes from the entry.
+    fn launch(&self, l: InstanceLaunch) -> LaunchedInstance;
+}
+
+impl fmt::Debug for dyn ErasedBlueprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blueprint")
+            .field("service", &self.entry().name())
+            .finish()
+    }
+}
+
+impl<S: Service> ErasedBlueprint for Blueprint<S> {
+    fn entry(&self) -> &Arc<ServiceEntry> {
+        &self.entry
+    }
+    fn instances(&self) -> usize {
+        self.spec.instances
+    }
+    fn restart(&self) -> Restart {
+        self.spec.restart
+    }
+    fn strategy(&self) -> Strategy {
+        self.spec.strategy
+    }
+    fn intensity(&self) -> Intensity {
+        self.spec.intensity
+    }
+    fn backoff(&self) -> Option<Backoff> {
+        self.spec.backoff
+    }
+
+    fn launch(&self, l: InstanceLaunch) -> LaunchedInstance {
+        let (tx, rx) = actix::dev::channel::channel::<ServiceActor<S>>(self.spec.mailbox_capacity);
+        let addr = Addr::new(tx);
+        let id = InstanceId {
+            slot: l.slot,
+            incarnation: self.entry.next_incarnation(l.slot),
+        };
+        let recipients: Box<[ErasedRecipient]> =
+            self.spec.routes.iter().map(|r| (r.make)(&addr)).collect();
+        let instance = Arc::new(Instance { id, recipients });
+        let shared = Arc::new(InstanceShared {
+            id,
+            entry: self.entry.clone(),
+            node: l.node,
+            ready: l.ready,
+        });
+        let factory = self.spec.factory.clone();
+        let (abort, reg) = AbortHandle::new_pair();
+        let stop = addr.recipient::<StopInstance>();
+        let placed = launch(
+            &l.placement,
+            move || ServiceActor::new(factory(), shared),
+            rx,
+            reg,
+            Some(l.exit.clone()),
+        );
+        if !placed {
+            l.exit.send(crate::supervision::ExitReason::StartFailed(
+                "the arbiter is gone".into(),
+            ));
+        }
+        LaunchedInstance {
+            instance,
+            stop,
+            abort,
+        }
+    }
+}

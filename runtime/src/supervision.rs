@@ -1,0 +1,48 @@
+//! Supervision trees with OTP semantics.
+//!
+//! ```text
+//!            node root (one-for-one, never restarts: logs and marks failed)
+//!            /                     \
+//!   service "kv" supervisor      user SupervisorSpec (one-for-all)
+//!    /     |      \                /                  \
+//!  inst0 inst1  inst2     service "orders" sup    service "payments" sup
+//!                               |                        |
+//!                             inst0                    inst0
+//! ```
+//!
+//! * A service's instances are the children of that service's own supervisor
+//!   (one-for-one by default). They start together and stop together: they
+//!   are interchangeable copies, so no order among them is meaningful.
+//! * A [`SupervisorSpec`]'s children (services and nested supervisors) start
+//!   one after another, each once the previous one is ready (every instance
+//!   ran `started`), and stop in reverse order, each once the next has exited.
+//! * Restart policies: [`Restart::Permanent`] always, [`Restart::Transient`]
+//!   only after a failure, [`Restart::Temporary`] never.
+//! * Restart intensity: more than `max_restarts` within `within` makes the
+//!   supervisor give up: it kills its children, and escalates to its parent,
+//!   which treats that as a failure of the child. At the root, giving up is
+//!   logged, the service is marked [`ServiceState::Failed`](crate::ServiceState)
+//!   and everything else keeps running.
+//! * Failure detection: actix restarts nothing after a panic, so msa owns each
+//!   actor's context future, runs it under `catch_unwind`, and tells the
+//!   supervisor how it ended ([`ExitReason`]). A restarted instance is a fresh
+//!   value from the factory.
+
+mod backoff;
+mod exit;
+mod intensity;
+mod launch;
+mod spec;
+mod strategy;
+mod supervisor;
+
+pub use backoff::Backoff;
+pub use exit::ExitReason;
+pub use intensity::Intensity;
+pub use spec::SupervisorSpec;
+pub use strategy::{Restart, Strategy};
+
+pub(crate) use exit::panic_message;
+pub(crate) use launch::{launch, ExitNotice, Placement, ReadyNotice};
+pub(crate) use spec::ChildSpec;
+pub(crate) use supervisor::{AddChild, Kind, KillTree, StopTree, Supervisor};

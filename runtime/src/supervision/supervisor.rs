@@ -1,0 +1,696 @@
+//! The supervisor actor.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message};
+use futures_util::future::AbortHandle;
+use tokio::sync::oneshot;
+
+use super::exit::ExitReason;
+use super::intensity::RestartWindow;
+use super::launch::{launch, ExitNotice, ReadyNotice};
+use super::spec::{ChildSpec, ResolvedSupervisor};
+use super::{Backoff, Intensity, Restart, Strategy};
+use crate::error::SpawnError;
+use crate::node::NodeShared;
+use crate::registry::{RegistryEvent, ServiceState};
+use crate::service::{ErasedBlueprint, InstanceLaunch, LaunchedInstance, StopInstance};
+use crate::stats::ServiceStats;
+
+/// What kind of supervisor this is.
+#[derive(Debug, Clone)]
+pub(crate) enum Kind {
+    /// The node's root: never restarts; a child that gives up is logged and
+    /// its services marked failed.
+    Root,
+    /// A user [`SupervisorSpec`](super::SupervisorSpec).
+    User(Arc<ResolvedSupervisor>),
+    /// The supervisor of one service's instances.
+    Service(Arc<dyn ErasedBlueprint>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not running; may be started.
+    Down,
+    /// Launched; waiting for it to report ready.
+    Starting,
+    Running,
+    /// Asked to stop gracefully; waiting for its exit.
+    Stopping,
+    /// Ended for good (temporary/transient, or root child that gave up).
+    Done,
+}
+
+enum Run {
+    Instance(LaunchedInstance),
+    Supervisor(Addr<Supervisor>, AbortHandle),
+}
+
+struct Child {
+    spec: ChildSpec,
+    restart: Restart,
+    generation: u64,
+    state: State,
+    run: Option<Run>,
+    /// Root only: the `spawn` call waiting for this child to be ready.
+    waiting: Option<oneshot::Sender<Result<(), SpawnError>>>,
+}
+
+/// A supervisor: starts children, watches them, restarts per strategy and
+/// policy within its intensity, escalates when that is exceeded.
+pub(crate) struct Supervisor {
+    name: Arc<str>,
+    kind: Kind,
+    strategy: Strategy,
+    window: RestartWindow,
+    backoff: Option<Backoff>,
+    consecutive: u32,
+    last_restart: Option<Instant>,
+    children: Vec<Child>,
+    node: Arc<NodeShared>,
+    /// Tell the parent once every child is up (the first time only).
+    ready: Option<ReadyNotice>,
+    /// Tell the parent when giving up.
+    exit: Option<ExitNotice>,
+    /// `Some` while starting children one after another (user supervisors).
+    cursor: Option<usize>,
+    stopping: Option<Option<oneshot::Sender<()>>>,
+    given_up: bool,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("name", &self.name)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+/// A child ended.
+#[derive(Debug)]
+pub(crate) struct ChildExited {
+    pub(crate) child: usize,
+    pub(crate) generation: u64,
+    pub(crate) reason: ExitReason,
+}
+impl Message for ChildExited {
+    type Result = ();
+}
+
+/// A child is up.
+#[derive(Debug)]
+pub(crate) struct ChildReady {
+    pub(crate) child: usize,
+    pub(crate) generation: u64,
+}
+impl Message for ChildReady {
+    type Result = ();
+}
+
+/// Root only: add and start a child; the reply comes once it is ready.
+#[derive(Debug)]
+pub(crate) struct AddChild {
+    pub(crate) spec: ChildSpec,
+    pub(crate) reply: oneshot::Sender<Result<(), SpawnError>>,
+}
+impl Message for AddChild {
+    type Result = ();
+}
+
+/// Stop every child gracefully, in reverse order, then stop.
+#[derive(Debug)]
+pub(crate) struct StopTree {
+    pub(crate) reply: Option<oneshot::Sender<()>>,
+}
+impl Message for StopTree {
+    type Result = ();
+}
+
+/// Kill every child now (recursively), then stop. `fail` marks the
+/// services failed rather than stopped.
+#[derive(Debug)]
+pub(crate) struct KillTree {
+    pub(crate) fail: bool,
+}
+impl Message for KillTree {
+    type Result = ();
+}
+
+/// A restart whose backoff has elapsed.
+#[derive(Debug)]
+struct RestartDue {
+    from: usize,
+    only: bool,
+}
+impl Message for RestartDue {
+    type Result = ();
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        kind: Kind,
+        node: Arc<NodeShared>,
+        ready: Option<ReadyNotice>,
+        exit: Option<ExitNotice>,
+    ) -> Self {
+        let (name, strategy, intensity, backoff, children): (Arc<str>, _, _, _, Vec<ChildSpec>) =
+            match &kind {
+                Kind::Root => (
+                    Arc::from("root"),
+                    Strategy::OneForOne,
+                    Intensity::default(),
+                    None,
+                    Vec::new(),
+                ),
+                Kind::User(s) => (
+                    Arc::from(s.name.as_str()),
+                    s.strategy,
+                    s.intensity,
+                    s.backoff,
+                    s.children.clone(),
+                ),
+                Kind::Service(b) => (
+                    b.entry().name_arc().clone(),
+                    b.strategy(),
+                    b.intensity(),
+                    b.backoff(),
+                    (0..b.instances())
+                        .map(|slot| ChildSpec::Instance {
+                            blueprint: b.clone(),
+                            slot,
+                        })
+                        .collect(),
+                ),
+            };
+        let children = children
+            .into_iter()
+            .map(|spec| Child {
+                restart: spec.restart(),
+                spec,
+                generation: 0,
+                state: State::Down,
+                run: None,
+                waiting: None,
+            })
+            .collect();
+        Self {
+            name,
+            kind,
+            strategy,
+            window: RestartWindow::new(intensity),
+            backoff,
+            consecutive: 0,
+            last_restart: None,
+            children,
+            node,
+            ready,
+            exit,
+            cursor: None,
+            stopping: None,
+            given_up: false,
+        }
+    }
+
+    /// Starts a supervisor actor as child `child` of `parent`.
+    pub(crate) fn spawn_child(
+        kind: Kind,
+        node: &Arc<NodeShared>,
+        parent: &Addr<Supervisor>,
+        child: usize,
+        generation: u64,
+    ) -> (Addr<Supervisor>, AbortHandle) {
+        let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
+        let addr = Addr::new(tx);
+        let ready = ReadyNotice {
+            sup: Some(parent.clone()),
+            child,
+            generation,
+        };
+        let exit = ExitNotice {
+            sup: parent.clone(),
+            child,
+            generation,
+        };
+        let (abort, reg) = AbortHandle::new_pair();
+        let n = node.clone();
+        let exit2 = exit.clone();
+        let placement = node.placement();
+        if !launch(
+            &placement,
+            move || Supervisor::new(kind, n, Some(ready), Some(exit2)),
+            rx,
+            reg,
+            Some(exit.clone()),
+        ) {
+            exit.send(ExitReason::StartFailed("the arbiter is gone".into()));
+        }
+        (addr, abort)
+    }
+
+    fn sequential(&self) -> bool {
+        matches!(self.kind, Kind::User(_))
+    }
+
+    fn entry_stats(&self) -> Option<&ServiceStats> {
+        match &self.kind {
+            Kind::Service(b) => Some(&b.entry().stats),
+            _ => None,
+        }
+    }
+
+    fn start_child(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        let node = self.node.clone();
+        let Some(c) = self.children.get_mut(i) else {
+            return;
+        };
+        c.generation += 1;
+        c.state = State::Starting;
+        let generation = c.generation;
+        let _span = tracing::debug_span!("spawn", supervisor = %self.name, child = %c.spec.label())
+            .entered();
+        match &c.spec {
+            ChildSpec::Instance { blueprint, slot } => {
+                let launched = blueprint.launch(InstanceLaunch {
+                    slot: *slot,
+                    placement: node.placement(),
+                    node: node.clone(),
+                    ready: ReadyNotice {
+                        sup: Some(me.clone()),
+                        child: i,
+                        generation,
+                    },
+                    exit: ExitNotice {
+                        sup: me,
+                        child: i,
+                        generation,
+                    },
+                });
+                let entry = blueprint.entry();
+                let id = launched.instance.id;
+                entry.set_slot(*slot, Some(launched.instance.clone()));
+                let service = entry.name().to_string();
+                if id.incarnation == 0 {
+                    node.registry.publish(RegistryEvent::Added {
+                        service,
+                        instance: id,
+                    });
+                } else {
+                    ServiceStats::inc(&entry.stats.restarts);
+                    node.registry.publish(RegistryEvent::Restarted {
+                        service,
+                        instance: id,
+                    });
+                }
+                c.run = Some(Run::Instance(launched));
+            }
+            ChildSpec::Service(bp) => {
+                bp.entry().set_state(ServiceState::Starting);
+                let (addr, abort) =
+                    Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation);
+                c.run = Some(Run::Supervisor(addr, abort));
+            }
+            ChildSpec::Supervisor(s) => {
+                let (addr, abort) =
+                    Self::spawn_child(Kind::User(s.clone()), &node, &me, i, generation);
+                c.run = Some(Run::Supervisor(addr, abort));
+            }
+        }
+    }
+
+    /// Starts children from `from` on: all at once, or one after another.
+    fn start_from(&mut self, from: usize, ctx: &mut Context<Self>) {
+        if self.sequential() {
+            self.cursor = Some(from);
+            self.advance(ctx);
+        } else {
+            for i in from..self.children.len() {
+                if self.children[i].state == State::Down {
+                    self.start_child(i, ctx);
+                }
+            }
+            self.check_ready();
+        }
+    }
+
+    /// Sequential start: launch the child at the cursor once the one before is up.
+    fn advance(&mut self, ctx: &mut Context<Self>) {
+        while let Some(i) = self.cursor {
+            let Some(c) = self.children.get(i) else {
+                self.cursor = None;
+                break;
+            };
+            match c.state {
+                State::Down => {
+                    self.start_child(i, ctx);
+                    return;
+                }
+                State::Starting | State::Stopping => return,
+                State::Running | State::Done => self.cursor = Some(i + 1),
+            }
+        }
+        self.check_ready();
+    }
+
+    fn check_ready(&mut self) {
+        if self.cursor.is_some() {
+            return;
+        }
+        let all_up = self
+            .children
+            .iter()
+            .all(|c| matches!(c.state, State::Running | State::Done));
+        if all_up {
+            if let Kind::Service(b) = &self.kind {
+                b.entry().set_state(ServiceState::Running);
+            }
+            if let Some(r) = self.ready.take() {
+                r.notify();
+            }
+        }
+    }
+
+    /// Kills the running children in `range`, last first. Their exit notices
+    /// become stale (the generation moves on).
+    fn kill_range(&mut self, range: std::ops::Range<usize>, fail: bool) {
+        for i in range.rev() {
+            let c = &mut self.children[i];
+            c.generation += 1;
+            if c.state != State::Done {
+                c.state = State::Down;
+            }
+            match c.run.take() {
+                Some(Run::Instance(l)) => {
+                    l.abort.abort();
+                    if let ChildSpec::Instance { blueprint, slot } = &c.spec {
+                        let entry = blueprint.entry();
+                        if entry.clear_slot_if(*slot, l.instance.id) {
+                            self.node.registry.publish(RegistryEvent::Removed {
+                                service: entry.name().to_string(),
+                                instance: l.instance.id,
+                                reason: ExitReason::Killed.to_string(),
+                            });
+                        }
+                    }
+                }
+                Some(Run::Supervisor(addr, _abort)) => addr.do_send(KillTree { fail }),
+                None => {}
+            }
+        }
+    }
+
+    fn give_up(&mut self, reason: &ExitReason, ctx: &mut Context<Self>) {
+        let _span = tracing::error_span!("escalate", supervisor = %self.name).entered();
+        tracing::error!(%reason, "restart intensity exceeded; giving up and escalating to the parent");
+        self.given_up = true;
+        let n = self.children.len();
+        self.kill_range(0..n, true);
+        if let Kind::Service(b) = &self.kind {
+            b.entry().set_state(ServiceState::Failed);
+            self.node.registry.publish(RegistryEvent::Failed {
+                service: b.entry().name().to_string(),
+            });
+        }
+        if let Some(exit) = self.exit.take() {
+            exit.send(ExitReason::Escalated(format!("{}: {reason}", self.name)));
+        }
+        ctx.stop();
+    }
+
+    fn schedule_restart(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if let (Some(b), Some(last)) = (self.backoff, self.last_restart) {
+            if now.saturating_duration_since(last) > b.max {
+                self.consecutive = 0;
+            }
+        }
+        self.consecutive = self.consecutive.saturating_add(1);
+        self.last_restart = Some(now);
+        let delay = self.backoff.map(|b| b.delay(self.consecutive));
+        match delay {
+            Some(d) if !d.is_zero() => {
+                ctx.notify_later(RestartDue { from, only }, d);
+            }
+            _ => self.restart_now(from, only, ctx),
+        }
+    }
+
+    fn restart_now(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() || self.given_up {
+            return;
+        }
+        if only {
+            if self.children.get(from).is_some_and(|c| c.state == State::Down) {
+                self.start_child(from, ctx);
+            }
+        } else {
+            self.start_from(from, ctx);
+        }
+    }
+
+    /// Graceful stop: the next child to stop (reverse order), or all at once
+    /// for a service's instances.
+    fn continue_stopping(&mut self, ctx: &mut Context<Self>) {
+        if self.sequential() || matches!(self.kind, Kind::Root) {
+            if self.children.iter().any(|c| c.state == State::Stopping) {
+                return;
+            }
+            if let Some(i) = (0..self.children.len())
+                .rev()
+                .find(|&i| matches!(self.children[i].state, State::Running | State::Starting))
+            {
+                let c = &mut self.children[i];
+                c.state = State::Stopping;
+                match &c.run {
+                    Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
+                    Some(Run::Instance(l)) => l.stop.do_send(StopInstance),
+                    None => c.state = State::Done,
+                }
+                return self.continue_stopping(ctx);
+            }
+        } else {
+            for c in self.children.iter_mut().rev() {
+                if matches!(c.state, State::Running | State::Starting) {
+                    c.state = State::Stopping;
+                    match &c.run {
+                        Some(Run::Instance(l)) => l.stop.do_send(StopInstance),
+                        Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
+                        None => c.state = State::Done,
+                    }
+                }
+            }
+            if self.children.iter().any(|c| c.state == State::Stopping) {
+                return;
+            }
+        }
+        // Everything has stopped.
+        for c in &mut self.children {
+            if c.state == State::Down {
+                c.state = State::Done;
+            }
+        }
+        if let Kind::Service(b) = &self.kind {
+            b.entry().set_state(ServiceState::Stopped);
+        }
+        if let Some(Some(reply)) = self.stopping.as_mut().map(Option::take) {
+            let _ = reply.send(());
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(usize::MAX >> 2);
+        tracing::debug!(supervisor = %self.name, children = self.children.len(), "supervisor started");
+        self.start_from(0, ctx);
+    }
+}
+
+impl Handler<ChildReady> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildReady, ctx: &mut Context<Self>) {
+        let Some(c) = self.children.get_mut(msg.child) else {
+            return;
+        };
+        if c.generation != msg.generation || c.state != State::Starting {
+            return;
+        }
+        c.state = State::Running;
+        if let Some(w) = c.waiting.take() {
+            let _ = w.send(Ok(()));
+        }
+        if self.cursor == Some(msg.child) {
+            self.cursor = Some(msg.child + 1);
+            self.advance(ctx);
+        } else {
+            self.check_ready();
+        }
+    }
+}
+
+impl Handler<ChildExited> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
+        let ChildExited {
+            child: i,
+            generation,
+            reason,
+        } = msg;
+        let node = self.node.clone();
+        let Some(c) = self.children.get_mut(i) else {
+            return;
+        };
+        if c.generation != generation || matches!(c.state, State::Down | State::Done) {
+            return;
+        }
+        let was_stopping = c.state == State::Stopping;
+        c.state = State::Down;
+        let label = c.spec.label();
+        if let (Some(Run::Instance(l)), ChildSpec::Instance { blueprint, slot }) =
+            (c.run.take(), &c.spec)
+        {
+            let entry = blueprint.entry();
+            if entry.clear_slot_if(*slot, l.instance.id) {
+                node.registry.publish(RegistryEvent::Removed {
+                    service: entry.name().to_string(),
+                    instance: l.instance.id,
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        if let Some(w) = c.waiting.take() {
+            let _ = w.send(Err(SpawnError::StartFailed {
+                child: label.clone(),
+                reason: reason.to_string(),
+            }));
+        }
+        if reason.is_failure() {
+            if let Some(stats) = self.entry_stats() {
+                ServiceStats::inc(&stats.failures);
+            }
+        }
+        if self.stopping.is_some() || was_stopping {
+            self.children[i].state = State::Done;
+            if self.stopping.is_some() {
+                self.continue_stopping(ctx);
+            }
+            return;
+        }
+        if matches!(self.kind, Kind::Root) {
+            self.children[i].state = State::Done;
+            if reason.is_failure() {
+                tracing::error!(child = %label, %reason,
+                    "a top-level service gave up; it is marked failed and the node keeps serving the rest");
+            }
+            return;
+        }
+        let restart = match self.children[i].restart {
+            Restart::Permanent => true,
+            Restart::Transient => reason.is_failure(),
+            Restart::Temporary => false,
+        };
+        if !restart {
+            self.children[i].state = State::Done;
+            if self.cursor == Some(i) {
+                self.cursor = Some(i + 1);
+                self.advance(ctx);
+            } else {
+                self.check_ready();
+            }
+            return;
+        }
+        if !self.window.record(Instant::now()) {
+            self.give_up(&reason, ctx);
+            return;
+        }
+        let _span =
+            tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
+        tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
+        let n = self.children.len();
+        match self.strategy {
+            Strategy::OneForOne => self.schedule_restart(i, true, ctx),
+            Strategy::OneForAll => {
+                self.kill_range(i + 1..n, false);
+                self.kill_range(0..i, false);
+                self.schedule_restart(0, false, ctx);
+            }
+            Strategy::RestForOne => {
+                self.kill_range(i + 1..n, false);
+                self.schedule_restart(i, false, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<RestartDue> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestartDue, ctx: &mut Context<Self>) {
+        self.restart_now(msg.from, msg.only, ctx);
+    }
+}
+
+impl Handler<AddChild> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddChild, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() {
+            let _ = msg.reply.send(Err(SpawnError::ShuttingDown));
+            return;
+        }
+        let i = self.children.len();
+        self.children.push(Child {
+            restart: msg.spec.restart(),
+            spec: msg.spec,
+            generation: 0,
+            state: State::Down,
+            run: None,
+            waiting: Some(msg.reply),
+        });
+        self.start_child(i, ctx);
+    }
+}
+
+impl Handler<StopTree> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopTree, ctx: &mut Context<Self>) {
+        self.cursor = None;
+        self.stopping = Some(msg.reply);
+        for c in &mut self.children {
+            if let Some(w) = c.waiting.take() {
+                let _ = w.send(Err(SpawnError::ShuttingDown));
+            }
+        }
+        self.continue_stopping(ctx);
+    }
+}
+
+impl Handler<KillTree> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: KillTree, ctx: &mut Context<Self>) {
+        self.given_up = true;
+        let n = self.children.len();
+        self.kill_range(0..n, msg.fail);
+        if let Kind::Service(b) = &self.kind {
+            b.entry().set_state(if msg.fail {
+                ServiceState::Failed
+            } else {
+                ServiceState::Stopped
+            });
+        }
+        if let Some(Some(reply)) = self.stopping.as_mut().map(Option::take) {
+            let _ = reply.send(());
+        }
+        ctx.stop();
+    }
+}

@@ -155,6 +155,10 @@ async fn an_expired_deadline_is_not_handled() {
     svc.tell(SlowAtomic(Duration::from_millis(200))).unwrap();
     let late = svc.ask(Incr).timeout(Duration::from_millis(20)).await;
     assert!(matches!(late, Err(CallError::Timeout { .. })), "{late:?}");
+    // A tell whose metadata deadline passes while queued is dropped unhandled.
+    let deadline = std::time::Instant::now() + Duration::from_millis(20);
+    svc.tell(SlowAtomic(Duration::from_millis(100))).unwrap();
+    svc.tell_with(Incr, Metadata::new().with_deadline(deadline)).unwrap();
     // Once the instance is free again, the expired Incr must not have run.
     assert_eq!(svc.ask(Get).await.unwrap(), 0);
     assert_eq!(node.stats("c").unwrap().expired, 1);

@@ -192,3 +192,76 @@ pub async fn wait_event(
     .await
     .expect("event within 10 s")
 }
+
+/// Stops the instance normally.
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+pub struct StopMe;
+
+/// Panics inside an atomic actor future.
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "u64")]
+pub struct BoomAtomic;
+
+impl Handler<StopMe> for Counter {
+    fn handle(&mut self, _: StopMe, ctx: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        ctx.stop();
+        Reply::ready(())
+    }
+}
+impl Handler<BoomAtomic> for Counter {
+    fn handle(&mut self, _: BoomAtomic, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+        use actix::fut::ActorFutureExt;
+        Reply::atomic(actix::fut::wrap_future(tokio::task::yield_now()).map(
+            |_, _act: &mut ServiceActor<Counter>, _| -> u64 { panic!("boom in atomic future") },
+        ))
+    }
+}
+
+/// The full counter spec with the stop/atomic messages too.
+pub fn full_spec(name: &str, make: impl Fn() -> Counter + Send + Sync + 'static) -> ServiceSpec<Counter> {
+    ServiceSpec::new(name, make)
+        .handles::<Incr>()
+        .handles::<Get>()
+        .handles_local::<Boom>()
+        .handles_local::<BoomAsync>()
+        .handles_local::<BoomAct>()
+        .handles_local::<BoomAtomic>()
+        .handles_local::<Slow>()
+        .handles_local::<SlowAtomic>()
+        .handles_local::<WhoAmI>()
+        .handles_local::<StopMe>()
+}
+
+/// Waits for the next `Restarted` of `service`.
+pub async fn restarted(w: &mut msa_runtime::RegistryWatch, service: &str) {
+    let s = service.to_string();
+    wait_event(w, move |e| {
+        matches!(e, msa_runtime::RegistryEvent::Restarted { service, .. } if *service == s)
+    })
+    .await;
+}
+
+/// Waits until each of `services` has been restarted once (in any order).
+pub async fn restarted_all(w: &mut msa_runtime::RegistryWatch, services: &[&str]) {
+    let mut left: Vec<String> = services.iter().map(|s| s.to_string()).collect();
+    while !left.is_empty() {
+        let ev = wait_event(w, |e| matches!(e, msa_runtime::RegistryEvent::Restarted { .. })).await;
+        if let msa_runtime::RegistryEvent::Restarted { service, .. } = ev {
+            left.retain(|s| *s != service);
+        }
+    }
+}
+
+/// Waits for the next `Removed` of `service`.
+pub async fn removed(w: &mut msa_runtime::RegistryWatch, service: &str) -> String {
+    let s = service.to_string();
+    match wait_event(w, move |e| {
+        matches!(e, msa_runtime::RegistryEvent::Removed { service, .. } if *service == s)
+    })
+    .await
+    {
+        msa_runtime::RegistryEvent::Removed { reason, .. } => reason,
+        _ => unreachable!(),
+    }
+}

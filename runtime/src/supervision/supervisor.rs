@@ -39,6 +39,9 @@ enum State {
     Running,
     /// Asked to stop gracefully; waiting for its exit.
     Stopping,
+    /// Killed; waiting for its exit before what comes next (a restart, an
+    /// escalation, or this supervisor's own stop).
+    Killing,
     /// Ended for good (temporary/transient, or root child that gave up).
     Done,
 }
@@ -78,6 +81,16 @@ pub(crate) struct Supervisor {
     cursor: Option<usize>,
     stopping: Option<Option<oneshot::Sender<()>>>,
     given_up: bool,
+    /// What to do once every killed child has exited.
+    after_kill: Option<AfterKill>,
+}
+
+/// What a supervisor does once the children it killed have all exited.
+#[derive(Debug)]
+enum AfterKill {
+    Restart { from: usize, only: bool },
+    Escalate(ExitReason),
+    Stop,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -107,6 +120,19 @@ pub(crate) struct ChildReady {
     pub(crate) generation: u64,
 }
 impl Message for ChildReady {
+    type Result = ();
+}
+
+/// A service's supervisor restarted one of its instances after a failure:
+/// for its parent, that service failed, so a one-for-all or rest-for-one
+/// parent restarts the siblings.
+#[derive(Debug)]
+pub(crate) struct ChildFailed {
+    pub(crate) child: usize,
+    pub(crate) generation: u64,
+    pub(crate) reason: ExitReason,
+}
+impl Message for ChildFailed {
     type Result = ();
 }
 
@@ -211,6 +237,7 @@ impl Supervisor {
             cursor: None,
             stopping: None,
             given_up: false,
+            after_kill: None,
         }
     }
 
@@ -348,7 +375,7 @@ impl Supervisor {
                     self.start_child(i, ctx);
                     return;
                 }
-                State::Starting | State::Stopping => return,
+                State::Starting | State::Stopping | State::Killing => return,
                 State::Running | State::Done => self.cursor = Some(i + 1),
             }
         }
@@ -373,16 +400,13 @@ impl Supervisor {
         }
     }
 
-    /// Kills the running children in `range`, last first. Their exit notices
-    /// become stale (the generation moves on).
+    /// Kills the running children in `range`, last first. They leave the
+    /// registry at once; the supervisor waits for their exits (state
+    /// `Killing`) before it restarts, escalates or stops.
     fn kill_range(&mut self, range: std::ops::Range<usize>, fail: bool) {
         for i in range.rev() {
             let c = &mut self.children[i];
-            c.generation += 1;
-            if c.state != State::Done {
-                c.state = State::Down;
-            }
-            match c.run.take() {
+            match &c.run {
                 Some(Run::Instance(l)) => {
                     l.abort.abort();
                     if let ChildSpec::Instance { blueprint, slot } = &c.spec {
@@ -395,9 +419,56 @@ impl Supervisor {
                             });
                         }
                     }
+                    c.state = State::Killing;
                 }
-                Some(Run::Supervisor(addr, _abort)) => addr.do_send(KillTree { fail }),
-                None => {}
+                Some(Run::Supervisor(addr, _abort)) => {
+                    addr.do_send(KillTree { fail });
+                    c.state = State::Killing;
+                }
+                None => {
+                    if c.state != State::Done {
+                        c.state = State::Down;
+                    }
+                }
+            }
+        }
+    }
+
+    fn killing(&self) -> bool {
+        self.children.iter().any(|c| c.state == State::Killing)
+    }
+
+    /// Runs `next` now if no killed child is still exiting, else once they have.
+    fn after_kills(&mut self, next: AfterKill, ctx: &mut Context<Self>) {
+        let next = match (self.after_kill.take(), next) {
+            (
+                Some(AfterKill::Restart { from: a, .. }),
+                AfterKill::Restart { from: b, .. },
+            ) => AfterKill::Restart {
+                from: a.min(b),
+                only: false,
+            },
+            (Some(AfterKill::Escalate(r)), _) | (_, AfterKill::Escalate(r)) => AfterKill::Escalate(r),
+            (Some(AfterKill::Stop), _) | (_, AfterKill::Stop) => AfterKill::Stop,
+            (None, n) => n,
+        };
+        if self.killing() {
+            self.after_kill = Some(next);
+            return;
+        }
+        match next {
+            AfterKill::Restart { from, only } => self.schedule_restart(from, only, ctx),
+            AfterKill::Escalate(reason) => {
+                if let Some(exit) = self.exit.take() {
+                    exit.send(reason);
+                }
+                ctx.stop();
+            }
+            AfterKill::Stop => {
+                if let Some(Some(reply)) = self.stopping.as_mut().map(Option::take) {
+                    let _ = reply.send(());
+                }
+                ctx.stop();
             }
         }
     }
@@ -414,10 +485,8 @@ impl Supervisor {
                 service: b.entry().name().to_string(),
             });
         }
-        if let Some(exit) = self.exit.take() {
-            exit.send(ExitReason::Escalated(format!("{}: {reason}", self.name)));
-        }
-        ctx.stop();
+        let escalated = ExitReason::Escalated(format!("{}: {reason}", self.name));
+        self.after_kills(AfterKill::Escalate(escalated), ctx);
     }
 
     fn schedule_restart(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
@@ -455,7 +524,11 @@ impl Supervisor {
     /// for a service's instances.
     fn continue_stopping(&mut self, ctx: &mut Context<Self>) {
         if self.sequential() || matches!(self.kind, Kind::Root) {
-            if self.children.iter().any(|c| c.state == State::Stopping) {
+            if self
+                .children
+                .iter()
+                .any(|c| matches!(c.state, State::Stopping | State::Killing))
+            {
                 return;
             }
             if let Some(i) = (0..self.children.len())
@@ -482,7 +555,11 @@ impl Supervisor {
                     }
                 }
             }
-            if self.children.iter().any(|c| c.state == State::Stopping) {
+            if self
+                .children
+                .iter()
+                .any(|c| matches!(c.state, State::Stopping | State::Killing))
+            {
                 return;
             }
         }
@@ -495,10 +572,7 @@ impl Supervisor {
         if let Kind::Service(b) = &self.kind {
             b.entry().set_state(ServiceState::Stopped);
         }
-        if let Some(Some(reply)) = self.stopping.as_mut().map(Option::take) {
-            let _ = reply.send(());
-        }
-        ctx.stop();
+        self.after_kills(AfterKill::Stop, ctx);
     }
 }
 
@@ -549,6 +623,22 @@ impl Handler<ChildExited> for Supervisor {
             return;
         };
         if c.generation != generation || matches!(c.state, State::Down | State::Done) {
+            return;
+        }
+        if c.state == State::Killing {
+            c.state = if self.stopping.is_some() {
+                State::Done
+            } else {
+                State::Down
+            };
+            c.run = None;
+            if self.stopping.is_some() {
+                self.continue_stopping(ctx);
+            } else if !self.killing() {
+                if let Some(next) = self.after_kill.take() {
+                    self.after_kills(next, ctx);
+                }
+            }
             return;
         }
         let was_stopping = c.state == State::Stopping;
@@ -611,6 +701,15 @@ impl Handler<ChildExited> for Supervisor {
             self.give_up(&reason, ctx);
             return;
         }
+        if reason.is_failure() && matches!(self.kind, Kind::Service(_)) {
+            if let Some(e) = &self.exit {
+                e.sup.do_send(ChildFailed {
+                    child: e.child,
+                    generation: e.generation,
+                    reason: reason.clone(),
+                });
+            }
+        }
         let _span =
             tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
         tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
@@ -620,11 +719,51 @@ impl Handler<ChildExited> for Supervisor {
             Strategy::OneForAll => {
                 self.kill_range(i + 1..n, false);
                 self.kill_range(0..i, false);
-                self.schedule_restart(0, false, ctx);
+                self.after_kills(AfterKill::Restart { from: 0, only: false }, ctx);
             }
             Strategy::RestForOne => {
                 self.kill_range(i + 1..n, false);
-                self.schedule_restart(i, false, ctx);
+                self.after_kills(AfterKill::Restart { from: i, only: false }, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<ChildFailed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildFailed, ctx: &mut Context<Self>) {
+        if matches!(self.kind, Kind::Root)
+            || self.strategy == Strategy::OneForOne
+            || self.stopping.is_some()
+            || self.given_up
+        {
+            return;
+        }
+        let i = msg.child;
+        let Some(c) = self.children.get(i) else {
+            return;
+        };
+        if c.generation != msg.generation || !matches!(c.state, State::Running | State::Starting) {
+            return;
+        }
+        if !self.window.record(Instant::now()) {
+            self.give_up(&msg.reason, ctx);
+            return;
+        }
+        let _span = tracing::warn_span!("restart", supervisor = %self.name, child = %c.spec.label())
+            .entered();
+        tracing::warn!(reason = %msg.reason, strategy = ?self.strategy, "a service failed; restarting its siblings");
+        let n = self.children.len();
+        match self.strategy {
+            Strategy::OneForAll => {
+                self.kill_range(i + 1..n, false);
+                self.kill_range(0..i, false);
+                self.after_kills(AfterKill::Restart { from: 0, only: false }, ctx);
+            }
+            _ => {
+                self.kill_range(i + 1..n, false);
+                self.after_kills(AfterKill::Restart { from: i + 1, only: false }, ctx);
             }
         }
     }
@@ -688,9 +827,6 @@ impl Handler<KillTree> for Supervisor {
                 ServiceState::Stopped
             });
         }
-        if let Some(Some(reply)) = self.stopping.as_mut().map(Option::take) {
-            let _ = reply.send(());
-        }
-        ctx.stop();
+        self.after_kills(AfterKill::Stop, ctx);
     }
 }

@@ -145,10 +145,6 @@ impl ServiceEntry {
         self.state.store(s.as_u8(), Ordering::Release);
     }
 
-    pub(crate) fn slot_count(&self) -> usize {
-        self.slots.len()
-    }
-
     pub(crate) fn live_instances(&self) -> Vec<InstanceId> {
         self.slots
             .iter()

@@ -158,7 +158,8 @@ impl Deadlines {
             }
         }
         if woken > 0 {
-            self.expired_total.fetch_add(woken as u64, Ordering::Relaxed);
+            self.expired_total
+                .fetch_add(woken as u64, Ordering::Relaxed);
         }
         woken
     }

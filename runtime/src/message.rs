@@ -98,9 +98,8 @@ pub mod codec {
     /// [`CodecError::Decode`] on malformed input, [`CodecError::Trailing`] when
     /// bytes are left over.
     pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-        let (value, used) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| CodecError::Decode(e.to_string()))?;
+        let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
         if used != bytes.len() {
             return Err(CodecError::Trailing(bytes.len() - used));
         }

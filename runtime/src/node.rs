@@ -18,7 +18,9 @@ use crate::error::{NodeError, SpawnError};
 use crate::registry::{InstanceId, Registry, RegistryWatch, ServiceState};
 use crate::service::{Service, ServiceRef, ServiceSpec};
 use crate::stats::StatsSnapshot;
-use crate::supervision::{AddChild, ChildSpec, KillTree, Placement, StopTree, Supervisor, SupervisorSpec};
+use crate::supervision::{
+    AddChild, ChildSpec, KillTree, Placement, StopTree, Supervisor, SupervisorSpec,
+};
 use threads::Threads;
 
 /// Where a node runs its actors.
@@ -100,7 +102,11 @@ impl Node {
         NodeBuilder::default()
     }
 
-    pub(crate) fn from_parts(shared: Arc<NodeShared>, root: Addr<Supervisor>, threads: Option<Threads>) -> Self {
+    pub(crate) fn from_parts(
+        shared: Arc<NodeShared>,
+        root: Addr<Supervisor>,
+        threads: Option<Threads>,
+    ) -> Self {
         Self {
             inner: Arc::new(NodeInner {
                 shared,
@@ -259,7 +265,10 @@ impl Node {
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let watchdog = async move {
             if tokio::time::timeout(grace, stopped_rx).await.is_err() {
-                tracing::warn!(?grace, "shutdown grace period over; killing what is still running");
+                tracing::warn!(
+                    ?grace,
+                    "shutdown grace period over; killing what is still running"
+                );
                 root.do_send(KillTree { fail: false });
             }
             let _ = done_tx.send(());

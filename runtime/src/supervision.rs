@@ -45,4 +45,4 @@ pub use strategy::{Restart, Strategy};
 pub(crate) use exit::panic_message;
 pub(crate) use launch::{launch, ExitNotice, Placement, ReadyNotice};
 pub(crate) use spec::ChildSpec;
-pub(crate) use supervisor::{AddChild, Kind, KillTree, StopTree, Supervisor};
+pub(crate) use supervisor::{AddChild, KillTree, Kind, StopTree, Supervisor};

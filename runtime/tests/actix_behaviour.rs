@@ -2,6 +2,8 @@
 //! actix upgrade changes it, these fail and msa's failure detection must be
 //! revisited.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -40,19 +42,35 @@ impl Handler<Panic> for Plain {
 #[actix::test]
 async fn a_panicking_handler_kills_only_its_actor_and_callers_see_closed() {
     let stopped = Arc::new(AtomicUsize::new(0));
-    let victim = Plain { stopped: stopped.clone() }.start();
-    let neighbour = Plain { stopped: Arc::new(AtomicUsize::new(0)) }.start();
+    let victim = Plain {
+        stopped: stopped.clone(),
+    }
+    .start();
+    let neighbour = Plain {
+        stopped: Arc::new(AtomicUsize::new(0)),
+    }
+    .start();
     assert_eq!(victim.send(Panic).await, Err(MailboxError::Closed));
     assert_eq!(victim.send(Ping).await, Err(MailboxError::Closed));
     assert_eq!(stopped.load(Ordering::SeqCst), 1, "stopped() still ran");
-    assert_eq!(neighbour.send(Ping).await, Ok(1), "same thread, still serving");
+    assert_eq!(
+        neighbour.send(Ping).await,
+        Ok(1),
+        "same thread, still serving"
+    );
 }
 
 #[actix::test]
 async fn actix_supervisor_does_not_restart_after_a_panic() {
     let stopped = Arc::new(AtomicUsize::new(0));
     let s2 = stopped.clone();
-    let addr = actix::Supervisor::start(move |_| Plain { stopped: s2.clone() });
+    let addr = actix::Supervisor::start(move |_| Plain {
+        stopped: s2.clone(),
+    });
     assert_eq!(addr.send(Panic).await, Err(MailboxError::Closed));
-    assert_eq!(addr.send(Ping).await, Err(MailboxError::Closed), "no restart");
+    assert_eq!(
+        addr.send(Ping).await,
+        Err(MailboxError::Closed),
+        "no restart"
+    );
 }

@@ -1,5 +1,7 @@
 //! Node, services, ServiceRef: the basic paths and their typed errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 use std::future::IntoFuture;
@@ -16,7 +18,11 @@ async fn ask_and_tell_reach_the_service_in_order() {
     for _ in 0..100 {
         svc.tell(Incr).unwrap();
     }
-    assert_eq!(svc.ask(Get).await.unwrap(), 100, "tells from one sender arrive before a later ask");
+    assert_eq!(
+        svc.ask(Get).await.unwrap(),
+        100,
+        "tells from one sender arrive before a later ask"
+    );
     assert_eq!(node.stats("c").unwrap().messages, 101);
     node.shutdown(GRACE).await.unwrap();
 }
@@ -25,8 +31,16 @@ async fn ask_and_tell_reach_the_service_in_order() {
 async fn unknown_service_is_a_typed_error() {
     let node = node("unknown");
     let r = node.service("missing").ask(Get).await;
-    assert_eq!(r, Err(CallError::UnknownService { service: "missing".into() }));
-    assert!(matches!(node.service("missing").tell(Get), Err(CallError::UnknownService { .. })));
+    assert_eq!(
+        r,
+        Err(CallError::UnknownService {
+            service: "missing".into()
+        })
+    );
+    assert!(matches!(
+        node.service("missing").tell(Get),
+        Err(CallError::UnknownService { .. })
+    ));
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -38,8 +52,14 @@ struct NotHandled;
 async fn unhandled_message_type_is_a_typed_error() {
     let node = node("unhandled");
     let svc = node.spawn(counter_spec("c")).await.unwrap();
-    assert!(matches!(svc.ask(NotHandled).await, Err(CallError::UnhandledMessage { .. })));
-    assert!(matches!(svc.tell(NotHandled), Err(CallError::UnhandledMessage { .. })));
+    assert!(matches!(
+        svc.ask(NotHandled).await,
+        Err(CallError::UnhandledMessage { .. })
+    ));
+    assert!(matches!(
+        svc.tell(NotHandled),
+        Err(CallError::UnhandledMessage { .. })
+    ));
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -47,7 +67,12 @@ async fn unhandled_message_type_is_a_typed_error() {
 async fn zero_instances_is_refused() {
     let node = node("zero");
     let r = node.spawn(counter_spec("c").instances(0)).await;
-    assert_eq!(r.unwrap_err(), SpawnError::ZeroInstances { service: "c".into() });
+    assert_eq!(
+        r.unwrap_err(),
+        SpawnError::ZeroInstances {
+            service: "c".into()
+        }
+    );
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -109,11 +134,17 @@ async fn ask_times_out_with_a_typed_error_and_leaves_nothing_pending() {
     let node = node("timeout");
     let svc = node.spawn(counter_spec("c")).await.unwrap();
     let started = std::time::Instant::now();
-    let r = svc.ask(SlowAtomic(Duration::from_secs(3))).timeout(Duration::from_millis(50)).await;
+    let r = svc
+        .ask(SlowAtomic(Duration::from_secs(3)))
+        .timeout(Duration::from_millis(50))
+        .await;
     let took = started.elapsed();
     assert!(matches!(r, Err(CallError::Timeout { .. })), "{r:?}");
     assert!(took >= Duration::from_millis(50), "never early: {took:?}");
-    assert!(took < Duration::from_secs(2), "well before the handler finishes: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "well before the handler finishes: {took:?}"
+    );
     assert_eq!(node.pending_asks(), 0);
     node.shutdown(Duration::from_millis(100)).await.unwrap();
 }
@@ -158,13 +189,13 @@ async fn an_expired_deadline_is_not_handled() {
     // A tell whose metadata deadline passes while queued is dropped unhandled.
     let deadline = std::time::Instant::now() + Duration::from_millis(20);
     svc.tell(SlowAtomic(Duration::from_millis(100))).unwrap();
-    svc.tell_with(Incr, Metadata::new().with_deadline(deadline)).unwrap();
+    svc.tell_with(Incr, Metadata::new().with_deadline(deadline))
+        .unwrap();
     // Once the instance is free again, the expired Incr must not have run.
     assert_eq!(svc.ask(Get).await.unwrap(), 0);
     assert_eq!(node.stats("c").unwrap().expired, 1);
     node.shutdown(GRACE).await.unwrap();
 }
-
 
 #[test]
 fn node_starts_and_stops_from_plain_main() {
@@ -211,6 +242,10 @@ async fn two_nodes_side_by_side_share_nothing() {
     assert_eq!(b.service("c").ask(Get).await.unwrap(), 0);
     assert_eq!(a.service("c").ask(Get).await.unwrap(), 2);
     a.shutdown(GRACE).await.unwrap();
-    assert_eq!(b.service("c").ask(Get).await.unwrap(), 0, "b unaffected by a's shutdown");
+    assert_eq!(
+        b.service("c").ask(Get).await.unwrap(),
+        0,
+        "b unaffected by a's shutdown"
+    );
     b.shutdown(GRACE).await.unwrap();
 }

@@ -1,5 +1,7 @@
 //! Shutdown: drain with a deadline, refuse new calls, fail what is left.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 use std::future::IntoFuture;
@@ -14,7 +16,9 @@ async fn shutdown_runs_stopping_and_stopped_and_marks_services_stopped() {
     let node = common::node("drain");
     let log = Log::default();
     let l = log.clone();
-    node.spawn(full_spec("c", move || Counter::logged("c", &l)).instances(2)).await.unwrap();
+    node.spawn(full_spec("c", move || Counter::logged("c", &l)).instances(2))
+        .await
+        .unwrap();
     node.shutdown(GRACE).await.unwrap();
     let e = log.entries();
     assert_eq!(e.iter().filter(|s| *s == "stopped c").count(), 2, "{e:?}");
@@ -28,7 +32,10 @@ async fn new_calls_are_refused_once_shutdown_begins() {
     node.shutdown(GRACE).await.unwrap();
     assert_eq!(svc.ask(Get).await, Err(CallError::ShuttingDown));
     assert_eq!(svc.tell(Incr), Err(CallError::ShuttingDown));
-    assert_eq!(node.spawn(full_spec("d", Counter::new)).await.unwrap_err(), SpawnError::ShuttingDown);
+    assert_eq!(
+        node.spawn(full_spec("d", Counter::new)).await.unwrap_err(),
+        SpawnError::ShuttingDown
+    );
     assert_eq!(node.shutdown(GRACE).await, Err(NodeError::AlreadyShutDown));
 }
 
@@ -42,14 +49,20 @@ async fn running_handlers_may_finish_within_the_grace_period() {
         let svc = svc.clone();
         async move {
             // `into_future` puts the message in the mailbox.
-            let fut = svc.ask(SlowAtomic(Duration::from_millis(150))).into_future();
+            let fut = svc
+                .ask(SlowAtomic(Duration::from_millis(150)))
+                .into_future();
             let _ = queued_tx.send(());
             fut.await
         }
     });
     queued_rx.await.unwrap();
     node.shutdown(GRACE).await.unwrap();
-    assert_eq!(running.await.unwrap(), Ok(1), "the running handler finished");
+    assert_eq!(
+        running.await.unwrap(),
+        Ok(1),
+        "the running handler finished"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,10 +89,19 @@ async fn what_is_still_running_at_the_deadline_fails_with_shutting_down() {
     let t0 = Instant::now();
     node.shutdown(Duration::from_millis(200)).await.unwrap();
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(200), "waited for the grace period: {took:?}");
-    assert!(took < Duration::from_secs(10), "then killed what was left: {took:?}");
+    assert!(
+        took >= Duration::from_millis(200),
+        "waited for the grace period: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "then killed what was left: {took:?}"
+    );
     for w in waiting {
-        let r = tokio::time::timeout(Duration::from_secs(5), w).await.expect("no hang").unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("no hang")
+            .unwrap();
         assert_eq!(r, Err(CallError::ShuttingDown));
     }
 }
@@ -115,9 +137,15 @@ async fn shutdown_from_a_node_thread_is_refused() {
     let _ = cell.set(node.clone());
     let c2 = cell.clone();
     let svc = node
-        .spawn(ServiceSpec::new("s", move || Suicidal { node: c2.clone() }).handles_local::<ShutDownYourNode>())
+        .spawn(
+            ServiceSpec::new("s", move || Suicidal { node: c2.clone() })
+                .handles_local::<ShutDownYourNode>(),
+        )
         .await
         .unwrap();
-    assert_eq!(svc.ask(ShutDownYourNode).await.unwrap(), Err(NodeError::ShutdownFromNodeThread));
+    assert_eq!(
+        svc.ask(ShutDownYourNode).await.unwrap(),
+        Err(NodeError::ShutdownFromNodeThread)
+    );
     node.shutdown(GRACE).await.unwrap();
 }

@@ -1,6 +1,8 @@
 //! Supervision and fault containment: panics fail only their actor, the
 //! supervisor restarts fresh instances per strategy, policy and intensity.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 use std::future::IntoFuture;
@@ -22,20 +24,39 @@ async fn handler_panic_fails_only_that_instance_and_restart_is_fresh() {
     let node = one_arbiter("contain");
     let mut w = node.watch();
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = node.spawn(full_spec("c", counting_factory(&calls))).await.unwrap();
+    let c = node
+        .spawn(full_spec("c", counting_factory(&calls)))
+        .await
+        .unwrap();
     let other = node.spawn(full_spec("other", Counter::new)).await.unwrap();
     other.ask(Incr).await.unwrap();
     for _ in 0..3 {
         c.ask(Incr).await.unwrap();
     }
     let r = c.ask(Boom).await;
-    assert_eq!(r, Err(CallError::InstanceDied { service: "c".into() }));
+    assert_eq!(
+        r,
+        Err(CallError::InstanceDied {
+            service: "c".into()
+        })
+    );
     let reason = removed(&mut w, "c").await;
-    assert!(reason.contains("boom in handler"), "reason carries the panic: {reason}");
+    assert!(
+        reason.contains("boom in handler"),
+        "reason carries the panic: {reason}"
+    );
     restarted(&mut w, "c").await;
-    assert_eq!(c.ask(Get).await.unwrap(), 0, "a fresh instance from the factory");
+    assert_eq!(
+        c.ask(Get).await.unwrap(),
+        0,
+        "a fresh instance from the factory"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(other.ask(Get).await.unwrap(), 1, "the neighbour on the same thread kept its state");
+    assert_eq!(
+        other.ask(Get).await.unwrap(),
+        1,
+        "the neighbour on the same thread kept its state"
+    );
     let s = node.stats("c").unwrap();
     assert_eq!((s.failures, s.restarts), (1, 1));
     node.shutdown(GRACE).await.unwrap();
@@ -48,8 +69,17 @@ async fn panic_in_act_and_atomic_futures_fails_the_instance() {
     let c = node.spawn(full_spec("c", Counter::new)).await.unwrap();
     for boom in 0..2 {
         c.ask(Incr).await.unwrap();
-        let r = if boom == 0 { c.ask(BoomAct).await } else { c.ask(BoomAtomic).await };
-        assert_eq!(r, Err(CallError::InstanceDied { service: "c".into() }));
+        let r = if boom == 0 {
+            c.ask(BoomAct).await
+        } else {
+            c.ask(BoomAtomic).await
+        };
+        assert_eq!(
+            r,
+            Err(CallError::InstanceDied {
+                service: "c".into()
+            })
+        );
         restarted(&mut w, "c").await;
         assert_eq!(c.ask(Get).await.unwrap(), 0);
     }
@@ -82,7 +112,12 @@ async fn callers_queued_behind_a_crash_get_an_error_not_a_hang() {
     c.tell(SlowAtomic(Duration::from_millis(50))).unwrap();
     c.tell(Boom).unwrap();
     let r = tokio::time::timeout(Duration::from_secs(5), c.ask(Get).into_future()).await;
-    assert_eq!(r.expect("no hang"), Err(CallError::InstanceDied { service: "c".into() }));
+    assert_eq!(
+        r.expect("no hang"),
+        Err(CallError::InstanceDied {
+            service: "c".into()
+        })
+    );
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -108,7 +143,9 @@ async fn a_panic_in_started_counts_as_a_failure() {
     let starts = Arc::new(AtomicUsize::new(0));
     let s2 = starts.clone();
     let svc = node
-        .spawn(ServiceSpec::new("f", move || FailsFirstStart { starts: s2.clone() }).handles::<Get>())
+        .spawn(
+            ServiceSpec::new("f", move || FailsFirstStart { starts: s2.clone() }).handles::<Get>(),
+        )
         .await
         .unwrap();
     assert_eq!(svc.ask(Get).await.unwrap(), 2);
@@ -133,11 +170,26 @@ async fn factory_that_always_panics_escalates_and_the_node_keeps_serving() {
         }
         e => panic!("unexpected {e}"),
     }
-    wait_event(&mut w, |e| matches!(e, RegistryEvent::Failed { service } if service == "bad")).await;
+    wait_event(
+        &mut w,
+        |e| matches!(e, RegistryEvent::Failed { service } if service == "bad"),
+    )
+    .await;
     assert_eq!(node.service_state("bad"), Some(ServiceState::Failed));
-    assert_eq!(node.stats("bad").unwrap().failures, 3, "first start + 2 restarts");
-    assert!(matches!(node.service("bad").ask(Get).await, Err(CallError::NoInstance { .. })));
-    assert_eq!(ok.ask(Incr).await.unwrap(), 1, "every other service keeps serving");
+    assert_eq!(
+        node.stats("bad").unwrap().failures,
+        3,
+        "first start + 2 restarts"
+    );
+    assert!(matches!(
+        node.service("bad").ask(Get).await,
+        Err(CallError::NoInstance { .. })
+    ));
+    assert_eq!(
+        ok.ask(Incr).await.unwrap(),
+        1,
+        "every other service keeps serving"
+    );
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -146,8 +198,14 @@ async fn restart_policies_permanent_transient_temporary() {
     let node = one_arbiter("policies");
     let mut w = node.watch();
     let perm = node.spawn(full_spec("perm", Counter::new)).await.unwrap();
-    let trans = node.spawn(full_spec("trans", Counter::new).restart(Restart::Transient)).await.unwrap();
-    let temp = node.spawn(full_spec("temp", Counter::new).restart(Restart::Temporary)).await.unwrap();
+    let trans = node
+        .spawn(full_spec("trans", Counter::new).restart(Restart::Transient))
+        .await
+        .unwrap();
+    let temp = node
+        .spawn(full_spec("temp", Counter::new).restart(Restart::Temporary))
+        .await
+        .unwrap();
 
     // A normal stop: permanent restarts, transient does not.
     perm.ask(StopMe).await.unwrap();
@@ -162,8 +220,14 @@ async fn restart_policies_permanent_transient_temporary() {
     // Let any (wrong) restart show up before we look: a restart of perm is our fence.
     perm.ask(StopMe).await.unwrap();
     restarted(&mut w, "perm").await;
-    assert!(matches!(trans.ask(Get).await, Err(CallError::NoInstance { .. })));
-    assert!(matches!(temp.ask(Get).await, Err(CallError::NoInstance { .. })));
+    assert!(matches!(
+        trans.ask(Get).await,
+        Err(CallError::NoInstance { .. })
+    ));
+    assert!(matches!(
+        temp.ask(Get).await,
+        Err(CallError::NoInstance { .. })
+    ));
     assert_eq!(node.stats("trans").unwrap().restarts, 0);
     assert_eq!(node.stats("temp").unwrap().restarts, 0);
     node.shutdown(GRACE).await.unwrap();
@@ -173,7 +237,10 @@ async fn restart_policies_permanent_transient_temporary() {
 async fn transient_restarts_after_a_failure() {
     let node = one_arbiter("transfail");
     let mut w = node.watch();
-    let trans = node.spawn(full_spec("t", Counter::new).restart(Restart::Transient)).await.unwrap();
+    let trans = node
+        .spawn(full_spec("t", Counter::new).restart(Restart::Transient))
+        .await
+        .unwrap();
     let _ = trans.ask(Boom).await;
     restarted(&mut w, "t").await;
     assert_eq!(trans.ask(Incr).await.unwrap(), 1);
@@ -192,12 +259,21 @@ fn tree(strategy: Strategy, log: &Log) -> SupervisorSpec {
 async fn children_start_in_order_and_stop_in_reverse_order() {
     let node = Node::builder().name("order").arbiters(2).start().unwrap();
     let log = Log::default();
-    node.spawn_supervisor(tree(Strategy::OneForOne, &log)).await.unwrap();
+    node.spawn_supervisor(tree(Strategy::OneForOne, &log))
+        .await
+        .unwrap();
     assert_eq!(log.entries(), ["started a", "started b", "started c"]);
     node.shutdown(GRACE).await.unwrap();
     assert_eq!(
         log.entries(),
-        ["started a", "started b", "started c", "stopped c", "stopped b", "stopped a"]
+        [
+            "started a",
+            "started b",
+            "started c",
+            "stopped c",
+            "stopped b",
+            "stopped a"
+        ]
     );
 }
 
@@ -206,19 +282,29 @@ async fn one_for_all_restarts_every_sibling_in_order() {
     let node = Node::builder().name("ofa").arbiters(2).start().unwrap();
     let mut w = node.watch();
     let log = Log::default();
-    node.spawn_supervisor(tree(Strategy::OneForAll, &log)).await.unwrap();
+    node.spawn_supervisor(tree(Strategy::OneForAll, &log))
+        .await
+        .unwrap();
     node.service("a").ask(Incr).await.unwrap();
     node.service("c").ask(Incr).await.unwrap();
     let _ = node.service("b").ask(Boom).await;
     restarted_all(&mut w, &["a", "b", "c"]).await;
     // Wait until c's new instance is up (every instance reports started).
     assert_eq!(node.service("c").ask(Get).await.unwrap(), 0);
-    assert_eq!(node.service("a").ask(Get).await.unwrap(), 0, "a was restarted fresh");
+    assert_eq!(
+        node.service("a").ask(Get).await.unwrap(),
+        0,
+        "a was restarted fresh"
+    );
     let e = log.entries();
     let after: Vec<&str> = e[3..].iter().map(String::as_str).collect();
     // b died (its own supervisor restarts its instance); c and a were
     // stopped, c first; then a and c started again, in order.
-    let stops: Vec<&str> = after.iter().copied().filter(|s| s.starts_with("stopped")).collect();
+    let stops: Vec<&str> = after
+        .iter()
+        .copied()
+        .filter(|s| s.starts_with("stopped"))
+        .collect();
     let starts: Vec<&str> = after
         .iter()
         .copied()
@@ -235,7 +321,9 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
     let node = Node::builder().name("rfo").arbiters(2).start().unwrap();
     let mut w = node.watch();
     let log = Log::default();
-    node.spawn_supervisor(tree(Strategy::RestForOne, &log)).await.unwrap();
+    node.spawn_supervisor(tree(Strategy::RestForOne, &log))
+        .await
+        .unwrap();
     node.service("a").ask(Incr).await.unwrap();
     node.service("c").ask(Incr).await.unwrap();
     let _ = node.service("b").ask(Boom).await;
@@ -260,7 +348,11 @@ async fn exceeding_intensity_escalates_to_the_parent_supervisor() {
     restarted(&mut w, "x").await; // within x's intensity
     x.ask(Incr).await.unwrap();
     let _ = x.ask(Boom).await; // exceeds x's intensity: x's supervisor gives up
-    wait_event(&mut w, |e| matches!(e, RegistryEvent::Failed { service } if service == "x")).await;
+    wait_event(
+        &mut w,
+        |e| matches!(e, RegistryEvent::Failed { service } if service == "x"),
+    )
+    .await;
     // ... and the outer supervisor restarts it as a whole.
     restarted(&mut w, "x").await;
     assert_eq!(x.ask(Get).await.unwrap(), 0);
@@ -273,16 +365,20 @@ async fn backoff_delays_the_restart() {
     let node = one_arbiter("backoff");
     let mut w = node.watch();
     let c = node
-        .spawn(
-            full_spec("c", Counter::new)
-                .backoff(Backoff::exponential(Duration::from_millis(300), Duration::from_secs(2))),
-        )
+        .spawn(full_spec("c", Counter::new).backoff(Backoff::exponential(
+            Duration::from_millis(300),
+            Duration::from_secs(2),
+        )))
         .await
         .unwrap();
     let t0 = Instant::now();
     let _ = c.ask(Boom).await;
     restarted(&mut w, "c").await;
-    assert!(t0.elapsed() >= Duration::from_millis(300), "restarted after {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "restarted after {:?}",
+        t0.elapsed()
+    );
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -290,16 +386,31 @@ async fn backoff_delays_the_restart() {
 async fn service_ref_survives_restarts_and_round_robins() {
     let node = Node::builder().name("rr").arbiters(2).start().unwrap();
     let mut w = node.watch();
-    let c = node.spawn(full_spec("c", Counter::new).instances(3)).await.unwrap();
+    let c = node
+        .spawn(full_spec("c", Counter::new).instances(3))
+        .await
+        .unwrap();
     for _ in 0..30 {
         c.ask(Incr).await.unwrap();
     }
-    let per: Vec<u64> = c.ask_all(Get).await.unwrap().into_iter().map(Result::unwrap).collect();
+    let per: Vec<u64> = c
+        .ask_all(Get)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(per, [10, 10, 10], "round-robin spreads evenly");
     let _ = c.ask(Boom).await;
     restarted(&mut w, "c").await;
     assert_eq!(node.instances("c").len(), 3);
-    let total: u64 = c.ask_all(Get).await.unwrap().into_iter().map(Result::unwrap).sum();
+    let total: u64 = c
+        .ask_all(Get)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
     assert_eq!(total, 20, "one instance was replaced by a fresh one");
     node.shutdown(GRACE).await.unwrap();
 }

@@ -1,12 +1,16 @@
 //! Shutdown leaves no thread behind. (Its own test binary: other tests'
 //! threads would blur the count.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::time::Duration;
 
 use msa_runtime::prelude::*;
 
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[derive(actix::Message)]
@@ -25,15 +29,36 @@ fn shutdown_joins_every_thread_the_node_started() {
     let before = thread_count();
     assert!(before > 0, "/proc/self/task is readable");
     for round in 0..3 {
-        let node = Node::builder().name(format!("t{round}")).arbiters(3).start().unwrap();
-        assert!(thread_count() >= before + 5, "system + 3 arbiters + sweeper");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let node = Node::builder()
+            .name(format!("t{round}"))
+            .arbiters(3)
+            .start()
+            .unwrap();
+        assert!(
+            thread_count() >= before + 5,
+            "system + 3 arbiters + sweeper"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let svc = node.spawn(ServiceSpec::new("p", || Pong).handles_local::<Ping>().instances(4)).await.unwrap();
+            let svc = node
+                .spawn(
+                    ServiceSpec::new("p", || Pong)
+                        .handles_local::<Ping>()
+                        .instances(4),
+                )
+                .await
+                .unwrap();
             assert_eq!(svc.ask(Ping).await.unwrap(), 7);
             node.shutdown(Duration::from_secs(5)).await.unwrap();
         });
         drop(rt);
-        assert_eq!(thread_count(), before, "round {round}: every node thread was joined");
+        assert_eq!(
+            thread_count(),
+            before,
+            "round {round}: every node thread was joined"
+        );
     }
 }

@@ -65,7 +65,9 @@ impl Threads {
                 let _ = rx.await;
                 let _ = j.join();
             }
-            Err(e) => tracing::error!(error = %e, "could not spawn the joiner thread; threads left to exit on their own"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not spawn the joiner thread; threads left to exit on their own")
+            }
         }
     }
 }

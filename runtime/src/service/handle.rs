@@ -52,7 +52,9 @@ pub struct ServiceRef {
 
 impl std::fmt::Debug for ServiceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceRef").field("name", &self.name).finish()
+        f.debug_struct("ServiceRef")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -324,10 +326,8 @@ where
                         Some(d) if d < clock.instant_at(deadline_ms) => {
                             // An earlier deadline from upstream wins.
                             deadline_ms = clock.now_ms().saturating_add(
-                                u64::try_from(
-                                    d.saturating_duration_since(clock.now()).as_millis(),
-                                )
-                                .unwrap_or(0),
+                                u64::try_from(d.saturating_duration_since(clock.now()).as_millis())
+                                    .unwrap_or(0),
                             );
                         }
                         _ => meta.set_deadline_if_none(clock.instant_at(deadline_ms)),
@@ -434,9 +434,9 @@ where
         let this = self.project();
         let svc = *this.svc;
         match this.state.project() {
-            StateProj::Failed { err } => Poll::Ready(Err(err.take().unwrap_or(
-                CallError::ShuttingDown,
-            ))),
+            StateProj::Failed { err } => {
+                Poll::Ready(Err(err.take().unwrap_or(CallError::ShuttingDown)))
+            }
             StateProj::Sent { req } => match req.poll(cx) {
                 Poll::Ready(r) => {
                     if let Some(t) = this.ticket.ticket.take() {
@@ -471,7 +471,8 @@ where
                     match this.ticket.ticket {
                         Some(t) => deadlines.update(t, cx.waker()),
                         None => {
-                            this.ticket.ticket = Some(deadlines.register(*this.deadline_ms, cx.waker()))
+                            this.ticket.ticket =
+                                Some(deadlines.register(*this.deadline_ms, cx.waker()))
                         }
                     }
                     Poll::Pending

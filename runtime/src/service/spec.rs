@@ -82,7 +82,11 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
             .field("name", &self.name)
             .field(
                 "messages",
-                &self.routes.iter().map(|r| r.ty.type_name).collect::<Vec<_>>(),
+                &self
+                    .routes
+                    .iter()
+                    .map(|r| r.ty.type_name)
+                    .collect::<Vec<_>>(),
             )
             .field("instances", &self.instances)
             .field("restart", &self.restart)

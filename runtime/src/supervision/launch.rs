@@ -87,12 +87,7 @@ where
     }
 }
 
-fn run<A, F>(
-    make: F,
-    rx: AddressReceiver<A>,
-    abort: AbortRegistration,
-    on_exit: Option<ExitNotice>,
-)
+fn run<A, F>(make: F, rx: AddressReceiver<A>, abort: AbortRegistration, on_exit: Option<ExitNotice>)
 where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A,

@@ -441,14 +441,15 @@ impl Supervisor {
     /// Runs `next` now if no killed child is still exiting, else once they have.
     fn after_kills(&mut self, next: AfterKill, ctx: &mut Context<Self>) {
         let next = match (self.after_kill.take(), next) {
-            (
-                Some(AfterKill::Restart { from: a, .. }),
-                AfterKill::Restart { from: b, .. },
-            ) => AfterKill::Restart {
-                from: a.min(b),
-                only: false,
-            },
-            (Some(AfterKill::Escalate(r)), _) | (_, AfterKill::Escalate(r)) => AfterKill::Escalate(r),
+            (Some(AfterKill::Restart { from: a, .. }), AfterKill::Restart { from: b, .. }) => {
+                AfterKill::Restart {
+                    from: a.min(b),
+                    only: false,
+                }
+            }
+            (Some(AfterKill::Escalate(r)), _) | (_, AfterKill::Escalate(r)) => {
+                AfterKill::Escalate(r)
+            }
             (Some(AfterKill::Stop), _) | (_, AfterKill::Stop) => AfterKill::Stop,
             (None, n) => n,
         };
@@ -512,7 +513,11 @@ impl Supervisor {
             return;
         }
         if only {
-            if self.children.get(from).is_some_and(|c| c.state == State::Down) {
+            if self
+                .children
+                .get(from)
+                .is_some_and(|c| c.state == State::Down)
+            {
                 self.start_child(from, ctx);
             }
         } else {
@@ -719,11 +724,23 @@ impl Handler<ChildExited> for Supervisor {
             Strategy::OneForAll => {
                 self.kill_range(i + 1..n, false);
                 self.kill_range(0..i, false);
-                self.after_kills(AfterKill::Restart { from: 0, only: false }, ctx);
+                self.after_kills(
+                    AfterKill::Restart {
+                        from: 0,
+                        only: false,
+                    },
+                    ctx,
+                );
             }
             Strategy::RestForOne => {
                 self.kill_range(i + 1..n, false);
-                self.after_kills(AfterKill::Restart { from: i, only: false }, ctx);
+                self.after_kills(
+                    AfterKill::Restart {
+                        from: i,
+                        only: false,
+                    },
+                    ctx,
+                );
             }
         }
     }
@@ -751,19 +768,32 @@ impl Handler<ChildFailed> for Supervisor {
             self.give_up(&msg.reason, ctx);
             return;
         }
-        let _span = tracing::warn_span!("restart", supervisor = %self.name, child = %c.spec.label())
-            .entered();
+        let _span =
+            tracing::warn_span!("restart", supervisor = %self.name, child = %c.spec.label())
+                .entered();
         tracing::warn!(reason = %msg.reason, strategy = ?self.strategy, "a service failed; restarting its siblings");
         let n = self.children.len();
         match self.strategy {
             Strategy::OneForAll => {
                 self.kill_range(i + 1..n, false);
                 self.kill_range(0..i, false);
-                self.after_kills(AfterKill::Restart { from: 0, only: false }, ctx);
+                self.after_kills(
+                    AfterKill::Restart {
+                        from: 0,
+                        only: false,
+                    },
+                    ctx,
+                );
             }
             _ => {
                 self.kill_range(i + 1..n, false);
-                self.after_kills(AfterKill::Restart { from: i + 1, only: false }, ctx);
+                self.after_kills(
+                    AfterKill::Restart {
+                        from: i + 1,
+                        only: false,
+                    },
+                    ctx,
+                );
             }
         }
     }

@@ -1,5 +1,11 @@
 //! Test services shared by the runtime's integration tests.
-#![allow(dead_code, missing_docs, unreachable_pub)]
+#![allow(
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -64,6 +70,7 @@ impl Log {
     }
 }
 
+#[derive(Debug, Default)]
 pub struct Counter {
     pub n: u64,
     pub label: String,
@@ -72,10 +79,14 @@ pub struct Counter {
 
 impl Counter {
     pub fn new() -> Self {
-        Self { n: 0, label: String::new(), log: None }
+        Self::default()
     }
     pub fn logged(label: &str, log: &Log) -> Self {
-        Self { n: 0, label: label.to_string(), log: Some(log.clone()) }
+        Self {
+            n: 0,
+            label: label.to_string(),
+            log: Some(log.clone()),
+        }
     }
 }
 
@@ -143,7 +154,11 @@ impl Handler<SlowAtomic> for Counter {
     }
 }
 impl Handler<WhoAmI> for Counter {
-    fn handle(&mut self, _: WhoAmI, ctx: &mut ServiceContext<'_, Self>) -> Reply<Self, Option<String>> {
+    fn handle(
+        &mut self,
+        _: WhoAmI,
+        ctx: &mut ServiceContext<'_, Self>,
+    ) -> Reply<Self, Option<String>> {
         Reply::ready(ctx.identity().map(|i| i.subject.clone()))
     }
 }
@@ -170,7 +185,11 @@ pub fn counting_factory(calls: &Arc<AtomicUsize>) -> impl Fn() -> Counter + Send
 }
 
 pub fn node(name: &str) -> Node {
-    Node::builder().name(name).arbiters(2).start().expect("node starts")
+    Node::builder()
+        .name(name)
+        .arbiters(2)
+        .start()
+        .expect("node starts")
 }
 
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -219,7 +238,10 @@ impl Handler<BoomAtomic> for Counter {
 }
 
 /// The full counter spec with the stop/atomic messages too.
-pub fn full_spec(name: &str, make: impl Fn() -> Counter + Send + Sync + 'static) -> ServiceSpec<Counter> {
+pub fn full_spec(
+    name: &str,
+    make: impl Fn() -> Counter + Send + Sync + 'static,
+) -> ServiceSpec<Counter> {
     ServiceSpec::new(name, make)
         .handles::<Incr>()
         .handles::<Get>()
@@ -246,7 +268,10 @@ pub async fn restarted(w: &mut msa_runtime::RegistryWatch, service: &str) {
 pub async fn restarted_all(w: &mut msa_runtime::RegistryWatch, services: &[&str]) {
     let mut left: Vec<String> = services.iter().map(|s| s.to_string()).collect();
     while !left.is_empty() {
-        let ev = wait_event(w, |e| matches!(e, msa_runtime::RegistryEvent::Restarted { .. })).await;
+        let ev = wait_event(w, |e| {
+            matches!(e, msa_runtime::RegistryEvent::Restarted { .. })
+        })
+        .await;
         if let msa_runtime::RegistryEvent::Restarted { service, .. } = ev {
             left.retain(|s| *s != service);
         }
@@ -256,9 +281,10 @@ pub async fn restarted_all(w: &mut msa_runtime::RegistryWatch, services: &[&str]
 /// Waits for the next `Removed` of `service`.
 pub async fn removed(w: &mut msa_runtime::RegistryWatch, service: &str) -> String {
     let s = service.to_string();
-    match wait_event(w, move |e| {
-        matches!(e, msa_runtime::RegistryEvent::Removed { service, .. } if *service == s)
-    })
+    match wait_event(
+        w,
+        move |e| matches!(e, msa_runtime::RegistryEvent::Removed { service, .. } if *service == s),
+    )
     .await
     {
         msa_runtime::RegistryEvent::Removed { reason, .. } => reason,

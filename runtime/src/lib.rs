@@ -88,7 +88,9 @@ pub use service::{
 pub use stats::StatsSnapshot;
 pub use supervision::{Backoff, ExitReason, Intensity, Restart, Strategy, SupervisorSpec};
 
-/// Re-exported so users need not depend on actix directly for messages.
+/// actix, re-exported for its types and traits. Its `Message` derive expands
+/// to `::actix::…` paths, so a crate that derives messages also lists `actix`
+/// among its own dependencies.
 pub use actix;
 
 /// What most services need: `use msa_runtime::prelude::*;`.

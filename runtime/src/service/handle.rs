@@ -218,7 +218,8 @@ impl ServiceRef {
             .type_index(TypeId::of::<M>())
             .ok_or_else(|| self.unhandled::<M>())?;
         let timeout = self.node.default_timeout;
-        let mut out = Vec::new();
+        // Send to every instance first, then collect: the calls run concurrently.
+        let mut pending = Vec::new();
         for inst in entry.all_live() {
             let Some(r) = inst
                 .recipients
@@ -234,19 +235,20 @@ impl ServiceRef {
                 msg: msg.clone(),
                 meta,
             });
-            out.push(
-                AskFuture {
-                    state: State::Sent { req },
-                    svc: self,
-                    deadline_ms,
-                    timeout,
-                    ticket: TicketGuard {
-                        deadlines: &self.node.deadlines,
-                        ticket: None,
-                    },
-                }
-                .await,
-            );
+            pending.push(AskFuture {
+                state: State::Sent { req },
+                svc: self,
+                deadline_ms,
+                timeout,
+                ticket: TicketGuard {
+                    deadlines: &self.node.deadlines,
+                    ticket: None,
+                },
+            });
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(p.await);
         }
         Ok(out)
     }

@@ -318,6 +318,7 @@ impl Supervisor {
                 });
                 let entry = blueprint.entry();
                 let id = launched.instance.id;
+                tracing::debug!(instance = %id, "instance launched");
                 entry.set_slot(*slot, Some(launched.instance.clone()));
                 let service = entry.name().to_string();
                 if id.incarnation == 0 {
@@ -335,6 +336,7 @@ impl Supervisor {
                 c.run = Some(Run::Instance(launched));
             }
             ChildSpec::Service(bp) => {
+                tracing::debug!(instances = bp.instances(), "service supervisor launched");
                 bp.entry().set_state(ServiceState::Starting);
                 let (addr, abort) =
                     Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation);

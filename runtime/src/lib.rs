@@ -73,6 +73,7 @@ mod message;
 mod metadata;
 mod node;
 mod registry;
+pub mod remote;
 mod service;
 mod stats;
 

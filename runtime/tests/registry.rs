@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 async fn watch_sees_added_removed_and_restarted() {
     let node = common::node("watch");
     let mut w = node.watch();
-    let svc = node.spawn(full_spec("c", Counter::new).instances(2)).await.unwrap();
+    let svc = node
+        .spawn(full_spec("c", Counter::new).instances(2))
+        .await
+        .unwrap();
     let mut added = Vec::new();
     for _ in 0..2 {
         match wait_event(&mut w, |e| matches!(e, RegistryEvent::Added { .. })).await {
@@ -27,7 +30,16 @@ async fn watch_sees_added_removed_and_restarted() {
     added.sort();
     assert_eq!(
         added,
-        [InstanceId { slot: 0, incarnation: 0 }, InstanceId { slot: 1, incarnation: 0 }]
+        [
+            InstanceId {
+                slot: 0,
+                incarnation: 0
+            },
+            InstanceId {
+                slot: 1,
+                incarnation: 0
+            }
+        ]
     );
     assert_eq!(node.instances("c").len(), 2);
     let _ = svc.ask(Boom).await;
@@ -92,7 +104,11 @@ async fn keyed_routing_sends_a_key_to_the_same_instance_across_restarts() {
         first.push(svc.ask(WhereIs(k.clone())).await.unwrap());
     }
     for (k, slot) in keys.iter().zip(&first) {
-        assert_eq!(svc.ask(WhereIs(k.clone())).await.unwrap(), *slot, "key {k} is sticky");
+        assert_eq!(
+            svc.ask(WhereIs(k.clone())).await.unwrap(),
+            *slot,
+            "key {k} is sticky"
+        );
     }
     let mut used = first.clone();
     used.sort();
@@ -115,8 +131,13 @@ async fn keyed_routing_sends_a_key_to_the_same_instance_across_restarts() {
 #[tokio::test]
 async fn keyed_routing_without_a_keyed_message_is_refused() {
     let node = common::node("nokey");
-    let r = node.spawn(full_spec("c", Counter::new).routing(Routing::Keyed)).await;
-    assert!(matches!(r, Err(msa_runtime::SpawnError::NoKeyedMessage { .. })));
+    let r = node
+        .spawn(full_spec("c", Counter::new).routing(Routing::Keyed))
+        .await;
+    assert!(matches!(
+        r,
+        Err(msa_runtime::SpawnError::NoKeyedMessage { .. })
+    ));
     node.shutdown(GRACE).await.unwrap();
 }
 
@@ -124,7 +145,10 @@ async fn keyed_routing_without_a_keyed_message_is_refused() {
 async fn a_ref_made_before_the_service_exists_resolves_later() {
     let node = common::node("late");
     let early = node.service("c");
-    assert!(matches!(early.ask(Get).await, Err(CallError::UnknownService { .. })));
+    assert!(matches!(
+        early.ask(Get).await,
+        Err(CallError::UnknownService { .. })
+    ));
     node.spawn(full_spec("c", Counter::new)).await.unwrap();
     assert_eq!(early.ask(Incr).await.unwrap(), 1);
     node.shutdown(GRACE).await.unwrap();

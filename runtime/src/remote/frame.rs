@@ -1,0 +1,289 @@
+//! Wire frames and their codec: a 4-byte big-endian length, then the frame
+//! encoded with bincode (serde mode). A length over `max_frame_bytes` is
+//! refused from the prefix, before anything is allocated for the body.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::{codec, CodecError};
+
+/// A 32-byte random challenge.
+pub(crate) type Nonce = [u8; 32];
+/// An HMAC-SHA256 tag.
+pub(crate) type Proof = [u8; 32];
+
+/// Default limit on one frame (8 MiB).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+/// Who a node is on the wire: name, remoting address and incarnation (a
+/// restarted node is a new member).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Unique node name.
+    pub name: String,
+    /// Remoting address, `host:port`.
+    pub addr: String,
+    /// Bumped at every start of the node.
+    pub incarnation: u64,
+}
+
+/// Call metadata as it travels: identity, trace and the time left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireMeta {
+    pub(crate) subject: Option<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) trace: Option<(u128, u64)>,
+    pub(crate) timeout_ms: Option<u64>,
+}
+
+/// A remote call's failure, as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    UnknownService,
+    UnhandledMessage,
+    NoInstance,
+    HandlerFailed(String),
+    Timeout,
+    ShuttingDown,
+    BadPayload(String),
+}
+
+/// Every frame of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Frame {
+    Hello {
+        protocol: u32,
+        cluster: String,
+        node: NodeInfo,
+        nonce: Nonce,
+    },
+    Challenge {
+        node: NodeInfo,
+        nonce: Nonce,
+        proof: Proof,
+    },
+    Auth {
+        proof: Proof,
+    },
+    Welcome,
+    Refused {
+        reason: String,
+    },
+    Tell {
+        service: String,
+        message: String,
+        meta: WireMeta,
+        payload: Vec<u8>,
+    },
+    Ask {
+        id: u64,
+        service: String,
+        message: String,
+        meta: WireMeta,
+        payload: Vec<u8>,
+    },
+    Reply {
+        id: u64,
+        payload: Vec<u8>,
+    },
+    Error {
+        id: u64,
+        error: WireError,
+    },
+    Ping {
+        id: u64,
+    },
+    Pong {
+        id: u64,
+    },
+    Membership {
+        payload: Vec<u8>,
+    },
+}
+
+impl Frame {
+    /// A short name for logs and errors.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Challenge { .. } => "challenge",
+            Self::Auth { .. } => "auth",
+            Self::Welcome => "welcome",
+            Self::Refused { .. } => "refused",
+            Self::Tell { .. } => "tell",
+            Self::Ask { .. } => "ask",
+            Self::Reply { .. } => "reply",
+            Self::Error { .. } => "error",
+            Self::Ping { .. } => "ping",
+            Self::Pong { .. } => "pong",
+            Self::Membership { .. } => "membership",
+        }
+    }
+}
+
+/// Why bytes could not become a frame.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The length prefix announces more than the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The body is not a valid frame.
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] CodecError),
+}
+
+/// Appends `frame`, length-prefixed, to `out`.
+///
+/// # Errors
+/// [`FrameError::TooLarge`] when the encoded frame exceeds `max`.
+pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let body = codec::encode(frame)?;
+    if body.len() > max || u32::try_from(body.len()).is_err() {
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            max,
+        });
+    }
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+/// Turns a byte stream into frames (sans-IO: push bytes, pull frames).
+#[derive(Debug)]
+pub(crate) struct FrameDecoder {
+    max: usize,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameDecoder {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            max,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// Adds bytes read from the connection.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, `None` if more bytes are needed. After an
+    /// error the connection must be closed: the stream is out of sync.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let avail = &self.buf[self.start..];
+        let Some(prefix) = avail.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        let Some(body) = avail.get(4..4 + len) else {
+            return Ok(None);
+        };
+        let frame = codec::decode(body)?;
+        self.start += 4 + len;
+        Ok(Some(frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Frame> {
+        vec![
+            Frame::Hello {
+                protocol: 1,
+                cluster: "c".into(),
+                node: NodeInfo {
+                    name: "n".into(),
+                    addr: "127.0.0.1:1".into(),
+                    incarnation: 3,
+                },
+                nonce: [7; 32],
+            },
+            Frame::Ask {
+                id: 9,
+                service: "kv".into(),
+                message: "kv.Get".into(),
+                meta: WireMeta {
+                    subject: Some("alice".into()),
+                    roles: vec!["customer".into()],
+                    trace: Some((u128::MAX, 5)),
+                    timeout_ms: Some(100),
+                },
+                payload: vec![1, 2, 3],
+            },
+            Frame::Error {
+                id: 9,
+                error: WireError::HandlerFailed("x".into()),
+            },
+            Frame::Welcome,
+        ]
+    }
+
+    #[test]
+    fn frames_survive_a_byte_at_a_time() {
+        let mut bytes = Vec::new();
+        for f in sample() {
+            encode_into(&f, DEFAULT_MAX_FRAME_BYTES, &mut bytes).unwrap();
+        }
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut got = Vec::new();
+        for b in bytes {
+            d.push(&[b]);
+            while let Some(f) = d.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, sample());
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_from_the_prefix() {
+        let mut d = FrameDecoder::new(1024);
+        d.push(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::TooLarge { len, max: 1024 }) if len == u32::MAX as usize
+        ));
+        let mut out = Vec::new();
+        let big = Frame::Reply {
+            id: 1,
+            payload: vec![0; 2048],
+        };
+        assert!(matches!(
+            encode_into(&big, 1024, &mut out),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_a_malformed_frame_not_a_panic() {
+        let mut d = FrameDecoder::new(1024);
+        d.push(&[0, 0, 0, 3, 0xff, 0xff, 0xff]);
+        assert!(matches!(d.next_frame(), Err(FrameError::Malformed(_))));
+        // An HTTP request sent to the remoting port.
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_BYTES);
+        d.push(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(d.next_frame().is_err());
+    }
+}

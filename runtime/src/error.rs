@@ -50,6 +50,34 @@ pub enum CallError {
         /// The panic message.
         message: String,
     },
+    /// The node holding the instance left or was declared down, or the
+    /// connection to it broke, before the call completed.
+    #[error("node `{node}` is down")]
+    NodeDown {
+        /// The remote node.
+        node: String,
+    },
+    /// The outbound queue to the remote node is full; the message was not sent.
+    #[error("outbound queue to node `{node}` is full")]
+    Overloaded {
+        /// The remote node.
+        node: String,
+    },
+    /// The message (or its result) could not be encoded or decoded for the wire.
+    #[error("codec failure calling `{service}`: {reason}")]
+    Codec {
+        /// The service.
+        service: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The service runs only on other nodes and this node does not know how
+    /// to encode the message: register it with `Node::register_message`.
+    #[error("message `{message}` is not registered for remote calls on this node (Node::register_message)")]
+    NotRegistered {
+        /// The Rust type name of the message.
+        message: &'static str,
+    },
     /// The node is shutting down: new calls are refused, and calls still queued
     /// or running at the shutdown deadline fail with this error.
     #[error("node is shutting down")]
@@ -132,6 +160,20 @@ pub enum NodeError {
     /// it would then have to join.
     #[error("shutdown was called from one of the node's own threads")]
     ShutdownFromNodeThread,
+    /// Listening on a non-loopback address needs a cluster secret.
+    #[error("refusing to listen on {addr} without a cluster secret (only loopback is allowed without one)")]
+    InsecureListen {
+        /// The address asked for.
+        addr: String,
+    },
+    /// The remoting listener could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        reason: String,
+    },
     /// The node was already shut down.
     #[error("the node is already shut down")]
     AlreadyShutDown,

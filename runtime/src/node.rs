@@ -45,6 +45,8 @@ pub(crate) struct NodeShared {
     pub(crate) closing: AtomicBool,
     pub(crate) default_timeout: Duration,
     pub(crate) exec: Exec,
+    /// Remoting, when the node listens or dials.
+    pub(crate) remote: Option<Arc<crate::remote::remoting::Remoting>>,
 }
 
 impl NodeShared {
@@ -88,6 +90,9 @@ impl Drop for NodeInner {
     fn drop(&mut self) {
         if !self.shut.swap(true, Ordering::AcqRel) {
             self.shared.closing.store(true, Ordering::Release);
+            if let Some(r) = &self.shared.remote {
+                r.close();
+            }
             self.root.do_send(KillTree { fail: false });
             if let Some(t) = self.threads.lock().take() {
                 t.stop_detached();
@@ -147,13 +152,18 @@ impl Node {
             return Err(SpawnError::ShuttingDown);
         }
         spec.validate()?;
-        if shared.registry.get(spec.name()).is_some() {
+        if shared
+            .registry
+            .get(spec.name())
+            .is_some_and(|e| !e.is_remote_only())
+        {
             return Err(SpawnError::DuplicateService {
                 service: spec.name().to_string(),
             });
         }
         shared.registry.claim_wire_names(&spec.wire_names())?;
-        let (entry, bp) = spec.into_blueprint();
+        shared.registry.register_codecs(spec.codecs());
+        let (entry, bp) = spec.into_blueprint(&shared.name);
         shared.registry.insert(entry.clone())?;
         self.add_child(ChildSpec::Service(bp)).await?;
         Ok(ServiceRef::with_entry(shared.clone(), entry))
@@ -172,15 +182,18 @@ impl Node {
         let mut names = Vec::new();
         spec.validate(&mut names)?;
         for n in &names {
-            if shared.registry.get(n).is_some() {
+            if shared.registry.get(n).is_some_and(|e| !e.is_remote_only()) {
                 return Err(SpawnError::DuplicateService { service: n.clone() });
             }
         }
         let mut wires = Vec::new();
         spec.wire_names(&mut wires);
         shared.registry.claim_wire_names(&wires)?;
+        let mut codecs = Vec::new();
+        spec.codecs(&mut codecs);
+        shared.registry.register_codecs(codecs);
         let mut entries = Vec::new();
-        let resolved = spec.bind(&mut entries);
+        let resolved = spec.bind(&shared.name, &mut entries);
         for e in entries {
             shared.registry.insert(e)?;
         }
@@ -229,6 +242,70 @@ impl Node {
     /// Names of every service on this node, sorted.
     pub fn services(&self) -> Vec<String> {
         self.shared().registry.names()
+    }
+
+    /// The remoting address other nodes dial (the real port when bound to 0).
+    pub fn remote_addr(&self) -> Option<String> {
+        self.shared()
+            .remote
+            .as_ref()
+            .map(|r| r.local.addr.clone())
+            .filter(|a| !a.is_empty())
+    }
+
+    /// Who this node is on the wire.
+    pub fn node_info(&self) -> Option<crate::remote::NodeInfo> {
+        self.shared().remote.as_ref().map(|r| r.local.clone())
+    }
+
+    /// Nodes this node is connected to, by name.
+    pub fn peers(&self) -> Vec<crate::remote::NodeInfo> {
+        self.shared()
+            .remote
+            .as_ref()
+            .map(|r| r.peers())
+            .unwrap_or_default()
+    }
+
+    /// Remoting counters (zero when the node does not listen or dial).
+    pub fn remote_stats(&self) -> crate::remote::RemoteSnapshot {
+        self.shared()
+            .remote
+            .as_ref()
+            .map(|r| r.stats.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Instances of `name` on other nodes, as `(node, slot)`.
+    pub fn remote_instances(&self, name: &str) -> Vec<(String, usize)> {
+        self.shared()
+            .registry
+            .get(name)
+            .map(|e| e.remote_instances())
+            .unwrap_or_default()
+    }
+
+    /// Asks to remote nodes still waiting for their reply.
+    pub fn pending_remote_asks(&self) -> usize {
+        self.shared().remote.as_ref().map_or(0, |r| r.pending())
+    }
+
+    /// Teaches the node how to send `M` to services it does not run itself
+    /// (`handles::<M>()` does this for the services it runs).
+    pub fn register_message<M: crate::RemoteMessage>(&self) {
+        self.shared().registry.register_codecs([(
+            std::any::TypeId::of::<M>(),
+            crate::remote::wire::wire_codec::<M>(),
+        )]);
+    }
+
+    /// Like [`register_message`](Self::register_message), for a keyed message.
+    pub fn register_keyed_message<M: crate::RemoteMessage + crate::KeyedMessage>(&self) {
+        let mut c = crate::remote::wire::wire_codec::<M>();
+        c.key = Some(crate::service::key_of::<M>);
+        self.shared()
+            .registry
+            .register_codecs([(std::any::TypeId::of::<M>(), c)]);
     }
 
     /// Asks currently waiting for a reply with a registered deadline.
@@ -284,6 +361,10 @@ impl Node {
             }
         }
         let _ = done_rx.await;
+        // Leave the cluster: peers drop this node's instances at once.
+        if let Some(r) = &shared.remote {
+            r.close();
+        }
         let threads = self.inner.threads.lock().take();
         if let Some(t) = threads {
             t.stop_and_join().await;

@@ -8,12 +8,19 @@
 mod entry;
 mod watch;
 
-pub(crate) use entry::{ErasedRecipient, Instance, InstanceGuard, MessageType, ServiceEntry};
+pub(crate) use entry::{
+    ErasedRecipient, Instance, InstanceGuard, MessageType, RemoteInstance, ServiceEntry,
+};
 pub use entry::{InstanceId, ServiceState};
 pub use watch::{RegistryEvent, RegistryWatch};
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use crate::remote::frame::ServiceAd;
+use crate::remote::peer::Peer;
+use crate::remote::wire::WireCodec;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
@@ -29,16 +36,137 @@ const WATCH_CAPACITY: usize = 4096;
 pub(crate) struct Registry {
     services: RwLock<HashMap<Arc<str>, Arc<ServiceEntry>>>,
     wire_names: Mutex<HashMap<&'static str, &'static str>>,
+    codecs: RwLock<HashMap<TypeId, WireCodec>>,
+    node: String,
     events: broadcast::Sender<RegistryEvent>,
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(node: &str) -> Self {
         let (events, _) = broadcast::channel(WATCH_CAPACITY);
         Self {
             services: RwLock::new(HashMap::new()),
             wire_names: Mutex::new(HashMap::new()),
+            codecs: RwLock::new(HashMap::new()),
+            node: node.to_string(),
             events,
+        }
+    }
+
+    /// Records how message types cross the wire (all or none claimed first).
+    pub(crate) fn register_codecs(&self, codecs: impl IntoIterator<Item = (TypeId, WireCodec)>) {
+        self.codecs.write().extend(codecs);
+    }
+
+    /// The wire functions of a message type, if it was registered.
+    pub(crate) fn codec(&self, t: TypeId) -> Option<WireCodec> {
+        self.codecs.read().get(&t).copied()
+    }
+
+    /// The entry for `name`, created without local instances if the service
+    /// only runs elsewhere.
+    fn get_or_insert_remote(&self, name: &str, keyed: bool) -> Arc<ServiceEntry> {
+        if let Some(e) = self.get(name) {
+            return e;
+        }
+        let mut map = self.services.write();
+        map.entry(Arc::from(name))
+            .or_insert_with(|| {
+                let e = ServiceEntry::new(Arc::from(name), Box::new([]), keyed, 0, &self.node);
+                e.set_state(ServiceState::Running);
+                Arc::new(e)
+            })
+            .clone()
+    }
+
+    /// This node's services as it advertises them.
+    pub(crate) fn local_table(&self) -> Vec<ServiceAd> {
+        let mut v: Vec<ServiceAd> = self
+            .services
+            .read()
+            .values()
+            .filter(|e| !e.types.is_empty())
+            .map(|e| ServiceAd {
+                name: e.name().to_string(),
+                slots: e.live_instances().iter().map(|i| i.slot as u32).collect(),
+                messages: e
+                    .types
+                    .iter()
+                    .filter_map(|t| t.wire.map(|w| w.wire_name.to_string()))
+                    .collect(),
+                keyed: e.keyed_routing,
+            })
+            .filter(|ad| !ad.slots.is_empty())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Applies a peer's service table: its instances replace what we knew.
+    pub(crate) fn apply_remote_table(&self, peer: &Arc<Peer>, services: Vec<ServiceAd>) {
+        let node = peer.info.name.clone();
+        let mut seen = Vec::new();
+        for ad in services {
+            let entry = self.get_or_insert_remote(&ad.name, ad.keyed);
+            let messages: Arc<[String]> = ad.messages.into();
+            let now = ad
+                .slots
+                .iter()
+                .map(|&slot| {
+                    Arc::new(RemoteInstance {
+                        peer: peer.clone(),
+                        slot: slot as usize,
+                        messages: messages.clone(),
+                    })
+                })
+                .collect();
+            self.publish_remote(
+                &ad.name,
+                &node,
+                entry.set_remote(&node, now),
+                "left the table",
+            );
+            seen.push(ad.name);
+        }
+        let entries: Vec<Arc<ServiceEntry>> = self.services.read().values().cloned().collect();
+        for e in entries {
+            if !seen.iter().any(|s| s == e.name()) {
+                let change = e.set_remote(&node, Vec::new());
+                self.publish_remote(e.name(), &node, change, "left the table");
+            }
+        }
+    }
+
+    /// Forgets every instance of `node` (it left or was declared down).
+    pub(crate) fn drop_node(&self, node: &str) {
+        let entries: Vec<Arc<ServiceEntry>> = self.services.read().values().cloned().collect();
+        for e in entries {
+            let change = e.set_remote(node, Vec::new());
+            self.publish_remote(e.name(), node, change, "node down");
+        }
+    }
+
+    fn publish_remote(
+        &self,
+        service: &str,
+        node: &str,
+        (added, removed): (Vec<usize>, Vec<usize>),
+        why: &str,
+    ) {
+        for slot in added {
+            self.publish(RegistryEvent::RemoteAdded {
+                service: service.to_string(),
+                node: node.to_string(),
+                slot,
+            });
+        }
+        for slot in removed {
+            self.publish(RegistryEvent::RemoteRemoved {
+                service: service.to_string(),
+                node: node.to_string(),
+                slot,
+                reason: why.to_string(),
+            });
         }
     }
 
@@ -83,10 +211,13 @@ impl Registry {
     /// Inserts a new entry; fails if the name is taken.
     pub(crate) fn insert(&self, entry: Arc<ServiceEntry>) -> Result<(), SpawnError> {
         let mut map = self.services.write();
-        if map.contains_key(entry.name()) {
-            return Err(SpawnError::DuplicateService {
-                service: entry.name().to_string(),
-            });
+        if let Some(old) = map.get(entry.name()) {
+            if !old.is_remote_only() {
+                return Err(SpawnError::DuplicateService {
+                    service: entry.name().to_string(),
+                });
+            }
+            entry.inherit(old);
         }
         map.insert(Arc::from(entry.name()), entry);
         Ok(())

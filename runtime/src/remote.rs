@@ -1,12 +1,17 @@
-//! Remoting: the wire between nodes (work in progress toward the cluster
-//! layer): frames and their codec, and the authenticated handshake.
+//! Remoting: the wire between nodes. Length-prefixed bincode frames, an
+//! authenticated handshake, one connection per peer with a batching writer,
+//! service tables exchanged on connect and on change, and location-
+//! transparent calls through [`ServiceRef`](crate::ServiceRef).
 
-// The connection layer that drives these is the next step of the cluster
-// issue; until it lands, parts are only reached from tests.
-#[allow(dead_code)]
 pub(crate) mod frame;
-#[allow(dead_code)]
 pub(crate) mod handshake;
+pub(crate) mod peer;
+pub(crate) mod remoting;
+pub(crate) mod stats;
+pub mod transport;
+pub(crate) mod wire;
 
 pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;
+pub use remoting::RemoteConfig;
+pub use stats::RemoteSnapshot;

@@ -14,4 +14,4 @@ pub use reply::{HandlerFailure, Reply};
 pub use spec::{Routing, ServiceSpec};
 
 pub(crate) use actor::StopInstance;
-pub(crate) use spec::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};
+pub(crate) use spec::{key_of, ErasedBlueprint, InstanceLaunch, LaunchedInstance};

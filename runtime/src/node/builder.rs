@@ -12,6 +12,10 @@ use super::{Exec, Node, NodeShared};
 use crate::deadline::{Deadlines, TICK};
 use crate::error::NodeError;
 use crate::registry::Registry;
+use crate::remote::frame::NodeInfo;
+use crate::remote::remoting::Remoting;
+use crate::remote::transport::TcpTransport;
+use crate::remote::RemoteConfig;
 use crate::supervision::{launch, ExitNotice, Placement, Supervisor};
 
 /// Configures a [`Node`].
@@ -21,6 +25,9 @@ pub struct NodeBuilder {
     arbiters: Option<usize>,
     default_timeout: Duration,
     allow_panic_abort: bool,
+    listen: Option<std::net::SocketAddr>,
+    remote: RemoteConfig,
+    incarnation: Option<u64>,
 }
 
 impl Default for NodeBuilder {
@@ -30,6 +37,9 @@ impl Default for NodeBuilder {
             arbiters: None,
             default_timeout: Duration::from_secs(5),
             allow_panic_abort: false,
+            listen: None,
+            remote: RemoteConfig::default(),
+            incarnation: None,
         }
     }
 }
@@ -60,6 +70,50 @@ impl NodeBuilder {
         self
     }
 
+    /// Listens for other nodes on `addr` (port 0 picks a free port; read it
+    /// back with [`Node::remote_addr`]). Without a cluster secret only a
+    /// loopback address is accepted.
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Adds a seed node address (`host:port`) to dial at start.
+    pub fn seed(mut self, addr: impl Into<String>) -> Self {
+        self.remote.seeds.push(addr.into());
+        self
+    }
+
+    /// The cluster name (default `msa`); nodes of other clusters are refused.
+    pub fn cluster(mut self, name: impl Into<String>) -> Self {
+        self.remote.cluster = name.into();
+        self
+    }
+
+    /// The shared cluster secret every connection must prove.
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.remote.secret = Some(secret.into());
+        self
+    }
+
+    /// Largest frame accepted or sent (default 8 MiB).
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.remote.max_frame_bytes = n;
+        self
+    }
+
+    /// All remoting settings at once.
+    pub fn remote_config(mut self, cfg: RemoteConfig) -> Self {
+        self.remote = cfg;
+        self
+    }
+
+    /// The node's incarnation (default: the start time in nanoseconds).
+    pub fn incarnation(mut self, n: u64) -> Self {
+        self.incarnation = Some(n);
+        self
+    }
+
     fn check_panic_strategy(&self) -> Result<(), NodeError> {
         if cfg!(panic = "abort") && !self.allow_panic_abort {
             return Err(NodeError::PanicAbort);
@@ -67,15 +121,65 @@ impl NodeBuilder {
         Ok(())
     }
 
-    fn shared(&self, exec: Exec, shards: usize) -> Arc<NodeShared> {
-        Arc::new(NodeShared {
+    /// Binds the remoting listener, if any (before any thread starts, so
+    /// errors come back from `start`).
+    fn bind(&self) -> Result<Option<std::net::TcpListener>, NodeError> {
+        let Some(addr) = self.listen else {
+            return Ok(None);
+        };
+        if self.remote.secret.is_none() && !addr.ip().is_loopback() {
+            return Err(NodeError::InsecureListen {
+                addr: addr.to_string(),
+            });
+        }
+        std::net::TcpListener::bind(addr)
+            .map(Some)
+            .map_err(|e| NodeError::Bind {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn shared(
+        &self,
+        exec: Exec,
+        shards: usize,
+        listener: Option<&std::net::TcpListener>,
+    ) -> Result<Arc<NodeShared>, NodeError> {
+        let local_addr = match listener {
+            Some(l) => Some(
+                l.local_addr()
+                    .map_err(|e| NodeError::Threads(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let wants_remote = local_addr.is_some() || !self.remote.seeds.is_empty();
+        let incarnation = self.incarnation.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+        Ok(Arc::new_cyclic(|weak| NodeShared {
             name: self.name.clone(),
-            registry: Registry::new(),
+            registry: Registry::new(&self.name),
             deadlines: Deadlines::new(shards),
             closing: AtomicBool::new(false),
             default_timeout: self.default_timeout,
             exec,
-        })
+            remote: wants_remote.then(|| {
+                Arc::new(Remoting::new(
+                    self.remote.clone(),
+                    NodeInfo {
+                        name: self.name.clone(),
+                        addr: local_addr.map(|a| a.to_string()).unwrap_or_default(),
+                        incarnation,
+                    },
+                    weak.clone(),
+                    Arc::new(TcpTransport),
+                ))
+            }),
+        }))
     }
 
     /// Starts the node on its own actix System thread and arbiter pool. Works
@@ -92,6 +196,7 @@ impl NodeBuilder {
     /// ```
     pub fn start(self) -> Result<Node, NodeError> {
         self.check_panic_strategy()?;
+        let listener = self.bind()?;
         let n = match self.arbiters {
             Some(0) => return Err(NodeError::ZeroArbiters),
             Some(n) => n,
@@ -131,7 +236,12 @@ impl NodeBuilder {
                 next: AtomicUsize::new(0),
             },
             n + 2,
-        );
+            listener.as_ref(),
+        )?;
+        if let Some(r) = &shared.remote {
+            let tasks = remoting_tasks(r, &shared, listener);
+            handles[0].spawn(tasks);
+        }
         let sweeper_stop = Arc::new(AtomicBool::new(false));
         let sweeper = {
             let shared = shared.clone();
@@ -174,7 +284,11 @@ impl NodeBuilder {
         if !in_local_set {
             return Err(NodeError::NoLocalSet);
         }
-        let shared = self.shared(Exec::Local, 1);
+        let listener = self.bind()?;
+        let shared = self.shared(Exec::Local, 1, listener.as_ref())?;
+        if let Some(r) = &shared.remote {
+            actix_rt::spawn(remoting_tasks(r, &shared, listener));
+        }
         let sweeper_stop = Arc::new(AtomicBool::new(false));
         {
             let shared = shared.clone();
@@ -213,4 +327,36 @@ fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor
         None::<ExitNotice>,
     );
     addr
+}
+
+/// The remoting tasks of a node: accept, dial seeds, re-advertise the service
+/// table after every local registry change.
+fn remoting_tasks(
+    r: &Arc<Remoting>,
+    shared: &Arc<NodeShared>,
+    listener: Option<std::net::TcpListener>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let r = r.clone();
+    let mut watch = shared.registry.watch();
+    async move {
+        if let Some(l) = listener {
+            actix_rt::spawn(r.clone().accept_loop(l));
+        }
+        for seed in r.cfg.seeds.clone() {
+            actix_rt::spawn(r.clone().dial_loop(seed));
+        }
+        while let Some(ev) = watch.next().await {
+            use crate::registry::RegistryEvent as E;
+            if matches!(
+                ev,
+                E::Added { .. }
+                    | E::Removed { .. }
+                    | E::Restarted { .. }
+                    | E::Failed { .. }
+                    | E::Lagged { .. }
+            ) {
+                r.broadcast_table();
+            }
+        }
+    }
 }

@@ -82,8 +82,24 @@ pub(crate) struct MessageType {
     pub(crate) type_id: TypeId,
     pub(crate) type_name: &'static str,
     pub(crate) wire_name: Option<&'static str>,
+    /// How the message crosses nodes (for `handles` / `handles_keyed`).
+    pub(crate) wire: Option<crate::remote::wire::WireCodec>,
     /// Extracts the routing key of a keyed message (given as `&dyn Any`).
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
+}
+
+/// An instance of this service on another node.
+#[derive(Debug)]
+pub(crate) struct RemoteInstance {
+    pub(crate) peer: Arc<crate::remote::peer::Peer>,
+    pub(crate) slot: usize,
+    pub(crate) messages: Arc<[String]>,
+}
+
+impl RemoteInstance {
+    pub(crate) fn handles(&self, wire: &str) -> bool {
+        self.messages.iter().any(|m| m == wire)
+    }
 }
 
 /// A service's entry in the registry.
@@ -91,9 +107,17 @@ pub(crate) struct ServiceEntry {
     name: Arc<str>,
     pub(crate) types: Box<[MessageType]>,
     pub(crate) keyed_routing: bool,
+    /// Mixed into keyed scores: rendezvous weights are per (node, slot).
+    salt: u64,
     slots: Box<[ArcSwapOption<Instance>]>,
     incarnations: Box<[AtomicU64]>,
     rr: AtomicUsize,
+    remote: arc_swap::ArcSwap<Vec<Arc<RemoteInstance>>>,
+    remote_rr: AtomicUsize,
+    /// Mirrors `!remote.is_empty()`, read on every call (one relaxed load).
+    any_remote: std::sync::atomic::AtomicBool,
+    /// Set when a local spawn replaced this remote-only entry.
+    replaced: std::sync::atomic::AtomicBool,
     state: AtomicU8,
     pub(crate) stats: ServiceStats,
 }
@@ -116,14 +140,20 @@ impl ServiceEntry {
         types: Box<[MessageType]>,
         keyed_routing: bool,
         slots: usize,
+        node: &str,
     ) -> Self {
         Self {
             name,
             types,
             keyed_routing,
+            salt: crate::message::key_hash(node.as_bytes()),
             slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
             incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             rr: AtomicUsize::new(0),
+            remote: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            remote_rr: AtomicUsize::new(0),
+            any_remote: std::sync::atomic::AtomicBool::new(false),
+            replaced: std::sync::atomic::AtomicBool::new(false),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
             stats: ServiceStats::default(),
         }
@@ -207,22 +237,124 @@ impl ServiceEntry {
     /// Rendezvous (highest random weight) hashing over live slots: every caller
     /// that sees the same instances picks the same one for a key.
     pub(crate) fn pick_keyed(&self, key: u64) -> Option<InstanceGuard> {
-        if self.slots.len() == 1 {
-            let g = self.slots[0].load();
-            return g.is_some().then_some(g);
-        }
+        self.pick_keyed_scored(key).map(|(_, g)| g)
+    }
+
+    /// The local winner for `key` and its weight (to compare with remote ones).
+    pub(crate) fn pick_keyed_scored(&self, key: u64) -> Option<(u64, InstanceGuard)> {
         let mut best: Option<(u64, InstanceGuard)> = None;
         for (slot, s) in self.slots.iter().enumerate() {
             let g = s.load();
             if g.is_none() {
                 continue;
             }
-            let score = rendezvous_score(key, slot);
+            let score = rendezvous_score(key ^ self.salt, slot);
             if best.as_ref().is_none_or(|(b, _)| score > *b) {
                 best = Some((score, g));
             }
         }
-        best.map(|(_, g)| g)
+        best
+    }
+
+    /// The rendezvous weight of a remote instance for `key`.
+    pub(crate) fn remote_score(key: u64, r: &RemoteInstance) -> u64 {
+        rendezvous_score(
+            key ^ crate::message::key_hash(r.peer.info.name.as_bytes()),
+            r.slot,
+        )
+    }
+
+    /// Replaces the instances `node` has of this service; returns the slots
+    /// (added, removed).
+    pub(crate) fn set_remote(
+        &self,
+        node: &str,
+        now: Vec<Arc<RemoteInstance>>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let cur = self.remote.load();
+        let before: Vec<usize> = cur
+            .iter()
+            .filter(|r| r.peer.info.name == node)
+            .map(|r| r.slot)
+            .collect();
+        let after: Vec<usize> = now.iter().map(|r| r.slot).collect();
+        let mut next: Vec<Arc<RemoteInstance>> = cur
+            .iter()
+            .filter(|r| r.peer.info.name != node)
+            .cloned()
+            .collect();
+        next.extend(now);
+        next.sort_by(|a, b| (&a.peer.info.name, a.slot).cmp(&(&b.peer.info.name, b.slot)));
+        self.any_remote.store(!next.is_empty(), Ordering::Release);
+        self.remote.store(Arc::new(next));
+        let added = after
+            .iter()
+            .copied()
+            .filter(|s| !before.contains(s))
+            .collect();
+        let removed = before
+            .iter()
+            .copied()
+            .filter(|s| !after.contains(s))
+            .collect();
+        (added, removed)
+    }
+
+    /// Whether any remote instance exists.
+    #[inline]
+    pub(crate) fn has_remote(&self) -> bool {
+        self.any_remote.load(Ordering::Relaxed)
+    }
+
+    /// Whether a local spawn replaced this (remote-only) entry.
+    #[inline]
+    pub(crate) fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    /// Whether this entry only mirrors other nodes' instances.
+    pub(crate) fn is_remote_only(&self) -> bool {
+        self.types.is_empty() && self.slots.is_empty()
+    }
+
+    /// Takes over `old`'s remote instances and marks `old` replaced.
+    pub(crate) fn inherit(&self, old: &ServiceEntry) {
+        let r = old.remote.load_full();
+        self.any_remote.store(!r.is_empty(), Ordering::Release);
+        self.remote.store(r);
+        old.replaced.store(true, Ordering::Release);
+    }
+
+    /// Remote instances, for views.
+    pub(crate) fn remote_instances(&self) -> Vec<(String, usize)> {
+        self.remote
+            .load()
+            .iter()
+            .map(|r| (r.peer.info.name.clone(), r.slot))
+            .collect()
+    }
+
+    /// A remote instance that handles `wire`: round-robin, or by rendezvous
+    /// hashing of `key` over (node, slot).
+    pub(crate) fn pick_remote(&self, wire: &str, key: Option<u64>) -> Option<Arc<RemoteInstance>> {
+        let all = self.remote.load();
+        let candidates: Vec<&Arc<RemoteInstance>> = all
+            .iter()
+            .filter(|r| r.handles(wire) && !r.peer.is_down())
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        match key {
+            Some(k) => candidates
+                .into_iter()
+                .max_by_key(|r| Self::remote_score(k, r))
+                .cloned(),
+            None => {
+                let i = self.remote_rr.fetch_add(1, Ordering::Relaxed) % candidates.len();
+                Some(candidates[i].clone())
+            }
+        }
     }
 
     /// Every live instance, for broadcasts.
@@ -241,7 +373,7 @@ mod tests {
     use super::*;
 
     fn entry(slots: usize) -> ServiceEntry {
-        ServiceEntry::new(Arc::from("s"), Box::new([]), true, slots)
+        ServiceEntry::new(Arc::from("s"), Box::new([]), true, slots, "node")
     }
 
     fn inst(slot: usize) -> Arc<Instance> {

@@ -36,6 +36,26 @@ pub enum RegistryEvent {
         /// The service.
         service: String,
     },
+    /// An instance on another node became reachable.
+    RemoteAdded {
+        /// The service.
+        service: String,
+        /// The node it runs on.
+        node: String,
+        /// Its slot there.
+        slot: usize,
+    },
+    /// An instance on another node went away (it stopped, or its node is down).
+    RemoteRemoved {
+        /// The service.
+        service: String,
+        /// The node it ran on.
+        node: String,
+        /// Its slot there.
+        slot: usize,
+        /// Why.
+        reason: String,
+    },
     /// The watcher fell behind and missed this many events.
     Lagged {
         /// How many events were skipped.

@@ -98,6 +98,22 @@ pub(crate) enum Frame {
     Membership {
         payload: Vec<u8>,
     },
+    /// The sender's live services and the members it knows.
+    Table {
+        services: Vec<ServiceAd>,
+        members: Vec<NodeInfo>,
+    },
+}
+
+/// One service as a node advertises it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ServiceAd {
+    pub(crate) name: String,
+    /// Live instance slots.
+    pub(crate) slots: Vec<u32>,
+    /// Wire names of the messages it handles.
+    pub(crate) messages: Vec<String>,
+    pub(crate) keyed: bool,
 }
 
 impl Frame {
@@ -116,6 +132,7 @@ impl Frame {
             Self::Ping { .. } => "ping",
             Self::Pong { .. } => "pong",
             Self::Membership { .. } => "membership",
+            Self::Table { .. } => "table",
         }
     }
 }

@@ -17,7 +17,11 @@ use crate::deadline::{Deadlines, Ticket};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::node::NodeShared;
-use crate::registry::{InstanceGuard, ServiceEntry};
+use crate::registry::{InstanceGuard, RemoteInstance, ServiceEntry};
+use crate::remote::frame::Frame;
+use crate::remote::peer::{Peer, RemoteReply};
+use crate::remote::wire::{wire_meta, WireCodec};
+use tokio::sync::oneshot;
 
 /// A handle to a service, by name. Cheap to clone, `Send + Sync`.
 ///
@@ -48,6 +52,32 @@ pub struct ServiceRef {
     node: Arc<NodeShared>,
     name: Arc<str>,
     entry: OnceLock<Arc<ServiceEntry>>,
+    /// Serves inbound remote calls: never forwards to another node.
+    local_only: bool,
+}
+
+/// The entry a call uses: the cached one, or a fresh lookup when a local
+/// spawn replaced the remote-only entry this handle cached.
+enum EntryRef<'a> {
+    Cached(&'a Arc<ServiceEntry>),
+    Fresh(Arc<ServiceEntry>),
+}
+
+impl std::ops::Deref for EntryRef<'_> {
+    type Target = Arc<ServiceEntry>;
+    #[inline]
+    fn deref(&self) -> &Arc<ServiceEntry> {
+        match self {
+            Self::Cached(e) => e,
+            Self::Fresh(e) => e,
+        }
+    }
+}
+
+/// Where a call goes.
+enum Route {
+    Local(Target),
+    Remote(Arc<RemoteInstance>, WireCodec),
 }
 
 impl std::fmt::Debug for ServiceRef {
@@ -84,7 +114,16 @@ impl ServiceRef {
             node,
             name: Arc::from(name),
             entry: OnceLock::new(),
+            local_only: false,
         }
+    }
+
+    /// A handle that only reaches this node's instances (for serving calls
+    /// that came from another node).
+    pub(crate) fn local_only(node: Arc<NodeShared>, entry: Arc<ServiceEntry>) -> Self {
+        let mut r = Self::with_entry(node, entry);
+        r.local_only = true;
+        r
     }
 
     pub(crate) fn with_entry(node: Arc<NodeShared>, entry: Arc<ServiceEntry>) -> Self {
@@ -95,6 +134,7 @@ impl ServiceRef {
             node,
             name,
             entry: cell,
+            local_only: false,
         }
     }
 
@@ -104,9 +144,11 @@ impl ServiceRef {
     }
 
     #[inline]
-    fn entry(&self) -> Result<&Arc<ServiceEntry>, CallError> {
+    fn entry(&self) -> Result<EntryRef<'_>, CallError> {
         if let Some(e) = self.entry.get() {
-            return Ok(e);
+            if !e.is_replaced() {
+                return Ok(EntryRef::Cached(e));
+            }
         }
         let e = self
             .node
@@ -115,31 +157,91 @@ impl ServiceRef {
             .ok_or_else(|| CallError::UnknownService {
                 service: self.name.to_string(),
             })?;
-        Ok(self.entry.get_or_init(|| e))
+        if self.entry.get().is_none() {
+            return Ok(EntryRef::Cached(self.entry.get_or_init(|| e)));
+        }
+        Ok(EntryRef::Fresh(e))
     }
 
-    /// Routes a message of type `M`: checks, picks an instance, finds its recipient.
+    fn no_instance(&self) -> CallError {
+        CallError::NoInstance {
+            service: self.name.to_string(),
+        }
+    }
+
+    /// Routes a message of type `M`: a live local instance if there is one
+    /// (or the rendezvous winner for a keyed message), else a remote one.
     #[inline]
-    fn route<M: Message + Send + 'static>(&self, msg: &M) -> Result<Target, CallError> {
+    fn route<M: Message + Send + 'static>(&self, msg: &M) -> Result<Route, CallError> {
         if self.node.closing.load(Ordering::Relaxed) {
             return Err(CallError::ShuttingDown);
         }
         let entry = self.entry()?;
-        let index =
-            entry
-                .type_index(TypeId::of::<M>())
-                .ok_or_else(|| CallError::UnhandledMessage {
-                    service: self.name.to_string(),
-                    message: std::any::type_name::<M>(),
-                })?;
-        let guard = match (entry.keyed_routing, entry.types[index].key) {
-            (true, Some(key_of)) => entry.pick_keyed(key_of(msg as &dyn Any)),
-            _ => entry.pick_round_robin(),
+        let local = entry.type_index(TypeId::of::<M>());
+        if self.local_only || !entry.has_remote() {
+            // The local path: no codec lookup, no serialization.
+            let Some(index) = local else {
+                return Err(if entry.is_remote_only() {
+                    self.no_instance()
+                } else {
+                    self.unhandled::<M>()
+                });
+            };
+            let guard = match (entry.keyed_routing, entry.types[index].key) {
+                (true, Some(key_of)) => entry.pick_keyed(key_of(msg as &dyn Any)),
+                _ => entry.pick_round_robin(),
+            };
+            let guard = guard.ok_or_else(|| self.no_instance())?;
+            return Ok(Route::Local(Target { guard, index }));
+        }
+        self.route_cluster(&entry, local, msg)
+    }
+
+    fn route_cluster<M: Message + Send + 'static>(
+        &self,
+        entry: &ServiceEntry,
+        local: Option<usize>,
+        msg: &M,
+    ) -> Result<Route, CallError> {
+        let codec = local
+            .and_then(|i| entry.types[i].wire)
+            .or_else(|| self.node.registry.codec(TypeId::of::<M>()));
+        let key = if entry.keyed_routing {
+            codec.and_then(|c| c.key).map(|k| k(msg as &dyn Any))
+        } else {
+            None
         };
-        let guard = guard.ok_or_else(|| CallError::NoInstance {
-            service: self.name.to_string(),
-        })?;
-        Ok(Target { guard, index })
+        let remote = codec.and_then(|c| entry.pick_remote(c.wire_name, key).map(|r| (r, c)));
+        match (local, key) {
+            (Some(index), Some(k)) => {
+                let mine = entry.pick_keyed_scored(k);
+                match (mine, remote) {
+                    (Some((ls, g)), Some((r, c))) => {
+                        if ls >= ServiceEntry::remote_score(k, &r) {
+                            Ok(Route::Local(Target { guard: g, index }))
+                        } else {
+                            Ok(Route::Remote(r, c))
+                        }
+                    }
+                    (Some((_, g)), None) => Ok(Route::Local(Target { guard: g, index })),
+                    (None, Some((r, c))) => Ok(Route::Remote(r, c)),
+                    (None, None) => Err(self.no_instance()),
+                }
+            }
+            (Some(index), None) => match entry.pick_round_robin() {
+                Some(guard) => Ok(Route::Local(Target { guard, index })),
+                None => remote
+                    .map(|(r, c)| Route::Remote(r, c))
+                    .ok_or_else(|| self.no_instance()),
+            },
+            (None, _) => match (remote, codec) {
+                (Some((r, c)), _) => Ok(Route::Remote(r, c)),
+                (None, Some(_)) => Err(self.no_instance()),
+                (None, None) => Err(CallError::NotRegistered {
+                    message: std::any::type_name::<M>(),
+                }),
+            },
+        }
     }
 
     /// Sends `msg` and waits for the reply. Waits for mailbox room (so it
@@ -187,17 +289,30 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let target = self.route(&msg)?;
-        let r = target
-            .recipient::<M>()
-            .ok_or_else(|| self.unhandled::<M>())?;
-        if !r.connected() {
-            return Err(CallError::NoInstance {
-                service: self.name.to_string(),
-            });
+        match self.route(&msg)? {
+            Route::Local(target) => {
+                let r = target
+                    .recipient::<M>()
+                    .ok_or_else(|| self.unhandled::<M>())?;
+                if !r.connected() {
+                    return Err(self.no_instance());
+                }
+                r.do_send(Envelope { msg, meta });
+                Ok(())
+            }
+            Route::Remote(r, codec) => {
+                let payload = (codec.encode)(&msg as &dyn Any).map_err(|e| CallError::Codec {
+                    service: self.name.to_string(),
+                    reason: e.to_string(),
+                })?;
+                r.peer.send(Frame::Tell {
+                    service: self.name.to_string(),
+                    message: codec.wire_name.to_string(),
+                    meta: wire_meta(&meta, self.node.default_timeout),
+                    payload,
+                })
+            }
         }
-        r.do_send(Envelope { msg, meta });
-        Ok(())
     }
 
     /// Asks every live instance (for scatter-gather, e.g. listing a sharded
@@ -253,11 +368,79 @@ impl ServiceRef {
         Ok(out)
     }
 
+    fn send_remote<M>(
+        &self,
+        r: &Arc<RemoteInstance>,
+        codec: WireCodec,
+        msg: &M,
+        meta: &Metadata,
+        timeout: Duration,
+    ) -> State<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let payload = match (codec.encode)(msg as &dyn Any) {
+            Ok(p) => p,
+            Err(e) => {
+                return State::Failed(Some(CallError::Codec {
+                    service: self.name.to_string(),
+                    reason: e.to_string(),
+                }))
+            }
+        };
+        let asked = r.peer.ask(|id| Frame::Ask {
+            id,
+            service: self.name.to_string(),
+            message: codec.wire_name.to_string(),
+            meta: wire_meta(meta, timeout),
+            payload,
+        });
+        match asked {
+            Ok((id, rx)) => State::Remote {
+                call: RemoteCall {
+                    peer: r.peer.clone(),
+                    id,
+                    rx,
+                    decode: codec.decode_result,
+                },
+            },
+            Err(e) => State::Failed(Some(e)),
+        }
+    }
+
     fn unhandled<M>(&self) -> CallError {
         CallError::UnhandledMessage {
             service: self.name.to_string(),
             message: std::any::type_name::<M>(),
         }
+    }
+
+    /// A pending ask: time out if the deadline passed, else make sure the
+    /// sweeper will wake it at the deadline.
+    #[inline]
+    fn pending_or_timeout<T>(
+        &self,
+        ticket: &mut TicketGuard<'_>,
+        deadline_ms: u64,
+        timeout: Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, CallError>> {
+        let deadlines = ticket.deadlines;
+        if deadlines.clock().now_ms() >= deadline_ms {
+            if let Some(t) = ticket.ticket.take() {
+                deadlines.cancel(t);
+            }
+            return Poll::Ready(Err(CallError::Timeout {
+                service: self.name.to_string(),
+                after: timeout,
+            }));
+        }
+        match ticket.ticket {
+            Some(t) => deadlines.update(t, cx.waker()),
+            None => ticket.ticket = Some(deadlines.register(deadline_ms, cx.waker())),
+        }
+        Poll::Pending
     }
 
     fn map_mailbox_error(&self, e: MailboxError) -> CallError {
@@ -318,30 +501,29 @@ where
             deadlines: &svc.node.deadlines,
             ticket: None,
         };
+        let mut meta = self.meta.unwrap_or_default();
+        match meta.deadline() {
+            Some(d) if d < clock.instant_at(deadline_ms) => {
+                // An earlier deadline from upstream wins.
+                deadline_ms = clock.now_ms().saturating_add(
+                    u64::try_from(d.saturating_duration_since(clock.now()).as_millis())
+                        .unwrap_or(0),
+                );
+            }
+            _ => meta.set_deadline_if_none(clock.instant_at(deadline_ms)),
+        }
         let state = match svc.route(&self.msg) {
             Err(e) => State::Failed(Some(e)),
-            Ok(target) => match target.recipient::<M>() {
+            Ok(Route::Local(target)) => match target.recipient::<M>() {
                 None => State::Failed(Some(svc.unhandled::<M>())),
-                Some(r) => {
-                    let mut meta = self.meta.unwrap_or_default();
-                    match meta.deadline() {
-                        Some(d) if d < clock.instant_at(deadline_ms) => {
-                            // An earlier deadline from upstream wins.
-                            deadline_ms = clock.now_ms().saturating_add(
-                                u64::try_from(d.saturating_duration_since(clock.now()).as_millis())
-                                    .unwrap_or(0),
-                            );
-                        }
-                        _ => meta.set_deadline_if_none(clock.instant_at(deadline_ms)),
-                    }
-                    State::Sent {
-                        req: r.send(Envelope {
-                            msg: self.msg,
-                            meta,
-                        }),
-                    }
-                }
+                Some(r) => State::Sent {
+                    req: r.send(Envelope {
+                        msg: self.msg,
+                        meta,
+                    }),
+                },
             },
+            Ok(Route::Remote(r, codec)) => svc.send_remote(&r, codec, &self.msg, &meta, timeout),
         };
         AskFuture {
             state,
@@ -364,6 +546,7 @@ pin_project_lite::pin_project! {
     {
         Failed { err: Option<CallError> },
         Sent { #[pin] req: RecipientRequest<Envelope<M>> },
+        Remote { call: RemoteCall },
     }
 }
 
@@ -375,6 +558,20 @@ where
 {
     fn Failed(err: Option<CallError>) -> Self {
         Self::Failed { err }
+    }
+}
+
+/// A remote ask in flight; dropping it forgets the pending entry.
+struct RemoteCall {
+    peer: Arc<Peer>,
+    id: u64,
+    rx: oneshot::Receiver<RemoteReply>,
+    decode: fn(&[u8]) -> crate::remote::wire::AnyResult,
+}
+
+impl Drop for RemoteCall {
+    fn drop(&mut self) {
+        self.peer.cancel(self.id);
     }
 }
 
@@ -439,6 +636,35 @@ where
             StateProj::Failed { err } => {
                 Poll::Ready(Err(err.take().unwrap_or(CallError::ShuttingDown)))
             }
+            StateProj::Remote { call } => match Pin::new(&mut call.rx).poll(cx) {
+                Poll::Ready(r) => {
+                    if let Some(t) = this.ticket.ticket.take() {
+                        this.ticket.deadlines.cancel(t);
+                    }
+                    let node = &call.peer.info.name;
+                    Poll::Ready(match r {
+                        Ok(Ok(bytes)) => {
+                            match (call.decode)(&bytes).map(|b| b.downcast::<M::Result>()) {
+                                Ok(Ok(v)) => Ok(*v),
+                                Ok(Err(_)) | Err(_) => Err(CallError::Codec {
+                                    service: svc.name.to_string(),
+                                    reason: "the reply does not decode as the result type".into(),
+                                }),
+                            }
+                        }
+                        Ok(Err(e)) => Err(e.into_call_error(
+                            &svc.name,
+                            std::any::type_name::<M>(),
+                            node,
+                            *this.timeout,
+                        )),
+                        Err(_) => Err(CallError::NodeDown { node: node.clone() }),
+                    })
+                }
+                Poll::Pending => {
+                    svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
+                }
+            },
             StateProj::Sent { req } => match req.poll(cx) {
                 Poll::Ready(r) => {
                     if let Some(t) = this.ticket.ticket.take() {
@@ -460,24 +686,7 @@ where
                     })
                 }
                 Poll::Pending => {
-                    let deadlines = this.ticket.deadlines;
-                    if deadlines.clock().now_ms() >= *this.deadline_ms {
-                        if let Some(t) = this.ticket.ticket.take() {
-                            deadlines.cancel(t);
-                        }
-                        return Poll::Ready(Err(CallError::Timeout {
-                            service: svc.name.to_string(),
-                            after: *this.timeout,
-                        }));
-                    }
-                    match this.ticket.ticket {
-                        Some(t) => deadlines.update(t, cx.waker()),
-                        None => {
-                            this.ticket.ticket =
-                                Some(deadlines.register(*this.deadline_ms, cx.waker()))
-                        }
-                    }
-                    Poll::Pending
+                    svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
                 }
             },
         }

@@ -12,6 +12,7 @@ use crate::error::SpawnError;
 use crate::message::{KeyedMessage, RemoteMessage};
 use crate::node::NodeShared;
 use crate::registry::{ErasedRecipient, Instance, InstanceId, MessageType, ServiceEntry};
+use crate::remote::wire::{wire_codec, WireCodec};
 use crate::supervision::{
     launch, Backoff, ExitNotice, Intensity, Placement, ReadyNotice, Restart, Strategy,
 };
@@ -104,7 +105,7 @@ where
     Box::new(addr.clone().recipient::<Envelope<M>>())
 }
 
-fn key_of<M: KeyedMessage + 'static>(msg: &dyn Any) -> u64 {
+pub(crate) fn key_of<M: KeyedMessage + 'static>(msg: &dyn Any) -> u64 {
     msg.downcast_ref::<M>().map_or(0, KeyedMessage::routing_key)
 }
 
@@ -132,7 +133,7 @@ impl<S: Service> ServiceSpec<S> {
         }
     }
 
-    fn route<M>(mut self, wire_name: Option<&'static str>, key: Option<fn(&dyn Any) -> u64>) -> Self
+    fn route<M>(mut self, wire: Option<WireCodec>, key: Option<fn(&dyn Any) -> u64>) -> Self
     where
         S: Handler<M>,
         M: Message + Send + 'static,
@@ -142,7 +143,11 @@ impl<S: Service> ServiceSpec<S> {
         let ty = MessageType {
             type_id,
             type_name: std::any::type_name::<M>(),
-            wire_name,
+            wire_name: wire.map(|w| w.wire_name),
+            wire: wire.map(|mut w| {
+                w.key = key;
+                w
+            }),
             key,
         };
         if let Some(r) = self.routes.iter_mut().find(|r| r.ty.type_id == type_id) {
@@ -162,7 +167,7 @@ impl<S: Service> ServiceSpec<S> {
         S: Handler<M>,
         M: RemoteMessage,
     {
-        self.route::<M>(Some(M::NAME), None)
+        self.route::<M>(Some(wire_codec::<M>()), None)
     }
 
     /// Registers a message that routes by key on a [`Routing::Keyed`] service.
@@ -171,7 +176,7 @@ impl<S: Service> ServiceSpec<S> {
         S: Handler<M>,
         M: RemoteMessage + KeyedMessage,
     {
-        self.route::<M>(Some(M::NAME), Some(key_of::<M>))
+        self.route::<M>(Some(wire_codec::<M>()), Some(key_of::<M>))
     }
 
     /// Registers a message that only local callers send (no wire name, no
@@ -237,6 +242,14 @@ impl<S: Service> ServiceSpec<S> {
         &self.name
     }
 
+    /// The wire functions of every remote message, by type.
+    pub(crate) fn codecs(&self) -> Vec<(TypeId, WireCodec)> {
+        self.routes
+            .iter()
+            .filter_map(|r| r.ty.wire.map(|w| (r.ty.type_id, w)))
+            .collect()
+    }
+
     /// Wire names registered, as `(wire name, Rust type name)`.
     pub fn wire_names(&self) -> Vec<(&'static str, &'static str)> {
         self.routes
@@ -284,13 +297,17 @@ impl<S: Service> ServiceSpec<S> {
     }
 
     /// Turns the spec into a blueprint bound to its registry entry.
-    pub(crate) fn into_blueprint(self) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
+    pub(crate) fn into_blueprint(
+        self,
+        node: &str,
+    ) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
         let types: Box<[MessageType]> = self.routes.iter().map(|r| r.ty).collect();
         let entry = Arc::new(ServiceEntry::new(
             Arc::from(self.name.as_str()),
             types,
             self.routing == Routing::Keyed,
             self.instances,
+            node,
         ));
         let bp = Blueprint {
             entry: entry.clone(),

@@ -40,7 +40,8 @@ trait PendingService: Send {
     fn validate(&self) -> Result<(), SpawnError>;
     fn wire_names(&self) -> Vec<(&'static str, &'static str)>;
     fn name(&self) -> &str;
-    fn bind(self: Box<Self>) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>);
+    fn bind(self: Box<Self>, node: &str) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>);
+    fn codecs(&self) -> Vec<(std::any::TypeId, crate::remote::wire::WireCodec)>;
 }
 
 impl<S: Service> PendingService for ServiceSpec<S> {
@@ -53,8 +54,11 @@ impl<S: Service> PendingService for ServiceSpec<S> {
     fn name(&self) -> &str {
         ServiceSpec::name(self)
     }
-    fn bind(self: Box<Self>) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
-        (*self).into_blueprint()
+    fn bind(self: Box<Self>, node: &str) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
+        (*self).into_blueprint(node)
+    }
+    fn codecs(&self) -> Vec<(std::any::TypeId, crate::remote::wire::WireCodec)> {
+        ServiceSpec::codecs(self)
     }
 }
 
@@ -133,6 +137,15 @@ impl SupervisorSpec {
         Ok(())
     }
 
+    pub(crate) fn codecs(&self, out: &mut Vec<(std::any::TypeId, crate::remote::wire::WireCodec)>) {
+        for c in &self.children {
+            match c {
+                PendingChild::Service(s) => out.extend(s.codecs()),
+                PendingChild::Supervisor(s) => s.codecs(out),
+            }
+        }
+    }
+
     pub(crate) fn wire_names(&self, out: &mut Vec<(&'static str, &'static str)>) {
         for c in &self.children {
             match c {
@@ -143,17 +156,21 @@ impl SupervisorSpec {
     }
 
     /// Binds every service to a registry entry.
-    pub(crate) fn bind(self, entries: &mut Vec<Arc<ServiceEntry>>) -> Arc<ResolvedSupervisor> {
+    pub(crate) fn bind(
+        self,
+        node: &str,
+        entries: &mut Vec<Arc<ServiceEntry>>,
+    ) -> Arc<ResolvedSupervisor> {
         let children = self
             .children
             .into_iter()
             .map(|c| match c {
                 PendingChild::Service(s) => {
-                    let (entry, bp) = s.bind();
+                    let (entry, bp) = s.bind(node);
                     entries.push(entry);
                     ChildSpec::Service(bp)
                 }
-                PendingChild::Supervisor(s) => ChildSpec::Supervisor(s.bind(entries)),
+                PendingChild::Supervisor(s) => ChildSpec::Supervisor(s.bind(node, entries)),
             })
             .collect();
         Arc::new(ResolvedSupervisor {

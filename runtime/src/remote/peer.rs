@@ -1,0 +1,128 @@
+//! One remote node as this node sees it: its outbound queue and the asks
+//! waiting for its replies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::frame::{Frame, NodeInfo, WireError};
+use super::stats::RemoteStats;
+use crate::error::CallError;
+
+/// The reply to a remote ask: the encoded result, or the remote failure.
+pub(crate) type RemoteReply = Result<Vec<u8>, WireError>;
+
+/// A connected remote node.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) info: NodeInfo,
+    /// Whether this side dialed the connection (decides duplicate connections).
+    pub(crate) dialer: String,
+    tx: mpsc::Sender<Frame>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<RemoteReply>>>,
+    next_id: AtomicU64,
+    down: AtomicBool,
+    stats: Arc<RemoteStats>,
+}
+
+impl Peer {
+    pub(crate) fn new(
+        info: NodeInfo,
+        dialer: String,
+        tx: mpsc::Sender<Frame>,
+        stats: Arc<RemoteStats>,
+    ) -> Self {
+        Self {
+            info,
+            dialer,
+            tx,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            down: AtomicBool::new(false),
+            stats,
+        }
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    fn node_down(&self) -> CallError {
+        CallError::NodeDown {
+            node: self.info.name.clone(),
+        }
+    }
+
+    /// Queues a frame without waiting: a full queue fails fast.
+    pub(crate) fn send(&self, frame: Frame) -> Result<(), CallError> {
+        if self.is_down() {
+            return Err(self.node_down());
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                Err(CallError::Overloaded {
+                    node: self.info.name.clone(),
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.node_down()),
+        }
+    }
+
+    /// Registers an ask and queues its frame; the receiver yields the reply.
+    pub(crate) fn ask(
+        &self,
+        make: impl FnOnce(u64) -> Frame,
+    ) -> Result<(u64, oneshot::Receiver<RemoteReply>), CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(id, tx);
+        if let Err(e) = self.send(make(id)) {
+            self.pending.lock().remove(&id);
+            return Err(e);
+        }
+        // The connection may have failed between the check and the insert.
+        if self.is_down() {
+            self.pending.lock().remove(&id);
+            return Err(self.node_down());
+        }
+        Ok((id, rx))
+    }
+
+    /// Delivers a reply; a reply nobody waits for (timed out, dropped) is counted.
+    pub(crate) fn complete(&self, id: u64, reply: RemoteReply) {
+        let waiter = self.pending.lock().remove(&id);
+        match waiter {
+            Some(tx) => {
+                if tx.send(reply).is_err() {
+                    self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => {
+                self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Forgets an ask whose caller gave up.
+    pub(crate) fn cancel(&self, id: u64) {
+        self.pending.lock().remove(&id);
+    }
+
+    /// Asks waiting on this peer (for tests and metrics).
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.lock().len()
+    }
+
+    /// The connection is gone: every waiting ask fails now with `NodeDown`
+    /// (its receiver sees the sender dropped).
+    pub(crate) fn mark_down(&self) {
+        self.down.store(true, Ordering::Release);
+        let waiting: Vec<_> = self.pending.lock().drain().collect();
+        drop(waiting);
+    }
+}

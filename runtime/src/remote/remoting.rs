@@ -1,0 +1,612 @@
+//! The remoting layer of a node: the listener, dialers with reconnect, one
+//! connection per peer with a batching writer, and inbound dispatch.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+
+use super::frame::{encode_into, Frame, FrameDecoder, NodeInfo, WireError};
+use super::handshake::{Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step};
+use super::peer::Peer;
+use super::stats::RemoteStats;
+use super::transport::{BoxStream, Transport};
+use super::wire::WireMetaExt;
+use crate::node::NodeShared;
+use crate::service::ServiceRef;
+
+/// How much longer than the caller's timeout a served ask may run.
+pub(crate) const SERVE_SLACK: Duration = Duration::from_millis(250);
+
+/// Remoting settings of a node.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// Cluster name; nodes of another cluster are refused.
+    pub cluster: String,
+    /// Shared cluster secret (HMAC key). Without one, only loopback is allowed.
+    pub secret: Option<Vec<u8>>,
+    /// Largest frame accepted or sent.
+    pub max_frame_bytes: usize,
+    /// Frames queued per connection before `tell` fails with `Overloaded`.
+    pub outbound_queue: usize,
+    /// Addresses to dial at start (and to re-dial while they are unreachable).
+    pub seeds: Vec<String>,
+    /// Idle connections send a ping this often.
+    pub heartbeat: Duration,
+    /// A connection silent for this long is closed and its node declared down.
+    pub dead_after: Duration,
+    /// Upper bound of the re-dial backoff.
+    pub reconnect_max: Duration,
+    /// Bound on connecting and on the handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        Self {
+            cluster: "msa".into(),
+            secret: None,
+            max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
+            outbound_queue: 65_536,
+            seeds: Vec::new(),
+            heartbeat: Duration::from_millis(500),
+            dead_after: Duration::from_secs(3),
+            reconnect_max: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The remoting state of one node.
+#[derive(Debug)]
+pub(crate) struct Remoting {
+    pub(crate) cfg: RemoteConfig,
+    pub(crate) local: NodeInfo,
+    pub(crate) stats: Arc<RemoteStats>,
+    peers: RwLock<HashMap<String, Arc<Peer>>>,
+    node: Weak<NodeShared>,
+    transport: Arc<dyn Transport>,
+    closing: AtomicBool,
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+fn nonce() -> [u8; 32] {
+    let mut n = [0u8; 32];
+    if getrandom::fill(&mut n).is_err() {
+        // No OS randomness: fall back to time and address entropy (logged).
+        tracing::warn!("getrandom failed; using a weaker nonce");
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        n[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    n
+}
+
+impl Remoting {
+    pub(crate) fn new(
+        cfg: RemoteConfig,
+        local: NodeInfo,
+        node: Weak<NodeShared>,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        Self {
+            cfg,
+            local,
+            stats: Arc::new(RemoteStats::default()),
+            peers: RwLock::new(HashMap::new()),
+            node,
+            transport,
+            closing: AtomicBool::new(false),
+            closed: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    fn hs_config(&self) -> HandshakeConfig {
+        HandshakeConfig {
+            cluster: self.cfg.cluster.clone(),
+            secret: self.cfg.secret.clone().unwrap_or_default(),
+            local: self.local.clone(),
+        }
+    }
+
+    /// Connected peers.
+    pub(crate) fn peers(&self) -> Vec<NodeInfo> {
+        let mut v: Vec<NodeInfo> = self.peers.read().values().map(|p| p.info.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Remote asks waiting for replies, over all peers.
+    pub(crate) fn pending(&self) -> usize {
+        self.peers.read().values().map(|p| p.pending()).sum()
+    }
+
+    pub(crate) fn peer(&self, name: &str) -> Option<Arc<Peer>> {
+        self.peers.read().get(name).cloned()
+    }
+
+    /// Stops accepting and dialing; closes every connection.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.closed.send_replace(true);
+        let peers: Vec<_> = self.peers.write().drain().map(|(_, p)| p).collect();
+        for p in peers {
+            p.mark_down();
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Accepts connections until the node closes.
+    pub(crate) async fn accept_loop(self: Arc<Self>, std: std::net::TcpListener) {
+        let mut listener = match self.transport.listener(std) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for remoting");
+                return;
+            }
+        };
+        let mut closed = self.closed.subscribe();
+        while !self.is_closing() {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = closed.changed() => break,
+            };
+            match accepted {
+                Ok((stream, from)) => {
+                    let me = self.clone();
+                    actix_rt::spawn(async move { me.inbound(stream, from).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Dials `addr` until connected, and again whenever the connection drops,
+    /// with exponential backoff, until the node closes.
+    pub(crate) async fn dial_loop(self: Arc<Self>, addr: String) {
+        let mut backoff = Duration::from_millis(50);
+        while !self.is_closing() {
+            match tokio::time::timeout(
+                self.cfg.connect_timeout,
+                self.transport.connect(addr.clone()),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => match self.clone().outbound(stream, &addr).await {
+                    Ok(()) => backoff = Duration::from_millis(50),
+                    Err(e) => tracing::warn!(%addr, error = %e, "connection to seed failed"),
+                },
+                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "dial failed"),
+                Err(_) => tracing::debug!(%addr, "dial timed out"),
+            }
+            if self.is_closing() {
+                break;
+            }
+            let mut closed = self.closed.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = closed.changed() => break,
+            }
+            backoff = (backoff * 2).min(self.cfg.reconnect_max);
+        }
+    }
+
+    async fn read_frame(
+        &self,
+        rd: &mut ReadHalf<BoxStream>,
+        dec: &mut FrameDecoder,
+        buf: &mut [u8],
+    ) -> Result<Frame, String> {
+        loop {
+            match dec.next_frame() {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let n = rd.read(buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            dec.push(&buf[..n]);
+        }
+    }
+
+    async fn write_frame(&self, wr: &mut WriteHalf<BoxStream>, f: &Frame) -> Result<(), String> {
+        let mut out = Vec::new();
+        encode_into(f, self.cfg.max_frame_bytes, &mut out).map_err(|e| e.to_string())?;
+        wr.write_all(&out).await.map_err(|e| e.to_string())?;
+        wr.flush().await.map_err(|e| e.to_string())?;
+        self.stats
+            .bytes_out
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn inbound(self: Arc<Self>, stream: BoxStream, from: SocketAddr) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut hs = HsListener::new(self.hs_config(), nonce());
+        let handshake = async {
+            loop {
+                let frame = self.read_frame(&mut rd, &mut dec, &mut buf).await?;
+                match hs.on_frame(frame) {
+                    Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
+                    Ok(Step::Done(f, peer)) => {
+                        if let Some(f) = f {
+                            self.write_frame(&mut wr, &f).await?;
+                        }
+                        return Ok(peer);
+                    }
+                    Err(e) => {
+                        let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
+                        return Err(e.to_string());
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(self.cfg.connect_timeout, handshake).await {
+            Ok(Ok(peer)) => {
+                let dialer = peer.name.clone();
+                self.established(peer, dialer, rd, wr, dec).await;
+            }
+            Ok(Err(reason)) => {
+                self.stats
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%from, %reason, "refused an inbound connection");
+            }
+            Err(_) => {
+                self.stats
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%from, "inbound handshake timed out");
+            }
+        }
+    }
+
+    async fn outbound(self: Arc<Self>, stream: BoxStream, addr: &str) -> Result<(), String> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut hs, hello) = Dialer::start(self.hs_config(), nonce());
+        let handshake = async {
+            self.write_frame(&mut wr, &hello).await?;
+            loop {
+                let frame = self.read_frame(&mut rd, &mut dec, &mut buf).await?;
+                match hs.on_frame(frame) {
+                    Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
+                    Ok(Step::Done(_, peer)) => return Ok(peer),
+                    Err(e @ HandshakeError::BadProof) => {
+                        let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
+                        return Err(e.to_string());
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        let peer = match tokio::time::timeout(self.cfg.connect_timeout, handshake).await {
+            Ok(Ok(peer)) => peer,
+            Ok(Err(reason)) => {
+                self.stats
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(format!("handshake with {addr} failed: {reason}"));
+            }
+            Err(_) => {
+                self.stats
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(format!("handshake with {addr} timed out"));
+            }
+        };
+        let dialer = self.local.name.clone();
+        self.established(peer, dialer, rd, wr, dec).await;
+        Ok(())
+    }
+
+    /// Runs an authenticated connection until it ends.
+    async fn established(
+        self: Arc<Self>,
+        info: NodeInfo,
+        dialer: String,
+        mut rd: ReadHalf<BoxStream>,
+        mut wr: WriteHalf<BoxStream>,
+        mut dec: FrameDecoder,
+    ) {
+        if info.name == self.local.name {
+            tracing::warn!("connected to ourselves; closing");
+            return;
+        }
+        let (tx, mut rx) = mpsc::channel::<Frame>(self.cfg.outbound_queue.max(16));
+        let peer = Arc::new(Peer::new(info.clone(), dialer, tx, self.stats.clone()));
+        // One connection per peer: of two, keep the one dialed by the smaller
+        // name (both sides decide alike); a newer incarnation replaces an older.
+        {
+            let mut peers = self.peers.write();
+            if let Some(old) = peers.get(&info.name) {
+                let keep_old = !old.is_down()
+                    && old.info.incarnation == info.incarnation
+                    && old.dialer != peer.dialer
+                    && old.dialer < peer.dialer;
+                if keep_old {
+                    tracing::debug!(peer = %info.name, "duplicate connection closed");
+                    return;
+                }
+                old.mark_down();
+            }
+            peers.insert(info.name.clone(), peer.clone());
+        }
+        tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
+        // Everyone learns of the new member (and the new peer of everyone).
+        self.broadcast_table();
+
+        // Writer: batch whatever is queued into one write, flush when the queue is empty.
+        let me = self.clone();
+        let heartbeat = self.cfg.heartbeat;
+        let writer = async move {
+            let mut out = Vec::with_capacity(64 * 1024);
+            let mut tick = tokio::time::interval(heartbeat);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let first = tokio::select! {
+                    f = rx.recv() => match f { Some(f) => f, None => break },
+                    _ = tick.tick() => Frame::Ping { id: 0 },
+                };
+                out.clear();
+                let mut frames = 0u64;
+                let mut push = |f: &Frame, out: &mut Vec<u8>| match encode_into(
+                    f,
+                    me.cfg.max_frame_bytes,
+                    out,
+                ) {
+                    Ok(()) => frames += 1,
+                    Err(e) => tracing::warn!(error = %e, kind = f.kind(), "frame not sent"),
+                };
+                push(&first, &mut out);
+                while out.len() < 256 * 1024 {
+                    match rx.try_recv() {
+                        Ok(f) => push(&f, &mut out),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+                    break;
+                }
+                me.stats.frames_out.fetch_add(frames, Ordering::Relaxed);
+                me.stats
+                    .bytes_out
+                    .fetch_add(out.len() as u64, Ordering::Relaxed);
+            }
+            let _ = wr.shutdown().await;
+        };
+        let writer = actix_rt::spawn(writer);
+
+        // Reader: dispatch frames until the connection ends or goes silent.
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut closed = self.closed.subscribe();
+        let reason = loop {
+            let frame = tokio::select! {
+                f = tokio::time::timeout(self.cfg.dead_after, self.read_frame(&mut rd, &mut dec, &mut buf)) => f,
+                _ = closed.changed() => break "this node left".to_string(),
+            };
+            match frame {
+                Ok(Ok(f)) => {
+                    self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                    if let Err(reason) = self.on_frame(&peer, f) {
+                        break reason;
+                    }
+                }
+                Ok(Err(reason)) => {
+                    if reason != "connection closed" {
+                        self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    break reason;
+                }
+                Err(_) => break format!("silent for {:?}", self.cfg.dead_after),
+            }
+            if peer.is_down() {
+                break "replaced or closed".into();
+            }
+        };
+        writer.abort();
+        peer.mark_down();
+        let removed = {
+            let mut peers = self.peers.write();
+            match peers.get(&info.name) {
+                Some(p) if Arc::ptr_eq(p, &peer) => {
+                    peers.remove(&info.name);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if removed {
+            tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
+            if let Some(node) = self.node.upgrade() {
+                node.registry.drop_node(&info.name);
+            }
+        }
+    }
+
+    /// This node's service table.
+    pub(crate) fn table(&self) -> Frame {
+        let services = self
+            .node
+            .upgrade()
+            .map(|n| n.registry.local_table())
+            .unwrap_or_default();
+        Frame::Table {
+            services,
+            members: self.peers(),
+        }
+    }
+
+    /// Sends the current table to every peer (after a local registry change).
+    pub(crate) fn broadcast_table(&self) {
+        let t = self.table();
+        let peers: Vec<_> = self.peers.read().values().cloned().collect();
+        for p in peers {
+            let _ = p.send(t.clone());
+        }
+    }
+
+    fn on_frame(self: &Arc<Self>, peer: &Arc<Peer>, f: Frame) -> Result<(), String> {
+        let Some(node) = self.node.upgrade() else {
+            return Err("node gone".into());
+        };
+        match f {
+            Frame::Ping { id } => {
+                let _ = peer.send(Frame::Pong { id });
+            }
+            Frame::Pong { .. } => {}
+            Frame::Reply { id, payload } => peer.complete(id, Ok(payload)),
+            Frame::Error { id, error } => peer.complete(id, Err(error)),
+            Frame::Table { services, members } => {
+                node.registry.apply_remote_table(peer, services);
+                self.learn_members(members);
+            }
+            Frame::Tell {
+                service,
+                message,
+                meta,
+                payload,
+            } => {
+                if let Err(e) =
+                    serve_tell(&node, &service, &message, meta.into_metadata(), &payload)
+                {
+                    tracing::debug!(%service, %message, error = ?e, "remote tell not delivered");
+                }
+            }
+            Frame::Ask {
+                id,
+                service,
+                message,
+                meta,
+                payload,
+            } => {
+                // The caller's timeout is authoritative: serve a little longer,
+                // so a result that comes after it reaches the caller as a late
+                // (counted) reply rather than racing it with a second timeout.
+                let timeout = meta
+                    .timeout_ms
+                    .map_or(node.default_timeout, Duration::from_millis)
+                    + SERVE_SLACK;
+                match serve_ask(
+                    &node,
+                    &service,
+                    &message,
+                    meta.into_metadata(),
+                    &payload,
+                    timeout,
+                ) {
+                    Ok(fut) => {
+                        let peer = peer.clone();
+                        actix_rt::spawn(async move {
+                            let frame = match fut.await {
+                                Ok(payload) => Frame::Reply { id, payload },
+                                Err(error) => Frame::Error { id, error },
+                            };
+                            let _ = peer.send(frame);
+                        });
+                    }
+                    Err(error) => {
+                        let _ = peer.send(Frame::Error { id, error });
+                    }
+                }
+            }
+            Frame::Membership { .. } => {}
+            other => {
+                return Err(format!(
+                    "protocol violation: `{}` after the handshake",
+                    other.kind()
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Dials members learned from peers that we are not connected to; of two
+    /// nodes, only the one with the smaller name dials, so they meet once.
+    fn learn_members(self: &Arc<Self>, members: Vec<NodeInfo>) {
+        if self.is_closing() {
+            return;
+        }
+        for m in members {
+            if m.name == self.local.name || self.local.name > m.name || self.peer(&m.name).is_some()
+            {
+                continue;
+            }
+            let me = self.clone();
+            actix_rt::spawn(async move {
+                if let Ok(Ok(stream)) = tokio::time::timeout(
+                    me.cfg.connect_timeout,
+                    me.transport.connect(m.addr.clone()),
+                )
+                .await
+                {
+                    if let Err(e) = me.clone().outbound(stream, &m.addr).await {
+                        tracing::debug!(peer = %m.name, error = %e, "could not reach a learned member");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Serves an inbound tell on a local instance only (never forwards).
+fn serve_tell(
+    node: &Arc<NodeShared>,
+    service: &str,
+    message: &str,
+    meta: crate::Metadata,
+    payload: &[u8],
+) -> Result<(), WireError> {
+    let entry = node
+        .registry
+        .get(service)
+        .ok_or(WireError::UnknownService)?;
+    let codec = entry
+        .types
+        .iter()
+        .find_map(|t| t.wire.filter(|w| w.wire_name == message))
+        .ok_or(WireError::UnhandledMessage)?;
+    let svc = ServiceRef::local_only(node.clone(), entry);
+    (codec.serve_tell)(&svc, payload, meta)
+}
+
+/// Serves an inbound ask on a local instance only (never forwards).
+fn serve_ask(
+    node: &Arc<NodeShared>,
+    service: &str,
+    message: &str,
+    meta: crate::Metadata,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<super::wire::BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
+    let entry = node
+        .registry
+        .get(service)
+        .ok_or(WireError::UnknownService)?;
+    let codec = entry
+        .types
+        .iter()
+        .find_map(|t| t.wire.filter(|w| w.wire_name == message))
+        .ok_or(WireError::UnhandledMessage)?;
+    let svc = ServiceRef::local_only(node.clone(), entry);
+    (codec.serve_ask)(svc, payload, meta, timeout)
+}

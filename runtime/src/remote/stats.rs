@@ -1,0 +1,54 @@
+//! Counters of the remoting layer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Remoting counters of one node.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteStats {
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) handshake_failures: AtomicU64,
+    pub(crate) malformed_frames: AtomicU64,
+    pub(crate) late_replies: AtomicU64,
+    pub(crate) overloaded: AtomicU64,
+}
+
+/// A copy of the remoting counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RemoteSnapshot {
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Inbound or outbound handshakes that failed (wrong secret, cluster, protocol, garbage).
+    pub handshake_failures: u64,
+    /// Connections closed because of a malformed or oversized frame.
+    pub malformed_frames: u64,
+    /// Replies that arrived after their ask timed out or was dropped.
+    pub late_replies: u64,
+    /// Messages refused because an outbound queue was full.
+    pub overloaded: u64,
+}
+
+impl RemoteStats {
+    pub(crate) fn snapshot(&self) -> RemoteSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RemoteSnapshot {
+            frames_in: l(&self.frames_in),
+            frames_out: l(&self.frames_out),
+            bytes_in: l(&self.bytes_in),
+            bytes_out: l(&self.bytes_out),
+            handshake_failures: l(&self.handshake_failures),
+            malformed_frames: l(&self.malformed_frames),
+            late_replies: l(&self.late_replies),
+            overloaded: l(&self.overloaded),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Per-message-type wire functions: how a `RemoteMessage` is encoded for a
+//! remote instance, how its result comes back, and how an inbound frame is
+//! served by a local instance. Registered by `ServiceSpec::handles::<M>()`
+//! (and `Node::register_message::<M>()` for types a node only sends).
+
+use std::any::Any;
+use std::time::Duration;
+
+use super::frame::WireError;
+use crate::error::CallError;
+use crate::message::{codec, CodecError, RemoteMessage};
+use crate::metadata::Metadata;
+use crate::service::ServiceRef;
+
+pub(crate) use super::transport::BoxFuture;
+
+/// A decoded result, type-erased.
+pub(crate) type AnyResult = Result<Box<dyn Any + Send>, CodecError>;
+/// An encoded reply, or the remote failure.
+pub(crate) type WireReply = Result<Vec<u8>, WireError>;
+/// Serves one inbound ask.
+pub(crate) type ServeAsk =
+    fn(ServiceRef, &[u8], Metadata, Duration) -> Result<BoxFuture<WireReply>, WireError>;
+
+/// The wire functions of one message type (plain function pointers, so the
+/// table is `Copy` and costs nothing on the local path).
+#[derive(Clone, Copy)]
+pub(crate) struct WireCodec {
+    pub(crate) wire_name: &'static str,
+    pub(crate) type_name: &'static str,
+    /// Encodes a `&M` (given as `&dyn Any`).
+    pub(crate) encode: fn(&dyn Any) -> Result<Vec<u8>, CodecError>,
+    /// Decodes an `M::Result`, boxed.
+    pub(crate) decode_result: fn(&[u8]) -> AnyResult,
+    /// Serves an inbound ask on a local instance; the future yields the encoded result.
+    pub(crate) serve_ask: ServeAsk,
+    /// Serves an inbound tell on a local instance.
+    pub(crate) serve_tell: fn(&ServiceRef, &[u8], Metadata) -> Result<(), WireError>,
+    /// The routing key of a keyed message.
+    pub(crate) key: Option<fn(&dyn Any) -> u64>,
+}
+
+impl std::fmt::Debug for WireCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireCodec")
+            .field("wire_name", &self.wire_name)
+            .field("type_name", &self.type_name)
+            .finish()
+    }
+}
+
+fn encode<M: RemoteMessage>(m: &dyn Any) -> Result<Vec<u8>, CodecError> {
+    let m = m
+        .downcast_ref::<M>()
+        .ok_or_else(|| CodecError::Encode(format!("not a {}", std::any::type_name::<M>())))?;
+    codec::encode(m)
+}
+
+fn decode_result<M: RemoteMessage>(b: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
+    Ok(Box::new(codec::decode::<M::Result>(b)?))
+}
+
+fn serve_ask<M: RemoteMessage>(
+    svc: ServiceRef,
+    bytes: &[u8],
+    meta: Metadata,
+    timeout: Duration,
+) -> Result<BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
+    let msg: M = codec::decode(bytes).map_err(|e| WireError::BadPayload(e.to_string()))?;
+    Ok(Box::pin(async move {
+        match svc.ask(msg).metadata(meta).timeout(timeout).await {
+            Ok(v) => codec::encode(&v).map_err(|e| WireError::BadPayload(e.to_string())),
+            Err(e) => Err(WireError::from(&e)),
+        }
+    }))
+}
+
+fn serve_tell<M: RemoteMessage>(
+    svc: &ServiceRef,
+    bytes: &[u8],
+    meta: Metadata,
+) -> Result<(), WireError> {
+    let msg: M = codec::decode(bytes).map_err(|e| WireError::BadPayload(e.to_string()))?;
+    svc.tell_with(msg, meta).map_err(|e| WireError::from(&e))
+}
+
+/// The wire functions of `M`.
+pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
+    WireCodec {
+        wire_name: M::NAME,
+        type_name: std::any::type_name::<M>(),
+        encode: encode::<M>,
+        decode_result: decode_result::<M>,
+        serve_ask: serve_ask::<M>,
+        serve_tell: serve_tell::<M>,
+        key: None,
+    }
+}
+
+impl From<&CallError> for WireError {
+    fn from(e: &CallError) -> Self {
+        match e {
+            CallError::UnknownService { .. } => Self::UnknownService,
+            CallError::UnhandledMessage { .. } => Self::UnhandledMessage,
+            CallError::NoInstance { .. } => Self::NoInstance,
+            CallError::Timeout { .. } => Self::Timeout,
+            CallError::ShuttingDown => Self::ShuttingDown,
+            other => Self::HandlerFailed(other.to_string()),
+        }
+    }
+}
+
+impl WireError {
+    /// The caller-side error for a remote failure.
+    pub(crate) fn into_call_error(
+        self,
+        service: &str,
+        message: &'static str,
+        node: &str,
+        after: Duration,
+    ) -> CallError {
+        let service = service.to_string();
+        match self {
+            Self::UnknownService => CallError::UnknownService { service },
+            Self::UnhandledMessage => CallError::UnhandledMessage { service, message },
+            Self::NoInstance => CallError::NoInstance { service },
+            Self::Timeout => CallError::Timeout { service, after },
+            Self::ShuttingDown => CallError::NodeDown {
+                node: node.to_string(),
+            },
+            Self::HandlerFailed(message) => CallError::HandlerPanicked { service, message },
+            Self::BadPayload(reason) => CallError::Codec { service, reason },
+        }
+    }
+}
+
+/// Conversions between [`Metadata`] and its wire form.
+pub(crate) trait WireMetaExt {
+    fn into_metadata(self) -> Metadata;
+}
+
+impl WireMetaExt for super::frame::WireMeta {
+    fn into_metadata(self) -> Metadata {
+        let mut m = Metadata::new();
+        if let Some(subject) = self.subject {
+            m = m.with_identity(crate::Identity {
+                subject,
+                roles: self.roles,
+            });
+        }
+        if let Some((trace_id, parent_span_id)) = self.trace {
+            m = m.with_trace(crate::TraceContext {
+                trace_id,
+                parent_span_id,
+            });
+        }
+        if let Some(ms) = self.timeout_ms {
+            m = m.with_deadline(
+                std::time::Instant::now()
+                    + Duration::from_millis(ms)
+                    + super::remoting::SERVE_SLACK,
+            );
+        }
+        m
+    }
+}
+
+/// The wire form of `meta`, with the time left before `timeout` runs out.
+pub(crate) fn wire_meta(meta: &Metadata, timeout: Duration) -> super::frame::WireMeta {
+    let left = meta.remaining().map_or(timeout, |r| r.min(timeout));
+    super::frame::WireMeta {
+        subject: meta.identity().map(|i| i.subject.clone()),
+        roles: meta.identity().map(|i| i.roles.clone()).unwrap_or_default(),
+        trace: meta.trace().map(|t| (t.trace_id, t.parent_span_id)),
+        timeout_ms: Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
+    }
+}

@@ -1,0 +1,299 @@
+//! Two or more nodes in one process over loopback: authenticated
+//! connections, service tables, location-transparent calls, node down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use msa_runtime::prelude::*;
+use msa_runtime::{Identity, RegistryEvent};
+use serde::{Deserialize, Serialize};
+
+/// Answers after the given number of milliseconds.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "u64")]
+struct SlowRemote(u64);
+impl RemoteMessage for SlowRemote {
+    const NAME: &'static str = "test.SlowRemote";
+}
+impl Handler<SlowRemote> for Counter {
+    fn handle(&mut self, m: SlowRemote, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+        let n = self.n;
+        Reply::future(async move {
+            tokio::time::sleep(Duration::from_millis(m.0)).await;
+            n
+        })
+    }
+}
+
+/// The caller's subject, as the handler saw it.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "Option<String>")]
+struct Caller;
+impl RemoteMessage for Caller {
+    const NAME: &'static str = "test.Caller";
+}
+impl Handler<Caller> for Counter {
+    fn handle(
+        &mut self,
+        _: Caller,
+        ctx: &mut ServiceContext<'_, Self>,
+    ) -> Reply<Self, Option<String>> {
+        Reply::ready(ctx.identity().map(|i| i.subject.clone()))
+    }
+}
+
+fn spec(name: &str) -> ServiceSpec<Counter> {
+    full_spec(name, Counter::new)
+        .handles::<SlowRemote>()
+        .handles::<Caller>()
+}
+
+const SECRET: &[u8] = b"test-secret";
+
+fn cluster_node(name: &str, seeds: &[String]) -> Node {
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET);
+    for s in seeds {
+        b = b.seed(s.clone());
+    }
+    let node = b.start().unwrap();
+    // This node calls these even where it does not serve them.
+    node.register_message::<Incr>();
+    node.register_message::<Get>();
+    node.register_message::<SlowRemote>();
+    node.register_message::<Caller>();
+    node
+}
+
+async fn remote_up(w: &mut msa_runtime::RegistryWatch, service: &str, node: &str) {
+    let (s, n) = (service.to_string(), node.to_string());
+    wait_event(w, move |e| {
+        matches!(e, RegistryEvent::RemoteAdded { service, node, .. } if *service == s && *node == n)
+    })
+    .await;
+}
+
+/// Polls `cond` until it holds (bounded): for counters that change on other threads.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_on_another_node_is_called_through_the_same_ref() {
+    let a = cluster_node("a", &[]);
+    let mut wb = None;
+    let b = {
+        let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+        wb.replace(b.watch());
+        b
+    };
+    let mut wb = wb.unwrap();
+    a.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    assert_eq!(b.remote_instances("c"), [("a".to_string(), 0)]);
+    let c = b.service("c");
+    assert_eq!(c.ask(Incr).await.unwrap(), 1);
+    c.tell(Incr).unwrap();
+    assert_eq!(
+        c.ask(Get).await.unwrap(),
+        2,
+        "tell then ask from one sender arrive in order"
+    );
+    let who = c
+        .ask(Caller)
+        .metadata(Metadata::new().with_identity(Identity::new("alice", ["customer"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        who.as_deref(),
+        Some("alice"),
+        "identity travels to the remote handler"
+    );
+    assert_eq!(a.stats("c").unwrap().messages, 4);
+    assert!(b.remote_stats().frames_out > 0 && a.remote_stats().frames_in > 0);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_instances_are_preferred() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wb = b.watch();
+    a.spawn(spec("c")).await.unwrap();
+    b.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    for _ in 0..10 {
+        b.service("c").ask(Incr).await.unwrap();
+    }
+    assert_eq!(b.stats("c").unwrap().messages, 10);
+    assert_eq!(a.stats("c").unwrap().messages, 0);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_errors_come_back_typed() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wb = b.watch();
+    a.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    let c = b.service("c");
+    // A type b never registered: no wire codec on b.
+    assert!(matches!(
+        c.ask(Boom).await,
+        Err(CallError::NotRegistered { .. })
+    ));
+    // A timeout; the late reply is dropped and counted, nothing stays pending.
+    let r = c
+        .ask(SlowRemote(200))
+        .timeout(Duration::from_millis(50))
+        .await;
+    assert!(matches!(r, Err(CallError::Timeout { .. })), "{r:?}");
+    assert_eq!(b.pending_remote_asks(), 0);
+    eventually("the late reply", || b.remote_stats().late_replies == 1).await;
+    // An ask dropped by its caller forgets its pending entry.
+    {
+        let fut = std::pin::pin!(c.ask(SlowRemote(300)).into_future());
+        assert!(tokio::time::timeout(Duration::from_millis(20), fut)
+            .await
+            .is_err());
+    }
+    assert_eq!(b.pending_remote_asks(), 0);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_in_flight_fail_with_node_down_promptly_when_the_node_goes() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wb = b.watch();
+    a.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    let c = b.service("c");
+    let t0 = Instant::now();
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let inflight = tokio::spawn({
+        let c = c.clone();
+        async move {
+            let fut = c
+                .ask(SlowRemote(30_000))
+                .timeout(Duration::from_secs(60))
+                .into_future();
+            let _ = sent_tx.send(());
+            fut.await
+        }
+    });
+    sent_rx.await.unwrap();
+    a.shutdown(Duration::from_millis(100)).await.unwrap();
+    let r = inflight.await.unwrap();
+    assert!(matches!(r, Err(CallError::NodeDown { .. })), "{r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "promptly, not at the 60 s timeout"
+    );
+    wait_event(
+        &mut wb,
+        |e| matches!(e, RegistryEvent::RemoteRemoved { node, .. } if node == "a"),
+    )
+    .await;
+    assert!(matches!(
+        c.ask(Get).await,
+        Err(CallError::NoInstance { .. })
+    ));
+    b.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_or_cluster_is_refused_and_the_listener_keeps_serving() {
+    let a = cluster_node("a", &[]);
+    let addr = a.remote_addr().unwrap();
+    let intruder = Node::builder()
+        .name("x")
+        .arbiters(1)
+        .secret(b"wrong".to_vec())
+        .seed(addr.clone())
+        .start()
+        .unwrap();
+    let stranger = Node::builder()
+        .name("y")
+        .arbiters(1)
+        .cluster("other")
+        .secret(SECRET)
+        .seed(addr.clone())
+        .start()
+        .unwrap();
+    eventually("two refused handshakes", || {
+        a.remote_stats().handshake_failures >= 2
+    })
+    .await;
+    assert!(a.peers().is_empty());
+    // Garbage instead of a hello, and a huge length prefix.
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0xff, 0xff, 0xff, 0xff][..],
+        &[0, 0, 0, 2, 9, 9][..],
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(junk).unwrap();
+    }
+    eventually("the junk refused", || {
+        a.remote_stats().handshake_failures >= 5
+    })
+    .await;
+    // An honest node still gets in.
+    let b = cluster_node("b", &[addr]);
+    let mut wb = b.watch();
+    a.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    assert_eq!(b.service("c").ask(Incr).await.unwrap(), 1);
+    for n in [intruder, stranger, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_secret() {
+    let r = Node::builder().listen("0.0.0.0:0".parse().unwrap()).start();
+    assert!(matches!(
+        r,
+        Err(msa_runtime::NodeError::InsecureListen { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_find_each_other_through_one_seed() {
+    let a = cluster_node("a", &[]);
+    let seed = a.remote_addr().unwrap();
+    let b = cluster_node("b", std::slice::from_ref(&seed));
+    let c = cluster_node("c", &[seed]);
+    let mut wc = c.watch();
+    b.spawn(spec("onb")).await.unwrap();
+    remote_up(&mut wc, "onb", "b").await;
+    assert_eq!(c.service("onb").ask(Incr).await.unwrap(), 1);
+    eventually("a full mesh", || {
+        b.peers().len() == 2 && c.peers().len() == 2
+    })
+    .await;
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

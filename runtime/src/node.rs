@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::deadline::Deadlines;
 use crate::error::{NodeError, SpawnError};
-use crate::registry::{InstanceId, Registry, RegistryWatch, ServiceState};
+use crate::registry::{InstanceId, Registry, RegistryEvent, RegistryWatch, ServiceState};
 use crate::service::{Service, ServiceRef, ServiceSpec};
 use crate::stats::StatsSnapshot;
 use crate::supervision::{
@@ -283,6 +283,56 @@ impl Node {
             .get(name)
             .map(|e| e.remote_instances())
             .unwrap_or_default()
+    }
+
+    /// Watches one instance of `service` on node `node` (this node's own name
+    /// for a local one) and resolves, with the reason, once it is gone: it
+    /// stopped or crashed, its node left, or its node was declared down.
+    /// Resolves at once if the instance is not there now.
+    ///
+    /// Spawn it (or `select!` on it) from an actor or supervisor that must
+    /// react to the death.
+    pub fn monitor(
+        &self,
+        service: &str,
+        node: &str,
+        slot: usize,
+    ) -> impl std::future::Future<Output = String> + Send + 'static {
+        let shared = self.shared().clone();
+        let mut watch = shared.registry.watch();
+        let local = node == shared.name;
+        let present = shared.registry.get(service).is_some_and(|e| {
+            if local {
+                e.live_instances().iter().any(|i| i.slot == slot)
+            } else {
+                e.remote_instances()
+                    .iter()
+                    .any(|(n, s)| n == node && *s == slot)
+            }
+        });
+        let (service, node) = (service.to_string(), node.to_string());
+        async move {
+            if !present {
+                return "not running".to_string();
+            }
+            while let Some(ev) = watch.next().await {
+                match ev {
+                    RegistryEvent::Removed {
+                        service: s,
+                        instance,
+                        reason,
+                    } if local && s == service && instance.slot == slot => return reason,
+                    RegistryEvent::RemoteRemoved {
+                        service: s,
+                        node: n,
+                        slot: sl,
+                        reason,
+                    } if !local && s == service && n == node && sl == slot => return reason,
+                    _ => {}
+                }
+            }
+            "node stopped".to_string()
+        }
     }
 
     /// Asks to remote nodes still waiting for their reply.

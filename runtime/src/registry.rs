@@ -88,7 +88,11 @@ impl Registry {
             .filter(|e| !e.types.is_empty())
             .map(|e| ServiceAd {
                 name: e.name().to_string(),
-                slots: e.live_instances().iter().map(|i| i.slot as u32).collect(),
+                slots: e
+                    .live_instances()
+                    .iter()
+                    .map(|i| (i.slot as u32, i.incarnation))
+                    .collect(),
                 messages: e
                     .types
                     .iter()
@@ -112,10 +116,11 @@ impl Registry {
             let now = ad
                 .slots
                 .iter()
-                .map(|&slot| {
+                .map(|&(slot, incarnation)| {
                     Arc::new(RemoteInstance {
                         peer: peer.clone(),
                         slot: slot as usize,
+                        incarnation,
                         messages: messages.clone(),
                     })
                 })

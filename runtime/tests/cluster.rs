@@ -297,3 +297,38 @@ async fn three_nodes_find_each_other_through_one_seed() {
         n.shutdown(GRACE).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_learns_when_a_remote_instance_or_its_node_dies() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wb = b.watch();
+    a.spawn(spec("c").instances(2)).await.unwrap();
+    a.spawn(spec("d")).await.unwrap();
+    remote_up(&mut wb, "d", "a").await;
+    // One instance crashes: its watcher hears of it (and the sibling's doesn't).
+    let crash_watch = tokio::spawn(b.monitor("c", "a", 0));
+    let other = b.monitor("c", "a", 1);
+    let _ = a.service("c").ask_all(Boom).await;
+    let reason = tokio::time::timeout(Duration::from_secs(10), crash_watch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!reason.is_empty());
+    // The node goes: every watcher of its instances hears of it.
+    let node_watch = tokio::spawn(b.monitor("d", "a", 0));
+    a.shutdown(GRACE).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), node_watch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        reason.contains("node down") || reason.contains("left"),
+        "{reason}"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), other)
+        .await
+        .unwrap();
+    assert_eq!(b.monitor("d", "a", 0).await, "not running");
+    b.shutdown(GRACE).await.unwrap();
+}

@@ -93,6 +93,7 @@ pub(crate) struct MessageType {
 pub(crate) struct RemoteInstance {
     pub(crate) peer: Arc<crate::remote::peer::Peer>,
     pub(crate) slot: usize,
+    pub(crate) incarnation: u64,
     pub(crate) messages: Arc<[String]>,
 }
 
@@ -272,12 +273,12 @@ impl ServiceEntry {
         now: Vec<Arc<RemoteInstance>>,
     ) -> (Vec<usize>, Vec<usize>) {
         let cur = self.remote.load();
-        let before: Vec<usize> = cur
+        let before: Vec<(usize, u64)> = cur
             .iter()
             .filter(|r| r.peer.info.name == node)
-            .map(|r| r.slot)
+            .map(|r| (r.slot, r.incarnation))
             .collect();
-        let after: Vec<usize> = now.iter().map(|r| r.slot).collect();
+        let after: Vec<(usize, u64)> = now.iter().map(|r| (r.slot, r.incarnation)).collect();
         let mut next: Vec<Arc<RemoteInstance>> = cur
             .iter()
             .filter(|r| r.peer.info.name != node)
@@ -289,13 +290,13 @@ impl ServiceEntry {
         self.remote.store(Arc::new(next));
         let added = after
             .iter()
-            .copied()
             .filter(|s| !before.contains(s))
+            .map(|s| s.0)
             .collect();
         let removed = before
             .iter()
-            .copied()
             .filter(|s| !after.contains(s))
+            .map(|s| s.0)
             .collect();
         (added, removed)
     }

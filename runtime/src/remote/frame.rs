@@ -109,8 +109,8 @@ pub(crate) enum Frame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceAd {
     pub(crate) name: String,
-    /// Live instance slots.
-    pub(crate) slots: Vec<u32>,
+    /// Live instances: slot and incarnation.
+    pub(crate) slots: Vec<(u32, u64)>,
     /// Wire names of the messages it handles.
     pub(crate) messages: Vec<String>,
     pub(crate) keyed: bool,

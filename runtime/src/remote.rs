@@ -5,7 +5,6 @@
 
 pub(crate) mod frame;
 pub(crate) mod handshake;
-#[allow(dead_code)]
 pub(crate) mod membership;
 pub(crate) mod peer;
 pub(crate) mod remoting;

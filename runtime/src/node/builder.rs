@@ -339,6 +339,7 @@ fn remoting_tasks(
     let r = r.clone();
     let mut watch = shared.registry.watch();
     async move {
+        actix_rt::spawn(r.clone().membership_loop());
         if let Some(l) = listener {
             actix_rt::spawn(r.clone().accept_loop(l));
         }

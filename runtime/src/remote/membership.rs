@@ -146,6 +146,7 @@ impl Membership {
     }
 
     /// Members foca considers active.
+    #[cfg(test)]
     pub(crate) fn members(&self) -> Vec<NodeInfo> {
         self.foca
             .iter_members()

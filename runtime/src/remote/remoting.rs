@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::frame::{encode_into, Frame, FrameDecoder, NodeInfo, WireError};
 use super::handshake::{Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step};
+use super::membership::{membership_config, Effects, Member, Membership};
 use super::peer::Peer;
 use super::stats::RemoteStats;
 use super::transport::{BoxStream, Transport};
@@ -73,6 +74,18 @@ pub(crate) struct Remoting {
     transport: Arc<dyn Transport>,
     closing: AtomicBool,
     closed: tokio::sync::watch::Sender<bool>,
+    membership: parking_lot::Mutex<Option<mpsc::UnboundedSender<MembershipInput>>>,
+    /// Addresses being dialed for membership, so each is dialed once at a time.
+    dialing: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Inputs of the membership task.
+#[derive(Debug)]
+pub(crate) enum MembershipInput {
+    Announce(NodeInfo),
+    Data(Vec<u8>),
+    Timer(foca::Timer<Member>),
+    Leave,
 }
 
 fn nonce() -> [u8; 32] {
@@ -105,6 +118,8 @@ impl Remoting {
             transport,
             closing: AtomicBool::new(false),
             closed: tokio::sync::watch::channel(false).0,
+            membership: parking_lot::Mutex::new(None),
+            dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -134,6 +149,7 @@ impl Remoting {
 
     /// Stops accepting and dialing; closes every connection.
     pub(crate) fn close(&self) {
+        self.to_membership(MembershipInput::Leave);
         self.closing.store(true, Ordering::Release);
         self.closed.send_replace(true);
         let peers: Vec<_> = self.peers.write().drain().map(|(_, p)| p).collect();
@@ -352,6 +368,7 @@ impl Remoting {
             peers.insert(info.name.clone(), peer.clone());
         }
         tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
+        self.to_membership(MembershipInput::Announce(info.clone()));
         // Everyone learns of the new member (and the new peer of everyone).
         self.broadcast_table();
 
@@ -529,7 +546,7 @@ impl Remoting {
                     }
                 }
             }
-            Frame::Membership { .. } => {}
+            Frame::Membership { payload } => self.to_membership(MembershipInput::Data(payload)),
             other => {
                 return Err(format!(
                     "protocol violation: `{}` after the handshake",
@@ -565,6 +582,111 @@ impl Remoting {
                 }
             });
         }
+    }
+}
+
+impl Remoting {
+    fn to_membership(&self, input: MembershipInput) {
+        if let Some(tx) = self.membership.lock().as_ref() {
+            let _ = tx.send(input);
+        }
+    }
+
+    /// Runs foca: feeds it connections' membership frames and its timers,
+    /// carries out what it asks (send, schedule) and acts on its verdicts:
+    /// a member declared down loses its connection and its registry entries.
+    pub(crate) async fn membership_loop(self: Arc<Self>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        *self.membership.lock() = Some(tx.clone());
+        let seed = u64::from_le_bytes(nonce()[..8].try_into().unwrap_or([7; 8]));
+        let mut core = Membership::new(self.local.clone(), membership_config(), seed);
+        // Members already connected before the loop started.
+        for p in self.peers() {
+            let e = core.announce(p);
+            self.apply_membership(e, &tx);
+        }
+        while let Some(input) = rx.recv().await {
+            let leaving = matches!(input, MembershipInput::Leave);
+            let e = match input {
+                MembershipInput::Announce(to) => core.announce(to),
+                MembershipInput::Data(d) => core.data(&d),
+                MembershipInput::Timer(t) => core.timer(t),
+                MembershipInput::Leave => core.leave(),
+            };
+            self.apply_membership(e, &tx);
+            if leaving {
+                break;
+            }
+        }
+    }
+
+    fn apply_membership(self: &Arc<Self>, e: Effects, tx: &mpsc::UnboundedSender<MembershipInput>) {
+        for (to, payload) in e.send {
+            match self.peer(&to.info.name) {
+                Some(p) if !p.is_down() => {
+                    let _ = p.send(Frame::Membership { payload });
+                }
+                _ => self.dial_member(&to.info),
+            }
+        }
+        for (after, t) in e.timers {
+            let tx = tx.clone();
+            actix_rt::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(MembershipInput::Timer(t));
+            });
+        }
+        for m in e.up {
+            tracing::info!(member = %m.info.name, incarnation = m.info.incarnation, "member up");
+            if self.peer(&m.info.name).is_none() {
+                self.dial_member(&m.info);
+            }
+        }
+        for m in e.down {
+            tracing::warn!(member = %m.info.name, incarnation = m.info.incarnation, "member declared down");
+            self.declare_down(&m);
+        }
+    }
+
+    /// A member foca declared down: close its connection (failing its asks
+    /// with `NodeDown`) and drop its instances.
+    fn declare_down(&self, m: &Member) {
+        let removed = {
+            let mut peers = self.peers.write();
+            match peers.get(&m.info.name) {
+                Some(p) if p.info.incarnation <= m.info.incarnation => peers.remove(&m.info.name),
+                _ => None,
+            }
+        };
+        if let Some(p) = removed {
+            p.mark_down();
+        }
+        if let Some(node) = self.node.upgrade() {
+            node.registry.drop_node(&m.info.name);
+        }
+    }
+
+    /// Dials a member (once at a time per address) so membership and calls can reach it.
+    fn dial_member(self: &Arc<Self>, info: &NodeInfo) {
+        if self.is_closing() || info.addr.is_empty() || info.name == self.local.name {
+            return;
+        }
+        if !self.dialing.lock().insert(info.addr.clone()) {
+            return;
+        }
+        let me = self.clone();
+        let addr = info.addr.clone();
+        actix_rt::spawn(async move {
+            let conn =
+                tokio::time::timeout(me.cfg.connect_timeout, me.transport.connect(addr.clone()))
+                    .await;
+            me.dialing.lock().remove(&addr);
+            if let Ok(Ok(stream)) = conn {
+                if let Err(e) = me.clone().outbound(stream, &addr).await {
+                    tracing::debug!(%addr, error = %e, "could not reach a member");
+                }
+            }
+        });
     }
 }
 

@@ -267,6 +267,29 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// What this node knows of the cluster: members (itself included) and
+    /// where services run.
+    pub fn cluster_status(&self) -> crate::remote::ClusterStatus {
+        match &self.shared().remote {
+            Some(r) => r.status(),
+            None => {
+                let services = self
+                    .services()
+                    .into_iter()
+                    .filter(|s| !self.instances(s).is_empty())
+                    .map(|name| crate::remote::ServiceView {
+                        name,
+                        nodes: vec![self.name().to_string()],
+                    })
+                    .collect();
+                crate::remote::ClusterStatus {
+                    members: Vec::new(),
+                    services,
+                }
+            }
+        }
+    }
+
     /// Remoting counters (zero when the node does not listen or dial).
     pub fn remote_stats(&self) -> crate::remote::RemoteSnapshot {
         self.shared()

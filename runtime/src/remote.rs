@@ -9,6 +9,7 @@ pub(crate) mod membership;
 pub(crate) mod peer;
 pub(crate) mod remoting;
 pub(crate) mod stats;
+mod status;
 pub mod transport;
 pub(crate) mod wire;
 
@@ -16,3 +17,19 @@ pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;
 pub use remoting::RemoteConfig;
 pub use stats::RemoteSnapshot;
+pub use status::{ClusterStatus, MemberView, ServiceView, StatusError};
+
+/// Fetches the cluster view from a running node at `seed` over the
+/// authenticated protocol (what `msa cluster status` does).
+///
+/// # Errors
+/// [`StatusError`] when the node cannot be reached, refuses the handshake,
+/// or does not answer within `timeout`.
+pub async fn cluster_status(
+    seed: &str,
+    cluster: &str,
+    secret: &[u8],
+    timeout: std::time::Duration,
+) -> Result<ClusterStatus, StatusError> {
+    remoting::fetch_status(seed, cluster, secret, timeout).await
+}

@@ -332,3 +332,45 @@ async fn a_watcher_learns_when_a_remote_instance_or_its_node_dies() {
     assert_eq!(b.monitor("d", "a", 0).await, "not running");
     b.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_over_the_wire_lists_members_and_services() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wa = a.watch();
+    b.spawn(spec("onb")).await.unwrap();
+    a.spawn(spec("ona")).await.unwrap();
+    remote_up(&mut wa, "onb", "b").await;
+    let addr = a.remote_addr().unwrap();
+    let st = msa_runtime::remote::cluster_status(&addr, "msa", SECRET, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let names: Vec<&str> = st.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert!(st
+        .members
+        .iter()
+        .all(|m| m.status == "alive" && m.incarnation > 0));
+    let svc: Vec<(&str, Vec<String>)> = st
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.nodes.clone()))
+        .collect();
+    assert_eq!(
+        svc,
+        [
+            ("ona", vec!["a".to_string()]),
+            ("onb", vec!["b".to_string()])
+        ]
+    );
+    assert_eq!(a.cluster_status(), st);
+    // A wrong secret gets no status.
+    let bad =
+        msa_runtime::remote::cluster_status(&addr, "msa", b"nope", Duration::from_secs(5)).await;
+    assert!(
+        matches!(bad, Err(msa_runtime::remote::StatusError::Handshake { .. })),
+        "{bad:?}"
+    );
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}

@@ -98,6 +98,12 @@ pub(crate) enum Frame {
     Membership {
         payload: Vec<u8>,
     },
+    /// A client (`msa cluster status`) asks for the cluster view.
+    StatusRequest,
+    /// The cluster view, as postcard-free plain data.
+    Status {
+        status: super::status::ClusterStatus,
+    },
     /// The sender's live services and the members it knows.
     Table {
         services: Vec<ServiceAd>,
@@ -133,6 +139,8 @@ impl Frame {
             Self::Pong { .. } => "pong",
             Self::Membership { .. } => "membership",
             Self::Table { .. } => "table",
+            Self::StatusRequest => "status-request",
+            Self::Status { .. } => "status",
         }
     }
 }

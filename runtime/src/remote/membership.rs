@@ -145,6 +145,21 @@ impl Membership {
         self.effects()
     }
 
+    /// Every member foca knows, with its state.
+    pub(crate) fn view(&self) -> Vec<(NodeInfo, &'static str)> {
+        self.foca
+            .iter_membership_state()
+            .map(|m| {
+                let s = match m.state() {
+                    foca::State::Alive => "alive",
+                    foca::State::Suspect => "suspect",
+                    foca::State::Down => "down",
+                };
+                (m.id().info.clone(), s)
+            })
+            .collect()
+    }
+
     /// Members foca considers active.
     #[cfg(test)]
     pub(crate) fn members(&self) -> Vec<NodeInfo> {

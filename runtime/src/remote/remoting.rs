@@ -75,6 +75,8 @@ pub(crate) struct Remoting {
     closing: AtomicBool,
     closed: tokio::sync::watch::Sender<bool>,
     membership: parking_lot::Mutex<Option<mpsc::UnboundedSender<MembershipInput>>>,
+    /// The latest membership view (name → member, status), kept by the loop.
+    view: parking_lot::Mutex<Vec<(NodeInfo, &'static str)>>,
     /// Addresses being dialed for membership, so each is dialed once at a time.
     dialing: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
@@ -119,6 +121,7 @@ impl Remoting {
             closing: AtomicBool::new(false),
             closed: tokio::sync::watch::channel(false).0,
             membership: parking_lot::Mutex::new(None),
+            view: parking_lot::Mutex::new(Vec::new()),
             dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
         }
     }
@@ -276,6 +279,7 @@ impl Remoting {
             }
         };
         match tokio::time::timeout(self.cfg.connect_timeout, handshake).await {
+            Ok(Ok(peer)) if peer.addr.is_empty() => self.serve_client(peer, rd, wr, dec).await,
             Ok(Ok(peer)) => {
                 let dialer = peer.name.clone();
                 self.established(peer, dialer, rd, wr, dec).await;
@@ -614,6 +618,7 @@ impl Remoting {
                 MembershipInput::Leave => core.leave(),
             };
             self.apply_membership(e, &tx);
+            *self.view.lock() = core.view();
             if leaving {
                 break;
             }
@@ -687,6 +692,191 @@ impl Remoting {
                 }
             }
         });
+    }
+}
+
+impl Remoting {
+    /// This node's view of the cluster.
+    pub(crate) fn status(&self) -> super::status::ClusterStatus {
+        use super::status::{MemberView, ServiceView};
+        let mut members: Vec<MemberView> = vec![MemberView {
+            name: self.local.name.clone(),
+            addr: self.local.addr.clone(),
+            status: if self.is_closing() { "left" } else { "alive" }.into(),
+            incarnation: self.local.incarnation,
+        }];
+        let connected = self.peers();
+        for (info, status) in self.view.lock().iter() {
+            if info.name != self.local.name && !members.iter().any(|m| m.name == info.name) {
+                members.push(MemberView {
+                    name: info.name.clone(),
+                    addr: info.addr.clone(),
+                    status: (*status).into(),
+                    incarnation: info.incarnation,
+                });
+            }
+        }
+        // Connected peers foca has not reported yet are alive.
+        for info in connected {
+            if !members.iter().any(|m| m.name == info.name) {
+                members.push(MemberView {
+                    name: info.name.clone(),
+                    addr: info.addr.clone(),
+                    status: "alive".into(),
+                    incarnation: info.incarnation,
+                });
+            }
+        }
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        let services = self
+            .node
+            .upgrade()
+            .map(|n| {
+                n.registry
+                    .names()
+                    .into_iter()
+                    .filter_map(|name| {
+                        let e = n.registry.get(&name)?;
+                        let mut nodes: Vec<String> =
+                            e.remote_instances().into_iter().map(|(n, _)| n).collect();
+                        if !e.live_instances().is_empty() {
+                            nodes.push(self.local.name.clone());
+                        }
+                        nodes.sort();
+                        nodes.dedup();
+                        (!nodes.is_empty()).then_some(ServiceView { name, nodes })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        super::status::ClusterStatus { members, services }
+    }
+
+    /// Serves a client connection (no membership, no tables): status
+    /// requests and calls.
+    async fn serve_client(
+        self: Arc<Self>,
+        info: NodeInfo,
+        mut rd: ReadHalf<BoxStream>,
+        mut wr: WriteHalf<BoxStream>,
+        mut dec: FrameDecoder,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let frame = match tokio::time::timeout(
+                self.cfg.dead_after * 10,
+                self.read_frame(&mut rd, &mut dec, &mut buf),
+            )
+            .await
+            {
+                Ok(Ok(f)) => f,
+                _ => break,
+            };
+            let reply = match frame {
+                Frame::StatusRequest => Frame::Status {
+                    status: self.status(),
+                },
+                Frame::Ping { id } => Frame::Pong { id },
+                other => {
+                    tracing::debug!(client = %info.name, kind = other.kind(), "client frame not served");
+                    break;
+                }
+            };
+            if self.write_frame(&mut wr, &reply).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Connects to `seed` as a client, authenticates, asks for the cluster view.
+pub(crate) async fn fetch_status(
+    seed: &str,
+    cluster: &str,
+    secret: &[u8],
+    timeout: Duration,
+) -> Result<super::status::ClusterStatus, super::status::StatusError> {
+    use super::status::StatusError;
+    let addr = seed.to_string();
+    let work = async {
+        let stream =
+            tokio::net::TcpStream::connect(seed)
+                .await
+                .map_err(|e| StatusError::Connect {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        let stream: BoxStream = Box::new(stream);
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let cfg = HandshakeConfig {
+            cluster: cluster.to_string(),
+            secret: secret.to_vec(),
+            local: NodeInfo {
+                name: format!("msa-client-{}", std::process::id()),
+                addr: String::new(),
+                incarnation: 0,
+            },
+        };
+        let proto = |reason: String| StatusError::Protocol {
+            addr: addr.clone(),
+            reason,
+        };
+        let hs_err = |reason: String| StatusError::Handshake {
+            addr: addr.clone(),
+            reason,
+        };
+        let mut dec = FrameDecoder::new(super::frame::DEFAULT_MAX_FRAME_BYTES);
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut hs, hello) = Dialer::start(cfg, nonce());
+        write_raw(&mut wr, &hello).await.map_err(proto)?;
+        loop {
+            let f = read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)?;
+            match hs.on_frame(f) {
+                Ok(Step::Send(f)) => write_raw(&mut wr, &f).await.map_err(proto)?,
+                Ok(Step::Done(..)) => break,
+                Err(e) => return Err(hs_err(e.to_string())),
+            }
+        }
+        write_raw(&mut wr, &Frame::StatusRequest)
+            .await
+            .map_err(proto)?;
+        loop {
+            match read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)? {
+                Frame::Status { status } => return Ok(status),
+                // A node may greet with membership or tables first; skip them.
+                _ => continue,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| StatusError::Protocol {
+            addr: seed.to_string(),
+            reason: format!("no answer within {timeout:?}"),
+        })?
+}
+
+async fn write_raw(wr: &mut WriteHalf<BoxStream>, f: &Frame) -> Result<(), String> {
+    let mut out = Vec::new();
+    encode_into(f, super::frame::DEFAULT_MAX_FRAME_BYTES, &mut out).map_err(|e| e.to_string())?;
+    wr.write_all(&out).await.map_err(|e| e.to_string())?;
+    wr.flush().await.map_err(|e| e.to_string())
+}
+
+async fn read_raw(
+    rd: &mut ReadHalf<BoxStream>,
+    dec: &mut FrameDecoder,
+    buf: &mut [u8],
+) -> Result<Frame, String> {
+    loop {
+        if let Some(f) = dec.next_frame().map_err(|e| e.to_string())? {
+            return Ok(f);
+        }
+        let n = rd.read(buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        dec.push(&buf[..n]);
     }
 }
 

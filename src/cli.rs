@@ -1,0 +1,39 @@
+//! The `msa` command line: one variant of [`Command`] per subcommand, each
+//! implemented in its own module under `cli/`.
+//!
+//! Adding a subcommand (`msa node`, `msa cluster up`) means a module beside
+//! `bench`, a variant here, and an arm in [`run`].
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+/// msa: a microservices runtime in which every service is a supervised actor.
+#[derive(Debug, Parser)]
+#[command(
+    name = "msa",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true,
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=msa_runtime=debug) to see more."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure msa against raw actix (throughput, latency, memory per actor).
+    Bench(bench::BenchArgs),
+    // Next: `Node(node::NodeArgs)` to run a node, and
+    // `#[command(subcommand)] Cluster(cluster::ClusterCommand)` for `msa cluster up`.
+}
+
+/// Runs the parsed command.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,205 @@
+//! `msa bench local`: msa against raw actix in one process, interleaved.
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::report::{self, Comparison};
+use super::scenario::{measure, AskLoop, OneWay, Scenario, Side, SpawnComparison, SpawnRun};
+
+/// Options of `msa bench local`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Scenarios:
+  spawn   N supervised actors (instances of one service, children of its one
+          supervisor) on a node with --arbiters threads, one message each,
+          vs N plain actix actors on as many arbiters; reports time, resident
+          memory per actor (/proc/self/statm) and peak RSS (VmHWM). Runs once
+          per side, each in a fresh child process, so that memory freed by
+          earlier work cannot mask its growth.
+  tell    one sender, one actor, one thread: ServiceRef::tell vs Addr::do_send.
+          The actor's count is checked at the end; the clock stops then.
+  ask     sequential round trips on one thread: ServiceRef::ask(..).await vs
+          Addr::send(..).await; every round trip goes into a latency histogram.
+  fan_in  --senders tasks on the actor's thread share --messages tells.
+
+Each compared scenario runs msa, then raw actix, then msa again, ... for
+--rounds rounds, each measurement on a fresh thread with its own actix System;
+the median of each side is reported. Targets: tell and ask ≥ 0.8× raw actix,
+spawn ≤ 2 KiB per actor.
+
+Examples:
+  msa bench local
+  msa bench local --json > bench.jsonl
+  msa bench local --only tell,ask --rounds 9
+  msa bench local --only spawn --actors 20000 --arbiters 0")]
+pub(crate) struct LocalArgs {
+    /// Messages per measurement in the `tell` and `fan_in` scenarios.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+
+    /// Sequential round trips per measurement in the `ask` scenario.
+    #[arg(long, value_name = "N", default_value_t = 200_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    asks: u64,
+
+    /// Sender tasks in the `fan_in` scenario (all on the actor's thread).
+    #[arg(long, short = 'k', value_name = "K", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    senders: u64,
+
+    /// Actors started in the `spawn` scenario.
+    #[arg(long, value_name = "N", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    actors: u64,
+
+    /// Arbiter threads of the `spawn` scenario's node (0: a local node on
+    /// the driving thread).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    arbiters: usize,
+
+    /// Rounds per compared scenario; each round measures msa, then raw
+    /// actix. The median of each side is reported (use 3 or more).
+    #[arg(long, short = 'r', value_name = "R", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+
+    /// Run only these scenarios (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SCENARIO")]
+    only: Vec<Scenario>,
+
+    /// Print one JSON object per scenario per line instead of a table, and
+    /// no progress bar.
+    #[arg(long)]
+    json: bool,
+
+    /// Internal: run only the spawn scenario for one side, in this process,
+    /// and print its raw outcome (the child process of the spawn scenario).
+    #[arg(long, hide = true, value_enum, value_name = "SIDE")]
+    spawn_only: Option<Side>,
+}
+
+impl LocalArgs {
+    fn selected(&self) -> Vec<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .filter(|s| self.only.is_empty() || self.only.contains(s))
+            .collect()
+    }
+}
+
+fn progress(json: bool, steps: u64) -> ProgressBar {
+    if json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs the selected scenarios and prints the report on stdout.
+pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
+    let actors = usize::try_from(args.actors)?;
+    let spawn_run = |side| SpawnRun {
+        side,
+        actors,
+        arbiters: args.arbiters,
+    };
+    if let Some(side) = args.spawn_only {
+        // The child process of the spawn scenario: one side, no progress bar.
+        let outcome = spawn_run(side).run_here()?;
+        println!("{}", serde_json::to_string(&outcome)?);
+        return Ok(());
+    }
+
+    let scenarios = args.selected();
+    let compared: Vec<Scenario> = scenarios
+        .iter()
+        .copied()
+        .filter(|s| *s != Scenario::Spawn)
+        .collect();
+    let do_spawn = scenarios.contains(&Scenario::Spawn);
+    let steps = 2 * u64::from(do_spawn) + compared.len() as u64 * 2 * u64::from(args.rounds);
+    let bar = progress(args.json, steps);
+
+    let mut spawn: Option<SpawnComparison> = None;
+    if do_spawn {
+        let run = |side: Side| {
+            bar.set_message(format!("spawn · {} · {actors} actors", side.name()));
+            let outcome = spawn_run(side)
+                .run_in_child()
+                .map_err(|e| e.context(format!("scenario spawn ({})", side.name())));
+            bar.inc(1);
+            outcome
+        };
+        spawn = Some(SpawnComparison {
+            msa: run(Side::Msa)?,
+            raw: run(Side::Raw)?,
+        });
+    }
+
+    let mut comparisons: Vec<Comparison> = compared
+        .iter()
+        .map(|&scenario| Comparison {
+            scenario,
+            threads: match scenario {
+                Scenario::FanIn => format!("same-thread ({} sender tasks)", args.senders),
+                _ => "same-thread".into(),
+            },
+            senders: if scenario == Scenario::FanIn {
+                args.senders
+            } else {
+                1
+            },
+            msa: Vec::new(),
+            raw: Vec::new(),
+        })
+        .collect();
+    for round in 1..=args.rounds {
+        for c in &mut comparisons {
+            for side in [Side::Msa, Side::Raw] {
+                bar.set_message(format!(
+                    "{} · {} · round {round}/{}",
+                    c.scenario.name(),
+                    side.name(),
+                    args.rounds
+                ));
+                let m = match c.scenario {
+                    Scenario::Ask => measure(side, AskLoop { asks: args.asks }),
+                    // tell and fan_in (spawn is not compared).
+                    _ => measure(
+                        side,
+                        OneWay {
+                            messages: args.messages,
+                            senders: c.senders,
+                        },
+                    ),
+                }
+                .map_err(|e| {
+                    e.context(format!(
+                        "scenario {} ({}, round {round})",
+                        c.scenario.name(),
+                        side.name()
+                    ))
+                })?;
+                match side {
+                    Side::Msa => c.msa.push(m),
+                    Side::Raw => c.raw.push(m),
+                }
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    if args.json {
+        print!("{}", report::json_lines(spawn.as_ref(), &comparisons)?);
+    } else {
+        print!("{}", report::table(spawn.as_ref(), &comparisons));
+    }
+    Ok(())
+}

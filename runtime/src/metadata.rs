@@ -54,11 +54,19 @@ pub struct TraceContext {
 }
 
 /// Metadata that travels with one message to its handler.
+///
+/// Kept small (24 bytes) because it rides in every envelope: identity and
+/// trace live behind one shared pointer that is absent for plain calls.
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
-    identity: Option<Arc<Identity>>,
-    trace: Option<TraceContext>,
+    extra: Option<Arc<Extra>>,
     deadline: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    identity: Option<Identity>,
+    trace: Option<TraceContext>,
 }
 
 impl Metadata {
@@ -67,21 +75,19 @@ impl Metadata {
         Self::default()
     }
 
-    /// Sets the caller's identity.
-    pub fn with_identity(mut self, identity: Identity) -> Self {
-        self.identity = Some(Arc::new(identity));
-        self
+    fn extra_mut(&mut self) -> &mut Extra {
+        Arc::make_mut(self.extra.get_or_insert_with(Default::default))
     }
 
-    /// Sets the caller's identity from a shared one (no copy).
-    pub fn with_shared_identity(mut self, identity: Arc<Identity>) -> Self {
-        self.identity = Some(identity);
+    /// Sets the caller's identity.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.extra_mut().identity = Some(identity);
         self
     }
 
     /// Sets the trace context.
     pub fn with_trace(mut self, trace: TraceContext) -> Self {
-        self.trace = Some(trace);
+        self.extra_mut().trace = Some(trace);
         self
     }
 
@@ -93,12 +99,12 @@ impl Metadata {
 
     /// The caller's identity, if any.
     pub fn identity(&self) -> Option<&Identity> {
-        self.identity.as_deref()
+        self.extra.as_ref().and_then(|e| e.identity.as_ref())
     }
 
     /// The trace context, if any.
     pub fn trace(&self) -> Option<TraceContext> {
-        self.trace
+        self.extra.as_ref().and_then(|e| e.trace)
     }
 
     /// The deadline by which the caller stops waiting, if any.
@@ -122,5 +128,24 @@ impl Metadata {
         if self.deadline.is_none() {
             self.deadline = Some(deadline);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_stays_small_and_keeps_what_it_is_given() {
+        assert!(std::mem::size_of::<Metadata>() <= 24);
+        let m = Metadata::new()
+            .with_identity(Identity::new("bob", ["staff"]))
+            .with_trace(TraceContext {
+                trace_id: 1,
+                parent_span_id: 2,
+            });
+        assert_eq!(m.identity().map(|i| i.subject.as_str()), Some("bob"));
+        assert_eq!(m.trace().map(|t| t.parent_span_id), Some(2));
+        assert!(m.deadline().is_none() && m.remaining().is_none());
     }
 }

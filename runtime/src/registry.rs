@@ -8,9 +8,7 @@
 mod entry;
 mod watch;
 
-pub(crate) use entry::{
-    ErasedRecipient, Instance, InstanceGuard, MessageType, RemoteInstance, ServiceEntry,
-};
+pub(crate) use entry::{Instance, InstanceGuard, MessageType, RemoteInstance, ServiceEntry};
 pub use entry::{InstanceId, ServiceState};
 pub use watch::{RegistryEvent, RegistryWatch};
 

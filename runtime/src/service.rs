@@ -5,6 +5,7 @@ mod actor;
 mod context;
 mod handle;
 mod reply;
+mod send;
 mod spec;
 
 pub use actor::{Envelope, Handler, Service, ServiceActor};
@@ -13,5 +14,4 @@ pub use handle::{Ask, AskFuture, ServiceRef};
 pub use reply::{HandlerFailure, Reply};
 pub use spec::{Routing, ServiceSpec};
 
-pub(crate) use actor::StopInstance;
 pub(crate) use spec::{key_of, ErasedBlueprint, InstanceLaunch, LaunchedInstance};

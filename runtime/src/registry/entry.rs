@@ -60,14 +60,12 @@ impl ServiceState {
     }
 }
 
-/// A type-erased `Recipient<Envelope<M>>`, one per handled message type.
-pub(crate) type ErasedRecipient = Box<dyn Any + Send + Sync>;
-
 /// One live instance, as callers see it.
 pub(crate) struct Instance {
     pub(crate) id: InstanceId,
-    /// Indexed like [`ServiceEntry::types`].
-    pub(crate) recipients: Box<[ErasedRecipient]>,
+    /// The instance's actix channel sender (`AddressSender<ServiceActor<S>>`),
+    /// type-erased; the per-type send functions downcast it.
+    pub(crate) sender: Box<dyn Any + Send + Sync>,
 }
 
 impl fmt::Debug for Instance {
@@ -77,7 +75,7 @@ impl fmt::Debug for Instance {
 }
 
 /// What a caller needs to know about a message type a service handles.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct MessageType {
     pub(crate) type_id: TypeId,
     pub(crate) type_name: &'static str,
@@ -86,6 +84,8 @@ pub(crate) struct MessageType {
     pub(crate) wire: Option<crate::remote::wire::WireCodec>,
     /// Extracts the routing key of a keyed message (given as `&dyn Any`).
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
+    /// The local send functions (`SendFns<M>`), type-erased.
+    pub(crate) send: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 /// An instance of this service on another node.
@@ -100,6 +100,15 @@ pub(crate) struct RemoteInstance {
 impl RemoteInstance {
     pub(crate) fn handles(&self, wire: &str) -> bool {
         self.messages.iter().any(|m| m == wire)
+    }
+}
+
+impl fmt::Debug for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageType")
+            .field("type_name", &self.type_name)
+            .field("wire_name", &self.wire_name)
+            .finish()
     }
 }
 
@@ -383,7 +392,7 @@ mod tests {
                 slot,
                 incarnation: 0,
             },
-            recipients: Box::new([]),
+            sender: Box::new(()),
         })
     }
 

@@ -9,9 +9,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::dev::RecipientRequest;
-use actix::{MailboxError, Message, Recipient};
+use actix::{MailboxError, Message};
 
 use super::actor::Envelope;
+use super::send::{ReplyRx, SendFns};
+use crate::registry::Instance;
+use actix::prelude::SendError;
+
+type AskFn<M> = fn(&dyn Any, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 use super::reply::HandlerFailure;
 use crate::deadline::{Deadlines, Ticket};
 use crate::error::CallError;
@@ -88,24 +93,32 @@ impl std::fmt::Debug for ServiceRef {
     }
 }
 
-/// A picked instance's recipient for `M`, valid while the guard lives.
+/// A picked local instance and the index of the message type.
 struct Target {
     guard: InstanceGuard,
     index: usize,
 }
 
 impl Target {
+    /// The instance's erased channel sender.
     #[inline]
-    fn recipient<M>(&self) -> Option<&Recipient<Envelope<M>>>
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-    {
-        self.guard
-            .as_ref()
-            .and_then(|i| i.recipients.get(self.index))
-            .and_then(|r| r.downcast_ref::<Recipient<Envelope<M>>>())
+    fn sender(&self) -> Option<&(dyn Any + Send + Sync)> {
+        self.guard.as_ref().map(|i| i.sender.as_ref())
     }
+}
+
+/// The send functions of `M` registered on `entry`.
+#[inline]
+fn fns<M>(entry: &ServiceEntry, index: usize) -> Option<SendFns<M>>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    entry.types[index]
+        .send
+        .as_deref()
+        .and_then(|f| f.downcast_ref::<SendFns<M>>())
+        .copied()
 }
 
 impl ServiceRef {
@@ -291,14 +304,10 @@ impl ServiceRef {
     {
         match self.route(&msg)? {
             Route::Local(target) => {
-                let r = target
-                    .recipient::<M>()
-                    .ok_or_else(|| self.unhandled::<M>())?;
-                if !r.connected() {
-                    return Err(self.no_instance());
-                }
-                r.do_send(Envelope { msg, meta });
-                Ok(())
+                let entry = self.entry()?;
+                let f = fns::<M>(&entry, target.index).ok_or_else(|| self.unhandled::<M>())?;
+                let sender = target.sender().ok_or_else(|| self.no_instance())?;
+                (f.tell)(sender, Envelope { msg, meta }).map_err(|_| self.no_instance())
             }
             Route::Remote(r, codec) => {
                 let payload = (codec.encode)(&msg as &dyn Any).map_err(|e| CallError::Codec {
@@ -334,24 +343,21 @@ impl ServiceRef {
             .ok_or_else(|| self.unhandled::<M>())?;
         let timeout = self.node.default_timeout;
         // Send to every instance first, then collect: the calls run concurrently.
+        let f = fns::<M>(&entry, index).ok_or_else(|| self.unhandled::<M>())?;
         let mut pending = Vec::new();
         for inst in entry.all_live() {
-            let Some(r) = inst
-                .recipients
-                .get(index)
-                .and_then(|r| r.downcast_ref::<Recipient<Envelope<M>>>())
-            else {
-                continue;
-            };
             let deadline_ms = self.node.deadlines.clock().after(timeout);
             let mut meta = Metadata::default();
             meta.set_deadline_if_none(self.node.deadlines.clock().instant_at(deadline_ms));
-            let req = r.send(Envelope {
+            let env = Envelope {
                 msg: msg.clone(),
                 meta,
-            });
+            };
+            let Some(req) = (f.request)(inst.sender.as_ref(), env) else {
+                continue;
+            };
             pending.push(AskFuture {
-                state: State::Sent { req },
+                state: State::Queued { req },
                 svc: self,
                 deadline_ms,
                 timeout,
@@ -443,6 +449,56 @@ impl ServiceRef {
         Poll::Pending
     }
 
+    /// Puts an ask into a local instance's mailbox.
+    #[inline]
+    fn send_local<M>(&self, target: Target, env: Envelope<M>) -> State<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let f = match self.entry() {
+            Ok(entry) => fns::<M>(&entry, target.index),
+            Err(e) => return State::Failed(Some(e)),
+        };
+        let (Some(f), Some(sender)) = (f, target.sender()) else {
+            return State::Failed(Some(self.unhandled::<M>()));
+        };
+        match (f.ask)(sender, env) {
+            Ok(rx) => State::Sent { rx },
+            Err(SendError::Full(env)) => State::Full {
+                env: Some(env),
+                instance: target.guard.as_ref().cloned(),
+                ask: f.ask,
+            },
+            Err(SendError::Closed(_)) => State::Failed(Some(self.map_closed())),
+        }
+    }
+
+    /// The caller's view of a handler's reply.
+    #[inline]
+    fn map_reply<M: Message>(
+        &self,
+        r: Result<M::Result, HandlerFailure>,
+        timeout: Duration,
+    ) -> Result<M::Result, CallError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(HandlerFailure::Panicked(message)) => Err(CallError::HandlerPanicked {
+                service: self.name.to_string(),
+                message,
+            }),
+            Err(HandlerFailure::Expired) => Err(CallError::Timeout {
+                service: self.name.to_string(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// The instance's mailbox closed under the call.
+    fn map_closed(&self) -> CallError {
+        self.map_mailbox_error(MailboxError::Closed)
+    }
+
     fn map_mailbox_error(&self, e: MailboxError) -> CallError {
         match e {
             MailboxError::Closed if self.node.closing.load(Ordering::Relaxed) => {
@@ -514,15 +570,13 @@ where
         }
         let state = match svc.route(&self.msg) {
             Err(e) => State::Failed(Some(e)),
-            Ok(Route::Local(target)) => match target.recipient::<M>() {
-                None => State::Failed(Some(svc.unhandled::<M>())),
-                Some(r) => State::Sent {
-                    req: r.send(Envelope {
-                        msg: self.msg,
-                        meta,
-                    }),
+            Ok(Route::Local(target)) => svc.send_local(
+                target,
+                Envelope {
+                    msg: self.msg,
+                    meta,
                 },
-            },
+            ),
             Ok(Route::Remote(r, codec)) => svc.send_remote(&r, codec, &self.msg, &meta, timeout),
         };
         AskFuture {
@@ -545,7 +599,12 @@ pin_project_lite::pin_project! {
         M::Result: Send,
     {
         Failed { err: Option<CallError> },
-        Sent { #[pin] req: RecipientRequest<Envelope<M>> },
+        // In the mailbox; waiting for the reply.
+        Sent { rx: ReplyRx<M> },
+        // The mailbox was full: retry (yielding) until there is room.
+        Full { env: Option<Envelope<M>>, instance: Option<Arc<Instance>>, ask: AskFn<M> },
+        // actix's own request (ask_all).
+        Queued { #[pin] req: RecipientRequest<Envelope<M>> },
         Remote { call: RemoteCall },
     }
 }
@@ -579,6 +638,15 @@ impl Drop for RemoteCall {
 struct TicketGuard<'a> {
     deadlines: &'a Deadlines,
     ticket: Option<Ticket>,
+}
+
+impl TicketGuard<'_> {
+    #[inline]
+    fn cancel(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            self.deadlines.cancel(t);
+        }
+    }
 }
 
 impl Drop for TicketGuard<'_> {
@@ -632,15 +700,42 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let svc = *this.svc;
-        match this.state.project() {
+        let mut state = this.state;
+        let mut sent = None;
+        let out = match state.as_mut().project() {
             StateProj::Failed { err } => {
                 Poll::Ready(Err(err.take().unwrap_or(CallError::ShuttingDown)))
             }
+            StateProj::Sent { rx } => match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(svc.map_closed())),
+                Poll::Pending => Poll::Pending,
+            },
+            StateProj::Queued { req } => match req.poll(cx) {
+                Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(svc.map_mailbox_error(e))),
+                Poll::Pending => Poll::Pending,
+            },
+            StateProj::Full { env, instance, ask } => match (env.take(), instance.as_ref()) {
+                (Some(e), Some(inst)) => match ask(inst.sender.as_ref(), e) {
+                    Ok(rx) => {
+                        sent = Some(rx);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    Err(SendError::Full(e)) => {
+                        // actix's channel offers no public way to wait for
+                        // room: yield and retry, within the deadline.
+                        *env = Some(e);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    Err(SendError::Closed(_)) => Poll::Ready(Err(svc.map_closed())),
+                },
+                _ => Poll::Ready(Err(svc.map_closed())),
+            },
             StateProj::Remote { call } => match Pin::new(&mut call.rx).poll(cx) {
                 Poll::Ready(r) => {
-                    if let Some(t) = this.ticket.ticket.take() {
-                        this.ticket.deadlines.cancel(t);
-                    }
                     let node = &call.peer.info.name;
                     Poll::Ready(match r {
                         Ok(Ok(bytes)) => {
@@ -661,34 +756,20 @@ where
                         Err(_) => Err(CallError::NodeDown { node: node.clone() }),
                     })
                 }
-                Poll::Pending => {
-                    svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
-                }
+                Poll::Pending => Poll::Pending,
             },
-            StateProj::Sent { req } => match req.poll(cx) {
-                Poll::Ready(r) => {
-                    if let Some(t) = this.ticket.ticket.take() {
-                        this.ticket.deadlines.cancel(t);
-                    }
-                    Poll::Ready(match r {
-                        Ok(Ok(v)) => Ok(v),
-                        Ok(Err(HandlerFailure::Panicked(message))) => {
-                            Err(CallError::HandlerPanicked {
-                                service: svc.name.to_string(),
-                                message,
-                            })
-                        }
-                        Ok(Err(HandlerFailure::Expired)) => Err(CallError::Timeout {
-                            service: svc.name.to_string(),
-                            after: *this.timeout,
-                        }),
-                        Err(e) => Err(svc.map_mailbox_error(e)),
-                    })
-                }
-                Poll::Pending => {
-                    svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
-                }
-            },
+        };
+        if let Some(rx) = sent {
+            state.set(State::Sent { rx });
+        }
+        match out {
+            Poll::Ready(r) => {
+                this.ticket.cancel();
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
+            }
         }
     }
 }

@@ -4,14 +4,15 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
-use actix::{Addr, Message, Recipient};
+use actix::Message;
 use futures_util::future::AbortHandle;
 
-use super::actor::{Envelope, Handler, InstanceShared, Service, ServiceActor, StopInstance};
+use super::actor::{Handler, InstanceShared, Service, ServiceActor};
+use super::send::send_fns;
 use crate::error::SpawnError;
 use crate::message::{KeyedMessage, RemoteMessage};
 use crate::node::NodeShared;
-use crate::registry::{ErasedRecipient, Instance, InstanceId, MessageType, ServiceEntry};
+use crate::registry::{Instance, InstanceId, MessageType, ServiceEntry};
 use crate::remote::wire::{wire_codec, WireCodec};
 use crate::supervision::{
     launch, Backoff, ExitNotice, Intensity, Placement, ReadyNotice, Restart, Strategy,
@@ -35,7 +36,7 @@ type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
 
 struct Route<S: Service> {
     ty: MessageType,
-    make: fn(&Addr<ServiceActor<S>>) -> ErasedRecipient,
+    _service: std::marker::PhantomData<fn() -> S>,
 }
 
 /// Describes a service: its name, how to make an instance, which messages it
@@ -96,15 +97,6 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
     }
 }
 
-fn make_recipient<S, M>(addr: &Addr<ServiceActor<S>>) -> ErasedRecipient
-where
-    S: Handler<M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    Box::new(addr.clone().recipient::<Envelope<M>>())
-}
-
 pub(crate) fn key_of<M: KeyedMessage + 'static>(msg: &dyn Any) -> u64 {
     msg.downcast_ref::<M>().map_or(0, KeyedMessage::routing_key)
 }
@@ -149,13 +141,14 @@ impl<S: Service> ServiceSpec<S> {
                 w
             }),
             key,
+            send: Some(Arc::new(send_fns::<S, M>())),
         };
         if let Some(r) = self.routes.iter_mut().find(|r| r.ty.type_id == type_id) {
             r.ty = ty;
         } else {
             self.routes.push(Route {
                 ty,
-                make: make_recipient::<S, M>,
+                _service: std::marker::PhantomData,
             });
         }
         self
@@ -301,7 +294,7 @@ impl<S: Service> ServiceSpec<S> {
         self,
         node: &str,
     ) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
-        let types: Box<[MessageType]> = self.routes.iter().map(|r| r.ty).collect();
+        let types: Box<[MessageType]> = self.routes.iter().map(|r| r.ty.clone()).collect();
         let entry = Arc::new(ServiceEntry::new(
             Arc::from(self.name.as_str()),
             types,
@@ -336,8 +329,15 @@ pub(crate) struct InstanceLaunch {
 /// A started instance as its supervisor holds it.
 pub(crate) struct LaunchedInstance {
     pub(crate) instance: Arc<Instance>,
-    pub(crate) stop: Recipient<StopInstance>,
     pub(crate) abort: AbortHandle,
+    stop: fn(&dyn Any),
+}
+
+impl LaunchedInstance {
+    /// Asks the instance to stop once it has handled what is queued.
+    pub(crate) fn stop(&self) {
+        (self.stop)(self.instance.sender.as_ref());
+    }
 }
 
 impl fmt::Debug for LaunchedInstance {
@@ -390,14 +390,14 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
 
     fn launch(&self, l: InstanceLaunch) -> LaunchedInstance {
         let (tx, rx) = actix::dev::channel::channel::<ServiceActor<S>>(self.spec.mailbox_capacity);
-        let addr = Addr::new(tx);
         let id = InstanceId {
             slot: l.slot,
             incarnation: self.entry.next_incarnation(l.slot),
         };
-        let recipients: Box<[ErasedRecipient]> =
-            self.spec.routes.iter().map(|r| (r.make)(&addr)).collect();
-        let instance = Arc::new(Instance { id, recipients });
+        let instance = Arc::new(Instance {
+            id,
+            sender: Box::new(tx),
+        });
         let shared = Arc::new(InstanceShared {
             id,
             entry: self.entry.clone(),
@@ -406,7 +406,6 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         });
         let factory = self.spec.factory.clone();
         let (abort, reg) = AbortHandle::new_pair();
-        let stop = addr.recipient::<StopInstance>();
         let placed = launch(
             &l.placement,
             move || ServiceActor::new(factory(), shared),
@@ -421,8 +420,8 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         }
         LaunchedInstance {
             instance,
-            stop,
             abort,
+            stop: super::send::stop::<S>,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::{Backoff, Intensity, Restart, Strategy};
 use crate::error::SpawnError;
 use crate::node::NodeShared;
 use crate::registry::{RegistryEvent, ServiceState};
-use crate::service::{ErasedBlueprint, InstanceLaunch, LaunchedInstance, StopInstance};
+use crate::service::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};
 use crate::stats::ServiceStats;
 
 /// What kind of supervisor this is.
@@ -546,7 +546,7 @@ impl Supervisor {
                 c.state = State::Stopping;
                 match &c.run {
                     Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
-                    Some(Run::Instance(l)) => l.stop.do_send(StopInstance),
+                    Some(Run::Instance(l)) => l.stop(),
                     None => c.state = State::Done,
                 }
                 return self.continue_stopping(ctx);
@@ -556,7 +556,7 @@ impl Supervisor {
                 if matches!(c.state, State::Running | State::Starting) {
                     c.state = State::Stopping;
                     match &c.run {
-                        Some(Run::Instance(l)) => l.stop.do_send(StopInstance),
+                        Some(Run::Instance(l)) => l.stop(),
                         Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
                         None => c.state = State::Done,
                     }

@@ -1,0 +1,112 @@
+//! The local send path: per message type, plain function pointers that put
+//! an envelope straight into an instance's actix channel.
+//!
+//! An instance is held as one type-erased `AddressSender` (one per instance,
+//! whatever the number of message types), and each `handles::<M>()` records
+//! [`SendFns<M>`], monomorphised for the service type. A call downcasts twice
+//! (the functions, the sender: two `TypeId` compares) and pushes into the
+//! channel: no `Recipient` box per type, no virtual call, and an ask waits on
+//! the bare oneshot receiver rather than actix's larger request future.
+
+use std::any::Any;
+
+use actix::dev::channel::AddressSender;
+use actix::dev::RecipientRequest;
+use actix::prelude::SendError;
+use actix::{Addr, Message, Recipient};
+use tokio::sync::oneshot;
+
+use super::actor::{Envelope, Handler, ServiceActor, StopInstance};
+use super::Service;
+
+/// What a local ask waits on.
+pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>;
+
+/// The send functions of message type `M` for one service type.
+pub(crate) struct SendFns<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    /// Queues an ask; `Full` when the mailbox is at capacity.
+    pub(crate) ask: fn(&dyn Any, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>,
+    /// Queues a tell regardless of capacity; `Closed` when the instance is gone.
+    pub(crate) tell: fn(&dyn Any, Envelope<M>) -> Result<(), SendError<Envelope<M>>>,
+    /// actix's own request (waits for room), for `ask_all`.
+    pub(crate) request: fn(&dyn Any, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>,
+}
+
+impl<M> Clone for SendFns<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for SendFns<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+}
+
+fn sender<S: Service>(s: &dyn Any) -> Option<&AddressSender<ServiceActor<S>>> {
+    s.downcast_ref::<AddressSender<ServiceActor<S>>>()
+}
+
+fn ask<S, M>(s: &dyn Any, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match sender::<S>(s) {
+        Some(tx) => tx.send(env),
+        None => Err(SendError::Closed(env)),
+    }
+}
+
+fn tell<S, M>(s: &dyn Any, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match sender::<S>(s) {
+        Some(tx) => tx.do_send(env),
+        None => Err(SendError::Closed(env)),
+    }
+}
+
+fn request<S, M>(s: &dyn Any, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let tx = sender::<S>(s)?.clone();
+    Some(Recipient::<Envelope<M>>::from(Addr::new(tx)).send(env))
+}
+
+/// The send functions of `M` on service `S`.
+pub(crate) fn send_fns<S, M>() -> SendFns<M>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    SendFns {
+        ask: ask::<S, M>,
+        tell: tell::<S, M>,
+        request: request::<S, M>,
+    }
+}
+
+/// Asks the instance behind `s` to stop after what is queued.
+pub(crate) fn stop<S: Service>(s: &dyn Any) {
+    if let Some(tx) = sender::<S>(s) {
+        let _ = tx.do_send(StopInstance);
+    }
+}

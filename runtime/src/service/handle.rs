@@ -12,11 +12,10 @@ use actix::dev::RecipientRequest;
 use actix::{MailboxError, Message};
 
 use super::actor::Envelope;
-use super::send::{ReplyRx, SendFns};
+use super::send::{AskFn, ReplyRx, SendFns};
 use crate::registry::Instance;
 use actix::prelude::SendError;
 
-type AskFn<M> = fn(&dyn Any, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 use super::reply::HandlerFailure;
 use crate::deadline::{Deadlines, Ticket};
 use crate::error::CallError;

@@ -22,6 +22,13 @@ use super::Service;
 /// What a local ask waits on.
 pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>;
 
+/// Queues an ask on an erased instance sender.
+pub(crate) type AskFn<M> = fn(&dyn Any, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
+/// Queues a tell on an erased instance sender.
+pub(crate) type TellFn<M> = fn(&dyn Any, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
+/// Builds actix's own request on an erased instance sender.
+pub(crate) type RequestFn<M> = fn(&dyn Any, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
+
 /// The send functions of message type `M` for one service type.
 pub(crate) struct SendFns<M>
 where
@@ -29,11 +36,11 @@ where
     M::Result: Send,
 {
     /// Queues an ask; `Full` when the mailbox is at capacity.
-    pub(crate) ask: fn(&dyn Any, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>,
+    pub(crate) ask: AskFn<M>,
     /// Queues a tell regardless of capacity; `Closed` when the instance is gone.
-    pub(crate) tell: fn(&dyn Any, Envelope<M>) -> Result<(), SendError<Envelope<M>>>,
+    pub(crate) tell: TellFn<M>,
     /// actix's own request (waits for room), for `ask_all`.
-    pub(crate) request: fn(&dyn Any, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>,
+    pub(crate) request: RequestFn<M>,
 }
 
 impl<M> Clone for SendFns<M>

@@ -222,7 +222,7 @@ impl Node {
 
     /// Counters of the service `name`.
     pub fn stats(&self, name: &str) -> Option<StatsSnapshot> {
-        self.shared().registry.get(name).map(|e| e.stats.snapshot())
+        self.shared().registry.get(name).map(|e| e.stats_snapshot())
     }
 
     /// Lifecycle state of the service `name`.

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Live counters of one service (all its instances).
 #[derive(Debug, Default)]
 pub(crate) struct ServiceStats {
-    pub(crate) messages: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) panicked_requests: AtomicU64,
@@ -20,7 +19,7 @@ impl ServiceStats {
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            messages: self.messages.load(Ordering::Relaxed),
+            messages: 0,
             failures: self.failures.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             panicked_requests: self.panicked_requests.load(Ordering::Relaxed),

@@ -121,6 +121,10 @@ pub(crate) struct ServiceEntry {
     salt: u64,
     slots: Box<[ArcSwapOption<Instance>]>,
     incarnations: Box<[AtomicU64]>,
+    /// Messages handled per slot. Only the slot's running instance writes
+    /// its counter, so it counts with a plain load and store, not a locked
+    /// read-modify-write.
+    slot_messages: Box<[AtomicU64]>,
     rr: AtomicUsize,
     remote: arc_swap::ArcSwap<Vec<Arc<RemoteInstance>>>,
     remote_rr: AtomicUsize,
@@ -159,6 +163,7 @@ impl ServiceEntry {
             salt: crate::message::key_hash(node.as_bytes()),
             slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
             incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slot_messages: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             rr: AtomicUsize::new(0),
             remote: arc_swap::ArcSwap::from_pointee(Vec::new()),
             remote_rr: AtomicUsize::new(0),
@@ -190,6 +195,25 @@ impl ServiceEntry {
             .iter()
             .filter_map(|s| s.load().as_ref().map(|i| i.id))
             .collect()
+    }
+
+    /// Counts one message handled by the instance in `slot`.
+    #[inline]
+    pub(crate) fn count_message(&self, slot: usize) {
+        if let Some(c) = self.slot_messages.get(slot) {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// The service's counters.
+    pub(crate) fn stats_snapshot(&self) -> crate::stats::StatsSnapshot {
+        let mut s = self.stats.snapshot();
+        s.messages = self
+            .slot_messages
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        s
     }
 
     /// The incarnation for the next start of `slot` (0 for the first start).

@@ -171,7 +171,7 @@ where
                 return ReplyResponse::expired();
             }
         }
-        ServiceStats::inc(&self.stats().messages);
+        self.shared.entry.count_message(self.shared.id.slot);
         let Envelope { msg, meta } = env;
         let shared = &self.shared;
         let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);

@@ -9,10 +9,14 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
 use actix::dev::channel::AddressReceiver;
+use actix::dev::ContextFut;
 use actix::{Actor, Addr, ArbiterHandle, Context};
 use futures_util::future::{AbortRegistration, Abortable};
-use futures_util::FutureExt;
 
 use super::exit::{panic_message, ExitReason};
 use super::supervisor::{ChildExited, ChildReady, Supervisor};
@@ -104,22 +108,45 @@ where
         }
     };
     let fut = Context::with_receiver(rx).into_future(actor);
-    actix_rt::spawn(async move {
-        let mut fut = Abortable::new(fut, abort);
-        let outcome = AssertUnwindSafe(&mut fut).catch_unwind().await;
-        let reason = match outcome {
-            Ok(Ok(())) => ExitReason::Stopped,
-            Ok(Err(_aborted)) => ExitReason::Killed,
+    actix_rt::spawn(Supervised {
+        fut: Some(Abortable::new(fut, abort)),
+        exit: on_exit,
+    });
+}
+
+/// An actor's context future, run so that its end is reported: a panic in
+/// any poll (a handler, `started`, an actor future) is caught here, the
+/// context is dropped (running `stopping`/`stopped` and failing what was
+/// queued), and only then is the supervisor told. A plain struct rather than
+/// an `async` block: the block would keep a second copy of the context
+/// future, and this future lives in every actor's task.
+struct Supervised<A: Actor<Context = Context<A>>> {
+    fut: Option<Abortable<ContextFut<A, Context<A>>>>,
+    exit: Option<ExitNotice>,
+}
+
+impl<A: Actor<Context = Context<A>>> Future for Supervised<A> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(fut) = this.fut.as_mut() else {
+            return Poll::Ready(());
+        };
+        let reason = match catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(()))) => ExitReason::Stopped,
+            Ok(Poll::Ready(Err(_aborted))) => ExitReason::Killed,
             Err(payload) => ExitReason::Panicked(panic_message(&*payload)),
         };
-        // Dropping an unfinished context runs `stopping`/`stopped` and closes the
-        // mailbox, failing what was queued; a panic there must not lose the notice.
+        let fut = this.fut.take();
         if catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
             tracing::warn!("an actor panicked in stopping/stopped after it exited");
         }
-        match on_exit {
+        match this.exit.take() {
             Some(n) => n.send(reason),
             None => tracing::debug!(%reason, "a parentless actor exited"),
         }
-    });
+        Poll::Ready(())
+    }
 }

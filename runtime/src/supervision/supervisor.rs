@@ -46,6 +46,28 @@ enum State {
     Done,
 }
 
+impl State {
+    const COUNT: usize = 6;
+    fn idx(self) -> usize {
+        match self {
+            Self::Down => 0,
+            Self::Starting => 1,
+            Self::Running => 2,
+            Self::Stopping => 3,
+            Self::Killing => 4,
+            Self::Done => 5,
+        }
+    }
+}
+
+/// Moves a child to `to`, keeping the per-state counts (so that readiness
+/// and stop progress are O(1), not a scan of every child).
+fn transit(counts: &mut [usize; State::COUNT], c: &mut Child, to: State) {
+    counts[c.state.idx()] -= 1;
+    counts[to.idx()] += 1;
+    c.state = to;
+}
+
 enum Run {
     Instance(LaunchedInstance),
     Supervisor(Addr<Supervisor>, AbortHandle),
@@ -83,6 +105,8 @@ pub(crate) struct Supervisor {
     given_up: bool,
     /// What to do once every killed child has exited.
     after_kill: Option<AfterKill>,
+    /// Children per state (indexed by `State::idx`).
+    counts: [usize; State::COUNT],
 }
 
 /// What a supervisor does once the children it killed have all exited.
@@ -211,6 +235,8 @@ impl Supervisor {
                         .collect(),
                 ),
             };
+        let mut counts = [0; State::COUNT];
+        counts[State::Down.idx()] = children.len();
         let children = children
             .into_iter()
             .map(|spec| Child {
@@ -238,6 +264,7 @@ impl Supervisor {
             stopping: None,
             given_up: false,
             after_kill: None,
+            counts,
         }
     }
 
@@ -295,7 +322,7 @@ impl Supervisor {
             return;
         };
         c.generation += 1;
-        c.state = State::Starting;
+        transit(&mut self.counts, c, State::Starting);
         let generation = c.generation;
         let _span = tracing::debug_span!("spawn", supervisor = %self.name, child = %c.spec.label())
             .entered();
@@ -388,10 +415,8 @@ impl Supervisor {
         if self.cursor.is_some() {
             return;
         }
-        let all_up = self
-            .children
-            .iter()
-            .all(|c| matches!(c.state, State::Running | State::Done));
+        let all_up = self.counts[State::Running.idx()] + self.counts[State::Done.idx()]
+            == self.children.len();
         if all_up {
             if let Kind::Service(b) = &self.kind {
                 b.entry().set_state(ServiceState::Running);
@@ -421,15 +446,15 @@ impl Supervisor {
                             });
                         }
                     }
-                    c.state = State::Killing;
+                    transit(&mut self.counts, c, State::Killing);
                 }
                 Some(Run::Supervisor(addr, _abort)) => {
                     addr.do_send(KillTree { fail });
-                    c.state = State::Killing;
+                    transit(&mut self.counts, c, State::Killing);
                 }
                 None => {
                     if c.state != State::Done {
-                        c.state = State::Down;
+                        transit(&mut self.counts, c, State::Down);
                     }
                 }
             }
@@ -437,7 +462,7 @@ impl Supervisor {
     }
 
     fn killing(&self) -> bool {
-        self.children.iter().any(|c| c.state == State::Killing)
+        self.counts[State::Killing.idx()] > 0
     }
 
     /// Runs `next` now if no killed child is still exiting, else once they have.
@@ -531,11 +556,7 @@ impl Supervisor {
     /// for a service's instances.
     fn continue_stopping(&mut self, ctx: &mut Context<Self>) {
         if self.sequential() || matches!(self.kind, Kind::Root) {
-            if self
-                .children
-                .iter()
-                .any(|c| matches!(c.state, State::Stopping | State::Killing))
-            {
+            if self.counts[State::Stopping.idx()] + self.counts[State::Killing.idx()] > 0 {
                 return;
             }
             if let Some(i) = (0..self.children.len())
@@ -543,37 +564,44 @@ impl Supervisor {
                 .find(|&i| matches!(self.children[i].state, State::Running | State::Starting))
             {
                 let c = &mut self.children[i];
-                c.state = State::Stopping;
+                transit(&mut self.counts, c, State::Stopping);
                 match &c.run {
                     Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
                     Some(Run::Instance(l)) => l.stop(),
-                    None => c.state = State::Done,
+                    None => transit(&mut self.counts, c, State::Done),
                 }
                 return self.continue_stopping(ctx);
             }
         } else {
-            for c in self.children.iter_mut().rev() {
+            let live = self.counts[State::Running.idx()] + self.counts[State::Starting.idx()];
+            for c in self
+                .children
+                .iter_mut()
+                .rev()
+                .take(if live > 0 { usize::MAX } else { 0 })
+            {
                 if matches!(c.state, State::Running | State::Starting) {
-                    c.state = State::Stopping;
+                    transit(&mut self.counts, c, State::Stopping);
                     match &c.run {
                         Some(Run::Instance(l)) => l.stop(),
                         Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
-                        None => c.state = State::Done,
+                        None => transit(&mut self.counts, c, State::Done),
                     }
                 }
             }
-            if self
-                .children
-                .iter()
-                .any(|c| matches!(c.state, State::Stopping | State::Killing))
-            {
+            if self.counts[State::Stopping.idx()] + self.counts[State::Killing.idx()] > 0 {
                 return;
             }
         }
         // Everything has stopped.
-        for c in &mut self.children {
+        let down = self.counts[State::Down.idx()];
+        for c in self
+            .children
+            .iter_mut()
+            .take(if down > 0 { usize::MAX } else { 0 })
+        {
             if c.state == State::Down {
-                c.state = State::Done;
+                transit(&mut self.counts, c, State::Done);
             }
         }
         if let Kind::Service(b) = &self.kind {
@@ -603,7 +631,7 @@ impl Handler<ChildReady> for Supervisor {
         if c.generation != msg.generation || c.state != State::Starting {
             return;
         }
-        c.state = State::Running;
+        transit(&mut self.counts, c, State::Running);
         if let Some(w) = c.waiting.take() {
             let _ = w.send(Ok(()));
         }
@@ -633,11 +661,12 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         if c.state == State::Killing {
-            c.state = if self.stopping.is_some() {
+            let to = if self.stopping.is_some() {
                 State::Done
             } else {
                 State::Down
             };
+            transit(&mut self.counts, c, to);
             c.run = None;
             if self.stopping.is_some() {
                 self.continue_stopping(ctx);
@@ -649,7 +678,7 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         let was_stopping = c.state == State::Stopping;
-        c.state = State::Down;
+        transit(&mut self.counts, c, State::Down);
         let label = c.spec.label();
         if let (Some(Run::Instance(l)), ChildSpec::Instance { blueprint, slot }) =
             (c.run.take(), &c.spec)
@@ -675,14 +704,14 @@ impl Handler<ChildExited> for Supervisor {
             }
         }
         if self.stopping.is_some() || was_stopping {
-            self.children[i].state = State::Done;
+            transit(&mut self.counts, &mut self.children[i], State::Done);
             if self.stopping.is_some() {
                 self.continue_stopping(ctx);
             }
             return;
         }
         if matches!(self.kind, Kind::Root) {
-            self.children[i].state = State::Done;
+            transit(&mut self.counts, &mut self.children[i], State::Done);
             if reason.is_failure() {
                 tracing::error!(child = %label, %reason,
                     "a top-level service gave up; it is marked failed and the node keeps serving the rest");
@@ -695,7 +724,7 @@ impl Handler<ChildExited> for Supervisor {
             Restart::Temporary => false,
         };
         if !restart {
-            self.children[i].state = State::Done;
+            transit(&mut self.counts, &mut self.children[i], State::Done);
             if self.cursor == Some(i) {
                 self.cursor = Some(i + 1);
                 self.advance(ctx);
@@ -818,6 +847,7 @@ impl Handler<AddChild> for Supervisor {
             return;
         }
         let i = self.children.len();
+        self.counts[State::Down.idx()] += 1;
         self.children.push(Child {
             restart: msg.spec.restart(),
             spec: msg.spec,

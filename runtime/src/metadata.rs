@@ -75,6 +75,15 @@ impl Metadata {
         Self::default()
     }
 
+    /// Only a deadline (the common case of a plain ask).
+    #[inline]
+    pub(crate) fn with_deadline_only(deadline: Instant) -> Self {
+        Self {
+            extra: None,
+            deadline: Some(deadline),
+        }
+    }
+
     fn extra_mut(&mut self) -> &mut Extra {
         Arc::make_mut(self.extra.get_or_insert_with(Default::default))
     }

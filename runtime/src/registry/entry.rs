@@ -340,6 +340,13 @@ impl ServiceEntry {
         self.any_remote.load(Ordering::Relaxed)
     }
 
+    /// Whether calls must take the general path: keyed routing, remote
+    /// instances, or a replaced entry.
+    #[inline]
+    pub(crate) fn needs_slow_path(&self) -> bool {
+        self.keyed_routing || self.has_remote() || self.is_replaced()
+    }
+
     /// Whether a local spawn replaced this (remote-only) entry.
     #[inline]
     pub(crate) fn is_replaced(&self) -> bool {

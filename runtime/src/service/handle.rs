@@ -175,6 +175,25 @@ impl ServiceRef {
         Ok(EntryRef::Fresh(e))
     }
 
+    /// The local fast path: a cached entry, round-robin, no remote instance,
+    /// not shutting down. `None` sends the call down the general path.
+    #[inline]
+    fn fast<M>(&self) -> Option<(SendFns<M>, InstanceGuard)>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let entry = self.entry.get()?;
+        if entry.needs_slow_path() || self.node.closing.load(Ordering::Relaxed) {
+            return None;
+        }
+        let index = entry.type_index(TypeId::of::<M>())?;
+        let f = fns::<M>(entry, index)?;
+        let g = entry.pick_round_robin()?;
+        Some((f, g))
+    }
+
+    #[cold]
     fn no_instance(&self) -> CallError {
         CallError::NoInstance {
             service: self.name.to_string(),
@@ -296,7 +315,27 @@ impl ServiceRef {
     ///
     /// # Errors
     /// As [`tell`](Self::tell).
+    #[inline]
     pub fn tell_with<M>(&self, msg: M, meta: Metadata) -> Result<(), CallError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        if let Some((f, g)) = self.fast::<M>() {
+            if let Some(inst) = g.as_ref() {
+                return match (f.tell)(inst.sender.as_ref(), Envelope { msg, meta }) {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(self.no_instance()),
+                };
+            }
+        }
+        self.tell_slow(msg, meta)
+    }
+
+    /// Everything but the local fast path: errors, keyed routing, remote
+    /// instances, a replaced entry.
+    #[cold]
+    fn tell_slow<M>(&self, msg: M, meta: Metadata) -> Result<(), CallError>
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -556,7 +595,10 @@ where
             deadlines: &svc.node.deadlines,
             ticket: None,
         };
-        let mut meta = self.meta.unwrap_or_default();
+        let mut meta = match self.meta {
+            None => Metadata::with_deadline_only(clock.instant_at(deadline_ms)),
+            Some(m) => m,
+        };
         match meta.deadline() {
             Some(d) if d < clock.instant_at(deadline_ms) => {
                 // An earlier deadline from upstream wins.
@@ -567,16 +609,27 @@ where
             }
             _ => meta.set_deadline_if_none(clock.instant_at(deadline_ms)),
         }
-        let state = match svc.route(&self.msg) {
-            Err(e) => State::Failed(Some(e)),
-            Ok(Route::Local(target)) => svc.send_local(
-                target,
-                Envelope {
-                    msg: self.msg,
-                    meta,
+        let fast = svc.fast::<M>();
+        let state = match fast {
+            Some((f, g)) => match g.as_ref() {
+                Some(inst) => match (f.ask)(
+                    inst.sender.as_ref(),
+                    Envelope {
+                        msg: self.msg,
+                        meta,
+                    },
+                ) {
+                    Ok(rx) => State::Sent { rx },
+                    Err(SendError::Full(env)) => State::Full {
+                        env: Some(env),
+                        instance: Some(inst.clone()),
+                        ask: f.ask,
+                    },
+                    Err(SendError::Closed(_)) => State::Failed(Some(svc.map_closed())),
                 },
-            ),
-            Ok(Route::Remote(r, codec)) => svc.send_remote(&r, codec, &self.msg, &meta, timeout),
+                None => State::Failed(Some(svc.no_instance())),
+            },
+            None => svc.slow_state(self.msg, meta, timeout),
         };
         AskFuture {
             state,
@@ -584,6 +637,23 @@ where
             deadline_ms,
             timeout,
             ticket,
+        }
+    }
+}
+
+impl ServiceRef {
+    /// An ask down the general path.
+    #[cold]
+    fn slow_state<M>(&self, msg: M, meta: Metadata, timeout: Duration) -> State<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let svc = self;
+        match svc.route(&msg) {
+            Err(e) => State::Failed(Some(e)),
+            Ok(Route::Local(target)) => svc.send_local(target, Envelope { msg, meta }),
+            Ok(Route::Remote(r, codec)) => svc.send_remote(&r, codec, &msg, &meta, timeout),
         }
     }
 }

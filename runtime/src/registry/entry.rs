@@ -119,6 +119,11 @@ pub(crate) struct ServiceEntry {
     pub(crate) keyed_routing: bool,
     /// Mixed into keyed scores: rendezvous weights are per (node, slot).
     salt: u64,
+    /// Process-unique id, the key of the per-thread slot cache.
+    id: u64,
+    /// Bumped whenever a slot changes; a cached instance is valid only for
+    /// the generation it was read at.
+    generation: AtomicU64,
     slots: Box<[ArcSwapOption<Instance>]>,
     incarnations: Box<[AtomicU64]>,
     /// Messages handled per slot. Only the slot's running instance writes
@@ -161,6 +166,8 @@ impl ServiceEntry {
             types,
             keyed_routing,
             salt: crate::message::key_hash(node.as_bytes()),
+            id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
             incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             slot_messages: (0..slots).map(|_| AtomicU64::new(0)).collect(),
@@ -226,6 +233,7 @@ impl ServiceEntry {
     pub(crate) fn set_slot(&self, slot: usize, instance: Option<Arc<Instance>>) {
         if let Some(s) = self.slots.get(slot) {
             s.store(instance);
+            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -238,9 +246,62 @@ impl ServiceEntry {
         let cur = s.load();
         if cur.as_ref().is_some_and(|i| i.id == id) {
             s.compare_and_swap(&*cur, None);
+            self.generation.fetch_add(1, Ordering::Release);
             true
         } else {
             false
+        }
+    }
+
+    /// The slot the next round-robin call goes to (live or not).
+    #[inline]
+    pub(crate) fn next_slot(&self) -> usize {
+        let n = self.slots.len();
+        if n <= 1 {
+            0
+        } else {
+            self.rr.fetch_add(1, Ordering::Relaxed) % n
+        }
+    }
+
+    /// Runs `f` on the instance in `slot` through this thread's slot cache:
+    /// on a hit, no atomic read-modify-write at all (a plain load of the
+    /// generation). On a miss the slot is read once (arc-swap) and cached.
+    /// Gives `arg` back (`Err(Some)`) when the slot is empty or the cache is
+    /// unavailable; `Err(None)` cannot happen (`f` always returns) but is
+    /// reported rather than assumed.
+    #[inline]
+    pub(crate) fn with_instance<A, R>(
+        &self,
+        slot: usize,
+        arg: A,
+        f: impl FnOnce(&Arc<Instance>, A) -> R,
+    ) -> Result<R, Option<A>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let key = (self.id as usize ^ slot.wrapping_mul(0x9e37)) % SLOT_CACHE_WAYS;
+        let mut arg = Some(arg);
+        let out = SLOT_CACHE.try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            let way = &mut cache[key];
+            let hit = way.as_ref().is_some_and(|c| {
+                c.entry == self.id && c.slot == slot && c.generation == generation
+            });
+            if !hit {
+                let inst = self.slots.get(slot)?.load_full()?;
+                *way = Some(CachedSlot {
+                    entry: self.id,
+                    slot,
+                    generation,
+                    instance: inst,
+                });
+            }
+            let c = way.as_ref()?;
+            let a = arg.take()?;
+            Some(f(&c.instance, a))
+        });
+        match out {
+            Ok(Some(r)) => Ok(r),
+            _ => Err(arg),
         }
     }
 
@@ -379,10 +440,8 @@ impl ServiceEntry {
     /// hashing of `key` over (node, slot).
     pub(crate) fn pick_remote(&self, wire: &str, key: Option<u64>) -> Option<Arc<RemoteInstance>> {
         let all = self.remote.load();
-        let candidates: Vec<&Arc<RemoteInstance>> = all
-            .iter()
-            .filter(|r| r.handles(wire) && !r.peer.is_down())
-            .collect();
+        let candidates: Vec<&Arc<RemoteInstance>> =
+            all.iter().filter(|r| r.handles(wire)).collect();
         if candidates.is_empty() {
             return None;
         }
@@ -402,6 +461,25 @@ impl ServiceEntry {
     pub(crate) fn all_live(&self) -> Vec<Arc<Instance>> {
         self.slots.iter().filter_map(|s| s.load_full()).collect()
     }
+}
+
+static NEXT_ENTRY_ID: AtomicU64 = AtomicU64::new(1);
+
+const SLOT_CACHE_WAYS: usize = 8;
+
+/// One cached slot read: valid while the entry's generation is unchanged.
+struct CachedSlot {
+    entry: u64,
+    slot: usize,
+    generation: u64,
+    instance: Arc<Instance>,
+}
+
+thread_local! {
+    /// Per-thread cache of recently used instances, so a call does not pay
+    /// arc-swap's two atomic read-modify-writes when nothing changed.
+    static SLOT_CACHE: std::cell::RefCell<[Option<CachedSlot>; SLOT_CACHE_WAYS]> =
+        const { std::cell::RefCell::new([const { None }; SLOT_CACHE_WAYS]) };
 }
 
 /// The rendezvous weight of `slot` for `key`.

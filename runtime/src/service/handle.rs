@@ -178,7 +178,7 @@ impl ServiceRef {
     /// The local fast path: a cached entry, round-robin, no remote instance,
     /// not shutting down. `None` sends the call down the general path.
     #[inline]
-    fn fast<M>(&self) -> Option<(SendFns<M>, InstanceGuard)>
+    fn fast<M>(&self) -> Option<(&ServiceEntry, SendFns<M>)>
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -189,8 +189,7 @@ impl ServiceRef {
         }
         let index = entry.type_index(TypeId::of::<M>())?;
         let f = fns::<M>(entry, index)?;
-        let g = entry.pick_round_robin()?;
-        Some((f, g))
+        Some((entry, f))
     }
 
     #[cold]
@@ -321,15 +320,22 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        if let Some((f, g)) = self.fast::<M>() {
-            if let Some(inst) = g.as_ref() {
-                return match (f.tell)(inst.sender.as_ref(), Envelope { msg, meta }) {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(self.no_instance()),
-                };
+        let env = Envelope { msg, meta };
+        let env = match self.fast::<M>() {
+            Some((entry, f)) => {
+                let sent = entry.with_instance(entry.next_slot(), env, |inst, env| {
+                    (f.tell)(inst.sender.as_ref(), env)
+                });
+                match sent {
+                    Ok(Ok(())) => return Ok(()),
+                    // A dead or replaced instance: the general path re-reads the slots.
+                    Ok(Err(SendError::Closed(env) | SendError::Full(env))) | Err(Some(env)) => env,
+                    Err(None) => return Err(self.no_instance()),
+                }
             }
-        }
-        self.tell_slow(msg, meta)
+            None => env,
+        };
+        self.tell_slow(env.msg, env.meta)
     }
 
     /// Everything but the local fast path: errors, keyed routing, remote
@@ -352,7 +358,7 @@ impl ServiceRef {
                     service: self.name.to_string(),
                     reason: e.to_string(),
                 })?;
-                r.peer.send(Frame::Tell {
+                self.live_peer(&r).send(Frame::Tell {
                     service: self.name.to_string(),
                     message: codec.wire_name.to_string(),
                     meta: wire_meta(&meta, self.node.default_timeout),
@@ -433,7 +439,8 @@ impl ServiceRef {
                 }))
             }
         };
-        let asked = r.peer.ask(|id| Frame::Ask {
+        let peer = self.live_peer(r);
+        let asked = peer.ask(|id| Frame::Ask {
             id,
             service: self.name.to_string(),
             message: codec.wire_name.to_string(),
@@ -443,7 +450,7 @@ impl ServiceRef {
         match asked {
             Ok((id, rx)) => State::Remote {
                 call: RemoteCall {
-                    peer: r.peer.clone(),
+                    peer,
                     id,
                     rx,
                     decode: codec.decode_result,
@@ -451,6 +458,17 @@ impl ServiceRef {
             },
             Err(e) => State::Failed(Some(e)),
         }
+    }
+
+    /// The current connection to the instance's node: a replaced duplicate
+    /// connection must not fail calls the new one can carry.
+    fn live_peer(&self, r: &RemoteInstance) -> Arc<Peer> {
+        self.node
+            .remote
+            .as_ref()
+            .and_then(|rem| rem.peer(&r.peer.info.name))
+            .filter(|p| !p.is_down())
+            .unwrap_or_else(|| r.peer.clone())
     }
 
     fn unhandled<M>(&self) -> CallError {
@@ -609,27 +627,31 @@ where
             }
             _ => meta.set_deadline_if_none(clock.instant_at(deadline_ms)),
         }
-        let fast = svc.fast::<M>();
-        let state = match fast {
-            Some((f, g)) => match g.as_ref() {
-                Some(inst) => match (f.ask)(
-                    inst.sender.as_ref(),
-                    Envelope {
-                        msg: self.msg,
-                        meta,
-                    },
-                ) {
-                    Ok(rx) => State::Sent { rx },
-                    Err(SendError::Full(env)) => State::Full {
-                        env: Some(env),
-                        instance: Some(inst.clone()),
-                        ask: f.ask,
-                    },
-                    Err(SendError::Closed(_)) => State::Failed(Some(svc.map_closed())),
-                },
-                None => State::Failed(Some(svc.no_instance())),
-            },
-            None => svc.slow_state(self.msg, meta, timeout),
+        let env = Envelope {
+            msg: self.msg,
+            meta,
+        };
+        let state = match svc.fast::<M>() {
+            Some((entry, f)) => {
+                let sent = entry.with_instance(entry.next_slot(), env, |inst, env| {
+                    match (f.ask)(inst.sender.as_ref(), env) {
+                        Ok(rx) => Ok(State::Sent { rx }),
+                        Err(SendError::Full(env)) => Ok(State::Full {
+                            env: Some(env),
+                            instance: Some(inst.clone()),
+                            ask: f.ask,
+                        }),
+                        Err(SendError::Closed(env)) => Err(env),
+                    }
+                });
+                match sent {
+                    Ok(Ok(state)) => state,
+                    // A dead or replaced instance: the general path re-reads the slots.
+                    Ok(Err(env)) | Err(Some(env)) => svc.slow_state(env.msg, env.meta, timeout),
+                    Err(None) => State::Failed(Some(svc.no_instance())),
+                }
+            }
+            None => svc.slow_state(env.msg, env.meta, timeout),
         };
         AskFuture {
             state,

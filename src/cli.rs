@@ -5,6 +5,9 @@
 //! `bench`, a variant here, and an arm in [`run`].
 
 mod bench;
+mod cluster;
+mod config;
+mod node;
 
 use clap::{Parser, Subcommand};
 
@@ -27,13 +30,29 @@ pub(crate) struct Cli {
 enum Command {
     /// Measure msa against raw actix (throughput, latency, memory per actor).
     Bench(bench::BenchArgs),
-    // Next: `Node(node::NodeArgs)` to run a node, and
-    // `#[command(subcommand)] Cluster(cluster::ClusterCommand)` for `msa cluster up`.
+    /// Run one node with ready services (kv, echo, counter) until Ctrl-C or SIGTERM
+    Node(node::NodeArgs),
+    /// Run a local cluster of node processes, or ask a node what it sees
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+}
+
+impl Cli {
+    /// The log filter when `RUST_LOG` is not set: nodes say what they do,
+    /// the other commands only warn.
+    pub(crate) fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Node(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Node(args) => node::run(args),
+        Command::Cluster(cmd) => cluster::run(cmd),
     }
 }

@@ -1,0 +1,78 @@
+//! What `msa cluster up` starts: node names, listen addresses, and the demo
+//! services spread over the nodes.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use crate::cli::config::{ServiceConfig, ServiceKind};
+
+/// One node of the local cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NodePlan {
+    /// `node1`, `node2`, …
+    pub(super) name: String,
+    /// Loopback, on `base_port + index`, or port 0 (a free one).
+    pub(super) listen: SocketAddr,
+    /// The demo services it runs.
+    pub(super) services: Vec<ServiceConfig>,
+}
+
+/// Instances of the demo key-value store on each node that runs it.
+const KV_INSTANCES: usize = 2;
+
+/// Plans `nodes` nodes. The demo services (kv, echo, counter) go round-robin:
+/// kv on node1, echo on node2, counter on node3, then kv again on node4, and
+/// so on; with fewer than three nodes some nodes run several, so every
+/// service runs somewhere.
+pub(super) fn plan(nodes: usize, base_port: Option<u16>) -> Vec<NodePlan> {
+    let demo = ServiceKind::ALL;
+    let slots = nodes.max(demo.len());
+    (0..nodes)
+        .map(|i| {
+            let port = base_port.map_or(0, |p| p + i as u16);
+            let services = (i..slots)
+                .step_by(nodes)
+                .map(|k| {
+                    let mut s = ServiceConfig::of(demo[k % demo.len()]);
+                    if s.kind == ServiceKind::Kv {
+                        s.instances = Some(KV_INSTANCES);
+                    }
+                    s
+                })
+                .collect();
+            NodePlan {
+                name: format!("node{}", i + 1),
+                listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                services,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(p: &[NodePlan]) -> Vec<Vec<&str>> {
+        p.iter()
+            .map(|n| n.services.iter().map(|s| s.name()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn three_nodes_get_one_demo_service_each() {
+        let p = plan(3, None);
+        assert_eq!(names(&p), [["kv"], ["echo"], ["counter"]]);
+        assert_eq!(p[2].name, "node3");
+        assert_eq!(p[0].listen.port(), 0);
+    }
+
+    #[test]
+    fn every_service_runs_somewhere_and_ports_follow_the_base() {
+        assert_eq!(names(&plan(1, None)), [vec!["kv", "echo", "counter"]]);
+        assert_eq!(names(&plan(2, None)), [vec!["kv", "counter"], vec!["echo"]]);
+        let p = plan(5, Some(7000));
+        assert_eq!(names(&p), [["kv"], ["echo"], ["counter"], ["kv"], ["echo"]]);
+        let ports: Vec<u16> = p.iter().map(|n| n.listen.port()).collect();
+        assert_eq!(ports, [7000, 7001, 7002, 7003, 7004]);
+    }
+}

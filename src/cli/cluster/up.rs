@@ -1,0 +1,280 @@
+//! `msa cluster up`: N `msa node` processes on loopback, the demo services
+//! spread across them, stopped together on Ctrl-C or SIGTERM.
+//!
+//! node1 starts first; the others seed it. A node that dies is reported
+//! (name, exit status) and not restarted; the others keep running. On
+//! Ctrl-C or SIGTERM every node gets SIGTERM and [`STOP_WAIT`] to leave the
+//! cluster gracefully; stragglers are then killed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use clap::Args;
+use nix::sys::signal::Signal;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::plan::{plan, NodePlan};
+use super::process::{Exited, Launch, NodeProcess};
+use super::{secret, table};
+use crate::cli::node::{ReadyLine, StopSignals};
+
+/// How long nodes may take to stop after SIGTERM before they are killed
+/// (under the 10 s `cluster up` promises, kill included).
+const STOP_WAIT: Duration = Duration::from_secs(9);
+
+/// How long a node may take to print its ready line.
+const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// Options of `msa cluster up`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints a table of the nodes, the seed address and the cluster secret (generated unless given), \
+so that `msa cluster status --seed ADDR --secret S` works from another terminal. \
+Node logs are streamed on stderr, prefixed with the node name (RUST_LOG sets their level).")]
+pub(crate) struct UpArgs {
+    /// Number of node processes (named node1..nodeN)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    nodes: u16,
+    /// Remoting port of node1; nodeK listens on P+K-1 [default: free ports]
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    base_port: Option<u16>,
+    /// Cluster secret [default: 32 random bytes, hex, printed]
+    #[arg(long, env = "MSA_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Cluster name
+    #[arg(long, env = "MSA_CLUSTER", default_value = "msa")]
+    cluster: String,
+}
+
+/// Runs `msa cluster up`.
+pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
+    if let Some(p) = args.base_port {
+        if u32::from(p) + u32::from(args.nodes) - 1 > u32::from(u16::MAX) {
+            bail!("--base-port {p} leaves no room for {} nodes", args.nodes);
+        }
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(up(args))
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let mut stop = StopSignals::install()?;
+    let (secret, generated) = match args.secret.clone().filter(|s| !s.is_empty()) {
+        Some(s) => (s, false),
+        None => (secret::generate()?, true),
+    };
+    let plans = plan(usize::from(args.nodes), args.base_port);
+    let (exits_tx, exits) = mpsc::unbounded_channel();
+    let mut nodes = Nodes {
+        procs: Vec::new(),
+        exits,
+        exits_tx,
+    };
+    let started = tokio::select! {
+        r = nodes.start(&plans, &args.cluster, &secret) => r,
+        why = stop.next() => Err(anyhow!("{why} while starting")),
+    };
+    let ready = match started {
+        Ok(r) => r,
+        Err(e) => {
+            nodes.stop(&mut stop).await;
+            return Err(e.context("the cluster did not start"));
+        }
+    };
+    print_summary(&args, &ready, &nodes.procs, generated.then_some(&secret));
+
+    let mut running = nodes.procs.len();
+    loop {
+        tokio::select! {
+            why = stop.next() => {
+                eprintln!("msa cluster: {why}: stopping {running} node(s)");
+                break;
+            }
+            Some(e) = nodes.exits.recv() => {
+                running -= 1;
+                nodes.forget(&e.name);
+                eprintln!(
+                    "msa cluster: {} exited unexpectedly ({}); not restarting it, {running} node(s) still running",
+                    e.name,
+                    describe(&e)
+                );
+                if running == 0 {
+                    bail!("every node has exited");
+                }
+            }
+        }
+    }
+    nodes.stop(&mut stop).await;
+    Ok(())
+}
+
+/// The children, and the channel their exits arrive on.
+struct Nodes {
+    procs: Vec<NodeProcess>,
+    exits: mpsc::UnboundedReceiver<Exited>,
+    exits_tx: mpsc::UnboundedSender<Exited>,
+}
+
+impl Nodes {
+    /// Starts node1, waits for its address, then the others seeding it.
+    async fn start(
+        &mut self,
+        plans: &[NodePlan],
+        cluster: &str,
+        secret: &str,
+    ) -> anyhow::Result<Vec<ReadyLine>> {
+        let Some((first, rest)) = plans.split_first() else {
+            return Ok(Vec::new());
+        };
+        let mut launch = Launch {
+            cluster,
+            secret,
+            seed: None,
+        };
+        let seed = self.spawn(first, launch)?.await?;
+        launch.seed = Some(&seed.addr);
+        let mut waits = Vec::new();
+        for p in rest {
+            waits.push(self.spawn(p, launch)?);
+        }
+        let mut ready = vec![seed.clone()];
+        for w in waits {
+            ready.push(w.await?);
+        }
+        Ok(ready)
+    }
+
+    /// Starts one node; the returned future resolves to its ready line.
+    fn spawn(
+        &mut self,
+        plan: &NodePlan,
+        launch: Launch<'_>,
+    ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<ReadyLine>>> {
+        let (proc, ready) = NodeProcess::spawn(plan, launch, self.exits_tx.clone())?;
+        self.procs.push(proc);
+        let name = plan.name.clone();
+        Ok(async move {
+            match tokio::time::timeout(READY_WAIT, ready).await {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(_)) => Err(anyhow!(
+                    "{name} exited before it was ready (see its log above)"
+                )),
+                Err(_) => Err(anyhow!("{name} was not ready within {READY_WAIT:?}")),
+            }
+        })
+    }
+
+    /// Drops a node that has exited.
+    fn forget(&mut self, name: &str) {
+        self.procs.retain(|p| p.name != name);
+    }
+
+    /// SIGTERM to every node, up to [`STOP_WAIT`] for them to exit (cut
+    /// short by another Ctrl-C or SIGTERM), then SIGKILL to the rest.
+    async fn stop(&mut self, signals: &mut StopSignals) {
+        let mut alive: HashMap<String, NodeProcess> =
+            self.procs.drain(..).map(|p| (p.name.clone(), p)).collect();
+        for p in alive.values() {
+            p.signal(Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        let hurry = tokio::select! {
+            () = self.reap(&mut alive, deadline) => None,
+            why = signals.next() => Some(why),
+        };
+        if alive.is_empty() {
+            return;
+        }
+        for p in alive.values() {
+            match hurry {
+                Some(why) => eprintln!("msa cluster: {why} again; killing {}", p.name),
+                None => eprintln!(
+                    "msa cluster: {} did not stop within {STOP_WAIT:?}; killing it",
+                    p.name
+                ),
+            }
+            p.signal(Signal::SIGKILL);
+        }
+        self.reap(&mut alive, Instant::now() + Duration::from_secs(1))
+            .await;
+        // Whatever is left is killed when its handle drops (kill_on_drop).
+    }
+
+    /// Reports exits until `alive` is empty or `deadline` passes.
+    async fn reap(&mut self, alive: &mut HashMap<String, NodeProcess>, deadline: Instant) {
+        while !alive.is_empty() {
+            match tokio::time::timeout_at(deadline, self.exits.recv()).await {
+                Ok(Some(e)) => {
+                    if alive.remove(&e.name).is_some() {
+                        eprintln!("msa cluster: {} stopped ({})", e.name, describe(&e));
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+}
+
+fn describe(e: &Exited) -> String {
+    match &e.status {
+        Ok(s) => s.to_string(),
+        Err(err) => format!("cannot tell how: {err}"),
+    }
+}
+
+fn print_summary(
+    args: &UpArgs,
+    ready: &[ReadyLine],
+    procs: &[NodeProcess],
+    generated_secret: Option<&String>,
+) {
+    let rows: Vec<Vec<String>> = ready
+        .iter()
+        .map(|r| {
+            let pid = procs
+                .iter()
+                .find(|p| p.name == r.name)
+                .map_or_else(String::new, |p| p.pid.to_string());
+            vec![r.name.clone(), pid, r.addr.clone(), r.services.join(",")]
+        })
+        .collect();
+    let seed = ready.first().map_or("", |r| r.addr.as_str());
+    let cluster_flag = if args.cluster == "msa" {
+        String::new()
+    } else {
+        format!(" --cluster {}", args.cluster)
+    };
+    let secret = match generated_secret {
+        Some(s) => s.clone(),
+        None => "(as given with --secret or MSA_SECRET)".to_string(),
+    };
+    let secret_flag = generated_secret.map_or_else(String::new, |s| format!(" --secret {s}"));
+    println!(
+        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:   {seed}\nsecret: {secret}\n\
+         status: msa cluster status --seed {seed}{secret_flag}{cluster_flag}\n\
+         Ctrl-C or SIGTERM stops every node.",
+        args.cluster,
+        ready.len(),
+        table::render(&["NODE", "PID", "ADDRESS", "SERVICES"], &rows),
+    );
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_are_described_by_their_status() {
+        use std::os::unix::process::ExitStatusExt;
+        let e = Exited {
+            name: "node2".into(),
+            status: Ok(std::process::ExitStatus::from_raw(9)),
+        };
+        assert!(describe(&e).contains("signal: 9"), "{}", describe(&e));
+    }
+}

@@ -1,0 +1,311 @@
+//! `msa node`: run one node with ready services until Ctrl-C or SIGTERM.
+//!
+//! Once it listens, the node prints one line on stdout that scripts (and
+//! `msa cluster up`) read to learn where it is:
+//!
+//! ```text
+//! msa-node name=node1 addr=127.0.0.1:40123 incarnation=1763… services=kv,echo
+//! ```
+//!
+//! Logs go to stderr. On Ctrl-C or SIGTERM the node stops its services
+//! (draining for up to [`SHUTDOWN_GRACE`]), leaves the cluster, and exits 0.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use msa::actors::{counter, echo, kv};
+use msa::Node;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use super::config::{NodeConfig, Overrides, ServiceConfig, ServiceKind};
+
+/// How long services may drain on shutdown before they are killed.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Bound on the whole shutdown (drain, leave, join threads).
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(8);
+
+/// Options of `msa node`. Each flag can also come from its `MSA_*`
+/// variable; flags win over the environment, which wins over the file.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Precedence: --config file < MSA_* environment < flags.
+Without a secret the node may only listen on loopback (the default, 127.0.0.1:0).
+Once listening, it prints `msa-node name=.. addr=.. incarnation=.. services=..` on stdout.")]
+pub(crate) struct NodeArgs {
+    /// TOML config file (name, listen, seeds, cluster, secret, arbiters, [[services]])
+    #[arg(long, short, env = "MSA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Node name, unique in the cluster [default: node-<pid>]
+    #[arg(long, env = "MSA_NAME")]
+    name: Option<String>,
+    /// Remoting address to listen on (port 0 picks a free one) [default: 127.0.0.1:0]
+    #[arg(long, env = "MSA_LISTEN", value_name = "IP:PORT")]
+    listen: Option<SocketAddr>,
+    /// Seed node to join through (repeatable; MSA_SEEDS is comma-separated)
+    #[arg(
+        long = "seed",
+        env = "MSA_SEEDS",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    seeds: Vec<String>,
+    /// Cluster name; nodes of other clusters are refused [default: msa]
+    #[arg(long, env = "MSA_CLUSTER")]
+    cluster: Option<String>,
+    /// Shared cluster secret (prefer MSA_SECRET: flags show up in `ps`)
+    #[arg(long, env = "MSA_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Arbiter threads [default: one per core]
+    #[arg(long, env = "MSA_ARBITERS")]
+    arbiters: Option<usize>,
+    /// Service to run, kind[:name[:instances]] with kind one of kv, echo,
+    /// counter (repeatable; MSA_SERVICES is comma-separated; replaces the
+    /// file's list)
+    #[arg(
+        long = "service",
+        env = "MSA_SERVICES",
+        value_delimiter = ',',
+        value_name = "KIND[:NAME[:N]]"
+    )]
+    services: Vec<ServiceConfig>,
+    /// Stop gracefully when stdin reaches end of file (used by `msa cluster
+    /// up`, so that nodes never outlive it)
+    #[arg(long, hide = true)]
+    stop_on_stdin_eof: bool,
+}
+
+impl NodeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            name: self.name.clone(),
+            listen: self.listen,
+            seeds: self.seeds.clone(),
+            cluster: self.cluster.clone(),
+            secret: self.secret.clone(),
+            arbiters: self.arbiters,
+            services: self.services.clone(),
+        }
+    }
+}
+
+/// Runs `msa node`.
+pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let cfg = NodeConfig::resolve(args.config.as_deref(), args.overrides())?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(cfg, args.stop_on_stdin_eof))
+}
+
+async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
+    // Catch the signals before anything starts, so that an early one still
+    // leads to a graceful stop.
+    let mut stop = StopSignals::install()?;
+    tracing::debug!(?cfg, "starting");
+    let node = start(&cfg)?;
+    if let Err(e) = spawn_services(&node, &cfg.services).await {
+        let _ = node.shutdown(SHUTDOWN_GRACE).await;
+        return Err(e);
+    }
+    let ready = ReadyLine {
+        name: cfg.name.clone(),
+        addr: node.remote_addr().unwrap_or_default(),
+        incarnation: node.node_info().map_or(0, |i| i.incarnation),
+        services: cfg.services.iter().map(|s| s.name().to_string()).collect(),
+    };
+    println!("{ready}");
+    tracing::info!(node = %ready.name, addr = %ready.addr, "node ready");
+
+    let why = tokio::select! {
+        why = stop.next() => why,
+        () = stdin_eof(), if stop_on_stdin_eof => "stdin closed",
+    };
+    tracing::info!(
+        reason = why,
+        "stopping: draining services, then leaving the cluster"
+    );
+    match tokio::time::timeout(SHUTDOWN_BOUND, node.shutdown(SHUTDOWN_GRACE)).await {
+        Ok(r) => r.context("shutdown failed")?,
+        Err(_) => anyhow::bail!("shutdown did not finish within {SHUTDOWN_BOUND:?}"),
+    }
+    Ok(())
+}
+
+fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
+    let mut b = Node::builder()
+        .name(&cfg.name)
+        .listen(cfg.listen)
+        .cluster(&cfg.cluster);
+    if let Some(n) = cfg.arbiters {
+        b = b.arbiters(n);
+    }
+    if let Some(s) = &cfg.secret {
+        b = b.secret(s.as_bytes());
+    }
+    for s in &cfg.seeds {
+        b = b.seed(s);
+    }
+    b.start()
+        .with_context(|| format!("cannot start node {}", cfg.name))
+}
+
+async fn spawn_services(node: &Node, services: &[ServiceConfig]) -> anyhow::Result<()> {
+    for s in services {
+        let (name, n) = (s.name(), s.instance_count());
+        let spawned = match s.kind {
+            ServiceKind::Kv => node.spawn(kv::kv_spec(name, n)).await,
+            ServiceKind::Echo => node.spawn(echo::echo_spec(name).instances(n)).await,
+            ServiceKind::Counter => node.spawn(counter::counter_spec(name).instances(n)).await,
+        };
+        spawned.with_context(|| format!("cannot start service {s}"))?;
+        tracing::info!(service = name, kind = %s.kind, instances = n, "service started");
+    }
+    Ok(())
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, caught instead of ending the process.
+#[derive(Debug)]
+pub(crate) struct StopSignals {
+    int: Signal,
+    term: Signal,
+}
+
+impl StopSignals {
+    /// Catches both signals from now on.
+    ///
+    /// # Errors
+    /// When a handler cannot be installed.
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+        })
+    }
+
+    /// Waits for the next signal and names it.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Resolves when stdin reaches end of file (or fails). Read on a plain
+/// thread: tokio's stdin read cannot be cancelled and would hold up the
+/// runtime's shutdown.
+async fn stdin_eof() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("msa-stdin-watch".into())
+        .spawn(move || {
+            let mut buf = [0u8; 256];
+            while matches!(std::io::Read::read(&mut std::io::stdin(), &mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = rx.await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch stdin");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The line `msa node` prints on stdout once it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadyLine {
+    /// Node name.
+    pub(crate) name: String,
+    /// Remoting address, `ip:port`.
+    pub(crate) addr: String,
+    /// The node's incarnation.
+    pub(crate) incarnation: u64,
+    /// Names of the services it runs.
+    pub(crate) services: Vec<String>,
+}
+
+impl ReadyLine {
+    const PREFIX: &'static str = "msa-node ";
+}
+
+impl fmt::Display for ReadyLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}name={} addr={} incarnation={} services={}",
+            Self::PREFIX,
+            self.name,
+            self.addr,
+            self.incarnation,
+            self.services.join(",")
+        )
+    }
+}
+
+impl FromStr for ReadyLine {
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<Self, String> {
+        let rest = line
+            .strip_prefix(Self::PREFIX)
+            .ok_or_else(|| format!("not a ready line: {line}"))?;
+        let mut r = ReadyLine {
+            name: String::new(),
+            addr: String::new(),
+            incarnation: 0,
+            services: Vec::new(),
+        };
+        for field in rest.split_whitespace() {
+            match field.split_once('=') {
+                Some(("name", v)) => r.name = v.into(),
+                Some(("addr", v)) => r.addr = v.into(),
+                Some(("incarnation", v)) => {
+                    r.incarnation = v.parse().map_err(|_| format!("bad incarnation: {v}"))?;
+                }
+                Some(("services", v)) => {
+                    r.services = v
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(Into::into)
+                        .collect();
+                }
+                _ => {}
+            }
+        }
+        if r.name.is_empty() || r.addr.is_empty() {
+            return Err(format!("ready line without name or addr: {line}"));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_line_round_trips() {
+        let r = ReadyLine {
+            name: "node1".into(),
+            addr: "127.0.0.1:4000".into(),
+            incarnation: 42,
+            services: vec!["kv".into(), "echo".into()],
+        };
+        let line = r.to_string();
+        assert_eq!(
+            line,
+            "msa-node name=node1 addr=127.0.0.1:4000 incarnation=42 services=kv,echo"
+        );
+        assert_eq!(line.parse::<ReadyLine>().unwrap(), r);
+        assert!("hello".parse::<ReadyLine>().is_err());
+    }
+}

@@ -18,7 +18,22 @@ use slab::Slab;
 /// Resolution of the coarse clock and of ask timeouts.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
 
-/// Milliseconds since the node started, advanced by the sweeper.
+/// The process-wide epoch of coarse times (milliseconds since this instant),
+/// so that a deadline in a message's metadata is a plain `u64` every node in
+/// the process compares alike.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds since [`epoch`] of `t`, rounded up.
+pub(crate) fn ms_since_epoch_ceil(t: Instant) -> u64 {
+    let d = t.saturating_duration_since(epoch());
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    u64::try_from(ms).unwrap_or(u64::MAX / 2)
+}
+
+/// Milliseconds since the epoch, advanced by the sweeper.
 #[derive(Debug)]
 pub(crate) struct CoarseClock {
     base: Instant,
@@ -27,9 +42,11 @@ pub(crate) struct CoarseClock {
 
 impl CoarseClock {
     fn new() -> Self {
+        let base = epoch();
+        let now = u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX / 2);
         Self {
-            base: Instant::now(),
-            millis: AtomicU64::new(0),
+            base,
+            millis: AtomicU64::new(now),
         }
     }
 
@@ -39,22 +56,11 @@ impl CoarseClock {
         self.millis.load(Ordering::Relaxed)
     }
 
-    /// The coarse time as an `Instant` (never ahead of the real clock).
-    #[inline]
-    pub(crate) fn now(&self) -> Instant {
-        self.base + Duration::from_millis(self.now_ms())
-    }
-
     /// The coarse millisecond at which `d` from now has passed (rounded up).
     #[inline]
     pub(crate) fn after(&self, d: Duration) -> u64 {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2);
         self.now_ms().saturating_add(ms).saturating_add(1)
-    }
-
-    /// Converts a coarse millisecond into an `Instant`.
-    pub(crate) fn instant_at(&self, ms: u64) -> Instant {
-        self.base + Duration::from_millis(ms)
     }
 
     fn advance(&self) -> u64 {

@@ -60,7 +60,8 @@ pub struct TraceContext {
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
     extra: Option<Arc<Extra>>,
-    deadline: Option<Instant>,
+    /// Milliseconds since the process epoch (see `deadline.rs`).
+    deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,11 +78,22 @@ impl Metadata {
 
     /// Only a deadline (the common case of a plain ask).
     #[inline]
-    pub(crate) fn with_deadline_only(deadline: Instant) -> Self {
+    pub(crate) fn with_deadline_ms(deadline_ms: u64) -> Self {
         Self {
             extra: None,
-            deadline: Some(deadline),
+            deadline_ms: Some(deadline_ms),
         }
+    }
+
+    /// The deadline in coarse milliseconds since the process epoch.
+    #[inline]
+    pub(crate) fn deadline_ms(&self) -> Option<u64> {
+        self.deadline_ms
+    }
+
+    #[inline]
+    pub(crate) fn set_deadline_ms(&mut self, ms: u64) {
+        self.deadline_ms = Some(ms);
     }
 
     fn extra_mut(&mut self) -> &mut Extra {
@@ -102,7 +114,7 @@ impl Metadata {
 
     /// Sets an absolute deadline.
     pub fn with_deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
+        self.deadline_ms = Some(crate::deadline::ms_since_epoch_ceil(deadline));
         self
     }
 
@@ -118,12 +130,13 @@ impl Metadata {
 
     /// The deadline by which the caller stops waiting, if any.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline_ms
+            .map(|ms| crate::deadline::epoch() + Duration::from_millis(ms))
     }
 
     /// Time left before the deadline (`None` without a deadline, zero once passed).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline
+        self.deadline()
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
@@ -131,12 +144,6 @@ impl Metadata {
     /// trace, same deadline. Use it to propagate context to downstream services.
     pub fn propagate(&self) -> Self {
         self.clone()
-    }
-
-    pub(crate) fn set_deadline_if_none(&mut self, deadline: Instant) {
-        if self.deadline.is_none() {
-            self.deadline = Some(deadline);
-        }
     }
 }
 

@@ -165,8 +165,8 @@ where
 
     #[inline]
     fn handle(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(deadline) = env.meta.deadline() {
-            if deadline <= self.shared.node.deadlines.clock().now() {
+        if let Some(deadline) = env.meta.deadline_ms() {
+            if deadline <= self.shared.node.deadlines.clock().now_ms() {
                 ServiceStats::inc(&self.stats().expired);
                 return ReplyResponse::expired();
             }

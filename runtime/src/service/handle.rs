@@ -391,8 +391,7 @@ impl ServiceRef {
         let mut pending = Vec::new();
         for inst in entry.all_live() {
             let deadline_ms = self.node.deadlines.clock().after(timeout);
-            let mut meta = Metadata::default();
-            meta.set_deadline_if_none(self.node.deadlines.clock().instant_at(deadline_ms));
+            let meta = Metadata::with_deadline_ms(deadline_ms);
             let env = Envelope {
                 msg: msg.clone(),
                 meta,
@@ -401,7 +400,7 @@ impl ServiceRef {
                 continue;
             };
             pending.push(AskFuture {
-                state: State::Queued { req },
+                state: State::Queued { req: Box::pin(req) },
                 svc: self,
                 deadline_ms,
                 timeout,
@@ -449,12 +448,12 @@ impl ServiceRef {
         });
         match asked {
             Ok((id, rx)) => State::Remote {
-                call: RemoteCall {
+                call: Box::new(RemoteCall {
                     peer,
                     id,
                     rx,
                     decode: codec.decode_result,
-                },
+                }),
             },
             Err(e) => State::Failed(Some(e)),
         }
@@ -521,11 +520,7 @@ impl ServiceRef {
         };
         match (f.ask)(sender, env) {
             Ok(rx) => State::Sent { rx },
-            Err(SendError::Full(env)) => State::Full {
-                env: Some(env),
-                instance: target.guard.as_ref().cloned(),
-                ask: f.ask,
-            },
+            Err(SendError::Full(env)) => State::full(env, target.guard.as_ref().cloned(), f.ask),
             Err(SendError::Closed(_)) => State::Failed(Some(self.map_closed())),
         }
     }
@@ -613,20 +608,15 @@ where
             deadlines: &svc.node.deadlines,
             ticket: None,
         };
-        let mut meta = match self.meta {
-            None => Metadata::with_deadline_only(clock.instant_at(deadline_ms)),
-            Some(m) => m,
-        };
-        match meta.deadline() {
-            Some(d) if d < clock.instant_at(deadline_ms) => {
+        let meta = match self.meta {
+            None => Metadata::with_deadline_ms(deadline_ms),
+            Some(mut m) => {
                 // An earlier deadline from upstream wins.
-                deadline_ms = clock.now_ms().saturating_add(
-                    u64::try_from(d.saturating_duration_since(clock.now()).as_millis())
-                        .unwrap_or(0),
-                );
+                deadline_ms = m.deadline_ms().map_or(deadline_ms, |d| d.min(deadline_ms));
+                m.set_deadline_ms(deadline_ms);
+                m
             }
-            _ => meta.set_deadline_if_none(clock.instant_at(deadline_ms)),
-        }
+        };
         let env = Envelope {
             msg: self.msg,
             meta,
@@ -636,11 +626,9 @@ where
                 let sent = entry.with_instance(entry.next_slot(), env, |inst, env| {
                     match (f.ask)(inst.sender.as_ref(), env) {
                         Ok(rx) => Ok(State::Sent { rx }),
-                        Err(SendError::Full(env)) => Ok(State::Full {
-                            env: Some(env),
-                            instance: Some(inst.clone()),
-                            ask: f.ask,
-                        }),
+                        Err(SendError::Full(env)) => {
+                            Ok(State::full(env, Some(inst.clone()), f.ask))
+                        }
                         Err(SendError::Closed(env)) => Err(env),
                     }
                 });
@@ -689,14 +677,15 @@ pin_project_lite::pin_project! {
         M: 'static,
         M::Result: Send,
     {
-        Failed { err: Option<CallError> },
+        // Rare variants are boxed: the future stays small on the hot path.
+        Failed { err: Option<Box<CallError>> },
         // In the mailbox; waiting for the reply.
         Sent { rx: ReplyRx<M> },
         // The mailbox was full: retry (yielding) until there is room.
-        Full { env: Option<Envelope<M>>, instance: Option<Arc<Instance>>, ask: AskFn<M> },
+        Full { full: Box<FullSend<M>> },
         // actix's own request (ask_all).
-        Queued { #[pin] req: RecipientRequest<Envelope<M>> },
-        Remote { call: RemoteCall },
+        Queued { req: Pin<Box<RecipientRequest<Envelope<M>>>> },
+        Remote { call: Box<RemoteCall> },
     }
 }
 
@@ -707,8 +696,31 @@ where
     M::Result: Send,
 {
     fn Failed(err: Option<CallError>) -> Self {
-        Self::Failed { err }
+        Self::Failed {
+            err: err.map(Box::new),
+        }
     }
+
+    fn full(env: Envelope<M>, instance: Option<Arc<Instance>>, ask: AskFn<M>) -> Self {
+        Self::Full {
+            full: Box::new(FullSend {
+                env: Some(env),
+                instance,
+                ask,
+            }),
+        }
+    }
+}
+
+/// An ask waiting for mailbox room.
+struct FullSend<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    env: Option<Envelope<M>>,
+    instance: Option<Arc<Instance>>,
+    ask: AskFn<M>,
 }
 
 /// A remote ask in flight; dropping it forgets the pending entry.
@@ -795,20 +807,20 @@ where
         let mut sent = None;
         let out = match state.as_mut().project() {
             StateProj::Failed { err } => {
-                Poll::Ready(Err(err.take().unwrap_or(CallError::ShuttingDown)))
+                Poll::Ready(Err(err.take().map_or(CallError::ShuttingDown, |e| *e)))
             }
             StateProj::Sent { rx } => match Pin::new(rx).poll(cx) {
                 Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
                 Poll::Ready(Err(_)) => Poll::Ready(Err(svc.map_closed())),
                 Poll::Pending => Poll::Pending,
             },
-            StateProj::Queued { req } => match req.poll(cx) {
+            StateProj::Queued { req } => match req.as_mut().poll(cx) {
                 Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
                 Poll::Ready(Err(e)) => Poll::Ready(Err(svc.map_mailbox_error(e))),
                 Poll::Pending => Poll::Pending,
             },
-            StateProj::Full { env, instance, ask } => match (env.take(), instance.as_ref()) {
-                (Some(e), Some(inst)) => match ask(inst.sender.as_ref(), e) {
+            StateProj::Full { full } => match (full.env.take(), full.instance.as_ref()) {
+                (Some(e), Some(inst)) => match (full.ask)(inst.sender.as_ref(), e) {
                     Ok(rx) => {
                         sent = Some(rx);
                         cx.waker().wake_by_ref();
@@ -817,7 +829,7 @@ where
                     Err(SendError::Full(e)) => {
                         // actix's channel offers no public way to wait for
                         // room: yield and retry, within the deadline.
-                        *env = Some(e);
+                        full.env = Some(e);
                         cx.waker().wake_by_ref();
                         Poll::Pending
                     }

@@ -105,8 +105,12 @@ pub struct ReplyResponse<S, R> {
     inner: Inner<S, R>,
 }
 
+/// Flat on purpose: the common `Ready` case is one match arm, no nesting.
 enum Inner<S, R> {
-    Reply(Kind<S, R>, Option<Arc<InstanceShared>>),
+    Ready(R),
+    Future(BoxFut<R>, Arc<InstanceShared>),
+    Act(BoxActFut<S, R>),
+    Atomic(BoxActFut<S, R>),
     Expired,
 }
 
@@ -119,12 +123,14 @@ impl<S, R> std::fmt::Debug for ReplyResponse<S, R> {
 impl<S, R> ReplyResponse<S, R> {
     #[inline]
     pub(crate) fn new(reply: Reply<S, R>, shared: &Arc<InstanceShared>) -> Self {
-        // Only a detached future needs the counters later; don't pay an Arc
-        // clone for the others.
-        let shared = matches!(reply.kind, Kind::Future(_)).then(|| shared.clone());
-        Self {
-            inner: Inner::Reply(reply.kind, shared),
-        }
+        let inner = match reply.kind {
+            Kind::Ready(v) => Inner::Ready(v),
+            // Only a detached future needs the counters later.
+            Kind::Future(f) => Inner::Future(f, shared.clone()),
+            Kind::Act(f) => Inner::Act(f),
+            Kind::Atomic(f) => Inner::Atomic(f),
+        };
+        Self { inner }
     }
 
     pub(crate) fn expired() -> Self {
@@ -152,32 +158,34 @@ where
             }
         };
         match self.inner {
+            Inner::Ready(v) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Ok(v));
+                }
+            }
             Inner::Expired => send(tx, Err(HandlerFailure::Expired)),
-            Inner::Reply(Kind::Ready(v), _) => send(tx, Ok(v)),
-            Inner::Reply(Kind::Future(fut), shared) => {
+            Inner::Future(fut, shared) => {
                 actix_rt::spawn(async move {
                     match AssertUnwindSafe(fut).catch_unwind().await {
                         Ok(v) => send(tx, Ok(v)),
                         Err(payload) => {
                             let message = panic_message(&*payload);
-                            if let Some(shared) = &shared {
-                                ServiceStats::inc(&shared.entry.stats.panicked_requests);
-                                tracing::warn!(
-                                    service = shared.entry.name(),
-                                    instance = %shared.id,
-                                    panic = %message,
-                                    "detached handler future panicked; the instance lives on"
-                                );
-                            }
+                            ServiceStats::inc(&shared.entry.stats.panicked_requests);
+                            tracing::warn!(
+                                service = shared.entry.name(),
+                                instance = %shared.id,
+                                panic = %message,
+                                "detached handler future panicked; the instance lives on"
+                            );
                             send(tx, Err(HandlerFailure::Panicked(message)));
                         }
                     }
                 });
             }
-            Inner::Reply(Kind::Act(fut), _) => {
+            Inner::Act(fut) => {
                 ctx.spawn(fut.map(move |v, _, _| send(tx, Ok(v))));
             }
-            Inner::Reply(Kind::Atomic(fut), _) => {
+            Inner::Atomic(fut) => {
                 ctx.wait(fut.map(move |v, _, _| send(tx, Ok(v))));
             }
         }

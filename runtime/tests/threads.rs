@@ -55,6 +55,13 @@ fn shutdown_joins_every_thread_the_node_started() {
             node.shutdown(Duration::from_secs(5)).await.unwrap();
         });
         drop(rt);
+        // A joined thread can linger in /proc for a moment after `join`
+        // returns (the kernel wakes the joiner before it drops the task), so
+        // wait, bounded, for the count to settle.
+        let t0 = std::time::Instant::now();
+        while thread_count() != before && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::yield_now();
+        }
         assert_eq!(
             thread_count(),
             before,

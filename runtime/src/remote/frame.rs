@@ -312,3 +312,96 @@ mod tests {
         assert!(d.next_frame().is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn meta() -> impl Strategy<Value = WireMeta> {
+        (
+            proptest::option::of(".{0,12}"),
+            proptest::collection::vec(".{0,8}", 0..3),
+            proptest::option::of((any::<u128>(), any::<u64>())),
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(|(subject, roles, trace, timeout_ms)| WireMeta {
+                subject,
+                roles,
+                trace,
+                timeout_ms,
+            })
+    }
+
+    fn frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            (
+                any::<u64>(),
+                ".{0,16}",
+                ".{0,16}",
+                meta(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(id, service, message, meta, payload)| Frame::Ask {
+                    id,
+                    service,
+                    message,
+                    meta,
+                    payload
+                }),
+            (
+                ".{0,16}",
+                ".{0,16}",
+                meta(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(service, message, meta, payload)| Frame::Tell {
+                    service,
+                    message,
+                    meta,
+                    payload
+                }),
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64))
+                .prop_map(|(id, payload)| Frame::Reply { id, payload }),
+            (any::<u64>(), ".{0,16}").prop_map(|(id, m)| Frame::Error {
+                id,
+                error: WireError::HandlerFailed(m)
+            }),
+            any::<u64>().prop_map(|id| Frame::Ping { id }),
+            proptest::collection::vec(any::<u8>(), 0..64)
+                .prop_map(|payload| Frame::Membership { payload }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_gives_the_same_frames(frames in proptest::collection::vec(frame(), 1..8), chunk in 1usize..64) {
+            let mut bytes = Vec::new();
+            for f in &frames {
+                encode_into(f, DEFAULT_MAX_FRAME_BYTES, &mut bytes).unwrap();
+            }
+            let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_BYTES);
+            let mut got = Vec::new();
+            for c in bytes.chunks(chunk) {
+                d.push(c);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+            prop_assert_eq!(got, frames);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut d = FrameDecoder::new(1024);
+            d.push(&bytes);
+            // Either frames, a clean "need more", or an error: never a panic.
+            for _ in 0..16 {
+                match d.next_frame() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}

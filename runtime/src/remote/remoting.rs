@@ -922,3 +922,177 @@ fn serve_ask(
     let svc = ServiceRef::local_only(node.clone(), entry);
     (codec.serve_ask)(svc, payload, meta, timeout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, actix::Message, Serialize, Deserialize)]
+    #[rtype(result = "u64")]
+    struct Double(u64);
+    impl RemoteMessage for Double {
+        const NAME: &'static str = "wire-test.Double";
+    }
+    struct Doubler;
+    impl Service for Doubler {}
+    impl Handler<Double> for Doubler {
+        fn handle(&mut self, m: Double, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+            Reply::ready(m.0 * 2)
+        }
+    }
+
+    const SECRET: &[u8] = b"wire-secret";
+
+    /// A raw peer: handshakes as a member, then speaks frames by hand.
+    struct RawPeer {
+        rd: ReadHalf<BoxStream>,
+        wr: WriteHalf<BoxStream>,
+        dec: FrameDecoder,
+        buf: Vec<u8>,
+    }
+
+    impl RawPeer {
+        async fn connect(addr: &str) -> Self {
+            let s: BoxStream = Box::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+            let (mut rd, mut wr) = tokio::io::split(s);
+            let mut dec = FrameDecoder::new(super::super::frame::DEFAULT_MAX_FRAME_BYTES);
+            let mut buf = vec![0u8; 64 * 1024];
+            let cfg = HandshakeConfig {
+                cluster: "msa".into(),
+                secret: SECRET.to_vec(),
+                local: NodeInfo {
+                    name: "raw".into(),
+                    addr: "127.0.0.1:9".into(),
+                    incarnation: 1,
+                },
+            };
+            let (mut hs, hello) = Dialer::start(cfg, [3; 32]);
+            write_raw(&mut wr, &hello).await.unwrap();
+            loop {
+                let f = read_raw(&mut rd, &mut dec, &mut buf).await.unwrap();
+                match hs.on_frame(f).unwrap() {
+                    Step::Send(f) => write_raw(&mut wr, &f).await.unwrap(),
+                    Step::Done(..) => break,
+                }
+            }
+            Self { rd, wr, dec, buf }
+        }
+
+        async fn ask(&mut self, id: u64, service: &str, message: &str, payload: Vec<u8>) -> Frame {
+            let f = Frame::Ask {
+                id,
+                service: service.into(),
+                message: message.into(),
+                meta: super::super::frame::WireMeta::default(),
+                payload,
+            };
+            write_raw(&mut self.wr, &f).await.unwrap();
+            loop {
+                match read_raw(&mut self.rd, &mut self.dec, &mut self.buf)
+                    .await
+                    .unwrap()
+                {
+                    f @ (Frame::Reply { .. } | Frame::Error { .. }) => return f,
+                    _ => continue, // tables, membership, pings
+                }
+            }
+        }
+    }
+
+    async fn node() -> (Node, String) {
+        let node = Node::builder()
+            .name("wire")
+            .arbiters(1)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .secret(SECRET)
+            .start()
+            .unwrap();
+        node.spawn(ServiceSpec::new("doubler", || Doubler).handles::<Double>())
+            .await
+            .unwrap();
+        let addr = node.remote_addr().unwrap();
+        (node, addr)
+    }
+
+    #[tokio::test]
+    async fn bad_calls_on_the_wire_get_typed_errors_and_the_connection_lives_on() {
+        let (node, addr) = node().await;
+        let mut p = RawPeer::connect(&addr).await;
+        let ok = crate::codec::encode(&Double(21)).unwrap();
+        assert_eq!(
+            p.ask(1, "doubler", "wire-test.Double", ok.clone()).await,
+            Frame::Reply {
+                id: 1,
+                payload: crate::codec::encode(&42u64).unwrap()
+            }
+        );
+        assert_eq!(
+            p.ask(2, "nope", "wire-test.Double", ok.clone()).await,
+            Frame::Error {
+                id: 2,
+                error: WireError::UnknownService
+            }
+        );
+        assert_eq!(
+            p.ask(3, "doubler", "wire-test.Unknown", ok.clone()).await,
+            Frame::Error {
+                id: 3,
+                error: WireError::UnhandledMessage
+            }
+        );
+        assert!(matches!(
+            p.ask(4, "doubler", "wire-test.Double", vec![0xff; 11])
+                .await,
+            Frame::Error {
+                id: 4,
+                error: WireError::BadPayload(_)
+            }
+        ));
+        // The same connection still serves.
+        assert!(matches!(
+            p.ask(5, "doubler", "wire-test.Double", ok).await,
+            Frame::Reply { id: 5, .. }
+        ));
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn oversized_or_truncated_frames_close_only_that_connection() {
+        let (node, addr) = node().await;
+        // A 4 GiB length prefix after the handshake.
+        let mut bad = RawPeer::connect(&addr).await;
+        bad.wr.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        bad.wr.flush().await.unwrap();
+        // The node closes the connection: reads end in an error (EOF).
+        let closed = async {
+            loop {
+                if let Err(e) = read_raw(&mut bad.rd, &mut bad.dec, &mut bad.buf).await {
+                    return e;
+                }
+            }
+        };
+        let reason = tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .unwrap();
+        assert!(!reason.is_empty());
+        let t0 = std::time::Instant::now();
+        while node.remote_stats().malformed_frames == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "counted");
+            tokio::task::yield_now().await;
+        }
+        // A truncated frame, then the peer goes away.
+        let mut cut = RawPeer::connect(&addr).await;
+        cut.wr.write_all(&[0, 0, 1, 0, 1, 2, 3]).await.unwrap();
+        drop(cut);
+        // Everyone else is still served.
+        let mut good = RawPeer::connect(&addr).await;
+        let ok = crate::codec::encode(&Double(4)).unwrap();
+        assert!(matches!(
+            good.ask(1, "doubler", "wire-test.Double", ok).await,
+            Frame::Reply { .. }
+        ));
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+}

@@ -13,6 +13,7 @@
 //! cluster = "msa"                # nodes of another cluster are refused
 //! secret = "…"                   # better: MSA_SECRET; required off loopback
 //! arbiters = 2                   # default: one per core
+//! failure_detection_ms = 5000    # a dead member is declared down within ~this
 //!
 //! [[services]]
 //! kind = "kv"                    # kv | echo | counter (the ready actors)
@@ -164,6 +165,7 @@ struct ConfigFile {
     cluster: Option<String>,
     secret: Option<String>,
     arbiters: Option<usize>,
+    failure_detection_ms: Option<u64>,
     services: Option<Vec<ServiceConfig>>,
 }
 
@@ -182,6 +184,8 @@ pub(crate) struct Overrides {
     pub(crate) secret: Option<String>,
     /// `--arbiters` / `MSA_ARBITERS`.
     pub(crate) arbiters: Option<usize>,
+    /// `--failure-detection-ms` / `MSA_FAILURE_DETECTION_MS`.
+    pub(crate) failure_detection_ms: Option<u64>,
     /// `--service` (repeatable) / `MSA_SERVICES` (comma-separated).
     pub(crate) services: Vec<ServiceConfig>,
 }
@@ -201,6 +205,8 @@ pub(crate) struct NodeConfig {
     pub(crate) secret: Option<String>,
     /// Arbiter threads (`None`: one per core).
     pub(crate) arbiters: Option<usize>,
+    /// Failure-detection bound in milliseconds (`None`: 5,000).
+    pub(crate) failure_detection_ms: Option<u64>,
     /// The services to run.
     pub(crate) services: Vec<ServiceConfig>,
 }
@@ -252,6 +258,7 @@ impl NodeConfig {
                 .unwrap_or_else(|| "msa".into()),
             secret: over.secret.or(file.secret).filter(|s| !s.is_empty()),
             arbiters: over.arbiters.or(file.arbiters),
+            failure_detection_ms: over.failure_detection_ms.or(file.failure_detection_ms),
             services: non_empty(over.services)
                 .or(file.services)
                 .unwrap_or_default(),

@@ -64,6 +64,10 @@ pub(crate) struct NodeArgs {
     /// Arbiter threads [default: one per core]
     #[arg(long, env = "MSA_ARBITERS")]
     arbiters: Option<usize>,
+    /// Declare a crashed or partitioned member down within about this many
+    /// milliseconds [default: 5000]
+    #[arg(long, env = "MSA_FAILURE_DETECTION_MS")]
+    failure_detection_ms: Option<u64>,
     /// Service to run, kind[:name[:instances]] with kind one of kv, echo,
     /// counter (repeatable; MSA_SERVICES is comma-separated; replaces the
     /// file's list)
@@ -89,6 +93,7 @@ impl NodeArgs {
             cluster: self.cluster.clone(),
             secret: self.secret.clone(),
             arbiters: self.arbiters,
+            failure_detection_ms: self.failure_detection_ms,
             services: self.services.clone(),
         }
     }
@@ -142,6 +147,9 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
         .name(&cfg.name)
         .listen(cfg.listen)
         .cluster(&cfg.cluster);
+    if let Some(ms) = cfg.failure_detection_ms {
+        b = b.failure_detection(std::time::Duration::from_millis(ms));
+    }
     if let Some(n) = cfg.arbiters {
         b = b.arbiters(n);
     }

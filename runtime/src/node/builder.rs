@@ -102,6 +102,18 @@ impl NodeBuilder {
         self
     }
 
+    /// Declare a crashed or partitioned member down within about `bound`
+    /// (default 5 s): sets the membership probe and suspicion timing and the
+    /// silence after which a connection is dropped (0.6 × bound, heartbeats
+    /// every bound/10).
+    pub fn failure_detection(mut self, bound: Duration) -> Self {
+        let bound = bound.max(Duration::from_millis(200));
+        self.remote.failure_detection = bound;
+        self.remote.dead_after = bound * 3 / 5;
+        self.remote.heartbeat = bound / 10;
+        self
+    }
+
     /// All remoting settings at once.
     pub fn remote_config(mut self, cfg: RemoteConfig) -> Self {
         self.remote = cfg;

@@ -61,12 +61,20 @@ impl foca::Identity for Member {
     }
 }
 
-/// msa's membership timing (see the module docs).
+/// msa's membership timing (see the module docs) for the default 5 s bound.
+#[cfg(test)]
 pub(crate) fn membership_config() -> Config {
+    membership_config_for(super::remoting::DEFAULT_DETECTION)
+}
+
+/// Membership timing for a failure-detection bound: a crashed member is
+/// declared down within about `bound` (probe every bound/10, suspect → down
+/// after 0.3 × bound).
+pub(crate) fn membership_config_for(bound: Duration) -> Config {
     let mut c = Config::new_lan(NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN));
-    c.probe_period = Duration::from_millis(500);
-    c.probe_rtt = Duration::from_millis(250);
-    c.suspect_to_down_after = Duration::from_millis(1500);
+    c.probe_period = (bound / 10).max(Duration::from_millis(20));
+    c.probe_rtt = (bound / 20).max(Duration::from_millis(10));
+    c.suspect_to_down_after = (bound * 3 / 10).max(Duration::from_millis(50));
     c.max_packet_size = NonZeroUsize::new(64 * 1024).unwrap_or(NonZeroUsize::MIN);
     c.periodic_announce = Some(PeriodicParams {
         frequency: Duration::from_secs(5),

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::frame::{encode_into, Frame, FrameDecoder, NodeInfo, WireError};
 use super::handshake::{Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step};
-use super::membership::{membership_config, Effects, Member, Membership};
+use super::membership::{Effects, Member, Membership};
 use super::peer::Peer;
 use super::stats::RemoteStats;
 use super::transport::{BoxStream, Transport};
@@ -23,6 +23,9 @@ use crate::service::ServiceRef;
 
 /// How much longer than the caller's timeout a served ask may run.
 pub(crate) const SERVE_SLACK: Duration = Duration::from_millis(250);
+
+/// The default failure-detection bound.
+pub(crate) const DEFAULT_DETECTION: Duration = Duration::from_secs(5);
 
 /// Remoting settings of a node.
 #[derive(Debug, Clone)]
@@ -45,6 +48,9 @@ pub struct RemoteConfig {
     pub reconnect_max: Duration,
     /// Bound on connecting and on the handshake.
     pub connect_timeout: Duration,
+    /// A crashed or partitioned member is declared down within about this
+    /// long (drives foca's probe and suspicion timing).
+    pub failure_detection: Duration,
 }
 
 impl Default for RemoteConfig {
@@ -59,6 +65,7 @@ impl Default for RemoteConfig {
             dead_after: Duration::from_secs(3),
             reconnect_max: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
+            failure_detection: DEFAULT_DETECTION,
         }
     }
 }
@@ -603,7 +610,8 @@ impl Remoting {
         let (tx, mut rx) = mpsc::unbounded_channel();
         *self.membership.lock() = Some(tx.clone());
         let seed = u64::from_le_bytes(nonce()[..8].try_into().unwrap_or([7; 8]));
-        let mut core = Membership::new(self.local.clone(), membership_config(), seed);
+        let config = super::membership::membership_config_for(self.cfg.failure_detection);
+        let mut core = Membership::new(self.local.clone(), config, seed);
         // Members already connected before the loop started.
         for p in self.peers() {
             let e = core.announce(p);

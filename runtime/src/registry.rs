@@ -156,19 +156,20 @@ impl Registry {
         (added, removed): (Vec<usize>, Vec<usize>),
         why: &str,
     ) {
-        for slot in added {
-            self.publish(RegistryEvent::RemoteAdded {
-                service: service.to_string(),
-                node: node.to_string(),
-                slot,
-            });
-        }
+        // Removals first: a restarted instance reads as "gone, then back".
         for slot in removed {
             self.publish(RegistryEvent::RemoteRemoved {
                 service: service.to_string(),
                 node: node.to_string(),
                 slot,
                 reason: why.to_string(),
+            });
+        }
+        for slot in added {
+            self.publish(RegistryEvent::RemoteAdded {
+                service: service.to_string(),
+                node: node.to_string(),
+                slot,
             });
         }
     }

@@ -374,3 +374,59 @@ async fn cluster_status_over_the_wire_lists_members_and_services() {
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_restart_is_seen_by_the_caller_and_calls_resume() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wb = b.watch();
+    a.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    let c = b.service("c");
+    assert_eq!(c.ask(Incr).await.unwrap(), 1);
+    // Crash the instance on a; its supervisor there restarts it fresh.
+    let _ = a.service("c").ask(Boom).await;
+    wait_event(
+        &mut wb,
+        |e| matches!(e, RegistryEvent::RemoteRemoved { node, .. } if node == "a"),
+    )
+    .await;
+    remote_up(&mut wb, "c", "a").await;
+    assert_eq!(
+        c.ask(Incr).await.unwrap(),
+        1,
+        "the caller reaches the fresh instance"
+    );
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_removes_entries_at_once_everywhere() {
+    let a = cluster_node("a", &[]);
+    let seed = a.remote_addr().unwrap();
+    let b = cluster_node("b", std::slice::from_ref(&seed));
+    let c = cluster_node("c", &[seed]);
+    let (mut wa, mut wc) = (a.watch(), c.watch());
+    b.spawn(spec("onb")).await.unwrap();
+    remote_up(&mut wa, "onb", "b").await;
+    remote_up(&mut wc, "onb", "b").await;
+    let t0 = Instant::now();
+    b.shutdown(GRACE).await.unwrap();
+    for w in [&mut wa, &mut wc] {
+        wait_event(
+            w,
+            |e| matches!(e, RegistryEvent::RemoteRemoved { node, .. } if node == "b"),
+        )
+        .await;
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "well before the 5 s failure-detection bound: {:?}",
+        t0.elapsed()
+    );
+    assert!(a.remote_instances("onb").is_empty() && c.remote_instances("onb").is_empty());
+    for n in [c, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

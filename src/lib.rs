@@ -50,3 +50,9 @@ pub use msa_runtime::*;
 
 /// Ready-made services: key-value store, echo, counter.
 pub use msa_actors as actors;
+
+/// The README's code blocks, compiled and run as doc-tests so that the
+/// embedding example there stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -290,6 +290,13 @@ impl Node {
         }
     }
 
+    /// Membership changes from now on (`None` for a node without remoting).
+    pub fn cluster_events(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::remote::ClusterEvent>> {
+        self.shared().remote.as_ref().map(|r| r.subscribe())
+    }
+
     /// Remoting counters (zero when the node does not listen or dial).
     pub fn remote_stats(&self) -> crate::remote::RemoteSnapshot {
         self.shared()
@@ -437,6 +444,21 @@ impl Node {
         // Leave the cluster: peers drop this node's instances at once.
         if let Some(r) = &shared.remote {
             r.close();
+            if let Exec::Arbiters { handles, .. } = &shared.exec {
+                // Connections run on the arbiters: let them flush before the
+                // arbiters stop.
+                if let Some(h) = handles.first() {
+                    let (tx, rx) = oneshot::channel::<()>();
+                    let r = r.clone();
+                    h.spawn(async move {
+                        r.wait_closed(Duration::from_secs(1)).await;
+                        let _ = tx.send(());
+                    });
+                    let _ = rx.await;
+                }
+            } else {
+                r.wait_closed(Duration::from_secs(1)).await;
+            }
         }
         let threads = self.inner.threads.lock().take();
         if let Some(t) = threads {

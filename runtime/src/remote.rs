@@ -17,7 +17,7 @@ pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;
 pub use remoting::RemoteConfig;
 pub use stats::RemoteSnapshot;
-pub use status::{ClusterStatus, MemberView, ServiceView, StatusError};
+pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};
 
 /// Fetches the cluster view from a running node at `seed` over the
 /// authenticated protocol (what `msa cluster status` does).

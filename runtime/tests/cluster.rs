@@ -430,3 +430,36 @@ async fn a_graceful_leave_removes_entries_at_once_everywhere() {
         n.shutdown(GRACE).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_events_report_joins_and_graceful_leaves() {
+    use msa_runtime::remote::ClusterEvent;
+    let a = cluster_node("a", &[]);
+    let mut ev = a.cluster_events().unwrap();
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    match next_event(&mut ev).await {
+        ClusterEvent::Joined { member } => assert_eq!(member.name, "b"),
+        e => panic!("expected a join, got {e:?}"),
+    }
+    b.shutdown(GRACE).await.unwrap();
+    loop {
+        match next_event(&mut ev).await {
+            ClusterEvent::Left { name } => {
+                assert_eq!(name, "b");
+                break;
+            }
+            ClusterEvent::Joined { .. } => continue, // a duplicate connection settling
+            e => panic!("a graceful leave is not a failure: {e:?}"),
+        }
+    }
+    a.shutdown(GRACE).await.unwrap();
+}
+
+async fn next_event(
+    ev: &mut tokio::sync::broadcast::Receiver<msa_runtime::remote::ClusterEvent>,
+) -> msa_runtime::remote::ClusterEvent {
+    tokio::time::timeout(Duration::from_secs(10), ev.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("the event channel is open")
+}

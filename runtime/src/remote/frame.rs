@@ -98,6 +98,8 @@ pub(crate) enum Frame {
     Membership {
         payload: Vec<u8>,
     },
+    /// The sender is leaving the cluster gracefully.
+    Leaving,
     /// A client (`msa cluster status`) asks for the cluster view.
     StatusRequest,
     /// The cluster view, as postcard-free plain data.
@@ -140,6 +142,7 @@ impl Frame {
             Self::Membership { .. } => "membership",
             Self::Table { .. } => "table",
             Self::StatusRequest => "status-request",
+            Self::Leaving => "leaving",
             Self::Status { .. } => "status",
         }
     }

@@ -25,6 +25,7 @@ pub(crate) struct Peer {
     pending: Mutex<HashMap<u64, oneshot::Sender<RemoteReply>>>,
     next_id: AtomicU64,
     down: AtomicBool,
+    leaving: AtomicBool,
     stats: Arc<RemoteStats>,
 }
 
@@ -42,8 +43,18 @@ impl Peer {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             down: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
             stats,
         }
+    }
+
+    /// The peer announced a graceful leave.
+    pub(crate) fn mark_leaving(&self) {
+        self.leaving.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_down(&self) -> bool {

@@ -84,8 +84,24 @@ pub(crate) struct Remoting {
     membership: parking_lot::Mutex<Option<mpsc::UnboundedSender<MembershipInput>>>,
     /// The latest membership view (name → member, status), kept by the loop.
     view: parking_lot::Mutex<Vec<(NodeInfo, &'static str)>>,
+    /// Established connections still running (shutdown waits for them to
+    /// flush their `Leaving`).
+    conns: std::sync::atomic::AtomicUsize,
+    conns_done: tokio::sync::Notify,
+    /// Membership changes for subscribers.
+    events: tokio::sync::broadcast::Sender<super::status::ClusterEvent>,
     /// Addresses being dialed for membership, so each is dialed once at a time.
     dialing: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Counts an established connection until it ends.
+struct ConnGuard<'a>(&'a std::sync::atomic::AtomicUsize, &'a tokio::sync::Notify);
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.1.notify_waiters();
+    }
 }
 
 /// Inputs of the membership task.
@@ -129,6 +145,9 @@ impl Remoting {
             closed: tokio::sync::watch::channel(false).0,
             membership: parking_lot::Mutex::new(None),
             view: parking_lot::Mutex::new(Vec::new()),
+            events: tokio::sync::broadcast::channel(1024).0,
+            conns: std::sync::atomic::AtomicUsize::new(0),
+            conns_done: tokio::sync::Notify::new(),
             dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
         }
     }
@@ -139,6 +158,31 @@ impl Remoting {
             secret: self.cfg.secret.clone().unwrap_or_default(),
             local: self.local.clone(),
         }
+    }
+
+    /// Waits (bounded) until every connection has flushed and closed.
+    pub(crate) async fn wait_closed(&self, bound: Duration) {
+        let wait = async {
+            loop {
+                let notified = self.conns_done.notified();
+                if self.conns.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(bound, wait).await;
+    }
+
+    /// Subscribes to membership changes.
+    pub(crate) fn subscribe(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<super::status::ClusterEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, e: super::status::ClusterEvent) {
+        let _ = self.events.send(e);
     }
 
     /// Connected peers.
@@ -159,6 +203,10 @@ impl Remoting {
 
     /// Stops accepting and dialing; closes every connection.
     pub(crate) fn close(&self) {
+        // Tell every peer this is a graceful leave, not a crash.
+        for p in self.peers.read().values() {
+            let _ = p.send(Frame::Leaving);
+        }
         self.to_membership(MembershipInput::Leave);
         self.closing.store(true, Ordering::Release);
         self.closed.send_replace(true);
@@ -379,6 +427,11 @@ impl Remoting {
             peers.insert(info.name.clone(), peer.clone());
         }
         tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
+        self.conns.fetch_add(1, Ordering::AcqRel);
+        let _open = ConnGuard(&self.conns, &self.conns_done);
+        self.emit(super::status::ClusterEvent::Joined {
+            member: info.clone(),
+        });
         self.to_membership(MembershipInput::Announce(info.clone()));
         // Everyone learns of the new member (and the new peer of everyone).
         self.broadcast_table();
@@ -386,14 +439,28 @@ impl Remoting {
         // Writer: batch whatever is queued into one write, flush when the queue is empty.
         let me = self.clone();
         let heartbeat = self.cfg.heartbeat;
+        let (drain_tx, mut drain_rx) = tokio::sync::oneshot::channel::<()>();
         let writer = async move {
             let mut out = Vec::with_capacity(64 * 1024);
             let mut tick = tokio::time::interval(heartbeat);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut draining = false;
             loop {
-                let first = tokio::select! {
-                    f = rx.recv() => match f { Some(f) => f, None => break },
-                    _ = tick.tick() => Frame::Ping { id: 0 },
+                let first = if draining {
+                    // Write out what is still queued (a `Leaving`), then stop.
+                    match rx.try_recv() {
+                        Ok(f) => f,
+                        Err(_) => break,
+                    }
+                } else {
+                    tokio::select! {
+                        f = rx.recv() => match f { Some(f) => f, None => break },
+                        _ = tick.tick() => Frame::Ping { id: 0 },
+                        _ = &mut drain_rx => {
+                            draining = true;
+                            continue;
+                        }
+                    }
                 };
                 out.clear();
                 let mut frames = 0u64;
@@ -451,7 +518,14 @@ impl Remoting {
                 break "replaced or closed".into();
             }
         };
-        writer.abort();
+        // Let the writer flush what is queued (bounded), then stop it.
+        let _ = drain_tx.send(());
+        if tokio::time::timeout(Duration::from_millis(500), writer)
+            .await
+            .is_err()
+        {
+            tracing::debug!(peer = %info.name, "writer did not drain in time");
+        }
         peer.mark_down();
         let removed = {
             let mut peers = self.peers.write();
@@ -465,6 +539,16 @@ impl Remoting {
         };
         if removed {
             tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
+            self.emit(if peer.is_leaving() {
+                super::status::ClusterEvent::Left {
+                    name: info.name.clone(),
+                }
+            } else {
+                super::status::ClusterEvent::Down {
+                    name: info.name.clone(),
+                    reason: reason.clone(),
+                }
+            });
             if let Some(node) = self.node.upgrade() {
                 node.registry.drop_node(&info.name);
             }
@@ -558,6 +642,7 @@ impl Remoting {
                 }
             }
             Frame::Membership { payload } => self.to_membership(MembershipInput::Data(payload)),
+            Frame::Leaving => peer.mark_leaving(),
             other => {
                 return Err(format!(
                     "protocol violation: `{}` after the handshake",
@@ -657,6 +742,12 @@ impl Remoting {
         }
         for m in e.down {
             tracing::warn!(member = %m.info.name, incarnation = m.info.incarnation, "member declared down");
+            if self.peer(&m.info.name).is_some() {
+                self.emit(super::status::ClusterEvent::Down {
+                    name: m.info.name.clone(),
+                    reason: "declared down by failure detection".into(),
+                });
+            }
             self.declare_down(&m);
         }
     }

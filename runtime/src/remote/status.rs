@@ -63,3 +63,26 @@ pub enum StatusError {
         reason: String,
     },
 }
+
+/// A change in cluster membership, as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterEvent {
+    /// A member joined (or came back with a new incarnation).
+    Joined {
+        /// Name, address, incarnation.
+        member: super::NodeInfo,
+    },
+    /// A member left gracefully (its connection closed after it stopped).
+    Left {
+        /// The member's name.
+        name: String,
+    },
+    /// A member was declared down by failure detection.
+    Down {
+        /// The member's name.
+        name: String,
+        /// Why: the detector's verdict or the connection's end.
+        reason: String,
+    },
+}

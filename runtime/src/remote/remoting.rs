@@ -284,29 +284,12 @@ impl Remoting {
         dec: &mut FrameDecoder,
         buf: &mut [u8],
     ) -> Result<Frame, String> {
-        loop {
-            match dec.next_frame() {
-                Ok(Some(f)) => return Ok(f),
-                Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            let n = rd.read(buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("connection closed".into());
-            }
-            self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-            dec.push(&buf[..n]);
-        }
+        read_frame_counted(rd, dec, buf, Some(&self.stats)).await
     }
 
     async fn write_frame(&self, wr: &mut WriteHalf<BoxStream>, f: &Frame) -> Result<(), String> {
-        let mut out = Vec::new();
-        encode_into(f, self.cfg.max_frame_bytes, &mut out).map_err(|e| e.to_string())?;
-        wr.write_all(&out).await.map_err(|e| e.to_string())?;
-        wr.flush().await.map_err(|e| e.to_string())?;
-        self.stats
-            .bytes_out
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        let n = write_raw(wr, f, self.cfg.max_frame_bytes).await?;
+        self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -927,18 +910,28 @@ pub(crate) async fn fetch_status(
         let mut dec = FrameDecoder::new(super::frame::DEFAULT_MAX_FRAME_BYTES);
         let mut buf = vec![0u8; 64 * 1024];
         let (mut hs, hello) = Dialer::start(cfg, nonce());
-        write_raw(&mut wr, &hello).await.map_err(proto)?;
+        write_raw(&mut wr, &hello, super::frame::DEFAULT_MAX_FRAME_BYTES)
+            .await
+            .map_err(proto)?;
         loop {
             let f = read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)?;
             match hs.on_frame(f) {
-                Ok(Step::Send(f)) => write_raw(&mut wr, &f).await.map_err(proto)?,
+                Ok(Step::Send(f)) => {
+                    write_raw(&mut wr, &f, super::frame::DEFAULT_MAX_FRAME_BYTES)
+                        .await
+                        .map_err(proto)?;
+                }
                 Ok(Step::Done(..)) => break,
                 Err(e) => return Err(hs_err(e.to_string())),
             }
         }
-        write_raw(&mut wr, &Frame::StatusRequest)
-            .await
-            .map_err(proto)?;
+        write_raw(
+            &mut wr,
+            &Frame::StatusRequest,
+            super::frame::DEFAULT_MAX_FRAME_BYTES,
+        )
+        .await
+        .map_err(proto)?;
         loop {
             match read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)? {
                 Frame::Status { status } => return Ok(status),
@@ -955,17 +948,29 @@ pub(crate) async fn fetch_status(
         })?
 }
 
-async fn write_raw(wr: &mut WriteHalf<BoxStream>, f: &Frame) -> Result<(), String> {
+/// Writes one frame and flushes; returns the bytes written.
+async fn write_raw(wr: &mut WriteHalf<BoxStream>, f: &Frame, max: usize) -> Result<usize, String> {
     let mut out = Vec::new();
-    encode_into(f, super::frame::DEFAULT_MAX_FRAME_BYTES, &mut out).map_err(|e| e.to_string())?;
+    encode_into(f, max, &mut out).map_err(|e| e.to_string())?;
     wr.write_all(&out).await.map_err(|e| e.to_string())?;
-    wr.flush().await.map_err(|e| e.to_string())
+    wr.flush().await.map_err(|e| e.to_string())?;
+    Ok(out.len())
 }
 
 async fn read_raw(
     rd: &mut ReadHalf<BoxStream>,
     dec: &mut FrameDecoder,
     buf: &mut [u8],
+) -> Result<Frame, String> {
+    read_frame_counted(rd, dec, buf, None).await
+}
+
+/// Reads the next frame, counting bytes in when given counters.
+async fn read_frame_counted(
+    rd: &mut ReadHalf<BoxStream>,
+    dec: &mut FrameDecoder,
+    buf: &mut [u8],
+    stats: Option<&RemoteStats>,
 ) -> Result<Frame, String> {
     loop {
         if let Some(f) = dec.next_frame().map_err(|e| e.to_string())? {
@@ -975,18 +980,20 @@ async fn read_raw(
         if n == 0 {
             return Err("connection closed".into());
         }
+        if let Some(s) = stats {
+            s.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        }
         dec.push(&buf[..n]);
     }
 }
 
-/// Serves an inbound tell on a local instance only (never forwards).
-fn serve_tell(
+/// The local service and wire functions an inbound call names: never a
+/// remote instance (an inbound call is served here or refused).
+fn local_target(
     node: &Arc<NodeShared>,
     service: &str,
     message: &str,
-    meta: crate::Metadata,
-    payload: &[u8],
-) -> Result<(), WireError> {
+) -> Result<(ServiceRef, super::wire::WireCodec), WireError> {
     let entry = node
         .registry
         .get(service)
@@ -996,11 +1003,22 @@ fn serve_tell(
         .iter()
         .find_map(|t| t.wire.filter(|w| w.wire_name == message))
         .ok_or(WireError::UnhandledMessage)?;
-    let svc = ServiceRef::local_only(node.clone(), entry);
+    Ok((ServiceRef::local_only(node.clone(), entry), codec))
+}
+
+/// Serves an inbound tell on a local instance.
+fn serve_tell(
+    node: &Arc<NodeShared>,
+    service: &str,
+    message: &str,
+    meta: crate::Metadata,
+    payload: &[u8],
+) -> Result<(), WireError> {
+    let (svc, codec) = local_target(node, service, message)?;
     (codec.serve_tell)(&svc, payload, meta)
 }
 
-/// Serves an inbound ask on a local instance only (never forwards).
+/// Serves an inbound ask on a local instance.
 fn serve_ask(
     node: &Arc<NodeShared>,
     service: &str,
@@ -1009,16 +1027,7 @@ fn serve_ask(
     payload: &[u8],
     timeout: Duration,
 ) -> Result<super::wire::BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
-    let entry = node
-        .registry
-        .get(service)
-        .ok_or(WireError::UnknownService)?;
-    let codec = entry
-        .types
-        .iter()
-        .find_map(|t| t.wire.filter(|w| w.wire_name == message))
-        .ok_or(WireError::UnhandledMessage)?;
-    let svc = ServiceRef::local_only(node.clone(), entry);
+    let (svc, codec) = local_target(node, service, message)?;
     (codec.serve_ask)(svc, payload, meta, timeout)
 }
 
@@ -1043,6 +1052,7 @@ mod tests {
     }
 
     const SECRET: &[u8] = b"wire-secret";
+    const MAX: usize = super::super::frame::DEFAULT_MAX_FRAME_BYTES;
 
     /// A raw peer: handshakes as a member, then speaks frames by hand.
     struct RawPeer {
@@ -1068,11 +1078,13 @@ mod tests {
                 },
             };
             let (mut hs, hello) = Dialer::start(cfg, [3; 32]);
-            write_raw(&mut wr, &hello).await.unwrap();
+            write_raw(&mut wr, &hello, MAX).await.unwrap();
             loop {
                 let f = read_raw(&mut rd, &mut dec, &mut buf).await.unwrap();
                 match hs.on_frame(f).unwrap() {
-                    Step::Send(f) => write_raw(&mut wr, &f).await.unwrap(),
+                    Step::Send(f) => {
+                        write_raw(&mut wr, &f, MAX).await.unwrap();
+                    }
                     Step::Done(..) => break,
                 }
             }
@@ -1087,7 +1099,7 @@ mod tests {
                 meta: super::super::frame::WireMeta::default(),
                 payload,
             };
-            write_raw(&mut self.wr, &f).await.unwrap();
+            write_raw(&mut self.wr, &f, MAX).await.unwrap();
             loop {
                 match read_raw(&mut self.rd, &mut self.dec, &mut self.buf)
                     .await

@@ -26,6 +26,9 @@ pub(crate) struct Peer {
     next_id: AtomicU64,
     down: AtomicBool,
     leaving: AtomicBool,
+    retired: AtomicBool,
+    /// Replies still being computed for asks that came in on this connection.
+    serving: std::sync::atomic::AtomicUsize,
     stats: Arc<RemoteStats>,
 }
 
@@ -44,8 +47,33 @@ impl Peer {
             next_id: AtomicU64::new(1),
             down: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            serving: std::sync::atomic::AtomicUsize::new(0),
             stats,
         }
+    }
+
+    /// A duplicate connection: no new calls go on it; it closes once idle.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// An inbound ask on this connection started / finished being served.
+    pub(crate) fn serving(&self, started: bool) {
+        if started {
+            self.serving.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.serving.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether replies are still owed on this connection.
+    pub(crate) fn replied_recently(&self) -> bool {
+        self.serving.load(Ordering::Acquire) > 0
     }
 
     /// The peer announced a graceful leave.

@@ -394,35 +394,55 @@ impl Remoting {
         let peer = Arc::new(Peer::new(info.clone(), dialer, tx, self.stats.clone()));
         // One connection per peer: of two, keep the one dialed by the smaller
         // name (both sides decide alike); a newer incarnation replaces an older.
-        {
+        // The other one is retired, not cut: it still carries the replies to
+        // calls already made on it, and closes once idle.
+        let keep_new = {
             let mut peers = self.peers.write();
-            if let Some(old) = peers.get(&info.name) {
-                let keep_old = !old.is_down()
-                    && old.info.incarnation == info.incarnation
-                    && old.dialer != peer.dialer
-                    && old.dialer < peer.dialer;
-                if keep_old {
-                    tracing::debug!(peer = %info.name, "duplicate connection closed");
-                    return;
+            let keep_new = match peers.get(&info.name) {
+                Some(old)
+                    if !old.is_down()
+                        && old.info.incarnation == info.incarnation
+                        && old.dialer != peer.dialer
+                        && old.dialer < peer.dialer =>
+                {
+                    false
                 }
-                old.mark_down();
+                Some(old) => {
+                    if old.info.incarnation == info.incarnation && !old.is_down() {
+                        old.retire();
+                    } else {
+                        old.mark_down();
+                    }
+                    true
+                }
+                None => true,
+            };
+            if keep_new {
+                peers.insert(info.name.clone(), peer.clone());
+            } else {
+                peer.retire();
             }
-            peers.insert(info.name.clone(), peer.clone());
-        }
-        tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
+            keep_new
+        };
         self.conns.fetch_add(1, Ordering::AcqRel);
         let _open = ConnGuard(&self.conns, &self.conns_done);
-        self.emit(super::status::ClusterEvent::Joined {
-            member: info.clone(),
-        });
-        self.to_membership(MembershipInput::Announce(info.clone()));
-        // Everyone learns of the new member (and the new peer of everyone).
-        self.broadcast_table();
+        if keep_new {
+            tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
+            self.emit(super::status::ClusterEvent::Joined {
+                member: info.clone(),
+            });
+            self.to_membership(MembershipInput::Announce(info.clone()));
+            // Everyone learns of the new member (and the new peer of everyone).
+            self.broadcast_table();
+        } else {
+            tracing::debug!(peer = %info.name, "duplicate connection retired");
+        }
 
         // Writer: batch whatever is queued into one write, flush when the queue is empty.
         let me = self.clone();
         let heartbeat = self.cfg.heartbeat;
         let (drain_tx, mut drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let wpeer = peer.clone();
         let writer = async move {
             let mut out = Vec::with_capacity(64 * 1024);
             let mut tick = tokio::time::interval(heartbeat);
@@ -438,7 +458,13 @@ impl Remoting {
                 } else {
                     tokio::select! {
                         f = rx.recv() => match f { Some(f) => f, None => break },
-                        _ = tick.tick() => Frame::Ping { id: 0 },
+                        _ = tick.tick() => {
+                            if wpeer.is_retired() {
+                                // A retired connection goes quiet, so both ends close it.
+                                continue;
+                            }
+                            Frame::Ping { id: 0 }
+                        }
                         _ = &mut drain_rx => {
                             draining = true;
                             continue;
@@ -499,6 +525,9 @@ impl Remoting {
             }
             if peer.is_down() {
                 break "replaced or closed".into();
+            }
+            if peer.is_retired() && peer.pending() == 0 && !peer.replied_recently() {
+                break "retired duplicate connection, idle".into();
             }
         };
         // Let the writer flush what is queued (bounded), then stop it.
@@ -611,12 +640,14 @@ impl Remoting {
                 ) {
                     Ok(fut) => {
                         let peer = peer.clone();
+                        peer.serving(true);
                         actix_rt::spawn(async move {
                             let frame = match fut.await {
                                 Ok(payload) => Frame::Reply { id, payload },
                                 Err(error) => Frame::Error { id, error },
                             };
                             let _ = peer.send(frame);
+                            peer.serving(false);
                         });
                     }
                     Err(error) => {

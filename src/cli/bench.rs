@@ -1,7 +1,9 @@
 //! `msa bench`: measure msa, always against a baseline run in the same
-//! process and the same conditions.
+//! conditions (the same process for `local`, the same two processes for
+//! `remote`).
 
 mod local;
+mod remote;
 mod report;
 mod rss;
 mod scenario;
@@ -25,11 +27,18 @@ enum BenchTarget {
     /// Run it in release mode: `cargo run --release -- bench local`. Prints a
     /// table (or JSON lines with --json) on stdout; progress goes to stderr.
     Local(local::LocalArgs),
+    /// Two processes on loopback: msa's remote tell and ask vs a raw tokio
+    /// TCP stream between the same processes, in the same run
+    ///
+    /// Run it in release mode: `cargo run --release -- bench remote`. Prints
+    /// a table (or JSON lines with --json) on stdout; progress goes to stderr.
+    Remote(remote::RemoteArgs),
 }
 
 /// Runs `msa bench ...`.
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Local(a) => local::run(a),
+        BenchTarget::Remote(a) => remote::run(a),
     }
 }

@@ -88,7 +88,7 @@ impl LocalArgs {
     }
 }
 
-fn progress(json: bool, steps: u64) -> ProgressBar {
+pub(super) fn progress(json: bool, steps: u64) -> ProgressBar {
     if json {
         return ProgressBar::hidden();
     }

@@ -40,7 +40,7 @@ struct SideSummary {
     latency_us: Option<(f64, f64, f64)>,
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(super) fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -136,12 +136,12 @@ struct SpawnRecord {
 }
 
 /// Rounds a figure for output to 3 decimals (µs at ns resolution).
-fn round3(x: f64) -> f64 {
+pub(super) fn round3(x: f64) -> f64 {
     (x * 1e3).round() / 1e3
 }
 
 /// Rounds seconds for output to 6 decimals (µs resolution).
-fn round6(x: f64) -> f64 {
+pub(super) fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
@@ -229,7 +229,7 @@ pub(crate) fn json_lines(
 }
 
 /// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
@@ -242,7 +242,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// A rate with an SI suffix: `12.35M`, `987.6k`.
-fn si(x: f64) -> String {
+pub(super) fn si(x: f64) -> String {
     if x >= 1e9 {
         format!("{:.2}G", x / 1e9)
     } else if x >= 1e6 {
@@ -254,7 +254,7 @@ fn si(x: f64) -> String {
     }
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(super) fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
     } else {

@@ -1,7 +1,7 @@
 //! The timed loops on the msa side, and what one measurement yields.
 //!
 //! Both loops run as tasks on the caller node's arbiter, the thread that
-//! also runs that node's connection to the sink (see [`super::Placement`]).
+//! also runs that node's connection to the sink (see the `remote` module).
 
 use std::time::{Duration, Instant};
 

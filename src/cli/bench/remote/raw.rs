@@ -184,10 +184,7 @@ impl RawClient {
             self.wr.flush().await?;
             let got = self.read_frame().await?;
             hist.saturating_record(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            ensure!(
-                got == (Kind::Ping, i),
-                "ping {i} came back as {got:?}"
-            );
+            ensure!(got == (Kind::Ping, i), "ping {i} came back as {got:?}");
         }
         Ok(Measurement {
             messages: pings,

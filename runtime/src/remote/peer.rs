@@ -22,6 +22,9 @@ pub(crate) struct Peer {
     /// Whether this side dialed the connection (decides duplicate connections).
     pub(crate) dialer: String,
     tx: mpsc::Sender<Frame>,
+    /// The control lane: replies, errors, membership, tables, pings. Never
+    /// dropped behind a full queue of calls, and written first.
+    ctl: mpsc::UnboundedSender<Frame>,
     pending: Mutex<HashMap<u64, oneshot::Sender<RemoteReply>>>,
     next_id: AtomicU64,
     down: AtomicBool,
@@ -37,12 +40,14 @@ impl Peer {
         info: NodeInfo,
         dialer: String,
         tx: mpsc::Sender<Frame>,
+        ctl: mpsc::UnboundedSender<Frame>,
         stats: Arc<RemoteStats>,
     ) -> Self {
         Self {
             info,
             dialer,
             tx,
+            ctl,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             down: AtomicBool::new(false),
@@ -99,6 +104,11 @@ impl Peer {
     pub(crate) fn send(&self, frame: Frame) -> Result<(), CallError> {
         if self.is_down() {
             return Err(self.node_down());
+        }
+        if !matches!(frame, Frame::Tell { .. } | Frame::Ask { .. }) {
+            // Control frames take their own unbounded lane: a flood of tells
+            // must not drop a reply or delay failure detection.
+            return self.ctl.send(frame).map_err(|_| self.node_down());
         }
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),

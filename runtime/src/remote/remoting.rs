@@ -391,7 +391,14 @@ impl Remoting {
             return;
         }
         let (tx, mut rx) = mpsc::channel::<Frame>(self.cfg.outbound_queue.max(16));
-        let peer = Arc::new(Peer::new(info.clone(), dialer, tx, self.stats.clone()));
+        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Frame>();
+        let peer = Arc::new(Peer::new(
+            info.clone(),
+            dialer,
+            tx,
+            ctl_tx,
+            self.stats.clone(),
+        ));
         // One connection per peer: of two, keep the one dialed by the smaller
         // name (both sides decide alike); a newer incarnation replaces an older.
         // The other one is retired, not cut: it still carries the replies to
@@ -451,12 +458,16 @@ impl Remoting {
             loop {
                 let first = if draining {
                     // Write out what is still queued (a `Leaving`), then stop.
-                    match rx.try_recv() {
+                    match ctl_rx.try_recv().or_else(|_| rx.try_recv()) {
                         Ok(f) => f,
                         Err(_) => break,
                     }
                 } else {
                     tokio::select! {
+                        // Control first: replies and membership never wait
+                        // behind a backlog of calls.
+                        biased;
+                        f = ctl_rx.recv() => match f { Some(f) => f, None => break },
                         f = rx.recv() => match f { Some(f) => f, None => break },
                         _ = tick.tick() => {
                             if wpeer.is_retired() {
@@ -483,7 +494,7 @@ impl Remoting {
                 };
                 push(&first, &mut out);
                 while out.len() < 256 * 1024 {
-                    match rx.try_recv() {
+                    match ctl_rx.try_recv().or_else(|_| rx.try_recv()) {
                         Ok(f) => push(&f, &mut out),
                         Err(_) => break,
                     }

@@ -92,6 +92,16 @@ pub mod codec {
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
 
+    /// Encodes `value` at the end of `out`.
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`] when serde refuses the value.
+    pub fn encode_append<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+            .map(|_| ())
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
     /// Decodes a `T` that must fill `bytes` exactly.
     ///
     /// # Errors

@@ -170,15 +170,19 @@ pub enum FrameError {
 /// # Errors
 /// [`FrameError::TooLarge`] when the encoded frame exceeds `max`.
 pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    let body = codec::encode(frame)?;
-    if body.len() > max || u32::try_from(body.len()).is_err() {
-        return Err(FrameError::TooLarge {
-            len: body.len(),
-            max,
-        });
+    // Encode in place after a placeholder prefix: no temporary buffer.
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if let Err(e) = codec::encode_append(frame, out) {
+        out.truncate(start);
+        return Err(e.into());
     }
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
+    let len = out.len() - start - 4;
+    if len > max || u32::try_from(len).is_err() {
+        out.truncate(start);
+        return Err(FrameError::TooLarge { len, max });
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
 }
 

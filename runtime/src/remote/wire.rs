@@ -175,3 +175,15 @@ pub(crate) fn wire_meta(meta: &Metadata, timeout: Duration) -> super::frame::Wir
         timeout_ms: Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
     }
 }
+
+/// The wire form of a tell's metadata: the deadline only if one was set.
+pub(crate) fn wire_meta_tell(meta: &Metadata) -> super::frame::WireMeta {
+    super::frame::WireMeta {
+        subject: meta.identity().map(|i| i.subject.clone()),
+        roles: meta.identity().map(|i| i.roles.clone()).unwrap_or_default(),
+        trace: meta.trace().map(|t| (t.trace_id, t.parent_span_id)),
+        timeout_ms: meta
+            .remaining()
+            .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
+    }
+}

@@ -24,7 +24,7 @@ use crate::node::NodeShared;
 use crate::registry::{InstanceGuard, RemoteInstance, ServiceEntry};
 use crate::remote::frame::Frame;
 use crate::remote::peer::{Peer, RemoteReply};
-use crate::remote::wire::{wire_meta, WireCodec};
+use crate::remote::wire::{wire_meta, wire_meta_tell, WireCodec};
 use tokio::sync::oneshot;
 
 /// A handle to a service, by name. Cheap to clone, `Send + Sync`.
@@ -361,7 +361,9 @@ impl ServiceRef {
                 self.live_peer(&r).send(Frame::Tell {
                     service: self.name.to_string(),
                     message: codec.wire_name.to_string(),
-                    meta: wire_meta(&meta, self.node.default_timeout),
+                    // A tell has no caller waiting: only an explicit
+                    // deadline travels (it still drops late work).
+                    meta: wire_meta_tell(&meta),
                     payload,
                 })
             }

@@ -195,7 +195,10 @@ where
 {
     let thread = std::thread::Builder::new()
         .name("msa-bench".into())
-        .spawn(move || actix::System::new().block_on(f()))
+        .spawn(move || {
+            pin_to_one_cpu();
+            actix::System::new().block_on(f())
+        })
         .context("starting a benchmark thread")?;
     match thread.join() {
         Ok(r) => r,
@@ -206,6 +209,21 @@ where
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic".into());
             anyhow::bail!("the benchmark thread panicked: {msg}")
+        }
+    }
+}
+
+/// Pins the calling thread to the last CPU, so that both sides of every
+/// comparison run on the same core and neither pays for migrations the other
+/// escaped. Best effort: where affinity cannot be set, the thread floats.
+fn pin_to_one_cpu() {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut set = CpuSet::new();
+    if set.set(cpus.saturating_sub(1)).is_ok() {
+        if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
+            tracing::debug!(error = %e, "could not pin the benchmark thread");
         }
     }
 }

@@ -74,11 +74,122 @@ struct Waiting {
     waker: Waker,
 }
 
-/// A registration in the table: shard and slab key.
+/// A registration: in the node's shared table, or in the calling thread's
+/// own wheel (no lock) when that thread runs a local sweeper.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Ticket {
-    shard: usize,
-    key: usize,
+pub(crate) enum Ticket {
+    Shared { shard: usize, key: usize },
+    Local { token: u64, key: usize, gen: u64 },
+}
+
+/// See [`Deadlines::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TicketStatus {
+    Fired,
+    Armed,
+    Lost,
+}
+
+struct LocalWaiting {
+    deadline_ms: u64,
+    gen: u64,
+    fired: bool,
+    waker: Waker,
+}
+
+/// The wheel of a thread that runs a local sweeper (an arbiter, or the
+/// `LocalSet` of a local node): registering an ask there takes no lock.
+struct LocalWheel {
+    token: u64,
+    next_gen: u64,
+    slab: Slab<LocalWaiting>,
+}
+
+thread_local! {
+    static LOCAL_WHEEL: std::cell::RefCell<Option<LocalWheel>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Gives this thread a local wheel (idempotent). Its owner must call
+/// [`sweep_local`] every [`TICK`].
+fn install_local_wheel() {
+    static TOKENS: AtomicU64 = AtomicU64::new(1);
+    let _ = LOCAL_WHEEL.try_with(|w| {
+        if let Ok(mut w) = w.try_borrow_mut() {
+            if w.is_none() {
+                *w = Some(LocalWheel {
+                    token: TOKENS.fetch_add(1, Ordering::Relaxed),
+                    next_gen: 0,
+                    slab: Slab::new(),
+                });
+            }
+        }
+    });
+}
+
+/// Removes this thread's wheel, waking every ask still in it: each then
+/// re-registers with its node's shared table.
+fn uninstall_local_wheel() {
+    let wheel = LOCAL_WHEEL
+        .try_with(|w| w.try_borrow_mut().ok().and_then(|mut w| w.take()))
+        .ok()
+        .flatten();
+    if let Some(w) = wheel {
+        for (_, e) in w.slab {
+            e.waker.wake();
+        }
+    }
+}
+
+/// Sweeps this thread's wheel every [`TICK`] for as long as it runs; its
+/// end (the task dropped with its arbiter, or stopped with its local node)
+/// uninstalls the wheel.
+pub(crate) async fn run_local_sweeper(stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+    struct Uninstall;
+    impl Drop for Uninstall {
+        fn drop(&mut self) {
+            uninstall_local_wheel();
+        }
+    }
+    install_local_wheel();
+    let _uninstall = Uninstall;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+            break;
+        }
+        sweep_local();
+    }
+}
+
+/// Wakes this thread's asks whose deadline has passed; returns how many.
+pub(crate) fn sweep_local() -> usize {
+    let now = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX / 2);
+    LOCAL_WHEEL
+        .try_with(|w| {
+            let Ok(mut w) = w.try_borrow_mut() else {
+                return 0;
+            };
+            let Some(w) = w.as_mut() else {
+                return 0;
+            };
+            let mut woken = 0;
+            // Entries fired on an earlier sweep and never cancelled belong to
+            // futures that moved threads or were forgotten: drop them.
+            w.slab
+                .retain(|_, e| !(e.fired && e.deadline_ms.saturating_add(1000) < now));
+            for (_, e) in w.slab.iter_mut() {
+                if !e.fired && e.deadline_ms <= now {
+                    e.fired = true;
+                    e.waker.wake_by_ref();
+                    woken += 1;
+                }
+            }
+            woken
+        })
+        .unwrap_or(0)
 }
 
 /// The table of waiting asks, sharded by thread to keep locks uncontended.
@@ -119,30 +230,120 @@ impl Deadlines {
         &self.clock
     }
 
-    /// Registers a waiting ask.
+    /// Registers a waiting ask: in this thread's wheel when it has one,
+    /// else in the shared table.
     pub(crate) fn register(&self, deadline_ms: u64, waker: &Waker) -> Ticket {
+        let local = LOCAL_WHEEL.try_with(|w| {
+            let mut w = w.try_borrow_mut().ok()?;
+            let w = w.as_mut()?;
+            w.next_gen = w.next_gen.wrapping_add(1);
+            let gen = w.next_gen;
+            let key = w.slab.insert(LocalWaiting {
+                deadline_ms,
+                gen,
+                fired: false,
+                waker: waker.clone(),
+            });
+            Some(Ticket::Local {
+                token: w.token,
+                key,
+                gen,
+            })
+        });
+        if let Ok(Some(t)) = local {
+            return t;
+        }
         let shard = shard_of_this_thread(self.shards.len());
         let key = self.shards[shard].lock().insert(Waiting {
             deadline_ms,
             waker: waker.clone(),
         });
-        Ticket { shard, key }
+        Ticket::Shared { shard, key }
+    }
+
+    /// Runs `f` on the local entry of `t` if this thread owns it.
+    fn with_local<R>(
+        token: u64,
+        key: usize,
+        gen: u64,
+        f: impl FnOnce(&mut Slab<LocalWaiting>) -> R,
+    ) -> Option<R> {
+        LOCAL_WHEEL
+            .try_with(|w| {
+                let mut w = w.try_borrow_mut().ok()?;
+                let w = w.as_mut()?;
+                if w.token != token || w.slab.get(key).is_none_or(|e| e.gen != gen) {
+                    return None;
+                }
+                Some(f(&mut w.slab))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Where `t` stands: fired (its deadline passed), armed, or lost (a
+    /// local registration this thread cannot see: the future moved threads
+    /// or the wheel is gone; it must register again).
+    pub(crate) fn status(&self, t: Ticket) -> TicketStatus {
+        match t {
+            Ticket::Shared { shard, key } => {
+                let fired = self.shards[shard]
+                    .lock()
+                    .get(key)
+                    .is_some_and(|w| w.deadline_ms == u64::MAX);
+                if fired {
+                    TicketStatus::Fired
+                } else {
+                    TicketStatus::Armed
+                }
+            }
+            Ticket::Local { token, key, gen } => {
+                match Self::with_local(token, key, gen, |s| s.get(key).is_some_and(|e| e.fired)) {
+                    Some(true) => TicketStatus::Fired,
+                    Some(false) => TicketStatus::Armed,
+                    None => TicketStatus::Lost,
+                }
+            }
+        }
     }
 
     /// Updates the waker of a registration if the task changed.
     pub(crate) fn update(&self, t: Ticket, waker: &Waker) {
-        if let Some(w) = self.shards[t.shard].lock().get_mut(t.key) {
-            if !w.waker.will_wake(waker) {
-                w.waker = waker.clone();
+        match t {
+            Ticket::Shared { shard, key } => {
+                if let Some(w) = self.shards[shard].lock().get_mut(key) {
+                    if !w.waker.will_wake(waker) {
+                        w.waker = waker.clone();
+                    }
+                }
+            }
+            Ticket::Local { token, key, gen } => {
+                // From another thread the old waker stays: it wakes the same task.
+                let _ = Self::with_local(token, key, gen, |s| {
+                    if let Some(e) = s.get_mut(key) {
+                        if !e.waker.will_wake(waker) {
+                            e.waker = waker.clone();
+                        }
+                    }
+                });
             }
         }
     }
 
     /// Removes a registration (the ask completed or was dropped).
     pub(crate) fn cancel(&self, t: Ticket) {
-        let mut s = self.shards[t.shard].lock();
-        if s.contains(t.key) {
-            s.remove(t.key);
+        match t {
+            Ticket::Shared { shard, key } => {
+                let mut s = self.shards[shard].lock();
+                if s.contains(key) {
+                    s.remove(key);
+                }
+            }
+            Ticket::Local { token, key, gen } => {
+                // On another thread (the future moved) the entry stays until
+                // its deadline fires; the sweeper then drops it.
+                let _ = Self::with_local(token, key, gen, |s| s.remove(key));
+            }
         }
     }
 
@@ -170,9 +371,19 @@ impl Deadlines {
         woken
     }
 
-    /// Number of asks currently registered (for tests and metrics).
+    /// Number of asks registered in the shared table plus this thread's
+    /// wheel (for tests and metrics).
     pub(crate) fn waiting(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        let local = LOCAL_WHEEL
+            .try_with(|w| {
+                w.try_borrow()
+                    .ok()
+                    .and_then(|w| w.as_ref().map(|w| w.slab.len()))
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        self.shards.iter().map(|s| s.lock().len()).sum::<usize>() + local
     }
 }
 
@@ -216,6 +427,49 @@ mod tests {
         d.cancel(t);
         d.cancel(t);
         assert_eq!(d.waiting(), 0);
+    }
+
+    #[test]
+    fn a_thread_wheel_fires_and_hands_back_its_asks_when_it_stops() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let d = Deadlines::new(1);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            tokio::task::spawn_local(run_local_sweeper(Some(stop.clone())));
+            tokio::task::yield_now().await;
+            let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(w.clone());
+            let now = u64::try_from(epoch().elapsed().as_millis()).unwrap();
+            let due = d.register(now, &waker);
+            assert!(
+                matches!(due, Ticket::Local { .. }),
+                "registered without a lock"
+            );
+            let later = d.register(now + 60_000, &waker);
+            assert_eq!(d.status(later), TicketStatus::Armed);
+            // The sweeper fires the due one within a tick or two.
+            let t0 = Instant::now();
+            while d.status(due) != TicketStatus::Fired {
+                assert!(t0.elapsed() < Duration::from_secs(5));
+                tokio::time::sleep(TICK).await;
+            }
+            assert!(w.0.load(Ordering::SeqCst) >= 1);
+            // Stopping the sweeper wakes what is left and hands it back.
+            stop.store(true, Ordering::Release);
+            let t0 = Instant::now();
+            while d.status(later) != TicketStatus::Lost {
+                assert!(t0.elapsed() < Duration::from_secs(5));
+                tokio::time::sleep(TICK).await;
+            }
+            assert!(matches!(
+                d.register(now + 60_000, &waker),
+                Ticket::Shared { .. }
+            ));
+        });
     }
 
     #[test]

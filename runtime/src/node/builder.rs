@@ -240,6 +240,11 @@ impl NodeBuilder {
         }
         drop(id_tx);
         let mut ids: Vec<_> = id_rx.iter().take(n).collect();
+        // Each arbiter sweeps its own deadline wheel, so an ask polled there
+        // registers its deadline without a lock.
+        for h in &handles {
+            h.spawn(crate::deadline::run_local_sweeper(None));
+        }
         ids.push(sys_id);
 
         let shared = self.shared(
@@ -298,10 +303,13 @@ impl NodeBuilder {
         }
         let listener = self.bind()?;
         let shared = self.shared(Exec::Local, 1, listener.as_ref())?;
+        let sweeper_stop = Arc::new(AtomicBool::new(false));
+        actix_rt::spawn(crate::deadline::run_local_sweeper(Some(
+            sweeper_stop.clone(),
+        )));
         if let Some(r) = &shared.remote {
             actix_rt::spawn(remoting_tasks(r, &shared, listener));
         }
-        let sweeper_stop = Arc::new(AtomicBool::new(false));
         {
             let shared = shared.clone();
             let stop = sweeper_stop.clone();

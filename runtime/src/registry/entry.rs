@@ -267,42 +267,37 @@ impl ServiceEntry {
     /// Runs `f` on the instance in `slot` through this thread's slot cache:
     /// on a hit, no atomic read-modify-write at all (a plain load of the
     /// generation). On a miss the slot is read once (arc-swap) and cached.
-    /// Gives `arg` back (`Err(Some)`) when the slot is empty or the cache is
-    /// unavailable; `Err(None)` cannot happen (`f` always returns) but is
-    /// reported rather than assumed.
+    /// `None` (and `f` not run) when the slot is empty or the cache is
+    /// unavailable. The caller keeps its message on its own stack and lets
+    /// `f` take it, so the message is not moved through this call.
     #[inline]
-    pub(crate) fn with_instance<A, R>(
+    pub(crate) fn with_instance<R>(
         &self,
         slot: usize,
-        arg: A,
-        f: impl FnOnce(&Arc<Instance>, A) -> R,
-    ) -> Result<R, Option<A>> {
+        f: impl FnOnce(&Arc<Instance>) -> R,
+    ) -> Option<R> {
         let generation = self.generation.load(Ordering::Acquire);
         let key = (self.id as usize ^ slot.wrapping_mul(0x9e37)) % SLOT_CACHE_WAYS;
-        let mut arg = Some(arg);
-        let out = SLOT_CACHE.try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
-            let way = &mut cache[key];
-            let hit = way.as_ref().is_some_and(|c| {
-                c.entry == self.id && c.slot == slot && c.generation == generation
-            });
-            if !hit {
-                let inst = self.slots.get(slot)?.load_full()?;
-                *way = Some(CachedSlot {
-                    entry: self.id,
-                    slot,
-                    generation,
-                    instance: inst,
+        SLOT_CACHE
+            .try_with(|cache| {
+                let mut cache = cache.try_borrow_mut().ok()?;
+                let way = &mut cache[key];
+                let hit = way.as_ref().is_some_and(|c| {
+                    c.entry == self.id && c.slot == slot && c.generation == generation
                 });
-            }
-            let c = way.as_ref()?;
-            let a = arg.take()?;
-            Some(f(&c.instance, a))
-        });
-        match out {
-            Ok(Some(r)) => Ok(r),
-            _ => Err(arg),
-        }
+                if !hit {
+                    let inst = self.slots.get(slot)?.load_full()?;
+                    *way = Some(CachedSlot {
+                        entry: self.id,
+                        slot,
+                        generation,
+                        instance: inst,
+                    });
+                }
+                way.as_ref().map(|c| f(&c.instance))
+            })
+            .ok()
+            .flatten()
     }
 
     /// Index of the message type in [`Self::types`].

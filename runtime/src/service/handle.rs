@@ -17,7 +17,7 @@ use crate::registry::Instance;
 use actix::prelude::SendError;
 
 use super::reply::HandlerFailure;
-use crate::deadline::{Deadlines, Ticket};
+use crate::deadline::{Deadlines, Ticket, TicketStatus};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::node::NodeShared;
@@ -320,22 +320,22 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let env = Envelope { msg, meta };
-        let env = match self.fast::<M>() {
-            Some((entry, f)) => {
-                let sent = entry.with_instance(entry.next_slot(), env, |inst, env| {
-                    (f.tell)(inst.sender.as_ref(), env)
-                });
-                match sent {
-                    Ok(Ok(())) => return Ok(()),
-                    // A dead or replaced instance: the general path re-reads the slots.
-                    Ok(Err(SendError::Closed(env) | SendError::Full(env))) | Err(Some(env)) => env,
-                    Err(None) => return Err(self.no_instance()),
-                }
+        let mut env = Some(Envelope { msg, meta });
+        if let Some((entry, f)) = self.fast::<M>() {
+            let sent = entry.with_instance(entry.next_slot(), |inst| {
+                env.take().map(|e| (f.tell)(inst.sender.as_ref(), e))
+            });
+            match sent {
+                Some(Some(Ok(()))) => return Ok(()),
+                // A dead or replaced instance: the general path re-reads the slots.
+                Some(Some(Err(SendError::Closed(e) | SendError::Full(e)))) => env = Some(e),
+                _ => {}
             }
-            None => env,
-        };
-        self.tell_slow(env.msg, env.meta)
+        }
+        match env {
+            Some(e) => self.tell_slow(e.msg, e.meta),
+            None => Err(self.no_instance()),
+        }
     }
 
     /// Everything but the local fast path: errors, keyed routing, remote
@@ -490,10 +490,12 @@ impl ServiceRef {
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, CallError>> {
         let deadlines = ticket.deadlines;
-        if deadlines.clock().now_ms() >= deadline_ms {
-            if let Some(t) = ticket.ticket.take() {
-                deadlines.cancel(t);
-            }
+        let status = ticket.ticket.map(|t| deadlines.status(t));
+        if status == Some(TicketStatus::Lost) {
+            ticket.ticket = None;
+        }
+        if status == Some(TicketStatus::Fired) || deadlines.clock().now_ms() >= deadline_ms {
+            ticket.cancel();
             return Poll::Ready(Err(CallError::Timeout {
                 service: self.name.to_string(),
                 after: timeout,
@@ -619,29 +621,30 @@ where
                 m
             }
         };
-        let env = Envelope {
+        let mut env = Some(Envelope {
             msg: self.msg,
             meta,
-        };
-        let state = match svc.fast::<M>() {
-            Some((entry, f)) => {
-                let sent = entry.with_instance(entry.next_slot(), env, |inst, env| {
-                    match (f.ask)(inst.sender.as_ref(), env) {
-                        Ok(rx) => Ok(State::Sent { rx }),
-                        Err(SendError::Full(env)) => {
-                            Ok(State::full(env, Some(inst.clone()), f.ask))
-                        }
-                        Err(SendError::Closed(env)) => Err(env),
-                    }
-                });
-                match sent {
-                    Ok(Ok(state)) => state,
-                    // A dead or replaced instance: the general path re-reads the slots.
-                    Ok(Err(env)) | Err(Some(env)) => svc.slow_state(env.msg, env.meta, timeout),
-                    Err(None) => State::Failed(Some(svc.no_instance())),
-                }
+        });
+        let mut state = None;
+        if let Some((entry, f)) = svc.fast::<M>() {
+            let sent = entry.with_instance(entry.next_slot(), |inst| {
+                env.take().map(|e| match (f.ask)(inst.sender.as_ref(), e) {
+                    Ok(rx) => Ok(State::Sent { rx }),
+                    Err(SendError::Full(e)) => Ok(State::full(e, Some(inst.clone()), f.ask)),
+                    Err(SendError::Closed(e)) => Err(e),
+                })
+            });
+            match sent {
+                Some(Some(Ok(s))) => state = Some(s),
+                // A dead or replaced instance: the general path re-reads the slots.
+                Some(Some(Err(e))) => env = Some(e),
+                _ => {}
             }
-            None => svc.slow_state(env.msg, env.meta, timeout),
+        }
+        let state = match (state, env) {
+            (Some(s), _) => s,
+            (None, Some(e)) => svc.slow_state(e.msg, e.meta, timeout),
+            (None, None) => State::Failed(Some(svc.no_instance())),
         };
         AskFuture {
             state,

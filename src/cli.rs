@@ -8,6 +8,7 @@ mod bench;
 mod cluster;
 mod config;
 mod node;
+mod stdin;
 
 use clap::{Parser, Subcommand};
 

@@ -129,7 +129,7 @@ async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
 
     let why = tokio::select! {
         why = stop.next() => why,
-        () = stdin_eof(), if stop_on_stdin_eof => "stdin closed",
+        () = crate::cli::stdin::stdin_eof(), if stop_on_stdin_eof => "stdin closed",
     };
     tracing::info!(
         reason = why,
@@ -201,29 +201,6 @@ impl StopSignals {
         tokio::select! {
             _ = self.int.recv() => "SIGINT",
             _ = self.term.recv() => "SIGTERM",
-        }
-    }
-}
-
-/// Resolves when stdin reaches end of file (or fails). Read on a plain
-/// thread: tokio's stdin read cannot be cancelled and would hold up the
-/// runtime's shutdown.
-async fn stdin_eof() {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("msa-stdin-watch".into())
-        .spawn(move || {
-            let mut buf = [0u8; 256];
-            while matches!(std::io::Read::read(&mut std::io::stdin(), &mut buf), Ok(n) if n > 0) {}
-            let _ = tx.send(());
-        });
-    match spawned {
-        Ok(_) => {
-            let _ = rx.await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch stdin");
-            std::future::pending::<()>().await;
         }
     }
 }

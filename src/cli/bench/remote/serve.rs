@@ -113,7 +113,7 @@ async fn serve(secret: String) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            () = stdin_eof() => Ok(()),
+            () = crate::cli::stdin::stdin_eof() => Ok(()),
             r = accept => r.context("accepting raw TCP connections"),
         }
     };
@@ -123,29 +123,6 @@ async fn serve(secret: String) -> anyhow::Result<()> {
     stopped
         .map_err(|_| anyhow!("the sink node did not stop within {SHUTDOWN_BOUND:?}"))?
         .context("stopping the sink node")
-}
-
-/// Resolves when stdin reaches end of file (or fails). Read on a plain
-/// thread: tokio's stdin read cannot be cancelled and would hold up the
-/// runtime's shutdown.
-async fn stdin_eof() {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("msa-bench-stdin".into())
-        .spawn(move || {
-            let mut buf = [0u8; 256];
-            while matches!(std::io::Read::read(&mut std::io::stdin(), &mut buf), Ok(n) if n > 0) {}
-            let _ = tx.send(());
-        });
-    match spawned {
-        Ok(_) => {
-            let _ = rx.await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch stdin; serving until killed");
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 #[cfg(test)]

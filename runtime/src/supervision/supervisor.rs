@@ -517,6 +517,42 @@ impl Supervisor {
         self.after_kills(AfterKill::Escalate(escalated), ctx);
     }
 
+    /// Applies the strategy after child `i` failed: kills the siblings it
+    /// names (last first) and restarts from `first` once they have exited.
+    /// `first` is `i` when the failed child must start again too, `i + 1`
+    /// when it restarts itself (a service's own supervisor did).
+    fn restart_siblings(&mut self, i: usize, first: usize, ctx: &mut Context<Self>) {
+        let n = self.children.len();
+        match self.strategy {
+            Strategy::OneForOne => {
+                if first == i {
+                    self.schedule_restart(i, true, ctx);
+                }
+            }
+            Strategy::OneForAll => {
+                self.kill_range(i + 1..n, false);
+                self.kill_range(0..i, false);
+                self.after_kills(
+                    AfterKill::Restart {
+                        from: 0,
+                        only: false,
+                    },
+                    ctx,
+                );
+            }
+            Strategy::RestForOne => {
+                self.kill_range(i + 1..n, false);
+                self.after_kills(
+                    AfterKill::Restart {
+                        from: first,
+                        only: false,
+                    },
+                    ctx,
+                );
+            }
+        }
+    }
+
     fn schedule_restart(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
         let now = Instant::now();
         if let (Some(b), Some(last)) = (self.backoff, self.last_restart) {
@@ -749,31 +785,7 @@ impl Handler<ChildExited> for Supervisor {
         let _span =
             tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
         tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
-        let n = self.children.len();
-        match self.strategy {
-            Strategy::OneForOne => self.schedule_restart(i, true, ctx),
-            Strategy::OneForAll => {
-                self.kill_range(i + 1..n, false);
-                self.kill_range(0..i, false);
-                self.after_kills(
-                    AfterKill::Restart {
-                        from: 0,
-                        only: false,
-                    },
-                    ctx,
-                );
-            }
-            Strategy::RestForOne => {
-                self.kill_range(i + 1..n, false);
-                self.after_kills(
-                    AfterKill::Restart {
-                        from: i,
-                        only: false,
-                    },
-                    ctx,
-                );
-            }
-        }
+        self.restart_siblings(i, i, ctx);
     }
 }
 
@@ -803,30 +815,7 @@ impl Handler<ChildFailed> for Supervisor {
             tracing::warn_span!("restart", supervisor = %self.name, child = %c.spec.label())
                 .entered();
         tracing::warn!(reason = %msg.reason, strategy = ?self.strategy, "a service failed; restarting its siblings");
-        let n = self.children.len();
-        match self.strategy {
-            Strategy::OneForAll => {
-                self.kill_range(i + 1..n, false);
-                self.kill_range(0..i, false);
-                self.after_kills(
-                    AfterKill::Restart {
-                        from: 0,
-                        only: false,
-                    },
-                    ctx,
-                );
-            }
-            _ => {
-                self.kill_range(i + 1..n, false);
-                self.after_kills(
-                    AfterKill::Restart {
-                        from: i + 1,
-                        only: false,
-                    },
-                    ctx,
-                );
-            }
-        }
+        self.restart_siblings(i, i + 1, ctx);
     }
 }
 

@@ -84,7 +84,7 @@ pub use node::{Node, NodeBuilder};
 pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
 pub use service::{
     Ask, AskFuture, Envelope, Handler, HandlerFailure, Reply, Routing, Service, ServiceActor,
-    ServiceContext, ServiceRef, ServiceSpec,
+    ServiceContext, ServiceRef, ServiceSpec, TellEnvelope,
 };
 pub use stats::StatsSnapshot;
 pub use supervision::{Backoff, ExitReason, Intensity, Restart, Strategy, SupervisorSpec};

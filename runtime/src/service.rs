@@ -8,7 +8,7 @@ mod reply;
 mod send;
 mod spec;
 
-pub use actor::{Envelope, Handler, Service, ServiceActor};
+pub use actor::{Envelope, Handler, Service, ServiceActor, TellEnvelope};
 pub use context::ServiceContext;
 pub use handle::{Ask, AskFuture, ServiceRef};
 pub use reply::{HandlerFailure, Reply};

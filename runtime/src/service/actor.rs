@@ -180,6 +180,41 @@ where
     }
 }
 
+/// A message sent with `tell`: nobody waits, so the handler's reply is
+/// dropped (or its future run to completion) right in the handler, with no
+/// response plumbing.
+#[derive(Debug)]
+pub struct TellEnvelope<M>(pub(crate) Envelope<M>);
+
+impl<M: Message> Message for TellEnvelope<M> {
+    type Result = ();
+}
+
+impl<S, M> actix::Handler<TellEnvelope<M>> for ServiceActor<S>
+where
+    S: Handler<M>,
+    M: Message + 'static,
+    M::Result: Send,
+{
+    type Result = ();
+
+    #[inline]
+    fn handle(&mut self, TellEnvelope(env): TellEnvelope<M>, ctx: &mut Context<Self>) {
+        if let Some(deadline) = env.meta.deadline_ms() {
+            if deadline <= self.shared.node.deadlines.clock().now_ms() {
+                ServiceStats::inc(&self.stats().expired);
+                return;
+            }
+        }
+        self.shared.entry.count_message(self.shared.id.slot);
+        let Envelope { msg, meta } = env;
+        let shared = &self.shared;
+        let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
+        let reply = self.service.handle(msg, &mut sctx);
+        reply.run_unobserved(ctx, shared);
+    }
+}
+
 impl<S: Service> actix::Handler<StopInstance> for ServiceActor<S> {
     type Result = ();
 

@@ -100,6 +100,47 @@ impl<S: crate::Service, R: 'static> Reply<S, R> {
     }
 }
 
+impl<S: crate::Service, R: 'static> Reply<S, R> {
+    /// Completes a reply nobody waits for (a tell): a value is dropped, a
+    /// future still runs (a detached one under `catch_unwind`, counted if it
+    /// panics), an actor future still runs in the actor.
+    #[inline]
+    pub(crate) fn run_unobserved(
+        self,
+        ctx: &mut Context<ServiceActor<S>>,
+        shared: &Arc<InstanceShared>,
+    ) {
+        match self.kind {
+            Kind::Ready(_) => {}
+            Kind::Future(fut) => {
+                let shared = shared.clone();
+                actix_rt::spawn(async move {
+                    if let Err(payload) = AssertUnwindSafe(fut).catch_unwind().await {
+                        count_detached_panic(&shared, &panic_message(&*payload));
+                    }
+                });
+            }
+            Kind::Act(fut) => {
+                ctx.spawn(fut.map(|_, _, _| ()));
+            }
+            Kind::Atomic(fut) => {
+                ctx.wait(fut.map(|_, _, _| ()));
+            }
+        }
+    }
+}
+
+/// Counts and logs a panic in a detached handler future.
+fn count_detached_panic(shared: &InstanceShared, message: &str) {
+    ServiceStats::inc(&shared.entry.stats.panicked_requests);
+    tracing::warn!(
+        service = shared.entry.name(),
+        instance = %shared.id,
+        panic = %message,
+        "detached handler future panicked; the instance lives on"
+    );
+}
+
 /// The actix response type msa's handler wrapper returns.
 pub struct ReplyResponse<S, R> {
     inner: Inner<S, R>,
@@ -170,13 +211,7 @@ where
                         Ok(v) => send(tx, Ok(v)),
                         Err(payload) => {
                             let message = panic_message(&*payload);
-                            ServiceStats::inc(&shared.entry.stats.panicked_requests);
-                            tracing::warn!(
-                                service = shared.entry.name(),
-                                instance = %shared.id,
-                                panic = %message,
-                                "detached handler future panicked; the instance lives on"
-                            );
+                            count_detached_panic(&shared, &message);
                             send(tx, Err(HandlerFailure::Panicked(message)));
                         }
                     }

@@ -16,7 +16,7 @@ use actix::prelude::SendError;
 use actix::{Addr, Message, Recipient};
 use tokio::sync::oneshot;
 
-use super::actor::{Envelope, Handler, ServiceActor, StopInstance};
+use super::actor::{Envelope, Handler, ServiceActor, StopInstance, TellEnvelope};
 use super::Service;
 
 /// What a local ask waits on.
@@ -82,7 +82,10 @@ where
     M::Result: Send,
 {
     match sender::<S>(s) {
-        Some(tx) => tx.do_send(env),
+        Some(tx) => tx.do_send(TellEnvelope(env)).map_err(|e| match e {
+            SendError::Full(TellEnvelope(env)) => SendError::Full(env),
+            SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
+        }),
         None => Err(SendError::Closed(env)),
     }
 }

@@ -43,6 +43,6 @@ pub use spec::SupervisorSpec;
 pub use strategy::{Restart, Strategy};
 
 pub(crate) use exit::panic_message;
-pub(crate) use launch::{launch, ExitNotice, Placement, ReadyNotice};
+pub(crate) use launch::{launch, ExitNotice, KillSwitch, Placement, ReadyNotice};
 pub(crate) use spec::ChildSpec;
 pub(crate) use supervisor::{AddChild, KillTree, Kind, StopTree, Supervisor};

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, Arbiter, System};
-use futures_util::future::AbortHandle;
 
 use super::threads::Threads;
 use super::{Exec, Node, NodeShared};
@@ -337,7 +336,7 @@ impl NodeBuilder {
 fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor> {
     let (tx, rx) = actix::dev::channel::channel::<Supervisor>(1024);
     let addr = Addr::new(tx);
-    let (_abort, reg) = AbortHandle::new_pair();
+    let reg = crate::supervision::KillSwitch::new();
     let s = shared.clone();
     launch(
         &placement,

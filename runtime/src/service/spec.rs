@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix::Message;
-use futures_util::future::AbortHandle;
 
 use super::actor::{Handler, InstanceShared, Service, ServiceActor};
 use super::send::send_fns;
@@ -15,7 +14,7 @@ use crate::node::NodeShared;
 use crate::registry::{Instance, InstanceId, MessageType, ServiceEntry};
 use crate::remote::wire::{wire_codec, WireCodec};
 use crate::supervision::{
-    launch, Backoff, ExitNotice, Intensity, Placement, ReadyNotice, Restart, Strategy,
+    launch, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart, Strategy,
 };
 
 /// How a [`ServiceRef`](crate::ServiceRef) picks among a service's instances.
@@ -329,7 +328,7 @@ pub(crate) struct InstanceLaunch {
 /// A started instance as its supervisor holds it.
 pub(crate) struct LaunchedInstance {
     pub(crate) instance: Arc<Instance>,
-    pub(crate) abort: AbortHandle,
+    pub(crate) abort: KillSwitch,
     stop: fn(&dyn Any),
 }
 
@@ -405,7 +404,8 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
             ready: l.ready,
         });
         let factory = self.spec.factory.clone();
-        let (abort, reg) = AbortHandle::new_pair();
+        let abort = KillSwitch::new();
+        let reg = abort.clone();
         let placed = launch(
             &l.placement,
             move || ServiceActor::new(factory(), shared),

@@ -16,7 +16,9 @@ use std::task::Poll;
 use actix::dev::channel::AddressReceiver;
 use actix::dev::ContextFut;
 use actix::{Actor, Addr, ArbiterHandle, Context};
-use futures_util::future::{AbortRegistration, Abortable};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
 
 use super::exit::{panic_message, ExitReason};
 use super::supervisor::{ChildExited, ChildReady, Supervisor};
@@ -74,14 +76,14 @@ pub(crate) fn launch<A, F>(
     placement: &Placement,
     make: F,
     rx: AddressReceiver<A>,
-    abort: AbortRegistration,
+    kill: KillSwitch,
     on_exit: Option<ExitNotice>,
 ) -> bool
 where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A + Send + 'static,
 {
-    let job = move || run(make, rx, abort, on_exit);
+    let job = move || run(make, rx, kill, on_exit);
     match placement {
         Placement::Local => {
             job();
@@ -91,7 +93,7 @@ where
     }
 }
 
-fn run<A, F>(make: F, rx: AddressReceiver<A>, abort: AbortRegistration, on_exit: Option<ExitNotice>)
+fn run<A, F>(make: F, rx: AddressReceiver<A>, kill: KillSwitch, on_exit: Option<ExitNotice>)
 where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A,
@@ -109,7 +111,9 @@ where
     };
     let fut = Context::with_receiver(rx).into_future(actor);
     actix_rt::spawn(Supervised {
-        fut: Some(Abortable::new(fut, abort)),
+        fut: Some(fut),
+        kill,
+        last_waker: None,
         exit: on_exit,
     });
 }
@@ -121,8 +125,49 @@ where
 /// an `async` block: the block would keep a second copy of the context
 /// future, and this future lives in every actor's task.
 struct Supervised<A: Actor<Context = Context<A>>> {
-    fut: Option<Abortable<ContextFut<A, Context<A>>>>,
+    fut: Option<ContextFut<A, Context<A>>>,
+    kill: KillSwitch,
+    /// The waker last handed to the kill switch (re-registered only when the
+    /// task's waker changes: no atomic operation per poll).
+    last_waker: Option<Waker>,
     exit: Option<ExitNotice>,
+}
+
+/// Kills a supervised actor from any thread: its task ends at its next
+/// poll, which the kill wakes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KillSwitch(Arc<KillInner>);
+
+#[derive(Debug, Default)]
+struct KillInner {
+    killed: AtomicBool,
+    waker: parking_lot::Mutex<Option<Waker>>,
+}
+
+impl KillSwitch {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends the actor at its next poll (and wakes it for that poll).
+    pub(crate) fn kill(&self) {
+        self.0.killed.store(true, Ordering::Release);
+        if let Some(w) = self.0.waker.lock().take() {
+            w.wake();
+        }
+    }
+
+    fn killed(&self) -> bool {
+        self.0.killed.load(Ordering::Acquire)
+    }
+
+    fn register(&self, last: &mut Option<Waker>, waker: &Waker) {
+        if last.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return;
+        }
+        *self.0.waker.lock() = Some(waker.clone());
+        *last = Some(waker.clone());
+    }
 }
 
 impl<A: Actor<Context = Context<A>>> Future for Supervised<A> {
@@ -133,12 +178,17 @@ impl<A: Actor<Context = Context<A>>> Future for Supervised<A> {
         let Some(fut) = this.fut.as_mut() else {
             return Poll::Ready(());
         };
-        let reason = match catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(()))) => ExitReason::Stopped,
-            Ok(Poll::Ready(Err(_aborted))) => ExitReason::Killed,
-            Err(payload) => ExitReason::Panicked(panic_message(&*payload)),
+        this.kill.register(&mut this.last_waker, cx.waker());
+        let reason = if this.kill.killed() {
+            ExitReason::Killed
+        } else {
+            match catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(())) => ExitReason::Stopped,
+                Err(payload) => ExitReason::Panicked(panic_message(&*payload)),
+            }
         };
+        this.last_waker = None;
         let fut = this.fut.take();
         if catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
             tracing::warn!("an actor panicked in stopping/stopped after it exited");

@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message};
-use futures_util::future::AbortHandle;
 use tokio::sync::oneshot;
 
 use super::exit::ExitReason;
 use super::intensity::RestartWindow;
-use super::launch::{launch, ExitNotice, ReadyNotice};
+use super::launch::{launch, ExitNotice, KillSwitch, ReadyNotice};
 use super::spec::{ChildSpec, ResolvedSupervisor};
 use super::{Backoff, Intensity, Restart, Strategy};
 use crate::error::SpawnError;
@@ -70,7 +69,7 @@ fn transit(counts: &mut [usize; State::COUNT], c: &mut Child, to: State) {
 
 enum Run {
     Instance(LaunchedInstance),
-    Supervisor(Addr<Supervisor>, AbortHandle),
+    Supervisor(Addr<Supervisor>, KillSwitch),
 }
 
 struct Child {
@@ -275,7 +274,7 @@ impl Supervisor {
         parent: &Addr<Supervisor>,
         child: usize,
         generation: u64,
-    ) -> (Addr<Supervisor>, AbortHandle) {
+    ) -> (Addr<Supervisor>, KillSwitch) {
         let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
         let addr = Addr::new(tx);
         let ready = ReadyNotice {
@@ -288,7 +287,8 @@ impl Supervisor {
             child,
             generation,
         };
-        let (abort, reg) = AbortHandle::new_pair();
+        let abort = KillSwitch::new();
+        let reg = abort.clone();
         let n = node.clone();
         let exit2 = exit.clone();
         let placement = node.placement();
@@ -435,7 +435,7 @@ impl Supervisor {
             let c = &mut self.children[i];
             match &c.run {
                 Some(Run::Instance(l)) => {
-                    l.abort.abort();
+                    l.abort.kill();
                     if let ChildSpec::Instance { blueprint, slot } = &c.spec {
                         let entry = blueprint.entry();
                         if entry.clear_slot_if(*slot, l.instance.id) {

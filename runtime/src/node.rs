@@ -44,6 +44,8 @@ pub(crate) struct NodeShared {
     pub(crate) deadlines: Deadlines,
     pub(crate) closing: AtomicBool,
     pub(crate) default_timeout: Duration,
+    /// `default_timeout` in whole milliseconds, rounded up (per-call math saved).
+    pub(crate) default_timeout_ms: u64,
     pub(crate) exec: Exec,
     /// Remoting, when the node listens or dials.
     pub(crate) remote: Option<Arc<crate::remote::remoting::Remoting>>,

@@ -177,6 +177,11 @@ impl NodeBuilder {
             deadlines: Deadlines::new(shards),
             closing: AtomicBool::new(false),
             default_timeout: self.default_timeout,
+            default_timeout_ms: u64::try_from(self.default_timeout.as_millis())
+                .unwrap_or(u64::MAX / 4)
+                .saturating_add(u64::from(
+                    self.default_timeout.subsec_nanos() % 1_000_000 != 0,
+                )),
             exec,
             remote: wants_remote.then(|| {
                 Arc::new(Remoting::new(

@@ -605,9 +605,17 @@ where
     #[inline]
     fn into_future(self) -> AskFuture<'a, M> {
         let svc = self.svc;
-        let timeout = self.timeout.unwrap_or(svc.node.default_timeout);
         let clock = svc.node.deadlines.clock();
-        let mut deadline_ms = clock.after(timeout);
+        let (timeout, mut deadline_ms) = match self.timeout {
+            None => (
+                svc.node.default_timeout,
+                clock
+                    .now_ms()
+                    .saturating_add(svc.node.default_timeout_ms)
+                    .saturating_add(1),
+            ),
+            Some(t) => (t, clock.after(t)),
+        };
         let ticket = TicketGuard {
             deadlines: &svc.node.deadlines,
             ticket: None,

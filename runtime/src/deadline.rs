@@ -94,6 +94,9 @@ struct LocalWaiting {
     deadline_ms: u64,
     gen: u64,
     fired: bool,
+    /// `false` once its ask completed: kept for the same task's next ask
+    /// (no waker clone, no slab insert), dropped by the sweeper later.
+    active: bool,
     waker: Waker,
 }
 
@@ -103,6 +106,8 @@ struct LocalWheel {
     token: u64,
     next_gen: u64,
     slab: Slab<LocalWaiting>,
+    /// The entry of the most recently completed ask, for reuse.
+    idle: Option<usize>,
 }
 
 thread_local! {
@@ -121,6 +126,7 @@ fn install_local_wheel() {
                     token: TOKENS.fetch_add(1, Ordering::Relaxed),
                     next_gen: 0,
                     slab: Slab::new(),
+                    idle: None,
                 });
             }
         }
@@ -177,11 +183,16 @@ pub(crate) fn sweep_local() -> usize {
             };
             let mut woken = 0;
             // Entries fired on an earlier sweep and never cancelled belong to
-            // futures that moved threads or were forgotten: drop them.
-            w.slab
-                .retain(|_, e| !(e.fired && e.deadline_ms.saturating_add(1000) < now));
+            // futures that moved threads or were forgotten, and idle entries
+            // kept for reuse hold a task's waker: drop both after a while.
+            w.slab.retain(|_, e| {
+                !((e.fired || !e.active) && e.deadline_ms.saturating_add(1000) < now)
+            });
+            if w.idle.is_some_and(|k| !w.slab.contains(k)) {
+                w.idle = None;
+            }
             for (_, e) in w.slab.iter_mut() {
-                if !e.fired && e.deadline_ms <= now {
+                if e.active && !e.fired && e.deadline_ms <= now {
                     e.fired = true;
                     e.waker.wake_by_ref();
                     woken += 1;
@@ -238,10 +249,29 @@ impl Deadlines {
             let w = w.as_mut()?;
             w.next_gen = w.next_gen.wrapping_add(1);
             let gen = w.next_gen;
+            // The same task asking again (a sequential caller): reuse its
+            // idle entry, which already holds this waker.
+            if let Some(k) = w.idle.take() {
+                if let Some(e) = w.slab.get_mut(k) {
+                    if !e.active && e.waker.will_wake(waker) {
+                        e.deadline_ms = deadline_ms;
+                        e.gen = gen;
+                        e.fired = false;
+                        e.active = true;
+                        return Some(Ticket::Local {
+                            token: w.token,
+                            key: k,
+                            gen,
+                        });
+                    }
+                }
+                w.idle = Some(k);
+            }
             let key = w.slab.insert(LocalWaiting {
                 deadline_ms,
                 gen,
                 fired: false,
+                active: true,
                 waker: waker.clone(),
             });
             Some(Ticket::Local {
@@ -298,7 +328,9 @@ impl Deadlines {
                 }
             }
             Ticket::Local { token, key, gen } => {
-                match Self::with_local(token, key, gen, |s| s.get(key).is_some_and(|e| e.fired)) {
+                match Self::with_local(token, key, gen, |s| {
+                    s.get(key).is_some_and(|e| e.fired && e.active)
+                }) {
                     Some(true) => TicketStatus::Fired,
                     Some(false) => TicketStatus::Armed,
                     None => TicketStatus::Lost,
@@ -341,8 +373,27 @@ impl Deadlines {
             }
             Ticket::Local { token, key, gen } => {
                 // On another thread (the future moved) the entry stays until
-                // its deadline fires; the sweeper then drops it.
-                let _ = Self::with_local(token, key, gen, |s| s.remove(key));
+                // its deadline fires; the sweeper then drops it. Here it
+                // becomes the idle entry, for the same task's next ask.
+                let _ = LOCAL_WHEEL.try_with(|w| {
+                    let Ok(mut w) = w.try_borrow_mut() else {
+                        return;
+                    };
+                    let Some(w) = w.as_mut() else {
+                        return;
+                    };
+                    if w.token != token || w.slab.get(key).is_none_or(|e| e.gen != gen) {
+                        return;
+                    }
+                    if let Some(e) = w.slab.get_mut(key) {
+                        e.active = false;
+                    }
+                    if let Some(old) = w.idle.replace(key) {
+                        if old != key && w.slab.get(old).is_some_and(|e| !e.active) {
+                            w.slab.remove(old);
+                        }
+                    }
+                });
             }
         }
     }
@@ -376,9 +427,10 @@ impl Deadlines {
     pub(crate) fn waiting(&self) -> usize {
         let local = LOCAL_WHEEL
             .try_with(|w| {
-                w.try_borrow()
-                    .ok()
-                    .and_then(|w| w.as_ref().map(|w| w.slab.len()))
+                w.try_borrow().ok().and_then(|w| {
+                    w.as_ref()
+                        .map(|w| w.slab.iter().filter(|(_, e)| e.active).count())
+                })
             })
             .ok()
             .flatten()
@@ -469,6 +521,43 @@ mod tests {
                 d.register(now + 60_000, &waker),
                 Ticket::Shared { .. }
             ));
+        });
+    }
+
+    #[test]
+    fn a_sequential_caller_reuses_its_idle_entry() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let d = Deadlines::new(1);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            tokio::task::spawn_local(run_local_sweeper(Some(stop.clone())));
+            tokio::task::yield_now().await;
+            let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+            let other = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+            let far = u64::MAX / 4;
+            let key_of = |t: Ticket| match t {
+                Ticket::Local { key, .. } => key,
+                Ticket::Shared { .. } => usize::MAX,
+            };
+            let first = d.register(far, &waker);
+            d.cancel(first);
+            assert_eq!(d.waiting(), 0, "an idle entry is not waiting");
+            let second = d.register(far, &waker);
+            assert_eq!(key_of(second), key_of(first), "same task: entry reused");
+            assert_eq!(
+                d.status(first),
+                TicketStatus::Lost,
+                "the old ticket is stale"
+            );
+            assert_eq!(d.status(second), TicketStatus::Armed);
+            d.cancel(second);
+            let third = d.register(far, &other);
+            assert_ne!(key_of(third), key_of(second), "another task: a new entry");
+            stop.store(true, Ordering::Release);
         });
     }
 

@@ -483,16 +483,7 @@ mod tests {
 
     #[test]
     fn a_thread_wheel_fires_and_hands_back_its_asks_when_it_stops() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async {
-            let d = Deadlines::new(1);
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            tokio::task::spawn_local(run_local_sweeper(Some(stop.clone())));
-            tokio::task::yield_now().await;
+        on_a_swept_thread(|d, stop| async move {
             let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
             let waker = Waker::from(w.clone());
             let now = u64::try_from(epoch().elapsed().as_millis()).unwrap();
@@ -526,16 +517,7 @@ mod tests {
 
     #[test]
     fn a_sequential_caller_reuses_its_idle_entry() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async {
-            let d = Deadlines::new(1);
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            tokio::task::spawn_local(run_local_sweeper(Some(stop.clone())));
-            tokio::task::yield_now().await;
+        on_a_swept_thread(|d, stop| async move {
             let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
             let other = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
             let far = u64::MAX / 4;
@@ -558,6 +540,26 @@ mod tests {
             let third = d.register(far, &other);
             assert_ne!(key_of(third), key_of(second), "another task: a new entry");
             stop.store(true, Ordering::Release);
+        });
+    }
+
+    /// Runs `body` on a LocalSet thread whose deadline wheel is swept; it
+    /// gets the table and the sweeper's stop flag.
+    fn on_a_swept_thread<F, Fut>(body: F)
+    where
+        F: FnOnce(Deadlines, Arc<std::sync::atomic::AtomicBool>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            tokio::task::spawn_local(run_local_sweeper(Some(stop.clone())));
+            tokio::task::yield_now().await;
+            body(Deadlines::new(1), stop).await;
         });
     }
 

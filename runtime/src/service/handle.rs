@@ -522,10 +522,13 @@ impl ServiceRef {
         let (Some(f), Some(sender)) = (f, target.sender()) else {
             return State::Failed(Some(self.unhandled::<M>()));
         };
-        match (f.ask)(sender, env) {
-            Ok(rx) => State::Sent { rx },
-            Err(SendError::Full(env)) => State::full(env, target.guard.as_ref().cloned(), f.ask),
-            Err(SendError::Closed(_)) => State::Failed(Some(self.map_closed())),
+        match State::queued(
+            (f.ask)(sender, env),
+            || target.guard.as_ref().cloned(),
+            f.ask,
+        ) {
+            Ok(state) => state,
+            Err(_closed) => State::Failed(Some(self.map_closed())),
         }
     }
 
@@ -636,10 +639,12 @@ where
         let mut state = None;
         if let Some((entry, f)) = svc.fast::<M>() {
             let sent = entry.with_instance(entry.next_slot(), |inst| {
-                env.take().map(|e| match (f.ask)(inst.sender.as_ref(), e) {
-                    Ok(rx) => Ok(State::Sent { rx }),
-                    Err(SendError::Full(e)) => Ok(State::full(e, Some(inst.clone()), f.ask)),
-                    Err(SendError::Closed(e)) => Err(e),
+                env.take().map(|e| {
+                    State::queued(
+                        (f.ask)(inst.sender.as_ref(), e),
+                        || Some(inst.clone()),
+                        f.ask,
+                    )
                 })
             });
             match sent {
@@ -711,6 +716,22 @@ where
     fn Failed(err: Option<CallError>) -> Self {
         Self::Failed {
             err: err.map(Box::new),
+        }
+    }
+
+    /// The state after an attempt to queue an ask: waiting for the reply,
+    /// or for mailbox room; `Err` gives the envelope back when the instance
+    /// is gone.
+    #[inline]
+    fn queued(
+        sent: Result<ReplyRx<M>, SendError<Envelope<M>>>,
+        instance: impl FnOnce() -> Option<Arc<Instance>>,
+        ask: AskFn<M>,
+    ) -> Result<Self, Envelope<M>> {
+        match sent {
+            Ok(rx) => Ok(Self::Sent { rx }),
+            Err(SendError::Full(env)) => Ok(Self::full(env, instance(), ask)),
+            Err(SendError::Closed(env)) => Err(env),
         }
     }
 

@@ -69,6 +69,7 @@ pub mod supervision;
 
 mod deadline;
 mod error;
+mod json;
 mod message;
 mod metadata;
 mod node;
@@ -78,7 +79,8 @@ mod service;
 mod stats;
 
 pub use error::{CallError, NodeError, SpawnError};
-pub use message::{codec, key_hash, CodecError, KeyedMessage, RemoteMessage};
+pub use json::{JsonBody, JsonError, JsonReply, MessageInfo};
+pub use message::{codec, json_schema_of, key_hash, CodecError, KeyedMessage, RemoteMessage};
 pub use metadata::{Identity, Metadata, TraceContext};
 pub use node::{Node, NodeBuilder};
 pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
@@ -93,6 +95,10 @@ pub use supervision::{Backoff, ExitReason, Intensity, Restart, Strategy, Supervi
 /// to `::actix::…` paths, so a crate that derives messages also lists `actix`
 /// among its own dependencies.
 pub use actix;
+
+/// schemars, re-exported for [`RemoteMessage::json_schema`]: derive
+/// `schemars::JsonSchema` on a message to describe its JSON shape.
+pub use schemars;
 
 /// What most services need: `use msa_runtime::prelude::*;`.
 pub mod prelude {

@@ -27,6 +27,27 @@ pub trait RemoteMessage:
 {
     /// The stable wire name, e.g. `"shop.PlaceOrder"`.
     const NAME: &'static str;
+
+    /// The JSON shape of a request, shown by the gateway's cluster view
+    /// (`/v1/cluster`). `None` (the default) when the type does not describe
+    /// itself; a type that derives [`schemars::JsonSchema`] returns
+    /// `Some(json_schema_of::<Self>())`.
+    fn json_schema() -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// The JSON Schema of `T`, for [`RemoteMessage::json_schema`].
+///
+/// # Examples
+/// ```
+/// #[derive(schemars::JsonSchema)]
+/// struct GetOrder { id: u64 }
+/// let s = msa_runtime::json_schema_of::<GetOrder>();
+/// assert_eq!(s["properties"]["id"]["type"], "integer");
+/// ```
+pub fn json_schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    schemars::schema_for!(T).to_value()
 }
 
 /// A message that carries a routing key, for services with

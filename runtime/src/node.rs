@@ -390,6 +390,77 @@ impl Node {
             .register_codecs([(std::any::TypeId::of::<M>(), c)]);
     }
 
+    /// The message type registered under `wire_name` on this node (by a
+    /// service's `handles::<M>()` or by [`register_message`](Self::register_message)).
+    pub fn message_info(&self, wire_name: &str) -> Option<crate::json::MessageInfo> {
+        let c = self.shared().registry.codec_by_name(wire_name)?;
+        Some(crate::json::MessageInfo {
+            name: c.wire_name,
+            type_name: c.type_name,
+            schema: (c.schema)(),
+        })
+    }
+
+    /// Wire names of the messages `service` handles, on this node or any
+    /// other (empty for an unknown service), sorted.
+    pub fn service_messages(&self, service: &str) -> Vec<String> {
+        self.shared().registry.service_messages(service)
+    }
+
+    /// Asks `service` with the message whose wire name is `message`, decoded
+    /// from a JSON body; the reply is the JSON-encoded result. The call then
+    /// goes wherever an ask of that type would (local or remote instance),
+    /// with `meta` (identity, trace) and `timeout` (default: the node's).
+    ///
+    /// # Errors
+    /// [`JsonError::UnknownMessage`](crate::JsonError::UnknownMessage) when no
+    /// type has that wire name here, `MalformedJson`/`BadBody` when the body
+    /// does not decode (naming the field). The returned future yields the
+    /// call's own [`CallError`](crate::CallError)s (unknown service, unhandled
+    /// message, no instance, timeout, ...).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msa_runtime::{JsonBody, Metadata, Node};
+    /// let node = Node::builder().arbiters(1).start()?;
+    /// node.spawn(msa_runtime::ServiceSpec::new("echo", || Echo).handles::<Say>()).await?;
+    /// let reply = node
+    ///     .call_json("echo", "doc.Say", JsonBody::Bytes(br#"{"text":"hi"}"#), Metadata::new(), None)?
+    ///     .await?;
+    /// assert_eq!(reply, br#""hi""#);
+    /// # node.shutdown(std::time::Duration::from_secs(1)).await?;
+    /// # Ok(()) }
+    /// # use msa_runtime::prelude::*;
+    /// # #[derive(actix::Message, serde::Serialize, serde::Deserialize)]
+    /// # #[rtype(result = "String")]
+    /// # struct Say { text: String }
+    /// # impl RemoteMessage for Say { const NAME: &'static str = "doc.Say"; }
+    /// # struct Echo;
+    /// # impl Service for Echo {}
+    /// # impl Handler<Say> for Echo {
+    /// #     fn handle(&mut self, m: Say, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> { Reply::ready(m.text) }
+    /// # }
+    /// ```
+    pub fn call_json(
+        &self,
+        service: &str,
+        message: &str,
+        body: crate::json::JsonBody<'_>,
+        meta: crate::Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<crate::json::JsonReply, crate::json::JsonError> {
+        let c = self
+            .shared()
+            .registry
+            .codec_by_name(message)
+            .ok_or_else(|| crate::json::JsonError::UnknownMessage {
+                message: message.to_string(),
+            })?;
+        (c.serve_json)(self.service(service), body, meta, timeout)
+    }
+
     /// Asks currently waiting for a reply with a registered deadline.
     pub fn pending_asks(&self) -> usize {
         self.shared().deadlines.waiting()

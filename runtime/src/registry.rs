@@ -35,6 +35,8 @@ pub(crate) struct Registry {
     services: RwLock<HashMap<Arc<str>, Arc<ServiceEntry>>>,
     wire_names: Mutex<HashMap<&'static str, &'static str>>,
     codecs: RwLock<HashMap<TypeId, WireCodec>>,
+    /// The same codecs by wire name, for JSON callers.
+    by_name: RwLock<HashMap<&'static str, WireCodec>>,
     node: String,
     events: broadcast::Sender<RegistryEvent>,
 }
@@ -46,6 +48,7 @@ impl Registry {
             services: RwLock::new(HashMap::new()),
             wire_names: Mutex::new(HashMap::new()),
             codecs: RwLock::new(HashMap::new()),
+            by_name: RwLock::new(HashMap::new()),
             node: node.to_string(),
             events,
         }
@@ -53,7 +56,33 @@ impl Registry {
 
     /// Records how message types cross the wire (all or none claimed first).
     pub(crate) fn register_codecs(&self, codecs: impl IntoIterator<Item = (TypeId, WireCodec)>) {
-        self.codecs.write().extend(codecs);
+        let mut by_type = self.codecs.write();
+        let mut by_name = self.by_name.write();
+        for (t, c) in codecs {
+            by_type.insert(t, c);
+            by_name.insert(c.wire_name, c);
+        }
+    }
+
+    /// The wire functions of the message type with this wire name.
+    pub(crate) fn codec_by_name(&self, wire_name: &str) -> Option<WireCodec> {
+        self.by_name.read().get(wire_name).copied()
+    }
+
+    /// Wire names `service` handles, locally or on any node, sorted.
+    pub(crate) fn service_messages(&self, service: &str) -> Vec<String> {
+        let Some(e) = self.get(service) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = e
+            .types
+            .iter()
+            .filter_map(|t| t.wire.map(|w| w.wire_name.to_string()))
+            .chain(e.remote_message_names())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// The wire functions of a message type, if it was registered.

@@ -392,6 +392,15 @@ impl ServiceEntry {
 
     /// Whether any remote instance exists.
     #[inline]
+    /// Wire names the remote instances handle (with repeats).
+    pub(crate) fn remote_message_names(&self) -> Vec<String> {
+        self.remote
+            .load()
+            .iter()
+            .flat_map(|r| r.messages.iter().cloned())
+            .collect()
+    }
+
     pub(crate) fn has_remote(&self) -> bool {
         self.any_remote.load(Ordering::Relaxed)
     }

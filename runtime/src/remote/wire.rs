@@ -38,6 +38,10 @@ pub(crate) struct WireCodec {
     pub(crate) serve_tell: fn(&ServiceRef, &[u8], Metadata) -> Result<(), WireError>,
     /// The routing key of a keyed message.
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
+    /// Serves a JSON call (the gateway's way in).
+    pub(crate) serve_json: crate::json::ServeJson,
+    /// The JSON shape of a request, if the type describes itself.
+    pub(crate) schema: fn() -> Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for WireCodec {
@@ -94,6 +98,8 @@ pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
         serve_ask: serve_ask::<M>,
         serve_tell: serve_tell::<M>,
         key: None,
+        serve_json: crate::json::serve_json::<M>,
+        schema: M::json_schema,
     }
 }
 

@@ -1,0 +1,190 @@
+//! JSON calls: a service asked by its name and a message's wire name with a
+//! JSON body, as the gateway does.
+//!
+//! The same `ServiceSpec::handles::<M>()` (or `Node::register_message::<M>()`)
+//! that teaches a node to call `M` over the wire also records how to decode
+//! `M` from JSON and encode its result back, so a message is registered once
+//! for local, remote and HTTP callers. The decoded message then travels like
+//! any other ask: local instances get it directly, remote ones as a bincode
+//! frame.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::CallError;
+use crate::message::RemoteMessage;
+use crate::metadata::Metadata;
+use crate::service::ServiceRef;
+
+/// The body of a JSON call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JsonBody<'a> {
+    /// Raw JSON text (the fast path: decoded straight into the message).
+    Bytes(&'a [u8]),
+    /// An already parsed value (e.g. a body merged with path parameters).
+    Value(serde_json::Value),
+}
+
+/// Why a JSON call could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// No message type with this wire name is registered on this node.
+    #[error("unknown message `{message}`")]
+    UnknownMessage {
+        /// The wire name asked for.
+        message: String,
+    },
+    /// The body is not JSON.
+    #[error("malformed JSON: {reason}")]
+    MalformedJson {
+        /// serde_json's description, with line and column.
+        reason: String,
+    },
+    /// The body is JSON but does not fit the message type.
+    #[error("body does not fit `{message}` at `{path}`: {reason}")]
+    BadBody {
+        /// The wire name of the message.
+        message: &'static str,
+        /// Where in the body (`.` for the whole body, `items[0].qty` for a field).
+        path: String,
+        /// What is wrong there (a missing field, a wrong type, ...).
+        reason: String,
+    },
+}
+
+/// What a JSON call yields: the JSON-encoded result, or the call's error.
+pub type JsonReply = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
+
+/// Serves one JSON call of one message type.
+pub(crate) type ServeJson =
+    fn(ServiceRef, JsonBody<'_>, Metadata, Option<Duration>) -> Result<JsonReply, JsonError>;
+
+/// A message type a node knows by its wire name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageInfo {
+    /// The wire name.
+    pub name: &'static str,
+    /// The Rust type name (for diagnostics; not stable across builds).
+    pub type_name: &'static str,
+    /// The JSON shape of a request, when the type describes itself
+    /// ([`RemoteMessage::json_schema`]).
+    pub schema: Option<serde_json::Value>,
+}
+
+/// Decodes a `T`, naming the field at fault.
+pub(crate) fn decode<T: DeserializeOwned>(
+    message: &'static str,
+    body: JsonBody<'_>,
+) -> Result<T, JsonError> {
+    let bad = |e: serde_path_to_error::Error<serde_json::Error>| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            JsonError::MalformedJson {
+                reason: inner.to_string(),
+            }
+        } else {
+            JsonError::BadBody {
+                message,
+                path,
+                reason: inner.to_string(),
+            }
+        }
+    };
+    match body {
+        JsonBody::Bytes(bytes) => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let v = serde_path_to_error::deserialize(&mut de).map_err(bad)?;
+            de.end().map_err(|e| JsonError::MalformedJson {
+                reason: e.to_string(),
+            })?;
+            Ok(v)
+        }
+        JsonBody::Value(value) => serde_path_to_error::deserialize(value).map_err(bad),
+    }
+}
+
+pub(crate) fn serve_json<M: RemoteMessage>(
+    svc: ServiceRef,
+    body: JsonBody<'_>,
+    meta: Metadata,
+    timeout: Option<Duration>,
+) -> Result<JsonReply, JsonError> {
+    let msg: M = decode(M::NAME, body)?;
+    Ok(Box::pin(async move {
+        let mut ask = svc.ask(msg).metadata(meta);
+        if let Some(t) = timeout {
+            ask = ask.timeout(t);
+        }
+        let v = ask.await?;
+        serde_json::to_vec(&v).map_err(|e| CallError::Codec {
+            service: svc.name().to_string(),
+            reason: format!("result of `{}` is not JSON: {e}", M::NAME),
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Order {
+        id: u64,
+        items: Vec<Item>,
+    }
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Item {
+        sku: String,
+        qty: u32,
+    }
+
+    #[test]
+    fn decode_names_the_field_at_fault() {
+        let ok: Order = decode("t.O", JsonBody::Bytes(br#"{"id":1,"items":[]}"#)).unwrap();
+        assert_eq!(ok.id, 1);
+        let e = decode::<Order>(
+            "t.O",
+            JsonBody::Bytes(br#"{"id":1,"items":[{"sku":"a","qty":"x"}]}"#),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, JsonError::BadBody { path, .. } if path == "items[0].qty"),
+            "{e:?}"
+        );
+        let e = decode::<Order>("t.O", JsonBody::Bytes(br#"{"items":[]}"#)).unwrap_err();
+        assert!(
+            matches!(&e, JsonError::BadBody { reason, .. } if reason.contains("missing field `id`")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn decode_tells_malformed_json_apart() {
+        for bad in [
+            &b"{"[..],
+            b"{\"id\":1,}",
+            b"nope",
+            b"{\"id\":1,\"items\":[]} x",
+            b"",
+        ] {
+            let e = decode::<Order>("t.O", JsonBody::Bytes(bad)).unwrap_err();
+            assert!(
+                matches!(e, JsonError::MalformedJson { .. }),
+                "{bad:?}: {e:?}"
+            );
+        }
+        let v = serde_json::json!({"id": "1", "items": []});
+        let e = decode::<Order>("t.O", JsonBody::Value(v)).unwrap_err();
+        assert!(
+            matches!(&e, JsonError::BadBody { path, .. } if path == "id"),
+            "{e:?}"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Prometheus metrics of a node and its gateway.

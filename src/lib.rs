@@ -51,6 +51,9 @@ pub use msa_runtime::*;
 /// Ready-made services: key-value store, echo, counter.
 pub use msa_actors as actors;
 
+/// The HTTP gateway ([`msa_gateway`]): routes, RBAC, health, metrics.
+pub use msa_gateway as gateway;
+
 /// The README's code blocks, compiled and run as doc-tests so that the
 /// embedding example there stays true.
 #[cfg(doctest)]

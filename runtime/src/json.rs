@@ -121,7 +121,10 @@ pub(crate) fn serve_json<M: RemoteMessage>(
         if let Some(t) = timeout {
             ask = ask.timeout(t);
         }
-        let v = ask.await?;
+        let started = std::time::Instant::now();
+        let v = ask.await;
+        svc.record_ask_latency(started.elapsed());
+        let v = v?;
         serde_json::to_vec(&v).map_err(|e| CallError::Codec {
             service: svc.name().to_string(),
             reason: format!("result of `{}` is not JSON: {e}", M::NAME),

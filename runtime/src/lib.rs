@@ -88,7 +88,7 @@ pub use service::{
     Ask, AskFuture, Envelope, Handler, HandlerFailure, Reply, Routing, Service, ServiceActor,
     ServiceContext, ServiceRef, ServiceSpec, TellEnvelope,
 };
-pub use stats::StatsSnapshot;
+pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
 pub use supervision::{Backoff, ExitReason, Intensity, Restart, Strategy, SupervisorSpec};
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands

@@ -308,6 +308,16 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Counters of each open connection to another node, sorted by peer
+    /// (empty when the node does not listen or dial).
+    pub fn connection_stats(&self) -> Vec<crate::remote::ConnectionSnapshot> {
+        self.shared()
+            .remote
+            .as_ref()
+            .map(|r| r.connection_stats())
+            .unwrap_or_default()
+    }
+
     /// Instances of `name` on other nodes, as `(node, slot)`.
     pub fn remote_instances(&self, name: &str) -> Vec<(String, usize)> {
         self.shared()
@@ -388,6 +398,13 @@ impl Node {
         self.shared()
             .registry
             .register_codecs([(std::any::TypeId::of::<M>(), c)]);
+    }
+
+    /// Latencies of the asks `service` served for JSON callers (the gateway)
+    /// and other nodes; `None` for an unknown service.
+    pub fn ask_latency(&self, service: &str) -> Option<crate::LatencySnapshot> {
+        let e = self.shared().registry.get(service)?;
+        Some(e.stats.ask_latency.snapshot())
     }
 
     /// The message type registered under `wire_name` on this node (by a

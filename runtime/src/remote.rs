@@ -16,7 +16,7 @@ pub(crate) mod wire;
 pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;
 pub use remoting::RemoteConfig;
-pub use stats::RemoteSnapshot;
+pub use stats::{ConnectionSnapshot, RemoteSnapshot};
 pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};
 
 /// Fetches the cluster view from a running node at `seed` over the

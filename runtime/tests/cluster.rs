@@ -127,6 +127,13 @@ async fn a_service_on_another_node_is_called_through_the_same_ref() {
     );
     assert_eq!(a.stats("c").unwrap().messages, 4);
     assert!(b.remote_stats().frames_out > 0 && a.remote_stats().frames_in > 0);
+    // Per connection, and the asks a served for b are timed.
+    let to_a = b.connection_stats();
+    assert_eq!(to_a.len(), 1);
+    assert_eq!(to_a[0].peer, "a");
+    assert!(to_a[0].frames_out >= 4 && to_a[0].bytes_out > 0 && to_a[0].bytes_in > 0);
+    assert_eq!(a.connection_stats()[0].peer, "b");
+    assert_eq!(a.ask_latency("c").unwrap().count, 3, "three remote asks");
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
 }

@@ -66,6 +66,34 @@ pub(crate) struct Instance {
     /// The instance's actix channel sender (`AddressSender<ServiceActor<S>>`),
     /// type-erased; the per-type send functions downcast it.
     pub(crate) sender: Box<dyn Any + Send + Sync>,
+    /// Messages queued to this instance (asks, tells); with the slot's
+    /// handled counter it gives the mailbox depth.
+    pub(crate) sent: AtomicU64,
+    /// The slot's handled counter when this instance started.
+    pub(crate) handled_base: u64,
+}
+
+impl Instance {
+    /// An instance around an erased sender, counting from the slot's
+    /// current handled count.
+    pub(crate) fn new(
+        id: InstanceId,
+        sender: Box<dyn Any + Send + Sync>,
+        handled_base: u64,
+    ) -> Self {
+        Self {
+            id,
+            sender,
+            sent: AtomicU64::new(0),
+            handled_base,
+        }
+    }
+
+    /// Counts one message queued to this instance.
+    #[inline]
+    pub(crate) fn count_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Instance {
@@ -204,7 +232,29 @@ impl ServiceEntry {
             .collect()
     }
 
-    /// Counts one message handled by the instance in `slot`.
+    /// Messages handled (or dropped as expired) in `slot` so far.
+    pub(crate) fn handled(&self, slot: usize) -> u64 {
+        self.slot_messages
+            .get(slot)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Messages queued but not yet taken by the live instances (a snapshot:
+    /// senders and instances move on while it is read).
+    pub(crate) fn mailbox_depth(&self) -> u64 {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| {
+                let i = s.load_full()?;
+                let taken = self.handled(slot).saturating_sub(i.handled_base);
+                Some(i.sent.load(Ordering::Relaxed).saturating_sub(taken))
+            })
+            .sum()
+    }
+
+    /// Counts one message taken from the mailbox of the instance in `slot`
+    /// (handled, or dropped because its deadline had passed).
     #[inline]
     pub(crate) fn count_message(&self, slot: usize) {
         if let Some(c) = self.slot_messages.get(slot) {
@@ -215,11 +265,14 @@ impl ServiceEntry {
     /// The service's counters.
     pub(crate) fn stats_snapshot(&self) -> crate::stats::StatsSnapshot {
         let mut s = self.stats.snapshot();
-        s.messages = self
+        let taken: u64 = self
             .slot_messages
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum();
+        // Expired messages are counted as taken, but were never handled.
+        s.messages = taken.saturating_sub(s.expired);
+        s.mailbox_depth = self.mailbox_depth();
         s
     }
 
@@ -500,13 +553,14 @@ mod tests {
     }
 
     fn inst(slot: usize) -> Arc<Instance> {
-        Arc::new(Instance {
-            id: InstanceId {
+        Arc::new(Instance::new(
+            InstanceId {
                 slot,
                 incarnation: 0,
             },
-            sender: Box::new(()),
-        })
+            Box::new(()),
+            0,
+        ))
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub(crate) struct Peer {
     /// Replies still being computed for asks that came in on this connection.
     serving: std::sync::atomic::AtomicUsize,
     stats: Arc<RemoteStats>,
+    /// This connection's own counters.
+    pub(crate) conn: super::stats::ConnStats,
 }
 
 impl Peer {
@@ -55,6 +57,7 @@ impl Peer {
             retired: AtomicBool::new(false),
             serving: std::sync::atomic::AtomicUsize::new(0),
             stats,
+            conn: Default::default(),
         }
     }
 

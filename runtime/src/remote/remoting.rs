@@ -186,6 +186,18 @@ impl Remoting {
     }
 
     /// Connected peers.
+    /// Counters of every open connection, by peer name.
+    pub(crate) fn connection_stats(&self) -> Vec<super::stats::ConnectionSnapshot> {
+        let mut v: Vec<_> = self
+            .peers
+            .read()
+            .values()
+            .map(|p| p.conn.snapshot(&p.info.name))
+            .collect();
+        v.sort_by(|a, b| a.peer.cmp(&b.peer));
+        v
+    }
+
     pub(crate) fn peers(&self) -> Vec<NodeInfo> {
         let mut v: Vec<NodeInfo> = self.peers.read().values().map(|p| p.info.clone()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -284,7 +296,8 @@ impl Remoting {
         dec: &mut FrameDecoder,
         buf: &mut [u8],
     ) -> Result<Frame, String> {
-        read_frame_counted(rd, dec, buf, Some(&self.stats)).await
+        let conn = super::stats::ConnStats::default();
+        read_frame_counted(rd, dec, buf, Some((&self.stats, &conn))).await
     }
 
     async fn write_frame(&self, wr: &mut WriteHalf<BoxStream>, f: &Frame) -> Result<(), String> {
@@ -506,6 +519,11 @@ impl Remoting {
                 me.stats
                     .bytes_out
                     .fetch_add(out.len() as u64, Ordering::Relaxed);
+                wpeer.conn.frames_out.fetch_add(frames, Ordering::Relaxed);
+                wpeer
+                    .conn
+                    .bytes_out
+                    .fetch_add(out.len() as u64, Ordering::Relaxed);
             }
             let _ = wr.shutdown().await;
         };
@@ -516,12 +534,16 @@ impl Remoting {
         let mut closed = self.closed.subscribe();
         let reason = loop {
             let frame = tokio::select! {
-                f = tokio::time::timeout(self.cfg.dead_after, self.read_frame(&mut rd, &mut dec, &mut buf)) => f,
+                f = tokio::time::timeout(
+                    self.cfg.dead_after,
+                    read_frame_counted(&mut rd, &mut dec, &mut buf, Some((&self.stats, &peer.conn))),
+                ) => f,
                 _ = closed.changed() => break "this node left".to_string(),
             };
             match frame {
                 Ok(Ok(f)) => {
                     self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                    peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
                     if let Err(reason) = self.on_frame(&peer, f) {
                         break reason;
                     }
@@ -641,6 +663,15 @@ impl Remoting {
                     .timeout_ms
                     .map_or(node.default_timeout, Duration::from_millis)
                     + SERVE_SLACK;
+                if let Some((trace_id, _)) = meta.trace {
+                    tracing::debug!(
+                        trace_id = %format_args!("{trace_id:032x}"),
+                        from = %peer.info.name,
+                        %service,
+                        %message,
+                        "remote ask"
+                    );
+                }
                 match serve_ask(
                     &node,
                     &service,
@@ -1012,7 +1043,7 @@ async fn read_frame_counted(
     rd: &mut ReadHalf<BoxStream>,
     dec: &mut FrameDecoder,
     buf: &mut [u8],
-    stats: Option<&RemoteStats>,
+    stats: Option<(&RemoteStats, &super::stats::ConnStats)>,
 ) -> Result<Frame, String> {
     loop {
         if let Some(f) = dec.next_frame().map_err(|e| e.to_string())? {
@@ -1022,8 +1053,9 @@ async fn read_frame_counted(
         if n == 0 {
             return Err("connection closed".into());
         }
-        if let Some(s) = stats {
-            s.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some((node, conn)) = stats {
+            node.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         }
         dec.push(&buf[..n]);
     }

@@ -52,3 +52,41 @@ impl RemoteStats {
         }
     }
 }
+
+/// Counters of one connection (one peer).
+#[derive(Debug, Default)]
+pub(crate) struct ConnStats {
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+}
+
+/// A copy of one connection's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ConnectionSnapshot {
+    /// The peer's node name.
+    pub peer: String,
+    /// Frames received on this connection.
+    pub frames_in: u64,
+    /// Frames sent on this connection.
+    pub frames_out: u64,
+    /// Bytes received on this connection (after the handshake).
+    pub bytes_in: u64,
+    /// Bytes sent on this connection (after the handshake).
+    pub bytes_out: u64,
+}
+
+impl ConnStats {
+    pub(crate) fn snapshot(&self, peer: &str) -> ConnectionSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ConnectionSnapshot {
+            peer: peer.to_string(),
+            frames_in: l(&self.frames_in),
+            frames_out: l(&self.frames_out),
+            bytes_in: l(&self.bytes_in),
+            bytes_out: l(&self.bytes_out),
+        }
+    }
+}

@@ -72,7 +72,10 @@ fn serve_ask<M: RemoteMessage>(
 ) -> Result<BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
     let msg: M = codec::decode(bytes).map_err(|e| WireError::BadPayload(e.to_string()))?;
     Ok(Box::pin(async move {
-        match svc.ask(msg).metadata(meta).timeout(timeout).await {
+        let started = std::time::Instant::now();
+        let r = svc.ask(msg).metadata(meta).timeout(timeout).await;
+        svc.record_ask_latency(started.elapsed());
+        match r {
             Ok(v) => codec::encode(&v).map_err(|e| WireError::BadPayload(e.to_string())),
             Err(e) => Err(WireError::from(&e)),
         }

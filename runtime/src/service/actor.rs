@@ -168,16 +168,35 @@ where
         if let Some(deadline) = env.meta.deadline_ms() {
             if deadline <= self.shared.node.deadlines.clock().now_ms() {
                 ServiceStats::inc(&self.stats().expired);
+                self.shared.entry.count_message(self.shared.id.slot);
                 return ReplyResponse::expired();
             }
         }
         self.shared.entry.count_message(self.shared.id.slot);
         let Envelope { msg, meta } = env;
         let shared = &self.shared;
+        // A traced call (e.g. from the gateway, maybe on another node) runs
+        // its handler inside a span carrying the trace id, so one request
+        // can be followed across nodes in the logs.
+        let _span = meta.trace().map(|t| call_span(t, shared).entered());
         let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
         let reply = self.service.handle(msg, &mut sctx);
         ReplyResponse::new(reply, shared)
     }
+}
+
+/// The span of a traced call: its trace id (32 hex digits, as the gateway
+/// logs it), the caller's span id, and where it runs.
+#[cold]
+fn call_span(t: crate::TraceContext, shared: &InstanceShared) -> tracing::Span {
+    tracing::info_span!(
+        "call",
+        trace_id = %format_args!("{:032x}", t.trace_id),
+        parent_span = %format_args!("{:016x}", t.parent_span_id),
+        node = %shared.node.name,
+        service = %shared.entry.name(),
+        instance = shared.id.slot,
+    )
 }
 
 /// A message sent with `tell`: nobody waits, so the handler's reply is
@@ -203,12 +222,14 @@ where
         if let Some(deadline) = env.meta.deadline_ms() {
             if deadline <= self.shared.node.deadlines.clock().now_ms() {
                 ServiceStats::inc(&self.stats().expired);
+                self.shared.entry.count_message(self.shared.id.slot);
                 return;
             }
         }
         self.shared.entry.count_message(self.shared.id.slot);
         let Envelope { msg, meta } = env;
         let shared = &self.shared;
+        let _span = meta.trace().map(|t| call_span(t, shared).entered());
         let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
         let reply = self.service.handle(msg, &mut sctx);
         reply.run_unobserved(ctx, shared);

@@ -99,10 +99,10 @@ struct Target {
 }
 
 impl Target {
-    /// The instance's erased channel sender.
+    /// The picked instance.
     #[inline]
-    fn sender(&self) -> Option<&(dyn Any + Send + Sync)> {
-        self.guard.as_ref().map(|i| i.sender.as_ref())
+    fn instance(&self) -> Option<&Instance> {
+        self.guard.as_deref()
     }
 }
 
@@ -156,6 +156,14 @@ impl ServiceRef {
     }
 
     #[inline]
+    /// Records the latency of an ask served for an outside caller (a JSON
+    /// call, a remote node) in the service's histogram.
+    pub(crate) fn record_ask_latency(&self, d: Duration) {
+        if let Ok(e) = self.entry() {
+            e.stats.ask_latency.record(d);
+        }
+    }
+
     fn entry(&self) -> Result<EntryRef<'_>, CallError> {
         if let Some(e) = self.entry.get() {
             if !e.is_replaced() {
@@ -323,7 +331,7 @@ impl ServiceRef {
         let mut env = Some(Envelope { msg, meta });
         if let Some((entry, f)) = self.fast::<M>() {
             let sent = entry.with_instance(entry.next_slot(), |inst| {
-                env.take().map(|e| (f.tell)(inst.sender.as_ref(), e))
+                env.take().map(|e| (f.tell)(inst, e))
             });
             match sent {
                 Some(Some(Ok(()))) => return Ok(()),
@@ -350,7 +358,7 @@ impl ServiceRef {
             Route::Local(target) => {
                 let entry = self.entry()?;
                 let f = fns::<M>(&entry, target.index).ok_or_else(|| self.unhandled::<M>())?;
-                let sender = target.sender().ok_or_else(|| self.no_instance())?;
+                let sender = target.instance().ok_or_else(|| self.no_instance())?;
                 (f.tell)(sender, Envelope { msg, meta }).map_err(|_| self.no_instance())
             }
             Route::Remote(r, codec) => {
@@ -398,7 +406,7 @@ impl ServiceRef {
                 msg: msg.clone(),
                 meta,
             };
-            let Some(req) = (f.request)(inst.sender.as_ref(), env) else {
+            let Some(req) = (f.request)(&inst, env) else {
                 continue;
             };
             pending.push(AskFuture {
@@ -519,7 +527,7 @@ impl ServiceRef {
             Ok(entry) => fns::<M>(&entry, target.index),
             Err(e) => return State::Failed(Some(e)),
         };
-        let (Some(f), Some(sender)) = (f, target.sender()) else {
+        let (Some(f), Some(sender)) = (f, target.instance()) else {
             return State::Failed(Some(self.unhandled::<M>()));
         };
         match State::queued(
@@ -639,13 +647,8 @@ where
         let mut state = None;
         if let Some((entry, f)) = svc.fast::<M>() {
             let sent = entry.with_instance(entry.next_slot(), |inst| {
-                env.take().map(|e| {
-                    State::queued(
-                        (f.ask)(inst.sender.as_ref(), e),
-                        || Some(inst.clone()),
-                        f.ask,
-                    )
-                })
+                env.take()
+                    .map(|e| State::queued((f.ask)(inst, e), || Some(inst.clone()), f.ask))
             });
             match sent {
                 Some(Some(Ok(s))) => state = Some(s),
@@ -854,7 +857,7 @@ where
                 Poll::Pending => Poll::Pending,
             },
             StateProj::Full { full } => match (full.env.take(), full.instance.as_ref()) {
-                (Some(e), Some(inst)) => match (full.ask)(inst.sender.as_ref(), e) {
+                (Some(e), Some(inst)) => match (full.ask)(inst, e) {
                     Ok(rx) => {
                         sent = Some(rx);
                         cx.waker().wake_by_ref();

@@ -18,16 +18,17 @@ use tokio::sync::oneshot;
 
 use super::actor::{Envelope, Handler, ServiceActor, StopInstance, TellEnvelope};
 use super::Service;
+use crate::registry::Instance;
 
 /// What a local ask waits on.
 pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>;
 
 /// Queues an ask on an erased instance sender.
-pub(crate) type AskFn<M> = fn(&dyn Any, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
+pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 /// Queues a tell on an erased instance sender.
-pub(crate) type TellFn<M> = fn(&dyn Any, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
+pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
 /// Builds actix's own request on an erased instance sender.
-pub(crate) type RequestFn<M> = fn(&dyn Any, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
+pub(crate) type RequestFn<M> = fn(&Instance, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
 
 /// The send functions of message type `M` for one service type.
 pub(crate) struct SendFns<M>
@@ -63,40 +64,50 @@ fn sender<S: Service>(s: &dyn Any) -> Option<&AddressSender<ServiceActor<S>>> {
     s.downcast_ref::<AddressSender<ServiceActor<S>>>()
 }
 
-fn ask<S, M>(s: &dyn Any, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>
+fn ask<S, M>(i: &Instance, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>
 where
     S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    match sender::<S>(s) {
-        Some(tx) => tx.send(env),
+    match sender::<S>(i.sender.as_ref()) {
+        Some(tx) => {
+            let rx = tx.send(env)?;
+            i.count_sent();
+            Ok(rx)
+        }
         None => Err(SendError::Closed(env)),
     }
 }
 
-fn tell<S, M>(s: &dyn Any, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
+fn tell<S, M>(i: &Instance, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
 where
     S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    match sender::<S>(s) {
-        Some(tx) => tx.do_send(TellEnvelope(env)).map_err(|e| match e {
-            SendError::Full(TellEnvelope(env)) => SendError::Full(env),
-            SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
-        }),
+    match sender::<S>(i.sender.as_ref()) {
+        Some(tx) => {
+            tx.do_send(TellEnvelope(env)).map_err(|e| match e {
+                SendError::Full(TellEnvelope(env)) => SendError::Full(env),
+                SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
+            })?;
+            i.count_sent();
+            Ok(())
+        }
         None => Err(SendError::Closed(env)),
     }
 }
 
-fn request<S, M>(s: &dyn Any, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
+fn request<S, M>(i: &Instance, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
 where
     S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    let tx = sender::<S>(s)?.clone();
+    let tx = sender::<S>(i.sender.as_ref())?.clone();
+    // Counted as queued even if it then waits for room: it is on its way.
+    i.count_sent();
     Some(Recipient::<Envelope<M>>::from(Addr::new(tx)).send(env))
 }
 

@@ -393,10 +393,7 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
             slot: l.slot,
             incarnation: self.entry.next_incarnation(l.slot),
         };
-        let instance = Arc::new(Instance {
-            id,
-            sender: Box::new(tx),
-        });
+        let instance = Arc::new(Instance::new(id, Box::new(tx), self.entry.handled(l.slot)));
         let shared = Arc::new(InstanceShared {
             id,
             entry: self.entry.clone(),

@@ -1,0 +1,166 @@
+//! Per-service counters a scrape reads: mailbox depth, ask latency of JSON
+//! calls, and JSON calls' typed errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use msa_runtime::prelude::*;
+use msa_runtime::{JsonBody, JsonError};
+use tokio::sync::oneshot;
+
+/// Holds the instance (an atomic reply) until the sender side of `release`
+/// is used; says on `taken` that it was taken from the mailbox.
+struct Hold {
+    taken: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+impl actix::Message for Hold {
+    type Result = ();
+}
+impl Handler<Hold> for Counter {
+    fn handle(&mut self, m: Hold, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        let _ = m.taken.send(());
+        Reply::atomic(actix::fut::wrap_future(async move {
+            let _ = m.release.await;
+        }))
+    }
+}
+
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_depth_counts_what_waits_behind_a_busy_instance() {
+    let node = node("depth");
+    let c = node
+        .spawn(counter_spec("c").handles_local::<Hold>())
+        .await
+        .unwrap();
+    assert_eq!(node.stats("c").unwrap().mailbox_depth, 0);
+    let (taken_tx, taken_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel();
+    c.tell(Hold {
+        taken: taken_tx,
+        release: release_rx,
+    })
+    .unwrap();
+    taken_rx.await.unwrap();
+    for _ in 0..5 {
+        c.tell(Incr).unwrap();
+    }
+    let c2 = c.clone();
+    let waiting = tokio::spawn(async move { c2.ask(Get).await });
+    eventually("six queued", || node.stats("c").unwrap().mailbox_depth == 6).await;
+    release_tx.send(()).unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap(), 5);
+    eventually("drained", || node.stats("c").unwrap().mailbox_depth == 0).await;
+    assert_eq!(node.stats("c").unwrap().messages, 7);
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_depth_starts_again_from_zero_after_a_restart() {
+    let node = node("depth-restart");
+    let mut w = node.watch();
+    let c = node
+        .spawn(counter_spec("c").handles_local::<Hold>())
+        .await
+        .unwrap();
+    let (taken_tx, taken_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    c.tell(Hold {
+        taken: taken_tx,
+        release: release_rx,
+    })
+    .unwrap();
+    taken_rx.await.unwrap();
+    for _ in 0..3 {
+        c.tell(Incr).unwrap();
+    }
+    // Queued behind the hold: three Incrs, then a panic that fails the
+    // instance once the hold is released.
+    c.tell(Boom).unwrap();
+    assert_eq!(node.stats("c").unwrap().mailbox_depth, 4);
+    drop(release_tx);
+    restarted(&mut w, "c").await;
+    eventually("fresh instance, empty mailbox", || {
+        node.stats("c").unwrap().mailbox_depth == 0
+    })
+    .await;
+    assert_eq!(c.ask(Get).await.unwrap(), 0, "a fresh instance");
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_calls_are_timed_and_fail_typed() {
+    let node = node("json");
+    node.spawn(counter_spec("c")).await.unwrap();
+    assert_eq!(node.ask_latency("c").unwrap().count, 0);
+    let out = node
+        .call_json(
+            "c",
+            "test.Incr",
+            JsonBody::Bytes(b"null"),
+            Metadata::new(),
+            None,
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(out, b"1");
+    let h = node.ask_latency("c").unwrap();
+    assert_eq!((h.count, h.counts.iter().sum::<u64>()), (1, 1));
+    assert!(node.ask_latency("nope").is_none());
+
+    assert!(matches!(
+        node.call_json(
+            "c",
+            "test.Nope",
+            JsonBody::Bytes(b"null"),
+            Metadata::new(),
+            None
+        ),
+        Err(JsonError::UnknownMessage { .. })
+    ));
+    assert!(matches!(
+        node.call_json(
+            "c",
+            "test.Incr",
+            JsonBody::Bytes(b"nul"),
+            Metadata::new(),
+            None
+        ),
+        Err(JsonError::MalformedJson { .. })
+    ));
+    let unknown = node
+        .call_json(
+            "nope",
+            "test.Incr",
+            JsonBody::Bytes(b"null"),
+            Metadata::new(),
+            None,
+        )
+        .unwrap()
+        .await;
+    assert!(
+        matches!(unknown, Err(CallError::UnknownService { .. })),
+        "{unknown:?}"
+    );
+    assert_eq!(node.service_messages("c"), ["test.Get", "test.Incr"]);
+    assert!(node.service_messages("nope").is_empty());
+    let info = node.message_info("test.Incr").unwrap();
+    assert_eq!((info.name, info.schema), ("test.Incr", None));
+    node.shutdown(GRACE).await.unwrap();
+}

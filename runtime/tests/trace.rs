@@ -1,0 +1,112 @@
+//! A traced call is followed across nodes: the handler on the remote node
+//! runs inside a span with the caller's trace id.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use msa_runtime::prelude::*;
+use msa_runtime::{RegistryEvent, TraceContext};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct Work;
+impl RemoteMessage for Work {
+    const NAME: &'static str = "trace-test.Work";
+}
+struct Worker;
+impl Service for Worker {}
+impl Handler<Work> for Worker {
+    fn handle(&mut self, _: Work, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        tracing::info!("working on it");
+        Reply::ready(())
+    }
+}
+
+const SECRET: &[u8] = b"trace-secret";
+
+#[test]
+fn the_remote_handler_logs_inside_the_callers_trace() {
+    let buf = Buf::default();
+    let b2 = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || b2.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // A global default: this test binary runs only this test.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let start = |name: &str, seed: Option<String>| {
+            let mut b = Node::builder()
+                .name(name)
+                .arbiters(1)
+                .listen("127.0.0.1:0".parse().unwrap())
+                .secret(SECRET);
+            if let Some(s) = seed {
+                b = b.seed(s);
+            }
+            b.start().unwrap()
+        };
+        let a = start("node-a", None);
+        let b = start("node-b", a.remote_addr());
+        b.register_message::<Work>();
+        let mut wb = b.watch();
+        a.spawn(ServiceSpec::new("worker", || Worker).handles::<Work>())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(RegistryEvent::RemoteAdded { service, .. }) = wb.next().await {
+                    if service == "worker" {
+                        break;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("b learns of the worker on a");
+        let trace = TraceContext {
+            trace_id: 0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+            parent_span_id: 0x42,
+        };
+        b.service("worker")
+            .ask(Work)
+            .metadata(Metadata::new().with_trace(trace))
+            .await
+            .unwrap();
+        b.shutdown(Duration::from_secs(5)).await.unwrap();
+        a.shutdown(Duration::from_secs(5)).await.unwrap();
+    });
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("working on it"))
+        .unwrap_or_else(|| panic!("no handler log in:\n{out}"));
+    assert!(
+        line.contains("trace_id=0123456789abcdef0011223344556677")
+            && line.contains("node=node-a")
+            && line.contains("parent_span=0000000000000042"),
+        "{line}"
+    );
+}

@@ -104,6 +104,17 @@ pub enum SpawnError {
         /// The type that tried to register it again.
         second: &'static str,
     },
+    /// A message registered with `handles` (so it may cross nodes) has a
+    /// type the wire codec cannot carry.
+    #[error("message `{message}` ({type_name}) cannot cross nodes: {reason}; use `handles_local` if it never leaves the node")]
+    NotWireSafe {
+        /// The wire name.
+        message: &'static str,
+        /// The Rust type.
+        type_name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `instances(0)` was requested.
     #[error("service `{service}` asks for zero instances; at least one is needed")]
     ZeroInstances {

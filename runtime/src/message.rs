@@ -1,5 +1,7 @@
 //! Messages that may cross a process boundary, and their codec.
 
+pub(crate) mod wire_safe;
+
 use actix::Message;
 use serde::{de::DeserializeOwned, Serialize};
 

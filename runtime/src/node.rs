@@ -384,7 +384,14 @@ impl Node {
 
     /// Teaches the node how to send `M` to services it does not run itself
     /// (`handles::<M>()` does this for the services it runs).
+    ///
+    /// A type the wire codec cannot carry (see
+    /// [`SpawnError::NotWireSafe`](crate::SpawnError::NotWireSafe)) is still
+    /// registered, with a warning in the log.
     pub fn register_message<M: crate::RemoteMessage>(&self) {
+        if let Err(reason) = (crate::remote::wire::wire_codec::<M>().wire_safe)() {
+            tracing::warn!(message = M::NAME, %reason, "message cannot cross nodes");
+        }
         self.shared().registry.register_codecs([(
             std::any::TypeId::of::<M>(),
             crate::remote::wire::wire_codec::<M>(),

@@ -164,3 +164,50 @@ async fn json_calls_are_timed_and_fail_typed() {
     assert_eq!((info.name, info.schema), ("test.Incr", None));
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// A message bincode cannot carry: internally tagged.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind")]
+enum Tagged {
+    A { x: u32 },
+}
+impl actix::Message for Tagged {
+    type Result = u32;
+}
+impl RemoteMessage for Tagged {
+    const NAME: &'static str = "test.Tagged";
+}
+impl Handler<Tagged> for Counter {
+    fn handle(&mut self, m: Tagged, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u32> {
+        let Tagged::A { x } = m;
+        Reply::ready(x)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_bincode_cannot_carry_is_refused_at_spawn_unless_local() {
+    let node = node("wire-safe");
+    let err = node
+        .spawn(counter_spec("c").handles::<Tagged>())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            msa_runtime::SpawnError::NotWireSafe {
+                message: "test.Tagged",
+                ..
+            }
+        ) && text.contains("deserialize_any")
+            && text.contains("handles_local"),
+        "{text}"
+    );
+    // The same type is fine for local callers only.
+    let c = node
+        .spawn(counter_spec("c").handles_local::<Tagged>())
+        .await
+        .unwrap();
+    assert_eq!(c.ask(Tagged::A { x: 3 }).await.unwrap(), 3);
+    node.shutdown(GRACE).await.unwrap();
+}

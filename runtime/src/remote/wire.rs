@@ -42,6 +42,8 @@ pub(crate) struct WireCodec {
     pub(crate) serve_json: crate::json::ServeJson,
     /// The JSON shape of a request, if the type describes itself.
     pub(crate) schema: fn() -> Option<serde_json::Value>,
+    /// Whether the message and its result survive bincode (checked at spawn).
+    pub(crate) wire_safe: fn() -> Result<(), String>,
 }
 
 impl std::fmt::Debug for WireCodec {
@@ -91,6 +93,12 @@ fn serve_tell<M: RemoteMessage>(
     svc.tell_with(msg, meta).map_err(|e| WireError::from(&e))
 }
 
+fn wire_safe<M: RemoteMessage>() -> Result<(), String> {
+    use crate::message::wire_safe::check;
+    check::<M>().map_err(|e| format!("the message: {e}"))?;
+    check::<M::Result>().map_err(|e| format!("its result: {e}"))
+}
+
 /// The wire functions of `M`.
 pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
     WireCodec {
@@ -103,6 +111,7 @@ pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
         key: None,
         serve_json: crate::json::serve_json::<M>,
         schema: M::json_schema,
+        wire_safe: wire_safe::<M>,
     }
 }
 

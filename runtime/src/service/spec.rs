@@ -273,6 +273,15 @@ impl<S: Service> ServiceSpec<S> {
                 service: self.name.clone(),
             });
         }
+        for r in &self.routes {
+            if let Some(w) = r.ty.wire {
+                (w.wire_safe)().map_err(|reason| SpawnError::NotWireSafe {
+                    message: w.wire_name,
+                    type_name: w.type_name,
+                    reason,
+                })?;
+            }
+        }
         let mut seen = std::collections::HashMap::new();
         for (wire, ty) in self.wire_names() {
             if let Some(first) = seen.insert(wire, ty) {

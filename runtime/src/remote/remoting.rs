@@ -524,6 +524,10 @@ impl Remoting {
                     .conn
                     .bytes_out
                     .fetch_add(out.len() as u64, Ordering::Relaxed);
+                // A full queue refills as fast as it drains and the socket
+                // takes whole batches without waiting: take turns with the
+                // reader, timers and membership of this thread.
+                tokio::task::yield_now().await;
             }
             let _ = wr.shutdown().await;
         };
@@ -532,7 +536,18 @@ impl Remoting {
         // Reader: dispatch frames until the connection ends or goes silent.
         let mut buf = vec![0u8; 64 * 1024];
         let mut closed = self.closed.subscribe();
+        let mut since_yield = 0u32;
         let reason = loop {
+            // Frames already buffered decode without touching the socket, so
+            // nothing would make this task yield; and every tell it hands on
+            // lets its instance run too (actix drains a mailbox to the end).
+            // Taking turns keeps a flood of calls from starving the
+            // writers, timers and membership that share this thread.
+            since_yield += 1;
+            if since_yield >= READER_TURN_FRAMES {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             let frame = tokio::select! {
                 f = tokio::time::timeout(
                     self.cfg.dead_after,
@@ -1079,6 +1094,10 @@ fn local_target(
         .ok_or(WireError::UnhandledMessage)?;
     Ok((ServiceRef::local_only(node.clone(), entry), codec))
 }
+
+/// Frames a connection's reader dispatches before it lets the other tasks of
+/// its thread run.
+const READER_TURN_FRAMES: u32 = 256;
 
 /// Serves an inbound tell on a local instance.
 fn serve_tell(

@@ -9,6 +9,7 @@ mod cluster;
 mod config;
 mod node;
 mod stdin;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -31,11 +32,14 @@ pub(crate) struct Cli {
 enum Command {
     /// Measure msa against raw actix (throughput, latency, memory per actor).
     Bench(bench::BenchArgs),
-    /// Run one node with ready services (kv, echo, counter) until Ctrl-C or SIGTERM
+    /// Run one node with ready services (kv, echo, counter, the shop) and
+    /// optionally the HTTP gateway, until Ctrl-C or SIGTERM
     Node(node::NodeArgs),
     /// Run a local cluster of node processes, or ask a node what it sees
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
+    Token(token::TokenArgs),
 }
 
 impl Cli {
@@ -55,5 +59,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Node(args) => node::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::Token(args) => token::run(args),
     }
 }

@@ -253,7 +253,9 @@ fn status_json_lists_members_and_services_and_a_wrong_secret_fails_clearly() {
 /// stdout lines up to and including `secret:`.
 fn cluster_up(extra: &[&str]) -> (Proc, Vec<String>) {
     let mut cmd = msa();
-    cmd.args(["cluster", "up", "--nodes", "3"]).args(extra);
+    // A free port for the gateway: never the default 8080 in tests.
+    cmd.args(["cluster", "up", "--nodes", "3", "--gateway", "127.0.0.1:0"])
+        .args(extra);
     let p = Proc::spawn("cluster-up", cmd);
     let mut lines = Vec::new();
     while let Some(l) = p.line(Duration::from_secs(60)) {

@@ -308,6 +308,16 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// The seed addresses this node joins through (empty for the first node
+    /// of a cluster, or a node without remoting).
+    pub fn seeds(&self) -> Vec<String> {
+        self.shared()
+            .remote
+            .as_ref()
+            .map(|r| r.cfg.seeds.clone())
+            .unwrap_or_default()
+    }
+
     /// Counters of each open connection to another node, sorted by peer
     /// (empty when the node does not listen or dial).
     pub fn connection_stats(&self) -> Vec<crate::remote::ConnectionSnapshot> {

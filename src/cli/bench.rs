@@ -2,6 +2,7 @@
 //! conditions (the same process for `local`, the same two processes for
 //! `remote`).
 
+mod gateway;
 mod local;
 mod remote;
 mod report;
@@ -33,6 +34,14 @@ enum BenchTarget {
     /// Run it in release mode: `cargo run --release -- bench remote`. Prints
     /// a table (or JSON lines with --json) on stdout; progress goes to stderr.
     Remote(remote::RemoteArgs),
+    /// HTTP over loopback: the msa gateway (JWT auth, policy, metrics) in
+    /// front of a local echo service vs a bare actix-web handler returning
+    /// the same JSON, in the same run
+    ///
+    /// Run it in release mode: `cargo run --release -- bench gateway`.
+    /// Prints a table (or JSON lines with --json) on stdout; progress goes
+    /// to stderr.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// Runs `msa bench ...`.
@@ -40,5 +49,6 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Local(a) => local::run(a),
         BenchTarget::Remote(a) => remote::run(a),
+        BenchTarget::Gateway(a) => gateway::run(a),
     }
 }

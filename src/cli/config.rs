@@ -16,10 +16,39 @@
 //! failure_detection_ms = 5000    # a dead member is declared down within ~this
 //!
 //! [[services]]
-//! kind = "kv"                    # kv | echo | counter (the ready actors)
+//! kind = "kv"                    # kv | echo | counter | orders | inventory | payments
 //! name = "kv"                    # default: the kind
 //! instances = 2                  # default: 1
+//!
+//! [gateway]                      # optional: serve HTTP (msa-gateway); every key optional
+//! bind = "127.0.0.1:8080"        # --gateway / MSA_GATEWAY override it
+//! workers = 2
+//! max_body_bytes = 1048576
+//! timeout_ms = 5000              # default: the node's ask timeout
+//! max_concurrency = 1024         # calls in flight per route before 429
+//!
+//! [gateway.auth]                 # JWT auth; without it every call is allowed
+//! alg = "HS256"                  # HS256 | RS256 | ES256 (--jwt-secret S sets HS256 + S)
+//! secret = "…"                   # HS256 key (UTF-8 bytes); better: MSA_JWT_SECRET
+//! # public_key_pem = "…"         # RS256 / ES256
+//! # roles_claim = "roles"; leeway_secs = 60; admin_roles = ["admin"]
+//!
+//! [[gateway.policy]]             # with auth on, a call needs a matching rule
+//! service = "orders"             # "*", "prefix.*" or exact
+//! message = "shop.*"
+//! roles = ["customer"]
+//!
+//! [[gateway.routes]]             # friendly paths besides POST /v1/{service}/{message}
+//! method = "GET"
+//! path = "/orders/{id}"          # {id} is merged into the JSON body
+//! service = "orders"
+//! message = "shop.GetOrder"
 //! ```
+//!
+//! The shop services (`orders`, `inventory`, `payments`) find each other by
+//! name, so they keep their kind's name and run one instance each (they hold
+//! state). `--demo-policy` adds the shop demo's policy and routes to the
+//! gateway (see `cluster/demo.rs`).
 //!
 //! Lists (`seeds`, `services`) are replaced, not appended to, by a later
 //! layer that sets them.
@@ -30,6 +59,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
+use msa::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use serde::Deserialize;
 
 /// The address a node listens on when nothing says otherwise: loopback, a
@@ -46,11 +76,31 @@ pub(crate) enum ServiceKind {
     Echo,
     /// `msa::actors::counter`: adds and reads a number.
     Counter,
+    /// `msa::actors::shop` orders: places orders through inventory and payments.
+    Orders,
+    /// `msa::actors::shop` inventory: stock and reservations.
+    Inventory,
+    /// `msa::actors::shop` payments: charges up to a limit.
+    Payments,
 }
 
 impl ServiceKind {
-    /// Every kind, in the order `msa cluster up` spreads them over nodes.
-    pub(crate) const ALL: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
+    /// Every kind.
+    pub(crate) const ALL: [ServiceKind; 6] = [
+        Self::Kv,
+        Self::Echo,
+        Self::Counter,
+        Self::Orders,
+        Self::Inventory,
+        Self::Payments,
+    ];
+
+    /// The plain demo services, in the order `msa cluster up` spreads them
+    /// over nodes.
+    pub(crate) const DEMO: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
+
+    /// The shop services, in the order `msa cluster up` spreads them.
+    pub(crate) const SHOP: [ServiceKind; 3] = [Self::Orders, Self::Inventory, Self::Payments];
 
     /// The kind's name in configs and flags.
     pub(crate) fn as_str(self) -> &'static str {
@@ -58,7 +108,15 @@ impl ServiceKind {
             Self::Kv => "kv",
             Self::Echo => "echo",
             Self::Counter => "counter",
+            Self::Orders => "orders",
+            Self::Inventory => "inventory",
+            Self::Payments => "payments",
         }
+    }
+
+    /// Whether this is a shop service (fixed name, one stateful instance).
+    pub(crate) fn is_shop(self) -> bool {
+        Self::SHOP.contains(&self)
     }
 }
 
@@ -76,7 +134,10 @@ impl FromStr for ServiceKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown service kind `{s}`, expected one of: kv, echo, counter")
+                format!(
+                    "unknown service kind `{s}`, expected one of: \
+                     kv, echo, counter, orders, inventory, payments"
+                )
             })
     }
 }
@@ -167,6 +228,7 @@ struct ConfigFile {
     arbiters: Option<usize>,
     failure_detection_ms: Option<u64>,
     services: Option<Vec<ServiceConfig>>,
+    gateway: Option<GatewayConfig>,
 }
 
 /// The env-and-flags layer (clap fills it; `None` or empty means "not set").
@@ -188,10 +250,16 @@ pub(crate) struct Overrides {
     pub(crate) failure_detection_ms: Option<u64>,
     /// `--service` (repeatable) / `MSA_SERVICES` (comma-separated).
     pub(crate) services: Vec<ServiceConfig>,
+    /// `--gateway` / `MSA_GATEWAY`: run the gateway, bound here.
+    pub(crate) gateway: Option<SocketAddr>,
+    /// `--jwt-secret` / `MSA_JWT_SECRET`: gateway auth, HS256 with this secret.
+    pub(crate) jwt_secret: Option<String>,
+    /// `--demo-policy`: add the shop demo's policy and routes to the gateway.
+    pub(crate) demo_policy: bool,
 }
 
 /// Everything `msa node` needs, resolved and checked.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct NodeConfig {
     /// The node's name in the cluster.
     pub(crate) name: String,
@@ -209,9 +277,11 @@ pub(crate) struct NodeConfig {
     pub(crate) failure_detection_ms: Option<u64>,
     /// The services to run.
     pub(crate) services: Vec<ServiceConfig>,
+    /// The HTTP gateway to run after the services, if any.
+    pub(crate) gateway: Option<GatewayConfig>,
 }
 
-/// Never prints the secret.
+/// Never prints a secret.
 impl fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeConfig")
@@ -222,6 +292,15 @@ impl fmt::Debug for NodeConfig {
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("arbiters", &self.arbiters)
             .field("services", &self.services)
+            .field("gateway", &self.gateway.as_ref().map(|g| g.bind))
+            .field(
+                "gateway_auth",
+                &self
+                    .gateway
+                    .as_ref()
+                    .and_then(|g| g.auth.as_ref())
+                    .map(|a| a.alg),
+            )
             .finish()
     }
 }
@@ -245,6 +324,7 @@ impl NodeConfig {
                 .with_context(|| format!("`listen = \"{s}\"` is not an ip:port address"))?,
             (None, None) => DEFAULT_LISTEN.parse()?,
         };
+        let gateway = resolve_gateway(file.gateway, &over)?;
         let cfg = Self {
             name: over
                 .name
@@ -262,6 +342,7 @@ impl NodeConfig {
             services: non_empty(over.services)
                 .or(file.services)
                 .unwrap_or_default(),
+            gateway,
         };
         cfg.check()?;
         Ok(cfg)
@@ -295,9 +376,77 @@ impl NodeConfig {
             if !seen.insert(s.name()) {
                 bail!("service name `{}` is used twice", s.name());
             }
+            if s.kind.is_shop() && s.name() != s.kind.as_str() {
+                bail!(
+                    "service `{}` of kind `{}` must be named `{}`: the shop services call each other by name",
+                    s.name(),
+                    s.kind,
+                    s.kind
+                );
+            }
+            if s.kind.is_shop() && s.instance_count() != 1 {
+                bail!(
+                    "service `{}` runs one instance (it holds the shop's state), not {}",
+                    s.name(),
+                    s.instance_count()
+                );
+            }
         }
         Ok(())
     }
+}
+
+/// The gateway: the file's `[gateway]` table, with `--gateway` as its bind
+/// address (a flag alone starts one with the defaults), `--jwt-secret` as
+/// its HS256 secret, and the demo policy and routes added on
+/// `--demo-policy`.
+fn resolve_gateway(
+    file: Option<GatewayConfig>,
+    over: &Overrides,
+) -> anyhow::Result<Option<GatewayConfig>> {
+    let mut gateway = match (file, over.gateway) {
+        (Some(mut g), Some(bind)) => {
+            g.bind = bind;
+            g
+        }
+        (Some(g), None) => g,
+        (None, Some(bind)) => GatewayConfig {
+            bind,
+            ..GatewayConfig::default()
+        },
+        (None, None) => {
+            if over.jwt_secret.is_some() {
+                bail!("--jwt-secret (or MSA_JWT_SECRET) needs a gateway: add --gateway IP:PORT or a [gateway] table");
+            }
+            if over.demo_policy {
+                bail!("--demo-policy needs a gateway: add --gateway IP:PORT or a [gateway] table");
+            }
+            return Ok(None);
+        }
+    };
+    if let Some(secret) = over.jwt_secret.as_ref().filter(|s| !s.is_empty()) {
+        gateway.auth = Some(match gateway.auth.take() {
+            Some(a) => AuthConfig {
+                alg: JwtAlg::HS256,
+                secret: Some(secret.clone()),
+                public_key_pem: None,
+                ..a
+            },
+            None => AuthConfig {
+                alg: JwtAlg::HS256,
+                secret: Some(secret.clone()),
+                public_key_pem: None,
+                roles_claim: "roles".into(),
+                leeway_secs: 60,
+                admin_roles: vec!["admin".into()],
+            },
+        });
+    }
+    if over.demo_policy {
+        gateway.policy.extend(crate::cli::cluster::demo_policy());
+        gateway.routes.extend(crate::cli::cluster::demo_routes());
+    }
+    Ok(Some(gateway))
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -382,5 +531,74 @@ mod tests {
             from_toml("[[services]]\nkind = \"kv\"\n[[services]]\nkind = \"kv\"\n").unwrap_err()
         );
         assert!(e.contains("used twice"), "{e}");
+        let e = format!(
+            "{:#}",
+            from_toml("[[services]]\nkind = \"orders\"\nname = \"o2\"\n").unwrap_err()
+        );
+        assert!(e.contains("must be named `orders`"), "{e}");
+        let e = format!(
+            "{:#}",
+            from_toml("[[services]]\nkind = \"inventory\"\ninstances = 2\n").unwrap_err()
+        );
+        assert!(e.contains("runs one instance"), "{e}");
+        let e = format!("{:#}", from_toml("[gateway]\nbnid = \"x\"\n").unwrap_err());
+        assert!(e.contains("unknown field `bnid`"), "{e}");
+    }
+
+    #[test]
+    fn shop_kinds_parse_by_name() {
+        for kind in ServiceKind::SHOP {
+            let s: ServiceConfig = kind.as_str().parse().unwrap();
+            assert_eq!((s.kind, s.name()), (kind, kind.as_str()));
+            assert!(kind.is_shop());
+        }
+        assert!(!ServiceKind::Kv.is_shop());
+        assert_eq!(ServiceKind::ALL.len(), 6);
+    }
+
+    #[test]
+    fn the_gateway_table_and_flags_combine() {
+        let cfg = from_toml(
+            "[gateway]\nbind = \"127.0.0.1:9000\"\nworkers = 1\n\
+             [[gateway.routes]]\nmethod = \"GET\"\npath = \"/x\"\nservice = \"echo\"\nmessage = \"echo.Ping\"\n",
+        )
+        .unwrap();
+        let g = cfg.gateway.unwrap();
+        assert_eq!((g.bind.port(), g.workers, g.routes.len()), (9000, 1, 1));
+        assert!(g.auth.is_none());
+        assert!(from_toml("name = \"n\"\n").unwrap().gateway.is_none());
+
+        let over = Overrides {
+            gateway: Some("127.0.0.1:0".parse().unwrap()),
+            jwt_secret: Some("s3cret".into()),
+            demo_policy: true,
+            ..Overrides::default()
+        };
+        let cfg = NodeConfig::resolve(None, over).unwrap();
+        let g = cfg.gateway.clone().unwrap();
+        assert_eq!(g.bind.port(), 0);
+        let auth = g.auth.unwrap();
+        assert_eq!(
+            (auth.alg, auth.secret.as_deref()),
+            (JwtAlg::HS256, Some("s3cret"))
+        );
+        assert_eq!(auth.admin_roles, ["admin"]);
+        assert!(!g.policy.is_empty() && g.routes.len() == 2);
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+
+        for over in [
+            Overrides {
+                jwt_secret: Some("s".into()),
+                ..Overrides::default()
+            },
+            Overrides {
+                demo_policy: true,
+                ..Overrides::default()
+            },
+        ] {
+            let e = format!("{:#}", NodeConfig::resolve(None, over).unwrap_err());
+            assert!(e.contains("needs a gateway"), "{e}");
+        }
     }
 }

@@ -4,11 +4,18 @@
 //! `msa cluster up`) read to learn where it is:
 //!
 //! ```text
-//! msa-node name=node1 addr=127.0.0.1:40123 incarnation=1763… services=kv,echo
+//! msa-node name=node1 addr=127.0.0.1:40123 incarnation=1763… services=kv,echo gateway=127.0.0.1:8080
 //! ```
 //!
-//! Logs go to stderr. On Ctrl-C or SIGTERM the node stops its services
-//! (draining for up to [`SHUTDOWN_GRACE`]), leaves the cluster, and exits 0.
+//! (`gateway=` only when it runs the HTTP gateway: `--gateway` or a
+//! `[gateway]` table; it is the bound address, so port 0 shows the real
+//! port.) Every node knows the shop's messages
+//! ([`shop::register_messages`]), so its gateway can call the shop services
+//! wherever they run.
+//!
+//! Logs go to stderr. On Ctrl-C or SIGTERM the node stops its gateway, then
+//! its services (draining for up to [`SHUTDOWN_GRACE`]), leaves the cluster,
+//! and exits 0.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,7 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use msa::actors::{counter, echo, kv};
+use msa::actors::{counter, echo, kv, shop};
+use msa::gateway::{Gateway, GatewayConfig, GatewayError, GatewayHandle};
 use msa::Node;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -30,15 +38,19 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Bound on the whole shutdown (drain, leave, join threads).
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(8);
 
+/// Bound on stopping the gateway (in-flight requests finish first).
+const GATEWAY_STOP_BOUND: Duration = Duration::from_secs(3);
+
 /// Options of `msa node`. Each flag can also come from its `MSA_*`
 /// variable; flags win over the environment, which wins over the file.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Precedence: --config file < MSA_* environment < flags.
 Without a secret the node may only listen on loopback (the default, 127.0.0.1:0).
-Once listening, it prints `msa-node name=.. addr=.. incarnation=.. services=..` on stdout.")]
+Once listening, it prints `msa-node name=.. addr=.. incarnation=.. services=..` on stdout
+(with ` gateway=IP:PORT` when it runs the HTTP gateway).")]
 pub(crate) struct NodeArgs {
-    /// TOML config file (name, listen, seeds, cluster, secret, arbiters, [[services]])
+    /// TOML config file (name, listen, seeds, cluster, secret, arbiters, [[services]], [gateway])
     #[arg(long, short, env = "MSA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Node name, unique in the cluster [default: node-<pid>]
@@ -69,8 +81,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "MSA_FAILURE_DETECTION_MS")]
     failure_detection_ms: Option<u64>,
     /// Service to run, kind[:name[:instances]] with kind one of kv, echo,
-    /// counter (repeatable; MSA_SERVICES is comma-separated; replaces the
-    /// file's list)
+    /// counter, orders, inventory, payments (repeatable; MSA_SERVICES is
+    /// comma-separated; replaces the file's list)
     #[arg(
         long = "service",
         env = "MSA_SERVICES",
@@ -78,6 +90,22 @@ pub(crate) struct NodeArgs {
         value_name = "KIND[:NAME[:N]]"
     )]
     services: Vec<ServiceConfig>,
+    /// Run the HTTP gateway on this address (port 0 picks a free one;
+    /// overrides the file's [gateway] bind)
+    #[arg(long, env = "MSA_GATEWAY", value_name = "IP:PORT")]
+    gateway: Option<SocketAddr>,
+    /// Turn gateway auth on: JWTs signed HS256 with this secret, its UTF-8
+    /// bytes (prefer MSA_JWT_SECRET: flags show up in `ps`)
+    #[arg(long, env = "MSA_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Add the shop demo's access policy and routes (POST /orders, GET
+    /// /orders/{id}) to the gateway
+    #[arg(long)]
+    demo_policy: bool,
+    /// If the gateway's address is taken, take a free port instead (used by
+    /// `msa cluster up` for its default address)
+    #[arg(long, hide = true)]
+    gateway_fallback: bool,
     /// Stop gracefully when stdin reaches end of file (used by `msa cluster
     /// up`, so that nodes never outlive it)
     #[arg(long, hide = true)]
@@ -95,6 +123,9 @@ impl NodeArgs {
             arbiters: self.arbiters,
             failure_detection_ms: self.failure_detection_ms,
             services: self.services.clone(),
+            gateway: self.gateway,
+            jwt_secret: self.jwt_secret.clone(),
+            demo_policy: self.demo_policy,
         }
     }
 }
@@ -105,24 +136,38 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(cfg, args.stop_on_stdin_eof))
+        .block_on(serve(cfg, args.stop_on_stdin_eof, args.gateway_fallback))
 }
 
-async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
+async fn serve(
+    cfg: NodeConfig,
+    stop_on_stdin_eof: bool,
+    gateway_fallback: bool,
+) -> anyhow::Result<()> {
     // Catch the signals before anything starts, so that an early one still
     // leads to a graceful stop.
     let mut stop = StopSignals::install()?;
     tracing::debug!(?cfg, "starting");
     let node = start(&cfg)?;
-    if let Err(e) = spawn_services(&node, &cfg.services).await {
-        let _ = node.shutdown(SHUTDOWN_GRACE).await;
-        return Err(e);
-    }
+    shop::register_messages(&node);
+    let gateway = match spawn_services(&node, &cfg.services).await.and_then(|()| {
+        cfg.gateway
+            .clone()
+            .map(|g| start_gateway(&node, g, gateway_fallback))
+            .transpose()
+    }) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = node.shutdown(SHUTDOWN_GRACE).await;
+            return Err(e);
+        }
+    };
     let ready = ReadyLine {
         name: cfg.name.clone(),
         addr: node.remote_addr().unwrap_or_default(),
         incarnation: node.node_info().map_or(0, |i| i.incarnation),
         services: cfg.services.iter().map(|s| s.name().to_string()).collect(),
+        gateway: gateway.as_ref().map(|g| g.local_addr().to_string()),
     };
     println!("{ready}");
     tracing::info!(node = %ready.name, addr = %ready.addr, "node ready");
@@ -133,8 +178,16 @@ async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
     };
     tracing::info!(
         reason = why,
-        "stopping: draining services, then leaving the cluster"
+        "stopping: the gateway, then draining services, then leaving the cluster"
     );
+    if let Some(g) = gateway {
+        if tokio::time::timeout(GATEWAY_STOP_BOUND, g.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the gateway did not stop within {GATEWAY_STOP_BOUND:?}");
+        }
+    }
     match tokio::time::timeout(SHUTDOWN_BOUND, node.shutdown(SHUTDOWN_GRACE)).await {
         Ok(r) => r.context("shutdown failed")?,
         Err(_) => anyhow::bail!("shutdown did not finish within {SHUTDOWN_BOUND:?}"),
@@ -163,13 +216,38 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot start node {}", cfg.name))
 }
 
+/// Starts the gateway; with `fallback`, on a free port when its address is
+/// taken.
+fn start_gateway(node: &Node, cfg: GatewayConfig, fallback: bool) -> anyhow::Result<GatewayHandle> {
+    let bind = cfg.bind;
+    let started = match Gateway::start(node.clone(), cfg.clone()) {
+        Err(GatewayError::Bind { reason, .. }) if fallback => {
+            tracing::warn!(%bind, %reason, "gateway address taken; taking a free port");
+            let free = GatewayConfig {
+                bind: SocketAddr::new(bind.ip(), 0),
+                ..cfg
+            };
+            Gateway::start(node.clone(), free)
+        }
+        r => r,
+    };
+    let handle = started.with_context(|| format!("cannot start the gateway on {bind}"))?;
+    tracing::info!(addr = %handle.local_addr(), "gateway ready");
+    Ok(handle)
+}
+
 async fn spawn_services(node: &Node, services: &[ServiceConfig]) -> anyhow::Result<()> {
     for s in services {
         let (name, n) = (s.name(), s.instance_count());
+        // Config checks keep the shop services at their fixed names and
+        // one instance each.
         let spawned = match s.kind {
             ServiceKind::Kv => node.spawn(kv::kv_spec(name, n)).await,
             ServiceKind::Echo => node.spawn(echo::echo_spec(name).instances(n)).await,
             ServiceKind::Counter => node.spawn(counter::counter_spec(name).instances(n)).await,
+            ServiceKind::Orders => node.spawn(shop::orders_spec()).await,
+            ServiceKind::Inventory => node.spawn(shop::inventory_spec()).await,
+            ServiceKind::Payments => node.spawn(shop::payments_spec()).await,
         };
         spawned.with_context(|| format!("cannot start service {s}"))?;
         tracing::info!(service = name, kind = %s.kind, instances = n, "service started");
@@ -216,6 +294,8 @@ pub(crate) struct ReadyLine {
     pub(crate) incarnation: u64,
     /// Names of the services it runs.
     pub(crate) services: Vec<String>,
+    /// The gateway's bound address, `ip:port`, if it runs one.
+    pub(crate) gateway: Option<String>,
 }
 
 impl ReadyLine {
@@ -232,7 +312,11 @@ impl fmt::Display for ReadyLine {
             self.addr,
             self.incarnation,
             self.services.join(",")
-        )
+        )?;
+        if let Some(g) = &self.gateway {
+            write!(f, " gateway={g}")?;
+        }
+        Ok(())
     }
 }
 
@@ -248,6 +332,7 @@ impl FromStr for ReadyLine {
             addr: String::new(),
             incarnation: 0,
             services: Vec::new(),
+            gateway: None,
         };
         for field in rest.split_whitespace() {
             match field.split_once('=') {
@@ -256,6 +341,7 @@ impl FromStr for ReadyLine {
                 Some(("incarnation", v)) => {
                     r.incarnation = v.parse().map_err(|_| format!("bad incarnation: {v}"))?;
                 }
+                Some(("gateway", v)) => r.gateway = Some(v.into()),
                 Some(("services", v)) => {
                     r.services = v
                         .split(',')
@@ -284,6 +370,7 @@ mod tests {
             addr: "127.0.0.1:4000".into(),
             incarnation: 42,
             services: vec!["kv".into(), "echo".into()],
+            gateway: None,
         };
         let line = r.to_string();
         assert_eq!(
@@ -292,5 +379,15 @@ mod tests {
         );
         assert_eq!(line.parse::<ReadyLine>().unwrap(), r);
         assert!("hello".parse::<ReadyLine>().is_err());
+        let with_gateway = ReadyLine {
+            gateway: Some("127.0.0.1:8080".into()),
+            ..r
+        };
+        let line = with_gateway.to_string();
+        assert!(
+            line.ends_with(" services=kv,echo gateway=127.0.0.1:8080"),
+            "{line}"
+        );
+        assert_eq!(line.parse::<ReadyLine>().unwrap(), with_gateway);
     }
 }

@@ -29,6 +29,9 @@ pub fn msa() -> Command {
         "MSA_SECRET",
         "MSA_ARBITERS",
         "MSA_SERVICES",
+        "MSA_GATEWAY",
+        "MSA_JWT_SECRET",
+        "MSA_FAILURE_DETECTION_MS",
         "MSA_SEED",
     ] {
         c.env_remove(var);

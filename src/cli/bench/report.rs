@@ -31,13 +31,13 @@ pub(crate) struct Comparison {
 
 /// The median side of a comparison.
 #[derive(Debug)]
-struct SideSummary {
-    messages: u64,
-    secs: f64,
-    msgs_per_sec: f64,
-    rounds_msgs_per_sec: Vec<f64>,
+pub(super) struct SideSummary {
+    pub(super) messages: u64,
+    pub(super) secs: f64,
+    pub(super) msgs_per_sec: f64,
+    pub(super) rounds_msgs_per_sec: Vec<f64>,
     /// (p50, p99, p99.9) in µs, over every round trip of every round.
-    latency_us: Option<(f64, f64, f64)>,
+    pub(super) latency_us: Option<(f64, f64, f64)>,
 }
 
 pub(super) fn median(values: &[f64]) -> f64 {
@@ -50,7 +50,7 @@ pub(super) fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn summarize(rounds: &[Measurement]) -> SideSummary {
+pub(super) fn summarize(rounds: &[Measurement]) -> SideSummary {
     let rates: Vec<f64> = rounds.iter().map(Measurement::msgs_per_sec).collect();
     let secs: Vec<f64> = rounds.iter().map(|m| m.elapsed.as_secs_f64()).collect();
     let mut merged: Option<Histogram<u64>> = None;

@@ -22,14 +22,16 @@ const KV_INSTANCES: usize = 2;
 /// Plans `nodes` nodes. The demo services (kv, echo, counter) go round-robin:
 /// kv on node1, echo on node2, counter on node3, then kv again on node4, and
 /// so on; with fewer than three nodes some nodes run several, so every
-/// service runs somewhere.
+/// service runs somewhere. The shop services run once each, spread the same
+/// way (orders on node1, inventory on node2, payments on node3), so that an
+/// order placed on node1 crosses nodes; with fewer nodes they share.
 pub(super) fn plan(nodes: usize, base_port: Option<u16>) -> Vec<NodePlan> {
-    let demo = ServiceKind::ALL;
+    let demo = ServiceKind::DEMO;
     let slots = nodes.max(demo.len());
     (0..nodes)
         .map(|i| {
             let port = base_port.map_or(0, |p| p + i as u16);
-            let services = (i..slots)
+            let mut services: Vec<ServiceConfig> = (i..slots)
                 .step_by(nodes)
                 .map(|k| {
                     let mut s = ServiceConfig::of(demo[k % demo.len()]);
@@ -39,6 +41,13 @@ pub(super) fn plan(nodes: usize, base_port: Option<u16>) -> Vec<NodePlan> {
                     s
                 })
                 .collect();
+            services.extend(
+                ServiceKind::SHOP
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(k, _)| k % nodes == i)
+                    .map(|(_, kind)| ServiceConfig::of(kind)),
+            );
             NodePlan {
                 name: format!("node{}", i + 1),
                 listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -59,20 +68,67 @@ mod tests {
     }
 
     #[test]
-    fn three_nodes_get_one_demo_service_each() {
+    fn three_nodes_get_one_demo_and_one_shop_service_each() {
         let p = plan(3, None);
-        assert_eq!(names(&p), [["kv"], ["echo"], ["counter"]]);
+        assert_eq!(
+            names(&p),
+            [
+                ["kv", "orders"],
+                ["echo", "inventory"],
+                ["counter", "payments"]
+            ]
+        );
         assert_eq!(p[2].name, "node3");
         assert_eq!(p[0].listen.port(), 0);
     }
 
     #[test]
     fn every_service_runs_somewhere_and_ports_follow_the_base() {
-        assert_eq!(names(&plan(1, None)), [vec!["kv", "echo", "counter"]]);
-        assert_eq!(names(&plan(2, None)), [vec!["kv", "counter"], vec!["echo"]]);
+        assert_eq!(
+            names(&plan(1, None)),
+            [vec![
+                "kv",
+                "echo",
+                "counter",
+                "orders",
+                "inventory",
+                "payments"
+            ]]
+        );
+        assert_eq!(
+            names(&plan(2, None)),
+            [
+                vec!["kv", "counter", "orders", "payments"],
+                vec!["echo", "inventory"]
+            ]
+        );
         let p = plan(5, Some(7000));
-        assert_eq!(names(&p), [["kv"], ["echo"], ["counter"], ["kv"], ["echo"]]);
+        assert_eq!(
+            names(&p),
+            [
+                vec!["kv", "orders"],
+                vec!["echo", "inventory"],
+                vec!["counter", "payments"],
+                vec!["kv"],
+                vec!["echo"]
+            ]
+        );
         let ports: Vec<u16> = p.iter().map(|n| n.listen.port()).collect();
         assert_eq!(ports, [7000, 7001, 7002, 7003, 7004]);
+    }
+
+    #[test]
+    fn shop_services_run_exactly_once() {
+        for n in 1..=6 {
+            let all: Vec<ServiceKind> = plan(n, None)
+                .iter()
+                .flat_map(|p| p.services.iter().map(|s| s.kind))
+                .filter(|k| k.is_shop())
+                .collect();
+            assert_eq!(all.len(), 3, "{n} nodes: {all:?}");
+            for kind in ServiceKind::SHOP {
+                assert!(all.contains(&kind), "{n} nodes: {all:?}");
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! executable, its output streamed with a `[name]` prefix, its exit reported
 //! on a channel, signalled on request.
 
+use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 
 use anyhow::Context;
@@ -16,7 +17,7 @@ use crate::cli::node::ReadyLine;
 
 /// The `MSA_*` variables `msa node` reads; cleared in children so that the
 /// caller's environment cannot change what `cluster up` planned.
-const NODE_ENV: [&str; 8] = [
+const NODE_ENV: [&str; 10] = [
     "MSA_CONFIG",
     "MSA_NAME",
     "MSA_LISTEN",
@@ -25,6 +26,8 @@ const NODE_ENV: [&str; 8] = [
     "MSA_SECRET",
     "MSA_ARBITERS",
     "MSA_SERVICES",
+    "MSA_GATEWAY",
+    "MSA_JWT_SECRET",
 ];
 
 /// A child process has exited.
@@ -45,6 +48,20 @@ pub(super) struct Launch<'a> {
     pub(super) secret: &'a str,
     /// The seed to join through (none for the first node).
     pub(super) seed: Option<&'a str>,
+    /// The gateway this node runs, if any (node1 only).
+    pub(super) gateway: Option<GatewayLaunch<'a>>,
+}
+
+/// The gateway a node runs: the shop demo's policy and routes, bound to
+/// `bind`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct GatewayLaunch<'a> {
+    /// Where it listens.
+    pub(super) bind: SocketAddr,
+    /// Whether it may take a free port when `bind` is taken.
+    pub(super) fallback: bool,
+    /// HS256 secret that turns auth on (passed in the environment).
+    pub(super) jwt_secret: Option<&'a str>,
 }
 
 /// A running `msa node` child.
@@ -87,6 +104,15 @@ impl NodeProcess {
         }
         for var in NODE_ENV {
             cmd.env_remove(var);
+        }
+        if let Some(g) = launch.gateway {
+            cmd.args(["--gateway", &g.bind.to_string(), "--demo-policy"]);
+            if g.fallback {
+                cmd.arg("--gateway-fallback");
+            }
+            if let Some(s) = g.jwt_secret {
+                cmd.env("MSA_JWT_SECRET", s);
+            }
         }
         cmd.env("MSA_SECRET", launch.secret)
             .stdin(Stdio::piped())

@@ -1,12 +1,17 @@
 //! `msa cluster up`: N `msa node` processes on loopback, the demo services
 //! spread across them, stopped together on Ctrl-C or SIGTERM.
 //!
+//! node1 also runs the HTTP gateway with the shop demo's policy and routes
+//! (`--gateway`, default [`DEFAULT_GATEWAY`] or a free port when that one is
+//! taken; auth on with `--jwt-secret`).
+//!
 //! node1 starts first; the others seed it. A node that dies is reported
 //! (name, exit status) and not restarted; the others keep running. On
 //! Ctrl-C or SIGTERM every node gets SIGTERM and [`STOP_WAIT`] to leave the
 //! cluster gracefully; stragglers are then killed.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -16,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::plan::{plan, NodePlan};
-use super::process::{Exited, Launch, NodeProcess};
+use super::process::{Exited, GatewayLaunch, Launch, NodeProcess};
 use super::{secret, table};
 use crate::cli::node::{ReadyLine, StopSignals};
 
@@ -27,12 +32,17 @@ const STOP_WAIT: Duration = Duration::from_secs(9);
 /// How long a node may take to print its ready line.
 const READY_WAIT: Duration = Duration::from_secs(30);
 
+/// Where node1's gateway listens unless `--gateway` says otherwise.
+const DEFAULT_GATEWAY: &str = "127.0.0.1:8080";
+
 /// Options of `msa cluster up`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Prints a table of the nodes, the seed address and the cluster secret (generated unless given), \
 so that `msa cluster status --seed ADDR --secret S` works from another terminal. \
-Node logs are streamed on stderr, prefixed with the node name (RUST_LOG sets their level).")]
+Node logs are streamed on stderr, prefixed with the node name (RUST_LOG sets their level).
+node1 runs the HTTP gateway with the shop demo: POST /orders, GET /orders/{id}, POST /v1/{service}/{message}.
+With --jwt-secret, calls need `Authorization: Bearer <token>` (`msa token --sub alice --role customer`).")]
 pub(crate) struct UpArgs {
     /// Number of node processes (named node1..nodeN)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -46,6 +56,28 @@ pub(crate) struct UpArgs {
     /// Cluster name
     #[arg(long, env = "MSA_CLUSTER", default_value = "msa")]
     cluster: String,
+    /// Address of the HTTP gateway on node1 (port 0 picks a free one)
+    /// [default: 127.0.0.1:8080, or a free port if it is taken]
+    #[arg(long, value_name = "IP:PORT")]
+    gateway: Option<SocketAddr>,
+    /// Turn gateway auth on: JWTs signed HS256 with this secret (its UTF-8
+    /// bytes); get tokens with `msa token`
+    #[arg(long, env = "MSA_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+impl UpArgs {
+    /// What node1's gateway is started with.
+    fn gateway(&self) -> anyhow::Result<GatewayLaunch<'_>> {
+        Ok(GatewayLaunch {
+            bind: match self.gateway {
+                Some(a) => a,
+                None => DEFAULT_GATEWAY.parse()?,
+            },
+            fallback: self.gateway.is_none(),
+            jwt_secret: self.jwt_secret.as_deref().filter(|s| !s.is_empty()),
+        })
+    }
 }
 
 /// Runs `msa cluster up`.
@@ -68,6 +100,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => (secret::generate()?, true),
     };
     let plans = plan(usize::from(args.nodes), args.base_port);
+    let gateway = args.gateway()?;
     let (exits_tx, exits) = mpsc::unbounded_channel();
     let mut nodes = Nodes {
         procs: Vec::new(),
@@ -75,7 +108,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         exits_tx,
     };
     let started = tokio::select! {
-        r = nodes.start(&plans, &args.cluster, &secret) => r,
+        r = nodes.start(&plans, &args.cluster, &secret, gateway) => r,
         why = stop.next() => Err(anyhow!("{why} while starting")),
     };
     let ready = match started {
@@ -86,6 +119,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     print_summary(&args, &ready, &nodes.procs, generated.then_some(&secret));
+    if let Some(addr) = ready.first().and_then(|r| r.gateway.as_deref()) {
+        if gateway.fallback && addr != gateway.bind.to_string() {
+            eprintln!(
+                "msa cluster: {} is taken; the gateway listens on {addr} instead",
+                gateway.bind
+            );
+        }
+    }
 
     let mut running = nodes.procs.len();
     loop {
@@ -120,12 +161,14 @@ struct Nodes {
 }
 
 impl Nodes {
-    /// Starts node1, waits for its address, then the others seeding it.
+    /// Starts node1 (with the gateway), waits for its address, then the
+    /// others seeding it.
     async fn start(
         &mut self,
         plans: &[NodePlan],
         cluster: &str,
         secret: &str,
+        gateway: GatewayLaunch<'_>,
     ) -> anyhow::Result<Vec<ReadyLine>> {
         let Some((first, rest)) = plans.split_first() else {
             return Ok(Vec::new());
@@ -134,9 +177,11 @@ impl Nodes {
             cluster,
             secret,
             seed: None,
+            gateway: Some(gateway),
         };
         let seed = self.spawn(first, launch)?.await?;
         launch.seed = Some(&seed.addr);
+        launch.gateway = None;
         let mut waits = Vec::new();
         for p in rest {
             waits.push(self.spawn(p, launch)?);
@@ -239,10 +284,22 @@ fn print_summary(
                 .iter()
                 .find(|p| p.name == r.name)
                 .map_or_else(String::new, |p| p.pid.to_string());
-            vec![r.name.clone(), pid, r.addr.clone(), r.services.join(",")]
+            let (demo, shop) = split_services(&r.services);
+            let gateway = r
+                .gateway
+                .as_ref()
+                .map_or_else(String::new, |a| format!("http://{a}"));
+            vec![r.name.clone(), pid, r.addr.clone(), demo, shop, gateway]
         })
         .collect();
     let seed = ready.first().map_or("", |r| r.addr.as_str());
+    let gateway = match ready.first().and_then(|r| r.gateway.as_deref()) {
+        Some(a) if args.jwt_secret.as_deref().is_some_and(|s| !s.is_empty()) => {
+            format!("http://{a} (auth on: tokens from `msa token --sub NAME --role ROLE`)")
+        }
+        Some(a) => format!("http://{a} (auth off: --jwt-secret turns it on)"),
+        None => "none".to_string(),
+    };
     let cluster_flag = if args.cluster == "msa" {
         String::new()
     } else {
@@ -254,19 +311,57 @@ fn print_summary(
     };
     let secret_flag = generated_secret.map_or_else(String::new, |s| format!(" --secret {s}"));
     println!(
-        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:   {seed}\nsecret: {secret}\n\
-         status: msa cluster status --seed {seed}{secret_flag}{cluster_flag}\n\
+        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:    {seed}\ngateway: {gateway}\n\
+         secret:  {secret}\n\
+         status:  msa cluster status --seed {seed}{secret_flag}{cluster_flag}\n\
          Ctrl-C or SIGTERM stops every node.",
         args.cluster,
         ready.len(),
-        table::render(&["NODE", "PID", "ADDRESS", "SERVICES"], &rows),
+        table::render(
+            &["NODE", "PID", "ADDRESS", "SERVICES", "SHOP", "GATEWAY"],
+            &rows
+        ),
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+/// A node's services as two table cells: the plain demo services, and the
+/// shop services (`-` for none, so that the columns stay aligned).
+fn split_services(services: &[String]) -> (String, String) {
+    let is_shop = |s: &&String| {
+        crate::cli::config::ServiceKind::SHOP
+            .iter()
+            .any(|k| k.as_str() == s.as_str())
+    };
+    let (shop, demo): (Vec<&String>, Vec<&String>) = services.iter().partition(is_shop);
+    let cell = |v: Vec<&String>| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+        }
+    };
+    (cell(demo), cell(shop))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shop_services_get_their_own_column() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            split_services(&s(&["kv", "orders"])),
+            ("kv".into(), "orders".into())
+        );
+        assert_eq!(
+            split_services(&s(&["kv", "echo", "orders", "payments"])),
+            ("kv,echo".into(), "orders,payments".into())
+        );
+        assert_eq!(split_services(&s(&["echo"])), ("echo".into(), "-".into()));
+        assert_eq!(split_services(&[]), ("-".into(), "-".into()));
+    }
 
     #[test]
     fn exits_are_described_by_their_status() {

@@ -1,0 +1,171 @@
+//! Service calls over HTTP: authenticate, authorize, limit, read the body,
+//! call the node, map the answer.
+//!
+//! The checks run in this order, so that a caller learns nothing about a
+//! service it may not use: 401 (token), 403 (policy), 429 (in-flight
+//! limit), 413/400 (body), then whatever the call itself yields.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use msa_runtime::{JsonBody, JsonError, Metadata};
+use serde_json::{Map, Value};
+
+use crate::body;
+use crate::error::ApiError;
+use crate::routes::Route;
+use crate::server::State;
+use crate::trace::RequestCtx;
+
+/// What a request calls.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallTarget<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) message: &'a str,
+    /// Path parameters to merge into the body (configured routes only).
+    pub(crate) params: Option<&'a [(String, String)]>,
+}
+
+/// Serves one call.
+pub(crate) async fn call(
+    state: &State,
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    ctx: &RequestCtx,
+    route: &Route,
+    target: CallTarget<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let identity = match &state.auth {
+        Some(auth) => {
+            let id = auth.authenticate(req.headers())?;
+            if !state.policy.allows(&id, target.service, target.message) {
+                return Err(ApiError::forbidden(format!(
+                    "not allowed to send `{}` to `{}`",
+                    target.message, target.service
+                )));
+            }
+            Some(id)
+        }
+        None => None,
+    };
+    let _permit = route
+        .limiter
+        .try_acquire()
+        .map_err(|_| ApiError::too_many_requests())?;
+    let body = body::read(req.headers(), payload, state.config.max_body_bytes).await?;
+    let mut meta = Metadata::new().with_trace(ctx.trace);
+    if let Some(id) = identity {
+        meta = meta.with_identity(id);
+    }
+    let reply = match target.params {
+        None => {
+            // An empty body is JSON's "nothing": it fits a unit message like `Get`.
+            let bytes: &[u8] = if body.is_empty() { b"null" } else { &body };
+            start(state, target, JsonBody::Bytes(bytes), meta)
+        }
+        Some(params) => {
+            let object = body_object(&body)?;
+            let (value, typed) = merge(object.clone(), params, true);
+            match start(state, target, JsonBody::Value(value), meta.clone()) {
+                // A parameter that looked like a number or bool where the
+                // message wants a string: retry once with every parameter a string.
+                Err(JsonError::BadBody { path, .. }) if typed.contains(&path.as_str()) => {
+                    let (value, _) = merge(object, params, false);
+                    start(state, target, JsonBody::Value(value), meta)
+                }
+                other => other,
+            }
+        }
+    }
+    .map_err(|e| ApiError::from_json(&e))?;
+    let result = reply
+        .await
+        .map_err(|e| ApiError::from_call(&e, &ctx.request_id))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .body(result))
+}
+
+fn start(
+    state: &State,
+    target: CallTarget<'_>,
+    body: JsonBody<'_>,
+    meta: Metadata,
+) -> Result<msa_runtime::JsonReply, JsonError> {
+    state.node.call_json(
+        target.service,
+        target.message,
+        body,
+        meta,
+        state.call_timeout(),
+    )
+}
+
+/// The body of a configured route: a JSON object, or nothing (`{}`).
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid body at `.`: expected a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
+    }
+}
+
+/// Merges path parameters into `object` (they win over body fields of the
+/// same name). With `typed`, a value that parses as a JSON number or bool is
+/// inserted as one; returns the names inserted that way.
+fn merge(
+    mut object: Map<String, Value>,
+    params: &[(String, String)],
+    typed: bool,
+) -> (Value, Vec<&str>) {
+    let mut as_typed = Vec::new();
+    for (name, raw) in params {
+        let value = match serde_json::from_str::<Value>(raw) {
+            Ok(v @ (Value::Number(_) | Value::Bool(_))) if typed => {
+                as_typed.push(name.as_str());
+                v
+            }
+            _ => Value::String(raw.clone()),
+        };
+        object.insert(name.clone(), value);
+    }
+    (Value::Object(object), as_typed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_merge_typed_then_as_strings() {
+        let params = [
+            ("id".to_string(), "42".to_string()),
+            ("flag".to_string(), "true".to_string()),
+            ("name".to_string(), "bob".to_string()),
+            ("n".to_string(), "1e999".to_string()),
+        ];
+        let body = body_object(br#"{"id": "body loses", "qty": 2}"#).unwrap();
+        let (v, typed) = merge(body.clone(), &params, true);
+        assert_eq!(
+            v,
+            serde_json::json!({"id": 42, "flag": true, "name": "bob", "n": "1e999", "qty": 2})
+        );
+        assert_eq!(typed, ["id", "flag"]);
+        let (v, typed) = merge(body, &params, false);
+        assert_eq!(v["id"], "42");
+        assert!(typed.is_empty());
+    }
+
+    #[test]
+    fn configured_bodies_must_be_objects() {
+        assert!(body_object(b"").unwrap().is_empty());
+        assert!(body_object(b" \n").unwrap().is_empty());
+        for bad in [&b"[1]"[..], b"3", b"{", b"null"] {
+            assert_eq!(body_object(bad).unwrap_err().status, 400);
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The collector that reads a node's services and connections at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use msa_runtime::{LatencySnapshot, Node, StatsSnapshot};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+/// Reads the node's counters on every scrape; nothing is cached, so a service
+/// that has gone disappears from the next scrape.
+#[derive(Debug)]
+pub(super) struct NodeCollector {
+    node: Node,
+}
+
+impl NodeCollector {
+    pub(super) fn new(node: Node) -> Self {
+        Self { node }
+    }
+}
+
+/// One service's numbers, read once per scrape.
+struct ServiceSample {
+    name: String,
+    stats: StatsSnapshot,
+    latency: Option<LatencySnapshot>,
+}
+
+/// One peer's connection counters (summed, should a peer ever appear twice:
+/// a duplicate series would make Prometheus reject the whole scrape).
+#[derive(Default)]
+struct PeerSample {
+    frames_in: u64,
+    frames_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// What a metric family is: name (without `_total` or unit), help, unit, type.
+struct Desc {
+    name: &'static str,
+    help: &'static str,
+    unit: Option<Unit>,
+    kind: MetricType,
+}
+
+/// A counter family and how to read its value from a sample.
+type Field<T> = (Desc, fn(&T) -> u64);
+
+const fn counter(name: &'static str, help: &'static str) -> Desc {
+    Desc {
+        name,
+        help,
+        unit: None,
+        kind: MetricType::Counter,
+    }
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let services: Vec<ServiceSample> = self
+            .node
+            .services()
+            .into_iter()
+            .filter_map(|name| {
+                // A service removed since `services()` is skipped.
+                let stats = self.node.stats(&name)?;
+                let latency = self.node.ask_latency(&name);
+                Some(ServiceSample {
+                    name,
+                    stats,
+                    latency,
+                })
+            })
+            .collect();
+        encode_services(&mut enc, &services)?;
+
+        let mut peers: BTreeMap<String, PeerSample> = BTreeMap::new();
+        for c in self.node.connection_stats() {
+            let p = peers.entry(c.peer).or_default();
+            p.frames_in = p.frames_in.saturating_add(c.frames_in);
+            p.frames_out = p.frames_out.saturating_add(c.frames_out);
+            p.bytes_in = p.bytes_in.saturating_add(c.bytes_in);
+            p.bytes_out = p.bytes_out.saturating_add(c.bytes_out);
+        }
+        encode_connections(&mut enc, &peers)?;
+        encode_remote(&mut enc, &self.node.remote_stats())
+    }
+}
+
+fn encode_services(enc: &mut DescriptorEncoder<'_>, services: &[ServiceSample]) -> fmt::Result {
+    let counters: [Field<StatsSnapshot>; 5] = [
+        (
+            counter(
+                "msa_service_messages",
+                "Messages handed to a handler of the service.",
+            ),
+            |s| s.messages,
+        ),
+        (
+            counter(
+                "msa_service_failures",
+                "Instance failures of the service: panics in a handler, in started or in the factory.",
+            ),
+            |s| s.failures,
+        ),
+        (
+            counter(
+                "msa_service_restarts",
+                "Instances of the service restarted by their supervisor.",
+            ),
+            |s| s.restarts,
+        ),
+        (
+            counter(
+                "msa_service_panicked_requests",
+                "Requests whose detached handler future panicked (the instance lived on).",
+            ),
+            |s| s.panicked_requests,
+        ),
+        (
+            counter(
+                "msa_service_expired",
+                "Messages dropped unhandled because their deadline had passed when dequeued.",
+            ),
+            |s| s.expired,
+        ),
+    ];
+    for (desc, value) in &counters {
+        family(
+            enc,
+            desc,
+            services,
+            "service",
+            |s| &s.name,
+            |s, m| ConstCounter::new(value(&s.stats)).encode(m),
+        )?;
+    }
+
+    let depth = Desc {
+        name: "msa_service_mailbox_depth",
+        help: "Messages queued to the live instances of the service and not yet taken.",
+        unit: None,
+        kind: MetricType::Gauge,
+    };
+    family(
+        enc,
+        &depth,
+        services,
+        "service",
+        |s| &s.name,
+        |s, m| ConstGauge::new(s.stats.mailbox_depth).encode(m),
+    )?;
+
+    let latency = Desc {
+        name: "msa_service_ask_duration",
+        help: "Time to answer asks that came as JSON calls (the gateway) or from other nodes.",
+        unit: Some(Unit::Seconds),
+        kind: MetricType::Histogram,
+    };
+    let timed: Vec<(&str, &LatencySnapshot)> = services
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.latency.as_ref()?)))
+        .collect();
+    family(
+        enc,
+        &latency,
+        &timed,
+        "service",
+        |t| t.0,
+        |t, mut m| encode_latency(t.1, &mut m),
+    )
+}
+
+/// A runtime latency histogram as a Prometheus one: bounds in seconds, and
+/// `_count` (= the `+Inf` bucket) the sum of every bucket, so the two always
+/// agree even if the snapshot raced with a recording.
+fn encode_latency(l: &LatencySnapshot, m: &mut MetricEncoder<'_>) -> fmt::Result {
+    let buckets: Vec<(f64, u64)> = l
+        .bounds_us
+        .iter()
+        .zip(&l.counts)
+        .map(|(&b, &c)| (micros_to_seconds(b), c))
+        .collect();
+    let count = l.counts.iter().fold(0u64, |a, &c| a.saturating_add(c));
+    m.encode_histogram::<NoLabelSet>(micros_to_seconds(l.sum_us), count, &buckets, None)
+}
+
+fn micros_to_seconds(us: u64) -> f64 {
+    // Exact for any realistic value (below 2^53 µs, 285 years).
+    us as f64 / 1e6
+}
+
+fn encode_connections(
+    enc: &mut DescriptorEncoder<'_>,
+    peers: &BTreeMap<String, PeerSample>,
+) -> fmt::Result {
+    let peers: Vec<(&String, &PeerSample)> = peers.iter().collect();
+    let counters: [Field<PeerSample>; 4] = [
+        (
+            counter(
+                "msa_connection_frames_in",
+                "Frames received from the peer node.",
+            ),
+            |p| p.frames_in,
+        ),
+        (
+            counter("msa_connection_frames_out", "Frames sent to the peer node."),
+            |p| p.frames_out,
+        ),
+        (
+            counter(
+                "msa_connection_bytes_in",
+                "Bytes received from the peer node (after the handshake).",
+            ),
+            |p| p.bytes_in,
+        ),
+        (
+            counter(
+                "msa_connection_bytes_out",
+                "Bytes sent to the peer node (after the handshake).",
+            ),
+            |p| p.bytes_out,
+        ),
+    ];
+    for (desc, value) in &counters {
+        family(
+            enc,
+            desc,
+            &peers,
+            "peer",
+            |p| p.0,
+            |p, m| ConstCounter::new(value(p.1)).encode(m),
+        )?;
+    }
+    Ok(())
+}
+
+fn encode_remote(
+    enc: &mut DescriptorEncoder<'_>,
+    r: &msa_runtime::remote::RemoteSnapshot,
+) -> fmt::Result {
+    let counters = [
+        (
+            counter(
+                "msa_remote_handshake_failures",
+                "Handshakes with other nodes that failed (wrong secret, cluster or protocol, garbage).",
+            ),
+            r.handshake_failures,
+        ),
+        (
+            counter(
+                "msa_remote_malformed_frames",
+                "Connections closed because of a malformed or oversized frame.",
+            ),
+            r.malformed_frames,
+        ),
+        (
+            counter(
+                "msa_remote_late_replies",
+                "Replies from other nodes that arrived after their ask had timed out or been dropped.",
+            ),
+            r.late_replies,
+        ),
+        (
+            counter(
+                "msa_remote_overloaded",
+                "Messages refused because an outbound queue to another node was full.",
+            ),
+            r.overloaded,
+        ),
+    ];
+    for (desc, value) in counters {
+        let m = enc.encode_descriptor(desc.name, desc.help, desc.unit.as_ref(), desc.kind)?;
+        ConstCounter::new(value).encode(m)?;
+    }
+    Ok(())
+}
+
+/// One metric family: its descriptor, then one sample per item labelled
+/// `key="label(item)"`.
+fn family<T>(
+    enc: &mut DescriptorEncoder<'_>,
+    desc: &Desc,
+    items: &[T],
+    key: &'static str,
+    label: impl Fn(&T) -> &str,
+    write: impl Fn(&T, MetricEncoder<'_>) -> fmt::Result,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(desc.name, desc.help, desc.unit.as_ref(), desc.kind)?;
+    for item in items {
+        let labels = [(key, label(item))];
+        write(item, m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Operations endpoints: liveness, readiness, metrics and the cluster view.
+//!
+//! `/healthz` and `/readyz` never need a token (probes do not carry one);
+//! `/metrics` and `/v1/cluster` reveal the deployment, so with auth on they
+//! need one of the configured admin roles.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse};
+use msa_runtime::ServiceState;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::server::State;
+
+fn json_response(mut res: actix_web::HttpResponseBuilder, body: &Value) -> HttpResponse {
+    res.insert_header((CONTENT_TYPE, "application/json"))
+        .body(body.to_string())
+}
+
+/// `GET /healthz`: the gateway answers, so it is alive.
+pub(crate) fn healthz() -> HttpResponse {
+    json_response(HttpResponse::Ok(), &json!({"status": "ok"}))
+}
+
+/// Why the node is not ready to serve, if it is not.
+///
+/// Ready means: every service the node knows is `Running` (a failed,
+/// starting or stopped one is a reason), and, when the node is clustered
+/// (it has remoting), membership is up: the node appears in its own member
+/// list, and a node that was given seeds sees at least one other live
+/// member (the first node of a cluster has no seeds, so it is ready alone).
+pub(crate) fn not_ready_reasons(state: &State) -> Vec<String> {
+    let node = &state.node;
+    let mut reasons = Vec::new();
+    for name in node.services() {
+        match node.service_state(&name) {
+            Some(ServiceState::Running) | None => {}
+            Some(s) => reasons.push(format!("service `{name}` is {s:?}")),
+        }
+    }
+    if let Some(me) = node.node_info() {
+        let status = node.cluster_status();
+        let joined = status
+            .members
+            .iter()
+            .any(|m| m.name == me.name && m.status == "alive");
+        if !joined {
+            reasons.push("the node has not joined its cluster".to_string());
+        } else if !node.seeds().is_empty()
+            && !status
+                .members
+                .iter()
+                .any(|m| m.name != me.name && m.status == "alive")
+        {
+            reasons.push("no live member reached through the seeds yet".to_string());
+        }
+    }
+    reasons
+}
+
+/// `GET /readyz`: 200 when ready, else 503 with the reasons.
+pub(crate) fn readyz(state: &State) -> HttpResponse {
+    let reasons = not_ready_reasons(state);
+    if reasons.is_empty() {
+        json_response(HttpResponse::Ok(), &json!({"status": "ready"}))
+    } else {
+        json_response(
+            HttpResponse::ServiceUnavailable(),
+            &json!({"status": "not_ready", "reasons": reasons}),
+        )
+    }
+}
+
+/// With auth on: 401 without a valid token, 403 without an admin role.
+fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
+    if let Some(auth) = &state.auth {
+        let id = auth.authenticate(req.headers())?;
+        if !auth.is_admin(&id) {
+            return Err(ApiError::forbidden("an admin role is required"));
+        }
+    }
+    Ok(())
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) fn metrics(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    require_admin(state, req)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, crate::metrics::CONTENT_TYPE))
+        .body(state.metrics.render()))
+}
+
+/// `GET /v1/cluster`: `Node::cluster_status()` with, for each service, the
+/// messages it handles and their JSON schemas.
+pub(crate) fn cluster(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    require_admin(state, req)?;
+    let node = &state.node;
+    let mut view = serde_json::to_value(node.cluster_status()).map_err(|e| {
+        tracing::error!(error = %e, "the cluster status is not JSON");
+        ApiError::internal("-")
+    })?;
+    if let Some(services) = view.get_mut("services").and_then(Value::as_array_mut) {
+        for svc in services {
+            let name = svc
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let messages: Vec<Value> = node
+                .service_messages(&name)
+                .into_iter()
+                .map(|wire| {
+                    let schema = node.message_info(&wire).and_then(|i| i.schema);
+                    json!({"name": wire, "schema": schema})
+                })
+                .collect();
+            if let Some(obj) = svc.as_object_mut() {
+                obj.insert("messages".into(), Value::Array(messages));
+            }
+        }
+    }
+    Ok(json_response(HttpResponse::Ok(), &view))
+}

@@ -1,0 +1,223 @@
+//! Starting and stopping the HTTP server.
+//!
+//! The server runs on a thread of its own with its own actix `System`, so
+//! a gateway can be started from any runtime (or none) and from outside
+//! the node's threads; actix-web's signal handling is off, because the
+//! process (the `msa` binary, a test) owns the signals.
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use msa_runtime::Node;
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::auth::Authenticator;
+use crate::config::GatewayConfig;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::routes::Router;
+use crate::{dispatch, trace};
+
+/// Seconds a graceful stop waits for requests in flight.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// Pending connections the listen socket queues (std's default of 128 drops
+/// SYNs under a burst of new clients).
+const BACKLOG: u32 = 2048;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) node: Node,
+    pub(crate) config: GatewayConfig,
+    pub(crate) auth: Option<Authenticator>,
+    pub(crate) policy: Policy,
+    pub(crate) router: Router,
+    pub(crate) metrics: Metrics,
+}
+
+impl State {
+    /// The timeout of each call (`None`: the node's default).
+    pub(crate) fn call_timeout(&self) -> Option<Duration> {
+        self.config.timeout_ms.map(Duration::from_millis)
+    }
+}
+
+/// The HTTP gateway of a node.
+#[derive(Debug)]
+pub struct Gateway;
+
+impl Gateway {
+    /// Checks `config`, binds its address and starts serving requests for
+    /// `node` on a thread of its own (its own actix `System`, signals off,
+    /// `config.workers` workers). Returns once the server listens.
+    ///
+    /// # Errors
+    /// [`GatewayError`]: an unusable auth key, policy rule, route, worker
+    /// count or concurrency limit, or an address that cannot be bound.
+    ///
+    /// # Examples
+    /// See the [crate docs](crate).
+    pub fn start(node: Node, config: GatewayConfig) -> Result<GatewayHandle, GatewayError> {
+        let config_err = |reason: &str| GatewayError::Config {
+            reason: reason.to_string(),
+        };
+        if config.workers == 0 || config.workers > 1024 {
+            return Err(config_err("`workers` must be between 1 and 1024"));
+        }
+        if config.max_concurrency == 0 || config.max_concurrency > Semaphore::MAX_PERMITS {
+            return Err(config_err(
+                "`max_concurrency` must be between 1 and 2^61 - 1",
+            ));
+        }
+        if config.timeout_ms == Some(0) {
+            return Err(config_err("`timeout_ms` must be at least 1"));
+        }
+        let auth = config.auth.as_ref().map(Authenticator::new).transpose()?;
+        let policy = Policy::new(&config.policy)?;
+        if auth.is_none() && !config.policy.is_empty() {
+            tracing::warn!("gateway auth is off: the policy rules are not applied");
+        }
+        let router = Router::new(&config.routes, config.max_concurrency)?;
+        let (bind, workers) = (config.bind, config.workers);
+        let state = web::Data::new(State {
+            metrics: Metrics::new(node.clone()),
+            node,
+            config,
+            auth,
+            policy,
+            router,
+        });
+
+        let (started_tx, started_rx) =
+            std::sync::mpsc::channel::<Result<(ServerHandle, SocketAddr), GatewayError>>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("msa-gateway".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(state.clone())
+                            .wrap(from_fn(trace::middleware))
+                            .default_service(web::to(dispatch::dispatch))
+                    })
+                    .workers(workers)
+                    .backlog(BACKLOG)
+                    .disable_signals()
+                    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+                    .bind(bind);
+                    let server = match server {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(GatewayError::Bind {
+                                addr: bind,
+                                reason: e.to_string(),
+                            }));
+                            return;
+                        }
+                    };
+                    let Some(addr) = server.addrs().first().copied() else {
+                        let _ = started_tx.send(Err(GatewayError::Bind {
+                            addr: bind,
+                            reason: "no address bound".into(),
+                        }));
+                        return;
+                    };
+                    let server = server.run();
+                    let _ = started_tx.send(Ok((server.handle(), addr)));
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "gateway server failed");
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| GatewayError::Start {
+                reason: e.to_string(),
+            })?;
+        let (server, addr) = match started_rx.recv() {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(GatewayError::Start {
+                    reason: "the server thread exited while starting".into(),
+                });
+            }
+        };
+        tracing::info!(%addr, workers, "gateway listening");
+        Ok(GatewayHandle {
+            addr,
+            server,
+            running: Mutex::new(Some(Running {
+                thread,
+                done: done_rx,
+            })),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Running {
+    thread: JoinHandle<()>,
+    done: oneshot::Receiver<()>,
+}
+
+/// Control of a running gateway: its address, and stopping it.
+///
+/// Dropping the handle without stopping stops the server in the background
+/// without waiting.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    server: ServerHandle,
+    running: Mutex<Option<Running>>,
+}
+
+impl GatewayHandle {
+    /// The address the gateway listens on (the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (up to
+    /// 10 s), and joins the server thread. Works from any async runtime;
+    /// calling it again returns at once.
+    pub async fn stop(&self) {
+        let running = self.running.lock().take();
+        let Some(running) = running else { return };
+        // The command is sent now; the server thread exits once it is done.
+        drop(self.server.stop(true));
+        let _ = running.done.await;
+        let _ = running.thread.join();
+        tracing::info!(addr = %self.addr, "gateway stopped");
+    }
+
+    /// [`stop`](Self::stop) for plain threads: blocks until the server thread
+    /// has exited. Do not call it from inside an async runtime.
+    pub fn stop_blocking(&self) {
+        let running = self.running.lock().take();
+        let Some(running) = running else { return };
+        drop(self.server.stop(true));
+        let _ = running.thread.join();
+        tracing::info!(addr = %self.addr, "gateway stopped");
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        if self.running.lock().is_some() {
+            drop(self.server.stop(false));
+        }
+    }
+}

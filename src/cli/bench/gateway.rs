@@ -1,0 +1,202 @@
+//! `msa bench gateway`: HTTP requests through the msa gateway, configured
+//! as a user would run it (JWT auth, a policy, metrics), to a local echo
+//! service, against a bare actix-web handler that returns the same JSON,
+//! interleaved in the same run.
+//!
+//! One process holds everything: the msa node (its own arbiter threads) with
+//! the echo service; the gateway (its own thread and actix System, and its
+//! workers); the baseline server (likewise, with as many workers); and the
+//! client, an awc client on this thread's own actix System, with C
+//! keep-alive connections per side. Every request of the gateway side goes
+//! the whole way: JWT verification, policy, JSON decode, the msa ask, JSON
+//! encode and the request metrics.
+
+mod baseline;
+mod load;
+mod report;
+mod stack;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use msa::actors::echo::Ping;
+use msa::RemoteMessage;
+
+use super::local::progress;
+use baseline::Baseline;
+use load::Load;
+use report::GatewayComparison;
+use stack::{Stack, SERVICE};
+
+/// Requests per side before the timed rounds (at most `--requests`).
+const WARM_UP_REQUESTS: u64 = 2_000;
+
+/// Options of `msa bench gateway`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+What runs (one process, loopback):
+  gateway   an msa node with the echo service (--arbiters threads) and the
+            msa gateway in front (--workers actix-web workers, own thread
+            and System) with HS256 JWT auth, a policy rule allowing the
+            token's role to call `echo.Ping`, and its request metrics.
+            Requests: POST /v1/echo/echo.Ping with body `seq`.
+  baseline  a bare actix-web server (same worker count, own thread and
+            System) whose one route decodes the body into echo.Ping with
+            serde_json and answers the JSON of Pong: no msa, no auth.
+  client    awc on this thread (its own actix System): --connections
+            keep-alive connections per side sharing --requests requests,
+            each with the bearer token (the baseline ignores it). A request
+            counts only with status 200 and the body `seq`; failures are
+            counted and reported loudly (and the command then fails).
+
+After an untimed warm-up, each of --rounds rounds measures the baseline,
+then the gateway; the report gives the median throughput of each side and
+latency percentiles over all requests. Target: gateway ≥ 0.6× baseline.
+
+Examples:
+  msa bench gateway
+  msa bench gateway --json > gateway.jsonl
+  msa bench gateway --connections 64 --requests 200000 --rounds 5")]
+pub(crate) struct GatewayArgs {
+    /// Keep-alive connections per side (concurrent requests in flight).
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connections: u64,
+
+    /// Requests per round per side.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    requests: u64,
+
+    /// Rounds; each measures the baseline, then the gateway. The median of
+    /// each side is reported (use 3 or more).
+    #[arg(long, short = 'r', value_name = "R", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+
+    /// actix-web workers of the gateway and of the baseline server (the
+    /// gateway's default is 2).
+    #[arg(long, value_name = "W", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    workers: u64,
+
+    /// Arbiter threads of the msa node that runs the echo service.
+    #[arg(long, value_name = "A", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    arbiters: u64,
+
+    /// Print one JSON object on one line instead of a table, and no
+    /// progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `msa bench gateway` and prints the report on stdout.
+pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let comparison = actix_rt::System::new().block_on(bench(&args))?;
+    let record = comparison.record();
+    if args.json {
+        print!("{}", report::json_line(&comparison)?);
+    } else {
+        print!("{}", report::table(&comparison));
+    }
+    if let Some(banner) = report::failure_banner(&record) {
+        eprint!("{banner}");
+        bail!("requests failed during the benchmark (see above)");
+    }
+    Ok(())
+}
+
+/// Starts both servers, measures, and stops both (also on failure).
+async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
+    let workers = usize::try_from(args.workers)?;
+    let arbiters = usize::try_from(args.arbiters)?;
+    let connections = usize::try_from(args.connections)?;
+    // Setup, warm-up, then 2 measurements per round.
+    let bar = progress(args.json, 2 + 2 * u64::from(args.rounds));
+    bar.set_message("starting the node, the gateway and the baseline server");
+    let stack = Stack::start(workers, arbiters).await?;
+    let baseline = match Baseline::start(workers) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = stack.stop().await;
+            return Err(e);
+        }
+    };
+    bar.inc(1);
+    let threads = format!(
+        "client: {connections} connections per side from 1 thread (awc, own System); \
+         gateway: {workers} actix-web worker thread(s) (own System) calling a node with \
+         {arbiters} arbiter thread(s) running the echo instance; baseline: {workers} \
+         actix-web worker thread(s) (own System); {} CPU(s), not pinned",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let outcome = measure(args, &stack, &baseline, connections, &bar).await;
+    bar.finish_and_clear();
+    let stopped_baseline = baseline.stop().await;
+    let stopped_stack = stack.stop().await;
+    let (gateway, base) = outcome?;
+    stopped_baseline.context("stopping the baseline server")?;
+    stopped_stack.context("stopping the gateway and the node")?;
+    Ok(GatewayComparison {
+        threads,
+        connections,
+        workers,
+        arbiters,
+        gateway,
+        baseline: base,
+    })
+}
+
+/// The warm-up and the interleaved rounds.
+async fn measure(
+    args: &GatewayArgs,
+    stack: &Stack,
+    baseline: &Baseline,
+    connections: usize,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(Vec<load::Round>, Vec<load::Round>)> {
+    let path = format!("/v1/{SERVICE}/{}", Ping::NAME);
+    let gateway = Load::new(
+        &format!("http://{}{path}", stack.local_addr()),
+        &stack.token,
+        connections,
+    )?;
+    let bare = Load::new(
+        &format!("http://{}{path}", baseline.local_addr()),
+        &stack.token,
+        connections,
+    )?;
+
+    // Untimed: opens the connections and checks that both sides answer
+    // right, so that a misconfiguration fails fast and plainly.
+    bar.set_message("warm-up");
+    let warm = args.requests.min(WARM_UP_REQUESTS);
+    for (side, load) in [("baseline", &bare), ("gateway", &gateway)] {
+        let r = load.round(warm).await?;
+        if let Some(first) = r.first_failure {
+            bail!(
+                "{} of {warm} warm-up requests to the {side} failed; first: {first}",
+                r.failures
+            );
+        }
+    }
+    bar.inc(1);
+
+    let mut through_gateway = Vec::new();
+    let mut bare_rounds = Vec::new();
+    for round in 1..=args.rounds {
+        for (side, load, out) in [
+            ("baseline", &bare, &mut bare_rounds),
+            ("gateway", &gateway, &mut through_gateway),
+        ] {
+            bar.set_message(format!("{side} · round {round}/{}", args.rounds));
+            let r = load
+                .round(args.requests)
+                .await
+                .with_context(|| format!("{side}, round {round}"))?;
+            out.push(r);
+            bar.inc(1);
+        }
+    }
+    Ok((through_gateway, bare_rounds))
+}

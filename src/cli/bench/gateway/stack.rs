@@ -1,0 +1,106 @@
+//! The side under test, configured as a user would run it: an msa node with
+//! the echo service, and the msa gateway in front of it with JWT (HS256)
+//! authentication, a policy rule that lets the bench's role call
+//! `echo.Ping`, and its always-on request metrics.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use msa::actors::echo::{self, Ping};
+use msa::gateway::{
+    hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayHandle, JwtAlg, PolicyRule,
+};
+use msa::{Node, RemoteMessage};
+
+/// The echo service's name, which is also the first URL segment.
+pub(crate) const SERVICE: &str = "echo";
+/// The role the bench's token carries and the policy asks for.
+const ROLE: &str = "bench";
+/// How long the bench's token is valid.
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// How long the node may drain at the end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The node and its gateway.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    node: Node,
+    gateway: GatewayHandle,
+    /// A token the gateway accepts for `echo.Ping`.
+    pub(crate) token: String,
+}
+
+impl Stack {
+    /// Starts a node with `arbiters` threads and the echo service, then the
+    /// gateway on 127.0.0.1:0 with `workers` workers.
+    pub(crate) async fn start(workers: usize, arbiters: usize) -> anyhow::Result<Self> {
+        let node = Node::builder()
+            .name("bench-gateway")
+            .arbiters(arbiters)
+            .start()
+            .context("starting the msa node")?;
+        match Self::start_on(&node, workers).await {
+            Ok((gateway, token)) => Ok(Self {
+                node,
+                gateway,
+                token,
+            }),
+            Err(e) => {
+                let _ = node.shutdown(SHUTDOWN_GRACE).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_on(node: &Node, workers: usize) -> anyhow::Result<(GatewayHandle, String)> {
+        node.spawn(echo::echo_spec(SERVICE))
+            .await
+            .context("spawning the echo service")?;
+        let secret = random_secret()?;
+        let token = hs256_token(&secret, "msa-bench", &[ROLE], TOKEN_TTL)
+            .map_err(|e| anyhow!("making the bench's token: {e}"))?;
+        let config = GatewayConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers,
+            auth: Some(AuthConfig {
+                alg: JwtAlg::HS256,
+                secret: Some(secret),
+                public_key_pem: None,
+                roles_claim: "roles".into(),
+                leeway_secs: 60,
+                admin_roles: vec!["admin".into()],
+            }),
+            policy: vec![PolicyRule {
+                service: SERVICE.into(),
+                message: Ping::NAME.into(),
+                roles: vec![ROLE.into()],
+            }],
+            ..GatewayConfig::default()
+        };
+        let gateway = Gateway::start(node.clone(), config)
+            .map_err(|e| anyhow!("starting the gateway: {e}"))?;
+        Ok((gateway, token))
+    }
+
+    /// The gateway's bound address.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.gateway.local_addr()
+    }
+
+    /// Stops the gateway, then the node.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.gateway.stop().await;
+        self.node
+            .shutdown(SHUTDOWN_GRACE)
+            .await
+            .context("shutting the node down")
+    }
+}
+
+/// A fresh HS256 secret: 32 random bytes as hex.
+fn random_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow!("no randomness for the secret: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -350,6 +350,7 @@ impl Handler<Reserve> for Inventory {
         let (unit_price_cents, total_cents) = (l.price_cents, l.price_cents.saturating_mul(qty));
         self.last_reservation += 1;
         let reservation = self.last_reservation;
+        tracing::info!(sku = %msg.sku, qty, reservation, "reserved");
         self.held.insert(reservation, Held { sku: msg.sku, qty });
         Reply::ready(ReserveOutcome::Reserved {
             reservation,

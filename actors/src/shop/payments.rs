@@ -134,6 +134,7 @@ impl Handler<Charge> for Payments {
         ctx: &mut ServiceContext<'_, Self>,
     ) -> Reply<Self, ChargeOutcome> {
         if msg.amount_cents > self.limit_cents {
+            tracing::info!(order = msg.order, amount_cents = msg.amount_cents, "charge declined");
             return Reply::ready(ChargeOutcome::Declined {
                 reason: format!(
                     "amount {} cents is over the limit of {} cents",
@@ -150,6 +151,7 @@ impl Handler<Charge> for Payments {
             amount_cents: msg.amount_cents,
         };
         keep(&mut self.payments, self.last_id, payment);
+        tracing::info!(order = msg.order, amount_cents = msg.amount_cents, payment = %id, "charged");
         Reply::ready(ChargeOutcome::Approved { payment: id })
     }
 }

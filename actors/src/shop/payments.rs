@@ -134,7 +134,11 @@ impl Handler<Charge> for Payments {
         ctx: &mut ServiceContext<'_, Self>,
     ) -> Reply<Self, ChargeOutcome> {
         if msg.amount_cents > self.limit_cents {
-            tracing::info!(order = msg.order, amount_cents = msg.amount_cents, "charge declined");
+            tracing::info!(
+                order = msg.order,
+                amount_cents = msg.amount_cents,
+                "charge declined"
+            );
             return Reply::ready(ChargeOutcome::Declined {
                 reason: format!(
                     "amount {} cents is over the limit of {} cents",

@@ -1,6 +1,6 @@
 //! `msa bench`: measure msa, always against a baseline run in the same
 //! conditions (the same process for `local`, the same two processes for
-//! `remote`).
+//! `remote`, a bare actix-web handler on the same loopback for `gateway`).
 
 mod gateway;
 mod local;

@@ -66,7 +66,7 @@ fn request(rng: &mut Rng, good_token: &str) -> Vec<u8> {
         path.extend_from_slice(rng.pick(&["calc.Add", "calc.Nope", "x"]).as_bytes());
     } else {
         for _ in 0..(rng.next() % 5) {
-            path.push(b'/');
+            path.extend_from_slice(b"/");
             if rng.next() % 20 == 0 {
                 path.extend(std::iter::repeat_n(b'x', 5000));
             } else {

@@ -1,6 +1,8 @@
 //! Remoting: the wire between nodes. Length-prefixed bincode frames, an
-//! authenticated handshake, one connection per peer with a batching writer,
-//! service tables exchanged on connect and on change, and location-
+//! authenticated handshake, one data connection per peer with a batching
+//! writer plus a membership lane (a second authenticated connection that
+//! carries only failure detection, so bulk calls cannot delay it), service
+//! tables exchanged on connect and on change, and location-
 //! transparent calls through [`ServiceRef`](crate::ServiceRef).
 
 pub(crate) mod frame;

@@ -470,3 +470,128 @@ async fn next_event(
         .expect("an event within 10 s")
         .expect("the event channel is open")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_travels_on_its_own_lane_beside_the_data_connection() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wb = b.watch();
+    a.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wb, "c", "a").await;
+    // Node-wide counters count the lane too; per-connection counters
+    // describe the data connection only. Frames counted by the node but by
+    // no connection came over the membership lane (its pings and foca's
+    // messages).
+    for (who, n) in [("a", &a), ("b", &b)] {
+        eventually(&format!("frames on {who}'s membership lane"), || {
+            let data: u64 = n.connection_stats().iter().map(|c| c.frames_in).sum();
+            n.remote_stats().frames_in > data + 2
+        })
+        .await;
+        assert_eq!(
+            n.connection_stats().len(),
+            1,
+            "one data connection per peer"
+        );
+    }
+    // Calls still go over the data connection.
+    assert_eq!(b.service("c").ask(Incr).await.unwrap(), 1);
+    assert!(b.connection_stats()[0].frames_out >= 1);
+    // A graceful leave closes both connections: the survivor learns it at once.
+    let mut ev = a.cluster_events().unwrap();
+    b.shutdown(GRACE).await.unwrap();
+    loop {
+        match next_event(&mut ev).await {
+            msa_runtime::remote::ClusterEvent::Left { name } => {
+                assert_eq!(name, "b");
+                break;
+            }
+            msa_runtime::remote::ClusterEvent::Joined { .. } => continue, // a duplicate settling
+            e => panic!("a graceful leave is not a failure: {e:?}"),
+        }
+    }
+    eventually("no peer left", || a.peers().is_empty()).await;
+    a.shutdown(GRACE).await.unwrap();
+}
+
+/// A bulky message, to fill a connection.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct Bulk(Vec<u8>);
+impl RemoteMessage for Bulk {
+    const NAME: &'static str = "test.Bulk";
+}
+impl Handler<Bulk> for Counter {
+    fn handle(&mut self, _: Bulk, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        self.n += 1;
+        Reply::ready(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_calls_does_not_make_failure_detection_misfire() {
+    use msa_runtime::remote::ClusterEvent;
+    const BOUND: Duration = Duration::from_secs(3);
+    let start = |name: &str, seed: Option<String>| {
+        let mut b = Node::builder()
+            .name(name)
+            .arbiters(1)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .secret(SECRET)
+            .failure_detection(BOUND);
+        if let Some(s) = seed {
+            b = b.seed(s);
+        }
+        b.start().unwrap()
+    };
+    let a = start("a", None);
+    let b = start("b", a.remote_addr());
+    a.register_message::<Bulk>();
+    a.register_message::<Incr>();
+    a.register_message::<Get>();
+    let mut events_a = a.cluster_events().unwrap();
+    let mut events_b = b.cluster_events().unwrap();
+    let mut wa = a.watch();
+    b.spawn(spec("sink").handles::<Bulk>()).await.unwrap();
+    remote_up(&mut wa, "sink", "b").await;
+
+    // Two detection bounds of tells, as fast as a's queue takes them.
+    let sink = a.service("sink");
+    let payload = vec![7u8; 64 * 1024];
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed() < BOUND * 2 {
+        for i in 0..64 {
+            // Small tells (the most frames) and large ones (the most bytes).
+            let r = if i % 2 == 0 {
+                sink.tell(Incr)
+            } else {
+                sink.tell(Bulk(payload.clone()))
+            };
+            if r.is_ok() {
+                sent += 1;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(sent > 100, "the flood flowed ({sent} tells)");
+    // Nobody was declared down while the connection was saturated.
+    for (who, ev) in [("a", &mut events_a), ("b", &mut events_b)] {
+        while let Ok(e) = ev.try_recv() {
+            assert!(
+                !matches!(e, ClusterEvent::Down { .. } | ClusterEvent::Left { .. }),
+                "{who} saw {e:?} during the flood"
+            );
+        }
+    }
+    assert!(a.peers().iter().any(|p| p.name == "b"));
+    // And the flood is still being served: an ask comes back behind it.
+    let handled = sink
+        .ask(Get)
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(handled > 0);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}

@@ -26,6 +26,17 @@ pub struct NodeInfo {
     pub incarnation: u64,
 }
 
+/// What an authenticated connection carries, declared by its dialer in
+/// `Hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ConnKind {
+    /// Calls, replies, tables, pings, and membership until a lane is up.
+    Data,
+    /// The membership lane: only `Membership` and `Ping` frames, so that
+    /// failure detection never queues behind calls in a TCP stream.
+    Membership,
+}
+
 /// Call metadata as it travels: identity, trace and the time left.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct WireMeta {
@@ -55,6 +66,8 @@ pub(crate) enum Frame {
         cluster: String,
         node: NodeInfo,
         nonce: Nonce,
+        /// What the connection will carry (since protocol 2).
+        kind: ConnKind,
     },
     Challenge {
         node: NodeInfo,
@@ -250,6 +263,7 @@ mod tests {
                     incarnation: 3,
                 },
                 nonce: [7; 32],
+                kind: ConnKind::Membership,
             },
             Frame::Ask {
                 id: 9,

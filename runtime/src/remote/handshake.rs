@@ -5,20 +5,23 @@
 //!
 //! ```text
 //! dialer                                   listener
-//!   Hello { protocol, cluster, node, nc } ->
+//!   Hello { protocol, cluster, node, nc, kind } ->
 //!                                          <- Challenge { node, ns, proof_s = H(k, "srv" | cluster | nc | ns) }
 //!   Auth { proof_c = H(k, "cli" | cluster | ns | nc) } ->
 //!                                          <- Welcome
 //! ```
-//! Either side refuses with a reason (`Refused`) and closes.
+//! Either side refuses with a reason (`Refused`) and closes. `kind` says
+//! whether the connection carries calls (`Data`) or is a peer's membership
+//! lane (`Membership`); both are authenticated alike.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::frame::{Frame, NodeInfo, Nonce, Proof};
+use super::frame::{ConnKind, Frame, NodeInfo, Nonce, Proof};
 
-/// The wire protocol version. Peers must agree on the major part.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// The wire protocol version; peers must speak the same one. 2 added the
+/// connection kind to `Hello` (the membership lane).
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,13 +109,15 @@ pub(crate) struct Dialer {
 }
 
 impl Dialer {
-    /// Starts a handshake; returns the `Hello` to send.
-    pub(crate) fn start(cfg: HandshakeConfig, nonce: Nonce) -> (Self, Frame) {
+    /// Starts a handshake for a connection of `kind`; returns the `Hello`
+    /// to send.
+    pub(crate) fn start(cfg: HandshakeConfig, kind: ConnKind, nonce: Nonce) -> (Self, Frame) {
         let hello = Frame::Hello {
             protocol: PROTOCOL_VERSION,
             cluster: cfg.cluster.clone(),
             node: cfg.local.clone(),
             nonce,
+            kind,
         };
         (
             Self {
@@ -162,6 +167,8 @@ pub(crate) struct Listener {
     nonce: Nonce,
     /// The dialer's nonce and identity, once `Hello` arrived.
     hello: Option<(Nonce, NodeInfo)>,
+    /// What the dialer said the connection carries.
+    kind: ConnKind,
 }
 
 impl Listener {
@@ -170,7 +177,14 @@ impl Listener {
             cfg,
             nonce,
             hello: None,
+            kind: ConnKind::Data,
         }
+    }
+
+    /// What the connection carries, as the dialer declared it in `Hello`
+    /// (meaningful once the handshake is done).
+    pub(crate) fn kind(&self) -> ConnKind {
+        self.kind
     }
 
     /// Feeds the dialer's next frame. On an error, send
@@ -184,6 +198,7 @@ impl Listener {
                     cluster,
                     node,
                     nonce,
+                    kind,
                 },
                 None,
             ) => {
@@ -205,6 +220,7 @@ impl Listener {
                     proof: proof(&c.secret, b"msa-srv", &c.cluster, &nonce, &self.nonce),
                 };
                 self.hello = Some((nonce, node));
+                self.kind = kind;
                 Ok(Step::Send(challenge))
             }
             (Frame::Auth { proof: p }, Some((theirs, node))) => {
@@ -249,7 +265,7 @@ mod tests {
         Result<NodeInfo, HandshakeError>,
         Result<NodeInfo, HandshakeError>,
     ) {
-        let (mut dialer, hello) = Dialer::start(d, [1; 32]);
+        let (mut dialer, hello) = Dialer::start(d, ConnKind::Data, [1; 32]);
         let mut listener = Listener::new(l, [2; 32]);
         let challenge = match listener.on_frame(hello) {
             Ok(Step::Send(f)) => f,
@@ -291,7 +307,7 @@ mod tests {
     #[test]
     fn a_dialer_without_the_secret_cannot_forge_auth() {
         let mut listener = Listener::new(cfg("bb", "c", b"right"), [2; 32]);
-        let (_, hello) = Dialer::start(cfg("a", "c", b"guess"), [1; 32]);
+        let (_, hello) = Dialer::start(cfg("a", "c", b"guess"), ConnKind::Data, [1; 32]);
         assert!(matches!(listener.on_frame(hello), Ok(Step::Send(_))));
         let forged = Frame::Auth { proof: [0; 32] };
         assert_eq!(
@@ -310,12 +326,13 @@ mod tests {
             cluster: "c".into(),
             node: cfg("a", "c", b"k").local,
             nonce: [0; 32],
+            kind: ConnKind::Data,
         };
         let err = listener.on_frame(hello).unwrap_err();
         assert_eq!(
             err,
             HandshakeError::ProtocolVersion {
-                ours: 1,
+                ours: PROTOCOL_VERSION,
                 theirs: 99
             }
         );
@@ -330,6 +347,34 @@ mod tests {
         assert_eq!(
             listener.on_frame(Frame::Welcome).unwrap_err(),
             HandshakeError::Unexpected("welcome")
+        );
+    }
+
+    #[test]
+    fn the_listener_learns_a_membership_lane_from_hello_and_still_checks_the_secret() {
+        let mut listener = Listener::new(cfg("bb", "c", b"k"), [2; 32]);
+        assert_eq!(listener.kind(), ConnKind::Data);
+        let (mut dialer, hello) = Dialer::start(cfg("a", "c", b"k"), ConnKind::Membership, [1; 32]);
+        let Ok(Step::Send(challenge)) = listener.on_frame(hello) else {
+            panic!("challenge expected");
+        };
+        let Ok(Step::Send(auth)) = dialer.on_frame(challenge) else {
+            panic!("auth expected");
+        };
+        assert!(matches!(
+            listener.on_frame(auth),
+            Ok(Step::Done(Some(Frame::Welcome), _))
+        ));
+        assert_eq!(listener.kind(), ConnKind::Membership);
+        // A lane with the wrong secret is refused like any connection.
+        let mut listener = Listener::new(cfg("bb", "c", b"right"), [2; 32]);
+        let (_, hello) = Dialer::start(cfg("a", "c", b"wrong"), ConnKind::Membership, [1; 32]);
+        assert!(matches!(listener.on_frame(hello), Ok(Step::Send(_))));
+        assert_eq!(
+            listener
+                .on_frame(Frame::Auth { proof: [0; 32] })
+                .unwrap_err(),
+            HandshakeError::BadProof
         );
     }
 }

@@ -1,5 +1,5 @@
-//! One remote node as this node sees it: its outbound queue and the asks
-//! waiting for its replies.
+//! One remote node as this node sees it: its outbound queue, the asks
+//! waiting for its replies, and its membership lane once that is up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +35,13 @@ pub(crate) struct Peer {
     stats: Arc<RemoteStats>,
     /// This connection's own counters.
     pub(crate) conn: super::stats::ConnStats,
+    /// The membership lane (its id and its writer's queue), while one is up.
+    lane: Mutex<Option<(u64, mpsc::UnboundedSender<Frame>)>>,
+    /// Whether the peer's service table has arrived on this connection.
+    table_seen: AtomicBool,
+    /// Becomes `true` once the connection is down or retired: its lane
+    /// closes and stops re-dialing.
+    gone: tokio::sync::watch::Sender<bool>,
 }
 
 impl Peer {
@@ -58,12 +65,77 @@ impl Peer {
             serving: std::sync::atomic::AtomicUsize::new(0),
             stats,
             conn: Default::default(),
+            lane: Mutex::new(None),
+            table_seen: AtomicBool::new(false),
+            gone: tokio::sync::watch::channel(false).0,
         }
     }
 
     /// A duplicate connection: no new calls go on it; it closes once idle.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
+        self.close_lane();
+    }
+
+    /// The peer's service table arrived on this connection.
+    pub(crate) fn saw_table(&self) {
+        self.table_seen.store(true, Ordering::Release);
+    }
+
+    /// Whether the peer's service table arrived on this connection (so the
+    /// registry routes calls over it rather than over a retired duplicate).
+    pub(crate) fn has_seen_table(&self) -> bool {
+        self.table_seen.load(Ordering::Acquire)
+    }
+
+    /// Resolves once this connection is down or retired.
+    pub(crate) fn gone(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.gone.subscribe();
+        async move {
+            let _ = rx.wait_for(|gone| *gone).await;
+        }
+    }
+
+    /// Ends the lane (if any) and stops it from being re-dialed.
+    fn close_lane(&self) {
+        self.gone.send_replace(true);
+        self.lane.lock().take();
+    }
+
+    /// Makes `tx` the membership lane of this peer. A lane that was up
+    /// already is dropped (its writer sees its queue close and ends it), so
+    /// there is one lane per connection. `false` when the connection is gone.
+    pub(crate) fn attach_lane(&self, id: u64, tx: mpsc::UnboundedSender<Frame>) -> bool {
+        let mut lane = self.lane.lock();
+        if self.is_down() || self.is_retired() {
+            return false;
+        }
+        *lane = Some((id, tx));
+        true
+    }
+
+    /// Forgets lane `id` (if it is still the current one).
+    pub(crate) fn detach_lane(&self, id: u64) {
+        let mut lane = self.lane.lock();
+        if lane.as_ref().is_some_and(|(cur, _)| *cur == id) {
+            *lane = None;
+        }
+    }
+
+    /// Queues a membership frame: on the lane when it is up, else on this
+    /// connection's control lane (startup, a lane being re-dialed).
+    pub(crate) fn send_membership(&self, frame: Frame) -> Result<(), CallError> {
+        if self.is_down() {
+            return Err(self.node_down());
+        }
+        let frame = match self.lane.lock().as_ref() {
+            Some((_, tx)) => match tx.send(frame) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(f)) => f,
+            },
+            None => frame,
+        };
+        self.send(frame)
     }
 
     pub(crate) fn is_retired(&self) -> bool {
@@ -174,6 +246,7 @@ impl Peer {
     /// (its receiver sees the sender dropped).
     pub(crate) fn mark_down(&self) {
         self.down.store(true, Ordering::Release);
+        self.close_lane();
         let waiting: Vec<_> = self.pending.lock().drain().collect();
         drop(waiting);
     }

@@ -1,5 +1,6 @@
 //! The remoting layer of a node: the listener, dialers with reconnect, one
-//! connection per peer with a batching writer, and inbound dispatch.
+//! data connection per peer with a batching writer, inbound dispatch, and a
+//! second connection per peer for membership (the lane, [`lane`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +12,9 @@ use parking_lot::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
-use super::frame::{encode_into, Frame, FrameDecoder, NodeInfo, WireError};
+mod lane;
+
+use super::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo, WireError};
 use super::handshake::{Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step};
 use super::membership::{Effects, Member, Membership};
 use super::peer::Peer;
@@ -92,6 +95,8 @@ pub(crate) struct Remoting {
     events: tokio::sync::broadcast::Sender<super::status::ClusterEvent>,
     /// Addresses being dialed for membership, so each is dialed once at a time.
     dialing: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// Ids of membership lanes (so a replaced lane cannot detach its successor).
+    next_lane: std::sync::atomic::AtomicU64,
 }
 
 /// Counts an established connection until it ends.
@@ -149,6 +154,7 @@ impl Remoting {
             conns: std::sync::atomic::AtomicUsize::new(0),
             conns_done: tokio::sync::Notify::new(),
             dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
+            next_lane: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -329,7 +335,11 @@ impl Remoting {
                 }
             }
         };
-        match tokio::time::timeout(self.cfg.connect_timeout, handshake).await {
+        let outcome = tokio::time::timeout(self.cfg.connect_timeout, handshake).await;
+        match outcome {
+            Ok(Ok(peer)) if hs.kind() == ConnKind::Membership => {
+                self.lane_inbound(peer, rd, wr, dec).await;
+            }
             Ok(Ok(peer)) if peer.addr.is_empty() => self.serve_client(peer, rd, wr, dec).await,
             Ok(Ok(peer)) => {
                 let dialer = peer.name.clone();
@@ -351,10 +361,33 @@ impl Remoting {
     }
 
     async fn outbound(self: Arc<Self>, stream: BoxStream, addr: &str) -> Result<(), String> {
+        let (peer, rd, wr, dec) = self.dial_handshake(stream, ConnKind::Data, addr).await?;
+        let dialer = self.local.name.clone();
+        self.established(peer, dialer, rd, wr, dec).await;
+        Ok(())
+    }
+
+    /// The dialing side of the handshake on a fresh stream (bounded by
+    /// `connect_timeout`; failures are counted): the authenticated peer and
+    /// the stream, ready for frames.
+    async fn dial_handshake(
+        &self,
+        stream: BoxStream,
+        kind: ConnKind,
+        addr: &str,
+    ) -> Result<
+        (
+            NodeInfo,
+            ReadHalf<BoxStream>,
+            WriteHalf<BoxStream>,
+            FrameDecoder,
+        ),
+        String,
+    > {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
         let mut buf = vec![0u8; 64 * 1024];
-        let (mut hs, hello) = Dialer::start(self.hs_config(), nonce());
+        let (mut hs, hello) = Dialer::start(self.hs_config(), kind, nonce());
         let handshake = async {
             self.write_frame(&mut wr, &hello).await?;
             loop {
@@ -385,9 +418,7 @@ impl Remoting {
                 return Err(format!("handshake with {addr} timed out"));
             }
         };
-        let dialer = self.local.name.clone();
-        self.established(peer, dialer, rd, wr, dec).await;
-        Ok(())
+        Ok((peer, rd, wr, dec))
     }
 
     /// Runs an authenticated connection until it ends.
@@ -454,6 +485,10 @@ impl Remoting {
             self.to_membership(MembershipInput::Announce(info.clone()));
             // Everyone learns of the new member (and the new peer of everyone).
             self.broadcast_table();
+            if peer.dialer == self.local.name {
+                // The dialer of the connection also keeps its membership lane.
+                actix_rt::spawn(self.clone().lane_dial_loop(peer.clone()));
+            }
         } else {
             tracing::debug!(peer = %info.name, "duplicate connection retired");
         }
@@ -505,8 +540,9 @@ impl Remoting {
                     Ok(()) => frames += 1,
                     Err(e) => tracing::warn!(error = %e, kind = f.kind(), "frame not sent"),
                 };
+                let batch = std::time::Instant::now();
                 push(&first, &mut out);
-                while out.len() < 256 * 1024 {
+                while out.len() < 256 * 1024 && batch.elapsed() < TURN_TIME {
                     match ctl_rx.try_recv().or_else(|_| rx.try_recv()) {
                         Ok(f) => push(&f, &mut out),
                         Err(_) => break,
@@ -537,6 +573,7 @@ impl Remoting {
         let mut buf = vec![0u8; 64 * 1024];
         let mut closed = self.closed.subscribe();
         let mut since_yield = 0u32;
+        let mut turn = std::time::Instant::now();
         let reason = loop {
             // Frames already buffered decode without touching the socket, so
             // nothing would make this task yield; and every tell it hands on
@@ -544,9 +581,10 @@ impl Remoting {
             // Taking turns keeps a flood of calls from starving the
             // writers, timers and membership that share this thread.
             since_yield += 1;
-            if since_yield >= READER_TURN_FRAMES {
+            if since_yield >= READER_TURN_FRAMES || turn.elapsed() >= TURN_TIME {
                 since_yield = 0;
                 tokio::task::yield_now().await;
+                turn = std::time::Instant::now();
             }
             let frame = tokio::select! {
                 f = tokio::time::timeout(
@@ -574,7 +612,11 @@ impl Remoting {
             if peer.is_down() {
                 break "replaced or closed".into();
             }
-            if peer.is_retired() && peer.pending() == 0 && !peer.replied_recently() {
+            if peer.is_retired()
+                && peer.pending() == 0
+                && !peer.replied_recently()
+                && self.successor_has_table(&info.name)
+            {
                 break "retired duplicate connection, idle".into();
             }
         };
@@ -649,6 +691,7 @@ impl Remoting {
             Frame::Reply { id, payload } => peer.complete(id, Ok(payload)),
             Frame::Error { id, error } => peer.complete(id, Err(error)),
             Frame::Table { services, members } => {
+                peer.saw_table();
                 node.registry.apply_remote_table(peer, services);
                 self.learn_members(members);
             }
@@ -724,6 +767,13 @@ impl Remoting {
         Ok(())
     }
 
+    /// Whether the connection that replaced a retired one to `name` (if
+    /// any) has brought that node's table: until then the registry still
+    /// routes calls over the retired connection, so it must stay open.
+    fn successor_has_table(&self, name: &str) -> bool {
+        self.peer(name).is_none_or(|p| p.has_seen_table())
+    }
+
     /// Dials members learned from peers that we are not connected to; of two
     /// nodes, only the one with the smaller name dials, so they meet once.
     fn learn_members(self: &Arc<Self>, members: Vec<NodeInfo>) {
@@ -793,7 +843,7 @@ impl Remoting {
         for (to, payload) in e.send {
             match self.peer(&to.info.name) {
                 Some(p) if !p.is_down() => {
-                    let _ = p.send(Frame::Membership { payload });
+                    let _ = p.send_membership(Frame::Membership { payload });
                 }
                 _ => self.dial_member(&to.info),
             }
@@ -997,7 +1047,7 @@ pub(crate) async fn fetch_status(
         };
         let mut dec = FrameDecoder::new(super::frame::DEFAULT_MAX_FRAME_BYTES);
         let mut buf = vec![0u8; 64 * 1024];
-        let (mut hs, hello) = Dialer::start(cfg, nonce());
+        let (mut hs, hello) = Dialer::start(cfg, ConnKind::Data, nonce());
         write_raw(&mut wr, &hello, super::frame::DEFAULT_MAX_FRAME_BYTES)
             .await
             .map_err(proto)?;
@@ -1099,6 +1149,13 @@ fn local_target(
 /// its thread run.
 const READER_TURN_FRAMES: u32 = 256;
 
+/// The longest a connection's reader (decoding and handing on frames) or
+/// writer (encoding a batch) runs before the other tasks of its thread get a
+/// turn: large frames cost far more than small ones (a 64 KiB payload takes
+/// milliseconds to decode in a debug build), so a frame count alone would
+/// let a few of them hold the thread for seconds and starve membership.
+const TURN_TIME: Duration = Duration::from_millis(2);
+
 /// Serves an inbound tell on a local instance.
 fn serve_tell(
     node: &Arc<NodeShared>,
@@ -1157,31 +1214,57 @@ mod tests {
 
     impl RawPeer {
         async fn connect(addr: &str) -> Self {
+            Self::open(addr, ConnKind::Data, SECRET).await.unwrap()
+        }
+
+        /// Handshakes as member `raw` for a connection of `kind`.
+        async fn open(addr: &str, kind: ConnKind, secret: &[u8]) -> Result<Self, String> {
             let s: BoxStream = Box::new(tokio::net::TcpStream::connect(addr).await.unwrap());
             let (mut rd, mut wr) = tokio::io::split(s);
             let mut dec = FrameDecoder::new(super::super::frame::DEFAULT_MAX_FRAME_BYTES);
             let mut buf = vec![0u8; 64 * 1024];
             let cfg = HandshakeConfig {
                 cluster: "msa".into(),
-                secret: SECRET.to_vec(),
+                secret: secret.to_vec(),
                 local: NodeInfo {
                     name: "raw".into(),
                     addr: "127.0.0.1:9".into(),
                     incarnation: 1,
                 },
             };
-            let (mut hs, hello) = Dialer::start(cfg, [3; 32]);
-            write_raw(&mut wr, &hello, MAX).await.unwrap();
+            let (mut hs, hello) = Dialer::start(cfg, kind, [3; 32]);
+            write_raw(&mut wr, &hello, MAX).await?;
             loop {
-                let f = read_raw(&mut rd, &mut dec, &mut buf).await.unwrap();
-                match hs.on_frame(f).unwrap() {
+                let f = read_raw(&mut rd, &mut dec, &mut buf).await?;
+                match hs.on_frame(f).map_err(|e| e.to_string())? {
                     Step::Send(f) => {
-                        write_raw(&mut wr, &f, MAX).await.unwrap();
+                        write_raw(&mut wr, &f, MAX).await?;
                     }
                     Step::Done(..) => break,
                 }
             }
-            Self { rd, wr, dec, buf }
+            Ok(Self { rd, wr, dec, buf })
+        }
+
+        /// The next frame, or why the connection ended (bounded wait).
+        async fn next(&mut self) -> Result<Frame, String> {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                read_raw(&mut self.rd, &mut self.dec, &mut self.buf),
+            )
+            .await
+            .expect("a frame or the end within 10 s")
+        }
+
+        /// Reads until the node closes the connection; fails on a frame
+        /// `allowed` rejects.
+        async fn closed(&mut self, allowed: impl Fn(&Frame) -> bool) -> String {
+            loop {
+                match self.next().await {
+                    Ok(f) => assert!(allowed(&f), "unexpected {f:?}"),
+                    Err(reason) => return reason,
+                }
+            }
         }
 
         async fn ask(&mut self, id: u64, service: &str, message: &str, payload: Vec<u8>) -> Frame {
@@ -1297,6 +1380,168 @@ mod tests {
             good.ask(1, "doubler", "wire-test.Double", ok).await,
             Frame::Reply { .. }
         ));
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_membership_lane_carries_only_membership_and_lives_with_its_data_connection() {
+        let (node, addr) = node().await;
+        // A lane from a member without a data connection is closed at once.
+        let mut orphan = RawPeer::open(&addr, ConnKind::Membership, SECRET)
+            .await
+            .unwrap();
+        orphan.closed(|_| false).await;
+        // With a data connection, the lane is bound to it: the node pings on it.
+        let mut data = RawPeer::connect(&addr).await;
+        let mut lane = RawPeer::open(&addr, ConnKind::Membership, SECRET)
+            .await
+            .unwrap();
+        loop {
+            match lane.next().await.unwrap() {
+                Frame::Ping { .. } => break,
+                Frame::Membership { .. } => continue,
+                f => panic!("only membership and pings on a lane, got {f:?}"),
+            }
+        }
+        // Membership from the lane is accepted (foca ignores what it cannot read).
+        let junk = Frame::Membership {
+            payload: vec![1, 2, 3],
+        };
+        write_raw(&mut lane.wr, &junk, MAX).await.unwrap();
+        // A call on the lane is a protocol violation: that lane closes...
+        let ask = Frame::Ask {
+            id: 1,
+            service: "doubler".into(),
+            message: "wire-test.Double".into(),
+            meta: super::super::frame::WireMeta::default(),
+            payload: crate::codec::encode(&Double(1)).unwrap(),
+        };
+        write_raw(&mut lane.wr, &ask, MAX).await.unwrap();
+        lane.closed(|f| matches!(f, Frame::Ping { .. } | Frame::Membership { .. }))
+            .await;
+        // ...and the data connection serves on.
+        let ok = crate::codec::encode(&Double(5)).unwrap();
+        assert!(matches!(
+            data.ask(2, "doubler", "wire-test.Double", ok).await,
+            Frame::Reply { id: 2, .. }
+        ));
+        // A new lane closes when its data connection goes.
+        let mut lane = RawPeer::open(&addr, ConnKind::Membership, SECRET)
+            .await
+            .unwrap();
+        assert!(matches!(lane.next().await, Ok(Frame::Ping { .. })));
+        drop(data);
+        lane.closed(|f| matches!(f, Frame::Ping { .. } | Frame::Membership { .. }))
+            .await;
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lane_with_a_wrong_secret_or_an_old_protocol_is_refused() {
+        let (node, addr) = node().await;
+        let before = node.remote_stats().handshake_failures;
+        let r = RawPeer::open(&addr, ConnKind::Membership, b"not-the-secret").await;
+        assert!(r.is_err_and(|e| e.contains("authentication failed")));
+        // A protocol-1 `Hello` (no connection kind) is refused with a reason.
+        let s: BoxStream = Box::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        let (rd, mut wr) = tokio::io::split(s);
+        let hello = Frame::Hello {
+            protocol: 1,
+            cluster: "msa".into(),
+            node: NodeInfo {
+                name: "old".into(),
+                addr: "127.0.0.1:9".into(),
+                incarnation: 1,
+            },
+            nonce: [1; 32],
+            kind: ConnKind::Data,
+        };
+        write_raw(&mut wr, &hello, MAX).await.unwrap();
+        let mut raw = RawPeer {
+            rd,
+            wr,
+            dec: FrameDecoder::new(MAX),
+            buf: vec![0; 1024],
+        };
+        match raw.next().await.unwrap() {
+            Frame::Refused { reason } => assert!(reason.contains("protocol"), "{reason}"),
+            f => panic!("expected a refusal, got {f:?}"),
+        }
+        let t0 = std::time::Instant::now();
+        while node.remote_stats().handshake_failures < before + 2 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "both counted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    /// Accepts one connection on `l` and handshakes as member `raw` at
+    /// `addr`; returns it and the kind its dialer declared.
+    async fn accept_raw(l: &tokio::net::TcpListener, addr: &str) -> (RawPeer, ConnKind) {
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
+            .await
+            .expect("a connection within 10 s")
+            .unwrap();
+        let s: BoxStream = Box::new(s);
+        let (rd, wr) = tokio::io::split(s);
+        let mut raw = RawPeer {
+            rd,
+            wr,
+            dec: FrameDecoder::new(MAX),
+            buf: vec![0; 64 * 1024],
+        };
+        let cfg = HandshakeConfig {
+            cluster: "msa".into(),
+            secret: SECRET.to_vec(),
+            local: NodeInfo {
+                name: "raw".into(),
+                addr: addr.into(),
+                incarnation: 1,
+            },
+        };
+        let mut hs = HsListener::new(cfg, [4; 32]);
+        loop {
+            let f = raw.next().await.unwrap();
+            match hs.on_frame(f).unwrap() {
+                Step::Send(f) => write_raw(&mut raw.wr, &f, MAX).await.unwrap(),
+                Step::Done(f, _) => {
+                    if let Some(f) = f {
+                        write_raw(&mut raw.wr, &f, MAX).await.unwrap();
+                    }
+                    return (raw, hs.kind());
+                }
+            };
+        }
+    }
+
+    #[tokio::test]
+    async fn the_dialer_opens_the_lane_and_redials_it_while_the_data_connection_lives() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let raw_addr = l.local_addr().unwrap().to_string();
+        let node = Node::builder()
+            .name("wire")
+            .arbiters(1)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .secret(SECRET)
+            .seed(raw_addr.clone())
+            .start()
+            .unwrap();
+        let (data, kind) = accept_raw(&l, &raw_addr).await;
+        assert_eq!(kind, ConnKind::Data);
+        let (lane, kind) = accept_raw(&l, &raw_addr).await;
+        assert_eq!(kind, ConnKind::Membership, "the dialer also opens the lane");
+        // The lane drops while the data connection lives: it is dialed again.
+        drop(lane);
+        let (mut lane, kind) = accept_raw(&l, &raw_addr).await;
+        assert_eq!(kind, ConnKind::Membership);
+        assert!(matches!(
+            lane.next().await,
+            Ok(Frame::Ping { .. } | Frame::Membership { .. })
+        ));
+        // The data connection goes: so does its lane.
+        drop(data);
+        lane.closed(|f| matches!(f, Frame::Ping { .. } | Frame::Membership { .. }))
+            .await;
         node.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 }

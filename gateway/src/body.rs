@@ -78,14 +78,27 @@ pub(crate) async fn read(
     limit: usize,
 ) -> Result<Bytes, ApiError> {
     check_declared_length(headers, limit)?;
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+    let read_err = |e| ApiError::bad_request(format!("could not read the body: {e}"));
+    // Most bodies come in one chunk: keep it as is, without a copy.
+    let first = match payload.next().await {
+        None => return Ok(Bytes::new()),
+        Some(chunk) => chunk.map_err(read_err)?,
+    };
+    if first.len() > limit {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let Some(second) = payload.next().await else {
+        return Ok(first);
+    };
+    let mut buf = BytesMut::from(&first[..]);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        let chunk = chunk.map_err(read_err)?;
         if buf.len().saturating_add(chunk.len()) > limit {
             return Err(ApiError::payload_too_large(limit));
         }
         buf.extend_from_slice(&chunk);
+        next = payload.next().await;
     }
     Ok(buf.freeze())
 }

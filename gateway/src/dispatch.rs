@@ -1,6 +1,17 @@
-//! The one actix-web handler: matches the route and runs its target.
+//! The one actix-web handler: picks the request's ids, matches the route,
+//! runs its target inside the request's span, then stamps `x-request-id` on
+//! the answer and records the request in the metrics.
+//!
+//! This used to be an actix-web middleware around the handler; the gateway
+//! has a single handler, so doing it here saves the middleware's boxed
+//! future, request extensions and service plumbing on every request while
+//! covering exactly the same requests (every request reaches this handler:
+//! its extractors cannot fail).
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use tracing::Instrument;
 
 use crate::body::HoldPayload;
 use crate::call::{self, CallTarget};
@@ -8,7 +19,10 @@ use crate::error::ApiError;
 use crate::ops;
 use crate::routes::{Match, Target};
 use crate::server::State;
-use crate::trace::{RequestCtx, RouteLabel};
+use crate::trace::{self, RequestCtx, REQUEST_ID};
+
+/// Label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
 
 /// Answers every request (actix-web's default service).
 pub(crate) async fn dispatch(
@@ -16,44 +30,70 @@ pub(crate) async fn dispatch(
     mut payload: web::Payload,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let ctx = req
-        .extensions()
-        .get::<RequestCtx>()
-        .cloned()
-        .unwrap_or_else(RequestCtx::fresh);
-    let result = match state.router.find(req.method(), req.path()) {
-        Match::NotFound => Err(ApiError::not_found("no such route")),
-        Match::MethodNotAllowed { allow } => Err(ApiError::method_not_allowed(allow)),
-        Match::Found { route, params } => {
-            req.extensions_mut().insert(RouteLabel(route.label.clone()));
-            match &route.target {
-                Target::Healthz => Ok(ops::healthz()),
-                Target::Readyz => Ok(ops::readyz(&state)),
-                Target::Metrics => ops::metrics(&state, &req),
-                Target::Cluster => ops::cluster(&state, &req),
-                Target::Generic => {
-                    let mut it = params.into_iter().map(|(_, v)| v);
-                    let service = it.next().unwrap_or_default();
-                    let message = it.next().unwrap_or_default();
-                    let target = CallTarget {
-                        service: &service,
-                        message: &message,
-                        params: None,
-                    };
-                    call::call(&state, &req, &mut payload, &ctx, route, target).await
-                }
-                Target::Configured { service, message } => {
-                    let target = CallTarget {
-                        service,
-                        message,
-                        params: Some(&params),
-                    };
-                    call::call(&state, &req, &mut payload, &ctx, route, target).await
-                }
-            }
-        }
+    let start = Instant::now();
+    let ctx = RequestCtx::from_headers(req.headers());
+    let found = state.router.find(req.method(), req.path());
+    let route = match &found {
+        Match::Found { route, .. } => &route.label,
+        _ => UNMATCHED,
     };
-    let res = result.unwrap_or_else(|e| e.to_response());
+    let span = trace::request_span(req.method(), route, &ctx);
+    let result = serve(&state, &req, &mut payload, &ctx, found)
+        .instrument(span.clone())
+        .await;
+    let mut res = result.unwrap_or_else(|e| e.to_response());
+    res.headers_mut().insert(REQUEST_ID, ctx.request_id.clone());
+    let status = res.status().as_u16();
+    let elapsed = start.elapsed();
+    state
+        .metrics
+        .observe_request(route, req.method().as_str(), status, elapsed);
+    tracing::debug!(
+        parent: &span,
+        status,
+        elapsed_us = elapsed.as_micros() as u64,
+        "request done"
+    );
     // See `body`: an unfinished body closes the connection instead of being drained.
     HoldPayload::wrap(res, payload)
+}
+
+/// Runs the matched route's target.
+async fn serve(
+    state: &State,
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    ctx: &RequestCtx,
+    found: Match<'_, '_>,
+) -> Result<HttpResponse, ApiError> {
+    match found {
+        Match::NotFound => Err(ApiError::not_found("no such route")),
+        Match::MethodNotAllowed { allow } => Err(ApiError::method_not_allowed(allow)),
+        Match::Found { route, params } => match &route.target {
+            Target::Healthz => Ok(ops::healthz()),
+            Target::Readyz => Ok(ops::readyz(state)),
+            Target::Metrics => ops::metrics(state, req),
+            Target::Cluster => ops::cluster(state, req),
+            Target::Generic => {
+                let (service, message) = match params.as_slice() {
+                    [(_, s), (_, m)] => (&**s, &**m),
+                    _ => ("", ""),
+                };
+                let target = CallTarget {
+                    service,
+                    message,
+                    params: None,
+                };
+                call::call(state, req, payload, ctx, route, target).await
+            }
+            Target::Configured { service, message } => {
+                let target = CallTarget {
+                    service,
+                    message,
+                    params: Some(&params),
+                };
+                call::call(state, req, payload, ctx, route, target).await
+            }
+        },
+    }
 }

@@ -49,6 +49,7 @@ mod call;
 mod config;
 mod dispatch;
 mod error;
+mod ids;
 mod metrics;
 mod ops;
 mod policy;

@@ -6,6 +6,7 @@
 //! path" (405 with `Allow`), and label every request with its route
 //! pattern (bounded metric cardinality).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use actix_web::http::Method;
@@ -48,13 +49,17 @@ pub(crate) struct Route {
     segments: Vec<Segment>,
 }
 
+/// Path parameters, percent-decoded, in pattern order: each parameter's
+/// name (borrowed from the route) and value (borrowed from the path unless
+/// it had to be decoded).
+pub(crate) type Params<'r, 'p> = Vec<(&'r str, Cow<'p, str>)>;
+
 /// The outcome of matching a request.
 #[derive(Debug)]
-pub(crate) enum Match<'a> {
+pub(crate) enum Match<'r, 'p> {
     Found {
-        route: &'a Route,
-        /// Path parameters, percent-decoded, in pattern order.
-        params: Vec<(String, String)>,
+        route: &'r Route,
+        params: Params<'r, 'p>,
     },
     /// The path exists with other methods (comma-separated for `Allow`).
     MethodNotAllowed {
@@ -132,8 +137,8 @@ impl Router {
     }
 
     /// Matches `method path` (the raw, percent-encoded path).
-    pub(crate) fn find(&self, method: &Method, path: &str) -> Match<'_> {
-        let parts: Vec<String> = split(path).map(decode).collect();
+    pub(crate) fn find<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Match<'r, 'p> {
+        let parts: Vec<Cow<'p, str>> = split(path).map(decode).collect();
         let mut allow: Vec<&str> = Vec::new();
         for route in &self.routes {
             let Some(params) = route.capture(&parts) else {
@@ -157,20 +162,31 @@ impl Router {
 }
 
 impl Route {
-    fn capture(&self, parts: &[String]) -> Option<Vec<(String, String)>> {
+    fn capture<'p>(&self, parts: &[Cow<'p, str>]) -> Option<Params<'_, 'p>> {
         if parts.len() != self.segments.len() {
             return None;
         }
-        let mut params = Vec::new();
-        for (seg, part) in self.segments.iter().zip(parts) {
-            match seg {
-                Segment::Literal(l) if l == part => {}
-                Segment::Literal(_) => return None,
+        let matches = self
+            .segments
+            .iter()
+            .zip(parts)
+            .all(|(seg, part)| match seg {
+                Segment::Literal(l) => l == part,
                 // A parameter captures one non-empty segment.
-                Segment::Param(_) if part.is_empty() => return None,
-                Segment::Param(name) => params.push((name.clone(), part.clone())),
-            }
+                Segment::Param(_) => !part.is_empty(),
+            });
+        if !matches {
+            return None;
         }
+        let params = self
+            .segments
+            .iter()
+            .zip(parts)
+            .filter_map(|(seg, part)| match seg {
+                Segment::Param(name) => Some((name.as_str(), part.clone())),
+                Segment::Literal(_) => None,
+            })
+            .collect();
         Some(params)
     }
 }
@@ -180,10 +196,10 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Percent-decodes one segment; one that does not decode to UTF-8 is kept as is.
-fn decode(segment: &str) -> String {
+fn decode(segment: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
-        .map_or_else(|_| segment.to_string(), |s| s.into_owned())
+        .unwrap_or(Cow::Borrowed(segment))
 }
 
 /// Parses `/a/{b}/c`.
@@ -246,7 +262,7 @@ mod tests {
         match r.find(&Method::GET, "/orders/a%20b") {
             Match::Found { route, params } => {
                 assert_eq!(&*route.label, "/orders/{id}");
-                assert_eq!(params, [("id".to_string(), "a b".to_string())]);
+                assert_eq!(params, [("id", Cow::Borrowed("a b"))]);
             }
             m => panic!("{m:?}"),
         }

@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use msa_runtime::Node;
 use parking_lot::Mutex;
@@ -18,11 +17,11 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
+use crate::dispatch;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::routes::Router;
-use crate::{dispatch, trace};
 
 /// Seconds a graceful stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
@@ -106,7 +105,6 @@ impl Gateway {
                     let server = HttpServer::new(move || {
                         App::new()
                             .app_data(state.clone())
-                            .wrap(from_fn(trace::middleware))
                             .default_service(web::to(dispatch::dispatch))
                     })
                     .workers(workers)

@@ -1,63 +1,97 @@
 //! Request ids, trace context and the per-request span.
 //!
-//! The middleware here wraps every request: it picks the request id (the
-//! caller's `x-request-id` when sane, else a fresh one), the trace id (from a
-//! W3C `traceparent` header, else fresh) and a span id for the gateway's
-//! hop, runs the request inside a `tracing` span carrying them, then sets
+//! For every request the gateway picks the request id (the caller's
+//! `x-request-id` when sane, else a fresh one), the trace id (from a W3C
+//! `traceparent` header, else fresh) and a span id for the gateway's hop
+//! ([`RequestCtx::from_headers`]); [`dispatch`](crate::dispatch) runs the
+//! request inside a `tracing` span carrying them ([`request_span`]), sets
 //! `x-request-id` on the answer, whatever it is, and records the request in
 //! the metrics under its route pattern.
+//!
+//! This is on the path of every request, so it is kept cheap: fresh ids come
+//! from a per-thread generator ([`crate::ids`]), not a syscall each; ids are
+//! formatted into stack buffers, and a caller's request id is reused as the
+//! header value it came in (no copy); the span is created once the route is
+//! known, with all its fields at once, and costs next to nothing when no
+//! subscriber wants `info` spans of this crate.
 
-use std::time::Instant;
-
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use msa_runtime::TraceContext;
-use tracing::Instrument;
 
-use crate::error::ApiError;
-use crate::server::State;
+use crate::ids;
 
 /// The request id header, read and written.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The W3C trace context header.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// Longest caller-chosen request id kept.
 const MAX_REQUEST_ID: usize = 128;
 
-/// What the middleware decided about a request, for the handlers.
+/// What the gateway decided about a request's ids.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestCtx {
-    pub(crate) request_id: String,
+    /// The request id, as the `x-request-id` header value of the answer
+    /// (visible ASCII only, so [`request_id`](Self::request_id) is exact).
+    pub(crate) request_id: HeaderValue,
+    /// The trace id, and the gateway's span id as the callee's parent.
     pub(crate) trace: TraceContext,
 }
 
 impl RequestCtx {
-    /// A fresh id and trace (when the middleware did not run).
-    pub(crate) fn fresh() -> Self {
+    /// The ids of a request with these headers: see the module docs.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+        let request_id = sane_request_id(headers.get(&REQUEST_ID))
+            .unwrap_or_else(|| hex_header::<32>(ids::fresh_u128()));
+        let trace_id = headers
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent)
+            .map_or_else(ids::fresh_u128, |(t, _)| t);
         Self {
-            request_id: format!("{:032x}", fresh_u128()),
+            request_id,
             trace: TraceContext {
-                trace_id: fresh_u128(),
-                parent_span_id: fresh_u64(),
+                trace_id,
+                parent_span_id: ids::fresh_u64(),
             },
         }
     }
+
+    /// The request id as text.
+    pub(crate) fn request_id(&self) -> &str {
+        // Only visible ASCII gets in (see `sane_request_id`), so this never
+        // falls back.
+        self.request_id.to_str().unwrap_or_default()
+    }
 }
 
-/// The route pattern a handler matched, for the span and the metrics.
-#[derive(Debug, Clone)]
-pub(crate) struct RouteLabel(pub(crate) std::sync::Arc<str>);
+/// The span of one request, with every field set at once.
+pub(crate) fn request_span(method: &Method, route: &str, ctx: &RequestCtx) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        request_id = %ctx.request_id(),
+        trace_id = %format_args!("{:032x}", ctx.trace.trace_id),
+        span_id = %format_args!("{:016x}", ctx.trace.parent_span_id),
+    )
+}
 
-/// Label of requests that matched no route.
-const UNMATCHED: &str = "unmatched";
+/// `v` as `N` hex digits in a header value.
+fn hex_header<const N: usize>(v: u128) -> HeaderValue {
+    let digits = ids::hex::<N>(v);
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
 
 /// The caller's request id if it is 1 to 128 visible ASCII characters.
-fn sane_request_id(v: Option<&HeaderValue>) -> Option<String> {
-    let b = v?.as_bytes();
+fn sane_request_id(v: Option<&HeaderValue>) -> Option<HeaderValue> {
+    let v = v?;
+    let b = v.as_bytes();
     let ok = !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic());
-    ok.then(|| String::from_utf8_lossy(b).into_owned())
+    ok.then(|| v.clone())
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; all-zero ids are invalid.
@@ -78,96 +112,6 @@ pub(crate) fn parse_traceparent(v: &str) -> Option<(u128, u64)> {
     (trace_id != 0 && parent_id != 0).then_some((trace_id, parent_id))
 }
 
-/// Random bytes from the OS, or a time-and-counter mix if it fails.
-fn random<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    if getrandom::fill(&mut buf).is_err() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(1);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let mut x = nanos ^ COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
-        for b in buf.iter_mut() {
-            x = msa_runtime::key_hash(&x.to_le_bytes());
-            *b = x as u8;
-        }
-    }
-    buf
-}
-
-fn fresh_u128() -> u128 {
-    u128::from_le_bytes(random::<16>()).max(1)
-}
-
-fn fresh_u64() -> u64 {
-    u64::from_le_bytes(random::<8>()).max(1)
-}
-
-/// The middleware; see the module docs.
-pub(crate) async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let start = Instant::now();
-    let request_id = sane_request_id(req.headers().get(&REQUEST_ID))
-        .unwrap_or_else(|| format!("{:032x}", fresh_u128()));
-    let trace_id = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent)
-        .map_or_else(fresh_u128, |(t, _)| t);
-    let span_id = fresh_u64();
-    let method = req.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        route = tracing::field::Empty,
-        request_id = %request_id,
-        trace_id = %format_args!("{trace_id:032x}"),
-        span_id = %format_args!("{span_id:016x}"),
-        status = tracing::field::Empty,
-    );
-    req.extensions_mut().insert(RequestCtx {
-        request_id: request_id.clone(),
-        trace: TraceContext {
-            trace_id,
-            parent_span_id: span_id,
-        },
-    });
-    let state = req.app_data::<web::Data<State>>().cloned();
-    let http_req = req.request().clone();
-    let mut res = match next.call(req).instrument(span.clone()).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
-            // Handlers answer every error themselves; this is a safety net.
-            tracing::error!(parent: &span, error = %e, "unhandled error");
-            ServiceResponse::new(http_req, ApiError::internal(&request_id).to_response())
-        }
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(REQUEST_ID, v);
-    }
-    let status = res.status().as_u16();
-    let route = res
-        .request()
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|l| l.0.clone());
-    let route = route.as_deref().unwrap_or(UNMATCHED);
-    span.record("route", route);
-    span.record("status", status);
-    let elapsed = start.elapsed();
-    if let Some(state) = state {
-        state
-            .metrics
-            .observe_request(route, method.as_str(), status, elapsed);
-    }
-    tracing::debug!(parent: &span, elapsed_us = elapsed.as_micros() as u64, "request done");
-    Ok(res)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,10 +119,7 @@ mod tests {
     #[test]
     fn request_ids_are_kept_only_when_sane() {
         let v = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(
-            sane_request_id(Some(&v("abc-123"))).as_deref(),
-            Some("abc-123")
-        );
+        assert_eq!(sane_request_id(Some(&v("abc-123"))), Some(v("abc-123")));
         assert_eq!(
             sane_request_id(Some(&v(&"x".repeat(128)))).map(|s| s.len()),
             Some(128)
@@ -209,6 +150,27 @@ mod tests {
         ] {
             assert!(parse_traceparent(bad).is_none(), "{bad}");
         }
-        assert_ne!(fresh_u128(), fresh_u128());
+    }
+
+    #[test]
+    fn ids_come_from_headers_or_fresh() {
+        let mut h = HeaderMap::new();
+        let a = RequestCtx::from_headers(&h);
+        let b = RequestCtx::from_headers(&h);
+        assert_eq!(a.request_id().len(), 32);
+        assert!(a.request_id().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.request_id(), b.request_id());
+        assert_ne!(a.trace.trace_id, b.trace.trace_id);
+        assert_ne!(a.trace.parent_span_id, 0);
+        h.insert(REQUEST_ID, HeaderValue::from_static("my-id"));
+        h.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let c = RequestCtx::from_headers(&h);
+        assert_eq!(c.request_id(), "my-id");
+        assert_eq!(c.trace.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        // The gateway's hop gets a span id of its own.
+        assert_ne!(c.trace.parent_span_id, 0x00f067aa0ba902b7);
     }
 }

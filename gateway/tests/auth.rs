@@ -332,3 +332,54 @@ async fn unusable_auth_settings_do_not_start() {
     assert!(matches!(e, GatewayError::Policy { index: 0, .. }), "{e}");
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_token_that_passed_before_is_refused_once_it_expires() {
+    // Leeway 0 and an `exp` 2 s ahead: the first request verifies the token
+    // and caches it; later requests are served from the cache until `exp`
+    // passes, and then refused although the token is still cached.
+    let mut auth = AuthConfig::hs256(SECRET);
+    auth.leeway_secs = 0;
+    let f = Fixture::start(secured(auth)).await;
+    let exp = now() + 2;
+    let t = hs(&json!({"sub": "a", "roles": ["customer"], "exp": exp}));
+    let r = f.send("POST", "/v1/calc/calc.Add", Some(&t), ADD).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let r = f.send("POST", "/v1/calc/calc.Add", Some(&t), ADD).await;
+        if r.status == 401 {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{r:?}");
+        // Still accepted: it must not be expired yet.
+        assert!(now() <= exp + 1, "accepted at {} with exp {exp}", now());
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(refused.error(401, "unauthorized").contains("expired"));
+    assert!(now() > exp, "refused at {} with exp {exp}", now());
+    f.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_cached_token_with_another_signature_is_401() {
+    let f = Fixture::start(secured(AuthConfig::hs256(SECRET))).await;
+    let t = hs256_token(SECRET, "alice", &["customer"], Duration::from_secs(60)).unwrap();
+    let r = f.send("POST", "/v1/calc/calc.Add", Some(&t), ADD).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The same header and claims with one signature byte changed.
+    let (signed, sig) = t.rsplit_once('.').unwrap();
+    let mut sig = sig.as_bytes().to_vec();
+    let i = sig.len() / 2;
+    sig[i] = if sig[i] == b'x' { b'y' } else { b'x' };
+    let forged = format!("{signed}.{}", String::from_utf8(sig).unwrap());
+    let r = f
+        .send("POST", "/v1/calc/calc.Add", Some(&forged), ADD)
+        .await;
+    assert!(r.error(401, "unauthorized").contains("signature"));
+    // The genuine token still passes.
+    let r = f.send("POST", "/v1/calc/calc.Add", Some(&t), ADD).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    f.stop().await;
+}

@@ -40,7 +40,9 @@
 //!   handler future panicked (the instance lived on).
 //! * `msa_service_expired_total` (counter): messages dropped unhandled because
 //!   their deadline had passed when they were dequeued.
-//! * `msa_service_mailbox_depth` (gauge): messages queued and not yet handled.
+//! * `msa_service_mailbox_depth` (gauge): messages queued and not yet handled;
+//!   only on a node built with `NodeBuilder::track_mailbox_depth(true)` (it
+//!   costs an atomic per message sent; `msa node` turns it on with a gateway).
 //! * `msa_service_ask_duration_seconds` (histogram): time to answer the asks
 //!   that came as JSON calls (through the gateway) or from other nodes, from
 //!   the ask to its reply or error; in-process asks between services are not

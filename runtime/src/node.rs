@@ -43,6 +43,8 @@ pub(crate) struct NodeShared {
     pub(crate) registry: Registry,
     pub(crate) deadlines: Deadlines,
     pub(crate) closing: AtomicBool,
+    /// Whether instances count what is queued to them (mailbox depth).
+    pub(crate) track_mailbox_depth: bool,
     pub(crate) default_timeout: Duration,
     /// `default_timeout` in whole milliseconds, rounded up (per-call math saved).
     pub(crate) default_timeout_ms: u64,
@@ -306,6 +308,12 @@ impl Node {
             .as_ref()
             .map(|r| r.stats.snapshot())
             .unwrap_or_default()
+    }
+
+    /// Whether this node counts mailbox depth
+    /// ([`NodeBuilder::track_mailbox_depth`]).
+    pub fn tracks_mailbox_depth(&self) -> bool {
+        self.shared().track_mailbox_depth
     }
 
     /// The seed addresses this node joins through (empty for the first node

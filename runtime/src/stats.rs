@@ -46,7 +46,8 @@ pub struct StatsSnapshot {
     pub expired: u64,
     /// Messages queued to the live local instances and not yet taken (a
     /// snapshot; what a crashed instance still had queued is lost with it
-    /// and not counted).
+    /// and not counted). Always 0 unless the node was built with
+    /// [`track_mailbox_depth`](crate::NodeBuilder::track_mailbox_depth).
     pub mailbox_depth: u64,
 }
 

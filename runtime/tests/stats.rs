@@ -30,6 +30,15 @@ impl Handler<Hold> for Counter {
     }
 }
 
+fn depth_node(name: &str) -> Node {
+    Node::builder()
+        .name(name)
+        .arbiters(2)
+        .track_mailbox_depth(true)
+        .start()
+        .unwrap()
+}
+
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let t0 = Instant::now();
     while !cond() {
@@ -43,7 +52,7 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_depth_counts_what_waits_behind_a_busy_instance() {
-    let node = node("depth");
+    let node = depth_node("depth");
     let c = node
         .spawn(counter_spec("c").handles_local::<Hold>())
         .await
@@ -72,7 +81,7 @@ async fn mailbox_depth_counts_what_waits_behind_a_busy_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_depth_starts_again_from_zero_after_a_restart() {
-    let node = node("depth-restart");
+    let node = depth_node("depth-restart");
     let mut w = node.watch();
     let c = node
         .spawn(counter_spec("c").handles_local::<Hold>())
@@ -209,5 +218,28 @@ async fn a_message_bincode_cannot_carry_is_refused_at_spawn_unless_local() {
         .await
         .unwrap();
     assert_eq!(c.ask(Tagged::A { x: 3 }).await.unwrap(), 3);
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_depth_is_not_counted_unless_asked_for() {
+    let node = node("no-depth");
+    assert!(!node.tracks_mailbox_depth());
+    let c = node
+        .spawn(counter_spec("c").handles_local::<Hold>())
+        .await
+        .unwrap();
+    let (taken_tx, taken_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel();
+    c.tell(Hold {
+        taken: taken_tx,
+        release: release_rx,
+    })
+    .unwrap();
+    taken_rx.await.unwrap();
+    c.tell(Incr).unwrap();
+    assert_eq!(node.stats("c").unwrap().mailbox_depth, 0);
+    release_tx.send(()).unwrap();
+    assert_eq!(c.ask(Get).await.unwrap(), 1);
     node.shutdown(GRACE).await.unwrap();
 }

@@ -199,7 +199,9 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
     let mut b = Node::builder()
         .name(&cfg.name)
         .listen(cfg.listen)
-        .cluster(&cfg.cluster);
+        .cluster(&cfg.cluster)
+        // A node with a gateway exports metrics, mailbox depth included.
+        .track_mailbox_depth(cfg.gateway.is_some());
     if let Some(ms) = cfg.failure_detection_ms {
         b = b.failure_detection(std::time::Duration::from_millis(ms));
     }

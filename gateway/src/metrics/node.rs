@@ -78,7 +78,7 @@ impl Collector for NodeCollector {
                 })
             })
             .collect();
-        encode_services(&mut enc, &services)?;
+        encode_services(&mut enc, &services, self.node.tracks_mailbox_depth())?;
 
         let mut peers: BTreeMap<String, PeerSample> = BTreeMap::new();
         for c in self.node.connection_stats() {
@@ -93,7 +93,13 @@ impl Collector for NodeCollector {
     }
 }
 
-fn encode_services(enc: &mut DescriptorEncoder<'_>, services: &[ServiceSample]) -> fmt::Result {
+/// `with_depth`: whether the node counts mailbox depth; without it the
+/// gauge is left out rather than shown as a misleading 0.
+fn encode_services(
+    enc: &mut DescriptorEncoder<'_>,
+    services: &[ServiceSample],
+    with_depth: bool,
+) -> fmt::Result {
     let counters: [Field<StatsSnapshot>; 5] = [
         (
             counter(
@@ -148,14 +154,16 @@ fn encode_services(enc: &mut DescriptorEncoder<'_>, services: &[ServiceSample]) 
         unit: None,
         kind: MetricType::Gauge,
     };
-    family(
-        enc,
-        &depth,
-        services,
-        "service",
-        |s| &s.name,
-        |s, m| ConstGauge::new(s.stats.mailbox_depth).encode(m),
-    )?;
+    if with_depth {
+        family(
+            enc,
+            &depth,
+            services,
+            "service",
+            |s| &s.name,
+            |s, m| ConstGauge::new(s.stats.mailbox_depth).encode(m),
+        )?;
+    }
 
     let latency = Desc {
         name: "msa_service_ask_duration",

@@ -50,9 +50,26 @@ fn histogram_total(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f6
 }
 
 async fn node_with_echo(name: &str) -> Node {
-    let node = Node::builder().name(name).arbiters(1).start().unwrap();
+    let node = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .track_mailbox_depth(true)
+        .start()
+        .unwrap();
     node.spawn(echo::echo_spec("echo")).await.unwrap();
     node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_depth_is_left_out_when_the_node_does_not_count_it() {
+    let node = Node::builder().arbiters(1).start().unwrap();
+    node.spawn(echo::echo_spec("echo")).await.unwrap();
+    let text = Metrics::new(node.clone()).render();
+    assert!(text.contains("msa_service_messages_total"), "{text}");
+    assert!(!text.contains("msa_service_mailbox_depth"), "{text}");
+    node.shutdown(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
 }
 
 async fn call_echo(node: &Node, calls: usize) {

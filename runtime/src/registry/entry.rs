@@ -71,6 +71,8 @@ pub(crate) struct Instance {
     pub(crate) sent: AtomicU64,
     /// The slot's handled counter when this instance started.
     pub(crate) handled_base: u64,
+    /// Whether `sent` is kept (the node tracks mailbox depth).
+    pub(crate) track: bool,
 }
 
 impl Instance {
@@ -80,19 +82,24 @@ impl Instance {
         id: InstanceId,
         sender: Box<dyn Any + Send + Sync>,
         handled_base: u64,
+        track: bool,
     ) -> Self {
         Self {
             id,
             sender,
             sent: AtomicU64::new(0),
             handled_base,
+            track,
         }
     }
 
-    /// Counts one message queued to this instance.
+    /// Counts one message queued to this instance (when the node tracks
+    /// mailbox depth; otherwise a plain branch).
     #[inline]
     pub(crate) fn count_sent(&self) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
+        if self.track {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -246,7 +253,7 @@ impl ServiceEntry {
             .iter()
             .enumerate()
             .filter_map(|(slot, s)| {
-                let i = s.load_full()?;
+                let i = s.load_full().filter(|i| i.track)?;
                 let taken = self.handled(slot).saturating_sub(i.handled_base);
                 Some(i.sent.load(Ordering::Relaxed).saturating_sub(taken))
             })
@@ -560,6 +567,7 @@ mod tests {
             },
             Box::new(()),
             0,
+            false,
         ))
     }
 

@@ -402,7 +402,12 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
             slot: l.slot,
             incarnation: self.entry.next_incarnation(l.slot),
         };
-        let instance = Arc::new(Instance::new(id, Box::new(tx), self.entry.handled(l.slot)));
+        let instance = Arc::new(Instance::new(
+            id,
+            Box::new(tx),
+            self.entry.handled(l.slot),
+            l.node.track_mailbox_depth,
+        ));
         let shared = Arc::new(InstanceShared {
             id,
             entry: self.entry.clone(),

@@ -38,6 +38,8 @@ impl Stack {
         let node = Node::builder()
             .name("bench-gateway")
             .arbiters(arbiters)
+            // As `msa node` runs a node with a gateway: metrics complete.
+            .track_mailbox_depth(true)
             .start()
             .context("starting the msa node")?;
         match Self::start_on(&node, workers).await {

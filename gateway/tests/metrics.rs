@@ -12,7 +12,13 @@ const GRACE: Duration = Duration::from_secs(5);
 const CALL_ROUTE: (&str, &str) = ("route", "/v1/:service/:message");
 
 async fn start(name: &str) -> (Node, GatewayHandle, String) {
-    let node = Node::builder().name(name).arbiters(1).start().unwrap();
+    // As `msa node` runs a node with a gateway: mailbox depth counted.
+    let node = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .track_mailbox_depth(true)
+        .start()
+        .unwrap();
     node.spawn(msa_actors::echo::echo_spec("echo"))
         .await
         .unwrap();

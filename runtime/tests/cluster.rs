@@ -306,6 +306,39 @@ async fn three_nodes_find_each_other_through_one_seed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_larger_than_a_gossip_packet_reaches_every_node() {
+    // Forty services with long names make a table of several KiB, far past
+    // foca's ~1,400-byte packets: only its version is gossiped, and each
+    // node fetches the table itself over its connection.
+    let a = cluster_node("a", &[]);
+    let seed = a.remote_addr().unwrap();
+    let b = cluster_node("b", std::slice::from_ref(&seed));
+    let c = cluster_node("c", &[seed]);
+    eventually("a full mesh", || {
+        a.peers().len() == 2 && b.peers().len() == 2 && c.peers().len() == 2
+    })
+    .await;
+    let names: Vec<String> = (0..40)
+        .map(|i| format!("a-service-with-a-rather-long-name-number-{i:02}"))
+        .collect();
+    for n in &names {
+        b.spawn(spec(n)).await.unwrap();
+    }
+    for (who, n) in [("a", &a), ("c", &c)] {
+        eventually(&format!("{who} to see all of b's services"), || {
+            names
+                .iter()
+                .all(|s| n.remote_instances(s) == [("b".to_string(), 0)])
+        })
+        .await;
+    }
+    assert_eq!(c.service(&names[39]).ask(Incr).await.unwrap(), 1);
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_learns_when_a_remote_instance_or_its_node_dies() {
     let a = cluster_node("a", &[]);
     let b = cluster_node("b", &[a.remote_addr().unwrap()]);

@@ -394,7 +394,7 @@ fn remoting_tasks(
                     | E::Failed { .. }
                     | E::Lagged { .. }
             ) {
-                r.broadcast_table();
+                r.publish_table();
             }
         }
     }

@@ -102,8 +102,11 @@ pub(crate) enum Frame {
         id: u64,
         error: WireError,
     },
+    /// A heartbeat; `table` is the sender's service table version (0 when
+    /// the sender does not say), so a peer that holds an older one fetches it.
     Ping {
         id: u64,
+        table: u64,
     },
     Pong {
         id: u64,
@@ -113,14 +116,20 @@ pub(crate) enum Frame {
     },
     /// The sender is leaving the cluster gracefully.
     Leaving,
+    /// Asks the peer for its current service table (sent after gossip or a
+    /// ping named a newer version than the one held).
+    TableRequest,
     /// A client (`msa cluster status`) asks for the cluster view.
     StatusRequest,
     /// The cluster view, as postcard-free plain data.
     Status {
         status: super::status::ClusterStatus,
     },
-    /// The sender's live services and the members it knows.
+    /// The sender's live services and the members it knows, at `version`
+    /// (bumped at every change of the sender's registry; a receiver ignores
+    /// a table no newer than the one it holds).
     Table {
+        version: u64,
         services: Vec<ServiceAd>,
         members: Vec<NodeInfo>,
     },
@@ -154,6 +163,7 @@ impl Frame {
             Self::Pong { .. } => "pong",
             Self::Membership { .. } => "membership",
             Self::Table { .. } => "table",
+            Self::TableRequest => "table-request",
             Self::StatusRequest => "status-request",
             Self::Leaving => "leaving",
             Self::Status { .. } => "status",
@@ -388,7 +398,23 @@ mod proptests {
                 id,
                 error: WireError::HandlerFailed(m)
             }),
-            any::<u64>().prop_map(|id| Frame::Ping { id }),
+            (any::<u64>(), any::<u64>()).prop_map(|(id, table)| Frame::Ping { id, table }),
+            Just(Frame::TableRequest),
+            (
+                any::<u64>(),
+                ".{0,16}",
+                proptest::collection::vec(".{0,8}", 0..3)
+            )
+                .prop_map(|(version, name, messages)| Frame::Table {
+                    version,
+                    services: vec![ServiceAd {
+                        name,
+                        slots: vec![(0, version)],
+                        messages,
+                        keyed: version % 2 == 0,
+                    }],
+                    members: Vec::new(),
+                }),
             proptest::collection::vec(any::<u8>(), 0..64)
                 .prop_map(|payload| Frame::Membership { payload }),
         ]

@@ -20,8 +20,9 @@ use sha2::Sha256;
 use super::frame::{ConnKind, Frame, NodeInfo, Nonce, Proof};
 
 /// The wire protocol version; peers must speak the same one. 2 added the
-/// connection kind to `Hello` (the membership lane).
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+/// connection kind to `Hello` (the membership lane); 3 versioned service
+/// tables (`Table::version`, `TableRequest`, the version in `Ping`).
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

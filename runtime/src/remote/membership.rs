@@ -18,14 +18,17 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use foca::{
-    AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PeriodicParams,
-    PostcardCodec, Timer,
+    AccumulatingRuntime, Config, Foca, OwnedNotification, PeriodicParams, PostcardCodec, Timer,
 };
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::frame::NodeInfo;
+
+mod table_gossip;
+use table_gossip::TableGossip;
+pub(crate) use table_gossip::TableVersion;
 
 /// A member's identity: the node, plus a bump to rejoin quickly after being
 /// declared down. Its address is the node name; a restarted node (higher
@@ -94,12 +97,16 @@ pub(crate) struct Effects {
     pub(crate) timers: Vec<(Duration, Timer<Member>)>,
     pub(crate) up: Vec<Member>,
     pub(crate) down: Vec<Member>,
+    /// Service table versions newer than any seen before (other nodes' and
+    /// our own), learned from the gossip.
+    pub(crate) tables: Vec<TableVersion>,
 }
 
 /// The sans-IO membership core: foca plus its effects.
 pub(crate) struct Membership {
-    foca: Foca<Member, PostcardCodec, SmallRng, NoCustomBroadcast>,
+    foca: Foca<Member, PostcardCodec, SmallRng, TableGossip>,
     rt: AccumulatingRuntime<Member>,
+    tables: std::sync::Arc<parking_lot::Mutex<Vec<TableVersion>>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -110,15 +117,29 @@ impl std::fmt::Debug for Membership {
 
 impl Membership {
     pub(crate) fn new(local: NodeInfo, config: Config, seed: u64) -> Self {
+        let (gossip, tables) = TableGossip::new();
         Self {
-            foca: Foca::new(
+            foca: Foca::with_custom_broadcast(
                 Member::new(local),
                 config,
                 SmallRng::seed_from_u64(seed),
                 PostcardCodec,
+                gossip,
             ),
             rt: AccumulatingRuntime::new(),
+            tables,
         }
+    }
+
+    /// Gossips a new version of our own service table: it rides on foca's
+    /// messages from now on, and goes at once to a few members.
+    pub(crate) fn publish_table(&mut self, version: TableVersion) -> Effects {
+        if let Err(e) = self.foca.add_broadcast(&version.encode()) {
+            tracing::debug!(error = %e, "table version not gossiped");
+        } else if let Err(e) = self.foca.broadcast(&mut self.rt) {
+            tracing::debug!(error = %e, "table version not broadcast");
+        }
+        self.effects()
     }
 
     /// Introduces us to `to` (called when a connection to it is up).
@@ -192,6 +213,7 @@ impl Membership {
                 _ => {}
             }
         }
+        e.tables = std::mem::take(&mut *self.tables.lock());
         e
     }
 }
@@ -220,6 +242,8 @@ mod tests {
         dead: HashSet<String>,
         downs: Vec<(Duration, String, String)>,
         ups: Vec<(Duration, String, String)>,
+        /// (when, at, table version learned)
+        tables: Vec<(Duration, String, TableVersion)>,
     }
 
     enum Ev {
@@ -237,6 +261,7 @@ mod tests {
                 dead: HashSet::new(),
                 downs: Vec::new(),
                 ups: Vec::new(),
+                tables: Vec::new(),
             };
             for (i, n) in names.iter().enumerate() {
                 s.nodes.insert(
@@ -273,6 +298,9 @@ mod tests {
             }
             for m in e.up {
                 self.ups.push((self.now, at.to_string(), m.info.name));
+            }
+            for t in e.tables {
+                self.tables.push((self.now, at.to_string(), t));
             }
         }
 
@@ -347,5 +375,43 @@ mod tests {
             assert_eq!(m.members().len(), 4, "{name} sees all four others again");
         }
         assert!(sim.ups.len() > before);
+    }
+
+    #[test]
+    fn a_table_version_reaches_every_member_by_gossip() {
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let mut sim = Sim::new(&names);
+        sim.run_until(Duration::from_secs(5));
+        let published = sim.now;
+        let v = TableVersion {
+            node: "c".into(),
+            incarnation: 1,
+            version: 4,
+        };
+        let e = sim.nodes.get_mut("c").unwrap().publish_table(v.clone());
+        // The publisher pushes it at once to a few members, not to all.
+        let direct = e.send.len();
+        assert!(
+            (1..names.len() - 1).contains(&direct),
+            "{direct} direct sends"
+        );
+        sim.apply("c", e);
+        sim.run_until(published + Duration::from_secs(3));
+        for n in names.iter().filter(|n| **n != "c") {
+            let when = sim
+                .tables
+                .iter()
+                .find(|(_, at, t)| at == n && *t == v)
+                .map(|(t, ..)| *t - published)
+                .unwrap_or_else(|| panic!("{n} never learned c's table version"));
+            assert!(when <= Duration::from_secs(2), "{n} took {when:?}");
+        }
+        // Each node reports it once, however often the gossip repeats it.
+        let reports = sim.tables.iter().filter(|(_, _, t)| *t == v).count();
+        assert_eq!(
+            reports,
+            names.len(),
+            "once per node, the publisher included"
+        );
     }
 }

@@ -39,6 +39,10 @@ pub(crate) struct Peer {
     lane: Mutex<Option<(u64, mpsc::UnboundedSender<Frame>)>>,
     /// Whether the peer's service table has arrived on this connection.
     table_seen: AtomicBool,
+    /// The version of the peer's table applied from this connection (0: none).
+    table_version: AtomicU64,
+    /// The newest version asked for with a `TableRequest`.
+    table_asked: AtomicU64,
     /// Becomes `true` once the connection is down or retired: its lane
     /// closes and stops re-dialing.
     gone: tokio::sync::watch::Sender<bool>,
@@ -67,6 +71,8 @@ impl Peer {
             conn: Default::default(),
             lane: Mutex::new(None),
             table_seen: AtomicBool::new(false),
+            table_version: AtomicU64::new(0),
+            table_asked: AtomicU64::new(0),
             gone: tokio::sync::watch::channel(false).0,
         }
     }
@@ -77,9 +83,26 @@ impl Peer {
         self.close_lane();
     }
 
-    /// The peer's service table arrived on this connection.
-    pub(crate) fn saw_table(&self) {
-        self.table_seen.store(true, Ordering::Release);
+    /// A table of `version` arrived on this connection: `true` if it is
+    /// newer than the one applied (and is now the one held), `false` if it is
+    /// stale and must be ignored.
+    pub(crate) fn accept_table(&self, version: u64) -> bool {
+        let newer = self.table_version.fetch_max(version, Ordering::AcqRel) < version;
+        if newer {
+            self.table_seen.store(true, Ordering::Release);
+        }
+        newer
+    }
+
+    /// The peer's table is at `version` (gossip or a ping said so): asks for
+    /// it unless it is held or already asked for. `true` if a request went out.
+    pub(crate) fn want_table(&self, version: u64) -> bool {
+        if version <= self.table_version.load(Ordering::Acquire)
+            || self.table_asked.fetch_max(version, Ordering::AcqRel) >= version
+        {
+            return false;
+        }
+        self.send(Frame::TableRequest).is_ok()
     }
 
     /// Whether the peer's service table arrived on this connection (so the

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ mod lane;
 
 use super::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo, WireError};
 use super::handshake::{Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step};
-use super::membership::{Effects, Member, Membership};
+use super::membership::{Effects, Member, Membership, TableVersion};
 use super::peer::Peer;
 use super::stats::RemoteStats;
 use super::transport::{BoxStream, Transport};
@@ -97,6 +97,9 @@ pub(crate) struct Remoting {
     dialing: parking_lot::Mutex<std::collections::HashSet<String>>,
     /// Ids of membership lanes (so a replaced lane cannot detach its successor).
     next_lane: std::sync::atomic::AtomicU64,
+    /// This node's service table version: bumped at every registry change,
+    /// gossiped, and carried by every table and data-connection ping.
+    table_version: AtomicU64,
 }
 
 /// Counts an established connection until it ends.
@@ -115,6 +118,8 @@ pub(crate) enum MembershipInput {
     Announce(NodeInfo),
     Data(Vec<u8>),
     Timer(foca::Timer<Member>),
+    /// Gossip this version of our own service table.
+    Publish(u64),
     Leave,
 }
 
@@ -155,6 +160,7 @@ impl Remoting {
             conns_done: tokio::sync::Notify::new(),
             dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
             next_lane: std::sync::atomic::AtomicU64::new(1),
+            table_version: AtomicU64::new(1),
         }
     }
 
@@ -483,8 +489,9 @@ impl Remoting {
                 member: info.clone(),
             });
             self.to_membership(MembershipInput::Announce(info.clone()));
-            // Everyone learns of the new member (and the new peer of everyone).
-            self.broadcast_table();
+            // The new peer gets our table at once (the others hear of the
+            // new member from the membership gossip).
+            let _ = peer.send(self.table());
             if peer.dialer == self.local.name {
                 // The dialer of the connection also keeps its membership lane.
                 actix_rt::spawn(self.clone().lane_dial_loop(peer.clone()));
@@ -522,7 +529,7 @@ impl Remoting {
                                 // A retired connection goes quiet, so both ends close it.
                                 continue;
                             }
-                            Frame::Ping { id: 0 }
+                            Frame::Ping { id: 0, table: me.table_version.load(Ordering::Acquire) }
                         }
                         _ = &mut drain_rx => {
                             draining = true;
@@ -659,24 +666,26 @@ impl Remoting {
 
     /// This node's service table.
     pub(crate) fn table(&self) -> Frame {
+        // The version is read before the registry: a table is never labelled
+        // newer than its contents (a change made meanwhile bumps it again).
+        let version = self.table_version.load(Ordering::Acquire);
         let services = self
             .node
             .upgrade()
             .map(|n| n.registry.local_table())
             .unwrap_or_default();
         Frame::Table {
+            version,
             services,
             members: self.peers(),
         }
     }
 
-    /// Sends the current table to every peer (after a local registry change).
-    pub(crate) fn broadcast_table(&self) {
-        let t = self.table();
-        let peers: Vec<_> = self.peers.read().values().cloned().collect();
-        for p in peers {
-            let _ = p.send(t.clone());
-        }
+    /// A local registry change: bumps the table version and gossips it;
+    /// peers fetch the table over their connection when they hear of it.
+    pub(crate) fn publish_table(&self) {
+        let v = self.table_version.fetch_add(1, Ordering::AcqRel) + 1;
+        self.to_membership(MembershipInput::Publish(v));
     }
 
     fn on_frame(self: &Arc<Self>, peer: &Arc<Peer>, f: Frame) -> Result<(), String> {
@@ -684,15 +693,27 @@ impl Remoting {
             return Err("node gone".into());
         };
         match f {
-            Frame::Ping { id } => {
+            Frame::Ping { id, table } => {
                 let _ = peer.send(Frame::Pong { id });
+                // Anti-entropy: a version the gossip did not bring is fetched.
+                peer.want_table(table);
+            }
+            Frame::TableRequest => {
+                let _ = peer.send(self.table());
             }
             Frame::Pong { .. } => {}
             Frame::Reply { id, payload } => peer.complete(id, Ok(payload)),
             Frame::Error { id, error } => peer.complete(id, Err(error)),
-            Frame::Table { services, members } => {
-                peer.saw_table();
-                node.registry.apply_remote_table(peer, services);
+            Frame::Table {
+                version,
+                services,
+                members,
+            } => {
+                if peer.accept_table(version) {
+                    node.registry.apply_remote_table(peer, services);
+                } else {
+                    tracing::debug!(peer = %peer.info.name, version, "stale service table ignored");
+                }
                 self.learn_members(members);
             }
             Frame::Tell {
@@ -829,6 +850,11 @@ impl Remoting {
                 MembershipInput::Announce(to) => core.announce(to),
                 MembershipInput::Data(d) => core.data(&d),
                 MembershipInput::Timer(t) => core.timer(t),
+                MembershipInput::Publish(version) => core.publish_table(TableVersion {
+                    node: self.local.name.clone(),
+                    incarnation: self.local.incarnation,
+                    version,
+                }),
                 MembershipInput::Leave => core.leave(),
             };
             self.apply_membership(e, &tx);
@@ -854,6 +880,15 @@ impl Remoting {
                 tokio::time::sleep(after).await;
                 let _ = tx.send(MembershipInput::Timer(t));
             });
+        }
+        for t in e.tables {
+            // A newer table of a peer we are connected to: fetch it.
+            let fetching = self.peer(&t.node).is_some_and(|p| {
+                p.info.incarnation == t.incarnation && !p.is_down() && p.want_table(t.version)
+            });
+            if fetching {
+                tracing::debug!(peer = %t.node, version = t.version, "fetching a newer service table");
+            }
         }
         for m in e.up {
             tracing::info!(member = %m.info.name, incarnation = m.info.incarnation, "member up");
@@ -996,7 +1031,7 @@ impl Remoting {
                 Frame::StatusRequest => Frame::Status {
                     status: self.status(),
                 },
-                Frame::Ping { id } => Frame::Pong { id },
+                Frame::Ping { id, .. } => Frame::Pong { id },
                 other => {
                     tracing::debug!(client = %info.name, kind = other.kind(), "client frame not served");
                     break;
@@ -1342,6 +1377,110 @@ mod tests {
             p.ask(5, "doubler", "wire-test.Double", ok).await,
             Frame::Reply { id: 5, .. }
         ));
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    impl RawPeer {
+        async fn send(&mut self, f: Frame) {
+            write_raw(&mut self.wr, &f, MAX).await.unwrap();
+        }
+
+        /// Skips frames until `pick` takes one.
+        async fn until<T>(&mut self, mut pick: impl FnMut(Frame) -> Option<T>) -> T {
+            loop {
+                if let Some(t) = pick(self.next().await.unwrap()) {
+                    return t;
+                }
+            }
+        }
+    }
+
+    fn table_of(f: Frame) -> Option<(u64, Vec<String>)> {
+        match f {
+            Frame::Table {
+                version, services, ..
+            } => Some((version, services.into_iter().map(|s| s.name).collect())),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn newer_table_versions_are_fetched_and_stale_tables_ignored() {
+        let (node, addr) = node().await;
+        let mut watch = node.watch();
+        let mut p = RawPeer::connect(&addr).await;
+        // The node hands its table to a new connection at once.
+        let (v1, names) = p.until(table_of).await;
+        assert_eq!(names, ["doubler"]);
+
+        // A registry change: the node's pings name a newer version (the
+        // gossip would too), and a request fetches the new table.
+        node.spawn(ServiceSpec::new("second", || Doubler).handles::<Double>())
+            .await
+            .unwrap();
+        p.until(|f| matches!(f, Frame::Ping { table, .. } if table > v1).then_some(()))
+            .await;
+        p.send(Frame::TableRequest).await;
+        let (v2, mut names) = p.until(table_of).await;
+        names.sort();
+        assert!(v2 > v1);
+        assert_eq!(names, ["doubler", "second"]);
+
+        // The other way round: a peer whose ping names a version the node
+        // does not hold is asked for its table, once.
+        p.send(Frame::Ping { id: 0, table: 5 }).await;
+        p.until(|f| matches!(f, Frame::TableRequest).then_some(()))
+            .await;
+        let ad = |slots: Vec<(u32, u64)>| super::super::frame::ServiceAd {
+            name: "far".into(),
+            slots,
+            messages: vec![Double::NAME.into()],
+            keyed: false,
+        };
+        p.send(Frame::Table {
+            version: 5,
+            services: vec![ad(vec![(0, 1)])],
+            members: Vec::new(),
+        })
+        .await;
+        // A stale table (older version) is ignored; a newer one applies.
+        p.send(Frame::Table {
+            version: 3,
+            services: Vec::new(),
+            members: Vec::new(),
+        })
+        .await;
+        p.send(Frame::Table {
+            version: 6,
+            services: vec![ad(vec![(0, 1), (1, 1)])],
+            members: Vec::new(),
+        })
+        .await;
+        let mut events = Vec::new();
+        while !events.iter().any(|e| {
+            matches!(e, crate::RegistryEvent::RemoteAdded { service, slot: 1, .. } if service == "far")
+        }) {
+            events.push(tokio::time::timeout(Duration::from_secs(10), watch.next()).await.unwrap().unwrap());
+        }
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, crate::RegistryEvent::RemoteRemoved { .. })),
+            "the stale table was applied: {events:?}"
+        );
+        assert_eq!(
+            node.remote_instances("far"),
+            [("raw".to_string(), 0), ("raw".to_string(), 1)]
+        );
+        // Pings naming a version already held ask for nothing.
+        p.send(Frame::Ping { id: 0, table: 6 }).await;
+        p.send(Frame::Ping { id: 7, table: 6 }).await;
+        p.until(|f| match f {
+            Frame::TableRequest => panic!("asked again for a table it holds"),
+            Frame::Pong { id: 7 } => Some(()),
+            _ => None,
+        })
+        .await;
         node.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 

@@ -156,7 +156,7 @@ impl Remoting {
                         // Replaced by another lane, or the peer is gone.
                         None => return "replaced".to_string(),
                     },
-                    _ = tick.tick() => Frame::Ping { id: 0 },
+                    _ = tick.tick() => Frame::Ping { id: 0, table: 0 },
                 };
                 out.clear();
                 let mut frames = 0u64;

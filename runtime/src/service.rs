@@ -5,6 +5,7 @@ mod actor;
 mod context;
 mod handle;
 mod reply;
+mod room;
 mod send;
 mod spec;
 

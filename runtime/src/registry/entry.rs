@@ -147,6 +147,20 @@ impl fmt::Debug for MessageType {
     }
 }
 
+/// One slot's counters, side by side so the per-message work touches one
+/// cache line.
+#[derive(Debug, Default)]
+struct SlotCounters {
+    /// Messages handled. Only the slot's running instance writes it, so it
+    /// counts with a plain load and store, not a locked read-modify-write.
+    handled: AtomicU64,
+    /// Asks waiting for room in the mailbox (actix's channel parks a full
+    /// sender without a way to wait for it, so msa keeps its own signal).
+    room_waiters: AtomicUsize,
+    /// Signalled when a message is taken, and to all when the slot changes.
+    room: Arc<tokio::sync::Notify>,
+}
+
 /// A service's entry in the registry.
 pub(crate) struct ServiceEntry {
     name: Arc<str>,
@@ -161,10 +175,8 @@ pub(crate) struct ServiceEntry {
     generation: AtomicU64,
     slots: Box<[ArcSwapOption<Instance>]>,
     incarnations: Box<[AtomicU64]>,
-    /// Messages handled per slot. Only the slot's running instance writes
-    /// its counter, so it counts with a plain load and store, not a locked
-    /// read-modify-write.
-    slot_messages: Box<[AtomicU64]>,
+    /// Per slot: messages handled, and the asks waiting for mailbox room.
+    slot_messages: Box<[SlotCounters]>,
     rr: AtomicUsize,
     remote: arc_swap::ArcSwap<Vec<Arc<RemoteInstance>>>,
     remote_rr: AtomicUsize,
@@ -205,7 +217,7 @@ impl ServiceEntry {
             generation: AtomicU64::new(0),
             slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
             incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
-            slot_messages: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slot_messages: (0..slots).map(|_| SlotCounters::default()).collect(),
             rr: AtomicUsize::new(0),
             remote: arc_swap::ArcSwap::from_pointee(Vec::new()),
             remote_rr: AtomicUsize::new(0),
@@ -243,7 +255,7 @@ impl ServiceEntry {
     pub(crate) fn handled(&self, slot: usize) -> u64 {
         self.slot_messages
             .get(slot)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |c| c.handled.load(Ordering::Relaxed))
     }
 
     /// Messages queued but not yet taken by the live instances (a snapshot:
@@ -265,7 +277,15 @@ impl ServiceEntry {
     #[inline]
     pub(crate) fn count_message(&self, slot: usize) {
         if let Some(c) = self.slot_messages.get(slot) {
-            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            c.handled.store(
+                c.handled.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+            // Taking a message made room (actix unparked the sender before
+            // handing it over): one waiting ask may try again.
+            if c.room_waiters.load(Ordering::SeqCst) != 0 {
+                c.room.notify_one();
+            }
         }
     }
 
@@ -275,7 +295,7 @@ impl ServiceEntry {
         let taken: u64 = self
             .slot_messages
             .iter()
-            .map(|c| c.load(Ordering::Relaxed))
+            .map(|c| c.handled.load(Ordering::Relaxed))
             .sum();
         // Expired messages are counted as taken, but were never handled.
         s.messages = taken.saturating_sub(s.expired);
@@ -294,6 +314,30 @@ impl ServiceEntry {
         if let Some(s) = self.slots.get(slot) {
             s.store(instance);
             self.generation.fetch_add(1, Ordering::Release);
+            self.wake_room_waiters(slot);
+        }
+    }
+
+    /// Whether `slot` still holds `instance` (not replaced, not cleared).
+    pub(crate) fn slot_holds(&self, slot: usize, instance: &Arc<Instance>) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|s| s.load().as_ref().is_some_and(|i| Arc::ptr_eq(i, instance)))
+    }
+
+    /// Where an ask waits for room in `slot`'s mailbox: the count of waiters
+    /// (checked on every message taken) and the signal.
+    pub(crate) fn room(&self, slot: usize) -> Option<(&AtomicUsize, &Arc<tokio::sync::Notify>)> {
+        self.slot_messages
+            .get(slot)
+            .map(|c| (&c.room_waiters, &c.room))
+    }
+
+    /// The instance in `slot` changed: every ask waiting for room in the
+    /// old one looks again (and fails if it is gone).
+    fn wake_room_waiters(&self, slot: usize) {
+        if let Some(c) = self.slot_messages.get(slot) {
+            c.room.notify_waiters();
         }
     }
 
@@ -307,6 +351,7 @@ impl ServiceEntry {
         if cur.as_ref().is_some_and(|i| i.id == id) {
             s.compare_and_swap(&*cur, None);
             self.generation.fetch_add(1, Ordering::Release);
+            self.wake_room_waiters(slot);
             true
         } else {
             false

@@ -12,6 +12,7 @@ use actix::dev::RecipientRequest;
 use actix::{MailboxError, Message};
 
 use super::actor::Envelope;
+use super::room::RoomWaiter;
 use super::send::{AskFn, ReplyRx, SendFns};
 use crate::registry::Instance;
 use actix::prelude::SendError;
@@ -702,7 +703,7 @@ pin_project_lite::pin_project! {
         Failed { err: Option<Box<CallError>> },
         // In the mailbox; waiting for the reply.
         Sent { rx: ReplyRx<M> },
-        // The mailbox was full: retry (yielding) until there is room.
+        // The mailbox was full: wait for room (see `room.rs`), then retry.
         Full { full: Box<FullSend<M>> },
         // actix's own request (ask_all).
         Queued { req: Pin<Box<RecipientRequest<Envelope<M>>>> },
@@ -744,6 +745,7 @@ where
                 env: Some(env),
                 instance,
                 ask,
+                waiter: None,
             }),
         }
     }
@@ -758,6 +760,61 @@ where
     env: Option<Envelope<M>>,
     instance: Option<Arc<Instance>>,
     ask: AskFn<M>,
+    /// Registered with the slot's room signal after the first retry failed.
+    waiter: Option<RoomWaiter>,
+}
+
+impl<M> FullSend<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    /// Retries the send whenever the instance took a message, until it goes
+    /// in; fails at once if the instance is gone or was replaced.
+    fn poll_send(
+        &mut self,
+        svc: &ServiceRef,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<ReplyRx<M>, CallError>> {
+        let Some(inst) = self.instance.clone() else {
+            return Poll::Ready(Err(svc.map_closed()));
+        };
+        loop {
+            let Some(env) = self.env.take() else {
+                return Poll::Ready(Err(svc.map_closed()));
+            };
+            match (self.ask)(&inst, env) {
+                Ok(rx) => return Poll::Ready(Ok(rx)),
+                Err(SendError::Closed(_)) => return Poll::Ready(Err(svc.map_closed())),
+                Err(SendError::Full(e)) => self.env = Some(e),
+            }
+            let waiter = match self.waiter.as_mut() {
+                Some(w) => w,
+                None => {
+                    let entry = match svc.entry() {
+                        Ok(e) => Arc::clone(&e),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    };
+                    match RoomWaiter::new(entry, inst.id.slot) {
+                        Some(w) => self.waiter.insert(w),
+                        None => return Poll::Ready(Err(svc.map_closed())),
+                    }
+                }
+            };
+            if !waiter.is_armed() {
+                // Listen first, then try once more: no room made meanwhile is missed.
+                waiter.arm();
+                continue;
+            }
+            if !waiter.entry().slot_holds(inst.id.slot, &inst) {
+                // Replaced or stopped while its mailbox was full.
+                return Poll::Ready(Err(svc.map_closed()));
+            }
+            if waiter.poll_signal(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
 }
 
 /// A remote ask in flight; dropping it forgets the pending entry.
@@ -856,23 +913,14 @@ where
                 Poll::Ready(Err(e)) => Poll::Ready(Err(svc.map_mailbox_error(e))),
                 Poll::Pending => Poll::Pending,
             },
-            StateProj::Full { full } => match (full.env.take(), full.instance.as_ref()) {
-                (Some(e), Some(inst)) => match (full.ask)(inst, e) {
-                    Ok(rx) => {
-                        sent = Some(rx);
-                        cx.waker().wake_by_ref();
-                        Poll::Pending
-                    }
-                    Err(SendError::Full(e)) => {
-                        // actix's channel offers no public way to wait for
-                        // room: yield and retry, within the deadline.
-                        full.env = Some(e);
-                        cx.waker().wake_by_ref();
-                        Poll::Pending
-                    }
-                    Err(SendError::Closed(_)) => Poll::Ready(Err(svc.map_closed())),
-                },
-                _ => Poll::Ready(Err(svc.map_closed())),
+            StateProj::Full { full } => match full.poll_send(svc, cx) {
+                Poll::Ready(Ok(rx)) => {
+                    sent = Some(rx);
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
             },
             StateProj::Remote { call } => match Pin::new(&mut call.rx).poll(cx) {
                 Poll::Ready(r) => {

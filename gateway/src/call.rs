@@ -6,9 +6,11 @@
 //! limit), 413/400 (body), then whatever the call itself yields.
 
 use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::FutureExt as _;
 use msa_runtime::{JsonBody, JsonError, Metadata};
 use serde_json::{Map, Value};
 
@@ -79,54 +81,22 @@ pub(crate) async fn call(
         }
     }
     .map_err(|e| ApiError::from_json(&e))?;
-    let result = match OwnTask::spawn(reply).await {
+    // Awaited in the handler: an ask that meets a full mailbox waits for
+    // room without waking the connection, so no task of its own is needed
+    // (one was, while such an ask spun: every retry polled the connection's
+    // whole dispatcher). A panic while decoding the reply is a 500, never a
+    // dead worker.
+    let result = match AssertUnwindSafe(reply).catch_unwind().await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => return Err(ApiError::from_call(&e, ctx.request_id())),
-        Err(e) => {
-            tracing::error!(request_id = ctx.request_id(), error = %e, "the call's task failed");
+        Err(_) => {
+            tracing::error!(request_id = ctx.request_id(), "the call panicked");
             return Err(ApiError::internal(ctx.request_id()));
         }
     };
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(result))
-}
-
-/// The reply of a call, awaited in a task of its own on this worker thread.
-///
-/// actix-http polls a connection's whole dispatcher each time the handler's
-/// future is woken, and each of those polls re-runs its request-head decoder
-/// (which clears a 3 KB header table) twice. An ask that cannot be queued
-/// yet (the instance's mailbox is full) yields and retries, waking its task
-/// each time: inside the handler, every retry was a full dispatcher poll
-/// (about 12 head decodes per request instead of 3 in the bench). In a task
-/// of its own, a retry is just that task's poll, and the connection is woken
-/// once, when the reply is there. Dropping this (the request's future is
-/// dropped, as when the server stops) aborts the task, and with it the ask,
-/// as dropping the ask itself would.
-struct OwnTask<T: 'static>(tokio::task::JoinHandle<T>);
-
-impl<T: 'static> OwnTask<T> {
-    fn spawn(f: impl std::future::Future<Output = T> + 'static) -> Self {
-        Self(actix_web::rt::spawn(f))
-    }
-}
-
-impl<T: 'static> std::future::Future for OwnTask<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T: 'static> Drop for OwnTask<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn start(
@@ -202,37 +172,6 @@ mod tests {
         let (v, typed) = merge(body, &params, false);
         assert_eq!(v["id"], "42");
         assert!(typed.is_empty());
-    }
-
-    #[actix_rt::test]
-    async fn a_calls_own_task_is_aborted_when_the_call_is_dropped() {
-        use std::cell::Cell;
-        use std::rc::Rc;
-
-        struct SetOnDrop(Rc<Cell<bool>>);
-        impl Drop for SetOnDrop {
-            fn drop(&mut self) {
-                self.0.set(true);
-            }
-        }
-        let dropped = Rc::new(Cell::new(false));
-        let guard = SetOnDrop(dropped.clone());
-        let call = OwnTask::spawn(async move {
-            let _guard = guard;
-            std::future::pending::<()>().await
-        });
-        tokio::task::yield_now().await;
-        assert!(!dropped.get());
-        drop(call);
-        // The abort takes effect when the task is next scheduled.
-        for _ in 0..100 {
-            if dropped.get() {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert!(dropped.get(), "the task outlived its call");
-        assert_eq!(OwnTask::spawn(async { 7 }).await.unwrap(), 7);
     }
 
     #[test]

@@ -1581,11 +1581,12 @@ mod tests {
         let before = node.remote_stats().handshake_failures;
         let r = RawPeer::open(&addr, ConnKind::Membership, b"not-the-secret").await;
         assert!(r.is_err_and(|e| e.contains("authentication failed")));
-        // A protocol-1 `Hello` (no connection kind) is refused with a reason.
+        // A `Hello` of the previous protocol (2: tables without versions) is
+        // refused with a reason.
         let s: BoxStream = Box::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
         let (rd, mut wr) = tokio::io::split(s);
         let hello = Frame::Hello {
-            protocol: 1,
+            protocol: 2,
             cluster: "msa".into(),
             node: NodeInfo {
                 name: "old".into(),

@@ -74,6 +74,15 @@ fn cluster_node(name: &str, seeds: &[String]) -> Node {
     node
 }
 
+/// Nodes a, b and c; b and c join through a.
+fn three_nodes() -> (Node, Node, Node) {
+    let a = cluster_node("a", &[]);
+    let seed = a.remote_addr().unwrap();
+    let b = cluster_node("b", std::slice::from_ref(&seed));
+    let c = cluster_node("c", &[seed]);
+    (a, b, c)
+}
+
 async fn remote_up(w: &mut msa_runtime::RegistryWatch, service: &str, node: &str) {
     let (s, n) = (service.to_string(), node.to_string());
     wait_event(w, move |e| {
@@ -288,10 +297,7 @@ fn listening_beyond_loopback_needs_a_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_find_each_other_through_one_seed() {
-    let a = cluster_node("a", &[]);
-    let seed = a.remote_addr().unwrap();
-    let b = cluster_node("b", std::slice::from_ref(&seed));
-    let c = cluster_node("c", &[seed]);
+    let (a, b, c) = three_nodes();
     let mut wc = c.watch();
     b.spawn(spec("onb")).await.unwrap();
     remote_up(&mut wc, "onb", "b").await;
@@ -310,10 +316,7 @@ async fn a_table_larger_than_a_gossip_packet_reaches_every_node() {
     // Forty services with long names make a table of several KiB, far past
     // foca's ~1,400-byte packets: only its version is gossiped, and each
     // node fetches the table itself over its connection.
-    let a = cluster_node("a", &[]);
-    let seed = a.remote_addr().unwrap();
-    let b = cluster_node("b", std::slice::from_ref(&seed));
-    let c = cluster_node("c", &[seed]);
+    let (a, b, c) = three_nodes();
     eventually("a full mesh", || {
         a.peers().len() == 2 && b.peers().len() == 2 && c.peers().len() == 2
     })
@@ -443,10 +446,7 @@ async fn a_remote_restart_is_seen_by_the_caller_and_calls_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_leave_removes_entries_at_once_everywhere() {
-    let a = cluster_node("a", &[]);
-    let seed = a.remote_addr().unwrap();
-    let b = cluster_node("b", std::slice::from_ref(&seed));
-    let c = cluster_node("c", &[seed]);
+    let (a, b, c) = three_nodes();
     let (mut wa, mut wc) = (a.watch(), c.watch());
     b.spawn(spec("onb")).await.unwrap();
     remote_up(&mut wa, "onb", "b").await;

@@ -184,6 +184,13 @@ pub(crate) struct ServiceEntry {
     any_remote: std::sync::atomic::AtomicBool,
     /// Set when a local spawn replaced this remote-only entry.
     replaced: std::sync::atomic::AtomicBool,
+    /// `keyed_routing || any_remote || replaced`, kept as one flag: the
+    /// local fast path reads it on every call.
+    slow_path: std::sync::atomic::AtomicBool,
+    /// Serialises writers of `remote` (tables from several connections, on
+    /// several threads, may update one entry at once: a read-modify-write
+    /// without it could lose one node's instances).
+    remote_writer: parking_lot::Mutex<()>,
     state: AtomicU8,
     pub(crate) stats: ServiceStats,
 }
@@ -223,6 +230,8 @@ impl ServiceEntry {
             remote_rr: AtomicUsize::new(0),
             any_remote: std::sync::atomic::AtomicBool::new(false),
             replaced: std::sync::atomic::AtomicBool::new(false),
+            slow_path: std::sync::atomic::AtomicBool::new(keyed_routing),
+            remote_writer: parking_lot::Mutex::new(()),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
             stats: ServiceStats::default(),
         }
@@ -466,6 +475,7 @@ impl ServiceEntry {
         node: &str,
         now: Vec<Arc<RemoteInstance>>,
     ) -> (Vec<usize>, Vec<usize>) {
+        let _writer = self.remote_writer.lock();
         let cur = self.remote.load();
         let before: Vec<(usize, u64)> = cur
             .iter()
@@ -481,6 +491,7 @@ impl ServiceEntry {
         next.extend(now);
         next.sort_by(|a, b| (&a.peer.info.name, a.slot).cmp(&(&b.peer.info.name, b.slot)));
         self.any_remote.store(!next.is_empty(), Ordering::Release);
+        self.update_slow_path();
         self.remote.store(Arc::new(next));
         let added = after
             .iter()
@@ -514,7 +525,13 @@ impl ServiceEntry {
     /// instances, or a replaced entry.
     #[inline]
     pub(crate) fn needs_slow_path(&self) -> bool {
-        self.keyed_routing || self.has_remote() || self.is_replaced()
+        self.slow_path.load(Ordering::Relaxed)
+    }
+
+    /// Recomputes [`Self::needs_slow_path`]'s flag after a change.
+    fn update_slow_path(&self) {
+        let slow = self.keyed_routing || self.has_remote() || self.is_replaced();
+        self.slow_path.store(slow, Ordering::Release);
     }
 
     /// Whether a local spawn replaced this (remote-only) entry.
@@ -530,10 +547,15 @@ impl ServiceEntry {
 
     /// Takes over `old`'s remote instances and marks `old` replaced.
     pub(crate) fn inherit(&self, old: &ServiceEntry) {
+        // Always `old` then `self`; `set_remote` takes one lock only.
+        let _old = old.remote_writer.lock();
+        let _new = self.remote_writer.lock();
         let r = old.remote.load_full();
         self.any_remote.store(!r.is_empty(), Ordering::Release);
+        self.update_slow_path();
         self.remote.store(r);
         old.replaced.store(true, Ordering::Release);
+        old.update_slow_path();
     }
 
     /// Remote instances, for views.
@@ -666,5 +688,73 @@ mod tests {
         assert!(!e.clear_slot_if(0, newer));
         assert!(e.clear_slot_if(0, inst(0).id));
         assert!(e.pick_round_robin().is_none());
+    }
+
+    fn remote(node: &str, slot: usize) -> Arc<RemoteInstance> {
+        let (tx, _) = tokio::sync::mpsc::channel(1);
+        let (ctl, _) = tokio::sync::mpsc::unbounded_channel();
+        let info = crate::remote::NodeInfo {
+            name: node.into(),
+            addr: format!("{node}:1"),
+            incarnation: 1,
+        };
+        let peer = crate::remote::peer::Peer::new(info, node.into(), tx, ctl, Default::default());
+        Arc::new(RemoteInstance {
+            peer: Arc::new(peer),
+            slot,
+            incarnation: 1,
+            messages: Arc::from(Vec::<String>::new()),
+        })
+    }
+
+    #[test]
+    fn tables_of_two_nodes_applied_at_once_lose_neither() {
+        // Two connections' threads update one entry at the same time, over
+        // and over: each must find the other's instances when it is done.
+        let e = Arc::new(ServiceEntry::new(
+            Arc::from("s"),
+            Box::new([]),
+            false,
+            0,
+            "me",
+        ));
+        assert!(!e.needs_slow_path());
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let writers: Vec<_> = ["b", "c"]
+            .into_iter()
+            .map(|node| {
+                let (e, start) = (e.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let mut lost = 0;
+                    for round in 0..20_000 {
+                        e.set_remote(node, vec![remote(node, round % 3)]);
+                        // Only this thread removes this node's instances.
+                        if !e.remote.load().iter().any(|r| r.peer.info.name == node) {
+                            lost += 1;
+                        }
+                    }
+                    lost
+                })
+            })
+            .collect();
+        for w in writers {
+            assert_eq!(w.join().unwrap(), 0, "a concurrent table dropped instances");
+        }
+        let mut nodes: Vec<String> = e
+            .remote
+            .load()
+            .iter()
+            .map(|r| r.peer.info.name.clone())
+            .collect();
+        nodes.sort();
+        assert_eq!(nodes, ["b", "c"]);
+        assert!(
+            e.needs_slow_path(),
+            "remote instances take the general path"
+        );
+        e.set_remote("b", Vec::new());
+        e.set_remote("c", Vec::new());
+        assert!(!e.needs_slow_path());
     }
 }

@@ -158,7 +158,9 @@ struct SlotCounters {
     /// sender without a way to wait for it, so msa keeps its own signal).
     room_waiters: AtomicUsize,
     /// Signalled when a message is taken, and to all when the slot changes.
-    room: Arc<tokio::sync::Notify>,
+    /// Made when the first ask waits (most slots never have one: 100,000
+    /// instances would otherwise cost an allocation each).
+    room: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 /// A service's entry in the registry.
@@ -293,7 +295,9 @@ impl ServiceEntry {
             // Taking a message made room (actix unparked the sender before
             // handing it over): one waiting ask may try again.
             if c.room_waiters.load(Ordering::SeqCst) != 0 {
-                c.room.notify_one();
+                if let Some(room) = c.room.get() {
+                    room.notify_one();
+                }
             }
         }
     }
@@ -339,14 +343,16 @@ impl ServiceEntry {
     pub(crate) fn room(&self, slot: usize) -> Option<(&AtomicUsize, &Arc<tokio::sync::Notify>)> {
         self.slot_messages
             .get(slot)
-            .map(|c| (&c.room_waiters, &c.room))
+            .map(|c| (&c.room_waiters, c.room.get_or_init(Default::default)))
     }
 
     /// The instance in `slot` changed: every ask waiting for room in the
     /// old one looks again (and fails if it is gone).
     fn wake_room_waiters(&self, slot: usize) {
         if let Some(c) = self.slot_messages.get(slot) {
-            c.room.notify_waiters();
+            if let Some(room) = c.room.get() {
+                room.notify_waiters();
+            }
         }
     }
 

@@ -4,25 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "../../runtime/tests/support/log_capture.rs"]
+mod log_capture;
+
 use std::time::Duration;
+
+use log_capture::LogCapture;
 
 use msa_actors::shop;
 use msa_gateway::{Gateway, GatewayConfig};
 use msa_runtime::{Node, RegistryEvent};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const SECRET: &[u8] = b"trace-across-nodes";
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -55,15 +46,8 @@ async fn remote_up(w: &mut msa_runtime::RegistryWatch, service: &str) {
 
 #[test]
 fn a_gateway_requests_trace_id_is_logged_on_every_node_it_reaches() {
-    let buf = Buf::default();
-    let b2 = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || b2.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
     // A global default: this test binary runs only this test.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = LogCapture::install(tracing::Level::INFO);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -115,7 +99,7 @@ fn a_gateway_requests_trace_id_is_logged_on_every_node_it_reaches() {
         gw.shutdown(Duration::from_secs(5)).await.unwrap();
     });
 
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = logs.text();
     let traced = |what: &str| {
         out.lines()
             .find(|l| l.contains(what) && l.contains(&format!("trace_id={TRACE}")))

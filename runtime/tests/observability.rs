@@ -2,38 +2,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use log_capture::LogCapture;
 
 use common::*;
 use msa_runtime::Node;
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn restart_and_escalation_are_traced_with_their_reason() {
-    let buf = Buf::default();
-    let b2 = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || b2.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
     // A global default: this test binary runs only this test.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = LogCapture::install(tracing::Level::DEBUG);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,7 +38,7 @@ fn restart_and_escalation_are_traced_with_their_reason() {
         .await;
         node.shutdown(GRACE).await.unwrap();
     });
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = logs.text();
     assert!(
         out.lines()
             .any(|l| l.contains("spawn{") && l.contains("instance launched")),

@@ -3,25 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 use std::time::Duration;
 
+use log_capture::LogCapture;
 use msa_runtime::prelude::*;
 use msa_runtime::{RegistryEvent, TraceContext};
 use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[derive(Debug, actix::Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
@@ -42,15 +32,8 @@ const SECRET: &[u8] = b"trace-secret";
 
 #[test]
 fn the_remote_handler_logs_inside_the_callers_trace() {
-    let buf = Buf::default();
-    let b2 = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || b2.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
     // A global default: this test binary runs only this test.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = LogCapture::install(tracing::Level::INFO);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,7 +81,7 @@ fn the_remote_handler_logs_inside_the_callers_trace() {
         b.shutdown(Duration::from_secs(5)).await.unwrap();
         a.shutdown(Duration::from_secs(5)).await.unwrap();
     });
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = logs.text();
     let line = out
         .lines()
         .find(|l| l.contains("working on it"))

@@ -716,7 +716,8 @@ mod tests {
     #[test]
     fn tables_of_two_nodes_applied_at_once_lose_neither() {
         // Two connections' threads update one entry at the same time, over
-        // and over: each must find the other's instances when it is done.
+        // and over: neither may undo the other's write, so each finds its
+        // own node's instance after every write, and both are there at the end.
         let e = Arc::new(ServiceEntry::new(
             Arc::from("s"),
             Box::new([]),

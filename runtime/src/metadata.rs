@@ -92,6 +92,12 @@ impl Metadata {
         (self.deadline_ms != 0).then_some(self.deadline_ms)
     }
 
+    /// Whether an identity or a trace travels with the call.
+    #[inline]
+    pub(crate) fn has_extra(&self) -> bool {
+        self.extra.is_some()
+    }
+
     #[inline]
     pub(crate) fn set_deadline_ms(&mut self, ms: u64) {
         self.deadline_ms = ms.max(1);

@@ -94,6 +94,7 @@ impl Drop for NodeInner {
     fn drop(&mut self) {
         if !self.shut.swap(true, Ordering::AcqRel) {
             self.shared.closing.store(true, Ordering::Release);
+            self.shared.registry.close();
             if let Some(r) = &self.shared.remote {
                 r.close();
             }
@@ -528,6 +529,7 @@ impl Node {
         }
         let shared = self.shared().clone();
         shared.closing.store(true, Ordering::Release);
+        shared.registry.close();
         let _span = tracing::info_span!("shutdown", node = %shared.name).entered();
         let (stopped_tx, stopped_rx) = oneshot::channel();
         self.inner.root.do_send(StopTree {

@@ -39,6 +39,8 @@ pub(crate) struct Registry {
     by_name: RwLock<HashMap<&'static str, WireCodec>>,
     node: String,
     events: broadcast::Sender<RegistryEvent>,
+    /// Set once the node shuts down; entries inserted later are closed too.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -51,6 +53,7 @@ impl Registry {
             by_name: RwLock::new(HashMap::new()),
             node: node.to_string(),
             events,
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -101,6 +104,9 @@ impl Registry {
             .or_insert_with(|| {
                 let e = ServiceEntry::new(Arc::from(name), Box::new([]), keyed, 0, &self.node);
                 e.set_state(ServiceState::Running);
+                if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                    e.close();
+                }
                 Arc::new(e)
             })
             .clone()
@@ -252,8 +258,23 @@ impl Registry {
             }
             entry.inherit(old);
         }
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            entry.close();
+        }
         map.insert(Arc::from(entry.name()), entry);
         Ok(())
+    }
+
+    /// Sends every call on this node's entries down the general path, which
+    /// refuses it: the node is shutting down. (The local fast path reads one
+    /// flag per entry instead of the node's as well.)
+    pub(crate) fn close(&self) {
+        let map = self.services.write();
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for e in map.values() {
+            e.close();
+        }
     }
 
     pub(crate) fn publish(&self, event: RegistryEvent) {

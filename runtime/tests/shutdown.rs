@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -37,6 +37,41 @@ async fn new_calls_are_refused_once_shutdown_begins() {
         SpawnError::ShuttingDown
     );
     assert_eq!(node.shutdown(GRACE).await, Err(NodeError::AlreadyShutDown));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_handle_is_refused_while_the_instances_still_run() {
+    let node = common::node("warm");
+    let svc = node.spawn(full_spec("c", Counter::new)).await.unwrap();
+    // Warm the handle's fast path (cached entry, cached instance).
+    svc.tell(Incr).unwrap();
+    assert_eq!(svc.ask(Get).await, Ok(1));
+    // Keep the instance alive and busy while shutdown begins.
+    let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            let fut = svc
+                .ask(SlowAtomic(Duration::from_millis(300)))
+                .into_future();
+            let _ = queued_tx.send(());
+            fut.await
+        }
+    });
+    queued_rx.await.unwrap();
+    let mut shutdown = Box::pin(node.shutdown(GRACE));
+    // One poll runs the shutdown up to its first wait: from there on, calls
+    // are refused even though the instance is still there to take them.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(shutdown.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(svc.tell(Incr), Err(CallError::ShuttingDown));
+    assert_eq!(svc.ask(Get).await, Err(CallError::ShuttingDown));
+    shutdown.await.unwrap();
+    assert_eq!(
+        running.await.unwrap(),
+        Ok(1),
+        "the running handler finished"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,9 +186,11 @@ pub(crate) struct ServiceEntry {
     any_remote: std::sync::atomic::AtomicBool,
     /// Set when a local spawn replaced this remote-only entry.
     replaced: std::sync::atomic::AtomicBool,
-    /// `keyed_routing || any_remote || replaced`, kept as one flag: the
-    /// local fast path reads it on every call.
-    slow_path: std::sync::atomic::AtomicBool,
+    /// Why calls must take the general path ([`SLOW_KEYED`] and friends),
+    /// kept as one byte: the local fast path reads it on every call. Each
+    /// reason is a bit set and cleared on its own, so two writers cannot
+    /// undo each other.
+    slow_path: AtomicU8,
     /// Serialises writers of `remote` (tables from several connections, on
     /// several threads, may update one entry at once: a read-modify-write
     /// without it could lose one node's instances).
@@ -232,7 +234,7 @@ impl ServiceEntry {
             remote_rr: AtomicUsize::new(0),
             any_remote: std::sync::atomic::AtomicBool::new(false),
             replaced: std::sync::atomic::AtomicBool::new(false),
-            slow_path: std::sync::atomic::AtomicBool::new(keyed_routing),
+            slow_path: AtomicU8::new(if keyed_routing { SLOW_KEYED } else { 0 }),
             remote_writer: parking_lot::Mutex::new(()),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
             stats: ServiceStats::default(),
@@ -387,37 +389,56 @@ impl ServiceEntry {
     /// Runs `f` on the instance in `slot` through this thread's slot cache:
     /// on a hit, no atomic read-modify-write at all (a plain load of the
     /// generation). On a miss the slot is read once (arc-swap) and cached.
-    /// `None` (and `f` not run) when the slot is empty or the cache is
-    /// unavailable. The caller keeps its message on its own stack and lets
-    /// `f` take it, so the message is not moved through this call.
-    #[inline]
-    pub(crate) fn with_instance<R>(
+    /// `f` gets `arg` (the message) and gives it back if it cannot send it;
+    /// `Err(Some(arg))` also when the slot is empty or the cache is
+    /// unavailable, so the caller can take the general path with it.
+    #[inline(always)]
+    pub(crate) fn with_instance<T, R>(
         &self,
         slot: usize,
-        f: impl FnOnce(&Arc<Instance>) -> R,
-    ) -> Option<R> {
+        arg: T,
+        f: impl FnOnce(&Arc<Instance>, T) -> Result<R, T>,
+    ) -> Result<R, Option<T>> {
         let generation = self.generation.load(Ordering::Acquire);
         let key = (self.id as usize ^ slot.wrapping_mul(0x9e37)) % SLOT_CACHE_WAYS;
-        SLOT_CACHE
-            .try_with(|cache| {
-                let mut cache = cache.try_borrow_mut().ok()?;
-                let way = &mut cache[key];
-                let hit = way.as_ref().is_some_and(|c| {
-                    c.entry == self.id && c.slot == slot && c.generation == generation
-                });
-                if !hit {
-                    let inst = self.slots.get(slot)?.load_full()?;
-                    *way = Some(CachedSlot {
-                        entry: self.id,
-                        slot,
-                        generation,
-                        instance: inst,
-                    });
+        let mut arg = Some(arg);
+        let done = SLOT_CACHE.try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            let way = &mut cache[key];
+            let instance = match way {
+                Some(c) if c.entry == self.id && c.slot == slot && c.generation == generation => {
+                    &c.instance
                 }
-                way.as_ref().map(|c| f(&c.instance))
+                _ => self.refill(way, slot, generation)?,
+            };
+            Some(f(instance, arg.take()?))
+        });
+        match done {
+            Ok(Some(Ok(r))) => Ok(r),
+            Ok(Some(Err(a))) => Err(Some(a)),
+            _ => Err(arg),
+        }
+    }
+
+    /// A slot cache miss: reads the slot and caches its instance.
+    #[cold]
+    #[inline(never)]
+    fn refill<'c>(
+        &self,
+        way: &'c mut Option<CachedSlot>,
+        slot: usize,
+        generation: u64,
+    ) -> Option<&'c Arc<Instance>> {
+        let instance = self.slots.get(slot)?.load_full()?;
+        Some(
+            &way.insert(CachedSlot {
+                entry: self.id,
+                slot,
+                generation,
+                instance,
             })
-            .ok()
-            .flatten()
+            .instance,
+        )
     }
 
     /// Index of the message type in [`Self::types`].
@@ -497,7 +518,7 @@ impl ServiceEntry {
         next.extend(now);
         next.sort_by(|a, b| (&a.peer.info.name, a.slot).cmp(&(&b.peer.info.name, b.slot)));
         self.any_remote.store(!next.is_empty(), Ordering::Release);
-        self.update_slow_path();
+        self.set_slow(SLOW_REMOTE, !next.is_empty());
         self.remote.store(Arc::new(next));
         let added = after
             .iter()
@@ -528,16 +549,25 @@ impl ServiceEntry {
     }
 
     /// Whether calls must take the general path: keyed routing, remote
-    /// instances, or a replaced entry.
+    /// instances, a replaced entry, or a node shutting down.
     #[inline]
     pub(crate) fn needs_slow_path(&self) -> bool {
-        self.slow_path.load(Ordering::Relaxed)
+        self.slow_path.load(Ordering::Relaxed) != 0
     }
 
-    /// Recomputes [`Self::needs_slow_path`]'s flag after a change.
-    fn update_slow_path(&self) {
-        let slow = self.keyed_routing || self.has_remote() || self.is_replaced();
-        self.slow_path.store(slow, Ordering::Release);
+    /// Sets or clears one reason for the general path.
+    fn set_slow(&self, reason: u8, on: bool) {
+        if on {
+            self.slow_path.fetch_or(reason, Ordering::AcqRel);
+        } else {
+            self.slow_path.fetch_and(!reason, Ordering::AcqRel);
+        }
+    }
+
+    /// Sends every later call down the general path, which refuses it: the
+    /// node is shutting down.
+    pub(crate) fn close(&self) {
+        self.set_slow(SLOW_CLOSED, true);
     }
 
     /// Whether a local spawn replaced this (remote-only) entry.
@@ -558,10 +588,10 @@ impl ServiceEntry {
         let _new = self.remote_writer.lock();
         let r = old.remote.load_full();
         self.any_remote.store(!r.is_empty(), Ordering::Release);
-        self.update_slow_path();
+        self.set_slow(SLOW_REMOTE, !r.is_empty());
         self.remote.store(r);
         old.replaced.store(true, Ordering::Release);
-        old.update_slow_path();
+        old.set_slow(SLOW_REPLACED, true);
     }
 
     /// Remote instances, for views.
@@ -601,6 +631,15 @@ impl ServiceEntry {
 }
 
 static NEXT_ENTRY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A reason for the general path: keyed routing.
+const SLOW_KEYED: u8 = 1;
+/// A reason for the general path: remote instances.
+const SLOW_REMOTE: u8 = 2;
+/// A reason for the general path: a local spawn replaced this entry.
+const SLOW_REPLACED: u8 = 4;
+/// A reason for the general path: the node is shutting down.
+const SLOW_CLOSED: u8 = 8;
 
 const SLOT_CACHE_WAYS: usize = 8;
 

@@ -112,10 +112,6 @@ impl<S> ServiceActor<S> {
     pub(crate) fn new(service: S, shared: Arc<InstanceShared>) -> Self {
         Self { service, shared }
     }
-
-    fn stats(&self) -> &ServiceStats {
-        &self.shared.entry.stats
-    }
 }
 
 impl<S> Deref for ServiceActor<S> {
@@ -165,23 +161,54 @@ where
 
     #[inline]
     fn handle(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Self::Result {
+        match self.call(env, ctx) {
+            Some(reply) => ReplyResponse::new(reply, &self.shared),
+            None => ReplyResponse::expired(),
+        }
+    }
+}
+
+impl<S: Service> ServiceActor<S> {
+    /// Counts a message taken from the mailbox and runs its handler; `None`
+    /// when the message's deadline had passed (counted as expired, not
+    /// handled).
+    #[inline(always)]
+    fn call<M>(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Option<Reply<S, M::Result>>
+    where
+        S: Handler<M>,
+        M: Message,
+    {
+        let shared = &self.shared;
+        shared.entry.count_message(shared.id.slot);
         if let Some(deadline) = env.meta.deadline_ms() {
-            if deadline <= self.shared.node.deadlines.clock().now_ms() {
-                ServiceStats::inc(&self.stats().expired);
-                self.shared.entry.count_message(self.shared.id.slot);
-                return ReplyResponse::expired();
+            if deadline <= shared.node.deadlines.clock().now_ms() {
+                ServiceStats::inc(&shared.entry.stats.expired);
+                return None;
             }
         }
-        self.shared.entry.count_message(self.shared.id.slot);
+        if env.meta.has_extra() {
+            return Some(self.call_traced(env, ctx));
+        }
+        let Envelope { msg, meta } = env;
+        let mut sctx = ServiceContext::new(ctx, Some(&meta), &self.shared);
+        Some(self.service.handle(msg, &mut sctx))
+    }
+
+    /// [`Self::call`] for a message with an identity or a trace: a traced
+    /// call (e.g. from the gateway, maybe on another node) runs its handler
+    /// inside a span carrying the trace id, so one request can be followed
+    /// across nodes in the logs. Kept out of line: plain calls skip it.
+    #[inline(never)]
+    fn call_traced<M>(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Reply<S, M::Result>
+    where
+        S: Handler<M>,
+        M: Message,
+    {
         let Envelope { msg, meta } = env;
         let shared = &self.shared;
-        // A traced call (e.g. from the gateway, maybe on another node) runs
-        // its handler inside a span carrying the trace id, so one request
-        // can be followed across nodes in the logs.
         let _span = meta.trace().map(|t| call_span(t, shared).entered());
         let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
-        let reply = self.service.handle(msg, &mut sctx);
-        ReplyResponse::new(reply, shared)
+        self.service.handle(msg, &mut sctx)
     }
 }
 
@@ -219,20 +246,9 @@ where
 
     #[inline]
     fn handle(&mut self, TellEnvelope(env): TellEnvelope<M>, ctx: &mut Context<Self>) {
-        if let Some(deadline) = env.meta.deadline_ms() {
-            if deadline <= self.shared.node.deadlines.clock().now_ms() {
-                ServiceStats::inc(&self.stats().expired);
-                self.shared.entry.count_message(self.shared.id.slot);
-                return;
-            }
+        if let Some(reply) = self.call(env, ctx) {
+            reply.run_unobserved(ctx, &self.shared);
         }
-        self.shared.entry.count_message(self.shared.id.slot);
-        let Envelope { msg, meta } = env;
-        let shared = &self.shared;
-        let _span = meta.trace().map(|t| call_span(t, shared).entered());
-        let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
-        let reply = self.service.handle(msg, &mut sctx);
-        reply.run_unobserved(ctx, shared);
     }
 }
 

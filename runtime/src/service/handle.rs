@@ -193,7 +193,8 @@ impl ServiceRef {
         M::Result: Send,
     {
         let entry = self.entry.get()?;
-        if entry.needs_slow_path() || self.node.closing.load(Ordering::Relaxed) {
+        // Also set while the node shuts down (`Registry::close`).
+        if entry.needs_slow_path() {
             return None;
         }
         let index = entry.type_index(TypeId::of::<M>())?;
@@ -329,21 +330,14 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let mut env = Some(Envelope { msg, meta });
-        if let Some((entry, f)) = self.fast::<M>() {
-            let sent = entry.with_instance(entry.next_slot(), |inst| {
-                env.take().map(|e| (f.tell)(inst, e))
-            });
-            match sent {
-                Some(Some(Ok(()))) => return Ok(()),
-                // A dead or replaced instance: the general path re-reads the slots.
-                Some(Some(Err(SendError::Closed(e) | SendError::Full(e)))) => env = Some(e),
-                _ => {}
-            }
-        }
-        match env {
-            Some(e) => self.tell_slow(e.msg, e.meta),
-            None => Err(self.no_instance()),
+        let Some((entry, f)) = self.fast::<M>() else {
+            return self.tell_slow(msg, meta);
+        };
+        match (f.tell_cached)(entry, Envelope { msg, meta }) {
+            Ok(()) => Ok(()),
+            // A dead or replaced instance: the general path re-reads the slots.
+            Err(Some(e)) => self.tell_slow(e.msg, e.meta),
+            Err(None) => Err(self.no_instance()),
         }
     }
 
@@ -641,27 +635,19 @@ where
                 m
             }
         };
-        let mut env = Some(Envelope {
+        let env = Envelope {
             msg: self.msg,
             meta,
-        });
-        let mut state = None;
-        if let Some((entry, f)) = svc.fast::<M>() {
-            let sent = entry.with_instance(entry.next_slot(), |inst| {
-                env.take()
-                    .map(|e| State::queued((f.ask)(inst, e), || Some(inst.clone()), f.ask))
-            });
-            match sent {
-                Some(Some(Ok(s))) => state = Some(s),
+        };
+        let state = match svc.fast::<M>() {
+            Some((entry, f)) => match (f.ask_cached)(entry, env) {
+                Ok(Ok(rx)) => State::Sent { rx },
+                Ok(Err((env, inst))) => State::full(env, Some(inst), f.ask),
                 // A dead or replaced instance: the general path re-reads the slots.
-                Some(Some(Err(e))) => env = Some(e),
-                _ => {}
-            }
-        }
-        let state = match (state, env) {
-            (Some(s), _) => s,
-            (None, Some(e)) => svc.slow_state(e.msg, e.meta, timeout),
-            (None, None) => State::Failed(Some(svc.no_instance())),
+                Err(Some(e)) => svc.slow_state(e.msg, e.meta, timeout),
+                Err(None) => State::Failed(Some(svc.no_instance())),
+            },
+            None => svc.slow_state(env.msg, env.meta, timeout),
         };
         AskFuture {
             state,

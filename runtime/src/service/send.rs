@@ -9,6 +9,7 @@
 //! the bare oneshot receiver rather than actix's larger request future.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use actix::dev::channel::AddressSender;
 use actix::dev::RecipientRequest;
@@ -18,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::actor::{Envelope, Handler, ServiceActor, StopInstance, TellEnvelope};
 use super::Service;
-use crate::registry::Instance;
+use crate::registry::{Instance, ServiceEntry};
 
 /// What a local ask waits on.
 pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>;
@@ -27,6 +28,17 @@ pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>
 pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 /// Queues a tell on an erased instance sender.
 pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
+/// Queues a tell on the round-robin instance of an entry, through the
+/// caller's slot cache; gives the envelope back when that cannot be done.
+pub(crate) type TellCachedFn<M> = fn(&ServiceEntry, Envelope<M>) -> Result<(), Option<Envelope<M>>>;
+/// Queues an ask on the round-robin instance of an entry, through the
+/// caller's slot cache: the reply receiver, or (mailbox full) the envelope
+/// and the instance to wait on; gives the envelope back when the instance
+/// is gone.
+pub(crate) type AskCachedFn<M> =
+    fn(&ServiceEntry, Envelope<M>) -> Result<Queued<M>, Option<Envelope<M>>>;
+/// An ask that went in, or one that waits for room in a full mailbox.
+pub(crate) type Queued<M> = Result<ReplyRx<M>, (Envelope<M>, Arc<Instance>)>;
 /// Builds actix's own request on an erased instance sender.
 pub(crate) type RequestFn<M> = fn(&Instance, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
 
@@ -42,6 +54,10 @@ where
     pub(crate) tell: TellFn<M>,
     /// actix's own request (waits for room), for `ask_all`.
     pub(crate) request: RequestFn<M>,
+    /// `tell` on the round-robin instance (the local fast path).
+    pub(crate) tell_cached: TellCachedFn<M>,
+    /// `ask` on the round-robin instance (the local fast path).
+    pub(crate) ask_cached: AskCachedFn<M>,
 }
 
 impl<M> Clone for SendFns<M>
@@ -99,6 +115,52 @@ where
     }
 }
 
+fn tell_cached<S, M>(entry: &ServiceEntry, env: Envelope<M>) -> Result<(), Option<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    entry.with_instance(entry.next_slot(), env, |i, env| {
+        let Some(tx) = sender::<S>(i.sender.as_ref()) else {
+            return Err(env);
+        };
+        match tx.do_send(TellEnvelope(env)) {
+            Ok(()) => {
+                i.count_sent();
+                Ok(())
+            }
+            Err(SendError::Full(TellEnvelope(env)) | SendError::Closed(TellEnvelope(env))) => {
+                Err(env)
+            }
+        }
+    })
+}
+
+fn ask_cached<S, M>(
+    entry: &ServiceEntry,
+    env: Envelope<M>,
+) -> Result<Queued<M>, Option<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    entry.with_instance(entry.next_slot(), env, |i, env| {
+        let Some(tx) = sender::<S>(i.sender.as_ref()) else {
+            return Err(env);
+        };
+        match tx.send(env) {
+            Ok(rx) => {
+                i.count_sent();
+                Ok(Ok(rx))
+            }
+            Err(SendError::Full(env)) => Ok(Err((env, i.clone()))),
+            Err(SendError::Closed(env)) => Err(env),
+        }
+    })
+}
+
 fn request<S, M>(i: &Instance, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
 where
     S: Handler<M>,
@@ -122,6 +184,8 @@ where
         ask: ask::<S, M>,
         tell: tell::<S, M>,
         request: request::<S, M>,
+        tell_cached: tell_cached::<S, M>,
+        ask_cached: ask_cached::<S, M>,
     }
 }
 

@@ -382,11 +382,12 @@ impl Deadlines {
                     let Some(w) = w.as_mut() else {
                         return;
                     };
-                    if w.token != token || w.slab.get(key).is_none_or(|e| e.gen != gen) {
+                    if w.token != token {
                         return;
                     }
-                    if let Some(e) = w.slab.get_mut(key) {
-                        e.active = false;
+                    match w.slab.get_mut(key) {
+                        Some(e) if e.gen == gen => e.active = false,
+                        _ => return,
                     }
                     if let Some(old) = w.idle.replace(key) {
                         if old != key && w.slab.get(old).is_some_and(|e| !e.active) {

@@ -187,7 +187,7 @@ impl ServiceRef {
     /// The local fast path: a cached entry, round-robin, no remote instance,
     /// not shutting down. `None` sends the call down the general path.
     #[inline]
-    fn fast<M>(&self) -> Option<(&ServiceEntry, SendFns<M>)>
+    fn fast<M>(&self) -> Option<(&ServiceEntry, &SendFns<M>)>
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -198,7 +198,7 @@ impl ServiceRef {
             return None;
         }
         let index = entry.type_index(TypeId::of::<M>())?;
-        let f = fns::<M>(entry, index)?;
+        let f = entry.types.get(index)?.send.as_deref()?.downcast_ref()?;
         Some((entry, f))
     }
 
@@ -492,6 +492,28 @@ impl ServiceRef {
         timeout: Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, CallError>> {
+        // First wait (the common case): register, unless already late.
+        if ticket.ticket.is_none() {
+            if ticket.deadlines.clock().now_ms() >= deadline_ms {
+                return Poll::Ready(Err(self.timed_out(timeout)));
+            }
+            ticket.ticket = Some(ticket.deadlines.register(deadline_ms, cx.waker()));
+            return Poll::Pending;
+        }
+        self.pending_again(ticket, deadline_ms, timeout, cx)
+    }
+
+    /// A later wait: timed out if the sweeper fired the registration or the
+    /// deadline passed; else the registration follows the task's waker (a
+    /// lost one, after the future moved threads, is made again).
+    #[cold]
+    fn pending_again<T>(
+        &self,
+        ticket: &mut TicketGuard<'_>,
+        deadline_ms: u64,
+        timeout: Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, CallError>> {
         let deadlines = ticket.deadlines;
         let status = ticket.ticket.map(|t| deadlines.status(t));
         if status == Some(TicketStatus::Lost) {
@@ -499,16 +521,21 @@ impl ServiceRef {
         }
         if status == Some(TicketStatus::Fired) || deadlines.clock().now_ms() >= deadline_ms {
             ticket.cancel();
-            return Poll::Ready(Err(CallError::Timeout {
-                service: self.name.to_string(),
-                after: timeout,
-            }));
+            return Poll::Ready(Err(self.timed_out(timeout)));
         }
         match ticket.ticket {
             Some(t) => deadlines.update(t, cx.waker()),
             None => ticket.ticket = Some(deadlines.register(deadline_ms, cx.waker())),
         }
         Poll::Pending
+    }
+
+    #[cold]
+    fn timed_out(&self, timeout: Duration) -> CallError {
+        CallError::Timeout {
+            service: self.name.to_string(),
+            after: timeout,
+        }
     }
 
     /// Puts an ask into a local instance's mailbox.
@@ -536,7 +563,7 @@ impl ServiceRef {
     }
 
     /// The caller's view of a handler's reply.
-    #[inline]
+    #[inline(always)]
     fn map_reply<M: Message>(
         &self,
         r: Result<M::Result, HandlerFailure>,
@@ -544,14 +571,21 @@ impl ServiceRef {
     ) -> Result<M::Result, CallError> {
         match r {
             Ok(v) => Ok(v),
-            Err(HandlerFailure::Panicked(message)) => Err(CallError::HandlerPanicked {
+            Err(f) => Err(self.map_failure(f, timeout)),
+        }
+    }
+
+    #[cold]
+    fn map_failure(&self, f: HandlerFailure, timeout: Duration) -> CallError {
+        match f {
+            HandlerFailure::Panicked(message) => CallError::HandlerPanicked {
                 service: self.name.to_string(),
                 message,
-            }),
-            Err(HandlerFailure::Expired) => Err(CallError::Timeout {
+            },
+            HandlerFailure::Expired => CallError::Timeout {
                 service: self.name.to_string(),
                 after: timeout,
-            }),
+            },
         }
     }
 
@@ -884,6 +918,23 @@ where
         let this = self.project();
         let svc = *this.svc;
         let mut state = this.state;
+        // The common case first: a local ask in the mailbox.
+        if let StateProj::Sent { rx } = state.as_mut().project() {
+            let out = match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(r)) => svc.map_reply::<M>(r, *this.timeout),
+                Poll::Ready(Err(_)) => Err(svc.map_closed()),
+                Poll::Pending => {
+                    return svc.pending_or_timeout(
+                        this.ticket,
+                        *this.deadline_ms,
+                        *this.timeout,
+                        cx,
+                    )
+                }
+            };
+            this.ticket.cancel();
+            return Poll::Ready(out);
+        }
         let mut sent = None;
         let out = match state.as_mut().project() {
             StateProj::Failed { err } => {

@@ -161,10 +161,16 @@ impl KillSwitch {
         self.0.killed.load(Ordering::Acquire)
     }
 
+    #[inline(always)]
     fn register(&self, last: &mut Option<Waker>, waker: &Waker) {
-        if last.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            return;
+        if !last.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.replace_waker(last, waker);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn replace_waker(&self, last: &mut Option<Waker>, waker: &Waker) {
         *self.0.waker.lock() = Some(waker.clone());
         *last = Some(waker.clone());
     }

@@ -7,6 +7,7 @@ mod handle;
 mod reply;
 mod room;
 mod send;
+mod sender_cache;
 mod spec;
 
 pub use actor::{Envelope, Handler, Service, ServiceActor, TellEnvelope};

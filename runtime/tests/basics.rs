@@ -249,3 +249,25 @@ async fn two_nodes_side_by_side_share_nothing() {
     );
     b.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test]
+async fn one_caller_reaches_more_services_and_types_than_its_sender_cache_holds() {
+    // The calling thread caches a sender per (instance, message type) in a
+    // few dozen ways: 40 services × 2 message types evict each other
+    // constantly, and every call must still reach its own service.
+    let node = node("many");
+    let mut svcs = Vec::new();
+    for i in 0..40 {
+        svcs.push(node.spawn(counter_spec(&format!("c{i}"))).await.unwrap());
+    }
+    for round in 1..=3u64 {
+        for (i, svc) in svcs.iter().enumerate() {
+            for _ in 0..=i {
+                svc.tell(Incr).unwrap();
+            }
+            let expected = round * (i as u64 + 1);
+            assert_eq!(svc.ask(Get).await.unwrap(), expected, "service c{i}");
+        }
+    }
+    node.shutdown(GRACE).await.unwrap();
+}

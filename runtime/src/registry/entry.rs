@@ -386,59 +386,23 @@ impl ServiceEntry {
         }
     }
 
-    /// Runs `f` on the instance in `slot` through this thread's slot cache:
-    /// on a hit, no atomic read-modify-write at all (a plain load of the
-    /// generation). On a miss the slot is read once (arc-swap) and cached.
-    /// `f` gets `arg` (the message) and gives it back if it cannot send it;
-    /// `Err(Some(arg))` also when the slot is empty or the cache is
-    /// unavailable, so the caller can take the general path with it.
-    #[inline(always)]
-    pub(crate) fn with_instance<T, R>(
-        &self,
-        slot: usize,
-        arg: T,
-        f: impl FnOnce(&Arc<Instance>, T) -> Result<R, T>,
-    ) -> Result<R, Option<T>> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let key = (self.id as usize ^ slot.wrapping_mul(0x9e37)) % SLOT_CACHE_WAYS;
-        let mut arg = Some(arg);
-        let done = SLOT_CACHE.try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
-            let way = &mut cache[key];
-            let instance = match way {
-                Some(c) if c.entry == self.id && c.slot == slot && c.generation == generation => {
-                    &c.instance
-                }
-                _ => self.refill(way, slot, generation)?,
-            };
-            Some(f(instance, arg.take()?))
-        });
-        match done {
-            Ok(Some(Ok(r))) => Ok(r),
-            Ok(Some(Err(a))) => Err(Some(a)),
-            _ => Err(arg),
-        }
+    /// This entry's id, unique in the process (a key of the callers'
+    /// per-thread sender caches).
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
-    /// A slot cache miss: reads the slot and caches its instance.
-    #[cold]
-    #[inline(never)]
-    fn refill<'c>(
-        &self,
-        way: &'c mut Option<CachedSlot>,
-        slot: usize,
-        generation: u64,
-    ) -> Option<&'c Arc<Instance>> {
-        let instance = self.slots.get(slot)?.load_full()?;
-        Some(
-            &way.insert(CachedSlot {
-                entry: self.id,
-                slot,
-                generation,
-                instance,
-            })
-            .instance,
-        )
+    /// Bumped at every change of any slot: a sender cached at an older
+    /// generation may be stale.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The instance in `slot` now (one `arc-swap` load).
+    pub(crate) fn load_slot(&self, slot: usize) -> Option<Arc<Instance>> {
+        self.slots.get(slot)?.load_full()
     }
 
     /// Index of the message type in [`Self::types`].
@@ -640,23 +604,6 @@ const SLOW_REMOTE: u8 = 2;
 const SLOW_REPLACED: u8 = 4;
 /// A reason for the general path: the node is shutting down.
 const SLOW_CLOSED: u8 = 8;
-
-const SLOT_CACHE_WAYS: usize = 8;
-
-/// One cached slot read: valid while the entry's generation is unchanged.
-struct CachedSlot {
-    entry: u64,
-    slot: usize,
-    generation: u64,
-    instance: Arc<Instance>,
-}
-
-thread_local! {
-    /// Per-thread cache of recently used instances, so a call does not pay
-    /// arc-swap's two atomic read-modify-writes when nothing changed.
-    static SLOT_CACHE: std::cell::RefCell<[Option<CachedSlot>; SLOT_CACHE_WAYS]> =
-        const { std::cell::RefCell::new([const { None }; SLOT_CACHE_WAYS]) };
-}
 
 /// The rendezvous weight of `slot` for `key`.
 pub(crate) fn rendezvous_score(key: u64, slot: usize) -> u64 {

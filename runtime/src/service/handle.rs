@@ -14,6 +14,7 @@ use actix::{MailboxError, Message};
 use super::actor::Envelope;
 use super::room::RoomWaiter;
 use super::send::{AskFn, ReplyRx, SendFns};
+use super::sender_cache::with_sender;
 use crate::registry::Instance;
 use actix::prelude::SendError;
 
@@ -184,22 +185,16 @@ impl ServiceRef {
         Ok(EntryRef::Fresh(e))
     }
 
-    /// The local fast path: a cached entry, round-robin, no remote instance,
-    /// not shutting down. `None` sends the call down the general path.
+    /// The entry for the local fast path: cached, round-robin, no remote
+    /// instance, not shutting down. `None` sends the call down the general
+    /// path.
     #[inline]
-    fn fast<M>(&self) -> Option<(&ServiceEntry, &SendFns<M>)>
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-    {
-        let entry = self.entry.get()?;
-        // Also set while the node shuts down (`Registry::close`).
-        if entry.needs_slow_path() {
-            return None;
-        }
-        let index = entry.type_index(TypeId::of::<M>())?;
-        let f = entry.types.get(index)?.send.as_deref()?.downcast_ref()?;
-        Some((entry, f))
+    fn fast_entry(&self) -> Option<&ServiceEntry> {
+        // The flag is also set while the node shuts down (`Registry::close`).
+        self.entry
+            .get()
+            .map(|e| &**e)
+            .filter(|e| !e.needs_slow_path())
     }
 
     #[cold]
@@ -330,10 +325,10 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let Some((entry, f)) = self.fast::<M>() else {
+        let Some(entry) = self.fast_entry() else {
             return self.tell_slow(msg, meta);
         };
-        match (f.tell_cached)(entry, Envelope { msg, meta }) {
+        match with_sender::<M, _, _>(entry, Envelope { msg, meta }, |to, env| to.tell(env)) {
             Ok(()) => Ok(()),
             // A dead or replaced instance: the general path re-reads the slots.
             Err(Some(e)) => self.tell_slow(e.msg, e.meta),
@@ -673,14 +668,21 @@ where
             msg: self.msg,
             meta,
         };
-        let state = match svc.fast::<M>() {
-            Some((entry, f)) => match (f.ask_cached)(entry, env) {
-                Ok(Ok(rx)) => State::Sent { rx },
-                Ok(Err((env, inst))) => State::full(env, Some(inst), f.ask),
-                // A dead or replaced instance: the general path re-reads the slots.
-                Err(Some(e)) => svc.slow_state(e.msg, e.meta, timeout),
-                Err(None) => State::Failed(Some(svc.no_instance())),
-            },
+        let state = match svc.fast_entry() {
+            Some(entry) => {
+                let sent = with_sender::<M, _, _>(entry, env, |to, env| match to.ask(env) {
+                    Ok(rx) => Ok(Ok(rx)),
+                    Err(SendError::Full(env)) => Ok(Err((env, to.instance().clone()))),
+                    Err(SendError::Closed(env)) => Err(env),
+                });
+                match sent {
+                    Ok(Ok(rx)) => State::Sent { rx },
+                    Ok(Err((env, inst))) => svc.full_state(entry, env, inst),
+                    // A dead or replaced instance: the general path re-reads the slots.
+                    Err(Some(e)) => svc.slow_state(e.msg, e.meta, timeout),
+                    Err(None) => State::Failed(Some(svc.no_instance())),
+                }
+            }
             None => svc.slow_state(env.msg, env.meta, timeout),
         };
         AskFuture {
@@ -694,6 +696,22 @@ where
 }
 
 impl ServiceRef {
+    /// An ask that found the mailbox full: it waits for room (`room.rs`).
+    #[cold]
+    fn full_state<M>(&self, entry: &ServiceEntry, env: Envelope<M>, inst: Arc<Instance>) -> State<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match entry
+            .type_index(TypeId::of::<M>())
+            .and_then(|index| fns::<M>(entry, index))
+        {
+            Some(f) => State::full(env, Some(inst), f.ask),
+            None => State::Failed(Some(self.unhandled::<M>())),
+        }
+    }
+
     /// An ask down the general path.
     #[cold]
     fn slow_state<M>(&self, msg: M, meta: Metadata, timeout: Duration) -> State<M>

@@ -3,10 +3,13 @@
 //!
 //! An instance is held as one type-erased `AddressSender` (one per instance,
 //! whatever the number of message types), and each `handles::<M>()` records
-//! [`SendFns<M>`], monomorphised for the service type. A call downcasts twice
-//! (the functions, the sender: two `TypeId` compares) and pushes into the
-//! channel: no `Recipient` box per type, no virtual call, and an ask waits on
-//! the bare oneshot receiver rather than actix's larger request future.
+//! [`SendFns<M>`], monomorphised for the service type: the general path
+//! downcasts twice (the functions, the sender) and pushes into the channel.
+//! The local fast path goes through the calling thread's sender cache
+//! (`sender_cache.rs`), which keeps a [`SendTo<M>`] per (instance, message
+//! type) it used: one downcast and one virtual call per message, and no
+//! per-instance memory. An ask waits on the bare oneshot receiver rather
+//! than actix's larger request future.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::actor::{Envelope, Handler, ServiceActor, StopInstance, TellEnvelope};
 use super::Service;
-use crate::registry::{Instance, ServiceEntry};
+use crate::registry::Instance;
 
 /// What a local ask waits on.
 pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>;
@@ -28,17 +31,9 @@ pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>
 pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 /// Queues a tell on an erased instance sender.
 pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
-/// Queues a tell on the round-robin instance of an entry, through the
-/// caller's slot cache; gives the envelope back when that cannot be done.
-pub(crate) type TellCachedFn<M> = fn(&ServiceEntry, Envelope<M>) -> Result<(), Option<Envelope<M>>>;
-/// Queues an ask on the round-robin instance of an entry, through the
-/// caller's slot cache: the reply receiver, or (mailbox full) the envelope
-/// and the instance to wait on; gives the envelope back when the instance
-/// is gone.
-pub(crate) type AskCachedFn<M> =
-    fn(&ServiceEntry, Envelope<M>) -> Result<Queued<M>, Option<Envelope<M>>>;
-/// An ask that went in, or one that waits for room in a full mailbox.
-pub(crate) type Queued<M> = Result<ReplyRx<M>, (Envelope<M>, Arc<Instance>)>;
+/// An instance's sender typed by the message type only, for the callers'
+/// per-thread caches; see [`SendTo`].
+pub(crate) type TypedFn<M> = fn(&Arc<Instance>) -> Option<Box<dyn SendTo<M>>>;
 /// Builds actix's own request on an erased instance sender.
 pub(crate) type RequestFn<M> = fn(&Instance, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
 
@@ -54,10 +49,8 @@ where
     pub(crate) tell: TellFn<M>,
     /// actix's own request (waits for room), for `ask_all`.
     pub(crate) request: RequestFn<M>,
-    /// `tell` on the round-robin instance (the local fast path).
-    pub(crate) tell_cached: TellCachedFn<M>,
-    /// `ask` on the round-robin instance (the local fast path).
-    pub(crate) ask_cached: AskCachedFn<M>,
+    /// The instance's sender as a [`SendTo<M>`] (for the sender cache).
+    pub(crate) typed: TypedFn<M>,
 }
 
 impl<M> Clone for SendFns<M>
@@ -115,50 +108,69 @@ where
     }
 }
 
-fn tell_cached<S, M>(entry: &ServiceEntry, env: Envelope<M>) -> Result<(), Option<Envelope<M>>>
+/// One instance's actix sender, usable knowing the message type only.
+pub(crate) trait SendTo<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    /// Queues a tell regardless of capacity; the envelope back if the
+    /// instance is gone.
+    fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>>;
+    /// Queues an ask; `Full` when the mailbox is at capacity.
+    fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
+    /// The instance (to wait for room in its mailbox).
+    fn instance(&self) -> &Arc<Instance>;
+}
+
+/// An instance with its sender downcast once.
+struct Typed<S: Service> {
+    instance: Arc<Instance>,
+    tx: AddressSender<ServiceActor<S>>,
+}
+
+impl<S, M> SendTo<M> for Typed<S>
 where
     S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    entry.with_instance(entry.next_slot(), env, |i, env| {
-        let Some(tx) = sender::<S>(i.sender.as_ref()) else {
-            return Err(env);
-        };
-        match tx.do_send(TellEnvelope(env)) {
+    #[inline]
+    fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
+        match self.tx.do_send(TellEnvelope(env)) {
             Ok(()) => {
-                i.count_sent();
+                self.instance.count_sent();
                 Ok(())
             }
             Err(SendError::Full(TellEnvelope(env)) | SendError::Closed(TellEnvelope(env))) => {
                 Err(env)
             }
         }
-    })
+    }
+
+    #[inline]
+    fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
+        let rx = self.tx.send(env)?;
+        self.instance.count_sent();
+        Ok(rx)
+    }
+
+    fn instance(&self) -> &Arc<Instance> {
+        &self.instance
+    }
 }
 
-fn ask_cached<S, M>(
-    entry: &ServiceEntry,
-    env: Envelope<M>,
-) -> Result<Queued<M>, Option<Envelope<M>>>
+fn typed<S, M>(i: &Arc<Instance>) -> Option<Box<dyn SendTo<M>>>
 where
     S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    entry.with_instance(entry.next_slot(), env, |i, env| {
-        let Some(tx) = sender::<S>(i.sender.as_ref()) else {
-            return Err(env);
-        };
-        match tx.send(env) {
-            Ok(rx) => {
-                i.count_sent();
-                Ok(Ok(rx))
-            }
-            Err(SendError::Full(env)) => Ok(Err((env, i.clone()))),
-            Err(SendError::Closed(env)) => Err(env),
-        }
-    })
+    let tx = sender::<S>(i.sender.as_ref())?.clone();
+    Some(Box::new(Typed::<S> {
+        instance: i.clone(),
+        tx,
+    }))
 }
 
 fn request<S, M>(i: &Instance, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
@@ -184,8 +196,7 @@ where
         ask: ask::<S, M>,
         tell: tell::<S, M>,
         request: request::<S, M>,
-        tell_cached: tell_cached::<S, M>,
-        ask_cached: ask_cached::<S, M>,
+        typed: typed::<S, M>,
     }
 }
 

@@ -30,7 +30,7 @@ spawn ≤ 2 KiB per actor.
 Examples:
   msa bench local
   msa bench local --json > bench.jsonl
-  msa bench local --only tell,ask --rounds 9
+  msa bench local --only tell,ask --rounds 15
   msa bench local --only spawn --actors 20000 --arbiters 0")]
 pub(crate) struct LocalArgs {
     /// Messages per measurement in the `tell` and `fan_in` scenarios.
@@ -59,8 +59,10 @@ pub(crate) struct LocalArgs {
     arbiters: usize,
 
     /// Rounds per compared scenario; each round measures msa, then raw
-    /// actix. The median of each side is reported (use 3 or more).
-    #[arg(long, short = 'r', value_name = "R", default_value_t = 5,
+    /// actix. The median of each side is reported (use 3 or more; the
+    /// default of 9 keeps a round or two disturbed by a shared machine from
+    /// deciding the median).
+    #[arg(long, short = 'r', value_name = "R", default_value_t = 9,
           value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
 

@@ -924,6 +924,25 @@ where
     }
 }
 
+/// Polls the reply of a local ask.
+#[inline(always)]
+fn poll_reply<M>(
+    svc: &ServiceRef,
+    rx: &mut ReplyRx<M>,
+    timeout: Duration,
+    cx: &mut Context<'_>,
+) -> Poll<Result<M::Result, CallError>>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match Pin::new(rx).poll(cx) {
+        Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, timeout)),
+        Poll::Ready(Err(_)) => Poll::Ready(Err(svc.map_closed())),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
 impl<M> Future for AskFuture<'_, M>
 where
     M: Message + Send + 'static,
@@ -936,33 +955,25 @@ where
         let this = self.project();
         let svc = *this.svc;
         let mut state = this.state;
-        // The common case first: a local ask in the mailbox.
+        // The common case first, without the bookkeeping of the others: a
+        // local ask in the mailbox.
         if let StateProj::Sent { rx } = state.as_mut().project() {
-            let out = match Pin::new(rx).poll(cx) {
-                Poll::Ready(Ok(r)) => svc.map_reply::<M>(r, *this.timeout),
-                Poll::Ready(Err(_)) => Err(svc.map_closed()),
+            return match poll_reply::<M>(svc, rx, *this.timeout, cx) {
+                Poll::Ready(out) => {
+                    this.ticket.cancel();
+                    Poll::Ready(out)
+                }
                 Poll::Pending => {
-                    return svc.pending_or_timeout(
-                        this.ticket,
-                        *this.deadline_ms,
-                        *this.timeout,
-                        cx,
-                    )
+                    svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
                 }
             };
-            this.ticket.cancel();
-            return Poll::Ready(out);
         }
         let mut sent = None;
         let out = match state.as_mut().project() {
             StateProj::Failed { err } => {
                 Poll::Ready(Err(err.take().map_or(CallError::ShuttingDown, |e| *e)))
             }
-            StateProj::Sent { rx } => match Pin::new(rx).poll(cx) {
-                Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
-                Poll::Ready(Err(_)) => Poll::Ready(Err(svc.map_closed())),
-                Poll::Pending => Poll::Pending,
-            },
+            StateProj::Sent { rx } => poll_reply::<M>(svc, rx, *this.timeout, cx),
             StateProj::Queued { req } => match req.as_mut().poll(cx) {
                 Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
                 Poll::Ready(Err(e)) => Poll::Ready(Err(svc.map_mailbox_error(e))),

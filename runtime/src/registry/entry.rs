@@ -182,14 +182,10 @@ pub(crate) struct ServiceEntry {
     rr: AtomicUsize,
     remote: arc_swap::ArcSwap<Vec<Arc<RemoteInstance>>>,
     remote_rr: AtomicUsize,
-    /// Mirrors `!remote.is_empty()`, read on every call (one relaxed load).
-    any_remote: std::sync::atomic::AtomicBool,
-    /// Set when a local spawn replaced this remote-only entry.
-    replaced: std::sync::atomic::AtomicBool,
     /// Why calls must take the general path ([`SLOW_KEYED`] and friends),
-    /// kept as one byte: the local fast path reads it on every call. Each
-    /// reason is a bit set and cleared on its own, so two writers cannot
-    /// undo each other.
+    /// kept as one byte: the local fast path reads it on every call, and
+    /// `has_remote`/`is_replaced` read their bit of it. Each reason is a bit
+    /// set and cleared on its own, so two writers cannot undo each other.
     slow_path: AtomicU8,
     /// Serialises writers of `remote` (tables from several connections, on
     /// several threads, may update one entry at once: a read-modify-write
@@ -232,8 +228,6 @@ impl ServiceEntry {
             rr: AtomicUsize::new(0),
             remote: arc_swap::ArcSwap::from_pointee(Vec::new()),
             remote_rr: AtomicUsize::new(0),
-            any_remote: std::sync::atomic::AtomicBool::new(false),
-            replaced: std::sync::atomic::AtomicBool::new(false),
             slow_path: AtomicU8::new(if keyed_routing { SLOW_KEYED } else { 0 }),
             remote_writer: parking_lot::Mutex::new(()),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
@@ -481,7 +475,6 @@ impl ServiceEntry {
             .collect();
         next.extend(now);
         next.sort_by(|a, b| (&a.peer.info.name, a.slot).cmp(&(&b.peer.info.name, b.slot)));
-        self.any_remote.store(!next.is_empty(), Ordering::Release);
         self.set_slow(SLOW_REMOTE, !next.is_empty());
         self.remote.store(Arc::new(next));
         let added = after
@@ -509,7 +502,7 @@ impl ServiceEntry {
     }
 
     pub(crate) fn has_remote(&self) -> bool {
-        self.any_remote.load(Ordering::Relaxed)
+        self.slow_path.load(Ordering::Relaxed) & SLOW_REMOTE != 0
     }
 
     /// Whether calls must take the general path: keyed routing, remote
@@ -537,7 +530,7 @@ impl ServiceEntry {
     /// Whether a local spawn replaced this (remote-only) entry.
     #[inline]
     pub(crate) fn is_replaced(&self) -> bool {
-        self.replaced.load(Ordering::Relaxed)
+        self.slow_path.load(Ordering::Relaxed) & SLOW_REPLACED != 0
     }
 
     /// Whether this entry only mirrors other nodes' instances.
@@ -551,10 +544,8 @@ impl ServiceEntry {
         let _old = old.remote_writer.lock();
         let _new = self.remote_writer.lock();
         let r = old.remote.load_full();
-        self.any_remote.store(!r.is_empty(), Ordering::Release);
         self.set_slow(SLOW_REMOTE, !r.is_empty());
         self.remote.store(r);
-        old.replaced.store(true, Ordering::Release);
         old.set_slow(SLOW_REPLACED, true);
     }
 

@@ -39,6 +39,23 @@ async fn new_calls_are_refused_once_shutdown_begins() {
     assert_eq!(node.shutdown(GRACE).await, Err(NodeError::AlreadyShutDown));
 }
 
+/// Spawns an ask of `msg` and returns once it is in the service's mailbox
+/// (`into_future` queues it); the task gives the ask's outcome.
+async fn ask_in_mailbox(
+    svc: &ServiceRef,
+    msg: SlowAtomic,
+) -> tokio::task::JoinHandle<Result<u64, CallError>> {
+    let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
+    let svc = svc.clone();
+    let running = tokio::spawn(async move {
+        let fut = svc.ask(msg).into_future();
+        let _ = queued_tx.send(());
+        fut.await
+    });
+    queued_rx.await.unwrap();
+    running
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_handle_is_refused_while_the_instances_still_run() {
     let node = common::node("warm");
@@ -47,18 +64,7 @@ async fn a_warm_handle_is_refused_while_the_instances_still_run() {
     svc.tell(Incr).unwrap();
     assert_eq!(svc.ask(Get).await, Ok(1));
     // Keep the instance alive and busy while shutdown begins.
-    let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn({
-        let svc = svc.clone();
-        async move {
-            let fut = svc
-                .ask(SlowAtomic(Duration::from_millis(300)))
-                .into_future();
-            let _ = queued_tx.send(());
-            fut.await
-        }
-    });
-    queued_rx.await.unwrap();
+    let running = ask_in_mailbox(&svc, SlowAtomic(Duration::from_millis(300))).await;
     let mut shutdown = Box::pin(node.shutdown(GRACE));
     // One poll runs the shutdown up to its first wait: from there on, calls
     // are refused even though the instance is still there to take them.
@@ -79,19 +85,7 @@ async fn running_handlers_may_finish_within_the_grace_period() {
     let node = common::node("finish");
     let svc = node.spawn(full_spec("c", Counter::new)).await.unwrap();
     svc.ask(Incr).await.unwrap();
-    let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn({
-        let svc = svc.clone();
-        async move {
-            // `into_future` puts the message in the mailbox.
-            let fut = svc
-                .ask(SlowAtomic(Duration::from_millis(150)))
-                .into_future();
-            let _ = queued_tx.send(());
-            fut.await
-        }
-    });
-    queued_rx.await.unwrap();
+    let running = ask_in_mailbox(&svc, SlowAtomic(Duration::from_millis(150))).await;
     node.shutdown(GRACE).await.unwrap();
     assert_eq!(
         running.await.unwrap(),

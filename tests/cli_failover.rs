@@ -160,8 +160,8 @@ fn a_frozen_node_is_declared_down_by_failure_detection_within_the_bound() {
     let pong = rt.block_on(async { tester.service("echo").ask(echo::Ping(1)).await });
     assert_eq!(pong.unwrap(), echo::Pong(1));
 
-    n2.proc.signal(nix::sys::signal::Signal::SIGSTOP);
     let frozen = Instant::now();
+    n2.proc.freeze();
     // An ask in flight when the node is declared down fails with NodeDown
     // then, not at its own (longer) timeout.
     let in_flight = rt.block_on(async {

@@ -156,6 +156,21 @@ impl Proc {
         nix::sys::signal::kill(pid, sig).unwrap();
     }
 
+    /// `SIGSTOP`, then waits until the kernel shows the process stopped
+    /// (`kill` only queues the signal; the process may run a little longer).
+    pub fn freeze(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let stopped = eventually(Duration::from_secs(5), || {
+            // The state follows the command name, which is in parentheses.
+            std::fs::read_to_string(&stat).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+        });
+        assert!(stopped, "the process did not stop after SIGSTOP");
+    }
+
     /// `kill -9`, and reap.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

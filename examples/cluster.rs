@@ -25,9 +25,8 @@ async fn main() -> anyhow::Result<()> {
         .secret(secret)
         .seed(store.remote_addr().unwrap_or_default())
         .start()?;
-    // `app` runs no kv itself: it learns how to encode the messages it sends.
-    app.register_keyed_message::<kv::Put>();
-    app.register_keyed_message::<kv::Get>();
+    // `app` runs no kv itself and registers nothing: kv's messages derive
+    // `RemoteMessage`, so `app` encodes them from their own types.
 
     // Wait (bounded) until the store's service table reached `app`.
     let mut events = app.watch();

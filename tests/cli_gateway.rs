@@ -429,3 +429,138 @@ fn a_taken_gateway_address_fails_the_node_unless_it_may_fall_back() {
         .expect("did not stop");
     assert!(status.success(), "{status}");
 }
+
+/// A body for every message a demo service handles. A message missing here
+/// fails the walk below, so a new demo message gets a sample.
+fn sample_body(message: &str) -> Option<&'static str> {
+    Some(match message {
+        "echo.Ping" => "7",
+        "echo.Echo" => r#""hi""#,
+        "counter.Add" => "2",
+        "counter.Get" | "counter.Reset" | "counter.Tick" => "null",
+        "kv.Get" | "kv.Delete" => r#"{"key":"k"}"#,
+        "kv.Put" => r#"{"key":"k","value":[1,2]}"#,
+        "kv.List" => r#"{"prefix":""}"#,
+        "shop.PlaceOrder" => r#"{"sku":"book","qty":1}"#,
+        "shop.GetOrder" => r#"{"id":1}"#,
+        "shop.GetStock" => r#"{"sku":"book"}"#,
+        "shop.Restock" => r#"{"sku":"book","qty":1}"#,
+        "shop.Reserve" => r#"{"sku":"pen","qty":1}"#,
+        "shop.Commit" | "shop.Release" => r#"{"reservation":999}"#,
+        "shop.Charge" => r#"{"order":1,"amount_cents":100}"#,
+        "shop.GetPayment" => r#"{"id":"pay-1"}"#,
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_message_the_cluster_lists_answers_through_the_gateway_on_node1() {
+    let (mut up, lines) = cluster_up(&["--gateway", "127.0.0.1:0", "--jwt-secret", JWT_SECRET]);
+    let rows = node_rows(&lines);
+    let gateway_cell = rows[0].get(5).unwrap_or_else(|| panic!("{lines:#?}"));
+    let addr = gateway_cell.strip_prefix("http://").unwrap().to_string();
+    let root = token("root", &["admin"]);
+
+    // Wait until node1 has every node's table: six services with messages.
+    let services = ["kv", "echo", "counter", "orders", "inventory", "payments"];
+    let mut cluster = Value::Null;
+    let complete = eventually(Duration::from_secs(30), || {
+        let (status, c) = http(&addr, "GET", "/v1/cluster", Some(&root), "");
+        cluster = c;
+        status == 200
+            && services.iter().all(|s| {
+                cluster["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| {
+                        v["name"] == *s && v["messages"].as_array().is_some_and(|m| !m.is_empty())
+                    })
+            })
+    });
+    assert!(complete, "node1 never listed every service: {cluster:#}");
+
+    // Every listed message of every service answers through node1, whether
+    // the service runs there (kv, orders) or not (all the others).
+    let mut called = Vec::new();
+    for svc in cluster["services"].as_array().unwrap() {
+        let name = svc["name"].as_str().unwrap();
+        for m in svc["messages"].as_array().unwrap() {
+            let message = m["name"].as_str().unwrap();
+            let body = sample_body(message)
+                .unwrap_or_else(|| panic!("no sample body for `{message}`: add one"));
+            let (status, reply) = http(
+                &addr,
+                "POST",
+                &format!("/v1/{name}/{message}"),
+                Some(&root),
+                body,
+            );
+            assert_eq!(status, 200, "{name}/{message} answered {status}: {reply}");
+            called.push(format!("{name}/{message}"));
+        }
+    }
+    for expected in [
+        "echo/echo.Ping",
+        "counter/counter.Add",
+        "inventory/shop.Restock",
+        "payments/shop.Charge",
+    ] {
+        assert!(
+            called.iter().any(|c| c == expected),
+            "{expected} in {called:?}"
+        );
+    }
+    // The schema of a message whose service runs elsewhere is still shown.
+    let inventory = cluster["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "inventory")
+        .unwrap();
+    assert!(
+        inventory["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["schema"].is_object()),
+        "{inventory:#}"
+    );
+
+    // Bad input for a service on another node is refused by the node that
+    // decodes it, with the same statuses as a local one.
+    let (status, body) = http(&addr, "POST", "/v1/echo/echo.Ping", Some(&root), "{\"x\": ");
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("bad_request")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("malformed JSON"),
+        "{body}"
+    );
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/v1/inventory/shop.Restock",
+        Some(&root),
+        r#"{"sku":"book","qty":"many"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("`qty`"),
+        "{body}"
+    );
+    let (status, body) = http(&addr, "POST", "/v1/counter/counter.Nope", Some(&root), "1");
+    assert_eq!(
+        (status, &body["error"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+
+    up.terminate();
+    assert!(
+        up.wait_timeout(Duration::from_secs(30)).is_some(),
+        "cluster up exits"
+    );
+}

@@ -63,38 +63,37 @@ impl Counter {
 impl Service for Counter {}
 
 /// Adds to the total; answers the new total.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage,
+)]
+#[msa(name = "counter.Add")]
 #[rtype(result = "u64")]
 pub struct Add(pub u64);
 
 /// Reads the total.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage,
+)]
+#[msa(name = "counter.Get")]
 #[rtype(result = "u64")]
 pub struct Get;
 
 /// Sets the total to zero; answers the total before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage,
+)]
+#[msa(name = "counter.Reset")]
 #[rtype(result = "u64")]
 pub struct Reset;
 
 /// Adds one to the total and answers nothing: the cheapest message, meant
 /// for `tell` in benchmarks (pair it with [`Counter::with_probe`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage,
+)]
+#[msa(name = "counter.Tick")]
 #[rtype(result = "()")]
 pub struct Tick;
-
-impl RemoteMessage for Add {
-    const NAME: &'static str = "counter.Add";
-}
-impl RemoteMessage for Get {
-    const NAME: &'static str = "counter.Get";
-}
-impl RemoteMessage for Reset {
-    const NAME: &'static str = "counter.Reset";
-}
-impl RemoteMessage for Tick {
-    const NAME: &'static str = "counter.Tick";
-}
 
 impl Handler<Add> for Counter {
     fn handle(&mut self, msg: Add, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {

@@ -27,7 +27,10 @@ impl Service for EchoService {}
 
 /// Asks for a [`Pong`] carrying the same sequence number (to match replies
 /// to requests when measuring).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage,
+)]
+#[msa(name = "echo.Ping")]
 #[rtype(result = "Pong")]
 pub struct Ping(pub u64);
 
@@ -36,16 +39,10 @@ pub struct Ping(pub u64);
 pub struct Pong(pub u64);
 
 /// Asks for the same text back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage)]
+#[msa(name = "echo.Echo")]
 #[rtype(result = "String")]
 pub struct Echo(pub String);
-
-impl RemoteMessage for Ping {
-    const NAME: &'static str = "echo.Ping";
-}
-impl RemoteMessage for Echo {
-    const NAME: &'static str = "echo.Echo";
-}
 
 impl Handler<Ping> for EchoService {
     fn handle(&mut self, msg: Ping, _: &mut ServiceContext<'_, Self>) -> Reply<Self, Pong> {

@@ -54,7 +54,8 @@ impl KvStore {
 impl Service for KvStore {}
 
 /// Reads the value of `key`; `None` when it is absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage)]
+#[msa(name = "kv.Get", keyed)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct Get {
     /// The key to read.
@@ -62,7 +63,8 @@ pub struct Get {
 }
 
 /// Sets `key` to `value`; answers the previous value, if any.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage)]
+#[msa(name = "kv.Put", keyed)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct Put {
     /// The key to write.
@@ -72,7 +74,8 @@ pub struct Put {
 }
 
 /// Removes `key`; answers the removed value, `None` when it was absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage)]
+#[msa(name = "kv.Delete", keyed)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct Delete {
     /// The key to remove.
@@ -81,7 +84,8 @@ pub struct Delete {
 
 /// Lists the keys that start with `prefix`, sorted, held by the instance
 /// that receives it. Use [`list_all`] to list a store with several instances.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, actix::Message, RemoteMessage)]
+#[msa(name = "kv.List")]
 #[rtype(result = "Vec<String>")]
 pub struct List {
     /// Only keys starting with this are listed; `""` lists every key.
@@ -119,19 +123,6 @@ impl List {
             prefix: prefix.into(),
         }
     }
-}
-
-impl RemoteMessage for Get {
-    const NAME: &'static str = "kv.Get";
-}
-impl RemoteMessage for Put {
-    const NAME: &'static str = "kv.Put";
-}
-impl RemoteMessage for Delete {
-    const NAME: &'static str = "kv.Delete";
-}
-impl RemoteMessage for List {
-    const NAME: &'static str = "kv.List";
 }
 
 impl KeyedMessage for Get {

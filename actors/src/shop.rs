@@ -85,32 +85,21 @@ pub const ANONYMOUS: &str = "anonymous";
 /// forgotten, so a long-running demo cannot grow without bound.
 pub const MAX_KEPT: usize = 100_000;
 
-/// Teaches `node` every shop message, so that it can call (and decode from
-/// JSON, for the gateway) the shop services even where it runs none of
-/// them, e.g. a gateway on node1 sending `shop.Restock` to an inventory on
-/// node2.
+/// Did what nothing needs any more: every shop message is declared with
+/// `#[derive(RemoteMessage)]`, so any node calls the shop services with
+/// nothing registered, and a gateway forwards JSON to the node that hosts
+/// them.
 ///
 /// # Examples
 /// ```
 /// let node = msa_runtime::Node::builder().arbiters(1).start().unwrap();
-/// msa_actors::shop::register_messages(&node);
 /// assert!(node.message_info("shop.Restock").is_some());
 /// node.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
 /// ```
-pub fn register_messages(node: &Node) {
-    node.register_message::<PlaceOrder>();
-    node.register_message::<GetOrder>();
-    node.register_message::<GetStock>();
-    node.register_message::<Restock>();
-    node.register_message::<Reserve>();
-    node.register_message::<Commit>();
-    node.register_message::<Release>();
-    node.register_message::<Charge>();
-    node.register_message::<GetPayment>();
-}
+#[deprecated(since = "0.2.0", note = "shop messages need no registration")]
+pub fn register_messages(_node: &Node) {}
 
-/// The wire names of every shop message, in the order
-/// [`register_messages`] registers them.
+/// The wire names of every shop message.
 pub const WIRE_NAMES: [&str; 9] = [
     "shop.PlaceOrder",
     "shop.GetOrder",

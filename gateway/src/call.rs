@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::FutureExt as _;
-use msa_runtime::{JsonBody, JsonError, Metadata};
+use msa_runtime::{CallError, JsonBody, JsonError, Metadata};
 use serde_json::{Map, Value};
 
 use crate::body;
@@ -60,43 +60,70 @@ pub(crate) async fn call(
     if let Some(id) = identity {
         meta = meta.with_identity(id);
     }
-    let reply = match target.params {
+    let result = match target.params {
         None => {
             // An empty body is JSON's "nothing": it fits a unit message like `Get`.
             let bytes: &[u8] = if body.is_empty() { b"null" } else { &body };
-            start(state, target, JsonBody::Bytes(bytes), meta)
+            run(state, target, JsonBody::Bytes(bytes), meta, ctx).await
         }
         Some(params) => {
             let object = body_object(&body)?;
             let (value, typed) = merge(object.clone(), params, true);
-            match start(state, target, JsonBody::Value(value), meta.clone()) {
+            match run(state, target, JsonBody::Value(value), meta.clone(), ctx).await {
                 // A parameter that looked like a number or bool where the
-                // message wants a string: retry once with every parameter a string.
-                Err(JsonError::BadBody { path, .. }) if typed.contains(&path.as_str()) => {
+                // message wants a string: retry once with every parameter a
+                // string. The body was refused before any handler ran,
+                // whether it was decoded here or by the node that hosts the
+                // service.
+                Err(Failed::Json(JsonError::BadBody { path, .. }))
+                    if typed.contains(&path.as_str()) =>
+                {
                     let (value, _) = merge(object, params, false);
-                    start(state, target, JsonBody::Value(value), meta)
+                    run(state, target, JsonBody::Value(value), meta, ctx).await
                 }
                 other => other,
             }
         }
     }
-    .map_err(|e| ApiError::from_json(&e))?;
-    // Awaited in the handler: an ask that meets a full mailbox waits for
-    // room without waking the connection, so no task of its own is needed
-    // (one was, while such an ask spun: every retry polled the connection's
-    // whole dispatcher). A panic while decoding the reply is a 500, never a
-    // dead worker.
-    let result = match AssertUnwindSafe(reply).catch_unwind().await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => return Err(ApiError::from_call(&e, ctx.request_id())),
-        Err(_) => {
-            tracing::error!(request_id = ctx.request_id(), "the call panicked");
-            return Err(ApiError::internal(ctx.request_id()));
-        }
-    };
+    .map_err(|f| match f {
+        Failed::Json(e) => ApiError::from_json(&e),
+        Failed::Api(e) => e,
+    })?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(result))
+}
+
+/// Why a call produced no result.
+enum Failed {
+    /// The body was refused (by this node or the one that decoded it).
+    Json(JsonError),
+    /// Anything else, already mapped to its answer.
+    Api(ApiError),
+}
+
+/// Starts the call and awaits it. Awaited in the handler: an ask that meets
+/// a full mailbox waits for room without waking the connection, so no task
+/// of its own is needed (one was, while such an ask spun: every retry polled
+/// the connection's whole dispatcher). A panic while decoding the reply is a
+/// 500, never a dead worker.
+async fn run(
+    state: &State,
+    target: CallTarget<'_>,
+    body: JsonBody<'_>,
+    meta: Metadata,
+    ctx: &RequestCtx,
+) -> Result<Vec<u8>, Failed> {
+    let reply = start(state, target, body, meta).map_err(Failed::Json)?;
+    match AssertUnwindSafe(reply).catch_unwind().await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(CallError::Json { error, .. })) => Err(Failed::Json(error)),
+        Ok(Err(e)) => Err(Failed::Api(ApiError::from_call(&e, ctx.request_id()))),
+        Err(_) => {
+            tracing::error!(request_id = ctx.request_id(), "the call panicked");
+            Err(Failed::Api(ApiError::internal(ctx.request_id())))
+        }
+    }
 }
 
 fn start(

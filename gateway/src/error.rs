@@ -181,6 +181,9 @@ impl ApiError {
                 Self::unavailable("the node running the service is unreachable")
             }
             CallError::Overloaded { .. } => Self::unavailable("the service is overloaded"),
+            // Decoded by the node that hosts the service: the same 400/404
+            // as a body decoded here.
+            CallError::Json { error, .. } => Self::from_json(error),
             CallError::ShuttingDown => Self::unavailable("the node is shutting down"),
             CallError::Timeout { service, after } => Self::timeout(format!(
                 "service `{service}` did not answer within {} ms",

@@ -71,9 +71,11 @@ pub enum CallError {
         /// What failed.
         reason: String,
     },
-    /// The service runs only on other nodes and this node does not know how
-    /// to encode the message: register it with `Node::register_message`.
-    #[error("message `{message}` is not registered for remote calls on this node (Node::register_message)")]
+    /// The chosen instance runs on another node and the message cannot be
+    /// encoded for it: the type is local-only (not a `RemoteMessage`), or a
+    /// `RemoteMessage` implemented by hand rather than with
+    /// `#[derive(RemoteMessage)]` and not handled by a service on this node.
+    #[error("message `{message}` cannot be sent to another node: derive `RemoteMessage` for it (a local-only message reaches only instances on its own node)")]
     NotRegistered {
         /// The Rust type name of the message.
         message: &'static str,
@@ -82,6 +84,16 @@ pub enum CallError {
     /// or running at the shutdown deadline fail with this error.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// A JSON call's body (see `Node::call_json`) was refused by the node
+    /// that decoded it: not JSON, not the message's shape, or a message the
+    /// service does not handle there.
+    #[error("JSON call to `{service}` refused: {error}")]
+    Json {
+        /// The service.
+        service: String,
+        /// What was wrong with the body.
+        error: crate::json::JsonError,
+    },
 }
 
 /// Why a service or supervisor could not be spawned.

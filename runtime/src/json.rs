@@ -8,6 +8,8 @@
 //! any other ask: local instances get it directly, remote ones as a bincode
 //! frame.
 
+pub(crate) mod forward;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -49,7 +51,7 @@ pub enum JsonError {
     #[error("body does not fit `{message}` at `{path}`: {reason}")]
     BadBody {
         /// The wire name of the message.
-        message: &'static str,
+        message: String,
         /// Where in the body (`.` for the whole body, `items[0].qty` for a field).
         path: String,
         /// What is wrong there (a missing field, a wrong type, ...).
@@ -90,7 +92,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
             }
         } else {
             JsonError::BadBody {
-                message,
+                message: message.to_string(),
                 path,
                 reason: inner.to_string(),
             }

@@ -12,12 +12,11 @@
 //! use msa_runtime::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(actix::Message, Serialize, Deserialize)]
+//! // A message that may cross nodes: serializable, with a stable wire name.
+//! #[derive(actix::Message, Serialize, Deserialize, RemoteMessage)]
 //! #[rtype(result = "u64")]
+//! #[msa(name = "tour.Add")]
 //! struct Add(u64);
-//! impl RemoteMessage for Add {
-//!     const NAME: &'static str = "tour.Add";
-//! }
 //!
 //! #[derive(Default)]
 //! struct Sum(u64);
@@ -65,6 +64,10 @@
 //! * [`ServiceRef`], [`CallError`], [`Metadata`]: calling services.
 //! * [`RemoteMessage`], [`codec`]: messages that cross nodes.
 
+// The derive emits `::msa_runtime::…` paths; inside this crate they name itself.
+#[allow(unused_extern_crates)]
+extern crate self as msa_runtime;
+
 pub mod supervision;
 
 mod deadline;
@@ -81,6 +84,18 @@ mod stats;
 pub use error::{CallError, NodeError, SpawnError};
 pub use json::{JsonBody, JsonError, JsonReply, MessageInfo};
 pub use message::{codec, json_schema_of, key_hash, CodecError, KeyedMessage, RemoteMessage};
+/// `#[derive(RemoteMessage)]`: implements [`RemoteMessage`] and declares the
+/// type so that any node of this binary can send it to other nodes with
+/// nothing registered; see [`RemoteMessage`].
+pub use msa_macros::RemoteMessage;
+
+/// What the derive expands to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::message::declared::{Declared, DeclaredCodec};
+    pub use inventory;
+    pub use serde_json;
+}
 pub use metadata::{Identity, Metadata, TraceContext};
 pub use node::{Node, NodeBuilder};
 pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};

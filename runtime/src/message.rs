@@ -1,12 +1,26 @@
 //! Messages that may cross a process boundary, and their codec.
 
+pub(crate) mod declared;
 pub(crate) mod wire_safe;
 
 use actix::Message;
 use serde::{de::DeserializeOwned, Serialize};
 
-/// A message that may later cross nodes: serializable, with a serializable
+/// A message that may cross nodes: serializable, with a serializable
 /// result, and a stable wire name that identifies its type on the wire.
+///
+/// Derive it: `#[derive(RemoteMessage)]` with `#[msa(name = "...")]`
+/// implements the trait and declares the type to the binary's runtime, so
+/// that any node can send it to a service on any other node with nothing
+/// registered first (the encoding comes from the caller's own type). Add
+/// `schema` to publish the type's JSON Schema (it must derive
+/// [`schemars::JsonSchema`]) and `keyed` for a [`KeyedMessage`] sent to keyed
+/// services.
+///
+/// A hand-written `impl RemoteMessage` still works where the type is handled
+/// (`ServiceSpec::handles::<M>()`), but a node that only *sends* such a type
+/// cannot encode it unless it is passed to the deprecated
+/// `Node::register_message`; the derive is the way to declare a message.
 ///
 /// Two different Rust types with the same [`NAME`](RemoteMessage::NAME) are
 /// rejected when the second one is spawned.
@@ -16,13 +30,12 @@ use serde::{de::DeserializeOwned, Serialize};
 /// use msa_runtime::RemoteMessage;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(actix::Message, Serialize, Deserialize)]
+/// #[derive(actix::Message, Serialize, Deserialize, RemoteMessage)]
 /// #[rtype(result = "u64")]
+/// #[msa(name = "calc.Add")]
 /// struct Add(u64);
 ///
-/// impl RemoteMessage for Add {
-///     const NAME: &'static str = "calc.Add";
-/// }
+/// assert_eq!(Add::NAME, "calc.Add");
 /// ```
 pub trait RemoteMessage:
     Message<Result: Serialize + DeserializeOwned + Send> + Serialize + DeserializeOwned + Send + 'static

@@ -401,12 +401,18 @@ impl Node {
         self.shared().remote.as_ref().map_or(0, |r| r.pending())
     }
 
-    /// Teaches the node how to send `M` to services it does not run itself
-    /// (`handles::<M>()` does this for the services it runs).
+    /// Teaches the node how to send a hand-written `RemoteMessage` `M` to
+    /// services it does not run itself. Nothing needs it any more: a type
+    /// with `#[derive(RemoteMessage)]` is known to every node of the binary,
+    /// so for such a type this changes nothing.
     ///
     /// A type the wire codec cannot carry (see
     /// [`SpawnError::NotWireSafe`](crate::SpawnError::NotWireSafe)) is still
     /// registered, with a warning in the log.
+    #[deprecated(
+        since = "0.2.0",
+        note = "derive `RemoteMessage` instead: declared messages need no registration"
+    )]
     pub fn register_message<M: crate::RemoteMessage>(&self) {
         if let Err(reason) = (crate::remote::wire::wire_codec::<M>().wire_safe)() {
             tracing::warn!(message = M::NAME, %reason, "message cannot cross nodes");
@@ -418,6 +424,10 @@ impl Node {
     }
 
     /// Like [`register_message`](Self::register_message), for a keyed message.
+    #[deprecated(
+        since = "0.2.0",
+        note = "derive `RemoteMessage` with `#[msa(keyed)]` instead: declared messages need no registration"
+    )]
     pub fn register_keyed_message<M: crate::RemoteMessage + crate::KeyedMessage>(&self) {
         let mut c = crate::remote::wire::wire_codec::<M>();
         c.key = Some(crate::service::key_of::<M>);
@@ -433,10 +443,15 @@ impl Node {
         Some(e.stats.ask_latency.snapshot())
     }
 
-    /// The message type registered under `wire_name` on this node (by a
-    /// service's `handles::<M>()` or by [`register_message`](Self::register_message)).
+    /// The message type known under `wire_name` here: handled by a service
+    /// of this node, or declared with `#[derive(RemoteMessage)]` in this
+    /// binary. `None` for a message only other binaries know.
     pub fn message_info(&self, wire_name: &str) -> Option<crate::json::MessageInfo> {
-        let c = self.shared().registry.codec_by_name(wire_name)?;
+        let c = self
+            .shared()
+            .registry
+            .codec_by_name(wire_name)
+            .or_else(|| crate::message::declared::by_name(wire_name))?;
         Some(crate::json::MessageInfo {
             name: c.wire_name,
             type_name: c.type_name,
@@ -476,10 +491,10 @@ impl Node {
     /// # node.shutdown(std::time::Duration::from_secs(1)).await?;
     /// # Ok(()) }
     /// # use msa_runtime::prelude::*;
-    /// # #[derive(actix::Message, serde::Serialize, serde::Deserialize)]
+    /// # #[derive(actix::Message, serde::Serialize, serde::Deserialize, RemoteMessage)]
     /// # #[rtype(result = "String")]
+    /// # #[msa(name = "doc.Say")]
     /// # struct Say { text: String }
-    /// # impl RemoteMessage for Say { const NAME: &'static str = "doc.Say"; }
     /// # struct Echo;
     /// # impl Service for Echo {}
     /// # impl Handler<Say> for Echo {
@@ -494,14 +509,48 @@ impl Node {
         meta: crate::Metadata,
         timeout: Option<Duration>,
     ) -> Result<crate::json::JsonReply, crate::json::JsonError> {
-        let c = self
-            .shared()
+        let shared = self.shared();
+        let unknown = || crate::json::JsonError::UnknownMessage {
+            message: message.to_string(),
+        };
+        let Some(entry) = shared.registry.get(service) else {
+            let service = service.to_string();
+            return Ok(Box::pin(async move {
+                Err(crate::CallError::UnknownService { service })
+            }));
+        };
+        // Decoded here when an instance on this node handles the message
+        // (its own registration knows the type) ...
+        let local = entry
+            .types
+            .iter()
+            .find_map(|t| t.wire.filter(|w| w.wire_name == message));
+        if let Some(c) = local {
+            return (c.serve_json)(self.service(service), body, meta, timeout);
+        }
+        // ... else forwarded, undecoded, to a node that hosts it.
+        let timeout = timeout.unwrap_or(shared.default_timeout);
+        if let Some(forwarded) =
+            crate::json::forward::forward(shared, &entry, message, body, &meta, timeout)
+        {
+            return forwarded;
+        }
+        // Nobody serves it: a message this node knows by name is simply not
+        // handled by the service; any other name is unknown.
+        let known = shared
             .registry
             .codec_by_name(message)
-            .ok_or_else(|| crate::json::JsonError::UnknownMessage {
-                message: message.to_string(),
-            })?;
-        (c.serve_json)(self.service(service), body, meta, timeout)
+            .or_else(|| crate::message::declared::by_name(message));
+        match known {
+            Some(c) => {
+                let err = crate::CallError::UnhandledMessage {
+                    service: service.to_string(),
+                    message: c.type_name,
+                };
+                Ok(Box::pin(async move { Err(err) }))
+            }
+            None => Err(unknown()),
+        }
     }
 
     /// Asks currently waiting for a reply with a registered deadline.

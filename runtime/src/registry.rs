@@ -88,9 +88,11 @@ impl Registry {
         v
     }
 
-    /// The wire functions of a message type, if it was registered.
+    /// The wire functions of a message type: declared with
+    /// `#[derive(RemoteMessage)]`, or registered on this node (a hand-written
+    /// `RemoteMessage` impl handled here or passed to `register_message`).
     pub(crate) fn codec(&self, t: TypeId) -> Option<WireCodec> {
-        self.codecs.read().get(&t).copied()
+        crate::message::declared::codec(t).or_else(|| self.codecs.read().get(&t).copied())
     }
 
     /// The entry for `name`, created without local instances if the service

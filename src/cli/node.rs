@@ -9,9 +9,8 @@
 //!
 //! (`gateway=` only when it runs the HTTP gateway: `--gateway` or a
 //! `[gateway]` table; it is the bound address, so port 0 shows the real
-//! port.) Every node knows the shop's messages
-//! ([`shop::register_messages`]), so its gateway can call the shop services
-//! wherever they run.
+//! port.) Its gateway reaches every service of the cluster: a message of a
+//! service this node does not run is forwarded as JSON to a node that does.
 //!
 //! Logs go to stderr. On Ctrl-C or SIGTERM the node stops its gateway, then
 //! its services (draining for up to [`SHUTDOWN_GRACE`]), leaves the cluster,
@@ -149,7 +148,6 @@ async fn serve(
     let mut stop = StopSignals::install()?;
     tracing::debug!(?cfg, "starting");
     let node = start(&cfg)?;
-    shop::register_messages(&node);
     let gateway = match spawn_services(&node, &cfg.services).await.and_then(|()| {
         cfg.gateway
             .clone()

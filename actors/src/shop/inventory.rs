@@ -97,7 +97,9 @@ pub struct Stock {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.GetStock", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "Option<Stock>")]
 pub struct GetStock {
@@ -119,7 +121,9 @@ pub struct GetStock {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.Restock", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "Option<Stock>")]
 pub struct Restock {
@@ -141,7 +145,9 @@ pub struct Restock {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.Reserve", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "ReserveOutcome")]
 pub struct Reserve {
@@ -187,7 +193,9 @@ pub enum ReserveOutcome {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.Commit", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "bool")]
 pub struct Commit {
@@ -209,31 +217,14 @@ pub struct Commit {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.Release", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "bool")]
 pub struct Release {
     /// The reservation, as [`Reserve`] answered it.
     pub reservation: u64,
-}
-
-macro_rules! remote {
-    ($($ty:ident => $name:literal),* $(,)?) => {$(
-        impl RemoteMessage for $ty {
-            const NAME: &'static str = $name;
-            fn json_schema() -> Option<serde_json::Value> {
-                Some(msa_runtime::json_schema_of::<Self>())
-            }
-        }
-    )*};
-}
-
-remote! {
-    GetStock => "shop.GetStock",
-    Restock => "shop.Restock",
-    Reserve => "shop.Reserve",
-    Commit => "shop.Commit",
-    Release => "shop.Release",
 }
 
 /// One sku's live numbers.

@@ -31,7 +31,9 @@ const READ_ANY_ROLES: [&str; 2] = ["staff", "admin"];
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.PlaceOrder", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "Order")]
 pub struct PlaceOrder {
@@ -66,26 +68,14 @@ impl PlaceOrder {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.GetOrder", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "Option<Order>")]
 pub struct GetOrder {
     /// The order's id, as [`PlaceOrder`] answered it.
     pub id: u64,
-}
-
-impl RemoteMessage for PlaceOrder {
-    const NAME: &'static str = "shop.PlaceOrder";
-    fn json_schema() -> Option<serde_json::Value> {
-        Some(msa_runtime::json_schema_of::<Self>())
-    }
-}
-
-impl RemoteMessage for GetOrder {
-    const NAME: &'static str = "shop.GetOrder";
-    fn json_schema() -> Option<serde_json::Value> {
-        Some(msa_runtime::json_schema_of::<Self>())
-    }
 }
 
 /// What became of an order. Serialized as its name (`"Confirmed"`).
@@ -299,9 +289,9 @@ impl Downstream {
 
 /// The spec of the orders service, named [`ORDERS`]: one instance (it holds
 /// the orders) handling [`PlaceOrder`] and [`GetOrder`]. It calls the
-/// services named [`INVENTORY`] and [`PAYMENTS`], wherever they run: a node
-/// that runs orders without them must know their messages, so call
-/// [`register_messages`](super::register_messages) on it.
+/// services named [`INVENTORY`] and [`PAYMENTS`], wherever they run (the
+/// messages are declared with `#[derive(RemoteMessage)]`, so nothing needs
+/// registering).
 pub fn orders_spec() -> ServiceSpec<Orders> {
     ServiceSpec::new(ORDERS, Orders::new)
         .handles::<PlaceOrder>()

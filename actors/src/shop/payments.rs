@@ -25,7 +25,9 @@ pub const DEFAULT_PAYMENT_LIMIT_CENTS: u64 = 100_000;
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.Charge", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "ChargeOutcome")]
 pub struct Charge {
@@ -63,7 +65,9 @@ pub enum ChargeOutcome {
     Deserialize,
     actix::Message,
     msa_runtime::schemars::JsonSchema,
+    RemoteMessage,
 )]
+#[msa(name = "shop.GetPayment", schema)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "Option<Payment>")]
 pub struct GetPayment {
@@ -82,20 +86,6 @@ pub struct Payment {
     pub customer: String,
     /// The amount, in cents.
     pub amount_cents: u64,
-}
-
-impl RemoteMessage for Charge {
-    const NAME: &'static str = "shop.Charge";
-    fn json_schema() -> Option<serde_json::Value> {
-        Some(msa_runtime::json_schema_of::<Self>())
-    }
-}
-
-impl RemoteMessage for GetPayment {
-    const NAME: &'static str = "shop.GetPayment";
-    fn json_schema() -> Option<serde_json::Value> {
-        Some(msa_runtime::json_schema_of::<Self>())
-    }
 }
 
 /// The payments service: the payments it made (up to

@@ -314,9 +314,8 @@ async fn json_calls_give_friendly_orders() {
 }
 
 #[test]
-fn register_messages_teaches_every_wire_name_with_a_schema() {
+fn every_shop_message_is_known_with_a_schema_without_registering() {
     let node = node();
-    register_messages(&node);
     for name in WIRE_NAMES {
         let info = node.message_info(name).unwrap_or_else(|| panic!("{name}"));
         assert!(info.schema.is_some(), "{name} has a schema");
@@ -449,9 +448,7 @@ fn cluster_node(name: &str, seed: Option<String>) -> Node {
     if let Some(s) = seed {
         b = b.seed(s);
     }
-    let node = b.start().unwrap();
-    register_messages(&node);
-    node
+    b.start().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -288,7 +288,6 @@ async fn connections_are_counted_per_peer() {
     let a = cluster_node("a", None);
     a.spawn(echo::echo_spec("echo")).await.unwrap();
     let b = cluster_node("b", a.remote_addr());
-    b.register_message::<echo::Ping>();
     eventually("b sees echo on a", || {
         !b.remote_instances("echo").is_empty()
     })

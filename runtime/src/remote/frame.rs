@@ -56,6 +56,19 @@ pub(crate) enum WireError {
     Timeout,
     ShuttingDown,
     BadPayload(String),
+    /// A JSON body (of an `AskJson`) that the serving node could not decode.
+    Json(WireJsonError),
+}
+
+/// Why the node that hosts a service refused a forwarded JSON body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireJsonError {
+    /// The service handles no message of that wire name there.
+    UnknownMessage,
+    /// The body is not JSON.
+    Malformed { reason: String },
+    /// The body is JSON but does not fit the message.
+    BadBody { path: String, reason: String },
 }
 
 /// Every frame of the protocol.
@@ -133,6 +146,15 @@ pub(crate) enum Frame {
         services: Vec<ServiceAd>,
         members: Vec<NodeInfo>,
     },
+    /// An ask whose message is JSON text, forwarded by a node that does not
+    /// decode it (a gateway); answered with `Reply` (JSON text) or `Error`.
+    AskJson {
+        id: u64,
+        service: String,
+        message: String,
+        meta: WireMeta,
+        body: Vec<u8>,
+    },
 }
 
 /// One service as a node advertises it.
@@ -167,6 +189,7 @@ impl Frame {
             Self::StatusRequest => "status-request",
             Self::Leaving => "leaving",
             Self::Status { .. } => "status",
+            Self::AskJson { .. } => "ask-json",
         }
     }
 }

@@ -203,7 +203,10 @@ impl Peer {
         if self.is_down() {
             return Err(self.node_down());
         }
-        if !matches!(frame, Frame::Tell { .. } | Frame::Ask { .. }) {
+        if !matches!(
+            frame,
+            Frame::Tell { .. } | Frame::Ask { .. } | Frame::AskJson { .. }
+        ) {
             // Control frames take their own unbounded lane: a flood of tells
             // must not drop a reply or delay failure detection.
             return self.ctl.send(frame).map_err(|_| self.node_down());

@@ -776,6 +776,45 @@ impl Remoting {
                     }
                 }
             }
+            Frame::AskJson {
+                id,
+                service,
+                message,
+                meta,
+                body,
+            } => {
+                let timeout = meta
+                    .timeout_ms
+                    .map_or(node.default_timeout, Duration::from_millis)
+                    + SERVE_SLACK;
+                match serve_ask_json(
+                    &node,
+                    &service,
+                    &message,
+                    meta.into_metadata(),
+                    &body,
+                    timeout,
+                ) {
+                    Ok(fut) => {
+                        let peer = peer.clone();
+                        peer.serving(true);
+                        actix_rt::spawn(async move {
+                            let frame = match fut.await {
+                                Ok(payload) => Frame::Reply { id, payload },
+                                Err(e) => Frame::Error {
+                                    id,
+                                    error: WireError::from(&e),
+                                },
+                            };
+                            let _ = peer.send(frame);
+                            peer.serving(false);
+                        });
+                    }
+                    Err(error) => {
+                        let _ = peer.send(Frame::Error { id, error });
+                    }
+                }
+            }
             Frame::Membership { payload } => self.to_membership(MembershipInput::Data(payload)),
             Frame::Leaving => peer.mark_leaving(),
             other => {
@@ -1214,6 +1253,26 @@ fn serve_ask(
 ) -> Result<super::wire::BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
     let (svc, codec) = local_target(node, service, message)?;
     (codec.serve_ask)(svc, payload, meta, timeout)
+}
+
+/// Serves a forwarded JSON ask: decoded here, by the service's own
+/// registration, then called as any ask is (a keyed service routes it on to
+/// the instance that owns its key, wherever that is).
+fn serve_ask_json(
+    node: &Arc<NodeShared>,
+    service: &str,
+    message: &str,
+    meta: crate::Metadata,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<crate::json::JsonReply, WireError> {
+    let (_, codec) = local_target(node, service, message).map_err(|e| match e {
+        WireError::UnhandledMessage => WireError::Json(super::frame::WireJsonError::UnknownMessage),
+        other => other,
+    })?;
+    let svc = ServiceRef::new(node.clone(), service);
+    (codec.serve_json)(svc, crate::json::JsonBody::Bytes(body), meta, Some(timeout))
+        .map_err(|e| WireError::Json(super::frame::WireJsonError::from_json_error(e)))
 }
 
 #[cfg(test)]

@@ -123,6 +123,9 @@ impl From<&CallError> for WireError {
             CallError::NoInstance { .. } => Self::NoInstance,
             CallError::Timeout { .. } => Self::Timeout,
             CallError::ShuttingDown => Self::ShuttingDown,
+            CallError::Json { error, .. } => {
+                Self::Json(super::frame::WireJsonError::from_json_error(error.clone()))
+            }
             other => Self::HandlerFailed(other.to_string()),
         }
     }
@@ -148,6 +151,30 @@ impl WireError {
             },
             Self::HandlerFailed(message) => CallError::HandlerPanicked { service, message },
             Self::BadPayload(reason) => CallError::Codec { service, reason },
+            Self::Json(e) => CallError::Json {
+                service,
+                error: e.into_json_error(message),
+            },
+        }
+    }
+
+    /// The caller-side error for a failed forwarded JSON call (no Rust type
+    /// names the message on the calling side).
+    pub(crate) fn into_json_call_error(
+        self,
+        service: &str,
+        message: &str,
+        node: &str,
+        after: Duration,
+    ) -> CallError {
+        let json = |e: super::frame::WireJsonError| CallError::Json {
+            service: service.to_string(),
+            error: e.into_json_error(message),
+        };
+        match self {
+            Self::UnhandledMessage => json(super::frame::WireJsonError::UnknownMessage),
+            Self::Json(e) => json(e),
+            other => other.into_call_error(service, "(json)", node, after),
         }
     }
 }
@@ -203,5 +230,33 @@ pub(crate) fn wire_meta_tell(meta: &Metadata) -> super::frame::WireMeta {
         timeout_ms: meta
             .remaining()
             .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
+    }
+}
+
+impl super::frame::WireJsonError {
+    /// The JSON error for `message` (a wire name).
+    pub(crate) fn into_json_error(self, message: &str) -> crate::json::JsonError {
+        use crate::json::JsonError;
+        match self {
+            Self::UnknownMessage => JsonError::UnknownMessage {
+                message: message.to_string(),
+            },
+            Self::Malformed { reason } => JsonError::MalformedJson { reason },
+            Self::BadBody { path, reason } => JsonError::BadBody {
+                message: message.to_string(),
+                path,
+                reason,
+            },
+        }
+    }
+
+    /// The wire form of a JSON error.
+    pub(crate) fn from_json_error(e: crate::json::JsonError) -> Self {
+        use crate::json::JsonError;
+        match e {
+            JsonError::UnknownMessage { .. } => Self::UnknownMessage,
+            JsonError::MalformedJson { reason } => Self::Malformed { reason },
+            JsonError::BadBody { path, reason, .. } => Self::BadBody { path, reason },
+        }
     }
 }

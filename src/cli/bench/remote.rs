@@ -31,7 +31,7 @@ use child::{generate_secret, SinkProcess};
 use measure::Measurement;
 use raw::RawClient;
 use report::{RemoteComparison, RemoteScenario};
-use service::{site_spec, Count, Echo, Hit, WhereAreYou, SINK, SITE};
+use service::{site_spec, WhereAreYou, SINK, SITE};
 
 /// The child's node name.
 const SINK_NODE: &str = "bench-sink";
@@ -135,10 +135,7 @@ async fn bench(args: &RemoteArgs) -> anyhow::Result<Vec<RemoteComparison>> {
         .seed(sink.ready.addr.clone())
         .start()
         .context("starting the caller node")?;
-    // This node calls types it does not serve: teach it their wire names.
-    node.register_message::<Hit>();
-    node.register_message::<Count>();
-    node.register_message::<Echo>();
+    // This node calls types it does not serve: their derive declares them.
 
     let outcome = measure_all(&node, &sink.ready.raw, args, &bar).await;
     bar.finish_and_clear();

@@ -18,31 +18,22 @@ pub(crate) const SINK: &str = "sink";
 pub(crate) const SITE: &str = "bench-site";
 
 /// One-way message with a u64 payload: the sink counts it.
-#[derive(Debug, Clone, Copy, actix::Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "bench.Hit")]
 #[rtype(result = "()")]
 pub(crate) struct Hit(pub(crate) u64);
 
-impl RemoteMessage for Hit {
-    const NAME: &'static str = "bench.Hit";
-}
-
 /// Asks the sink how many [`Hit`]s it has counted since it started.
-#[derive(Debug, Clone, Copy, actix::Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "bench.Count")]
 #[rtype(result = "u64")]
 pub(crate) struct Count;
 
-impl RemoteMessage for Count {
-    const NAME: &'static str = "bench.Count";
-}
-
 /// Round trip: the sink answers with the same u64.
-#[derive(Debug, Clone, Copy, actix::Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "bench.Echo")]
 #[rtype(result = "u64")]
 pub(crate) struct Echo(pub(crate) u64);
-
-impl RemoteMessage for Echo {
-    const NAME: &'static str = "bench.Echo";
-}
 
 /// The service under test, in the child process.
 #[derive(Debug, Default)]

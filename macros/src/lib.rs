@@ -1,0 +1,136 @@
+//! Derive macros for msa.
+//!
+//! `#[derive(RemoteMessage)]` implements `msa_runtime::RemoteMessage` for a
+//! message type and declares the type to the runtime of the binary it is
+//! linked into, so that any node of that binary can send it to a service on
+//! another node without registering anything first. Use it through
+//! `msa_runtime::RemoteMessage` (or `msa::RemoteMessage`): the trait and the
+//! derive share that name, as serde's `Serialize` does.
+//!
+//! ```ignore
+//! #[derive(actix::Message, Serialize, Deserialize, RemoteMessage)]
+//! #[rtype(result = "u64")]
+//! #[msa(name = "calc.Add")]            // the stable wire name (required)
+//! struct Add(u64);
+//!
+//! #[derive(actix::Message, Serialize, Deserialize, schemars::JsonSchema, RemoteMessage)]
+//! #[rtype(result = "Option<Order>")]
+//! #[msa(name = "shop.GetOrder", schema, keyed)]  // publish a JSON schema; route by key
+//! struct GetOrder { id: u64 }
+//! ```
+//!
+//! `schema` makes `json_schema()` return the type's JSON Schema (the type
+//! must derive `schemars::JsonSchema`); `keyed` records the type's
+//! `KeyedMessage::routing_key` for callers of keyed services (the type must
+//! implement `KeyedMessage`).
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+use syn::{parse_macro_input, DeriveInput, LitStr};
+
+/// Implements `RemoteMessage` and declares the type for remote calls. See
+/// the crate docs for the `#[msa(...)]` attribute.
+#[proc_macro_derive(RemoteMessage, attributes(msa))]
+pub fn derive_remote_message(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// What `#[msa(...)]` says.
+struct Options {
+    name: LitStr,
+    schema: bool,
+    keyed: bool,
+}
+
+fn options(input: &DeriveInput) -> syn::Result<Options> {
+    let mut name = None;
+    let mut schema = false;
+    let mut keyed = false;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("msa")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    return Err(meta.error("the wire name must not be empty"));
+                }
+                name = Some(lit);
+                Ok(())
+            } else if meta.path.is_ident("schema") {
+                schema = true;
+                Ok(())
+            } else if meta.path.is_ident("keyed") {
+                keyed = true;
+                Ok(())
+            } else {
+                Err(meta.error("expected `name = \"...\"`, `schema` or `keyed`"))
+            }
+        })?;
+    }
+    let name = name.ok_or_else(|| {
+        syn::Error::new(
+            Span::call_site(),
+            "#[derive(RemoteMessage)] needs a wire name: #[msa(name = \"pkg.Message\")]",
+        )
+    })?;
+    Ok(Options {
+        name,
+        schema,
+        keyed,
+    })
+}
+
+/// The path of the runtime crate as the user's crate sees it: `msa_runtime`
+/// when it depends on it, else the `msa` facade (which re-exports it).
+fn runtime_path() -> TokenStream2 {
+    use proc_macro_crate::{crate_name, FoundCrate};
+    let found = crate_name("msa-runtime").or_else(|_| crate_name("msa"));
+    match found {
+        // Inside msa-runtime itself: its root declares `extern crate self as msa_runtime`.
+        Ok(FoundCrate::Itself) => quote!(::msa_runtime),
+        Ok(FoundCrate::Name(name)) => {
+            let ident = syn::Ident::new(&name, Span::call_site());
+            quote!(::#ident)
+        }
+        Err(_) => quote!(::msa_runtime),
+    }
+}
+
+fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(RemoteMessage)] does not support generic types: a wire name names one concrete type",
+        ));
+    }
+    let opts = options(input)?;
+    let ty = &input.ident;
+    let name = &opts.name;
+    let rt = runtime_path();
+    let schema = opts.schema.then(|| {
+        quote! {
+            fn json_schema() -> ::core::option::Option<#rt::__private::serde_json::Value> {
+                ::core::option::Option::Some(#rt::json_schema_of::<Self>())
+            }
+        }
+    });
+    let declare = if opts.keyed {
+        quote!(#rt::__private::Declared::keyed::<#ty>)
+    } else {
+        quote!(#rt::__private::Declared::plain::<#ty>)
+    };
+    Ok(quote! {
+        impl #rt::RemoteMessage for #ty {
+            const NAME: &'static str = #name;
+            #schema
+        }
+        const _: () = {
+            #rt::__private::inventory::submit! {
+                #rt::__private::Declared { codec: #declare }
+            }
+        };
+    })
+}

@@ -46,17 +46,7 @@ pub(crate) struct WireMeta {
     pub(crate) timeout_ms: Option<u64>,
 }
 
-/// A remote call's failure, as it travels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    UnknownService,
-    UnhandledMessage,
-    NoInstance,
-    HandlerFailed(String),
-    Timeout,
-    ShuttingDown,
-    BadPayload(String),
-}
+pub(crate) use super::wire_error::WireError;
 
 /// Every frame of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,7 +279,9 @@ mod tests {
             },
             Frame::Error {
                 id: 9,
-                error: WireError::HandlerFailed("x".into()),
+                error: WireError::HandlerPanicked {
+                    message: "x".into(),
+                },
             },
             Frame::Welcome,
         ]
@@ -396,7 +388,7 @@ mod proptests {
                 .prop_map(|(id, payload)| Frame::Reply { id, payload }),
             (any::<u64>(), ".{0,16}").prop_map(|(id, m)| Frame::Error {
                 id,
-                error: WireError::HandlerFailed(m)
+                error: WireError::HandlerPanicked { message: m }
             }),
             (any::<u64>(), any::<u64>()).prop_map(|(id, table)| Frame::Ping { id, table }),
             Just(Frame::TableRequest),

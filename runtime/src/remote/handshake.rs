@@ -21,8 +21,9 @@ use super::frame::{ConnKind, Frame, NodeInfo, Nonce, Proof};
 
 /// The wire protocol version; peers must speak the same one. 2 added the
 /// connection kind to `Hello` (the membership lane); 3 versioned service
-/// tables (`Table::version`, `TableRequest`, the version in `Ping`).
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+/// tables (`Table::version`, `TableRequest`, the version in `Ping`); 4 gave
+/// every `CallError` its own wire error code.
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1176,7 +1176,9 @@ fn local_target(
         .types
         .iter()
         .find_map(|t| t.wire.filter(|w| w.wire_name == message))
-        .ok_or(WireError::UnhandledMessage)?;
+        .ok_or_else(|| WireError::UnhandledMessage {
+            message: message.to_string(),
+        })?;
     Ok((ServiceRef::local_only(node.clone(), entry), codec))
 }
 
@@ -1361,7 +1363,9 @@ mod tests {
             p.ask(3, "doubler", "wire-test.Unknown", ok.clone()).await,
             Frame::Error {
                 id: 3,
-                error: WireError::UnhandledMessage
+                error: WireError::UnhandledMessage {
+                    message: "wire-test.Unknown".into()
+                }
             }
         );
         assert!(matches!(
@@ -1369,7 +1373,7 @@ mod tests {
                 .await,
             Frame::Error {
                 id: 4,
-                error: WireError::BadPayload(_)
+                error: WireError::Codec { .. }
             }
         ));
         // The same connection still serves.

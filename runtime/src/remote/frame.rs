@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::handshake::ProtocolRange;
 use crate::message::{codec, CodecError};
 
 /// A 32-byte random challenge.
@@ -48,21 +49,27 @@ pub(crate) struct WireMeta {
 
 pub(crate) use super::wire_error::WireError;
 
-/// Every frame of the protocol.
+/// Every frame of the protocol. Variants are encoded by position: a new
+/// one goes at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Frame {
-    Hello {
+    /// The hello of protocols 1 to 3 (one version number). Kept at its
+    /// position only so that such a peer is refused with a reason it can
+    /// read rather than a frame it cannot decode.
+    LegacyHello {
         protocol: u32,
         cluster: String,
         node: NodeInfo,
         nonce: Nonce,
-        /// What the connection will carry (since protocol 2).
         kind: ConnKind,
     },
+    /// The listener's answer to `Hello`: `protocol` is the version chosen
+    /// (the highest both speak), covered by `proof`.
     Challenge {
         node: NodeInfo,
         nonce: Nonce,
         proof: Proof,
+        protocol: u32,
     },
     Auth {
         proof: Proof,
@@ -123,6 +130,15 @@ pub(crate) enum Frame {
         services: Vec<ServiceAd>,
         members: Vec<NodeInfo>,
     },
+    /// The dialer's first frame (since protocol 4): the range of protocol
+    /// versions it speaks, then who it is and what the connection carries.
+    Hello {
+        protocols: ProtocolRange,
+        cluster: String,
+        node: NodeInfo,
+        nonce: Nonce,
+        kind: ConnKind,
+    },
 }
 
 /// One service as a node advertises it.
@@ -140,6 +156,7 @@ impl Frame {
     /// A short name for logs and errors.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
+            Self::LegacyHello { .. } => "legacy-hello",
             Self::Hello { .. } => "hello",
             Self::Challenge { .. } => "challenge",
             Self::Auth { .. } => "auth",
@@ -255,7 +272,7 @@ mod tests {
     fn sample() -> Vec<Frame> {
         vec![
             Frame::Hello {
-                protocol: 1,
+                protocols: ProtocolRange { min: 4, max: 7 },
                 cluster: "c".into(),
                 node: NodeInfo {
                     name: "n".into(),

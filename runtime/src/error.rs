@@ -94,6 +94,67 @@ pub enum CallError {
         /// What was wrong with the body.
         error: crate::json::JsonError,
     },
+    /// The remote node reported a failure this node's version does not know
+    /// (a newer peer added it): its wire code and its text, as sent.
+    #[error("calling `{service}`, the remote node reported an unrecognised failure (wire code {code}): {text}")]
+    Unrecognized {
+        /// The service.
+        service: String,
+        /// The failure's wire code (see `docs/cluster.md`).
+        code: u16,
+        /// The remote node's description of the failure.
+        text: String,
+    },
+}
+
+impl CallError {
+    /// Whether the call can be retried without risk of running a handler
+    /// twice: `true` only where the message certainly did **not** reach a
+    /// handler. It does not promise that a retry will succeed (an unknown
+    /// service stays unknown); it says that retrying cannot duplicate work.
+    ///
+    /// | variant | retryable | why |
+    /// |---|---|---|
+    /// | `UnknownService` | yes | refused before any instance was chosen (locally or by the remote node) |
+    /// | `UnhandledMessage` | yes | refused before any instance was chosen |
+    /// | `NoInstance` | yes | no instance to deliver to |
+    /// | `Overloaded` | yes | the outbound queue was full: the frame was never sent |
+    /// | `NotRegistered` | yes | the message could not be encoded: nothing was sent |
+    /// | `Json` | yes | the body was refused before any handler ran (a retry with the same body fails the same way) |
+    /// | `InstanceDied` | no | the instance may have died while handling it |
+    /// | `Timeout` | no | the handler may be running, or may have run |
+    /// | `HandlerPanicked` | no | the handler ran (its future panicked) |
+    /// | `Codec` | no | may be the reply that failed to encode or decode, after the handler ran |
+    /// | `NodeDown` | no | cannot tell a frame never sent from one sent before the connection broke (a remote `ShuttingDown` also arrives as `NodeDown`) |
+    /// | `ShuttingDown` | no | also reported for calls queued or running at the shutdown deadline |
+    /// | `Unrecognized` | no | nothing is known about it |
+    ///
+    /// # Examples
+    /// ```
+    /// use msa_runtime::CallError;
+    /// let full = CallError::Overloaded { node: "b".into() };
+    /// assert!(full.is_retryable());
+    /// let died = CallError::InstanceDied { service: "kv".into() };
+    /// assert!(!died.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        // No `_` arm: a new variant must decide here.
+        match self {
+            Self::UnknownService { .. }
+            | Self::UnhandledMessage { .. }
+            | Self::NoInstance { .. }
+            | Self::Overloaded { .. }
+            | Self::NotRegistered { .. }
+            | Self::Json { .. } => true,
+            Self::InstanceDied { .. }
+            | Self::Timeout { .. }
+            | Self::HandlerPanicked { .. }
+            | Self::Codec { .. }
+            | Self::NodeDown { .. }
+            | Self::ShuttingDown
+            | Self::Unrecognized { .. } => false,
+        }
+    }
 }
 
 /// Why a service or supervisor could not be spawned.
@@ -200,4 +261,111 @@ pub enum NodeError {
     /// The node was already shut down.
     #[error("the node is already shut down")]
     AlreadyShutDown,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// How many variants `CallError` has; [`position`] must number them all.
+    const VARIANTS: usize = 12;
+
+    /// The variant's position: no `_` arm, so a new variant fails to compile
+    /// here until it is numbered (and [`VARIANTS`] grows, and
+    /// [`every_variant`] gets an example, or its test fails).
+    fn position(e: &CallError) -> usize {
+        match e {
+            CallError::UnknownService { .. } => 0,
+            CallError::UnhandledMessage { .. } => 1,
+            CallError::NoInstance { .. } => 2,
+            CallError::InstanceDied { .. } => 3,
+            CallError::Timeout { .. } => 4,
+            CallError::HandlerPanicked { .. } => 5,
+            CallError::NodeDown { .. } => 6,
+            CallError::Overloaded { .. } => 7,
+            CallError::Codec { .. } => 8,
+            CallError::NotRegistered { .. } => 9,
+            CallError::ShuttingDown => 10,
+            CallError::Unrecognized { .. } => 11,
+        }
+    }
+
+    /// One example of every variant, as a call of `service` with message
+    /// type `message` and timeout `after` would report it.
+    pub(crate) fn every_variant(
+        service: &str,
+        message: &'static str,
+        after: Duration,
+    ) -> Vec<CallError> {
+        let s = || service.to_string();
+        let all = vec![
+            CallError::UnknownService { service: s() },
+            CallError::UnhandledMessage {
+                service: s(),
+                message,
+            },
+            CallError::NoInstance { service: s() },
+            CallError::InstanceDied { service: s() },
+            CallError::Timeout {
+                service: s(),
+                after,
+            },
+            CallError::HandlerPanicked {
+                service: s(),
+                message: "boom in detached future".into(),
+            },
+            CallError::NodeDown {
+                node: "far-away".into(),
+            },
+            CallError::Overloaded {
+                node: "busy".into(),
+            },
+            CallError::Codec {
+                service: s(),
+                reason: "the reply does not decode".into(),
+            },
+            CallError::NotRegistered { message },
+            CallError::ShuttingDown,
+            CallError::Json {
+                service: s(),
+                error: crate::json::JsonError::BadBody {
+                    message: message.to_string(),
+                    path: "items[0].qty".into(),
+                    reason: "invalid type".into(),
+                },
+            },
+            CallError::Json {
+                service: s(),
+                error: crate::json::JsonError::MalformedJson {
+                    reason: "EOF".into(),
+                },
+            },
+            CallError::Json {
+                service: s(),
+                error: crate::json::JsonError::UnknownMessage {
+                    message: message.to_string(),
+                },
+            },
+            CallError::Unrecognized {
+                service: s(),
+                code: 999,
+                text: "a failure from the future".into(),
+            },
+        ];
+        let mut seen: Vec<usize> = all.iter().map(position).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..VARIANTS).collect::<Vec<_>>(), "one of each");
+        all
+    }
+
+    #[test]
+    fn only_errors_raised_before_delivery_are_retryable() {
+        let retryable: Vec<usize> = every_variant("kv", "M", Duration::from_secs(1))
+            .iter()
+            .filter(|e| e.is_retryable())
+            .map(position)
+            .collect();
+        // UnknownService, UnhandledMessage, NoInstance, Overloaded, NotRegistered.
+        assert_eq!(retryable, [0, 1, 2, 7, 9]);
+    }
 }

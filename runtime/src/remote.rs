@@ -14,6 +14,7 @@ pub(crate) mod stats;
 mod status;
 pub mod transport;
 pub(crate) mod wire;
+pub(crate) mod wire_error;
 
 pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;

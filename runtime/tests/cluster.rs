@@ -48,10 +48,41 @@ impl Handler<Caller> for Counter {
     }
 }
 
+/// Panics in the handler body: the instance dies holding the call.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "u64")]
+struct CrashRemote;
+impl RemoteMessage for CrashRemote {
+    const NAME: &'static str = "test.CrashRemote";
+}
+impl Handler<CrashRemote> for Counter {
+    fn handle(&mut self, _: CrashRemote, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+        panic!("boom in remote handler");
+    }
+}
+
+/// Panics in a detached future: that call fails, the instance lives on.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "u64")]
+struct PanicRemote;
+impl RemoteMessage for PanicRemote {
+    const NAME: &'static str = "test.PanicRemote";
+}
+impl Handler<PanicRemote> for Counter {
+    fn handle(&mut self, _: PanicRemote, _: &mut ServiceContext<'_, Self>) -> Reply<Self, u64> {
+        Reply::future(async {
+            tokio::task::yield_now().await;
+            panic!("boom in remote detached future");
+        })
+    }
+}
+
 fn spec(name: &str) -> ServiceSpec<Counter> {
     full_spec(name, Counter::new)
         .handles::<SlowRemote>()
         .handles::<Caller>()
+        .handles::<CrashRemote>()
+        .handles::<PanicRemote>()
 }
 
 const SECRET: &[u8] = b"test-secret";
@@ -71,6 +102,8 @@ fn cluster_node(name: &str, seeds: &[String]) -> Node {
     node.register_message::<Get>();
     node.register_message::<SlowRemote>();
     node.register_message::<Caller>();
+    node.register_message::<CrashRemote>();
+    node.register_message::<PanicRemote>();
     node
 }
 
@@ -195,6 +228,62 @@ async fn remote_errors_come_back_typed() {
     assert_eq!(b.pending_remote_asks(), 0);
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_instance_that_dies_mid_call_fails_the_caller_with_instance_died() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wa = a.watch();
+    b.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wa, "c", "b").await;
+    let c = a.service("c");
+    assert_eq!(c.ask(Incr).await.unwrap(), 1);
+    let r = c.ask(CrashRemote).await;
+    assert_eq!(
+        r,
+        Err(CallError::InstanceDied {
+            service: "c".into()
+        }),
+        "as a local caller would see it"
+    );
+    assert!(!r.unwrap_err().is_retryable(), "it may have run");
+    eventually("b to count the crash", || {
+        b.stats("c").unwrap().failures == 1
+    })
+    .await;
+    a.shutdown(GRACE).await.unwrap();
+    b.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_detached_future_that_panics_fails_the_caller_with_handler_panicked() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut wa = a.watch();
+    b.spawn(spec("c")).await.unwrap();
+    remote_up(&mut wa, "c", "b").await;
+    let c = a.service("c");
+    assert_eq!(c.ask(Incr).await.unwrap(), 1);
+    match c.ask(PanicRemote).await {
+        Err(CallError::HandlerPanicked { service, message }) => {
+            assert_eq!(service, "c");
+            assert!(
+                message.contains("boom in remote detached future"),
+                "{message}"
+            );
+        }
+        other => panic!("expected HandlerPanicked, got {other:?}"),
+    }
+    assert_eq!(
+        c.ask(Get).await.unwrap(),
+        1,
+        "the instance on b lived on with its state"
+    );
+    let s = b.stats("c").unwrap();
+    assert_eq!((s.panicked_requests, s.failures), (1, 0));
+    a.shutdown(GRACE).await.unwrap();
+    b.shutdown(GRACE).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

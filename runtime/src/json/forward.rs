@@ -19,6 +19,7 @@ use crate::node::NodeShared;
 use crate::registry::ServiceEntry;
 use crate::remote::frame::Frame;
 use crate::remote::wire::wire_meta;
+use crate::remote::wire_error::CallSite;
 
 /// Sends a JSON call to a remote instance of `entry` that handles
 /// `message`; `None` when no remote instance lists it.
@@ -67,7 +68,13 @@ pub(crate) fn forward(
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(json))) => Ok(json),
             Ok(Ok(Err(wire))) => {
-                Err(wire.into_json_call_error(&service, &message, &node_name, timeout))
+                let site = CallSite {
+                    service: &service,
+                    message: "(json)",
+                    node: &node_name,
+                    timeout,
+                };
+                Err(wire.into_json_call_error(&site, &message))
             }
             Ok(Err(_closed)) => Err(CallError::NodeDown { node: node_name }),
             Err(_elapsed) => Err(CallError::Timeout {

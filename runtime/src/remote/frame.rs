@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::handshake::ProtocolRange;
 use crate::message::{codec, CodecError};
 
 /// A 32-byte random challenge.
@@ -46,46 +47,29 @@ pub(crate) struct WireMeta {
     pub(crate) timeout_ms: Option<u64>,
 }
 
-/// A remote call's failure, as it travels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    UnknownService,
-    UnhandledMessage,
-    NoInstance,
-    HandlerFailed(String),
-    Timeout,
-    ShuttingDown,
-    BadPayload(String),
-    /// A JSON body (of an `AskJson`) that the serving node could not decode.
-    Json(WireJsonError),
-}
+pub(crate) use super::wire_error::WireError;
 
-/// Why the node that hosts a service refused a forwarded JSON body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum WireJsonError {
-    /// The service handles no message of that wire name there.
-    UnknownMessage,
-    /// The body is not JSON.
-    Malformed { reason: String },
-    /// The body is JSON but does not fit the message.
-    BadBody { path: String, reason: String },
-}
-
-/// Every frame of the protocol.
+/// Every frame of the protocol. Variants are encoded by position: a new
+/// one goes at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Frame {
-    Hello {
+    /// The hello of protocols 1 to 3 (one version number). Kept at its
+    /// position only so that such a peer is refused with a reason it can
+    /// read rather than a frame it cannot decode.
+    LegacyHello {
         protocol: u32,
         cluster: String,
         node: NodeInfo,
         nonce: Nonce,
-        /// What the connection will carry (since protocol 2).
         kind: ConnKind,
     },
+    /// The listener's answer to `Hello`: `protocol` is the version chosen
+    /// (the highest both speak), covered by `proof`.
     Challenge {
         node: NodeInfo,
         nonce: Nonce,
         proof: Proof,
+        protocol: u32,
     },
     Auth {
         proof: Proof,
@@ -155,6 +139,15 @@ pub(crate) enum Frame {
         meta: WireMeta,
         body: Vec<u8>,
     },
+    /// The dialer's first frame (since protocol 4): the range of protocol
+    /// versions it speaks, then who it is and what the connection carries.
+    Hello {
+        protocols: ProtocolRange,
+        cluster: String,
+        node: NodeInfo,
+        nonce: Nonce,
+        kind: ConnKind,
+    },
 }
 
 /// One service as a node advertises it.
@@ -172,6 +165,7 @@ impl Frame {
     /// A short name for logs and errors.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
+            Self::LegacyHello { .. } => "legacy-hello",
             Self::Hello { .. } => "hello",
             Self::Challenge { .. } => "challenge",
             Self::Auth { .. } => "auth",
@@ -288,7 +282,7 @@ mod tests {
     fn sample() -> Vec<Frame> {
         vec![
             Frame::Hello {
-                protocol: 1,
+                protocols: ProtocolRange { min: 4, max: 7 },
                 cluster: "c".into(),
                 node: NodeInfo {
                     name: "n".into(),
@@ -312,7 +306,9 @@ mod tests {
             },
             Frame::Error {
                 id: 9,
-                error: WireError::HandlerFailed("x".into()),
+                error: WireError::HandlerPanicked {
+                    message: "x".into(),
+                },
             },
             Frame::Welcome,
         ]
@@ -419,7 +415,7 @@ mod proptests {
                 .prop_map(|(id, payload)| Frame::Reply { id, payload }),
             (any::<u64>(), ".{0,16}").prop_map(|(id, m)| Frame::Error {
                 id,
-                error: WireError::HandlerFailed(m)
+                error: WireError::HandlerPanicked { message: m }
             }),
             (any::<u64>(), any::<u64>()).prop_map(|(id, table)| Frame::Ping { id, table }),
             Just(Frame::TableRequest),

@@ -5,36 +5,72 @@
 //!
 //! ```text
 //! dialer                                   listener
-//!   Hello { protocol, cluster, node, nc, kind } ->
-//!                                          <- Challenge { node, ns, proof_s = H(k, "srv" | cluster | nc | ns) }
-//!   Auth { proof_c = H(k, "cli" | cluster | ns | nc) } ->
+//!   Hello { protocols: min..=max, cluster, node, nc, kind } ->
+//!                                          <- Challenge { node, ns, protocol: v,
+//!                                               proof_s = H(k, "msa-srv" | cluster | nc | ns | min | max | v) }
+//!   Auth { proof_c = H(k, "msa-cli" | cluster | ns | nc | v) } ->
 //!                                          <- Welcome
 //! ```
-//! Either side refuses with a reason (`Refused`) and closes. `kind` says
-//! whether the connection carries calls (`Data`) or is a peer's membership
-//! lane (`Membership`); both are authenticated alike.
+//! Each side speaks a range of protocol versions; the listener picks the
+//! highest version in both ranges (`v`), and the dialer checks that `v` is
+//! one it speaks. The proofs cover the dialer's range and `v`, so a
+//! man in the middle cannot talk the two down to an older version. No
+//! common version: the listener refuses, naming both ranges. Either side
+//! refuses with a reason (`Refused`) and closes. `kind` says whether the
+//! connection carries calls (`Data`) or is a peer's membership lane
+//! (`Membership`); both are authenticated alike.
+
+use std::ops::RangeInclusive;
 
 use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::frame::{ConnKind, Frame, NodeInfo, Nonce, Proof};
 
-/// The wire protocol version; peers must speak the same one. 2 added the
-/// connection kind to `Hello` (the membership lane); 3 versioned service
-/// tables (`Table::version`, `TableRequest`, the version in `Ping`).
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+/// A range of wire protocol versions, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProtocolRange {
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+}
+
+impl ProtocolRange {
+    /// The highest version in both ranges, if any (an inverted range, as a
+    /// broken peer might send, holds none).
+    pub(crate) fn highest_common(self, other: Self) -> Option<u32> {
+        let lo = self.min.max(other.min);
+        let hi = self.max.min(other.max);
+        (lo <= hi).then_some(hi)
+    }
+
+    pub(crate) fn contains(self, version: u32) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
+
+    fn range(self) -> RangeInclusive<u32> {
+        self.min..=self.max
+    }
+}
+
+/// The wire protocol versions this build speaks. 2 added the connection
+/// kind to `Hello` (the membership lane); 3 versioned service tables
+/// (`Table::version`, `TableRequest`, the version in `Ping`); 4 gave every
+/// `CallError` its own wire error code and made `Hello` carry a range of
+/// versions (the chosen one comes back in `Challenge`).
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 4, max: 4 };
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The peer speaks another protocol version.
-    #[error("incompatible protocol version: ours {ours}, theirs {theirs}")]
-    ProtocolVersion {
-        /// Ours.
-        ours: u32,
-        /// Theirs.
-        theirs: u32,
+    /// The two nodes speak no protocol version in common.
+    #[error("no common protocol version: ours {ours:?}, theirs {theirs:?}")]
+    NoCommonVersion {
+        /// The versions this node speaks.
+        ours: RangeInclusive<u32>,
+        /// The versions the peer speaks (or the one it chose).
+        theirs: RangeInclusive<u32>,
     },
     /// The peer belongs to another cluster.
     #[error("cluster name mismatch: ours `{ours}`, theirs `{theirs}`")]
@@ -57,31 +93,54 @@ pub enum HandshakeError {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn proof(secret: &[u8], label: &[u8], cluster: &str, a: &Nonce, b: &Nonce) -> Proof {
+/// The MAC over one side's view of the handshake; `versions` binds the
+/// negotiated protocol into it.
+fn mac(
+    secret: &[u8],
+    label: &[u8],
+    cluster: &str,
+    a: &Nonce,
+    b: &Nonce,
+    versions: &[u32],
+) -> Option<HmacSha256> {
     // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return [0; 32],
-    };
+    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
     mac.update(label);
     mac.update(&(cluster.len() as u64).to_le_bytes());
     mac.update(cluster.as_bytes());
     mac.update(a);
     mac.update(b);
-    mac.finalize().into_bytes().into()
+    for v in versions {
+        mac.update(&v.to_le_bytes());
+    }
+    Some(mac)
 }
 
-fn verify(secret: &[u8], label: &[u8], cluster: &str, a: &Nonce, b: &Nonce, got: &Proof) -> bool {
-    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(label);
-    mac.update(&(cluster.len() as u64).to_le_bytes());
-    mac.update(cluster.as_bytes());
-    mac.update(a);
-    mac.update(b);
+fn proof(
+    secret: &[u8],
+    label: &[u8],
+    cluster: &str,
+    a: &Nonce,
+    b: &Nonce,
+    versions: &[u32],
+) -> Proof {
+    match mac(secret, label, cluster, a, b, versions) {
+        Some(m) => m.finalize().into_bytes().into(),
+        None => [0; 32],
+    }
+}
+
+fn verify(
+    secret: &[u8],
+    label: &[u8],
+    cluster: &str,
+    a: &Nonce,
+    b: &Nonce,
+    versions: &[u32],
+    got: &Proof,
+) -> bool {
     // Constant-time comparison.
-    mac.verify_slice(got).is_ok()
+    mac(secret, label, cluster, a, b, versions).is_some_and(|m| m.verify_slice(got).is_ok())
 }
 
 /// What both sides need.
@@ -90,6 +149,17 @@ pub(crate) struct HandshakeConfig {
     pub(crate) cluster: String,
     pub(crate) secret: Vec<u8>,
     pub(crate) local: NodeInfo,
+    /// The protocol versions this side speaks ([`PROTOCOLS`] but in tests).
+    pub(crate) protocols: ProtocolRange,
+}
+
+/// An authenticated peer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    /// Who the peer is.
+    pub(crate) peer: NodeInfo,
+    /// The protocol version both sides now speak on this connection.
+    pub(crate) protocol: u32,
 }
 
 /// The next thing the connection task must do.
@@ -98,7 +168,7 @@ pub(crate) enum Step {
     /// Send this frame and wait for the next one.
     Send(Frame),
     /// Done: send this frame (if any); the peer is authenticated.
-    Done(Option<Frame>, NodeInfo),
+    Done(Option<Frame>, Outcome),
 }
 
 /// The dialing side.
@@ -106,7 +176,8 @@ pub(crate) enum Step {
 pub(crate) struct Dialer {
     cfg: HandshakeConfig,
     nonce: Nonce,
-    peer: Option<NodeInfo>,
+    /// The listener and the version it chose, once `Challenge` verified.
+    peer: Option<Outcome>,
 }
 
 impl Dialer {
@@ -114,7 +185,7 @@ impl Dialer {
     /// to send.
     pub(crate) fn start(cfg: HandshakeConfig, kind: ConnKind, nonce: Nonce) -> (Self, Frame) {
         let hello = Frame::Hello {
-            protocol: PROTOCOL_VERSION,
+            protocols: cfg.protocols,
             cluster: cfg.cluster.clone(),
             node: cfg.local.clone(),
             nonce,
@@ -139,21 +210,47 @@ impl Dialer {
                     node,
                     nonce,
                     proof: p,
+                    protocol,
                 },
                 false,
             ) => {
                 let c = &self.cfg;
-                if !verify(&c.secret, b"msa-srv", &c.cluster, &self.nonce, &nonce, &p) {
+                if !c.protocols.contains(protocol) {
+                    return Err(HandshakeError::NoCommonVersion {
+                        ours: c.protocols.range(),
+                        theirs: protocol..=protocol,
+                    });
+                }
+                let offered = [c.protocols.min, c.protocols.max, protocol];
+                if !verify(
+                    &c.secret,
+                    b"msa-srv",
+                    &c.cluster,
+                    &self.nonce,
+                    &nonce,
+                    &offered,
+                    &p,
+                ) {
                     return Err(HandshakeError::BadProof);
                 }
                 let auth = Frame::Auth {
-                    proof: proof(&c.secret, b"msa-cli", &c.cluster, &nonce, &self.nonce),
+                    proof: proof(
+                        &c.secret,
+                        b"msa-cli",
+                        &c.cluster,
+                        &nonce,
+                        &self.nonce,
+                        &[protocol],
+                    ),
                 };
-                self.peer = Some(node);
+                self.peer = Some(Outcome {
+                    peer: node,
+                    protocol,
+                });
                 Ok(Step::Send(auth))
             }
             (Frame::Welcome, true) => match self.peer.take() {
-                Some(peer) => Ok(Step::Done(None, peer)),
+                Some(out) => Ok(Step::Done(None, out)),
                 None => Err(HandshakeError::Unexpected("welcome")),
             },
             (f, _) => Err(HandshakeError::Unexpected(f.kind())),
@@ -161,13 +258,21 @@ impl Dialer {
     }
 }
 
+/// What the listener learnt from `Hello`.
+#[derive(Debug)]
+struct Hello {
+    nonce: Nonce,
+    node: NodeInfo,
+    protocol: u32,
+}
+
 /// The listening side.
 #[derive(Debug)]
 pub(crate) struct Listener {
     cfg: HandshakeConfig,
     nonce: Nonce,
-    /// The dialer's nonce and identity, once `Hello` arrived.
-    hello: Option<(Nonce, NodeInfo)>,
+    /// The dialer's nonce, identity and the version chosen, once `Hello` arrived.
+    hello: Option<Hello>,
     /// What the dialer said the connection carries.
     kind: ConnKind,
 }
@@ -193,9 +298,13 @@ impl Listener {
     pub(crate) fn on_frame(&mut self, frame: Frame) -> Result<Step, HandshakeError> {
         let c = &self.cfg;
         match (frame, &self.hello) {
+            (Frame::LegacyHello { protocol, .. }, None) => Err(HandshakeError::NoCommonVersion {
+                ours: c.protocols.range(),
+                theirs: protocol..=protocol,
+            }),
             (
                 Frame::Hello {
-                    protocol,
+                    protocols,
                     cluster,
                     node,
                     nonce,
@@ -203,32 +312,58 @@ impl Listener {
                 },
                 None,
             ) => {
-                if protocol != PROTOCOL_VERSION {
-                    return Err(HandshakeError::ProtocolVersion {
-                        ours: PROTOCOL_VERSION,
-                        theirs: protocol,
+                let Some(protocol) = c.protocols.highest_common(protocols) else {
+                    return Err(HandshakeError::NoCommonVersion {
+                        ours: c.protocols.range(),
+                        theirs: protocols.range(),
                     });
-                }
+                };
                 if cluster != c.cluster {
                     return Err(HandshakeError::ClusterMismatch {
                         ours: c.cluster.clone(),
                         theirs: cluster,
                     });
                 }
+                let offered = [protocols.min, protocols.max, protocol];
                 let challenge = Frame::Challenge {
                     node: c.local.clone(),
                     nonce: self.nonce,
-                    proof: proof(&c.secret, b"msa-srv", &c.cluster, &nonce, &self.nonce),
+                    proof: proof(
+                        &c.secret,
+                        b"msa-srv",
+                        &c.cluster,
+                        &nonce,
+                        &self.nonce,
+                        &offered,
+                    ),
+                    protocol,
                 };
-                self.hello = Some((nonce, node));
+                self.hello = Some(Hello {
+                    nonce,
+                    node,
+                    protocol,
+                });
                 self.kind = kind;
                 Ok(Step::Send(challenge))
             }
-            (Frame::Auth { proof: p }, Some((theirs, node))) => {
-                if !verify(&c.secret, b"msa-cli", &c.cluster, &self.nonce, theirs, &p) {
+            (Frame::Auth { proof: p }, Some(hello)) => {
+                let versions = [hello.protocol];
+                if !verify(
+                    &c.secret,
+                    b"msa-cli",
+                    &c.cluster,
+                    &self.nonce,
+                    &hello.nonce,
+                    &versions,
+                    &p,
+                ) {
                     return Err(HandshakeError::BadProof);
                 }
-                Ok(Step::Done(Some(Frame::Welcome), node.clone()))
+                let out = Outcome {
+                    peer: hello.node.clone(),
+                    protocol: hello.protocol,
+                };
+                Ok(Step::Done(Some(Frame::Welcome), out))
             }
             (f, _) => Err(HandshakeError::Unexpected(f.kind())),
         }
@@ -255,7 +390,13 @@ mod tests {
                 addr: format!("127.0.0.1:{}", name.len()),
                 incarnation: 1,
             },
+            protocols: PROTOCOLS,
         }
+    }
+
+    fn speaking(mut cfg: HandshakeConfig, min: u32, max: u32) -> HandshakeConfig {
+        cfg.protocols = ProtocolRange { min, max };
+        cfg
     }
 
     /// Runs a handshake between the two configs; returns both outcomes.
@@ -263,8 +404,8 @@ mod tests {
         d: HandshakeConfig,
         l: HandshakeConfig,
     ) -> (
-        Result<NodeInfo, HandshakeError>,
-        Result<NodeInfo, HandshakeError>,
+        Result<Outcome, HandshakeError>,
+        Result<Outcome, HandshakeError>,
     ) {
         let (mut dialer, hello) = Dialer::start(d, ConnKind::Data, [1; 32]);
         let mut listener = Listener::new(l, [2; 32]);
@@ -295,8 +436,9 @@ mod tests {
     #[test]
     fn same_secret_and_cluster_authenticates_both_ways() {
         let (d, l) = run(cfg("a", "c", b"s3cret"), cfg("bb", "c", b"s3cret"));
-        assert_eq!(d.unwrap().name, "bb");
-        assert_eq!(l.unwrap().name, "a");
+        let (d, l) = (d.unwrap(), l.unwrap());
+        assert_eq!((d.peer.name.as_str(), d.protocol), ("bb", PROTOCOLS.max));
+        assert_eq!((l.peer.name.as_str(), l.protocol), ("a", PROTOCOLS.max));
     }
 
     #[test]
@@ -318,12 +460,13 @@ mod tests {
     }
 
     #[test]
-    fn another_cluster_or_protocol_is_refused_with_a_reason() {
+    fn another_cluster_or_an_old_protocol_is_refused_with_a_reason() {
         let (_, l) = run(cfg("a", "one", b"k"), cfg("bb", "two", b"k"));
         assert!(matches!(l, Err(HandshakeError::ClusterMismatch { .. })));
+        // A protocol-2 peer's hello (one version number, not a range).
         let mut listener = Listener::new(cfg("bb", "c", b"k"), [2; 32]);
-        let hello = Frame::Hello {
-            protocol: 99,
+        let hello = Frame::LegacyHello {
+            protocol: 2,
             cluster: "c".into(),
             node: cfg("a", "c", b"k").local,
             nonce: [0; 32],
@@ -332,13 +475,105 @@ mod tests {
         let err = listener.on_frame(hello).unwrap_err();
         assert_eq!(
             err,
-            HandshakeError::ProtocolVersion {
-                ours: PROTOCOL_VERSION,
-                theirs: 99
+            HandshakeError::NoCommonVersion {
+                ours: PROTOCOLS.min..=PROTOCOLS.max,
+                theirs: 2..=2
             }
         );
-        assert!(
-            matches!(Listener::refusal(&err), Frame::Refused { reason } if reason.contains("99"))
+        assert!(matches!(
+            Listener::refusal(&err),
+            Frame::Refused { reason } if reason == "no common protocol version: ours 4..=4, theirs 2..=2"
+        ));
+    }
+
+    #[test]
+    fn both_sides_settle_on_the_highest_common_version() {
+        let (d, l) = run(
+            speaking(cfg("a", "c", b"k"), 3, 6),
+            speaking(cfg("bb", "c", b"k"), 4, 5),
+        );
+        assert_eq!(d.unwrap().protocol, 5);
+        assert_eq!(l.unwrap().protocol, 5);
+        let (d, l) = run(
+            speaking(cfg("a", "c", b"k"), 4, 9),
+            speaking(cfg("bb", "c", b"k"), 2, 4),
+        );
+        assert_eq!((d.unwrap().protocol, l.unwrap().protocol), (4, 4));
+    }
+
+    #[test]
+    fn disjoint_version_ranges_are_refused_naming_both() {
+        let (d, l) = run(
+            speaking(cfg("a", "c", b"k"), 1, 3),
+            speaking(cfg("bb", "c", b"k"), 4, 4),
+        );
+        let err = l.unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::NoCommonVersion {
+                ours: 4..=4,
+                theirs: 1..=3
+            }
+        );
+        assert!(matches!(
+            Listener::refusal(&err),
+            Frame::Refused { reason } if reason == "no common protocol version: ours 4..=4, theirs 1..=3"
+        ));
+        assert!(d.is_err());
+        // An inverted range holds no version.
+        assert_eq!(
+            ProtocolRange { min: 5, max: 4 }.highest_common(PROTOCOLS),
+            None
+        );
+    }
+
+    #[test]
+    fn the_dialer_refuses_a_version_it_does_not_speak_or_a_downgraded_range() {
+        // A listener that picks a version outside the dialer's range.
+        let (mut dialer, _) =
+            Dialer::start(speaking(cfg("a", "c", b"k"), 4, 4), ConnKind::Data, [1; 32]);
+        let challenge = Frame::Challenge {
+            node: cfg("bb", "c", b"k").local,
+            nonce: [2; 32],
+            proof: [0; 32],
+            protocol: 7,
+        };
+        assert_eq!(
+            dialer.on_frame(challenge).unwrap_err(),
+            HandshakeError::NoCommonVersion {
+                ours: 4..=4,
+                theirs: 7..=7
+            }
+        );
+        // A man in the middle narrows the dialer's range to force an older
+        // version: the listener's proof covers the range it saw, so the
+        // dialer rejects it.
+        let (mut dialer, hello) =
+            Dialer::start(speaking(cfg("a", "c", b"k"), 4, 5), ConnKind::Data, [1; 32]);
+        let Frame::Hello {
+            cluster,
+            node,
+            nonce,
+            kind,
+            ..
+        } = hello
+        else {
+            panic!("a hello");
+        };
+        let tampered = Frame::Hello {
+            protocols: ProtocolRange { min: 4, max: 4 },
+            cluster,
+            node,
+            nonce,
+            kind,
+        };
+        let mut listener = Listener::new(speaking(cfg("bb", "c", b"k"), 4, 5), [2; 32]);
+        let Ok(Step::Send(challenge)) = listener.on_frame(tampered) else {
+            panic!("a challenge");
+        };
+        assert_eq!(
+            dialer.on_frame(challenge).unwrap_err(),
+            HandshakeError::BadProof
         );
     }
 

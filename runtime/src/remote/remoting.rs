@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 mod lane;
 
 use super::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo, WireError};
-use super::handshake::{Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step};
+use super::handshake::{
+    Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step, PROTOCOLS,
+};
 use super::membership::{Effects, Member, Membership, TableVersion};
 use super::peer::Peer;
 use super::stats::RemoteStats;
@@ -169,6 +171,7 @@ impl Remoting {
             cluster: self.cfg.cluster.clone(),
             secret: self.cfg.secret.clone().unwrap_or_default(),
             local: self.local.clone(),
+            protocols: PROTOCOLS,
         }
     }
 
@@ -328,11 +331,12 @@ impl Remoting {
                 let frame = self.read_frame(&mut rd, &mut dec, &mut buf).await?;
                 match hs.on_frame(frame) {
                     Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
-                    Ok(Step::Done(f, peer)) => {
+                    Ok(Step::Done(f, out)) => {
                         if let Some(f) = f {
                             self.write_frame(&mut wr, &f).await?;
                         }
-                        return Ok(peer);
+                        tracing::debug!(%from, peer = %out.peer.name, protocol = out.protocol, "inbound handshake done");
+                        return Ok(out.peer);
                     }
                     Err(e) => {
                         let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
@@ -400,7 +404,10 @@ impl Remoting {
                 let frame = self.read_frame(&mut rd, &mut dec, &mut buf).await?;
                 match hs.on_frame(frame) {
                     Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
-                    Ok(Step::Done(_, peer)) => return Ok(peer),
+                    Ok(Step::Done(_, out)) => {
+                        tracing::debug!(%addr, peer = %out.peer.name, protocol = out.protocol, "outbound handshake done");
+                        return Ok(out.peer);
+                    }
                     Err(e @ HandshakeError::BadProof) => {
                         let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
                         return Err(e.to_string());
@@ -803,7 +810,7 @@ impl Remoting {
                                 Ok(payload) => Frame::Reply { id, payload },
                                 Err(e) => Frame::Error {
                                     id,
-                                    error: WireError::from(&e),
+                                    error: WireError::from_call(&e),
                                 },
                             };
                             let _ = peer.send(frame);
@@ -1110,6 +1117,7 @@ pub(crate) async fn fetch_status(
                 addr: String::new(),
                 incarnation: 0,
             },
+            protocols: PROTOCOLS,
         };
         let proto = |reason: String| StatusError::Protocol {
             addr: addr.clone(),
@@ -1215,7 +1223,9 @@ fn local_target(
         .types
         .iter()
         .find_map(|t| t.wire.filter(|w| w.wire_name == message))
-        .ok_or(WireError::UnhandledMessage)?;
+        .ok_or_else(|| WireError::UnhandledMessage {
+            message: message.to_string(),
+        })?;
     Ok((ServiceRef::local_only(node.clone(), entry), codec))
 }
 
@@ -1267,12 +1277,14 @@ fn serve_ask_json(
     timeout: Duration,
 ) -> Result<crate::json::JsonReply, WireError> {
     let (_, codec) = local_target(node, service, message).map_err(|e| match e {
-        WireError::UnhandledMessage => WireError::Json(super::frame::WireJsonError::UnknownMessage),
+        WireError::UnhandledMessage { .. } => {
+            WireError::Json(super::wire_error::WireJsonError::UnknownMessage)
+        }
         other => other,
     })?;
     let svc = ServiceRef::new(node.clone(), service);
     (codec.serve_json)(svc, crate::json::JsonBody::Bytes(body), meta, Some(timeout))
-        .map_err(|e| WireError::Json(super::frame::WireJsonError::from_json_error(e)))
+        .map_err(|e| WireError::Json(super::wire_error::WireJsonError::from_json_error(&e)))
 }
 
 #[cfg(test)]
@@ -1325,6 +1337,7 @@ mod tests {
                     addr: "127.0.0.1:9".into(),
                     incarnation: 1,
                 },
+                protocols: PROTOCOLS,
             };
             let (mut hs, hello) = Dialer::start(cfg, kind, [3; 32]);
             write_raw(&mut wr, &hello, MAX).await?;
@@ -1420,7 +1433,9 @@ mod tests {
             p.ask(3, "doubler", "wire-test.Unknown", ok.clone()).await,
             Frame::Error {
                 id: 3,
-                error: WireError::UnhandledMessage
+                error: WireError::UnhandledMessage {
+                    message: "wire-test.Unknown".into()
+                }
             }
         );
         assert!(matches!(
@@ -1428,7 +1443,7 @@ mod tests {
                 .await,
             Frame::Error {
                 id: 4,
-                error: WireError::BadPayload(_)
+                error: WireError::Codec { .. }
             }
         ));
         // The same connection still serves.
@@ -1644,7 +1659,7 @@ mod tests {
         // refused with a reason.
         let s: BoxStream = Box::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
         let (rd, mut wr) = tokio::io::split(s);
-        let hello = Frame::Hello {
+        let hello = Frame::LegacyHello {
             protocol: 2,
             cluster: "msa".into(),
             node: NodeInfo {
@@ -1663,7 +1678,10 @@ mod tests {
             buf: vec![0; 1024],
         };
         match raw.next().await.unwrap() {
-            Frame::Refused { reason } => assert!(reason.contains("protocol"), "{reason}"),
+            Frame::Refused { reason } => assert!(
+                reason.contains("protocol") && reason.contains("2..=2"),
+                "{reason}"
+            ),
             f => panic!("expected a refusal, got {f:?}"),
         }
         let t0 = std::time::Instant::now();
@@ -1697,6 +1715,7 @@ mod tests {
                 addr: addr.into(),
                 incarnation: 1,
             },
+            protocols: PROTOCOLS,
         };
         let mut hs = HsListener::new(cfg, [4; 32]);
         loop {

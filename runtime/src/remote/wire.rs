@@ -7,7 +7,6 @@ use std::any::Any;
 use std::time::Duration;
 
 use super::frame::WireError;
-use crate::error::CallError;
 use crate::message::{codec, CodecError, RemoteMessage};
 use crate::metadata::Metadata;
 use crate::service::ServiceRef;
@@ -72,14 +71,18 @@ fn serve_ask<M: RemoteMessage>(
     meta: Metadata,
     timeout: Duration,
 ) -> Result<BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
-    let msg: M = codec::decode(bytes).map_err(|e| WireError::BadPayload(e.to_string()))?;
+    let msg: M = codec::decode(bytes).map_err(|e| WireError::Codec {
+        reason: e.to_string(),
+    })?;
     Ok(Box::pin(async move {
         let started = std::time::Instant::now();
         let r = svc.ask(msg).metadata(meta).timeout(timeout).await;
         svc.record_ask_latency(started.elapsed());
         match r {
-            Ok(v) => codec::encode(&v).map_err(|e| WireError::BadPayload(e.to_string())),
-            Err(e) => Err(WireError::from(&e)),
+            Ok(v) => codec::encode(&v).map_err(|e| WireError::Codec {
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(WireError::from_call(&e)),
         }
     }))
 }
@@ -89,8 +92,11 @@ fn serve_tell<M: RemoteMessage>(
     bytes: &[u8],
     meta: Metadata,
 ) -> Result<(), WireError> {
-    let msg: M = codec::decode(bytes).map_err(|e| WireError::BadPayload(e.to_string()))?;
-    svc.tell_with(msg, meta).map_err(|e| WireError::from(&e))
+    let msg: M = codec::decode(bytes).map_err(|e| WireError::Codec {
+        reason: e.to_string(),
+    })?;
+    svc.tell_with(msg, meta)
+        .map_err(|e| WireError::from_call(&e))
 }
 
 fn wire_safe<M: RemoteMessage>() -> Result<(), String> {
@@ -112,70 +118,6 @@ pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
         serve_json: crate::json::serve_json::<M>,
         schema: M::json_schema,
         wire_safe: wire_safe::<M>,
-    }
-}
-
-impl From<&CallError> for WireError {
-    fn from(e: &CallError) -> Self {
-        match e {
-            CallError::UnknownService { .. } => Self::UnknownService,
-            CallError::UnhandledMessage { .. } => Self::UnhandledMessage,
-            CallError::NoInstance { .. } => Self::NoInstance,
-            CallError::Timeout { .. } => Self::Timeout,
-            CallError::ShuttingDown => Self::ShuttingDown,
-            CallError::Json { error, .. } => {
-                Self::Json(super::frame::WireJsonError::from_json_error(error.clone()))
-            }
-            other => Self::HandlerFailed(other.to_string()),
-        }
-    }
-}
-
-impl WireError {
-    /// The caller-side error for a remote failure.
-    pub(crate) fn into_call_error(
-        self,
-        service: &str,
-        message: &'static str,
-        node: &str,
-        after: Duration,
-    ) -> CallError {
-        let service = service.to_string();
-        match self {
-            Self::UnknownService => CallError::UnknownService { service },
-            Self::UnhandledMessage => CallError::UnhandledMessage { service, message },
-            Self::NoInstance => CallError::NoInstance { service },
-            Self::Timeout => CallError::Timeout { service, after },
-            Self::ShuttingDown => CallError::NodeDown {
-                node: node.to_string(),
-            },
-            Self::HandlerFailed(message) => CallError::HandlerPanicked { service, message },
-            Self::BadPayload(reason) => CallError::Codec { service, reason },
-            Self::Json(e) => CallError::Json {
-                service,
-                error: e.into_json_error(message),
-            },
-        }
-    }
-
-    /// The caller-side error for a failed forwarded JSON call (no Rust type
-    /// names the message on the calling side).
-    pub(crate) fn into_json_call_error(
-        self,
-        service: &str,
-        message: &str,
-        node: &str,
-        after: Duration,
-    ) -> CallError {
-        let json = |e: super::frame::WireJsonError| CallError::Json {
-            service: service.to_string(),
-            error: e.into_json_error(message),
-        };
-        match self {
-            Self::UnhandledMessage => json(super::frame::WireJsonError::UnknownMessage),
-            Self::Json(e) => json(e),
-            other => other.into_call_error(service, "(json)", node, after),
-        }
     }
 }
 
@@ -230,33 +172,5 @@ pub(crate) fn wire_meta_tell(meta: &Metadata) -> super::frame::WireMeta {
         timeout_ms: meta
             .remaining()
             .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
-    }
-}
-
-impl super::frame::WireJsonError {
-    /// The JSON error for `message` (a wire name).
-    pub(crate) fn into_json_error(self, message: &str) -> crate::json::JsonError {
-        use crate::json::JsonError;
-        match self {
-            Self::UnknownMessage => JsonError::UnknownMessage {
-                message: message.to_string(),
-            },
-            Self::Malformed { reason } => JsonError::MalformedJson { reason },
-            Self::BadBody { path, reason } => JsonError::BadBody {
-                message: message.to_string(),
-                path,
-                reason,
-            },
-        }
-    }
-
-    /// The wire form of a JSON error.
-    pub(crate) fn from_json_error(e: crate::json::JsonError) -> Self {
-        use crate::json::JsonError;
-        match e {
-            JsonError::UnknownMessage { .. } => Self::UnknownMessage,
-            JsonError::MalformedJson { reason } => Self::Malformed { reason },
-            JsonError::BadBody { path, reason, .. } => Self::BadBody { path, reason },
-        }
     }
 }

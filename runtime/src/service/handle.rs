@@ -27,6 +27,7 @@ use crate::registry::{InstanceGuard, RemoteInstance, ServiceEntry};
 use crate::remote::frame::Frame;
 use crate::remote::peer::{Peer, RemoteReply};
 use crate::remote::wire::{wire_meta, wire_meta_tell, WireCodec};
+use crate::remote::wire_error::CallSite;
 use tokio::sync::oneshot;
 
 /// A handle to a service, by name. Cheap to clone, `Send + Sync`.
@@ -586,21 +587,20 @@ impl ServiceRef {
 
     /// The instance's mailbox closed under the call.
     fn map_closed(&self) -> CallError {
-        self.map_mailbox_error(MailboxError::Closed)
+        if self.node.closing.load(Ordering::Relaxed) {
+            CallError::ShuttingDown
+        } else {
+            CallError::InstanceDied {
+                service: self.name.to_string(),
+            }
+        }
     }
 
-    fn map_mailbox_error(&self, e: MailboxError) -> CallError {
+    /// An actix request's failure; `timeout` is the one that applied to the call.
+    fn map_mailbox_error(&self, e: MailboxError, timeout: Duration) -> CallError {
         match e {
-            MailboxError::Closed if self.node.closing.load(Ordering::Relaxed) => {
-                CallError::ShuttingDown
-            }
-            MailboxError::Closed => CallError::InstanceDied {
-                service: self.name.to_string(),
-            },
-            MailboxError::Timeout => CallError::Timeout {
-                service: self.name.to_string(),
-                after: Duration::ZERO,
-            },
+            MailboxError::Closed => self.map_closed(),
+            MailboxError::Timeout => self.timed_out(timeout),
         }
     }
 }
@@ -976,7 +976,7 @@ where
             StateProj::Sent { rx } => poll_reply::<M>(svc, rx, *this.timeout, cx),
             StateProj::Queued { req } => match req.as_mut().poll(cx) {
                 Poll::Ready(Ok(r)) => Poll::Ready(svc.map_reply::<M>(r, *this.timeout)),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(svc.map_mailbox_error(e))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(svc.map_mailbox_error(e, *this.timeout))),
                 Poll::Pending => Poll::Pending,
             },
             StateProj::Full { full } => match full.poll_send(svc, cx) {
@@ -1001,12 +1001,12 @@ where
                                 }),
                             }
                         }
-                        Ok(Err(e)) => Err(e.into_call_error(
-                            &svc.name,
-                            std::any::type_name::<M>(),
+                        Ok(Err(e)) => Err(e.into_call_error(&CallSite {
+                            service: &svc.name,
+                            message: std::any::type_name::<M>(),
                             node,
-                            *this.timeout,
-                        )),
+                            timeout: *this.timeout,
+                        })),
                         Err(_) => Err(CallError::NodeDown { node: node.clone() }),
                     })
                 }

@@ -22,6 +22,8 @@ pub(crate) struct QueueBounds {
     pub(crate) data_bytes: usize,
     /// `RemoteConfig::max_control_queue_bytes`.
     pub(crate) control_bytes: usize,
+    /// `RemoteConfig::max_inbound_asks`.
+    pub(crate) inbound_asks: usize,
 }
 
 impl Default for QueueBounds {
@@ -29,6 +31,7 @@ impl Default for QueueBounds {
         Self {
             data_bytes: super::remoting::DEFAULT_MAX_DATA_QUEUE_BYTES,
             control_bytes: super::remoting::DEFAULT_MAX_CONTROL_QUEUE_BYTES,
+            inbound_asks: super::remoting::DEFAULT_MAX_INBOUND_ASKS,
         }
     }
 }
@@ -36,6 +39,14 @@ impl Default for QueueBounds {
 /// Whether `frame` takes the data lane (calls) rather than the control lane.
 pub(crate) fn is_call(frame: &Frame) -> bool {
     matches!(frame, Frame::Tell { .. } | Frame::Ask { .. })
+}
+
+/// What a frame counts against its queue's bound: an upper bound on its
+/// encoded size plus the slot it takes in the queue, so that a lane full of
+/// small replies is bounded in memory too (a slot is about 200 bytes, several
+/// times a small reply's encoding).
+pub(crate) fn queued_bytes(frame: &Frame) -> u64 {
+    (frame.queued_len() + std::mem::size_of::<Frame>()) as u64
 }
 
 /// A connected remote node.
@@ -64,6 +75,10 @@ pub(crate) struct Peer {
     retired: AtomicBool,
     /// Replies still being computed for asks that came in on this connection.
     serving: std::sync::atomic::AtomicUsize,
+    /// The bound on `serving` (the reader waits at it).
+    max_serving: usize,
+    /// Wakes the reader waiting at `max_serving` when an ask is answered.
+    serve_slot: tokio::sync::Notify,
     stats: Arc<RemoteStats>,
     /// This connection's own counters.
     pub(crate) conn: super::stats::ConnStats,
@@ -104,6 +119,8 @@ impl Peer {
             leaving: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             serving: std::sync::atomic::AtomicUsize::new(0),
+            max_serving: bounds.inbound_asks,
+            serve_slot: tokio::sync::Notify::new(),
             stats,
             conn: Default::default(),
             lane: Mutex::new(None),
@@ -206,9 +223,24 @@ impl Peer {
     pub(crate) fn serving(&self, started: bool) {
         if started {
             self.serving.fetch_add(1, Ordering::AcqRel);
-        } else {
-            self.serving.fetch_sub(1, Ordering::AcqRel);
+        } else if self.serving.fetch_sub(1, Ordering::AcqRel) >= self.max_serving {
+            self.serve_slot.notify_one();
         }
+    }
+
+    /// Whether as many inbound asks as allowed are being served.
+    pub(crate) fn serving_full(&self) -> bool {
+        self.serving.load(Ordering::Acquire) >= self.max_serving
+    }
+
+    /// Resolves when an inbound ask is answered while at the bound.
+    pub(crate) async fn serve_slot_freed(&self) {
+        self.serve_slot.notified().await;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn serving_now(&self) -> usize {
+        self.serving.load(Ordering::Acquire)
     }
 
     /// Whether replies are still owed on this connection.
@@ -247,7 +279,7 @@ impl Peer {
         if self.is_down() {
             return Err(self.node_down());
         }
-        let len = frame.queued_len() as u64;
+        let len = queued_bytes(&frame);
         if !is_call(&frame) {
             // Control frames take their own lane: a flood of tells must not
             // drop a reply or delay failure detection.

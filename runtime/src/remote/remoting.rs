@@ -41,6 +41,9 @@ pub const DEFAULT_MAX_CONTROL_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// The default time after which a peer that stopped reading is closed (10 s).
 pub const DEFAULT_PEER_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default bound on asks from one connection served at once (8,192).
+pub const DEFAULT_MAX_INBOUND_ASKS: usize = 8_192;
+
 /// Remoting settings of a node.
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
@@ -52,12 +55,14 @@ pub struct RemoteConfig {
     pub max_frame_bytes: usize,
     /// Frames queued per connection before `tell` fails with `Overloaded`.
     pub outbound_queue: usize,
-    /// Encoded bytes the data lane of a connection (tells and asks to the
-    /// peer) may hold; past it a call fails with `Overloaded`, as past
+    /// Bytes the data lane of a connection (tells and asks to the peer) may
+    /// hold, each frame counting an upper bound on its encoded size plus its
+    /// slot in the queue (about 200 bytes); past it a call fails with `Overloaded`, as past
     /// `outbound_queue` frames. Default 64 MiB.
     pub max_data_queue_bytes: usize,
-    /// Encoded bytes the control lane of a connection (replies, errors,
-    /// tables, pings, membership until the lane is up) may hold. A control
+    /// Bytes the control lane of a connection (replies, errors,
+    /// tables, pings, membership until the lane is up) may hold, counted as
+    /// for `max_data_queue_bytes`. A control
     /// frame that does not fit means the peer is not reading: it is counted
     /// (`control_overflows`) and the connection is closed as stalled.
     /// Default 16 MiB.
@@ -66,6 +71,11 @@ pub struct RemoteConfig {
     /// waiting (it stopped reading its socket) is closed as stalled
     /// (`stalled_connections`). Default 10 s.
     pub peer_stall_timeout: Duration,
+    /// Asks from one connection served at once. At the bound the
+    /// connection's reader waits until one is answered, so a peer that
+    /// sends asks faster than they are served (or never reads the replies)
+    /// is held back by TCP instead of piling up work here. Default 8,192.
+    pub max_inbound_asks: usize,
     /// Addresses to dial at start (and to re-dial while they are unreachable).
     pub seeds: Vec<String>,
     /// Idle connections send a ping this often.
@@ -91,6 +101,7 @@ impl Default for RemoteConfig {
             max_data_queue_bytes: DEFAULT_MAX_DATA_QUEUE_BYTES,
             max_control_queue_bytes: DEFAULT_MAX_CONTROL_QUEUE_BYTES,
             peer_stall_timeout: DEFAULT_PEER_STALL_TIMEOUT,
+            max_inbound_asks: DEFAULT_MAX_INBOUND_ASKS,
             seeds: Vec::new(),
             heartbeat: Duration::from_millis(500),
             dead_after: Duration::from_secs(3),
@@ -473,6 +484,7 @@ impl Remoting {
         let bounds = QueueBounds {
             data_bytes: self.cfg.max_data_queue_bytes,
             control_bytes: self.cfg.max_control_queue_bytes,
+            inbound_asks: self.cfg.max_inbound_asks.max(1),
         };
         let peer = Arc::new(Peer::new(
             info.clone(),
@@ -547,7 +559,15 @@ impl Remoting {
         let mut since_yield = 0u32;
         let mut turn = std::time::Instant::now();
         let reading = async {
-            loop {
+            'read: loop {
+                // Enough asks from this peer are being served: read no more
+                // until one is answered (the peer's sends wait in TCP).
+                while peer.serving_full() {
+                    tokio::select! {
+                        _ = peer.serve_slot_freed() => {}
+                        _ = closed.changed() => break 'read "this node left".to_string(),
+                    }
+                }
                 // Frames already buffered decode without touching the socket, so
                 // nothing would make this task yield; and every tell it hands on
                 // lets its instance run too (actix drains a mailbox to the end).
@@ -1218,6 +1238,8 @@ fn serve_ask(
 mod tests {
     use super::*;
     use crate::prelude::*;
+
+    mod stall;
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, actix::Message, Serialize, Deserialize)]
@@ -1253,6 +1275,11 @@ mod tests {
         /// Handshakes as member `raw` for a connection of `kind`.
         async fn open(addr: &str, kind: ConnKind, secret: &[u8]) -> Result<Self, String> {
             let s: BoxStream = Box::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+            Self::over(s, kind, secret).await
+        }
+
+        /// Handshakes as member `raw` on `s`.
+        async fn over(s: BoxStream, kind: ConnKind, secret: &[u8]) -> Result<Self, String> {
             let (mut rd, mut wr) = tokio::io::split(s);
             let mut dec = FrameDecoder::new(super::super::frame::DEFAULT_MAX_FRAME_BYTES);
             let mut buf = vec![0u8; 64 * 1024];

@@ -71,9 +71,9 @@ pub(crate) struct ConnStats {
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
-    /// Encoded bytes waiting in the control lane (an upper bound per frame).
+    /// Bytes waiting in the control lane (`peer::queued_bytes` per frame).
     pub(crate) control_queued_bytes: AtomicU64,
-    /// Encoded bytes waiting in the data lane (an upper bound per frame).
+    /// Bytes waiting in the data lane (`peer::queued_bytes` per frame).
     pub(crate) data_queued_bytes: AtomicU64,
 }
 
@@ -94,7 +94,8 @@ pub struct ConnectionSnapshot {
     /// Bytes waiting in the control lane (replies, errors, tables, pings)
     /// for the connection's writer: a gauge, at most
     /// `max_control_queue_bytes`. Each frame counts an upper bound on its
-    /// encoded size.
+    /// encoded size plus its slot in the queue (about 200 bytes), so the
+    /// gauge bounds the memory the queue holds.
     pub control_queued_bytes: u64,
     /// Bytes waiting in the data lane (tells and asks to the peer): a
     /// gauge, at most `max_data_queue_bytes`.

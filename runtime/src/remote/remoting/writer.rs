@@ -16,7 +16,7 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
 use super::{encode_into, Frame, Remoting, TURN_TIME};
-use crate::remote::peer::{is_call, Peer};
+use crate::remote::peer::{is_call, queued_bytes, Peer};
 use crate::remote::transport::BoxStream;
 
 /// Largest batch the writer gathers before writing.
@@ -88,7 +88,7 @@ struct Held {
 
 impl Held {
     fn take(&mut self, f: &Frame) {
-        let len = f.queued_len() as u64;
+        let len = queued_bytes(f);
         if is_call(f) {
             self.data += len;
         } else {

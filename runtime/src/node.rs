@@ -127,6 +127,12 @@ impl Node {
         }
     }
 
+    /// The node's remoting layer, for tests that look inside a connection.
+    #[cfg(test)]
+    pub(crate) fn remoting(&self) -> Option<&Arc<crate::remote::remoting::Remoting>> {
+        self.shared().remote.as_ref()
+    }
+
     fn shared(&self) -> &Arc<NodeShared> {
         &self.inner.shared
     }

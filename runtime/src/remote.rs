@@ -18,7 +18,10 @@ pub(crate) mod wire_error;
 
 pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;
-pub use remoting::RemoteConfig;
+pub use remoting::{
+    RemoteConfig, DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES,
+    DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
+};
 pub use stats::{ConnectionSnapshot, RemoteSnapshot};
 pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};
 

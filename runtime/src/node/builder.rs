@@ -103,6 +103,37 @@ impl NodeBuilder {
         self
     }
 
+    /// Bytes one connection's control lane (replies, errors, tables,
+    /// pings) may hold (default 16 MiB). A control frame that does not fit
+    /// means the peer stopped reading: the connection is closed as stalled.
+    pub fn max_control_queue_bytes(mut self, n: usize) -> Self {
+        self.remote.max_control_queue_bytes = n;
+        self
+    }
+
+    /// Bytes one connection's data lane (tells and asks to the
+    /// peer) may hold (default 64 MiB); past it a call fails with
+    /// `CallError::Overloaded`.
+    pub fn max_data_queue_bytes(mut self, n: usize) -> Self {
+        self.remote.max_data_queue_bytes = n;
+        self
+    }
+
+    /// Close a connection whose peer takes no bytes for `timeout` while some
+    /// wait to be written (default 10 s): a peer that stopped reading its
+    /// socket. Its pending asks fail with `CallError::NodeDown`.
+    pub fn peer_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.remote.peer_stall_timeout = timeout;
+        self
+    }
+
+    /// Asks from one connection served at once (default 8,192); at the
+    /// bound the node reads no more from that peer until one is answered.
+    pub fn max_inbound_asks(mut self, n: usize) -> Self {
+        self.remote.max_inbound_asks = n;
+        self
+    }
+
     /// Count what is queued to each instance, for
     /// [`StatsSnapshot::mailbox_depth`](crate::StatsSnapshot::mailbox_depth)
     /// and the gateway's `msa_service_mailbox_depth` (default off). It costs

@@ -681,7 +681,14 @@ mod tests {
             addr: format!("{node}:1"),
             incarnation: 1,
         };
-        let peer = crate::remote::peer::Peer::new(info, node.into(), tx, ctl, Default::default());
+        let peer = crate::remote::peer::Peer::new(
+            info,
+            node.into(),
+            tx,
+            ctl,
+            Default::default(),
+            Default::default(),
+        );
         Arc::new(RemoteInstance {
             peer: Arc::new(peer),
             slot,

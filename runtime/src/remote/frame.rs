@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::handshake::ProtocolRange;
 use crate::message::{codec, CodecError};
 
+mod size;
+
 /// A 32-byte random challenge.
 pub(crate) type Nonce = [u8; 32];
 /// An HMAC-SHA256 tag.
@@ -315,6 +317,15 @@ mod tests {
     }
 
     #[test]
+    fn the_queued_length_of_every_sample_bounds_its_encoded_size() {
+        for f in sample() {
+            let mut bytes = Vec::new();
+            encode_into(&f, DEFAULT_MAX_FRAME_BYTES, &mut bytes).unwrap();
+            assert!(f.queued_len() >= bytes.len(), "{f:?}");
+        }
+    }
+
+    #[test]
     fn frames_survive_a_byte_at_a_time() {
         let mut bytes = Vec::new();
         for f in sample() {
@@ -455,6 +466,15 @@ mod proptests {
                 }
             }
             prop_assert_eq!(got, frames);
+        }
+
+        #[test]
+        fn the_queued_length_bounds_the_encoded_size(f in frame()) {
+            let mut bytes = Vec::new();
+            encode_into(&f, DEFAULT_MAX_FRAME_BYTES, &mut bytes).unwrap();
+            prop_assert!(f.queued_len() >= bytes.len(), "{} < {} for {:?}", f.queued_len(), bytes.len(), f);
+            // Close enough to count by: fixed overhead, not a multiple.
+            prop_assert!(f.queued_len() <= bytes.len() + 160, "{} for {} bytes", f.queued_len(), bytes.len());
         }
 
         #[test]

@@ -15,16 +15,62 @@ use crate::error::CallError;
 /// The reply to a remote ask: the encoded result, or the remote failure.
 pub(crate) type RemoteReply = Result<Vec<u8>, WireError>;
 
+/// The byte bounds of a connection's two queues.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueBounds {
+    /// `RemoteConfig::max_data_queue_bytes`.
+    pub(crate) data_bytes: usize,
+    /// `RemoteConfig::max_control_queue_bytes`.
+    pub(crate) control_bytes: usize,
+    /// `RemoteConfig::max_inbound_asks`.
+    pub(crate) inbound_asks: usize,
+}
+
+impl Default for QueueBounds {
+    fn default() -> Self {
+        Self {
+            data_bytes: super::remoting::DEFAULT_MAX_DATA_QUEUE_BYTES,
+            control_bytes: super::remoting::DEFAULT_MAX_CONTROL_QUEUE_BYTES,
+            inbound_asks: super::remoting::DEFAULT_MAX_INBOUND_ASKS,
+        }
+    }
+}
+
+/// Whether `frame` takes the data lane (calls) rather than the control lane.
+pub(crate) fn is_call(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Tell { .. } | Frame::Ask { .. } | Frame::AskJson { .. }
+    )
+}
+
+/// What a frame counts against its queue's bound: an upper bound on its
+/// encoded size plus the slot it takes in the queue, so that a lane full of
+/// small replies is bounded in memory too (a slot is about 200 bytes, several
+/// times a small reply's encoding).
+pub(crate) fn queued_bytes(frame: &Frame) -> u64 {
+    (frame.queued_len() + std::mem::size_of::<Frame>()) as u64
+}
+
 /// A connected remote node.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) info: NodeInfo,
     /// Whether this side dialed the connection (decides duplicate connections).
     pub(crate) dialer: String,
+    /// The data lane: tells and asks, bounded by frames and by
+    /// `max_data_bytes`.
     tx: mpsc::Sender<Frame>,
     /// The control lane: replies, errors, membership, tables, pings. Never
-    /// dropped behind a full queue of calls, and written first.
+    /// dropped behind a full queue of calls, written first, and bounded by
+    /// `max_control_bytes` (counted in `conn.control_queued_bytes`).
     ctl: mpsc::UnboundedSender<Frame>,
+    max_data_bytes: u64,
+    max_control_bytes: u64,
+    /// Why the peer was found not reading, once it was (set once).
+    stalled: Mutex<Option<String>>,
+    /// Wakes the connection's reader when the peer is found stalled.
+    stall_notify: tokio::sync::Notify,
     pending: Mutex<HashMap<u64, oneshot::Sender<RemoteReply>>>,
     next_id: AtomicU64,
     down: AtomicBool,
@@ -32,6 +78,10 @@ pub(crate) struct Peer {
     retired: AtomicBool,
     /// Replies still being computed for asks that came in on this connection.
     serving: std::sync::atomic::AtomicUsize,
+    /// The bound on `serving` (the reader waits at it).
+    max_serving: usize,
+    /// Wakes the reader waiting at `max_serving` when an ask is answered.
+    serve_slot: tokio::sync::Notify,
     stats: Arc<RemoteStats>,
     /// This connection's own counters.
     pub(crate) conn: super::stats::ConnStats,
@@ -54,6 +104,7 @@ impl Peer {
         dialer: String,
         tx: mpsc::Sender<Frame>,
         ctl: mpsc::UnboundedSender<Frame>,
+        bounds: QueueBounds,
         stats: Arc<RemoteStats>,
     ) -> Self {
         Self {
@@ -61,12 +112,18 @@ impl Peer {
             dialer,
             tx,
             ctl,
+            max_data_bytes: bounds.data_bytes as u64,
+            max_control_bytes: bounds.control_bytes as u64,
+            stalled: Mutex::new(None),
+            stall_notify: tokio::sync::Notify::new(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             down: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             serving: std::sync::atomic::AtomicUsize::new(0),
+            max_serving: bounds.inbound_asks,
+            serve_slot: tokio::sync::Notify::new(),
             stats,
             conn: Default::default(),
             lane: Mutex::new(None),
@@ -169,9 +226,24 @@ impl Peer {
     pub(crate) fn serving(&self, started: bool) {
         if started {
             self.serving.fetch_add(1, Ordering::AcqRel);
-        } else {
-            self.serving.fetch_sub(1, Ordering::AcqRel);
+        } else if self.serving.fetch_sub(1, Ordering::AcqRel) >= self.max_serving {
+            self.serve_slot.notify_one();
         }
+    }
+
+    /// Whether as many inbound asks as allowed are being served.
+    pub(crate) fn serving_full(&self) -> bool {
+        self.serving.load(Ordering::Acquire) >= self.max_serving
+    }
+
+    /// Resolves when an inbound ask is answered while at the bound.
+    pub(crate) async fn serve_slot_freed(&self) {
+        self.serve_slot.notified().await;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn serving_now(&self) -> usize {
+        self.serving.load(Ordering::Acquire)
     }
 
     /// Whether replies are still owed on this connection.
@@ -199,27 +271,90 @@ impl Peer {
     }
 
     /// Queues a frame without waiting: a full queue fails fast.
+    ///
+    /// A call that finds the data lane full (by frames or by bytes) fails
+    /// with `Overloaded`. A control frame that finds the control lane full
+    /// is not queued either: the peer is not reading, so the frame is
+    /// counted (`control_overflows`) and the connection is closed as
+    /// stalled ([`Peer::stall`]). A lane that is empty takes one frame of
+    /// any size.
     pub(crate) fn send(&self, frame: Frame) -> Result<(), CallError> {
         if self.is_down() {
             return Err(self.node_down());
         }
-        if !matches!(
-            frame,
-            Frame::Tell { .. } | Frame::Ask { .. } | Frame::AskJson { .. }
-        ) {
-            // Control frames take their own unbounded lane: a flood of tells
-            // must not drop a reply or delay failure detection.
-            return self.ctl.send(frame).map_err(|_| self.node_down());
+        let len = queued_bytes(&frame);
+        if !is_call(&frame) {
+            // Control frames take their own lane: a flood of tells must not
+            // drop a reply or delay failure detection.
+            let queued = &self.conn.control_queued_bytes;
+            let before = queued.fetch_add(len, Ordering::Relaxed);
+            if before > 0 && before + len > self.max_control_bytes {
+                queued.fetch_sub(len, Ordering::Relaxed);
+                self.stats.control_overflows.fetch_add(1, Ordering::Relaxed);
+                self.stall(format!(
+                    "its control lane holds {before} bytes (bound {}); a {} of {len} bytes did not fit",
+                    self.max_control_bytes,
+                    frame.kind()
+                ));
+                return Err(self.overloaded());
+            }
+            return self.ctl.send(frame).map_err(|_| {
+                queued.fetch_sub(len, Ordering::Relaxed);
+                self.node_down()
+            });
+        }
+        let queued = &self.conn.data_queued_bytes;
+        let before = queued.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > self.max_data_bytes {
+            queued.fetch_sub(len, Ordering::Relaxed);
+            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(self.overloaded());
         }
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
+                queued.fetch_sub(len, Ordering::Relaxed);
                 self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-                Err(CallError::Overloaded {
-                    node: self.info.name.clone(),
-                })
+                Err(self.overloaded())
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.node_down()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                queued.fetch_sub(len, Ordering::Relaxed);
+                Err(self.node_down())
+            }
+        }
+    }
+
+    fn overloaded(&self) -> CallError {
+        CallError::Overloaded {
+            node: self.info.name.clone(),
+        }
+    }
+
+    /// The peer stopped reading (`why`): counts it once and wakes the
+    /// connection's reader, which closes the connection.
+    pub(crate) fn stall(&self, why: String) {
+        let mut stalled = self.stalled.lock();
+        if stalled.is_none() {
+            *stalled = Some(why);
+            self.stats
+                .stalled_connections
+                .fetch_add(1, Ordering::Relaxed);
+            self.stall_notify.notify_one();
+        }
+    }
+
+    /// Why the peer was found stalled, if it was.
+    pub(crate) fn stall_reason(&self) -> Option<String> {
+        self.stalled.lock().clone()
+    }
+
+    /// Resolves with the reason once the peer is found stalled.
+    pub(crate) async fn stalled(&self) -> String {
+        loop {
+            if let Some(why) = self.stall_reason() {
+                return why;
+            }
+            self.stall_notify.notified().await;
         }
     }
 

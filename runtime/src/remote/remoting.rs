@@ -13,24 +13,38 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 mod lane;
+mod writer;
 
 use super::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo, WireError};
 use super::handshake::{
     Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step, PROTOCOLS,
 };
 use super::membership::{Effects, Member, Membership, TableVersion};
-use super::peer::Peer;
+use super::peer::{Peer, QueueBounds};
 use super::stats::RemoteStats;
 use super::transport::{BoxStream, Transport};
 use super::wire::WireMetaExt;
 use crate::node::NodeShared;
 use crate::service::ServiceRef;
+use writer::{Lanes, WriterMode};
 
 /// How much longer than the caller's timeout a served ask may run.
 pub(crate) const SERVE_SLACK: Duration = Duration::from_millis(250);
 
 /// The default failure-detection bound.
 pub(crate) const DEFAULT_DETECTION: Duration = Duration::from_secs(5);
+
+/// The default bound of a connection's data lane (64 MiB).
+pub const DEFAULT_MAX_DATA_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The default bound of a connection's control lane (16 MiB).
+pub const DEFAULT_MAX_CONTROL_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The default time after which a peer that stopped reading is closed (10 s).
+pub const DEFAULT_PEER_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default bound on asks from one connection served at once (8,192).
+pub const DEFAULT_MAX_INBOUND_ASKS: usize = 8_192;
 
 /// Remoting settings of a node.
 #[derive(Debug, Clone)]
@@ -43,6 +57,27 @@ pub struct RemoteConfig {
     pub max_frame_bytes: usize,
     /// Frames queued per connection before `tell` fails with `Overloaded`.
     pub outbound_queue: usize,
+    /// Bytes the data lane of a connection (tells and asks to the peer) may
+    /// hold, each frame counting an upper bound on its encoded size plus its
+    /// slot in the queue (about 200 bytes); past it a call fails with `Overloaded`, as past
+    /// `outbound_queue` frames. Default 64 MiB.
+    pub max_data_queue_bytes: usize,
+    /// Bytes the control lane of a connection (replies, errors,
+    /// tables, pings, membership until the lane is up) may hold, counted as
+    /// for `max_data_queue_bytes`. A control
+    /// frame that does not fit means the peer is not reading: it is counted
+    /// (`control_overflows`) and the connection is closed as stalled.
+    /// Default 16 MiB.
+    pub max_control_queue_bytes: usize,
+    /// A peer whose connection takes no bytes for this long while some are
+    /// waiting (it stopped reading its socket) is closed as stalled
+    /// (`stalled_connections`). Default 10 s.
+    pub peer_stall_timeout: Duration,
+    /// Asks from one connection served at once. At the bound the
+    /// connection's reader waits until one is answered, so a peer that
+    /// sends asks faster than they are served (or never reads the replies)
+    /// is held back by TCP instead of piling up work here. Default 8,192.
+    pub max_inbound_asks: usize,
     /// Addresses to dial at start (and to re-dial while they are unreachable).
     pub seeds: Vec<String>,
     /// Idle connections send a ping this often.
@@ -65,6 +100,10 @@ impl Default for RemoteConfig {
             secret: None,
             max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
             outbound_queue: 65_536,
+            max_data_queue_bytes: DEFAULT_MAX_DATA_QUEUE_BYTES,
+            max_control_queue_bytes: DEFAULT_MAX_CONTROL_QUEUE_BYTES,
+            peer_stall_timeout: DEFAULT_PEER_STALL_TIMEOUT,
+            max_inbound_asks: DEFAULT_MAX_INBOUND_ASKS,
             seeds: Vec::new(),
             heartbeat: Duration::from_millis(500),
             dead_after: Duration::from_secs(3),
@@ -440,20 +479,26 @@ impl Remoting {
         info: NodeInfo,
         dialer: String,
         mut rd: ReadHalf<BoxStream>,
-        mut wr: WriteHalf<BoxStream>,
+        wr: WriteHalf<BoxStream>,
         mut dec: FrameDecoder,
     ) {
         if info.name == self.local.name {
             tracing::warn!("connected to ourselves; closing");
             return;
         }
-        let (tx, mut rx) = mpsc::channel::<Frame>(self.cfg.outbound_queue.max(16));
-        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Frame>();
+        let (tx, rx) = mpsc::channel::<Frame>(self.cfg.outbound_queue.max(16));
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<Frame>();
+        let bounds = QueueBounds {
+            data_bytes: self.cfg.max_data_queue_bytes,
+            control_bytes: self.cfg.max_control_queue_bytes,
+            inbound_asks: self.cfg.max_inbound_asks.max(1),
+        };
         let peer = Arc::new(Peer::new(
             info.clone(),
             dialer,
             tx,
             ctl_tx,
+            bounds,
             self.stats.clone(),
         ));
         // One connection per peer: of two, keep the one dialed by the smaller
@@ -508,141 +553,107 @@ impl Remoting {
         }
 
         // Writer: batch whatever is queued into one write, flush when the queue is empty.
-        let me = self.clone();
-        let heartbeat = self.cfg.heartbeat;
-        let (drain_tx, mut drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let wpeer = peer.clone();
-        let writer = async move {
-            let mut out = Vec::with_capacity(64 * 1024);
-            let mut tick = tokio::time::interval(heartbeat);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut draining = false;
-            loop {
-                let first = if draining {
-                    // Write out what is still queued (a `Leaving`), then stop.
-                    match ctl_rx.try_recv().or_else(|_| rx.try_recv()) {
-                        Ok(f) => f,
-                        Err(_) => break,
-                    }
-                } else {
-                    tokio::select! {
-                        // Control first: replies and membership never wait
-                        // behind a backlog of calls.
-                        biased;
-                        f = ctl_rx.recv() => match f { Some(f) => f, None => break },
-                        f = rx.recv() => match f { Some(f) => f, None => break },
-                        _ = tick.tick() => {
-                            if wpeer.is_retired() {
-                                // A retired connection goes quiet, so both ends close it.
-                                continue;
-                            }
-                            Frame::Ping { id: 0, table: me.table_version.load(Ordering::Acquire) }
-                        }
-                        _ = &mut drain_rx => {
-                            draining = true;
-                            continue;
-                        }
-                    }
-                };
-                out.clear();
-                let mut frames = 0u64;
-                let mut push = |f: &Frame, out: &mut Vec<u8>| match encode_into(
-                    f,
-                    me.cfg.max_frame_bytes,
-                    out,
-                ) {
-                    Ok(()) => frames += 1,
-                    Err(e) => tracing::warn!(error = %e, kind = f.kind(), "frame not sent"),
-                };
-                let batch = std::time::Instant::now();
-                push(&first, &mut out);
-                while out.len() < 256 * 1024 && batch.elapsed() < TURN_TIME {
-                    match ctl_rx.try_recv().or_else(|_| rx.try_recv()) {
-                        Ok(f) => push(&f, &mut out),
-                        Err(_) => break,
-                    }
-                }
-                if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
-                    break;
-                }
-                me.stats.frames_out.fetch_add(frames, Ordering::Relaxed);
-                me.stats
-                    .bytes_out
-                    .fetch_add(out.len() as u64, Ordering::Relaxed);
-                wpeer.conn.frames_out.fetch_add(frames, Ordering::Relaxed);
-                wpeer
-                    .conn
-                    .bytes_out
-                    .fetch_add(out.len() as u64, Ordering::Relaxed);
-                // A full queue refills as fast as it drains and the socket
-                // takes whole batches without waiting: take turns with the
-                // reader, timers and membership of this thread.
-                tokio::task::yield_now().await;
-            }
-            let _ = wr.shutdown().await;
+        let (mode, mode_rx) = tokio::sync::watch::channel(WriterMode::Run);
+        let lanes = Lanes {
+            control: ctl_rx,
+            data: rx,
         };
-        let writer = actix_rt::spawn(writer);
+        let mut writer = actix_rt::spawn(self.clone().run_writer(peer.clone(), wr, lanes, mode_rx));
 
         // Reader: dispatch frames until the connection ends or goes silent.
         let mut buf = vec![0u8; 64 * 1024];
         let mut closed = self.closed.subscribe();
         let mut since_yield = 0u32;
         let mut turn = std::time::Instant::now();
-        let reason = loop {
-            // Frames already buffered decode without touching the socket, so
-            // nothing would make this task yield; and every tell it hands on
-            // lets its instance run too (actix drains a mailbox to the end).
-            // Taking turns keeps a flood of calls from starving the
-            // writers, timers and membership that share this thread.
-            since_yield += 1;
-            if since_yield >= READER_TURN_FRAMES || turn.elapsed() >= TURN_TIME {
-                since_yield = 0;
-                tokio::task::yield_now().await;
-                turn = std::time::Instant::now();
-            }
-            let frame = tokio::select! {
-                f = tokio::time::timeout(
-                    self.cfg.dead_after,
-                    read_frame_counted(&mut rd, &mut dec, &mut buf, Some((&self.stats, &peer.conn))),
-                ) => f,
-                _ = closed.changed() => break "this node left".to_string(),
-            };
-            match frame {
-                Ok(Ok(f)) => {
-                    self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                    peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
-                    if let Err(reason) = self.on_frame(&peer, f) {
+        let reading = async {
+            'read: loop {
+                // Enough asks from this peer are being served: read no more
+                // until one is answered (the peer's sends wait in TCP).
+                while peer.serving_full() {
+                    tokio::select! {
+                        _ = peer.serve_slot_freed() => {}
+                        _ = closed.changed() => break 'read "this node left".to_string(),
+                    }
+                }
+                // Frames already buffered decode without touching the socket, so
+                // nothing would make this task yield; and every tell it hands on
+                // lets its instance run too (actix drains a mailbox to the end).
+                // Taking turns keeps a flood of calls from starving the
+                // writers, timers and membership that share this thread.
+                since_yield += 1;
+                if since_yield >= READER_TURN_FRAMES || turn.elapsed() >= TURN_TIME {
+                    since_yield = 0;
+                    tokio::task::yield_now().await;
+                    turn = std::time::Instant::now();
+                }
+                let frame = tokio::select! {
+                    f = tokio::time::timeout(
+                        self.cfg.dead_after,
+                        read_frame_counted(&mut rd, &mut dec, &mut buf, Some((&self.stats, &peer.conn))),
+                    ) => f,
+                    _ = closed.changed() => break "this node left".to_string(),
+                };
+                match frame {
+                    Ok(Ok(f)) => {
+                        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                        peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
+                        if let Err(reason) = self.on_frame(&peer, f) {
+                            break reason;
+                        }
+                    }
+                    Ok(Err(reason)) => {
+                        if reason != "connection closed" {
+                            self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                        }
                         break reason;
                     }
+                    Err(_) => break format!("silent for {:?}", self.cfg.dead_after),
                 }
-                Ok(Err(reason)) => {
-                    if reason != "connection closed" {
-                        self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                    break reason;
+                if peer.is_down() {
+                    break "replaced or closed".into();
                 }
-                Err(_) => break format!("silent for {:?}", self.cfg.dead_after),
-            }
-            if peer.is_down() {
-                break "replaced or closed".into();
-            }
-            if peer.is_retired()
-                && peer.pending() == 0
-                && !peer.replied_recently()
-                && self.successor_has_table(&info.name)
-            {
-                break "retired duplicate connection, idle".into();
+                if peer.is_retired()
+                    && peer.pending() == 0
+                    && !peer.replied_recently()
+                    && self.successor_has_table(&info.name)
+                {
+                    break "retired duplicate connection, idle".into();
+                }
             }
         };
-        // Let the writer flush what is queued (bounded), then stop it.
-        let _ = drain_tx.send(());
-        if tokio::time::timeout(Duration::from_millis(500), writer)
-            .await
-            .is_err()
-        {
-            tracing::debug!(peer = %info.name, "writer did not drain in time");
+        // A peer that stopped reading ends the connection whatever the
+        // reader is doing (it may be reading a flood of calls).
+        let reason: String = tokio::select! {
+            r = reading => r,
+            why = peer.stalled() => format!("stalled: {why}"),
+        };
+        let mut written = false;
+        if peer.stall_reason().is_none() {
+            // Let the writer flush what is queued (bounded), then stop it.
+            mode.send_replace(WriterMode::Drain);
+            written = tokio::time::timeout(Duration::from_millis(500), &mut writer)
+                .await
+                .is_ok();
+            if !written {
+                tracing::debug!(peer = %info.name, "writer did not drain in time");
+            }
+        }
+        if !written {
+            // A stalled peer gets nothing more: its writer stops mid-write
+            // (and releases what is queued).
+            mode.send_replace(WriterMode::Stop);
+            if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
         }
         peer.mark_down();
+        let stalled = peer.stall_reason();
+        if let Some(why) = &stalled {
+            tracing::warn!(peer = %info.name, reason = %why, "peer stopped reading; connection closed");
+        }
         let removed = {
             let mut peers = self.peers.write();
             match peers.get(&info.name) {
@@ -654,7 +665,9 @@ impl Remoting {
             }
         };
         if removed {
-            tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
+            if stalled.is_none() {
+                tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
+            }
             self.emit(if peer.is_leaving() {
                 super::status::ClusterEvent::Left {
                     name: info.name.clone(),
@@ -1083,7 +1096,12 @@ impl Remoting {
                     break;
                 }
             };
-            if self.write_frame(&mut wr, &reply).await.is_err() {
+            // A client that stops reading is let go after the stall timeout.
+            let write = self.write_frame(&mut wr, &reply);
+            if !matches!(
+                tokio::time::timeout(self.cfg.peer_stall_timeout, write).await,
+                Ok(Ok(()))
+            ) {
                 break;
             }
         }
@@ -1291,6 +1309,8 @@ fn serve_ask_json(
 mod tests {
     use super::*;
     use crate::prelude::*;
+
+    mod stall;
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, actix::Message, Serialize, Deserialize)]
@@ -1326,6 +1346,11 @@ mod tests {
         /// Handshakes as member `raw` for a connection of `kind`.
         async fn open(addr: &str, kind: ConnKind, secret: &[u8]) -> Result<Self, String> {
             let s: BoxStream = Box::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+            Self::over(s, kind, secret).await
+        }
+
+        /// Handshakes as member `raw` on `s`.
+        async fn over(s: BoxStream, kind: ConnKind, secret: &[u8]) -> Result<Self, String> {
             let (mut rd, mut wr) = tokio::io::split(s);
             let mut dec = FrameDecoder::new(super::super::frame::DEFAULT_MAX_FRAME_BYTES);
             let mut buf = vec![0u8; 64 * 1024];

@@ -13,6 +13,8 @@ pub(crate) struct RemoteStats {
     pub(crate) malformed_frames: AtomicU64,
     pub(crate) late_replies: AtomicU64,
     pub(crate) overloaded: AtomicU64,
+    pub(crate) stalled_connections: AtomicU64,
+    pub(crate) control_overflows: AtomicU64,
 }
 
 /// A copy of the remoting counters.
@@ -35,6 +37,13 @@ pub struct RemoteSnapshot {
     pub late_replies: u64,
     /// Messages refused because an outbound queue was full.
     pub overloaded: u64,
+    /// Connections closed because their peer stopped reading: a write made
+    /// no progress for `peer_stall_timeout`, or the control lane was full.
+    pub stalled_connections: u64,
+    /// Control frames (replies, errors, tables, pings) refused because the
+    /// connection's control lane held `max_control_queue_bytes` already;
+    /// each one closes its connection as stalled.
+    pub control_overflows: u64,
 }
 
 impl RemoteStats {
@@ -49,6 +58,8 @@ impl RemoteStats {
             malformed_frames: l(&self.malformed_frames),
             late_replies: l(&self.late_replies),
             overloaded: l(&self.overloaded),
+            stalled_connections: l(&self.stalled_connections),
+            control_overflows: l(&self.control_overflows),
         }
     }
 }
@@ -60,6 +71,10 @@ pub(crate) struct ConnStats {
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    /// Bytes waiting in the control lane (`peer::queued_bytes` per frame).
+    pub(crate) control_queued_bytes: AtomicU64,
+    /// Bytes waiting in the data lane (`peer::queued_bytes` per frame).
+    pub(crate) data_queued_bytes: AtomicU64,
 }
 
 /// A copy of one connection's counters.
@@ -76,6 +91,15 @@ pub struct ConnectionSnapshot {
     pub bytes_in: u64,
     /// Bytes sent on this connection (after the handshake).
     pub bytes_out: u64,
+    /// Bytes waiting in the control lane (replies, errors, tables, pings)
+    /// for the connection's writer: a gauge, at most
+    /// `max_control_queue_bytes`. Each frame counts an upper bound on its
+    /// encoded size plus its slot in the queue (about 200 bytes), so the
+    /// gauge bounds the memory the queue holds.
+    pub control_queued_bytes: u64,
+    /// Bytes waiting in the data lane (tells and asks to the peer): a
+    /// gauge, at most `max_data_queue_bytes`.
+    pub data_queued_bytes: u64,
 }
 
 impl ConnStats {
@@ -87,6 +111,8 @@ impl ConnStats {
             frames_out: l(&self.frames_out),
             bytes_in: l(&self.bytes_in),
             bytes_out: l(&self.bytes_out),
+            control_queued_bytes: l(&self.control_queued_bytes),
+            data_queued_bytes: l(&self.data_queued_bytes),
         }
     }
 }

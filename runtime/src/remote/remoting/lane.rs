@@ -17,9 +17,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
+use super::writer::{write_progress, WriteError};
 use super::{
     encode_into, read_frame_counted, ConnGuard, ConnKind, Frame, FrameDecoder, MembershipInput,
     NodeInfo, Remoting,
@@ -170,11 +171,17 @@ impl Remoting {
                         next = rx.try_recv().ok();
                     }
                 }
-                if let Err(e) = wr.write_all(&out).await {
-                    return e.to_string();
-                }
-                if let Err(e) = wr.flush().await {
-                    return e.to_string();
+                match write_progress(&mut wr, &out, self.cfg.peer_stall_timeout).await {
+                    Ok(()) => {}
+                    Err(e @ WriteError::Stalled { .. }) => {
+                        // Its queue grows while the peer does not read: close it.
+                        self.stats
+                            .stalled_connections
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer = %peer.info.name, error = %e, "peer stopped reading its membership lane; lane closed");
+                        return e.to_string();
+                    }
+                    Err(e) => return e.to_string(),
                 }
                 self.stats.frames_out.fetch_add(frames, Ordering::Relaxed);
                 self.stats

@@ -1,0 +1,140 @@
+//! How many bytes a queued frame stands for: an upper bound on its encoded
+//! size (length prefix included), computed from the lengths of its fields
+//! without encoding it, so the queues toward a peer can be bounded by bytes
+//! at the cost of a few additions per frame.
+//!
+//! bincode's standard configuration writes integers as varints (at most
+//! 9 bytes for a `u64`, 17 for a `u128`), strings and byte vectors as a
+//! varint length and the bytes, and an enum variant as a varint tag.
+
+use super::{Frame, NodeInfo, ServiceAd, WireError, WireMeta};
+
+/// Length prefix (4) and variant tag (at most 5).
+const HEAD: usize = 9;
+/// Largest varint of a `u64` (also bounds a `u32` and a `usize` length).
+const INT: usize = 9;
+/// Largest varint of a `u128`.
+const INT128: usize = 17;
+
+/// A string or byte vector: its length and its bytes.
+fn bytes(len: usize) -> usize {
+    INT + len
+}
+
+fn node(n: &NodeInfo) -> usize {
+    bytes(n.name.len()) + bytes(n.addr.len()) + INT
+}
+
+fn meta(m: &WireMeta) -> usize {
+    1 + m.subject.as_ref().map_or(0, |s| bytes(s.len()))
+        + INT
+        + m.roles.iter().map(|r| bytes(r.len())).sum::<usize>()
+        + 1
+        + INT128
+        + INT
+        + 1
+        + INT
+}
+
+/// A wire error travels as a code, a text, a number and a detail text.
+fn wire_error(e: &WireError) -> usize {
+    use super::super::wire_error::WireJsonError;
+    let texts = match e {
+        WireError::UnhandledMessage { message }
+        | WireError::HandlerPanicked { message }
+        | WireError::NotRegistered { message } => message.len(),
+        WireError::NodeDown { node } | WireError::Overloaded { node } => node.len(),
+        WireError::Codec { reason }
+        | WireError::Json(WireJsonError::Malformed { reason })
+        | WireError::Other { text: reason, .. } => reason.len(),
+        WireError::Json(WireJsonError::BadBody { path, reason }) => path.len() + reason.len(),
+        WireError::UnknownService
+        | WireError::NoInstance
+        | WireError::InstanceDied
+        | WireError::Timeout { .. }
+        | WireError::ShuttingDown
+        | WireError::Json(WireJsonError::UnknownMessage) => 0,
+    };
+    INT + bytes(texts) + INT + bytes(0)
+}
+
+fn service_ad(s: &ServiceAd) -> usize {
+    bytes(s.name.len())
+        + INT
+        + s.slots.len() * 2 * INT
+        + INT
+        + s.messages.iter().map(|m| bytes(m.len())).sum::<usize>()
+        + 1
+}
+
+impl Frame {
+    /// An upper bound on this frame's encoded size, length prefix included
+    /// (what it adds to a queue toward a peer). Calls and replies cost a
+    /// few additions; only tables and status walk their contents.
+    pub(crate) fn queued_len(&self) -> usize {
+        HEAD + match self {
+            Self::Hello {
+                cluster, node: n, ..
+            } => 2 * INT + bytes(cluster.len()) + node(n) + 32 + INT,
+            Self::LegacyHello {
+                cluster, node: n, ..
+            } => INT + bytes(cluster.len()) + node(n) + 32 + INT,
+            Self::Challenge { node: n, .. } => node(n) + 64 + INT,
+            Self::Auth { .. } => 32,
+            Self::Welcome | Self::Leaving | Self::TableRequest | Self::StatusRequest => 0,
+            Self::Refused { reason } => bytes(reason.len()),
+            Self::Tell {
+                service,
+                message,
+                meta: m,
+                payload,
+            } => bytes(service.len()) + bytes(message.len()) + meta(m) + bytes(payload.len()),
+            Self::Ask {
+                service,
+                message,
+                meta: m,
+                payload,
+                ..
+            } => INT + bytes(service.len()) + bytes(message.len()) + meta(m) + bytes(payload.len()),
+            Self::AskJson {
+                service,
+                message,
+                meta: m,
+                body,
+                ..
+            } => INT + bytes(service.len()) + bytes(message.len()) + meta(m) + bytes(body.len()),
+            Self::Reply { payload, .. } => INT + bytes(payload.len()),
+            Self::Error { error, .. } => INT + wire_error(error),
+            Self::Ping { .. } => 2 * INT,
+            Self::Pong { .. } => INT,
+            Self::Membership { payload } => bytes(payload.len()),
+            Self::Status { status } => {
+                INT + status
+                    .members
+                    .iter()
+                    .map(|m| {
+                        bytes(m.name.len()) + bytes(m.addr.len()) + bytes(m.status.len()) + INT
+                    })
+                    .sum::<usize>()
+                    + INT
+                    + status
+                        .services
+                        .iter()
+                        .map(|s| {
+                            bytes(s.name.len())
+                                + INT
+                                + s.nodes.iter().map(|n| bytes(n.len())).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            }
+            Self::Table {
+                services, members, ..
+            } => {
+                INT + INT
+                    + services.iter().map(service_ad).sum::<usize>()
+                    + INT
+                    + members.iter().map(node).sum::<usize>()
+            }
+        }
+    }
+}

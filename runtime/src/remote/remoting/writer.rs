@@ -1,0 +1,231 @@
+//! A data connection's writer: drains the control lane first, then the data
+//! lane, into one buffer per batch, and writes it with one syscall.
+//!
+//! It keeps the per-connection queued-bytes gauges honest: a frame's bytes
+//! leave the gauge once the batch holding it is written, or when the writer
+//! ends and drops what is left (it closes both lanes first, so nothing can
+//! be queued behind it). A write that takes no bytes for
+//! `peer_stall_timeout` means the peer stopped reading: the peer is marked
+//! stalled and the writer ends.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::sync::{mpsc, watch};
+
+use super::{encode_into, Frame, Remoting, TURN_TIME};
+use crate::remote::peer::{is_call, queued_bytes, Peer};
+use crate::remote::transport::BoxStream;
+
+/// Largest batch the writer gathers before writing.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// What the connection asks of its writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriterMode {
+    /// Write whatever is queued, and ping when idle.
+    Run,
+    /// Write out what is still queued (a `Leaving`), then stop.
+    Drain,
+    /// Stop now, even in the middle of a write.
+    Stop,
+}
+
+/// The two queues a writer drains.
+#[derive(Debug)]
+pub(super) struct Lanes {
+    /// Replies, errors, tables, pings: written first.
+    pub(super) control: mpsc::UnboundedReceiver<Frame>,
+    /// Tells and asks.
+    pub(super) data: mpsc::Receiver<Frame>,
+}
+
+/// Why a write ended early.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WriteError {
+    /// The socket failed.
+    #[error("write failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer took no bytes for this long.
+    #[error("the peer took no bytes for {after:?}")]
+    Stalled {
+        /// The stall timeout.
+        after: Duration,
+    },
+}
+
+/// Writes all of `buf` and flushes, failing with `Stalled` when one write
+/// takes no bytes within `stall` (a slow reader that keeps reading is fine).
+pub(super) async fn write_progress(
+    wr: &mut WriteHalf<BoxStream>,
+    buf: &[u8],
+    stall: Duration,
+) -> Result<(), WriteError> {
+    let stalled = || WriteError::Stalled { after: stall };
+    let mut pos = 0;
+    while pos < buf.len() {
+        match tokio::time::timeout(stall, wr.write(&buf[pos..])).await {
+            Ok(Ok(0)) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+            Ok(Ok(n)) => pos += n,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(stalled()),
+        }
+    }
+    tokio::time::timeout(stall, wr.flush())
+        .await
+        .map_err(|_| stalled())??;
+    Ok(())
+}
+
+/// Bytes taken from the lanes and not yet written, by lane.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    control: u64,
+    data: u64,
+}
+
+impl Held {
+    fn take(&mut self, f: &Frame) {
+        let len = queued_bytes(f);
+        if is_call(f) {
+            self.data += len;
+        } else {
+            self.control += len;
+        }
+    }
+
+    /// Takes these bytes off the connection's gauges.
+    fn release(&mut self, peer: &Peer) {
+        peer.conn
+            .control_queued_bytes
+            .fetch_sub(self.control, Ordering::Relaxed);
+        peer.conn
+            .data_queued_bytes
+            .fetch_sub(self.data, Ordering::Relaxed);
+        *self = Self::default();
+    }
+}
+
+impl Remoting {
+    /// Runs the writer of `peer`'s data connection until its lanes close,
+    /// the socket fails, the peer stalls, or `mode` says stop.
+    pub(super) async fn run_writer(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+        mut wr: WriteHalf<BoxStream>,
+        mut lanes: Lanes,
+        mut mode: watch::Receiver<WriterMode>,
+    ) {
+        let stall = self.cfg.peer_stall_timeout;
+        let mut out = Vec::with_capacity(64 * 1024);
+        let mut tick = tokio::time::interval(self.cfg.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut draining = false;
+        let mut held = Held::default();
+        loop {
+            let first = if draining {
+                match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
+                    Ok(f) => {
+                        held.take(&f);
+                        f
+                    }
+                    Err(_) => break,
+                }
+            } else {
+                tokio::select! {
+                    // The connection's word first, then control: replies and
+                    // membership never wait behind a backlog of calls.
+                    biased;
+                    changed = mode.changed() => {
+                        match changed.map(|()| *mode.borrow_and_update()) {
+                            Ok(WriterMode::Run) => {}
+                            Ok(WriterMode::Drain) => draining = true,
+                            Ok(WriterMode::Stop) | Err(_) => break,
+                        }
+                        continue;
+                    }
+                    f = lanes.control.recv() => match f {
+                        Some(f) => { held.take(&f); f }
+                        None => break,
+                    },
+                    f = lanes.data.recv() => match f {
+                        Some(f) => { held.take(&f); f }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if peer.is_retired() {
+                            // A retired connection goes quiet, so both ends close it.
+                            continue;
+                        }
+                        // The writer's own ping: not queued, not counted.
+                        Frame::Ping { id: 0, table: self.table_version.load(Ordering::Acquire) }
+                    }
+                }
+            };
+            out.clear();
+            let mut frames = 0u64;
+            let mut push = |f: &Frame, out: &mut Vec<u8>| match encode_into(
+                f,
+                self.cfg.max_frame_bytes,
+                out,
+            ) {
+                Ok(()) => frames += 1,
+                Err(e) => tracing::warn!(error = %e, kind = f.kind(), "frame not sent"),
+            };
+            let batch = std::time::Instant::now();
+            push(&first, &mut out);
+            while out.len() < BATCH_BYTES && batch.elapsed() < TURN_TIME {
+                match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
+                    Ok(f) => {
+                        held.take(&f);
+                        push(&f, &mut out);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let written = tokio::select! {
+                r = write_progress(&mut wr, &out, stall) => r,
+                _ = mode.wait_for(|m| *m == WriterMode::Stop) => break,
+            };
+            match written {
+                Ok(()) => {}
+                Err(WriteError::Stalled { after }) => {
+                    peer.stall(format!("it took no bytes for {after:?}"));
+                    break;
+                }
+                Err(WriteError::Io(e)) => {
+                    tracing::debug!(peer = %peer.info.name, error = %e, "write failed");
+                    break;
+                }
+            }
+            held.release(&peer);
+            self.stats.frames_out.fetch_add(frames, Ordering::Relaxed);
+            self.stats
+                .bytes_out
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            peer.conn.frames_out.fetch_add(frames, Ordering::Relaxed);
+            peer.conn
+                .bytes_out
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            // A full queue refills as fast as it drains and the socket
+            // takes whole batches without waiting: take turns with the
+            // reader, timers and membership of this thread.
+            tokio::task::yield_now().await;
+        }
+        // Nothing more is queued behind this point: what is left is dropped
+        // and leaves the gauges, which end at zero.
+        lanes.control.close();
+        lanes.data.close();
+        while let Ok(f) = lanes.control.try_recv() {
+            held.take(&f);
+        }
+        while let Ok(f) = lanes.data.try_recv() {
+            held.take(&f);
+        }
+        held.release(&peer);
+        drop(out);
+        let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    }
+}

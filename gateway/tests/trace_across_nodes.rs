@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../../runtime/tests/support/log_capture.rs"]
+#[path = "../../runtime/tests/it/support/log_capture.rs"]
 mod log_capture;
 
 use std::time::Duration;
@@ -46,8 +46,9 @@ async fn remote_up(w: &mut msa_runtime::RegistryWatch, service: &str) {
 
 #[test]
 fn a_gateway_requests_trace_id_is_logged_on_every_node_it_reaches() {
-    // A global default: this test binary runs only this test.
-    let logs = LogCapture::install(tracing::Level::INFO);
+    // The lines logged inside this request's trace, whatever other tests log
+    // meanwhile.
+    let logs = LogCapture::keyed("trace_id", TRACE, tracing::Level::INFO);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,13 +1,9 @@
 //! Per-service counters a scrape reads: mailbox depth, ask latency of JSON
 //! calls, and JSON calls' typed errors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{JsonBody, JsonError};
 use tokio::sync::oneshot;

@@ -1,15 +1,11 @@
 //! Two or more nodes in one process over loopback: authenticated
 //! connections, service tables, location-transparent calls, node down.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::future::IntoFuture;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{Identity, RegistryEvent};
 use serde::{Deserialize, Serialize};

@@ -1,13 +1,9 @@
 //! Node, services, ServiceRef: the basic paths and their typed errors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{Identity, SpawnError};
 

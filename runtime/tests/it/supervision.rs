@@ -1,16 +1,12 @@
 //! Supervision and fault containment: panics fail only their actor, the
 //! supervisor restarts fresh instances per strategy, policy and intensity.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{Backoff, RegistryEvent, ServiceState, SpawnError};
 

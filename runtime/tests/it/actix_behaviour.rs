@@ -2,8 +2,6 @@
 //! actix upgrade changes it, these fail and msa's failure detection must be
 //! revisited.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -1,10 +1,6 @@
 //! An ask on a full mailbox waits for room (without spinning), goes in when
 //! the instance takes a message, and fails at once if the instance dies.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::future::{Future, IntoFuture};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::GRACE;
+use crate::support::GRACE;
 use msa_runtime::prelude::*;
 use tokio::sync::Notify;
 
@@ -59,7 +55,7 @@ impl Handler<Crash> for Gate {
 const CAPACITY: usize = 2;
 
 async fn gate(name: &str) -> (Node, ServiceRef) {
-    let node = common::node(name);
+    let node = crate::support::node(name);
     let svc = node
         .spawn(
             ServiceSpec::new("gate", || Gate)
@@ -195,7 +191,7 @@ async fn an_ask_waiting_for_room_fails_at_once_when_the_instance_dies() {
     assert_eq!(held.await, Ok(0));
     assert!(matches!(first.await, Err(CallError::InstanceDied { .. })));
     // The restarted instance serves again.
-    common::wait_event(&mut watch, |e| {
+    crate::support::wait_event(&mut watch, |e| {
         matches!(e, msa_runtime::RegistryEvent::Restarted { .. })
     })
     .await;

@@ -1,4 +1,4 @@
-//! Test services shared by the runtime's integration tests.
+//! Test services and helpers shared by the runtime's integration tests.
 #![allow(
     dead_code,
     missing_docs,
@@ -6,6 +6,8 @@
     clippy::unwrap_used,
     clippy::expect_used
 )]
+
+pub mod log_capture;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -290,4 +292,28 @@ pub async fn removed(w: &mut msa_runtime::RegistryWatch, service: &str) -> Strin
         msa_runtime::RegistryEvent::Removed { reason, .. } => reason,
         _ => unreachable!(),
     }
+}
+
+/// For a test whose subject is the whole process (its thread count): runs
+/// `test` (its path in this binary, `module::name`) alone in a fresh process
+/// of this test binary and asserts it passed there. True in that fresh
+/// process, where the caller runs its body; false in the calling process,
+/// where the caller returns.
+pub fn alone_in_process(test: &str) -> bool {
+    const ALONE: &str = "MSA_TEST_ALONE";
+    if std::env::var(ALONE).is_ok_and(|t| t == test) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1"])
+        .env(ALONE, test)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "`{test}` alone in its own process:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }

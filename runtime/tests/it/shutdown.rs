@@ -1,19 +1,15 @@
 //! Shutdown: drain with a deadline, refuse new calls, fail what is left.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{NodeError, ServiceState, SpawnError};
 
 #[tokio::test]
 async fn shutdown_runs_stopping_and_stopped_and_marks_services_stopped() {
-    let node = common::node("drain");
+    let node = crate::support::node("drain");
     let log = Log::default();
     let l = log.clone();
     node.spawn(full_spec("c", move || Counter::logged("c", &l)).instances(2))
@@ -27,7 +23,7 @@ async fn shutdown_runs_stopping_and_stopped_and_marks_services_stopped() {
 
 #[tokio::test]
 async fn new_calls_are_refused_once_shutdown_begins() {
-    let node = common::node("refuse");
+    let node = crate::support::node("refuse");
     let svc = node.spawn(full_spec("c", Counter::new)).await.unwrap();
     node.shutdown(GRACE).await.unwrap();
     assert_eq!(svc.ask(Get).await, Err(CallError::ShuttingDown));
@@ -58,7 +54,7 @@ async fn ask_in_mailbox(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_handle_is_refused_while_the_instances_still_run() {
-    let node = common::node("warm");
+    let node = crate::support::node("warm");
     let svc = node.spawn(full_spec("c", Counter::new)).await.unwrap();
     // Warm the handle's fast path (cached entry, cached instance).
     svc.tell(Incr).unwrap();
@@ -82,7 +78,7 @@ async fn a_warm_handle_is_refused_while_the_instances_still_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_handlers_may_finish_within_the_grace_period() {
-    let node = common::node("finish");
+    let node = crate::support::node("finish");
     let svc = node.spawn(full_spec("c", Counter::new)).await.unwrap();
     svc.ask(Incr).await.unwrap();
     let running = ask_in_mailbox(&svc, SlowAtomic(Duration::from_millis(150))).await;
@@ -96,7 +92,7 @@ async fn running_handlers_may_finish_within_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_is_still_running_at_the_deadline_fails_with_shutting_down() {
-    let node = common::node("deadline");
+    let node = crate::support::node("deadline");
     let svc = node.spawn(full_spec("c", Counter::new)).await.unwrap();
     // Hold the instance far past the grace period, and queue asks behind it.
     svc.tell(SlowAtomic(Duration::from_secs(30))).unwrap();
@@ -161,7 +157,7 @@ impl Handler<ShutDownYourNode> for Suicidal {
 
 #[tokio::test]
 async fn shutdown_from_a_node_thread_is_refused() {
-    let node = common::node("self");
+    let node = crate::support::node("self");
     let cell = std::sync::Arc::new(std::sync::OnceLock::new());
     let _ = cell.set(node.clone());
     let c2 = cell.clone();

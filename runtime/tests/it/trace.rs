@@ -1,14 +1,9 @@
 //! A traced call is followed across nodes: the handler on the remote node
 //! runs inside a span with the caller's trace id.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "support/log_capture.rs"]
-mod log_capture;
-
 use std::time::Duration;
 
-use log_capture::LogCapture;
+use crate::support::log_capture::LogCapture;
 use msa_runtime::prelude::*;
 use msa_runtime::{RegistryEvent, TraceContext};
 use serde::{Deserialize, Serialize};
@@ -32,8 +27,13 @@ const SECRET: &[u8] = b"trace-secret";
 
 #[test]
 fn the_remote_handler_logs_inside_the_callers_trace() {
-    // A global default: this test binary runs only this test.
-    let logs = LogCapture::install(tracing::Level::INFO);
+    // The lines logged inside this test's trace (a traced call's span
+    // carries its id), whatever other tests log meanwhile.
+    let logs = LogCapture::keyed(
+        "trace_id",
+        "0123456789abcdef0011223344556677",
+        tracing::Level::INFO,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,13 +1,9 @@
 //! The single-threaded mode: a node on the caller's LocalSet, including
 //! inside a turmoil host (which cannot create actix Systems or Arbiters).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::NodeError;
 

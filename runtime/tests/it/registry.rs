@@ -1,17 +1,13 @@
 //! Registry: watch events, keyed routing, lookups.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::*;
+use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{InstanceId, RegistryEvent};
 use serde::{Deserialize, Serialize};
 
 #[tokio::test]
 async fn watch_sees_added_removed_and_restarted() {
-    let node = common::node("watch");
+    let node = crate::support::node("watch");
     let mut w = node.watch();
     let svc = node
         .spawn(full_spec("c", Counter::new).instances(2))
@@ -86,7 +82,7 @@ impl Handler<Crash> for Shard {
 
 #[tokio::test]
 async fn keyed_routing_sends_a_key_to_the_same_instance_across_restarts() {
-    let node = common::node("keyed");
+    let node = crate::support::node("keyed");
     let mut w = node.watch();
     let svc = node
         .spawn(
@@ -130,7 +126,7 @@ async fn keyed_routing_sends_a_key_to_the_same_instance_across_restarts() {
 
 #[tokio::test]
 async fn keyed_routing_without_a_keyed_message_is_refused() {
-    let node = common::node("nokey");
+    let node = crate::support::node("nokey");
     let r = node
         .spawn(full_spec("c", Counter::new).routing(Routing::Keyed))
         .await;
@@ -143,7 +139,7 @@ async fn keyed_routing_without_a_keyed_message_is_refused() {
 
 #[tokio::test]
 async fn a_ref_made_before_the_service_exists_resolves_later() {
-    let node = common::node("late");
+    let node = crate::support::node("late");
     let early = node.service("c");
     assert!(matches!(
         early.ask(Get).await,

@@ -1,23 +1,17 @@
 //! tracing: restarts and escalations are logged with their reason.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "support/log_capture.rs"]
-mod log_capture;
-
-mod common;
-
 use std::time::Duration;
 
-use log_capture::LogCapture;
+use crate::support::log_capture::LogCapture;
 
-use common::*;
+use crate::support::*;
 use msa_runtime::Node;
 
 #[test]
 fn restart_and_escalation_are_traced_with_their_reason() {
-    // A global default: this test binary runs only this test.
-    let logs = LogCapture::install(tracing::Level::DEBUG);
+    // The lines that name this test's service (the supervisor's spans carry
+    // it), whatever other tests log meanwhile.
+    let logs = LogCapture::keyed("supervisor", "observed", tracing::Level::DEBUG);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,11 +20,11 @@ fn restart_and_escalation_are_traced_with_their_reason() {
         let node = Node::builder().name("traced").arbiters(1).start().unwrap();
         let mut w = node.watch();
         let c = node
-            .spawn(full_spec("c", Counter::new).intensity(1, Duration::from_secs(30)))
+            .spawn(full_spec("observed", Counter::new).intensity(1, Duration::from_secs(30)))
             .await
             .unwrap();
         let _ = c.ask(Boom).await;
-        restarted(&mut w, "c").await;
+        restarted(&mut w, "observed").await;
         let _ = c.ask(Boom).await;
         wait_event(&mut w, |e| {
             matches!(e, msa_runtime::RegistryEvent::Failed { .. })

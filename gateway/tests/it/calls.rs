@@ -1,14 +1,10 @@
 //! Calls over real HTTP: the generic and configured routes, every bad input
 //! and every error kind, request ids and trace context.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use msa_gateway::{GatewayConfig, RouteConfig};
 use serde_json::json;
 

@@ -3,13 +3,9 @@
 //! invalid UTF-8, long segments), tokens, content types and bodies, sent as
 //! raw bytes so that no client library tidies them up first.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use msa_gateway::{AuthConfig, PolicyRule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,13 +1,9 @@
 //! Operations endpoints over real HTTP: health, readiness, metrics and the
 //! cluster view.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use msa_runtime::Node;
 use serde_json::json;
 

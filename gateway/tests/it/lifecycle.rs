@@ -1,13 +1,9 @@
 //! Starting and stopping gateways, and configs that must not start.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use msa_gateway::{Gateway, GatewayConfig, GatewayError, JwtAlg, RouteConfig};
 use msa_runtime::Node;
 

@@ -2,14 +2,9 @@
 //! client sends in `traceparent` shows up on the node that serves the call
 //! and on the nodes it calls in turn.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "../../runtime/tests/it/support/log_capture.rs"]
-mod log_capture;
-
 use std::time::Duration;
 
-use log_capture::LogCapture;
+use crate::support::log_capture::LogCapture;
 
 use msa_actors::shop;
 use msa_gateway::{Gateway, GatewayConfig};

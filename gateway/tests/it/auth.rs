@@ -1,12 +1,8 @@
 //! JWT authentication and role-based access over real HTTP.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::support::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use msa_gateway::{
     hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayError, JwtAlg, PolicyRule,
@@ -14,10 +10,10 @@ use msa_gateway::{
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-secret";
-const RSA_PRIVATE: &str = include_str!("fixtures/rsa_private.pem");
-const RSA_PUBLIC: &str = include_str!("fixtures/rsa_public.pem");
-const EC_PRIVATE: &str = include_str!("fixtures/ec_private.pem");
-const EC_PUBLIC: &str = include_str!("fixtures/ec_public.pem");
+const RSA_PRIVATE: &str = include_str!("../fixtures/rsa_private.pem");
+const RSA_PUBLIC: &str = include_str!("../fixtures/rsa_public.pem");
+const EC_PRIVATE: &str = include_str!("../fixtures/ec_private.pem");
+const EC_PUBLIC: &str = include_str!("../fixtures/ec_public.pem");
 
 fn now() -> u64 {
     SystemTime::now()

@@ -1,13 +1,9 @@
 //! 1,000 concurrent requests while instances crash: every request gets an
 //! answer, none hangs, and the gateway and service recover.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::future::join_all;
 use msa_runtime::Node;
 use serde_json::json;

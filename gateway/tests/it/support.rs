@@ -9,6 +9,10 @@
     unreachable_pub
 )]
 
+/// The runtime's per-test log capture.
+#[path = "../../../runtime/tests/it/support/log_capture.rs"]
+pub mod log_capture;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,6 +1,4 @@
 //! `GET /metrics` over real HTTP, read back with a Prometheus parser.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use awc::http::Method;

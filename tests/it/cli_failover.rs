@@ -2,13 +2,10 @@
 //! and an in-process test node call across them; `kill -9` one, see its
 //! services leave every registry within the failure-detection bound, restart
 //! it, and see it rejoin with a new incarnation and serve again.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{eventually, service_nodes, status_json, NodeProc};
+use crate::support::{eventually, service_nodes, status_json, NodeProc};
 use msa::actors::{echo, kv};
 use msa::{CallError, Node};
 

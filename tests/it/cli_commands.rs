@@ -1,12 +1,9 @@
 //! The `msa` command as a user runs it: help, config errors, `cluster
 //! status` against a running node, and `cluster up` started and stopped.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{msa, run, status_json, NodeProc, Proc, TempFile};
+use crate::support::{msa, run, status_json, NodeProc, Proc, TempFile};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -109,13 +106,16 @@ fn a_node_started_from_a_config_file_serves_its_services() {
         .env("MSA_SECRET", "s3");
     let mut p = Proc::spawn("from-file", cmd);
     let line = p
-        .line_where(cli_support::READY_WAIT, |l| l.starts_with("msa-node "))
+        .line_where(crate::support::READY_WAIT, |l| l.starts_with("msa-node "))
         .expect("no ready line");
-    let ready = cli_support::Ready::parse(&line).unwrap();
+    let ready = crate::support::Ready::parse(&line).unwrap();
     assert_eq!(ready.name, "from-file");
     assert_eq!(ready.services, ["store", "counter"]);
     let status = status_json(&ready.addr, "s3").expect("status");
-    assert_eq!(cli_support::service_nodes(&status, "store"), ["from-file"]);
+    assert_eq!(
+        crate::support::service_nodes(&status, "store"),
+        ["from-file"]
+    );
     p.terminate();
     let s = p
         .wait_timeout(Duration::from_secs(10))
@@ -124,12 +124,12 @@ fn a_node_started_from_a_config_file_serves_its_services() {
 }
 
 /// The name and services a node started with `cmd` reports, then stops it.
-fn ready_of(label: &str, cmd: std::process::Command) -> cli_support::Ready {
+fn ready_of(label: &str, cmd: std::process::Command) -> crate::support::Ready {
     let p = Proc::spawn(label, cmd);
     let line = p
-        .line_where(cli_support::READY_WAIT, |l| l.starts_with("msa-node "))
+        .line_where(crate::support::READY_WAIT, |l| l.starts_with("msa-node "))
         .unwrap_or_else(|| panic!("{label}: no ready line"));
-    cli_support::Ready::parse(&line).unwrap()
+    crate::support::Ready::parse(&line).unwrap()
 }
 
 #[test]
@@ -179,11 +179,11 @@ fn status_json_lists_members_and_services_and_a_wrong_secret_fails_clearly() {
 
     // Both members and all services converge in the view of st1.
     let mut last = None;
-    let ok = cli_support::eventually(Duration::from_secs(10), || {
+    let ok = crate::support::eventually(Duration::from_secs(10), || {
         last = status_json(n1.addr(), secret);
         last.as_ref().is_some_and(|s| {
             s["members"].as_array().map_or(0, Vec::len) == 2
-                && !cli_support::service_nodes(s, "counter").is_empty()
+                && !crate::support::service_nodes(s, "counter").is_empty()
         })
     });
     assert!(ok, "no converged view: {last:?}");
@@ -205,9 +205,9 @@ fn status_json_lists_members_and_services_and_a_wrong_secret_fails_clearly() {
         .expect("the queried node itself");
     assert_eq!(me["addr"], n1.addr());
     assert_eq!(me["incarnation"], n1.ready.incarnation);
-    assert_eq!(cli_support::service_nodes(&status, "kv"), ["st1"]);
-    assert_eq!(cli_support::service_nodes(&status, "echo"), ["st1"]);
-    assert_eq!(cli_support::service_nodes(&status, "counter"), ["st2"]);
+    assert_eq!(crate::support::service_nodes(&status, "kv"), ["st1"]);
+    assert_eq!(crate::support::service_nodes(&status, "echo"), ["st1"]);
+    assert_eq!(crate::support::service_nodes(&status, "counter"), ["st2"]);
 
     // Exactly one JSON object on stdout.
     let out = msa()
@@ -306,11 +306,11 @@ fn cluster_up_starts_three_nodes_and_stops_them_all_on_sigterm() {
     assert_eq!(secret.len(), 64, "a generated secret: {secret}");
 
     // The printed seed and secret work from "another terminal".
-    let ok = cli_support::eventually(Duration::from_secs(10), || {
+    let ok = crate::support::eventually(Duration::from_secs(10), || {
         status_json(seed, secret).is_some_and(|s| {
             ["kv", "echo", "counter"]
                 .iter()
-                .all(|svc| !cli_support::service_nodes(&s, svc).is_empty())
+                .all(|svc| !crate::support::service_nodes(&s, svc).is_empty())
         })
     });
     assert!(ok, "the cluster never showed all demo services");

@@ -3,15 +3,11 @@
 //! three nodes (orders on node1 calls inventory on node2 and payments on
 //! node3).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod cli_support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use cli_support::{msa, run, Proc};
+use crate::support::{msa, run, Proc};
 use serde_json::{json, Value};
 
 const JWT_SECRET: &str = "cli-gateway-test-secret";
@@ -331,7 +327,7 @@ fn a_node_with_a_gateway_flag_prints_its_bound_address_and_serves_without_auth()
         .args(["--service", "payments"]);
     let mut p = Proc::spawn("solo", cmd);
     let line = p
-        .line_where(cli_support::READY_WAIT, |l| l.starts_with("msa-node "))
+        .line_where(crate::support::READY_WAIT, |l| l.starts_with("msa-node "))
         .expect("no ready line");
     let addr = line
         .split_whitespace()
@@ -414,7 +410,7 @@ fn a_taken_gateway_address_fails_the_node_unless_it_may_fall_back() {
     // With it (what `cluster up` uses for its default address): a free port.
     let mut p = Proc::spawn("fb", node(true));
     let line = p
-        .line_where(cli_support::READY_WAIT, |l| l.starts_with("msa-node "))
+        .line_where(crate::support::READY_WAIT, |l| l.starts_with("msa-node "))
         .expect("no ready line");
     let bound = line
         .split_whitespace()

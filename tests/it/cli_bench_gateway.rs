@@ -2,13 +2,10 @@
 //! sizes): it starts the node, the gateway and the baseline server in its
 //! own process, and prints one JSON line with the documented fields, or a
 //! table.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod cli_support;
 
 use std::time::Duration;
 
-use cli_support::{msa, Proc};
+use crate::support::{msa, Proc};
 
 /// Bound on a whole tiny run (debug build, shared 2-core machine).
 const RUN_BOUND: Duration = Duration::from_secs(120);

@@ -2,11 +2,9 @@
 //! sizes): it starts its own child process, prints one JSON line per
 //! scenario with the documented fields, and its child never outlives it.
 
-mod cli_support;
-
 use std::time::{Duration, Instant};
 
-use cli_support::{msa, Proc};
+use crate::support::{msa, Proc};
 
 /// Bound on a whole tiny run (debug build, shared 2-core machine).
 const RUN_BOUND: Duration = Duration::from_secs(120);
@@ -146,7 +144,7 @@ fn bench_remote_child_exits_when_the_bench_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     };
     bench.kill9();
-    let ok = cli_support::eventually(Duration::from_secs(15), || !alive(child));
+    let ok = crate::support::eventually(Duration::from_secs(15), || !alive(child));
     if !ok {
         // Do not leave it behind.
         let _ = nix::sys::signal::kill(

@@ -5,9 +5,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{msa, run, Proc};
+use crate::support::{eventually, msa, run, Proc};
 use serde_json::{json, Value};
 
 const JWT_SECRET: &str = "cli-gateway-test-secret";
@@ -107,20 +107,6 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
-}
-
-/// Polls `cond` every 100 ms until it holds; false if `timeout` passes first.
-fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The node a service runs on, in a `/v1/cluster` answer.

@@ -321,23 +321,7 @@ pub fn client() -> awc::Client {
         .finish()
 }
 
-/// Polls `f` until it holds, for at most `within`.
-pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if f().await {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+pub use msa_runtime::test_support::eventually;
 
 /// Keeps the intended `crash requested` panics out of the test output.
 pub fn quiet_intended_panics() {

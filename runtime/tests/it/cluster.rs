@@ -87,18 +87,6 @@ async fn remote_up(w: &mut msa_runtime::RegistryWatch, service: &str, node: &str
     .await;
 }
 
-/// Polls `cond` until it holds (bounded): for counters that change on other threads.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_on_another_node_is_called_through_the_same_ref() {
     let a = cluster_node("a", &[]);
@@ -180,7 +168,10 @@ async fn remote_errors_come_back_typed() {
         .await;
     assert!(matches!(r, Err(CallError::Timeout { .. })), "{r:?}");
     assert_eq!(b.pending_remote_asks(), 0);
-    eventually("the late reply", || b.remote_stats().late_replies == 1).await;
+    eventually("the late reply", WAIT, || async {
+        b.remote_stats().late_replies == 1
+    })
+    .await;
     // An ask dropped by its caller forgets its pending entry.
     {
         let fut = std::pin::pin!(c.ask(SlowRemote(300)).into_future());
@@ -253,7 +244,7 @@ async fn a_wrong_secret_or_cluster_is_refused_and_the_listener_keeps_serving() {
         .seed(addr.clone())
         .start()
         .unwrap();
-    eventually("two refused handshakes", || {
+    eventually("two refused handshakes", WAIT, || async {
         a.remote_stats().handshake_failures >= 2
     })
     .await;
@@ -267,7 +258,7 @@ async fn a_wrong_secret_or_cluster_is_refused_and_the_listener_keeps_serving() {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         s.write_all(junk).unwrap();
     }
-    eventually("the junk refused", || {
+    eventually("the junk refused", WAIT, || async {
         a.remote_stats().handshake_failures >= 5
     })
     .await;
@@ -298,7 +289,7 @@ async fn three_nodes_find_each_other_through_one_seed() {
     b.spawn(spec("onb")).await.unwrap();
     remote_up(&mut wc, "onb", "b").await;
     assert_eq!(c.service("onb").ask(Incr).await.unwrap(), 1);
-    eventually("a full mesh", || {
+    eventually("a full mesh", WAIT, || async {
         b.peers().len() == 2 && c.peers().len() == 2
     })
     .await;
@@ -313,7 +304,7 @@ async fn a_table_larger_than_a_gossip_packet_reaches_every_node() {
     // foca's ~1,400-byte packets: only its version is gossiped, and each
     // node fetches the table itself over its connection.
     let (a, b, c) = three_nodes();
-    eventually("a full mesh", || {
+    eventually("a full mesh", WAIT, || async {
         a.peers().len() == 2 && b.peers().len() == 2 && c.peers().len() == 2
     })
     .await;
@@ -324,11 +315,15 @@ async fn a_table_larger_than_a_gossip_packet_reaches_every_node() {
         b.spawn(spec(n)).await.unwrap();
     }
     for (who, n) in [("a", &a), ("c", &c)] {
-        eventually(&format!("{who} to see all of b's services"), || {
-            names
-                .iter()
-                .all(|s| n.remote_instances(s) == [("b".to_string(), 0)])
-        })
+        eventually(
+            &format!("{who} to see all of b's services"),
+            WAIT,
+            || async {
+                names
+                    .iter()
+                    .all(|s| n.remote_instances(s) == [("b".to_string(), 0)])
+            },
+        )
         .await;
     }
     assert_eq!(c.service(&names[39]).ask(Incr).await.unwrap(), 1);
@@ -512,10 +507,14 @@ async fn membership_travels_on_its_own_lane_beside_the_data_connection() {
     // no connection came over the membership lane (its pings and foca's
     // messages).
     for (who, n) in [("a", &a), ("b", &b)] {
-        eventually(&format!("frames on {who}'s membership lane"), || {
-            let data: u64 = n.connection_stats().iter().map(|c| c.frames_in).sum();
-            n.remote_stats().frames_in > data + 2
-        })
+        eventually(
+            &format!("frames on {who}'s membership lane"),
+            WAIT,
+            || async {
+                let data: u64 = n.connection_stats().iter().map(|c| c.frames_in).sum();
+                n.remote_stats().frames_in > data + 2
+            },
+        )
         .await;
         assert_eq!(
             n.connection_stats().len(),
@@ -539,7 +538,7 @@ async fn membership_travels_on_its_own_lane_beside_the_data_connection() {
             e => panic!("a graceful leave is not a failure: {e:?}"),
         }
     }
-    eventually("no peer left", || a.peers().is_empty()).await;
+    eventually("no peer left", WAIT, || async { a.peers().is_empty() }).await;
     a.shutdown(GRACE).await.unwrap();
 }
 

@@ -1,8 +1,6 @@
 //! Per-service counters a scrape reads: mailbox depth, ask latency of JSON
 //! calls, and JSON calls' typed errors.
 
-use std::time::{Duration, Instant};
-
 use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::{JsonBody, JsonError};
@@ -35,17 +33,6 @@ fn depth_node(name: &str) -> Node {
         .unwrap()
 }
 
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_depth_counts_what_waits_behind_a_busy_instance() {
     let node = depth_node("depth");
@@ -67,10 +54,16 @@ async fn mailbox_depth_counts_what_waits_behind_a_busy_instance() {
     }
     let c2 = c.clone();
     let waiting = tokio::spawn(async move { c2.ask(Get).await });
-    eventually("six queued", || node.stats("c").unwrap().mailbox_depth == 6).await;
+    eventually("six queued", WAIT, || async {
+        node.stats("c").unwrap().mailbox_depth == 6
+    })
+    .await;
     release_tx.send(()).unwrap();
     assert_eq!(waiting.await.unwrap().unwrap(), 5);
-    eventually("drained", || node.stats("c").unwrap().mailbox_depth == 0).await;
+    eventually("drained", WAIT, || async {
+        node.stats("c").unwrap().mailbox_depth == 0
+    })
+    .await;
     assert_eq!(node.stats("c").unwrap().messages, 7);
     node.shutdown(GRACE).await.unwrap();
 }
@@ -100,7 +93,7 @@ async fn mailbox_depth_starts_again_from_zero_after_a_restart() {
     assert_eq!(node.stats("c").unwrap().mailbox_depth, 4);
     drop(release_tx);
     restarted(&mut w, "c").await;
-    eventually("fresh instance, empty mailbox", || {
+    eventually("fresh instance, empty mailbox", WAIT, || async {
         node.stats("c").unwrap().mailbox_depth == 0
     })
     .await;

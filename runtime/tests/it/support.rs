@@ -196,6 +196,11 @@ pub fn node(name: &str) -> Node {
 
 pub const GRACE: Duration = Duration::from_secs(5);
 
+/// How long a test waits for a state that changes on other threads.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub use msa_runtime::test_support::eventually;
+
 /// Waits (bounded) for the next registry event matching `pred`.
 pub async fn wait_event(
     w: &mut msa_runtime::RegistryWatch,

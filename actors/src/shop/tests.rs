@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use msa_runtime::test_support::eventually;
+use msa_runtime::test_support::{eventually, remote_added};
 use msa_runtime::{
     codec, Handler, Identity, JsonBody, Metadata, Node, Reply, Service, ServiceContext, ServiceRef,
     ServiceSpec,
@@ -451,19 +451,11 @@ fn cluster_node(name: &str, seed: Option<String>) -> Node {
 async fn an_order_on_one_node_reserves_and_charges_on_another() {
     let a = cluster_node("a", None);
     let b = cluster_node("b", a.remote_addr());
+    let mut wb = b.watch();
     a.spawn(inventory_spec()).await.unwrap();
     a.spawn(payments_spec()).await.unwrap();
     let orders = b.spawn(orders_spec()).await.unwrap();
-    eventually(
-        "b sees inventory and payments on a",
-        Duration::from_secs(10),
-        || {
-            let seen = !b.remote_instances(INVENTORY).is_empty()
-                && !b.remote_instances(PAYMENTS).is_empty();
-            async move { seen }
-        },
-    )
-    .await;
+    remote_added(Duration::from_secs(10), &mut wb, &[INVENTORY, PAYMENTS]).await;
 
     let o = orders
         .ask(PlaceOrder::new("book", 3))

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use msa_actors::echo;
-use msa_runtime::test_support::eventually;
+use msa_runtime::test_support::remote_added;
 use msa_runtime::{JsonBody, Metadata, Node};
 use prometheus_parse::{LineInfo, Sample, Scrape, Value};
 
@@ -278,13 +278,11 @@ async fn connections_are_counted_per_peer() {
         b.start().unwrap()
     };
     let a = cluster_node("a", None);
-    a.spawn(echo::echo_spec("echo")).await.unwrap();
     let b = cluster_node("b", a.remote_addr());
     b.register_message::<echo::Ping>();
-    eventually("b sees echo on a", Duration::from_secs(10), || async {
-        !b.remote_instances("echo").is_empty()
-    })
-    .await;
+    let mut wb = b.watch();
+    a.spawn(echo::echo_spec("echo")).await.unwrap();
+    remote_added(Duration::from_secs(10), &mut wb, &["echo"]).await;
     assert_eq!(
         b.service("echo").ask(echo::Ping(9)).await.unwrap(),
         echo::Pong(9)

@@ -8,7 +8,8 @@ use crate::support::log_capture::LogCapture;
 
 use msa_actors::shop;
 use msa_gateway::{Gateway, GatewayConfig};
-use msa_runtime::{Node, RegistryEvent};
+use msa_runtime::test_support::remote_added;
+use msa_runtime::Node;
 
 const SECRET: &[u8] = b"trace-across-nodes";
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -25,18 +26,6 @@ fn clustered(name: &str, seed: Option<String>) -> Node {
     let node = b.start().unwrap();
     shop::register_messages(&node);
     node
-}
-
-async fn remote_up(w: &mut msa_runtime::RegistryWatch, service: &str) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(e) = w.next().await {
-            if matches!(&e, RegistryEvent::RemoteAdded { service: s, .. } if s == service) {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{service} never showed up"));
 }
 
 #[test]
@@ -59,8 +48,12 @@ fn a_gateway_requests_trace_id_is_logged_on_every_node_it_reaches() {
         gw.spawn(shop::orders_spec()).await.unwrap();
         stock.spawn(shop::inventory_spec()).await.unwrap();
         stock.spawn(shop::payments_spec()).await.unwrap();
-        remote_up(&mut w, shop::INVENTORY).await;
-        remote_up(&mut w, shop::PAYMENTS).await;
+        remote_added(
+            Duration::from_secs(20),
+            &mut w,
+            &[shop::INVENTORY, shop::PAYMENTS],
+        )
+        .await;
 
         let handle = Gateway::start(
             gw.clone(),

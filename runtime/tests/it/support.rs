@@ -206,17 +206,7 @@ pub async fn wait_event(
     w: &mut msa_runtime::RegistryWatch,
     pred: impl Fn(&msa_runtime::RegistryEvent) -> bool,
 ) -> msa_runtime::RegistryEvent {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match w.next().await {
-                Some(ev) if pred(&ev) => return ev,
-                Some(_) => continue,
-                None => panic!("watch closed"),
-            }
-        }
-    })
-    .await
-    .expect("event within 10 s")
+    msa_runtime::test_support::next_event("a registry event", WAIT, w, pred).await
 }
 
 /// Stops the instance normally.

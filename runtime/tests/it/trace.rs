@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::support::log_capture::LogCapture;
 use msa_runtime::prelude::*;
-use msa_runtime::{RegistryEvent, TraceContext};
+use msa_runtime::test_support::remote_added;
+use msa_runtime::TraceContext;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, actix::Message, Serialize, Deserialize)]
@@ -58,17 +59,7 @@ fn the_remote_handler_logs_inside_the_callers_trace() {
         a.spawn(ServiceSpec::new("worker", || Worker).handles::<Work>())
             .await
             .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(RegistryEvent::RemoteAdded { service, .. }) = wb.next().await {
-                    if service == "worker" {
-                        break;
-                    }
-                }
-            }
-        })
-        .await
-        .expect("b learns of the worker on a");
+        remote_added(Duration::from_secs(10), &mut wb, &["worker"]).await;
         let trace = TraceContext {
             trace_id: 0x0123_4567_89ab_cdef_0011_2233_4455_6677,
             parent_span_id: 0x42,

@@ -80,6 +80,8 @@ mod registry;
 pub mod remote;
 mod service;
 mod stats;
+#[doc(hidden)]
+pub mod test_support;
 
 pub use error::{CallError, NodeError, SpawnError};
 pub use json::{JsonBody, JsonError, JsonReply, MessageInfo};

@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use msa_runtime::test_support::{eventually, remote_added};
 use msa_runtime::{
     codec, Handler, Identity, JsonBody, Metadata, Node, Reply, Service, ServiceContext, ServiceRef,
     ServiceSpec,
@@ -40,18 +41,6 @@ async fn stock(node: &Node, sku: &str) -> Stock {
         .await
         .unwrap()
         .unwrap()
-}
-
-/// Polls `cond` until it holds, for at most 10 s.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut cond: impl FnMut() -> F,
-) {
-    let t0 = Instant::now();
-    while !cond().await {
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]
@@ -219,17 +208,21 @@ async fn orders_keep_serving_while_an_order_waits_for_payments() {
         async move { orders.ask(PlaceOrder::new("book", 1)).await }
     });
     // The orders instance answers reads while the charge hangs.
-    eventually("the order shows as pending", || {
-        let orders = orders.clone();
-        async move {
-            orders
-                .ask(GetOrder { id: 1 })
-                .await
-                .unwrap()
-                .map(|o| o.status)
-                == Some(OrderStatus::Pending)
-        }
-    })
+    eventually(
+        "the order shows as pending",
+        Duration::from_secs(10),
+        || {
+            let orders = orders.clone();
+            async move {
+                orders
+                    .ask(GetOrder { id: 1 })
+                    .await
+                    .unwrap()
+                    .map(|o| o.status)
+                    == Some(OrderStatus::Pending)
+            }
+        },
+    )
     .await;
     let other = orders.ask(PlaceOrder::new("unicorn", 1)).await.unwrap();
     assert_eq!((other.id, other.status), (2, OrderStatus::UnknownSku));
@@ -455,15 +448,11 @@ fn cluster_node(name: &str, seed: Option<String>) -> Node {
 async fn an_order_on_one_node_reserves_and_charges_on_another() {
     let a = cluster_node("a", None);
     let b = cluster_node("b", a.remote_addr());
+    let mut wb = b.watch();
     a.spawn(inventory_spec()).await.unwrap();
     a.spawn(payments_spec()).await.unwrap();
     let orders = b.spawn(orders_spec()).await.unwrap();
-    eventually("b sees inventory and payments on a", || {
-        let seen =
-            !b.remote_instances(INVENTORY).is_empty() && !b.remote_instances(PAYMENTS).is_empty();
-        async move { seen }
-    })
-    .await;
+    remote_added(Duration::from_secs(10), &mut wb, &[INVENTORY, PAYMENTS]).await;
 
     let o = orders
         .ask(PlaceOrder::new("book", 3))

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use msa_actors::echo;
+use msa_runtime::test_support::remote_added;
 use msa_runtime::{JsonBody, Metadata, Node};
 use prometheus_parse::{LineInfo, Sample, Scrape, Value};
 
@@ -263,15 +264,6 @@ fn label_values_are_escaped() {
     node.shutdown_blocking(GRACE).unwrap();
 }
 
-/// Polls `cond` until it holds, for at most 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let t0 = std::time::Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_counted_per_peer() {
     let cluster_node = |name: &str, seed: Option<String>| {
@@ -286,12 +278,10 @@ async fn connections_are_counted_per_peer() {
         b.start().unwrap()
     };
     let a = cluster_node("a", None);
-    a.spawn(echo::echo_spec("echo")).await.unwrap();
     let b = cluster_node("b", a.remote_addr());
-    eventually("b sees echo on a", || {
-        !b.remote_instances("echo").is_empty()
-    })
-    .await;
+    let mut wb = b.watch();
+    a.spawn(echo::echo_spec("echo")).await.unwrap();
+    remote_added(Duration::from_secs(10), &mut wb, &["echo"]).await;
     assert_eq!(
         b.service("echo").ask(echo::Ping(9)).await.unwrap(),
         echo::Pong(9)

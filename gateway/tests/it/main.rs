@@ -1,0 +1,15 @@
+//! The gateway's integration tests, in one binary: a module per area and
+//! `support` for the services, fixture and HTTP helpers they share.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod auth;
+mod calls;
+mod crash;
+mod garbage;
+mod lifecycle;
+mod metrics;
+mod ops;
+mod trace_across_nodes;

@@ -1,0 +1,90 @@
+//! Helpers for msa's own tests (this crate's, the gateway's, the actors'):
+//! not part of the API, and hidden from the docs. Prefer waiting for an
+//! event ([`next_event`]) to polling ([`eventually`]) where one exists.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::{RegistryEvent, RegistryWatch};
+
+/// Polls `cond` every few milliseconds until it holds, for a state that
+/// changes on other threads and announces itself with no event.
+///
+/// # Panics
+/// When `cond` still does not hold after `within`, naming `what` was
+/// awaited.
+///
+/// # Examples
+/// ```
+/// # use std::time::Duration;
+/// # actix_rt::System::new().block_on(async {
+/// msa_runtime::test_support::eventually("one plus one", Duration::from_secs(1), || async {
+///     1 + 1 == 2
+/// })
+/// .await;
+/// # });
+/// ```
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    while !cond().await {
+        assert!(
+            t0.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits for the next event of `watch` that `pred` accepts, and returns it.
+///
+/// # Panics
+/// When none comes within `within`, naming `what` was awaited, or when the
+/// watch closes first.
+pub async fn next_event<P>(
+    what: &str,
+    within: Duration,
+    watch: &mut RegistryWatch,
+    mut pred: P,
+) -> RegistryEvent
+where
+    P: FnMut(&RegistryEvent) -> bool,
+{
+    let found = tokio::time::timeout(within, async {
+        while let Some(e) = watch.next().await {
+            if pred(&e) {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(e)) => e,
+        Ok(None) => panic!("the registry watch closed while waiting for {what}"),
+        Err(_) => panic!("timed out after {within:?} waiting for {what}"),
+    }
+}
+
+/// Waits until `watch` has seen an instance of each of `services` on
+/// another node, in any order.
+///
+/// # Panics
+/// As [`next_event`], after `within`.
+pub async fn remote_added(within: Duration, watch: &mut RegistryWatch, services: &[&str]) {
+    let mut left: Vec<&str> = services.to_vec();
+    let what = format!("{} on another node", services.join(" and "));
+    let t0 = Instant::now();
+    while !left.is_empty() {
+        let e = next_event(&what, within.saturating_sub(t0.elapsed()), watch, |e| {
+            matches!(e, RegistryEvent::RemoteAdded { service, .. } if left.contains(&service.as_str()))
+        })
+        .await;
+        if let RegistryEvent::RemoteAdded { service, .. } = e {
+            left.retain(|s| *s != service);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The runtime's integration tests, in one binary: a module per area and
+//! `support` for the services and helpers they share.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod actix_behaviour;
+mod backpressure;
+mod basics;
+mod calls_anywhere;
+mod cluster;
+mod local;
+mod observability;
+mod registry;
+mod shutdown;
+mod stats;
+mod supervision;
+mod threads;
+mod trace;

@@ -1,0 +1,13 @@
+//! The `msa` command's integration tests, in one binary: they run the real
+//! `msa` binary as separate processes; `support` starts and always kills
+//! them, reads their ready lines and polls under deadlines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod cli_bench_gateway;
+mod cli_bench_remote;
+mod cli_commands;
+mod cli_failover;
+mod cli_gateway;

@@ -89,13 +89,6 @@ pub const MAX_KEPT: usize = 100_000;
 /// `#[derive(RemoteMessage)]`, so any node calls the shop services with
 /// nothing registered, and a gateway forwards JSON to the node that hosts
 /// them.
-///
-/// # Examples
-/// ```
-/// let node = msa_runtime::Node::builder().arbiters(1).start().unwrap();
-/// assert!(node.message_info("shop.Restock").is_some());
-/// node.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
-/// ```
 #[deprecated(since = "0.2.0", note = "shop messages need no registration")]
 pub fn register_messages(_node: &Node) {}
 

@@ -29,9 +29,12 @@
 //!   value from the factory.
 
 mod backoff;
+mod child;
+mod decide;
 mod exit;
 mod intensity;
 mod launch;
+mod messages;
 mod spec;
 mod strategy;
 mod supervisor;
@@ -44,5 +47,6 @@ pub use strategy::{Restart, Strategy};
 
 pub(crate) use exit::panic_message;
 pub(crate) use launch::{launch, ExitNotice, KillSwitch, Placement, ReadyNotice};
+pub(crate) use messages::{AddChild, KillTree, StopTree};
 pub(crate) use spec::ChildSpec;
-pub(crate) use supervisor::{AddChild, KillTree, Kind, StopTree, Supervisor};
+pub(crate) use supervisor::{Kind, Supervisor};

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::exit::{panic_message, ExitReason};
-use super::supervisor::{ChildExited, ChildReady, Supervisor};
+use super::messages::{ChildExited, ChildReady};
+use super::supervisor::Supervisor;
 
 /// Where an actor runs.
 #[derive(Debug, Clone)]

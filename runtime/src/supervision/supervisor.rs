@@ -3,18 +3,23 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 use tokio::sync::oneshot;
 
+use super::child::{transit, Child, Run, State};
+use super::decide::{on_exit, ExitDecision, ExitFacts};
 use super::exit::ExitReason;
 use super::intensity::RestartWindow;
 use super::launch::{launch, ExitNotice, KillSwitch, ReadyNotice};
+use super::messages::{
+    AddChild, ChildExited, ChildFailed, ChildReady, KillTree, RestartDue, StopTree,
+};
 use super::spec::{ChildSpec, ResolvedSupervisor};
-use super::{Backoff, Intensity, Restart, Strategy};
+use super::{Backoff, Intensity, Strategy};
 use crate::error::SpawnError;
 use crate::node::NodeShared;
 use crate::registry::{RegistryEvent, ServiceState};
-use crate::service::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};
+use crate::service::{ErasedBlueprint, InstanceLaunch};
 use crate::stats::ServiceStats;
 
 /// What kind of supervisor this is.
@@ -27,59 +32,6 @@ pub(crate) enum Kind {
     User(Arc<ResolvedSupervisor>),
     /// The supervisor of one service's instances.
     Service(Arc<dyn ErasedBlueprint>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Not running; may be started.
-    Down,
-    /// Launched; waiting for it to report ready.
-    Starting,
-    Running,
-    /// Asked to stop gracefully; waiting for its exit.
-    Stopping,
-    /// Killed; waiting for its exit before what comes next (a restart, an
-    /// escalation, or this supervisor's own stop).
-    Killing,
-    /// Ended for good (temporary/transient, or root child that gave up).
-    Done,
-}
-
-impl State {
-    const COUNT: usize = 6;
-    fn idx(self) -> usize {
-        match self {
-            Self::Down => 0,
-            Self::Starting => 1,
-            Self::Running => 2,
-            Self::Stopping => 3,
-            Self::Killing => 4,
-            Self::Done => 5,
-        }
-    }
-}
-
-/// Moves a child to `to`, keeping the per-state counts (so that readiness
-/// and stop progress are O(1), not a scan of every child).
-fn transit(counts: &mut [usize; State::COUNT], c: &mut Child, to: State) {
-    counts[c.state.idx()] -= 1;
-    counts[to.idx()] += 1;
-    c.state = to;
-}
-
-enum Run {
-    Instance(LaunchedInstance),
-    Supervisor(Addr<Supervisor>, KillSwitch),
-}
-
-struct Child {
-    spec: ChildSpec,
-    restart: Restart,
-    generation: u64,
-    state: State,
-    run: Option<Run>,
-    /// Root only: the `spawn` call waiting for this child to be ready.
-    waiting: Option<oneshot::Sender<Result<(), SpawnError>>>,
 }
 
 /// A supervisor: starts children, watches them, restarts per strategy and
@@ -123,79 +75,6 @@ impl std::fmt::Debug for Supervisor {
             .field("children", &self.children.len())
             .finish()
     }
-}
-
-/// A child ended.
-#[derive(Debug)]
-pub(crate) struct ChildExited {
-    pub(crate) child: usize,
-    pub(crate) generation: u64,
-    pub(crate) reason: ExitReason,
-}
-impl Message for ChildExited {
-    type Result = ();
-}
-
-/// A child is up.
-#[derive(Debug)]
-pub(crate) struct ChildReady {
-    pub(crate) child: usize,
-    pub(crate) generation: u64,
-}
-impl Message for ChildReady {
-    type Result = ();
-}
-
-/// A service's supervisor restarted one of its instances after a failure:
-/// for its parent, that service failed, so a one-for-all or rest-for-one
-/// parent restarts the siblings.
-#[derive(Debug)]
-pub(crate) struct ChildFailed {
-    pub(crate) child: usize,
-    pub(crate) generation: u64,
-    pub(crate) reason: ExitReason,
-}
-impl Message for ChildFailed {
-    type Result = ();
-}
-
-/// Root only: add and start a child; the reply comes once it is ready.
-#[derive(Debug)]
-pub(crate) struct AddChild {
-    pub(crate) spec: ChildSpec,
-    pub(crate) reply: oneshot::Sender<Result<(), SpawnError>>,
-}
-impl Message for AddChild {
-    type Result = ();
-}
-
-/// Stop every child gracefully, in reverse order, then stop.
-#[derive(Debug)]
-pub(crate) struct StopTree {
-    pub(crate) reply: Option<oneshot::Sender<()>>,
-}
-impl Message for StopTree {
-    type Result = ();
-}
-
-/// Kill every child now (recursively), then stop. `fail` marks the
-/// services failed rather than stopped.
-#[derive(Debug)]
-pub(crate) struct KillTree {
-    pub(crate) fail: bool,
-}
-impl Message for KillTree {
-    type Result = ();
-}
-
-/// A restart whose backoff has elapsed.
-#[derive(Debug)]
-struct RestartDue {
-    from: usize,
-    only: bool,
-}
-impl Message for RestartDue {
-    type Result = ();
 }
 
 impl Supervisor {
@@ -739,35 +618,40 @@ impl Handler<ChildExited> for Supervisor {
                 ServiceStats::inc(&stats.failures);
             }
         }
-        if self.stopping.is_some() || was_stopping {
-            transit(&mut self.counts, &mut self.children[i], State::Done);
-            if self.stopping.is_some() {
-                self.continue_stopping(ctx);
+        let decision = on_exit(ExitFacts {
+            root: matches!(self.kind, Kind::Root),
+            stopping: self.stopping.is_some(),
+            child_was_stopping: was_stopping,
+            restart: self.children[i].restart,
+            failure: reason.is_failure(),
+        });
+        match decision {
+            ExitDecision::Stopped => {
+                transit(&mut self.counts, &mut self.children[i], State::Done);
+                if self.stopping.is_some() {
+                    self.continue_stopping(ctx);
+                }
+                return;
             }
-            return;
-        }
-        if matches!(self.kind, Kind::Root) {
-            transit(&mut self.counts, &mut self.children[i], State::Done);
-            if reason.is_failure() {
-                tracing::error!(child = %label, %reason,
-                    "a top-level service gave up; it is marked failed and the node keeps serving the rest");
+            ExitDecision::EndedAtRoot => {
+                transit(&mut self.counts, &mut self.children[i], State::Done);
+                if reason.is_failure() {
+                    tracing::error!(child = %label, %reason,
+                        "a top-level service gave up; it is marked failed and the node keeps serving the rest");
+                }
+                return;
             }
-            return;
-        }
-        let restart = match self.children[i].restart {
-            Restart::Permanent => true,
-            Restart::Transient => reason.is_failure(),
-            Restart::Temporary => false,
-        };
-        if !restart {
-            transit(&mut self.counts, &mut self.children[i], State::Done);
-            if self.cursor == Some(i) {
-                self.cursor = Some(i + 1);
-                self.advance(ctx);
-            } else {
-                self.check_ready();
+            ExitDecision::NotRestarted => {
+                transit(&mut self.counts, &mut self.children[i], State::Done);
+                if self.cursor == Some(i) {
+                    self.cursor = Some(i + 1);
+                    self.advance(ctx);
+                } else {
+                    self.check_ready();
+                }
+                return;
             }
-            return;
+            ExitDecision::Restart => {}
         }
         if !self.window.record(Instant::now()) {
             self.give_up(&reason, ctx);

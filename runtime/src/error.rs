@@ -92,7 +92,7 @@ pub enum CallError {
         /// The service.
         service: String,
         /// What was wrong with the body.
-        error: crate::json::JsonError,
+        error: JsonError,
     },
     /// The remote node reported a failure this node's version does not know
     /// (a newer peer added it): its wire code and its text, as sent.
@@ -155,6 +155,34 @@ impl CallError {
             | Self::Unrecognized { .. } => false,
         }
     }
+}
+
+/// Why a JSON call could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// No message type with this wire name is registered on this node.
+    #[error("unknown message `{message}`")]
+    UnknownMessage {
+        /// The wire name asked for.
+        message: String,
+    },
+    /// The body is not JSON.
+    #[error("malformed JSON: {reason}")]
+    MalformedJson {
+        /// serde_json's description, with line and column.
+        reason: String,
+    },
+    /// The body is JSON but does not fit the message type.
+    #[error("body does not fit `{message}` at `{path}`: {reason}")]
+    BadBody {
+        /// The wire name of the message.
+        message: String,
+        /// Where in the body (`.` for the whole body, `items[0].qty` for a field).
+        path: String,
+        /// What is wrong there (a missing field, a wrong type, ...).
+        reason: String,
+    },
 }
 
 /// Why a service or supervisor could not be spawned.
@@ -329,7 +357,7 @@ pub(crate) mod tests {
             CallError::ShuttingDown,
             CallError::Json {
                 service: s(),
-                error: crate::json::JsonError::BadBody {
+                error: JsonError::BadBody {
                     message: message.to_string(),
                     path: "items[0].qty".into(),
                     reason: "invalid type".into(),
@@ -337,13 +365,13 @@ pub(crate) mod tests {
             },
             CallError::Json {
                 service: s(),
-                error: crate::json::JsonError::MalformedJson {
+                error: JsonError::MalformedJson {
                     reason: "EOF".into(),
                 },
             },
             CallError::Json {
                 service: s(),
-                error: crate::json::JsonError::UnknownMessage {
+                error: JsonError::UnknownMessage {
                     message: message.to_string(),
                 },
             },

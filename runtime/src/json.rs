@@ -8,8 +8,6 @@
 //! any other ask: local instances get it directly, remote ones as a bincode
 //! frame.
 
-pub(crate) mod forward;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -17,6 +15,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::error::CallError;
+pub use crate::error::JsonError;
 use crate::message::RemoteMessage;
 use crate::metadata::Metadata;
 use crate::service::ServiceRef;
@@ -29,34 +28,6 @@ pub enum JsonBody<'a> {
     Bytes(&'a [u8]),
     /// An already parsed value (e.g. a body merged with path parameters).
     Value(serde_json::Value),
-}
-
-/// Why a JSON call could not be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum JsonError {
-    /// No message type with this wire name is registered on this node.
-    #[error("unknown message `{message}`")]
-    UnknownMessage {
-        /// The wire name asked for.
-        message: String,
-    },
-    /// The body is not JSON.
-    #[error("malformed JSON: {reason}")]
-    MalformedJson {
-        /// serde_json's description, with line and column.
-        reason: String,
-    },
-    /// The body is JSON but does not fit the message type.
-    #[error("body does not fit `{message}` at `{path}`: {reason}")]
-    BadBody {
-        /// The wire name of the message.
-        message: String,
-        /// Where in the body (`.` for the whole body, `items[0].qty` for a field).
-        path: String,
-        /// What is wrong there (a missing field, a wrong type, ...).
-        reason: String,
-    },
 }
 
 /// What a JSON call yields: the JSON-encoded result, or the call's error.

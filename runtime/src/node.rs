@@ -537,7 +537,7 @@ impl Node {
         // ... else forwarded, undecoded, to a node that hosts it.
         let timeout = timeout.unwrap_or(shared.default_timeout);
         if let Some(forwarded) =
-            crate::json::forward::forward(shared, &entry, message, body, &meta, timeout)
+            crate::remote::json_forward::forward(shared, &entry, message, body, &meta, timeout)
         {
             return forwarded;
         }

@@ -7,6 +7,7 @@
 
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod json_forward;
 pub(crate) mod membership;
 pub(crate) mod peer;
 pub(crate) mod remoting;

@@ -12,14 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{JsonBody, JsonError, JsonReply};
-use crate::error::CallError;
+use super::frame::Frame;
+use super::wire::wire_meta;
+use super::wire_error::CallSite;
+use crate::error::{CallError, JsonError};
+use crate::json::{JsonBody, JsonReply};
 use crate::metadata::Metadata;
 use crate::node::NodeShared;
 use crate::registry::ServiceEntry;
-use crate::remote::frame::Frame;
-use crate::remote::wire::wire_meta;
-use crate::remote::wire_error::CallSite;
 
 /// Sends a JSON call to a remote instance of `entry` that handles
 /// `message`; `None` when no remote instance lists it.
@@ -87,7 +87,7 @@ pub(crate) fn forward(
 
 /// Forgets a pending remote ask when its waiter goes away.
 struct Forget<'a> {
-    peer: &'a crate::remote::peer::Peer,
+    peer: &'a super::peer::Peer,
     id: u64,
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::error::CallError;
-pub use crate::error::JsonError;
+pub(crate) use crate::error::JsonError;
 use crate::message::RemoteMessage;
 use crate::metadata::Metadata;
 use crate::service::ServiceRef;

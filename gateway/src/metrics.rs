@@ -64,6 +64,12 @@
 //!   ask had timed out or been dropped.
 //! * `msa_remote_overloaded_total` (counter): messages refused because an
 //!   outbound queue was full.
+//! * `msa_remote_stalled_connections_total` (counter): connections closed
+//!   because the peer stopped reading; `msa_remote_control_overflows_total`
+//!   (counter): frames that did not fit a control lane.
+//! * `msa_connection_control_queued_bytes{peer}`,
+//!   `msa_connection_data_queued_bytes{peer}` (gauges): bytes queued toward
+//!   each connected peer, per lane (docs/cluster.md, "Bounded queues").
 
 mod node;
 

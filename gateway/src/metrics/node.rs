@@ -39,6 +39,8 @@ struct PeerSample {
     frames_out: u64,
     bytes_in: u64,
     bytes_out: u64,
+    control_queued_bytes: u64,
+    data_queued_bytes: u64,
 }
 
 /// What a metric family is: name (without `_total` or unit), help, unit, type.
@@ -87,6 +89,10 @@ impl Collector for NodeCollector {
             p.frames_out = p.frames_out.saturating_add(c.frames_out);
             p.bytes_in = p.bytes_in.saturating_add(c.bytes_in);
             p.bytes_out = p.bytes_out.saturating_add(c.bytes_out);
+            p.control_queued_bytes = p
+                .control_queued_bytes
+                .saturating_add(c.control_queued_bytes);
+            p.data_queued_bytes = p.data_queued_bytes.saturating_add(c.data_queued_bytes);
         }
         encode_connections(&mut enc, &peers)?;
         encode_remote(&mut enc, &self.node.remote_stats())
@@ -246,6 +252,36 @@ fn encode_connections(
             |p, m| ConstCounter::new(value(p.1)).encode(m),
         )?;
     }
+    let gauges: [Field<PeerSample>; 2] = [
+        (
+            Desc {
+                name: "msa_connection_control_queued_bytes",
+                help: "Bytes queued on the control lane toward the peer node (replies, errors, tables), bounded by max_control_queue_bytes.",
+                unit: None,
+                kind: MetricType::Gauge,
+            },
+            |p| p.control_queued_bytes,
+        ),
+        (
+            Desc {
+                name: "msa_connection_data_queued_bytes",
+                help: "Bytes queued on the data lane toward the peer node (tells, asks), bounded by max_data_queue_bytes.",
+                unit: None,
+                kind: MetricType::Gauge,
+            },
+            |p| p.data_queued_bytes,
+        ),
+    ];
+    for (desc, value) in &gauges {
+        family(
+            enc,
+            desc,
+            &peers,
+            "peer",
+            |p| p.0,
+            |p, m| ConstGauge::new(i64::try_from(value(p.1)).unwrap_or(i64::MAX)).encode(m),
+        )?;
+    }
     Ok(())
 }
 
@@ -281,6 +317,20 @@ fn encode_remote(
                 "Messages refused because an outbound queue to another node was full.",
             ),
             r.overloaded,
+        ),
+        (
+            counter(
+                "msa_remote_stalled_connections",
+                "Connections closed because the peer stopped reading (peer_stall_timeout, or a full control lane).",
+            ),
+            r.stalled_connections,
+        ),
+        (
+            counter(
+                "msa_remote_control_overflows",
+                "Frames that did not fit a connection's control lane (the connection was then closed as stalled).",
+            ),
+            r.control_overflows,
         ),
     ];
     for (desc, value) in counters {

@@ -137,6 +137,8 @@ async fn render_parses_and_counts_calls_and_requests() {
         "msa_remote_malformed_frames_total",
         "msa_remote_late_replies_total",
         "msa_remote_overloaded_total",
+        "msa_remote_stalled_connections_total",
+        "msa_remote_control_overflows_total",
     ] {
         assert_eq!(value(&scrape, name, &[]), 0.0, "{name}");
     }
@@ -219,8 +221,8 @@ async fn names_follow_prometheus_conventions() {
             assert!(scrape.docs.contains_key(name), "{name} has no HELP");
         }
     }
-    // 2 gateway + 7 service + 4 connection + 4 remote families.
-    assert_eq!(types, 17);
+    // 2 gateway + 7 service + 6 connection + 6 remote families.
+    assert_eq!(types, 21);
     assert!(!text.contains("# EOF") && !text.contains("_created"));
     node.shutdown(GRACE).await.unwrap();
 }
@@ -307,6 +309,17 @@ async fn connections_are_counted_per_peer() {
     let sb = parse(&Metrics::new(b.clone()).render());
     assert!(value(&sb, "msa_connection_frames_out_total", &[("peer", "a")]) > 0.0);
     assert_eq!(value(&sb, "msa_remote_handshake_failures_total", &[]), 0.0);
+    // The queues toward a peer are gauged per lane (present, and nothing
+    // is stuck in them once the ask was answered).
+    for gauge in [
+        "msa_connection_control_queued_bytes",
+        "msa_connection_data_queued_bytes",
+    ] {
+        assert!(
+            find(&sb, gauge, &[("peer", "a")]).is_some(),
+            "{gauge} is exported"
+        );
+    }
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
 }

@@ -194,3 +194,26 @@ async fn dropped_connections_are_dialed_again() {
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_between_nodes_delays_each_ask_by_the_round_trip() {
+    const LATENCY: Duration = Duration::from_millis(60);
+    let net = MemoryNetwork::new();
+    let a = node(&net, "m", None);
+    let b = node(&net, "n", Some(&a));
+    let mut wa = a.watch();
+    b.spawn(here("on-n", "n")).await.unwrap();
+    remote_up(&mut wa, &[("on-n", "n")]).await;
+    net.set_latency("m", "n", LATENCY);
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        assert_eq!(ask_where(&a, "on-n").await.unwrap(), "n");
+        let took = t0.elapsed();
+        assert!(took >= 2 * LATENCY, "an ask waits a round trip: {took:?}");
+    }
+    // Removing the latency keeps the connection serving.
+    net.set_latency("m", "n", Duration::ZERO);
+    assert_eq!(ask_where(&a, "on-n").await.unwrap(), "n");
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}

@@ -27,7 +27,7 @@ pub use stats::{ConnectionSnapshot, RemoteSnapshot};
 pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};
 
 /// Fetches the cluster view from a running node at `seed` over the
-/// authenticated protocol (what `msa cluster status` does).
+/// authenticated protocol and TCP (what `msa cluster status` does).
 ///
 /// # Errors
 /// [`StatusError`] when the node cannot be reached, refuses the handshake,
@@ -38,5 +38,20 @@ pub async fn cluster_status(
     secret: &[u8],
     timeout: std::time::Duration,
 ) -> Result<ClusterStatus, StatusError> {
-    remoting::fetch_status(seed, cluster, secret, timeout).await
+    cluster_status_via(&transport::TcpTransport, seed, cluster, secret, timeout).await
+}
+
+/// [`cluster_status`] over another transport (a
+/// [`MemoryNetwork`](transport::MemoryNetwork), for instance).
+///
+/// # Errors
+/// As [`cluster_status`].
+pub async fn cluster_status_via(
+    transport: &dyn transport::Transport,
+    seed: &str,
+    cluster: &str,
+    secret: &[u8],
+    timeout: std::time::Duration,
+) -> Result<ClusterStatus, StatusError> {
+    remoting::fetch_status(transport, seed, cluster, secret, timeout).await
 }

@@ -13,7 +13,7 @@ use crate::error::NodeError;
 use crate::registry::Registry;
 use crate::remote::frame::NodeInfo;
 use crate::remote::remoting::Remoting;
-use crate::remote::transport::TcpTransport;
+use crate::remote::transport::{Listener, TcpTransport, Transport};
 use crate::remote::RemoteConfig;
 use crate::supervision::{launch, ExitNotice, Placement, Supervisor};
 
@@ -25,7 +25,8 @@ pub struct NodeBuilder {
     default_timeout: Duration,
     allow_panic_abort: bool,
     track_mailbox_depth: bool,
-    listen: Option<std::net::SocketAddr>,
+    listen: Option<String>,
+    transport: Arc<dyn Transport>,
     remote: RemoteConfig,
     incarnation: Option<u64>,
 }
@@ -39,6 +40,7 @@ impl Default for NodeBuilder {
             allow_panic_abort: false,
             track_mailbox_depth: false,
             listen: None,
+            transport: Arc::new(TcpTransport),
             remote: RemoteConfig::default(),
             incarnation: None,
         }
@@ -73,9 +75,47 @@ impl NodeBuilder {
 
     /// Listens for other nodes on `addr` (port 0 picks a free port; read it
     /// back with [`Node::remote_addr`]). Without a cluster secret only a
-    /// loopback address is accepted.
+    /// loopback address is accepted. For a transport other than TCP, see
+    /// [`listen_on`](Self::listen_on).
     pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
-        self.listen = Some(addr);
+        self.listen = Some(addr.to_string());
+        self
+    }
+
+    /// Listens for other nodes on `addr`, in the form the node's
+    /// [`transport`](Self::transport) takes (`host:port` for TCP, `a:0`
+    /// on a [`MemoryNetwork`](crate::remote::transport::MemoryNetwork)).
+    /// Port 0 picks a free port; read it back with [`Node::remote_addr`].
+    /// Without a cluster secret only an address the transport calls local
+    /// is accepted ([`Transport::is_local`]).
+    pub fn listen_on(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
+
+    /// The network the node listens and dials on (default: TCP,
+    /// [`TcpTransport`]). Give each node its own transport value: a
+    /// [`MemoryNetwork`](crate::remote::transport::MemoryNetwork) clone per
+    /// node, for instance.
+    ///
+    /// # Examples
+    /// ```
+    /// use msa_runtime::remote::transport::MemoryNetwork;
+    /// use msa_runtime::Node;
+    ///
+    /// let net = MemoryNetwork::new();
+    /// let a = Node::builder()
+    ///     .name("a")
+    ///     .arbiters(1)
+    ///     .transport(net.clone())
+    ///     .listen_on("a:0")
+    ///     .start()
+    ///     .unwrap();
+    /// assert_eq!(a.remote_addr().as_deref(), Some("a:1"));
+    /// a.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Arc::new(transport);
         self
     }
 
@@ -178,19 +218,18 @@ impl NodeBuilder {
 
     /// Binds the remoting listener, if any (before any thread starts, so
     /// errors come back from `start`).
-    fn bind(&self) -> Result<Option<std::net::TcpListener>, NodeError> {
-        let Some(addr) = self.listen else {
+    fn bind(&self) -> Result<Option<Box<dyn Listener>>, NodeError> {
+        let Some(addr) = &self.listen else {
             return Ok(None);
         };
-        if self.remote.secret.is_none() && !addr.ip().is_loopback() {
-            return Err(NodeError::InsecureListen {
-                addr: addr.to_string(),
-            });
+        if self.remote.secret.is_none() && !self.transport.is_local(addr) {
+            return Err(NodeError::InsecureListen { addr: addr.clone() });
         }
-        std::net::TcpListener::bind(addr)
+        self.transport
+            .bind(addr)
             .map(Some)
             .map_err(|e| NodeError::Bind {
-                addr: addr.to_string(),
+                addr: addr.clone(),
                 reason: e.to_string(),
             })
     }
@@ -199,15 +238,9 @@ impl NodeBuilder {
         &self,
         exec: Exec,
         shards: usize,
-        listener: Option<&std::net::TcpListener>,
+        listener: Option<&dyn Listener>,
     ) -> Result<Arc<NodeShared>, NodeError> {
-        let local_addr = match listener {
-            Some(l) => Some(
-                l.local_addr()
-                    .map_err(|e| NodeError::Threads(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let local_addr = listener.map(|l| l.local_addr());
         let wants_remote = local_addr.is_some() || !self.remote.seeds.is_empty();
         let incarnation = self.incarnation.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -233,11 +266,11 @@ impl NodeBuilder {
                     self.remote.clone(),
                     NodeInfo {
                         name: self.name.clone(),
-                        addr: local_addr.map(|a| a.to_string()).unwrap_or_default(),
+                        addr: local_addr.unwrap_or_default(),
                         incarnation,
                     },
                     weak.clone(),
-                    Arc::new(TcpTransport),
+                    self.transport.clone(),
                 ))
             }),
         }))
@@ -302,7 +335,7 @@ impl NodeBuilder {
                 next: AtomicUsize::new(0),
             },
             n + 2,
-            listener.as_ref(),
+            listener.as_deref(),
         )?;
         if let Some(r) = &shared.remote {
             let tasks = remoting_tasks(r, &shared, listener);
@@ -351,7 +384,7 @@ impl NodeBuilder {
             return Err(NodeError::NoLocalSet);
         }
         let listener = self.bind()?;
-        let shared = self.shared(Exec::Local, 1, listener.as_ref())?;
+        let shared = self.shared(Exec::Local, 1, listener.as_deref())?;
         let sweeper_stop = Arc::new(AtomicBool::new(false));
         actix_rt::spawn(crate::deadline::run_local_sweeper(Some(
             sweeper_stop.clone(),
@@ -403,7 +436,7 @@ fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor
 fn remoting_tasks(
     r: &Arc<Remoting>,
     shared: &Arc<NodeShared>,
-    listener: Option<std::net::TcpListener>,
+    listener: Option<Box<dyn Listener>>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let r = r.clone();
     let mut watch = shared.registry.watch();

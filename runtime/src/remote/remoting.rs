@@ -3,7 +3,6 @@
 //! second connection per peer for membership (the lane, [`lane`]).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -22,7 +21,7 @@ use super::handshake::{
 use super::membership::{Effects, Member, Membership, TableVersion};
 use super::peer::{Peer, QueueBounds};
 use super::stats::RemoteStats;
-use super::transport::{BoxStream, Transport};
+use super::transport::{BoxStream, Listener, Transport};
 use super::wire::WireMetaExt;
 use crate::node::NodeShared;
 use crate::service::ServiceRef;
@@ -287,14 +286,7 @@ impl Remoting {
     }
 
     /// Accepts connections until the node closes.
-    pub(crate) async fn accept_loop(self: Arc<Self>, std: std::net::TcpListener) {
-        let mut listener = match self.transport.listener(std) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for remoting");
-                return;
-            }
-        };
+    pub(crate) async fn accept_loop(self: Arc<Self>, mut listener: Box<dyn Listener>) {
         let mut closed = self.closed.subscribe();
         while !self.is_closing() {
             let accepted = tokio::select! {
@@ -360,7 +352,7 @@ impl Remoting {
         Ok(())
     }
 
-    async fn inbound(self: Arc<Self>, stream: BoxStream, from: SocketAddr) {
+    async fn inbound(self: Arc<Self>, stream: BoxStream, from: String) {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
         let mut buf = vec![0u8; 64 * 1024];
@@ -1110,6 +1102,7 @@ impl Remoting {
 
 /// Connects to `seed` as a client, authenticates, asks for the cluster view.
 pub(crate) async fn fetch_status(
+    transport: &dyn Transport,
     seed: &str,
     cluster: &str,
     secret: &[u8],
@@ -1118,14 +1111,13 @@ pub(crate) async fn fetch_status(
     use super::status::StatusError;
     let addr = seed.to_string();
     let work = async {
-        let stream =
-            tokio::net::TcpStream::connect(seed)
-                .await
-                .map_err(|e| StatusError::Connect {
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })?;
-        let stream: BoxStream = Box::new(stream);
+        let stream = transport
+            .connect(addr.clone())
+            .await
+            .map_err(|e| StatusError::Connect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
         let (mut rd, mut wr) = tokio::io::split(stream);
         let cfg = HandshakeConfig {
             cluster: cluster.to_string(),

@@ -1,12 +1,25 @@
 //! The network seam: remoting reaches the network only through
-//! [`Transport`], so a simulated network (turmoil's `turmoil::net`) can
-//! stand in for TCP. Streams and listeners are boxed: connections are few
-//! and long-lived, so the indirection costs nothing measurable.
+//! [`Transport`], so another network can stand in for TCP. Two
+//! implementations ship: [`TcpTransport`] (the default) and
+//! [`MemoryNetwork`], an in-process network whose links a test can cut,
+//! heal, slow down and reset. One test suite (`transport/suite.rs`) runs
+//! against both.
+//!
+//! Addresses are strings: `host:port` for TCP, any name (`a:1`, `mem:a`)
+//! for the memory network. Streams and listeners are boxed: connections
+//! are few and long-lived, so the indirection costs nothing measurable.
 
 use std::io;
-use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+
+mod memory;
+#[cfg(test)]
+mod suite;
+mod tcp;
+
+pub use memory::MemoryNetwork;
+pub use tcp::TcpTransport;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
@@ -24,54 +37,41 @@ pub type BoxStream = Box<dyn Stream>;
 
 /// Accepts inbound streams.
 pub trait Listener: Send + 'static {
-    /// The next inbound stream and its peer address.
-    fn accept(&mut self) -> LocalBoxFuture<'_, io::Result<(BoxStream, SocketAddr)>>;
-    /// The bound address (with the real port when bound to port 0).
-    fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The next inbound stream and the address of its dialer.
+    fn accept(&mut self) -> LocalBoxFuture<'_, io::Result<(BoxStream, String)>>;
+
+    /// The bound address, as other nodes dial it (with the real port when
+    /// bound to port 0).
+    fn local_addr(&self) -> String;
 }
 
-/// Opens streams and listeners.
+/// Opens streams and listeners: the only way remoting reaches the network.
+///
+/// A node holds one transport for its whole life (see
+/// [`NodeBuilder::transport`](crate::NodeBuilder::transport)).
 pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
-    /// Connects to `addr` (`host:port`).
+    /// Opens a stream to the listener at `addr`.
+    ///
+    /// # Errors
+    /// Whatever the network reports: `ConnectionRefused` when nothing
+    /// listens there, for instance. Callers bound the wait themselves.
     fn connect(&self, addr: String) -> BoxFuture<io::Result<BoxStream>>;
-    /// Turns an already bound std listener into a [`Listener`]; must be
-    /// called on the thread (runtime) that will accept.
-    fn listener(&self, std: std::net::TcpListener) -> io::Result<Box<dyn Listener>>;
-}
 
-/// TCP over tokio.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TcpTransport;
+    /// Binds a listener at `addr` (port 0 picks a free one; read it back
+    /// with [`Listener::local_addr`]).
+    ///
+    /// A node binds before its runtime starts, so that a bind error comes
+    /// back from `NodeBuilder::start`: this must not need a running async
+    /// runtime. A listener that needs one to accept registers with it on
+    /// its first [`Listener::accept`], which runs on the node's runtime.
+    ///
+    /// # Errors
+    /// `AddrInUse`, `InvalidInput` for an address this transport cannot
+    /// parse, or whatever the network reports.
+    fn bind(&self, addr: &str) -> io::Result<Box<dyn Listener>>;
 
-struct TcpListener(tokio::net::TcpListener);
-
-impl Listener for TcpListener {
-    fn accept(&mut self) -> LocalBoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
-        Box::pin(async move {
-            let (s, a) = self.0.accept().await?;
-            s.set_nodelay(true)?;
-            Ok((Box::new(s) as BoxStream, a))
-        })
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-impl Transport for TcpTransport {
-    fn connect(&self, addr: String) -> BoxFuture<io::Result<BoxStream>> {
-        Box::pin(async move {
-            let s = tokio::net::TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            Ok(Box::new(s) as BoxStream)
-        })
-    }
-
-    fn listener(&self, std: std::net::TcpListener) -> io::Result<Box<dyn Listener>> {
-        std.set_nonblocking(true)?;
-        Ok(Box::new(TcpListener(tokio::net::TcpListener::from_std(
-            std,
-        )?)))
-    }
+    /// Whether a listener at `addr` is reachable from this host only
+    /// (loopback for TCP; always for an in-process network). A node without
+    /// a cluster secret listens only on such addresses.
+    fn is_local(&self, addr: &str) -> bool;
 }

@@ -11,6 +11,7 @@ mod basics;
 mod calls_anywhere;
 mod cluster;
 mod local;
+mod memory_transport;
 mod observability;
 mod registry;
 mod shutdown;

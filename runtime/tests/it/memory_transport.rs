@@ -1,9 +1,6 @@
 //! Whole nodes on the in-memory network: they form a cluster and call each
 //! other as over TCP; a cut makes calls across it fail with a typed error
-//! within a bound, and a heal brings them back. Self-contained (no
-//! `common` module), so it can move into the integration binary as is.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! within a bound, and a heal brings them back.
 
 use std::future::IntoFuture;
 use std::time::Duration;

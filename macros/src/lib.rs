@@ -7,7 +7,7 @@
 //! `msa_runtime::RemoteMessage` (or `msa::RemoteMessage`): the trait and the
 //! derive share that name, as serde's `Serialize` does.
 //!
-//! ```ignore
+//! ```text
 //! #[derive(actix::Message, Serialize, Deserialize, RemoteMessage)]
 //! #[rtype(result = "u64")]
 //! #[msa(name = "calc.Add")]            // the stable wire name (required)
@@ -133,4 +133,47 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         };
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(input: DeriveInput) -> Result<String, String> {
+        expand(&input)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_wire_name_is_required_and_not_empty() {
+        let e = expand_str(syn::parse_quote! { struct Add(u64); }).unwrap_err();
+        assert!(e.contains("needs a wire name"), "{e}");
+        let e = expand_str(syn::parse_quote! { #[msa(name = "")] struct Add(u64); }).unwrap_err();
+        assert!(e.contains("must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn unknown_options_and_generic_types_are_refused() {
+        let e = expand_str(syn::parse_quote! { #[msa(name = "a.B", nope)] struct B; }).unwrap_err();
+        assert!(e.contains("expected `name"), "{e}");
+        let e = expand_str(syn::parse_quote! { #[msa(name = "a.B")] struct B<T>(T); }).unwrap_err();
+        assert!(e.contains("generic"), "{e}");
+    }
+
+    #[test]
+    fn the_expansion_implements_the_trait_and_declares_the_type() {
+        let out =
+            expand_str(syn::parse_quote! { #[msa(name = "calc.Add")] struct Add(u64); }).unwrap();
+        assert!(out.contains("RemoteMessage for Add"), "{out}");
+        assert!(out.contains("\"calc.Add\""), "{out}");
+        assert!(out.contains("Declared :: plain :: < Add >"), "{out}");
+        assert!(!out.contains("json_schema"), "{out}");
+        let out = expand_str(
+            syn::parse_quote! { #[msa(name = "kv.Get", schema, keyed)] struct Get { key: String } },
+        )
+        .unwrap();
+        assert!(out.contains("Declared :: keyed :: < Get >"), "{out}");
+        assert!(out.contains("fn json_schema"), "{out}");
+    }
 }

@@ -349,7 +349,7 @@ pub(crate) fn table(comparisons: &[RemoteComparison]) -> String {
         ];
         let _ = writeln!(
             out,
-            "{a:<19} {b:<10} {c:>15} {d:>10} {e:>21} {f:>15} {g:>17}  target"
+            "{a:<19} {b:<10} {c:>15} {d:>10} {e:>21} {f:>17} {g:>17}  target"
         );
         for r in asks {
             let pair = |a: Option<f64>, b: Option<f64>| {
@@ -367,7 +367,7 @@ pub(crate) fn table(comparisons: &[RemoteComparison]) -> String {
                 .join(" ");
             let _ = writeln!(
                 out,
-                "{:<19} {:<10} {:>15} {:>9.2}× {:>21} {:>15} {:>17}  {} {}",
+                "{:<19} {:<10} {:>15} {:>9.2}× {:>21} {:>17} {:>17}  {} {}",
                 r.scenario,
                 r.cpus,
                 pair(r.p50_us, r.baseline_p50_us),

@@ -1,6 +1,7 @@
 //! `msa bench remote` end to end with the real binary (debug build, tiny
 //! sizes): it starts its own child process, prints one JSON line per
-//! scenario with the documented fields, and its child never outlives it.
+//! scenario with the documented fields, refuses fewer than 3 rounds, and
+//! its child never outlives it.
 
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,7 @@ fn positive(v: &serde_json::Value, field: &str) -> f64 {
     x
 }
 
-#[test]
-fn bench_remote_json_prints_tell_and_ask_lines_with_baselines() {
+fn run_tiny(extra: &[&str]) -> Vec<String> {
     let mut cmd = msa();
     cmd.args([
         "bench",
@@ -30,11 +30,12 @@ fn bench_remote_json_prints_tell_and_ask_lines_with_baselines() {
         "--messages",
         "2000",
         "--asks",
-        "200",
+        "100",
         "--rounds",
-        "1",
+        "3",
         "--json",
     ]);
+    cmd.args(extra);
     // Killed (and with it, through its closed stdin, its child) if the test fails.
     let mut bench = Proc::spawn("bench", cmd);
     let status = bench
@@ -45,28 +46,14 @@ fn bench_remote_json_prints_tell_and_ask_lines_with_baselines() {
     while let Some(l) = bench.line(Duration::from_secs(2)) {
         lines.push(l);
     }
-    assert_eq!(lines.len(), 2, "expected two JSON lines, got {lines:?}");
+    lines
+}
 
-    let tell = fields_of(&lines[0]);
-    assert_eq!(tell["scenario"], "remote_tell");
-    assert_eq!(tell["messages"], 2000);
-    assert_eq!(tell["rounds"], 1);
-    for f in [
-        "secs",
-        "msgs_per_sec",
-        "baseline_secs",
-        "baseline_msgs_per_sec",
-        "ratio",
-    ] {
-        positive(&tell, f);
-    }
-    assert!(tell["threads"].as_str().is_some_and(|t| !t.is_empty()));
-    assert!(tell["meets_target"].is_boolean());
-    assert!(tell["overloaded_retries"].is_number());
-
-    let ask = fields_of(&lines[1]);
-    assert_eq!(ask["scenario"], "remote_ask");
-    assert_eq!(ask["messages"], 200);
+fn check_ask_row(ask: &serde_json::Value, scenario: &str, cpus: &str) {
+    assert_eq!(ask["scenario"], scenario);
+    assert_eq!(ask["cpus"], cpus);
+    assert_eq!(ask["messages"], 100);
+    assert_eq!(ask["rounds"], 3);
     for f in [
         "secs",
         "msgs_per_sec",
@@ -78,10 +65,79 @@ fn bench_remote_json_prints_tell_and_ask_lines_with_baselines() {
         "baseline_p99_us",
         "p50_ratio",
     ] {
-        positive(&ask, f);
+        positive(ask, f);
     }
-    assert!(positive(&ask, "p99_us") >= positive(&ask, "p50_us"));
+    assert!(positive(ask, "p99_us") >= positive(ask, "pooled_p50_us"));
+    assert_eq!(ask["rounds_p50_us"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        ask["baseline_rounds_p50_us"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(ask["rounds_p50_ratio"].as_array().map(Vec::len), Some(3));
+    // The p50 is the median of the rounds' p50s.
+    let mut rounds: Vec<f64> = ask["rounds_p50_us"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    assert!(
+        (positive(ask, "p50_us") - rounds[1]).abs() < 0.0015,
+        "{ask}"
+    );
+    assert_eq!(ask["target_p50_ratio"], 1.5);
     assert!(ask["meets_target"].is_boolean());
+    assert!(ask["verdict"].is_string());
+    assert!(ask["threads"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[test]
+fn bench_remote_json_prints_tell_ask_and_natural_ask_lines_with_baselines() {
+    let lines = run_tiny(&[]);
+    assert_eq!(lines.len(), 3, "expected three JSON lines, got {lines:?}");
+
+    let tell = fields_of(&lines[0]);
+    assert_eq!(tell["scenario"], "remote_tell");
+    assert_eq!(tell["cpus"], "idle");
+    assert_eq!(tell["messages"], 2000);
+    assert_eq!(tell["rounds"], 3);
+    for f in [
+        "secs",
+        "msgs_per_sec",
+        "baseline_secs",
+        "baseline_msgs_per_sec",
+        "ratio",
+    ] {
+        positive(&tell, f);
+    }
+    assert!(tell["threads"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(tell["target_ratio"], 0.08);
+    assert!(tell["meets_target"].is_boolean());
+    assert!(tell["overloaded_retries"].is_number());
+
+    check_ask_row(&fields_of(&lines[1]), "remote_ask", "idle");
+    check_ask_row(&fields_of(&lines[2]), "remote_ask_natural", "idle");
+}
+
+#[test]
+fn bench_remote_keep_awake_says_so_in_every_row() {
+    let lines = run_tiny(&["--keep-awake"]);
+    assert_eq!(lines.len(), 3, "expected three JSON lines, got {lines:?}");
+    for l in &lines {
+        assert_eq!(fields_of(l)["cpus"], "kept awake", "{l}");
+    }
+}
+
+#[test]
+fn bench_remote_refuses_fewer_than_3_rounds() {
+    let out = msa()
+        .args(["bench", "remote", "--rounds", "2", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 3 rounds"), "{err}");
 }
 
 /// The pids of the live (not zombie) children of `parent` whose command
@@ -127,7 +183,7 @@ fn bench_remote_child_exits_when_the_bench_is_killed() {
         "--messages",
         "1000000000",
         "--rounds",
-        "1",
+        "3",
         "--json",
     ]);
     let mut bench = Proc::spawn("bench", cmd);

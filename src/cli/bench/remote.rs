@@ -5,11 +5,18 @@
 //! This process starts a child (`msa bench remote --serve`, the same
 //! executable) that runs a node with a sink service and a raw TCP server,
 //! then runs its own node (the caller) seeded with the child's address. The
-//! timed loops of both sides run as tasks on the caller node's one arbiter,
-//! the thread that also runs its connection to the child; in the child, the
-//! connection and the sink instance share the node's one arbiter. The raw
-//! baseline likewise has one thread per end.
+//! timed loops of `remote_tell` and `remote_ask` run as tasks on the caller
+//! node's one arbiter, the thread that also runs its connection to the
+//! child; in the child, the connections and the sink instance share the
+//! node's one arbiter. The raw baseline likewise has one thread per end.
+//!
+//! `remote_ask_natural` is msa as a user places it: a second caller node
+//! built with its defaults (one arbiter per core), asked from the bench's
+//! main thread, outside the node's arbiters. Its baseline hands each raw
+//! ping to a client on a thread of its own and gets the reply back, so that
+//! each round trip crosses threads as the ask does.
 
+mod awake;
 mod child;
 mod measure;
 mod raw;
@@ -27,20 +34,28 @@ use indicatif::ProgressBar;
 use msa_runtime::Node;
 
 use super::local::progress;
+use awake::{Cpus, KeepAwake};
 use child::{generate_secret, SinkProcess};
 use measure::Measurement;
-use raw::RawClient;
+use raw::{HandoffClient, RawClient};
 use report::{RemoteComparison, RemoteScenario};
 use service::{site_spec, WhereAreYou, SINK, SITE};
 
 /// The child's node name.
 const SINK_NODE: &str = "bench-sink";
-/// Arbiter threads of the child's node (connection and sink share it).
+/// Arbiter threads of the child's node (connections and sink share it).
 const SINK_ARBITERS: usize = 1;
 /// The caller node's name.
 const CALLER_NODE: &str = "client";
 /// Arbiter threads of the caller's node (loops and connection share it).
 const CALLER_ARBITERS: usize = 1;
+/// The name of the caller node of `remote_ask_natural` (default arbiters).
+const NATURAL_NODE: &str = "client-natural";
+
+/// Fewest rounds: each p50 is the median of the rounds' p50s.
+const MIN_ROUNDS: u32 = 3;
+/// Measurements per round: msa and baseline of three scenarios.
+const STEPS_PER_ROUND: u64 = 6;
 
 /// How long the caller may take to see the sink service.
 const DISCOVERY_WAIT: Duration = Duration::from_secs(15);
@@ -49,31 +64,65 @@ const MEASUREMENT_BOUND: Duration = Duration::from_secs(90);
 /// How long nodes may drain at the end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Where the sides run, for the report.
+/// Where the sides of `remote_tell` and `remote_ask` run, for the report.
 const THREADS: &str = "msa: caller loop + its connection's reader and writer on the caller \
 node's 1 arbiter; sink node: reader, writer and sink instance on its 1 arbiter. \
 raw: client loop on the caller node's arbiter, server on the child's main thread";
+
+/// Where the sides of `remote_ask_natural` run, for the report.
+fn natural_threads(arbiters: usize) -> String {
+    format!(
+        "msa: ask loop on the bench's main thread (a current-thread tokio runtime of its \
+         own, no arbiter); the natural caller node ({arbiters} default arbiter(s), one per \
+         core) runs its connection on one of its arbiters; sink node: reader, writer and \
+         sink instance on its 1 arbiter. raw: timing loop on the main thread, client on a \
+         dedicated thread (a current-thread tokio runtime), each ping handed over a \
+         channel and each reply back through a oneshot; server on the child's main thread"
+    )
+}
 
 /// Options of `msa bench remote`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Scenarios (two processes on loopback: this one and a child it starts):
-  remote_tell  N one-way `node.service(\"sink\").tell(Hit(i))` (a u64 message) to
-               the child's sink; a tell that finds the connection's outbound
-               queue full (Overloaded) is retried after a yield and counted.
-               The clock stops when an ask for the sink's count confirms all N.
-               Baseline: N 36-byte frames over a plain tokio TCP stream,
-               flushed every 1,024, then a count request.
-  remote_ask   sequential asks of a u64 echo, each timed (p50/p99).
-               Baseline: ping-pong of 36-byte frames on the raw stream.
+  remote_tell         N one-way `node.service(\"sink\").tell(Hit(i))` (a u64 message)
+                      to the child's sink; a tell that finds the connection's
+                      outbound queue full (Overloaded) is retried after a yield
+                      and counted. The clock stops when an ask for the sink's
+                      count confirms all N. Both loops run on the caller node's
+                      1 arbiter, with its connection.
+                      Baseline: N 36-byte frames over a plain tokio TCP stream,
+                      flushed every 1,024, then a count request.
+  remote_ask          sequential asks of a u64 echo, each timed, on that arbiter.
+                      Baseline: ping-pong of 36-byte frames on the raw stream,
+                      on the same arbiter.
+  remote_ask_natural  msa's natural placement: a second caller node built as a
+                      user would (name, listen, secret, seed; default arbiters,
+                      one per core), asked from the bench's main thread, not
+                      from one of its arbiters.
+                      Baseline: raw ping-pong whose client runs on a thread of
+                      its own; the main thread hands it each ping over a
+                      channel and gets the reply back through a oneshot.
 
-Each round runs msa tell, raw tell, msa ask, raw ask; the report gives the
-median of each side's rounds, and latency percentiles over all round trips.
-Targets: tell ≥ 1,000,000 msg/s (stretch ≥ 10% of raw); ask p50 ≤ 2× raw p50.
+Each round runs msa then baseline for each scenario in turn (at least 3
+rounds). Throughput is the median of the rounds; each p50 is the median of the
+rounds' p50s (p99 and p99.9 pool every round trip of every round).
+
+Targets (same-run ratios; the verdict says met or MISSED per row):
+  remote_tell         msa ≥ 0.08× raw TCP msg/s (the absolute msg/s is
+                      reported too; the aim is 2.5M msg/s)
+  remote_ask          p50 ≤ 1.5× the raw ping-pong p50
+  remote_ask_natural  p50 ≤ 1.5× the hand-off ping-pong p50
+
+CPU state: waking a parked thread is much slower when the CPUs idle (on a
+shared VM, ~50 µs), so anything that crosses threads moves several-fold with
+the load. --keep-awake runs a nice-19 busy thread per CPU while measuring;
+each row says \"cpus\": \"idle\" or \"kept awake\". Compare ratios within a run.
 
 Examples:
   msa bench remote
   msa bench remote --json > remote.jsonl
+  msa bench remote --keep-awake --json
   msa bench remote --messages 200000 --asks 5000 --rounds 5")]
 pub(crate) struct RemoteArgs {
     /// One-way messages per measurement of `remote_tell`.
@@ -81,16 +130,22 @@ pub(crate) struct RemoteArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
 
-    /// Sequential round trips per measurement of `remote_ask`.
+    /// Sequential round trips per measurement of `remote_ask` and
+    /// `remote_ask_natural`.
     #[arg(long, value_name = "N", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     asks: u64,
 
-    /// Rounds; each measures msa and raw TCP for both scenarios. The median
-    /// of each side is reported (use 3 or more).
-    #[arg(long, short = 'r', value_name = "R", default_value_t = 3,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    /// Rounds (at least 3); each measures msa and its baseline for every
+    /// scenario. Medians over the rounds are reported.
+    #[arg(long, short = 'r', value_name = "R", default_value_t = MIN_ROUNDS,
+          value_parser = parse_rounds)]
     rounds: u32,
+
+    /// While measuring, keep every CPU awake with a nice-19 busy thread per
+    /// CPU (each row then says "cpus": "kept awake" instead of "idle").
+    #[arg(long)]
+    keep_awake: bool,
 
     /// Print one JSON object per scenario per line instead of a table, and
     /// no progress bar.
@@ -101,6 +156,19 @@ pub(crate) struct RemoteArgs {
     /// MSA_SECRET, prints its addresses, stops when stdin closes).
     #[arg(long, hide = true)]
     serve: bool,
+}
+
+/// `--rounds`: a whole number of at least [`MIN_ROUNDS`].
+fn parse_rounds(s: &str) -> Result<u32, String> {
+    let rounds: u32 = s
+        .parse()
+        .map_err(|e| format!("not a whole number of rounds: {e}"))?;
+    if rounds < MIN_ROUNDS {
+        return Err(format!(
+            "at least {MIN_ROUNDS} rounds are needed: each p50 is the median of the rounds' p50s"
+        ));
+    }
+    Ok(rounds)
 }
 
 /// Runs `msa bench remote` (or, with `--serve`, its child).
@@ -120,43 +188,100 @@ pub(crate) fn run(args: RemoteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The caller node of `remote_tell` and `remote_ask` (one arbiter), or of
+/// `remote_ask_natural` (built as a user would: no `.arbiters(..)`).
+fn start_caller(natural: bool, secret: &str, seed: &str) -> anyhow::Result<Node> {
+    let builder = if natural {
+        Node::builder().name(NATURAL_NODE)
+    } else {
+        Node::builder().name(CALLER_NODE).arbiters(CALLER_ARBITERS)
+    };
+    builder
+        .listen(([127, 0, 0, 1], 0).into())
+        .secret(secret.as_bytes().to_vec())
+        .seed(seed.to_string())
+        .start()
+        .with_context(|| {
+            format!(
+                "starting the {} node",
+                if natural { NATURAL_NODE } else { CALLER_NODE }
+            )
+        })
+}
+
+/// Stops a caller node (bounded).
+async fn stop_node(node: Node) -> anyhow::Result<()> {
+    let name = node.name().to_string();
+    tokio::time::timeout(SHUTDOWN_GRACE * 3, node.shutdown(SHUTDOWN_GRACE))
+        .await
+        .map_err(|_| anyhow!("the {name} node did not stop in time"))?
+        .with_context(|| format!("stopping the {name} node"))
+}
+
 /// Starts both processes, measures, and stops both (also on failure).
 async fn bench(args: &RemoteArgs) -> anyhow::Result<Vec<RemoteComparison>> {
-    // Setup, then 4 measurements per round.
-    let bar = progress(args.json, 1 + 4 * u64::from(args.rounds));
-    bar.set_message("starting the sink process and the caller node");
+    // Setup, then the measurements of each round.
+    let bar = progress(args.json, 1 + STEPS_PER_ROUND * u64::from(args.rounds));
+    bar.set_message("starting the sink process and the caller nodes");
     let secret = generate_secret()?;
     let sink = SinkProcess::start(&secret)?;
-    let node = Node::builder()
-        .name(CALLER_NODE)
-        .arbiters(CALLER_ARBITERS)
-        .listen(([127, 0, 0, 1], 0).into())
-        .secret(secret.into_bytes())
-        .seed(sink.ready.addr.clone())
-        .start()
-        .context("starting the caller node")?;
-    // This node calls types it does not serve: their derive declares them.
-
-    let outcome = measure_all(&node, &sink.ready.raw, args, &bar).await;
+    // These nodes call types they do not serve: their derive declares them.
+    let node = start_caller(false, &secret, &sink.ready.addr)?;
+    let outcome = match start_caller(true, &secret, &sink.ready.addr) {
+        Ok(natural) => {
+            let outcome = measure_with_cpus(&node, &natural, &sink.ready.raw, args, &bar).await;
+            let stopped = stop_node(natural).await;
+            outcome.and_then(|c| stopped.map(|()| c))
+        }
+        Err(e) => Err(e),
+    };
     bar.finish_and_clear();
-    let stopped = tokio::time::timeout(SHUTDOWN_GRACE * 3, node.shutdown(SHUTDOWN_GRACE)).await;
+    let stopped = stop_node(node).await;
     let child = sink.stop();
     let comparisons = outcome?;
-    stopped
-        .map_err(|_| anyhow!("the caller node did not stop in time"))?
-        .context("stopping the caller node")?;
+    stopped?;
     let status = child?;
     ensure!(status.success(), "the sink process exited with {status}");
     Ok(comparisons)
 }
 
-async fn measure_all(
+/// Measures with the CPUs as `--keep-awake` asks: the busy threads run from
+/// before the warm-up until the last measurement.
+async fn measure_with_cpus(
     node: &Node,
+    natural: &Node,
     raw_addr: &str,
     args: &RemoteArgs,
     bar: &ProgressBar,
 ) -> anyhow::Result<Vec<RemoteComparison>> {
+    let awake = if args.keep_awake {
+        bar.set_message("starting a busy thread per CPU");
+        let a = KeepAwake::start().context("keeping the CPUs awake")?;
+        tracing::debug!(threads = a.threads(), "CPUs kept awake");
+        Some(a)
+    } else {
+        None
+    };
+    let cpus = if awake.is_some() {
+        Cpus::KeptAwake
+    } else {
+        Cpus::Idle
+    };
+    let outcome = measure_all(node, natural, raw_addr, args, cpus, bar).await;
+    drop(awake);
+    outcome
+}
+
+async fn measure_all(
+    node: &Node,
+    natural: &Node,
+    raw_addr: &str,
+    args: &RemoteArgs,
+    cpus: Cpus,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<RemoteComparison>> {
     wait_for_sink(node).await?;
+    wait_for_sink(natural).await?;
     // A local helper answers with the arbiter it runs on: the caller node's
     // only arbiter, which also runs its connection.
     node.spawn(site_spec())
@@ -169,11 +294,13 @@ async fn measure_all(
         .context("asking the helper service for its arbiter")?;
     let addr = raw_addr.to_string();
     let mut raw = on_arbiter(&arbiter, async move { RawClient::connect(&addr).await }).await??;
+    let handoff = HandoffClient::start(raw_addr).await?;
 
-    // Untimed warm-up of both paths (connections, buffers, code).
+    // Untimed warm-up of every path (connections, buffers, code).
     let warm_tells = args.messages.min(10_000);
     let warm_asks = args.asks.min(1_000);
     let sink = node.service(SINK);
+    let natural_sink = natural.service(SINK);
     on_arbiter(&arbiter, measure::tell(sink.clone(), warm_tells)).await??;
     on_arbiter(&arbiter, measure::ask(sink.clone(), warm_asks)).await??;
     let (back, r) = on_arbiter(&arbiter, async move {
@@ -187,20 +314,17 @@ async fn measure_all(
     .await?;
     raw = back;
     r?;
+    bounded(measure::ask(natural_sink.clone(), warm_asks)).await??;
+    bounded(handoff.ping_pong(warm_asks)).await??;
     bar.inc(1);
 
-    let mut tell = RemoteComparison {
-        scenario: RemoteScenario::Tell,
-        threads: THREADS.into(),
-        msa: Vec::new(),
-        raw: Vec::new(),
-    };
-    let mut ask = RemoteComparison {
-        scenario: RemoteScenario::Ask,
-        threads: THREADS.into(),
-        msa: Vec::new(),
-        raw: Vec::new(),
-    };
+    let mut tell = RemoteComparison::new(RemoteScenario::Tell, THREADS, cpus);
+    let mut ask = RemoteComparison::new(RemoteScenario::Ask, THREADS, cpus);
+    let mut ask_natural = RemoteComparison::new(
+        RemoteScenario::AskNatural,
+        &natural_threads(natural.arbiters()),
+        cpus,
+    );
     for round in 1..=args.rounds {
         let step = |what: &str| {
             bar.set_message(format!("{what} · round {round}/{}", args.rounds));
@@ -244,8 +368,30 @@ async fn measure_all(
         ask.raw
             .push(m.with_context(|| context("remote_ask, raw TCP"))?);
         bar.inc(1);
+
+        step("remote_ask_natural · msa");
+        let m = bounded(measure::ask(natural_sink.clone(), args.asks))
+            .await?
+            .with_context(|| context("remote_ask_natural, msa"))?;
+        ask_natural.msa.push(m);
+        bar.inc(1);
+
+        step("remote_ask_natural · raw TCP hand-off");
+        let m = bounded(handoff.ping_pong(args.asks))
+            .await?
+            .with_context(|| context("remote_ask_natural, raw TCP hand-off"))?;
+        ask_natural.raw.push(m);
+        bar.inc(1);
     }
-    Ok(vec![tell, ask])
+    handoff.stop()?;
+    Ok(vec![tell, ask, ask_natural])
+}
+
+/// Runs `fut` on this (the bench's main) thread, bounded.
+async fn bounded<T>(fut: impl Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(MEASUREMENT_BOUND, fut)
+        .await
+        .map_err(|_| anyhow!("a measurement took longer than {MEASUREMENT_BOUND:?}"))
 }
 
 /// Runs one raw measurement on the arbiter: the client goes there and back.

@@ -1,7 +1,10 @@
 //! The timed loops on the msa side, and what one measurement yields.
 //!
-//! Both loops run as tasks on the caller node's arbiter, the thread that
-//! also runs that node's connection to the sink (see the `remote` module).
+//! For `remote_tell` and `remote_ask` both loops run as tasks on the caller
+//! node's arbiter, the thread that also runs that node's connection to the
+//! sink; for `remote_ask_natural` the ask loop runs on the bench's main
+//! thread, outside the natural caller node's arbiters (see the `remote`
+//! module).
 
 use std::time::{Duration, Instant};
 

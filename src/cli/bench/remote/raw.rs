@@ -9,12 +9,14 @@
 //! write: it flushes when its input is drained.
 
 use std::io;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{ensure, Context as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 
 use super::super::services::YIELD_EVERY;
 use super::measure::{latency_histogram, Measurement};
@@ -174,17 +176,24 @@ impl RawClient {
         })
     }
 
+    /// One ping-pong of `i`.
+    #[inline]
+    async fn ping(&mut self, i: u64) -> anyhow::Result<()> {
+        self.wr.write_all(&frame(Kind::Ping, i)).await?;
+        self.wr.flush().await?;
+        let got = self.read_frame().await?;
+        ensure!(got == (Kind::Ping, i), "ping {i} came back as {got:?}");
+        Ok(())
+    }
+
     /// `pings` sequential ping-pongs, each one timed.
     pub(crate) async fn ping_pong(&mut self, pings: u64) -> anyhow::Result<Measurement> {
         let mut hist = latency_histogram()?;
         let start = Instant::now();
         for i in 0..pings {
             let sent = Instant::now();
-            self.wr.write_all(&frame(Kind::Ping, i)).await?;
-            self.wr.flush().await?;
-            let got = self.read_frame().await?;
+            self.ping(i).await?;
             hist.saturating_record(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            ensure!(got == (Kind::Ping, i), "ping {i} came back as {got:?}");
         }
         Ok(Measurement {
             messages: pings,
@@ -192,6 +201,113 @@ impl RawClient {
             latency_ns: Some(hist),
             retries: 0,
         })
+    }
+}
+
+/// One ping handed to the [`HandoffClient`]'s thread, and where its reply goes.
+type PingRequest = (u64, oneshot::Sender<anyhow::Result<()>>);
+
+/// The baseline of `remote_ask_natural`: a [`RawClient`] on a thread of its
+/// own (a current-thread tokio runtime, as an actix arbiter is), driven from
+/// the caller's thread. Each ping goes to that thread through a channel and
+/// its reply comes back through a oneshot, so each round trip crosses
+/// threads twice, as an ask from outside a node's arbiters does.
+#[derive(Debug)]
+pub(crate) struct HandoffClient {
+    requests: Option<mpsc::Sender<PingRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HandoffClient {
+    /// Starts the thread and connects its client to `addr`.
+    pub(crate) async fn start(addr: &str) -> anyhow::Result<Self> {
+        let (requests, mut rx) = mpsc::channel::<PingRequest>(1);
+        let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
+        let addr = addr.to_string();
+        let thread = std::thread::Builder::new()
+            .name("msa-bench-raw-handoff".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut client = match RawClient::connect(&addr).await {
+                        Ok(c) => {
+                            let _ = ready_tx.send(Ok(()));
+                            c
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    while let Some((i, reply)) = rx.recv().await {
+                        let _ = reply.send(client.ping(i).await);
+                    }
+                });
+            })
+            .context("starting the raw hand-off thread")?;
+        let me = Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        };
+        ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the raw hand-off thread ended before it connected"))??;
+        Ok(me)
+    }
+
+    /// `pings` sequential ping-pongs through the client's thread, each one
+    /// timed on the calling thread from the hand-off to the reply's arrival.
+    pub(crate) async fn ping_pong(&self, pings: u64) -> anyhow::Result<Measurement> {
+        let requests = self
+            .requests
+            .as_ref()
+            .context("the raw hand-off client has stopped")?;
+        let mut hist = latency_histogram()?;
+        let start = Instant::now();
+        for i in 0..pings {
+            let sent = Instant::now();
+            let (tx, rx) = oneshot::channel();
+            requests
+                .send((i, tx))
+                .await
+                .map_err(|_| anyhow::anyhow!("the raw hand-off thread has ended"))?;
+            rx.await
+                .map_err(|_| anyhow::anyhow!("the raw hand-off thread dropped ping {i}"))??;
+            hist.saturating_record(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+        Ok(Measurement {
+            messages: pings,
+            elapsed: start.elapsed(),
+            latency_ns: Some(hist),
+            retries: 0,
+        })
+    }
+
+    /// Closes the channel (the thread's loop ends and its connection
+    /// closes) and joins the thread.
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.requests.take());
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Err(_)) => anyhow::bail!("the raw hand-off thread panicked"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for HandoffClient {
+    /// Without [`stop`](Self::stop) (a failed bench), the thread ends on
+    /// its own once its channel is closed, or with the process.
+    fn drop(&mut self) {
+        drop(self.requests.take());
     }
 }
 

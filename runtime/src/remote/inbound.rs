@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::frame::WireError;
 use super::wire::{BoxFuture, WireCodec, WireReply};
+use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::node::NodeShared;
 use crate::service::ServiceRef;
@@ -54,8 +55,13 @@ impl ServeDeadline {
 pub(crate) type ServeAsk =
     fn(&Arc<Inbound>, &[u8], Metadata, ServeDeadline) -> Result<BoxFuture<WireReply>, WireError>;
 
-/// Serves an inbound tell on a resolved route.
-pub(crate) type ServeTell = fn(&Arc<Inbound>, &[u8], Metadata) -> Result<(), WireError>;
+/// Serves an inbound tell on a resolved route: `Ok(None)` once queued,
+/// `Ok(Some(_))` when it waits for mailbox room (the future queues it).
+pub(crate) type ServeTell = fn(
+    &Arc<Inbound>,
+    &[u8],
+    Metadata,
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError>;
 
 /// A (service, message) pair resolved for calls from other nodes.
 #[derive(Debug)]
@@ -128,7 +134,8 @@ impl Inbound {
         (self.codec.serve_ask)(self, payload, meta, deadline)
     }
 
-    /// Serves a tell: decodes `payload` and queues it on a local instance.
+    /// Serves a tell: decodes `payload` and queues it on a local instance,
+    /// or gives back the wait for room.
     ///
     /// # Errors
     /// [`WireError::Codec`] when the payload does not decode, or why no
@@ -137,7 +144,7 @@ impl Inbound {
         self: &Arc<Self>,
         payload: &[u8],
         meta: Metadata,
-    ) -> Result<(), WireError> {
+    ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
         (self.codec.serve_tell)(self, payload, meta)
     }
 }

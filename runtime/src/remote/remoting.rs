@@ -28,6 +28,7 @@ use super::transport::{BoxStream, Transport};
 use super::wire::WireMetaExt;
 use crate::node::NodeShared;
 use crate::service::ServiceRef;
+use crate::CallError;
 use writer::{Lanes, WriterMode};
 
 /// The default failure-detection bound.
@@ -598,8 +599,21 @@ impl Remoting {
                     Ok(Ok(f)) => {
                         self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
                         peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
-                        if let Err(reason) = self.on_frame(&peer, f, &mut routes) {
-                            break reason;
+                        match self.on_frame(&peer, f, &mut routes) {
+                            Ok(None) => {}
+                            // A tell waits for room in its instance's
+                            // mailbox: so does this connection (the
+                            // peer's sends wait in TCP).
+                            Ok(Some(wait)) => {
+                                let queued = tokio::select! {
+                                    r = wait => r,
+                                    _ = closed.changed() => break 'read "this node left".to_string(),
+                                };
+                                if let Err(e) = queued {
+                                    tracing::debug!(error = ?e, "remote tell not delivered");
+                                }
+                            }
+                            Err(reason) => break reason,
                         }
                     }
                     Ok(Err(reason)) => {
@@ -709,13 +723,15 @@ impl Remoting {
         self.to_membership(MembershipInput::Publish(v));
     }
 
-    /// Handles one frame of a data connection; `Err` closes the connection.
+    /// Handles one frame of a data connection; a tell that must wait for
+    /// mailbox room comes back as the wait (the reader reads no more until
+    /// it is over). `Err` closes the connection.
     fn on_frame(
         self: &Arc<Self>,
         peer: &Arc<Peer>,
         f: Frame,
         routes: &mut InboundRoutes<Arc<Inbound>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<super::wire::BoxFuture<Result<(), CallError>>>, String> {
         let Some(node) = self.node.upgrade() else {
             return Err("node gone".into());
         };
@@ -759,8 +775,11 @@ impl Remoting {
                 }
                 let served =
                     resolved(&node, route).and_then(|inbound| inbound.serve_tell(&payload, meta));
-                if let Err(e) = served {
-                    tracing::debug!(service = %route.service, message = %route.message, error = ?e, "remote tell not delivered");
+                match served {
+                    Ok(wait) => return Ok(wait),
+                    Err(e) => {
+                        tracing::debug!(service = %route.service, message = %route.message, error = ?e, "remote tell not delivered");
+                    }
                 }
             }
             Frame::Ask {
@@ -843,7 +862,7 @@ impl Remoting {
                 ))
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The route a call frame names; a broken id rule is counted and ends

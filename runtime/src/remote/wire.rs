@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::frame::WireError;
 use super::inbound::{Inbound, ServeAsk, ServeDeadline, ServeTell};
+use crate::error::CallError;
 use crate::message::{codec, CodecError, RemoteMessage};
 use crate::metadata::Metadata;
 
@@ -103,12 +104,18 @@ fn serve_tell<M: RemoteMessage>(
     inbound: &Arc<Inbound>,
     bytes: &[u8],
     meta: Metadata,
-) -> Result<(), WireError> {
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
     let msg: M = decode(bytes)?;
-    inbound
-        .service()
-        .tell_inbound(inbound.index(), msg, meta)
-        .map_err(|e| WireError::from_call(&e))
+    match inbound.service().tell_inbound(inbound.index(), msg, meta) {
+        Ok(None) => Ok(None),
+        Ok(Some(full)) => {
+            let inbound = inbound.clone();
+            Ok(Some(Box::pin(async move {
+                inbound.service().wait_tell(full).await
+            })))
+        }
+        Err(e) => Err(WireError::from_call(&e)),
+    }
 }
 
 fn wire_safe<M: RemoteMessage>() -> Result<(), String> {

@@ -30,7 +30,10 @@ use crate::remote::wire::{wire_meta, wire_meta_tell, WireCodec};
 use crate::remote::wire_error::CallSite;
 use tokio::sync::oneshot;
 
+mod bounded;
 mod inbound;
+
+pub(crate) use bounded::FullTell;
 
 /// A handle to a service, by name. Cheap to clone, `Send + Sync`.
 ///

@@ -105,6 +105,10 @@ impl Held {
         peer.conn
             .data_queued_bytes
             .fetch_sub(self.data, Ordering::Relaxed);
+        if self.data > 0 {
+            // Room in the data lane: wake the senders waiting for it.
+            peer.data_room_made();
+        }
         *self = Self::default();
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::prelude::SendError;
 use actix::Message;
 
-use super::{fns, AskFuture, ServiceRef, State, Target, TicketGuard};
+use super::{AskFuture, FullTell, ServiceRef, State, Target, TicketGuard};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::registry::ServiceEntry;
@@ -102,21 +102,20 @@ impl ServiceRef {
         }
     }
 
-    /// Serves a tell from another node on a local instance.
+    /// Serves a tell from another node within the picked instance's mailbox
+    /// capacity: `Ok(Some(_))` when the connection must wait for room
+    /// ([`wait_tell`](Self::wait_tell)) before it reads on.
     pub(crate) fn tell_inbound<M>(
         &self,
         index: usize,
         msg: M,
         meta: Metadata,
-    ) -> Result<(), CallError>
+    ) -> Result<Option<FullTell<M>>, CallError>
     where
         M: Message + Send + 'static,
         M::Result: Send,
     {
         let target = self.pick_inbound(index, &msg)?;
-        let entry = self.entry()?;
-        let f = fns::<M>(&entry, target.index).ok_or_else(|| self.unhandled::<M>())?;
-        let sender = target.instance().ok_or_else(|| self.no_instance())?;
-        (f.tell)(sender, Envelope { msg, meta }).map_err(|_| self.no_instance())
+        self.tell_bounded(target, Envelope { msg, meta })
     }
 }

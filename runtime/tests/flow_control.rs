@@ -32,7 +32,7 @@ impl Service for Sink {}
 impl Handler<Num> for Sink {
     fn handle(&mut self, m: Num, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
         let mut x = m.0;
-        for _ in 0..200 {
+        for _ in 0..WORK {
             x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
         }
         self.sum = self.sum.wrapping_add(x);
@@ -42,6 +42,12 @@ impl Handler<Num> for Sink {
 }
 
 const MAILBOX: usize = 256;
+/// Rounds of work per message: enough that the sink is slower than the
+/// connection's reader, so the reader has to wait for it.
+const WORK: u32 = 2_000;
+
+/// The tests measure the process's RSS: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn sink(seen: &Arc<AtomicU64>) -> ServiceSpec<Sink> {
     let seen = seen.clone();
@@ -93,8 +99,9 @@ async fn watch_until(
     p
 }
 
-/// The count a test sends (a million takes about 16 s in a debug build on
-/// 2 shared cores).
+/// The count a test sends (a million took 28 s in a debug build on 2
+/// shared cores; with remote tells queued past the mailbox's capacity, as
+/// before flow control, b's mailbox reached 601,516 messages in that run).
 fn count() -> u64 {
     1_000_000
 }
@@ -108,9 +115,12 @@ const DEPTH_BOUND: u64 = MAILBOX as u64 + 16;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_sending_to_a_remote_service_waits_for_it_and_memory_stays_bounded() {
     const DATA_QUEUE: usize = 1 << 20;
+    let _serial = SERIAL.lock().await;
+    // Two threads: the sink's instance does not run between the reader's
+    // turns on one thread, so only flow control bounds its mailbox.
     let b = Node::builder()
         .name("b")
-        .arbiters(1)
+        .arbiters(2)
         .listen("127.0.0.1:0".parse().unwrap())
         .secret(SECRET)
         .track_mailbox_depth(true)
@@ -201,6 +211,7 @@ async fn a_producer_sending_to_a_remote_service_waits_for_it_and_memory_stays_bo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_send_waits_for_mailbox_room() {
+    let _serial = SERIAL.lock().await;
     let node = Node::builder()
         .arbiters(1)
         .track_mailbox_depth(true)

@@ -7,10 +7,12 @@
 
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod inbound;
 pub(crate) mod json_forward;
 pub(crate) mod membership;
 pub(crate) mod peer;
 pub(crate) mod remoting;
+pub(crate) mod routes;
 pub(crate) mod stats;
 mod status;
 pub mod transport;

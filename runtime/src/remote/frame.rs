@@ -80,16 +80,16 @@ pub(crate) enum Frame {
     Refused {
         reason: String,
     },
+    /// A message with no reply, to the service and message `route` names.
     Tell {
-        service: String,
-        message: String,
+        route: Route,
         meta: WireMeta,
         payload: Vec<u8>,
     },
+    /// A call answered by `Reply` or `Error` with the same `id`.
     Ask {
         id: u64,
-        service: String,
-        message: String,
+        route: Route,
         meta: WireMeta,
         payload: Vec<u8>,
     },
@@ -152,6 +152,41 @@ pub(crate) enum Frame {
     },
 }
 
+/// Which service and message type a call is for.
+///
+/// Names travel once per connection and direction: the first call for a
+/// (service, message) pair carries both names and an id the sender picked
+/// (`Named`); later calls carry the id alone (`Id`). The receiver keeps the
+/// ids of each connection in an [`InboundRoutes`](super::routes::InboundRoutes)
+/// table, and a reconnect starts with empty tables on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Route {
+    /// First use of a pair on this connection: its names, and the id later
+    /// frames name it by.
+    Named {
+        id: u32,
+        service: String,
+        message: String,
+    },
+    /// A pair named earlier on this connection.
+    Id(u32),
+    /// The names, for this frame only (the sender has no id left to give).
+    Once { service: String, message: String },
+    /// A call as its caller queues it, before the connection's writer
+    /// picks its wire form (one of the above). Never encoded.
+    #[serde(skip)]
+    Local {
+        service: std::sync::Arc<str>,
+        message: StaticName,
+    },
+}
+
+/// A message's wire name as its type declares it (held by a route before
+/// encoding; a plain `&'static str` field would make serde ask for
+/// `'de: 'static` when decoding a frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StaticName(pub(crate) &'static str);
+
 /// One service as a node advertises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceAd {
@@ -164,6 +199,14 @@ pub(crate) struct ServiceAd {
 }
 
 impl Frame {
+    /// The route of a call frame (`Tell`, `Ask`).
+    pub(crate) fn route_mut(&mut self) -> Option<&mut Route> {
+        match self {
+            Self::Tell { route, .. } | Self::Ask { route, .. } => Some(route),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and errors.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -296,8 +339,11 @@ mod tests {
             },
             Frame::Ask {
                 id: 9,
-                service: "kv".into(),
-                message: "kv.Get".into(),
+                route: Route::Named {
+                    id: 0,
+                    service: "kv".into(),
+                    message: "kv.Get".into(),
+                },
                 meta: WireMeta {
                     subject: Some("alice".into()),
                     roles: vec!["customer".into()],
@@ -405,8 +451,23 @@ mod proptests {
             )
                 .prop_map(|(id, service, message, meta, payload)| Frame::Ask {
                     id,
-                    service,
-                    message,
+                    route: Route::Named {
+                        id: id as u32,
+                        service,
+                        message
+                    },
+                    meta,
+                    payload
+                }),
+            (
+                any::<u64>(),
+                any::<u32>(),
+                meta(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(id, route, meta, payload)| Frame::Ask {
+                    id,
+                    route: Route::Id(route),
                     meta,
                     payload
                 }),
@@ -417,8 +478,7 @@ mod proptests {
                 proptest::collection::vec(any::<u8>(), 0..64)
             )
                 .prop_map(|(service, message, meta, payload)| Frame::Tell {
-                    service,
-                    message,
+                    route: Route::Once { service, message },
                     meta,
                     payload
                 }),

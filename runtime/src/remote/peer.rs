@@ -52,6 +52,17 @@ pub(crate) fn queued_bytes(frame: &Frame) -> u64 {
     (frame.queued_len() + std::mem::size_of::<Frame>()) as u64
 }
 
+/// Why a call was not queued on the data lane. The frame comes back by
+/// value, as in tokio's `TrySendError` (boxing it would cost an allocation
+/// per refused send, on the path that retries it).
+#[allow(clippy::large_enum_variant)]
+enum DataRefused {
+    /// No room (by bytes or frames): the frame back.
+    Full(Frame),
+    /// The connection is gone.
+    Down,
+}
+
 /// A connected remote node.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -96,6 +107,9 @@ pub(crate) struct Peer {
     /// Becomes `true` once the connection is down or retired: its lane
     /// closes and stops re-dialing.
     gone: tokio::sync::watch::Sender<bool>,
+    /// Signalled when the writer took frames off the data lane (and when the
+    /// connection goes down), for senders waiting for room in it.
+    data_room: tokio::sync::Notify,
 }
 
 impl Peer {
@@ -131,6 +145,7 @@ impl Peer {
             table_version: AtomicU64::new(0),
             table_asked: AtomicU64::new(0),
             gone: tokio::sync::watch::channel(false).0,
+            data_room: tokio::sync::Notify::new(),
         }
     }
 
@@ -303,25 +318,69 @@ impl Peer {
                 self.node_down()
             });
         }
+        self.try_data(frame, len).map_err(|e| match e {
+            DataRefused::Full(_) => {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                self.overloaded()
+            }
+            DataRefused::Down => self.node_down(),
+        })
+    }
+
+    /// Queues a call on the data lane if it has room (by bytes and by
+    /// frames); gives the frame back if not.
+    #[allow(clippy::result_large_err)]
+    fn try_data(&self, frame: Frame, len: u64) -> Result<(), DataRefused> {
         let queued = &self.conn.data_queued_bytes;
         let before = queued.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > self.max_data_bytes {
             queued.fetch_sub(len, Ordering::Relaxed);
-            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-            return Err(self.overloaded());
+            return Err(DataRefused::Full(frame));
         }
         match self.tx.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::error::TrySendError::Full(frame)) => {
                 queued.fetch_sub(len, Ordering::Relaxed);
-                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-                Err(self.overloaded())
+                Err(DataRefused::Full(frame))
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 queued.fetch_sub(len, Ordering::Relaxed);
-                Err(self.node_down())
+                Err(DataRefused::Down)
             }
         }
+    }
+
+    /// Queues a call on the data lane, waiting for room when it is full
+    /// (by bytes or by frames) rather than failing with `Overloaded`.
+    ///
+    /// # Errors
+    /// [`CallError::NodeDown`] when the connection goes down first.
+    pub(crate) async fn send_waiting(&self, mut frame: Frame) -> Result<(), CallError> {
+        let len = queued_bytes(&frame);
+        loop {
+            if self.is_down() {
+                return Err(self.node_down());
+            }
+            // Listen first, then try: room made meanwhile is not missed.
+            let room = self.data_room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_data(frame, len) {
+                Ok(()) => return Ok(()),
+                Err(DataRefused::Down) => return Err(self.node_down()),
+                Err(DataRefused::Full(f)) => frame = f,
+            }
+            if self.is_down() {
+                return Err(self.node_down());
+            }
+            room.await;
+        }
+    }
+
+    /// The writer took frames off the data lane: senders waiting for room
+    /// try again.
+    pub(crate) fn data_room_made(&self) {
+        self.data_room.notify_waiters();
     }
 
     fn overloaded(&self) -> CallError {
@@ -407,6 +466,7 @@ impl Peer {
     /// (its receiver sees the sender dropped).
     pub(crate) fn mark_down(&self) {
         self.down.store(true, Ordering::Release);
+        self.data_room.notify_waiters();
         self.close_lane();
         let waiting: Vec<_> = self.pending.lock().drain().collect();
         drop(waiting);

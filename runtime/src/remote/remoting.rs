@@ -18,17 +18,17 @@ use super::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo, WireErr
 use super::handshake::{
     Dialer, HandshakeConfig, HandshakeError, Listener as HsListener, Step, PROTOCOLS,
 };
+use super::inbound::{resolved, Inbound, ServeDeadline};
 use super::membership::{Effects, Member, Membership, TableVersion};
 use super::peer::{Peer, QueueBounds};
+use super::routes::InboundRoutes;
 use super::stats::RemoteStats;
 use super::transport::{BoxStream, Listener, Transport};
 use super::wire::WireMetaExt;
 use crate::node::NodeShared;
 use crate::service::ServiceRef;
+use crate::CallError;
 use writer::{Lanes, WriterMode};
-
-/// How much longer than the caller's timeout a served ask may run.
-pub(crate) const SERVE_SLACK: Duration = Duration::from_millis(250);
 
 /// The default failure-detection bound.
 pub(crate) const DEFAULT_DETECTION: Duration = Duration::from_secs(5);
@@ -557,6 +557,8 @@ impl Remoting {
         let mut closed = self.closed.subscribe();
         let mut since_yield = 0u32;
         let mut turn = std::time::Instant::now();
+        // The (service, message) pairs the peer named on this connection.
+        let mut routes = InboundRoutes::<Arc<Inbound>>::default();
         let reading = async {
             'read: loop {
                 // Enough asks from this peer are being served: read no more
@@ -589,8 +591,21 @@ impl Remoting {
                     Ok(Ok(f)) => {
                         self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
                         peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
-                        if let Err(reason) = self.on_frame(&peer, f) {
-                            break reason;
+                        match self.on_frame(&peer, f, &mut routes) {
+                            Ok(None) => {}
+                            // A tell waits for room in its instance's
+                            // mailbox: so does this connection (the
+                            // peer's sends wait in TCP).
+                            Ok(Some(wait)) => {
+                                let queued = tokio::select! {
+                                    r = wait => r,
+                                    _ = closed.changed() => break 'read "this node left".to_string(),
+                                };
+                                if let Err(e) = queued {
+                                    tracing::debug!(error = ?e, "remote tell not delivered");
+                                }
+                            }
+                            Err(reason) => break reason,
                         }
                     }
                     Ok(Err(reason)) => {
@@ -700,7 +715,15 @@ impl Remoting {
         self.to_membership(MembershipInput::Publish(v));
     }
 
-    fn on_frame(self: &Arc<Self>, peer: &Arc<Peer>, f: Frame) -> Result<(), String> {
+    /// Handles one frame of a data connection; a tell that must wait for
+    /// mailbox room comes back as the wait (the reader reads no more until
+    /// it is over). `Err` closes the connection.
+    fn on_frame(
+        self: &Arc<Self>,
+        peer: &Arc<Peer>,
+        f: Frame,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+    ) -> Result<Option<super::wire::BoxFuture<Result<(), CallError>>>, String> {
         let Some(node) = self.node.upgrade() else {
             return Err("node gone".into());
         };
@@ -729,48 +752,51 @@ impl Remoting {
                 self.learn_members(members);
             }
             Frame::Tell {
-                service,
-                message,
+                route,
                 meta,
                 payload,
             } => {
-                if let Err(e) =
-                    serve_tell(&node, &service, &message, meta.into_metadata(), &payload)
-                {
-                    tracing::debug!(%service, %message, error = ?e, "remote tell not delivered");
+                let mut slot = self.route_of(routes, route)?;
+                let route = slot.get();
+                let deadline = meta
+                    .timeout_ms
+                    .map(|ms| ServeDeadline::new(&node, Some(ms)));
+                let mut meta = meta.into_metadata();
+                if let Some(d) = deadline {
+                    meta.set_deadline_ms(d.deadline_ms);
+                }
+                let served =
+                    resolved(&node, route).and_then(|inbound| inbound.serve_tell(&payload, meta));
+                match served {
+                    Ok(wait) => return Ok(wait),
+                    Err(e) => {
+                        tracing::debug!(service = %route.service, message = %route.message, error = ?e, "remote tell not delivered");
+                    }
                 }
             }
             Frame::Ask {
                 id,
-                service,
-                message,
+                route,
                 meta,
                 payload,
             } => {
-                // The caller's timeout is authoritative: serve a little longer,
-                // so a result that comes after it reaches the caller as a late
-                // (counted) reply rather than racing it with a second timeout.
-                let timeout = meta
-                    .timeout_ms
-                    .map_or(node.default_timeout, Duration::from_millis)
-                    + SERVE_SLACK;
+                let mut slot = self.route_of(routes, route)?;
+                let route = slot.get();
+                // The one deadline of the call: the caller's time left, plus slack.
+                let deadline = ServeDeadline::new(&node, meta.timeout_ms);
                 if let Some((trace_id, _)) = meta.trace {
                     tracing::debug!(
                         trace_id = %format_args!("{trace_id:032x}"),
                         from = %peer.info.name,
-                        %service,
-                        %message,
+                        service = %route.service,
+                        message = %route.message,
                         "remote ask"
                     );
                 }
-                match serve_ask(
-                    &node,
-                    &service,
-                    &message,
-                    meta.into_metadata(),
-                    &payload,
-                    timeout,
-                ) {
+                let served = resolved(&node, route).and_then(|inbound| {
+                    inbound.serve_ask(&payload, meta.into_metadata(), deadline)
+                });
+                match served {
                     Ok(fut) => {
                         let peer = peer.clone();
                         peer.serving(true);
@@ -795,18 +821,10 @@ impl Remoting {
                 meta,
                 body,
             } => {
-                let timeout = meta
-                    .timeout_ms
-                    .map_or(node.default_timeout, Duration::from_millis)
-                    + SERVE_SLACK;
-                match serve_ask_json(
-                    &node,
-                    &service,
-                    &message,
-                    meta.into_metadata(),
-                    &body,
-                    timeout,
-                ) {
+                let deadline = ServeDeadline::new(&node, meta.timeout_ms);
+                let mut meta = meta.into_metadata();
+                meta.set_deadline_ms(deadline.deadline_ms);
+                match serve_ask_json(&node, &service, &message, meta, &body, deadline.timeout) {
                     Ok(fut) => {
                         let peer = peer.clone();
                         peer.serving(true);
@@ -836,7 +854,20 @@ impl Remoting {
                 ))
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The route a call frame names; a broken id rule is counted and ends
+    /// the connection.
+    fn route_of<'a>(
+        &self,
+        routes: &'a mut InboundRoutes<Arc<Inbound>>,
+        route: super::frame::Route,
+    ) -> Result<super::routes::RouteSlot<'a, Arc<Inbound>>, String> {
+        routes.lookup(route).map_err(|e| {
+            self.stats.route_errors.fetch_add(1, Ordering::Relaxed);
+            format!("protocol violation: {e}")
+        })
     }
 
     /// Whether the connection that replaced a retired one to `name` (if
@@ -1218,27 +1249,6 @@ async fn read_frame_counted(
     }
 }
 
-/// The local service and wire functions an inbound call names: never a
-/// remote instance (an inbound call is served here or refused).
-fn local_target(
-    node: &Arc<NodeShared>,
-    service: &str,
-    message: &str,
-) -> Result<(ServiceRef, super::wire::WireCodec), WireError> {
-    let entry = node
-        .registry
-        .get(service)
-        .ok_or(WireError::UnknownService)?;
-    let codec = entry
-        .types
-        .iter()
-        .find_map(|t| t.wire.filter(|w| w.wire_name == message))
-        .ok_or_else(|| WireError::UnhandledMessage {
-            message: message.to_string(),
-        })?;
-    Ok((ServiceRef::local_only(node.clone(), entry), codec))
-}
-
 /// Frames a connection's reader dispatches before it lets the other tasks of
 /// its thread run.
 const READER_TURN_FRAMES: u32 = 256;
@@ -1249,31 +1259,6 @@ const READER_TURN_FRAMES: u32 = 256;
 /// milliseconds to decode in a debug build), so a frame count alone would
 /// let a few of them hold the thread for seconds and starve membership.
 const TURN_TIME: Duration = Duration::from_millis(2);
-
-/// Serves an inbound tell on a local instance.
-fn serve_tell(
-    node: &Arc<NodeShared>,
-    service: &str,
-    message: &str,
-    meta: crate::Metadata,
-    payload: &[u8],
-) -> Result<(), WireError> {
-    let (svc, codec) = local_target(node, service, message)?;
-    (codec.serve_tell)(&svc, payload, meta)
-}
-
-/// Serves an inbound ask on a local instance.
-fn serve_ask(
-    node: &Arc<NodeShared>,
-    service: &str,
-    message: &str,
-    meta: crate::Metadata,
-    payload: &[u8],
-    timeout: Duration,
-) -> Result<super::wire::BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
-    let (svc, codec) = local_target(node, service, message)?;
-    (codec.serve_ask)(svc, payload, meta, timeout)
-}
 
 /// Serves a forwarded JSON ask: decoded here, by the service's own
 /// registration, then called as any ask is (a keyed service routes it on to
@@ -1286,12 +1271,14 @@ fn serve_ask_json(
     body: &[u8],
     timeout: Duration,
 ) -> Result<crate::json::JsonReply, WireError> {
-    let (_, codec) = local_target(node, service, message).map_err(|e| match e {
-        WireError::UnhandledMessage { .. } => {
-            WireError::Json(super::wire_error::WireJsonError::UnknownMessage)
-        }
-        other => other,
-    })?;
+    let codec = Inbound::resolve(node, service, message)
+        .map_err(|e| match e {
+            WireError::UnhandledMessage { .. } => {
+                WireError::Json(super::wire_error::WireJsonError::UnknownMessage)
+            }
+            other => other,
+        })?
+        .codec();
     let svc = ServiceRef::new(node.clone(), service);
     (codec.serve_json)(svc, crate::json::JsonBody::Bytes(body), meta, Some(timeout))
         .map_err(|e| WireError::Json(super::wire_error::WireJsonError::from_json_error(&e)))
@@ -1302,7 +1289,9 @@ mod tests {
     use super::*;
     use crate::prelude::*;
 
+    mod inbound;
     mod stall;
+    use super::super::frame::Route;
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, actix::Message, Serialize, Deserialize)]
@@ -1392,10 +1381,17 @@ mod tests {
         }
 
         async fn ask(&mut self, id: u64, service: &str, message: &str, payload: Vec<u8>) -> Frame {
-            let f = Frame::Ask {
-                id,
+            let route = Route::Once {
                 service: service.into(),
                 message: message.into(),
+            };
+            self.ask_by(id, route, payload).await
+        }
+
+        async fn ask_by(&mut self, id: u64, route: Route, payload: Vec<u8>) -> Frame {
+            let f = Frame::Ask {
+                id,
+                route,
                 meta: super::super::frame::WireMeta::default(),
                 payload,
             };
@@ -1468,6 +1464,83 @@ mod tests {
             p.ask(5, "doubler", "wire-test.Double", ok).await,
             Frame::Reply { id: 5, .. }
         ));
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn calls_named_once_are_served_by_id_and_a_bad_id_closes_the_connection() {
+        let (node, addr) = node().await;
+        let mut p = RawPeer::connect(&addr).await;
+        let ok = |n: u64| crate::codec::encode(&Double(n)).unwrap();
+        let named = Route::Named {
+            id: 7,
+            service: "doubler".into(),
+            message: Double::NAME.into(),
+        };
+        let reply = |id, n: u64| Frame::Reply {
+            id,
+            payload: crate::codec::encode(&(n * 2)).unwrap(),
+        };
+        assert_eq!(p.ask_by(1, named, ok(1)).await, reply(1, 1));
+        for i in 2..50 {
+            assert_eq!(p.ask_by(i, Route::Id(7), ok(i)).await, reply(i, i));
+        }
+        // A route to an unknown service is bound all the same: its calls fail.
+        let nowhere = Route::Named {
+            id: 8,
+            service: "nope".into(),
+            message: Double::NAME.into(),
+        };
+        assert_eq!(
+            p.ask_by(60, nowhere, ok(1)).await,
+            Frame::Error {
+                id: 60,
+                error: WireError::UnknownService
+            }
+        );
+        assert_eq!(
+            p.ask_by(61, Route::Id(8), ok(1)).await,
+            Frame::Error {
+                id: 61,
+                error: WireError::UnknownService
+            }
+        );
+        // An id never named: a protocol error, counted; the connection closes.
+        let before = node.remote_stats().route_errors;
+        p.send(Frame::Ask {
+            id: 62,
+            route: Route::Id(9),
+            meta: super::super::frame::WireMeta::default(),
+            payload: ok(1),
+        })
+        .await;
+        p.closed(|f| !matches!(f, Frame::Reply { .. } | Frame::Error { .. }))
+            .await;
+        assert_eq!(node.remote_stats().route_errors, before + 1);
+        // An id beyond the limit, on a new connection.
+        let mut p = RawPeer::connect(&addr).await;
+        p.send(Frame::Tell {
+            route: Route::Named {
+                id: super::super::routes::MAX_ROUTES as u32,
+                service: "doubler".into(),
+                message: Double::NAME.into(),
+            },
+            meta: super::super::frame::WireMeta::default(),
+            payload: ok(1),
+        })
+        .await;
+        p.closed(|f| !matches!(f, Frame::Reply { .. } | Frame::Error { .. }))
+            .await;
+        assert_eq!(node.remote_stats().route_errors, before + 2);
+        // A new connection starts a fresh table: id 7 is unknown there...
+        let mut p = RawPeer::connect(&addr).await;
+        let again = Route::Named {
+            id: 7,
+            service: "doubler".into(),
+            message: Double::NAME.into(),
+        };
+        // ...and may be named again.
+        assert_eq!(p.ask_by(1, again, ok(3)).await, reply(1, 3));
         node.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 
@@ -1641,8 +1714,10 @@ mod tests {
         // A call on the lane is a protocol violation: that lane closes...
         let ask = Frame::Ask {
             id: 1,
-            service: "doubler".into(),
-            message: "wire-test.Double".into(),
+            route: Route::Once {
+                service: "doubler".into(),
+                message: "wire-test.Double".into(),
+            },
             meta: super::super::frame::WireMeta::default(),
             payload: crate::codec::encode(&Double(1)).unwrap(),
         };

@@ -15,6 +15,7 @@ pub(crate) struct RemoteStats {
     pub(crate) overloaded: AtomicU64,
     pub(crate) stalled_connections: AtomicU64,
     pub(crate) control_overflows: AtomicU64,
+    pub(crate) route_errors: AtomicU64,
 }
 
 /// A copy of the remoting counters.
@@ -44,6 +45,9 @@ pub struct RemoteSnapshot {
     /// connection's control lane held `max_control_queue_bytes` already;
     /// each one closes its connection as stalled.
     pub control_overflows: u64,
+    /// Connections closed because a call named a route id beyond the
+    /// limit, twice, or never (see `routes.rs` and docs/cluster.md).
+    pub route_errors: u64,
 }
 
 impl RemoteStats {
@@ -60,6 +64,7 @@ impl RemoteStats {
             overloaded: l(&self.overloaded),
             stalled_connections: l(&self.stalled_connections),
             control_overflows: l(&self.control_overflows),
+            route_errors: l(&self.route_errors),
         }
     }
 }

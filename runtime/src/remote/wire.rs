@@ -4,12 +4,14 @@
 //! (and `Node::register_message::<M>()` for types a node only sends).
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::frame::WireError;
+use super::inbound::{Inbound, ServeAsk, ServeDeadline, ServeTell};
+use crate::error::CallError;
 use crate::message::{codec, CodecError, RemoteMessage};
 use crate::metadata::Metadata;
-use crate::service::ServiceRef;
 
 pub(crate) use super::transport::BoxFuture;
 
@@ -17,9 +19,6 @@ pub(crate) use super::transport::BoxFuture;
 pub(crate) type AnyResult = Result<Box<dyn Any + Send>, CodecError>;
 /// An encoded reply, or the remote failure.
 pub(crate) type WireReply = Result<Vec<u8>, WireError>;
-/// Serves one inbound ask.
-pub(crate) type ServeAsk =
-    fn(ServiceRef, &[u8], Metadata, Duration) -> Result<BoxFuture<WireReply>, WireError>;
 
 /// The wire functions of one message type (plain function pointers, so the
 /// table is `Copy` and costs nothing on the local path).
@@ -33,8 +32,8 @@ pub(crate) struct WireCodec {
     pub(crate) decode_result: fn(&[u8]) -> AnyResult,
     /// Serves an inbound ask on a local instance; the future yields the encoded result.
     pub(crate) serve_ask: ServeAsk,
-    /// Serves an inbound tell on a local instance.
-    pub(crate) serve_tell: fn(&ServiceRef, &[u8], Metadata) -> Result<(), WireError>,
+    /// Serves an inbound tell on a local instance, within its mailbox's capacity.
+    pub(crate) serve_tell: ServeTell,
     /// The routing key of a keyed message.
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
     /// Serves a JSON call (the gateway's way in).
@@ -65,18 +64,32 @@ fn decode_result<M: RemoteMessage>(b: &[u8]) -> Result<Box<dyn Any + Send>, Code
     Ok(Box::new(codec::decode::<M::Result>(b)?))
 }
 
+fn decode<M: RemoteMessage>(bytes: &[u8]) -> Result<M, WireError> {
+    codec::decode(bytes).map_err(|e| WireError::Codec {
+        reason: e.to_string(),
+    })
+}
+
 fn serve_ask<M: RemoteMessage>(
-    svc: ServiceRef,
+    inbound: &Arc<Inbound>,
     bytes: &[u8],
     meta: Metadata,
-    timeout: Duration,
+    deadline: ServeDeadline,
 ) -> Result<BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
-    let msg: M = codec::decode(bytes).map_err(|e| WireError::Codec {
-        reason: e.to_string(),
-    })?;
+    let msg: M = decode(bytes)?;
+    let inbound = inbound.clone();
     Ok(Box::pin(async move {
         let started = std::time::Instant::now();
-        let r = svc.ask(msg).metadata(meta).timeout(timeout).await;
+        let svc = inbound.service();
+        let r = svc
+            .ask_inbound(
+                inbound.index(),
+                msg,
+                meta,
+                deadline.deadline_ms,
+                deadline.timeout,
+            )
+            .await;
         svc.record_ask_latency(started.elapsed());
         match r {
             Ok(v) => codec::encode(&v).map_err(|e| WireError::Codec {
@@ -88,15 +101,21 @@ fn serve_ask<M: RemoteMessage>(
 }
 
 fn serve_tell<M: RemoteMessage>(
-    svc: &ServiceRef,
+    inbound: &Arc<Inbound>,
     bytes: &[u8],
     meta: Metadata,
-) -> Result<(), WireError> {
-    let msg: M = codec::decode(bytes).map_err(|e| WireError::Codec {
-        reason: e.to_string(),
-    })?;
-    svc.tell_with(msg, meta)
-        .map_err(|e| WireError::from_call(&e))
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
+    let msg: M = decode(bytes)?;
+    match inbound.service().tell_inbound(inbound.index(), msg, meta) {
+        Ok(None) => Ok(None),
+        Ok(Some(full)) => {
+            let inbound = inbound.clone();
+            Ok(Some(Box::pin(async move {
+                inbound.service().wait_tell(full).await
+            })))
+        }
+        Err(e) => Err(WireError::from_call(&e)),
+    }
 }
 
 fn wire_safe<M: RemoteMessage>() -> Result<(), String> {
@@ -123,6 +142,8 @@ pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
 
 /// Conversions between [`Metadata`] and its wire form.
 pub(crate) trait WireMetaExt {
+    /// The identity and trace; the deadline is the serving side's to set
+    /// ([`ServeDeadline`]), from `timeout_ms`.
     fn into_metadata(self) -> Metadata;
 }
 
@@ -140,13 +161,6 @@ impl WireMetaExt for super::frame::WireMeta {
                 trace_id,
                 parent_span_id,
             });
-        }
-        if let Some(ms) = self.timeout_ms {
-            m = m.with_deadline(
-                std::time::Instant::now()
-                    + Duration::from_millis(ms)
-                    + super::remoting::SERVE_SLACK,
-            );
         }
         m
     }

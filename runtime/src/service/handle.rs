@@ -24,11 +24,16 @@ use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::node::NodeShared;
 use crate::registry::{InstanceGuard, RemoteInstance, ServiceEntry};
-use crate::remote::frame::Frame;
+use crate::remote::frame::{Frame, Route as WireRoute, StaticName};
 use crate::remote::peer::{Peer, RemoteReply};
 use crate::remote::wire::{wire_meta, wire_meta_tell, WireCodec};
 use crate::remote::wire_error::CallSite;
 use tokio::sync::oneshot;
+
+mod bounded;
+mod inbound;
+
+pub(crate) use bounded::FullTell;
 
 /// A handle to a service, by name. Cheap to clone, `Send + Sync`.
 ///
@@ -353,19 +358,38 @@ impl ServiceRef {
                 (f.tell)(sender, Envelope { msg, meta }).map_err(|_| self.no_instance())
             }
             Route::Remote(r, codec) => {
-                let payload = (codec.encode)(&msg as &dyn Any).map_err(|e| CallError::Codec {
-                    service: self.name.to_string(),
-                    reason: e.to_string(),
-                })?;
-                self.live_peer(&r).send(Frame::Tell {
-                    service: self.name.to_string(),
-                    message: codec.wire_name.to_string(),
-                    // A tell has no caller waiting: only an explicit
-                    // deadline travels (it still drops late work).
-                    meta: wire_meta_tell(&meta),
-                    payload,
-                })
+                let frame = self.tell_frame(codec, &msg, &meta)?;
+                self.live_peer(&r).send(frame)
             }
+        }
+    }
+
+    /// The frame of a tell to a remote instance.
+    fn tell_frame<M: 'static>(
+        &self,
+        codec: WireCodec,
+        msg: &M,
+        meta: &Metadata,
+    ) -> Result<Frame, CallError> {
+        let payload = (codec.encode)(msg as &dyn Any).map_err(|e| CallError::Codec {
+            service: self.name.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Frame::Tell {
+            route: self.wire_route(codec),
+            // A tell has no caller waiting: only an explicit
+            // deadline travels (it still drops late work).
+            meta: wire_meta_tell(meta),
+            payload,
+        })
+    }
+
+    /// The route of a call to this service with `codec`'s message, as the
+    /// connection's writer turns it into its wire form (names or an id).
+    fn wire_route(&self, codec: WireCodec) -> WireRoute {
+        WireRoute::Local {
+            service: self.name.clone(),
+            message: StaticName(codec.wire_name),
         }
     }
 
@@ -442,8 +466,7 @@ impl ServiceRef {
         let peer = self.live_peer(r);
         let asked = peer.ask(|id| Frame::Ask {
             id,
-            service: self.name.to_string(),
-            message: codec.wire_name.to_string(),
+            route: self.wire_route(codec),
             meta: wire_meta(meta, timeout),
             payload,
         });

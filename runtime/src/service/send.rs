@@ -47,6 +47,9 @@ where
     pub(crate) ask: AskFn<M>,
     /// Queues a tell regardless of capacity; `Closed` when the instance is gone.
     pub(crate) tell: TellFn<M>,
+    /// Queues a tell within the mailbox's capacity; `Full` when it is at
+    /// capacity (the message is given back), `Closed` when the instance is gone.
+    pub(crate) try_tell: TellFn<M>,
     /// actix's own request (waits for room), for `ask_all`.
     pub(crate) request: RequestFn<M>,
     /// The instance's sender as a [`SendTo<M>`] (for the sender cache).
@@ -98,6 +101,28 @@ where
     match sender::<S>(i.sender.as_ref()) {
         Some(tx) => {
             tx.do_send(TellEnvelope(env)).map_err(|e| match e {
+                SendError::Full(TellEnvelope(env)) => SendError::Full(env),
+                SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
+            })?;
+            i.count_sent();
+            Ok(())
+        }
+        None => Err(SendError::Closed(env)),
+    }
+}
+
+fn try_tell<S, M>(i: &Instance, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match sender::<S>(i.sender.as_ref()) {
+        Some(tx) => {
+            // As an ask does: the message that reaches the capacity goes in
+            // and parks the sender; later ones are `Full` until the
+            // instance takes one (see `room.rs`).
+            tx.try_send(TellEnvelope(env), true).map_err(|e| match e {
                 SendError::Full(TellEnvelope(env)) => SendError::Full(env),
                 SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
             })?;
@@ -195,6 +220,7 @@ where
     SendFns {
         ask: ask::<S, M>,
         tell: tell::<S, M>,
+        try_tell: try_tell::<S, M>,
         request: request::<S, M>,
         typed: typed::<S, M>,
     }

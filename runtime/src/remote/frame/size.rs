@@ -7,7 +7,7 @@
 //! 9 bytes for a `u64`, 17 for a `u128`), strings and byte vectors as a
 //! varint length and the bytes, and an enum variant as a varint tag.
 
-use super::{Frame, NodeInfo, ServiceAd, WireError, WireMeta};
+use super::{Frame, NodeInfo, Route, ServiceAd, WireError, WireMeta};
 
 /// Length prefix (4) and variant tag (at most 5).
 const HEAD: usize = 9;
@@ -58,6 +58,19 @@ fn wire_error(e: &WireError) -> usize {
     INT + bytes(texts) + INT + bytes(0)
 }
 
+/// A route: its tag, an id and, the first time, both names. A route not
+/// yet on the wire counts its largest wire form.
+fn route(r: &Route) -> usize {
+    INT + match r {
+        Route::Id(_) => INT,
+        Route::Named {
+            service, message, ..
+        } => INT + bytes(service.len()) + bytes(message.len()),
+        Route::Once { service, message } => bytes(service.len()) + bytes(message.len()),
+        Route::Local { service, message } => INT + bytes(service.len()) + bytes(message.0.len()),
+    }
+}
+
 fn service_ad(s: &ServiceAd) -> usize {
     bytes(s.name.len())
         + INT
@@ -84,18 +97,16 @@ impl Frame {
             Self::Welcome | Self::Leaving | Self::TableRequest | Self::StatusRequest => 0,
             Self::Refused { reason } => bytes(reason.len()),
             Self::Tell {
-                service,
-                message,
+                route: r,
                 meta: m,
                 payload,
-            } => bytes(service.len()) + bytes(message.len()) + meta(m) + bytes(payload.len()),
+            } => route(r) + meta(m) + bytes(payload.len()),
             Self::Ask {
-                service,
-                message,
+                route: r,
                 meta: m,
                 payload,
                 ..
-            } => INT + bytes(service.len()) + bytes(message.len()) + meta(m) + bytes(payload.len()),
+            } => INT + route(r) + meta(m) + bytes(payload.len()),
             Self::AskJson {
                 service,
                 message,

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{encode_into, Frame, Remoting, TURN_TIME};
 use crate::remote::peer::{is_call, queued_bytes, Peer};
+use crate::remote::routes::OutboundRoutes;
 use crate::remote::transport::BoxStream;
 
 /// Largest batch the writer gathers before writing.
@@ -104,6 +105,10 @@ impl Held {
         peer.conn
             .data_queued_bytes
             .fetch_sub(self.data, Ordering::Relaxed);
+        if self.data > 0 {
+            // Room in the data lane: wake the senders waiting for it.
+            peer.data_room_made();
+        }
         *self = Self::default();
     }
 }
@@ -124,8 +129,10 @@ impl Remoting {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
         let mut held = Held::default();
+        // The ids this side gave (service, message) pairs on this connection.
+        let mut routes = OutboundRoutes::default();
         loop {
-            let first = if draining {
+            let mut first = if draining {
                 match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
                     Ok(f) => {
                         held.take(&f);
@@ -166,21 +173,29 @@ impl Remoting {
             };
             out.clear();
             let mut frames = 0u64;
-            let mut push = |f: &Frame, out: &mut Vec<u8>| match encode_into(
-                f,
-                self.cfg.max_frame_bytes,
-                out,
-            ) {
-                Ok(()) => frames += 1,
-                Err(e) => tracing::warn!(error = %e, kind = f.kind(), "frame not sent"),
+            let mut push = |f: &mut Frame, out: &mut Vec<u8>| {
+                // Frames go out in this order: the first one of a pair names it.
+                if let Some(route) = f.route_mut() {
+                    routes.wire_form(route);
+                }
+                match encode_into(f, self.cfg.max_frame_bytes, out) {
+                    Ok(()) => frames += 1,
+                    Err(e) => {
+                        tracing::warn!(error = %e, kind = f.kind(), "frame not sent");
+                        // The peer never learns a name this frame carried.
+                        if let Some(route) = f.route_mut() {
+                            routes.forget(route);
+                        }
+                    }
+                }
             };
             let batch = std::time::Instant::now();
-            push(&first, &mut out);
+            push(&mut first, &mut out);
             while out.len() < BATCH_BYTES && batch.elapsed() < TURN_TIME {
                 match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
-                    Ok(f) => {
+                    Ok(mut f) => {
                         held.take(&f);
-                        push(&f, &mut out);
+                        push(&mut f, &mut out);
                     }
                     Err(_) => break,
                 }

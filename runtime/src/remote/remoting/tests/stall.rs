@@ -105,8 +105,15 @@ async fn flood(node: &Node, p: RawPeer, peer: &Arc<Peer>, within: Duration) -> F
                 id += 1;
                 let f = Frame::Ask {
                     id,
-                    service: "doubler".into(),
-                    message: Double::NAME.into(),
+                    route: if id == 1 {
+                        Route::Named {
+                            id: 0,
+                            service: "doubler".into(),
+                            message: Double::NAME.into(),
+                        }
+                    } else {
+                        Route::Id(0)
+                    },
                     meta: super::super::super::frame::WireMeta::default(),
                     payload: payload.clone(),
                 };

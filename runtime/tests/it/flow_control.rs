@@ -1,0 +1,245 @@
+//! Flow control from a producer to a consumer: `ServiceRef::send` waits for
+//! room (in a local mailbox, or in the queue of the connection toward a
+//! remote node), and a node serving remote tells reads no faster than its
+//! instances take them, so memory stays bounded on both sides.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use msa_runtime::prelude::*;
+use msa_runtime::RegistryEvent;
+use serde::{Deserialize, Serialize};
+
+const SECRET: &[u8] = b"flow-secret";
+const GRACE: Duration = Duration::from_secs(5);
+
+/// One number for the sink.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[rtype(result = "()")]
+#[msa(name = "flow.Num")]
+struct Num(u64);
+
+/// Counts what it is sent, with a little work per message (slower than
+/// the producer, so queues fill).
+struct Sink {
+    seen: Arc<AtomicU64>,
+    sum: u64,
+}
+impl Service for Sink {}
+impl Handler<Num> for Sink {
+    fn handle(&mut self, m: Num, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        let mut x = m.0;
+        for _ in 0..WORK {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        self.sum = self.sum.wrapping_add(x);
+        self.seen.fetch_add(1, Ordering::Relaxed);
+        Reply::ready(())
+    }
+}
+
+const MAILBOX: usize = 256;
+/// Rounds of work per message: enough that the sink is slower than the
+/// connection's reader, so the reader has to wait for it.
+const WORK: u32 = 2_000;
+
+/// The tests measure the process's RSS: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sink(seen: &Arc<AtomicU64>) -> ServiceSpec<Sink> {
+    let seen = seen.clone();
+    ServiceSpec::new("sink", move || Sink {
+        seen: seen.clone(),
+        sum: 0,
+    })
+    .handles::<Num>()
+    .mailbox_capacity(MAILBOX)
+}
+
+/// Resident set size of this process, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Maxima seen while the flow ran.
+#[derive(Debug, Default)]
+struct Peaks {
+    data_queued_bytes: u64,
+    mailbox_depth: u64,
+    rss_growth: u64,
+}
+
+/// Samples `sample` until `done` holds, keeping the maxima.
+async fn watch_until(
+    done: impl Fn() -> bool,
+    within: Duration,
+    sample: impl Fn() -> (u64, u64),
+) -> Peaks {
+    let rss0 = rss_bytes();
+    let t0 = Instant::now();
+    let mut p = Peaks::default();
+    while !done() {
+        assert!(t0.elapsed() < within, "not done within {within:?}: {p:?}");
+        let (queued, depth) = sample();
+        p.data_queued_bytes = p.data_queued_bytes.max(queued);
+        p.mailbox_depth = p.mailbox_depth.max(depth);
+        p.rss_growth = p.rss_growth.max(rss_bytes().saturating_sub(rss0));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    p
+}
+
+/// The count a test sends (a million took 28 s in a debug build on 2
+/// shared cores; with remote tells queued past the mailbox's capacity, as
+/// before flow control, b's mailbox reached 601,516 messages in that run).
+fn count() -> u64 {
+    1_000_000
+}
+
+/// A bound for a mailbox that takes tells within its capacity: the
+/// capacity, plus one message per sender that reached it (actix lets the
+/// message that fills a mailbox in and parks its sender), plus what moved
+/// while the depth was read.
+const DEPTH_BOUND: u64 = MAILBOX as u64 + 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_sending_to_a_remote_service_waits_for_it_and_memory_stays_bounded() {
+    const DATA_QUEUE: usize = 1 << 20;
+    let _serial = SERIAL.lock().await;
+    // Two threads: the sink's instance does not run between the reader's
+    // turns on one thread, so only flow control bounds its mailbox.
+    let b = Node::builder()
+        .name("b")
+        .arbiters(2)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET)
+        .track_mailbox_depth(true)
+        .start()
+        .unwrap();
+    let a = Node::builder()
+        .name("a")
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET)
+        .max_data_queue_bytes(DATA_QUEUE)
+        .seed(b.remote_addr().unwrap())
+        .start()
+        .unwrap();
+    let mut wa = a.watch();
+    let seen = Arc::new(AtomicU64::new(0));
+    b.spawn(sink(&seen)).await.unwrap();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(15), wa.next())
+            .await
+            .expect("the sink's table reaches a")
+            .unwrap();
+        if matches!(e, RegistryEvent::RemoteAdded { ref service, .. } if service == "sink") {
+            break;
+        }
+    }
+    let n = count();
+    let to_sink = a.service("sink");
+    let started = Instant::now();
+    let producer = tokio::spawn(async move {
+        let mut errors = 0u64;
+        for i in 0..n {
+            if to_sink.send(Num(i)).await.is_err() {
+                errors += 1;
+            }
+        }
+        errors
+    });
+    let peaks = watch_until(
+        || seen.load(Ordering::Relaxed) >= n,
+        Duration::from_secs(300),
+        || {
+            let queued = a
+                .connection_stats()
+                .iter()
+                .map(|c| c.data_queued_bytes)
+                .max()
+                .unwrap_or(0);
+            let depth = b.stats("sink").map_or(0, |s| s.mailbox_depth);
+            (queued, depth)
+        },
+    )
+    .await;
+    let errors = producer.await.unwrap();
+    let took = started.elapsed();
+    eprintln!("{n} sends in {took:?}: {peaks:?}");
+    assert_eq!(errors, 0);
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        n,
+        "every message counted once"
+    );
+    assert_eq!(
+        a.remote_stats().overloaded,
+        0,
+        "send waits, never overloads"
+    );
+    // A's queue toward b: at most its bound (one frame may exceed an
+    // empty queue's bound; these are small).
+    assert!(
+        peaks.data_queued_bytes <= DATA_QUEUE as u64,
+        "data queue {} over {DATA_QUEUE}",
+        peaks.data_queued_bytes
+    );
+    assert!(
+        peaks.mailbox_depth <= DEPTH_BOUND,
+        "b's mailbox held {} (bound {DEPTH_BOUND})",
+        peaks.mailbox_depth
+    );
+    assert!(
+        peaks.rss_growth < 64 << 20,
+        "RSS grew by {} bytes",
+        peaks.rss_growth
+    );
+    a.shutdown(GRACE).await.unwrap();
+    b.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_send_waits_for_mailbox_room() {
+    let _serial = SERIAL.lock().await;
+    let node = Node::builder()
+        .arbiters(1)
+        .track_mailbox_depth(true)
+        .start()
+        .unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    node.spawn(sink(&seen)).await.unwrap();
+    let to_sink = node.service("sink");
+    let n = count() / 4;
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            to_sink.send(Num(i)).await.unwrap();
+        }
+    });
+    let peaks = watch_until(
+        || seen.load(Ordering::Relaxed) >= n,
+        Duration::from_secs(120),
+        || (0, node.stats("sink").map_or(0, |s| s.mailbox_depth)),
+    )
+    .await;
+    producer.await.unwrap();
+    assert!(
+        peaks.mailbox_depth <= DEPTH_BOUND,
+        "the mailbox held {} (bound {DEPTH_BOUND})",
+        peaks.mailbox_depth
+    );
+    // A tell to a missing service still fails at once.
+    assert!(matches!(
+        node.service("nope").send(Num(0)).await,
+        Err(CallError::UnknownService { .. })
+    ));
+    node.shutdown(GRACE).await.unwrap();
+}

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use actix::prelude::SendError;
 use actix::Message;
 
-use super::{fns, Route, ServiceRef, Target};
+use super::route::{Route, Target};
+use super::{fns, ServiceRef};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::registry::{Instance, ServiceEntry};

@@ -12,7 +12,10 @@ use std::time::Duration;
 use actix::prelude::SendError;
 use actix::Message;
 
-use super::{AskFuture, FullTell, ServiceRef, State, Target, TicketGuard};
+use super::ask::{AskFuture, State};
+use super::route::Target;
+use super::timeout::TicketGuard;
+use super::{FullTell, ServiceRef};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::registry::ServiceEntry;

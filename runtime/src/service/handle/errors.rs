@@ -1,0 +1,81 @@
+//! Mapping call failures to [`CallError`]: no instance, an unhandled
+//! message type, a timeout, a handler's failure, a closed mailbox.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::{MailboxError, Message};
+
+use super::ServiceRef;
+use crate::error::CallError;
+use crate::service::reply::HandlerFailure;
+
+impl ServiceRef {
+    #[cold]
+    pub(super) fn no_instance(&self) -> CallError {
+        CallError::NoInstance {
+            service: self.name.to_string(),
+        }
+    }
+
+    pub(super) fn unhandled<M>(&self) -> CallError {
+        CallError::UnhandledMessage {
+            service: self.name.to_string(),
+            message: std::any::type_name::<M>(),
+        }
+    }
+
+    #[cold]
+    pub(super) fn timed_out(&self, timeout: Duration) -> CallError {
+        CallError::Timeout {
+            service: self.name.to_string(),
+            after: timeout,
+        }
+    }
+
+    /// The caller's view of a handler's reply.
+    #[inline(always)]
+    pub(super) fn map_reply<M: Message>(
+        &self,
+        r: Result<M::Result, HandlerFailure>,
+        timeout: Duration,
+    ) -> Result<M::Result, CallError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(f) => Err(self.map_failure(f, timeout)),
+        }
+    }
+
+    #[cold]
+    fn map_failure(&self, f: HandlerFailure, timeout: Duration) -> CallError {
+        match f {
+            HandlerFailure::Panicked(message) => CallError::HandlerPanicked {
+                service: self.name.to_string(),
+                message,
+            },
+            HandlerFailure::Expired => CallError::Timeout {
+                service: self.name.to_string(),
+                after: timeout,
+            },
+        }
+    }
+
+    /// The instance's mailbox closed under the call.
+    pub(super) fn map_closed(&self) -> CallError {
+        if self.node.closing.load(Ordering::Relaxed) {
+            CallError::ShuttingDown
+        } else {
+            CallError::InstanceDied {
+                service: self.name.to_string(),
+            }
+        }
+    }
+
+    /// An actix request's failure; `timeout` is the one that applied to the call.
+    pub(super) fn map_mailbox_error(&self, e: MailboxError, timeout: Duration) -> CallError {
+        match e {
+            MailboxError::Closed => self.map_closed(),
+            MailboxError::Timeout => self.timed_out(timeout),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The remote leg of a call: the frame sent to an instance on another
+//! node, and the decoding of its reply.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix::Message;
+use tokio::sync::oneshot;
+
+use super::ask::State;
+use super::ServiceRef;
+use crate::error::CallError;
+use crate::metadata::Metadata;
+use crate::registry::RemoteInstance;
+use crate::remote::frame::{Frame, Route as WireRoute, StaticName};
+use crate::remote::peer::{Peer, RemoteReply};
+use crate::remote::wire::{wire_meta, wire_meta_tell, WireCodec};
+use crate::remote::wire_error::CallSite;
+
+impl ServiceRef {
+    /// The frame of a tell to a remote instance.
+    pub(super) fn tell_frame<M: 'static>(
+        &self,
+        codec: WireCodec,
+        msg: &M,
+        meta: &Metadata,
+    ) -> Result<Frame, CallError> {
+        let payload = (codec.encode)(msg as &dyn Any).map_err(|e| CallError::Codec {
+            service: self.name.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Frame::Tell {
+            route: self.wire_route(codec),
+            // A tell has no caller waiting: only an explicit
+            // deadline travels (it still drops late work).
+            meta: wire_meta_tell(meta),
+            payload,
+        })
+    }
+
+    /// The route of a call to this service with `codec`'s message, as the
+    /// connection's writer turns it into its wire form (names or an id).
+    fn wire_route(&self, codec: WireCodec) -> WireRoute {
+        WireRoute::Local {
+            service: self.name.clone(),
+            message: StaticName(codec.wire_name),
+        }
+    }
+
+    pub(super) fn send_remote<M>(
+        &self,
+        r: &Arc<RemoteInstance>,
+        codec: WireCodec,
+        msg: &M,
+        meta: &Metadata,
+        timeout: Duration,
+    ) -> State<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let payload = match (codec.encode)(msg as &dyn Any) {
+            Ok(p) => p,
+            Err(e) => {
+                return State::Failed(Some(CallError::Codec {
+                    service: self.name.to_string(),
+                    reason: e.to_string(),
+                }))
+            }
+        };
+        let peer = self.live_peer(r);
+        let asked = peer.ask(|id| Frame::Ask {
+            id,
+            route: self.wire_route(codec),
+            meta: wire_meta(meta, timeout),
+            payload,
+        });
+        match asked {
+            Ok((id, rx)) => State::Remote {
+                call: Box::new(RemoteCall {
+                    peer,
+                    id,
+                    rx,
+                    decode: codec.decode_result,
+                }),
+            },
+            Err(e) => State::Failed(Some(e)),
+        }
+    }
+
+    /// The current connection to the instance's node: a replaced duplicate
+    /// connection must not fail calls the new one can carry.
+    pub(super) fn live_peer(&self, r: &RemoteInstance) -> Arc<Peer> {
+        self.node
+            .remote
+            .as_ref()
+            .and_then(|rem| rem.peer(&r.peer.info.name))
+            .filter(|p| !p.is_down())
+            .unwrap_or_else(|| r.peer.clone())
+    }
+}
+
+/// A remote ask in flight; dropping it forgets the pending entry.
+pub(super) struct RemoteCall {
+    peer: Arc<Peer>,
+    id: u64,
+    rx: oneshot::Receiver<RemoteReply>,
+    decode: fn(&[u8]) -> crate::remote::wire::AnyResult,
+}
+
+impl Drop for RemoteCall {
+    fn drop(&mut self) {
+        self.peer.cancel(self.id);
+    }
+}
+
+impl RemoteCall {
+    /// Polls the remote instance's reply, decoded as `M`'s result.
+    pub(super) fn poll_reply<M>(
+        &mut self,
+        svc: &ServiceRef,
+        timeout: Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<M::Result, CallError>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let call = self;
+        match Pin::new(&mut call.rx).poll(cx) {
+            Poll::Ready(r) => {
+                let node = &call.peer.info.name;
+                Poll::Ready(match r {
+                    Ok(Ok(bytes)) => match (call.decode)(&bytes).map(|b| b.downcast::<M::Result>())
+                    {
+                        Ok(Ok(v)) => Ok(*v),
+                        Ok(Err(_)) | Err(_) => Err(CallError::Codec {
+                            service: svc.name.to_string(),
+                            reason: "the reply does not decode as the result type".into(),
+                        }),
+                    },
+                    Ok(Err(e)) => Err(e.into_call_error(&CallSite {
+                        service: &svc.name,
+                        message: std::any::type_name::<M>(),
+                        node,
+                        timeout,
+                    })),
+                    Err(_) => Err(CallError::NodeDown { node: node.clone() }),
+                })
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

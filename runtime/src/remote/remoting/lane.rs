@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
+use super::io::read_frame_counted;
 use super::writer::{write_progress, WriteError};
-use super::{
-    encode_into, read_frame_counted, ConnGuard, ConnKind, Frame, FrameDecoder, MembershipInput,
-    NodeInfo, Remoting,
-};
+use super::{ConnGuard, MembershipInput, Remoting};
+use crate::remote::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo};
 use crate::remote::peer::Peer;
 use crate::remote::stats::ConnStats;
 use crate::remote::transport::BoxStream;

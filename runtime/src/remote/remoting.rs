@@ -14,6 +14,7 @@ mod config;
 mod connect;
 mod connection;
 mod dispatch;
+mod error;
 mod io;
 mod lane;
 mod membership_driver;
@@ -35,6 +36,7 @@ pub use config::{
     RemoteConfig, DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES,
     DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
 };
+use error::ConnectionError;
 pub(crate) use status::fetch_status;
 
 /// The remoting state of one node.

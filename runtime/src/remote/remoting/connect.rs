@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{ReadHalf, WriteHalf};
 
-use super::{nonce, Remoting};
+use super::{nonce, ConnectionError, Remoting};
 use crate::remote::frame::{ConnKind, FrameDecoder, NodeInfo};
 use crate::remote::handshake::{Dialer, HandshakeError, Listener as HsListener, Step};
 use crate::remote::transport::{BoxStream, Listener};
@@ -83,7 +83,7 @@ impl Remoting {
                     }
                     Err(e) => {
                         let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
-                        return Err(e.to_string());
+                        return Err(ConnectionError::Handshake(e));
                     }
                 }
             }
@@ -117,7 +117,7 @@ impl Remoting {
         self: Arc<Self>,
         stream: BoxStream,
         addr: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnectionError> {
         let (peer, rd, wr, dec) = self.dial_handshake(stream, ConnKind::Data, addr).await?;
         let dialer = self.local.name.clone();
         self.established(peer, dialer, rd, wr, dec).await;
@@ -139,7 +139,7 @@ impl Remoting {
             WriteHalf<BoxStream>,
             FrameDecoder,
         ),
-        String,
+        ConnectionError,
     > {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
@@ -157,9 +157,9 @@ impl Remoting {
                     }
                     Err(e @ HandshakeError::BadProof) => {
                         let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
-                        return Err(e.to_string());
+                        return Err(ConnectionError::Handshake(e));
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(ConnectionError::Handshake(e)),
                 }
             }
         };
@@ -169,13 +169,18 @@ impl Remoting {
                 self.stats
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                return Err(format!("handshake with {addr} failed: {reason}"));
+                return Err(ConnectionError::HandshakeFailed {
+                    addr: addr.to_string(),
+                    source: Box::new(reason),
+                });
             }
             Err(_) => {
                 self.stats
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                return Err(format!("handshake with {addr} timed out"));
+                return Err(ConnectionError::HandshakeTimedOut {
+                    addr: addr.to_string(),
+                });
             }
         };
         Ok((peer, rd, wr, dec))

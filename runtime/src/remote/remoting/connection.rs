@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::io::read_frame_counted;
 use super::writer::{Lanes, WriterMode};
-use super::{ConnGuard, MembershipInput, Remoting};
+use super::{ConnGuard, ConnectionError, MembershipInput, Remoting};
 use crate::remote::frame::{Frame, FrameDecoder, NodeInfo};
 use crate::remote::inbound::Inbound;
 use crate::remote::peer::{Peer, QueueBounds};
@@ -130,7 +130,7 @@ impl Remoting {
                 while peer.serving_full() {
                     tokio::select! {
                         _ = peer.serve_slot_freed() => {}
-                        _ = closed.changed() => break 'read "this node left".to_string(),
+                        _ = closed.changed() => break 'read ConnectionError::NodeLeft,
                     }
                 }
                 // Frames already buffered decode without touching the socket, so
@@ -149,7 +149,7 @@ impl Remoting {
                         self.cfg.dead_after,
                         read_frame_counted(&mut rd, &mut dec, &mut buf, Some((&self.stats, &peer.conn))),
                     ) => f,
-                    _ = closed.changed() => break "this node left".to_string(),
+                    _ = closed.changed() => break ConnectionError::NodeLeft,
                 };
                 match frame {
                     Ok(Ok(f)) => {
@@ -163,7 +163,7 @@ impl Remoting {
                             Ok(Some(wait)) => {
                                 let queued = tokio::select! {
                                     r = wait => r,
-                                    _ = closed.changed() => break 'read "this node left".to_string(),
+                                    _ = closed.changed() => break 'read ConnectionError::NodeLeft,
                                 };
                                 if let Err(e) = queued {
                                     tracing::debug!(error = ?e, "remote tell not delivered");
@@ -173,30 +173,30 @@ impl Remoting {
                         }
                     }
                     Ok(Err(reason)) => {
-                        if reason != "connection closed" {
+                        if !reason.is_closed() {
                             self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
                         }
                         break reason;
                     }
-                    Err(_) => break format!("silent for {:?}", self.cfg.dead_after),
+                    Err(_) => break ConnectionError::Silent(self.cfg.dead_after),
                 }
                 if peer.is_down() {
-                    break "replaced or closed".into();
+                    break ConnectionError::Replaced;
                 }
                 if peer.is_retired()
                     && peer.pending() == 0
                     && !peer.replied_recently()
                     && self.successor_has_table(&info.name)
                 {
-                    break "retired duplicate connection, idle".into();
+                    break ConnectionError::RetiredIdle;
                 }
             }
         };
         // A peer that stopped reading ends the connection whatever the
         // reader is doing (it may be reading a flood of calls).
-        let reason: String = tokio::select! {
+        let reason = tokio::select! {
             r = reading => r,
-            why = peer.stalled() => format!("stalled: {why}"),
+            why = peer.stalled() => ConnectionError::Stalled(why),
         };
         let mut written = false;
         if peer.stall_reason().is_none() {
@@ -246,7 +246,7 @@ impl Remoting {
             } else {
                 crate::remote::status::ClusterEvent::Down {
                     name: info.name.clone(),
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 }
             });
             if let Some(node) = self.node.upgrade() {

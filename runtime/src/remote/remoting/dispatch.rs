@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{MembershipInput, Remoting};
+use super::{ConnectionError, MembershipInput, Remoting};
 use crate::node::NodeShared;
 use crate::remote::frame::{Frame, NodeInfo, WireError};
 use crate::remote::inbound::{resolved, Inbound, ServeDeadline};
@@ -48,9 +48,10 @@ impl Remoting {
         peer: &Arc<Peer>,
         f: Frame,
         routes: &mut InboundRoutes<Arc<Inbound>>,
-    ) -> Result<Option<crate::remote::wire::BoxFuture<Result<(), CallError>>>, String> {
+    ) -> Result<Option<crate::remote::wire::BoxFuture<Result<(), CallError>>>, ConnectionError>
+    {
         let Some(node) = self.node.upgrade() else {
-            return Err("node gone".into());
+            return Err(ConnectionError::NodeGone);
         };
         match f {
             Frame::Ping { id, table } => {
@@ -173,10 +174,10 @@ impl Remoting {
             Frame::Membership { payload } => self.to_membership(MembershipInput::Data(payload)),
             Frame::Leaving => peer.mark_leaving(),
             other => {
-                return Err(format!(
-                    "protocol violation: `{}` after the handshake",
-                    other.kind()
-                ))
+                return Err(ConnectionError::ProtocolViolation {
+                    kind: other.kind(),
+                    place: "after the handshake",
+                })
             }
         }
         Ok(None)
@@ -188,10 +189,10 @@ impl Remoting {
         &self,
         routes: &'a mut InboundRoutes<Arc<Inbound>>,
         route: crate::remote::frame::Route,
-    ) -> Result<crate::remote::routes::RouteSlot<'a, Arc<Inbound>>, String> {
+    ) -> Result<crate::remote::routes::RouteSlot<'a, Arc<Inbound>>, ConnectionError> {
         routes.lookup(route).map_err(|e| {
             self.stats.route_errors.fetch_add(1, Ordering::Relaxed);
-            format!("protocol violation: {e}")
+            ConnectionError::Route(e)
         })
     }
 

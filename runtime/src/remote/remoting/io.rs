@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use super::Remoting;
+use super::{ConnectionError, Remoting};
 use crate::remote::frame::{encode_into, Frame, FrameDecoder};
 use crate::remote::stats::RemoteStats;
 use crate::remote::transport::BoxStream;
@@ -15,7 +15,7 @@ impl Remoting {
         rd: &mut ReadHalf<BoxStream>,
         dec: &mut FrameDecoder,
         buf: &mut [u8],
-    ) -> Result<Frame, String> {
+    ) -> Result<Frame, ConnectionError> {
         let conn = crate::remote::stats::ConnStats::default();
         read_frame_counted(rd, dec, buf, Some((&self.stats, &conn))).await
     }
@@ -24,7 +24,7 @@ impl Remoting {
         &self,
         wr: &mut WriteHalf<BoxStream>,
         f: &Frame,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnectionError> {
         let n = write_raw(wr, f, self.cfg.max_frame_bytes).await?;
         self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         Ok(())
@@ -36,11 +36,11 @@ pub(super) async fn write_raw(
     wr: &mut WriteHalf<BoxStream>,
     f: &Frame,
     max: usize,
-) -> Result<usize, String> {
+) -> Result<usize, ConnectionError> {
     let mut out = Vec::new();
-    encode_into(f, max, &mut out).map_err(|e| e.to_string())?;
-    wr.write_all(&out).await.map_err(|e| e.to_string())?;
-    wr.flush().await.map_err(|e| e.to_string())?;
+    encode_into(f, max, &mut out)?;
+    wr.write_all(&out).await?;
+    wr.flush().await?;
     Ok(out.len())
 }
 
@@ -48,7 +48,7 @@ pub(super) async fn read_raw(
     rd: &mut ReadHalf<BoxStream>,
     dec: &mut FrameDecoder,
     buf: &mut [u8],
-) -> Result<Frame, String> {
+) -> Result<Frame, ConnectionError> {
     read_frame_counted(rd, dec, buf, None).await
 }
 
@@ -58,14 +58,14 @@ pub(super) async fn read_frame_counted(
     dec: &mut FrameDecoder,
     buf: &mut [u8],
     stats: Option<(&RemoteStats, &crate::remote::stats::ConnStats)>,
-) -> Result<Frame, String> {
+) -> Result<Frame, ConnectionError> {
     loop {
-        if let Some(f) = dec.next_frame().map_err(|e| e.to_string())? {
+        if let Some(f) = dec.next_frame()? {
             return Ok(f);
         }
-        let n = rd.read(buf).await.map_err(|e| e.to_string())?;
+        let n = rd.read(buf).await?;
         if n == 0 {
-            return Err("connection closed".into());
+            return Err(ConnectionError::Closed);
         }
         if let Some((node, conn)) = stats {
             node.bytes_in.fetch_add(n as u64, Ordering::Relaxed);

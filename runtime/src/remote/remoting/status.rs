@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{ReadHalf, WriteHalf};
 
 use super::io::{read_raw, write_raw};
-use super::{nonce, Remoting};
+use super::{nonce, ConnectionError, Remoting};
 use crate::remote::frame::{ConnKind, Frame, FrameDecoder, NodeInfo};
 use crate::remote::handshake::{Dialer, HandshakeConfig, Step, PROTOCOLS};
 use crate::remote::transport::{BoxStream, Transport};
@@ -139,9 +139,9 @@ pub(crate) async fn fetch_status(
             },
             protocols: PROTOCOLS,
         };
-        let proto = |reason: String| StatusError::Protocol {
+        let proto = |e: ConnectionError| StatusError::Protocol {
             addr: addr.clone(),
-            reason,
+            reason: e.to_string(),
         };
         let hs_err = |reason: String| StatusError::Handshake {
             addr: addr.clone(),

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
+use super::io::read_frame_counted;
 use super::writer::{write_progress, WriteError};
-use super::{
-    encode_into, read_frame_counted, ConnGuard, ConnKind, Frame, FrameDecoder, MembershipInput,
-    NodeInfo, Remoting,
-};
+use super::{ConnGuard, ConnectionError, MembershipInput, Remoting};
+use crate::remote::frame::{encode_into, ConnKind, Frame, FrameDecoder, NodeInfo};
 use crate::remote::peer::Peer;
 use crate::remote::stats::ConnStats;
 use crate::remote::transport::BoxStream;
@@ -85,23 +84,30 @@ impl Remoting {
 
     /// Dials, authenticates and runs one lane to `peer`; `Ok` with why it
     /// ended once it ran, `Err` when it could not be opened.
-    async fn lane_attempt(self: &Arc<Self>, peer: &Arc<Peer>) -> Result<String, String> {
+    async fn lane_attempt(
+        self: &Arc<Self>,
+        peer: &Arc<Peer>,
+    ) -> Result<ConnectionError, ConnectionError> {
         let addr = peer.info.addr.clone();
         let stream = tokio::time::timeout(
             self.cfg.connect_timeout,
             self.transport.connect(addr.clone()),
         )
         .await
-        .map_err(|_| format!("dialing {addr} timed out"))?
-        .map_err(|e| format!("dialing {addr}: {e}"))?;
+        .map_err(|_| ConnectionError::DialTimedOut { addr: addr.clone() })?
+        .map_err(|source| ConnectionError::Dial {
+            addr: addr.clone(),
+            source,
+        })?;
         let (info, rd, wr, dec) = self
             .dial_handshake(stream, ConnKind::Membership, &addr)
             .await?;
         if info != peer.info {
-            return Err(format!(
-                "{addr} now answers as {} (incarnation {})",
-                info.name, info.incarnation
-            ));
+            return Err(ConnectionError::PeerChanged {
+                addr,
+                name: info.name,
+                incarnation: info.incarnation,
+            });
         }
         Ok(self.run_lane(peer, rd, wr, dec).await)
     }
@@ -134,11 +140,11 @@ impl Remoting {
         mut rd: ReadHalf<BoxStream>,
         mut wr: WriteHalf<BoxStream>,
         mut dec: FrameDecoder,
-    ) -> String {
+    ) -> ConnectionError {
         let id = self.next_lane.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         if !peer.attach_lane(id, tx) {
-            return "its data connection is gone".into();
+            return ConnectionError::DataConnectionGone;
         }
         let _attached = Attached { peer, id };
         self.conns.fetch_add(1, Ordering::AcqRel);
@@ -155,7 +161,7 @@ impl Remoting {
                     f = rx.recv() => match f {
                         Some(f) => f,
                         // Replaced by another lane, or the peer is gone.
-                        None => return "replaced".to_string(),
+                        None => return ConnectionError::LaneReplaced,
                     },
                     _ = tick.tick() => Frame::Ping { id: 0, table: 0 },
                 };
@@ -179,9 +185,9 @@ impl Remoting {
                             .stalled_connections
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(peer = %peer.info.name, error = %e, "peer stopped reading its membership lane; lane closed");
-                        return e.to_string();
+                        return e.into();
                     }
-                    Err(e) => return e.to_string(),
+                    Err(e) => return e.into(),
                 }
                 self.stats.frames_out.fetch_add(frames, Ordering::Relaxed);
                 self.stats
@@ -215,20 +221,20 @@ impl Remoting {
                             }
                             Frame::Ping { .. } | Frame::Pong { .. } => {}
                             other => {
-                                return format!(
-                                    "protocol violation: `{}` on the membership lane",
-                                    other.kind()
-                                )
+                                return ConnectionError::ProtocolViolation {
+                                    kind: other.kind(),
+                                    place: "on the membership lane",
+                                }
                             }
                         }
                     }
                     Ok(Err(reason)) => {
-                        if reason != "connection closed" {
+                        if !reason.is_closed() {
                             self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
                         }
                         return reason;
                     }
-                    Err(_) => return format!("lane silent for {:?}", self.cfg.dead_after),
+                    Err(_) => return ConnectionError::LaneSilent(self.cfg.dead_after),
                 }
             }
         };
@@ -237,8 +243,8 @@ impl Remoting {
         let reason = tokio::select! {
             r = reader => r,
             r = writer => r,
-            _ = peer.gone() => "its data connection is gone".to_string(),
-            _ = closed.wait_for(|c| *c) => "this node left".to_string(),
+            _ = peer.gone() => ConnectionError::DataConnectionGone,
+            _ = closed.wait_for(|c| *c) => ConnectionError::NodeLeft,
         };
         // Dropping both halves closes the stream; the other side sees EOF.
         reason

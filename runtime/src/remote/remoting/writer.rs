@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
-use super::{encode_into, Frame, Remoting, TURN_TIME};
+use super::connection::TURN_TIME;
+use super::Remoting;
+use crate::remote::frame::{encode_into, Frame};
 use crate::remote::peer::{is_call, queued_bytes, Peer};
 use crate::remote::routes::OutboundRoutes;
 use crate::remote::transport::BoxStream;

@@ -1,0 +1,86 @@
+//! Remoting settings of a node and their defaults.
+
+use std::time::Duration;
+
+/// The default failure-detection bound.
+pub(crate) const DEFAULT_DETECTION: Duration = Duration::from_secs(5);
+
+/// The default bound of a connection's data lane (64 MiB).
+pub const DEFAULT_MAX_DATA_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The default bound of a connection's control lane (16 MiB).
+pub const DEFAULT_MAX_CONTROL_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The default time after which a peer that stopped reading is closed (10 s).
+pub const DEFAULT_PEER_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default bound on asks from one connection served at once (8,192).
+pub const DEFAULT_MAX_INBOUND_ASKS: usize = 8_192;
+
+/// Remoting settings of a node.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// Cluster name; nodes of another cluster are refused.
+    pub cluster: String,
+    /// Shared cluster secret (HMAC key). Without one, only loopback is allowed.
+    pub secret: Option<Vec<u8>>,
+    /// Largest frame accepted or sent.
+    pub max_frame_bytes: usize,
+    /// Frames queued per connection before `tell` fails with `Overloaded`.
+    pub outbound_queue: usize,
+    /// Bytes the data lane of a connection (tells and asks to the peer) may
+    /// hold, each frame counting an upper bound on its encoded size plus its
+    /// slot in the queue (about 200 bytes); past it a call fails with `Overloaded`, as past
+    /// `outbound_queue` frames. Default 64 MiB.
+    pub max_data_queue_bytes: usize,
+    /// Bytes the control lane of a connection (replies, errors,
+    /// tables, pings, membership until the lane is up) may hold, counted as
+    /// for `max_data_queue_bytes`. A control
+    /// frame that does not fit means the peer is not reading: it is counted
+    /// (`control_overflows`) and the connection is closed as stalled.
+    /// Default 16 MiB.
+    pub max_control_queue_bytes: usize,
+    /// A peer whose connection takes no bytes for this long while some are
+    /// waiting (it stopped reading its socket) is closed as stalled
+    /// (`stalled_connections`). Default 10 s.
+    pub peer_stall_timeout: Duration,
+    /// Asks from one connection served at once. At the bound the
+    /// connection's reader waits until one is answered, so a peer that
+    /// sends asks faster than they are served (or never reads the replies)
+    /// is held back by TCP instead of piling up work here. Default 8,192.
+    pub max_inbound_asks: usize,
+    /// Addresses to dial at start (and to re-dial while they are unreachable).
+    pub seeds: Vec<String>,
+    /// Idle connections send a ping this often.
+    pub heartbeat: Duration,
+    /// A connection silent for this long is closed and its node declared down.
+    pub dead_after: Duration,
+    /// Upper bound of the re-dial backoff.
+    pub reconnect_max: Duration,
+    /// Bound on connecting and on the handshake.
+    pub connect_timeout: Duration,
+    /// A crashed or partitioned member is declared down within about this
+    /// long (drives foca's probe and suspicion timing).
+    pub failure_detection: Duration,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        Self {
+            cluster: "msa".into(),
+            secret: None,
+            max_frame_bytes: crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
+            outbound_queue: 65_536,
+            max_data_queue_bytes: DEFAULT_MAX_DATA_QUEUE_BYTES,
+            max_control_queue_bytes: DEFAULT_MAX_CONTROL_QUEUE_BYTES,
+            peer_stall_timeout: DEFAULT_PEER_STALL_TIMEOUT,
+            max_inbound_asks: DEFAULT_MAX_INBOUND_ASKS,
+            seeds: Vec::new(),
+            heartbeat: Duration::from_millis(500),
+            dead_after: Duration::from_secs(3),
+            reconnect_max: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+            failure_detection: DEFAULT_DETECTION,
+        }
+    }
+}

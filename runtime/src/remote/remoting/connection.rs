@@ -1,0 +1,264 @@
+//! An established data connection: its writer, its reader, and the
+//! teardown when it ends.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+
+use super::io::read_frame_counted;
+use super::writer::{Lanes, WriterMode};
+use super::{ConnGuard, ConnectionError, MembershipInput, Remoting};
+use crate::remote::frame::{Frame, FrameDecoder, NodeInfo};
+use crate::remote::inbound::Inbound;
+use crate::remote::peer::{Peer, QueueBounds};
+use crate::remote::routes::InboundRoutes;
+use crate::remote::transport::BoxStream;
+
+/// Frames a connection's reader dispatches before it lets the other tasks of
+/// its thread run.
+const READER_TURN_FRAMES: u32 = 256;
+
+/// The longest a connection's reader (decoding and handing on frames) or
+/// writer (encoding a batch) runs before the other tasks of its thread get a
+/// turn: large frames cost far more than small ones (a 64 KiB payload takes
+/// milliseconds to decode in a debug build), so a frame count alone would
+/// let a few of them hold the thread for seconds and starve membership.
+pub(super) const TURN_TIME: Duration = Duration::from_millis(2);
+
+impl Remoting {
+    /// Runs an authenticated connection until it ends.
+    pub(super) async fn established(
+        self: Arc<Self>,
+        info: NodeInfo,
+        dialer: String,
+        mut rd: ReadHalf<BoxStream>,
+        wr: WriteHalf<BoxStream>,
+        mut dec: FrameDecoder,
+    ) {
+        if info.name == self.local.name {
+            tracing::warn!("connected to ourselves; closing");
+            return;
+        }
+        let (tx, rx) = mpsc::channel::<Frame>(self.cfg.outbound_queue.max(16));
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<Frame>();
+        let bounds = QueueBounds {
+            data_bytes: self.cfg.max_data_queue_bytes,
+            control_bytes: self.cfg.max_control_queue_bytes,
+            inbound_asks: self.cfg.max_inbound_asks.max(1),
+        };
+        let peer = Arc::new(Peer::new(
+            info.clone(),
+            dialer,
+            tx,
+            ctl_tx,
+            bounds,
+            self.stats.clone(),
+        ));
+        // One connection per peer: of two, keep the one dialed by the smaller
+        // name (both sides decide alike); a newer incarnation replaces an older.
+        // The other one is retired, not cut: it still carries the replies to
+        // calls already made on it, and closes once idle.
+        let keep_new = {
+            let mut peers = self.peers.write();
+            let keep_new = match peers.get(&info.name) {
+                Some(old)
+                    if !old.is_down()
+                        && old.info.incarnation == info.incarnation
+                        && old.dialer != peer.dialer
+                        && old.dialer < peer.dialer =>
+                {
+                    false
+                }
+                Some(old) => {
+                    if old.info.incarnation == info.incarnation && !old.is_down() {
+                        old.retire();
+                    } else {
+                        old.mark_down();
+                    }
+                    true
+                }
+                None => true,
+            };
+            if keep_new {
+                peers.insert(info.name.clone(), peer.clone());
+            } else {
+                peer.retire();
+            }
+            keep_new
+        };
+        self.conns.fetch_add(1, Ordering::AcqRel);
+        let _open = ConnGuard(&self.conns, &self.conns_done);
+        if keep_new {
+            tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
+            self.emit(crate::remote::status::ClusterEvent::Joined {
+                member: info.clone(),
+            });
+            self.to_membership(MembershipInput::Announce(info.clone()));
+            // The new peer gets our table at once (the others hear of the
+            // new member from the membership gossip).
+            let _ = peer.send(self.table());
+            if peer.dialer == self.local.name {
+                // The dialer of the connection also keeps its membership lane.
+                actix_rt::spawn(self.clone().lane_dial_loop(peer.clone()));
+            }
+        } else {
+            tracing::debug!(peer = %info.name, "duplicate connection retired");
+        }
+
+        // Writer: batch whatever is queued into one write, flush when the queue is empty.
+        let (mode, mode_rx) = tokio::sync::watch::channel(WriterMode::Run);
+        let lanes = Lanes {
+            control: ctl_rx,
+            data: rx,
+        };
+        let mut writer = actix_rt::spawn(self.clone().run_writer(peer.clone(), wr, lanes, mode_rx));
+
+        // Reader: dispatch frames until the connection ends or goes silent.
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut closed = self.closed.subscribe();
+        let mut since_yield = 0u32;
+        let mut turn = std::time::Instant::now();
+        // The (service, message) pairs the peer named on this connection.
+        let mut routes = InboundRoutes::<Arc<Inbound>>::default();
+        let reading = async {
+            'read: loop {
+                // Enough asks from this peer are being served: read no more
+                // until one is answered (the peer's sends wait in TCP).
+                while peer.serving_full() {
+                    tokio::select! {
+                        _ = peer.serve_slot_freed() => {}
+                        _ = closed.changed() => break 'read ConnectionError::NodeLeft,
+                    }
+                }
+                // Frames already buffered decode without touching the socket, so
+                // nothing would make this task yield; and every tell it hands on
+                // lets its instance run too (actix drains a mailbox to the end).
+                // Taking turns keeps a flood of calls from starving the
+                // writers, timers and membership that share this thread.
+                since_yield += 1;
+                if since_yield >= READER_TURN_FRAMES || turn.elapsed() >= TURN_TIME {
+                    since_yield = 0;
+                    tokio::task::yield_now().await;
+                    turn = std::time::Instant::now();
+                }
+                let frame = tokio::select! {
+                    f = tokio::time::timeout(
+                        self.cfg.dead_after,
+                        read_frame_counted(&mut rd, &mut dec, &mut buf, Some((&self.stats, &peer.conn))),
+                    ) => f,
+                    _ = closed.changed() => break ConnectionError::NodeLeft,
+                };
+                match frame {
+                    Ok(Ok(f)) => {
+                        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                        peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
+                        match self.on_frame(&peer, f, &mut routes) {
+                            Ok(None) => {}
+                            // A tell waits for room in its instance's
+                            // mailbox: so does this connection (the
+                            // peer's sends wait in TCP).
+                            Ok(Some(wait)) => {
+                                let queued = tokio::select! {
+                                    r = wait => r,
+                                    _ = closed.changed() => break 'read ConnectionError::NodeLeft,
+                                };
+                                if let Err(e) = queued {
+                                    tracing::debug!(error = ?e, "remote tell not delivered");
+                                }
+                            }
+                            Err(reason) => break reason,
+                        }
+                    }
+                    Ok(Err(reason)) => {
+                        if !reason.is_closed() {
+                            self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                        break reason;
+                    }
+                    Err(_) => break ConnectionError::Silent(self.cfg.dead_after),
+                }
+                if peer.is_down() {
+                    break ConnectionError::Replaced;
+                }
+                if peer.is_retired()
+                    && peer.pending() == 0
+                    && !peer.replied_recently()
+                    && self.successor_has_table(&info.name)
+                {
+                    break ConnectionError::RetiredIdle;
+                }
+            }
+        };
+        // A peer that stopped reading ends the connection whatever the
+        // reader is doing (it may be reading a flood of calls).
+        let reason = tokio::select! {
+            r = reading => r,
+            why = peer.stalled() => ConnectionError::Stalled(why),
+        };
+        let mut written = false;
+        if peer.stall_reason().is_none() {
+            // Let the writer flush what is queued (bounded), then stop it.
+            mode.send_replace(WriterMode::Drain);
+            written = tokio::time::timeout(Duration::from_millis(500), &mut writer)
+                .await
+                .is_ok();
+            if !written {
+                tracing::debug!(peer = %info.name, "writer did not drain in time");
+            }
+        }
+        if !written {
+            // A stalled peer gets nothing more: its writer stops mid-write
+            // (and releases what is queued).
+            mode.send_replace(WriterMode::Stop);
+            if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+        }
+        peer.mark_down();
+        let stalled = peer.stall_reason();
+        if let Some(why) = &stalled {
+            tracing::warn!(peer = %info.name, reason = %why, "peer stopped reading; connection closed");
+        }
+        let removed = {
+            let mut peers = self.peers.write();
+            match peers.get(&info.name) {
+                Some(p) if Arc::ptr_eq(p, &peer) => {
+                    peers.remove(&info.name);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if removed {
+            if stalled.is_none() {
+                tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
+            }
+            self.emit(if peer.is_leaving() {
+                crate::remote::status::ClusterEvent::Left {
+                    name: info.name.clone(),
+                }
+            } else {
+                crate::remote::status::ClusterEvent::Down {
+                    name: info.name.clone(),
+                    reason: reason.to_string(),
+                }
+            });
+            if let Some(node) = self.node.upgrade() {
+                node.registry.drop_node(&info.name);
+            }
+        }
+    }
+
+    /// Whether the connection that replaced a retired one to `name` (if
+    /// any) has brought that node's table: until then the registry still
+    /// routes calls over the retired connection, so it must stay open.
+    fn successor_has_table(&self, name: &str) -> bool {
+        self.peer(name).is_none_or(|p| p.has_seen_table())
+    }
+}

@@ -1,0 +1,252 @@
+//! Frame dispatch on a data connection: calls served, replies completed,
+//! tables applied, members learned.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ConnectionError, MembershipInput, Remoting};
+use crate::node::NodeShared;
+use crate::remote::frame::{Frame, NodeInfo, WireError};
+use crate::remote::inbound::{resolved, Inbound, ServeDeadline};
+use crate::remote::peer::Peer;
+use crate::remote::routes::InboundRoutes;
+use crate::remote::wire::WireMetaExt;
+use crate::service::ServiceRef;
+use crate::CallError;
+
+impl Remoting {
+    /// This node's service table.
+    pub(crate) fn table(&self) -> Frame {
+        // The version is read before the registry: a table is never labelled
+        // newer than its contents (a change made meanwhile bumps it again).
+        let version = self.table_version.load(Ordering::Acquire);
+        let services = self
+            .node
+            .upgrade()
+            .map(|n| n.registry.local_table())
+            .unwrap_or_default();
+        Frame::Table {
+            version,
+            services,
+            members: self.peers(),
+        }
+    }
+
+    /// A local registry change: bumps the table version and gossips it;
+    /// peers fetch the table over their connection when they hear of it.
+    pub(crate) fn publish_table(&self) {
+        let v = self.table_version.fetch_add(1, Ordering::AcqRel) + 1;
+        self.to_membership(MembershipInput::Publish(v));
+    }
+
+    /// Handles one frame of a data connection; a tell that must wait for
+    /// mailbox room comes back as the wait (the reader reads no more until
+    /// it is over). `Err` closes the connection.
+    pub(super) fn on_frame(
+        self: &Arc<Self>,
+        peer: &Arc<Peer>,
+        f: Frame,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+    ) -> Result<Option<crate::remote::wire::BoxFuture<Result<(), CallError>>>, ConnectionError>
+    {
+        let Some(node) = self.node.upgrade() else {
+            return Err(ConnectionError::NodeGone);
+        };
+        match f {
+            Frame::Ping { id, table } => {
+                let _ = peer.send(Frame::Pong { id });
+                // Anti-entropy: a version the gossip did not bring is fetched.
+                peer.want_table(table);
+            }
+            Frame::TableRequest => {
+                let _ = peer.send(self.table());
+            }
+            Frame::Pong { .. } => {}
+            Frame::Reply { id, payload } => peer.complete(id, Ok(payload)),
+            Frame::Error { id, error } => peer.complete(id, Err(error)),
+            Frame::Table {
+                version,
+                services,
+                members,
+            } => {
+                if peer.accept_table(version) {
+                    node.registry.apply_remote_table(peer, services);
+                } else {
+                    tracing::debug!(peer = %peer.info.name, version, "stale service table ignored");
+                }
+                self.learn_members(members);
+            }
+            Frame::Tell {
+                route,
+                meta,
+                payload,
+            } => {
+                let mut slot = self.route_of(routes, route)?;
+                let route = slot.get();
+                let deadline = meta
+                    .timeout_ms
+                    .map(|ms| ServeDeadline::new(&node, Some(ms)));
+                let mut meta = meta.into_metadata();
+                if let Some(d) = deadline {
+                    meta.set_deadline_ms(d.deadline_ms);
+                }
+                let served =
+                    resolved(&node, route).and_then(|inbound| inbound.serve_tell(&payload, meta));
+                match served {
+                    Ok(wait) => return Ok(wait),
+                    Err(e) => {
+                        tracing::debug!(service = %route.service, message = %route.message, error = ?e, "remote tell not delivered");
+                    }
+                }
+            }
+            Frame::Ask {
+                id,
+                route,
+                meta,
+                payload,
+            } => {
+                let mut slot = self.route_of(routes, route)?;
+                let route = slot.get();
+                // The one deadline of the call: the caller's time left, plus slack.
+                let deadline = ServeDeadline::new(&node, meta.timeout_ms);
+                if let Some((trace_id, _)) = meta.trace {
+                    tracing::debug!(
+                        trace_id = %format_args!("{trace_id:032x}"),
+                        from = %peer.info.name,
+                        service = %route.service,
+                        message = %route.message,
+                        "remote ask"
+                    );
+                }
+                let served = resolved(&node, route).and_then(|inbound| {
+                    inbound.serve_ask(&payload, meta.into_metadata(), deadline)
+                });
+                match served {
+                    Ok(fut) => {
+                        let peer = peer.clone();
+                        peer.serving(true);
+                        actix_rt::spawn(async move {
+                            let frame = match fut.await {
+                                Ok(payload) => Frame::Reply { id, payload },
+                                Err(error) => Frame::Error { id, error },
+                            };
+                            let _ = peer.send(frame);
+                            peer.serving(false);
+                        });
+                    }
+                    Err(error) => {
+                        let _ = peer.send(Frame::Error { id, error });
+                    }
+                }
+            }
+            Frame::AskJson {
+                id,
+                service,
+                message,
+                meta,
+                body,
+            } => {
+                let deadline = ServeDeadline::new(&node, meta.timeout_ms);
+                let mut meta = meta.into_metadata();
+                meta.set_deadline_ms(deadline.deadline_ms);
+                match serve_ask_json(&node, &service, &message, meta, &body, deadline.timeout) {
+                    Ok(fut) => {
+                        let peer = peer.clone();
+                        peer.serving(true);
+                        actix_rt::spawn(async move {
+                            let frame = match fut.await {
+                                Ok(payload) => Frame::Reply { id, payload },
+                                Err(e) => Frame::Error {
+                                    id,
+                                    error: WireError::from_call(&e),
+                                },
+                            };
+                            let _ = peer.send(frame);
+                            peer.serving(false);
+                        });
+                    }
+                    Err(error) => {
+                        let _ = peer.send(Frame::Error { id, error });
+                    }
+                }
+            }
+            Frame::Membership { payload } => self.to_membership(MembershipInput::Data(payload)),
+            Frame::Leaving => peer.mark_leaving(),
+            other => {
+                return Err(ConnectionError::ProtocolViolation {
+                    kind: other.kind(),
+                    place: "after the handshake",
+                })
+            }
+        }
+        Ok(None)
+    }
+
+    /// The route a call frame names; a broken id rule is counted and ends
+    /// the connection.
+    fn route_of<'a>(
+        &self,
+        routes: &'a mut InboundRoutes<Arc<Inbound>>,
+        route: crate::remote::frame::Route,
+    ) -> Result<crate::remote::routes::RouteSlot<'a, Arc<Inbound>>, ConnectionError> {
+        routes.lookup(route).map_err(|e| {
+            self.stats.route_errors.fetch_add(1, Ordering::Relaxed);
+            ConnectionError::Route(e)
+        })
+    }
+
+    /// Dials members learned from peers that we are not connected to; of two
+    /// nodes, only the one with the smaller name dials, so they meet once.
+    fn learn_members(self: &Arc<Self>, members: Vec<NodeInfo>) {
+        if self.is_closing() {
+            return;
+        }
+        for m in members {
+            if m.name == self.local.name || self.local.name > m.name || self.peer(&m.name).is_some()
+            {
+                continue;
+            }
+            let me = self.clone();
+            actix_rt::spawn(async move {
+                if let Ok(Ok(stream)) = tokio::time::timeout(
+                    me.cfg.connect_timeout,
+                    me.transport.connect(m.addr.clone()),
+                )
+                .await
+                {
+                    if let Err(e) = me.clone().outbound(stream, &m.addr).await {
+                        tracing::debug!(peer = %m.name, error = %e, "could not reach a learned member");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Serves a forwarded JSON ask: decoded here, by the service's own
+/// registration, then called as any ask is (a keyed service routes it on to
+/// the instance that owns its key, wherever that is).
+fn serve_ask_json(
+    node: &Arc<NodeShared>,
+    service: &str,
+    message: &str,
+    meta: crate::Metadata,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<crate::json::JsonReply, WireError> {
+    let codec = Inbound::resolve(node, service, message)
+        .map_err(|e| match e {
+            WireError::UnhandledMessage { .. } => {
+                WireError::Json(crate::remote::wire_error::WireJsonError::UnknownMessage)
+            }
+            other => other,
+        })?
+        .codec();
+    let svc = ServiceRef::new(node.clone(), service);
+    (codec.serve_json)(svc, crate::json::JsonBody::Bytes(body), meta, Some(timeout)).map_err(|e| {
+        WireError::Json(crate::remote::wire_error::WireJsonError::from_json_error(
+            &e,
+        ))
+    })
+}

@@ -1,0 +1,136 @@
+//! The membership driver: runs foca and acts on its verdicts.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{nonce, MembershipInput, Remoting};
+use crate::remote::frame::{Frame, NodeInfo};
+use crate::remote::membership::{Effects, Member, Membership, TableVersion};
+
+impl Remoting {
+    pub(super) fn to_membership(&self, input: MembershipInput) {
+        if let Some(tx) = self.membership.lock().as_ref() {
+            let _ = tx.send(input);
+        }
+    }
+
+    /// Runs foca: feeds it connections' membership frames and its timers,
+    /// carries out what it asks (send, schedule) and acts on its verdicts:
+    /// a member declared down loses its connection and its registry entries.
+    pub(crate) async fn membership_loop(self: Arc<Self>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        *self.membership.lock() = Some(tx.clone());
+        let seed = u64::from_le_bytes(nonce()[..8].try_into().unwrap_or([7; 8]));
+        let config = crate::remote::membership::membership_config_for(self.cfg.failure_detection);
+        let mut core = Membership::new(self.local.clone(), config, seed);
+        // Members already connected before the loop started.
+        for p in self.peers() {
+            let e = core.announce(p);
+            self.apply_membership(e, &tx);
+        }
+        while let Some(input) = rx.recv().await {
+            let leaving = matches!(input, MembershipInput::Leave);
+            let e = match input {
+                MembershipInput::Announce(to) => core.announce(to),
+                MembershipInput::Data(d) => core.data(&d),
+                MembershipInput::Timer(t) => core.timer(t),
+                MembershipInput::Publish(version) => core.publish_table(TableVersion {
+                    node: self.local.name.clone(),
+                    incarnation: self.local.incarnation,
+                    version,
+                }),
+                MembershipInput::Leave => core.leave(),
+            };
+            self.apply_membership(e, &tx);
+            *self.view.lock() = core.view();
+            if leaving {
+                break;
+            }
+        }
+    }
+
+    fn apply_membership(self: &Arc<Self>, e: Effects, tx: &mpsc::UnboundedSender<MembershipInput>) {
+        for (to, payload) in e.send {
+            match self.peer(&to.info.name) {
+                Some(p) if !p.is_down() => {
+                    let _ = p.send_membership(Frame::Membership { payload });
+                }
+                _ => self.dial_member(&to.info),
+            }
+        }
+        for (after, t) in e.timers {
+            let tx = tx.clone();
+            actix_rt::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(MembershipInput::Timer(t));
+            });
+        }
+        for t in e.tables {
+            // A newer table of a peer we are connected to: fetch it.
+            let fetching = self.peer(&t.node).is_some_and(|p| {
+                p.info.incarnation == t.incarnation && !p.is_down() && p.want_table(t.version)
+            });
+            if fetching {
+                tracing::debug!(peer = %t.node, version = t.version, "fetching a newer service table");
+            }
+        }
+        for m in e.up {
+            tracing::info!(member = %m.info.name, incarnation = m.info.incarnation, "member up");
+            if self.peer(&m.info.name).is_none() {
+                self.dial_member(&m.info);
+            }
+        }
+        for m in e.down {
+            tracing::warn!(member = %m.info.name, incarnation = m.info.incarnation, "member declared down");
+            if self.peer(&m.info.name).is_some() {
+                self.emit(crate::remote::status::ClusterEvent::Down {
+                    name: m.info.name.clone(),
+                    reason: "declared down by failure detection".into(),
+                });
+            }
+            self.declare_down(&m);
+        }
+    }
+
+    /// A member foca declared down: close its connection (failing its asks
+    /// with `NodeDown`) and drop its instances.
+    fn declare_down(&self, m: &Member) {
+        let removed = {
+            let mut peers = self.peers.write();
+            match peers.get(&m.info.name) {
+                Some(p) if p.info.incarnation <= m.info.incarnation => peers.remove(&m.info.name),
+                _ => None,
+            }
+        };
+        if let Some(p) = removed {
+            p.mark_down();
+        }
+        if let Some(node) = self.node.upgrade() {
+            node.registry.drop_node(&m.info.name);
+        }
+    }
+
+    /// Dials a member (once at a time per address) so membership and calls can reach it.
+    fn dial_member(self: &Arc<Self>, info: &NodeInfo) {
+        if self.is_closing() || info.addr.is_empty() || info.name == self.local.name {
+            return;
+        }
+        if !self.dialing.lock().insert(info.addr.clone()) {
+            return;
+        }
+        let me = self.clone();
+        let addr = info.addr.clone();
+        actix_rt::spawn(async move {
+            let conn =
+                tokio::time::timeout(me.cfg.connect_timeout, me.transport.connect(addr.clone()))
+                    .await;
+            me.dialing.lock().remove(&addr);
+            if let Ok(Ok(stream)) = conn {
+                if let Err(e) = me.clone().outbound(stream, &addr).await {
+                    tracing::debug!(%addr, error = %e, "could not reach a member");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,193 @@
+//! The cluster view: served to clients, and fetched from a node as a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{ReadHalf, WriteHalf};
+
+use super::io::{read_raw, write_raw};
+use super::{nonce, ConnectionError, Remoting};
+use crate::remote::frame::{ConnKind, Frame, FrameDecoder, NodeInfo};
+use crate::remote::handshake::{Dialer, HandshakeConfig, Step, PROTOCOLS};
+use crate::remote::transport::{BoxStream, Transport};
+
+impl Remoting {
+    /// This node's view of the cluster.
+    pub(crate) fn status(&self) -> crate::remote::status::ClusterStatus {
+        use crate::remote::status::{MemberView, ServiceView};
+        let mut members: Vec<MemberView> = vec![MemberView {
+            name: self.local.name.clone(),
+            addr: self.local.addr.clone(),
+            status: if self.is_closing() { "left" } else { "alive" }.into(),
+            incarnation: self.local.incarnation,
+        }];
+        let connected = self.peers();
+        for (info, status) in self.view.lock().iter() {
+            if info.name != self.local.name && !members.iter().any(|m| m.name == info.name) {
+                members.push(MemberView {
+                    name: info.name.clone(),
+                    addr: info.addr.clone(),
+                    status: (*status).into(),
+                    incarnation: info.incarnation,
+                });
+            }
+        }
+        // Connected peers foca has not reported yet are alive.
+        for info in connected {
+            if !members.iter().any(|m| m.name == info.name) {
+                members.push(MemberView {
+                    name: info.name.clone(),
+                    addr: info.addr.clone(),
+                    status: "alive".into(),
+                    incarnation: info.incarnation,
+                });
+            }
+        }
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        let services = self
+            .node
+            .upgrade()
+            .map(|n| {
+                n.registry
+                    .names()
+                    .into_iter()
+                    .filter_map(|name| {
+                        let e = n.registry.get(&name)?;
+                        let mut nodes: Vec<String> =
+                            e.remote_instances().into_iter().map(|(n, _)| n).collect();
+                        if !e.live_instances().is_empty() {
+                            nodes.push(self.local.name.clone());
+                        }
+                        nodes.sort();
+                        nodes.dedup();
+                        (!nodes.is_empty()).then_some(ServiceView { name, nodes })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        crate::remote::status::ClusterStatus { members, services }
+    }
+
+    /// Serves a client connection (no membership, no tables): status
+    /// requests and calls.
+    pub(super) async fn serve_client(
+        self: Arc<Self>,
+        info: NodeInfo,
+        mut rd: ReadHalf<BoxStream>,
+        mut wr: WriteHalf<BoxStream>,
+        mut dec: FrameDecoder,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let frame = match tokio::time::timeout(
+                self.cfg.dead_after * 10,
+                self.read_frame(&mut rd, &mut dec, &mut buf),
+            )
+            .await
+            {
+                Ok(Ok(f)) => f,
+                _ => break,
+            };
+            let reply = match frame {
+                Frame::StatusRequest => Frame::Status {
+                    status: self.status(),
+                },
+                Frame::Ping { id, .. } => Frame::Pong { id },
+                other => {
+                    tracing::debug!(client = %info.name, kind = other.kind(), "client frame not served");
+                    break;
+                }
+            };
+            // A client that stops reading is let go after the stall timeout.
+            let write = self.write_frame(&mut wr, &reply);
+            if !matches!(
+                tokio::time::timeout(self.cfg.peer_stall_timeout, write).await,
+                Ok(Ok(()))
+            ) {
+                break;
+            }
+        }
+    }
+}
+
+/// Connects to `seed` as a client, authenticates, asks for the cluster view.
+pub(crate) async fn fetch_status(
+    transport: &dyn Transport,
+    seed: &str,
+    cluster: &str,
+    secret: &[u8],
+    timeout: Duration,
+) -> Result<crate::remote::status::ClusterStatus, crate::remote::status::StatusError> {
+    use crate::remote::status::StatusError;
+    let addr = seed.to_string();
+    let work = async {
+        let stream = transport
+            .connect(addr.clone())
+            .await
+            .map_err(|e| StatusError::Connect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let cfg = HandshakeConfig {
+            cluster: cluster.to_string(),
+            secret: secret.to_vec(),
+            local: NodeInfo {
+                name: format!("msa-client-{}", std::process::id()),
+                addr: String::new(),
+                incarnation: 0,
+            },
+            protocols: PROTOCOLS,
+        };
+        let proto = |e: ConnectionError| StatusError::Protocol {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        };
+        let hs_err = |reason: String| StatusError::Handshake {
+            addr: addr.clone(),
+            reason,
+        };
+        let mut dec = FrameDecoder::new(crate::remote::frame::DEFAULT_MAX_FRAME_BYTES);
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut hs, hello) = Dialer::start(cfg, ConnKind::Data, nonce());
+        write_raw(
+            &mut wr,
+            &hello,
+            crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
+        )
+        .await
+        .map_err(proto)?;
+        loop {
+            let f = read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)?;
+            match hs.on_frame(f) {
+                Ok(Step::Send(f)) => {
+                    write_raw(&mut wr, &f, crate::remote::frame::DEFAULT_MAX_FRAME_BYTES)
+                        .await
+                        .map_err(proto)?;
+                }
+                Ok(Step::Done(..)) => break,
+                Err(e) => return Err(hs_err(e.to_string())),
+            }
+        }
+        write_raw(
+            &mut wr,
+            &Frame::StatusRequest,
+            crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
+        )
+        .await
+        .map_err(proto)?;
+        loop {
+            match read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)? {
+                Frame::Status { status } => return Ok(status),
+                // A node may greet with membership or tables first; skip them.
+                _ => continue,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| StatusError::Protocol {
+            addr: seed.to_string(),
+            reason: format!("no answer within {timeout:?}"),
+        })?
+}

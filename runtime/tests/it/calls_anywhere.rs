@@ -27,6 +27,25 @@ struct Name;
 #[rtype(result = "u64")]
 struct LocalOnly;
 
+/// Implemented by hand, not derived: only a node whose service handles it
+/// knows the type (as with a service built into another binary).
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
+#[rtype(result = "String")]
+struct Shout {
+    text: String,
+}
+impl msa_runtime::RemoteMessage for Shout {
+    const NAME: &'static str = "anywhere.Shout";
+}
+
+struct Loud;
+impl Service for Loud {}
+impl Handler<Shout> for Loud {
+    fn handle(&mut self, m: Shout, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
+        Reply::ready(m.text.to_uppercase())
+    }
+}
+
 struct Total {
     name: &'static str,
     total: u64,
@@ -200,4 +219,40 @@ async fn json_calls_are_forwarded_to_a_hosting_node_and_decoded_there() {
     // The hosting node served every one of those calls that decoded.
     assert_eq!(a.service("left").ask(Add { n: 0 }).await.unwrap(), 5);
     stop([c, b, a]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_call_reaches_a_message_type_the_calling_node_does_not_know() {
+    let a = bare_node("a", None);
+    let c = bare_node("c", a.remote_addr());
+    let mut wc = c.watch();
+    a.spawn(ServiceSpec::new("loud", || Loud).handles::<Shout>())
+        .await
+        .unwrap();
+    remote_added(std::time::Duration::from_secs(15), &mut wc, &["loud"]).await;
+    // c has no registration and no declaration of `anywhere.Shout`: it
+    // cannot even describe it ...
+    assert!(c.message_info("anywhere.Shout").is_none());
+    // ... yet its JSON call is forwarded to a, which decodes and answers.
+    let reply = c
+        .call_json(
+            "loud",
+            "anywhere.Shout",
+            JsonBody::Bytes(br#"{"text":"hi"}"#),
+            Metadata::new(),
+            None,
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(reply, br#""HI""#);
+    // A typed ask of the same type from c cannot be encoded there.
+    let e = c
+        .service("loud")
+        .ask(Shout { text: "x".into() })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CallError::NotRegistered { .. }), "{e:?}");
+    c.shutdown(std::time::Duration::from_secs(2)).await.unwrap();
+    a.shutdown(std::time::Duration::from_secs(2)).await.unwrap();
 }

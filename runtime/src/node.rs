@@ -532,7 +532,8 @@ impl Node {
             .iter()
             .find_map(|t| t.wire.filter(|w| w.wire_name == message));
         if let Some(c) = local {
-            return (c.serve_json)(self.service(service), body, meta, timeout);
+            let svc = crate::service::ServiceRef::with_entry(shared.clone(), entry.clone());
+            return (c.serve_json)(svc, body, meta, timeout);
         }
         // ... else forwarded, undecoded, to a node that hosts it.
         let timeout = timeout.unwrap_or(shared.default_timeout);

@@ -88,3 +88,15 @@ pub async fn remote_added(within: Duration, watch: &mut RegistryWatch, services:
         }
     }
 }
+
+/// This process's resident set size in bytes, from `VmRSS` in
+/// `/proc/self/status`; `None` where that cannot be read (not Linux).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    Some(kb * 1024)
+}

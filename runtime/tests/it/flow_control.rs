@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msa_runtime::prelude::*;
+use msa_runtime::test_support::rss_bytes as crate_rss;
 use msa_runtime::RegistryEvent;
 use serde::{Deserialize, Serialize};
 
@@ -57,16 +58,9 @@ fn sink(seen: &Arc<AtomicU64>) -> ServiceSpec<Sink> {
     .mailbox_capacity(MAILBOX)
 }
 
-/// Resident set size of this process, from `/proc/self/status`.
+/// Resident set size of this process (Linux).
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
+    crate_rss().expect("VmRSS in /proc/self/status")
 }
 
 /// Maxima seen while the flow ran.

@@ -6,17 +6,11 @@ use std::time::Instant;
 
 use super::*;
 use crate::remote::peer::Peer;
+use crate::test_support::rss_bytes as crate_rss;
 
-/// Resident set size of this process, from `/proc/self/status` (kB there).
+/// Resident set size of this process (Linux).
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
+    crate_rss().expect("VmRSS in /proc/self/status")
 }
 
 async fn node(control_bytes: usize, stall: Duration) -> (Node, String) {

@@ -10,15 +10,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use crate::error::CallError;
 pub(crate) use crate::error::JsonError;
-use crate::message::RemoteMessage;
-use crate::metadata::Metadata;
-use crate::service::ServiceRef;
 
 /// The body of a JSON call.
 #[derive(Debug)]
@@ -32,10 +28,6 @@ pub enum JsonBody<'a> {
 
 /// What a JSON call yields: the JSON-encoded result, or the call's error.
 pub type JsonReply = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
-
-/// Serves one JSON call of one message type.
-pub(crate) type ServeJson =
-    fn(ServiceRef, JsonBody<'_>, Metadata, Option<Duration>) -> Result<JsonReply, JsonError>;
 
 /// A message type a node knows by its wire name.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,29 +72,6 @@ pub(crate) fn decode<T: DeserializeOwned>(
         }
         JsonBody::Value(value) => serde_path_to_error::deserialize(value).map_err(bad),
     }
-}
-
-pub(crate) fn serve_json<M: RemoteMessage>(
-    svc: ServiceRef,
-    body: JsonBody<'_>,
-    meta: Metadata,
-    timeout: Option<Duration>,
-) -> Result<JsonReply, JsonError> {
-    let msg: M = decode(M::NAME, body)?;
-    Ok(Box::pin(async move {
-        let mut ask = svc.ask(msg).metadata(meta);
-        if let Some(t) = timeout {
-            ask = ask.timeout(t);
-        }
-        let started = std::time::Instant::now();
-        let v = ask.await;
-        svc.record_ask_latency(started.elapsed());
-        let v = v?;
-        serde_json::to_vec(&v).map_err(|e| CallError::Codec {
-            service: svc.name().to_string(),
-            reason: format!("result of `{}` is not JSON: {e}", M::NAME),
-        })
-    }))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Messages that may cross a process boundary, and their codec.
 
 pub(crate) mod declared;
+pub(crate) mod wire_codec;
 pub(crate) mod wire_safe;
 
 use actix::Message;

@@ -420,12 +420,12 @@ impl Node {
         note = "derive `RemoteMessage` instead: declared messages need no registration"
     )]
     pub fn register_message<M: crate::RemoteMessage>(&self) {
-        if let Err(reason) = (crate::remote::wire::wire_codec::<M>().wire_safe)() {
+        if let Err(reason) = (crate::message::wire_codec::wire_codec::<M>().wire_safe)() {
             tracing::warn!(message = M::NAME, %reason, "message cannot cross nodes");
         }
         self.shared().registry.register_codecs([(
             std::any::TypeId::of::<M>(),
-            crate::remote::wire::wire_codec::<M>(),
+            crate::message::wire_codec::wire_codec::<M>(),
         )]);
     }
 
@@ -435,8 +435,7 @@ impl Node {
         note = "derive `RemoteMessage` with `#[msa(keyed)]` instead: declared messages need no registration"
     )]
     pub fn register_keyed_message<M: crate::RemoteMessage + crate::KeyedMessage>(&self) {
-        let mut c = crate::remote::wire::wire_codec::<M>();
-        c.key = Some(crate::service::key_of::<M>);
+        let c = crate::message::wire_codec::keyed_wire_codec::<M>();
         self.shared()
             .registry
             .register_codecs([(std::any::TypeId::of::<M>(), c)]);
@@ -527,19 +526,20 @@ impl Node {
         };
         // Decoded here when an instance on this node handles the message
         // (its own registration knows the type) ...
-        let local = entry
-            .types
-            .iter()
-            .find_map(|t| t.wire.filter(|w| w.wire_name == message));
-        if let Some(c) = local {
+        if let Some(serve) = crate::service::json_server(&entry, message) {
             let svc = crate::service::ServiceRef::with_entry(shared.clone(), entry.clone());
-            return (c.serve_json)(svc, body, meta, timeout);
+            return serve(svc, body, meta, timeout);
         }
         // ... else forwarded, undecoded, to a node that hosts it.
         let timeout = timeout.unwrap_or(shared.default_timeout);
-        if let Some(forwarded) =
-            crate::remote::json_forward::forward(shared, &entry, message, body, &meta, timeout)
-        {
+        if let Some(forwarded) = crate::remote::json_forward::forward(
+            shared.remote.as_ref(),
+            &entry,
+            message,
+            body,
+            &meta,
+            timeout,
+        ) {
             return forwarded;
         }
         // Nobody serves it: a message this node knows by name is simply not

@@ -16,9 +16,9 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::message::wire_codec::WireCodec;
 use crate::remote::frame::ServiceAd;
 use crate::remote::peer::Peer;
-use crate::remote::wire::WireCodec;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;

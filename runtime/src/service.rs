@@ -8,6 +8,7 @@ mod reply;
 mod room;
 mod send;
 mod sender_cache;
+mod serve;
 mod spec;
 
 pub use actor::{Envelope, Handler, Service, ServiceActor, TellEnvelope};
@@ -16,4 +17,5 @@ pub use handle::{Ask, AskFuture, ServiceRef};
 pub use reply::{HandlerFailure, Reply};
 pub use spec::{Routing, ServiceSpec};
 
-pub(crate) use spec::{key_of, ErasedBlueprint, InstanceLaunch, LaunchedInstance};
+pub(crate) use serve::json_server;
+pub(crate) use spec::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};

@@ -11,8 +11,8 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
-use crate::remote::wire::{wire_codec, WireCodec};
 
 /// One declared message type (made by the derive; not for hand use).
 #[doc(hidden)]
@@ -43,11 +43,9 @@ impl Declared {
 
     /// The wire functions of a keyed `M` (its routing key included).
     pub fn keyed<M: RemoteMessage + KeyedMessage>() -> DeclaredCodec {
-        let mut codec = wire_codec::<M>();
-        codec.key = Some(crate::service::key_of::<M>);
         DeclaredCodec {
             type_id: TypeId::of::<M>(),
-            codec,
+            codec: keyed_wire_codec::<M>(),
         }
     }
 }

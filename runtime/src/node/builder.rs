@@ -248,31 +248,33 @@ impl NodeBuilder {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
         });
-        Ok(Arc::new_cyclic(|weak| NodeShared {
-            name: self.name.clone(),
-            registry: Registry::new(&self.name),
-            deadlines: Deadlines::new(shards),
-            closing: AtomicBool::new(false),
-            track_mailbox_depth: self.track_mailbox_depth,
-            default_timeout: self.default_timeout,
-            default_timeout_ms: u64::try_from(self.default_timeout.as_millis())
-                .unwrap_or(u64::MAX / 4)
-                .saturating_add(u64::from(
-                    self.default_timeout.subsec_nanos() % 1_000_000 != 0,
-                )),
-            exec,
-            remote: wants_remote.then(|| {
-                Arc::new(Remoting::new(
-                    self.remote.clone(),
-                    NodeInfo {
-                        name: self.name.clone(),
-                        addr: local_addr.unwrap_or_default(),
-                        incarnation,
-                    },
-                    weak.clone(),
-                    self.transport.clone(),
-                ))
-            }),
+        Ok(Arc::new_cyclic(|weak: &std::sync::Weak<NodeShared>| {
+            NodeShared {
+                name: self.name.clone(),
+                registry: Registry::new(&self.name),
+                deadlines: Deadlines::new(shards),
+                closing: AtomicBool::new(false),
+                track_mailbox_depth: self.track_mailbox_depth,
+                default_timeout: self.default_timeout,
+                default_timeout_ms: u64::try_from(self.default_timeout.as_millis())
+                    .unwrap_or(u64::MAX / 4)
+                    .saturating_add(u64::from(
+                        self.default_timeout.subsec_nanos() % 1_000_000 != 0,
+                    )),
+                exec,
+                remote: wants_remote.then(|| {
+                    Arc::new(Remoting::new(
+                        self.remote.clone(),
+                        NodeInfo {
+                            name: self.name.clone(),
+                            addr: local_addr.unwrap_or_default(),
+                            incarnation,
+                        },
+                        weak.clone(),
+                        self.transport.clone(),
+                    ))
+                }),
+            }
         }))
     }
 

@@ -116,7 +116,11 @@ pub(crate) struct MessageType {
     pub(crate) type_name: &'static str,
     pub(crate) wire_name: Option<&'static str>,
     /// How the message crosses nodes (for `handles` / `handles_keyed`).
-    pub(crate) wire: Option<crate::remote::wire::WireCodec>,
+    pub(crate) wire: Option<crate::message::wire_codec::WireCodec>,
+    /// How a local instance serves it for other nodes and JSON callers
+    /// (the service layer's `ServeFns`), type-erased: the registry sits
+    /// below the layers that serve.
+    pub(crate) serve: Option<Arc<dyn Any + Send + Sync>>,
     /// Extracts the routing key of a keyed message (given as `&dyn Any`).
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
     /// The local send functions (`SendFns<M>`), type-erased.

@@ -13,18 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::frame::Frame;
+use super::remoting::Remoting;
 use super::wire::wire_meta;
 use super::wire_error::CallSite;
 use crate::error::{CallError, JsonError};
 use crate::json::{JsonBody, JsonReply};
 use crate::metadata::Metadata;
-use crate::node::NodeShared;
 use crate::registry::ServiceEntry;
 
 /// Sends a JSON call to a remote instance of `entry` that handles
 /// `message`; `None` when no remote instance lists it.
 pub(crate) fn forward(
-    node: &Arc<NodeShared>,
+    remote: Option<&Arc<Remoting>>,
     entry: &ServiceEntry,
     message: &str,
     body: JsonBody<'_>,
@@ -46,9 +46,7 @@ pub(crate) fn forward(
     };
     // The current connection to that node (a retired duplicate must not
     // carry new calls).
-    let peer = node
-        .remote
-        .as_ref()
+    let peer = remote
         .and_then(|r| r.peer(&target.peer.info.name))
         .filter(|p| !p.is_down())
         .unwrap_or_else(|| target.peer.clone());

@@ -25,11 +25,11 @@ mod writer;
 
 use super::frame::{Frame, NodeInfo};
 use super::handshake::{HandshakeConfig, PROTOCOLS};
+use super::inbound::LocalNode;
 use super::membership::Member;
 use super::peer::Peer;
 use super::stats::RemoteStats;
 use super::transport::Transport;
-use crate::node::NodeShared;
 #[cfg(test)]
 pub(crate) use config::DEFAULT_DETECTION;
 pub use config::{
@@ -46,7 +46,7 @@ pub(crate) struct Remoting {
     pub(crate) local: NodeInfo,
     pub(crate) stats: Arc<RemoteStats>,
     peers: RwLock<HashMap<String, Arc<Peer>>>,
-    node: Weak<NodeShared>,
+    node: Weak<dyn LocalNode>,
     transport: Arc<dyn Transport>,
     closing: AtomicBool,
     closed: tokio::sync::watch::Sender<bool>,
@@ -107,7 +107,7 @@ impl Remoting {
     pub(crate) fn new(
         cfg: RemoteConfig,
         local: NodeInfo,
-        node: Weak<NodeShared>,
+        node: Weak<dyn LocalNode>,
         transport: Arc<dyn Transport>,
     ) -> Self {
         Self {

@@ -8,11 +8,12 @@ use actix::Message;
 
 use super::actor::{Handler, InstanceShared, Service, ServiceActor};
 use super::send::send_fns;
+use super::serve::{serve_fns, ServeFns};
 use crate::error::SpawnError;
+use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
 use crate::node::NodeShared;
 use crate::registry::{Instance, InstanceId, MessageType, ServiceEntry};
-use crate::remote::wire::{wire_codec, WireCodec};
 use crate::supervision::{
     launch, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart, Strategy,
 };
@@ -96,10 +97,6 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
     }
 }
 
-pub(crate) fn key_of<M: KeyedMessage + 'static>(msg: &dyn Any) -> u64 {
-    msg.downcast_ref::<M>().map_or(0, KeyedMessage::routing_key)
-}
-
 impl<S: Service> ServiceSpec<S> {
     /// Actix's default mailbox capacity; an `ask` waits for room beyond it.
     pub const DEFAULT_MAILBOX_CAPACITY: usize = 16;
@@ -124,7 +121,7 @@ impl<S: Service> ServiceSpec<S> {
         }
     }
 
-    fn route<M>(mut self, wire: Option<WireCodec>, key: Option<fn(&dyn Any) -> u64>) -> Self
+    fn route<M>(mut self, wire: Option<(WireCodec, ServeFns)>) -> Self
     where
         S: Handler<M>,
         M: Message + Send + 'static,
@@ -134,12 +131,10 @@ impl<S: Service> ServiceSpec<S> {
         let ty = MessageType {
             type_id,
             type_name: std::any::type_name::<M>(),
-            wire_name: wire.map(|w| w.wire_name),
-            wire: wire.map(|mut w| {
-                w.key = key;
-                w
-            }),
-            key,
+            wire_name: wire.map(|(w, _)| w.wire_name),
+            wire: wire.map(|(w, _)| w),
+            key: wire.and_then(|(w, _)| w.key),
+            serve: wire.map(|(_, s)| s.erased()),
             send: Some(Arc::new(send_fns::<S, M>())),
         };
         if let Some(r) = self.routes.iter_mut().find(|r| r.ty.type_id == type_id) {
@@ -159,7 +154,7 @@ impl<S: Service> ServiceSpec<S> {
         S: Handler<M>,
         M: RemoteMessage,
     {
-        self.route::<M>(Some(wire_codec::<M>()), None)
+        self.route::<M>(Some((wire_codec::<M>(), serve_fns::<M>())))
     }
 
     /// Registers a message that routes by key on a [`Routing::Keyed`] service.
@@ -168,7 +163,7 @@ impl<S: Service> ServiceSpec<S> {
         S: Handler<M>,
         M: RemoteMessage + KeyedMessage,
     {
-        self.route::<M>(Some(wire_codec::<M>()), Some(key_of::<M>))
+        self.route::<M>(Some((keyed_wire_codec::<M>(), serve_fns::<M>())))
     }
 
     /// Registers a message that only local callers send (no wire name, no
@@ -179,7 +174,7 @@ impl<S: Service> ServiceSpec<S> {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        self.route::<M>(None, None)
+        self.route::<M>(None)
     }
 
     /// How many instances run (default 1).

@@ -41,7 +41,7 @@ trait PendingService: Send {
     fn wire_names(&self) -> Vec<(&'static str, &'static str)>;
     fn name(&self) -> &str;
     fn bind(self: Box<Self>, node: &str) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>);
-    fn codecs(&self) -> Vec<(std::any::TypeId, crate::remote::wire::WireCodec)>;
+    fn codecs(&self) -> Vec<(std::any::TypeId, crate::message::wire_codec::WireCodec)>;
 }
 
 impl<S: Service> PendingService for ServiceSpec<S> {
@@ -57,7 +57,7 @@ impl<S: Service> PendingService for ServiceSpec<S> {
     fn bind(self: Box<Self>, node: &str) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
         (*self).into_blueprint(node)
     }
-    fn codecs(&self) -> Vec<(std::any::TypeId, crate::remote::wire::WireCodec)> {
+    fn codecs(&self) -> Vec<(std::any::TypeId, crate::message::wire_codec::WireCodec)> {
         ServiceSpec::codecs(self)
     }
 }
@@ -137,7 +137,10 @@ impl SupervisorSpec {
         Ok(())
     }
 
-    pub(crate) fn codecs(&self, out: &mut Vec<(std::any::TypeId, crate::remote::wire::WireCodec)>) {
+    pub(crate) fn codecs(
+        &self,
+        out: &mut Vec<(std::any::TypeId, crate::message::wire_codec::WireCodec)>,
+    ) {
         for c in &self.children {
             match c {
                 PendingChild::Service(s) => out.extend(s.codecs()),

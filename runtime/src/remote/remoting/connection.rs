@@ -250,7 +250,7 @@ impl Remoting {
                 }
             });
             if let Some(node) = self.node.upgrade() {
-                node.registry.drop_node(&info.name);
+                node.registry().drop_node(&info.name);
             }
         }
     }

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ConnectionError, MembershipInput, Remoting};
-use crate::node::NodeShared;
 use crate::remote::frame::{Frame, NodeInfo, WireError};
-use crate::remote::inbound::{resolved, Inbound, ServeDeadline};
+use crate::remote::inbound::{resolved, Inbound, LocalNode, ServeDeadline};
 use crate::remote::peer::Peer;
 use crate::remote::routes::InboundRoutes;
 use crate::remote::wire::WireMetaExt;
-use crate::service::ServiceRef;
 use crate::CallError;
 
 impl Remoting {
@@ -24,7 +22,7 @@ impl Remoting {
         let services = self
             .node
             .upgrade()
-            .map(|n| n.registry.local_table())
+            .map(|n| n.registry().local_table())
             .unwrap_or_default();
         Frame::Table {
             version,
@@ -71,7 +69,7 @@ impl Remoting {
                 members,
             } => {
                 if peer.accept_table(version) {
-                    node.registry.apply_remote_table(peer, services);
+                    node.registry().apply_remote_table(peer, services);
                 } else {
                     tracing::debug!(peer = %peer.info.name, version, "stale service table ignored");
                 }
@@ -86,7 +84,7 @@ impl Remoting {
                 let route = slot.get();
                 let deadline = meta
                     .timeout_ms
-                    .map(|ms| ServeDeadline::new(&node, Some(ms)));
+                    .map(|ms| ServeDeadline::new(&*node, Some(ms)));
                 let mut meta = meta.into_metadata();
                 if let Some(d) = deadline {
                     meta.set_deadline_ms(d.deadline_ms);
@@ -109,7 +107,7 @@ impl Remoting {
                 let mut slot = self.route_of(routes, route)?;
                 let route = slot.get();
                 // The one deadline of the call: the caller's time left, plus slack.
-                let deadline = ServeDeadline::new(&node, meta.timeout_ms);
+                let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
                 if let Some((trace_id, _)) = meta.trace {
                     tracing::debug!(
                         trace_id = %format_args!("{trace_id:032x}"),
@@ -147,7 +145,7 @@ impl Remoting {
                 meta,
                 body,
             } => {
-                let deadline = ServeDeadline::new(&node, meta.timeout_ms);
+                let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
                 let mut meta = meta.into_metadata();
                 meta.set_deadline_ms(deadline.deadline_ms);
                 match serve_ask_json(&node, &service, &message, meta, &body, deadline.timeout) {
@@ -228,25 +226,13 @@ impl Remoting {
 /// registration, then called as any ask is (a keyed service routes it on to
 /// the instance that owns its key, wherever that is).
 fn serve_ask_json(
-    node: &Arc<NodeShared>,
+    node: &Arc<dyn LocalNode>,
     service: &str,
     message: &str,
     meta: crate::Metadata,
     body: &[u8],
     timeout: Duration,
 ) -> Result<crate::json::JsonReply, WireError> {
-    let codec = Inbound::resolve(node, service, message)
-        .map_err(|e| match e {
-            WireError::UnhandledMessage { .. } => {
-                WireError::Json(crate::remote::wire_error::WireJsonError::UnknownMessage)
-            }
-            other => other,
-        })?
-        .codec();
-    let svc = ServiceRef::new(node.clone(), service);
-    (codec.serve_json)(svc, crate::json::JsonBody::Bytes(body), meta, Some(timeout)).map_err(|e| {
-        WireError::Json(crate::remote::wire_error::WireJsonError::from_json_error(
-            &e,
-        ))
-    })
+    node.clone()
+        .serve_json(service, message, meta, body, timeout)
 }

@@ -107,7 +107,7 @@ impl Remoting {
             p.mark_down();
         }
         if let Some(node) = self.node.upgrade() {
-            node.registry.drop_node(&m.info.name);
+            node.registry().drop_node(&m.info.name);
         }
     }
 

@@ -48,11 +48,11 @@ impl Remoting {
             .node
             .upgrade()
             .map(|n| {
-                n.registry
+                n.registry()
                     .names()
                     .into_iter()
                     .filter_map(|name| {
-                        let e = n.registry.get(&name)?;
+                        let e = n.registry().get(&name)?;
                         let mut nodes: Vec<String> =
                             e.remote_instances().into_iter().map(|(n, _)| n).collect();
                         if !e.live_instances().is_empty() {

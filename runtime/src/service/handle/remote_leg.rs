@@ -14,11 +14,12 @@ use tokio::sync::oneshot;
 use super::ask::State;
 use super::ServiceRef;
 use crate::error::CallError;
+use crate::message::wire_codec::{AnyResult, WireCodec};
 use crate::metadata::Metadata;
 use crate::registry::RemoteInstance;
 use crate::remote::frame::{Frame, Route as WireRoute, StaticName};
 use crate::remote::peer::{Peer, RemoteReply};
-use crate::remote::wire::{wire_meta, wire_meta_tell, WireCodec};
+use crate::remote::wire::{wire_meta, wire_meta_tell};
 use crate::remote::wire_error::CallSite;
 
 impl ServiceRef {
@@ -109,7 +110,7 @@ pub(super) struct RemoteCall {
     peer: Arc<Peer>,
     id: u64,
     rx: oneshot::Receiver<RemoteReply>,
-    decode: fn(&[u8]) -> crate::remote::wire::AnyResult,
+    decode: fn(&[u8]) -> AnyResult,
 }
 
 impl Drop for RemoteCall {

@@ -9,8 +9,8 @@ use actix::Message;
 
 use super::ServiceRef;
 use crate::error::CallError;
+use crate::message::wire_codec::WireCodec;
 use crate::registry::{Instance, InstanceGuard, RemoteInstance, ServiceEntry};
-use crate::remote::wire::WireCodec;
 
 /// Where a call goes.
 pub(super) enum Route {

@@ -1,0 +1,272 @@
+//! The serving half of a message type's wire functions: how a local
+//! instance serves a call that came from another node (a bincode frame) or
+//! from a JSON caller. Recorded by `ServiceSpec::handles::<M>()` next to
+//! the type's codec functions (`message::WireCodec`), which are all a
+//! caller needs.
+//!
+//! Also what remoting gets instead of the node: [`NodeShared`] implements
+//! [`LocalNode`], and a resolved (service, message) pair is a
+//! [`ServedRoute`], remoting's [`InboundCall`].
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ServiceRef;
+use crate::error::{CallError, JsonError};
+use crate::json::{decode as decode_json, JsonBody, JsonReply};
+use crate::message::{codec, RemoteMessage};
+use crate::metadata::Metadata;
+use crate::node::NodeShared;
+use crate::registry::{MessageType, Registry, ServiceEntry};
+use crate::remote::frame::WireError;
+use crate::remote::inbound::{Inbound, InboundCall, LocalNode, ServeDeadline};
+use crate::remote::wire::{BoxFuture, WireReply};
+use crate::remote::wire_error::WireJsonError;
+
+/// Serves an inbound ask on a resolved route: the future yields the
+/// encoded reply.
+type ServeAsk = fn(
+    &Arc<ServedRoute>,
+    &[u8],
+    Metadata,
+    ServeDeadline,
+) -> Result<BoxFuture<WireReply>, WireError>;
+
+/// Serves an inbound tell on a resolved route: `Ok(None)` once queued,
+/// `Ok(Some(_))` when it waits for mailbox room (the future queues it).
+type ServeTell = fn(
+    &Arc<ServedRoute>,
+    &[u8],
+    Metadata,
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError>;
+
+/// Serves one JSON call of one message type.
+pub(crate) type ServeJson =
+    fn(ServiceRef, JsonBody<'_>, Metadata, Option<Duration>) -> Result<JsonReply, JsonError>;
+
+/// How a local instance serves one message type for outside callers
+/// (stored type-erased in the registry's [`MessageType::serve`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ServeFns {
+    ask: ServeAsk,
+    tell: ServeTell,
+    json: ServeJson,
+}
+
+/// The serve functions of `M`.
+pub(crate) fn serve_fns<M: RemoteMessage>() -> ServeFns {
+    ServeFns {
+        ask: serve_ask::<M>,
+        tell: serve_tell::<M>,
+        json: serve_json::<M>,
+    }
+}
+
+impl ServeFns {
+    /// Type-erased, for the registry (which sits below the serving layer).
+    pub(crate) fn erased(self) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(self)
+    }
+
+    /// The serve functions a message type recorded, if it crosses nodes.
+    fn of(t: &MessageType) -> Option<Self> {
+        t.serve
+            .as_deref()
+            .and_then(|f| f.downcast_ref::<ServeFns>())
+            .copied()
+    }
+}
+
+fn decode<M: RemoteMessage>(bytes: &[u8]) -> Result<M, WireError> {
+    codec::decode(bytes).map_err(|e| WireError::Codec {
+        reason: e.to_string(),
+    })
+}
+
+fn serve_ask<M: RemoteMessage>(
+    inbound: &Arc<ServedRoute>,
+    bytes: &[u8],
+    meta: Metadata,
+    deadline: ServeDeadline,
+) -> Result<BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
+    let msg: M = decode(bytes)?;
+    let inbound = inbound.clone();
+    Ok(Box::pin(async move {
+        let started = std::time::Instant::now();
+        let svc = &inbound.svc;
+        let r = svc
+            .ask_inbound(
+                inbound.index,
+                msg,
+                meta,
+                deadline.deadline_ms,
+                deadline.timeout,
+            )
+            .await;
+        svc.record_ask_latency(started.elapsed());
+        match r {
+            Ok(v) => codec::encode(&v).map_err(|e| WireError::Codec {
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(WireError::from_call(&e)),
+        }
+    }))
+}
+
+fn serve_tell<M: RemoteMessage>(
+    inbound: &Arc<ServedRoute>,
+    bytes: &[u8],
+    meta: Metadata,
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
+    let msg: M = decode(bytes)?;
+    match inbound.svc.tell_inbound(inbound.index, msg, meta) {
+        Ok(None) => Ok(None),
+        Ok(Some(full)) => {
+            let inbound = inbound.clone();
+            Ok(Some(Box::pin(
+                async move { inbound.svc.wait_tell(full).await },
+            )))
+        }
+        Err(e) => Err(WireError::from_call(&e)),
+    }
+}
+
+fn serve_json<M: RemoteMessage>(
+    svc: ServiceRef,
+    body: JsonBody<'_>,
+    meta: Metadata,
+    timeout: Option<Duration>,
+) -> Result<JsonReply, JsonError> {
+    let msg: M = decode_json(M::NAME, body)?;
+    Ok(Box::pin(async move {
+        let mut ask = svc.ask(msg).metadata(meta);
+        if let Some(t) = timeout {
+            ask = ask.timeout(t);
+        }
+        let started = std::time::Instant::now();
+        let v = ask.await;
+        svc.record_ask_latency(started.elapsed());
+        let v = v?;
+        serde_json::to_vec(&v).map_err(|e| CallError::Codec {
+            service: svc.name().to_string(),
+            reason: format!("result of `{}` is not JSON: {e}", M::NAME),
+        })
+    }))
+}
+
+/// How a local instance of `entry` serves a JSON call of the message
+/// named `message` (decoded by this node's own registration); `None` when
+/// no message type of the service has that wire name.
+pub(crate) fn json_server(entry: &ServiceEntry, message: &str) -> Option<ServeJson> {
+    entry
+        .types
+        .iter()
+        .filter(|t| t.wire_name == Some(message))
+        .find_map(ServeFns::of)
+        .map(|f| f.json)
+}
+
+/// A (service, message) pair resolved for calls from other nodes: the
+/// service (reaching local instances only), the message type's index in
+/// its entry, and its serve functions.
+#[derive(Debug)]
+pub(crate) struct ServedRoute {
+    svc: ServiceRef,
+    index: usize,
+    fns: ServeFns,
+}
+
+impl std::fmt::Debug for ServeFns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServeFns")
+    }
+}
+
+impl ServedRoute {
+    fn resolve(node: Arc<NodeShared>, service: &str, message: &str) -> Result<Self, WireError> {
+        let entry = node
+            .registry
+            .get(service)
+            .ok_or(WireError::UnknownService)?;
+        let (index, fns) = entry
+            .types
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.wire_name == Some(message))
+            .find_map(|(i, t)| ServeFns::of(t).map(|f| (i, f)))
+            .ok_or_else(|| WireError::UnhandledMessage {
+                message: message.to_string(),
+            })?;
+        Ok(Self {
+            svc: ServiceRef::local_only(node, entry),
+            index,
+            fns,
+        })
+    }
+}
+
+impl InboundCall for ServedRoute {
+    fn is_current(&self) -> bool {
+        self.svc.cached_entry().is_some_and(|e| !e.is_replaced())
+    }
+
+    fn ask(
+        self: Arc<Self>,
+        payload: &[u8],
+        meta: Metadata,
+        deadline: ServeDeadline,
+    ) -> Result<BoxFuture<WireReply>, WireError> {
+        (self.fns.ask)(&self, payload, meta, deadline)
+    }
+
+    fn tell(
+        self: Arc<Self>,
+        payload: &[u8],
+        meta: Metadata,
+    ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
+        (self.fns.tell)(&self, payload, meta)
+    }
+}
+
+impl LocalNode for NodeShared {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    fn deadline_after(&self, d: Duration) -> u64 {
+        self.deadlines.clock().after(d)
+    }
+
+    fn resolve(self: Arc<Self>, service: &str, message: &str) -> Result<Arc<Inbound>, WireError> {
+        Ok(Arc::new(ServedRoute::resolve(self, service, message)?))
+    }
+
+    fn serve_json(
+        self: Arc<Self>,
+        service: &str,
+        message: &str,
+        meta: Metadata,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<JsonReply, WireError> {
+        // Decoded here, by the service's own registration, then called as
+        // any ask is (a keyed service routes it on to the instance that owns
+        // its key, wherever that is).
+        let fns = ServedRoute::resolve(self.clone(), service, message)
+            .map_err(|e| match e {
+                WireError::UnhandledMessage { .. } => {
+                    WireError::Json(WireJsonError::UnknownMessage)
+                }
+                other => other,
+            })?
+            .fns;
+        let svc = ServiceRef::new(self, service);
+        (fns.json)(svc, JsonBody::Bytes(body), meta, Some(timeout))
+            .map_err(|e| WireError::Json(WireJsonError::from_json_error(&e)))
+    }
+}

@@ -8,7 +8,9 @@
 mod entry;
 mod watch;
 
-pub(crate) use entry::{Instance, InstanceGuard, MessageType, RemoteInstance, ServiceEntry};
+pub(crate) use entry::{
+    Instance, InstanceGuard, MessageType, PeerLink, RemoteInstance, ServiceEntry,
+};
 pub use entry::{InstanceId, ServiceState};
 pub use watch::{RegistryEvent, RegistryWatch};
 
@@ -17,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::message::wire_codec::WireCodec;
-use crate::remote::frame::ServiceAd;
-use crate::remote::peer::Peer;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
@@ -97,7 +97,7 @@ impl Registry {
 
     /// The entry for `name`, created without local instances if the service
     /// only runs elsewhere.
-    fn get_or_insert_remote(&self, name: &str, keyed: bool) -> Arc<ServiceEntry> {
+    pub(crate) fn get_or_insert_remote(&self, name: &str, keyed: bool) -> Arc<ServiceEntry> {
         if let Some(e) = self.get(name) {
             return e;
         }
@@ -114,67 +114,9 @@ impl Registry {
             .clone()
     }
 
-    /// This node's services as it advertises them.
-    pub(crate) fn local_table(&self) -> Vec<ServiceAd> {
-        let mut v: Vec<ServiceAd> = self
-            .services
-            .read()
-            .values()
-            .filter(|e| !e.types.is_empty())
-            .map(|e| ServiceAd {
-                name: e.name().to_string(),
-                slots: e
-                    .live_instances()
-                    .iter()
-                    .map(|i| (i.slot as u32, i.incarnation))
-                    .collect(),
-                messages: e
-                    .types
-                    .iter()
-                    .filter_map(|t| t.wire.map(|w| w.wire_name.to_string()))
-                    .collect(),
-                keyed: e.keyed_routing,
-            })
-            .filter(|ad| !ad.slots.is_empty())
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
-    }
-
-    /// Applies a peer's service table: its instances replace what we knew.
-    pub(crate) fn apply_remote_table(&self, peer: &Arc<Peer>, services: Vec<ServiceAd>) {
-        let node = peer.info.name.clone();
-        let mut seen = Vec::new();
-        for ad in services {
-            let entry = self.get_or_insert_remote(&ad.name, ad.keyed);
-            let messages: Arc<[String]> = ad.messages.into();
-            let now = ad
-                .slots
-                .iter()
-                .map(|&(slot, incarnation)| {
-                    Arc::new(RemoteInstance {
-                        peer: peer.clone(),
-                        slot: slot as usize,
-                        incarnation,
-                        messages: messages.clone(),
-                    })
-                })
-                .collect();
-            self.publish_remote(
-                &ad.name,
-                &node,
-                entry.set_remote(&node, now),
-                "left the table",
-            );
-            seen.push(ad.name);
-        }
-        let entries: Vec<Arc<ServiceEntry>> = self.services.read().values().cloned().collect();
-        for e in entries {
-            if !seen.iter().any(|s| s == e.name()) {
-                let change = e.set_remote(&node, Vec::new());
-                self.publish_remote(e.name(), &node, change, "left the table");
-            }
-        }
+    /// Every entry (a snapshot).
+    pub(crate) fn entries(&self) -> Vec<Arc<ServiceEntry>> {
+        self.services.read().values().cloned().collect()
     }
 
     /// Forgets every instance of `node` (it left or was declared down).
@@ -186,7 +128,7 @@ impl Registry {
         }
     }
 
-    fn publish_remote(
+    pub(crate) fn publish_remote(
         &self,
         service: &str,
         node: &str,

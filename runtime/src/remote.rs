@@ -15,6 +15,7 @@ pub(crate) mod remoting;
 pub(crate) mod routes;
 pub(crate) mod stats;
 mod status;
+pub(crate) mod table;
 pub mod transport;
 pub(crate) mod wire;
 pub(crate) mod wire_error;

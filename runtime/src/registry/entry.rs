@@ -127,10 +127,19 @@ pub(crate) struct MessageType {
     pub(crate) send: Option<Arc<dyn Any + Send + Sync>>,
 }
 
+/// The connection a remote instance is reached over, as the registry sees
+/// it: the registry sits below remoting, whose `Peer` implements this.
+pub(crate) trait PeerLink: Send + Sync + fmt::Debug {
+    /// The name of the node at the other end.
+    fn node_name(&self) -> &str;
+    /// The link as `Any`, for remoting to get its own type back.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
 /// An instance of this service on another node.
 #[derive(Debug)]
 pub(crate) struct RemoteInstance {
-    pub(crate) peer: Arc<crate::remote::peer::Peer>,
+    pub(crate) peer: Arc<dyn PeerLink>,
     pub(crate) slot: usize,
     pub(crate) incarnation: u64,
     pub(crate) messages: Arc<[String]>,
@@ -452,7 +461,7 @@ impl ServiceEntry {
     /// The rendezvous weight of a remote instance for `key`.
     pub(crate) fn remote_score(key: u64, r: &RemoteInstance) -> u64 {
         rendezvous_score(
-            key ^ crate::message::key_hash(r.peer.info.name.as_bytes()),
+            key ^ crate::message::key_hash(r.peer.node_name().as_bytes()),
             r.slot,
         )
     }
@@ -468,17 +477,17 @@ impl ServiceEntry {
         let cur = self.remote.load();
         let before: Vec<(usize, u64)> = cur
             .iter()
-            .filter(|r| r.peer.info.name == node)
+            .filter(|r| r.peer.node_name() == node)
             .map(|r| (r.slot, r.incarnation))
             .collect();
         let after: Vec<(usize, u64)> = now.iter().map(|r| (r.slot, r.incarnation)).collect();
         let mut next: Vec<Arc<RemoteInstance>> = cur
             .iter()
-            .filter(|r| r.peer.info.name != node)
+            .filter(|r| r.peer.node_name() != node)
             .cloned()
             .collect();
         next.extend(now);
-        next.sort_by(|a, b| (&a.peer.info.name, a.slot).cmp(&(&b.peer.info.name, b.slot)));
+        next.sort_by(|a, b| (a.peer.node_name(), a.slot).cmp(&(b.peer.node_name(), b.slot)));
         self.set_slow(SLOW_REMOTE, !next.is_empty());
         self.remote.store(Arc::new(next));
         let added = after
@@ -558,7 +567,7 @@ impl ServiceEntry {
         self.remote
             .load()
             .iter()
-            .map(|r| (r.peer.info.name.clone(), r.slot))
+            .map(|r| (r.peer.node_name().to_string(), r.slot))
             .collect()
     }
 
@@ -677,24 +686,22 @@ mod tests {
         assert!(e.pick_round_robin().is_none());
     }
 
+    /// A connection to `node` that carries nothing.
+    #[derive(Debug)]
+    struct FakeLink(String);
+
+    impl PeerLink for FakeLink {
+        fn node_name(&self) -> &str {
+            &self.0
+        }
+        fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+            self
+        }
+    }
+
     fn remote(node: &str, slot: usize) -> Arc<RemoteInstance> {
-        let (tx, _) = tokio::sync::mpsc::channel(1);
-        let (ctl, _) = tokio::sync::mpsc::unbounded_channel();
-        let info = crate::remote::NodeInfo {
-            name: node.into(),
-            addr: format!("{node}:1"),
-            incarnation: 1,
-        };
-        let peer = crate::remote::peer::Peer::new(
-            info,
-            node.into(),
-            tx,
-            ctl,
-            Default::default(),
-            Default::default(),
-        );
         Arc::new(RemoteInstance {
-            peer: Arc::new(peer),
+            peer: Arc::new(FakeLink(node.into())),
             slot,
             incarnation: 1,
             messages: Arc::from(Vec::<String>::new()),
@@ -725,7 +732,7 @@ mod tests {
                     for round in 0..20_000 {
                         e.set_remote(node, vec![remote(node, round % 3)]);
                         // Only this thread removes this node's instances.
-                        if !e.remote.load().iter().any(|r| r.peer.info.name == node) {
+                        if !e.remote.load().iter().any(|r| r.peer.node_name() == node) {
                             lost += 1;
                         }
                     }
@@ -740,7 +747,7 @@ mod tests {
             .remote
             .load()
             .iter()
-            .map(|r| r.peer.info.name.clone())
+            .map(|r| r.peer.node_name().to_string())
             .collect();
         nodes.sort();
         assert_eq!(nodes, ["b", "c"]);

@@ -47,9 +47,15 @@ pub(crate) fn forward(
     // The current connection to that node (a retired duplicate must not
     // carry new calls).
     let peer = remote
-        .and_then(|r| r.peer(&target.peer.info.name))
+        .and_then(|r| r.peer(target.peer.node_name()))
         .filter(|p| !p.is_down())
-        .unwrap_or_else(|| target.peer.clone());
+        .or_else(|| super::peer::Peer::of(&target.peer));
+    let Some(peer) = peer else {
+        let node = target.peer.node_name().to_string();
+        return Some(Ok(Box::pin(
+            async move { Err(CallError::NodeDown { node }) },
+        )));
+    };
     let asked = peer.ask(|id| Frame::AskJson {
         id,
         service: service.clone(),

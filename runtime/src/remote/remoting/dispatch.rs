@@ -10,6 +10,7 @@ use crate::remote::frame::{Frame, NodeInfo, WireError};
 use crate::remote::inbound::{resolved, Inbound, LocalNode, ServeDeadline};
 use crate::remote::peer::Peer;
 use crate::remote::routes::InboundRoutes;
+use crate::remote::table::RegistryTables;
 use crate::remote::wire::WireMetaExt;
 use crate::CallError;
 

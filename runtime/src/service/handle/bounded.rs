@@ -90,7 +90,7 @@ impl ServiceRef {
             },
             Route::Remote(r, codec) => {
                 let frame = self.tell_frame(codec, &msg, &meta)?;
-                self.live_peer(&r).send_waiting(frame).await
+                self.live_peer(&r)?.send_waiting(frame).await
             }
         }
     }

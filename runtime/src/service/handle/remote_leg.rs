@@ -73,7 +73,10 @@ impl ServiceRef {
                 }))
             }
         };
-        let peer = self.live_peer(r);
+        let peer = match self.live_peer(r) {
+            Ok(p) => p,
+            Err(e) => return State::Failed(Some(e)),
+        };
         let asked = peer.ask(|id| Frame::Ask {
             id,
             route: self.wire_route(codec),
@@ -95,13 +98,16 @@ impl ServiceRef {
 
     /// The current connection to the instance's node: a replaced duplicate
     /// connection must not fail calls the new one can carry.
-    pub(super) fn live_peer(&self, r: &RemoteInstance) -> Arc<Peer> {
+    pub(super) fn live_peer(&self, r: &RemoteInstance) -> Result<Arc<Peer>, CallError> {
         self.node
             .remote
             .as_ref()
-            .and_then(|rem| rem.peer(&r.peer.info.name))
+            .and_then(|rem| rem.peer(r.peer.node_name()))
             .filter(|p| !p.is_down())
-            .unwrap_or_else(|| r.peer.clone())
+            .or_else(|| Peer::of(&r.peer))
+            .ok_or_else(|| CallError::NodeDown {
+                node: r.peer.node_name().to_string(),
+            })
     }
 }
 

@@ -63,7 +63,7 @@ impl ServiceRef {
             }
             Route::Remote(r, codec) => {
                 let frame = self.tell_frame(codec, &msg, &meta)?;
-                self.live_peer(&r).send(frame)
+                self.live_peer(&r)?.send(frame)
             }
         }
     }

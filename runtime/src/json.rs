@@ -1,12 +1,13 @@
 //! JSON calls: a service asked by its name and a message's wire name with a
 //! JSON body, as the gateway does.
 //!
-//! The same `ServiceSpec::handles::<M>()` (or `Node::register_message::<M>()`)
-//! that teaches a node to call `M` over the wire also records how to decode
-//! `M` from JSON and encode its result back, so a message is registered once
-//! for local, remote and HTTP callers. The decoded message then travels like
-//! any other ask: local instances get it directly, remote ones as a bincode
-//! frame.
+//! This module holds the call's types and the decoder (which names the field
+//! at fault). Serving one is the service layer's: the same
+//! `ServiceSpec::handles::<M>()` that lets a node serve `M` for other nodes
+//! also records how to decode `M` from JSON and encode its result back
+//! (`service/serve.rs`), so a message is registered once for local, remote
+//! and HTTP callers. A node that runs no instance forwards the JSON text to
+//! one that does (`remote/json_forward.rs`).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -73,6 +73,7 @@ pub mod supervision;
 mod deadline;
 mod error;
 mod json;
+mod lifecycle;
 mod message;
 mod metadata;
 mod node;
@@ -98,6 +99,7 @@ pub mod __private {
     pub use inventory;
     pub use serde_json;
 }
+pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};
 pub use metadata::{Identity, Metadata, TraceContext};
 pub use node::{Node, NodeBuilder};
 pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
@@ -106,7 +108,7 @@ pub use service::{
     ServiceContext, ServiceRef, ServiceSpec, TellEnvelope,
 };
 pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
-pub use supervision::{Backoff, ExitReason, Intensity, Restart, Strategy, SupervisorSpec};
+pub use supervision::SupervisorSpec;
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands
 /// to `::actix::…` paths, so a crate that derives messages also lists `actix`

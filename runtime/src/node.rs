@@ -6,65 +6,20 @@ mod threads;
 
 pub use builder::NodeBuilder;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, ArbiterHandle};
+use actix::Addr;
 use tokio::sync::oneshot;
 
-use crate::deadline::Deadlines;
 use crate::error::{NodeError, SpawnError};
-use crate::registry::{InstanceId, Registry, RegistryEvent, RegistryWatch, ServiceState};
+use crate::registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
+pub(crate) use crate::service::{Exec, NodeShared};
 use crate::service::{Service, ServiceRef, ServiceSpec};
 use crate::stats::StatsSnapshot;
-use crate::supervision::{
-    AddChild, ChildSpec, KillTree, Placement, StopTree, Supervisor, SupervisorSpec,
-};
+use crate::supervision::{AddChild, ChildSpec, KillTree, StopTree, Supervisor, SupervisorSpec};
 use threads::Threads;
-
-/// Where a node runs its actors.
-#[derive(Debug)]
-pub(crate) enum Exec {
-    /// On a pool of actix arbiters, round-robin.
-    Arbiters {
-        handles: Vec<ArbiterHandle>,
-        next: AtomicUsize,
-    },
-    /// On the `LocalSet` of the thread that started the node.
-    Local,
-}
-
-/// What every part of a node shares (actors hold this, not the [`Node`],
-/// so that dropping the last `Node` handle can stop the node).
-#[derive(Debug)]
-pub(crate) struct NodeShared {
-    pub(crate) name: String,
-    pub(crate) registry: Registry,
-    pub(crate) deadlines: Deadlines,
-    pub(crate) closing: AtomicBool,
-    /// Whether instances count what is queued to them (mailbox depth).
-    pub(crate) track_mailbox_depth: bool,
-    pub(crate) default_timeout: Duration,
-    /// `default_timeout` in whole milliseconds, rounded up (per-call math saved).
-    pub(crate) default_timeout_ms: u64,
-    pub(crate) exec: Exec,
-    /// Remoting, when the node listens or dials.
-    pub(crate) remote: Option<Arc<crate::remote::remoting::Remoting>>,
-}
-
-impl NodeShared {
-    /// The next place to run an actor.
-    pub(crate) fn placement(&self) -> Placement {
-        match &self.exec {
-            Exec::Local => Placement::Local,
-            Exec::Arbiters { handles, next } => {
-                let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                Placement::Arbiter(handles[i].clone())
-            }
-        }
-    }
-}
 
 /// A running node. Cheap to clone, `Send + Sync`; every clone is a handle to
 /// the same node. Dropping the last handle without [`shutdown`](Node::shutdown)

@@ -4,6 +4,7 @@
 mod actor;
 mod context;
 mod handle;
+mod node_shared;
 mod reply;
 mod room;
 mod send;
@@ -17,5 +18,6 @@ pub use handle::{Ask, AskFuture, ServiceRef};
 pub use reply::{HandlerFailure, Reply};
 pub use spec::{Routing, ServiceSpec};
 
+pub(crate) use node_shared::{Exec, NodeShared};
 pub(crate) use serve::json_server;
 pub(crate) use spec::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};

@@ -28,25 +28,15 @@
 //!   supervisor how it ended ([`ExitReason`]). A restarted instance is a fresh
 //!   value from the factory.
 
-mod backoff;
 mod child;
 mod decide;
-mod exit;
-mod intensity;
-mod launch;
 mod messages;
 mod spec;
-mod strategy;
 mod supervisor;
 
-pub use backoff::Backoff;
-pub use exit::ExitReason;
-pub use intensity::Intensity;
+pub use crate::lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};
 pub use spec::SupervisorSpec;
-pub use strategy::{Restart, Strategy};
 
-pub(crate) use exit::panic_message;
-pub(crate) use launch::{launch, ExitNotice, KillSwitch, Placement, ReadyNotice};
 pub(crate) use messages::{AddChild, KillTree, StopTree};
 pub(crate) use spec::ChildSpec;
 pub(crate) use supervisor::{Kind, Supervisor};

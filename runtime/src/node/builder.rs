@@ -10,12 +10,13 @@ use super::threads::Threads;
 use super::{Exec, Node, NodeShared};
 use crate::deadline::{Deadlines, TICK};
 use crate::error::NodeError;
+use crate::lifecycle::{launch, ExitNotice, KillSwitch, Placement};
 use crate::registry::Registry;
 use crate::remote::frame::NodeInfo;
 use crate::remote::remoting::Remoting;
 use crate::remote::transport::{Listener, TcpTransport, Transport};
 use crate::remote::RemoteConfig;
-use crate::supervision::{launch, ExitNotice, Placement, Supervisor};
+use crate::supervision::Supervisor;
 
 /// Configures a [`Node`].
 #[derive(Debug, Clone)]
@@ -421,7 +422,7 @@ impl NodeBuilder {
 fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor> {
     let (tx, rx) = actix::dev::channel::channel::<Supervisor>(1024);
     let addr = Addr::new(tx);
-    let reg = crate::supervision::KillSwitch::new();
+    let reg = KillSwitch::new();
     let s = shared.clone();
     launch(
         &placement,

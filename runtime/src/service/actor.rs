@@ -7,11 +7,11 @@ use actix::{Actor, Context, Message};
 
 use super::context::ServiceContext;
 use super::reply::{HandlerFailure, Reply, ReplyResponse};
+use super::NodeShared;
+use crate::lifecycle::ReadyNotice;
 use crate::metadata::Metadata;
-use crate::node::NodeShared;
 use crate::registry::{InstanceId, ServiceEntry};
 use crate::stats::ServiceStats;
-use crate::supervision::ReadyNotice;
 
 /// A service: plain state plus lifecycle hooks. msa wraps it in
 /// [`ServiceActor`], an actix actor it owns, so that it can detect failures,

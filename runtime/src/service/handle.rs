@@ -14,8 +14,8 @@ use std::time::Duration;
 use actix::Message;
 
 use super::send::SendFns;
+use super::NodeShared;
 use crate::error::CallError;
-use crate::node::NodeShared;
 use crate::registry::ServiceEntry;
 
 mod ask;

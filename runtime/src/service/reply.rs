@@ -11,8 +11,8 @@ use actix::{AsyncContext, Context, Message};
 use futures_util::FutureExt;
 
 use super::actor::{Envelope, InstanceShared, ServiceActor};
+use crate::lifecycle::panic_message;
 use crate::stats::ServiceStats;
-use crate::supervision::panic_message;
 
 /// Why a handler produced no value, as seen by msa's call path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,12 +12,11 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ServiceRef;
+use super::{NodeShared, ServiceRef};
 use crate::error::{CallError, JsonError};
 use crate::json::{decode as decode_json, JsonBody, JsonReply};
 use crate::message::{codec, RemoteMessage};
 use crate::metadata::Metadata;
-use crate::node::NodeShared;
 use crate::registry::{MessageType, Registry, ServiceEntry};
 use crate::remote::frame::WireError;
 use crate::remote::inbound::{Inbound, InboundCall, LocalNode, ServeDeadline};

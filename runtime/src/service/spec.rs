@@ -9,14 +9,14 @@ use actix::Message;
 use super::actor::{Handler, InstanceShared, Service, ServiceActor};
 use super::send::send_fns;
 use super::serve::{serve_fns, ServeFns};
+use super::NodeShared;
 use crate::error::SpawnError;
-use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
-use crate::message::{KeyedMessage, RemoteMessage};
-use crate::node::NodeShared;
-use crate::registry::{Instance, InstanceId, MessageType, ServiceEntry};
-use crate::supervision::{
+use crate::lifecycle::{
     launch, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart, Strategy,
 };
+use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
+use crate::message::{KeyedMessage, RemoteMessage};
+use crate::registry::{Instance, InstanceId, MessageType, ServiceEntry};
 
 /// How a [`ServiceRef`](crate::ServiceRef) picks among a service's instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -420,7 +420,7 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
             Some(l.exit.clone()),
         );
         if !placed {
-            l.exit.send(crate::supervision::ExitReason::StartFailed(
+            l.exit.send(crate::lifecycle::ExitReason::StartFailed(
                 "the arbiter is gone".into(),
             ));
         }

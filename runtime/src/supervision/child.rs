@@ -3,11 +3,11 @@
 use actix::Addr;
 use tokio::sync::oneshot;
 
-use super::launch::KillSwitch;
 use super::spec::ChildSpec;
 use super::supervisor::Supervisor;
 use super::Restart;
 use crate::error::SpawnError;
+use crate::lifecycle::KillSwitch;
 use crate::service::LaunchedInstance;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! child's state, checks the restart intensity, kills, restarts or
 //! escalates.
 
-use super::Restart;
+use crate::lifecycle::Restart;
 
 /// What is known when a child exits (not killed by its own supervisor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,30 +5,9 @@
 use actix::Message;
 use tokio::sync::oneshot;
 
-use super::exit::ExitReason;
 use super::spec::ChildSpec;
 use crate::error::SpawnError;
-
-/// A child ended.
-#[derive(Debug)]
-pub(crate) struct ChildExited {
-    pub(crate) child: usize,
-    pub(crate) generation: u64,
-    pub(crate) reason: ExitReason,
-}
-impl Message for ChildExited {
-    type Result = ();
-}
-
-/// A child is up.
-#[derive(Debug)]
-pub(crate) struct ChildReady {
-    pub(crate) child: usize,
-    pub(crate) generation: u64,
-}
-impl Message for ChildReady {
-    type Result = ();
-}
+use crate::lifecycle::ExitReason;
 
 /// A service's supervisor restarted one of its instances after a failure:
 /// for its parent, that service failed, so a one-for-all or rest-for-one

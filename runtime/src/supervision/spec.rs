@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Backoff, Intensity, Restart, Strategy};
 use crate::error::SpawnError;
+use crate::lifecycle::{Backoff, Intensity, Restart, Strategy};
 use crate::registry::ServiceEntry;
 use crate::service::{ErasedBlueprint, Service, ServiceSpec};
 

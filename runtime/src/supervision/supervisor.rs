@@ -8,17 +8,15 @@ use tokio::sync::oneshot;
 
 use super::child::{transit, Child, Run, State};
 use super::decide::{on_exit, ExitDecision, ExitFacts};
-use super::exit::ExitReason;
-use super::intensity::RestartWindow;
-use super::launch::{launch, ExitNotice, KillSwitch, ReadyNotice};
-use super::messages::{
-    AddChild, ChildExited, ChildFailed, ChildReady, KillTree, RestartDue, StopTree,
-};
+use super::messages::{AddChild, ChildFailed, KillTree, RestartDue, StopTree};
 use super::spec::{ChildSpec, ResolvedSupervisor};
-use super::{Backoff, Intensity, Strategy};
 use crate::error::SpawnError;
-use crate::node::NodeShared;
+use crate::lifecycle::{
+    launch, Backoff, ChildExited, ChildReady, ExitNotice, ExitReason, Intensity, KillSwitch,
+    ReadyNotice, RestartWindow, Strategy,
+};
 use crate::registry::{RegistryEvent, ServiceState};
+use crate::service::NodeShared;
 use crate::service::{ErasedBlueprint, InstanceLaunch};
 use crate::stats::ServiceStats;
 
@@ -50,6 +48,9 @@ pub(crate) struct Supervisor {
     ready: Option<ReadyNotice>,
     /// Tell the parent when giving up.
     exit: Option<ExitNotice>,
+    /// The parent supervisor (none at the root), told when an instance of
+    /// this service's supervisor failed.
+    parent: Option<Addr<Supervisor>>,
     /// `Some` while starting children one after another (user supervisors).
     cursor: Option<usize>,
     stopping: Option<Option<oneshot::Sender<()>>>,
@@ -138,6 +139,7 @@ impl Supervisor {
             node,
             ready,
             exit,
+            parent: None,
             cursor: None,
             stopping: None,
             given_up: false,
@@ -157,12 +159,12 @@ impl Supervisor {
         let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
         let addr = Addr::new(tx);
         let ready = ReadyNotice {
-            sup: Some(parent.clone()),
+            sup: Some(parent.clone().recipient()),
             child,
             generation,
         };
         let exit = ExitNotice {
-            sup: parent.clone(),
+            sup: parent.clone().recipient(),
             child,
             generation,
         };
@@ -171,9 +173,14 @@ impl Supervisor {
         let n = node.clone();
         let exit2 = exit.clone();
         let placement = node.placement();
+        let parent = parent.clone();
         if !launch(
             &placement,
-            move || Supervisor::new(kind, n, Some(ready), Some(exit2)),
+            move || {
+                let mut s = Supervisor::new(kind, n, Some(ready), Some(exit2));
+                s.parent = Some(parent);
+                s
+            },
             rx,
             reg,
             Some(exit.clone()),
@@ -212,12 +219,12 @@ impl Supervisor {
                     placement: node.placement(),
                     node: node.clone(),
                     ready: ReadyNotice {
-                        sup: Some(me.clone()),
+                        sup: Some(me.clone().recipient()),
                         child: i,
                         generation,
                     },
                     exit: ExitNotice {
-                        sup: me,
+                        sup: me.recipient(),
                         child: i,
                         generation,
                     },
@@ -658,8 +665,8 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         if reason.is_failure() && matches!(self.kind, Kind::Service(_)) {
-            if let Some(e) = &self.exit {
-                e.sup.do_send(ChildFailed {
+            if let (Some(e), Some(parent)) = (&self.exit, &self.parent) {
+                parent.do_send(ChildFailed {
                     child: e.child,
                     generation: e.generation,
                     reason: reason.clone(),

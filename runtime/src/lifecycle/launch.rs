@@ -15,14 +15,12 @@ use std::task::Poll;
 
 use actix::dev::channel::AddressReceiver;
 use actix::dev::ContextFut;
-use actix::{Actor, Addr, ArbiterHandle, Context};
+use actix::{Actor, ArbiterHandle, Context, Message, Recipient};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 
 use super::exit::{panic_message, ExitReason};
-use super::messages::{ChildExited, ChildReady};
-use super::supervisor::Supervisor;
 
 /// Where an actor runs.
 #[derive(Debug, Clone)]
@@ -33,10 +31,31 @@ pub(crate) enum Placement {
     Local,
 }
 
+/// A child ended.
+#[derive(Debug)]
+pub(crate) struct ChildExited {
+    pub(crate) child: usize,
+    pub(crate) generation: u64,
+    pub(crate) reason: ExitReason,
+}
+impl Message for ChildExited {
+    type Result = ();
+}
+
+/// A child is up.
+#[derive(Debug)]
+pub(crate) struct ChildReady {
+    pub(crate) child: usize,
+    pub(crate) generation: u64,
+}
+impl Message for ChildReady {
+    type Result = ();
+}
+
 /// Tells a supervisor that child `child` (run `generation`) exited.
 #[derive(Debug, Clone)]
 pub(crate) struct ExitNotice {
-    pub(crate) sup: Addr<Supervisor>,
+    pub(crate) sup: Recipient<ChildExited>,
     pub(crate) child: usize,
     pub(crate) generation: u64,
 }
@@ -54,7 +73,7 @@ impl ExitNotice {
 /// Tells a supervisor that child `child` (run `generation`) is up.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadyNotice {
-    pub(crate) sup: Option<Addr<Supervisor>>,
+    pub(crate) sup: Option<Recipient<ChildReady>>,
     pub(crate) child: usize,
     pub(crate) generation: u64,
 }

@@ -1,0 +1,27 @@
+//! How an actor starts, ends and is restarted, below both the services and
+//! the supervisors that run them: where an actor runs ([`Placement`]), how it
+//! is launched so that its end is reported ([`launch`], under
+//! `catch_unwind`, with a [`KillSwitch`]), the notices it sends its
+//! supervisor ([`ReadyNotice`], [`ExitNotice`]) and the policy vocabulary a
+//! spec is written in ([`Restart`], [`Strategy`], [`Intensity`],
+//! [`Backoff`], [`ExitReason`]).
+//!
+//! The public types are re-exported from [`supervision`](crate::supervision)
+//! and the crate root, where users name them.
+
+mod backoff;
+mod exit;
+mod intensity;
+mod launch;
+mod strategy;
+
+pub use backoff::Backoff;
+pub use exit::ExitReason;
+pub use intensity::Intensity;
+pub use strategy::{Restart, Strategy};
+
+pub(crate) use exit::panic_message;
+pub(crate) use intensity::RestartWindow;
+pub(crate) use launch::{
+    launch, ChildExited, ChildReady, ExitNotice, KillSwitch, Placement, ReadyNotice,
+};

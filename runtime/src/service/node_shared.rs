@@ -1,0 +1,60 @@
+//! What every part of a node shares: its name, registry, deadlines,
+//! timeouts, where it runs actors, and its remoting layer.
+//!
+//! It lives with the services because every [`ServiceRef`](crate::ServiceRef)
+//! and every instance holds it; the node (`node.rs`) builds and owns it,
+//! supervisors get it to launch instances with, and remoting sees only its
+//! [`LocalNode`](crate::remote::inbound::LocalNode) side.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::ArbiterHandle;
+
+use crate::deadline::Deadlines;
+use crate::lifecycle::Placement;
+use crate::registry::Registry;
+
+/// Where a node runs its actors.
+#[derive(Debug)]
+pub(crate) enum Exec {
+    /// On a pool of actix arbiters, round-robin.
+    Arbiters {
+        handles: Vec<ArbiterHandle>,
+        next: AtomicUsize,
+    },
+    /// On the `LocalSet` of the thread that started the node.
+    Local,
+}
+
+/// What every part of a node shares (actors hold this, not the [`Node`],
+/// so that dropping the last `Node` handle can stop the node).
+#[derive(Debug)]
+pub(crate) struct NodeShared {
+    pub(crate) name: String,
+    pub(crate) registry: Registry,
+    pub(crate) deadlines: Deadlines,
+    pub(crate) closing: AtomicBool,
+    /// Whether instances count what is queued to them (mailbox depth).
+    pub(crate) track_mailbox_depth: bool,
+    pub(crate) default_timeout: Duration,
+    /// `default_timeout` in whole milliseconds, rounded up (per-call math saved).
+    pub(crate) default_timeout_ms: u64,
+    pub(crate) exec: Exec,
+    /// Remoting, when the node listens or dials.
+    pub(crate) remote: Option<Arc<crate::remote::remoting::Remoting>>,
+}
+
+impl NodeShared {
+    /// The next place to run an actor.
+    pub(crate) fn placement(&self) -> Placement {
+        match &self.exec {
+            Exec::Local => Placement::Local,
+            Exec::Arbiters { handles, next } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
+                Placement::Arbiter(handles[i].clone())
+            }
+        }
+    }
+}

@@ -15,6 +15,30 @@ use crate::error::CallError;
 /// The reply to a remote ask: the encoded result, or the remote failure.
 pub(crate) type RemoteReply = Result<Vec<u8>, WireError>;
 
+/// Why a peer was found not reading what this node sends it (the
+/// connection is then closed and counted as stalled).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StallReason {
+    /// A control frame did not fit in the control lane's byte bound.
+    #[error("its control lane holds {queued} bytes (bound {bound}); a {kind} of {len} bytes did not fit")]
+    ControlLaneFull {
+        /// Bytes queued on the control lane.
+        queued: u64,
+        /// `RemoteConfig::max_control_queue_bytes`.
+        bound: u64,
+        /// The kind of the frame that did not fit.
+        kind: &'static str,
+        /// Its size.
+        len: u64,
+    },
+    /// The socket took no bytes for `after` (the stall timeout).
+    #[error("it took no bytes for {after:?}")]
+    NoProgress {
+        /// How long the writer waited.
+        after: std::time::Duration,
+    },
+}
+
 /// The byte bounds of a connection's two queues.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueBounds {
@@ -79,7 +103,7 @@ pub(crate) struct Peer {
     max_data_bytes: u64,
     max_control_bytes: u64,
     /// Why the peer was found not reading, once it was (set once).
-    stalled: Mutex<Option<String>>,
+    stalled: Mutex<Option<StallReason>>,
     /// Wakes the connection's reader when the peer is found stalled.
     stall_notify: tokio::sync::Notify,
     pending: Mutex<HashMap<u64, oneshot::Sender<RemoteReply>>>,
@@ -306,11 +330,12 @@ impl Peer {
             if before > 0 && before + len > self.max_control_bytes {
                 queued.fetch_sub(len, Ordering::Relaxed);
                 self.stats.control_overflows.fetch_add(1, Ordering::Relaxed);
-                self.stall(format!(
-                    "its control lane holds {before} bytes (bound {}); a {} of {len} bytes did not fit",
-                    self.max_control_bytes,
-                    frame.kind()
-                ));
+                self.stall(StallReason::ControlLaneFull {
+                    queued: before,
+                    bound: self.max_control_bytes,
+                    kind: frame.kind(),
+                    len,
+                });
                 return Err(self.overloaded());
             }
             return self.ctl.send(frame).map_err(|_| {
@@ -391,7 +416,7 @@ impl Peer {
 
     /// The peer stopped reading (`why`): counts it once and wakes the
     /// connection's reader, which closes the connection.
-    pub(crate) fn stall(&self, why: String) {
+    pub(crate) fn stall(&self, why: StallReason) {
         let mut stalled = self.stalled.lock();
         if stalled.is_none() {
             *stalled = Some(why);
@@ -403,12 +428,12 @@ impl Peer {
     }
 
     /// Why the peer was found stalled, if it was.
-    pub(crate) fn stall_reason(&self) -> Option<String> {
+    pub(crate) fn stall_reason(&self) -> Option<StallReason> {
         self.stalled.lock().clone()
     }
 
     /// Resolves with the reason once the peer is found stalled.
-    pub(crate) async fn stalled(&self) -> String {
+    pub(crate) async fn stalled(&self) -> StallReason {
         loop {
             if let Some(why) = self.stall_reason() {
                 return why;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::remote::frame::FrameError;
 use crate::remote::handshake::HandshakeError;
+use crate::remote::peer::StallReason;
 use crate::remote::routes::RouteError;
 
 use super::writer::WriteError;
@@ -27,7 +28,7 @@ pub(super) enum ConnectionError {
     Closed,
     /// The peer stopped reading.
     #[error("stalled: {0}")]
-    Stalled(String),
+    Stalled(StallReason),
     /// A membership lane's write failed or stalled.
     #[error("{0}")]
     Write(#[from] WriteError),

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::connection::TURN_TIME;
 use super::Remoting;
 use crate::remote::frame::{encode_into, Frame};
-use crate::remote::peer::{is_call, queued_bytes, Peer};
+use crate::remote::peer::{is_call, queued_bytes, Peer, StallReason};
 use crate::remote::routes::OutboundRoutes;
 use crate::remote::transport::BoxStream;
 
@@ -209,7 +209,7 @@ impl Remoting {
             match written {
                 Ok(()) => {}
                 Err(WriteError::Stalled { after }) => {
-                    peer.stall(format!("it took no bytes for {after:?}"));
+                    peer.stall(StallReason::NoProgress { after });
                     break;
                 }
                 Err(WriteError::Io(e)) => {

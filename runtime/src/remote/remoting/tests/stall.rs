@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::*;
-use crate::remote::peer::Peer;
+use crate::remote::peer::{Peer, StallReason};
 use crate::test_support::rss_bytes as crate_rss;
 
 /// Resident set size of this process (Linux).
@@ -210,6 +210,11 @@ async fn a_peer_that_stops_reading_is_closed_after_the_stall_timeout() {
         "the timer, not the bound: {stats:?}"
     );
     assert!(
+        matches!(peer.stall_reason(), Some(StallReason::NoProgress { after }) if after == stall),
+        "{:?}",
+        peer.stall_reason()
+    );
+    assert!(
         f.closed_after_progress <= stall + Duration::from_secs(2),
         "closed {:?} after the last progress",
         f.closed_after_progress
@@ -232,6 +237,15 @@ async fn a_full_control_lane_closes_the_connection_at_once() {
     let stats = node.remote_stats();
     assert_eq!(stats.stalled_connections, 1, "{stats:?}");
     assert!(stats.control_overflows >= 1, "{stats:?}");
+    assert!(
+        matches!(
+            peer.stall_reason(),
+            Some(StallReason::ControlLaneFull { queued, bound, len, .. })
+                if bound == BOUND as u64 && queued + len > bound
+        ),
+        "{:?}",
+        peer.stall_reason()
+    );
     assert!(f.pending_ask_failed_fast, "{f:?}");
     assert!(f.max_rss_growth < 64 << 20, "{f:?}");
     then_all_is_well(&node, &addr, &peer).await;

@@ -6,7 +6,10 @@
 //! back pending (a lock on a per-thread shard and a slab insert), and a
 //! sweeper task on the node ticks every [`TICK`], advances the clock and wakes
 //! the asks whose deadline has passed. Timeouts therefore fire up to one tick
-//! late; they never fire early.
+//! late; they never fire early: a deadline is taken from the coarse clock,
+//! which lags real time until the next sweep (longer on a loaded machine), so
+//! an ask that has to wait reads the real clock once and pushes its deadline
+//! back by that lag before it registers.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
@@ -29,7 +32,7 @@ pub(crate) fn epoch() -> Instant {
 /// Milliseconds since [`epoch`] of `t`, rounded up.
 pub(crate) fn ms_since_epoch_ceil(t: Instant) -> u64 {
     let d = t.saturating_duration_since(epoch());
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(ms).unwrap_or(u64::MAX / 2)
 }
 
@@ -63,8 +66,15 @@ impl CoarseClock {
         self.now_ms().saturating_add(ms).saturating_add(1)
     }
 
+    /// The real time in milliseconds since the epoch (the coarse clock is
+    /// left to the sweeper: no store to a shared cache line).
+    #[inline]
+    pub(crate) fn real_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
     fn advance(&self) -> u64 {
-        let real = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX / 2);
+        let real = self.real_ms();
         self.millis.fetch_max(real, Ordering::Relaxed).max(real)
     }
 }

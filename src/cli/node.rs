@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use msa::actors::{counter, echo, kv, shop};
-use msa::gateway::{Gateway, GatewayConfig, GatewayError, GatewayHandle};
+use msa::gateway::{Gateway, GatewayConfig, GatewayHandle};
 use msa::Node;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -101,10 +101,6 @@ pub(crate) struct NodeArgs {
     /// /orders/{id}) to the gateway
     #[arg(long)]
     demo_policy: bool,
-    /// If the gateway's address is taken, take a free port instead (used by
-    /// `msa cluster up` for its default address)
-    #[arg(long, hide = true)]
-    gateway_fallback: bool,
     /// Stop gracefully when stdin reaches end of file (used by `msa cluster
     /// up`, so that nodes never outlive it)
     #[arg(long, hide = true)]
@@ -135,14 +131,10 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(cfg, args.stop_on_stdin_eof, args.gateway_fallback))
+        .block_on(serve(cfg, args.stop_on_stdin_eof))
 }
 
-async fn serve(
-    cfg: NodeConfig,
-    stop_on_stdin_eof: bool,
-    gateway_fallback: bool,
-) -> anyhow::Result<()> {
+async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
     // Catch the signals before anything starts, so that an early one still
     // leads to a graceful stop.
     let mut stop = StopSignals::install()?;
@@ -151,7 +143,7 @@ async fn serve(
     let gateway = match spawn_services(&node, &cfg.services).await.and_then(|()| {
         cfg.gateway
             .clone()
-            .map(|g| start_gateway(&node, g, gateway_fallback))
+            .map(|g| start_gateway(&node, g))
             .transpose()
     }) {
         Ok(g) => g,
@@ -216,22 +208,14 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot start node {}", cfg.name))
 }
 
-/// Starts the gateway; with `fallback`, on a free port when its address is
-/// taken.
-fn start_gateway(node: &Node, cfg: GatewayConfig, fallback: bool) -> anyhow::Result<GatewayHandle> {
+/// Starts the gateway on its configured address.
+fn start_gateway(node: &Node, cfg: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     let bind = cfg.bind;
-    let started = match Gateway::start(node.clone(), cfg.clone()) {
-        Err(GatewayError::Bind { reason, .. }) if fallback => {
-            tracing::warn!(%bind, %reason, "gateway address taken; taking a free port");
-            let free = GatewayConfig {
-                bind: SocketAddr::new(bind.ip(), 0),
-                ..cfg
-            };
-            Gateway::start(node.clone(), free)
-        }
-        r => r,
-    };
-    let handle = started.with_context(|| format!("cannot start the gateway on {bind}"))?;
+    // A taken address is an error, never a silent move to another port: a
+    // client following the docs would reach whatever holds the address.
+    let handle = Gateway::start(node.clone(), cfg).with_context(|| {
+        format!("cannot start the gateway on {bind} (is another gateway or cluster running? port 0 picks a free port)")
+    })?;
     tracing::info!(addr = %handle.local_addr(), "gateway ready");
     Ok(handle)
 }

@@ -54,7 +54,7 @@ fn request(rng: &mut Rng, good_token: &str) -> Vec<u8> {
         b"",
     ];
     let mut path = Vec::new();
-    if rng.next() % 2 == 0 {
+    if rng.next().is_multiple_of(2) {
         // A well-formed call shape, so the app's own checks run too.
         path.extend_from_slice(b"/v1/");
         path.extend_from_slice(rng.pick(&["calc", "nope", "%ff"]).as_bytes());
@@ -63,7 +63,7 @@ fn request(rng: &mut Rng, good_token: &str) -> Vec<u8> {
     } else {
         for _ in 0..(rng.next() % 5) {
             path.extend_from_slice(b"/");
-            if rng.next() % 20 == 0 {
+            if rng.next().is_multiple_of(20) {
                 path.extend(std::iter::repeat_n(b'x', 5000));
             } else {
                 let seg: &[u8] = rng.pick::<&[u8]>(segments);

@@ -260,7 +260,10 @@ impl NodeBuilder {
                 default_timeout_ms: u64::try_from(self.default_timeout.as_millis())
                     .unwrap_or(u64::MAX / 4)
                     .saturating_add(u64::from(
-                        self.default_timeout.subsec_nanos() % 1_000_000 != 0,
+                        !self
+                            .default_timeout
+                            .subsec_nanos()
+                            .is_multiple_of(1_000_000),
                     )),
                 exec,
                 remote: wants_remote.then(|| {

@@ -58,8 +58,6 @@ pub(super) struct Launch<'a> {
 pub(super) struct GatewayLaunch<'a> {
     /// Where it listens.
     pub(super) bind: SocketAddr,
-    /// Whether it may take a free port when `bind` is taken.
-    pub(super) fallback: bool,
     /// HS256 secret that turns auth on (passed in the environment).
     pub(super) jwt_secret: Option<&'a str>,
 }
@@ -107,9 +105,6 @@ impl NodeProcess {
         }
         if let Some(g) = launch.gateway {
             cmd.args(["--gateway", &g.bind.to_string(), "--demo-policy"]);
-            if g.fallback {
-                cmd.arg("--gateway-fallback");
-            }
             if let Some(s) = g.jwt_secret {
                 cmd.env("MSA_JWT_SECRET", s);
             }

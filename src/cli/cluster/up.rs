@@ -2,8 +2,9 @@
 //! spread across them, stopped together on Ctrl-C or SIGTERM.
 //!
 //! node1 also runs the HTTP gateway with the shop demo's policy and routes
-//! (`--gateway`, default [`DEFAULT_GATEWAY`] or a free port when that one is
-//! taken; auth on with `--jwt-secret`).
+//! (`--gateway`, default [`DEFAULT_GATEWAY`]; a taken address fails the
+//! start, so a client never reaches another cluster's gateway by mistake;
+//! auth on with `--jwt-secret`).
 //!
 //! node1 starts first; the others seed it. A node that dies is reported
 //! (name, exit status) and not restarted; the others keep running. On
@@ -57,7 +58,7 @@ pub(crate) struct UpArgs {
     #[arg(long, env = "MSA_CLUSTER", default_value = "msa")]
     cluster: String,
     /// Address of the HTTP gateway on node1 (port 0 picks a free one)
-    /// [default: 127.0.0.1:8080, or a free port if it is taken]
+    /// [default: 127.0.0.1:8080; if it is taken, `cluster up` fails]
     #[arg(long, value_name = "IP:PORT")]
     gateway: Option<SocketAddr>,
     /// Turn gateway auth on: JWTs signed HS256 with this secret (its UTF-8
@@ -74,7 +75,6 @@ impl UpArgs {
                 Some(a) => a,
                 None => DEFAULT_GATEWAY.parse()?,
             },
-            fallback: self.gateway.is_none(),
             jwt_secret: self.jwt_secret.as_deref().filter(|s| !s.is_empty()),
         })
     }
@@ -119,14 +119,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     print_summary(&args, &ready, &nodes.procs, generated.then_some(&secret));
-    if let Some(addr) = ready.first().and_then(|r| r.gateway.as_deref()) {
-        if gateway.fallback && addr != gateway.bind.to_string() {
-            eprintln!(
-                "msa cluster: {} is taken; the gateway listens on {addr} instead",
-                gateway.bind
-            );
-        }
-    }
 
     let mut running = nodes.procs.len();
     loop {

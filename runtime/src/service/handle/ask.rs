@@ -448,7 +448,7 @@ where
                     Poll::Ready(out)
                 }
                 Poll::Pending => {
-                    svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
+                    svc.pending_or_timeout(this.ticket, this.deadline_ms, *this.timeout, cx)
                 }
             };
         }
@@ -483,7 +483,7 @@ where
                 Poll::Ready(r)
             }
             Poll::Pending => {
-                svc.pending_or_timeout(this.ticket, *this.deadline_ms, *this.timeout, cx)
+                svc.pending_or_timeout(this.ticket, this.deadline_ms, *this.timeout, cx)
             }
         }
     }

@@ -15,19 +15,27 @@ impl ServiceRef {
     pub(super) fn pending_or_timeout<T>(
         &self,
         ticket: &mut TicketGuard<'_>,
-        deadline_ms: u64,
+        deadline_ms: &mut u64,
         timeout: Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, CallError>> {
         // First wait (the common case): register, unless already late.
         if ticket.ticket.is_none() {
-            if ticket.deadlines.clock().now_ms() >= deadline_ms {
+            // The deadline was taken from the coarse clock, which lags real
+            // time by up to a sweep (more on a loaded machine); push it back
+            // by that lag so that the ask never times out early. Only an ask
+            // that waits pays for reading the real clock.
+            let clock = ticket.deadlines.clock();
+            let coarse = clock.now_ms();
+            let real = clock.real_ms();
+            *deadline_ms = deadline_ms.saturating_add(real.saturating_sub(coarse));
+            if real >= *deadline_ms {
                 return Poll::Ready(Err(self.timed_out(timeout)));
             }
-            ticket.ticket = Some(ticket.deadlines.register(deadline_ms, cx.waker()));
+            ticket.ticket = Some(ticket.deadlines.register(*deadline_ms, cx.waker()));
             return Poll::Pending;
         }
-        self.pending_again(ticket, deadline_ms, timeout, cx)
+        self.pending_again(ticket, *deadline_ms, timeout, cx)
     }
 
     /// A later wait: timed out if the sweeper fired the registration or the

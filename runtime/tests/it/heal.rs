@@ -74,7 +74,7 @@ async fn agreement(nodes: &[Node], within: Duration, what: &str) -> Duration {
             Some(why) if t0.elapsed() > within => {
                 panic!(
                     "{what}: no agreement within {within:?}: {why}\n{:#?}",
-                    views(&nodes)
+                    views(nodes)
                 );
             }
             Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,

@@ -190,3 +190,87 @@ async fn an_isolated_node_rejoins_and_every_view_agrees_within_15_seconds_every_
         n.shutdown(GRACE).await.unwrap();
     }
 }
+
+/// A transport that counts the dials it makes.
+#[derive(Debug)]
+struct Counting {
+    net: MemoryNetwork,
+    dials: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl msa_runtime::remote::transport::Transport for Counting {
+    fn connect(
+        &self,
+        addr: String,
+    ) -> msa_runtime::remote::transport::BoxFuture<
+        std::io::Result<msa_runtime::remote::transport::BoxStream>,
+    > {
+        self.dials
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.net.connect(addr)
+    }
+
+    fn bind(
+        &self,
+        addr: &str,
+    ) -> std::io::Result<Box<dyn msa_runtime::remote::transport::Listener>> {
+        self.net.bind(addr)
+    }
+
+    fn is_local(&self, addr: &str) -> bool {
+        self.net.is_local(addr)
+    }
+}
+
+/// Whichever node's dial wins after a heal, the seed dialer of the other
+/// does not keep opening connections that the duplicate tie-break retires
+/// (it did, every few seconds, for as long as the kept one lived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_heal_no_node_keeps_dialing_a_node_it_is_connected_to() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let net = MemoryNetwork::new();
+    let a = node(&net, "a", None);
+    let dials = std::sync::Arc::new(AtomicUsize::new(0));
+    let z = Node::builder()
+        .name("z")
+        .arbiters(1)
+        .transport(Counting {
+            net: net.clone(),
+            dials: dials.clone(),
+        })
+        .listen_on("z:0")
+        .secret(SECRET)
+        .failure_detection(DETECTION)
+        .seed(a.remote_addr().unwrap())
+        .start()
+        .unwrap();
+    let nodes = [a, z];
+    agreement(&nodes, HEAL_BOUND, "start").await;
+    for round in 0..4u64 {
+        net.cut("a", "z");
+        let t0 = Instant::now();
+        while !(sees_down(&nodes[0], "z") && sees_down(&nodes[1], "a")) {
+            assert!(
+                t0.elapsed() < NOTICE_BOUND,
+                "round {round}: cut not noticed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300 * round)).await;
+        net.heal("a", "z");
+        agreement(&nodes, HEAL_BOUND, &format!("round {round}")).await;
+        // Settled: a data connection and its lane. From now on z dials a
+        // only if they drop, which nothing makes them do.
+        tokio::time::sleep(DETECTION).await;
+        let before = dials.load(Ordering::Relaxed);
+        tokio::time::sleep(3 * DETECTION).await;
+        let extra = dials.load(Ordering::Relaxed) - before;
+        assert!(
+            extra <= 1,
+            "round {round}: z dialed a {extra} times while connected"
+        );
+    }
+    for n in nodes.into_iter().rev() {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

@@ -329,11 +329,6 @@ impl Membership {
         while let Some((after, t)) = self.rt.to_schedule() {
             e.timers.push((after, t));
         }
-        // A member's old identity declared down while a renewed one of the
-        // same node is active is no news about the node.
-        let active: Vec<Member> = self.foca.iter_members().map(|m| m.id().clone()).collect();
-        e.down
-            .retain(|d| !active.iter().any(|a| a.info.name == d.info.name && a != d));
         let seen: Vec<NodeInfo> = self
             .foca
             .iter_membership_state()

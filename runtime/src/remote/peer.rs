@@ -190,6 +190,11 @@ impl Peer {
         newer
     }
 
+    /// The version of the peer's table applied from this connection (0: none).
+    pub(crate) fn table_version(&self) -> u64 {
+        self.table_version.load(Ordering::Acquire)
+    }
+
     /// The peer's table is at `version` (gossip or a ping said so): asks for
     /// it unless it is held or already asked for. `true` if a request went out.
     pub(crate) fn want_table(&self, version: u64) -> bool {

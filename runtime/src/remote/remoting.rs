@@ -86,6 +86,8 @@ pub(crate) enum MembershipInput {
     Timer(foca::Timer<Member>),
     /// Gossip this version of our own service table.
     Publish(u64),
+    /// Announce again to known nodes that are not active members.
+    Rejoin,
     Leave,
 }
 

@@ -14,6 +14,12 @@ pub struct MemberView {
     pub status: String,
     /// Incarnation (start time of the node process).
     pub incarnation: u64,
+    /// The version of this member's service table that the asked node holds
+    /// (its own current version for the asked node itself; 0 when it holds
+    /// none, as for a member that is down). Absent in the JSON of older
+    /// nodes, read as 0.
+    #[serde(default)]
+    pub table_version: u64,
 }
 
 /// A service and the nodes that run an instance of it.
@@ -32,6 +38,66 @@ pub struct ClusterStatus {
     pub members: Vec<MemberView>,
     /// Every service with a live instance somewhere.
     pub services: Vec<ServiceView>,
+}
+
+impl ClusterStatus {
+    /// How this view differs from `other` as far as agreement goes, or
+    /// `None` when they agree: the same members, each with the same name,
+    /// incarnation, status and service-table version (services are derived
+    /// from the tables and are not compared). A cluster has healed when the
+    /// views of all its nodes agree with each other.
+    ///
+    /// # Examples
+    /// ```
+    /// use msa_runtime::remote::{ClusterStatus, MemberView};
+    /// let member = |status: &str| MemberView {
+    ///     name: "node3".into(),
+    ///     addr: "10.77.0.3:7000".into(),
+    ///     status: status.into(),
+    ///     incarnation: 7,
+    ///     table_version: 2,
+    /// };
+    /// let a = ClusterStatus { members: vec![member("alive")], services: vec![] };
+    /// let b = ClusterStatus { members: vec![member("down")], services: vec![] };
+    /// assert_eq!(a.disagreement(&a.clone()), None);
+    /// assert!(a.disagreement(&b).unwrap().contains("node3"));
+    /// ```
+    pub fn disagreement(&self, other: &ClusterStatus) -> Option<String> {
+        let (mine, theirs) = (self.agreement_key(), other.agreement_key());
+        if mine == theirs {
+            return None;
+        }
+        let show = |m: Option<&(&str, u64, &str, u64)>| match m {
+            Some((_, inc, st, tv)) => format!("{st} (incarnation {inc}, table {tv})"),
+            None => "absent".to_string(),
+        };
+        let mut names: Vec<&str> = mine.iter().chain(&theirs).map(|m| m.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().find_map(|name| {
+            let a = mine.iter().find(|m| m.0 == name);
+            let b = theirs.iter().find(|m| m.0 == name);
+            (a != b).then(|| format!("{name}: {} vs {}", show(a), show(b)))
+        })
+    }
+
+    /// Each member's (name, incarnation, status, table version), by name.
+    fn agreement_key(&self) -> Vec<(&str, u64, &str, u64)> {
+        let mut v: Vec<_> = self
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.incarnation,
+                    m.status.as_str(),
+                    m.table_version,
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
 }
 
 /// Why the status could not be fetched.
@@ -85,4 +151,95 @@ pub enum ClusterEvent {
         /// Why: the detector's verdict or the connection's end.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, status: &str, incarnation: u64, table_version: u64) -> MemberView {
+        MemberView {
+            name: name.into(),
+            addr: format!("{name}:1"),
+            status: status.into(),
+            incarnation,
+            table_version,
+        }
+    }
+
+    fn view(members: Vec<MemberView>) -> ClusterStatus {
+        ClusterStatus {
+            members,
+            services: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn views_agree_whatever_the_order_of_members_and_services() {
+        let a = view(vec![
+            member("n1", "alive", 1, 2),
+            member("n2", "alive", 5, 1),
+        ]);
+        let mut b = view(vec![
+            member("n2", "alive", 5, 1),
+            member("n1", "alive", 1, 2),
+        ]);
+        b.services.push(ServiceView {
+            name: "kv".into(),
+            nodes: vec!["n1".into()],
+        });
+        assert_eq!(a.disagreement(&b), None);
+    }
+
+    #[test]
+    fn a_different_status_incarnation_table_or_member_set_is_a_disagreement() {
+        let a = view(vec![
+            member("n1", "alive", 1, 2),
+            member("n2", "alive", 5, 1),
+        ]);
+        let cases = [
+            (
+                view(vec![
+                    member("n1", "alive", 1, 2),
+                    member("n2", "down", 5, 1),
+                ]),
+                "n2: alive",
+            ),
+            (
+                view(vec![
+                    member("n1", "alive", 1, 2),
+                    member("n2", "alive", 6, 1),
+                ]),
+                "n2: alive (incarnation 5",
+            ),
+            (
+                view(vec![
+                    member("n1", "alive", 1, 3),
+                    member("n2", "alive", 5, 1),
+                ]),
+                "n1: alive (incarnation 1, table 2) vs alive (incarnation 1, table 3)",
+            ),
+            (
+                view(vec![member("n1", "alive", 1, 2)]),
+                "n2: alive (incarnation 5, table 1) vs absent",
+            ),
+        ];
+        for (b, why) in cases {
+            let d = a.disagreement(&b).expect("they differ");
+            assert!(d.starts_with(why), "{d}");
+            assert!(b.disagreement(&a).is_some());
+        }
+    }
+
+    #[test]
+    fn an_older_nodes_json_without_table_versions_still_reads() {
+        let m: MemberView =
+            serde_json::from_str(r#"{"name":"n1","addr":"n1:1","status":"alive","incarnation":3}"#)
+                .unwrap();
+        assert_eq!(m.table_version, 0);
+        let json = serde_json::to_value(member("n1", "alive", 3, 4)).unwrap();
+        for field in ["name", "addr", "status", "incarnation", "table_version"] {
+            assert!(json.get(field).is_some(), "{field} in {json}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod basics;
 mod calls_anywhere;
 mod cluster;
 mod flow_control;
+mod heal;
 mod local;
 mod memory_transport;
 mod observability;

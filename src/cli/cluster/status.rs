@@ -85,12 +85,14 @@ mod tests {
                     addr: "127.0.0.1:2".into(),
                     status: "down".into(),
                     incarnation: 7,
+                    table_version: 1,
                 },
                 MemberView {
                     name: "node1".into(),
                     addr: "127.0.0.1:1".into(),
                     status: "alive".into(),
                     incarnation: 5,
+                    table_version: 2,
                 },
             ],
             services: vec![ServiceView {

@@ -38,7 +38,20 @@ impl Remoting {
     /// with exponential backoff, until the node closes.
     pub(crate) async fn dial_loop(self: Arc<Self>, addr: String) {
         let mut backoff = Duration::from_millis(50);
+        let mut closing = self.closed.subscribe();
         while !self.is_closing() {
+            // Connected to that node already (whoever dialed): a second
+            // connection would only be retired by the duplicate tie-break,
+            // and dialed again, and retired, for as long as the first one
+            // lives. Wait for it to go instead.
+            if let Some(p) = self.live_peer_at(&addr) {
+                tokio::select! {
+                    _ = p.gone() => {}
+                    _ = closing.changed() => break,
+                }
+                backoff = Duration::from_millis(50);
+                continue;
+            }
             match tokio::time::timeout(
                 self.cfg.connect_timeout,
                 self.transport.connect(addr.clone()),
@@ -62,6 +75,16 @@ impl Remoting {
             }
             backoff = (backoff * 2).min(self.cfg.reconnect_max);
         }
+    }
+
+    /// The live (neither down nor retired) connection to the node that
+    /// listens at `addr`, if any.
+    fn live_peer_at(&self, addr: &str) -> Option<Arc<crate::remote::peer::Peer>> {
+        self.peers
+            .read()
+            .values()
+            .find(|p| p.info.addr == addr && !p.is_down() && !p.is_retired())
+            .cloned()
     }
 
     pub(super) async fn inbound(self: Arc<Self>, stream: BoxStream, from: String) {

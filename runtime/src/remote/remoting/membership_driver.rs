@@ -24,6 +24,21 @@ impl Remoting {
         let seed = u64::from_le_bytes(nonce()[..8].try_into().unwrap_or([7; 8]));
         let config = crate::remote::membership::membership_config_for(self.cfg.failure_detection);
         let mut core = Membership::new(self.local.clone(), config, seed);
+        // Rejoin ticks: announce again to known nodes that are not active
+        // members (ends with the loop, when the channel closes).
+        let every = core.rejoin_interval();
+        let ticks = tx.clone();
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if ticks.send(MembershipInput::Rejoin).is_err() {
+                    break;
+                }
+            }
+        });
         // Members already connected before the loop started.
         for p in self.peers() {
             let e = core.announce(p);
@@ -40,6 +55,7 @@ impl Remoting {
                     incarnation: self.local.incarnation,
                     version,
                 }),
+                MembershipInput::Rejoin => core.rejoin(),
                 MembershipInput::Leave => core.leave(),
             };
             self.apply_membership(e, &tx);

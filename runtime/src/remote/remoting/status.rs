@@ -1,5 +1,6 @@
 //! The cluster view: served to clients, and fetched from a node as a client.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ impl Remoting {
             addr: self.local.addr.clone(),
             status: if self.is_closing() { "left" } else { "alive" }.into(),
             incarnation: self.local.incarnation,
+            table_version: self.table_version.load(Ordering::Acquire),
         }];
         let connected = self.peers();
         for (info, status) in self.view.lock().iter() {
@@ -29,6 +31,7 @@ impl Remoting {
                     addr: info.addr.clone(),
                     status: (*status).into(),
                     incarnation: info.incarnation,
+                    table_version: self.held_table_version(&info.name),
                 });
             }
         }
@@ -40,6 +43,7 @@ impl Remoting {
                     addr: info.addr.clone(),
                     status: "alive".into(),
                     incarnation: info.incarnation,
+                    table_version: self.held_table_version(&info.name),
                 });
             }
         }
@@ -66,6 +70,11 @@ impl Remoting {
             })
             .unwrap_or_default();
         crate::remote::status::ClusterStatus { members, services }
+    }
+
+    /// The version of `name`'s service table this node holds (0: none).
+    fn held_table_version(&self, name: &str) -> u64 {
+        self.peer(name).map_or(0, |p| p.table_version())
     }
 
     /// Serves a client connection (no membership, no tables): status

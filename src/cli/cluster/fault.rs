@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use clap::Args;
-use msa::remote::{FaultReport, FaultRequest};
+use msa::remote::{FaultError, FaultReport, FaultRequest, StatusError};
 
 use super::target::{block_on, Member, Target, TargetArgs};
 
@@ -159,8 +159,10 @@ pub(crate) fn partition(args: PartitionArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `msa cluster heal`: every member, even those the seed thinks down
-/// (a partition makes them look so); only a member that is down or gone
-/// may fail to answer without failing the command.
+/// (a partition makes them look so). A member that refuses connections
+/// (no process listens: killed) or that the seed sees down or gone may
+/// fail to answer without failing the command; any other failure (a paused
+/// node, a wrong secret) fails it, since that node keeps its rules.
 pub(crate) fn heal(args: HealArgs) -> anyhow::Result<()> {
     block_on(async {
         let target = args.target.resolve().await?;
@@ -168,6 +170,10 @@ pub(crate) fn heal(args: HealArgs) -> anyhow::Result<()> {
         for m in &target.members {
             match target.send(m, FaultRequest::Heal).await {
                 Ok(r) => println!("{}", describe(&r)),
+                // Nothing listens there: no process, so no rules to clear.
+                Err(e @ FaultError::Unreachable(StatusError::Connect { .. })) => {
+                    println!("{}: not reached (not running: {e})", m.name);
+                }
                 Err(e) if matches!(m.status.as_deref(), Some("down" | "left")) => {
                     println!(
                         "{}: not reached ({}, {e})",

@@ -62,3 +62,47 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fault_commands_parse_and_bad_arguments_are_refused() {
+        let ok = |args: &[&str]| {
+            let mut v = vec!["msa", "cluster"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v)
+        };
+        assert!(ok(&[
+            "partition",
+            "node1,node2",
+            "node3",
+            "--one-way",
+            "--seed",
+            "h:1"
+        ])
+        .is_ok());
+        assert!(ok(&["heal", "--seed", "h:1", "--secret", "s"]).is_ok());
+        assert!(ok(&["slow", "node2", "--delay", "50ms"]).is_ok());
+        assert!(ok(&["kill", "node3", "--state", "/tmp/x.json"]).is_ok());
+        assert!(ok(&["pause", "node3"]).is_ok());
+        assert!(ok(&["resume", "node3"]).is_ok());
+        for bad in [
+            &["partition", "node1"][..],
+            &["partition", "node1,,node2", "node3"],
+            &["slow", "node2"],
+            &["slow", "node2", "--delay", "fast"],
+            &["kill"],
+        ] {
+            assert!(ok(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod json_forward;
 pub(crate) mod membership;
+mod operator;
 pub(crate) mod peer;
 pub(crate) mod remoting;
 pub(crate) mod routes;
@@ -22,6 +23,9 @@ pub(crate) mod wire_error;
 
 pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
 pub use handshake::HandshakeError;
+pub use operator::{
+    inject_fault, inject_fault_via, FaultError, FaultRefusal, FaultReport, FaultRequest,
+};
 pub use remoting::{
     RemoteConfig, DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES,
     DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,

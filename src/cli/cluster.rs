@@ -1,12 +1,18 @@
-//! `msa cluster`: run a local cluster of node processes (`up`) and ask a
-//! running node what it sees (`status`).
+//! `msa cluster`: run a local cluster of node processes (`up`), ask a
+//! running node what it sees (`status`), and inject faults (`partition`,
+//! `heal`, `slow`, `kill`, `pause`, `resume`).
 
 mod demo;
+mod fault;
+mod local_pid;
 mod plan;
 mod process;
 mod secret;
+mod signal;
+mod state;
 mod status;
 mod table;
+mod target;
 mod up;
 
 use clap::Subcommand;
@@ -22,6 +28,20 @@ pub(crate) enum ClusterCommand {
     Up(up::UpArgs),
     /// Ask a running node for the members and services it sees
     Status(status::StatusArgs),
+    /// Cut a group of nodes from another: `partition node1,node2 node3`
+    /// (inside the nodes' transport: no root needed)
+    Partition(fault::PartitionArgs),
+    /// Clear every cut and delay on every node
+    Heal(fault::HealArgs),
+    /// Delay every frame a node receives from the others: `slow node2 --delay 50ms`
+    Slow(fault::SlowArgs),
+    /// Kill a node's process at once (SIGKILL on this host; elsewhere the
+    /// node is asked to abort)
+    Kill(signal::NodeArgs),
+    /// Freeze a node's process (SIGSTOP; the node must run on this host)
+    Pause(signal::NodeArgs),
+    /// Thaw a paused node (SIGCONT)
+    Resume(signal::NodeArgs),
 }
 
 /// Runs `msa cluster ...`.
@@ -29,5 +49,11 @@ pub(crate) fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Up(a) => up::run(a),
         ClusterCommand::Status(a) => status::run(a),
+        ClusterCommand::Partition(a) => fault::partition(a),
+        ClusterCommand::Heal(a) => fault::heal(a),
+        ClusterCommand::Slow(a) => fault::slow(a),
+        ClusterCommand::Kill(a) => signal::kill(a),
+        ClusterCommand::Pause(a) => signal::pause(a),
+        ClusterCommand::Resume(a) => signal::resume(a),
     }
 }

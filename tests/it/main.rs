@@ -10,4 +10,5 @@ mod cli_bench_gateway;
 mod cli_bench_remote;
 mod cli_commands;
 mod cli_failover;
+mod cli_faults;
 mod cli_gateway;

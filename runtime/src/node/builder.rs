@@ -14,7 +14,7 @@ use crate::lifecycle::{launch, ExitNotice, KillSwitch, Placement};
 use crate::registry::Registry;
 use crate::remote::frame::NodeInfo;
 use crate::remote::remoting::Remoting;
-use crate::remote::transport::{Listener, TcpTransport, Transport};
+use crate::remote::transport::{FaultTransport, Listener, TcpTransport, Transport};
 use crate::remote::RemoteConfig;
 use crate::supervision::Supervisor;
 
@@ -217,9 +217,11 @@ impl NodeBuilder {
         Ok(())
     }
 
-    /// Binds the remoting listener, if any (before any thread starts, so
-    /// errors come back from `start`).
-    fn bind(&self) -> Result<Option<Box<dyn Listener>>, NodeError> {
+    /// Wraps the transport in this node's own fault layer, then binds the
+    /// remoting listener, if any (before any thread starts, so errors come
+    /// back from `start`).
+    fn bind(&mut self) -> Result<Option<Box<dyn Listener>>, NodeError> {
+        self.transport = Arc::new(FaultTransport::new(self.transport.clone()));
         let Some(addr) = &self.listen else {
             return Ok(None);
         };
@@ -294,7 +296,7 @@ impl NodeBuilder {
     /// let node = msa_runtime::Node::builder().arbiters(1).start().unwrap();
     /// node.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
     /// ```
-    pub fn start(self) -> Result<Node, NodeError> {
+    pub fn start(mut self) -> Result<Node, NodeError> {
         self.check_panic_strategy()?;
         let listener = self.bind()?;
         let n = match self.arbiters {
@@ -380,7 +382,7 @@ impl NodeBuilder {
     /// # Errors
     /// [`NodeError::PanicAbort`], or [`NodeError::NoLocalSet`] when not
     /// called from inside a `LocalSet`.
-    pub fn start_local(self) -> Result<Node, NodeError> {
+    pub fn start_local(mut self) -> Result<Node, NodeError> {
         self.check_panic_strategy()?;
         let in_local_set = std::panic::catch_unwind(|| {
             drop(tokio::task::spawn_local(async {}));

@@ -150,6 +150,15 @@ pub(crate) enum Frame {
         nonce: Nonce,
         kind: ConnKind,
     },
+    /// A client (`msa cluster partition`, `slow`, `heal`, `kill`) asks the
+    /// node to change its fault rules or report them.
+    Fault {
+        request: super::operator::FaultRequest,
+    },
+    /// The answer to `Fault`.
+    FaultReply {
+        outcome: Result<super::operator::FaultReport, super::operator::FaultRefusal>,
+    },
 }
 
 /// Which service and message type a call is for.
@@ -229,6 +238,8 @@ impl Frame {
             Self::Leaving => "leaving",
             Self::Status { .. } => "status",
             Self::AskJson { .. } => "ask-json",
+            Self::Fault { .. } => "fault",
+            Self::FaultReply { .. } => "fault-reply",
         }
     }
 }

@@ -18,6 +18,7 @@ mod error;
 mod io;
 mod lane;
 mod membership_driver;
+mod operator;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -37,7 +38,7 @@ pub use config::{
     DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
 };
 use error::ConnectionError;
-pub(crate) use status::fetch_status;
+pub(crate) use status::{client_exchange, fetch_status};
 
 /// The remoting state of one node.
 #[derive(Debug)]

@@ -3,7 +3,9 @@
 //! implementations ship: [`TcpTransport`] (the default) and
 //! [`MemoryNetwork`], an in-process network whose links a test can cut,
 //! heal, slow down and reset. One test suite (`transport/suite.rs`) runs
-//! against both.
+//! against both. A node wraps whichever it is given in a
+//! [`FaultTransport`], whose [`Faults`] an operator sets at run time
+//! (`msa cluster partition`, `slow`, `heal`).
 //!
 //! Addresses are strings: `host:port` for TCP, any name (`a:1`, `mem:a`)
 //! for the memory network. Streams and listeners are boxed: connections
@@ -13,11 +15,13 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+mod faults;
 mod memory;
 #[cfg(test)]
 mod suite;
 mod tcp;
 
+pub use faults::{FaultRules, FaultTransport, Faults};
 pub use memory::MemoryNetwork;
 pub use tcp::TcpTransport;
 
@@ -74,4 +78,10 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
     /// (loopback for TCP; always for an in-process network). A node without
     /// a cluster secret listens only on such addresses.
     fn is_local(&self, addr: &str) -> bool;
+
+    /// The fault rules this transport's streams obey, if it has any (a
+    /// [`FaultTransport`] does; every node wraps its transport in one).
+    fn faults(&self) -> Option<std::sync::Arc<Faults>> {
+        None
+    }
 }

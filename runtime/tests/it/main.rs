@@ -10,6 +10,7 @@ mod backpressure;
 mod basics;
 mod calls_anywhere;
 mod cluster;
+mod faults;
 mod flow_control;
 mod heal;
 mod local;

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::plan::{plan, NodePlan};
 use super::process::{Exited, GatewayLaunch, Launch, NodeProcess};
-use super::{secret, table};
+use super::{secret, state, table};
 use crate::cli::node::{ReadyLine, StopSignals};
 
 /// How long nodes may take to stop after SIGTERM before they are killed
@@ -65,6 +65,12 @@ pub(crate) struct UpArgs {
     /// bytes); get tokens with `msa token`
     #[arg(long, env = "MSA_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Where to write the cluster's state (addresses, pids, secret) for
+    /// the fault commands (`msa cluster partition`, `kill`, ...); removed
+    /// at exit [default: $XDG_RUNTIME_DIR/msa/cluster.json, else
+    /// <tmp>/msa-<uid>/cluster.json]
+    #[arg(long, env = "MSA_STATE", value_name = "FILE")]
+    state: Option<std::path::PathBuf>,
 }
 
 impl UpArgs {
@@ -119,6 +125,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     print_summary(&args, &ready, &nodes.procs, generated.then_some(&secret));
+    let state_path = args.state.clone().unwrap_or_else(state::default_path);
+    let wrote_state = write_state(&state_path, &args.cluster, &secret, &ready, &nodes.procs);
 
     let mut running = nodes.procs.len();
     loop {
@@ -136,13 +144,56 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                     describe(&e)
                 );
                 if running == 0 {
+                    if wrote_state {
+                        let _ = std::fs::remove_file(&state_path);
+                    }
                     bail!("every node has exited");
                 }
             }
         }
     }
     nodes.stop(&mut stop).await;
+    if wrote_state {
+        let _ = std::fs::remove_file(&state_path);
+    }
     Ok(())
+}
+
+/// Writes the state file for the fault commands; whether it was written
+/// (a failure is reported, not fatal).
+fn write_state(
+    path: &std::path::Path,
+    cluster: &str,
+    secret: &str,
+    ready: &[ReadyLine],
+    procs: &[NodeProcess],
+) -> bool {
+    let st = state::ClusterState {
+        cluster: cluster.to_string(),
+        secret: secret.to_string(),
+        seed: ready.first().map(|r| r.addr.clone()).unwrap_or_default(),
+        nodes: ready
+            .iter()
+            .map(|r| state::NodeState {
+                name: r.name.clone(),
+                addr: r.addr.clone(),
+                pid: procs.iter().find(|p| p.name == r.name).map_or(0, |p| p.pid),
+            })
+            .collect(),
+    };
+    match state::write(path, &st) {
+        Ok(()) => {
+            eprintln!(
+                "msa cluster: state for the fault commands in {}",
+                path.display()
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("msa cluster: cannot write the state file: {e:#}");
+            false
+        }
+    }
 }
 
 /// The children, and the channel their exits arrive on.

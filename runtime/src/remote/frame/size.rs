@@ -119,6 +119,11 @@ impl Frame {
             Self::Ping { .. } => 2 * INT,
             Self::Pong { .. } => INT,
             Self::Membership { payload } => bytes(payload.len()),
+            // Operator frames, rare and small: measured by encoding them.
+            Self::Fault { .. } | Self::FaultReply { .. } => {
+                let mut out = Vec::new();
+                crate::message::codec::encode_append(self, &mut out).map_or(0, |()| out.len())
+            }
             Self::Status { status } => {
                 INT + status
                     .members

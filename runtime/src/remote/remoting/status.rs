@@ -10,6 +10,7 @@ use super::io::{read_raw, write_raw};
 use super::{nonce, ConnectionError, Remoting};
 use crate::remote::frame::{ConnKind, Frame, FrameDecoder, NodeInfo};
 use crate::remote::handshake::{Dialer, HandshakeConfig, Step, PROTOCOLS};
+use crate::remote::operator::FaultRequest;
 use crate::remote::transport::{BoxStream, Transport};
 
 impl Remoting {
@@ -102,6 +103,18 @@ impl Remoting {
                     status: self.status(),
                 },
                 Frame::Ping { id, .. } => Frame::Pong { id },
+                Frame::Fault { request } => {
+                    let abort = request == FaultRequest::Abort;
+                    let outcome = self.fault(&request);
+                    if abort && outcome.is_ok() {
+                        tracing::warn!(client = %info.name, "aborting the process on an operator's request");
+                        let reply = Frame::FaultReply { outcome };
+                        let write = self.write_frame(&mut wr, &reply);
+                        let _ = tokio::time::timeout(self.cfg.peer_stall_timeout, write).await;
+                        std::process::abort();
+                    }
+                    Frame::FaultReply { outcome }
+                }
                 other => {
                     tracing::debug!(client = %info.name, kind = other.kind(), "client frame not served");
                     break;
@@ -127,6 +140,32 @@ pub(crate) async fn fetch_status(
     secret: &[u8],
     timeout: Duration,
 ) -> Result<crate::remote::status::ClusterStatus, crate::remote::status::StatusError> {
+    client_exchange(
+        transport,
+        seed,
+        cluster,
+        secret,
+        timeout,
+        Frame::StatusRequest,
+        |f| match f {
+            Frame::Status { status } => Some(status),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// Connects to `seed` as a client, authenticates, sends `request` and
+/// returns the first answer `pick` accepts (other frames are skipped).
+pub(crate) async fn client_exchange<T>(
+    transport: &dyn Transport,
+    seed: &str,
+    cluster: &str,
+    secret: &[u8],
+    timeout: Duration,
+    request: Frame,
+    pick: impl Fn(Frame) -> Option<T>,
+) -> Result<T, crate::remote::status::StatusError> {
     use crate::remote::status::StatusError;
     let addr = seed.to_string();
     let work = async {
@@ -156,40 +195,27 @@ pub(crate) async fn fetch_status(
             addr: addr.clone(),
             reason,
         };
-        let mut dec = FrameDecoder::new(crate::remote::frame::DEFAULT_MAX_FRAME_BYTES);
+        let max = crate::remote::frame::DEFAULT_MAX_FRAME_BYTES;
+        let mut dec = FrameDecoder::new(max);
         let mut buf = vec![0u8; 64 * 1024];
         let (mut hs, hello) = Dialer::start(cfg, ConnKind::Data, nonce());
-        write_raw(
-            &mut wr,
-            &hello,
-            crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
-        )
-        .await
-        .map_err(proto)?;
+        write_raw(&mut wr, &hello, max).await.map_err(proto)?;
         loop {
             let f = read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)?;
             match hs.on_frame(f) {
                 Ok(Step::Send(f)) => {
-                    write_raw(&mut wr, &f, crate::remote::frame::DEFAULT_MAX_FRAME_BYTES)
-                        .await
-                        .map_err(proto)?;
+                    write_raw(&mut wr, &f, max).await.map_err(proto)?;
                 }
                 Ok(Step::Done(..)) => break,
                 Err(e) => return Err(hs_err(e.to_string())),
             }
         }
-        write_raw(
-            &mut wr,
-            &Frame::StatusRequest,
-            crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
-        )
-        .await
-        .map_err(proto)?;
+        write_raw(&mut wr, &request, max).await.map_err(proto)?;
         loop {
-            match read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)? {
-                Frame::Status { status } => return Ok(status),
-                // A node may greet with membership or tables first; skip them.
-                _ => continue,
+            // A node may greet with membership or tables first; skip them.
+            let f = read_raw(&mut rd, &mut dec, &mut buf).await.map_err(proto)?;
+            if let Some(answer) = pick(f) {
+                return Ok(answer);
             }
         }
     };

@@ -1,0 +1,144 @@
+//! Operator requests beyond the status: fault injection (`msa cluster
+//! partition`, `slow`, `heal`, `kill`), over the same authenticated client
+//! connection as `msa cluster status`.
+//!
+//! Each request changes the rules of the one node it is sent to (see
+//! [`Faults`](super::transport::Faults)); a partition of groups A | B is
+//! one request per node of either group, which the CLI sends.
+
+use serde::{Deserialize, Serialize};
+
+use super::status::StatusError;
+use super::transport::{FaultRules, TcpTransport, Transport};
+
+/// What an operator asks one node to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FaultRequest {
+    /// Cut traffic with the named peer nodes: `inbound` stops reading their
+    /// frames, `outbound` stops writing to them (adds to the rules set).
+    Cut {
+        /// Names of peer nodes, each known to the node.
+        peers: Vec<String>,
+        /// Drop what they send.
+        inbound: bool,
+        /// Drop what this node sends them.
+        outbound: bool,
+    },
+    /// Deliver every frame from a peer node this much later (0 clears).
+    Slow {
+        /// The added delay, in milliseconds.
+        delay_ms: u64,
+    },
+    /// Clear every cut and delay.
+    Heal,
+    /// Change nothing; report the rules and the process id.
+    Show,
+    /// Answer, then end the process at once (`std::process::abort`), as a
+    /// crash would: no leave, no flush.
+    Abort,
+}
+
+/// A node's answer to a [`FaultRequest`]: its rules after the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultReport {
+    /// The node's name.
+    pub node: String,
+    /// The node's process id.
+    pub pid: u32,
+    /// The rules now set.
+    pub rules: FaultRules,
+}
+
+/// Why a node refused a [`FaultRequest`] (nothing was changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultRefusal {
+    /// A peer name the node does not know as a member.
+    #[error("unknown node {name:?} (members: {})", known.join(", "))]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// The members the node knows.
+        known: Vec<String>,
+    },
+    /// A node asked to cut itself off from itself.
+    #[error("node {name:?} cannot be cut from itself")]
+    SelfCut {
+        /// The node's name.
+        name: String,
+    },
+    /// The node's transport has no fault layer.
+    #[error("this node's transport has no fault layer")]
+    NoFaultLayer,
+}
+
+/// Why a fault request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultError {
+    /// The node could not be reached, refused the handshake or did not
+    /// answer in time.
+    #[error(transparent)]
+    Unreachable(#[from] StatusError),
+    /// The node answered and refused.
+    #[error("{addr} refused: {refusal}")]
+    Refused {
+        /// The node's address.
+        addr: String,
+        /// Why.
+        refusal: FaultRefusal,
+    },
+}
+
+/// Sends `request` to the node at `addr` over TCP and the authenticated
+/// protocol, and returns its rules afterwards.
+///
+/// # Errors
+/// [`FaultError::Unreachable`] when the node cannot be reached or does
+/// not answer within `timeout`; [`FaultError::Refused`] when it refuses
+/// (an unknown peer name, for instance).
+pub async fn inject_fault(
+    addr: &str,
+    cluster: &str,
+    secret: &[u8],
+    request: FaultRequest,
+    timeout: std::time::Duration,
+) -> Result<FaultReport, FaultError> {
+    inject_fault_via(&TcpTransport, addr, cluster, secret, request, timeout).await
+}
+
+/// [`inject_fault`] over another transport.
+///
+/// # Errors
+/// As [`inject_fault`].
+pub async fn inject_fault_via(
+    transport: &dyn Transport,
+    addr: &str,
+    cluster: &str,
+    secret: &[u8],
+    request: FaultRequest,
+    timeout: std::time::Duration,
+) -> Result<FaultReport, FaultError> {
+    let outcome = super::remoting::client_exchange(
+        transport,
+        addr,
+        cluster,
+        secret,
+        timeout,
+        super::frame::Frame::Fault { request },
+        |f| match f {
+            super::frame::Frame::FaultReply { outcome } => Some(outcome),
+            _ => None,
+        },
+    )
+    .await;
+    match outcome {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(refusal)) => Err(FaultError::Refused {
+            addr: addr.to_string(),
+            refusal,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

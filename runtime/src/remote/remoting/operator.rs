@@ -1,0 +1,55 @@
+//! Fault requests from an operator, applied to this node's fault layer.
+
+use std::time::Duration;
+
+use super::Remoting;
+use crate::remote::operator::{FaultRefusal, FaultReport, FaultRequest};
+
+impl Remoting {
+    /// Applies `request` to this node's fault rules (all of it or, when
+    /// refused, none of it) and reports the rules afterwards.
+    pub(super) fn fault(&self, request: &FaultRequest) -> Result<FaultReport, FaultRefusal> {
+        let faults = self.transport.faults().ok_or(FaultRefusal::NoFaultLayer)?;
+        match request {
+            FaultRequest::Cut {
+                peers,
+                inbound,
+                outbound,
+            } => {
+                let members = self.status().members;
+                let mut found = Vec::with_capacity(peers.len());
+                for p in peers {
+                    if *p == self.local.name {
+                        return Err(FaultRefusal::SelfCut { name: p.clone() });
+                    }
+                    let Some(m) = members.iter().find(|m| m.name == *p) else {
+                        return Err(FaultRefusal::UnknownNode {
+                            name: p.clone(),
+                            known: members.iter().map(|m| m.name.clone()).collect(),
+                        });
+                    };
+                    found.push(m);
+                }
+                for m in found {
+                    faults.learn(&m.addr, &m.name);
+                    faults.cut(&m.name, *inbound, *outbound);
+                }
+                tracing::warn!(?peers, inbound, outbound, "fault injected: cut");
+            }
+            FaultRequest::Slow { delay_ms } => {
+                faults.set_delay(Duration::from_millis(*delay_ms));
+                tracing::warn!(delay_ms, "fault injected: frames from peers delayed");
+            }
+            FaultRequest::Heal => {
+                faults.heal();
+                tracing::warn!("faults healed");
+            }
+            FaultRequest::Show | FaultRequest::Abort => {}
+        }
+        Ok(FaultReport {
+            node: self.local.name.clone(),
+            pid: std::process::id(),
+            rules: faults.rules(),
+        })
+    }
+}

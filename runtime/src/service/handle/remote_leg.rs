@@ -95,6 +95,11 @@ impl ServiceRef {
     /// The current connection to the instance's node: a replaced duplicate
     /// connection must not fail calls the new one can carry.
     pub(super) fn live_peer(&self, r: &RemoteInstance) -> Arc<Peer> {
+        // A connection neither down nor retired is the node's current one
+        // (a new connection retires or downs the one it replaces).
+        if !r.peer.is_down() && !r.peer.is_retired() {
+            return r.peer.clone();
+        }
         self.node
             .remote
             .as_ref()

@@ -575,19 +575,19 @@ impl ServiceEntry {
     /// hashing of `key` over (node, slot).
     pub(crate) fn pick_remote(&self, wire: &str, key: Option<u64>) -> Option<Arc<RemoteInstance>> {
         let all = self.remote.load();
-        let candidates: Vec<&Arc<RemoteInstance>> =
-            all.iter().filter(|r| r.handles(wire)).collect();
-        if candidates.is_empty() {
-            return None;
-        }
+        let candidates = || all.iter().filter(|r| r.handles(wire));
         match key {
-            Some(k) => candidates
-                .into_iter()
+            Some(k) => candidates()
                 .max_by_key(|r| Self::remote_score(k, r))
                 .cloned(),
             None => {
-                let i = self.remote_rr.fetch_add(1, Ordering::Relaxed) % candidates.len();
-                Some(candidates[i].clone())
+                // No list is collected: a call per message must not allocate.
+                let n = candidates().count();
+                if n == 0 {
+                    return None;
+                }
+                let i = self.remote_rr.fetch_add(1, Ordering::Relaxed) % n;
+                candidates().nth(i).cloned()
             }
         }
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::handshake::ProtocolRange;
 use crate::message::{codec, CodecError};
 
+mod calls;
 mod size;
 
 /// A 32-byte random challenge.
@@ -269,9 +270,12 @@ pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Resul
     // Encode in place after a placeholder prefix: no temporary buffer.
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
-    if let Err(e) = codec::encode_append(frame, out) {
-        out.truncate(start);
-        return Err(e.into());
+    // Calls by hand (the same bytes, far fewer instructions), the rest by serde.
+    if !calls::encode_call(frame, out) {
+        if let Err(e) = codec::encode_append(frame, out) {
+            out.truncate(start);
+            return Err(e.into());
+        }
     }
     let len = out.len() - start - 4;
     if len > max || u32::try_from(len).is_err() {
@@ -282,12 +286,67 @@ pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
+use calls::{ASK_TAG, TELL_TAG};
+
+/// A frame as a connection's reader takes it: calls borrow their payload
+/// from the decoder's buffer, other frames are decoded whole.
+#[derive(Debug)]
+pub(crate) enum Incoming<'a> {
+    /// A [`Frame::Tell`].
+    Tell {
+        route: Route,
+        meta: WireMeta,
+        payload: &'a [u8],
+    },
+    /// A [`Frame::Ask`].
+    Ask {
+        id: u64,
+        route: Route,
+        meta: WireMeta,
+        payload: &'a [u8],
+    },
+    /// Any other frame.
+    Frame(Frame),
+}
+
+/// The fields of a [`Frame::Tell`], as they follow its tag.
+#[derive(Deserialize)]
+struct TellRef<'a> {
+    route: Route,
+    meta: WireMeta,
+    #[serde(borrow)]
+    payload: &'a [u8],
+}
+
+/// The fields of a [`Frame::Ask`], as they follow its tag.
+#[derive(Deserialize)]
+struct AskRef<'a> {
+    id: u64,
+    route: Route,
+    meta: WireMeta,
+    #[serde(borrow)]
+    payload: &'a [u8],
+}
+
+/// Decodes `T` borrowing from `body`, which it must use up, as
+/// [`codec::decode`] does (same configuration).
+fn borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
+    let (value, used) = bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if used != body.len() {
+        return Err(CodecError::Trailing(body.len() - used).into());
+    }
+    Ok(value)
+}
+
 /// Turns a byte stream into frames (sans-IO: push bytes, pull frames).
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
     max: usize,
     buf: Vec<u8>,
     start: usize,
+    /// Bytes of the frames decoded so far.
+    consumed: u64,
 }
 
 impl FrameDecoder {
@@ -296,7 +355,13 @@ impl FrameDecoder {
             max,
             buf: Vec::new(),
             start: 0,
+            consumed: 0,
         }
+    }
+
+    /// Bytes of the frames decoded so far (prefixes included).
+    pub(crate) fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// Adds bytes read from the connection.
@@ -309,6 +374,64 @@ impl FrameDecoder {
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, with a call's payload borrowed from the
+    /// buffer (no allocation per call); `None` if more bytes are needed.
+    /// After an error the connection must be closed.
+    pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming<'_>>, FrameError> {
+        let avail = &self.buf[self.start..];
+        let Some(prefix) = avail.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        if avail.len() < 4 + len {
+            return Ok(None);
+        }
+        let at = self.start + 4;
+        self.start += 4 + len;
+        self.consumed += 4 + len as u64;
+        let body = &self.buf[at..at + len];
+        if let Some(c) = calls::decode_call(body) {
+            return Ok(Some(match c.id {
+                None => Incoming::Tell {
+                    route: c.route,
+                    meta: c.meta,
+                    payload: c.payload,
+                },
+                Some(id) => Incoming::Ask {
+                    id,
+                    route: c.route,
+                    meta: c.meta,
+                    payload: c.payload,
+                },
+            }));
+        }
+        // A variant tag below 251 is its own one-byte varint.
+        let incoming = match body.first() {
+            Some(&TELL_TAG) => {
+                let t: TellRef<'_> = borrowed(&body[1..])?;
+                Incoming::Tell {
+                    route: t.route,
+                    meta: t.meta,
+                    payload: t.payload,
+                }
+            }
+            Some(&ASK_TAG) => {
+                let a: AskRef<'_> = borrowed(&body[1..])?;
+                Incoming::Ask {
+                    id: a.id,
+                    route: a.route,
+                    meta: a.meta,
+                    payload: a.payload,
+                }
+            }
+            _ => Incoming::Frame(codec::decode(body)?),
+        };
+        Ok(Some(incoming))
     }
 
     /// The next complete frame, `None` if more bytes are needed. After an
@@ -327,6 +450,7 @@ impl FrameDecoder {
         };
         let frame = codec::decode(body)?;
         self.start += 4 + len;
+        self.consumed += 4 + len as u64;
         Ok(Some(frame))
     }
 }

@@ -59,6 +59,9 @@ pub(crate) enum RouteError {
 #[derive(Debug)]
 pub(crate) struct OutboundRoutes {
     ids: HashMap<Arc<str>, HashMap<&'static str, u32>>,
+    /// The pair of the last frame and its id: a run of calls to one pair
+    /// (the common case) compares two names instead of hashing them.
+    last: Option<(Arc<str>, &'static str, u32)>,
     next: u32,
     limit: usize,
 }
@@ -74,6 +77,7 @@ impl OutboundRoutes {
     pub(crate) fn with_limit(limit: usize) -> Self {
         Self {
             ids: HashMap::new(),
+            last: None,
             next: 0,
             limit,
         }
@@ -90,7 +94,16 @@ impl OutboundRoutes {
         else {
             return;
         };
+        if let Some((s, m, id)) = &self.last {
+            if (Arc::ptr_eq(s, service) || **s == **service)
+                && (std::ptr::eq(*m, *message) || *m == *message)
+            {
+                *route = Route::Id(*id);
+                return;
+            }
+        }
         if let Some(&id) = self.ids.get(&**service).and_then(|m| m.get(*message)) {
+            self.last = Some((service.clone(), message, id));
             *route = Route::Id(id);
             return;
         }
@@ -125,6 +138,13 @@ impl OutboundRoutes {
         {
             if let Some(m) = self.ids.get_mut(service.as_str()) {
                 m.remove(message.as_str());
+            }
+            if self
+                .last
+                .as_ref()
+                .is_some_and(|(s, m, _)| **s == **service && *m == message.as_str())
+            {
+                self.last = None;
             }
         }
     }
@@ -383,6 +403,44 @@ mod tests {
             Route::Named { id: 1, .. }
         ));
         assert_eq!(wire(&mut out, "kv", "kv.Get"), Route::Id(1));
+    }
+
+    #[test]
+    fn runs_and_alternations_of_pairs_keep_their_own_ids() {
+        let mut out = OutboundRoutes::default();
+        assert!(matches!(
+            wire(&mut out, "a", "m"),
+            Route::Named { id: 0, .. }
+        ));
+        assert!(matches!(
+            wire(&mut out, "b", "m"),
+            Route::Named { id: 1, .. }
+        ));
+        // Same names from other allocations (another `ServiceRef`) and
+        // interleaved pairs: the one-pair shortcut never mixes them up.
+        for _ in 0..3 {
+            assert_eq!(wire(&mut out, "a", "m"), Route::Id(0));
+            assert_eq!(wire(&mut out, "a", "m"), Route::Id(0));
+            assert_eq!(wire(&mut out, "b", "m"), Route::Id(1));
+        }
+        assert!(matches!(
+            wire(&mut out, "a", "n"),
+            Route::Named { id: 2, .. }
+        ));
+        assert_eq!(wire(&mut out, "a", "n"), Route::Id(2));
+        assert_eq!(wire(&mut out, "a", "m"), Route::Id(0));
+        // A forgotten pair is named again even right after its last use.
+        let named = Route::Named {
+            id: 0,
+            service: "a".into(),
+            message: "m".into(),
+        };
+        out.forget(&named);
+        assert!(matches!(
+            wire(&mut out, "a", "m"),
+            Route::Named { id: 3, .. }
+        ));
+        assert_eq!(wire(&mut out, "a", "m"), Route::Id(3));
     }
 
     #[test]

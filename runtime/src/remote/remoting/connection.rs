@@ -3,12 +3,11 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
-use super::io::read_frame_counted;
 use super::writer::{Lanes, WriterMode};
 use super::{ConnGuard, ConnectionError, MembershipInput, Remoting};
 use crate::remote::frame::{Frame, FrameDecoder, NodeInfo};
@@ -20,6 +19,52 @@ use crate::remote::transport::BoxStream;
 /// Frames a connection's reader dispatches before it lets the other tasks of
 /// its thread run.
 const READER_TURN_FRAMES: u32 = 256;
+
+/// Bytes a connection's reader asks the socket for at once.
+const READ_BUF_BYTES: usize = 64 * 1024;
+
+/// How often (in frames, or bytes decoded) a reader or writer reads the clock
+/// to see whether its turn is over: small frames are cheap, so the clock is
+/// read once per this many of them; a large one makes the next check come at
+/// once.
+pub(super) const CLOCK_EVERY_FRAMES: u32 = 32;
+/// See [`CLOCK_EVERY_FRAMES`].
+pub(super) const CLOCK_EVERY_BYTES: u64 = 16 * 1024;
+
+/// One turn of a connection's reader on its thread: it ends after
+/// [`READER_TURN_FRAMES`] frames or [`TURN_TIME`], whichever comes first.
+struct Turn {
+    frames: u32,
+    started: Instant,
+    /// The decoder's byte count at the last look at the clock.
+    checked_at: u64,
+}
+
+impl Turn {
+    fn new(consumed: u64) -> Self {
+        Self {
+            frames: 0,
+            started: Instant::now(),
+            checked_at: consumed,
+        }
+    }
+
+    /// Counts the frame about to be decoded; `true` when the turn is over.
+    /// `consumed` is the decoder's count of bytes decoded so far.
+    fn is_over(&mut self, consumed: u64) -> bool {
+        self.frames += 1;
+        if self.frames >= READER_TURN_FRAMES {
+            return true;
+        }
+        if self.frames.is_multiple_of(CLOCK_EVERY_FRAMES)
+            || consumed - self.checked_at >= CLOCK_EVERY_BYTES
+        {
+            self.checked_at = consumed;
+            return self.started.elapsed() >= TURN_TIME;
+        }
+        false
+    }
+}
 
 /// The longest a connection's reader (decoding and handing on frames) or
 /// writer (encoding a batch) runs before the other tasks of its thread get a
@@ -117,17 +162,20 @@ impl Remoting {
         let mut writer = actix_rt::spawn(self.clone().run_writer(peer.clone(), wr, lanes, mode_rx));
 
         // Reader: dispatch frames until the connection ends or goes silent.
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_BUF_BYTES];
         let mut closed = self.closed.subscribe();
-        let mut since_yield = 0u32;
-        let mut turn = std::time::Instant::now();
         // The (service, message) pairs the peer named on this connection.
         let mut routes = InboundRoutes::<Arc<Inbound>>::default();
         let reading = async {
-            'read: loop {
+            let mut turn = Turn::new(dec.consumed());
+            // Frames decoded and not yet counted in the node's and the
+            // connection's counters (counted before the reader waits).
+            let mut uncounted = 0u64;
+            let reason = 'read: loop {
                 // Enough asks from this peer are being served: read no more
                 // until one is answered (the peer's sends wait in TCP).
                 while peer.serving_full() {
+                    self.count_frames_in(&peer, &mut uncounted);
                     tokio::select! {
                         _ = peer.serve_slot_freed() => {}
                         _ = closed.changed() => break 'read ConnectionError::NodeLeft,
@@ -138,47 +186,58 @@ impl Remoting {
                 // lets its instance run too (actix drains a mailbox to the end).
                 // Taking turns keeps a flood of calls from starving the
                 // writers, timers and membership that share this thread.
-                since_yield += 1;
-                if since_yield >= READER_TURN_FRAMES || turn.elapsed() >= TURN_TIME {
-                    since_yield = 0;
+                if turn.is_over(dec.consumed()) {
+                    self.count_frames_in(&peer, &mut uncounted);
                     tokio::task::yield_now().await;
-                    turn = std::time::Instant::now();
+                    turn = Turn::new(dec.consumed());
                 }
-                let frame = tokio::select! {
-                    f = tokio::time::timeout(
-                        self.cfg.dead_after,
-                        read_frame_counted(&mut rd, &mut dec, &mut buf, Some((&self.stats, &peer.conn))),
-                    ) => f,
-                    _ = closed.changed() => break ConnectionError::NodeLeft,
-                };
-                match frame {
-                    Ok(Ok(f)) => {
-                        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                        peer.conn.frames_in.fetch_add(1, Ordering::Relaxed);
-                        match self.on_frame(&peer, f, &mut routes) {
-                            Ok(None) => {}
-                            // A tell waits for room in its instance's
-                            // mailbox: so does this connection (the
-                            // peer's sends wait in TCP).
-                            Ok(Some(wait)) => {
-                                let queued = tokio::select! {
-                                    r = wait => r,
-                                    _ = closed.changed() => break 'read ConnectionError::NodeLeft,
-                                };
-                                if let Err(e) = queued {
-                                    tracing::debug!(error = ?e, "remote tell not delivered");
-                                }
+                let f = match dec.next_incoming() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => {
+                        // The buffer is drained: wait for the socket (the
+                        // only place the reader waits for the peer).
+                        self.count_frames_in(&peer, &mut uncounted);
+                        let read = tokio::select! {
+                            r = tokio::time::timeout(self.cfg.dead_after, rd.read(&mut buf)) => r,
+                            _ = closed.changed() => break ConnectionError::NodeLeft,
+                        };
+                        match read {
+                            Ok(Ok(0)) => break ConnectionError::Closed,
+                            Ok(Ok(n)) => {
+                                self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                                peer.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                                dec.push(&buf[..n]);
+                                continue;
                             }
-                            Err(reason) => break reason,
+                            Ok(Err(e)) => {
+                                self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                                break ConnectionError::from(e);
+                            }
+                            Err(_) => break ConnectionError::Silent(self.cfg.dead_after),
                         }
                     }
-                    Ok(Err(reason)) => {
-                        if !reason.is_closed() {
-                            self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
-                        }
-                        break reason;
+                    Err(e) => {
+                        self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                        break ConnectionError::from(e);
                     }
-                    Err(_) => break ConnectionError::Silent(self.cfg.dead_after),
+                };
+                uncounted += 1;
+                match self.on_incoming(&peer, f, &mut routes) {
+                    Ok(None) => {}
+                    // A tell waits for room in its instance's
+                    // mailbox: so does this connection (the
+                    // peer's sends wait in TCP).
+                    Ok(Some(wait)) => {
+                        self.count_frames_in(&peer, &mut uncounted);
+                        let queued = tokio::select! {
+                            r = wait => r,
+                            _ = closed.changed() => break 'read ConnectionError::NodeLeft,
+                        };
+                        if let Err(e) = queued {
+                            tracing::debug!(error = ?e, "remote tell not delivered");
+                        }
+                    }
+                    Err(reason) => break reason,
                 }
                 if peer.is_down() {
                     break ConnectionError::Replaced;
@@ -190,7 +249,9 @@ impl Remoting {
                 {
                     break ConnectionError::RetiredIdle;
                 }
-            }
+            };
+            self.count_frames_in(&peer, &mut uncounted);
+            reason
         };
         // A peer that stopped reading ends the connection whatever the
         // reader is doing (it may be reading a flood of calls).
@@ -252,6 +313,16 @@ impl Remoting {
             if let Some(node) = self.node.upgrade() {
                 node.registry().drop_node(&info.name);
             }
+        }
+    }
+
+    /// Adds `n` frames read from `peer` to the node's and the connection's
+    /// counters, and zeroes `n`.
+    fn count_frames_in(&self, peer: &Peer, n: &mut u64) {
+        if *n > 0 {
+            self.stats.frames_in.fetch_add(*n, Ordering::Relaxed);
+            peer.conn.frames_in.fetch_add(*n, Ordering::Relaxed);
+            *n = 0;
         }
     }
 

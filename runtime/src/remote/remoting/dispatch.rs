@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ConnectionError, MembershipInput, Remoting};
-use crate::remote::frame::{Frame, NodeInfo, WireError};
+use crate::remote::frame::{Frame, Incoming, NodeInfo, Route, WireError, WireMeta};
 use crate::remote::inbound::{resolved, Inbound, LocalNode, ServeDeadline};
 use crate::remote::peer::Peer;
 use crate::remote::routes::InboundRoutes;
 use crate::remote::table::RegistryTables;
 use crate::remote::wire::WireMetaExt;
 use crate::CallError;
+
+/// A served tell that waits for room in its instance's mailbox (the reader
+/// waits with it).
+pub(super) type TellWait = crate::remote::wire::BoxFuture<Result<(), CallError>>;
 
 impl Remoting {
     /// This node's service table.
@@ -47,8 +51,7 @@ impl Remoting {
         peer: &Arc<Peer>,
         f: Frame,
         routes: &mut InboundRoutes<Arc<Inbound>>,
-    ) -> Result<Option<crate::remote::wire::BoxFuture<Result<(), CallError>>>, ConnectionError>
-    {
+    ) -> Result<Option<TellWait>, ConnectionError> {
         let Some(node) = self.node.upgrade() else {
             return Err(ConnectionError::NodeGone);
         };
@@ -80,65 +83,13 @@ impl Remoting {
                 route,
                 meta,
                 payload,
-            } => {
-                let mut slot = self.route_of(routes, route)?;
-                let route = slot.get();
-                let deadline = meta
-                    .timeout_ms
-                    .map(|ms| ServeDeadline::new(&*node, Some(ms)));
-                let mut meta = meta.into_metadata();
-                if let Some(d) = deadline {
-                    meta.set_deadline_ms(d.deadline_ms);
-                }
-                let served =
-                    resolved(&node, route).and_then(|inbound| inbound.serve_tell(&payload, meta));
-                match served {
-                    Ok(wait) => return Ok(wait),
-                    Err(e) => {
-                        tracing::debug!(service = %route.service, message = %route.message, error = ?e, "remote tell not delivered");
-                    }
-                }
-            }
+            } => return self.on_tell(&node, routes, route, meta, &payload),
             Frame::Ask {
                 id,
                 route,
                 meta,
                 payload,
-            } => {
-                let mut slot = self.route_of(routes, route)?;
-                let route = slot.get();
-                // The one deadline of the call: the caller's time left, plus slack.
-                let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
-                if let Some((trace_id, _)) = meta.trace {
-                    tracing::debug!(
-                        trace_id = %format_args!("{trace_id:032x}"),
-                        from = %peer.info.name,
-                        service = %route.service,
-                        message = %route.message,
-                        "remote ask"
-                    );
-                }
-                let served = resolved(&node, route).and_then(|inbound| {
-                    inbound.serve_ask(&payload, meta.into_metadata(), deadline)
-                });
-                match served {
-                    Ok(fut) => {
-                        let peer = peer.clone();
-                        peer.serving(true);
-                        actix_rt::spawn(async move {
-                            let frame = match fut.await {
-                                Ok(payload) => Frame::Reply { id, payload },
-                                Err(error) => Frame::Error { id, error },
-                            };
-                            let _ = peer.send(frame);
-                            peer.serving(false);
-                        });
-                    }
-                    Err(error) => {
-                        let _ = peer.send(Frame::Error { id, error });
-                    }
-                }
-            }
+            } => self.on_ask(&node, peer, routes, id, route, meta, &payload)?,
             Frame::AskJson {
                 id,
                 service,
@@ -182,12 +133,117 @@ impl Remoting {
         Ok(None)
     }
 
+    /// Handles one frame as the reader decoded it: calls with their payload
+    /// borrowed from the read buffer, other frames by [`on_frame`](Self::on_frame).
+    pub(super) fn on_incoming(
+        self: &Arc<Self>,
+        peer: &Arc<Peer>,
+        f: Incoming<'_>,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+    ) -> Result<Option<TellWait>, ConnectionError> {
+        match f {
+            Incoming::Frame(f) => self.on_frame(peer, f, routes),
+            Incoming::Tell {
+                route,
+                meta,
+                payload,
+            } => {
+                let node = self.node.upgrade().ok_or(ConnectionError::NodeGone)?;
+                self.on_tell(&node, routes, route, meta, payload)
+            }
+            Incoming::Ask {
+                id,
+                route,
+                meta,
+                payload,
+            } => {
+                let node = self.node.upgrade().ok_or(ConnectionError::NodeGone)?;
+                self.on_ask(&node, peer, routes, id, route, meta, payload)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Serves a tell: queued on a local instance, or the wait for room.
+    fn on_tell(
+        &self,
+        node: &Arc<dyn LocalNode>,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+        route: Route,
+        meta: WireMeta,
+        payload: &[u8],
+    ) -> Result<Option<TellWait>, ConnectionError> {
+        let mut slot = self.route_of(routes, route)?;
+        let route = slot.get();
+        let deadline = meta
+            .timeout_ms
+            .map(|ms| ServeDeadline::new(&**node, Some(ms)));
+        let mut meta = meta.into_metadata();
+        if let Some(d) = deadline {
+            meta.set_deadline_ms(d.deadline_ms);
+        }
+        match resolved(node, route).and_then(|inbound| inbound.serve_tell(payload, meta)) {
+            Ok(wait) => Ok(wait),
+            Err(e) => {
+                tracing::debug!(service = %route.service, message = %route.message, error = ?e, "remote tell not delivered");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Serves an ask: its reply (or error) goes back on the control lane.
+    #[allow(clippy::too_many_arguments)]
+    fn on_ask(
+        &self,
+        node: &Arc<dyn LocalNode>,
+        peer: &Arc<Peer>,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+        id: u64,
+        route: Route,
+        meta: WireMeta,
+        payload: &[u8],
+    ) -> Result<(), ConnectionError> {
+        let mut slot = self.route_of(routes, route)?;
+        let route = slot.get();
+        // The one deadline of the call: the caller's time left, plus slack.
+        let deadline = ServeDeadline::new(&**node, meta.timeout_ms);
+        if let Some((trace_id, _)) = meta.trace {
+            tracing::debug!(
+                trace_id = %format_args!("{trace_id:032x}"),
+                from = %peer.info.name,
+                service = %route.service,
+                message = %route.message,
+                "remote ask"
+            );
+        }
+        let served = resolved(node, route)
+            .and_then(|inbound| inbound.serve_ask(payload, meta.into_metadata(), deadline));
+        match served {
+            Ok(fut) => {
+                let peer = peer.clone();
+                peer.serving(true);
+                actix_rt::spawn(async move {
+                    let frame = match fut.await {
+                        Ok(payload) => Frame::Reply { id, payload },
+                        Err(error) => Frame::Error { id, error },
+                    };
+                    let _ = peer.send(frame);
+                    peer.serving(false);
+                });
+            }
+            Err(error) => {
+                let _ = peer.send(Frame::Error { id, error });
+            }
+        }
+        Ok(())
+    }
+
     /// The route a call frame names; a broken id rule is counted and ends
     /// the connection.
     fn route_of<'a>(
         &self,
         routes: &'a mut InboundRoutes<Arc<Inbound>>,
-        route: crate::remote::frame::Route,
+        route: Route,
     ) -> Result<crate::remote::routes::RouteSlot<'a, Arc<Inbound>>, ConnectionError> {
         routes.lookup(route).map_err(|e| {
             self.stats.route_errors.fetch_add(1, Ordering::Relaxed);

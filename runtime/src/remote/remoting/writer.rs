@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
-use super::connection::TURN_TIME;
+use super::connection::{CLOCK_EVERY_BYTES, CLOCK_EVERY_FRAMES, TURN_TIME};
 use super::Remoting;
 use crate::remote::frame::{encode_into, Frame};
 use crate::remote::peer::{is_call, queued_bytes, Peer, StallReason};
@@ -193,7 +193,18 @@ impl Remoting {
             };
             let batch = std::time::Instant::now();
             push(&mut first, &mut out);
-            while out.len() < BATCH_BYTES && batch.elapsed() < TURN_TIME {
+            // The clock is read every few frames or bytes, not per frame.
+            let (mut n, mut checked_at) = (0u32, 0usize);
+            while out.len() < BATCH_BYTES {
+                n += 1;
+                if n % CLOCK_EVERY_FRAMES == 0
+                    || out.len() - checked_at >= CLOCK_EVERY_BYTES as usize
+                {
+                    checked_at = out.len();
+                    if batch.elapsed() >= TURN_TIME {
+                        break;
+                    }
+                }
                 match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
                     Ok(mut f) => {
                         held.take(&f);

@@ -23,10 +23,10 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    entry: Arc<ServiceEntry>,
-    instance: Arc<Instance>,
-    tell: TellFn<M>,
-    env: Envelope<M>,
+    pub(super) entry: Arc<ServiceEntry>,
+    pub(super) instance: Arc<Instance>,
+    pub(super) tell: TellFn<M>,
+    pub(super) env: Envelope<M>,
 }
 
 impl ServiceRef {

@@ -99,12 +99,18 @@ impl ServiceRef {
     /// The current connection to the instance's node: a replaced duplicate
     /// connection must not fail calls the new one can carry.
     pub(super) fn live_peer(&self, r: &RemoteInstance) -> Result<Arc<Peer>, CallError> {
+        // A connection neither down nor retired is the node's current one
+        // (a new connection retires or downs the one it replaces).
+        let own = Peer::of(&r.peer);
+        if let Some(p) = own.as_ref().filter(|p| !p.is_down() && !p.is_retired()) {
+            return Ok(p.clone());
+        }
         self.node
             .remote
             .as_ref()
             .and_then(|rem| rem.peer(r.peer.node_name()))
             .filter(|p| !p.is_down())
-            .or_else(|| Peer::of(&r.peer))
+            .or(own)
             .ok_or_else(|| CallError::NodeDown {
                 node: r.peer.node_name().to_string(),
             })

@@ -258,6 +258,7 @@ impl<S: Service> ServiceSpec<S> {
                 service: self.name.clone(),
             });
         }
+        self.intensity.validate(&self.name)?;
         if self.instances == 0 {
             return Err(SpawnError::ZeroInstances {
                 service: self.name.clone(),

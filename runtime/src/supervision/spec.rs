@@ -120,6 +120,7 @@ impl SupervisorSpec {
     }
 
     pub(crate) fn validate(&self, names: &mut Vec<String>) -> Result<(), SpawnError> {
+        self.intensity.validate(&self.name)?;
         for c in &self.children {
             match c {
                 PendingChild::Service(s) => {

@@ -56,3 +56,32 @@ async fn a_zero_or_sub_millisecond_restart_period_is_refused_at_spawn() {
     node.spawn(full_spec("p", Counter::new)).await.unwrap();
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_start_frees_its_name() {
+    let node = one_arbiter("freename");
+    let err = node
+        .spawn(full_spec("svc", || panic!("factory says no")).intensity(1, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::StartFailed { .. }), "{err}");
+    let svc = node
+        .spawn(full_spec("svc", Counter::new))
+        .await
+        .expect("a corrected spawn under the same name");
+    assert_eq!(svc.ask(Incr).await.unwrap(), 1);
+    assert_eq!(node.service_state("svc"), Some(ServiceState::Running));
+
+    // The same for a tree whose start fails.
+    let bad_tree = SupervisorSpec::new("t", Strategy::OneForOne)
+        .intensity(1, Duration::from_secs(10))
+        .service(full_spec("t1", Counter::new))
+        .service(full_spec("t2", || panic!("no")).intensity(0, Duration::from_secs(10)));
+    node.spawn_supervisor(bad_tree).await.unwrap_err();
+    let good_tree = SupervisorSpec::new("t", Strategy::OneForOne)
+        .service(full_spec("t1", Counter::new))
+        .service(full_spec("t2", Counter::new));
+    node.spawn_supervisor(good_tree).await.unwrap();
+    assert_eq!(node.service("t2").ask(Incr).await.unwrap(), 1);
+    node.shutdown(GRACE).await.unwrap();
+}

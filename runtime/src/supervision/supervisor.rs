@@ -305,7 +305,14 @@ impl Supervisor {
             == self.children.len();
         if all_up {
             if let Kind::Service(b) = &self.kind {
-                b.entry().set_state(ServiceState::Running);
+                // Every instance ended for good (temporary, or transient
+                // after a normal stop): the service is stopped, not running.
+                let ended = self.counts[State::Done.idx()] == self.children.len();
+                b.entry().set_state(if ended {
+                    ServiceState::Stopped
+                } else {
+                    ServiceState::Running
+                });
             }
             if let Some(r) = self.ready.take() {
                 r.notify();

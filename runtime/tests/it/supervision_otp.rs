@@ -58,6 +58,31 @@ async fn a_zero_or_sub_millisecond_restart_period_is_refused_at_spawn() {
 }
 
 #[tokio::test]
+async fn an_ended_temporary_service_is_reported_stopped() {
+    let node = one_arbiter("tempstate");
+    let mut w = node.watch();
+    let temp = node
+        .spawn(full_spec("temp", Counter::new).restart(Restart::Temporary))
+        .await
+        .unwrap();
+    let trans = node
+        .spawn(full_spec("trans", Counter::new).restart(Restart::Transient))
+        .await
+        .unwrap();
+    assert_eq!(node.service_state("temp"), Some(ServiceState::Running));
+    let _ = temp.ask(Boom).await;
+    removed(&mut w, "temp").await;
+    trans.ask(StopMe).await.unwrap();
+    removed(&mut w, "trans").await;
+    eventually("temp and trans reported stopped", WAIT, || async {
+        node.service_state("temp") == Some(ServiceState::Stopped)
+            && node.service_state("trans") == Some(ServiceState::Stopped)
+    })
+    .await;
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_failed_start_frees_its_name() {
     let node = one_arbiter("freename");
     let err = node

@@ -766,6 +766,7 @@ impl Handler<KillTree> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: KillTree, ctx: &mut Context<Self>) {
+        let first = !self.given_up;
         self.given_up = true;
         let n = self.children.len();
         self.kill_range(0..n, msg.fail);
@@ -775,6 +776,13 @@ impl Handler<KillTree> for Supervisor {
             } else {
                 ServiceState::Stopped
             });
+            if msg.fail && first {
+                // The tree above gave up: this service fails with it, and
+                // watchers hear so (as when its own supervisor gives up).
+                self.node.registry.publish(RegistryEvent::Failed {
+                    service: b.entry().name().to_string(),
+                });
+            }
         }
         self.after_kills(AfterKill::Stop, ctx);
     }

@@ -110,3 +110,24 @@ async fn a_failed_start_frees_its_name() {
     assert_eq!(node.service("t2").ask(Incr).await.unwrap(), 1);
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_tree_that_gives_up_reports_each_service_failed() {
+    let node = one_arbiter("treefail");
+    let mut w = node.watch();
+    let spec = SupervisorSpec::new("outer", Strategy::OneForOne)
+        .intensity(0, Duration::from_secs(30))
+        .service(full_spec("x", Counter::new).intensity(0, Duration::from_secs(30)))
+        .service(full_spec("y", Counter::new));
+    node.spawn_supervisor(spec).await.unwrap();
+    let _ = node.service("x").ask(Boom).await;
+    // x's own supervisor gives up (x: Failed); the tree then exceeds its
+    // intensity and gives up too: y is marked failed, and watchers hear it.
+    wait_event(
+        &mut w,
+        |e| matches!(e, RegistryEvent::Failed { service } if service == "y"),
+    )
+    .await;
+    assert_eq!(node.service_state("y"), Some(ServiceState::Failed));
+    node.shutdown(GRACE).await.unwrap();
+}

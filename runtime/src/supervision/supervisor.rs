@@ -190,6 +190,13 @@ impl Supervisor {
         (addr, abort)
     }
 
+    /// The node has begun to shut down: from then on nothing is restarted
+    /// (OTP: a supervisor that is terminating restarts no child), even by
+    /// a supervisor whose own stop has not come yet.
+    fn node_closing(&self) -> bool {
+        self.node.closing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn sequential(&self) -> bool {
         matches!(self.kind, Kind::User(_))
     }
@@ -465,7 +472,7 @@ impl Supervisor {
     }
 
     fn restart_now(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
-        if self.stopping.is_some() || self.given_up {
+        if self.stopping.is_some() || self.given_up || self.node_closing() {
             return;
         }
         if only {
@@ -634,7 +641,7 @@ impl Handler<ChildExited> for Supervisor {
         }
         let decision = on_exit(ExitFacts {
             root: matches!(self.kind, Kind::Root),
-            stopping: self.stopping.is_some(),
+            stopping: self.stopping.is_some() || self.node_closing(),
             child_was_stopping: was_stopping,
             restart: self.children[i].restart,
             failure: reason.is_failure(),
@@ -695,6 +702,7 @@ impl Handler<ChildFailed> for Supervisor {
             || self.strategy == Strategy::OneForOne
             || self.stopping.is_some()
             || self.given_up
+            || self.node_closing()
         {
             return;
         }

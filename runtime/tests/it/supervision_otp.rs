@@ -131,3 +131,97 @@ async fn a_tree_that_gives_up_reports_each_service_failed() {
     assert_eq!(node.service_state("y"), Some(ServiceState::Failed));
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// Waits for `release` inside an atomic future (nothing else runs on the
+/// instance meanwhile), then stops the instance (`stop`) or just returns.
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+struct HoldUntil {
+    release: Arc<tokio::sync::Notify>,
+    stop: bool,
+}
+
+#[derive(Debug, Default)]
+struct Holder;
+impl Service for Holder {}
+impl Handler<HoldUntil> for Holder {
+    fn handle(&mut self, m: HoldUntil, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        use actix::fut::ActorFutureExt;
+        use actix::ActorContext;
+        let stop = m.stop;
+        Reply::atomic(
+            actix::fut::wrap_future(async move { m.release.notified().await }).map(
+                move |_, _act: &mut ServiceActor<Holder>, ctx: &mut actix::Context<_>| {
+                    if stop {
+                        ctx.stop();
+                    }
+                },
+            ),
+        )
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_restarted_once_shutdown_has_begun() {
+    let node = Node::builder()
+        .name("noreshut")
+        .arbiters(2)
+        .start()
+        .unwrap();
+    let mut w = node.watch();
+    let made = Arc::new(AtomicUsize::new(0));
+    let m2 = made.clone();
+    let quitter = node
+        .spawn(
+            ServiceSpec::new("quitter", move || {
+                m2.fetch_add(1, Ordering::SeqCst);
+                Holder
+            })
+            .handles_local::<HoldUntil>(),
+        )
+        .await
+        .unwrap();
+    // Spawned last, so stopped first: it holds the shutdown until released.
+    let holder = node
+        .spawn(ServiceSpec::new("holder", || Holder).handles_local::<HoldUntil>())
+        .await
+        .unwrap();
+    let (release_q, release_h) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    quitter
+        .tell(HoldUntil {
+            release: release_q.clone(),
+            stop: true,
+        })
+        .unwrap();
+    holder
+        .tell(HoldUntil {
+            release: release_h.clone(),
+            stop: false,
+        })
+        .unwrap();
+    // The shutdown future is not `Send`: drive it beside the test's steps.
+    let steps = async {
+        eventually("shutdown has begun", WAIT, || async {
+            matches!(
+                node.spawn(ServiceSpec::new("probe", || Holder)).await,
+                Err(SpawnError::ShuttingDown)
+            )
+        })
+        .await;
+        // The quitter ends on its own (a normal stop) while the node shuts down.
+        release_q.notify_one();
+        removed(&mut w, "quitter").await;
+        release_h.notify_one();
+    };
+    let (shut, ()) = tokio::join!(node.shutdown(GRACE), steps);
+    shut.unwrap();
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        1,
+        "the factory is not called again once shutdown has begun"
+    );
+    assert_eq!(node.stats("quitter").unwrap().restarts, 0);
+}

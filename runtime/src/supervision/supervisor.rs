@@ -41,7 +41,6 @@ pub(crate) struct Supervisor {
     window: RestartWindow,
     backoff: Option<Backoff>,
     consecutive: u32,
-    last_restart: Option<Instant>,
     children: Vec<Child>,
     node: Arc<NodeShared>,
     /// Tell the parent once every child is up (the first time only).
@@ -124,6 +123,7 @@ impl Supervisor {
                 generation: 0,
                 state: State::Down,
                 run: None,
+                up_since: None,
                 waiting: None,
             })
             .collect();
@@ -134,7 +134,6 @@ impl Supervisor {
             window: RestartWindow::new(intensity),
             backoff,
             consecutive: 0,
-            last_restart: None,
             children,
             node,
             ready,
@@ -454,14 +453,7 @@ impl Supervisor {
     }
 
     fn schedule_restart(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        if let (Some(b), Some(last)) = (self.backoff, self.last_restart) {
-            if now.saturating_duration_since(last) > b.max {
-                self.consecutive = 0;
-            }
-        }
         self.consecutive = self.consecutive.saturating_add(1);
-        self.last_restart = Some(now);
         let delay = self.backoff.map(|b| b.delay(self.consecutive));
         match delay {
             Some(d) if !d.is_zero() => {
@@ -568,6 +560,7 @@ impl Handler<ChildReady> for Supervisor {
             return;
         }
         transit(&mut self.counts, c, State::Running);
+        c.up_since = Some(Instant::now());
         if let Some(w) = c.waiting.take() {
             let _ = w.send(Ok(()));
         }
@@ -614,6 +607,7 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         let was_stopping = c.state == State::Stopping;
+        let ran = c.up_since.take().map(|t| t.elapsed());
         transit(&mut self.counts, c, State::Down);
         let label = c.spec.label();
         if let (Some(Run::Instance(l)), ChildSpec::Instance { blueprint, slot }) =
@@ -687,6 +681,14 @@ impl Handler<ChildExited> for Supervisor {
                 });
             }
         }
+        if let (Some(b), Some(ran)) = (self.backoff, ran) {
+            // The child ran for the quiet period: the backoff starts over.
+            // (A child that never came up, or failed sooner, keeps the
+            // delay growing up to its cap.)
+            if ran >= b.max {
+                self.consecutive = 0;
+            }
+        }
         let _span =
             tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
         tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
@@ -749,6 +751,7 @@ impl Handler<AddChild> for Supervisor {
             generation: 0,
             state: State::Down,
             run: None,
+            up_since: None,
             waiting: Some(msg.reply),
         });
         self.start_child(i, ctx);

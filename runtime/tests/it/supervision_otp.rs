@@ -225,3 +225,75 @@ async fn nothing_is_restarted_once_shutdown_has_begun() {
     );
     assert_eq!(node.stats("quitter").unwrap().restarts, 0);
 }
+
+#[tokio::test]
+async fn backoff_stays_at_its_cap_until_the_child_has_run_for_the_quiet_period() {
+    use msa_runtime::Backoff;
+    use std::time::Instant;
+    let node = one_arbiter("backoffcap");
+    // The first start succeeds; every restart fails in the factory, so the
+    // child never runs and the delay must grow to its cap and stay there.
+    let calls = Arc::new(parking_lot::Mutex::new(Vec::<Instant>::new()));
+    let c2 = calls.clone();
+    let (initial, cap) = (Duration::from_millis(40), Duration::from_millis(320));
+    let svc = node
+        .spawn(
+            full_spec("b", move || {
+                let mut c = c2.lock();
+                c.push(Instant::now());
+                assert!(c.len() == 1, "restart fails");
+                Counter::new()
+            })
+            .intensity(50, Duration::from_secs(60))
+            .backoff(Backoff::exponential(initial, cap)),
+        )
+        .await
+        .unwrap();
+    let _ = svc.ask(Boom).await;
+    eventually("six factory calls", WAIT, || async {
+        calls.lock().len() >= 6
+    })
+    .await;
+    let t = calls.lock().clone();
+    // Calls 2..6 are restarts 1..5: the gaps between them are the delays
+    // of restarts 2..5: 80, 160, 320, 320 ms (a reset would give 40).
+    let gaps: Vec<Duration> = t[1..6].windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] >= 2 * initial, "{gaps:?}");
+    assert!(gaps[1] >= 4 * initial, "{gaps:?}");
+    assert!(gaps[2] >= cap, "{gaps:?}");
+    assert!(gaps[3] >= cap, "the delay stays at its cap: {gaps:?}");
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn backoff_starts_over_once_the_child_ran_for_the_quiet_period() {
+    use msa_runtime::Backoff;
+    use std::time::Instant;
+    let node = one_arbiter("backoffquiet");
+    let mut w = node.watch();
+    let cap = Duration::from_millis(300);
+    let svc = node
+        .spawn(
+            full_spec("q", Counter::new)
+                .intensity(50, Duration::from_secs(60))
+                .backoff(Backoff::exponential(Duration::from_millis(20), cap)),
+        )
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let _ = svc.ask(Boom).await;
+        restarted(&mut w, "q").await;
+        svc.ask(Get).await.unwrap();
+    }
+    // The quiet period is the point here: the child must run for it.
+    tokio::time::sleep(cap + Duration::from_millis(50)).await;
+    let t0 = Instant::now();
+    let _ = svc.ask(Boom).await;
+    restarted(&mut w, "q").await;
+    assert!(
+        t0.elapsed() < cap,
+        "after the quiet period the first delay applies again: {:?}",
+        t0.elapsed()
+    );
+    node.shutdown(GRACE).await.unwrap();
+}

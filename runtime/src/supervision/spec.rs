@@ -216,9 +216,11 @@ pub(crate) enum ChildSpec {
 impl ChildSpec {
     pub(crate) fn restart(&self) -> Restart {
         match self {
-            // A service's supervisor is permanent under its parent; its
-            // instances follow the service's own policy.
-            Self::Service(_) => Restart::Permanent,
+            // A service's supervisor follows the service's policy under its
+            // parent (as its instances do under it): a temporary service
+            // is never restarted by a group restart or after its
+            // supervisor gave up; a transient one only after a failure.
+            Self::Service(b) => b.restart(),
             Self::Supervisor(s) => s.restart,
             Self::Instance { blueprint, .. } => blueprint.restart(),
         }

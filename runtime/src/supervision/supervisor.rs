@@ -13,7 +13,7 @@ use super::spec::{ChildSpec, ResolvedSupervisor};
 use crate::error::SpawnError;
 use crate::lifecycle::{
     launch, Backoff, ChildExited, ChildReady, ExitNotice, ExitReason, Intensity, KillSwitch,
-    ReadyNotice, RestartWindow, Strategy,
+    ReadyNotice, Restart, RestartWindow, Strategy,
 };
 use crate::registry::{RegistryEvent, ServiceState};
 use crate::service::NodeShared;
@@ -353,7 +353,12 @@ impl Supervisor {
                 }
                 None => {
                     if c.state != State::Done {
-                        transit(&mut self.counts, c, State::Down);
+                        let to = if c.restart == Restart::Temporary && c.generation > 0 {
+                            State::Done
+                        } else {
+                            State::Down
+                        };
+                        transit(&mut self.counts, c, to);
                     }
                 }
             }
@@ -590,7 +595,9 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         if c.state == State::Killing {
-            let to = if self.stopping.is_some() {
+            // A temporary child killed by a group restart is done: OTP
+            // never restarts a temporary child.
+            let to = if self.stopping.is_some() || c.restart == Restart::Temporary {
                 State::Done
             } else {
                 State::Down

@@ -297,3 +297,50 @@ async fn backoff_starts_over_once_the_child_ran_for_the_quiet_period() {
     );
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// A one-for-all tree `a`, `t` (temporary), `c`, with `t`'s factory counted.
+fn tree_with_temporary(p: &str, made: &Arc<AtomicUsize>) -> SupervisorSpec {
+    let m = made.clone();
+    SupervisorSpec::new(format!("{p}tree"), Strategy::OneForAll)
+        .service(full_spec(&format!("{p}a"), Counter::new))
+        .service(
+            full_spec(&format!("{p}t"), move || {
+                m.fetch_add(1, Ordering::SeqCst);
+                Counter::new()
+            })
+            .restart(Restart::Temporary),
+        )
+        .service(full_spec(&format!("{p}c"), Counter::new))
+}
+
+#[tokio::test]
+async fn a_group_restart_never_restarts_a_temporary_service() {
+    let node = one_arbiter("grouptemp");
+    let mut w = node.watch();
+    for (p, ended_first) in [("run", false), ("end", true)] {
+        let made = Arc::new(AtomicUsize::new(0));
+        node.spawn_supervisor(tree_with_temporary(p, &made))
+            .await
+            .unwrap();
+        let t = node.service(&format!("{p}t"));
+        if ended_first {
+            t.ask(StopMe).await.unwrap();
+            removed(&mut w, &format!("{p}t")).await;
+        }
+        let _ = node.service(&format!("{p}a")).ask(Boom).await;
+        // c comes after t: once c is back, t would have been too.
+        restarted(&mut w, &format!("{p}c")).await;
+        node.service(&format!("{p}c")).ask(Get).await.unwrap();
+        assert_eq!(made.load(Ordering::SeqCst), 1, "{p}: t is not restarted");
+        assert_eq!(
+            node.service_state(&format!("{p}t")),
+            Some(ServiceState::Stopped),
+            "{p}"
+        );
+        assert!(matches!(
+            t.ask(Get).await,
+            Err(CallError::NoInstance { .. })
+        ));
+    }
+    node.shutdown(GRACE).await.unwrap();
+}

@@ -679,7 +679,11 @@ impl Handler<ChildExited> for Supervisor {
             self.give_up(&reason, ctx);
             return;
         }
-        if reason.is_failure() && matches!(self.kind, Kind::Service(_)) {
+        // The service's supervisor restarts the instance itself; for the
+        // parent the service exited (after a failure or, for a permanent
+        // instance, a normal stop: OTP applies the group strategy to any
+        // exit it restarts).
+        if matches!(self.kind, Kind::Service(_)) {
             if let (Some(e), Some(parent)) = (&self.exit, &self.parent) {
                 parent.do_send(ChildFailed {
                     child: e.child,

@@ -344,3 +344,30 @@ async fn a_group_restart_never_restarts_a_temporary_service() {
     }
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_permanent_service_stopping_normally_restarts_its_one_for_all_group() {
+    let node = one_arbiter("ofanormal");
+    let mut w = node.watch();
+    let tree = SupervisorSpec::new("g", Strategy::OneForAll)
+        .service(full_spec("ga", Counter::new))
+        .service(full_spec("gb", Counter::new))
+        .service(full_spec("gc", Counter::new));
+    node.spawn_supervisor(tree).await.unwrap();
+    node.service("ga").ask(Incr).await.unwrap();
+    node.service("gc").ask(Incr).await.unwrap();
+    // A normal stop of a permanent child: OTP applies the group strategy.
+    node.service("gb").ask(StopMe).await.unwrap();
+    restarted_all(&mut w, &["ga", "gb", "gc"]).await;
+    assert_eq!(
+        node.service("ga").ask(Get).await.unwrap(),
+        0,
+        "ga restarted"
+    );
+    assert_eq!(
+        node.service("gc").ask(Get).await.unwrap(),
+        0,
+        "gc restarted"
+    );
+    node.shutdown(GRACE).await.unwrap();
+}

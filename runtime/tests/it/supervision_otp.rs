@@ -371,3 +371,45 @@ async fn a_permanent_service_stopping_normally_restarts_its_one_for_all_group() 
     );
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// The counting rule between the two layers (docs/runtime.md): a tree
+/// counts the restarts it performs. Under one-for-one it performs none
+/// when a service's own supervisor restarts an instance, so those do not
+/// count against it; under one-for-all each one restarts the group, so
+/// each counts.
+#[tokio::test]
+async fn a_tree_counts_only_the_restarts_it_performs() {
+    let node = one_arbiter("counting");
+    let mut w = node.watch();
+    let one = SupervisorSpec::new("one", Strategy::OneForOne)
+        .intensity(2, Duration::from_secs(3600))
+        .service(full_spec("o1", Counter::new).intensity(10, Duration::from_secs(3600)))
+        .service(full_spec("o2", Counter::new));
+    node.spawn_supervisor(one).await.unwrap();
+    for _ in 0..3 {
+        let _ = node.service("o1").ask(Boom).await;
+        restarted(&mut w, "o1").await;
+    }
+    node.service("o1").ask(Get).await.unwrap();
+    assert_eq!(node.service("o2").ask(Incr).await.unwrap(), 1);
+    assert_eq!(node.service_state("o2"), Some(ServiceState::Running));
+
+    let all = SupervisorSpec::new("all", Strategy::OneForAll)
+        .intensity(2, Duration::from_secs(3600))
+        .service(full_spec("a1", Counter::new).intensity(10, Duration::from_secs(3600)))
+        .service(full_spec("a2", Counter::new));
+    node.spawn_supervisor(all).await.unwrap();
+    for _ in 0..2 {
+        let _ = node.service("a1").ask(Boom).await;
+        restarted_all(&mut w, &["a1", "a2"]).await;
+        node.service("a2").ask(Get).await.unwrap();
+    }
+    // The third group restart exceeds the tree's 2 in 3600 s: it gives up.
+    let _ = node.service("a1").ask(Boom).await;
+    wait_event(
+        &mut w,
+        |e| matches!(e, RegistryEvent::Failed { service } if service == "a2"),
+    )
+    .await;
+    node.shutdown(GRACE).await.unwrap();
+}

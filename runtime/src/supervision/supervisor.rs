@@ -614,6 +614,7 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         let was_stopping = c.state == State::Stopping;
+        let was_starting = c.state == State::Starting;
         let ran = c.up_since.take().map(|t| t.elapsed());
         transit(&mut self.counts, c, State::Down);
         let label = c.spec.label();
@@ -674,6 +675,13 @@ impl Handler<ChildExited> for Supervisor {
                 return;
             }
             ExitDecision::Restart => {}
+        }
+        if was_starting && self.ready.is_some() && !matches!(self.kind, Kind::Root) {
+            // The first start of this supervisor's children failed: OTP's
+            // start_child/start_link returns the error at once, restarts
+            // apply only to children that ran.
+            self.give_up(&reason, ctx);
+            return;
         }
         if !self.window.record(Instant::now()) {
             self.give_up(&reason, ctx);

@@ -413,3 +413,47 @@ async fn a_tree_counts_only_the_restarts_it_performs() {
     .await;
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failing_first_start_returns_the_error_at_once() {
+    let node = one_arbiter("initfail");
+    let made = Arc::new(AtomicUsize::new(0));
+    let m = made.clone();
+    let err = node
+        .spawn(
+            full_spec("init", move || -> Counter {
+                m.fetch_add(1, Ordering::SeqCst);
+                panic!("init says no")
+            })
+            .intensity(10, Duration::from_secs(60)),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        SpawnError::StartFailed { child, reason } => {
+            assert_eq!(child, "init");
+            assert!(reason.contains("init says no"), "{reason}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        1,
+        "no restart of a failed init"
+    );
+
+    // In a tree: the services started before it are stopped, the tree's
+    // spawn fails, nothing is retried.
+    let m = made.clone();
+    let tree = SupervisorSpec::new("it", Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(60))
+        .service(full_spec("it1", Counter::new))
+        .service(full_spec("it2", move || -> Counter {
+            m.fetch_add(1, Ordering::SeqCst);
+            panic!("init says no")
+        }));
+    node.spawn_supervisor(tree).await.unwrap_err();
+    assert_eq!(made.load(Ordering::SeqCst), 2);
+    assert!(node.instances("it1").is_empty());
+    node.shutdown(GRACE).await.unwrap();
+}

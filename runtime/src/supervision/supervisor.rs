@@ -50,6 +50,10 @@ pub(crate) struct Supervisor {
     /// The parent supervisor (none at the root), told when an instance of
     /// this service's supervisor failed.
     parent: Option<Addr<Supervisor>>,
+    /// A service's supervisor under a one-for-all or rest-for-one tree: it
+    /// does not restart an instance itself but tells the tree, which stops
+    /// the siblings and then restarts this service with them, in order.
+    defer_to_parent: bool,
     /// `Some` while starting children one after another (user supervisors).
     cursor: Option<usize>,
     stopping: Option<Option<oneshot::Sender<()>>>,
@@ -139,6 +143,7 @@ impl Supervisor {
             ready,
             exit,
             parent: None,
+            defer_to_parent: false,
             cursor: None,
             stopping: None,
             given_up: false,
@@ -154,6 +159,7 @@ impl Supervisor {
         parent: &Addr<Supervisor>,
         child: usize,
         generation: u64,
+        defer_to_parent: bool,
     ) -> (Addr<Supervisor>, KillSwitch) {
         let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
         let addr = Addr::new(tx);
@@ -178,6 +184,7 @@ impl Supervisor {
             move || {
                 let mut s = Supervisor::new(kind, n, Some(ready), Some(exit2));
                 s.parent = Some(parent);
+                s.defer_to_parent = defer_to_parent;
                 s
             },
             rx,
@@ -257,13 +264,15 @@ impl Supervisor {
             ChildSpec::Service(bp) => {
                 tracing::debug!(instances = bp.instances(), "service supervisor launched");
                 bp.entry().set_state(ServiceState::Starting);
+                let defer =
+                    matches!(self.kind, Kind::User(_)) && self.strategy != Strategy::OneForOne;
                 let (addr, abort) =
-                    Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation);
+                    Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation, defer);
                 c.run = Some(Run::Supervisor(addr, abort));
             }
             ChildSpec::Supervisor(s) => {
                 let (addr, abort) =
-                    Self::spawn_child(Kind::User(s.clone()), &node, &me, i, generation);
+                    Self::spawn_child(Kind::User(s.clone()), &node, &me, i, generation, false);
                 c.run = Some(Run::Supervisor(addr, abort));
             }
         }
@@ -421,21 +430,16 @@ impl Supervisor {
         self.after_kills(AfterKill::Escalate(escalated), ctx);
     }
 
-    /// Applies the strategy after child `i` failed: kills the siblings it
-    /// names (last first) and restarts from `first` once they have exited.
-    /// `first` is `i` when the failed child must start again too, `i + 1`
-    /// when it restarts itself (a service's own supervisor did).
-    fn restart_siblings(&mut self, i: usize, first: usize, ctx: &mut Context<Self>) {
+    /// Applies the strategy after child `i` exited (or, for a service
+    /// under a group strategy, its instance did): stops the children it
+    /// names, `i` included, last first, and restarts them in start order
+    /// once they have exited.
+    fn restart_siblings(&mut self, i: usize, ctx: &mut Context<Self>) {
         let n = self.children.len();
         match self.strategy {
-            Strategy::OneForOne => {
-                if first == i {
-                    self.schedule_restart(i, true, ctx);
-                }
-            }
+            Strategy::OneForOne => self.schedule_restart(i, true, ctx),
             Strategy::OneForAll => {
-                self.kill_range(i + 1..n, false);
-                self.kill_range(0..i, false);
+                self.kill_range(0..n, false);
                 self.after_kills(
                     AfterKill::Restart {
                         from: 0,
@@ -445,10 +449,10 @@ impl Supervisor {
                 );
             }
             Strategy::RestForOne => {
-                self.kill_range(i + 1..n, false);
+                self.kill_range(i..n, false);
                 self.after_kills(
                     AfterKill::Restart {
-                        from: first,
+                        from: i,
                         only: false,
                     },
                     ctx,
@@ -683,15 +687,13 @@ impl Handler<ChildExited> for Supervisor {
             self.give_up(&reason, ctx);
             return;
         }
-        if !self.window.record(Instant::now()) {
-            self.give_up(&reason, ctx);
-            return;
-        }
-        // The service's supervisor restarts the instance itself; for the
-        // parent the service exited (after a failure or, for a permanent
-        // instance, a normal stop: OTP applies the group strategy to any
-        // exit it restarts).
-        if matches!(self.kind, Kind::Service(_)) {
+        if self.defer_to_parent {
+            // For the one-for-all/rest-for-one tree above, the service
+            // exited (after a failure or, for a permanent instance, a normal
+            // stop: OTP applies the group strategy to any exit it
+            // restarts). The tree stops the siblings, last first, then
+            // restarts this service with them in start order; the instance
+            // stays down until then.
             if let (Some(e), Some(parent)) = (&self.exit, &self.parent) {
                 parent.do_send(ChildFailed {
                     child: e.child,
@@ -699,6 +701,11 @@ impl Handler<ChildExited> for Supervisor {
                     reason: reason.clone(),
                 });
             }
+            return;
+        }
+        if !self.window.record(Instant::now()) {
+            self.give_up(&reason, ctx);
+            return;
         }
         if let (Some(b), Some(ran)) = (self.backoff, ran) {
             // The child ran for the quiet period: the backoff starts over.
@@ -711,7 +718,7 @@ impl Handler<ChildExited> for Supervisor {
         let _span =
             tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
         tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
-        self.restart_siblings(i, i, ctx);
+        self.restart_siblings(i, ctx);
     }
 }
 
@@ -742,7 +749,7 @@ impl Handler<ChildFailed> for Supervisor {
             tracing::warn_span!("restart", supervisor = %self.name, child = %c.spec.label())
                 .entered();
         tracing::warn!(reason = %msg.reason, strategy = ?self.strategy, "a service failed; restarting its siblings");
-        self.restart_siblings(i, i + 1, ctx);
+        self.restart_siblings(i, ctx);
     }
 }
 

@@ -66,6 +66,11 @@ impl RestartWindow {
         }
     }
 
+    /// The restarts allowed within the period.
+    pub(crate) fn max_restarts(&self) -> u32 {
+        self.limit.max_restarts
+    }
+
     /// Records a restart at `now`; returns `false` when it exceeds the intensity
     /// (the supervisor must give up instead of restarting).
     pub(crate) fn record(&mut self, now: Instant) -> bool {

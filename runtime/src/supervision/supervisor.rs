@@ -41,6 +41,11 @@ pub(crate) struct Supervisor {
     window: RestartWindow,
     backoff: Option<Backoff>,
     consecutive: u32,
+    /// Restarts in a row whose child failed to start (never came up):
+    /// more than the intensity's `max_restarts` gives up whatever the
+    /// period, so a restart storm is bounded even when restarts are
+    /// spaced wider than the period.
+    failed_starts: u32,
     children: Vec<Child>,
     node: Arc<NodeShared>,
     /// Tell the parent once every child is up (the first time only).
@@ -138,6 +143,7 @@ impl Supervisor {
             window: RestartWindow::new(intensity),
             backoff,
             consecutive: 0,
+            failed_starts: 0,
             children,
             node,
             ready,
@@ -570,6 +576,7 @@ impl Handler<ChildReady> for Supervisor {
         }
         transit(&mut self.counts, c, State::Running);
         c.up_since = Some(Instant::now());
+        self.failed_starts = 0;
         if let Some(w) = c.waiting.take() {
             let _ = w.send(Ok(()));
         }
@@ -703,7 +710,10 @@ impl Handler<ChildExited> for Supervisor {
             }
             return;
         }
-        if !self.window.record(Instant::now()) {
+        if was_starting {
+            self.failed_starts = self.failed_starts.saturating_add(1);
+        }
+        if self.failed_starts > self.window.max_restarts() || !self.window.record(Instant::now()) {
             self.give_up(&reason, ctx);
             return;
         }

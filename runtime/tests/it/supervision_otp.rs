@@ -457,3 +457,41 @@ async fn a_failing_first_start_returns_the_error_at_once() {
     assert!(node.instances("it1").is_empty());
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_restart_storm_is_bounded_even_when_restarts_outlast_the_period() {
+    use msa_runtime::Backoff;
+    let node = one_arbiter("storm");
+    let mut w = node.watch();
+    let made = Arc::new(AtomicUsize::new(0));
+    let m = made.clone();
+    // Restarts are 5 ms apart, the period only 1 ms: the window never
+    // holds two of them, yet a child that never comes up again must not
+    // be restarted forever.
+    let svc = node
+        .spawn(
+            full_spec("storm", move || {
+                assert!(m.fetch_add(1, Ordering::SeqCst) == 0, "restart fails");
+                Counter::new()
+            })
+            .intensity(2, Duration::from_millis(1))
+            .backoff(Backoff::exponential(
+                Duration::from_millis(5),
+                Duration::from_millis(5),
+            )),
+        )
+        .await
+        .unwrap();
+    let _ = svc.ask(Boom).await;
+    wait_event(
+        &mut w,
+        |e| matches!(e, RegistryEvent::Failed { service } if service == "storm"),
+    )
+    .await;
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        4,
+        "the first start, then 3 failed restarts: the third exceeds 2"
+    );
+    node.shutdown(GRACE).await.unwrap();
+}

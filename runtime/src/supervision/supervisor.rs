@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::child::{transit, Child, Run, State};
 use super::decide::{on_exit, ExitDecision, ExitFacts};
-use super::messages::{AddChild, ChildFailed, KillTree, RestartDue, StopTree};
+use super::messages::{ChildFailed, KillTree, RestartDue, StopTree};
 use super::spec::{ChildSpec, ResolvedSupervisor};
 use crate::error::SpawnError;
 use crate::lifecycle::{
@@ -19,6 +19,8 @@ use crate::registry::{RegistryEvent, ServiceState};
 use crate::service::NodeShared;
 use crate::service::{ErasedBlueprint, InstanceLaunch};
 use crate::stats::ServiceStats;
+
+mod control;
 
 /// What kind of supervisor this is.
 #[derive(Debug, Clone)]
@@ -760,77 +762,5 @@ impl Handler<ChildFailed> for Supervisor {
                 .entered();
         tracing::warn!(reason = %msg.reason, strategy = ?self.strategy, "a service failed; restarting its siblings");
         self.restart_siblings(i, ctx);
-    }
-}
-
-impl Handler<RestartDue> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RestartDue, ctx: &mut Context<Self>) {
-        self.restart_now(msg.from, msg.only, ctx);
-    }
-}
-
-impl Handler<AddChild> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AddChild, ctx: &mut Context<Self>) {
-        if self.stopping.is_some() {
-            let _ = msg.reply.send(Err(SpawnError::ShuttingDown));
-            return;
-        }
-        let i = self.children.len();
-        self.counts[State::Down.idx()] += 1;
-        self.children.push(Child {
-            restart: msg.spec.restart(),
-            spec: msg.spec,
-            generation: 0,
-            state: State::Down,
-            run: None,
-            up_since: None,
-            waiting: Some(msg.reply),
-        });
-        self.start_child(i, ctx);
-    }
-}
-
-impl Handler<StopTree> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StopTree, ctx: &mut Context<Self>) {
-        self.cursor = None;
-        self.stopping = Some(msg.reply);
-        for c in &mut self.children {
-            if let Some(w) = c.waiting.take() {
-                let _ = w.send(Err(SpawnError::ShuttingDown));
-            }
-        }
-        self.continue_stopping(ctx);
-    }
-}
-
-impl Handler<KillTree> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: KillTree, ctx: &mut Context<Self>) {
-        let first = !self.given_up;
-        self.given_up = true;
-        let n = self.children.len();
-        self.kill_range(0..n, msg.fail);
-        if let Kind::Service(b) = &self.kind {
-            b.entry().set_state(if msg.fail {
-                ServiceState::Failed
-            } else {
-                ServiceState::Stopped
-            });
-            if msg.fail && first {
-                // The tree above gave up: this service fails with it, and
-                // watchers hear so (as when its own supervisor gives up).
-                self.node.registry.publish(RegistryEvent::Failed {
-                    service: b.entry().name().to_string(),
-                });
-            }
-        }
-        self.after_kills(AfterKill::Stop, ctx);
     }
 }

@@ -87,6 +87,8 @@ impl SupervisorSpec {
     }
 
     /// Restart intensity: at most `max_restarts` within `within`.
+    /// A period under [`Intensity::MIN_PERIOD`](crate::Intensity::MIN_PERIOD)
+    /// makes the spawn fail with `SpawnError::InvalidIntensity`.
     pub fn intensity(mut self, max_restarts: u32, within: std::time::Duration) -> Self {
         self.intensity = Intensity {
             max_restarts,

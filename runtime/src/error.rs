@@ -234,6 +234,16 @@ pub enum SpawnError {
         /// The service.
         service: String,
     },
+    /// A restart intensity that cannot bound restarts: a period under
+    /// [`Intensity::MIN_PERIOD`](crate::Intensity::MIN_PERIOD) (OTP refuses
+    /// a period of 0).
+    #[error("invalid restart intensity for `{owner}`: {reason}")]
+    InvalidIntensity {
+        /// The service or supervisor whose intensity is invalid.
+        owner: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The supervisor gave up before the child became ready.
     #[error("`{child}` failed to start: {reason}")]
     StartFailed {

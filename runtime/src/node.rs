@@ -121,7 +121,7 @@ impl Node {
         if shared
             .registry
             .get(spec.name())
-            .is_some_and(|e| !e.is_remote_only())
+            .is_some_and(|e| !e.is_replaceable())
         {
             return Err(SpawnError::DuplicateService {
                 service: spec.name().to_string(),
@@ -131,7 +131,12 @@ impl Node {
         shared.registry.register_codecs(spec.codecs());
         let (entry, bp) = spec.into_blueprint(&shared.name);
         shared.registry.insert(entry.clone())?;
-        self.add_child(ChildSpec::Service(bp)).await?;
+        if let Err(e) = self.add_child(ChildSpec::Service(bp)).await {
+            // Its supervisor gave up and is gone: the name is free again
+            // (OTP: a child whose start fails is not kept).
+            entry.vacate();
+            return Err(e);
+        }
         Ok(ServiceRef::with_entry(shared.clone(), entry))
     }
 
@@ -148,7 +153,7 @@ impl Node {
         let mut names = Vec::new();
         spec.validate(&mut names)?;
         for n in &names {
-            if shared.registry.get(n).is_some_and(|e| !e.is_remote_only()) {
+            if shared.registry.get(n).is_some_and(|e| !e.is_replaceable()) {
                 return Err(SpawnError::DuplicateService { service: n.clone() });
             }
         }
@@ -160,10 +165,21 @@ impl Node {
         shared.registry.register_codecs(codecs);
         let mut entries = Vec::new();
         let resolved = spec.bind(&shared.name, &mut entries);
-        for e in entries {
-            shared.registry.insert(e)?;
+        for (i, e) in entries.iter().enumerate() {
+            if let Err(err) = shared.registry.insert(e.clone()) {
+                // Free the names this tree took before the clash.
+                entries[..i].iter().for_each(|e| e.vacate());
+                return Err(err);
+            }
         }
-        self.add_child(ChildSpec::Supervisor(resolved)).await
+        let started = self.add_child(ChildSpec::Supervisor(resolved)).await;
+        if started.is_err() {
+            // The tree gave up and is gone: its names are free again.
+            for e in &entries {
+                e.vacate();
+            }
+        }
+        started
     }
 
     async fn add_child(&self, spec: ChildSpec) -> Result<(), SpawnError> {

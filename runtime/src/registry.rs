@@ -195,7 +195,7 @@ impl Registry {
     pub(crate) fn insert(&self, entry: Arc<ServiceEntry>) -> Result<(), SpawnError> {
         let mut map = self.services.write();
         if let Some(old) = map.get(entry.name()) {
-            if !old.is_remote_only() {
+            if !old.is_replaceable() {
                 return Err(SpawnError::DuplicateService {
                     service: entry.name().to_string(),
                 });

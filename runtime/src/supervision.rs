@@ -17,12 +17,23 @@
 //!   one after another, each once the previous one is ready (every instance
 //!   ran `started`), and stop in reverse order, each once the next has exited.
 //! * Restart policies: [`Restart::Permanent`] always, [`Restart::Transient`]
-//!   only after a failure, [`Restart::Temporary`] never.
+//!   only after a failure, [`Restart::Temporary`] never (also not by a
+//!   sibling's group restart). A service inside a [`SupervisorSpec`] follows
+//!   its own policy there.
+//! * Under a one-for-all or rest-for-one [`SupervisorSpec`], a service does
+//!   not restart an exited instance itself: the tree stops the children its
+//!   strategy names, last first, and starts them again in start order.
+//! * A child that fails its first start is not retried: its supervisor gives
+//!   up at once and `spawn` returns the error. Nothing restarts once the node
+//!   has begun to shut down.
 //! * Restart intensity: more than `max_restarts` within `within` makes the
 //!   supervisor give up: it kills its children, and escalates to its parent,
 //!   which treats that as a failure of the child. At the root, giving up is
 //!   logged, the service is marked [`ServiceState::Failed`](crate::ServiceState)
-//!   and everything else keeps running.
+//!   and everything else keeps running. A period under
+//!   [`Intensity::MIN_PERIOD`] is refused at spawn.
+//!
+//! docs/runtime.md explains the two layers and compares each rule with OTP.
 //! * Failure detection: actix restarts nothing after a panic, so msa owns each
 //!   actor's context future, runs it under `catch_unwind`, and tells the
 //!   supervisor how it ended ([`ExitReason`]). A restarted instance is a fresh

@@ -22,6 +22,35 @@ impl Default for Intensity {
     }
 }
 
+impl Intensity {
+    /// The shortest period accepted: a shorter one (OTP refuses 0) lets a
+    /// child that fails at once restart without bound, since restarts never
+    /// pile up in the window.
+    pub const MIN_PERIOD: Duration = Duration::from_millis(1);
+
+    /// Why this intensity is refused, if it is.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        (self.within < Self::MIN_PERIOD).then(|| {
+            format!(
+                "the restart period {:?} is shorter than {:?}",
+                self.within,
+                Self::MIN_PERIOD
+            )
+        })
+    }
+
+    /// Checks this intensity for `owner` (a service or supervisor name).
+    pub(crate) fn validate(&self, owner: &str) -> Result<(), crate::error::SpawnError> {
+        match self.invalid() {
+            Some(reason) => Err(crate::error::SpawnError::InvalidIntensity {
+                owner: owner.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The restart history of one supervisor. Pure: time comes in as an argument.
 #[derive(Debug, Clone)]
 pub(crate) struct RestartWindow {
@@ -35,6 +64,11 @@ impl RestartWindow {
             limit,
             restarts: VecDeque::new(),
         }
+    }
+
+    /// The restarts allowed within the period.
+    pub(crate) fn max_restarts(&self) -> u32 {
+        self.limit.max_restarts
     }
 
     /// Records a restart at `now`; returns `false` when it exceeds the intensity

@@ -205,6 +205,8 @@ pub(crate) struct ServiceEntry {
     /// without it could lose one node's instances).
     remote_writer: parking_lot::Mutex<()>,
     state: AtomicU8,
+    /// Its start failed and its tree is gone: a new spawn may take the name.
+    vacated: std::sync::atomic::AtomicBool,
     pub(crate) stats: ServiceStats,
 }
 
@@ -244,6 +246,7 @@ impl ServiceEntry {
             slow_path: AtomicU8::new(if keyed_routing { SLOW_KEYED } else { 0 }),
             remote_writer: parking_lot::Mutex::new(()),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
+            vacated: std::sync::atomic::AtomicBool::new(false),
             stats: ServiceStats::default(),
         }
     }
@@ -544,6 +547,18 @@ impl ServiceEntry {
     #[inline]
     pub(crate) fn is_replaced(&self) -> bool {
         self.slow_path.load(Ordering::Relaxed) & SLOW_REPLACED != 0
+    }
+
+    /// Marks the entry free for a new local spawn: its start failed and
+    /// nothing runs or will run for it (it stays readable until replaced).
+    pub(crate) fn vacate(&self) {
+        self.vacated.store(true, Ordering::Release);
+    }
+
+    /// Whether a new local spawn may take this entry's name: it only
+    /// mirrors other nodes, or its own start failed.
+    pub(crate) fn is_replaceable(&self) -> bool {
+        self.is_remote_only() || self.vacated.load(Ordering::Acquire)
     }
 
     /// Whether this entry only mirrors other nodes' instances.

@@ -210,6 +210,8 @@ impl<S: Service> ServiceSpec<S> {
     }
 
     /// Restart intensity of the service's supervisor (default 3 in 5 s).
+    /// A period under [`Intensity::MIN_PERIOD`](crate::Intensity::MIN_PERIOD)
+    /// makes the spawn fail with `SpawnError::InvalidIntensity`.
     pub fn intensity(mut self, max_restarts: u32, within: std::time::Duration) -> Self {
         self.intensity = Intensity {
             max_restarts,
@@ -258,6 +260,7 @@ impl<S: Service> ServiceSpec<S> {
                 service: self.name.clone(),
             });
         }
+        self.intensity.validate(&self.name)?;
         if self.instances == 0 {
             return Err(SpawnError::ZeroInstances {
                 service: self.name.clone(),

@@ -59,6 +59,9 @@ pub(super) struct Child {
     pub(super) generation: u64,
     pub(super) state: State,
     pub(super) run: Option<Run>,
+    /// When the current run reported ready (the backoff's quiet period is
+    /// measured from here).
+    pub(super) up_since: Option<std::time::Instant>,
     /// Root only: the `spawn` call waiting for this child to be ready.
     pub(super) waiting: Option<oneshot::Sender<Result<(), SpawnError>>>,
 }

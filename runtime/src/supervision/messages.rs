@@ -9,9 +9,9 @@ use super::spec::ChildSpec;
 use crate::error::SpawnError;
 use crate::lifecycle::ExitReason;
 
-/// A service's supervisor restarted one of its instances after a failure:
-/// for its parent, that service failed, so a one-for-all or rest-for-one
-/// parent restarts the siblings.
+/// A service's supervisor restarted one of its instances (after a failure,
+/// or a permanent instance's normal stop): for its parent, that service
+/// exited, so a one-for-all or rest-for-one parent restarts the siblings.
 #[derive(Debug)]
 pub(crate) struct ChildFailed {
     pub(crate) child: usize,

@@ -87,6 +87,8 @@ impl SupervisorSpec {
     }
 
     /// Restart intensity: at most `max_restarts` within `within`.
+    /// A period under [`Intensity::MIN_PERIOD`](crate::Intensity::MIN_PERIOD)
+    /// makes the spawn fail with `SpawnError::InvalidIntensity`.
     pub fn intensity(mut self, max_restarts: u32, within: std::time::Duration) -> Self {
         self.intensity = Intensity {
             max_restarts,
@@ -120,6 +122,7 @@ impl SupervisorSpec {
     }
 
     pub(crate) fn validate(&self, names: &mut Vec<String>) -> Result<(), SpawnError> {
+        self.intensity.validate(&self.name)?;
         for c in &self.children {
             match c {
                 PendingChild::Service(s) => {
@@ -215,9 +218,11 @@ pub(crate) enum ChildSpec {
 impl ChildSpec {
     pub(crate) fn restart(&self) -> Restart {
         match self {
-            // A service's supervisor is permanent under its parent; its
-            // instances follow the service's own policy.
-            Self::Service(_) => Restart::Permanent,
+            // A service's supervisor follows the service's policy under its
+            // parent (as its instances do under it): a temporary service
+            // is never restarted by a group restart or after its
+            // supervisor gave up; a transient one only after a failure.
+            Self::Service(b) => b.restart(),
             Self::Supervisor(s) => s.restart,
             Self::Instance { blueprint, .. } => blueprint.restart(),
         }

@@ -8,17 +8,19 @@ use tokio::sync::oneshot;
 
 use super::child::{transit, Child, Run, State};
 use super::decide::{on_exit, ExitDecision, ExitFacts};
-use super::messages::{AddChild, ChildFailed, KillTree, RestartDue, StopTree};
+use super::messages::{ChildFailed, KillTree, RestartDue, StopTree};
 use super::spec::{ChildSpec, ResolvedSupervisor};
 use crate::error::SpawnError;
 use crate::lifecycle::{
     launch, Backoff, ChildExited, ChildReady, ExitNotice, ExitReason, Intensity, KillSwitch,
-    ReadyNotice, RestartWindow, Strategy,
+    ReadyNotice, Restart, RestartWindow, Strategy,
 };
 use crate::registry::{RegistryEvent, ServiceState};
 use crate::service::NodeShared;
 use crate::service::{ErasedBlueprint, InstanceLaunch};
 use crate::stats::ServiceStats;
+
+mod control;
 
 /// What kind of supervisor this is.
 #[derive(Debug, Clone)]
@@ -41,7 +43,11 @@ pub(crate) struct Supervisor {
     window: RestartWindow,
     backoff: Option<Backoff>,
     consecutive: u32,
-    last_restart: Option<Instant>,
+    /// Restarts in a row whose child failed to start (never came up):
+    /// more than the intensity's `max_restarts` gives up whatever the
+    /// period, so a restart storm is bounded even when restarts are
+    /// spaced wider than the period.
+    failed_starts: u32,
     children: Vec<Child>,
     node: Arc<NodeShared>,
     /// Tell the parent once every child is up (the first time only).
@@ -51,6 +57,10 @@ pub(crate) struct Supervisor {
     /// The parent supervisor (none at the root), told when an instance of
     /// this service's supervisor failed.
     parent: Option<Addr<Supervisor>>,
+    /// A service's supervisor under a one-for-all or rest-for-one tree: it
+    /// does not restart an instance itself but tells the tree, which stops
+    /// the siblings and then restarts this service with them, in order.
+    defer_to_parent: bool,
     /// `Some` while starting children one after another (user supervisors).
     cursor: Option<usize>,
     stopping: Option<Option<oneshot::Sender<()>>>,
@@ -124,6 +134,7 @@ impl Supervisor {
                 generation: 0,
                 state: State::Down,
                 run: None,
+                up_since: None,
                 waiting: None,
             })
             .collect();
@@ -134,12 +145,13 @@ impl Supervisor {
             window: RestartWindow::new(intensity),
             backoff,
             consecutive: 0,
-            last_restart: None,
+            failed_starts: 0,
             children,
             node,
             ready,
             exit,
             parent: None,
+            defer_to_parent: false,
             cursor: None,
             stopping: None,
             given_up: false,
@@ -155,6 +167,7 @@ impl Supervisor {
         parent: &Addr<Supervisor>,
         child: usize,
         generation: u64,
+        defer_to_parent: bool,
     ) -> (Addr<Supervisor>, KillSwitch) {
         let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
         let addr = Addr::new(tx);
@@ -179,6 +192,7 @@ impl Supervisor {
             move || {
                 let mut s = Supervisor::new(kind, n, Some(ready), Some(exit2));
                 s.parent = Some(parent);
+                s.defer_to_parent = defer_to_parent;
                 s
             },
             rx,
@@ -188,6 +202,13 @@ impl Supervisor {
             exit.send(ExitReason::StartFailed("the arbiter is gone".into()));
         }
         (addr, abort)
+    }
+
+    /// The node has begun to shut down: from then on nothing is restarted
+    /// (OTP: a supervisor that is terminating restarts no child), even by
+    /// a supervisor whose own stop has not come yet.
+    fn node_closing(&self) -> bool {
+        self.node.closing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn sequential(&self) -> bool {
@@ -251,13 +272,15 @@ impl Supervisor {
             ChildSpec::Service(bp) => {
                 tracing::debug!(instances = bp.instances(), "service supervisor launched");
                 bp.entry().set_state(ServiceState::Starting);
+                let defer =
+                    matches!(self.kind, Kind::User(_)) && self.strategy != Strategy::OneForOne;
                 let (addr, abort) =
-                    Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation);
+                    Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation, defer);
                 c.run = Some(Run::Supervisor(addr, abort));
             }
             ChildSpec::Supervisor(s) => {
                 let (addr, abort) =
-                    Self::spawn_child(Kind::User(s.clone()), &node, &me, i, generation);
+                    Self::spawn_child(Kind::User(s.clone()), &node, &me, i, generation, false);
                 c.run = Some(Run::Supervisor(addr, abort));
             }
         }
@@ -305,7 +328,14 @@ impl Supervisor {
             == self.children.len();
         if all_up {
             if let Kind::Service(b) = &self.kind {
-                b.entry().set_state(ServiceState::Running);
+                // Every instance ended for good (temporary, or transient
+                // after a normal stop): the service is stopped, not running.
+                let ended = self.counts[State::Done.idx()] == self.children.len();
+                b.entry().set_state(if ended {
+                    ServiceState::Stopped
+                } else {
+                    ServiceState::Running
+                });
             }
             if let Some(r) = self.ready.take() {
                 r.notify();
@@ -340,7 +370,12 @@ impl Supervisor {
                 }
                 None => {
                     if c.state != State::Done {
-                        transit(&mut self.counts, c, State::Down);
+                        let to = if c.restart == Restart::Temporary && c.generation > 0 {
+                            State::Done
+                        } else {
+                            State::Down
+                        };
+                        transit(&mut self.counts, c, to);
                     }
                 }
             }
@@ -403,21 +438,16 @@ impl Supervisor {
         self.after_kills(AfterKill::Escalate(escalated), ctx);
     }
 
-    /// Applies the strategy after child `i` failed: kills the siblings it
-    /// names (last first) and restarts from `first` once they have exited.
-    /// `first` is `i` when the failed child must start again too, `i + 1`
-    /// when it restarts itself (a service's own supervisor did).
-    fn restart_siblings(&mut self, i: usize, first: usize, ctx: &mut Context<Self>) {
+    /// Applies the strategy after child `i` exited (or, for a service
+    /// under a group strategy, its instance did): stops the children it
+    /// names, `i` included, last first, and restarts them in start order
+    /// once they have exited.
+    fn restart_siblings(&mut self, i: usize, ctx: &mut Context<Self>) {
         let n = self.children.len();
         match self.strategy {
-            Strategy::OneForOne => {
-                if first == i {
-                    self.schedule_restart(i, true, ctx);
-                }
-            }
+            Strategy::OneForOne => self.schedule_restart(i, true, ctx),
             Strategy::OneForAll => {
-                self.kill_range(i + 1..n, false);
-                self.kill_range(0..i, false);
+                self.kill_range(0..n, false);
                 self.after_kills(
                     AfterKill::Restart {
                         from: 0,
@@ -427,10 +457,10 @@ impl Supervisor {
                 );
             }
             Strategy::RestForOne => {
-                self.kill_range(i + 1..n, false);
+                self.kill_range(i..n, false);
                 self.after_kills(
                     AfterKill::Restart {
-                        from: first,
+                        from: i,
                         only: false,
                     },
                     ctx,
@@ -440,14 +470,7 @@ impl Supervisor {
     }
 
     fn schedule_restart(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        if let (Some(b), Some(last)) = (self.backoff, self.last_restart) {
-            if now.saturating_duration_since(last) > b.max {
-                self.consecutive = 0;
-            }
-        }
         self.consecutive = self.consecutive.saturating_add(1);
-        self.last_restart = Some(now);
         let delay = self.backoff.map(|b| b.delay(self.consecutive));
         match delay {
             Some(d) if !d.is_zero() => {
@@ -458,7 +481,7 @@ impl Supervisor {
     }
 
     fn restart_now(&mut self, from: usize, only: bool, ctx: &mut Context<Self>) {
-        if self.stopping.is_some() || self.given_up {
+        if self.stopping.is_some() || self.given_up || self.node_closing() {
             return;
         }
         if only {
@@ -554,6 +577,8 @@ impl Handler<ChildReady> for Supervisor {
             return;
         }
         transit(&mut self.counts, c, State::Running);
+        c.up_since = Some(Instant::now());
+        self.failed_starts = 0;
         if let Some(w) = c.waiting.take() {
             let _ = w.send(Ok(()));
         }
@@ -583,7 +608,9 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         if c.state == State::Killing {
-            let to = if self.stopping.is_some() {
+            // A temporary child killed by a group restart is done: OTP
+            // never restarts a temporary child.
+            let to = if self.stopping.is_some() || c.restart == Restart::Temporary {
                 State::Done
             } else {
                 State::Down
@@ -600,6 +627,8 @@ impl Handler<ChildExited> for Supervisor {
             return;
         }
         let was_stopping = c.state == State::Stopping;
+        let was_starting = c.state == State::Starting;
+        let ran = c.up_since.take().map(|t| t.elapsed());
         transit(&mut self.counts, c, State::Down);
         let label = c.spec.label();
         if let (Some(Run::Instance(l)), ChildSpec::Instance { blueprint, slot }) =
@@ -627,7 +656,7 @@ impl Handler<ChildExited> for Supervisor {
         }
         let decision = on_exit(ExitFacts {
             root: matches!(self.kind, Kind::Root),
-            stopping: self.stopping.is_some(),
+            stopping: self.stopping.is_some() || self.node_closing(),
             child_was_stopping: was_stopping,
             restart: self.children[i].restart,
             failure: reason.is_failure(),
@@ -660,11 +689,20 @@ impl Handler<ChildExited> for Supervisor {
             }
             ExitDecision::Restart => {}
         }
-        if !self.window.record(Instant::now()) {
+        if was_starting && self.ready.is_some() && !matches!(self.kind, Kind::Root) {
+            // The first start of this supervisor's children failed: OTP's
+            // start_child/start_link returns the error at once, restarts
+            // apply only to children that ran.
             self.give_up(&reason, ctx);
             return;
         }
-        if reason.is_failure() && matches!(self.kind, Kind::Service(_)) {
+        if self.defer_to_parent {
+            // For the one-for-all/rest-for-one tree above, the service
+            // exited (after a failure or, for a permanent instance, a normal
+            // stop: OTP applies the group strategy to any exit it
+            // restarts). The tree stops the siblings, last first, then
+            // restarts this service with them in start order; the instance
+            // stays down until then.
             if let (Some(e), Some(parent)) = (&self.exit, &self.parent) {
                 parent.do_send(ChildFailed {
                     child: e.child,
@@ -672,11 +710,27 @@ impl Handler<ChildExited> for Supervisor {
                     reason: reason.clone(),
                 });
             }
+            return;
+        }
+        if was_starting {
+            self.failed_starts = self.failed_starts.saturating_add(1);
+        }
+        if self.failed_starts > self.window.max_restarts() || !self.window.record(Instant::now()) {
+            self.give_up(&reason, ctx);
+            return;
+        }
+        if let (Some(b), Some(ran)) = (self.backoff, ran) {
+            // The child ran for the quiet period: the backoff starts over.
+            // (A child that never came up, or failed sooner, keeps the
+            // delay growing up to its cap.)
+            if ran >= b.max {
+                self.consecutive = 0;
+            }
         }
         let _span =
             tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
         tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
-        self.restart_siblings(i, i, ctx);
+        self.restart_siblings(i, ctx);
     }
 }
 
@@ -688,6 +742,7 @@ impl Handler<ChildFailed> for Supervisor {
             || self.strategy == Strategy::OneForOne
             || self.stopping.is_some()
             || self.given_up
+            || self.node_closing()
         {
             return;
         }
@@ -706,69 +761,6 @@ impl Handler<ChildFailed> for Supervisor {
             tracing::warn_span!("restart", supervisor = %self.name, child = %c.spec.label())
                 .entered();
         tracing::warn!(reason = %msg.reason, strategy = ?self.strategy, "a service failed; restarting its siblings");
-        self.restart_siblings(i, i + 1, ctx);
-    }
-}
-
-impl Handler<RestartDue> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RestartDue, ctx: &mut Context<Self>) {
-        self.restart_now(msg.from, msg.only, ctx);
-    }
-}
-
-impl Handler<AddChild> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AddChild, ctx: &mut Context<Self>) {
-        if self.stopping.is_some() {
-            let _ = msg.reply.send(Err(SpawnError::ShuttingDown));
-            return;
-        }
-        let i = self.children.len();
-        self.counts[State::Down.idx()] += 1;
-        self.children.push(Child {
-            restart: msg.spec.restart(),
-            spec: msg.spec,
-            generation: 0,
-            state: State::Down,
-            run: None,
-            waiting: Some(msg.reply),
-        });
-        self.start_child(i, ctx);
-    }
-}
-
-impl Handler<StopTree> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StopTree, ctx: &mut Context<Self>) {
-        self.cursor = None;
-        self.stopping = Some(msg.reply);
-        for c in &mut self.children {
-            if let Some(w) = c.waiting.take() {
-                let _ = w.send(Err(SpawnError::ShuttingDown));
-            }
-        }
-        self.continue_stopping(ctx);
-    }
-}
-
-impl Handler<KillTree> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: KillTree, ctx: &mut Context<Self>) {
-        self.given_up = true;
-        let n = self.children.len();
-        self.kill_range(0..n, msg.fail);
-        if let Kind::Service(b) = &self.kind {
-            b.entry().set_state(if msg.fail {
-                ServiceState::Failed
-            } else {
-                ServiceState::Stopped
-            });
-        }
-        self.after_kills(AfterKill::Stop, ctx);
+        self.restart_siblings(i, ctx);
     }
 }

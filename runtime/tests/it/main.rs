@@ -20,5 +20,6 @@ mod registry;
 mod shutdown;
 mod stats;
 mod supervision;
+mod supervision_otp;
 mod threads;
 mod trace;

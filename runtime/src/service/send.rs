@@ -142,9 +142,6 @@ where
     /// Queues a tell regardless of capacity; the envelope back if the
     /// instance is gone.
     fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>>;
-    /// Queues a tell within the mailbox's capacity (as [`try_tell`] does):
-    /// `Full` when it is at capacity.
-    fn try_tell(&self, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
     /// Queues an ask; `Full` when the mailbox is at capacity.
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
     /// The instance (to wait for room in its mailbox).
@@ -174,18 +171,6 @@ where
                 Err(env)
             }
         }
-    }
-
-    #[inline]
-    fn try_tell(&self, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>> {
-        self.tx
-            .try_send(TellEnvelope(env), true)
-            .map_err(|e| match e {
-                SendError::Full(TellEnvelope(env)) => SendError::Full(env),
-                SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
-            })?;
-        self.instance.count_sent();
-        Ok(())
     }
 
     #[inline]

@@ -15,7 +15,7 @@ use actix::Message;
 use super::ask::{AskFuture, State};
 use super::route::Target;
 use super::timeout::TicketGuard;
-use super::{fns, FullTell, ServiceRef};
+use super::{FullTell, ServiceRef};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::registry::ServiceEntry;
@@ -118,33 +118,11 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
+        // Through the picked instance's own sender, not the thread's sender
+        // cache: each cached clone of an actix sender may put one message
+        // past the capacity when it parks, which let the mailbox overshoot
+        // its bound (299 held against 256 + 16 in flow_control's test).
         let env = Envelope { msg, meta };
-        let env = match self.cached_entry() {
-            // Round robin: the calling thread's cached sender, as a local tell.
-            Some(entry) if !entry.keyed_routing && !self.node.closing.load(Ordering::Relaxed) => {
-                let sent = with_sender::<M, _, _>(entry, env, |to, env| match to.try_tell(env) {
-                    Ok(()) => Ok(None),
-                    Err(SendError::Full(env)) => Ok(Some((env, to.instance().clone()))),
-                    Err(SendError::Closed(env)) => Err(env),
-                });
-                match sent {
-                    Ok(None) => return Ok(None),
-                    Ok(Some((env, instance))) => {
-                        let f = fns::<M>(entry, index).ok_or_else(|| self.unhandled::<M>())?;
-                        return Ok(Some(FullTell {
-                            entry: entry.clone(),
-                            instance,
-                            tell: f.try_tell,
-                            env,
-                        }));
-                    }
-                    // An empty slot or a dead instance: pick a live one.
-                    Err(Some(env)) => env,
-                    Err(None) => return Err(self.no_instance()),
-                }
-            }
-            _ => env,
-        };
         let target = self.pick_inbound(index, &env.msg)?;
         self.tell_bounded(target, env)
     }

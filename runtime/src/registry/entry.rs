@@ -283,14 +283,21 @@ impl ServiceEntry {
 
     /// Messages queued but not yet taken by the live instances (a snapshot:
     /// senders and instances move on while it is read).
+    ///
+    /// The queued count is read before the taken count, so the figure never
+    /// exceeds the depth at the moment of the first read: read the other way
+    /// round, a reader descheduled between the two loads counted every
+    /// message sent and taken meanwhile as still queued (flow_control's test
+    /// once saw 283 against a mailbox that held at most 257).
     pub(crate) fn mailbox_depth(&self) -> u64 {
         self.slots
             .iter()
             .enumerate()
             .filter_map(|(slot, s)| {
                 let i = s.load_full().filter(|i| i.track)?;
+                let sent = i.sent.load(Ordering::Acquire);
                 let taken = self.handled(slot).saturating_sub(i.handled_base);
-                Some(i.sent.load(Ordering::Relaxed).saturating_sub(taken))
+                Some(sent.saturating_sub(taken))
             })
             .sum()
     }

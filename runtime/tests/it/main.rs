@@ -6,6 +6,7 @@
 mod support;
 
 mod actix_behaviour;
+mod addr;
 mod backpressure;
 mod basics;
 mod calls_anywhere;

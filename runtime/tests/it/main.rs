@@ -11,6 +11,7 @@ mod backpressure;
 mod basics;
 mod calls_anywhere;
 mod cluster;
+mod discovery;
 mod faults;
 mod flow_control;
 mod heal;

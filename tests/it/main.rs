@@ -6,6 +6,7 @@
 
 mod support;
 
+mod cli_addr;
 mod cli_bench_gateway;
 mod cli_bench_remote;
 mod cli_commands;

@@ -105,9 +105,16 @@ mod tests {
 
     #[test]
     fn bound_address_is_advertised_without_advertise() {
-        assert_eq!(advertised("127.0.0.1:7000", None).unwrap(), "127.0.0.1:7000");
+        assert_eq!(
+            advertised("127.0.0.1:7000", None).unwrap(),
+            "127.0.0.1:7000"
+        );
         assert_eq!(advertised("[::1]:7000", None).unwrap(), "[::1]:7000");
-        assert_eq!(advertised("a:1", None).unwrap(), "a:1", "memory network names pass");
+        assert_eq!(
+            advertised("a:1", None).unwrap(),
+            "a:1",
+            "memory network names pass"
+        );
     }
 
     #[test]
@@ -165,6 +172,9 @@ mod tests {
     fn split_and_join_round_trip() {
         assert_eq!(split_host_port("[::1]:80").unwrap(), ("::1", 80));
         assert_eq!(join_host_port("::1", 80), "[::1]:80");
-        assert_eq!(split_host_port("msa-nodes.default.svc:7000").unwrap(), ("msa-nodes.default.svc", 7000));
+        assert_eq!(
+            split_host_port("msa-nodes.default.svc:7000").unwrap(),
+            ("msa-nodes.default.svc", 7000)
+        );
     }
 }

@@ -44,13 +44,22 @@ fn an_unspecified_listen_address_without_advertise_is_refused() {
             "{listen}: {r:?}"
         );
         let msg = r.unwrap_err().to_string();
-        assert!(msg.contains("advertise"), "the error says what to set: {msg}");
+        assert!(
+            msg.contains("advertise"),
+            "the error says what to set: {msg}"
+        );
     }
 }
 
 #[test]
 fn an_undialable_advertise_address_is_refused() {
-    for adv in ["0.0.0.0:7000", "[::]:0", "no-port", "::1:7000", "host:70000"] {
+    for adv in [
+        "0.0.0.0:7000",
+        "[::]:0",
+        "no-port",
+        "::1:7000",
+        "host:70000",
+    ] {
         let r = builder("bad")
             .listen("127.0.0.1:0".parse().unwrap())
             .advertise(adv)
@@ -95,9 +104,11 @@ async fn a_node_bound_to_all_interfaces_advertises_its_advertise_address() {
         ("addr-b".to_string(), b.remote_addr().unwrap()),
     ];
     for n in [&a, &b] {
-        eventually("both members with their advertised addresses", WAIT, || async {
-            member_addrs(n) == want
-        })
+        eventually(
+            "both members with their advertised addresses",
+            WAIT,
+            || async { member_addrs(n) == want },
+        )
         .await;
     }
     // What `msa cluster status` shows, fetched over the wire.
@@ -105,7 +116,10 @@ async fn a_node_bound_to_all_interfaces_advertises_its_advertise_address() {
         .await
         .unwrap();
     assert!(
-        status.members.iter().all(|m| !m.addr.starts_with("0.0.0.0")),
+        status
+            .members
+            .iter()
+            .all(|m| !m.addr.starts_with("0.0.0.0")),
         "{:?}",
         status.members
     );

@@ -130,11 +130,7 @@ async fn a_node_seeded_by_a_dns_name_joins_every_address_and_finds_new_ones() {
         .unwrap();
     let b = node_at("dns-b", "127.0.0.3", port);
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    let dns = DnsServer::start(
-        "msa-nodes.msa.test",
-        vec![ip("127.0.0.2"), ip("127.0.0.3")],
-    )
-    .await;
+    let dns = DnsServer::start("msa-nodes.msa.test", vec![ip("127.0.0.2"), ip("127.0.0.3")]).await;
     // The third node knows only the name.
     let c = Node::builder()
         .name("dns-c")
@@ -191,7 +187,12 @@ async fn dns_seeds_resolve_a_and_aaaa_and_keep_the_last_answer_when_the_name_fai
         ["both.msa.test:7000", "127.0.0.9:7001", "[::1]:7002"],
         Some(dns.addr),
     );
-    let want = ["127.0.0.5:7000", "[::1]:7000", "127.0.0.9:7001", "[::1]:7002"];
+    let want = [
+        "127.0.0.5:7000",
+        "[::1]:7000",
+        "127.0.0.9:7001",
+        "[::1]:7002",
+    ];
     assert_eq!(seeds.seeds().await.unwrap(), want);
     // The name stops resolving (NXDOMAIN): its last addresses are kept.
     dns.set(Vec::new());
@@ -227,7 +228,10 @@ async fn a_dead_seed_is_logged_at_warn_with_backoff() {
     assert!(text.contains("seed unreachable"), "{text}");
     assert!(text.contains("attempts=1"), "{text}");
     assert!(text.contains("attempts=2"), "{text}");
-    assert!(!text.contains("attempts=3"), "the 3rd is only at debug: {text}");
+    assert!(
+        !text.contains("attempts=3"),
+        "the 3rd is only at debug: {text}"
+    );
     assert!(text.contains("retry_in="), "{text}");
     n.shutdown(GRACE).await.unwrap();
 }

@@ -32,8 +32,9 @@
 //! impl Discovery for Catalogue {
 //!     fn seeds(&self) -> SeedsFuture<'_> {
 //!         Box::pin(async {
-//!             // e.g. GET /v1/health/service/msa?passing from a Consul agent
-//!             let healthy: Result<Vec<String>, String> = Ok(vec!["10.0.0.7:7000".into()]);
+//!             // e.g. GET /v1/health/service/msa?passing from a Consul agent;
+//!             // here one loopback address where nothing listens.
+//!             let healthy: Result<Vec<String>, String> = Ok(vec!["127.0.0.1:1".into()]);
 //!             healthy.map_err(|reason| DiscoveryError::Other { reason })
 //!         })
 //!     }

@@ -235,3 +235,38 @@ async fn a_dead_seed_is_logged_at_warn_with_backoff() {
     assert!(text.contains("retry_in="), "{text}");
     n.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_its_own_seed_name_does_not_dial_itself() {
+    // A headless Service lists every pod, the one asking too. The port is
+    // known before the node starts, as in a pod spec.
+    let port = std::net::TcpListener::bind("127.0.0.6:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dns = DnsServer::start("self.msa.test", vec!["127.0.0.6".parse().unwrap()]).await;
+    let n = Node::builder()
+        .name("dns-self")
+        .arbiters(1)
+        .secret(SECRET)
+        .listen_on(format!("127.0.0.6:{port}"))
+        .seed(format!("self.msa.test:{port}"))
+        .dns_server(dns.addr)
+        .discovery_interval(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    eventually("three discovery rounds", WAIT, || async {
+        dns.queries.load(Ordering::SeqCst) >= 6
+    })
+    .await;
+    let stats = n.remote_stats();
+    assert!(n.peers().is_empty(), "{:?}", n.peers());
+    assert_eq!(stats.handshake_failures, 0);
+    assert_eq!(
+        (stats.bytes_in, stats.bytes_out),
+        (0, 0),
+        "it never dialed itself"
+    );
+    n.shutdown(GRACE).await.unwrap();
+}

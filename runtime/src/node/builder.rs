@@ -299,10 +299,10 @@ impl NodeBuilder {
             }
             return Ok(None);
         };
-        address::check_listen(addr, self.advertise.as_deref())?;
         if self.remote.secret.is_none() && !self.transport.is_local(addr) {
             return Err(NodeError::InsecureListen { addr: addr.clone() });
         }
+        address::check_listen(addr, self.advertise.as_deref())?;
         let listener = self.transport.bind(addr).map_err(|e| NodeError::Bind {
             addr: addr.clone(),
             reason: e.to_string(),

@@ -199,9 +199,13 @@ async fn dns_seeds_resolve_a_and_aaaa_and_keep_the_last_answer_when_the_name_fai
     let before = dns.queries.load(Ordering::SeqCst);
     assert_eq!(seeds.seeds().await.unwrap(), want);
     assert!(dns.queries.load(Ordering::SeqCst) > before, "asked again");
-    // A name never resolved contributes nothing, and the rest still come.
+    // A name never resolved is kept as given (the transport's resolver may
+    // know it when it dials), and the rest still come.
     let unknown = DnsSeeds::new(["nowhere.msa.test:7000", "127.0.0.9:7001"], Some(dns.addr));
-    assert_eq!(unknown.seeds().await.unwrap(), ["127.0.0.9:7001"]);
+    assert_eq!(
+        unknown.seeds().await.unwrap(),
+        ["nowhere.msa.test:7000", "127.0.0.9:7001"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

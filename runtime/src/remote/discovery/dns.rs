@@ -26,7 +26,8 @@ use crate::remote::address::split_host_port;
 /// `name:port` is resolved at every call to `ip:port` for each address the
 /// name has (`[v6]:port` for IPv6). When a name cannot be resolved (the
 /// server is down, or the name has no records yet), its last answer is
-/// kept and the failure logged at warn.
+/// kept (the seed as given, for the transport to resolve when it dials,
+/// while it has never resolved) and the failure logged at warn.
 ///
 /// # Examples
 /// ```
@@ -136,7 +137,14 @@ impl Discovery for DnsSeeds {
                         out.extend(addrs);
                     }
                     Err(reason) => {
-                        let kept = self.last.lock().get(seed).cloned().unwrap_or_default();
+                        // Never resolved yet: dial the name as given, so the
+                        // transport's own resolver (the OS's) gets a say.
+                        let kept = self
+                            .last
+                            .lock()
+                            .get(seed)
+                            .cloned()
+                            .unwrap_or_else(|| vec![seed.clone()]);
                         tracing::warn!(
                             %seed,
                             error = %DiscoveryError::Resolve { name: seed.clone(), reason },

@@ -299,6 +299,24 @@ pub enum NodeError {
     /// The node was already shut down.
     #[error("the node is already shut down")]
     AlreadyShutDown,
+    /// The node would listen on an unspecified address (`0.0.0.0`, `::`)
+    /// and advertise it, though no other node can dial it.
+    #[error(
+        "listening on {addr} needs an advertise address: other nodes cannot dial an \
+         unspecified address (set NodeBuilder::advertise, `advertise` in the config or --advertise)"
+    )]
+    UnroutableListen {
+        /// The listen address.
+        addr: String,
+    },
+    /// The advertise address is not one other nodes can dial.
+    #[error("cannot advertise {addr}: {reason}")]
+    BadAdvertise {
+        /// The address given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

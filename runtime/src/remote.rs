@@ -5,6 +5,8 @@
 //! tables exchanged on connect and on change, and location-
 //! transparent calls through [`ServiceRef`](crate::ServiceRef).
 
+pub(crate) mod address;
+pub mod discovery;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod inbound;
@@ -27,8 +29,8 @@ pub use operator::{
     inject_fault, inject_fault_via, FaultError, FaultRefusal, FaultReport, FaultRequest,
 };
 pub use remoting::{
-    RemoteConfig, DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES,
-    DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
+    RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_MAX_CONTROL_QUEUE_BYTES,
+    DEFAULT_MAX_DATA_QUEUE_BYTES, DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
 };
 pub use stats::{ConnectionSnapshot, RemoteSnapshot};
 pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};

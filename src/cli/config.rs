@@ -9,11 +9,17 @@
 //! ```toml
 //! name = "node1"                 # default: node-<pid>
 //! listen = "127.0.0.1:7001"      # default: 127.0.0.1:0 (a free loopback port)
-//! seeds = ["127.0.0.1:7000"]     # nodes to join through
+//! advertise = "10.0.0.5:0"      # what others dial; needed with listen 0.0.0.0 (port 0: the bound one)
+//! seeds = ["127.0.0.1:7000"]     # nodes to join through; a name (msa-nodes.default.svc:7000)
+//!                                # stands for all its addresses, re-resolved every discovery.interval
 //! cluster = "msa"                # nodes of another cluster are refused
 //! secret = "…"                   # better: MSA_SECRET; required off loopback
 //! arbiters = 2                   # default: one per core
 //! failure_detection_ms = 5000    # a dead member is declared down within ~this
+//!
+//! [discovery]                    # MSA_DISCOVERY_INTERVAL, MSA_DISCOVERY_DNS_SERVER
+//! interval = "10s"               # re-resolve seed names this often (ms, s or m)
+//! dns_server = "127.0.0.1:5353"  # default: the system's resolver configuration
 //!
 //! [[services]]
 //! kind = "kv"                    # kv | echo | counter | orders | inventory | payments
@@ -222,6 +228,8 @@ impl fmt::Display for ServiceConfig {
 struct ConfigFile {
     name: Option<String>,
     listen: Option<String>,
+    advertise: Option<String>,
+    discovery: Option<DiscoveryFile>,
     seeds: Option<Vec<String>>,
     cluster: Option<String>,
     secret: Option<String>,
@@ -240,6 +248,12 @@ pub(crate) struct Overrides {
     pub(crate) listen: Option<SocketAddr>,
     /// `--seed` (repeatable) / `MSA_SEEDS` (comma-separated).
     pub(crate) seeds: Vec<String>,
+    /// `--advertise` / `MSA_ADVERTISE`.
+    pub(crate) advertise: Option<String>,
+    /// `--discovery-interval` / `MSA_DISCOVERY_INTERVAL`.
+    pub(crate) discovery_interval: Option<String>,
+    /// `--dns-server` / `MSA_DISCOVERY_DNS_SERVER`.
+    pub(crate) dns_server: Option<SocketAddr>,
     /// `--cluster` / `MSA_CLUSTER`.
     pub(crate) cluster: Option<String>,
     /// `--secret` / `MSA_SECRET`.
@@ -267,6 +281,12 @@ pub(crate) struct NodeConfig {
     pub(crate) listen: SocketAddr,
     /// Seed addresses to join through.
     pub(crate) seeds: Vec<String>,
+    /// The address other nodes dial (`None`: the listen address).
+    pub(crate) advertise: Option<String>,
+    /// How often seed names are resolved again (`None`: 10 s).
+    pub(crate) discovery_interval: Option<std::time::Duration>,
+    /// The DNS server for seed names (`None`: the system's).
+    pub(crate) dns_server: Option<SocketAddr>,
     /// The cluster name.
     pub(crate) cluster: String,
     /// The shared secret; `None` restricts the node to loopback.
@@ -288,6 +308,9 @@ impl fmt::Debug for NodeConfig {
             .field("name", &self.name)
             .field("listen", &self.listen)
             .field("seeds", &self.seeds)
+            .field("advertise", &self.advertise)
+            .field("discovery_interval", &self.discovery_interval)
+            .field("dns_server", &self.dns_server)
             .field("cluster", &self.cluster)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("arbiters", &self.arbiters)
@@ -325,6 +348,8 @@ impl NodeConfig {
             (None, None) => DEFAULT_LISTEN.parse()?,
         };
         let gateway = resolve_gateway(file.gateway, &over)?;
+        let (discovery_interval, dns_server) =
+            DiscoveryFile::resolve(file.discovery.unwrap_or_default(), &over)?;
         let cfg = Self {
             name: over
                 .name
@@ -332,6 +357,9 @@ impl NodeConfig {
                 .unwrap_or_else(|| format!("node-{}", std::process::id())),
             listen,
             seeds: non_empty(over.seeds).or(file.seeds).unwrap_or_default(),
+            advertise: over.advertise.or(file.advertise),
+            discovery_interval,
+            dns_server,
             cluster: over
                 .cluster
                 .or(file.cluster)
@@ -449,6 +477,55 @@ fn resolve_gateway(
     Ok(Some(gateway))
 }
 
+/// The `[discovery]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscoveryFile {
+    interval: Option<String>,
+    dns_server: Option<String>,
+}
+
+impl DiscoveryFile {
+    /// The interval and DNS server, flags and environment winning.
+    fn resolve(
+        self,
+        over: &Overrides,
+    ) -> anyhow::Result<(Option<std::time::Duration>, Option<SocketAddr>)> {
+        let interval = match over.discovery_interval.as_ref().or(self.interval.as_ref()) {
+            Some(s) => Some(parse_interval(s).with_context(|| {
+                format!("discovery interval `{s}` is not a duration like 500ms, 10s or 1m")
+            })?),
+            None => None,
+        };
+        let dns = match (over.dns_server, self.dns_server) {
+            (Some(a), _) => Some(a),
+            (None, Some(s)) => Some(s.parse().with_context(|| {
+                format!("`discovery.dns_server = \"{s}\"` is not an ip:port address")
+            })?),
+            (None, None) => None,
+        };
+        Ok((interval, dns))
+    }
+}
+
+/// `500ms`, `10s`, `1m` (a positive whole number and a unit).
+fn parse_interval(s: &str) -> anyhow::Result<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().context("no number")?;
+    let d = match unit.trim() {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        u => bail!("unknown unit `{u}` (ms, s or m)"),
+    };
+    if d.is_zero() {
+        bail!("must be more than 0");
+    }
+    Ok(d)
+}
+
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
@@ -508,6 +585,51 @@ mod tests {
         assert_eq!(cfg.services.len(), 1);
         assert_eq!(cfg.services[0].name(), "e");
         assert_eq!(cfg.listen, DEFAULT_LISTEN.parse().unwrap());
+    }
+
+    #[test]
+    fn advertise_and_discovery_come_from_the_file_and_flags_win() {
+        let cfg = from_toml(
+            "secret = \"s\"\nlisten = \"0.0.0.0:7000\"\nadvertise = \"10.0.0.5:0\"\n\
+             seeds = [\"msa-nodes.default.svc:7000\"]\n\
+             [discovery]\ninterval = \"500ms\"\ndns_server = \"127.0.0.1:5353\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.advertise.as_deref(), Some("10.0.0.5:0"));
+        assert_eq!(cfg.seeds, ["msa-nodes.default.svc:7000"]);
+        assert_eq!(
+            cfg.discovery_interval,
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(cfg.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        let over = Overrides {
+            advertise: Some("[fd00::5]:7000".into()),
+            discovery_interval: Some("2m".into()),
+            dns_server: Some("127.0.0.1:53".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let (i, d) = DiscoveryFile {
+            interval: Some("1s".into()),
+            dns_server: Some("127.0.0.1:5353".into()),
+        }
+        .resolve(&over)
+        .unwrap();
+        assert_eq!(i, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(d, Some("127.0.0.1:53".parse().unwrap()));
+        for bad in ["10", "10h", "0s", "s", "-1s"] {
+            let e = format!(
+                "{:#}",
+                from_toml(&format!("[discovery]\ninterval = \"{bad}\"\n")).unwrap_err()
+            );
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+        let e = format!(
+            "{:#}",
+            from_toml("[discovery]\ndns_server = \"resolver:53\"\n").unwrap_err()
+        );
+        assert!(e.contains("not an ip:port"), "{e}");
+        let e = format!("{:#}", from_toml("[discovery]\nttl = 1\n").unwrap_err());
+        assert!(e.contains("unknown field `ttl`"), "{e}");
     }
 
     #[test]

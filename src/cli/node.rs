@@ -66,6 +66,16 @@ pub(crate) struct NodeArgs {
         value_name = "HOST:PORT"
     )]
     seeds: Vec<String>,
+    /// Address other nodes dial to reach this one, when it differs from
+    /// --listen (needed with 0.0.0.0; port 0 means the bound port)
+    #[arg(long, env = "MSA_ADVERTISE", value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Resolve seed names again this often (500ms, 10s, 1m) [default: 10s]
+    #[arg(long, env = "MSA_DISCOVERY_INTERVAL", value_name = "DURATION")]
+    discovery_interval: Option<String>,
+    /// DNS server for seed names [default: the system's resolver]
+    #[arg(long, env = "MSA_DISCOVERY_DNS_SERVER", value_name = "IP:PORT")]
+    dns_server: Option<SocketAddr>,
     /// Cluster name; nodes of other clusters are refused [default: msa]
     #[arg(long, env = "MSA_CLUSTER")]
     cluster: Option<String>,
@@ -113,6 +123,9 @@ impl NodeArgs {
             name: self.name.clone(),
             listen: self.listen,
             seeds: self.seeds.clone(),
+            advertise: self.advertise.clone(),
+            discovery_interval: self.discovery_interval.clone(),
+            dns_server: self.dns_server,
             cluster: self.cluster.clone(),
             secret: self.secret.clone(),
             arbiters: self.arbiters,
@@ -200,6 +213,15 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
     }
     if let Some(s) = &cfg.secret {
         b = b.secret(s.as_bytes());
+    }
+    if let Some(a) = &cfg.advertise {
+        b = b.advertise(a);
+    }
+    if let Some(d) = cfg.discovery_interval {
+        b = b.discovery_interval(d);
+    }
+    if let Some(d) = cfg.dns_server {
+        b = b.dns_server(d);
     }
     for s in &cfg.seeds {
         b = b.seed(s);

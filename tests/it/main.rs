@@ -6,9 +6,11 @@
 
 mod support;
 
+mod cli_addr;
 mod cli_bench_gateway;
 mod cli_bench_remote;
 mod cli_commands;
+mod cli_discovery;
 mod cli_failover;
 mod cli_faults;
 mod cli_gateway;

@@ -33,6 +33,9 @@ pub fn msa() -> Command {
         "MSA_JWT_SECRET",
         "MSA_FAILURE_DETECTION_MS",
         "MSA_SEED",
+        "MSA_ADVERTISE",
+        "MSA_DISCOVERY_INTERVAL",
+        "MSA_DISCOVERY_DNS_SERVER",
     ] {
         c.env_remove(var);
     }

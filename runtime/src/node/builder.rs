@@ -12,6 +12,8 @@ use crate::deadline::{Deadlines, TICK};
 use crate::error::NodeError;
 use crate::lifecycle::{launch, ExitNotice, KillSwitch, Placement};
 use crate::registry::Registry;
+use crate::remote::address;
+use crate::remote::discovery::{Discovery, DnsSeeds, StaticSeeds};
 use crate::remote::frame::NodeInfo;
 use crate::remote::remoting::Remoting;
 use crate::remote::transport::{FaultTransport, Listener, TcpTransport, Transport};
@@ -27,6 +29,14 @@ pub struct NodeBuilder {
     allow_panic_abort: bool,
     track_mailbox_depth: bool,
     listen: Option<String>,
+    advertise: Option<String>,
+    /// What the node advertises, worked out when it binds.
+    advertised: Option<String>,
+    /// Set by [`NodeBuilder::discovery`]; else from the seeds.
+    discovery: Option<Arc<dyn Discovery>>,
+    /// Whether the transport is the default TCP one (seed names are then
+    /// resolved through DNS).
+    tcp: bool,
     transport: Arc<dyn Transport>,
     remote: RemoteConfig,
     incarnation: Option<u64>,
@@ -41,6 +51,10 @@ impl Default for NodeBuilder {
             allow_panic_abort: false,
             track_mailbox_depth: false,
             listen: None,
+            advertise: None,
+            advertised: None,
+            discovery: None,
+            tcp: true,
             transport: Arc::new(TcpTransport),
             remote: RemoteConfig::default(),
             incarnation: None,
@@ -76,7 +90,9 @@ impl NodeBuilder {
 
     /// Listens for other nodes on `addr` (port 0 picks a free port; read it
     /// back with [`Node::remote_addr`]). Without a cluster secret only a
-    /// loopback address is accepted. For a transport other than TCP, see
+    /// loopback address is accepted. An unspecified address (`0.0.0.0`,
+    /// `[::]`) needs an [`advertise`](Self::advertise) address. IPv6 works
+    /// (`[::1]:7000`). For a transport other than TCP, see
     /// [`listen_on`](Self::listen_on).
     pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
         self.listen = Some(addr.to_string());
@@ -91,6 +107,54 @@ impl NodeBuilder {
     /// is accepted ([`Transport::is_local`]).
     pub fn listen_on(mut self, addr: impl Into<String>) -> Self {
         self.listen = Some(addr.into());
+        self
+    }
+
+    /// The address other nodes dial to reach this one (`host:port`, or
+    /// `[v6]:port`), when it differs from the [`listen`](Self::listen)
+    /// address: a node bound to `0.0.0.0:7000` in a container advertises
+    /// its pod or host address. Port 0 means the port the listener got.
+    /// The membership identity, the service tables and
+    /// [`Node::remote_addr`] carry this address. Without it a node
+    /// advertises its bound address, and refuses to start when that is
+    /// unspecified ([`NodeError::UnroutableListen`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let node = msa_runtime::Node::builder()
+    ///     .arbiters(1)
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .advertise("localhost:0")
+    ///     .start()
+    ///     .unwrap();
+    /// let addr = node.remote_addr().unwrap();
+    /// assert!(addr.starts_with("localhost:") && !addr.ends_with(":0"));
+    /// node.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn advertise(mut self, addr: impl Into<String>) -> Self {
+        self.advertise = Some(addr.into());
+        self
+    }
+
+    /// Where the node finds its seeds, instead of the [`seed`](Self::seed)
+    /// list: any [`Discovery`] (Consul, etcd, a cloud API). It is asked
+    /// again every [`discovery_interval`](Self::discovery_interval).
+    pub fn discovery(mut self, discovery: impl Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
+    }
+
+    /// How often seeds are discovered again (default 10 s): a seed name is
+    /// re-resolved, a [`Discovery`] asked again.
+    pub fn discovery_interval(mut self, every: Duration) -> Self {
+        self.remote.discovery_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The DNS server (`ip:port`) that resolves seed names, instead of the
+    /// system's resolver configuration (a test's own server, say).
+    pub fn dns_server(mut self, server: std::net::SocketAddr) -> Self {
+        self.remote.dns_server = Some(server);
         self
     }
 
@@ -116,11 +180,15 @@ impl NodeBuilder {
     /// a.shutdown_blocking(std::time::Duration::from_secs(1)).unwrap();
     /// ```
     pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.tcp = std::any::Any::type_id(&transport) == std::any::TypeId::of::<TcpTransport>();
         self.transport = Arc::new(transport);
         self
     }
 
-    /// Adds a seed node address (`host:port`) to dial at start.
+    /// Adds a seed node address (`host:port`, `[v6]:port`) to dial at
+    /// start. On TCP the host may be a DNS name standing for several nodes
+    /// (a Kubernetes headless Service): it is resolved to all its addresses,
+    /// and again every [`discovery_interval`](Self::discovery_interval).
     pub fn seed(mut self, addr: impl Into<String>) -> Self {
         self.remote.seeds.push(addr.into());
         self
@@ -223,18 +291,44 @@ impl NodeBuilder {
     fn bind(&mut self) -> Result<Option<Box<dyn Listener>>, NodeError> {
         self.transport = Arc::new(FaultTransport::new(self.transport.clone()));
         let Some(addr) = &self.listen else {
+            if let Some(adv) = &self.advertise {
+                return Err(NodeError::BadAdvertise {
+                    addr: adv.clone(),
+                    reason: "a node that does not listen has nothing to advertise".into(),
+                });
+            }
             return Ok(None);
         };
         if self.remote.secret.is_none() && !self.transport.is_local(addr) {
             return Err(NodeError::InsecureListen { addr: addr.clone() });
         }
-        self.transport
-            .bind(addr)
-            .map(Some)
-            .map_err(|e| NodeError::Bind {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })
+        address::check_listen(addr, self.advertise.as_deref())?;
+        let listener = self.transport.bind(addr).map_err(|e| NodeError::Bind {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+        self.advertised = Some(address::advertised(
+            &listener.local_addr(),
+            self.advertise.as_deref(),
+        )?);
+        Ok(Some(listener))
+    }
+
+    /// Where the node's seeds come from: the discovery given, else the
+    /// seeds (names resolved through DNS on TCP); `None` without either.
+    fn seed_discovery(&self) -> Option<Arc<dyn Discovery>> {
+        if let Some(d) = &self.discovery {
+            return Some(d.clone());
+        }
+        if self.remote.seeds.is_empty() {
+            return None;
+        }
+        let seeds = self.remote.seeds.clone();
+        Some(if self.tcp {
+            Arc::new(DnsSeeds::new(seeds, self.remote.dns_server))
+        } else {
+            Arc::new(StaticSeeds::new(seeds))
+        })
     }
 
     fn shared(
@@ -243,8 +337,9 @@ impl NodeBuilder {
         shards: usize,
         listener: Option<&dyn Listener>,
     ) -> Result<Arc<NodeShared>, NodeError> {
-        let local_addr = listener.map(|l| l.local_addr());
-        let wants_remote = local_addr.is_some() || !self.remote.seeds.is_empty();
+        let local_addr = listener.and(self.advertised.clone());
+        let wants_remote =
+            local_addr.is_some() || !self.remote.seeds.is_empty() || self.discovery.is_some();
         let incarnation = self.incarnation.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -346,7 +441,7 @@ impl NodeBuilder {
             listener.as_deref(),
         )?;
         if let Some(r) = &shared.remote {
-            let tasks = remoting_tasks(r, &shared, listener);
+            let tasks = remoting_tasks(r, &shared, listener, self.seed_discovery());
             handles[0].spawn(tasks);
         }
         let sweeper_stop = Arc::new(AtomicBool::new(false));
@@ -398,7 +493,7 @@ impl NodeBuilder {
             sweeper_stop.clone(),
         )));
         if let Some(r) = &shared.remote {
-            actix_rt::spawn(remoting_tasks(r, &shared, listener));
+            actix_rt::spawn(remoting_tasks(r, &shared, listener, self.seed_discovery()));
         }
         {
             let shared = shared.clone();
@@ -439,12 +534,13 @@ fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor
     addr
 }
 
-/// The remoting tasks of a node: accept, dial seeds, re-advertise the service
+/// The remoting tasks of a node: accept, discover and dial seeds, re-advertise the service
 /// table after every local registry change.
 fn remoting_tasks(
     r: &Arc<Remoting>,
     shared: &Arc<NodeShared>,
     listener: Option<Box<dyn Listener>>,
+    discovery: Option<Arc<dyn Discovery>>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let r = r.clone();
     let mut watch = shared.registry.watch();
@@ -453,8 +549,8 @@ fn remoting_tasks(
         if let Some(l) = listener {
             actix_rt::spawn(r.clone().accept_loop(l));
         }
-        for seed in r.cfg.seeds.clone() {
-            actix_rt::spawn(r.clone().dial_loop(seed));
+        if let Some(d) = discovery {
+            actix_rt::spawn(r.clone().seed_loop(d));
         }
         while let Some(ev) = watch.next().await {
             use crate::registry::RegistryEvent as E;

@@ -19,6 +19,7 @@ mod io;
 mod lane;
 mod membership_driver;
 mod operator;
+mod seeds;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -34,8 +35,8 @@ use super::transport::Transport;
 #[cfg(test)]
 pub(crate) use config::DEFAULT_DETECTION;
 pub use config::{
-    RemoteConfig, DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES,
-    DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
+    RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_MAX_CONTROL_QUEUE_BYTES,
+    DEFAULT_MAX_DATA_QUEUE_BYTES, DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
 };
 use error::ConnectionError;
 pub(crate) use status::{client_exchange, fetch_status};

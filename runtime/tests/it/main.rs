@@ -6,10 +6,12 @@
 mod support;
 
 mod actix_behaviour;
+mod addr;
 mod backpressure;
 mod basics;
 mod calls_anywhere;
 mod cluster;
+mod discovery;
 mod faults;
 mod flow_control;
 mod heal;

@@ -14,6 +14,9 @@ pub const DEFAULT_MAX_CONTROL_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// The default time after which a peer that stopped reading is closed (10 s).
 pub const DEFAULT_PEER_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default time between two rounds of seed discovery (10 s).
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The default bound on asks from one connection served at once (8,192).
 pub const DEFAULT_MAX_INBOUND_ASKS: usize = 8_192;
 
@@ -49,8 +52,16 @@ pub struct RemoteConfig {
     /// sends asks faster than they are served (or never reads the replies)
     /// is held back by TCP instead of piling up work here. Default 8,192.
     pub max_inbound_asks: usize,
-    /// Addresses to dial at start (and to re-dial while they are unreachable).
+    /// Addresses to dial at start (and to re-dial while they are
+    /// unreachable). On TCP a seed whose host is a name is resolved to all
+    /// its addresses, again every `discovery_interval`
+    /// ([`DnsSeeds`](crate::remote::discovery::DnsSeeds)).
     pub seeds: Vec<String>,
+    /// How often the node asks its discovery for seeds again (default 10 s).
+    pub discovery_interval: Duration,
+    /// The DNS server (`ip:port`) that resolves seed names; `None` (the
+    /// default) uses the system's resolver configuration.
+    pub dns_server: Option<std::net::SocketAddr>,
     /// Idle connections send a ping this often.
     pub heartbeat: Duration,
     /// A connection silent for this long is closed and its node declared down.
@@ -76,6 +87,8 @@ impl Default for RemoteConfig {
             peer_stall_timeout: DEFAULT_PEER_STALL_TIMEOUT,
             max_inbound_asks: DEFAULT_MAX_INBOUND_ASKS,
             seeds: Vec::new(),
+            discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
+            dns_server: None,
             heartbeat: Duration::from_millis(500),
             dead_after: Duration::from_secs(3),
             reconnect_max: Duration::from_secs(2),

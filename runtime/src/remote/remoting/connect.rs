@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::watch;
 
 use super::{nonce, ConnectionError, Remoting};
 use crate::remote::frame::{ConnKind, FrameDecoder, NodeInfo};
@@ -35,11 +36,16 @@ impl Remoting {
     }
 
     /// Dials `addr` until connected, and again whenever the connection drops,
-    /// with exponential backoff, until the node closes.
-    pub(crate) async fn dial_loop(self: Arc<Self>, addr: String) {
+    /// with exponential backoff, until the node closes or `stop`'s sender is
+    /// dropped (the seed is no longer discovered). A seed that cannot be
+    /// reached is logged at warn at the 1st, 2nd, 4th, 8th, … failure in a
+    /// row (at debug in between), so a dead seed says why without flooding
+    /// the log.
+    pub(crate) async fn dial_loop(self: Arc<Self>, addr: String, mut stop: watch::Receiver<()>) {
         let mut backoff = Duration::from_millis(50);
+        let mut failures: u32 = 0;
         let mut closing = self.closed.subscribe();
-        while !self.is_closing() {
+        while !self.is_closing() && stop.has_changed().is_ok() {
             // Connected to that node already (whoever dialed): a second
             // connection would only be retired by the duplicate tie-break,
             // and dialed again, and retired, for as long as the first one
@@ -48,30 +54,50 @@ impl Remoting {
                 tokio::select! {
                     _ = p.gone() => {}
                     _ = closing.changed() => break,
+                    _ = stop.changed() => break,
                 }
                 backoff = Duration::from_millis(50);
+                failures = 0;
                 continue;
             }
-            match tokio::time::timeout(
+            let failed = match tokio::time::timeout(
                 self.cfg.connect_timeout,
                 self.transport.connect(addr.clone()),
             )
             .await
             {
                 Ok(Ok(stream)) => match self.clone().outbound(stream, &addr).await {
-                    Ok(()) => backoff = Duration::from_millis(50),
-                    Err(e) => tracing::warn!(%addr, error = %e, "connection to seed failed"),
+                    Ok(()) => {
+                        backoff = Duration::from_millis(50);
+                        failures = 0;
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(%addr, error = %e, "connection to seed failed");
+                        None
+                    }
                 },
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "dial failed"),
-                Err(_) => tracing::debug!(%addr, "dial timed out"),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!(
+                    "no connection within {:?} (connect_timeout)",
+                    self.cfg.connect_timeout
+                )),
+            };
+            if let Some(error) = failed {
+                failures = failures.saturating_add(1);
+                if failures.is_power_of_two() {
+                    tracing::warn!(%addr, %error, attempts = failures, retry_in = ?backoff, "seed unreachable");
+                } else {
+                    tracing::debug!(%addr, %error, attempts = failures, retry_in = ?backoff, "seed unreachable");
+                }
             }
             if self.is_closing() {
                 break;
             }
-            let mut closed = self.closed.subscribe();
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = closed.changed() => break,
+                _ = closing.changed() => break,
+                _ = stop.changed() => break,
             }
             backoff = (backoff * 2).min(self.cfg.reconnect_max);
         }

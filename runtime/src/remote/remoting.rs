@@ -19,6 +19,7 @@ mod io;
 mod lane;
 mod membership_driver;
 mod operator;
+mod reach;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -67,6 +68,11 @@ pub(crate) struct Remoting {
     /// This node's service table version: bumped at every registry change,
     /// gossiped, and carried by every table and data-connection ping.
     table_version: AtomicU64,
+    /// Which members this node reaches, and the others' reports.
+    reach: parking_lot::Mutex<super::reachability::Reachability>,
+    /// Whether a connection to another node was ever established (until
+    /// then, the seeds' tables are pending).
+    ever_connected: AtomicBool,
 }
 
 /// Counts an established connection until it ends.
@@ -87,6 +93,8 @@ pub(crate) enum MembershipInput {
     Timer(foca::Timer<Member>),
     /// Gossip this version of our own service table.
     Publish(u64),
+    /// Gossip this node's reachability report.
+    PublishReach(super::reachability::ReachReport),
     /// Announce again to known nodes that are not active members.
     Rejoin,
     Leave,
@@ -114,7 +122,6 @@ impl Remoting {
         transport: Arc<dyn Transport>,
     ) -> Self {
         Self {
-            cfg,
             local,
             stats: Arc::new(RemoteStats::default()),
             peers: RwLock::new(HashMap::new()),
@@ -130,6 +137,11 @@ impl Remoting {
             dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
             next_lane: std::sync::atomic::AtomicU64::new(1),
             table_version: AtomicU64::new(1),
+            reach: parking_lot::Mutex::new(super::reachability::Reachability::new(
+                cfg.unreachable_after(),
+            )),
+            ever_connected: AtomicBool::new(false),
+            cfg,
         }
     }
 

@@ -137,6 +137,7 @@ impl Remoting {
         self.conns.fetch_add(1, Ordering::AcqRel);
         let _open = ConnGuard(&self.conns, &self.conns_done);
         if keep_new {
+            self.ever_connected.store(true, Ordering::Release);
             tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
             self.emit(crate::remote::status::ClusterEvent::Joined {
                 member: info.clone(),
@@ -204,6 +205,7 @@ impl Remoting {
                         match read {
                             Ok(Ok(0)) => break ConnectionError::Closed,
                             Ok(Ok(n)) => {
+                                peer.heard();
                                 self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                                 peer.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                                 dec.push(&buf[..n]);

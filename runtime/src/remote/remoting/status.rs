@@ -23,6 +23,7 @@ impl Remoting {
             status: if self.is_closing() { "left" } else { "alive" }.into(),
             incarnation: self.local.incarnation,
             table_version: self.table_version.load(Ordering::Acquire),
+            reachability: "reachable".into(),
         }];
         let connected = self.peers();
         for (info, status) in self.view.lock().iter() {
@@ -33,6 +34,7 @@ impl Remoting {
                     status: (*status).into(),
                     incarnation: info.incarnation,
                     table_version: self.held_table_version(&info.name),
+                    reachability: self.reachability_word(&info.name),
                 });
             }
         }
@@ -45,6 +47,7 @@ impl Remoting {
                     status: "alive".into(),
                     incarnation: info.incarnation,
                     table_version: self.held_table_version(&info.name),
+                    reachability: self.reachability_word(&info.name),
                 });
             }
         }
@@ -70,7 +73,20 @@ impl Remoting {
                     .collect()
             })
             .unwrap_or_default();
-        crate::remote::status::ClusterStatus { members, services }
+        crate::remote::status::ClusterStatus {
+            members,
+            services,
+            unreachable: self.unreachable_pairs(),
+        }
+    }
+
+    fn reachability_word(&self, name: &str) -> String {
+        if self.reachable(name) {
+            "reachable"
+        } else {
+            "unreachable"
+        }
+        .into()
     }
 
     /// The version of `name`'s service table this node holds (0: none).

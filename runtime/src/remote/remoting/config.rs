@@ -67,10 +67,10 @@ pub struct RemoteConfig {
 impl RemoteConfig {
     /// A member from which nothing arrived on this node's own connections
     /// for this long is unreachable from here, and its services leave this
-    /// node's routing: two thirds of `dead_after` (2 s by default, 0.4 × the
-    /// failure-detection bound), at least two heartbeats.
+    /// node's routing: half of `dead_after` (1.5 s by default, 0.3 × the
+    /// failure-detection bound, three heartbeats), at least two heartbeats.
     pub fn unreachable_after(&self) -> Duration {
-        (self.dead_after * 2 / 3).max(self.heartbeat * 2)
+        (self.dead_after / 2).max(self.heartbeat * 2)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::remote::reachability::Observation;
 
 /// A report is gossiped again after this many judgements without change, so
 /// a node that missed it (or joined later) hears it.
-const REPORT_EVERY_TICKS: u32 = 8;
+const REPORT_EVERY_TICKS: u32 = 16;
 
 impl Remoting {
     /// Members this node expects to reach: those membership holds alive or
@@ -36,9 +36,9 @@ impl Remoting {
         v
     }
 
-    /// Judges reachability every `heartbeat / 2` until the node closes.
+    /// Judges reachability every `heartbeat / 4` until the node closes.
     pub(super) async fn reachability_loop(self: Arc<Self>) {
-        let every = (self.cfg.heartbeat / 2).max(Duration::from_millis(10));
+        let every = (self.cfg.heartbeat / 4).max(Duration::from_millis(10));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closed = self.closed.subscribe();

@@ -84,6 +84,9 @@ impl Remoting {
         mut dec: FrameDecoder,
     ) {
         if info.name == self.local.name {
+            // A seed that is this node (a DNS seed lists every node, this
+            // one too): nothing to wait for from it (`tables_pending`).
+            self.ever_connected.store(true, Ordering::Release);
             tracing::warn!("connected to ourselves; closing");
             return;
         }

@@ -134,10 +134,13 @@ impl Remoting {
     /// Expected members are those membership holds alive or suspect,
     /// connected peers, and members a peer's table named in the last
     /// `connect_timeout + unreachable_after` (they are being dialed). Before this node has
-    /// connected to anyone, its seeds are pending, named by address.
+    /// connected to anyone, its seeds are pending, named by address (its own
+    /// address excluded; a seed that turns out to be this node counts as
+    /// a connection).
     pub(crate) fn tables_pending(&self) -> Vec<String> {
         if !self.ever_connected.load(Ordering::Acquire) && !self.cfg.seeds.is_empty() {
             let mut seeds = self.cfg.seeds.clone();
+            seeds.retain(|s| *s != self.local.addr);
             seeds.sort();
             seeds.dedup();
             return seeds;

@@ -73,6 +73,9 @@ pub(crate) struct Remoting {
     /// Whether a connection to another node was ever established (until
     /// then, the seeds' tables are pending).
     ever_connected: AtomicBool,
+    /// Members (name, incarnation) that left gracefully: their state is
+    /// `removed` (see `status.rs`).
+    removed: parking_lot::Mutex<std::collections::BTreeSet<(String, u64)>>,
 }
 
 /// Counts an established connection until it ends.
@@ -141,6 +144,7 @@ impl Remoting {
                 cfg.unreachable_after(),
             )),
             ever_connected: AtomicBool::new(false),
+            removed: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
             cfg,
         }
     }

@@ -27,6 +27,18 @@ pub struct MemberView {
     /// `reachable`.
     #[serde(default = "reachable")]
     pub reachability: String,
+    /// The member's state, as Akka names them: `joining` (known, its
+    /// service table not here yet), `up`, `leaving` (the asked node itself,
+    /// shutting down), `exiting` (it said it leaves), `removed` (it left
+    /// gracefully) or `down` (declared down by failure detection). Beside
+    /// `status`, which stays as it was. Absent in older nodes' JSON, read as
+    /// `up`.
+    #[serde(default = "up")]
+    pub state: String,
+}
+
+fn up() -> String {
+    "up".into()
 }
 
 fn reachable() -> String {
@@ -73,6 +85,7 @@ impl ClusterStatus {
     ///     incarnation: 7,
     ///     table_version: 2,
     ///     reachability: "reachable".into(),
+    ///     state: "up".into(),
     /// };
     /// let view = |status: &str| ClusterStatus {
     ///     members: vec![member(status)],
@@ -185,6 +198,7 @@ mod tests {
             incarnation,
             table_version,
             reachability: "reachable".into(),
+            state: "up".into(),
         }
     }
 
@@ -259,6 +273,7 @@ mod tests {
                 .unwrap();
         assert_eq!(m.table_version, 0);
         assert_eq!(m.reachability, "reachable");
+        assert_eq!(m.state, "up");
         let s: ClusterStatus = serde_json::from_str(r#"{"members":[],"services":[]}"#).unwrap();
         assert!(s.unreachable.is_empty());
         let json = serde_json::to_value(member("n1", "alive", 3, 4)).unwrap();
@@ -269,6 +284,7 @@ mod tests {
             "incarnation",
             "table_version",
             "reachability",
+            "state",
         ] {
             assert!(json.get(field).is_some(), "{field} in {json}");
         }

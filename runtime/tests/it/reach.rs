@@ -70,6 +70,15 @@ fn pair(a: &str, b: &str) -> [String; 2] {
     [a.to_string(), b.to_string()]
 }
 
+fn state_of(n: &Node, member: &str) -> String {
+    n.cluster_status()
+        .members
+        .into_iter()
+        .find(|m| m.name == member)
+        .map(|m| m.state)
+        .unwrap_or_else(|| "absent".into())
+}
+
 fn reachability_of(n: &Node, member: &str) -> String {
     n.cluster_status()
         .members
@@ -93,6 +102,12 @@ async fn a_partial_cut_shows_as_unreachable_pairs_and_fails_calls_fast_until_hea
             && ask_where(&a, "on-b").await.is_ok()
             && ask_where(&b, "on-c").await.is_ok()
             && ask_where(&c, "on-b").await.is_ok()
+    })
+    .await;
+    eventually("every member up everywhere", BOUND, || async {
+        nodes
+            .iter()
+            .all(|n| n.cluster_status().members.iter().all(|m| m.state == "up"))
     })
     .await;
     for n in nodes {
@@ -134,6 +149,8 @@ async fn a_partial_cut_shows_as_unreachable_pairs_and_fails_calls_fast_until_hea
     }
     assert_eq!(reachability_of(&a, "b"), "reachable");
     assert_eq!(reachability_of(&b, "c"), "reachable");
+    // Unreachable is beside the state, not one: c is still up.
+    assert_eq!(state_of(&a, "c"), "up");
 
     // a → what only c runs: a typed error, at once.
     let t = Instant::now();
@@ -175,7 +192,13 @@ async fn a_partial_cut_shows_as_unreachable_pairs_and_fails_calls_fast_until_hea
             && ask_where(&c, "on-b").await.as_deref() == Ok("b")
     })
     .await;
-    for n in [c, b, a] {
+    // A graceful leave: removed, for the others.
+    c.shutdown(GRACE).await.unwrap();
+    eventually("c removed on a and b", BOUND, || async {
+        state_of(&a, "c") == "removed" && state_of(&b, "c") == "removed"
+    })
+    .await;
+    for n in [b, a] {
         n.shutdown(GRACE).await.unwrap();
     }
 }

@@ -108,6 +108,7 @@ mod tests {
                     incarnation: 7,
                     table_version: 1,
                     reachability: "reachable".into(),
+                    state: "down".into(),
                 },
                 MemberView {
                     name: "node1".into(),
@@ -116,6 +117,7 @@ mod tests {
                     incarnation: 5,
                     table_version: 2,
                     reachability: "unreachable".into(),
+                    state: "up".into(),
                 },
             ],
             services: vec![ServiceView {

@@ -150,19 +150,26 @@ impl Remoting {
             .into_iter()
             .map(|i| i.name)
             .collect();
+        // Locks are taken one at a time (never the view's under this one's).
+        let in_view: Vec<String> = self
+            .view
+            .lock()
+            .iter()
+            .map(|(i, _)| i.name.clone())
+            .collect();
         let mut reach = self.reach.lock();
         for name in reach.learned(Instant::now(), self.learned_for()) {
-            let known = self.view.lock().iter().any(|(i, _)| i.name == name);
+            let known = in_view.contains(&name);
             if !known && !names.contains(&name) && name != self.local.name {
                 names.push(name);
             }
         }
         names.sort();
+        names.retain(|name| !reach.is_unreachable(name));
+        drop(reach);
         names.retain(|name| {
-            !reach.is_unreachable(name)
-                && self
-                    .peer(name)
-                    .is_none_or(|p| p.is_down() || !p.has_applied_table())
+            self.peer(name)
+                .is_none_or(|p| p.is_down() || !p.has_applied_table())
         });
         names
     }

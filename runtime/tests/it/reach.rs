@@ -156,6 +156,7 @@ async fn a_partial_cut_shows_as_unreachable_pairs_and_fails_calls_fast_until_hea
     let t = Instant::now();
     let err = ask_where(&a, "on-c").await.unwrap_err();
     let took = t.elapsed();
+    eprintln!("a → on-c: {err:?} after {took:?}");
     assert_eq!(err, CallError::Unreachable { node: "c".into() });
     assert!(err.is_retryable());
     assert!(took < ASK_TIMEOUT / 10, "failed after {took:?}");
@@ -183,6 +184,7 @@ async fn a_partial_cut_shows_as_unreachable_pairs_and_fails_calls_fast_until_hea
     assert!(a.remote_stats().unreachable_calls >= 2);
 
     net.heal_all();
+    let healed_at = Instant::now();
     eventually("everything reachable and callable again", BOUND, || async {
         nodes
             .iter()
@@ -192,6 +194,10 @@ async fn a_partial_cut_shows_as_unreachable_pairs_and_fails_calls_fast_until_hea
             && ask_where(&c, "on-b").await.as_deref() == Ok("b")
     })
     .await;
+    eprintln!(
+        "after the heal: no pair left and a → on-c answered after {:?}",
+        healed_at.elapsed()
+    );
     // A graceful leave: removed, for the others.
     c.shutdown(GRACE).await.unwrap();
     eventually("c removed on a and b", BOUND, || async {

@@ -77,6 +77,10 @@ pub(crate) struct ApiError {
     pub(crate) message: String,
     /// For 405: the methods the path accepts.
     pub(crate) allow: Option<String>,
+    /// For a 503 worth retrying soon: the `Retry-After` header, in seconds.
+    pub(crate) retry_after: Option<u32>,
+    /// A node the answer is about (the `node` field of the JSON body).
+    pub(crate) node: Option<String>,
 }
 
 impl ApiError {
@@ -86,6 +90,8 @@ impl ApiError {
             kind,
             message: message.into(),
             allow: None,
+            retry_after: None,
+            node: None,
         }
     }
 
@@ -181,6 +187,23 @@ impl ApiError {
                 Self::unavailable("the node running the service is unreachable")
             }
             CallError::Overloaded { .. } => Self::unavailable("the service is overloaded"),
+            // A partial cut: the node runs the service but this node cannot
+            // reach it. Fails fast; the body names the node.
+            CallError::Unreachable { node } => Self {
+                node: Some(node.clone()),
+                ..Self::unavailable(format!(
+                    "node `{node}`, which runs the service, is unreachable from this node"
+                ))
+            },
+            // This node has not heard every member's service table yet (it
+            // just joined): the service may exist. Retry shortly.
+            CallError::TablesPending { service, nodes } => Self {
+                retry_after: Some(1),
+                ..Self::unavailable(format!(
+                    "service `{service}` is not known yet: waiting for the service tables of {}",
+                    nodes.join(", ")
+                ))
+            },
             // Decoded by the node that hosts the service: the same 400/404
             // as a body decoded here.
             CallError::Json { error, .. } => Self::from_json(error),
@@ -201,8 +224,14 @@ impl ApiError {
     }
 
     pub(crate) fn to_response(&self) -> HttpResponse {
-        let body = serde_json::json!({"error": self.kind, "message": self.message});
+        let mut body = serde_json::json!({"error": self.kind, "message": self.message});
+        if let Some(node) = &self.node {
+            body["node"] = serde_json::Value::from(node.as_str());
+        }
         let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         res.insert_header((header::CONTENT_TYPE, "application/json"));
         if let Some(allow) = &self.allow {
             res.insert_header((header::ALLOW, allow.as_str()));
@@ -263,11 +292,41 @@ mod tests {
                 500,
             ),
             (CallError::NotRegistered { message: "T" }, 500),
+            (CallError::Unreachable { node: "c".into() }, 503),
+            (
+                CallError::TablesPending {
+                    service: s(),
+                    nodes: vec!["b".into()],
+                },
+                503,
+            ),
         ];
         for (e, code) in cases {
             let a = ApiError::from_call(&e, "rid");
             assert_eq!(a.status.as_u16(), code, "{e:?}");
             assert!(!a.message.contains("secret"), "{a:?}");
         }
+    }
+
+    #[test]
+    fn an_unreachable_node_is_named_and_pending_tables_ask_for_a_retry() {
+        let a = ApiError::from_call(&CallError::Unreachable { node: "c".into() }, "rid");
+        let res = a.to_response();
+        assert_eq!(res.status().as_u16(), 503);
+        assert_eq!(a.node.as_deref(), Some("c"));
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
+        let p = ApiError::from_call(
+            &CallError::TablesPending {
+                service: "kv".into(),
+                nodes: vec!["b".into()],
+            },
+            "rid",
+        );
+        let res = p.to_response();
+        assert_eq!(res.status().as_u16(), 503);
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
     }
 }

@@ -94,6 +94,27 @@ pub enum CallError {
         /// What was wrong with the body.
         error: JsonError,
     },
+    /// Every instance of the service runs on nodes this node cannot reach
+    /// itself (a partial cut: the member is alive for the cluster, but the
+    /// connection from here is silent or refused). The call fails at once;
+    /// it is never relayed through a third node (docs/cluster.md,
+    /// "Reachability").
+    #[error("node `{node}` is unreachable from this node")]
+    Unreachable {
+        /// The unreachable node that runs the service.
+        node: String,
+    },
+    /// The service is not known here yet, and the service tables of some
+    /// members this node knows have not arrived: it may run there. Retry
+    /// shortly (a node that just joined hears the tables within about a
+    /// second); see `Node::tables_pending`.
+    #[error("service `{service}` is not known yet: the service tables of {} have not arrived", nodes.join(", "))]
+    TablesPending {
+        /// The service.
+        service: String,
+        /// The members whose tables are still missing, sorted.
+        nodes: Vec<String>,
+    },
     /// The remote node reported a failure this node's version does not know
     /// (a newer peer added it): its wire code and its text, as sent.
     #[error("calling `{service}`, the remote node reported an unrecognised failure (wire code {code}): {text}")]
@@ -121,6 +142,8 @@ impl CallError {
     /// | `Overloaded` | yes | the outbound queue was full: the frame was never sent |
     /// | `NotRegistered` | yes | the message could not be encoded: nothing was sent |
     /// | `Json` | yes | the body was refused before any handler ran (a retry with the same body fails the same way) |
+    /// | `Unreachable` | yes | refused before anything was sent: no reachable node runs the service |
+    /// | `TablesPending` | yes | refused before anything was sent: the service is not known here yet |
     /// | `InstanceDied` | no | the instance may have died while handling it |
     /// | `Timeout` | no | the handler may be running, or may have run |
     /// | `HandlerPanicked` | no | the handler ran (its future panicked) |
@@ -145,7 +168,9 @@ impl CallError {
             | Self::NoInstance { .. }
             | Self::Overloaded { .. }
             | Self::NotRegistered { .. }
-            | Self::Json { .. } => true,
+            | Self::Json { .. }
+            | Self::Unreachable { .. }
+            | Self::TablesPending { .. } => true,
             Self::InstanceDied { .. }
             | Self::Timeout { .. }
             | Self::HandlerPanicked { .. }
@@ -324,7 +349,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// How many variants `CallError` has; [`position`] must number them all.
-    const VARIANTS: usize = 13;
+    const VARIANTS: usize = 15;
 
     /// The variant's position: no `_` arm, so a new variant fails to compile
     /// here until it is numbered (and [`VARIANTS`] grows, and
@@ -344,6 +369,8 @@ pub(crate) mod tests {
             CallError::ShuttingDown => 10,
             CallError::Unrecognized { .. } => 11,
             CallError::Json { .. } => 12,
+            CallError::Unreachable { .. } => 13,
+            CallError::TablesPending { .. } => 14,
         }
     }
 
@@ -403,6 +430,11 @@ pub(crate) mod tests {
                     message: message.to_string(),
                 },
             },
+            CallError::Unreachable { node: "c".into() },
+            CallError::TablesPending {
+                service: s(),
+                nodes: vec!["b".into(), "c".into()],
+            },
             CallError::Unrecognized {
                 service: s(),
                 code: 999,
@@ -425,7 +457,7 @@ pub(crate) mod tests {
             .collect();
         retryable.dedup();
         // UnknownService, UnhandledMessage, NoInstance, Overloaded,
-        // NotRegistered, Json (a refused body).
-        assert_eq!(retryable, [0, 1, 2, 7, 9, 12]);
+        // NotRegistered, Json (a refused body), Unreachable, TablesPending.
+        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14]);
     }
 }

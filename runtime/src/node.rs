@@ -267,9 +267,26 @@ impl Node {
                 crate::remote::ClusterStatus {
                     members: Vec::new(),
                     services,
+                    unreachable: Vec::new(),
                 }
             }
         }
+    }
+
+    /// The members this node knows (alive or suspect, and reachable from
+    /// here) whose service tables it has not received yet, sorted; empty for
+    /// a node without remoting. While it is not empty, a call to a service
+    /// this node does not know fails with the retryable
+    /// [`CallError::TablesPending`](crate::CallError) (503 at the gateway)
+    /// rather than `UnknownService`: a node that just joined a running
+    /// cluster hears the tables within about a second. A readiness check
+    /// can wait for it to be empty.
+    pub fn tables_pending(&self) -> Vec<String> {
+        self.shared()
+            .remote
+            .as_ref()
+            .map(|r| r.tables_pending())
+            .unwrap_or_default()
     }
 
     /// Membership changes from now on (`None` for a node without remoting).
@@ -489,11 +506,19 @@ impl Node {
         let unknown = || crate::json::JsonError::UnknownMessage {
             message: message.to_string(),
         };
+        // Not routable here because its nodes are unreachable from here, or
+        // because some members' tables have not arrived yet.
+        let why_missing = |pending: bool| {
+            shared
+                .remote
+                .as_ref()
+                .and_then(|r| r.why_missing(service, pending))
+        };
         let Some(entry) = shared.registry.get(service) else {
-            let service = service.to_string();
-            return Ok(Box::pin(async move {
-                Err(crate::CallError::UnknownService { service })
-            }));
+            let err = why_missing(true).unwrap_or_else(|| crate::CallError::UnknownService {
+                service: service.to_string(),
+            });
+            return Ok(Box::pin(async move { Err(err) }));
         };
         // Decoded here when an instance on this node handles the message
         // (its own registration knows the type) ...
@@ -512,6 +537,11 @@ impl Node {
             timeout,
         ) {
             return forwarded;
+        }
+        if entry.live_instances().is_empty() {
+            if let Some(err) = why_missing(entry.remote_instances().is_empty()) {
+                return Ok(Box::pin(async move { Err(err) }));
+            }
         }
         // Nobody serves it: a message this node knows by name is simply not
         // handled by the service; any other name is unknown.

@@ -14,6 +14,7 @@ pub(crate) mod json_forward;
 pub(crate) mod membership;
 mod operator;
 pub(crate) mod peer;
+pub(crate) mod reachability;
 pub(crate) mod remoting;
 pub(crate) mod routes;
 pub(crate) mod stats;

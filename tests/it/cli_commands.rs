@@ -191,13 +191,23 @@ fn status_json_lists_members_and_services_and_a_wrong_secret_fails_clearly() {
     let obj = status.as_object().unwrap();
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["members", "services"]);
+    assert_eq!(keys, ["members", "services", "unreachable"]);
+    assert_eq!(status["unreachable"], serde_json::json!([]));
     let members = status["members"].as_array().unwrap();
     for m in members {
-        for k in ["name", "addr", "status", "incarnation"] {
+        for k in [
+            "name",
+            "addr",
+            "status",
+            "incarnation",
+            "reachability",
+            "state",
+        ] {
             assert!(!m[k].is_null(), "member without {k}: {m}");
         }
         assert_eq!(m["status"], "alive");
+        assert_eq!(m["reachability"], "reachable");
+        assert_eq!(m["state"], "up");
     }
     let me = members
         .iter()

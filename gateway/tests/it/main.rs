@@ -12,4 +12,5 @@ mod garbage;
 mod lifecycle;
 mod metrics;
 mod ops;
+mod reach;
 mod trace_across_nodes;

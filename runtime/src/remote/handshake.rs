@@ -57,8 +57,11 @@ impl ProtocolRange {
 /// kind to `Hello` (the membership lane); 3 versioned service tables
 /// (`Table::version`, `TableRequest`, the version in `Ping`); 4 gave every
 /// `CallError` its own wire error code and made `Hello` carry a range of
-/// versions (the chosen one comes back in `Challenge`).
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 4, max: 4 };
+/// versions (the chosen one comes back in `Challenge`); 5 gossips
+/// reachability reports beside table versions and adds reachability to the
+/// cluster status (`MemberView::reachability`, `ClusterStatus::unreachable`,
+/// new error codes 15 and 16).
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 5, max: 5 };
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -482,7 +485,7 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 4..=4, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 5..=5, theirs 2..=2"
         ));
     }
 

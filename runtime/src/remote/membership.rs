@@ -31,6 +31,8 @@ mod table_gossip;
 use table_gossip::TableGossip;
 pub(crate) use table_gossip::TableVersion;
 
+use super::reachability::ReachReport;
+
 /// A member's identity: the node, plus a bump to rejoin quickly after being
 /// declared down. Its address is the node name; a restarted node (higher
 /// incarnation) wins the name.
@@ -101,6 +103,8 @@ pub(crate) struct Effects {
     /// Service table versions newer than any seen before (other nodes' and
     /// our own), learned from the gossip.
     pub(crate) tables: Vec<TableVersion>,
+    /// Reachability reports newer than any seen before (ours included).
+    pub(crate) reports: Vec<ReachReport>,
 }
 
 /// The sans-IO membership core: foca plus its effects.
@@ -108,6 +112,7 @@ pub(crate) struct Membership {
     foca: Foca<Member, PostcardCodec, SmallRng, TableGossip>,
     rt: AccumulatingRuntime<Member>,
     tables: std::sync::Arc<parking_lot::Mutex<Vec<TableVersion>>>,
+    reports: std::sync::Arc<parking_lot::Mutex<Vec<ReachReport>>>,
     /// Every other node ever met (its newest incarnation), so that a member
     /// foca holds down, or has forgotten, is announced to again until it is
     /// back ([`rejoin`](Self::rejoin)).
@@ -131,6 +136,7 @@ impl std::fmt::Debug for Membership {
 impl Membership {
     pub(crate) fn new(local: NodeInfo, config: Config, seed: u64) -> Self {
         let (gossip, tables) = TableGossip::new();
+        let reports = gossip.reports.clone();
         let rejoin_every =
             (config.probe_period * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let outlived = config.suspect_to_down_after * 2 + config.probe_period * 4;
@@ -146,6 +152,7 @@ impl Membership {
             ),
             rt: AccumulatingRuntime::new(),
             tables,
+            reports,
             known: BTreeMap::new(),
             rejoin_every,
             suspicions: std::collections::HashMap::new(),
@@ -238,6 +245,18 @@ impl Membership {
             tracing::debug!(error = %e, "table version not gossiped");
         } else if let Err(e) = self.foca.broadcast(&mut self.rt) {
             tracing::debug!(error = %e, "table version not broadcast");
+        }
+        self.effects()
+    }
+
+    /// Gossips this node's reachability report (the members it cannot
+    /// reach), as `publish_table` does a table version.
+    pub(crate) fn publish_reach(&mut self, report: &ReachReport) -> Effects {
+        let item = table_gossip::encode_report(report);
+        if let Err(e) = self.foca.add_broadcast(&item) {
+            tracing::debug!(error = %e, "reachability not gossiped");
+        } else if let Err(e) = self.foca.broadcast(&mut self.rt) {
+            tracing::debug!(error = %e, "reachability not broadcast");
         }
         self.effects()
     }
@@ -338,6 +357,7 @@ impl Membership {
             self.remember(info);
         }
         e.tables = std::mem::take(&mut *self.tables.lock());
+        e.reports = std::mem::take(&mut *self.reports.lock());
         e
     }
 }

@@ -128,12 +128,20 @@ pub(crate) struct Peer {
     table_version: AtomicU64,
     /// The newest version asked for with a `TableRequest`.
     table_asked: AtomicU64,
+    /// The version of the peer's table in the registry (set once applied,
+    /// after `table_version`; 0: none).
+    table_applied: AtomicU64,
     /// Becomes `true` once the connection is down or retired: its lane
     /// closes and stops re-dialing.
     gone: tokio::sync::watch::Sender<bool>,
     /// Signalled when the writer took frames off the data lane (and when the
     /// connection goes down), for senders waiting for room in it.
     data_room: tokio::sync::Notify,
+    /// When the connection was established (the origin of `heard_ms`).
+    born: std::time::Instant,
+    /// When bytes last arrived from the peer, on the data connection or its
+    /// membership lane: milliseconds after `born` (reachability).
+    heard_ms: AtomicU64,
 }
 
 impl Peer {
@@ -168,9 +176,43 @@ impl Peer {
             table_seen: AtomicBool::new(false),
             table_version: AtomicU64::new(0),
             table_asked: AtomicU64::new(0),
+            table_applied: AtomicU64::new(0),
             gone: tokio::sync::watch::channel(false).0,
             data_room: tokio::sync::Notify::new(),
+            born: std::time::Instant::now(),
+            heard_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes arrived from the peer (its data connection or lane).
+    pub(crate) fn heard(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When bytes last arrived from the peer (the connection's start if none).
+    pub(crate) fn last_heard(&self) -> std::time::Instant {
+        self.born + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    }
+
+    /// The peer's services left the registry (it is unreachable): forget
+    /// which table was applied, so the next version it announces (every
+    /// ping carries one) is fetched and applied again.
+    pub(crate) fn forget_table(&self) {
+        self.table_version.store(0, Ordering::Release);
+        self.table_asked.store(0, Ordering::Release);
+        self.table_applied.store(0, Ordering::Release);
+    }
+
+    /// The peer's table of `version` is in the registry now.
+    pub(crate) fn table_applied(&self, version: u64) {
+        self.table_applied.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// Whether a table of the peer is in the registry (its services are
+    /// routable from here).
+    pub(crate) fn has_applied_table(&self) -> bool {
+        self.table_applied.load(Ordering::Acquire) > 0
     }
 
     /// A duplicate connection: no new calls go on it; it closes once idle.

@@ -19,6 +19,7 @@ mod io;
 mod lane;
 mod membership_driver;
 mod operator;
+mod reach;
 mod seeds;
 mod status;
 #[cfg(test)]
@@ -68,6 +69,14 @@ pub(crate) struct Remoting {
     /// This node's service table version: bumped at every registry change,
     /// gossiped, and carried by every table and data-connection ping.
     table_version: AtomicU64,
+    /// Which members this node reaches, and the others' reports.
+    reach: parking_lot::Mutex<super::reachability::Reachability>,
+    /// Whether a connection to another node was ever established (until
+    /// then, the seeds' tables are pending).
+    ever_connected: AtomicBool,
+    /// Members (name, incarnation) that left gracefully: their state is
+    /// `removed` (see `status.rs`).
+    removed: parking_lot::Mutex<std::collections::BTreeSet<(String, u64)>>,
 }
 
 /// Counts an established connection until it ends.
@@ -88,6 +97,8 @@ pub(crate) enum MembershipInput {
     Timer(foca::Timer<Member>),
     /// Gossip this version of our own service table.
     Publish(u64),
+    /// Gossip this node's reachability report.
+    PublishReach(super::reachability::ReachReport),
     /// Announce again to known nodes that are not active members.
     Rejoin,
     Leave,
@@ -115,7 +126,6 @@ impl Remoting {
         transport: Arc<dyn Transport>,
     ) -> Self {
         Self {
-            cfg,
             local,
             stats: Arc::new(RemoteStats::default()),
             peers: RwLock::new(HashMap::new()),
@@ -131,6 +141,12 @@ impl Remoting {
             dialing: parking_lot::Mutex::new(std::collections::HashSet::new()),
             next_lane: std::sync::atomic::AtomicU64::new(1),
             table_version: AtomicU64::new(1),
+            reach: parking_lot::Mutex::new(super::reachability::Reachability::new(
+                cfg.unreachable_after(),
+            )),
+            ever_connected: AtomicBool::new(false),
+            removed: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
+            cfg,
         }
     }
 

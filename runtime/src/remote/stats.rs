@@ -16,6 +16,8 @@ pub(crate) struct RemoteStats {
     pub(crate) stalled_connections: AtomicU64,
     pub(crate) control_overflows: AtomicU64,
     pub(crate) route_errors: AtomicU64,
+    pub(crate) unreachable_marks: AtomicU64,
+    pub(crate) unreachable_calls: AtomicU64,
 }
 
 /// A copy of the remoting counters.
@@ -48,6 +50,12 @@ pub struct RemoteSnapshot {
     /// Connections closed because a call named a route id beyond the
     /// limit, twice, or never (see `routes.rs` and docs/cluster.md).
     pub route_errors: u64,
+    /// Times a member was found unreachable from this node (its services
+    /// left routing; see docs/cluster.md, "Reachability").
+    pub unreachable_marks: u64,
+    /// Calls refused with `CallError::Unreachable` or
+    /// `CallError::TablesPending`.
+    pub unreachable_calls: u64,
 }
 
 impl RemoteStats {
@@ -65,6 +73,8 @@ impl RemoteStats {
             stalled_connections: l(&self.stalled_connections),
             control_overflows: l(&self.control_overflows),
             route_errors: l(&self.route_errors),
+            unreachable_marks: l(&self.unreachable_marks),
+            unreachable_calls: l(&self.unreachable_calls),
         }
     }
 }

@@ -20,6 +20,29 @@ pub struct MemberView {
     /// nodes, read as 0.
     #[serde(default)]
     pub table_version: u64,
+    /// `reachable` or `unreachable`: whether the asked node reaches this
+    /// member itself (its own connections; see docs/cluster.md,
+    /// "Reachability"). A member that is not alive or suspect, and the asked
+    /// node itself, read `reachable`. Absent in older nodes' JSON, read as
+    /// `reachable`.
+    #[serde(default = "reachable")]
+    pub reachability: String,
+    /// The member's state, as Akka names them: `joining` (known, its
+    /// service table not here yet), `up`, `leaving` (the asked node itself,
+    /// shutting down), `exiting` (it said it leaves), `removed` (it left
+    /// gracefully) or `down` (declared down by failure detection). Beside
+    /// `status`, which stays as it was. Absent in older nodes' JSON, read as
+    /// `up`.
+    #[serde(default = "up")]
+    pub state: String,
+}
+
+fn up() -> String {
+    "up".into()
+}
+
+fn reachable() -> String {
+    "reachable".into()
 }
 
 /// A service and the nodes that run an instance of it.
@@ -38,6 +61,11 @@ pub struct ClusterStatus {
     pub members: Vec<MemberView>,
     /// Every service with a live instance somewhere.
     pub services: Vec<ServiceView>,
+    /// Every unreachable pair `[observer, subject]` the asked node knows of,
+    /// sorted: its own observations and those other members gossiped.
+    /// Absent in older nodes' JSON, read as empty.
+    #[serde(default)]
+    pub unreachable: Vec<[String; 2]>,
 }
 
 impl ClusterStatus {
@@ -56,9 +84,14 @@ impl ClusterStatus {
     ///     status: status.into(),
     ///     incarnation: 7,
     ///     table_version: 2,
+    ///     reachability: "reachable".into(),
+    ///     state: "up".into(),
     /// };
-    /// let a = ClusterStatus { members: vec![member("alive")], services: vec![] };
-    /// let b = ClusterStatus { members: vec![member("down")], services: vec![] };
+    /// let view = |status: &str| ClusterStatus {
+    ///     members: vec![member(status)],
+    ///     ..ClusterStatus::default()
+    /// };
+    /// let (a, b) = (view("alive"), view("down"));
     /// assert_eq!(a.disagreement(&a.clone()), None);
     /// assert!(a.disagreement(&b).unwrap().contains("node3"));
     /// ```
@@ -164,13 +197,15 @@ mod tests {
             status: status.into(),
             incarnation,
             table_version,
+            reachability: "reachable".into(),
+            state: "up".into(),
         }
     }
 
     fn view(members: Vec<MemberView>) -> ClusterStatus {
         ClusterStatus {
             members,
-            services: Vec::new(),
+            ..ClusterStatus::default()
         }
     }
 
@@ -237,8 +272,20 @@ mod tests {
             serde_json::from_str(r#"{"name":"n1","addr":"n1:1","status":"alive","incarnation":3}"#)
                 .unwrap();
         assert_eq!(m.table_version, 0);
+        assert_eq!(m.reachability, "reachable");
+        assert_eq!(m.state, "up");
+        let s: ClusterStatus = serde_json::from_str(r#"{"members":[],"services":[]}"#).unwrap();
+        assert!(s.unreachable.is_empty());
         let json = serde_json::to_value(member("n1", "alive", 3, 4)).unwrap();
-        for field in ["name", "addr", "status", "incarnation", "table_version"] {
+        for field in [
+            "name",
+            "addr",
+            "status",
+            "incarnation",
+            "table_version",
+            "reachability",
+            "state",
+        ] {
             assert!(json.get(field).is_some(), "{field} in {json}");
         }
     }

@@ -25,6 +25,8 @@
 //! | `Json` (`UnknownMessage`) | `Json(UnknownMessage)` | 12 | itself (wire name from the caller's call) |
 //! | `Json` (`MalformedJson`) | `Json(Malformed { reason })` | 13 | itself |
 //! | `Json` (`BadBody`) | `Json(BadBody { path, reason })` | 14 | itself (wire name from the caller's call) |
+//! | `Unreachable` | `Unreachable { node }` | 15 | itself |
+//! | `TablesPending` | `TablesPending { nodes }` | 16 | itself (service from the caller's call) |
 //! | `Unrecognized` | `Other { code, text }` | any other | `Unrecognized { code, text }` |
 
 use std::time::Duration;
@@ -67,6 +69,14 @@ pub(crate) enum WireError {
     ShuttingDown,
     /// A forwarded JSON body the serving node could not decode.
     Json(WireJsonError),
+    /// The serving node cannot reach the node that runs the service.
+    Unreachable {
+        node: String,
+    },
+    /// The serving node has not yet heard these members' tables.
+    TablesPending {
+        nodes: Vec<String>,
+    },
     /// A code this node does not know: a newer peer's failure.
     Other {
         code: u16,
@@ -160,6 +170,10 @@ impl WireError {
             },
             CallError::ShuttingDown => Self::ShuttingDown,
             CallError::Json { error, .. } => Self::Json(WireJsonError::from_json_error(error)),
+            CallError::Unreachable { node } => Self::Unreachable { node: node.clone() },
+            CallError::TablesPending { nodes, .. } => Self::TablesPending {
+                nodes: nodes.clone(),
+            },
             CallError::Unrecognized { code, text, .. } => Self::Other {
                 code: *code,
                 text: text.clone(),
@@ -203,6 +217,8 @@ impl WireError {
                 service,
                 error: e.into_json_error(site.message),
             },
+            Self::Unreachable { node } => CallError::Unreachable { node },
+            Self::TablesPending { nodes } => CallError::TablesPending { service, nodes },
             Self::Other { code, text } => CallError::Unrecognized {
                 service,
                 code,
@@ -252,6 +268,8 @@ const SHUTTING_DOWN: u16 = 11;
 const JSON_UNKNOWN_MESSAGE: u16 = 12;
 const JSON_MALFORMED: u16 = 13;
 const JSON_BAD_BODY: u16 = 14;
+const UNREACHABLE: u16 = 15;
+const TABLES_PENDING: u16 = 16;
 
 impl From<WireError> for Coded {
     fn from(e: WireError) -> Self {
@@ -276,6 +294,10 @@ impl From<WireError> for Coded {
                 detail = path;
                 (JSON_BAD_BODY, reason, 0)
             }
+            WireError::Unreachable { node } => (UNREACHABLE, node, 0),
+            // Node names cannot hold a comma (they are `[A-Za-z0-9._-]`-like
+            // names or addresses), so the list travels joined.
+            WireError::TablesPending { nodes } => (TABLES_PENDING, nodes.join(","), 0),
             WireError::Other { code, text } => (code, text, 0),
         };
         Self {
@@ -313,6 +335,14 @@ impl From<Coded> for WireError {
                 path: detail,
                 reason: text,
             }),
+            UNREACHABLE => Self::Unreachable { node: text },
+            TABLES_PENDING => Self::TablesPending {
+                nodes: text
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            },
             code => Self::Other { code, text },
         }
     }

@@ -157,9 +157,7 @@ impl ServiceRef {
             .node
             .registry
             .get(&self.name)
-            .ok_or_else(|| CallError::UnknownService {
-                service: self.name.to_string(),
-            })?;
+            .ok_or_else(|| self.unknown_service())?;
         if self.entry.get().is_none() {
             return Ok(EntryRef::Cached(self.entry.get_or_init(|| e)));
         }

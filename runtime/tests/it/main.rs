@@ -18,6 +18,7 @@ mod heal;
 mod local;
 mod memory_transport;
 mod observability;
+mod reach;
 mod registry;
 mod shutdown;
 mod stats;

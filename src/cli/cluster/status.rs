@@ -58,9 +58,20 @@ fn render(status: &ClusterStatus) -> String {
     members.sort_by(|a, b| (&a.name, a.incarnation).cmp(&(&b.name, b.incarnation)));
     let rows: Vec<Vec<String>> = members
         .into_iter()
-        .map(|m| vec![m.name, m.addr, m.status, m.incarnation.to_string()])
+        .map(|m| {
+            vec![
+                m.name,
+                m.addr,
+                m.status,
+                m.reachability,
+                m.incarnation.to_string(),
+            ]
+        })
         .collect();
-    let mut out = table::render(&["MEMBER", "ADDRESS", "STATUS", "INCARNATION"], &rows);
+    let mut out = table::render(
+        &["MEMBER", "ADDRESS", "STATUS", "REACHABILITY", "INCARNATION"],
+        &rows,
+    );
     let mut services = status.services.clone();
     services.sort_by(|a, b| a.name.cmp(&b.name));
     let rows: Vec<Vec<String>> = services
@@ -69,6 +80,16 @@ fn render(status: &ClusterStatus) -> String {
         .collect();
     out.push('\n');
     out.push_str(&table::render(&["SERVICE", "NODES"], &rows));
+    if !status.unreachable.is_empty() {
+        // A partial cut: who cannot reach whom (the asked node's view).
+        let rows: Vec<Vec<String>> = status
+            .unreachable
+            .iter()
+            .map(|[observer, subject]| vec![observer.clone(), subject.clone()])
+            .collect();
+        out.push('\n');
+        out.push_str(&table::render(&["OBSERVER", "CANNOT REACH"], &rows));
+    }
     out
 }
 
@@ -86,6 +107,8 @@ mod tests {
                     status: "down".into(),
                     incarnation: 7,
                     table_version: 1,
+                    reachability: "reachable".into(),
+                    state: "down".into(),
                 },
                 MemberView {
                     name: "node1".into(),
@@ -93,22 +116,28 @@ mod tests {
                     status: "alive".into(),
                     incarnation: 5,
                     table_version: 2,
+                    reachability: "unreachable".into(),
+                    state: "up".into(),
                 },
             ],
             services: vec![ServiceView {
                 name: "kv".into(),
                 nodes: vec!["node1".into(), "node3".into()],
             }],
+            unreachable: vec![["node3".into(), "node1".into()]],
         };
         let out = super::render(&s);
         assert_eq!(
             out,
-            "MEMBER  ADDRESS      STATUS  INCARNATION\n\
-             node1   127.0.0.1:1  alive   5\n\
-             node2   127.0.0.1:2  down    7\n\
+            "MEMBER  ADDRESS      STATUS  REACHABILITY  INCARNATION\n\
+             node1   127.0.0.1:1  alive   unreachable   5\n\
+             node2   127.0.0.1:2  down    reachable     7\n\
              \n\
              SERVICE  NODES\n\
-             kv       node1,node3\n"
+             kv       node1,node3\n\
+             \n\
+             OBSERVER  CANNOT REACH\n\
+             node3     node1\n"
         );
     }
 }

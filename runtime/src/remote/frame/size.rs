@@ -43,7 +43,11 @@ fn wire_error(e: &WireError) -> usize {
         WireError::UnhandledMessage { message }
         | WireError::HandlerPanicked { message }
         | WireError::NotRegistered { message } => message.len(),
-        WireError::NodeDown { node } | WireError::Overloaded { node } => node.len(),
+        WireError::NodeDown { node }
+        | WireError::Overloaded { node }
+        | WireError::Unreachable { node } => node.len(),
+        // Joined with commas (`wire_error.rs`).
+        WireError::TablesPending { nodes } => nodes.iter().map(|n| n.len() + 1).sum(),
         WireError::Codec { reason }
         | WireError::Json(WireJsonError::Malformed { reason })
         | WireError::Other { text: reason, .. } => reason.len(),

@@ -4,6 +4,11 @@
 //! the gossip: `(node, incarnation, version)`, a few dozen bytes. A node that
 //! learns of a version newer than the table it holds fetches the table over
 //! the authenticated TCP connection (`Frame::TableRequest`).
+//!
+//! The same handler carries each node's reachability report
+//! ([`ReachReport`]): an item whose first byte is [`REACH_TAG`] (a byte no
+//! encoded `TableVersion` starts with: it begins with a length varint, and
+//! bincode's varints never start with 255).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +19,36 @@ use serde::{Deserialize, Serialize};
 
 use super::Member;
 use crate::message::codec;
+use crate::remote::reachability::ReachReport;
+
+/// The first byte of a gossiped reachability report.
+pub(crate) const REACH_TAG: u8 = 0xff;
+
+/// A reachability report's gossip item: [`REACH_TAG`], then the report.
+pub(crate) fn encode_report(r: &ReachReport) -> Vec<u8> {
+    let mut v = vec![REACH_TAG];
+    v.extend(codec::encode(r).unwrap_or_default());
+    v
+}
+
+/// What foca keeps in its backlog: one table version or one report per node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GossipKey {
+    /// A service-table version.
+    Table(TableVersion),
+    /// A reachability report: its observer and rank.
+    Reach(String, (u64, u64)),
+}
+
+impl Invalidates for GossipKey {
+    fn invalidates(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Table(a), Self::Table(b)) => a.invalidates(b),
+            (Self::Reach(a, ra), Self::Reach(b, rb)) => a == b && ra >= rb,
+            _ => false,
+        }
+    }
+}
 
 /// One node's service table version, as gossiped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +91,10 @@ pub(crate) struct BadTableVersion(String);
 pub(crate) struct TableGossip {
     newest: HashMap<String, (u64, u64)>,
     news: Arc<Mutex<Vec<TableVersion>>>,
+    /// The newest report rank seen per observer.
+    reach_newest: HashMap<String, (u64, u64)>,
+    /// Reports newer than any seen before, for the I/O layer.
+    pub(crate) reports: Arc<Mutex<Vec<ReachReport>>>,
 }
 
 impl TableGossip {
@@ -66,6 +105,8 @@ impl TableGossip {
             Self {
                 newest: HashMap::new(),
                 news: news.clone(),
+                reach_newest: HashMap::new(),
+                reports: Arc::new(Mutex::new(Vec::new())),
             },
             news,
         )
@@ -73,14 +114,29 @@ impl TableGossip {
 }
 
 impl BroadcastHandler<Member> for TableGossip {
-    type Key = TableVersion;
+    type Key = GossipKey;
     type Error = BadTableVersion;
 
     fn receive_item(
         &mut self,
         data: &[u8],
         _sender: Option<&Member>,
-    ) -> Result<Option<TableVersion>, BadTableVersion> {
+    ) -> Result<Option<GossipKey>, BadTableVersion> {
+        if let Some(report) = data.strip_prefix(&[REACH_TAG]) {
+            let r: ReachReport =
+                codec::decode(report).map_err(|e| BadTableVersion(e.to_string()))?;
+            if self
+                .reach_newest
+                .get(&r.observer)
+                .is_some_and(|k| *k >= r.rank())
+            {
+                return Ok(None);
+            }
+            self.reach_newest.insert(r.observer.clone(), r.rank());
+            let key = GossipKey::Reach(r.observer.clone(), r.rank());
+            self.reports.lock().push(r);
+            return Ok(Some(key));
+        }
         let v: TableVersion = codec::decode(data).map_err(|e| BadTableVersion(e.to_string()))?;
         let known = self.newest.get(&v.node).copied();
         if known.is_some_and(|k| k >= v.rank()) {
@@ -89,7 +145,7 @@ impl BroadcastHandler<Member> for TableGossip {
         }
         self.newest.insert(v.node.clone(), v.rank());
         self.news.lock().push(v.clone());
-        Ok(Some(v))
+        Ok(Some(GossipKey::Table(v)))
     }
 }
 
@@ -135,6 +191,31 @@ mod tests {
                 ("b".to_string(), 1, 1)
             ]
         );
+    }
+
+    #[test]
+    fn reach_reports_travel_beside_table_versions_and_only_newer_ones_pass() {
+        let (mut h, news) = TableGossip::new();
+        let reports = h.reports.clone();
+        let report = |version: u64| ReachReport {
+            observer: "a".into(),
+            incarnation: 1,
+            version,
+            unreachable: vec!["c".into()],
+        };
+        let mut passed =
+            |r: &ReachReport| h.receive_item(&encode_report(r), None).unwrap().is_some();
+        assert!(passed(&report(2)));
+        assert!(!passed(&report(2)));
+        assert!(!passed(&report(1)));
+        assert!(passed(&report(3)));
+        assert!(news.lock().is_empty());
+        let got: Vec<u64> = reports.lock().iter().map(|r| r.version).collect();
+        assert_eq!(got, [2, 3]);
+        let key = |v: u64| GossipKey::Reach("a".into(), (1, v));
+        assert!(key(3).invalidates(&key(2)));
+        assert!(!key(2).invalidates(&key(3)));
+        assert!(!key(3).invalidates(&GossipKey::Table(tv("a", 1, 1))));
     }
 
     #[test]

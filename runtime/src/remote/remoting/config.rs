@@ -75,6 +75,16 @@ pub struct RemoteConfig {
     pub failure_detection: Duration,
 }
 
+impl RemoteConfig {
+    /// A member from which nothing arrived on this node's own connections
+    /// for this long is unreachable from here, and its services leave this
+    /// node's routing: half of `dead_after` (1.5 s by default, 0.3 × the
+    /// failure-detection bound, three heartbeats), at least two heartbeats.
+    pub fn unreachable_after(&self) -> Duration {
+        (self.dead_after / 2).max(self.heartbeat * 2)
+    }
+}
+
 impl Default for RemoteConfig {
     fn default() -> Self {
         Self {

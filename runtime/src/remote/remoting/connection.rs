@@ -84,6 +84,9 @@ impl Remoting {
         mut dec: FrameDecoder,
     ) {
         if info.name == self.local.name {
+            // A seed that is this node (a DNS seed lists every node, this
+            // one too): nothing to wait for from it (`tables_pending`).
+            self.ever_connected.store(true, Ordering::Release);
             tracing::warn!("connected to ourselves; closing");
             return;
         }
@@ -137,6 +140,7 @@ impl Remoting {
         self.conns.fetch_add(1, Ordering::AcqRel);
         let _open = ConnGuard(&self.conns, &self.conns_done);
         if keep_new {
+            self.ever_connected.store(true, Ordering::Release);
             tracing::info!(peer = %info.name, addr = %info.addr, incarnation = info.incarnation, "connected");
             self.emit(crate::remote::status::ClusterEvent::Joined {
                 member: info.clone(),
@@ -204,6 +208,7 @@ impl Remoting {
                         match read {
                             Ok(Ok(0)) => break ConnectionError::Closed,
                             Ok(Ok(n)) => {
+                                peer.heard();
                                 self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                                 peer.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                                 dec.push(&buf[..n]);
@@ -299,6 +304,9 @@ impl Remoting {
         if removed {
             if stalled.is_none() {
                 tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
+            }
+            if peer.is_leaving() {
+                self.mark_removed(&info);
             }
             self.emit(if peer.is_leaving() {
                 crate::remote::status::ClusterEvent::Left {

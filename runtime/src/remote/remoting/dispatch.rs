@@ -73,9 +73,25 @@ impl Remoting {
                 members,
             } => {
                 if peer.accept_table(version) {
+                    let names = services.iter().map(|ad| ad.name.clone()).collect();
+                    self.reach.lock().record_services(
+                        &peer.info.name,
+                        peer.info.incarnation,
+                        names,
+                    );
                     node.registry().apply_remote_table(peer, services);
+                    peer.table_applied(version);
                 } else {
                     tracing::debug!(peer = %peer.info.name, version, "stale service table ignored");
+                }
+                {
+                    let now = std::time::Instant::now();
+                    let mut reach = self.reach.lock();
+                    for m in &members {
+                        if m.name != self.local.name {
+                            reach.learn(&m.name, now);
+                        }
+                    }
                 }
                 self.learn_members(members);
             }

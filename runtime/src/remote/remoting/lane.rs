@@ -215,6 +215,7 @@ impl Remoting {
                 match read {
                     Ok(Ok(f)) => {
                         self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                        peer.heard();
                         match f {
                             Frame::Membership { payload } => {
                                 self.to_membership(MembershipInput::Data(payload));

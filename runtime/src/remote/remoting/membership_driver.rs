@@ -39,6 +39,7 @@ impl Remoting {
                 }
             }
         });
+        actix_rt::spawn(self.clone().reachability_loop());
         // Members already connected before the loop started.
         for p in self.peers() {
             let e = core.announce(p);
@@ -55,6 +56,7 @@ impl Remoting {
                     incarnation: self.local.incarnation,
                     version,
                 }),
+                MembershipInput::PublishReach(r) => core.publish_reach(&r),
                 MembershipInput::Rejoin => core.rejoin(),
                 MembershipInput::Leave => core.leave(),
             };
@@ -89,6 +91,12 @@ impl Remoting {
             });
             if fetching {
                 tracing::debug!(peer = %t.node, version = t.version, "fetching a newer service table");
+            }
+        }
+        if !e.reports.is_empty() {
+            let mut reach = self.reach.lock();
+            for r in e.reports {
+                reach.on_report(r);
             }
         }
         for m in e.up {

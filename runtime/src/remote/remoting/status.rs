@@ -23,9 +23,13 @@ impl Remoting {
             status: if self.is_closing() { "left" } else { "alive" }.into(),
             incarnation: self.local.incarnation,
             table_version: self.table_version.load(Ordering::Acquire),
+            reachability: "reachable".into(),
+            state: if self.is_closing() { "leaving" } else { "up" }.into(),
         }];
         let connected = self.peers();
-        for (info, status) in self.view.lock().iter() {
+        // A copy: the view's lock is not held while other locks are taken.
+        let view = self.view.lock().clone();
+        for (info, status) in view.iter() {
             if info.name != self.local.name && !members.iter().any(|m| m.name == info.name) {
                 members.push(MemberView {
                     name: info.name.clone(),
@@ -33,6 +37,8 @@ impl Remoting {
                     status: (*status).into(),
                     incarnation: info.incarnation,
                     table_version: self.held_table_version(&info.name),
+                    reachability: self.reachability_word(&info.name),
+                    state: self.state_of(info, status).into(),
                 });
             }
         }
@@ -45,6 +51,8 @@ impl Remoting {
                     status: "alive".into(),
                     incarnation: info.incarnation,
                     table_version: self.held_table_version(&info.name),
+                    reachability: self.reachability_word(&info.name),
+                    state: self.state_of(&info, "alive").into(),
                 });
             }
         }
@@ -70,7 +78,50 @@ impl Remoting {
                     .collect()
             })
             .unwrap_or_default();
-        crate::remote::status::ClusterStatus { members, services }
+        crate::remote::status::ClusterStatus {
+            members,
+            services,
+            unreachable: self.unreachable_pairs(),
+        }
+    }
+
+    /// A member's state (issue 10 item 2, as Akka names them) from its
+    /// membership `status` and what this node knows of its connection:
+    /// `exiting` once it said it leaves, `joining` until its service table
+    /// is here, `up` after; `removed` once it left gracefully, `down` when
+    /// failure detection declared it down.
+    fn state_of(&self, info: &NodeInfo, status: &str) -> &'static str {
+        let gone = (info.name.clone(), info.incarnation);
+        match status {
+            "down" | "left" if self.removed.lock().contains(&gone) => "removed",
+            "down" | "left" => "down",
+            _ => match self.peer(&info.name) {
+                Some(p) if p.is_leaving() => "exiting",
+                Some(p) if p.has_applied_table() => "up",
+                _ if self.removed.lock().contains(&gone) => "removed",
+                _ if !self.reachable(&info.name) => "up",
+                _ => "joining",
+            },
+        }
+    }
+
+    /// Remembers that `info` left gracefully (its state is `removed`).
+    pub(super) fn mark_removed(&self, info: &NodeInfo) {
+        let mut removed = self.removed.lock();
+        removed.insert((info.name.clone(), info.incarnation));
+        // Bounded: the oldest are forgotten first (by name, then incarnation).
+        while removed.len() > 1024 {
+            removed.pop_first();
+        }
+    }
+
+    fn reachability_word(&self, name: &str) -> String {
+        if self.reachable(name) {
+            "reachable"
+        } else {
+            "unreachable"
+        }
+        .into()
     }
 
     /// The version of `name`'s service table this node holds (0: none).

@@ -11,9 +11,37 @@ use crate::error::CallError;
 use crate::service::reply::HandlerFailure;
 
 impl ServiceRef {
+    /// No instance to call. When the service's only instances run on
+    /// members this node cannot reach, `Unreachable { node }` says so.
     #[cold]
     pub(super) fn no_instance(&self) -> CallError {
+        if let Some(e) = self
+            .node
+            .remote
+            .as_ref()
+            .and_then(|r| r.why_missing(&self.name, false))
+        {
+            return e;
+        }
         CallError::NoInstance {
+            service: self.name.to_string(),
+        }
+    }
+
+    /// No service of this name is known here: `Unreachable` when it ran on a
+    /// member this node cannot reach, `TablesPending` while some members'
+    /// tables have not arrived, else `UnknownService`.
+    #[cold]
+    pub(super) fn unknown_service(&self) -> CallError {
+        if let Some(e) = self
+            .node
+            .remote
+            .as_ref()
+            .and_then(|r| r.why_missing(&self.name, true))
+        {
+            return e;
+        }
+        CallError::UnknownService {
             service: self.name.to_string(),
         }
     }

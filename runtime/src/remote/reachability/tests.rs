@@ -1,0 +1,122 @@
+use super::*;
+
+const AFTER: Duration = Duration::from_secs(2);
+
+fn obs(name: &str, heard: Option<Instant>) -> Observation {
+    Observation {
+        name: name.into(),
+        incarnation: 1,
+        heard,
+    }
+}
+
+#[test]
+fn a_silent_member_becomes_unreachable_after_the_bound_and_reachable_when_heard() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    assert!(r.step(t0, &[obs("c", Some(t0))]).is_empty());
+    let just_before = t0 + AFTER - Duration::from_millis(1);
+    assert!(r.step(just_before, &[obs("c", Some(t0))]).is_empty());
+    assert!(!r.is_unreachable("c"));
+    let c = r.step(t0 + AFTER, &[obs("c", Some(t0))]);
+    assert_eq!(c.unreachable, ["c"]);
+    assert!(r.is_unreachable("c"));
+    // Reported once, not at every step.
+    assert!(r.step(t0 + AFTER * 2, &[obs("c", None)]).is_empty());
+    let back = t0 + AFTER * 3;
+    let c = r.step(back, &[obs("c", Some(back))]);
+    assert_eq!(c.reachable, ["c"]);
+    assert!(r.unreachable().is_empty());
+}
+
+#[test]
+fn a_member_never_connected_gets_the_bound_as_grace() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    assert!(r.step(t0, &[obs("b", None)]).is_empty());
+    assert!(r.step(t0 + AFTER / 2, &[obs("b", None)]).is_empty());
+    assert_eq!(r.step(t0 + AFTER, &[obs("b", None)]).unreachable, ["b"]);
+}
+
+#[test]
+fn a_member_no_longer_expected_is_forgotten_with_its_services() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("c", None)]);
+    r.record_services("c", 1, vec!["kv".into()]);
+    r.step(t0 + AFTER, &[obs("c", None)]);
+    assert_eq!(r.unreachable_host("kv").as_deref(), Some("c"));
+    assert_eq!(r.unreachable_host("echo"), None);
+    // Declared down: membership no longer lists it as alive.
+    r.step(t0 + AFTER * 2, &[]);
+    assert!(!r.is_unreachable("c"));
+    assert_eq!(r.unreachable_host("kv"), None);
+}
+
+#[test]
+fn services_of_a_reachable_member_do_not_explain_a_missing_service() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("b", Some(t0))]);
+    r.record_services("b", 1, vec!["kv".into()]);
+    assert_eq!(r.unreachable_host("kv"), None);
+}
+
+#[test]
+fn pairs_merge_own_observations_with_newer_reports_of_live_members() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("c", None), obs("b", Some(t0))]);
+    r.step(t0 + AFTER, &[obs("c", None), obs("b", Some(t0 + AFTER))]);
+    let report = |observer: &str, version: u64, unreachable: &[&str]| ReachReport {
+        observer: observer.into(),
+        incarnation: 1,
+        version,
+        unreachable: unreachable.iter().map(|s| s.to_string()).collect(),
+    };
+    r.on_report(report("c", 2, &["a"]));
+    // An older report does not replace a newer one.
+    r.on_report(report("c", 1, &[]));
+    // A report of a node that is not a member is ignored.
+    r.on_report(report("x", 1, &["a"]));
+    let members = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let pair = |a: &str, b: &str| [a.to_string(), b.to_string()];
+    assert_eq!(r.pairs("a", &members), [pair("a", "c"), pair("c", "a")]);
+    // A later, empty report clears the observer's pairs.
+    r.on_report(report("c", 3, &[]));
+    assert_eq!(r.pairs("a", &members), [pair("a", "c")]);
+    let own = r.own_report("a", 9);
+    assert_eq!(
+        (own.incarnation, own.unreachable.clone()),
+        (9, vec!["c".to_string()])
+    );
+    assert!(r.own_report("a", 9).rank() > own.rank());
+}
+
+#[test]
+fn a_restarted_member_starts_with_a_fresh_grace() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("c", None)]);
+    r.step(t0 + AFTER, &[obs("c", None)]);
+    assert!(r.is_unreachable("c"));
+    let later = t0 + AFTER * 2;
+    let newer = Observation {
+        name: "c".into(),
+        incarnation: 2,
+        heard: Some(later),
+    };
+    assert_eq!(r.step(later, &[newer]).reachable, ["c"]);
+}
+
+#[test]
+fn members_learned_from_tables_are_expected_for_a_while_only() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.learn("b", t0);
+    r.learn("c", t0 + AFTER);
+    let within = AFTER * 2;
+    assert_eq!(r.learned(t0 + AFTER, within), ["b", "c"]);
+    assert_eq!(r.learned(t0 + within, within), ["c"]);
+    assert!(r.learned(t0 + within * 2, within).is_empty());
+}

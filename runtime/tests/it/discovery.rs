@@ -168,7 +168,21 @@ async fn a_node_seeded_by_a_dns_name_joins_every_address_and_finds_new_ones() {
         [&a, &b, &c].iter().all(|n| peer_names(n).len() == 3)
     })
     .await;
-    for n in [d, c, b, a] {
+    // b goes away and leaves the answer: c stops dialing its address.
+    let b_addr = b.remote_addr().unwrap();
+    let logs = LogCapture::keyed("addr", b_addr.clone(), tracing::Level::INFO);
+    b.shutdown(GRACE).await.unwrap();
+    dns.set(vec![ip("127.0.0.2"), ip("127.0.0.4")]);
+    eventually("c to stop dialing b's address", WAIT, || async {
+        logs.text()
+            .contains("seed no longer discovered; stopped dialing it")
+    })
+    .await;
+    eventually("c to see a and d only", WAIT, || async {
+        peer_names(&c) == ["dns-a", "dns-d"]
+    })
+    .await;
+    for n in [d, c, a] {
         n.shutdown(GRACE).await.unwrap();
     }
 }

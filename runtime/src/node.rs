@@ -226,6 +226,22 @@ impl Node {
         self.shared().registry.names()
     }
 
+    /// Names of the services spawned on this node, sorted:
+    /// [`services`](Self::services) without those known only because they
+    /// run on other nodes (what a node's own metrics and readiness cover).
+    pub fn local_services(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .shared()
+            .registry
+            .entries()
+            .into_iter()
+            .filter(|e| !e.is_remote_only())
+            .map(|e| e.name().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The remoting address other nodes dial (the real port when bound to 0).
     pub fn remote_addr(&self) -> Option<String> {
         self.shared()

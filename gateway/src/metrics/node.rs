@@ -67,7 +67,7 @@ impl Collector for NodeCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let services: Vec<ServiceSample> = self
             .node
-            .services()
+            .local_services()
             .into_iter()
             .filter_map(|name| {
                 // A service removed since `services()` is skipped.

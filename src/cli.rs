@@ -43,14 +43,20 @@ enum Command {
 }
 
 impl Cli {
-    /// The log filter when `RUST_LOG` is not set: nodes say what they do,
-    /// the other commands only warn.
-    pub(crate) fn default_log_filter(&self) -> &'static str {
+    /// The log filter when `RUST_LOG` is not set, for the commands whose
+    /// logging `main` sets up: they only warn. `None` for `msa node`, which
+    /// sets up its own once it has read its config (`log_format`).
+    pub(crate) fn default_log_filter(&self) -> Option<&'static str> {
         match self.command {
-            Command::Node(_) => "info",
-            _ => "warn",
+            Command::Node(_) => None,
+            _ => Some("warn"),
         }
     }
+}
+
+/// Text log lines on stderr, `RUST_LOG` overriding `default_filter`.
+pub(crate) fn init_text_logging(default_filter: &str) {
+    node::init_logging(config::LogFormat::Text, default_filter);
 }
 
 /// Runs the parsed command.

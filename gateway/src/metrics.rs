@@ -35,6 +35,8 @@
 //!   accepts it), and `unmatched` for a request no route took (404, 405);
 //!   `method` is the HTTP method, or `OTHER` for a non-standard one (so a
 //!   client cannot invent label values); `status` is the status code.
+//! * `msa_gateway_calls_in_flight` (gauge): calls to services that have
+//!   arrived and not been answered yet (a graceful stop waits for them).
 //! * `msa_gateway_request_duration_seconds{route}` (histogram): time from the
 //!   request's arrival to its response, buckets from 100 µs to 10 s.
 //!
@@ -162,6 +164,12 @@ impl Metrics {
             requests: Family::default(),
             durations: Family::new_with_constructor(request_histogram),
         }
+    }
+
+    /// Adds the gauge `msa_gateway_calls_in_flight`, read from `drain`.
+    pub(crate) fn count_calls_in_flight(&mut self, drain: std::sync::Arc<crate::drain::Drain>) {
+        self.registry
+            .register_collector(Box::new(node::InFlightCollector::new(drain)));
     }
 
     /// Records one finished HTTP request. `route` must be a route pattern

@@ -42,7 +42,7 @@ pub(crate) struct State {
     pub(crate) router: Router,
     pub(crate) metrics: Metrics,
     /// Calls in flight, and whether new ones are refused.
-    pub(crate) drain: Drain,
+    pub(crate) drain: Arc<Drain>,
 }
 
 impl State {
@@ -89,14 +89,17 @@ impl Gateway {
         }
         let router = Router::new(&config.routes, config.max_concurrency)?;
         let (bind, workers) = (config.bind, config.workers);
+        let drain = Arc::new(Drain::default());
+        let mut metrics = Metrics::new(node.clone());
+        metrics.count_calls_in_flight(drain.clone());
         let state = web::Data::new(State {
-            metrics: Metrics::new(node.clone()),
+            metrics,
             node,
             config,
             auth,
             policy,
             router,
-            drain: Drain::default(),
+            drain,
         });
         let app_state = state.clone();
         let server = spawn_server(

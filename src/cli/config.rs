@@ -1,8 +1,9 @@
 //! `NodeConfig`: what `msa node` runs, merged from three layers, later ones
 //! winning field by field: a TOML file (`--config`), the environment
-//! (`MSA_*`), and command-line flags. clap merges the last two (a flag beats
-//! its `MSA_*` variable); [`NodeConfig::resolve`] lays the result over the
-//! file.
+//! (`MSA_*`), and command-line flags. The environment names each key by one
+//! rule (`env::var_name`: `ops.bind` → `MSA_OPS_BIND`) and is laid over the
+//! file's table before it is checked; [`NodeConfig::resolve`] then lays the
+//! flags over the result.
 //!
 //! A config file (every key optional):
 //!
@@ -14,6 +15,14 @@
 //! secret = "…"                   # better: MSA_SECRET; required off loopback
 //! arbiters = 2                   # default: one per core
 //! failure_detection_ms = 5000    # a dead member is declared down within ~this
+//! # secret_file = "/run/secrets/msa"  # the secret from a file (trailing newline trimmed); not with `secret`
+//! log_format = "text"            # text | json (one JSON object per line)
+//!
+//! [ops]                          # optional: /healthz, /readyz, /metrics on their own address
+//! bind = "127.0.0.1:9090"
+//!
+//! [shutdown]
+//! drain = "5s"                   # on SIGTERM: how long calls in flight may take to finish
 //!
 //! [[services]]
 //! kind = "kv"                    # kv | echo | counter | orders | inventory | payments
@@ -58,9 +67,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
 use msa::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use serde::Deserialize;
+
+pub(crate) mod env;
 
 /// The address a node listens on when nothing says otherwise: loopback, a
 /// free port. It is the only kind of address a node without a secret may use.
@@ -176,6 +189,90 @@ impl ServiceConfig {
     pub(crate) fn instance_count(&self) -> usize {
         self.instances.unwrap_or(1)
     }
+
+    /// As a `[[services]]` entry.
+    pub(crate) fn to_table(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), self.kind.as_str().into());
+        if let Some(n) = &self.name {
+            t.insert("name".into(), n.as_str().into());
+        }
+        if let Some(n) = self.instances {
+            t.insert(
+                "instances".into(),
+                i64::try_from(n).unwrap_or(i64::MAX).into(),
+            );
+        }
+        t
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("unknown log format `{s}`, expected text or json")),
+        }
+    }
+}
+
+/// The `[ops]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpsFile {
+    bind: Option<String>,
+}
+
+/// The `[shutdown]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShutdownFile {
+    drain: Option<String>,
+}
+
+/// How long calls in flight may take to finish on SIGTERM when nothing
+/// says otherwise.
+pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+
+/// The longest drain accepted.
+const MAX_DRAIN: Duration = Duration::from_secs(3600);
+
+/// A duration such as `500ms`, `5s`, `1.5s` or `2m`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration such as 500ms, 5s or 2m");
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return Err(bad());
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(bad());
+    }
+    let d = Duration::try_from_secs_f64(v * scale).map_err(|_| bad())?;
+    if d > MAX_DRAIN {
+        return Err(format!("`{s}` is over the limit of {MAX_DRAIN:?}"));
+    }
+    Ok(d)
 }
 
 /// `kind[:name[:instances]]`, as `--service` and `MSA_SERVICES` take it.
@@ -225,13 +322,19 @@ struct ConfigFile {
     seeds: Option<Vec<String>>,
     cluster: Option<String>,
     secret: Option<String>,
+    secret_file: Option<String>,
     arbiters: Option<usize>,
     failure_detection_ms: Option<u64>,
+    log_format: Option<LogFormat>,
     services: Option<Vec<ServiceConfig>>,
+    ops: Option<OpsFile>,
+    shutdown: Option<ShutdownFile>,
     gateway: Option<GatewayConfig>,
 }
 
-/// The env-and-flags layer (clap fills it; `None` or empty means "not set").
+/// The flags layer (clap fills it; `None` or empty means "not set"). The
+/// `--gateway` and `--jwt-secret` shortcuts also read `MSA_GATEWAY` and
+/// `MSA_JWT_SECRET` (older names kept for compatibility).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Overrides {
     /// `--name` / `MSA_NAME`.
@@ -244,6 +347,14 @@ pub(crate) struct Overrides {
     pub(crate) cluster: Option<String>,
     /// `--secret` / `MSA_SECRET`.
     pub(crate) secret: Option<String>,
+    /// `--secret-file` / `MSA_SECRET_FILE`.
+    pub(crate) secret_file: Option<std::path::PathBuf>,
+    /// `--log-format` / `MSA_LOG_FORMAT`.
+    pub(crate) log_format: Option<LogFormat>,
+    /// `--ops-bind` / `MSA_OPS_BIND`: serve the operations endpoints here.
+    pub(crate) ops_bind: Option<SocketAddr>,
+    /// `--shutdown-drain` / `MSA_SHUTDOWN_DRAIN`.
+    pub(crate) drain: Option<Duration>,
     /// `--arbiters` / `MSA_ARBITERS`.
     pub(crate) arbiters: Option<usize>,
     /// `--failure-detection-ms` / `MSA_FAILURE_DETECTION_MS`.
@@ -275,6 +386,12 @@ pub(crate) struct NodeConfig {
     pub(crate) arbiters: Option<usize>,
     /// Failure-detection bound in milliseconds (`None`: 5,000).
     pub(crate) failure_detection_ms: Option<u64>,
+    /// How log lines are written.
+    pub(crate) log_format: LogFormat,
+    /// Where the operations endpoints are served, if anywhere.
+    pub(crate) ops: Option<SocketAddr>,
+    /// On SIGTERM, how long calls in flight may take to finish.
+    pub(crate) drain: Duration,
     /// The services to run.
     pub(crate) services: Vec<ServiceConfig>,
     /// The HTTP gateway to run after the services, if any.
@@ -291,6 +408,9 @@ impl fmt::Debug for NodeConfig {
             .field("cluster", &self.cluster)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("arbiters", &self.arbiters)
+            .field("log_format", &self.log_format)
+            .field("ops", &self.ops)
+            .field("drain", &self.drain)
             .field("services", &self.services)
             .field("gateway", &self.gateway.as_ref().map(|g| g.bind))
             .field(
@@ -306,16 +426,58 @@ impl fmt::Debug for NodeConfig {
 }
 
 impl NodeConfig {
-    /// Reads the file at `path` (if any), lays `over` on top, and checks the
-    /// result.
+    /// Reads the file at `path` (if any), lays the process's `MSA_*`
+    /// variables and then `over` on top, and checks the result.
     ///
     /// # Errors
     /// An unreadable file, malformed TOML, an unknown key or service kind, a
-    /// bad address, zero arbiters or instances, or two services with one name.
+    /// bad address or variable, zero arbiters or instances, two services with
+    /// one name, or both a secret and a secret file.
     pub(crate) fn resolve(path: Option<&Path>, over: Overrides) -> anyhow::Result<Self> {
-        let file = match path {
+        Self::resolve_with(path, over, |v| std::env::var(v).ok())
+    }
+
+    /// [`resolve`](Self::resolve) with the environment read through `env`.
+    pub(crate) fn resolve_with(
+        path: Option<&Path>,
+        over: Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match path {
             Some(p) => Self::read(p)?,
-            None => ConfigFile::default(),
+            None => toml::Table::new(),
+        };
+        env::overlay(&mut table, env)?;
+        let file: ConfigFile = table.try_into().with_context(|| match path {
+            Some(p) => format!("invalid config (file {} and MSA_* variables)", p.display()),
+            None => "invalid config (MSA_* variables)".to_string(),
+        })?;
+        let secret = resolve_secret(
+            over.secret.clone().or(file.secret.clone()),
+            over.secret_file
+                .clone()
+                .or(file.secret_file.clone().map(Into::into)),
+        )?;
+        let ops = match (
+            over.ops_bind,
+            file.ops.as_ref().and_then(|o| o.bind.as_ref()),
+        ) {
+            (Some(a), _) => Some(a),
+            (None, Some(s)) => Some(
+                s.parse()
+                    .with_context(|| format!("`ops.bind = \"{s}\"` is not an ip:port address"))?,
+            ),
+            (None, None) => None,
+        };
+        let drain = match (
+            over.drain,
+            file.shutdown.as_ref().and_then(|d| d.drain.as_ref()),
+        ) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(s)
+                .map_err(anyhow::Error::msg)
+                .context("invalid shutdown.drain")?,
+            (None, None) => DEFAULT_DRAIN,
         };
         let listen = match (over.listen, file.listen) {
             (Some(a), _) => a,
@@ -336,9 +498,12 @@ impl NodeConfig {
                 .cluster
                 .or(file.cluster)
                 .unwrap_or_else(|| "msa".into()),
-            secret: over.secret.or(file.secret).filter(|s| !s.is_empty()),
+            secret,
             arbiters: over.arbiters.or(file.arbiters),
             failure_detection_ms: over.failure_detection_ms.or(file.failure_detection_ms),
+            log_format: over.log_format.or(file.log_format).unwrap_or_default(),
+            ops,
+            drain,
             services: non_empty(over.services)
                 .or(file.services)
                 .unwrap_or_default(),
@@ -348,7 +513,7 @@ impl NodeConfig {
         Ok(cfg)
     }
 
-    fn read(path: &Path) -> anyhow::Result<ConfigFile> {
+    fn read(path: &Path) -> anyhow::Result<toml::Table> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
@@ -449,6 +614,34 @@ fn resolve_gateway(
     Ok(Some(gateway))
 }
 
+/// The cluster secret: given as is, or read from a file (a Kubernetes
+/// Secret mounted as one), its trailing newline trimmed. Both is an error:
+/// which one wins would be a guess.
+fn resolve_secret(
+    secret: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<String>> {
+    let secret = secret.filter(|s| !s.is_empty());
+    let file = file.filter(|f| !f.as_os_str().is_empty());
+    match (secret, file) {
+        (Some(_), Some(_)) => bail!(
+            "both a secret and a secret file are set (secret / MSA_SECRET / --secret and \
+             secret_file / MSA_SECRET_FILE / --secret-file): set one"
+        ),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+            let s = text.trim_end_matches(['\n', '\r']);
+            if s.is_empty() {
+                bail!("the secret file {} is empty", path.display());
+            }
+            Ok(Some(s.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
@@ -463,7 +656,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("msa-config-test-{}-{n}.toml", std::process::id()));
         std::fs::write(&path, text)?;
-        let r = NodeConfig::resolve(Some(&path), Overrides::default());
+        let r = NodeConfig::resolve_with(Some(&path), Overrides::default(), |_| None);
         let _ = std::fs::remove_file(&path);
         r
     }
@@ -500,7 +693,7 @@ mod tests {
             services: vec!["echo:e".parse().unwrap()],
             ..Overrides::default()
         };
-        let cfg = NodeConfig::resolve(Some(&path), over).unwrap();
+        let cfg = NodeConfig::resolve_with(Some(&path), over, |_| None).unwrap();
         let _ = std::fs::remove_file(&path);
         assert_eq!(cfg.name, "from-flag");
         assert_eq!(cfg.cluster, "c1");
@@ -574,7 +767,7 @@ mod tests {
             demo_policy: true,
             ..Overrides::default()
         };
-        let cfg = NodeConfig::resolve(None, over).unwrap();
+        let cfg = NodeConfig::resolve_with(None, over, |_| None).unwrap();
         let g = cfg.gateway.clone().unwrap();
         assert_eq!(g.bind.port(), 0);
         let auth = g.auth.unwrap();
@@ -597,8 +790,110 @@ mod tests {
                 ..Overrides::default()
             },
         ] {
-            let e = format!("{:#}", NodeConfig::resolve(None, over).unwrap_err());
+            let e = format!(
+                "{:#}",
+                NodeConfig::resolve_with(None, over, |_| None).unwrap_err()
+            );
             assert!(e.contains("needs a gateway"), "{e}");
         }
+    }
+
+    fn temp_file(tag: &str, text: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("msa-{tag}-{}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn environment_sits_between_the_file_and_the_flags() {
+        let path = temp_file(
+            "config-env.toml",
+            "name = \"file\"\ncluster = \"c-file\"\n[ops]\nbind = \"127.0.0.1:1\"\n",
+        );
+        let env = |v: &str| match v {
+            "MSA_NAME" => Some("env".to_string()),
+            "MSA_OPS_BIND" => Some("127.0.0.1:2".to_string()),
+            "MSA_SHUTDOWN_DRAIN" => Some("750ms".to_string()),
+            "MSA_LOG_FORMAT" => Some("json".to_string()),
+            "MSA_GATEWAY_BIND" => Some("127.0.0.1:0".to_string()),
+            "MSA_SERVICES" => Some("echo:e,kv".to_string()),
+            _ => None,
+        };
+        let over = Overrides {
+            ops_bind: Some("127.0.0.1:3".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let cfg = NodeConfig::resolve_with(Some(&path), over, env).unwrap();
+        assert_eq!(cfg.name, "env");
+        assert_eq!(cfg.cluster, "c-file");
+        assert_eq!(cfg.ops, Some("127.0.0.1:3".parse().unwrap()));
+        assert_eq!(cfg.drain, Duration::from_millis(750));
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        assert_eq!(cfg.gateway.map(|g| g.bind.port()), Some(0));
+        assert_eq!(cfg.services.len(), 2);
+        let cfg = NodeConfig::resolve_with(Some(&path), Overrides::default(), env).unwrap();
+        assert_eq!(cfg.ops, Some("127.0.0.1:2".parse().unwrap()));
+        let cfg = NodeConfig::resolve_with(Some(&path), Overrides::default(), |_| None).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(cfg.ops, Some("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(
+            (cfg.drain, cfg.log_format, cfg.gateway.is_none()),
+            (DEFAULT_DRAIN, LogFormat::Text, true)
+        );
+    }
+
+    #[test]
+    fn bad_new_keys_are_refused() {
+        let e = format!("{:#}", from_toml("log_format = \"xml\"\n").unwrap_err());
+        assert!(e.contains("unknown variant `xml`"), "{e}");
+        let e = format!(
+            "{:#}",
+            from_toml("[shutdown]\ndrain = \"soon\"\n").unwrap_err()
+        );
+        assert!(e.contains("invalid shutdown.drain"), "{e}");
+        let e = format!(
+            "{:#}",
+            from_toml("[ops]\nbind = \"nowhere\"\n").unwrap_err()
+        );
+        assert!(e.contains("ops.bind"), "{e}");
+        let e = format!("{:#}", from_toml("[ops]\nbnid = \"x\"\n").unwrap_err());
+        assert!(e.contains("unknown field `bnid`"), "{e}");
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "5", "-1s", "xs", "2h", "99999m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_secret_can_come_from_a_file_but_not_from_both() {
+        let path = temp_file("secret", "s3cret\n");
+        let over = Overrides {
+            secret_file: Some(path.clone()),
+            ..Overrides::default()
+        };
+        let cfg = NodeConfig::resolve_with(None, over.clone(), |_| None).unwrap();
+        assert_eq!(cfg.secret.as_deref(), Some("s3cret"));
+        let env = |v: &str| (v == "MSA_SECRET").then(|| "other".to_string());
+        let e = format!(
+            "{:#}",
+            NodeConfig::resolve_with(None, over, env).unwrap_err()
+        );
+        assert!(e.contains("both a secret and a secret file"), "{e}");
+        let env = |v: &str| (v == "MSA_SECRET_FILE").then(|| path.display().to_string());
+        let cfg = NodeConfig::resolve_with(None, Overrides::default(), env).unwrap();
+        assert_eq!(cfg.secret.as_deref(), Some("s3cret"));
+        std::fs::write(&path, "\n").unwrap();
+        let e = format!(
+            "{:#}",
+            NodeConfig::resolve_with(None, Overrides::default(), env).unwrap_err()
+        );
+        assert!(e.contains("is empty"), "{e}");
+        let _ = std::fs::remove_file(&path);
+        let e = format!(
+            "{:#}",
+            NodeConfig::resolve_with(None, Overrides::default(), env).unwrap_err()
+        );
+        assert!(e.contains("cannot read the secret file"), "{e}");
     }
 }

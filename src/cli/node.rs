@@ -9,12 +9,16 @@
 //!
 //! (`gateway=` only when it runs the HTTP gateway: `--gateway` or a
 //! `[gateway]` table; it is the bound address, so port 0 shows the real
-//! port.) Its gateway reaches every service of the cluster: a message of a
+//! port; ` ops=IP:PORT` likewise when it serves the operations endpoints.)
+//! Its gateway reaches every service of the cluster: a message of a
 //! service this node does not run is forwarded as JSON to a node that does.
 //!
-//! Logs go to stderr. On Ctrl-C or SIGTERM the node stops its gateway, then
-//! its services (draining for up to [`SHUTDOWN_GRACE`]), leaves the cluster,
-//! and exits 0.
+//! Logs go to stderr, as text or JSON lines (`--log-format`). On Ctrl-C or
+//! SIGTERM the node drains: `/readyz` answers 503, the gateway answers new
+//! calls 503 while those in flight finish (at most `shutdown.drain`), then
+//! the gateway stops, the services stop after handling what they hold (new
+//! calls, remote ones included, get a typed "shutting down" error), the
+//! node leaves the cluster, and the process exits 0.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,17 +29,17 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use msa::actors::{counter, echo, kv, shop};
-use msa::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use msa::gateway::{Gateway, GatewayConfig, GatewayHandle, OpsHandle, OpsServer};
 use msa::Node;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use super::config::{NodeConfig, Overrides, ServiceConfig, ServiceKind};
+use super::config::{LogFormat, NodeConfig, Overrides, ServiceConfig, ServiceKind};
 
-/// How long services may drain on shutdown before they are killed.
+/// How long services may drain when a failed start is undone.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Bound on the whole shutdown (drain, leave, join threads).
-const SHUTDOWN_BOUND: Duration = Duration::from_secs(8);
+/// Time for the leave and the thread joins on top of the drain.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(3);
 
 /// Bound on stopping the gateway (in-flight requests finish first).
 const GATEWAY_STOP_BOUND: Duration = Duration::from_secs(3);
@@ -45,6 +49,9 @@ const GATEWAY_STOP_BOUND: Duration = Duration::from_secs(3);
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Precedence: --config file < MSA_* environment < flags.
+Every config key reads from MSA_ + the key upper-cased, dots as underscores
+(name: MSA_NAME, ops.bind: MSA_OPS_BIND, gateway.bind: MSA_GATEWAY_BIND);
+lists are comma-separated (MSA_SEEDS, MSA_SERVICES=kv:store:2,echo).
 Without a secret the node may only listen on loopback (the default, 127.0.0.1:0).
 Once listening, it prints `msa-node name=.. addr=.. incarnation=.. services=..` on stdout
 (with ` gateway=IP:PORT` when it runs the HTTP gateway).")]
@@ -53,46 +60,55 @@ pub(crate) struct NodeArgs {
     #[arg(long, short, env = "MSA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Node name, unique in the cluster [default: node-<pid>]
-    #[arg(long, env = "MSA_NAME")]
+    #[arg(long)]
     name: Option<String>,
     /// Remoting address to listen on (port 0 picks a free one) [default: 127.0.0.1:0]
-    #[arg(long, env = "MSA_LISTEN", value_name = "IP:PORT")]
+    #[arg(long, value_name = "IP:PORT")]
     listen: Option<SocketAddr>,
     /// Seed node to join through (repeatable; MSA_SEEDS is comma-separated)
-    #[arg(
-        long = "seed",
-        env = "MSA_SEEDS",
-        value_delimiter = ',',
-        value_name = "HOST:PORT"
-    )]
+    #[arg(long = "seed", value_delimiter = ',', value_name = "HOST:PORT")]
     seeds: Vec<String>,
     /// Cluster name; nodes of other clusters are refused [default: msa]
-    #[arg(long, env = "MSA_CLUSTER")]
+    #[arg(long)]
     cluster: Option<String>,
     /// Shared cluster secret (prefer MSA_SECRET: flags show up in `ps`)
-    #[arg(long, env = "MSA_SECRET", hide_env_values = true)]
+    #[arg(long)]
     secret: Option<String>,
+    /// Read the cluster secret from this file, trailing newline trimmed (a
+    /// mounted Kubernetes Secret; MSA_SECRET_FILE); not with --secret
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
     /// Arbiter threads [default: one per core]
-    #[arg(long, env = "MSA_ARBITERS")]
+    #[arg(long)]
     arbiters: Option<usize>,
     /// Declare a crashed or partitioned member down within about this many
     /// milliseconds [default: 5000]
-    #[arg(long, env = "MSA_FAILURE_DETECTION_MS")]
+    #[arg(long)]
     failure_detection_ms: Option<u64>,
     /// Service to run, kind[:name[:instances]] with kind one of kv, echo,
     /// counter, orders, inventory, payments (repeatable; MSA_SERVICES is
     /// comma-separated; replaces the file's list)
     #[arg(
         long = "service",
-        env = "MSA_SERVICES",
         value_delimiter = ',',
         value_name = "KIND[:NAME[:N]]"
     )]
     services: Vec<ServiceConfig>,
     /// Run the HTTP gateway on this address (port 0 picks a free one;
-    /// overrides the file's [gateway] bind)
+    /// overrides the file's [gateway] bind and MSA_GATEWAY_BIND)
     #[arg(long, env = "MSA_GATEWAY", value_name = "IP:PORT")]
     gateway: Option<SocketAddr>,
+    /// Serve /healthz, /readyz and /metrics on this address, gateway or not
+    /// (port 0 picks a free one; ops.bind, MSA_OPS_BIND)
+    #[arg(long, value_name = "IP:PORT")]
+    ops_bind: Option<SocketAddr>,
+    /// Log lines as `text` or `json` (one object per line) [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// On SIGTERM, how long calls in flight may take to finish, e.g. 10s
+    /// (shutdown.drain, MSA_SHUTDOWN_DRAIN) [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = super::config::parse_duration)]
+    shutdown_drain: Option<Duration>,
     /// Turn gateway auth on: JWTs signed HS256 with this secret, its UTF-8
     /// bytes (prefer MSA_JWT_SECRET: flags show up in `ps`)
     #[arg(long, env = "MSA_JWT_SECRET", hide_env_values = true)]
@@ -115,6 +131,10 @@ impl NodeArgs {
             seeds: self.seeds.clone(),
             cluster: self.cluster.clone(),
             secret: self.secret.clone(),
+            secret_file: self.secret_file.clone(),
+            log_format: self.log_format,
+            ops_bind: self.ops_bind,
+            drain: self.shutdown_drain,
             arbiters: self.arbiters,
             failure_detection_ms: self.failure_detection_ms,
             services: self.services.clone(),
@@ -125,13 +145,42 @@ impl NodeArgs {
     }
 }
 
-/// Runs `msa node`.
+/// Runs `msa node`: resolves the config, sets up logging, serves.
 pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
     let cfg = NodeConfig::resolve(args.config.as_deref(), args.overrides())?;
+    init_logging(cfg.log_format, "info");
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(serve(cfg, args.stop_on_stdin_eof))
+}
+
+/// Sends log lines to stderr as text (coloured on a terminal) or JSON
+/// lines; `RUST_LOG` overrides `default_filter`. A second call does nothing.
+pub(crate) fn init_logging(format: LogFormat, default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+}
+
+/// What runs once the node is up: stopped in order on the way out.
+struct Running {
+    node: Node,
+    gateway: Option<GatewayHandle>,
+    ops: Option<OpsHandle>,
 }
 
 async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
@@ -140,6 +189,15 @@ async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
     let mut stop = StopSignals::install()?;
     tracing::debug!(?cfg, "starting");
     let node = start(&cfg)?;
+    // The probes answer from the start: alive, and not ready until the
+    // services run.
+    let ops = match cfg.ops.map(|bind| start_ops(&node, bind)).transpose() {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = node.shutdown(SHUTDOWN_GRACE).await;
+            return Err(e);
+        }
+    };
     let gateway = match spawn_services(&node, &cfg.services).await.and_then(|()| {
         cfg.gateway
             .clone()
@@ -148,16 +206,23 @@ async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
     }) {
         Ok(g) => g,
         Err(e) => {
+            if let Some(o) = &ops {
+                o.stop().await;
+            }
             let _ = node.shutdown(SHUTDOWN_GRACE).await;
             return Err(e);
         }
     };
+    if let Some(o) = &ops {
+        o.set_started();
+    }
     let ready = ReadyLine {
         name: cfg.name.clone(),
         addr: node.remote_addr().unwrap_or_default(),
         incarnation: node.node_info().map_or(0, |i| i.incarnation),
         services: cfg.services.iter().map(|s| s.name().to_string()).collect(),
         gateway: gateway.as_ref().map(|g| g.local_addr().to_string()),
+        ops: ops.as_ref().map(|o| o.local_addr().to_string()),
     };
     println!("{ready}");
     tracing::info!(node = %ready.name, addr = %ready.addr, "node ready");
@@ -168,9 +233,27 @@ async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
     };
     tracing::info!(
         reason = why,
-        "stopping: the gateway, then draining services, then leaving the cluster"
+        drain = ?cfg.drain,
+        "stopping: refusing new calls, letting those in flight finish, then leaving the cluster"
     );
-    if let Some(g) = gateway {
+    stop_gracefully(Running { node, gateway, ops }, cfg.drain).await
+}
+
+/// The graceful stop: not ready, no new gateway calls (503) while those in
+/// flight finish (at most `drain`), the gateway stops, the services stop
+/// after what they hold (at most `drain` again), the node leaves.
+async fn stop_gracefully(r: Running, drain: Duration) -> anyhow::Result<()> {
+    if let Some(o) = &r.ops {
+        o.set_draining();
+    }
+    if let Some(g) = &r.gateway {
+        if !g.drain(drain).await {
+            tracing::warn!(
+                in_flight = g.calls_in_flight(),
+                ?drain,
+                "gateway calls still in flight after the drain; stopping anyway"
+            );
+        }
         if tokio::time::timeout(GATEWAY_STOP_BOUND, g.stop())
             .await
             .is_err()
@@ -178,11 +261,25 @@ async fn serve(cfg: NodeConfig, stop_on_stdin_eof: bool) -> anyhow::Result<()> {
             tracing::warn!("the gateway did not stop within {GATEWAY_STOP_BOUND:?}");
         }
     }
-    match tokio::time::timeout(SHUTDOWN_BOUND, node.shutdown(SHUTDOWN_GRACE)).await {
-        Ok(r) => r.context("shutdown failed")?,
-        Err(_) => anyhow::bail!("shutdown did not finish within {SHUTDOWN_BOUND:?}"),
+    let bound = drain.saturating_add(SHUTDOWN_SLACK);
+    let result = match tokio::time::timeout(bound, r.node.shutdown(drain)).await {
+        Ok(r) => r.context("shutdown failed"),
+        Err(_) => Err(anyhow::anyhow!("shutdown did not finish within {bound:?}")),
+    };
+    if let Some(o) = &r.ops {
+        o.stop().await;
     }
+    result?;
+    tracing::info!("left the cluster; exiting");
     Ok(())
+}
+
+/// Starts the operations endpoints on `bind`.
+fn start_ops(node: &Node, bind: SocketAddr) -> anyhow::Result<OpsHandle> {
+    let handle = OpsServer::start(node.clone(), bind)
+        .with_context(|| format!("cannot serve the operations endpoints on {bind}"))?;
+    tracing::info!(addr = %handle.local_addr(), "operations endpoints ready");
+    Ok(handle)
 }
 
 fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
@@ -280,6 +377,8 @@ pub(crate) struct ReadyLine {
     pub(crate) services: Vec<String>,
     /// The gateway's bound address, `ip:port`, if it runs one.
     pub(crate) gateway: Option<String>,
+    /// The operations endpoints' bound address, if served.
+    pub(crate) ops: Option<String>,
 }
 
 impl ReadyLine {
@@ -300,6 +399,9 @@ impl fmt::Display for ReadyLine {
         if let Some(g) = &self.gateway {
             write!(f, " gateway={g}")?;
         }
+        if let Some(o) = &self.ops {
+            write!(f, " ops={o}")?;
+        }
         Ok(())
     }
 }
@@ -317,6 +419,7 @@ impl FromStr for ReadyLine {
             incarnation: 0,
             services: Vec::new(),
             gateway: None,
+            ops: None,
         };
         for field in rest.split_whitespace() {
             match field.split_once('=') {
@@ -326,6 +429,7 @@ impl FromStr for ReadyLine {
                     r.incarnation = v.parse().map_err(|_| format!("bad incarnation: {v}"))?;
                 }
                 Some(("gateway", v)) => r.gateway = Some(v.into()),
+                Some(("ops", v)) => r.ops = Some(v.into()),
                 Some(("services", v)) => {
                     r.services = v
                         .split(',')
@@ -355,6 +459,7 @@ mod tests {
             incarnation: 42,
             services: vec!["kv".into(), "echo".into()],
             gateway: None,
+            ops: None,
         };
         let line = r.to_string();
         assert_eq!(
@@ -373,5 +478,15 @@ mod tests {
             "{line}"
         );
         assert_eq!(line.parse::<ReadyLine>().unwrap(), with_gateway);
+        let with_ops = ReadyLine {
+            ops: Some("127.0.0.1:9090".into()),
+            ..with_gateway
+        };
+        let line = with_ops.to_string();
+        assert!(
+            line.ends_with(" gateway=127.0.0.1:8080 ops=127.0.0.1:9090"),
+            "{line}"
+        );
+        assert_eq!(line.parse::<ReadyLine>().unwrap(), with_ops);
     }
 }

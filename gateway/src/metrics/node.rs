@@ -357,3 +357,27 @@ fn family<T>(
     }
     Ok(())
 }
+
+/// The gateway's calls in flight, read at scrape time.
+#[derive(Debug)]
+pub(super) struct InFlightCollector {
+    drain: std::sync::Arc<crate::drain::Drain>,
+}
+
+impl InFlightCollector {
+    pub(super) fn new(drain: std::sync::Arc<crate::drain::Drain>) -> Self {
+        Self { drain }
+    }
+}
+
+impl Collector for InFlightCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let m = enc.encode_descriptor(
+            "msa_gateway_calls_in_flight",
+            "Calls to services that reached the gateway and are not answered yet.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.drain.in_flight()).unwrap_or(i64::MAX)).encode(m)
+    }
+}

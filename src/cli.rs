@@ -6,10 +6,18 @@
 
 mod bench;
 mod cluster;
-mod config;
 mod node;
-mod stdin;
 mod token;
+
+/// The ready-made service kinds, from the host (`msa::host`).
+mod config {
+    pub(crate) use msa::host::{ServiceConfig, ServiceKind};
+}
+
+/// Watching stdin for end of file, from the host.
+mod stdin {
+    pub(crate) use msa::host::stdin_eof;
+}
 
 use clap::{Parser, Subcommand};
 
@@ -56,7 +64,7 @@ impl Cli {
 
 /// Text log lines on stderr, `RUST_LOG` overriding `default_filter`.
 pub(crate) fn init_text_logging(default_filter: &str) {
-    node::init_logging(config::LogFormat::Text, default_filter);
+    msa::host::init_logging(msa::host::LogFormat::Text, default_filter);
 }
 
 /// Runs the parsed command.

@@ -12,5 +12,6 @@ mod cli_commands;
 mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
+mod host;
 mod ops;
 mod sigterm;

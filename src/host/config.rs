@@ -1,4 +1,4 @@
-//! `NodeConfig`: what `msa node` runs, merged from three layers, later ones
+//! `NodeConfig`: what a host (`msa node`, or a binary of your own) runs, merged from three layers, later ones
 //! winning field by field: a TOML file (`--config`), the environment
 //! (`MSA_*`), and command-line flags. The environment names each key by one
 //! rule (`env::var_name`: `ops.bind` → `MSA_OPS_BIND`) and is laid over the
@@ -56,8 +56,8 @@
 //!
 //! The shop services (`orders`, `inventory`, `payments`) find each other by
 //! name, so they keep their kind's name and run one instance each (they hold
-//! state). `--demo-policy` adds the shop demo's policy and routes to the
-//! gateway (see `cluster/demo.rs`).
+//! state). `msa node --demo-policy` adds the shop demo's policy and routes to
+//! the gateway (see `src/cli/cluster/demo.rs`).
 //!
 //! Lists (`seeds`, `services`) are replaced, not appended to, by a later
 //! layer that sets them.
@@ -69,8 +69,8 @@ use std::str::FromStr;
 
 use std::time::Duration;
 
+use crate::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use anyhow::{bail, Context};
-use msa::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use serde::Deserialize;
 
 pub(crate) mod env;
@@ -79,10 +79,12 @@ pub(crate) mod env;
 /// free port. It is the only kind of address a node without a secret may use.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 
-/// A ready actor from `msa-actors` that a node can run.
+/// A ready-made service from [`msa::actors`](crate::actors) that a host runs
+/// when its config lists it (`[[services]]`, `--service`, `MSA_SERVICES`),
+/// beside the services it registers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum ServiceKind {
+pub enum ServiceKind {
     /// `msa::actors::kv`: a key-value store sharded by key.
     Kv,
     /// `msa::actors::echo`: answers `Ping` and `Echo`.
@@ -99,7 +101,7 @@ pub(crate) enum ServiceKind {
 
 impl ServiceKind {
     /// Every kind.
-    pub(crate) const ALL: [ServiceKind; 6] = [
+    pub const ALL: [ServiceKind; 6] = [
         Self::Kv,
         Self::Echo,
         Self::Counter,
@@ -110,13 +112,13 @@ impl ServiceKind {
 
     /// The plain demo services, in the order `msa cluster up` spreads them
     /// over nodes.
-    pub(crate) const DEMO: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
+    pub const DEMO: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
 
     /// The shop services, in the order `msa cluster up` spreads them.
-    pub(crate) const SHOP: [ServiceKind; 3] = [Self::Orders, Self::Inventory, Self::Payments];
+    pub const SHOP: [ServiceKind; 3] = [Self::Orders, Self::Inventory, Self::Payments];
 
     /// The kind's name in configs and flags.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Kv => "kv",
             Self::Echo => "echo",
@@ -128,7 +130,7 @@ impl ServiceKind {
     }
 
     /// Whether this is a shop service (fixed name, one stateful instance).
-    pub(crate) fn is_shop(self) -> bool {
+    pub fn is_shop(self) -> bool {
         Self::SHOP.contains(&self)
     }
 }
@@ -159,20 +161,20 @@ impl FromStr for ServiceKind {
 /// instances.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ServiceConfig {
+pub struct ServiceConfig {
     /// Which ready actor.
-    pub(crate) kind: ServiceKind,
+    pub kind: ServiceKind,
     /// The service name (default: the kind's name).
     #[serde(default)]
     name: Option<String>,
     /// Number of instances (default 1).
     #[serde(default)]
-    pub(crate) instances: Option<usize>,
+    pub instances: Option<usize>,
 }
 
 impl ServiceConfig {
     /// A service of `kind` named after it, with the default instance count.
-    pub(crate) fn of(kind: ServiceKind) -> Self {
+    pub fn of(kind: ServiceKind) -> Self {
         Self {
             kind,
             name: None,
@@ -181,12 +183,12 @@ impl ServiceConfig {
     }
 
     /// The service name.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.kind.as_str())
     }
 
     /// The number of instances to run.
-    pub(crate) fn instance_count(&self) -> usize {
+    pub fn instance_count(&self) -> usize {
         self.instances.unwrap_or(1)
     }
 
@@ -207,10 +209,10 @@ impl ServiceConfig {
     }
 }
 
-/// How log lines are written to stderr.
+/// How log lines are written to stderr (`log_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Human-readable lines (coloured on a terminal).
     #[default]
     Text,
@@ -365,8 +367,6 @@ pub(crate) struct Overrides {
     pub(crate) gateway: Option<SocketAddr>,
     /// `--jwt-secret` / `MSA_JWT_SECRET`: gateway auth, HS256 with this secret.
     pub(crate) jwt_secret: Option<String>,
-    /// `--demo-policy`: add the shop demo's policy and routes to the gateway.
-    pub(crate) demo_policy: bool,
 }
 
 /// Everything `msa node` needs, resolved and checked.
@@ -562,9 +562,8 @@ impl NodeConfig {
 }
 
 /// The gateway: the file's `[gateway]` table, with `--gateway` as its bind
-/// address (a flag alone starts one with the defaults), `--jwt-secret` as
-/// its HS256 secret, and the demo policy and routes added on
-/// `--demo-policy`.
+/// address (a flag alone starts one with the defaults) and `--jwt-secret`
+/// as its HS256 secret.
 fn resolve_gateway(
     file: Option<GatewayConfig>,
     over: &Overrides,
@@ -582,9 +581,6 @@ fn resolve_gateway(
         (None, None) => {
             if over.jwt_secret.is_some() {
                 bail!("--jwt-secret (or MSA_JWT_SECRET) needs a gateway: add --gateway IP:PORT or a [gateway] table");
-            }
-            if over.demo_policy {
-                bail!("--demo-policy needs a gateway: add --gateway IP:PORT or a [gateway] table");
             }
             return Ok(None);
         }
@@ -606,10 +602,6 @@ fn resolve_gateway(
                 admin_roles: vec!["admin".into()],
             },
         });
-    }
-    if over.demo_policy {
-        gateway.policy.extend(crate::cli::cluster::demo_policy());
-        gateway.routes.extend(crate::cli::cluster::demo_routes());
     }
     Ok(Some(gateway))
 }
@@ -764,7 +756,6 @@ mod tests {
         let over = Overrides {
             gateway: Some("127.0.0.1:0".parse().unwrap()),
             jwt_secret: Some("s3cret".into()),
-            demo_policy: true,
             ..Overrides::default()
         };
         let cfg = NodeConfig::resolve_with(None, over, |_| None).unwrap();
@@ -776,26 +767,18 @@ mod tests {
             (JwtAlg::HS256, Some("s3cret"))
         );
         assert_eq!(auth.admin_roles, ["admin"]);
-        assert!(!g.policy.is_empty() && g.routes.len() == 2);
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
 
-        for over in [
-            Overrides {
-                jwt_secret: Some("s".into()),
-                ..Overrides::default()
-            },
-            Overrides {
-                demo_policy: true,
-                ..Overrides::default()
-            },
-        ] {
-            let e = format!(
-                "{:#}",
-                NodeConfig::resolve_with(None, over, |_| None).unwrap_err()
-            );
-            assert!(e.contains("needs a gateway"), "{e}");
-        }
+        let over = Overrides {
+            jwt_secret: Some("s".into()),
+            ..Overrides::default()
+        };
+        let e = format!(
+            "{:#}",
+            NodeConfig::resolve_with(None, over, |_| None).unwrap_err()
+        );
+        assert!(e.contains("needs a gateway"), "{e}");
     }
 
     fn temp_file(tag: &str, text: &str) -> std::path::PathBuf {

@@ -164,3 +164,36 @@ pub(crate) fn cluster(state: &State, req: &HttpRequest) -> Result<HttpResponse, 
     }
     Ok(json_response(HttpResponse::Ok(), &view))
 }
+
+#[cfg(test)]
+mod tests {
+    use msa_runtime::remote::MemberView;
+
+    use super::*;
+
+    fn member(name: &str, status: &str, table_version: u64) -> MemberView {
+        MemberView {
+            name: name.into(),
+            addr: String::new(),
+            status: status.into(),
+            incarnation: 1,
+            table_version,
+        }
+    }
+
+    #[test]
+    fn tables_pending_lists_live_members_whose_table_has_not_arrived() {
+        let status = ClusterStatus {
+            members: vec![
+                member("me", "alive", 0),
+                member("c", "alive", 0),
+                member("b", "alive", 3),
+                member("a", "alive", 0),
+                member("gone", "down", 0),
+            ],
+            services: Vec::new(),
+        };
+        assert_eq!(tables_pending(&status, "me"), ["a", "c"]);
+        assert!(tables_pending(&ClusterStatus::default(), "me").is_empty());
+    }
+}

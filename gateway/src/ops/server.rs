@@ -156,3 +156,70 @@ impl OpsHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut res = awc::Client::new()
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let body = res.body().await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    #[actix_rt::test]
+    async fn readyz_follows_start_and_drain_and_metrics_carry_the_node_label() {
+        let node = Node::builder()
+            .name("ops-unit")
+            .arbiters(1)
+            .start()
+            .unwrap();
+        node.spawn(msa_actors::echo::echo_spec("echo"))
+            .await
+            .unwrap();
+        let ops = OpsServer::start(node.clone(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = ops.local_addr();
+
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        let (status, body) = get(addr, "/readyz").await;
+        assert!(status == 503 && body.contains(STARTING), "{status} {body}");
+        ops.set_started();
+        assert_eq!(
+            get(addr, "/readyz").await,
+            (200, r#"{"status":"ready"}"#.into())
+        );
+        let (status, metrics) = get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains(r#"msa_service_messages_total{node="ops-unit",service="echo"} 0"#),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("msa_gateway_requests"), "{metrics}");
+        assert_eq!(get(addr, "/v1/echo/echo.Echo").await.0, 404);
+        ops.set_draining();
+        let (status, body) = get(addr, "/readyz").await;
+        assert!(
+            status == 503 && body.contains(super::super::SHUTTING_DOWN),
+            "{body}"
+        );
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+
+        // A taken address is an error, not a move to another port.
+        let e = OpsServer::start(node.clone(), addr).unwrap_err();
+        assert!(matches!(e, GatewayError::Bind { .. }), "{e:?}");
+        ops.stop().await;
+        ops.stop().await;
+        node.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+}

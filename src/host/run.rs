@@ -152,10 +152,14 @@ fn ready_services(cfg: &NodeConfig, node: &Node) -> Vec<String> {
     v
 }
 
-/// The graceful stop: not ready, no new gateway calls (503) while those in
+/// The graceful stop: other nodes' calls refused, not ready, no new gateway
+/// calls (503) while those in
 /// flight finish (at most `drain`), the gateway stops, the services stop
 /// after what they hold (at most `drain` again), the node leaves.
 async fn stop_gracefully(r: Running, drain: Duration) -> anyhow::Result<()> {
+    // Other nodes' new calls are refused at once (typed: the node is going
+    // away); calls this node's services make while finishing go on.
+    r.node.refuse_remote_calls();
     if let Some(o) = &r.ops {
         o.set_draining();
     }

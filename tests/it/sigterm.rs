@@ -1,6 +1,8 @@
 //! A graceful stop of a real `msa node` process on SIGTERM: a call in
 //! flight finishes, new calls are refused with 503, `/readyz` turns 503,
-//! the process exits 0, and the other node sees it leave.
+//! the process exits 0, and the other node sees it leave. (Other nodes'
+//! calls refused with a typed error from the first moment:
+//! runtime/tests/it/shutdown.rs, `refused_remote_calls_...`.)
 
 use std::time::{Duration, Instant};
 
@@ -96,10 +98,9 @@ fn sigterm_finishes_the_call_in_flight_refuses_new_ones_and_leaves() {
         "{status} {body}"
     );
 
-    // Frames from now on travel at full speed (the slow call's request is
-    // already held back): term1's leave reaches term2 undelayed.
-    slow(&r2.addr, "0");
     let ((status, body), took) = slow_call.join().unwrap();
+    // Clearing the delay releases held frames at once, so only now.
+    slow(&r2.addr, "0");
     assert_eq!(
         (status, body.as_str()),
         (200, "\"slow\""),

@@ -204,8 +204,9 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
         .name(&cfg.name)
         .listen(cfg.listen)
         .cluster(&cfg.cluster)
-        // A node with a gateway exports metrics, mailbox depth included.
-        .track_mailbox_depth(cfg.gateway.is_some());
+        // A node that serves /metrics (gateway or ops) exports mailbox
+        // depth too.
+        .track_mailbox_depth(cfg.gateway.is_some() || cfg.ops.is_some());
     if let Some(ms) = cfg.failure_detection_ms {
         b = b.failure_detection(std::time::Duration::from_millis(ms));
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{eventually, http, Proc, Ready, READY_WAIT};
+use crate::support::{eventually, http, service_nodes, status_json, Proc, Ready, READY_WAIT};
 
 const SECRET: &str = "host-test-secret";
 const BOUND: Duration = Duration::from_secs(30);
@@ -72,7 +72,18 @@ fn three_processes_of_a_host_binary_form_a_cluster_and_call_across_it() {
     );
     assert!(gw.services.is_empty(), "{:?}", gw.services);
     let (gateway, ops) = (gw.gateway.clone().unwrap(), gw.ops.clone().unwrap());
-    // Ready once it holds both other members' service tables.
+    // The gateway node knows all three members (readiness covers the
+    // members a node knows, so wait for membership first)...
+    assert!(
+        eventually(BOUND, || status_json(&gw.addr, SECRET).is_some_and(|s| {
+            ["greeter", "tally"]
+                .iter()
+                .all(|svc| !service_nodes(&s, svc).is_empty())
+        })),
+        "the gateway node never saw both services: {:?}",
+        status_json(&gw.addr, SECRET)
+    );
+    // ...and is ready: it holds their service tables.
     assert!(
         eventually(BOUND, || http(&ops, "GET", "/readyz", "").0 == 200),
         "the gateway node never became ready: {:?}",

@@ -84,6 +84,8 @@ fn every_node_serves_probes_and_metrics_of_its_own_services_labelled_with_its_na
         [(r#"node="ops2",service="echo""#.to_string(), 3.0)],
         "{m2}"
     );
+    // A node that serves /metrics counts mailbox depth, gateway or not.
+    assert_eq!(samples(&m2, "msa_service_mailbox_depth").len(), 1, "{m2}");
     let m1 = http(&ops1, "GET", "/metrics", "").1;
     assert_eq!(
         samples(&m1, "msa_service_messages_total"),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{eventually, http, msa, status_json, Proc, Ready, READY_WAIT};
+use crate::support::{eventually, http, msa, service_nodes, status_json, Proc, Ready, READY_WAIT};
 
 const SECRET: &str = "sigterm-test-secret";
 const BOUND: Duration = Duration::from_secs(30);
@@ -55,6 +55,13 @@ fn sigterm_finishes_the_call_in_flight_refuses_new_ones_and_leaves() {
     cmd.args(["node", "--service", "echo", "--seed", &r1.addr]);
     let (term2, r2) = start("term2", cmd);
     let (gw, ops) = (r1.gateway.clone().unwrap(), r1.ops.clone().unwrap());
+    // term1 knows term2 (readiness covers the members a node knows)...
+    assert!(
+        eventually(BOUND, || status_json(&r1.addr, SECRET)
+            .is_some_and(|s| !service_nodes(&s, "echo").is_empty())),
+        "term1 never saw echo"
+    );
+    // ...and is ready.
     assert!(
         eventually(BOUND, || http(&ops, "GET", "/readyz", "").0 == 200),
         "term1 never ready"

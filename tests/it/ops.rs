@@ -6,7 +6,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{eventually, http, msa, Proc, Ready, TempFile, READY_WAIT};
+use crate::support::{
+    eventually, http, msa, service_nodes, status_json, Proc, Ready, TempFile, READY_WAIT,
+};
 
 const SECRET: &str = "ops-test-secret";
 const BOUND: Duration = Duration::from_secs(30);
@@ -70,7 +72,14 @@ fn every_node_serves_probes_and_metrics_of_its_own_services_labelled_with_its_na
             http(ops, "GET", "/readyz", "")
         );
     }
-    // node1's gateway reaches echo on node2 (the secret file worked).
+    // node1 knows echo on node2 (the secret file worked; readiness covers
+    // only the members a node knows, so wait for it)...
+    assert!(
+        eventually(BOUND, || status_json(&r1.addr, SECRET)
+            .is_some_and(|s| !service_nodes(&s, "echo").is_empty())),
+        "node1 never saw echo"
+    );
+    // ...and its gateway reaches it.
     for _ in 0..3 {
         assert_eq!(
             http(&gw, "POST", "/v1/echo/echo.Echo", "\"hi\""),

@@ -22,7 +22,8 @@ Every config key reads from MSA_ + the key upper-cased, dots as underscores
 lists are comma-separated (MSA_SEEDS, MSA_SERVICES=kv:store:2,echo).
 Without a secret the node may only listen on loopback (the default, 127.0.0.1:0).
 Once listening, it prints `msa-node name=.. addr=.. incarnation=.. services=..` on stdout
-(with ` gateway=IP:PORT` when it runs the HTTP gateway).")]
+(with ` gateway=IP:PORT` when it runs the HTTP gateway, ` ops=IP:PORT` when it serves
+the operations endpoints). SIGTERM or Ctrl-C: drain (shutdown.drain), leave, exit 0.")]
 pub struct HostArgs {
     /// TOML config file (name, listen, seeds, cluster, secret, arbiters, [[services]], [gateway])
     #[arg(long, short, env = "MSA_CONFIG", value_name = "FILE")]

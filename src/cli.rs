@@ -6,10 +6,18 @@
 
 mod bench;
 mod cluster;
-mod config;
 mod node;
-mod stdin;
 mod token;
+
+/// The ready-made service kinds, from the host (`msa::host`).
+mod config {
+    pub(crate) use msa::host::{ServiceConfig, ServiceKind};
+}
+
+/// Watching stdin for end of file, from the host.
+mod stdin {
+    pub(crate) use msa::host::stdin_eof;
+}
 
 use clap::{Parser, Subcommand};
 
@@ -43,14 +51,20 @@ enum Command {
 }
 
 impl Cli {
-    /// The log filter when `RUST_LOG` is not set: nodes say what they do,
-    /// the other commands only warn.
-    pub(crate) fn default_log_filter(&self) -> &'static str {
+    /// The log filter when `RUST_LOG` is not set, for the commands whose
+    /// logging `main` sets up: they only warn. `None` for `msa node`, which
+    /// sets up its own once it has read its config (`log_format`).
+    pub(crate) fn default_log_filter(&self) -> Option<&'static str> {
         match self.command {
-            Command::Node(_) => "info",
-            _ => "warn",
+            Command::Node(_) => None,
+            _ => Some("warn"),
         }
     }
+}
+
+/// Text log lines on stderr, `RUST_LOG` overriding `default_filter`.
+pub(crate) fn init_text_logging(default_filter: &str) {
+    msa::host::init_logging(msa::host::LogFormat::Text, default_filter);
 }
 
 /// Runs the parsed command.

@@ -54,6 +54,9 @@ pub use msa_actors as actors;
 /// The HTTP gateway ([`msa_gateway`]): routes, RBAC, health, metrics.
 pub use msa_gateway as gateway;
 
+#[cfg(feature = "host")]
+pub mod host;
+
 /// The README's code blocks, compiled and run as doc-tests so that the
 /// embedding example there stays true.
 #[cfg(doctest)]

@@ -5,17 +5,13 @@
 mod cli;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cli.default_log_filter()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    // `msa node` sets up logging once its config (log_format) is read.
+    if let Some(filter) = cli.default_log_filter() {
+        cli::init_text_logging(filter);
+    }
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

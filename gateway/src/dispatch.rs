@@ -71,10 +71,13 @@ async fn serve(
         Match::MethodNotAllowed { allow } => Err(ApiError::method_not_allowed(allow)),
         Match::Found { route, params } => match &route.target {
             Target::Healthz => Ok(ops::healthz()),
-            Target::Readyz => Ok(ops::readyz(state)),
+            Target::Readyz => Ok(ops::readyz(&state.node, draining(state))),
             Target::Metrics => ops::metrics(state, req),
             Target::Cluster => ops::cluster(state, req),
             Target::Generic => {
+                let Some(_call) = state.drain.enter() else {
+                    return Err(ApiError::unavailable(ops::SHUTTING_DOWN));
+                };
                 let (service, message) = match params.as_slice() {
                     [(_, s), (_, m)] => (&**s, &**m),
                     _ => ("", ""),
@@ -87,6 +90,9 @@ async fn serve(
                 call::call(state, req, payload, ctx, route, target).await
             }
             Target::Configured { service, message } => {
+                let Some(_call) = state.drain.enter() else {
+                    return Err(ApiError::unavailable(ops::SHUTTING_DOWN));
+                };
                 let target = CallTarget {
                     service,
                     message,
@@ -95,5 +101,14 @@ async fn serve(
                 call::call(state, req, payload, ctx, route, target).await
             }
         },
+    }
+}
+
+/// `/readyz`'s extra reason while the gateway drains.
+fn draining(state: &State) -> &'static [&'static str] {
+    if state.drain.is_draining() {
+        &[ops::SHUTTING_DOWN]
+    } else {
+        &[]
     }
 }

@@ -14,7 +14,9 @@
 //!   [`PolicyRule`] that grants one of the caller's roles; the caller's
 //!   [`Identity`](msa_runtime::Identity) and a trace context travel with the
 //!   call to the service, on this node or another.
-//! * `GET /healthz`, `/readyz`, `/metrics`, `/v1/cluster` for operations.
+//! * `GET /healthz`, `/readyz`, `/metrics`, `/v1/cluster` for operations;
+//!   [`OpsServer`] serves the first three on an operations address of their
+//!   own, on any node, gateway or not.
 //!
 //! ## Example
 //!
@@ -48,6 +50,7 @@ mod body;
 mod call;
 mod config;
 mod dispatch;
+mod drain;
 mod error;
 mod ids;
 mod metrics;
@@ -60,4 +63,5 @@ mod trace;
 pub use auth::hs256_token;
 pub use config::{AuthConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig};
 pub use error::GatewayError;
+pub use ops::{OpsHandle, OpsServer};
 pub use server::{Gateway, GatewayHandle};

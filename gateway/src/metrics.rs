@@ -16,6 +16,14 @@
 //!
 //! # Metrics
 //!
+//! Every series carries the label `node`, the node's name
+//! (`msa_service_messages_total{node="node1",service="kv"}`), so that the
+//! scrapes of several nodes add up without clashing. A node reports only
+//! what it runs and sees itself: its own services (never the ones it only
+//! knows run on other nodes) and its own connections. The same metrics are
+//! served by the gateway's `/metrics` and by the operations server
+//! ([`OpsServer`](crate::OpsServer)), which adds no request metrics.
+//!
 //! Counters end in `_total`; durations are in seconds (histogram buckets
 //! `le` in seconds too).
 //!
@@ -27,10 +35,12 @@
 //!   accepts it), and `unmatched` for a request no route took (404, 405);
 //!   `method` is the HTTP method, or `OTHER` for a non-standard one (so a
 //!   client cannot invent label values); `status` is the status code.
+//! * `msa_gateway_calls_in_flight` (gauge): calls to services that have
+//!   arrived and not been answered yet (a graceful stop waits for them).
 //! * `msa_gateway_request_duration_seconds{route}` (histogram): time from the
 //!   request's arrival to its response, buckets from 100 µs to 10 s.
 //!
-//! Services on this node (one series per service, label `service`):
+//! Services spawned on this node (one series per service, label `service`):
 //! * `msa_service_messages_total` (counter): messages handed to a handler.
 //! * `msa_service_failures_total` (counter): instance failures (panics in a
 //!   handler, in `started` or in the factory).
@@ -92,6 +102,9 @@ const REQUEST_BUCKETS_SECONDS: [f64; 16] = [
     5.0, 10.0,
 ];
 
+/// The label every series carries: the node's name.
+const NODE_LABEL: &str = "node";
+
 /// Labels of `msa_gateway_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -121,26 +134,42 @@ impl Metrics {
     /// A registry with the gateway's request metrics and a collector that
     /// reads `node` at every [`render`](Metrics::render).
     pub(crate) fn new(node: msa_runtime::Node) -> Metrics {
-        let requests = Family::<RequestLabels, Counter>::default();
-        let durations: DurationFamily = Family::new_with_constructor(request_histogram);
-        let mut registry = Registry::default();
-        registry.register(
+        let mut m = Metrics::for_node(node);
+        m.registry.register(
             "msa_gateway_requests",
             "HTTP requests answered by the gateway, by route pattern, method and status",
-            requests.clone(),
+            m.requests.clone(),
         );
-        registry.register_with_unit(
+        m.registry.register_with_unit(
             "msa_gateway_request_duration",
             "Time from a request's arrival at the gateway to its response, by route pattern",
             Unit::Seconds,
-            durations.clone(),
+            m.durations.clone(),
         );
+        m
+    }
+
+    /// A registry with only the collector that reads `node` (no request
+    /// metrics: the operations server records none). Every series carries
+    /// the label `node="<node's name>"`.
+    pub(crate) fn for_node(node: msa_runtime::Node) -> Metrics {
+        let labels = std::iter::once((
+            std::borrow::Cow::Borrowed(NODE_LABEL),
+            std::borrow::Cow::Owned(node.name().to_string()),
+        ));
+        let mut registry = Registry::with_labels(labels);
         registry.register_collector(Box::new(node::NodeCollector::new(node)));
         Metrics {
             registry,
-            requests,
-            durations,
+            requests: Family::default(),
+            durations: Family::new_with_constructor(request_histogram),
         }
+    }
+
+    /// Adds the gauge `msa_gateway_calls_in_flight`, read from `drain`.
+    pub(crate) fn count_calls_in_flight(&mut self, drain: std::sync::Arc<crate::drain::Drain>) {
+        self.registry
+            .register_collector(Box::new(node::InFlightCollector::new(drain)));
     }
 
     /// Records one finished HTTP request. `route` must be a route pattern

@@ -1,16 +1,24 @@
 //! Operations endpoints: liveness, readiness, metrics and the cluster view.
 //!
+//! The gateway serves them beside its calls; [`OpsServer`] serves the first
+//! three on an address of their own, on any node, gateway or not.
+//!
 //! `/healthz` and `/readyz` never need a token (probes do not carry one);
 //! `/metrics` and `/v1/cluster` reveal the deployment, so with auth on they
 //! need one of the configured admin roles.
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse};
-use msa_runtime::ServiceState;
+use msa_runtime::remote::ClusterStatus;
+use msa_runtime::{Node, ServiceState};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::server::State;
+
+mod server;
+
+pub use server::{OpsHandle, OpsServer};
 
 fn json_response(mut res: actix_web::HttpResponseBuilder, body: &Value) -> HttpResponse {
     res.insert_header((CONTENT_TYPE, "application/json"))
@@ -24,15 +32,16 @@ pub(crate) fn healthz() -> HttpResponse {
 
 /// Why the node is not ready to serve, if it is not.
 ///
-/// Ready means: every service the node knows is `Running` (a failed,
+/// Ready means: every service of this node is `Running` (a failed,
 /// starting or stopped one is a reason), and, when the node is clustered
 /// (it has remoting), membership is up: the node appears in its own member
-/// list, and a node that was given seeds sees at least one other live
-/// member (the first node of a cluster has no seeds, so it is ready alone).
-pub(crate) fn not_ready_reasons(state: &State) -> Vec<String> {
-    let node = &state.node;
+/// list, a node that was given seeds sees at least one other live member
+/// (the first node of a cluster has no seeds, so it is ready alone), and
+/// it holds the service table of every live member it knows
+/// ([`tables_pending`]).
+pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
     let mut reasons = Vec::new();
-    for name in node.services() {
+    for name in node.local_services() {
         match node.service_state(&name) {
             Some(ServiceState::Running) | None => {}
             Some(s) => reasons.push(format!("service `{name}` is {s:?}")),
@@ -54,13 +63,39 @@ pub(crate) fn not_ready_reasons(state: &State) -> Vec<String> {
         {
             reasons.push("no live member reached through the seeds yet".to_string());
         }
+        let pending = tables_pending(&status, &me.name);
+        if !pending.is_empty() {
+            reasons.push(format!(
+                "no service table received yet from: {}",
+                pending.join(", ")
+            ));
+        }
     }
     reasons
 }
 
-/// `GET /readyz`: 200 when ready, else 503 with the reasons.
-pub(crate) fn readyz(state: &State) -> HttpResponse {
-    let reasons = not_ready_reasons(state);
+/// The live members other than `me` whose service table this node does not
+/// hold yet (table version 0), sorted: until it arrives, their services are
+/// unknown here and a call to one would read as an unknown service.
+///
+/// Computed from [`Node::cluster_status`]; a runtime that offers this
+/// directly (`Node::tables_pending`) can stand in for it.
+pub(crate) fn tables_pending(status: &ClusterStatus, me: &str) -> Vec<String> {
+    let mut v: Vec<String> = status
+        .members
+        .iter()
+        .filter(|m| m.name != me && m.status == "alive" && m.table_version == 0)
+        .map(|m| m.name.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `GET /readyz`: 200 when ready, else 503 with the reasons. `extra` are
+/// reasons the caller adds (shutting down, services still starting).
+pub(crate) fn readyz(node: &Node, extra: &[&str]) -> HttpResponse {
+    let mut reasons: Vec<String> = extra.iter().map(|r| (*r).to_string()).collect();
+    reasons.extend(not_ready_reasons(node));
     if reasons.is_empty() {
         json_response(HttpResponse::Ok(), &json!({"status": "ready"}))
     } else {
@@ -70,6 +105,9 @@ pub(crate) fn readyz(state: &State) -> HttpResponse {
         )
     }
 }
+
+/// The reason `/readyz` gives while the node drains on its way out.
+pub(crate) const SHUTTING_DOWN: &str = "the node is shutting down";
 
 /// With auth on: 401 without a valid token, 403 without an admin role.
 fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
@@ -85,9 +123,14 @@ fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
 /// `GET /metrics`: Prometheus text format.
 pub(crate) fn metrics(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     require_admin(state, req)?;
-    Ok(HttpResponse::Ok()
+    Ok(metrics_response(&state.metrics))
+}
+
+/// `metrics` rendered now, as a Prometheus text response.
+pub(crate) fn metrics_response(metrics: &crate::metrics::Metrics) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, crate::metrics::CONTENT_TYPE))
-        .body(state.metrics.render()))
+        .body(metrics.render())
 }
 
 /// `GET /v1/cluster`: `Node::cluster_status()` with, for each service, the
@@ -120,4 +163,37 @@ pub(crate) fn cluster(state: &State, req: &HttpRequest) -> Result<HttpResponse, 
         }
     }
     Ok(json_response(HttpResponse::Ok(), &view))
+}
+
+#[cfg(test)]
+mod tests {
+    use msa_runtime::remote::MemberView;
+
+    use super::*;
+
+    fn member(name: &str, status: &str, table_version: u64) -> MemberView {
+        MemberView {
+            name: name.into(),
+            addr: String::new(),
+            status: status.into(),
+            incarnation: 1,
+            table_version,
+        }
+    }
+
+    #[test]
+    fn tables_pending_lists_live_members_whose_table_has_not_arrived() {
+        let status = ClusterStatus {
+            members: vec![
+                member("me", "alive", 0),
+                member("c", "alive", 0),
+                member("b", "alive", 3),
+                member("a", "alive", 0),
+                member("gone", "down", 0),
+            ],
+            services: Vec::new(),
+        };
+        assert_eq!(tables_pending(&status, "me"), ["a", "c"]);
+        assert!(tables_pending(&ClusterStatus::default(), "me").is_empty());
+    }
 }

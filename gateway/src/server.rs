@@ -6,6 +6,7 @@
 //! process (the `msa` binary, a test) owns the signals.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
 use crate::dispatch;
+use crate::drain::Drain;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -39,6 +41,8 @@ pub(crate) struct State {
     pub(crate) policy: Policy,
     pub(crate) router: Router,
     pub(crate) metrics: Metrics,
+    /// Calls in flight, and whether new ones are refused.
+    pub(crate) drain: Arc<Drain>,
 }
 
 impl State {
@@ -85,83 +89,152 @@ impl Gateway {
         }
         let router = Router::new(&config.routes, config.max_concurrency)?;
         let (bind, workers) = (config.bind, config.workers);
+        let drain = Arc::new(Drain::default());
+        let mut metrics = Metrics::new(node.clone());
+        metrics.count_calls_in_flight(drain.clone());
         let state = web::Data::new(State {
-            metrics: Metrics::new(node.clone()),
+            metrics,
             node,
             config,
             auth,
             policy,
             router,
+            drain,
         });
+        let app_state = state.clone();
+        let server = spawn_server(
+            "msa-gateway",
+            bind,
+            workers,
+            Arc::new(move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(app_state.clone())
+                    .default_service(web::to(dispatch::dispatch));
+            }),
+        )?;
+        tracing::info!(addr = %server.addr, workers, "gateway listening");
+        Ok(GatewayHandle { server, state })
+    }
+}
 
-        let (started_tx, started_rx) =
-            std::sync::mpsc::channel::<Result<(ServerHandle, SocketAddr), GatewayError>>();
-        let (done_tx, done_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("msa-gateway".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                system.block_on(async move {
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(state.clone())
-                            .default_service(web::to(dispatch::dispatch))
-                    })
-                    .workers(workers)
-                    .backlog(BACKLOG)
-                    .disable_signals()
-                    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-                    .bind(bind);
-                    let server = match server {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(GatewayError::Bind {
-                                addr: bind,
-                                reason: e.to_string(),
-                            }));
-                            return;
-                        }
-                    };
-                    let Some(addr) = server.addrs().first().copied() else {
+/// What an actix-web app serves: its data and routes.
+pub(crate) type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// Binds `bind` and serves `configure`'s app on a thread of its own named
+/// `thread` (its own actix `System`, signals off, `workers` workers).
+/// Returns once the server listens.
+pub(crate) fn spawn_server(
+    thread: &str,
+    bind: SocketAddr,
+    workers: usize,
+    configure: Configure,
+) -> Result<Server, GatewayError> {
+    let (started_tx, started_rx) =
+        std::sync::mpsc::channel::<Result<(ServerHandle, SocketAddr), GatewayError>>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let join = std::thread::Builder::new()
+        .name(thread.into())
+        .spawn(move || {
+            let system = actix_rt::System::new();
+            system.block_on(async move {
+                let server = HttpServer::new(move || {
+                    let configure = configure.clone();
+                    App::new().configure(move |cfg| configure(cfg))
+                })
+                .workers(workers)
+                .backlog(BACKLOG)
+                .disable_signals()
+                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+                .bind(bind);
+                let server = match server {
+                    Ok(s) => s,
+                    Err(e) => {
                         let _ = started_tx.send(Err(GatewayError::Bind {
                             addr: bind,
-                            reason: "no address bound".into(),
+                            reason: e.to_string(),
                         }));
                         return;
-                    };
-                    let server = server.run();
-                    let _ = started_tx.send(Ok((server.handle(), addr)));
-                    if let Err(e) = server.await {
-                        tracing::error!(error = %e, "gateway server failed");
                     }
-                });
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| GatewayError::Start {
-                reason: e.to_string(),
-            })?;
-        let (server, addr) = match started_rx.recv() {
-            Ok(Ok(started)) => started,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(GatewayError::Start {
-                    reason: "the server thread exited while starting".into(),
-                });
-            }
-        };
-        tracing::info!(%addr, workers, "gateway listening");
-        Ok(GatewayHandle {
-            addr,
-            server,
-            running: Mutex::new(Some(Running {
-                thread,
-                done: done_rx,
-            })),
+                };
+                let Some(addr) = server.addrs().first().copied() else {
+                    let _ = started_tx.send(Err(GatewayError::Bind {
+                        addr: bind,
+                        reason: "no address bound".into(),
+                    }));
+                    return;
+                };
+                let server = server.run();
+                let _ = started_tx.send(Ok((server.handle(), addr)));
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            });
+            let _ = done_tx.send(());
         })
+        .map_err(|e| GatewayError::Start {
+            reason: e.to_string(),
+        })?;
+    let (server, addr) = match started_rx.recv() {
+        Ok(Ok(started)) => started,
+        Ok(Err(e)) => {
+            let _ = join.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = join.join();
+            return Err(GatewayError::Start {
+                reason: "the server thread exited while starting".into(),
+            });
+        }
+    };
+    Ok(Server {
+        addr,
+        server,
+        running: Mutex::new(Some(Running {
+            thread: join,
+            done: done_rx,
+        })),
+    })
+}
+
+/// A running HTTP server: its address, and stopping it.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    server: ServerHandle,
+    running: Mutex<Option<Running>>,
+}
+
+impl Server {
+    /// Stops accepting connections, lets requests in flight finish (up to
+    /// 10 s), and joins the server thread; again: returns at once.
+    pub(crate) async fn stop(&self) -> bool {
+        let running = self.running.lock().take();
+        let Some(running) = running else {
+            return false;
+        };
+        drop(self.server.stop(true));
+        let _ = running.done.await;
+        let _ = running.thread.join();
+        true
+    }
+
+    /// [`stop`](Self::stop) for plain threads.
+    pub(crate) fn stop_blocking(&self) -> bool {
+        let running = self.running.lock().take();
+        let Some(running) = running else {
+            return false;
+        };
+        drop(self.server.stop(true));
+        let _ = running.thread.join();
+        true
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.running.lock().is_some() {
+            drop(self.server.stop(false));
+        }
     }
 }
 
@@ -171,51 +244,50 @@ struct Running {
     done: oneshot::Receiver<()>,
 }
 
-/// Control of a running gateway: its address, and stopping it.
+/// Control of a running gateway: its address, draining, and stopping it.
 ///
 /// Dropping the handle without stopping stops the server in the background
 /// without waiting.
 #[derive(Debug)]
 pub struct GatewayHandle {
-    addr: SocketAddr,
-    server: ServerHandle,
-    running: Mutex<Option<Running>>,
+    server: Server,
+    state: web::Data<State>,
 }
 
 impl GatewayHandle {
     /// The address the gateway listens on (the real port when bound to 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr
+    }
+
+    /// Starts a graceful stop's first step: from now on calls are answered
+    /// 503 `unavailable` ("the node is shutting down") and `/readyz` 503,
+    /// while the calls in flight go on; waits until none is in flight, at
+    /// most `bound`. Returns whether they all finished. The probes and
+    /// `/metrics` keep answering until [`stop`](Self::stop).
+    pub async fn drain(&self, bound: Duration) -> bool {
+        self.state.drain.wait_idle(bound).await
+    }
+
+    /// Calls (requests to a service) in flight now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.state.drain.in_flight()
     }
 
     /// Stops accepting connections, lets requests in flight finish (up to
     /// 10 s), and joins the server thread. Works from any async runtime;
     /// calling it again returns at once.
     pub async fn stop(&self) {
-        let running = self.running.lock().take();
-        let Some(running) = running else { return };
-        // The command is sent now; the server thread exits once it is done.
-        drop(self.server.stop(true));
-        let _ = running.done.await;
-        let _ = running.thread.join();
-        tracing::info!(addr = %self.addr, "gateway stopped");
+        if self.server.stop().await {
+            tracing::info!(addr = %self.server.addr, "gateway stopped");
+        }
     }
 
     /// [`stop`](Self::stop) for plain threads: blocks until the server thread
     /// has exited. Do not call it from inside an async runtime.
     pub fn stop_blocking(&self) {
-        let running = self.running.lock().take();
-        let Some(running) = running else { return };
-        drop(self.server.stop(true));
-        let _ = running.thread.join();
-        tracing::info!(addr = %self.addr, "gateway stopped");
-    }
-}
-
-impl Drop for GatewayHandle {
-    fn drop(&mut self) {
-        if self.running.lock().is_some() {
-            drop(self.server.stop(false));
+        if self.server.stop_blocking() {
+            tracing::info!(addr = %self.server.addr, "gateway stopped");
         }
     }
 }

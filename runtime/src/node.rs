@@ -226,6 +226,33 @@ impl Node {
         self.shared().registry.names()
     }
 
+    /// From now on, calls from other nodes to this node's services are
+    /// refused: their callers get [`CallError::NodeDown`](crate::CallError)
+    /// (the node is going away) and may try another instance. Calls made on
+    /// this node go on, those its services make while finishing work in
+    /// flight included. The first step of a graceful stop, before the calls
+    /// in flight are waited for and [`shutdown`](Self::shutdown) leaves the
+    /// cluster; it cannot be undone.
+    pub fn refuse_remote_calls(&self) {
+        self.shared().refusing_remote.store(true, Ordering::Release);
+    }
+
+    /// Names of the services spawned on this node, sorted:
+    /// [`services`](Self::services) without those known only because they
+    /// run on other nodes (what a node's own metrics and readiness cover).
+    pub fn local_services(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .shared()
+            .registry
+            .entries()
+            .into_iter()
+            .filter(|e| !e.is_remote_only())
+            .map(|e| e.name().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The remoting address other nodes dial (the real port when bound to 0).
     pub fn remote_addr(&self) -> Option<String> {
         self.shared()

@@ -14,3 +14,6 @@ mod cli_discovery;
 mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
+mod host;
+mod ops;
+mod sigterm;

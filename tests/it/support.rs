@@ -20,24 +20,12 @@ pub const READY_WAIT: Duration = Duration::from_secs(30);
 /// The `msa` binary under test.
 pub fn msa() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_msa"));
-    for var in [
-        "MSA_CONFIG",
-        "MSA_NAME",
-        "MSA_LISTEN",
-        "MSA_SEEDS",
-        "MSA_CLUSTER",
-        "MSA_SECRET",
-        "MSA_ARBITERS",
-        "MSA_SERVICES",
-        "MSA_GATEWAY",
-        "MSA_JWT_SECRET",
-        "MSA_FAILURE_DETECTION_MS",
-        "MSA_SEED",
-        "MSA_ADVERTISE",
-        "MSA_DISCOVERY_INTERVAL",
-        "MSA_DISCOVERY_DNS_SERVER",
-    ] {
-        c.env_remove(var);
+    // Every config key has an MSA_* variable: none leaks in from the
+    // environment the tests run in.
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("MSA_") {
+            c.env_remove(var);
+        }
     }
     c
 }
@@ -55,6 +43,10 @@ pub struct Ready {
     pub addr: String,
     pub incarnation: u64,
     pub services: Vec<String>,
+    /// `gateway=`, when the node runs one.
+    pub gateway: Option<String>,
+    /// `ops=`, when the node serves the operations endpoints.
+    pub ops: Option<String>,
 }
 
 impl Ready {
@@ -74,6 +66,8 @@ impl Ready {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            gateway: field("gateway"),
+            ops: field("ops"),
         })
     }
 }
@@ -86,6 +80,7 @@ pub struct Proc {
     pub label: String,
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Proc {
@@ -109,12 +104,20 @@ impl Proc {
         });
         let err = child.stderr.take().unwrap();
         let prefix = label.to_string();
-        std::thread::spawn(move || copy_prefixed(&prefix, err));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = stderr.clone();
+        std::thread::spawn(move || copy_prefixed(&prefix, err, &kept));
         Proc {
             label: label.to_string(),
             child,
             lines,
+            stderr,
         }
+    }
+
+    /// The stderr lines (log lines) the process wrote so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// The next stdout line, waiting at most `timeout`.
@@ -187,10 +190,13 @@ impl Drop for Proc {
     }
 }
 
-fn copy_prefixed(prefix: &str, from: impl Read) {
+fn copy_prefixed(prefix: &str, from: impl Read, kept: &std::sync::Mutex<Vec<String>>) {
     for line in BufReader::new(from).lines() {
         let Ok(line) = line else { break };
         eprintln!("[{prefix}] {line}");
+        if let Ok(mut k) = kept.lock() {
+            k.push(line);
+        }
     }
 }
 
@@ -306,4 +312,30 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`);
+/// answers the status and the body as text.
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, rest.to_string())
 }

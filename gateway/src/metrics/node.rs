@@ -67,7 +67,7 @@ impl Collector for NodeCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let services: Vec<ServiceSample> = self
             .node
-            .services()
+            .local_services()
             .into_iter()
             .filter_map(|name| {
                 // A service removed since `services()` is skipped.
@@ -356,4 +356,28 @@ fn family<T>(
         write(item, m.encode_family(&labels)?)?;
     }
     Ok(())
+}
+
+/// The gateway's calls in flight, read at scrape time.
+#[derive(Debug)]
+pub(super) struct InFlightCollector {
+    drain: std::sync::Arc<crate::drain::Drain>,
+}
+
+impl InFlightCollector {
+    pub(super) fn new(drain: std::sync::Arc<crate::drain::Drain>) -> Self {
+        Self { drain }
+    }
+}
+
+impl Collector for InFlightCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let m = enc.encode_descriptor(
+            "msa_gateway_calls_in_flight",
+            "Calls to services that reached the gateway and are not answered yet.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.drain.in_flight()).unwrap_or(i64::MAX)).encode(m)
+    }
 }

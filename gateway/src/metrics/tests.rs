@@ -27,7 +27,8 @@ fn parse(text: &str) -> Scrape {
 fn find<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
     scrape.samples.iter().find(|s| {
         s.metric == metric
-            && s.labels.len() == labels.len()
+            // Every series also carries `node`, checked on its own.
+            && s.labels.len() == labels.len() + usize::from(s.labels.get("node").is_some())
             && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
     })
 }
@@ -319,6 +320,20 @@ async fn connections_are_counted_per_peer() {
             find(&sb, gauge, &[("peer", "a")]).is_some(),
             "{gauge} is exported"
         );
+    }
+    // b knows echo runs on a, but reports only its own services: no
+    // series of zeros for a service it does not run.
+    assert_eq!(b.services(), ["echo"]);
+    assert!(b.local_services().is_empty());
+    assert!(
+        !sb.samples.iter().any(|s| s.labels.get("service").is_some()),
+        "b reports a service it does not run"
+    );
+    // Every series says which node it comes from.
+    for (scrape, name) in [(&sa, "a"), (&sb, "b")] {
+        for s in &scrape.samples {
+            assert_eq!(s.labels.get("node"), Some(name), "{s:?}");
+        }
     }
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();

@@ -53,7 +53,8 @@ async fn scrape(client: &awc::Client, base: &str) -> Scrape {
 fn find<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
     scrape.samples.iter().find(|s| {
         s.metric == metric
-            && s.labels.len() == labels.len()
+            // Every series also carries `node`, checked on its own.
+            && s.labels.len() == labels.len() + usize::from(s.labels.get("node").is_some())
             && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
     })
 }

@@ -352,6 +352,7 @@ impl NodeBuilder {
                 registry: Registry::new(&self.name),
                 deadlines: Deadlines::new(shards),
                 closing: AtomicBool::new(false),
+                refusing_remote: AtomicBool::new(false),
                 track_mailbox_depth: self.track_mailbox_depth,
                 default_timeout: self.default_timeout,
                 default_timeout_ms: u64::try_from(self.default_timeout.as_millis())

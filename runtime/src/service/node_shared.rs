@@ -36,6 +36,8 @@ pub(crate) struct NodeShared {
     pub(crate) registry: Registry,
     pub(crate) deadlines: Deadlines,
     pub(crate) closing: AtomicBool,
+    /// Calls from other nodes are refused (`Node::refuse_remote_calls`).
+    pub(crate) refusing_remote: AtomicBool,
     /// Whether instances count what is queued to them (mailbox depth).
     pub(crate) track_mailbox_depth: bool,
     pub(crate) default_timeout: Duration,

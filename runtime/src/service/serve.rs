@@ -9,6 +9,7 @@
 //! [`ServedRoute`], remoting's [`InboundCall`].
 
 use std::any::Any;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,6 +172,8 @@ pub(crate) fn json_server(entry: &ServiceEntry, message: &str) -> Option<ServeJs
 /// its entry, and its serve functions.
 #[derive(Debug)]
 pub(crate) struct ServedRoute {
+    /// The node, for its refusal of remote calls.
+    node: Arc<NodeShared>,
     svc: ServiceRef,
     index: usize,
     fns: ServeFns,
@@ -198,6 +201,7 @@ impl ServedRoute {
                 message: message.to_string(),
             })?;
         Ok(Self {
+            node: node.clone(),
             svc: ServiceRef::local_only(node, entry),
             index,
             fns,
@@ -216,6 +220,9 @@ impl InboundCall for ServedRoute {
         meta: Metadata,
         deadline: ServeDeadline,
     ) -> Result<BoxFuture<WireReply>, WireError> {
+        if self.node.refusing_remote.load(Ordering::Acquire) {
+            return Err(WireError::ShuttingDown);
+        }
         (self.fns.ask)(&self, payload, meta, deadline)
     }
 
@@ -224,6 +231,9 @@ impl InboundCall for ServedRoute {
         payload: &[u8],
         meta: Metadata,
     ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
+        if self.node.refusing_remote.load(Ordering::Acquire) {
+            return Err(WireError::ShuttingDown);
+        }
         (self.fns.tell)(&self, payload, meta)
     }
 }
@@ -253,6 +263,9 @@ impl LocalNode for NodeShared {
         body: &[u8],
         timeout: Duration,
     ) -> Result<JsonReply, WireError> {
+        if self.refusing_remote.load(Ordering::Acquire) {
+            return Err(WireError::ShuttingDown);
+        }
         // Decoded here, by the service's own registration, then called as
         // any ask is (a keyed service routes it on to the instance that owns
         // its key, wherever that is).

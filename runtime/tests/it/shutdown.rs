@@ -174,3 +174,47 @@ async fn shutdown_from_a_node_thread_is_refused() {
     );
     node.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_remote_calls_get_node_down_while_local_calls_go_on() {
+    let clustered = |name: &str, seed: Option<String>| {
+        let mut b = Node::builder()
+            .name(name)
+            .arbiters(1)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .secret(b"refuse-secret".to_vec());
+        if let Some(s) = seed {
+            b = b.seed(s);
+        }
+        b.start().unwrap()
+    };
+    let a = clustered("refuse-a", None);
+    let b = clustered("refuse-b", a.remote_addr());
+    let mut wb = b.watch();
+    a.spawn(counter_spec("count")).await.unwrap();
+    msa_runtime::test_support::remote_added(Duration::from_secs(15), &mut wb, &["count"]).await;
+    assert_eq!(b.service("count").ask(Incr).await.unwrap(), 1);
+
+    a.refuse_remote_calls();
+    let refused = b.service("count").ask(Incr).await;
+    assert!(
+        matches!(&refused, Err(CallError::NodeDown { node }) if node == "refuse-a"),
+        "{refused:?}"
+    );
+    // A JSON call forwarded to a is refused too.
+    let json = match b.call_json(
+        "count",
+        "test.Get",
+        msa_runtime::JsonBody::Bytes(b"null"),
+        Metadata::default(),
+        None,
+    ) {
+        Ok(reply) => reply.await.map(|_| ()).map_err(|e| format!("{e:?}")),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    assert!(json.is_err(), "a JSON call was served: {json:?}");
+    // On a itself, calls go on (and the refused one was never handled).
+    assert_eq!(a.service("count").ask(Incr).await.unwrap(), 2);
+    b.shutdown(Duration::from_secs(5)).await.unwrap();
+    a.shutdown(Duration::from_secs(5)).await.unwrap();
+}

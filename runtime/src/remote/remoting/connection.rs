@@ -302,7 +302,10 @@ impl Remoting {
             }
         };
         if removed {
-            if stalled.is_none() {
+            if peer.is_leaving() {
+                // A graceful leave is news, not a fault.
+                tracing::info!(peer = %info.name, "peer left the cluster");
+            } else if stalled.is_none() {
                 tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
             }
             if peer.is_leaving() {

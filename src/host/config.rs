@@ -1,8 +1,9 @@
-//! `NodeConfig`: what `msa node` runs, merged from three layers, later ones
+//! `NodeConfig`: what a host (`msa node`, or a binary of your own) runs, merged from three layers, later ones
 //! winning field by field: a TOML file (`--config`), the environment
-//! (`MSA_*`), and command-line flags. clap merges the last two (a flag beats
-//! its `MSA_*` variable); [`NodeConfig::resolve`] lays the result over the
-//! file.
+//! (`MSA_*`), and command-line flags. The environment names each key by one
+//! rule (`env::var_name`: `ops.bind` → `MSA_OPS_BIND`) and is laid over the
+//! file's table before it is checked; [`NodeConfig::resolve`] then lays the
+//! flags over the result.
 //!
 //! A config file (every key optional):
 //!
@@ -16,6 +17,14 @@
 //! secret = "…"                   # better: MSA_SECRET; required off loopback
 //! arbiters = 2                   # default: one per core
 //! failure_detection_ms = 5000    # a dead member is declared down within ~this
+//! # secret_file = "/run/secrets/msa"  # the secret from a file (trailing newline trimmed); not with `secret`
+//! log_format = "text"            # text | json (one JSON object per line)
+//!
+//! [ops]                          # optional: /healthz, /readyz, /metrics on their own address
+//! bind = "127.0.0.1:9090"
+//!
+//! [shutdown]
+//! drain = "5s"                   # on SIGTERM: how long calls in flight may take to finish
 //!
 //! [discovery]                    # MSA_DISCOVERY_INTERVAL, MSA_DISCOVERY_DNS_SERVER
 //! interval = "10s"               # re-resolve seed names this often (ms, s or m)
@@ -53,8 +62,8 @@
 //!
 //! The shop services (`orders`, `inventory`, `payments`) find each other by
 //! name, so they keep their kind's name and run one instance each (they hold
-//! state). `--demo-policy` adds the shop demo's policy and routes to the
-//! gateway (see `cluster/demo.rs`).
+//! state). `msa node --demo-policy` adds the shop demo's policy and routes to
+//! the gateway (see `src/cli/cluster/demo.rs`).
 //!
 //! Lists (`seeds`, `services`) are replaced, not appended to, by a later
 //! layer that sets them.
@@ -64,18 +73,24 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 
+use std::time::Duration;
+
+use crate::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use anyhow::{bail, Context};
-use msa::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use serde::Deserialize;
+
+pub(crate) mod env;
 
 /// The address a node listens on when nothing says otherwise: loopback, a
 /// free port. It is the only kind of address a node without a secret may use.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 
-/// A ready actor from `msa-actors` that a node can run.
+/// A ready-made service from [`msa::actors`](crate::actors) that a host runs
+/// when its config lists it (`[[services]]`, `--service`, `MSA_SERVICES`),
+/// beside the services it registers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum ServiceKind {
+pub enum ServiceKind {
     /// `msa::actors::kv`: a key-value store sharded by key.
     Kv,
     /// `msa::actors::echo`: answers `Ping` and `Echo`.
@@ -92,7 +107,7 @@ pub(crate) enum ServiceKind {
 
 impl ServiceKind {
     /// Every kind.
-    pub(crate) const ALL: [ServiceKind; 6] = [
+    pub const ALL: [ServiceKind; 6] = [
         Self::Kv,
         Self::Echo,
         Self::Counter,
@@ -103,13 +118,13 @@ impl ServiceKind {
 
     /// The plain demo services, in the order `msa cluster up` spreads them
     /// over nodes.
-    pub(crate) const DEMO: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
+    pub const DEMO: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
 
     /// The shop services, in the order `msa cluster up` spreads them.
-    pub(crate) const SHOP: [ServiceKind; 3] = [Self::Orders, Self::Inventory, Self::Payments];
+    pub const SHOP: [ServiceKind; 3] = [Self::Orders, Self::Inventory, Self::Payments];
 
     /// The kind's name in configs and flags.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Kv => "kv",
             Self::Echo => "echo",
@@ -121,7 +136,7 @@ impl ServiceKind {
     }
 
     /// Whether this is a shop service (fixed name, one stateful instance).
-    pub(crate) fn is_shop(self) -> bool {
+    pub fn is_shop(self) -> bool {
         Self::SHOP.contains(&self)
     }
 }
@@ -152,20 +167,20 @@ impl FromStr for ServiceKind {
 /// instances.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ServiceConfig {
+pub struct ServiceConfig {
     /// Which ready actor.
-    pub(crate) kind: ServiceKind,
+    pub kind: ServiceKind,
     /// The service name (default: the kind's name).
     #[serde(default)]
     name: Option<String>,
     /// Number of instances (default 1).
     #[serde(default)]
-    pub(crate) instances: Option<usize>,
+    pub instances: Option<usize>,
 }
 
 impl ServiceConfig {
     /// A service of `kind` named after it, with the default instance count.
-    pub(crate) fn of(kind: ServiceKind) -> Self {
+    pub fn of(kind: ServiceKind) -> Self {
         Self {
             kind,
             name: None,
@@ -174,14 +189,98 @@ impl ServiceConfig {
     }
 
     /// The service name.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.kind.as_str())
     }
 
     /// The number of instances to run.
-    pub(crate) fn instance_count(&self) -> usize {
+    pub fn instance_count(&self) -> usize {
         self.instances.unwrap_or(1)
     }
+
+    /// As a `[[services]]` entry.
+    pub(crate) fn to_table(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), self.kind.as_str().into());
+        if let Some(n) = &self.name {
+            t.insert("name".into(), n.as_str().into());
+        }
+        if let Some(n) = self.instances {
+            t.insert(
+                "instances".into(),
+                i64::try_from(n).unwrap_or(i64::MAX).into(),
+            );
+        }
+        t
+    }
+}
+
+/// How log lines are written to stderr (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("unknown log format `{s}`, expected text or json")),
+        }
+    }
+}
+
+/// The `[ops]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpsFile {
+    bind: Option<String>,
+}
+
+/// The `[shutdown]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShutdownFile {
+    drain: Option<String>,
+}
+
+/// How long calls in flight may take to finish on SIGTERM when nothing
+/// says otherwise.
+pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+
+/// The longest drain accepted.
+const MAX_DRAIN: Duration = Duration::from_secs(3600);
+
+/// A duration such as `500ms`, `5s`, `1.5s` or `2m`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration such as 500ms, 5s or 2m");
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return Err(bad());
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(bad());
+    }
+    let d = Duration::try_from_secs_f64(v * scale).map_err(|_| bad())?;
+    if d > MAX_DRAIN {
+        return Err(format!("`{s}` is over the limit of {MAX_DRAIN:?}"));
+    }
+    Ok(d)
 }
 
 /// `kind[:name[:instances]]`, as `--service` and `MSA_SERVICES` take it.
@@ -233,13 +332,19 @@ struct ConfigFile {
     seeds: Option<Vec<String>>,
     cluster: Option<String>,
     secret: Option<String>,
+    secret_file: Option<String>,
     arbiters: Option<usize>,
     failure_detection_ms: Option<u64>,
+    log_format: Option<LogFormat>,
     services: Option<Vec<ServiceConfig>>,
+    ops: Option<OpsFile>,
+    shutdown: Option<ShutdownFile>,
     gateway: Option<GatewayConfig>,
 }
 
-/// The env-and-flags layer (clap fills it; `None` or empty means "not set").
+/// The flags layer (clap fills it; `None` or empty means "not set"). The
+/// `--gateway` and `--jwt-secret` shortcuts also read `MSA_GATEWAY` and
+/// `MSA_JWT_SECRET` (older names kept for compatibility).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Overrides {
     /// `--name` / `MSA_NAME`.
@@ -258,6 +363,14 @@ pub(crate) struct Overrides {
     pub(crate) cluster: Option<String>,
     /// `--secret` / `MSA_SECRET`.
     pub(crate) secret: Option<String>,
+    /// `--secret-file` / `MSA_SECRET_FILE`.
+    pub(crate) secret_file: Option<std::path::PathBuf>,
+    /// `--log-format` / `MSA_LOG_FORMAT`.
+    pub(crate) log_format: Option<LogFormat>,
+    /// `--ops-bind` / `MSA_OPS_BIND`: serve the operations endpoints here.
+    pub(crate) ops_bind: Option<SocketAddr>,
+    /// `--shutdown-drain` / `MSA_SHUTDOWN_DRAIN`.
+    pub(crate) drain: Option<Duration>,
     /// `--arbiters` / `MSA_ARBITERS`.
     pub(crate) arbiters: Option<usize>,
     /// `--failure-detection-ms` / `MSA_FAILURE_DETECTION_MS`.
@@ -268,8 +381,6 @@ pub(crate) struct Overrides {
     pub(crate) gateway: Option<SocketAddr>,
     /// `--jwt-secret` / `MSA_JWT_SECRET`: gateway auth, HS256 with this secret.
     pub(crate) jwt_secret: Option<String>,
-    /// `--demo-policy`: add the shop demo's policy and routes to the gateway.
-    pub(crate) demo_policy: bool,
 }
 
 /// Everything `msa node` needs, resolved and checked.
@@ -295,6 +406,12 @@ pub(crate) struct NodeConfig {
     pub(crate) arbiters: Option<usize>,
     /// Failure-detection bound in milliseconds (`None`: 5,000).
     pub(crate) failure_detection_ms: Option<u64>,
+    /// How log lines are written.
+    pub(crate) log_format: LogFormat,
+    /// Where the operations endpoints are served, if anywhere.
+    pub(crate) ops: Option<SocketAddr>,
+    /// On SIGTERM, how long calls in flight may take to finish.
+    pub(crate) drain: Duration,
     /// The services to run.
     pub(crate) services: Vec<ServiceConfig>,
     /// The HTTP gateway to run after the services, if any.
@@ -314,6 +431,9 @@ impl fmt::Debug for NodeConfig {
             .field("cluster", &self.cluster)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("arbiters", &self.arbiters)
+            .field("log_format", &self.log_format)
+            .field("ops", &self.ops)
+            .field("drain", &self.drain)
             .field("services", &self.services)
             .field("gateway", &self.gateway.as_ref().map(|g| g.bind))
             .field(
@@ -329,16 +449,58 @@ impl fmt::Debug for NodeConfig {
 }
 
 impl NodeConfig {
-    /// Reads the file at `path` (if any), lays `over` on top, and checks the
-    /// result.
+    /// Reads the file at `path` (if any), lays the process's `MSA_*`
+    /// variables and then `over` on top, and checks the result.
     ///
     /// # Errors
     /// An unreadable file, malformed TOML, an unknown key or service kind, a
-    /// bad address, zero arbiters or instances, or two services with one name.
+    /// bad address or variable, zero arbiters or instances, two services with
+    /// one name, or both a secret and a secret file.
     pub(crate) fn resolve(path: Option<&Path>, over: Overrides) -> anyhow::Result<Self> {
-        let file = match path {
+        Self::resolve_with(path, over, |v| std::env::var(v).ok())
+    }
+
+    /// [`resolve`](Self::resolve) with the environment read through `env`.
+    pub(crate) fn resolve_with(
+        path: Option<&Path>,
+        over: Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match path {
             Some(p) => Self::read(p)?,
-            None => ConfigFile::default(),
+            None => toml::Table::new(),
+        };
+        env::overlay(&mut table, env)?;
+        let file: ConfigFile = table.try_into().with_context(|| match path {
+            Some(p) => format!("invalid config (file {} and MSA_* variables)", p.display()),
+            None => "invalid config (MSA_* variables)".to_string(),
+        })?;
+        let secret = resolve_secret(
+            over.secret.clone().or(file.secret.clone()),
+            over.secret_file
+                .clone()
+                .or(file.secret_file.clone().map(Into::into)),
+        )?;
+        let ops = match (
+            over.ops_bind,
+            file.ops.as_ref().and_then(|o| o.bind.as_ref()),
+        ) {
+            (Some(a), _) => Some(a),
+            (None, Some(s)) => Some(
+                s.parse()
+                    .with_context(|| format!("`ops.bind = \"{s}\"` is not an ip:port address"))?,
+            ),
+            (None, None) => None,
+        };
+        let drain = match (
+            over.drain,
+            file.shutdown.as_ref().and_then(|d| d.drain.as_ref()),
+        ) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(s)
+                .map_err(anyhow::Error::msg)
+                .context("invalid shutdown.drain")?,
+            (None, None) => DEFAULT_DRAIN,
         };
         let listen = match (over.listen, file.listen) {
             (Some(a), _) => a,
@@ -364,9 +526,12 @@ impl NodeConfig {
                 .cluster
                 .or(file.cluster)
                 .unwrap_or_else(|| "msa".into()),
-            secret: over.secret.or(file.secret).filter(|s| !s.is_empty()),
+            secret,
             arbiters: over.arbiters.or(file.arbiters),
             failure_detection_ms: over.failure_detection_ms.or(file.failure_detection_ms),
+            log_format: over.log_format.or(file.log_format).unwrap_or_default(),
+            ops,
+            drain,
             services: non_empty(over.services)
                 .or(file.services)
                 .unwrap_or_default(),
@@ -376,7 +541,7 @@ impl NodeConfig {
         Ok(cfg)
     }
 
-    fn read(path: &Path) -> anyhow::Result<ConfigFile> {
+    fn read(path: &Path) -> anyhow::Result<toml::Table> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
@@ -425,9 +590,8 @@ impl NodeConfig {
 }
 
 /// The gateway: the file's `[gateway]` table, with `--gateway` as its bind
-/// address (a flag alone starts one with the defaults), `--jwt-secret` as
-/// its HS256 secret, and the demo policy and routes added on
-/// `--demo-policy`.
+/// address (a flag alone starts one with the defaults) and `--jwt-secret`
+/// as its HS256 secret.
 fn resolve_gateway(
     file: Option<GatewayConfig>,
     over: &Overrides,
@@ -445,9 +609,6 @@ fn resolve_gateway(
         (None, None) => {
             if over.jwt_secret.is_some() {
                 bail!("--jwt-secret (or MSA_JWT_SECRET) needs a gateway: add --gateway IP:PORT or a [gateway] table");
-            }
-            if over.demo_policy {
-                bail!("--demo-policy needs a gateway: add --gateway IP:PORT or a [gateway] table");
             }
             return Ok(None);
         }
@@ -469,10 +630,6 @@ fn resolve_gateway(
                 admin_roles: vec!["admin".into()],
             },
         });
-    }
-    if over.demo_policy {
-        gateway.policy.extend(crate::cli::cluster::demo_policy());
-        gateway.routes.extend(crate::cli::cluster::demo_routes());
     }
     Ok(Some(gateway))
 }
@@ -526,201 +683,37 @@ fn parse_interval(s: &str) -> anyhow::Result<std::time::Duration> {
     Ok(d)
 }
 
+/// The cluster secret: given as is, or read from a file (a Kubernetes
+/// Secret mounted as one), its trailing newline trimmed. Both is an error:
+/// which one wins would be a guess.
+fn resolve_secret(
+    secret: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<String>> {
+    let secret = secret.filter(|s| !s.is_empty());
+    let file = file.filter(|f| !f.as_os_str().is_empty());
+    match (secret, file) {
+        (Some(_), Some(_)) => bail!(
+            "both a secret and a secret file are set (secret / MSA_SECRET / --secret and \
+             secret_file / MSA_SECRET_FILE / --secret-file): set one"
+        ),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+            let s = text.trim_end_matches(['\n', '\r']);
+            if s.is_empty() {
+                bail!("the secret file {} is empty", path.display());
+            }
+            Ok(Some(s.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn from_toml(text: &str) -> anyhow::Result<NodeConfig> {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("msa-config-test-{}-{n}.toml", std::process::id()));
-        std::fs::write(&path, text)?;
-        let r = NodeConfig::resolve(Some(&path), Overrides::default());
-        let _ = std::fs::remove_file(&path);
-        r
-    }
-
-    #[test]
-    fn service_flags_parse_kind_name_and_instances() {
-        let s: ServiceConfig = "kv:store:3".parse().unwrap();
-        assert_eq!(
-            (s.kind, s.name(), s.instance_count()),
-            (ServiceKind::Kv, "store", 3)
-        );
-        let s: ServiceConfig = "echo".parse().unwrap();
-        assert_eq!((s.name(), s.instance_count()), ("echo", 1));
-        assert!("redis:x"
-            .parse::<ServiceConfig>()
-            .unwrap_err()
-            .contains("unknown service kind"));
-        assert!("kv:x:many".parse::<ServiceConfig>().is_err());
-        assert!("kv:x:1:2".parse::<ServiceConfig>().is_err());
-    }
-
-    #[test]
-    fn flags_win_over_the_file_field_by_field() {
-        let path =
-            std::env::temp_dir().join(format!("msa-config-layers-{}.toml", std::process::id()));
-        std::fs::write(
-            &path,
-            "name = \"from-file\"\ncluster = \"c1\"\nseeds = [\"127.0.0.1:1\"]\n\
-             [[services]]\nkind = \"kv\"\ninstances = 2\n",
-        )
-        .unwrap();
-        let over = Overrides {
-            name: Some("from-flag".into()),
-            services: vec!["echo:e".parse().unwrap()],
-            ..Overrides::default()
-        };
-        let cfg = NodeConfig::resolve(Some(&path), over).unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(cfg.name, "from-flag");
-        assert_eq!(cfg.cluster, "c1");
-        assert_eq!(cfg.seeds, ["127.0.0.1:1"]);
-        assert_eq!(cfg.services.len(), 1);
-        assert_eq!(cfg.services[0].name(), "e");
-        assert_eq!(cfg.listen, DEFAULT_LISTEN.parse().unwrap());
-    }
-
-    #[test]
-    fn advertise_and_discovery_come_from_the_file_and_flags_win() {
-        let cfg = from_toml(
-            "secret = \"s\"\nlisten = \"0.0.0.0:7000\"\nadvertise = \"10.0.0.5:0\"\n\
-             seeds = [\"msa-nodes.default.svc:7000\"]\n\
-             [discovery]\ninterval = \"500ms\"\ndns_server = \"127.0.0.1:5353\"\n",
-        )
-        .unwrap();
-        assert_eq!(cfg.advertise.as_deref(), Some("10.0.0.5:0"));
-        assert_eq!(cfg.seeds, ["msa-nodes.default.svc:7000"]);
-        assert_eq!(
-            cfg.discovery_interval,
-            Some(std::time::Duration::from_millis(500))
-        );
-        assert_eq!(cfg.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
-        let over = Overrides {
-            advertise: Some("[fd00::5]:7000".into()),
-            discovery_interval: Some("2m".into()),
-            dns_server: Some("127.0.0.1:53".parse().unwrap()),
-            ..Overrides::default()
-        };
-        let (i, d) = DiscoveryFile {
-            interval: Some("1s".into()),
-            dns_server: Some("127.0.0.1:5353".into()),
-        }
-        .resolve(&over)
-        .unwrap();
-        assert_eq!(i, Some(std::time::Duration::from_secs(120)));
-        assert_eq!(d, Some("127.0.0.1:53".parse().unwrap()));
-        for bad in ["10", "10h", "0s", "s", "-1s"] {
-            let e = format!(
-                "{:#}",
-                from_toml(&format!("[discovery]\ninterval = \"{bad}\"\n")).unwrap_err()
-            );
-            assert!(e.contains("is not a duration"), "{bad}: {e}");
-        }
-        let e = format!(
-            "{:#}",
-            from_toml("[discovery]\ndns_server = \"resolver:53\"\n").unwrap_err()
-        );
-        assert!(e.contains("not an ip:port"), "{e}");
-        let e = format!("{:#}", from_toml("[discovery]\nttl = 1\n").unwrap_err());
-        assert!(e.contains("unknown field `ttl`"), "{e}");
-    }
-
-    #[test]
-    fn bad_files_are_refused_with_the_reason() {
-        let e = format!(
-            "{:#}",
-            from_toml("[[services]]\nkind = \"redis\"\n").unwrap_err()
-        );
-        assert!(e.contains("unknown variant `redis`"), "{e}");
-        let e = format!("{:#}", from_toml("name = \n").unwrap_err());
-        assert!(e.contains("invalid config file"), "{e}");
-        let e = format!("{:#}", from_toml("nmae = \"x\"\n").unwrap_err());
-        assert!(e.contains("unknown field `nmae`"), "{e}");
-        let e = format!(
-            "{:#}",
-            from_toml("listen = \"0.0.0.0:7000\"\n").unwrap_err()
-        );
-        assert!(e.contains("needs a cluster secret"), "{e}");
-        let e = format!(
-            "{:#}",
-            from_toml("[[services]]\nkind = \"kv\"\n[[services]]\nkind = \"kv\"\n").unwrap_err()
-        );
-        assert!(e.contains("used twice"), "{e}");
-        let e = format!(
-            "{:#}",
-            from_toml("[[services]]\nkind = \"orders\"\nname = \"o2\"\n").unwrap_err()
-        );
-        assert!(e.contains("must be named `orders`"), "{e}");
-        let e = format!(
-            "{:#}",
-            from_toml("[[services]]\nkind = \"inventory\"\ninstances = 2\n").unwrap_err()
-        );
-        assert!(e.contains("runs one instance"), "{e}");
-        let e = format!("{:#}", from_toml("[gateway]\nbnid = \"x\"\n").unwrap_err());
-        assert!(e.contains("unknown field `bnid`"), "{e}");
-    }
-
-    #[test]
-    fn shop_kinds_parse_by_name() {
-        for kind in ServiceKind::SHOP {
-            let s: ServiceConfig = kind.as_str().parse().unwrap();
-            assert_eq!((s.kind, s.name()), (kind, kind.as_str()));
-            assert!(kind.is_shop());
-        }
-        assert!(!ServiceKind::Kv.is_shop());
-        assert_eq!(ServiceKind::ALL.len(), 6);
-    }
-
-    #[test]
-    fn the_gateway_table_and_flags_combine() {
-        let cfg = from_toml(
-            "[gateway]\nbind = \"127.0.0.1:9000\"\nworkers = 1\n\
-             [[gateway.routes]]\nmethod = \"GET\"\npath = \"/x\"\nservice = \"echo\"\nmessage = \"echo.Ping\"\n",
-        )
-        .unwrap();
-        let g = cfg.gateway.unwrap();
-        assert_eq!((g.bind.port(), g.workers, g.routes.len()), (9000, 1, 1));
-        assert!(g.auth.is_none());
-        assert!(from_toml("name = \"n\"\n").unwrap().gateway.is_none());
-
-        let over = Overrides {
-            gateway: Some("127.0.0.1:0".parse().unwrap()),
-            jwt_secret: Some("s3cret".into()),
-            demo_policy: true,
-            ..Overrides::default()
-        };
-        let cfg = NodeConfig::resolve(None, over).unwrap();
-        let g = cfg.gateway.clone().unwrap();
-        assert_eq!(g.bind.port(), 0);
-        let auth = g.auth.unwrap();
-        assert_eq!(
-            (auth.alg, auth.secret.as_deref()),
-            (JwtAlg::HS256, Some("s3cret"))
-        );
-        assert_eq!(auth.admin_roles, ["admin"]);
-        assert!(!g.policy.is_empty() && g.routes.len() == 2);
-        let shown = format!("{cfg:?}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-
-        for over in [
-            Overrides {
-                jwt_secret: Some("s".into()),
-                ..Overrides::default()
-            },
-            Overrides {
-                demo_policy: true,
-                ..Overrides::default()
-            },
-        ] {
-            let e = format!("{:#}", NodeConfig::resolve(None, over).unwrap_err());
-            assert!(e.contains("needs a gateway"), "{e}");
-        }
-    }
-}
+mod tests;

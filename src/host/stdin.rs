@@ -4,7 +4,7 @@
 /// Resolves when stdin reaches end of file (or fails). Read on a plain
 /// thread: tokio's stdin read cannot be cancelled and would hold up the
 /// runtime's shutdown.
-pub(crate) async fn stdin_eof() {
+pub async fn stdin_eof() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("msa-stdin-watch".into())

@@ -1,0 +1,285 @@
+//! Unit tests of the config layers.
+
+use super::*;
+
+fn from_toml(text: &str) -> anyhow::Result<NodeConfig> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("msa-config-test-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, text)?;
+    let r = NodeConfig::resolve_with(Some(&path), Overrides::default(), |_| None);
+    let _ = std::fs::remove_file(&path);
+    r
+}
+
+#[test]
+fn service_flags_parse_kind_name_and_instances() {
+    let s: ServiceConfig = "kv:store:3".parse().unwrap();
+    assert_eq!(
+        (s.kind, s.name(), s.instance_count()),
+        (ServiceKind::Kv, "store", 3)
+    );
+    let s: ServiceConfig = "echo".parse().unwrap();
+    assert_eq!((s.name(), s.instance_count()), ("echo", 1));
+    assert!("redis:x"
+        .parse::<ServiceConfig>()
+        .unwrap_err()
+        .contains("unknown service kind"));
+    assert!("kv:x:many".parse::<ServiceConfig>().is_err());
+    assert!("kv:x:1:2".parse::<ServiceConfig>().is_err());
+}
+
+#[test]
+fn flags_win_over_the_file_field_by_field() {
+    let path = std::env::temp_dir().join(format!("msa-config-layers-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "name = \"from-file\"\ncluster = \"c1\"\nseeds = [\"127.0.0.1:1\"]\n\
+         [[services]]\nkind = \"kv\"\ninstances = 2\n",
+    )
+    .unwrap();
+    let over = Overrides {
+        name: Some("from-flag".into()),
+        services: vec!["echo:e".parse().unwrap()],
+        ..Overrides::default()
+    };
+    let cfg = NodeConfig::resolve_with(Some(&path), over, |_| None).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(cfg.name, "from-flag");
+    assert_eq!(cfg.cluster, "c1");
+    assert_eq!(cfg.seeds, ["127.0.0.1:1"]);
+    assert_eq!(cfg.services.len(), 1);
+    assert_eq!(cfg.services[0].name(), "e");
+    assert_eq!(cfg.listen, DEFAULT_LISTEN.parse().unwrap());
+}
+
+#[test]
+fn bad_files_are_refused_with_the_reason() {
+    let e = format!(
+        "{:#}",
+        from_toml("[[services]]\nkind = \"redis\"\n").unwrap_err()
+    );
+    assert!(e.contains("unknown variant `redis`"), "{e}");
+    let e = format!("{:#}", from_toml("name = \n").unwrap_err());
+    assert!(e.contains("invalid config file"), "{e}");
+    let e = format!("{:#}", from_toml("nmae = \"x\"\n").unwrap_err());
+    assert!(e.contains("unknown field `nmae`"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("listen = \"0.0.0.0:7000\"\n").unwrap_err()
+    );
+    assert!(e.contains("needs a cluster secret"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("[[services]]\nkind = \"kv\"\n[[services]]\nkind = \"kv\"\n").unwrap_err()
+    );
+    assert!(e.contains("used twice"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("[[services]]\nkind = \"orders\"\nname = \"o2\"\n").unwrap_err()
+    );
+    assert!(e.contains("must be named `orders`"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("[[services]]\nkind = \"inventory\"\ninstances = 2\n").unwrap_err()
+    );
+    assert!(e.contains("runs one instance"), "{e}");
+    let e = format!("{:#}", from_toml("[gateway]\nbnid = \"x\"\n").unwrap_err());
+    assert!(e.contains("unknown field `bnid`"), "{e}");
+}
+
+#[test]
+fn shop_kinds_parse_by_name() {
+    for kind in ServiceKind::SHOP {
+        let s: ServiceConfig = kind.as_str().parse().unwrap();
+        assert_eq!((s.kind, s.name()), (kind, kind.as_str()));
+        assert!(kind.is_shop());
+    }
+    assert!(!ServiceKind::Kv.is_shop());
+    assert_eq!(ServiceKind::ALL.len(), 6);
+}
+
+#[test]
+fn the_gateway_table_and_flags_combine() {
+    let cfg = from_toml(
+        "[gateway]\nbind = \"127.0.0.1:9000\"\nworkers = 1\n\
+         [[gateway.routes]]\nmethod = \"GET\"\npath = \"/x\"\nservice = \"echo\"\nmessage = \"echo.Ping\"\n",
+    )
+    .unwrap();
+    let g = cfg.gateway.unwrap();
+    assert_eq!((g.bind.port(), g.workers, g.routes.len()), (9000, 1, 1));
+    assert!(g.auth.is_none());
+    assert!(from_toml("name = \"n\"\n").unwrap().gateway.is_none());
+
+    let over = Overrides {
+        gateway: Some("127.0.0.1:0".parse().unwrap()),
+        jwt_secret: Some("s3cret".into()),
+        ..Overrides::default()
+    };
+    let cfg = NodeConfig::resolve_with(None, over, |_| None).unwrap();
+    let g = cfg.gateway.clone().unwrap();
+    assert_eq!(g.bind.port(), 0);
+    let auth = g.auth.unwrap();
+    assert_eq!(
+        (auth.alg, auth.secret.as_deref()),
+        (JwtAlg::HS256, Some("s3cret"))
+    );
+    assert_eq!(auth.admin_roles, ["admin"]);
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+
+    let over = Overrides {
+        jwt_secret: Some("s".into()),
+        ..Overrides::default()
+    };
+    let e = format!(
+        "{:#}",
+        NodeConfig::resolve_with(None, over, |_| None).unwrap_err()
+    );
+    assert!(e.contains("needs a gateway"), "{e}");
+}
+
+fn temp_file(tag: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("msa-{tag}-{}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn environment_sits_between_the_file_and_the_flags() {
+    let path = temp_file(
+        "config-env.toml",
+        "name = \"file\"\ncluster = \"c-file\"\n[ops]\nbind = \"127.0.0.1:1\"\n",
+    );
+    let env = |v: &str| match v {
+        "MSA_NAME" => Some("env".to_string()),
+        "MSA_OPS_BIND" => Some("127.0.0.1:2".to_string()),
+        "MSA_SHUTDOWN_DRAIN" => Some("750ms".to_string()),
+        "MSA_LOG_FORMAT" => Some("json".to_string()),
+        "MSA_GATEWAY_BIND" => Some("127.0.0.1:0".to_string()),
+        "MSA_SERVICES" => Some("echo:e,kv".to_string()),
+        _ => None,
+    };
+    let over = Overrides {
+        ops_bind: Some("127.0.0.1:3".parse().unwrap()),
+        ..Overrides::default()
+    };
+    let cfg = NodeConfig::resolve_with(Some(&path), over, env).unwrap();
+    assert_eq!(cfg.name, "env");
+    assert_eq!(cfg.cluster, "c-file");
+    assert_eq!(cfg.ops, Some("127.0.0.1:3".parse().unwrap()));
+    assert_eq!(cfg.drain, Duration::from_millis(750));
+    assert_eq!(cfg.log_format, LogFormat::Json);
+    assert_eq!(cfg.gateway.map(|g| g.bind.port()), Some(0));
+    assert_eq!(cfg.services.len(), 2);
+    let cfg = NodeConfig::resolve_with(Some(&path), Overrides::default(), env).unwrap();
+    assert_eq!(cfg.ops, Some("127.0.0.1:2".parse().unwrap()));
+    let cfg = NodeConfig::resolve_with(Some(&path), Overrides::default(), |_| None).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(cfg.ops, Some("127.0.0.1:1".parse().unwrap()));
+    assert_eq!(
+        (cfg.drain, cfg.log_format, cfg.gateway.is_none()),
+        (DEFAULT_DRAIN, LogFormat::Text, true)
+    );
+}
+
+#[test]
+fn bad_new_keys_are_refused() {
+    let e = format!("{:#}", from_toml("log_format = \"xml\"\n").unwrap_err());
+    assert!(e.contains("unknown variant `xml`"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("[shutdown]\ndrain = \"soon\"\n").unwrap_err()
+    );
+    assert!(e.contains("invalid shutdown.drain"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("[ops]\nbind = \"nowhere\"\n").unwrap_err()
+    );
+    assert!(e.contains("ops.bind"), "{e}");
+    let e = format!("{:#}", from_toml("[ops]\nbnid = \"x\"\n").unwrap_err());
+    assert!(e.contains("unknown field `bnid`"), "{e}");
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    for bad in ["", "5", "-1s", "xs", "2h", "99999m"] {
+        assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn the_secret_can_come_from_a_file_but_not_from_both() {
+    let path = temp_file("secret", "s3cret\n");
+    let over = Overrides {
+        secret_file: Some(path.clone()),
+        ..Overrides::default()
+    };
+    let cfg = NodeConfig::resolve_with(None, over.clone(), |_| None).unwrap();
+    assert_eq!(cfg.secret.as_deref(), Some("s3cret"));
+    let env = |v: &str| (v == "MSA_SECRET").then(|| "other".to_string());
+    let e = format!(
+        "{:#}",
+        NodeConfig::resolve_with(None, over, env).unwrap_err()
+    );
+    assert!(e.contains("both a secret and a secret file"), "{e}");
+    let env = |v: &str| (v == "MSA_SECRET_FILE").then(|| path.display().to_string());
+    let cfg = NodeConfig::resolve_with(None, Overrides::default(), env).unwrap();
+    assert_eq!(cfg.secret.as_deref(), Some("s3cret"));
+    std::fs::write(&path, "\n").unwrap();
+    let e = format!(
+        "{:#}",
+        NodeConfig::resolve_with(None, Overrides::default(), env).unwrap_err()
+    );
+    assert!(e.contains("is empty"), "{e}");
+    let _ = std::fs::remove_file(&path);
+    let e = format!(
+        "{:#}",
+        NodeConfig::resolve_with(None, Overrides::default(), env).unwrap_err()
+    );
+    assert!(e.contains("cannot read the secret file"), "{e}");
+}
+
+#[test]
+fn advertise_and_discovery_come_from_the_file_and_flags_win() {
+    let cfg = from_toml(
+        "secret = \"s\"\nlisten = \"0.0.0.0:7000\"\nadvertise = \"10.0.0.5:0\"\n\
+         seeds = [\"msa-nodes.default.svc:7000\"]\n\
+         [discovery]\ninterval = \"500ms\"\ndns_server = \"127.0.0.1:5353\"\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.advertise.as_deref(), Some("10.0.0.5:0"));
+    assert_eq!(cfg.seeds, ["msa-nodes.default.svc:7000"]);
+    assert_eq!(
+        cfg.discovery_interval,
+        Some(std::time::Duration::from_millis(500))
+    );
+    assert_eq!(cfg.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    let over = Overrides {
+        advertise: Some("[fd00::5]:7000".into()),
+        discovery_interval: Some("2m".into()),
+        dns_server: Some("127.0.0.1:53".parse().unwrap()),
+        ..Overrides::default()
+    };
+    let (i, d) = DiscoveryFile {
+        interval: Some("1s".into()),
+        dns_server: Some("127.0.0.1:5353".into()),
+    }
+    .resolve(&over)
+    .unwrap();
+    assert_eq!(i, Some(std::time::Duration::from_secs(120)));
+    assert_eq!(d, Some("127.0.0.1:53".parse().unwrap()));
+    for bad in ["10", "10h", "0s", "s", "-1s"] {
+        let e = format!(
+            "{:#}",
+            from_toml(&format!("[discovery]\ninterval = \"{bad}\"\n")).unwrap_err()
+        );
+        assert!(e.contains("is not a duration"), "{bad}: {e}");
+    }
+    let e = format!(
+        "{:#}",
+        from_toml("[discovery]\ndns_server = \"resolver:53\"\n").unwrap_err()
+    );
+    assert!(e.contains("not an ip:port"), "{e}");
+    let e = format!("{:#}", from_toml("[discovery]\nttl = 1\n").unwrap_err());
+    assert!(e.contains("unknown field `ttl`"), "{e}");
+}

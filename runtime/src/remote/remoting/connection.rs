@@ -305,9 +305,6 @@ impl Remoting {
             if stalled.is_none() {
                 tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
             }
-            if peer.is_leaving() {
-                self.mark_removed(&info);
-            }
             self.emit(if peer.is_leaving() {
                 crate::remote::status::ClusterEvent::Left {
                     name: info.name.clone(),

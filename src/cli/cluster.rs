@@ -42,6 +42,11 @@ pub(crate) enum ClusterCommand {
     Pause(signal::NodeArgs),
     /// Thaw a paused node (SIGCONT)
     Resume(signal::NodeArgs),
+    /// Have a node leave the cluster gracefully (the others see it removed)
+    Leave(fault::MemberArgs),
+    /// Declare a node down on every member; the node itself, if reachable,
+    /// leaves
+    Down(fault::MemberArgs),
 }
 
 /// Runs `msa cluster ...`.
@@ -55,5 +60,7 @@ pub(crate) fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Kill(a) => signal::kill(a),
         ClusterCommand::Pause(a) => signal::pause(a),
         ClusterCommand::Resume(a) => signal::resume(a),
+        ClusterCommand::Leave(a) => fault::leave(a),
+        ClusterCommand::Down(a) => fault::down(a),
     }
 }

@@ -453,3 +453,49 @@ fn pause_and_resume_through_the_state_file_of_cluster_up() {
     );
     assert!(!state.exists(), "the state file outlived cluster up");
 }
+
+/// The state of `member` in a status, with its status.
+fn member_state(status: &Value, member: &str) -> Option<(String, String)> {
+    status["members"].as_array()?.iter().find_map(|m| {
+        (m["name"] == member).then(|| {
+            (
+                m["status"].as_str().unwrap_or("?").to_string(),
+                m["state"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+    })
+}
+
+#[test]
+fn down_and_leave_take_nodes_out_over_the_operator_protocol() {
+    let c = Cluster::start();
+    // An unknown node is refused.
+    let out = c.cli(&["down", "nodeX"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nodeX"), "{}", stderr(&out));
+
+    let out = c.cli(&["down", "node3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("node1: declared node3 down"), "{said}");
+    assert!(said.contains("node3: left the cluster"), "{said}");
+    assert!(
+        eventually(BOUND, || (0..2).all(|i| c.view(i).is_some_and(|v| {
+            member_state(&v, "node3")
+                .is_some_and(|(st, state)| st == "down" && (state == "down" || state == "removed"))
+                && service_nodes(&v, "counter").is_empty()
+        }))),
+        "node3 not down on node1 and node2"
+    );
+
+    let out = c.cli(&["leave", "node2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("node2: left the cluster"));
+    assert!(
+        eventually(BOUND, || c.view(0).is_some_and(|v| {
+            member_state(&v, "node2").is_some_and(|(_, state)| state == "removed")
+                && service_nodes(&v, "echo").is_empty()
+        })),
+        "node2 not removed on node1"
+    );
+}

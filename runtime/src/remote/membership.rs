@@ -261,6 +261,26 @@ impl Membership {
         self.effects()
     }
 
+    /// Declares the member named `name` down (an operator's request), as
+    /// foca's own suspicion timer would: it is gossiped to the others.
+    pub(crate) fn down(&mut self, name: &str) -> Effects {
+        let found = self
+            .foca
+            .iter_membership_state()
+            .find(|m| m.id().info.name == name)
+            .map(|m| (m.id().clone(), m.incarnation()));
+        if let Some((id, incarnation)) = found {
+            let down = foca::Member::new(id, incarnation, foca::State::Down);
+            if let Err(e) = self
+                .foca
+                .apply_many(std::iter::once(down), true, &mut self.rt)
+            {
+                tracing::debug!(error = %e, "member not downed");
+            }
+        }
+        self.effects()
+    }
+
     /// Introduces us to `to` (called when a connection to it is up).
     pub(crate) fn announce(&mut self, to: NodeInfo) -> Effects {
         self.remember(&to);

@@ -37,6 +37,31 @@ pub enum FaultRequest {
     /// Answer, then end the process at once (`std::process::abort`), as a
     /// crash would: no leave, no flush.
     Abort,
+    /// Answer, then leave the cluster gracefully (`msa cluster leave`): the
+    /// node tells its peers it leaves and closes its connections; the
+    /// others see it `removed`. Its process keeps running, out of the
+    /// cluster (its own services still answer its own callers).
+    Leave,
+    /// Mark `node` down (`msa cluster down`): a node other than the one
+    /// asked is declared down there at once (its connection closed, its
+    /// services out of routing) and the verdict is gossiped; the node itself,
+    /// asked, leaves as for [`Leave`](Self::Leave). Sent to every member, so
+    /// a live node does not rejoin.
+    Down {
+        /// The member to down.
+        node: String,
+    },
+}
+
+impl FaultRequest {
+    /// Whether the asked node leaves the cluster after answering.
+    pub(crate) fn leaves(&self, me: &str) -> bool {
+        match self {
+            Self::Leave => true,
+            Self::Down { node } => node == me,
+            _ => false,
+        }
+    }
 }
 
 /// A node's answer to a [`FaultRequest`]: its rules after the request.

@@ -101,6 +101,8 @@ pub(crate) enum MembershipInput {
     PublishReach(super::reachability::ReachReport),
     /// Announce again to known nodes that are not active members.
     Rejoin,
+    /// Declare this member down (an operator's `msa cluster down`).
+    Down(String),
     Leave,
 }
 

@@ -16,6 +16,7 @@ mod faults;
 mod flow_control;
 mod heal;
 mod local;
+mod member_states;
 mod memory_transport;
 mod observability;
 mod reach;

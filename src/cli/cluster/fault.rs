@@ -54,6 +54,15 @@ pub(crate) struct SlowArgs {
     target: TargetArgs,
 }
 
+/// Options of `msa cluster down` and `msa cluster leave`.
+#[derive(Debug, Args)]
+pub(crate) struct MemberArgs {
+    /// The member's name
+    node: String,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
 /// Node names given as one comma-separated argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Group(pub(crate) Vec<String>);
@@ -189,6 +198,58 @@ pub(crate) fn heal(args: HealArgs) -> anyhow::Result<()> {
         } else {
             Err(anyhow!("could not heal {}", failed.join("; ")))
         }
+    })?
+}
+
+/// Runs `msa cluster leave NODE`: the node leaves the cluster gracefully
+/// (the others see it `removed`); its process keeps running.
+pub(crate) fn leave(args: MemberArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let target = args.target.resolve().await?;
+        let m = target.member(&args.node)?;
+        target.send(m, FaultRequest::Leave).await?;
+        println!("{}: left the cluster", m.name);
+        Ok(())
+    })?
+}
+
+/// Runs `msa cluster down NODE`: every member is told, so the others
+/// declare the node down at once and the node itself, if it still runs and
+/// can be reached, leaves (and does not rejoin). Members that cannot be
+/// reached are reported without failing the command, as long as one other
+/// member took the verdict.
+pub(crate) fn down(args: MemberArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let target = args.target.resolve().await?;
+        target.member(&args.node)?;
+        // The others first: the node's own leave must not race their
+        // verdict (they would no longer list it).
+        let mut members: Vec<&Member> = target.members.iter().collect();
+        members.sort_by_key(|m| m.name == args.node);
+        let mut told = 0;
+        for m in members {
+            match target
+                .send(
+                    m,
+                    FaultRequest::Down {
+                        node: args.node.clone(),
+                    },
+                )
+                .await
+            {
+                Ok(_) if m.name == args.node => println!("{}: left the cluster", m.name),
+                Ok(_) => {
+                    told += 1;
+                    println!("{}: declared {} down", m.name, args.node);
+                }
+                Err(e @ FaultError::Refused { .. }) => bail!("{}: {e}", m.name),
+                Err(e) => println!("{}: not reached ({e})", m.name),
+            }
+        }
+        if told == 0 && target.members.len() > 1 {
+            bail!("no other member took the verdict");
+        }
+        Ok(())
     })?
 }
 

@@ -308,9 +308,6 @@ impl Remoting {
             } else if stalled.is_none() {
                 tracing::warn!(peer = %info.name, %reason, "connection lost; node is down");
             }
-            if peer.is_leaving() {
-                self.mark_removed(&info);
-            }
             self.emit(if peer.is_leaving() {
                 crate::remote::status::ClusterEvent::Left {
                     name: info.name.clone(),

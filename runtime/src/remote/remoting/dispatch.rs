@@ -138,7 +138,12 @@ impl Remoting {
                 }
             }
             Frame::Membership { payload } => self.to_membership(MembershipInput::Data(payload)),
-            Frame::Leaving => peer.mark_leaving(),
+            Frame::Leaving => {
+                peer.mark_leaving();
+                // Its state is `removed` from now on, whichever of its
+                // connection's end and the membership verdict comes first.
+                self.mark_removed(&peer.info);
+            }
             other => {
                 return Err(ConnectionError::ProtocolViolation {
                     kind: other.kind(),

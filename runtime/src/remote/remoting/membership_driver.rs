@@ -58,6 +58,7 @@ impl Remoting {
                 }),
                 MembershipInput::PublishReach(r) => core.publish_reach(&r),
                 MembershipInput::Rejoin => core.rejoin(),
+                MembershipInput::Down(name) => core.down(&name),
                 MembershipInput::Leave => core.leave(),
             };
             self.apply_membership(e, &tx);

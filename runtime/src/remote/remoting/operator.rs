@@ -2,13 +2,36 @@
 
 use std::time::Duration;
 
-use super::Remoting;
+use super::{MembershipInput, Remoting};
 use crate::remote::operator::{FaultRefusal, FaultReport, FaultRequest};
 
 impl Remoting {
     /// Applies `request` to this node's fault rules (all of it or, when
     /// refused, none of it) and reports the rules afterwards.
     pub(super) fn fault(&self, request: &FaultRequest) -> Result<FaultReport, FaultRefusal> {
+        match request {
+            FaultRequest::Leave => {
+                tracing::warn!("leaving the cluster on an operator's request");
+                return Ok(self.report(None));
+            }
+            FaultRequest::Down { node } if *node == self.local.name => {
+                tracing::warn!("downed by an operator; leaving the cluster");
+                return Ok(self.report(None));
+            }
+            FaultRequest::Down { node } => {
+                let members = self.status().members;
+                let Some(m) = members.iter().find(|m| m.name == *node) else {
+                    return Err(FaultRefusal::UnknownNode {
+                        name: node.clone(),
+                        known: members.iter().map(|m| m.name.clone()).collect(),
+                    });
+                };
+                tracing::warn!(member = %node, "member downed by an operator");
+                self.to_membership(MembershipInput::Down(m.name.clone()));
+                return Ok(self.report(None));
+            }
+            _ => {}
+        }
         let faults = self.transport.faults().ok_or(FaultRefusal::NoFaultLayer)?;
         match request {
             FaultRequest::Cut {
@@ -44,12 +67,23 @@ impl Remoting {
                 faults.heal();
                 tracing::warn!("faults healed");
             }
-            FaultRequest::Show | FaultRequest::Abort => {}
+            FaultRequest::Show
+            | FaultRequest::Abort
+            | FaultRequest::Leave
+            | FaultRequest::Down { .. } => {}
         }
-        Ok(FaultReport {
+        Ok(self.report(Some(faults.rules())))
+    }
+
+    /// This node's answer: its name, pid and fault rules.
+    fn report(&self, rules: Option<crate::remote::transport::FaultRules>) -> FaultReport {
+        let rules = rules
+            .or_else(|| self.transport.faults().map(|f| f.rules()))
+            .unwrap_or_default();
+        FaultReport {
             node: self.local.name.clone(),
             pid: std::process::id(),
-            rules: faults.rules(),
-        })
+            rules,
+        }
     }
 }

@@ -17,7 +17,8 @@ const REPORT_EVERY_TICKS: u32 = 16;
 
 impl Remoting {
     /// Members this node expects to reach: those membership holds alive or
-    /// suspect, and connected peers it has not reported yet (not leaving).
+    /// suspect, and connected peers it has not reported yet (not leaving,
+    /// and not left: a graceful leave is not a cut).
     pub(super) fn expected_members(&self) -> Vec<NodeInfo> {
         let mut v: Vec<NodeInfo> = self
             .view
@@ -26,6 +27,10 @@ impl Remoting {
             .filter(|(i, s)| i.name != self.local.name && matches!(*s, "alive" | "suspect"))
             .map(|(i, _)| i.clone())
             .collect();
+        {
+            let removed = self.removed.lock();
+            v.retain(|i| !removed.contains(&(i.name.clone(), i.incarnation)));
+        }
         for p in self.peers.read().values() {
             if !p.is_leaving() && !p.is_down() && !v.iter().any(|i| i.name == p.info.name) {
                 v.push(p.info.clone());

@@ -164,6 +164,14 @@ impl Remoting {
                         let _ = tokio::time::timeout(self.cfg.peer_stall_timeout, write).await;
                         std::process::abort();
                     }
+                    if request.leaves(&self.local.name) && outcome.is_ok() {
+                        // Answer first, then leave (this connection ends too).
+                        let reply = Frame::FaultReply { outcome };
+                        let write = self.write_frame(&mut wr, &reply);
+                        let _ = tokio::time::timeout(self.cfg.peer_stall_timeout, write).await;
+                        self.close();
+                        break;
+                    }
                     Frame::FaultReply { outcome }
                 }
                 other => {

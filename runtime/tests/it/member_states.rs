@@ -1,0 +1,151 @@
+//! Member states beside the status (issue 10 item 2, its first part), and
+//! an operator's `leave` and `down` over the authenticated protocol, on the
+//! in-memory network.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use msa_runtime::prelude::*;
+use msa_runtime::remote::transport::MemoryNetwork;
+use msa_runtime::remote::{inject_fault_via, FaultError, FaultRefusal, FaultRequest};
+use msa_runtime::test_support::eventually;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[rtype(result = "String")]
+#[msa(name = "member_states.Where")]
+struct Where;
+
+struct Here(String);
+impl Service for Here {}
+impl Handler<Where> for Here {
+    fn handle(&mut self, _: Where, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
+        Reply::ready(self.0.clone())
+    }
+}
+
+const SECRET: &[u8] = b"states-secret";
+const GRACE: Duration = Duration::from_secs(5);
+const BOUND: Duration = Duration::from_secs(20);
+
+fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .transport(net.clone())
+        .listen_on(format!("{name}:0"))
+        .secret(SECRET)
+        .failure_detection(Duration::from_millis(1_000));
+    if let Some(s) = seed {
+        b = b.seed(s.remote_addr().unwrap());
+    }
+    b.start().unwrap()
+}
+
+/// (status, state) of `member` as `n` sees it.
+fn seen(n: &Node, member: &str) -> (String, String) {
+    n.cluster_status()
+        .members
+        .into_iter()
+        .find(|m| m.name == member)
+        .map(|m| (m.status, m.state))
+        .unwrap_or_else(|| ("absent".into(), "absent".into()))
+}
+
+async fn ask(from: &Node, service: &str) -> Result<String, CallError> {
+    let svc = from.service(service);
+    let ask = svc.ask(Where).timeout(Duration::from_secs(2)).into_future();
+    tokio::time::timeout(BOUND, ask).await.expect("no hang")
+}
+
+async fn three(net: &MemoryNetwork) -> [Node; 3] {
+    let a = node(net, "a", None);
+    let b = node(net, "b", Some(&a));
+    let c = node(net, "c", Some(&a));
+    c.spawn(ServiceSpec::new("on-c", || Here("c".into())).handles::<Where>())
+        .await
+        .unwrap();
+    let nodes = [a, b, c];
+    eventually("all up", BOUND, || async {
+        ask(&nodes[0], "on-c").await.is_ok()
+            && nodes.iter().all(|n| {
+                let s = n.cluster_status();
+                s.members.len() == 3 && s.members.iter().all(|m| m.state == "up")
+            })
+    })
+    .await;
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_takes_a_node_out_and_the_others_see_it_removed() {
+    let net = MemoryNetwork::new();
+    let [a, b, c] = three(&net).await;
+    let client = net.endpoint("operator");
+    let report = inject_fault_via(
+        &client,
+        &c.remote_addr().unwrap(),
+        "msa",
+        SECRET,
+        FaultRequest::Leave,
+        BOUND,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.node, "c");
+    eventually("c removed on a and b", BOUND, || async {
+        seen(&a, "c").1 == "removed" && seen(&b, "c").1 == "removed"
+    })
+    .await;
+    assert_eq!(seen(&c, "c"), ("left".into(), "leaving".into()));
+    let r = ask(&a, "on-c").await;
+    assert!(
+        matches!(
+            r,
+            Err(CallError::NoInstance { .. } | CallError::UnknownService { .. })
+        ),
+        "{r:?}"
+    );
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_declares_a_member_down_everywhere_and_it_leaves() {
+    let net = MemoryNetwork::new();
+    let [a, b, c] = three(&net).await;
+    let client = net.endpoint("operator");
+    let send = |to: &Node, req: FaultRequest| {
+        let addr = to.remote_addr().unwrap();
+        let client = client.clone();
+        async move { inject_fault_via(&client, &addr, "msa", SECRET, req, BOUND).await }
+    };
+    // An unknown name is refused and changes nothing.
+    let err = send(&a, FaultRequest::Down { node: "x".into() })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FaultError::Refused { refusal: FaultRefusal::UnknownNode { name, .. }, .. } if name == "x"),
+        "{err}"
+    );
+    // As `msa cluster down c` does: every member is told.
+    for n in [&a, &b, &c] {
+        send(n, FaultRequest::Down { node: "c".into() })
+            .await
+            .unwrap();
+    }
+    eventually("c down on a and b, its services gone", BOUND, || async {
+        ["a", "b"].iter().zip([&a, &b]).all(|(_, n)| {
+            let (status, state) = seen(n, "c");
+            status == "down" && (state == "down" || state == "removed")
+        }) && ask(&a, "on-c").await.is_err()
+    })
+    .await;
+    // c itself left: it does not come back as a member.
+    assert_eq!(seen(&c, "c").0, "left");
+    assert!(a.cluster_status().unreachable.is_empty());
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

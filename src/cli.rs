@@ -36,6 +36,8 @@ pub(crate) struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of `msa node`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Measure msa against raw actix (throughput, latency, memory per actor).

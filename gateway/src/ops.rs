@@ -9,7 +9,6 @@
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse};
-use msa_runtime::remote::ClusterStatus;
 use msa_runtime::{Node, ServiceState};
 use serde_json::{json, Value};
 
@@ -38,7 +37,8 @@ pub(crate) fn healthz() -> HttpResponse {
 /// list, a node that was given seeds sees at least one other live member
 /// (the first node of a cluster has no seeds, so it is ready alone), and
 /// it holds the service table of every live member it knows
-/// ([`tables_pending`]).
+/// ([`Node::tables_pending`]: known members, peers and members named by a
+/// peer's table, and the seeds before any connection).
 pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
     let mut reasons = Vec::new();
     for name in node.local_services() {
@@ -63,7 +63,7 @@ pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
         {
             reasons.push("no live member reached through the seeds yet".to_string());
         }
-        let pending = tables_pending(&status, &me.name);
+        let pending = node.tables_pending();
         if !pending.is_empty() {
             reasons.push(format!(
                 "no service table received yet from: {}",
@@ -72,23 +72,6 @@ pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
         }
     }
     reasons
-}
-
-/// The live members other than `me` whose service table this node does not
-/// hold yet (table version 0), sorted: until it arrives, their services are
-/// unknown here and a call to one would read as an unknown service.
-///
-/// Computed from [`Node::cluster_status`]; a runtime that offers this
-/// directly (`Node::tables_pending`) can stand in for it.
-pub(crate) fn tables_pending(status: &ClusterStatus, me: &str) -> Vec<String> {
-    let mut v: Vec<String> = status
-        .members
-        .iter()
-        .filter(|m| m.name != me && m.status == "alive" && m.table_version == 0)
-        .map(|m| m.name.clone())
-        .collect();
-    v.sort();
-    v
 }
 
 /// `GET /readyz`: 200 when ready, else 503 with the reasons. `extra` are
@@ -163,37 +146,4 @@ pub(crate) fn cluster(state: &State, req: &HttpRequest) -> Result<HttpResponse, 
         }
     }
     Ok(json_response(HttpResponse::Ok(), &view))
-}
-
-#[cfg(test)]
-mod tests {
-    use msa_runtime::remote::MemberView;
-
-    use super::*;
-
-    fn member(name: &str, status: &str, table_version: u64) -> MemberView {
-        MemberView {
-            name: name.into(),
-            addr: String::new(),
-            status: status.into(),
-            incarnation: 1,
-            table_version,
-        }
-    }
-
-    #[test]
-    fn tables_pending_lists_live_members_whose_table_has_not_arrived() {
-        let status = ClusterStatus {
-            members: vec![
-                member("me", "alive", 0),
-                member("c", "alive", 0),
-                member("b", "alive", 3),
-                member("a", "alive", 0),
-                member("gone", "down", 0),
-            ],
-            services: Vec::new(),
-        };
-        assert_eq!(tables_pending(&status, "me"), ["a", "c"]);
-        assert!(tables_pending(&ClusterStatus::default(), "me").is_empty());
-    }
 }

@@ -100,3 +100,37 @@ pub fn rss_bytes() -> Option<u64> {
         .and_then(|v| v.parse().ok())?;
     Some(kb * 1024)
 }
+
+/// The variable that marks a test binary started by [`in_own_process`].
+const ALONE_VAR: &str = "MSA_TEST_IN_OWN_PROCESS";
+
+/// Runs the test `name` (its path inside the test binary, e.g.
+/// `flow_control::a_producer_…`) alone in a child process of this test
+/// binary, for tests that measure the whole process (its resident set
+/// size): other tests running on other threads of the same process would
+/// count in it. Returns `true` in that child, where the caller runs the
+/// test's body; in the parent it waits for the child, panics with its
+/// output if it failed, and returns `false`.
+///
+/// # Panics
+/// When the child cannot be started or its test fails.
+pub fn in_own_process(name: &str) -> bool {
+    if std::env::var_os(ALONE_VAR).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE_VAR, "1")
+        .output()
+        .expect("the test binary starts again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own process: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    false
+}

@@ -283,3 +283,70 @@ fn advertise_and_discovery_come_from_the_file_and_flags_win() {
     let e = format!("{:#}", from_toml("[discovery]\nttl = 1\n").unwrap_err());
     assert!(e.contains("unknown field `ttl`"), "{e}");
 }
+
+/// The TOML files inside `deploy/kubernetes/configmap.yaml` (`name.toml: |`
+/// block scalars), by name.
+fn configmap_tomls() -> Vec<(String, String)> {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/configmap.yaml"
+    ))
+    .unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in yaml.lines() {
+        let key = line.trim().strip_suffix(": |");
+        if let Some(name) = key.filter(|k| k.ends_with(".toml")) {
+            out.push((name.to_string(), String::new()));
+        } else if let Some((_, text)) = out.last_mut() {
+            if let Some(body) = line.strip_prefix("    ") {
+                text.push_str(body);
+                text.push('\n');
+            } else if line.trim().is_empty() {
+                text.push('\n');
+            } else {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn kubernetes_node_configs_are_valid() {
+    let files = configmap_tomls();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["node.toml", "gateway.toml"]);
+    let secret = std::env::temp_dir().join(format!("msa-k8s-secret-{}", std::process::id()));
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    for (name, text) in files {
+        // The pod's Secret volume and downward-API address, as the
+        // StatefulSet provides them.
+        let text = text.replace("/etc/msa/secret/secret", &secret.to_string_lossy());
+        let path = std::env::temp_dir().join(format!("msa-k8s-{}-{name}", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let over = Overrides {
+            name: Some("msa-node-0".into()),
+            advertise: Some("10.1.2.3:7000".into()),
+            ..Overrides::default()
+        };
+        let cfg = NodeConfig::resolve_with(Some(&path), over, |_| None)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(cfg.secret.as_deref(), Some("s3cret"), "{name}");
+        assert_eq!(cfg.listen, "0.0.0.0:7000".parse().unwrap(), "{name}");
+        assert_eq!(
+            cfg.seeds,
+            ["msa-nodes.msa.svc.cluster.local:7000"],
+            "{name}"
+        );
+        assert_eq!(cfg.ops, Some("0.0.0.0:9000".parse().unwrap()), "{name}");
+        assert_eq!(
+            cfg.discovery_interval,
+            Some(std::time::Duration::from_secs(5)),
+            "{name}"
+        );
+        assert_eq!(cfg.gateway.is_some(), name == "gateway.toml");
+        assert_eq!(cfg.services.is_empty(), name == "gateway.toml");
+    }
+    let _ = std::fs::remove_file(&secret);
+}

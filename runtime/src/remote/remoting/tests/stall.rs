@@ -195,6 +195,10 @@ async fn then_all_is_well(node: &Node, addr: &str, peer: &Arc<Peer>) {
 
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_closed_after_the_stall_timeout() {
+    // RSS is the process's: measured with no other test running in it.
+    if !crate::test_support::in_own_process("remote::remoting::tests::stall::a_peer_that_stops_reading_is_closed_after_the_stall_timeout") {
+        return;
+    }
     const BOUND: usize = crate::remote::DEFAULT_MAX_CONTROL_QUEUE_BYTES;
     let stall = Duration::from_secs(1);
     let (node, addr) = node(BOUND, stall).await;
@@ -227,6 +231,12 @@ async fn a_peer_that_stops_reading_is_closed_after_the_stall_timeout() {
 
 #[tokio::test]
 async fn a_full_control_lane_closes_the_connection_at_once() {
+    // RSS is the process's: measured with no other test running in it.
+    if !crate::test_support::in_own_process(
+        "remote::remoting::tests::stall::a_full_control_lane_closes_the_connection_at_once",
+    ) {
+        return;
+    }
     const BOUND: usize = 64 * 1024;
     // A stall timeout the test never reaches: the bound decides.
     let (node, addr) = node(BOUND, Duration::from_secs(600)).await;

@@ -12,3 +12,4 @@ mod cli_commands;
 mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
+mod idle;

@@ -1,14 +1,24 @@
 //! The calling thread's cache of typed senders: the local fast path's way
 //! from a registry entry to an instance's mailbox.
 //!
-//! A local call on a round-robin service looks up (entry, slot, message
-//! type) here. A hit, valid while the entry's generation is unchanged, costs
-//! no atomic read-modify-write: one downcast of the cached value (to a
-//! [`SendTo<M>`]) and one virtual call into the instance's channel. A miss
-//! reads the slot (`arc-swap`), finds the message type's send functions and
-//! caches a `SendTo<M>` for that instance, replacing whatever the way held.
-//! The cache lives in the thread, not in the instance, so an instance costs
-//! no memory per message type.
+//! A local call on a round-robin service looks up (entry, message type)
+//! here, then the slot in that way's row of senders. A hit, valid while the
+//! entry's generation is unchanged, costs no atomic read-modify-write beyond
+//! the round-robin counter: one downcast of the cached row (to
+//! [`Senders<M>`]), an index, and one virtual call into the instance's
+//! channel. A miss reads the slot (`arc-swap`), finds the message type's
+//! send functions and caches a `SendTo<M>` for that instance in the row; a
+//! way taken by another (entry, type) is replaced whole.
+//!
+//! One way holds every slot of a service, so round-robin over many
+//! instances stays a hit (issue 12: keyed by slot too, the 32 ways thrashed
+//! beyond 32 instances and tells lost 55–65 % of their throughput). The
+//! cost is a row of one sender per instance a thread has called, per
+//! (service, message type) that holds a way: the cache lives in the thread,
+//! not in the instance, so an instance costs no memory per message type.
+//! Only unbounded tells and asks go through it: bounded sends keep going
+//! through the instance's own sender (a cached clone may put one message
+//! past the mailbox's capacity when it parks).
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -22,13 +32,22 @@ use crate::registry::ServiceEntry;
 /// Ways of the direct-mapped cache (a power of two).
 const WAYS: usize = 32;
 
-/// One cached sender.
+/// One cached row: the senders of one entry's instances for one message
+/// type.
 struct Way {
     entry: u64,
-    slot: usize,
     generation: u64,
-    /// A `Box<dyn SendTo<M>>` for the message type the way was filled for.
-    sender: Box<dyn Any>,
+    /// A [`Senders<M>`] for the message type the way was filled for.
+    senders: Box<dyn Any>,
+}
+
+/// A row of cached senders, indexed by slot (`None`: not called yet).
+type Senders<M> = Vec<Option<Box<dyn SendTo<M>>>>;
+
+#[cfg(test)]
+thread_local! {
+    /// Senders this thread had to fetch (misses), for tests.
+    static MISSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 thread_local! {
@@ -77,19 +96,31 @@ where
     let slot = entry.next_slot();
     let generation = entry.generation();
     let id = entry.id();
-    let key = (id ^ (slot as u64).wrapping_mul(0x9e37_79b9) ^ type_bits::<M>()) as usize % WAYS;
+    let key = (id ^ type_bits::<M>()) as usize % WAYS;
     let mut arg = Some(arg);
     let done = SENDERS.try_with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
         let way = &mut cache[key];
         if let Some(w) = way {
-            if w.entry == id && w.slot == slot && w.generation == generation {
-                if let Some(s) = w.sender.downcast_ref::<Box<dyn SendTo<M>>>() {
-                    return Some(f(&**s, arg.take()?));
+            if w.entry == id && w.generation == generation {
+                if let Some(row) = w.senders.downcast_mut::<Senders<M>>() {
+                    if let Some(Some(s)) = row.get(slot) {
+                        return Some(f(&**s, arg.take()?));
+                    }
+                    let s = fill_slot::<M>(row, entry, slot)?;
+                    return Some(f(s, arg.take()?));
                 }
             }
         }
-        let s = fill::<M>(way, entry, slot, generation)?;
+        let row = way
+            .insert(Way {
+                entry: id,
+                generation,
+                senders: Box::new(Senders::<M>::new()),
+            })
+            .senders
+            .downcast_mut::<Senders<M>>()?;
+        let s = fill_slot::<M>(row, entry, slot)?;
         Some(f(s, arg.take()?))
     });
     match done {
@@ -99,14 +130,13 @@ where
     }
 }
 
-/// A miss: caches the sender for `M` of the instance in `slot`.
+/// A miss: caches the sender for `M` of the instance in `slot` in `row`.
 #[cold]
 #[inline(never)]
-fn fill<'w, M>(
-    way: &'w mut Option<Way>,
+fn fill_slot<'w, M>(
+    row: &'w mut Senders<M>,
     entry: &ServiceEntry,
     slot: usize,
-    generation: u64,
 ) -> Option<&'w dyn SendTo<M>>
 where
     M: Message + Send + 'static,
@@ -121,15 +151,13 @@ where
         .downcast_ref::<SendFns<M>>()?;
     let instance = entry.load_slot(slot)?;
     let sender = (fns.typed)(&instance)?;
-    way.insert(Way {
-        entry: entry.id(),
-        slot,
-        generation,
-        sender: Box::new(sender),
-    })
-    .sender
-    .downcast_ref::<Box<dyn SendTo<M>>>()
-    .map(|b| &**b)
+    #[cfg(test)]
+    MISSES.with(|m| m.set(m.get() + 1));
+    if row.len() <= slot {
+        row.resize_with(slot + 1, || None);
+    }
+    let cell = row.get_mut(slot)?;
+    Some(&**cell.insert(sender))
 }
 
 #[cfg(test)]
@@ -142,6 +170,56 @@ mod tests {
     #[derive(actix::Message)]
     #[rtype(result = "()")]
     struct B;
+
+    #[derive(Default)]
+    struct Sink(u64);
+    impl crate::Service for Sink {}
+    impl crate::Handler<A> for Sink {
+        fn handle(
+            &mut self,
+            _: A,
+            _: &mut crate::ServiceContext<'_, Self>,
+        ) -> crate::Reply<Self, ()> {
+            self.0 += 1;
+            crate::Reply::ready(())
+        }
+    }
+
+    /// Round-robin over more instances than the cache has ways: every
+    /// instance's sender is fetched once, then every tell hits (keyed by
+    /// slot, the ways thrashed and nearly every tell missed).
+    #[test]
+    fn round_robin_over_many_instances_hits_after_one_pass() {
+        for instances in [1usize, 100, 1000] {
+            actix_rt::System::new().block_on(async move {
+                let node = crate::Node::builder()
+                    .name("rr")
+                    .start_local()
+                    .expect("a local node");
+                let svc = node
+                    .spawn(
+                        crate::ServiceSpec::new("rr", Sink::default)
+                            .handles_local::<A>()
+                            .instances(instances),
+                    )
+                    .await
+                    .expect("spawned");
+                let before = MISSES.with(std::cell::Cell::get);
+                let tells = 5 * instances as u64 + 7;
+                for _ in 0..tells {
+                    svc.tell(A).expect("told");
+                }
+                let misses = MISSES.with(std::cell::Cell::get) - before;
+                assert!(
+                    misses <= instances as u64,
+                    "{instances} instances: {misses} misses in {tells} tells"
+                );
+                node.shutdown(std::time::Duration::from_secs(5))
+                    .await
+                    .expect("shut down");
+            });
+        }
+    }
 
     #[test]
     fn message_types_hash_apart() {

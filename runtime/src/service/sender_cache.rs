@@ -2,11 +2,12 @@
 //! from a registry entry to an instance's mailbox.
 //!
 //! A local call on a round-robin service looks up (entry, message type)
-//! here, then the slot in that way's row of senders. A hit, valid while the
-//! entry's generation is unchanged, costs no atomic read-modify-write beyond
-//! the round-robin counter: one downcast of the cached row (to
-//! [`Senders<M>`]), an index, and one virtual call into the instance's
-//! channel. A miss reads the slot (`arc-swap`), finds the message type's
+//! here, then the next slot in that way's row of senders (round-robin per
+//! calling thread; a new way starts where the service's shared counter
+//! stands, so threads start apart). A hit, valid while the entry's
+//! generation is unchanged, costs no atomic read-modify-write: one downcast
+//! of the cached row (to [`Senders<M>`]), an index, and one virtual call
+//! into the instance's channel. A miss reads the slot (`arc-swap`), finds the message type's
 //! send functions and caches a `SendTo<M>` for that instance in the row; a
 //! way taken by another (entry, type) is replaced whole.
 //!
@@ -37,6 +38,10 @@ const WAYS: usize = 32;
 struct Way {
     entry: u64,
     generation: u64,
+    /// The slot this thread calls next (round-robin per thread: no shared
+    /// counter on a hit; a new way starts where the service's shared
+    /// counter stands, so threads start apart).
+    next: usize,
     /// A [`Senders<M>`] for the message type the way was filled for.
     senders: Box<dyn Any>,
 }
@@ -93,7 +98,6 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    let slot = entry.next_slot();
     let generation = entry.generation();
     let id = entry.id();
     let key = (id ^ type_bits::<M>()) as usize % WAYS;
@@ -103,6 +107,11 @@ where
         let way = &mut cache[key];
         if let Some(w) = way {
             if w.entry == id && w.generation == generation {
+                let slot = w.next;
+                w.next += 1;
+                if w.next >= entry.slot_count() {
+                    w.next = 0;
+                }
                 if let Some(row) = w.senders.downcast_mut::<Senders<M>>() {
                     if let Some(Some(s)) = row.get(slot) {
                         return Some(f(&**s, arg.take()?));
@@ -112,10 +121,13 @@ where
                 }
             }
         }
+        let slot = entry.next_slot();
+        let n = entry.slot_count();
         let row = way
             .insert(Way {
                 entry: id,
                 generation,
+                next: if slot + 1 >= n { 0 } else { slot + 1 },
                 senders: Box::new(Senders::<M>::new()),
             })
             .senders

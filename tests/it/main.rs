@@ -7,6 +7,7 @@
 mod support;
 
 mod cli_bench_gateway;
+mod cli_bench_local;
 mod cli_bench_remote;
 mod cli_commands;
 mod cli_failover;

@@ -1,25 +1,26 @@
-//! The calling thread's cache of typed senders: the local fast path's way
-//! from a registry entry to an instance's mailbox.
+//! The calling thread's cache of instances: the local fast path's way from
+//! a registry entry to an instance's mailbox.
 //!
 //! A local call on a round-robin service looks up (entry, message type)
-//! here, then the next slot in that way's row of senders (round-robin per
-//! calling thread; a new way starts where the service's shared counter
-//! stands, so threads start apart). A hit, valid while the entry's
-//! generation is unchanged, costs no atomic read-modify-write: one downcast
-//! of the cached row (to [`Senders<M>`]), an index, and one virtual call
-//! into the instance's channel. A miss reads the slot (`arc-swap`), finds the message type's
-//! send functions and caches a `SendTo<M>` for that instance in the row; a
-//! way taken by another (entry, type) is replaced whole.
+//! here, then the next slot in that way's row (round-robin per calling
+//! thread; a new way starts where the service's shared counter stands, so
+//! threads start apart). A hit, valid while the entry's generation is
+//! unchanged, costs no atomic read-modify-write: one downcast of the cached
+//! row (to a `Row<M>`), an index, and the message type's send function on
+//! the instance's own sender. A miss reads the slot (`arc-swap`) and keeps
+//! the instance's `Arc` in the row; a way taken by another (entry, type) is
+//! replaced whole.
 //!
 //! One way holds every slot of a service, so round-robin over many
 //! instances stays a hit (issue 12: keyed by slot too, the 32 ways thrashed
 //! beyond 32 instances and tells lost 55–65 % of their throughput). The
-//! cost is a row of one sender per instance a thread has called, per
-//! (service, message type) that holds a way: the cache lives in the thread,
-//! not in the instance, so an instance costs no memory per message type.
-//! Only unbounded tells and asks go through it: bounded sends keep going
-//! through the instance's own sender (a cached clone may put one message
-//! past the mailbox's capacity when it parks).
+//! cost is 8 bytes per instance a thread has called, per (service, message
+//! type) that holds a way (a cached sender clone per instance, tried first,
+//! cost about 0.15 KiB each and pushed the spawn scenario over 2 KiB per
+//! actor). The cache lives in the thread, not in the instance, so an
+//! instance costs no memory per message type. Calls go through the
+//! instance's own sender, never a clone: each actix sender clone may put
+//! one message past a bounded mailbox's capacity when it parks.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -27,14 +28,18 @@ use std::hash::{Hash, Hasher};
 
 use actix::Message;
 
-use super::send::{SendFns, SendTo};
-use crate::registry::ServiceEntry;
+use std::sync::Arc;
+
+use actix::prelude::SendError;
+
+use super::actor::Envelope;
+use super::send::{ReplyRx, SendFns, SendTo};
+use crate::registry::{Instance, ServiceEntry};
 
 /// Ways of the direct-mapped cache (a power of two).
 const WAYS: usize = 32;
 
-/// One cached row: the senders of one entry's instances for one message
-/// type.
+/// One cached row: one entry's instances for one message type.
 struct Way {
     entry: u64,
     generation: u64,
@@ -42,12 +47,55 @@ struct Way {
     /// counter on a hit; a new way starts where the service's shared
     /// counter stands, so threads start apart).
     next: usize,
-    /// A [`Senders<M>`] for the message type the way was filled for.
+    /// A [`Row<M>`] for the message type the way was filled for.
     senders: Box<dyn Any>,
 }
 
-/// A row of cached senders, indexed by slot (`None`: not called yet).
-type Senders<M> = Vec<Option<Box<dyn SendTo<M>>>>;
+/// The send functions of one message type and the instances called so far,
+/// indexed by slot (`None`: not called yet). An instance is held by its
+/// `Arc` (no allocation, no sender clone per cached instance: a thread that
+/// called 100k instances holds 8 bytes for each), and a call goes through
+/// the instance's own sender, as the general path does.
+struct Row<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fns: SendFns<M>,
+    instances: Vec<Option<Arc<Instance>>>,
+}
+
+/// A cached instance seen as a [`SendTo<M>`] for the length of one call.
+struct Cached<'a, M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    instance: &'a Arc<Instance>,
+    fns: &'a SendFns<M>,
+}
+
+impl<M> SendTo<M> for Cached<'_, M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    #[inline]
+    fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
+        (self.fns.tell)(self.instance, env).map_err(|e| match e {
+            SendError::Full(env) | SendError::Closed(env) => env,
+        })
+    }
+
+    #[inline]
+    fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
+        (self.fns.ask)(self.instance, env)
+    }
+
+    fn instance(&self) -> &Arc<Instance> {
+        self.instance
+    }
+}
 
 #[cfg(test)]
 thread_local! {
@@ -112,15 +160,24 @@ where
                 if w.next >= entry.slot_count() {
                     w.next = 0;
                 }
-                if let Some(row) = w.senders.downcast_mut::<Senders<M>>() {
-                    if let Some(Some(s)) = row.get(slot) {
-                        return Some(f(&**s, arg.take()?));
+                if let Some(row) = w.senders.downcast_mut::<Row<M>>() {
+                    if let Some(Some(i)) = row.instances.get(slot) {
+                        let to = Cached {
+                            instance: i,
+                            fns: &row.fns,
+                        };
+                        return Some(f(&to, arg.take()?));
                     }
-                    let s = fill_slot::<M>(row, entry, slot)?;
-                    return Some(f(s, arg.take()?));
+                    let i = fill_slot::<M>(&mut row.instances, entry, slot)?;
+                    let to = Cached {
+                        instance: i,
+                        fns: &row.fns,
+                    };
+                    return Some(f(&to, arg.take()?));
                 }
             }
         }
+        let fns = send_fns::<M>(entry)?;
         let slot = entry.next_slot();
         let n = entry.slot_count();
         let row = way
@@ -128,12 +185,19 @@ where
                 entry: id,
                 generation,
                 next: if slot + 1 >= n { 0 } else { slot + 1 },
-                senders: Box::new(Senders::<M>::new()),
+                senders: Box::new(Row::<M> {
+                    fns,
+                    instances: Vec::new(),
+                }),
             })
             .senders
-            .downcast_mut::<Senders<M>>()?;
-        let s = fill_slot::<M>(row, entry, slot)?;
-        Some(f(s, arg.take()?))
+            .downcast_mut::<Row<M>>()?;
+        let i = fill_slot::<M>(&mut row.instances, entry, slot)?;
+        let to = Cached {
+            instance: i,
+            fns: &row.fns,
+        };
+        Some(f(&to, arg.take()?))
     });
     match done {
         Ok(Some(Ok(r))) => Ok(r),
@@ -142,34 +206,44 @@ where
     }
 }
 
-/// A miss: caches the sender for `M` of the instance in `slot` in `row`.
+/// The message type's send functions on this entry's service type.
 #[cold]
 #[inline(never)]
-fn fill_slot<'w, M>(
-    row: &'w mut Senders<M>,
-    entry: &ServiceEntry,
-    slot: usize,
-) -> Option<&'w dyn SendTo<M>>
+fn send_fns<M>(entry: &ServiceEntry) -> Option<SendFns<M>>
 where
     M: Message + Send + 'static,
     M::Result: Send,
 {
     let index = entry.type_index(TypeId::of::<M>())?;
-    let fns = entry
+    entry
         .types
         .get(index)?
         .send
         .as_deref()?
-        .downcast_ref::<SendFns<M>>()?;
+        .downcast_ref::<SendFns<M>>()
+        .copied()
+}
+
+/// A miss: caches the instance in `slot`.
+#[cold]
+#[inline(never)]
+fn fill_slot<'w, M>(
+    row: &'w mut Vec<Option<Arc<Instance>>>,
+    entry: &ServiceEntry,
+    slot: usize,
+) -> Option<&'w Arc<Instance>>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
     let instance = entry.load_slot(slot)?;
-    let sender = (fns.typed)(&instance)?;
     #[cfg(test)]
     MISSES.with(|m| m.set(m.get() + 1));
     if row.len() <= slot {
         row.resize_with(slot + 1, || None);
     }
     let cell = row.get_mut(slot)?;
-    Some(&**cell.insert(sender))
+    Some(&*cell.insert(instance))
 }
 
 #[cfg(test)]

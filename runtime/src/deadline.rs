@@ -10,8 +10,22 @@
 //! which lags real time until the next sweep (longer on a loaded machine), so
 //! an ask that has to wait reads the real clock once and pushes its deadline
 //! back by that lag before it registers.
+//!
+//! The sweepers tick only while there is something to do, so an idle node
+//! sleeps (issue 12, "idle cost": three 5 ms tickers made an idle node wake
+//! about 600 times a second):
+//! * the node's sweeper (which also advances the coarse clock) goes to sleep
+//!   once its table is empty and nobody read the clock for a whole tick.
+//!   While it sleeps, [`CoarseClock::now_ms`] reads the real clock itself (so
+//!   a coarse time is never stale, whatever the sweeper does) and wakes the
+//!   sweeper; a registration in the table wakes it too.
+//! * a thread's sweeper (an arbiter's wheel) goes to sleep once its wheel
+//!   has held no waiting ask for [`QUIET_TICKS`] ticks, and a registration
+//!   on that thread wakes it (a same-thread waker, no system call).
+//!
+//! A sleeping sweeper still wakes every [`MAX_SLEEP`] to notice a stop.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -20,6 +34,19 @@ use slab::Slab;
 
 /// Resolution of the coarse clock and of ask timeouts.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// Ticks without a waiting ask after which a thread's sweeper sleeps.
+pub(crate) const QUIET_TICKS: u32 = 2;
+
+/// The longest a sleeping sweeper sleeps before it looks at its stop flag.
+pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Clock states: ticking and read since the sweeper's last look,
+const AWAKE_USED: u8 = 0;
+/// ticking and unread since then,
+const AWAKE_UNUSED: u8 = 1;
+/// not ticking (readers read the real clock and wake the sweeper).
+const ASLEEP: u8 = 2;
 
 /// The process-wide epoch of coarse times (milliseconds since this instant),
 /// so that a deadline in a message's metadata is a plain `u64` every node in
@@ -36,11 +63,18 @@ pub(crate) fn ms_since_epoch_ceil(t: Instant) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX / 2)
 }
 
-/// Milliseconds since the epoch, advanced by the sweeper.
+/// Milliseconds since the epoch, advanced by the sweeper while it ticks and
+/// read from the real clock while it sleeps.
 #[derive(Debug)]
 pub(crate) struct CoarseClock {
     base: Instant,
     millis: AtomicU64,
+    /// [`AWAKE_USED`], [`AWAKE_UNUSED`] or [`ASLEEP`].
+    state: AtomicU8,
+    /// Wakes a sweeper task (a local node's).
+    notify: tokio::sync::Notify,
+    /// Wakes a sweeper thread (a node on arbiters).
+    thread: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl CoarseClock {
@@ -50,13 +84,63 @@ impl CoarseClock {
         Self {
             base,
             millis: AtomicU64::new(now),
+            state: AtomicU8::new(AWAKE_USED),
+            notify: tokio::sync::Notify::new(),
+            thread: std::sync::OnceLock::new(),
         }
     }
 
-    /// The coarse time in milliseconds since the node started.
+    /// The coarse time in milliseconds since the node started: at most a
+    /// tick behind real time while the sweeper ticks (more on a loaded
+    /// machine), the real time while it sleeps.
     #[inline]
     pub(crate) fn now_ms(&self) -> u64 {
+        if self.state.load(Ordering::Acquire) != AWAKE_USED {
+            return self.now_ms_cold();
+        }
         self.millis.load(Ordering::Relaxed)
+    }
+
+    /// [`Self::now_ms`] after the sweeper marked the clock unread, or while
+    /// it sleeps: marks it read, or reads the real clock and wakes it.
+    #[cold]
+    fn now_ms_cold(&self) -> u64 {
+        match self.state.compare_exchange(
+            AWAKE_UNUSED,
+            AWAKE_USED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) | Err(AWAKE_USED) => self.millis.load(Ordering::Relaxed),
+            Err(_) => {
+                // Nobody advances the clock: bring it to real time first,
+                // then wake the sweeper (readers that see it awake read
+                // the advanced value).
+                let now = self.advance();
+                self.wake();
+                now
+            }
+        }
+    }
+
+    /// Wakes a sleeping sweeper (no-op when it ticks).
+    fn wake(&self) {
+        if self
+            .state
+            .compare_exchange(ASLEEP, AWAKE_USED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify.notify_one();
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Whether the sweeper sleeps (for tests).
+    #[cfg(test)]
+    pub(crate) fn asleep(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ASLEEP
     }
 
     /// The coarse millisecond at which `d` from now has passed (rounded up).
@@ -118,6 +202,8 @@ struct LocalWheel {
     slab: Slab<LocalWaiting>,
     /// The entry of the most recently completed ask, for reuse.
     idle: Option<usize>,
+    /// The sleeping sweeper of this wheel: the next registration wakes it.
+    sleeper: Option<Waker>,
 }
 
 thread_local! {
@@ -126,7 +212,7 @@ thread_local! {
 }
 
 /// Gives this thread a local wheel (idempotent). Its owner must call
-/// [`sweep_local`] every [`TICK`].
+/// `run_local_sweeper` (which sweeps it every [`TICK`] while asks wait).
 fn install_local_wheel() {
     static TOKENS: AtomicU64 = AtomicU64::new(1);
     let _ = LOCAL_WHEEL.try_with(|w| {
@@ -137,6 +223,7 @@ fn install_local_wheel() {
                     next_gen: 0,
                     slab: Slab::new(),
                     idle: None,
+                    sleeper: None,
                 });
             }
         }
@@ -157,9 +244,10 @@ fn uninstall_local_wheel() {
     }
 }
 
-/// Sweeps this thread's wheel every [`TICK`] for as long as it runs; its
-/// end (the task dropped with its arbiter, or stopped with its local node)
-/// uninstalls the wheel.
+/// Sweeps this thread's wheel every [`TICK`] while asks wait in it, and
+/// sleeps (until a registration on this thread) once none has waited for
+/// [`QUIET_TICKS`] ticks, for as long as it runs; its end (the task dropped
+/// with its arbiter, or stopped with its local node) uninstalls the wheel.
 pub(crate) async fn run_local_sweeper(stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
     struct Uninstall;
     impl Drop for Uninstall {
@@ -169,29 +257,107 @@ pub(crate) async fn run_local_sweeper(stop: Option<std::sync::Arc<std::sync::ato
     }
     install_local_wheel();
     let _uninstall = Uninstall;
+    let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = 0u32;
     loop {
         tick.tick().await;
-        if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+        if stopped() {
             break;
         }
-        sweep_local();
+        let (_, waiting) = sweep_local_counted();
+        if waiting > 0 {
+            quiet = 0;
+            continue;
+        }
+        quiet += 1;
+        if quiet < QUIET_TICKS {
+            continue;
+        }
+        quiet = 0;
+        // Asleep until a registration on this thread; a timeout only looks
+        // at the stop flag and sleeps again (no quiet ticks in between).
+        loop {
+            let woken = tokio::time::timeout(MAX_SLEEP, LocalSleep { armed: false })
+                .await
+                .is_ok();
+            let _ = LOCAL_WHEEL.try_with(|w| {
+                if let Some(w) = w.try_borrow_mut().ok().as_mut().and_then(|w| w.as_mut()) {
+                    w.sleeper = None;
+                }
+            });
+            if stopped() {
+                return;
+            }
+            if woken {
+                break;
+            }
+        }
+        tick.reset();
     }
 }
 
-/// Wakes this thread's asks whose deadline has passed; returns how many.
-pub(crate) fn sweep_local() -> usize {
+/// Sleeps until a registration on this thread takes the stored waker.
+/// Arming it drops the entries no ask waits on (idle entries kept for reuse
+/// and fired ones never cancelled), so a sleeping wheel holds no waker.
+struct LocalSleep {
+    armed: bool,
+}
+
+impl std::future::Future for LocalSleep {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let armed = self.armed;
+        let ready = LOCAL_WHEEL.try_with(|w| {
+            let Ok(mut w) = w.try_borrow_mut() else {
+                return true;
+            };
+            let Some(w) = w.as_mut() else {
+                return true;
+            };
+            if armed {
+                if w.sleeper.is_none() {
+                    return true;
+                }
+            } else {
+                if w.slab.iter().any(|(_, e)| e.active && !e.fired) {
+                    return true;
+                }
+                w.slab.clear();
+                w.idle = None;
+            }
+            w.sleeper = Some(cx.waker().clone());
+            false
+        });
+        let ready = ready.unwrap_or(true);
+        if ready {
+            std::task::Poll::Ready(())
+        } else {
+            self.armed = true;
+            std::task::Poll::Pending
+        }
+    }
+}
+
+/// Wakes this thread's asks whose deadline has passed; returns how many,
+/// and how many still wait.
+fn sweep_local_counted() -> (usize, usize) {
     let now = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX / 2);
     LOCAL_WHEEL
         .try_with(|w| {
             let Ok(mut w) = w.try_borrow_mut() else {
-                return 0;
+                return (0, 0);
             };
             let Some(w) = w.as_mut() else {
-                return 0;
+                return (0, 0);
             };
             let mut woken = 0;
+            let mut waiting = 0;
             // Entries fired on an earlier sweep and never cancelled belong to
             // futures that moved threads or were forgotten, and idle entries
             // kept for reuse hold a task's waker: drop both after a while.
@@ -202,15 +368,19 @@ pub(crate) fn sweep_local() -> usize {
                 w.idle = None;
             }
             for (_, e) in w.slab.iter_mut() {
-                if e.active && !e.fired && e.deadline_ms <= now {
-                    e.fired = true;
-                    e.waker.wake_by_ref();
-                    woken += 1;
+                if e.active && !e.fired {
+                    if e.deadline_ms <= now {
+                        e.fired = true;
+                        e.waker.wake_by_ref();
+                        woken += 1;
+                    } else {
+                        waiting += 1;
+                    }
                 }
             }
-            woken
+            (woken, waiting)
         })
-        .unwrap_or(0)
+        .unwrap_or((0, 0))
 }
 
 /// The table of waiting asks, sharded by thread to keep locks uncontended.
@@ -257,6 +427,9 @@ impl Deadlines {
         let local = LOCAL_WHEEL.try_with(|w| {
             let mut w = w.try_borrow_mut().ok()?;
             let w = w.as_mut()?;
+            if let Some(s) = w.sleeper.take() {
+                s.wake();
+            }
             w.next_gen = w.next_gen.wrapping_add(1);
             let gen = w.next_gen;
             // The same task asking again (a sequential caller): reuse its
@@ -298,6 +471,11 @@ impl Deadlines {
             deadline_ms,
             waker: waker.clone(),
         });
+        // After the insert (the sweeper looks at the table after it fell
+        // asleep): a sleeping sweeper must tick again for this ask.
+        if self.clock.state.load(Ordering::SeqCst) == ASLEEP {
+            self.clock.wake();
+        }
         Ticket::Shared { shard, key }
     }
 
@@ -411,11 +589,19 @@ impl Deadlines {
 
     /// Advances the clock and wakes every ask whose deadline has passed;
     /// returns how many were woken.
+    #[cfg(test)]
     pub(crate) fn sweep(&self) -> usize {
+        self.sweep_counted().0
+    }
+
+    /// [`Self::sweep`], also returning how many asks the table still holds.
+    fn sweep_counted(&self) -> (usize, usize) {
         let now = self.clock.advance();
         let mut woken = 0;
+        let mut held = 0;
         for shard in self.shards.iter() {
             let mut s = shard.lock();
+            held += s.len();
             for (_, w) in s.iter_mut() {
                 if w.deadline_ms <= now {
                     // Leave the entry for its owner to cancel; push its deadline out
@@ -430,7 +616,75 @@ impl Deadlines {
             self.expired_total
                 .fetch_add(woken as u64, Ordering::Relaxed);
         }
-        woken
+        (woken, held)
+    }
+
+    fn shared_is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.lock().is_empty())
+    }
+
+    /// After a sweep that left `held` asks in the table: whether the
+    /// sweeper may sleep now. It may once the table is empty and the clock
+    /// went unread for a whole tick (the first such tick only marks the
+    /// clock unread).
+    fn try_sleep(&self, held: usize) -> bool {
+        let c = &self.clock;
+        if held > 0 {
+            return false;
+        }
+        match c.state.compare_exchange(
+            AWAKE_USED,
+            AWAKE_UNUSED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => false,
+            Err(ASLEEP) => true,
+            Err(_) => {
+                if c.state
+                    .compare_exchange(AWAKE_UNUSED, ASLEEP, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    return false;
+                }
+                // A registration that raced the fall asleep is seen here
+                // (or it sees `ASLEEP` and wakes the clock itself).
+                if !self.shared_is_empty() {
+                    c.wake();
+                    return false;
+                }
+                true
+            }
+        }
+    }
+
+    /// The node's sweeper on its own thread: ticks while there is work,
+    /// sleeps otherwise, until `stop` (the node unparks it then).
+    pub(crate) fn run_sweeper_thread(&self, stop: &std::sync::atomic::AtomicBool) {
+        let _ = self.clock.thread.set(std::thread::current());
+        while !stop.load(Ordering::Acquire) {
+            let (_, held) = self.sweep_counted();
+            if self.try_sleep(held) {
+                std::thread::park_timeout(MAX_SLEEP);
+            } else {
+                std::thread::park_timeout(TICK);
+            }
+        }
+    }
+
+    /// The node's sweeper as a task (a local node): as
+    /// [`Self::run_sweeper_thread`].
+    pub(crate) async fn run_sweeper_task(&self, stop: &std::sync::atomic::AtomicBool) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !stop.load(Ordering::Acquire) {
+            tick.tick().await;
+            let (_, held) = self.sweep_counted();
+            if self.try_sleep(held) {
+                let _ = tokio::time::timeout(MAX_SLEEP, self.clock.notify.notified()).await;
+                tick.reset();
+            }
+        }
     }
 
     /// Number of asks registered in the shared table plus this thread's
@@ -571,6 +825,130 @@ mod tests {
             tokio::task::spawn_local(run_local_sweeper(Some(stop.clone())));
             tokio::task::yield_now().await;
             body(Deadlines::new(1), stop).await;
+        });
+    }
+
+    #[test]
+    fn an_idle_node_sweeper_sleeps_and_its_clock_stays_true() {
+        let d = Deadlines::new(2);
+        let (_, held) = d.sweep_counted();
+        assert!(
+            !d.try_sleep(held),
+            "first idle tick only marks the clock unread"
+        );
+        assert!(
+            d.try_sleep(0),
+            "a whole tick unread and nothing waiting: sleep"
+        );
+        assert!(d.clock().asleep());
+        // Time passes with nobody advancing the clock: a read is still true
+        // (not the value of the last sweep) and wakes the sweeper.
+        let before = d.clock().real_ms();
+        std::thread::sleep(Duration::from_millis(30));
+        let now = d.clock().now_ms();
+        assert!(
+            now >= before + 30,
+            "stale coarse time {now} < {before} + 30"
+        );
+        assert!(!d.clock().asleep(), "a read wakes the sweeper");
+        // A read between two idle ticks keeps it awake.
+        assert!(!d.try_sleep(0));
+        let _ = d.clock().now_ms();
+        assert!(!d.try_sleep(0), "read during the tick: stays awake");
+    }
+
+    #[test]
+    fn a_registration_wakes_a_sleeping_node_sweeper_and_keeps_it_awake() {
+        let d = Deadlines::new(2);
+        assert!(!d.try_sleep(0));
+        assert!(d.try_sleep(0));
+        let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+        // Off any swept thread: the shared table.
+        let t =
+            std::thread::scope(|s| s.spawn(|| d.register(u64::MAX - 1, &waker)).join()).unwrap();
+        assert!(matches!(t, Ticket::Shared { .. }));
+        assert!(!d.clock().asleep(), "the registration woke the sweeper");
+        let (_, held) = d.sweep_counted();
+        assert_eq!(held, 1);
+        for _ in 0..3 {
+            assert!(!d.try_sleep(held), "an ask waits: no sleep");
+        }
+        d.cancel(t);
+    }
+
+    #[test]
+    fn a_sweeper_thread_sleeps_when_idle_and_fires_a_new_ask_on_time() {
+        let d = Arc::new(Deadlines::new(1));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sweeper = {
+            let (d, stop) = (d.clone(), stop.clone());
+            std::thread::spawn(move || d.run_sweeper_thread(&stop))
+        };
+        let t0 = Instant::now();
+        while !d.clock().asleep() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "never fell asleep");
+            std::thread::yield_now();
+        }
+        let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(w.clone());
+        let start = d.clock().real_ms();
+        let t = std::thread::scope(|s| s.spawn(|| d.register(start + 30, &waker)).join()).unwrap();
+        let t0 = Instant::now();
+        while w.0.load(Ordering::SeqCst) == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "never fired");
+            std::thread::yield_now();
+        }
+        let fired = d.clock().real_ms();
+        assert!(fired >= start + 30, "early: {fired} < {start} + 30");
+        assert!(
+            fired < start + 30 + MAX_SLEEP.as_millis() as u64 / 2,
+            "the registration did not wake the sweeper: fired at +{} ms",
+            fired - start
+        );
+        d.cancel(t);
+        stop.store(true, Ordering::Release);
+        sweeper.thread().unpark();
+        sweeper.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_wheel_sleeps_when_idle_and_a_registration_wakes_it() {
+        on_a_swept_thread(|d, stop| async move {
+            let asleep =
+                || LOCAL_WHEEL.with(|w| w.borrow().as_ref().is_some_and(|w| w.sleeper.is_some()));
+            crate::test_support::eventually(
+                "the wheel's sweeper asleep",
+                Duration::from_secs(5),
+                || {
+                    let a = asleep();
+                    async move { a }
+                },
+            )
+            .await;
+            let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(w.clone());
+            let start = u64::try_from(epoch().elapsed().as_millis()).unwrap();
+            let t = d.register(start + 30, &waker);
+            assert!(matches!(t, Ticket::Local { .. }));
+            assert!(!asleep(), "the registration woke the wheel's sweeper");
+            let d = &d;
+            crate::test_support::eventually(
+                "the ask's deadline fired",
+                Duration::from_secs(5),
+                || {
+                    let fired = d.status(t) == TicketStatus::Fired;
+                    async move { fired }
+                },
+            )
+            .await;
+            let fired = u64::try_from(epoch().elapsed().as_millis()).unwrap();
+            assert!(fired >= start + 30, "early");
+            assert!(
+                fired < start + 30 + MAX_SLEEP.as_millis() as u64 / 2,
+                "late: +{} ms",
+                fired - start
+            );
+            stop.store(true, Ordering::Release);
         });
     }
 

@@ -43,6 +43,7 @@ mod child;
 mod decide;
 mod messages;
 mod spec;
+mod stop_cursor;
 mod supervisor;
 
 pub use crate::lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};

@@ -8,6 +8,7 @@ mod support;
 
 mod cli_addr;
 mod cli_bench_gateway;
+mod cli_bench_local;
 mod cli_bench_remote;
 mod cli_commands;
 mod cli_discovery;
@@ -17,3 +18,4 @@ mod cli_gateway;
 mod host;
 mod ops;
 mod sigterm;
+mod idle;

@@ -1,6 +1,6 @@
 //! `NodeBuilder`: configure and start a node.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use actix::{Addr, Arbiter, System};
 
 use super::threads::Threads;
 use super::{Exec, Node, NodeShared};
-use crate::deadline::{Deadlines, TICK};
+use crate::deadline::Deadlines;
 use crate::error::NodeError;
 use crate::lifecycle::{launch, ExitNotice, KillSwitch, Placement};
 use crate::registry::Registry;
@@ -451,12 +451,7 @@ impl NodeBuilder {
             let stop = sweeper_stop.clone();
             std::thread::Builder::new()
                 .name(format!("msa-{}-deadlines", self.name))
-                .spawn(move || {
-                    while !stop.load(Ordering::Acquire) {
-                        std::thread::park_timeout(TICK);
-                        shared.deadlines.sweep();
-                    }
-                })
+                .spawn(move || shared.deadlines.run_sweeper_thread(&stop))
                 .map_err(|e| NodeError::Threads(e.to_string()))?
         };
         let threads = Threads {
@@ -499,14 +494,7 @@ impl NodeBuilder {
         {
             let shared = shared.clone();
             let stop = sweeper_stop.clone();
-            actix_rt::spawn(async move {
-                let mut tick = tokio::time::interval(TICK);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                while !stop.load(Ordering::Acquire) {
-                    tick.tick().await;
-                    shared.deadlines.sweep();
-                }
-            });
+            actix_rt::spawn(async move { shared.deadlines.run_sweeper_task(&stop).await });
         }
         let threads = Threads {
             arbiters: Vec::new(),

@@ -403,6 +403,13 @@ impl ServiceEntry {
         }
     }
 
+    /// How many instance slots the service has (for the callers' sender
+    /// caches, which round-robin per thread).
+    #[inline]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// This entry's id, unique in the process (a key of the callers'
     /// per-thread sender caches).
     #[inline]

@@ -31,9 +31,6 @@ pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>
 pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 /// Queues a tell on an erased instance sender.
 pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
-/// An instance's sender typed by the message type only, for the callers'
-/// per-thread caches; see [`SendTo`].
-pub(crate) type TypedFn<M> = fn(&Arc<Instance>) -> Option<Box<dyn SendTo<M>>>;
 /// Builds actix's own request on an erased instance sender.
 pub(crate) type RequestFn<M> = fn(&Instance, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
 
@@ -52,8 +49,6 @@ where
     pub(crate) try_tell: TellFn<M>,
     /// actix's own request (waits for room), for `ask_all`.
     pub(crate) request: RequestFn<M>,
-    /// The instance's sender as a [`SendTo<M>`] (for the sender cache).
-    pub(crate) typed: TypedFn<M>,
 }
 
 impl<M> Clone for SendFns<M>
@@ -148,56 +143,6 @@ where
     fn instance(&self) -> &Arc<Instance>;
 }
 
-/// An instance with its sender downcast once.
-struct Typed<S: Service> {
-    instance: Arc<Instance>,
-    tx: AddressSender<ServiceActor<S>>,
-}
-
-impl<S, M> SendTo<M> for Typed<S>
-where
-    S: Handler<M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    #[inline]
-    fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
-        match self.tx.do_send(TellEnvelope(env)) {
-            Ok(()) => {
-                self.instance.count_sent();
-                Ok(())
-            }
-            Err(SendError::Full(TellEnvelope(env)) | SendError::Closed(TellEnvelope(env))) => {
-                Err(env)
-            }
-        }
-    }
-
-    #[inline]
-    fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
-        let rx = self.tx.send(env)?;
-        self.instance.count_sent();
-        Ok(rx)
-    }
-
-    fn instance(&self) -> &Arc<Instance> {
-        &self.instance
-    }
-}
-
-fn typed<S, M>(i: &Arc<Instance>) -> Option<Box<dyn SendTo<M>>>
-where
-    S: Handler<M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    let tx = sender::<S>(i.sender.as_ref())?.clone();
-    Some(Box::new(Typed::<S> {
-        instance: i.clone(),
-        tx,
-    }))
-}
-
 fn request<S, M>(i: &Instance, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
 where
     S: Handler<M>,
@@ -222,7 +167,6 @@ where
         tell: tell::<S, M>,
         try_tell: try_tell::<S, M>,
         request: request::<S, M>,
-        typed: typed::<S, M>,
     }
 }
 

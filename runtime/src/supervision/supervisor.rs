@@ -10,6 +10,7 @@ use super::child::{transit, Child, Run, State};
 use super::decide::{on_exit, ExitDecision, ExitFacts};
 use super::messages::{ChildFailed, KillTree, RestartDue, StopTree};
 use super::spec::{ChildSpec, ResolvedSupervisor};
+use super::stop_cursor::StopCursor;
 use crate::error::SpawnError;
 use crate::lifecycle::{
     launch, Backoff, ChildExited, ChildReady, ExitNotice, ExitReason, Intensity, KillSwitch,
@@ -64,6 +65,8 @@ pub(crate) struct Supervisor {
     /// `Some` while starting children one after another (user supervisors).
     cursor: Option<usize>,
     stopping: Option<Option<oneshot::Sender<()>>>,
+    /// Where a sequential stop looks for the next live child (linear).
+    stop_cursor: StopCursor,
     given_up: bool,
     /// What to do once every killed child has exited.
     after_kill: Option<AfterKill>,
@@ -154,6 +157,7 @@ impl Supervisor {
             defer_to_parent: false,
             cursor: None,
             stopping: None,
+            stop_cursor: StopCursor::default(),
             given_up: false,
             after_kill: None,
             counts,
@@ -504,10 +508,10 @@ impl Supervisor {
             if self.counts[State::Stopping.idx()] + self.counts[State::Killing.idx()] > 0 {
                 return;
             }
-            if let Some(i) = (0..self.children.len())
-                .rev()
-                .find(|&i| matches!(self.children[i].state, State::Running | State::Starting))
-            {
+            let children = &self.children;
+            if let Some(i) = self.stop_cursor.next_live(children.len(), |i| {
+                matches!(children[i].state, State::Running | State::Starting)
+            }) {
                 let c = &mut self.children[i];
                 transit(&mut self.counts, c, State::Stopping);
                 match &c.run {

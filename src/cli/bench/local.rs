@@ -4,7 +4,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::report::{self, Comparison};
-use super::scenario::{measure, AskLoop, OneWay, Scenario, Side, SpawnComparison, SpawnRun};
+use super::scenario::{
+    measure, round_robin_table, shutdown_table, AskLoop, OneWay, RoundRobin, Scenario, ShutdownRun,
+    Side, SpawnComparison, SpawnRun,
+};
 
 /// Options of `msa bench local`.
 #[derive(Debug, Args)]
@@ -21,6 +24,18 @@ Scenarios:
   ask     sequential round trips on one thread: ServiceRef::ask(..).await vs
           Addr::send(..).await; every round trip goes into a latency histogram.
   fan_in  --senders tasks on the actor's thread share --messages tells.
+  services  (only with --services N[,N..]; then the only scenario run) N
+          services of one instance each on a node with --arbiters threads,
+          spawned 512 at a time; times the spawn and the node's shutdown
+          (the root stops them one after another, last first). Each N runs
+          in the same process, one after another; the table gives each
+          time against the first row's. Target: linear (100k services
+          ≤ 12× the time of 10k).
+  round_robin  (only with --instances N[,N..]; then the only scenario run)
+          one sender round-robins --messages tells over N instances of one
+          service vs over N raw actix addresses (a Vec<Addr>, the same
+          loop), all on one thread; interleaved rounds, medians. Target:
+          ≥ 0.8× raw actix for 1, 100 and 10,000 instances.
 
 Each compared scenario runs msa, then raw actix, then msa again, ... for
 --rounds rounds, each measurement on a fresh thread with its own actix System;
@@ -31,7 +46,9 @@ Examples:
   msa bench local
   msa bench local --json > bench.jsonl
   msa bench local --only tell,ask --rounds 15
-  msa bench local --only spawn --actors 20000 --arbiters 0")]
+  msa bench local --only spawn --actors 20000 --arbiters 0
+  msa bench local --services 10000,100000
+  msa bench local --instances 1,100,10000 --rounds 5")]
 pub(crate) struct LocalArgs {
     /// Messages per measurement in the `tell` and `fan_in` scenarios.
     #[arg(long, short = 'n', value_name = "N", default_value_t = 1_000_000,
@@ -57,6 +74,18 @@ pub(crate) struct LocalArgs {
     /// the driving thread).
     #[arg(long, value_name = "N", default_value_t = 2)]
     arbiters: usize,
+
+    /// Run the `services` scenario (only it) once per N given: spawn N
+    /// services, time the spawn and the node's shutdown.
+    #[arg(long, value_name = "N", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..))]
+    services: Vec<u64>,
+
+    /// Run the `round_robin` scenario (only it) once per N given: tells
+    /// round-robin over N instances vs over N raw actix addresses.
+    #[arg(long, value_name = "N", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..))]
+    instances: Vec<u64>,
 
     /// Rounds per compared scenario; each round measures msa, then raw
     /// actix. The median of each side is reported (use 3 or more; the
@@ -116,6 +145,12 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
         let outcome = spawn_run(side).run_here()?;
         println!("{}", serde_json::to_string(&outcome)?);
         return Ok(());
+    }
+    if !args.services.is_empty() {
+        return run_services(&args);
+    }
+    if !args.instances.is_empty() {
+        return run_round_robin(&args);
     }
 
     let scenarios = args.selected();
@@ -202,6 +237,60 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
         print!("{}", report::json_lines(spawn.as_ref(), &comparisons)?);
     } else {
         print!("{}", report::table(spawn.as_ref(), &comparisons));
+    }
+    Ok(())
+}
+
+/// The `services` scenario: one run per N, in this process, in order.
+fn run_services(args: &LocalArgs) -> anyhow::Result<()> {
+    let bar = progress(args.json, args.services.len() as u64);
+    let mut runs = Vec::new();
+    for &n in &args.services {
+        let services = usize::try_from(n)?;
+        bar.set_message(format!("services · {services}"));
+        let outcome = ShutdownRun {
+            services,
+            arbiters: args.arbiters,
+        }
+        .run_here()
+        .map_err(|e| e.context(format!("scenario services ({services})")))?;
+        bar.inc(1);
+        runs.push(outcome);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        for r in &runs {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", shutdown_table(&runs));
+    }
+    Ok(())
+}
+
+/// The `round_robin` scenario: one comparison per N, in this process.
+fn run_round_robin(args: &LocalArgs) -> anyhow::Result<()> {
+    let bar = progress(args.json, args.instances.len() as u64);
+    let mut runs = Vec::new();
+    for &n in &args.instances {
+        let instances = usize::try_from(n)?;
+        bar.set_message(format!("round_robin · {instances} instances"));
+        let outcome = RoundRobin {
+            messages: args.messages,
+            instances,
+        }
+        .compare(args.rounds)
+        .map_err(|e| e.context(format!("scenario round_robin ({instances})")))?;
+        bar.inc(1);
+        runs.push(outcome);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        for r in &runs {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", round_robin_table(&runs));
     }
     Ok(())
 }

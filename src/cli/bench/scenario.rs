@@ -9,10 +9,14 @@
 
 mod ask;
 mod one_way;
+mod round_robin;
+mod shutdown;
 mod spawn;
 
 pub(crate) use ask::AskLoop;
 pub(crate) use one_way::OneWay;
+pub(crate) use round_robin::{table as round_robin_table, RoundRobin};
+pub(crate) use shutdown::{table as shutdown_table, ShutdownRun};
 pub(crate) use spawn::{SpawnComparison, SpawnRun};
 
 use std::future::Future;

@@ -118,12 +118,15 @@ pub fn in_own_process(name: &str) -> bool {
     if std::env::var_os(ALONE_VAR).is_some() {
         return true;
     }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let out = std::process::Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ALONE_VAR, "1")
-        .output()
-        .expect("the test binary starts again");
+    let out = match std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(ALONE_VAR, "1")
+            .output()
+    }) {
+        Ok(out) => out,
+        Err(e) => panic!("cannot start the test binary again for {name}: {e}"),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");

@@ -16,6 +16,6 @@ mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
 mod host;
+mod idle;
 mod ops;
 mod sigterm;
-mod idle;

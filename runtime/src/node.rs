@@ -237,6 +237,18 @@ impl Node {
         self.shared().refusing_remote.store(true, Ordering::Release);
     }
 
+    /// Tells the other nodes this node is leaving, before it stops taking
+    /// their calls: they take its services out of their routing at once
+    /// (calls already on their way here are still served, and their replies
+    /// still travel), so that a graceful stop that then waits a moment
+    /// before [`refuse_remote_calls`](Self::refuse_remote_calls) fails no
+    /// caller. The host's SIGTERM does so; it cannot be undone.
+    pub fn announce_leaving(&self) {
+        if let Some(r) = &self.shared().remote {
+            r.announce_leaving();
+        }
+    }
+
     /// Names of the services spawned on this node, sorted:
     /// [`services`](Self::services) without those known only because they
     /// run on other nodes (what a node's own metrics and readiness cover).

@@ -35,6 +35,11 @@ use crate::actors::{counter, echo, kv, shop};
 use crate::gateway::{Gateway, GatewayConfig, GatewayHandle, OpsHandle, OpsServer};
 use crate::Node;
 
+/// On SIGTERM, how long calls other nodes sent before they heard this node
+/// is leaving are still served (a round trip and a frame's handling, with
+/// room to spare), before their new calls are refused.
+const LEAVE_NOTICE: Duration = Duration::from_millis(300);
+
 /// How long services may drain when a failed start is undone.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -152,32 +157,43 @@ fn ready_services(cfg: &NodeConfig, node: &Node) -> Vec<String> {
     v
 }
 
-/// The graceful stop: other nodes' calls refused, not ready, no new gateway
+/// The graceful stop: other nodes told this one is leaving (their calls
+/// refused after [`LEAVE_NOTICE`]), not ready, no new gateway
 /// calls (503) while those in
 /// flight finish (at most `drain`), the gateway stops, the services stop
 /// after what they hold (at most `drain` again), the node leaves.
 async fn stop_gracefully(r: Running, drain: Duration) -> anyhow::Result<()> {
-    // Other nodes' new calls are refused at once (typed: the node is going
-    // away); calls this node's services make while finishing go on.
-    r.node.refuse_remote_calls();
+    // Other nodes first take this node's services out of their routing;
+    // the calls they had already sent are served during a short notice,
+    // then their new calls are refused (typed: the node is going away).
+    // Calls this node's services make while finishing go on. So a rolling
+    // restart fails no call to a service that runs elsewhere too.
+    r.node.announce_leaving();
     if let Some(o) = &r.ops {
         o.set_draining();
     }
-    if let Some(g) = &r.gateway {
-        if !g.drain(drain).await {
-            tracing::warn!(
-                in_flight = g.calls_in_flight(),
-                ?drain,
-                "gateway calls still in flight after the drain; stopping anyway"
-            );
+    let refuse = async {
+        tokio::time::sleep(LEAVE_NOTICE.min(drain)).await;
+        r.node.refuse_remote_calls();
+    };
+    let gateway = async {
+        if let Some(g) = &r.gateway {
+            if !g.drain(drain).await {
+                tracing::warn!(
+                    in_flight = g.calls_in_flight(),
+                    ?drain,
+                    "gateway calls still in flight after the drain; stopping anyway"
+                );
+            }
+            if tokio::time::timeout(GATEWAY_STOP_BOUND, g.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the gateway did not stop within {GATEWAY_STOP_BOUND:?}");
+            }
         }
-        if tokio::time::timeout(GATEWAY_STOP_BOUND, g.stop())
-            .await
-            .is_err()
-        {
-            tracing::warn!("the gateway did not stop within {GATEWAY_STOP_BOUND:?}");
-        }
-    }
+    };
+    tokio::join!(refuse, gateway);
     let bound = drain.saturating_add(SHUTDOWN_SLACK);
     let result = match tokio::time::timeout(bound, r.node.shutdown(drain)).await {
         Ok(r) => r.context("shutdown failed"),

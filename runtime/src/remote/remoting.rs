@@ -214,6 +214,16 @@ impl Remoting {
         self.peers.read().get(name).cloned()
     }
 
+    /// Tells every peer this node is leaving (a graceful stop's first step),
+    /// without closing anything: they take its services out of their
+    /// routing at once, while the calls already on their way here, and the
+    /// replies to them, still travel.
+    pub(crate) fn announce_leaving(&self) {
+        for p in self.peers.read().values() {
+            let _ = p.send(Frame::Leaving);
+        }
+    }
+
     /// Stops accepting and dialing; closes every connection.
     pub(crate) fn close(&self) {
         // Tell every peer this is a graceful leave, not a crash.

@@ -72,7 +72,10 @@ impl Remoting {
                 services,
                 members,
             } => {
-                if peer.accept_table(version) {
+                if peer.is_leaving() {
+                    // A leaving node's services stay out of routing.
+                    tracing::debug!(peer = %peer.info.name, version, "table of a leaving peer ignored");
+                } else if peer.accept_table(version) {
                     let names = services.iter().map(|ad| ad.name.clone()).collect();
                     self.reach.lock().record_services(
                         &peer.info.name,
@@ -143,6 +146,11 @@ impl Remoting {
                 // Its state is `removed` from now on, whichever of its
                 // connection's end and the membership verdict comes first.
                 self.mark_removed(&peer.info);
+                // No new call goes there: it may still be draining (replies
+                // keep coming on this connection), but it takes no more.
+                peer.forget_table();
+                node.registry().drop_node(&peer.info.name);
+                tracing::info!(peer = %peer.info.name, "peer is leaving; its services leave routing here");
             }
             other => {
                 return Err(ConnectionError::ProtocolViolation {

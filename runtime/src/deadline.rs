@@ -878,6 +878,13 @@ mod tests {
 
     #[test]
     fn a_sweeper_thread_sleeps_when_idle_and_fires_a_new_ask_on_time() {
+        // Timed (a deadline fires on time): alone in its own process, not
+        // starved by the other tests of this binary on a 2-core machine.
+        if !crate::test_support::in_own_process(
+            "deadline::tests::a_sweeper_thread_sleeps_when_idle_and_fires_a_new_ask_on_time",
+        ) {
+            return;
+        }
         let d = Arc::new(Deadlines::new(1));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sweeper = {
@@ -913,6 +920,13 @@ mod tests {
 
     #[test]
     fn a_thread_wheel_sleeps_when_idle_and_a_registration_wakes_it() {
+        // Timed (a deadline fires on time): alone in its own process, not
+        // starved by the other tests of this binary on a 2-core machine.
+        if !crate::test_support::in_own_process(
+            "deadline::tests::a_thread_wheel_sleeps_when_idle_and_a_registration_wakes_it",
+        ) {
+            return;
+        }
         on_a_swept_thread(|d, stop| async move {
             let asleep =
                 || LOCAL_WHEEL.with(|w| w.borrow().as_ref().is_some_and(|w| w.sleeper.is_some()));

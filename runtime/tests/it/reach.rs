@@ -45,16 +45,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A node on `net` at `name:0` with the default failure detection (the
 /// detection target is stated for the defaults).
 fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET);
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
+    crate::support::memory_node(net, name, seed, SECRET, None)
 }
 
 /// An ask bounded from outside too: a hang fails the test.

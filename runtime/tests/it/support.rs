@@ -285,26 +285,27 @@ pub async fn removed(w: &mut msa_runtime::RegistryWatch, service: &str) -> Strin
     }
 }
 
-/// For a test whose subject is the whole process (its thread count): runs
-/// `test` (its path in this binary, `module::name`) alone in a fresh process
-/// of this test binary and asserts it passed there. True in that fresh
-/// process, where the caller runs its body; false in the calling process,
-/// where the caller returns.
-pub fn alone_in_process(test: &str) -> bool {
-    const ALONE: &str = "MSA_TEST_ALONE";
-    if std::env::var(ALONE).is_ok_and(|t| t == test) {
-        return true;
+/// A node on the memory network `net` at `name:0`, joined through `seed`,
+/// proving `secret`, with `detection` as its failure-detection bound (the
+/// default when `None`).
+pub fn memory_node(
+    net: &msa_runtime::remote::transport::MemoryNetwork,
+    name: &str,
+    seed: Option<&Node>,
+    secret: &[u8],
+    detection: Option<Duration>,
+) -> Node {
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .transport(net.clone())
+        .listen_on(format!("{name}:0"))
+        .secret(secret);
+    if let Some(d) = detection {
+        b = b.failure_detection(d);
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--test-threads=1"])
-        .env(ALONE, test)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "`{test}` alone in its own process:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
+    if let Some(s) = seed {
+        b = b.seed(s.remote_addr().unwrap());
+    }
+    b.start().unwrap()
 }

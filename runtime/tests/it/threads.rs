@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use msa_runtime::prelude::*;
 
-use crate::support::alone_in_process;
-
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
@@ -26,7 +24,9 @@ impl Handler<Ping> for Pong {
 
 #[test]
 fn shutdown_joins_every_thread_the_node_started() {
-    if !alone_in_process("threads::shutdown_joins_every_thread_the_node_started") {
+    if !msa_runtime::test_support::in_own_process(
+        "threads::shutdown_joins_every_thread_the_node_started",
+    ) {
         return;
     }
     let before = thread_count();

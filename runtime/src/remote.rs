@@ -6,6 +6,7 @@
 //! transparent calls through [`ServiceRef`](crate::ServiceRef).
 
 pub(crate) mod address;
+pub(crate) mod call_lane;
 pub mod discovery;
 pub(crate) mod frame;
 pub(crate) mod handshake;

@@ -22,6 +22,9 @@ pub(crate) struct WireCodec {
     pub(crate) type_name: &'static str,
     /// Encodes a `&M` (given as `&dyn Any`).
     pub(crate) encode: fn(&dyn Any) -> Result<Vec<u8>, CodecError>,
+    /// Encodes a `&M` (given as `&dyn Any`) at the end of a buffer (a
+    /// connection's call lane: no vector of its own).
+    pub(crate) encode_append: fn(&dyn Any, &mut Vec<u8>) -> Result<(), CodecError>,
     /// Decodes an `M::Result`, boxed.
     pub(crate) decode_result: fn(&[u8]) -> AnyResult,
     /// The routing key of a keyed message.
@@ -48,6 +51,13 @@ fn encode<M: RemoteMessage>(m: &dyn Any) -> Result<Vec<u8>, CodecError> {
     codec::encode(m)
 }
 
+fn encode_append<M: RemoteMessage>(m: &dyn Any, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let m = m
+        .downcast_ref::<M>()
+        .ok_or_else(|| CodecError::Encode(format!("not a {}", std::any::type_name::<M>())))?;
+    codec::encode_append(m, out)
+}
+
 fn decode_result<M: RemoteMessage>(b: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
     Ok(Box::new(codec::decode::<M::Result>(b)?))
 }
@@ -64,6 +74,7 @@ pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
         wire_name: M::NAME,
         type_name: std::any::type_name::<M>(),
         encode: encode::<M>,
+        encode_append: encode_append::<M>,
         decode_result: decode_result::<M>,
         key: None,
         schema: M::json_schema,

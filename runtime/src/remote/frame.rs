@@ -217,6 +217,19 @@ impl Frame {
         }
     }
 
+    /// The service a call names ("" for other frames and for a route id).
+    pub(crate) fn service_name(&self) -> &str {
+        match self {
+            Self::Tell { route, .. } | Self::Ask { route, .. } => match route {
+                Route::Local { service, .. } => service,
+                Route::Named { service, .. } | Route::Once { service, .. } => service,
+                Route::Id(_) => "",
+            },
+            Self::AskJson { service, .. } => service,
+            _ => "",
+        }
+    }
+
     /// A short name for logs and errors.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -286,6 +299,7 @@ pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
+pub(crate) use calls::{append_call, AppendError, RouteForm};
 use calls::{ASK_TAG, TELL_TAG};
 
 /// A frame as a connection's reader takes it: calls borrow their payload

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
+use super::call_lane::{CallLane, LaneRefusal, OutCall};
 use super::frame::{Frame, NodeInfo, WireError};
 use super::stats::RemoteStats;
 use crate::error::CallError;
@@ -76,26 +77,15 @@ pub(crate) fn queued_bytes(frame: &Frame) -> u64 {
     (frame.queued_len() + std::mem::size_of::<Frame>()) as u64
 }
 
-/// Why a call was not queued on the data lane. The frame comes back by
-/// value, as in tokio's `TrySendError` (boxing it would cost an allocation
-/// per refused send, on the path that retries it).
-#[allow(clippy::large_enum_variant)]
-enum DataRefused {
-    /// No room (by bytes or frames): the frame back.
-    Full(Frame),
-    /// The connection is gone.
-    Down,
-}
-
 /// A connected remote node.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) info: NodeInfo,
     /// Whether this side dialed the connection (decides duplicate connections).
     pub(crate) dialer: String,
-    /// The data lane: tells and asks, bounded by frames and by
-    /// `max_data_bytes`.
-    tx: mpsc::Sender<Frame>,
+    /// The data lane: tells and asks, encoded by their callers, bounded by
+    /// frames and by `max_data_bytes`.
+    calls: Arc<CallLane>,
     /// The control lane: replies, errors, membership, tables, pings. Never
     /// dropped behind a full queue of calls, written first, and bounded by
     /// `max_control_bytes` (counted in `conn.control_queued_bytes`).
@@ -148,7 +138,7 @@ impl Peer {
     pub(crate) fn new(
         info: NodeInfo,
         dialer: String,
-        tx: mpsc::Sender<Frame>,
+        calls: Arc<CallLane>,
         ctl: mpsc::UnboundedSender<Frame>,
         bounds: QueueBounds,
         stats: Arc<RemoteStats>,
@@ -156,7 +146,7 @@ impl Peer {
         Self {
             info,
             dialer,
-            tx,
+            calls,
             ctl,
             max_data_bytes: bounds.data_bytes as u64,
             max_control_bytes: bounds.control_bytes as u64,
@@ -368,8 +358,8 @@ impl Peer {
         if self.is_down() {
             return Err(self.node_down());
         }
-        let len = queued_bytes(&frame);
         if !is_call(&frame) {
+            let len = queued_bytes(&frame);
             // Control frames take their own lane: a flood of tells must not
             // drop a reply or delay failure detection.
             let queued = &self.conn.control_queued_bytes;
@@ -390,45 +380,66 @@ impl Peer {
                 self.node_down()
             });
         }
-        self.try_data(frame, len).map_err(|e| match e {
-            DataRefused::Full(_) => {
-                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-                self.overloaded()
-            }
-            DataRefused::Down => self.node_down(),
-        })
+        let mut frame = frame;
+        self.calls
+            .push_frame(&mut frame, |len| self.admit(len))
+            .map_err(|e| self.refused(e, frame.service_name()))
     }
 
-    /// Queues a call on the data lane if it has room (by bytes and by
-    /// frames); gives the frame back if not.
-    #[allow(clippy::result_large_err)]
-    fn try_data(&self, frame: Frame, len: u64) -> Result<(), DataRefused> {
+    /// Takes `len` bytes into the data lane's byte count if they fit (a
+    /// lane with nothing queued takes a frame of any size).
+    fn admit(&self, len: u64) -> bool {
         let queued = &self.conn.data_queued_bytes;
         let before = queued.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > self.max_data_bytes {
             queued.fetch_sub(len, Ordering::Relaxed);
-            return Err(DataRefused::Full(frame));
+            return false;
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(frame)) => {
-                queued.fetch_sub(len, Ordering::Relaxed);
-                Err(DataRefused::Full(frame))
+        true
+    }
+
+    /// The error a caller gets for a call the data lane refused.
+    fn refused(&self, why: LaneRefusal, service: &str) -> CallError {
+        match why {
+            LaneRefusal::Full => {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                self.overloaded()
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                queued.fetch_sub(len, Ordering::Relaxed);
-                Err(DataRefused::Down)
-            }
+            LaneRefusal::Closed => self.node_down(),
+            LaneRefusal::Frame(e) => CallError::Codec {
+                service: service.to_string(),
+                reason: e.to_string(),
+            },
         }
+    }
+
+    /// Queues a tell (`call.id` `None`) or an ask's frame on the data lane,
+    /// its payload encoded in place by `payload`.
+    ///
+    /// # Errors
+    /// `NodeDown` when the connection is gone, `Overloaded` when the lane is
+    /// full, `Codec` when the payload does not encode or the frame exceeds
+    /// the frame limit.
+    pub(crate) fn send_call(
+        &self,
+        call: OutCall<'_>,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), crate::message::CodecError>,
+    ) -> Result<(), CallError> {
+        if self.is_down() {
+            return Err(self.node_down());
+        }
+        self.calls
+            .push_call(call, payload, |len| self.admit(len))
+            .map_err(|e| self.refused(e, call.service))
     }
 
     /// Queues a call on the data lane, waiting for room when it is full
     /// (by bytes or by frames) rather than failing with `Overloaded`.
     ///
     /// # Errors
-    /// [`CallError::NodeDown`] when the connection goes down first.
+    /// [`CallError::NodeDown`] when the connection goes down first, `Codec`
+    /// when the frame cannot be encoded.
     pub(crate) async fn send_waiting(&self, mut frame: Frame) -> Result<(), CallError> {
-        let len = queued_bytes(&frame);
         loop {
             if self.is_down() {
                 return Err(self.node_down());
@@ -437,10 +448,10 @@ impl Peer {
             let room = self.data_room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_data(frame, len) {
+            match self.calls.push_frame(&mut frame, |len| self.admit(len)) {
                 Ok(()) => return Ok(()),
-                Err(DataRefused::Down) => return Err(self.node_down()),
-                Err(DataRefused::Full(f)) => frame = f,
+                Err(LaneRefusal::Full) => {}
+                Err(e) => return Err(self.refused(e, frame.service_name())),
             }
             if self.is_down() {
                 return Err(self.node_down());
@@ -494,10 +505,35 @@ impl Peer {
         &self,
         make: impl FnOnce(u64) -> Frame,
     ) -> Result<(u64, oneshot::Receiver<RemoteReply>), CallError> {
+        self.ask_with(|id| self.send(make(id)))
+    }
+
+    /// Registers an ask whose call is encoded in place on the data lane
+    /// (see [`send_call`](Self::send_call)); the receiver yields the reply.
+    pub(crate) fn ask_call(
+        &self,
+        call: OutCall<'_>,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), crate::message::CodecError>,
+    ) -> Result<(u64, oneshot::Receiver<RemoteReply>), CallError> {
+        self.ask_with(|id| {
+            self.send_call(
+                OutCall {
+                    id: Some(id),
+                    ..call
+                },
+                payload,
+            )
+        })
+    }
+
+    fn ask_with(
+        &self,
+        send: impl FnOnce(u64) -> Result<(), CallError>,
+    ) -> Result<(u64, oneshot::Receiver<RemoteReply>), CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(id, tx);
-        if let Err(e) = self.send(make(id)) {
+        if let Err(e) = send(id) {
             self.pending.lock().remove(&id);
             return Err(e);
         }

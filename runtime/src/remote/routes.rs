@@ -2,14 +2,16 @@
 //! connection without sending both names in every frame.
 //!
 //! Each direction of each connection has its own ids. The sender (the
-//! connection's writer, which puts frames on the wire in order) gives the
+//! connection's call lane, where callers encode their calls in the order
+//! they go on the wire) gives the
 //! first call for a (service, message) pair an id and sends both names with
 //! it ([`Route::Named`]); later calls for the pair carry the id alone
 //! ([`Route::Id`]). The receiver (the connection's reader) records the names
 //! under the id, with whatever it resolved them to, and looks later frames
 //! up by id: no names are decoded or hashed on the steady-state path. A
 //! reconnect starts both tables empty. Both tables are plain structs driven
-//! by one task each (sans-IO), so they need no lock.
+//! by their owner (sans-IO): the call lane keeps its table under its own
+//! lock, the reader's needs none.
 //!
 //! The receiver holds at most [`MAX_ROUTES`] ids per connection: a frame
 //! that names an id at or beyond it, re-binds an id, or uses an id never
@@ -20,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::frame::{Route, StaticName};
+use super::frame::{Route, RouteForm, StaticName};
 
 /// Ids a receiver accepts per connection (ids `0..MAX_ROUTES`).
 pub(crate) const MAX_ROUTES: usize = 65_536;
@@ -83,29 +85,24 @@ impl OutboundRoutes {
         }
     }
 
-    /// Turns a call's [`Route::Local`] into its wire form, in the order the
-    /// frames are written: `Named` the first time, `Id` after. Other routes
-    /// are left alone.
-    pub(crate) fn wire_form(&mut self, route: &mut Route) {
-        let Route::Local {
-            service,
-            message: StaticName(message),
-        } = route
-        else {
-            return;
-        };
+    /// How the next call to (`service`, `message`) names its pair, in the
+    /// order the frames are written: `Named` the first time, `Id` after
+    /// (`Once` when the connection ran out of ids).
+    pub(crate) fn form<'a>(
+        &mut self,
+        service: &'a Arc<str>,
+        message: &'static str,
+    ) -> RouteForm<'a> {
         if let Some((s, m, id)) = &self.last {
             if (Arc::ptr_eq(s, service) || **s == **service)
-                && (std::ptr::eq(*m, *message) || *m == *message)
+                && (std::ptr::eq(*m, message) || *m == message)
             {
-                *route = Route::Id(*id);
-                return;
+                return RouteForm::Id(*id);
             }
         }
-        if let Some(&id) = self.ids.get(&**service).and_then(|m| m.get(*message)) {
+        if let Some(&id) = self.ids.get(&**service).and_then(|m| m.get(message)) {
             self.last = Some((service.clone(), message, id));
-            *route = Route::Id(id);
-            return;
+            return RouteForm::Id(id);
         }
         if (self.next as usize) < self.limit {
             let id = self.next;
@@ -114,17 +111,43 @@ impl OutboundRoutes {
                 .entry(service.clone())
                 .or_default()
                 .insert(message, id);
-            *route = Route::Named {
+            RouteForm::Named {
+                id,
+                service,
+                message,
+            }
+        } else {
+            RouteForm::Once { service, message }
+        }
+    }
+
+    /// Turns a call's [`Route::Local`] into its wire form (see
+    /// [`form`](Self::form)). Other routes are left alone.
+    pub(crate) fn wire_form(&mut self, route: &mut Route) {
+        let Route::Local {
+            service,
+            message: StaticName(message),
+        } = route
+        else {
+            return;
+        };
+        let wire = match self.form(service, message) {
+            RouteForm::Id(id) => Route::Id(id),
+            RouteForm::Named {
+                id,
+                service,
+                message,
+            } => Route::Named {
                 id,
                 service: service.to_string(),
-                message: (*message).to_string(),
-            };
-        } else {
-            *route = Route::Once {
+                message: message.to_string(),
+            },
+            RouteForm::Once { service, message } => Route::Once {
                 service: service.to_string(),
-                message: (*message).to_string(),
-            };
-        }
+                message: message.to_string(),
+            },
+        };
+        *route = wire;
     }
 }
 
@@ -136,16 +159,22 @@ impl OutboundRoutes {
             service, message, ..
         } = route
         {
-            if let Some(m) = self.ids.get_mut(service.as_str()) {
-                m.remove(message.as_str());
-            }
-            if self
-                .last
-                .as_ref()
-                .is_some_and(|(s, m, _)| **s == **service && *m == message.as_str())
-            {
-                self.last = None;
-            }
+            self.forget_pair(service, message);
+        }
+    }
+
+    /// Forgets the id given to (`service`, `message`) (the frame that named
+    /// it was not sent).
+    pub(crate) fn forget_pair(&mut self, service: &str, message: &str) {
+        if let Some(m) = self.ids.get_mut(service) {
+            m.remove(message);
+        }
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(s, m, _)| **s == *service && *m == message)
+        {
+            self.last = None;
         }
     }
 }

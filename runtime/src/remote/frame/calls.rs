@@ -145,6 +145,114 @@ pub(super) fn encode_call(frame: &Frame, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// How a call names its (service, message) pair on one connection (see
+/// [`OutboundRoutes`](crate::remote::routes::OutboundRoutes)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteForm<'a> {
+    /// The pair's first call: its names and the id later calls use.
+    Named {
+        /// The id given to the pair.
+        id: u32,
+        /// The service's name.
+        service: &'a str,
+        /// The message's wire name.
+        message: &'a str,
+    },
+    /// A pair named before on this connection.
+    Id(u32),
+    /// A pair named without an id (the connection ran out of ids).
+    Once {
+        /// The service's name.
+        service: &'a str,
+        /// The message's wire name.
+        message: &'a str,
+    },
+}
+
+/// Why [`append_call`] wrote nothing.
+#[derive(Debug)]
+pub(crate) enum AppendError<E> {
+    /// The payload's encoder failed.
+    Payload(E),
+    /// The whole frame would exceed the frame limit.
+    TooLarge {
+        /// Bytes of the frame's body.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Appends a whole call frame (its length prefix included) built straight
+/// from its parts, with the payload written in place by `payload`: the same
+/// bytes [`encode_into`](super::encode_into) writes for the equivalent
+/// `Frame::Tell` (`id` `None`) or `Frame::Ask`, without the frame, its
+/// payload vector or its route's strings. On an error nothing is left in
+/// `out`.
+pub(crate) fn append_call<E>(
+    out: &mut Vec<u8>,
+    id: Option<u64>,
+    route: RouteForm<'_>,
+    meta: &WireMeta,
+    max: usize,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), AppendError<E>> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match id {
+        None => out.push(TELL_TAG),
+        Some(id) => {
+            out.push(ASK_TAG);
+            put_varint(out, id);
+        }
+    }
+    match route {
+        RouteForm::Named {
+            id,
+            service,
+            message,
+        } => {
+            out.push(NAMED_TAG);
+            put_varint(out, u64::from(id));
+            put_bytes(out, service.as_bytes());
+            put_bytes(out, message.as_bytes());
+        }
+        RouteForm::Id(id) => {
+            out.push(ID_TAG);
+            put_varint(out, u64::from(id));
+        }
+        RouteForm::Once { service, message } => {
+            out.push(ONCE_TAG);
+            put_bytes(out, service.as_bytes());
+            put_bytes(out, message.as_bytes());
+        }
+    }
+    put_meta(out, meta);
+    // The payload's length is a varint in front of it: one byte is kept for
+    // it (a small payload's whole length), widened after if it is larger.
+    let len_at = out.len();
+    out.push(0);
+    if let Err(e) = payload(out) {
+        out.truncate(start);
+        return Err(AppendError::Payload(e));
+    }
+    let plen = out.len() - len_at - 1;
+    if plen <= usize::from(SINGLE_BYTE_MAX) {
+        out[len_at] = plen as u8;
+    } else {
+        let mut wide = Vec::with_capacity(9);
+        put_varint(&mut wide, plen as u64);
+        out.splice(len_at..=len_at, wide);
+    }
+    let len = out.len() - start - 4;
+    if len > max || u32::try_from(len).is_err() {
+        out.truncate(start);
+        return Err(AppendError::TooLarge { len, max });
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
 /// A reader over a frame's body that mirrors bincode's decoding.
 struct Bytes<'a> {
     b: &'a [u8],
@@ -344,6 +452,87 @@ mod tests {
             assert!(encode_call(&f, &mut ours), "{f:?}");
             assert_eq!(ours[1..], codec::encode(&f).unwrap()[..], "{f:?}");
         }
+    }
+
+    /// The form `append_call` takes for a wire route.
+    fn form(route: &Route) -> RouteForm<'_> {
+        match route {
+            Route::Id(id) => RouteForm::Id(*id),
+            Route::Named {
+                id,
+                service,
+                message,
+            } => RouteForm::Named {
+                id: *id,
+                service,
+                message,
+            },
+            Route::Once { service, message } => RouteForm::Once { service, message },
+            Route::Local { .. } => unreachable!("not a wire route"),
+        }
+    }
+
+    #[test]
+    fn calls_appended_from_their_parts_are_the_bytes_of_the_whole_frame() {
+        for f in frames() {
+            let (id, route, meta, payload) = match &f {
+                Frame::Tell {
+                    route,
+                    meta,
+                    payload,
+                } => (None, route, meta, payload),
+                Frame::Ask {
+                    id,
+                    route,
+                    meta,
+                    payload,
+                } => (Some(*id), route, meta, payload),
+                _ => unreachable!("only calls are made"),
+            };
+            let mut whole = vec![7u8];
+            super::super::encode_into(&f, usize::MAX, &mut whole).unwrap();
+            let mut parts = vec![7u8];
+            append_call(&mut parts, id, form(route), meta, usize::MAX, |out| {
+                out.extend_from_slice(payload);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(parts, whole, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn an_appended_call_that_fails_or_is_too_large_leaves_nothing() {
+        let mut out = vec![1u8, 2, 3];
+        let failed = append_call(
+            &mut out,
+            None,
+            RouteForm::Id(1),
+            &WireMeta::default(),
+            1024,
+            |o| {
+                o.extend_from_slice(&[9; 300]);
+                Err("refused")
+            },
+        );
+        assert!(matches!(failed, Err(AppendError::Payload("refused"))));
+        assert_eq!(out, [1, 2, 3]);
+        let big = append_call(
+            &mut out,
+            Some(5),
+            RouteForm::Id(1),
+            &WireMeta::default(),
+            100,
+            |o| {
+                o.extend_from_slice(&[9; 300]);
+                Ok::<(), ()>(())
+            },
+        );
+        assert!(
+            matches!(big, Err(AppendError::TooLarge { max: 100, .. })),
+            "{big:?}"
+        );
+        assert_eq!(out, [1, 2, 3]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::writer::{Lanes, WriterMode};
 use super::{ConnGuard, ConnectionError, MembershipInput, Remoting};
+use crate::remote::call_lane::CallLane;
 use crate::remote::frame::{Frame, FrameDecoder, NodeInfo};
 use crate::remote::inbound::Inbound;
 use crate::remote::peer::{Peer, QueueBounds};
@@ -90,7 +91,10 @@ impl Remoting {
             tracing::warn!("connected to ourselves; closing");
             return;
         }
-        let (tx, rx) = mpsc::channel::<Frame>(self.cfg.outbound_queue.max(16));
+        let calls = Arc::new(CallLane::new(
+            self.cfg.outbound_queue.max(16),
+            self.cfg.max_frame_bytes,
+        ));
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<Frame>();
         let bounds = QueueBounds {
             data_bytes: self.cfg.max_data_queue_bytes,
@@ -100,7 +104,7 @@ impl Remoting {
         let peer = Arc::new(Peer::new(
             info.clone(),
             dialer,
-            tx,
+            calls.clone(),
             ctl_tx,
             bounds,
             self.stats.clone(),
@@ -161,7 +165,7 @@ impl Remoting {
         let (mode, mode_rx) = tokio::sync::watch::channel(WriterMode::Run);
         let lanes = Lanes {
             control: ctl_rx,
-            data: rx,
+            data: calls,
         };
         let mut writer = actix_rt::spawn(self.clone().run_writer(peer.clone(), wr, lanes, mode_rx));
 

@@ -1,5 +1,6 @@
-//! A data connection's writer: drains the control lane first, then the data
-//! lane, into one buffer per batch, and writes it with one syscall.
+//! A data connection's writer: drains the control lane first, then takes
+//! the call lane's bytes (encoded by the callers), into one buffer per
+//! batch, and writes it with one syscall.
 //!
 //! It keeps the per-connection queued-bytes gauges honest: a frame's bytes
 //! leave the gauge once the batch holding it is written, or when the writer
@@ -17,9 +18,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::connection::{CLOCK_EVERY_BYTES, CLOCK_EVERY_FRAMES, TURN_TIME};
 use super::Remoting;
+use crate::remote::call_lane::CallLane;
 use crate::remote::frame::{encode_into, Frame};
 use crate::remote::peer::{is_call, queued_bytes, Peer, StallReason};
-use crate::remote::routes::OutboundRoutes;
 use crate::remote::transport::BoxStream;
 
 /// Largest batch the writer gathers before writing.
@@ -41,8 +42,8 @@ pub(super) enum WriterMode {
 pub(super) struct Lanes {
     /// Replies, errors, tables, pings: written first.
     pub(super) control: mpsc::UnboundedReceiver<Frame>,
-    /// Tells and asks.
-    pub(super) data: mpsc::Receiver<Frame>,
+    /// Tells and asks, already encoded.
+    pub(super) data: Arc<CallLane>,
 }
 
 /// Why a write ended early.
@@ -99,6 +100,11 @@ impl Held {
         }
     }
 
+    /// Bytes taken from the call lane.
+    fn take_calls(&mut self, bytes: u64) {
+        self.data += bytes;
+    }
+
     /// Takes these bytes off the connection's gauges.
     fn release(&mut self, peer: &Peer) {
         peer.conn
@@ -131,17 +137,9 @@ impl Remoting {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
         let mut held = Held::default();
-        // The ids this side gave (service, message) pairs on this connection.
-        let mut routes = OutboundRoutes::default();
         loop {
-            let mut first = if draining {
-                match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
-                    Ok(f) => {
-                        held.take(&f);
-                        f
-                    }
-                    Err(_) => break,
-                }
+            let first = if draining {
+                None
             } else {
                 tokio::select! {
                     // The connection's word first, then control: replies and
@@ -156,44 +154,36 @@ impl Remoting {
                         continue;
                     }
                     f = lanes.control.recv() => match f {
-                        Some(f) => { held.take(&f); f }
+                        Some(f) => { held.take(&f); Some(f) }
                         None => break,
                     },
-                    f = lanes.data.recv() => match f {
-                        Some(f) => { held.take(&f); f }
-                        None => break,
-                    },
+                    () = lanes.data.ready() => None,
                     _ = tick.tick() => {
                         if peer.is_retired() {
                             // A retired connection goes quiet, so both ends close it.
                             continue;
                         }
                         // The writer's own ping: not queued, not counted.
-                        Frame::Ping { id: 0, table: self.table_version.load(Ordering::Acquire) }
+                        Some(Frame::Ping { id: 0, table: self.table_version.load(Ordering::Acquire) })
                     }
                 }
             };
             out.clear();
             let mut frames = 0u64;
-            let mut push = |f: &mut Frame, out: &mut Vec<u8>| {
-                // Frames go out in this order: the first one of a pair names it.
-                if let Some(route) = f.route_mut() {
-                    routes.wire_form(route);
-                }
-                match encode_into(f, self.cfg.max_frame_bytes, out) {
-                    Ok(()) => frames += 1,
-                    Err(e) => {
-                        tracing::warn!(error = %e, kind = f.kind(), "frame not sent");
-                        // The peer never learns a name this frame carried.
-                        if let Some(route) = f.route_mut() {
-                            routes.forget(route);
-                        }
-                    }
-                }
+            let mut push = |f: &Frame, out: &mut Vec<u8>| match encode_into(
+                f,
+                self.cfg.max_frame_bytes,
+                out,
+            ) {
+                Ok(()) => frames += 1,
+                Err(e) => tracing::warn!(error = %e, kind = f.kind(), "frame not sent"),
             };
             let batch = std::time::Instant::now();
-            push(&mut first, &mut out);
-            // The clock is read every few frames or bytes, not per frame.
+            if let Some(f) = &first {
+                push(f, &mut out);
+            }
+            // Control frames first; the clock is read every few frames or
+            // bytes, not per frame.
             let (mut n, mut checked_at) = (0u32, 0usize);
             while out.len() < BATCH_BYTES {
                 n += 1;
@@ -205,13 +195,23 @@ impl Remoting {
                         break;
                     }
                 }
-                match lanes.control.try_recv().or_else(|_| lanes.data.try_recv()) {
-                    Ok(mut f) => {
+                match lanes.control.try_recv() {
+                    Ok(f) => {
                         held.take(&f);
-                        push(&mut f, &mut out);
+                        push(&f, &mut out);
                     }
                     Err(_) => break,
                 }
+            }
+            // Then every call queued so far, as the callers encoded them.
+            let (bytes, calls) = lanes.data.take_into(&mut out);
+            held.take_calls(bytes);
+            frames += calls;
+            if out.is_empty() {
+                if draining {
+                    break;
+                }
+                continue;
             }
             let written = tokio::select! {
                 r = write_progress(&mut wr, &out, stall) => r,
@@ -245,11 +245,8 @@ impl Remoting {
         // Nothing more is queued behind this point: what is left is dropped
         // and leaves the gauges, which end at zero.
         lanes.control.close();
-        lanes.data.close();
+        held.take_calls(lanes.data.close());
         while let Ok(f) = lanes.control.try_recv() {
-            held.take(&f);
-        }
-        while let Ok(f) = lanes.data.try_recv() {
             held.take(&f);
         }
         held.release(&peer);

@@ -17,6 +17,7 @@ use crate::error::CallError;
 use crate::message::wire_codec::{AnyResult, WireCodec};
 use crate::metadata::Metadata;
 use crate::registry::RemoteInstance;
+use crate::remote::call_lane::OutCall;
 use crate::remote::frame::{Frame, Route as WireRoute, StaticName};
 use crate::remote::peer::{Peer, RemoteReply};
 use crate::remote::wire::{wire_meta, wire_meta_tell};
@@ -52,6 +53,29 @@ impl ServiceRef {
         }
     }
 
+    /// Sends a tell to a remote instance: encoded in place on its
+    /// connection's call lane.
+    pub(super) fn tell_remote<M: 'static>(
+        &self,
+        r: &RemoteInstance,
+        codec: WireCodec,
+        msg: &M,
+        meta: &Metadata,
+    ) -> Result<(), CallError> {
+        // A tell has no caller waiting: only an explicit deadline travels
+        // (it still drops late work).
+        let meta = wire_meta_tell(meta);
+        self.live_peer(r)?.send_call(
+            OutCall {
+                id: None,
+                service: &self.name,
+                message: codec.wire_name,
+                meta: &meta,
+            },
+            |out| (codec.encode_append)(msg as &dyn Any, out),
+        )
+    }
+
     pub(super) fn send_remote<M>(
         &self,
         r: &Arc<RemoteInstance>,
@@ -64,25 +88,20 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let payload = match (codec.encode)(msg as &dyn Any) {
-            Ok(p) => p,
-            Err(e) => {
-                return State::Failed(Some(CallError::Codec {
-                    service: self.name.to_string(),
-                    reason: e.to_string(),
-                }))
-            }
-        };
         let peer = match self.live_peer(r) {
             Ok(p) => p,
             Err(e) => return State::Failed(Some(e)),
         };
-        let asked = peer.ask(|id| Frame::Ask {
-            id,
-            route: self.wire_route(codec),
-            meta: wire_meta(meta, timeout),
-            payload,
-        });
+        let meta = wire_meta(meta, timeout);
+        let asked = peer.ask_call(
+            OutCall {
+                id: None,
+                service: &self.name,
+                message: codec.wire_name,
+                meta: &meta,
+            },
+            |out| (codec.encode_append)(msg as &dyn Any, out),
+        );
         match asked {
             Ok((id, rx)) => State::Remote {
                 call: Box::new(RemoteCall {

@@ -61,10 +61,7 @@ impl ServiceRef {
                 let sender = target.instance().ok_or_else(|| self.no_instance())?;
                 (f.tell)(sender, Envelope { msg, meta }).map_err(|_| self.no_instance())
             }
-            Route::Remote(r, codec) => {
-                let frame = self.tell_frame(codec, &msg, &meta)?;
-                self.live_peer(&r)?.send(frame)
-            }
+            Route::Remote(r, codec) => self.tell_remote(&r, codec, &msg, &meta),
         }
     }
 }

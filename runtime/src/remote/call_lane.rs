@@ -1,0 +1,221 @@
+//! A connection's call lane: tells and asks, encoded by their callers
+//! straight into one byte buffer that the connection's writer takes whole.
+//!
+//! A remote call used to become a `Frame` (its payload a vector of its own,
+//! its route two strings), go through a bounded channel, and be encoded by
+//! the writer. Now the caller appends the finished frame's bytes, route id
+//! and all, under the lane's lock (a thread's own calls do not contend:
+//! the writer holds the lock only to swap buffers), and the writer swaps
+//! the buffer for its empty one and writes it. No allocation per call, no
+//! channel slot, and the order of the bytes is the order of the calls,
+//! which is what route ids need (the first call of a pair names it).
+//!
+//! The lane is bounded by frames (`RemoteConfig::outbound_queue`, counted
+//! until the writer takes them) and, through the `admit` check its callers
+//! pass, by the connection's queued bytes (`max_data_queue_bytes`, counted
+//! until the writer has written them).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::frame::{append_call, encode_into, AppendError, Frame, FrameError, WireMeta};
+use super::routes::OutboundRoutes;
+use crate::message::CodecError;
+
+/// Why a call was not queued.
+#[derive(Debug)]
+pub(crate) enum LaneRefusal {
+    /// No room: the lane holds its bound of frames, or `admit` said no.
+    Full,
+    /// The connection is gone.
+    Closed,
+    /// The call does not make a frame: its payload did not encode, or the
+    /// frame exceeds the frame limit.
+    Frame(FrameError),
+}
+
+#[derive(Debug)]
+struct LaneState {
+    /// Whole frames, length prefixes included, in call order.
+    buf: Vec<u8>,
+    /// Frames in `buf`.
+    frames: usize,
+    /// The route ids given on this connection.
+    routes: OutboundRoutes,
+    closed: bool,
+}
+
+/// The call lane of one connection.
+#[derive(Debug)]
+pub(crate) struct CallLane {
+    state: Mutex<LaneState>,
+    /// Wakes the writer when the lane stops being empty.
+    ready: Notify,
+    max_frames: usize,
+    max_frame_bytes: usize,
+}
+
+/// A call about to be queued: its pair, metadata and (for an ask) its id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutCall<'a> {
+    /// The ask's id; `None` for a tell.
+    pub(crate) id: Option<u64>,
+    /// The service called.
+    pub(crate) service: &'a Arc<str>,
+    /// The message's wire name.
+    pub(crate) message: &'static str,
+    /// What travels with the call.
+    pub(crate) meta: &'a WireMeta,
+}
+
+impl CallLane {
+    /// An empty lane taking at most `max_frames` frames (at least one) of at
+    /// most `max_frame_bytes` each.
+    pub(crate) fn new(max_frames: usize, max_frame_bytes: usize) -> Self {
+        Self {
+            state: Mutex::new(LaneState {
+                buf: Vec::new(),
+                frames: 0,
+                routes: OutboundRoutes::default(),
+                closed: false,
+            }),
+            ready: Notify::new(),
+            max_frames: max_frames.max(1),
+            max_frame_bytes,
+        }
+    }
+
+    /// Appends `call`, its payload written by `payload`, if the lane is
+    /// open, below its frame bound, and `admit` takes the frame's size in
+    /// bytes (an `admit` that said yes is never undone here: on success
+    /// only).
+    pub(crate) fn push_call(
+        &self,
+        call: OutCall<'_>,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        admit: impl FnOnce(u64) -> bool,
+    ) -> Result<(), LaneRefusal> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(LaneRefusal::Closed);
+        }
+        if st.frames >= self.max_frames {
+            return Err(LaneRefusal::Full);
+        }
+        let start = st.buf.len();
+        let LaneState { buf, routes, .. } = &mut *st;
+        let form = routes.form(call.service, call.message);
+        let named = !matches!(form, super::frame::RouteForm::Id(_));
+        let appended = append_call(buf, call.id, form, call.meta, self.max_frame_bytes, payload);
+        let refusal = match appended {
+            Ok(()) if admit((buf.len() - start) as u64) => None,
+            Ok(()) => {
+                buf.truncate(start);
+                Some(LaneRefusal::Full)
+            }
+            Err(AppendError::Payload(e)) => Some(LaneRefusal::Frame(FrameError::Malformed(e))),
+            Err(AppendError::TooLarge { len, max }) => {
+                Some(LaneRefusal::Frame(FrameError::TooLarge { len, max }))
+            }
+        };
+        if let Some(r) = refusal {
+            if named {
+                // The peer never learns the id this frame gave the pair.
+                routes.forget_pair(call.service, call.message);
+            }
+            return Err(r);
+        }
+        st.frames += 1;
+        drop(st);
+        if start == 0 {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Appends any other data-lane frame (a JSON ask, or a call given as a
+    /// frame), on the same terms as [`push_call`](Self::push_call). The
+    /// frame is left as it was, so a refused one can be pushed again.
+    pub(crate) fn push_frame(
+        &self,
+        frame: &mut Frame,
+        admit: impl FnOnce(u64) -> bool,
+    ) -> Result<(), LaneRefusal> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(LaneRefusal::Closed);
+        }
+        if st.frames >= self.max_frames {
+            return Err(LaneRefusal::Full);
+        }
+        let start = st.buf.len();
+        let LaneState { buf, routes, .. } = &mut *st;
+        // The route's wire form is for this push only.
+        let original = frame.route_mut().map(|r| {
+            let local = r.clone();
+            routes.wire_form(r);
+            local
+        });
+        let refusal = match encode_into(frame, self.max_frame_bytes, buf) {
+            Ok(()) if admit((buf.len() - start) as u64) => None,
+            Ok(()) => {
+                buf.truncate(start);
+                Some(LaneRefusal::Full)
+            }
+            Err(e) => Some(LaneRefusal::Frame(e)),
+        };
+        if let (Some(route), Some(local)) = (frame.route_mut(), original) {
+            if refusal.is_some() {
+                routes.forget(route);
+            }
+            *route = local;
+        }
+        if let Some(r) = refusal {
+            return Err(r);
+        }
+        st.frames += 1;
+        drop(st);
+        if start == 0 {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits until the lane may hold frames (it may turn out empty: take
+    /// what is there and wait again).
+    pub(crate) async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Moves every queued frame to the end of `out` (by swapping buffers
+    /// when `out` is empty); the bytes and frames moved.
+    pub(crate) fn take_into(&self, out: &mut Vec<u8>) -> (u64, u64) {
+        let mut st = self.state.lock();
+        let bytes = st.buf.len() as u64;
+        let frames = st.frames as u64;
+        if out.is_empty() {
+            std::mem::swap(out, &mut st.buf);
+        } else {
+            out.extend_from_slice(&st.buf);
+            st.buf.clear();
+        }
+        st.frames = 0;
+        (bytes, frames)
+    }
+
+    /// Closes the lane: later calls are refused as `Closed`; what was still
+    /// queued is dropped, and its bytes returned.
+    pub(crate) fn close(&self) -> u64 {
+        let mut st = self.state.lock();
+        st.closed = true;
+        let bytes = st.buf.len() as u64;
+        st.buf = Vec::new();
+        st.frames = 0;
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests;

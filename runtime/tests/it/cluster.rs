@@ -693,3 +693,44 @@ async fn a_flood_of_calls_does_not_make_failure_detection_misfire() {
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_larger_than_the_frame_limit_fails_at_its_caller_and_the_connection_lives_on() {
+    let a = cluster_node("a", &[]);
+    let b = Node::builder()
+        .name("b")
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET)
+        .seed(a.remote_addr().unwrap())
+        .max_frame_bytes(64 * 1024)
+        .start()
+        .unwrap();
+    let mut wb = b.watch();
+    a.spawn(spec("sink").handles::<Bulk>()).await.unwrap();
+    remote_up(&mut wb, "sink", "a").await;
+    let sink = b.service("sink");
+    for (what, r) in [
+        ("tell", sink.tell(Bulk(vec![1; 100 * 1024]))),
+        (
+            "ask",
+            sink.ask(Bulk(vec![2; 100 * 1024]))
+                .timeout(Duration::from_secs(60))
+                .await,
+        ),
+    ] {
+        match r {
+            Err(CallError::Codec { service, reason }) => {
+                assert_eq!(service, "sink", "{what}");
+                assert!(reason.contains("exceeds the limit"), "{what}: {reason}");
+            }
+            other => panic!("{what} of a frame over the limit: {other:?}"),
+        }
+    }
+    // Nothing was sent: the connection still carries calls, in order.
+    sink.tell(Bulk(vec![3; 1024])).unwrap();
+    sink.ask(Bulk(vec![4; 1024])).await.unwrap();
+    assert_eq!(sink.ask(Get).await.unwrap(), 2);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}

@@ -231,7 +231,7 @@ impl Remoting {
 
     /// This node's side lost: it stops serving and calling across the
     /// cluster, and renews its membership identity.
-    fn down_self(&self, config: &SplitBrainConfig) {
+    pub(super) fn down_self(&self, config: &SplitBrainConfig) {
         self.self_downed.store(true, Ordering::Release);
         self.stats.self_downs.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(

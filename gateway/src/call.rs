@@ -38,6 +38,15 @@ pub(crate) async fn call(
     route: &Route,
     target: CallTarget<'_>,
 ) -> Result<HttpResponse, ApiError> {
+    // Downed by the split-brain resolver: 503 at once, before anything
+    // (the node serves nothing for the cluster until it rejoins).
+    if state.node.is_self_downed() {
+        let node = state.node.name().to_string();
+        return Err(ApiError::from_call(
+            &CallError::Downed { node },
+            ctx.request_id(),
+        ));
+    }
     let identity = match &state.auth {
         Some(auth) => {
             let id = auth.authenticate(req.headers())?;

@@ -195,6 +195,14 @@ impl ApiError {
                     "node `{node}`, which runs the service, is unreachable from this node"
                 ))
             },
+            // The split-brain resolver downed this node (or the one that
+            // hosts the service): 503 at once, naming it.
+            CallError::Downed { node } => Self {
+                node: Some(node.clone()),
+                ..Self::unavailable(format!(
+                    "node `{node}` is downed by the split-brain resolver (the losing side of a partition)"
+                ))
+            },
             // This node has not heard every member's service table yet (it
             // just joined): the service may exist. Retry shortly.
             CallError::TablesPending { service, nodes } => Self {
@@ -293,6 +301,7 @@ mod tests {
             ),
             (CallError::NotRegistered { message: "T" }, 500),
             (CallError::Unreachable { node: "c".into() }, 503),
+            (CallError::Downed { node: "c".into() }, 503),
             (
                 CallError::TablesPending {
                     service: s(),

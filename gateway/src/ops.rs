@@ -41,6 +41,14 @@ pub(crate) fn healthz() -> HttpResponse {
 /// peer's table, and the seeds before any connection).
 pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
     let mut reasons = Vec::new();
+    if node.is_self_downed() {
+        // Nothing else matters until it rejoins.
+        reasons.push(
+            "the node is downed by the split-brain resolver (the losing side of a partition)"
+                .to_string(),
+        );
+        return reasons;
+    }
     for name in node.local_services() {
         match node.service_state(&name) {
             Some(ServiceState::Running) | None => {}

@@ -115,6 +115,18 @@ pub enum CallError {
         /// The members whose tables are still missing, sorted.
         nodes: Vec<String>,
     },
+    /// The node named was downed by the split-brain resolver: it was on the
+    /// losing side of a partition and serves no calls from other nodes (and
+    /// reaches none) until it rejoins after the heal. Reported at once, both
+    /// by the downed node to its local callers of remote services and to
+    /// callers from other nodes (docs/cluster.md, "Split-brain resolver").
+    #[error(
+        "node `{node}` is downed by the split-brain resolver (the losing side of a partition)"
+    )]
+    Downed {
+        /// The downed node.
+        node: String,
+    },
     /// The remote node reported a failure this node's version does not know
     /// (a newer peer added it): its wire code and its text, as sent.
     #[error("calling `{service}`, the remote node reported an unrecognised failure (wire code {code}): {text}")]
@@ -144,6 +156,7 @@ impl CallError {
     /// | `Json` | yes | the body was refused before any handler ran (a retry with the same body fails the same way) |
     /// | `Unreachable` | yes | refused before anything was sent: no reachable node runs the service |
     /// | `TablesPending` | yes | refused before anything was sent: the service is not known here yet |
+    /// | `Downed` | yes | refused before any handler: the node is downed by the split-brain resolver |
     /// | `InstanceDied` | no | the instance may have died while handling it |
     /// | `Timeout` | no | the handler may be running, or may have run |
     /// | `HandlerPanicked` | no | the handler ran (its future panicked) |
@@ -170,7 +183,8 @@ impl CallError {
             | Self::NotRegistered { .. }
             | Self::Json { .. }
             | Self::Unreachable { .. }
-            | Self::TablesPending { .. } => true,
+            | Self::TablesPending { .. }
+            | Self::Downed { .. } => true,
             Self::InstanceDied { .. }
             | Self::Timeout { .. }
             | Self::HandlerPanicked { .. }
@@ -342,6 +356,13 @@ pub enum NodeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The split-brain policy is invalid (a zero `stable_after`, a static
+    /// quorum of size 0).
+    #[error("invalid split-brain policy: {reason}")]
+    BadSplitBrain {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 #[cfg(test)]
@@ -349,7 +370,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// How many variants `CallError` has; [`position`] must number them all.
-    const VARIANTS: usize = 15;
+    const VARIANTS: usize = 16;
 
     /// The variant's position: no `_` arm, so a new variant fails to compile
     /// here until it is numbered (and [`VARIANTS`] grows, and
@@ -371,6 +392,7 @@ pub(crate) mod tests {
             CallError::Json { .. } => 12,
             CallError::Unreachable { .. } => 13,
             CallError::TablesPending { .. } => 14,
+            CallError::Downed { .. } => 15,
         }
     }
 
@@ -435,6 +457,7 @@ pub(crate) mod tests {
                 service: s(),
                 nodes: vec!["b".into(), "c".into()],
             },
+            CallError::Downed { node: "c".into() },
             CallError::Unrecognized {
                 service: s(),
                 code: 999,
@@ -457,7 +480,8 @@ pub(crate) mod tests {
             .collect();
         retryable.dedup();
         // UnknownService, UnhandledMessage, NoInstance, Overloaded,
-        // NotRegistered, Json (a refused body), Unreachable, TablesPending.
-        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14]);
+        // NotRegistered, Json (a refused body), Unreachable, TablesPending,
+        // Downed.
+        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14, 15]);
     }
 }

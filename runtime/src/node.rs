@@ -328,6 +328,18 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Whether this node's split-brain resolver has downed it: it was on the
+    /// losing side of a partition, refuses calls from other nodes and calls
+    /// none (`CallError::Downed`), until it rejoins after the heal. Always
+    /// `false` for a node without remoting. The gateway answers 503 while it
+    /// is set, and `/readyz` 503.
+    pub fn is_self_downed(&self) -> bool {
+        self.shared()
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.is_self_downed())
+    }
+
     /// Membership changes from now on (`None` for a node without remoting).
     pub fn cluster_events(
         &self,

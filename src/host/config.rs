@@ -26,6 +26,11 @@
 //! [shutdown]
 //! drain = "5s"                   # on SIGTERM: how long calls in flight may take to finish
 //!
+//! [split_brain]                  # MSA_SPLIT_BRAIN_STRATEGY, MSA_SPLIT_BRAIN_STABLE_AFTER, MSA_SPLIT_BRAIN_QUORUM_SIZE
+//! strategy = "keep-majority"     # keep-majority | static-quorum | keep-oldest | off
+//! stable_after = "5s"            # act once a partition was stable this long (ms, s, m, or a number of ms)
+//! # quorum_size = 3              # static-quorum only (or strategy = "static-quorum:3")
+//!
 //! [discovery]                    # MSA_DISCOVERY_INTERVAL, MSA_DISCOVERY_DNS_SERVER
 //! interval = "10s"               # re-resolve seed names this often (ms, s or m)
 //! dns_server = "127.0.0.1:5353"  # default: the system's resolver configuration
@@ -80,6 +85,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 pub(crate) mod env;
+mod split_brain;
 
 /// The address a node listens on when nothing says otherwise: loopback, a
 /// free port. It is the only kind of address a node without a secret may use.
@@ -329,6 +335,7 @@ struct ConfigFile {
     listen: Option<String>,
     advertise: Option<String>,
     discovery: Option<DiscoveryFile>,
+    split_brain: Option<split_brain::SplitBrainFile>,
     seeds: Option<Vec<String>>,
     cluster: Option<String>,
     secret: Option<String>,
@@ -406,6 +413,9 @@ pub(crate) struct NodeConfig {
     pub(crate) arbiters: Option<usize>,
     /// Failure-detection bound in milliseconds (`None`: 5,000).
     pub(crate) failure_detection_ms: Option<u64>,
+    /// The split-brain policy (`None`: the node's default, keep-majority
+    /// after 5 s).
+    pub(crate) split_brain: Option<crate::remote::split_brain::SplitBrainConfig>,
     /// How log lines are written.
     pub(crate) log_format: LogFormat,
     /// Where the operations endpoints are served, if anywhere.
@@ -431,6 +441,7 @@ impl fmt::Debug for NodeConfig {
             .field("cluster", &self.cluster)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
             .field("arbiters", &self.arbiters)
+            .field("split_brain", &self.split_brain)
             .field("log_format", &self.log_format)
             .field("ops", &self.ops)
             .field("drain", &self.drain)
@@ -512,6 +523,7 @@ impl NodeConfig {
         let gateway = resolve_gateway(file.gateway, &over)?;
         let (discovery_interval, dns_server) =
             DiscoveryFile::resolve(file.discovery.unwrap_or_default(), &over)?;
+        let split_brain = file.split_brain.unwrap_or_default().resolve()?;
         let cfg = Self {
             name: over
                 .name
@@ -529,6 +541,7 @@ impl NodeConfig {
             secret,
             arbiters: over.arbiters.or(file.arbiters),
             failure_detection_ms: over.failure_detection_ms.or(file.failure_detection_ms),
+            split_brain,
             log_format: over.log_format.or(file.log_format).unwrap_or_default(),
             ops,
             drain,

@@ -229,6 +229,9 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
     if let Some(n) = cfg.arbiters {
         b = b.arbiters(n);
     }
+    if let Some(p) = cfg.split_brain {
+        b = b.split_brain(p);
+    }
     if let Some(s) = &cfg.secret {
         b = b.secret(s.as_bytes());
     }

@@ -13,4 +13,5 @@ mod lifecycle;
 mod metrics;
 mod ops;
 mod reach;
+mod split_brain;
 mod trace_across_nodes;

@@ -266,6 +266,25 @@ impl NodeBuilder {
         self
     }
 
+    /// The split-brain policy (default keep-majority, acting after the
+    /// partition was stable for 5 s; see docs/cluster.md, "Split-brain
+    /// resolver"). An invalid policy is refused by [`start`](Self::start)
+    /// with [`NodeError::BadSplitBrain`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use msa_runtime::remote::split_brain::{SplitBrainConfig, SplitBrainStrategy};
+    /// let policy = SplitBrainConfig::new(SplitBrainStrategy::KeepOldest, Duration::from_secs(3))?;
+    /// let builder = msa_runtime::Node::builder().split_brain(policy);
+    /// # drop(builder);
+    /// # Ok::<(), msa_runtime::remote::split_brain::SplitBrainConfigError>(())
+    /// ```
+    pub fn split_brain(mut self, policy: crate::remote::split_brain::SplitBrainConfig) -> Self {
+        self.remote.split_brain = policy;
+        self
+    }
+
     /// All remoting settings at once.
     pub fn remote_config(mut self, cfg: RemoteConfig) -> Self {
         self.remote = cfg;
@@ -394,6 +413,12 @@ impl NodeBuilder {
     /// ```
     pub fn start(mut self) -> Result<Node, NodeError> {
         self.check_panic_strategy()?;
+        self.remote
+            .split_brain
+            .validate()
+            .map_err(|e| NodeError::BadSplitBrain {
+                reason: e.to_string(),
+            })?;
         let listener = self.bind()?;
         let n = match self.arbiters {
             Some(0) => return Err(NodeError::ZeroArbiters),

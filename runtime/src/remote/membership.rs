@@ -105,6 +105,9 @@ pub(crate) struct Effects {
     pub(crate) tables: Vec<TableVersion>,
     /// Reachability reports newer than any seen before (ours included).
     pub(crate) reports: Vec<ReachReport>,
+    /// Our identity was renewed (told we were down, or downed by the
+    /// split-brain resolver): we rejoin as a new member.
+    pub(crate) renewed: bool,
 }
 
 /// The sans-IO membership core: foca plus its effects.
@@ -281,6 +284,22 @@ impl Membership {
         self.effects()
     }
 
+    /// Gives this node a renewed identity at once (the split-brain resolver
+    /// downed it): foca declares the old identity down to whoever it still
+    /// reaches, and the node is a member again only once a member accepts
+    /// the new identity (announced to every known node, now and at every
+    /// rejoin tick), that is after the partition heals.
+    pub(crate) fn renew_identity(&mut self) -> Effects {
+        use foca::Identity as _;
+        if let Some(new) = self.foca.identity().renew() {
+            match self.foca.change_identity(new.clone(), &mut self.rt) {
+                Ok(()) => foca::Runtime::notify(&mut self.rt, foca::Notification::Rejoin(&new)),
+                Err(e) => tracing::debug!(error = %e, "identity not renewed"),
+            }
+        }
+        self.effects()
+    }
+
     /// Introduces us to `to` (called when a connection to it is up).
     pub(crate) fn announce(&mut self, to: NodeInfo) -> Effects {
         self.remember(&to);
@@ -345,7 +364,10 @@ impl Membership {
             match n {
                 OwnedNotification::MemberUp(m) => e.up.push(m),
                 OwnedNotification::MemberDown(m) => e.down.push(m),
-                OwnedNotification::Rejoin(_) => rejoined = true,
+                OwnedNotification::Rejoin(_) => {
+                    rejoined = true;
+                    e.renewed = true;
+                }
                 _ => {}
             }
         }

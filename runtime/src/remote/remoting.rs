@@ -21,6 +21,7 @@ mod membership_driver;
 mod operator;
 mod reach;
 mod seeds;
+mod split_brain;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -77,6 +78,10 @@ pub(crate) struct Remoting {
     /// Members (name, incarnation) that left gracefully: their state is
     /// `removed` (see `status.rs`).
     removed: parking_lot::Mutex<std::collections::BTreeSet<(String, u64)>>,
+    /// The split-brain resolver and the members it counts.
+    sbr: parking_lot::Mutex<split_brain::SbrState>,
+    /// Set while the split-brain resolver has this node downed.
+    self_downed: AtomicBool,
 }
 
 /// Counts an established connection until it ends.
@@ -103,6 +108,9 @@ pub(crate) enum MembershipInput {
     Rejoin,
     /// Declare this member down (an operator's `msa cluster down`).
     Down(String),
+    /// Renew this node's membership identity (the split-brain resolver
+    /// downed it).
+    RenewIdentity,
     Leave,
 }
 
@@ -127,6 +135,7 @@ impl Remoting {
         node: Weak<dyn LocalNode>,
         transport: Arc<dyn Transport>,
     ) -> Self {
+        let sbr = split_brain::SbrState::new(&local.name, cfg.split_brain);
         Self {
             local,
             stats: Arc::new(RemoteStats::default()),
@@ -148,6 +157,8 @@ impl Remoting {
             )),
             ever_connected: AtomicBool::new(false),
             removed: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
+            sbr: parking_lot::Mutex::new(sbr),
+            self_downed: AtomicBool::new(false),
             cfg,
         }
     }

@@ -18,6 +18,9 @@ pub(crate) struct RemoteStats {
     pub(crate) route_errors: AtomicU64,
     pub(crate) unreachable_marks: AtomicU64,
     pub(crate) unreachable_calls: AtomicU64,
+    pub(crate) split_brain_downs: AtomicU64,
+    pub(crate) self_downs: AtomicU64,
+    pub(crate) downed_calls: AtomicU64,
 }
 
 /// A copy of the remoting counters.
@@ -56,6 +59,14 @@ pub struct RemoteSnapshot {
     /// Calls refused with `CallError::Unreachable` or
     /// `CallError::TablesPending`.
     pub unreachable_calls: u64,
+    /// Members this node's split-brain resolver downed (its side won).
+    pub split_brain_downs: u64,
+    /// Times this node's split-brain resolver downed the node itself (its
+    /// side lost).
+    pub self_downs: u64,
+    /// Calls refused with `CallError::Downed` (inbound, and local callers
+    /// of remote services) while this node was downed.
+    pub downed_calls: u64,
 }
 
 impl RemoteStats {
@@ -75,6 +86,9 @@ impl RemoteStats {
             route_errors: l(&self.route_errors),
             unreachable_marks: l(&self.unreachable_marks),
             unreachable_calls: l(&self.unreachable_calls),
+            split_brain_downs: l(&self.split_brain_downs),
+            self_downs: l(&self.self_downs),
+            downed_calls: l(&self.downed_calls),
         }
     }
 }

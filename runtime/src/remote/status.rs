@@ -184,6 +184,15 @@ pub enum ClusterEvent {
         /// Why: the detector's verdict or the connection's end.
         reason: String,
     },
+    /// This node's split-brain resolver downed the node itself: it serves
+    /// no calls from other nodes and calls none until it rejoins.
+    SelfDowned {
+        /// The strategy that decided (`keep-majority`, …).
+        strategy: String,
+    },
+    /// This node, downed by its split-brain resolver, rejoined the cluster
+    /// (with a renewed membership identity) after the partition healed.
+    Rejoined,
 }
 
 #[cfg(test)]

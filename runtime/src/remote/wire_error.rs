@@ -27,6 +27,7 @@
 //! | `Json` (`BadBody`) | `Json(BadBody { path, reason })` | 14 | itself (wire name from the caller's call) |
 //! | `Unreachable` | `Unreachable { node }` | 15 | itself |
 //! | `TablesPending` | `TablesPending { nodes }` | 16 | itself (service from the caller's call) |
+//! | `Downed` | `Downed { node }` | 17 | itself |
 //! | `Unrecognized` | `Other { code, text }` | any other | `Unrecognized { code, text }` |
 
 use std::time::Duration;
@@ -76,6 +77,10 @@ pub(crate) enum WireError {
     /// The serving node has not yet heard these members' tables.
     TablesPending {
         nodes: Vec<String>,
+    },
+    /// The serving node (named) is downed by the split-brain resolver.
+    Downed {
+        node: String,
     },
     /// A code this node does not know: a newer peer's failure.
     Other {
@@ -174,6 +179,7 @@ impl WireError {
             CallError::TablesPending { nodes, .. } => Self::TablesPending {
                 nodes: nodes.clone(),
             },
+            CallError::Downed { node } => Self::Downed { node: node.clone() },
             CallError::Unrecognized { code, text, .. } => Self::Other {
                 code: *code,
                 text: text.clone(),
@@ -219,6 +225,7 @@ impl WireError {
             },
             Self::Unreachable { node } => CallError::Unreachable { node },
             Self::TablesPending { nodes } => CallError::TablesPending { service, nodes },
+            Self::Downed { node } => CallError::Downed { node },
             Self::Other { code, text } => CallError::Unrecognized {
                 service,
                 code,
@@ -270,6 +277,7 @@ const JSON_MALFORMED: u16 = 13;
 const JSON_BAD_BODY: u16 = 14;
 const UNREACHABLE: u16 = 15;
 const TABLES_PENDING: u16 = 16;
+const DOWNED: u16 = 17;
 
 impl From<WireError> for Coded {
     fn from(e: WireError) -> Self {
@@ -298,6 +306,7 @@ impl From<WireError> for Coded {
             // Node names cannot hold a comma (they are `[A-Za-z0-9._-]`-like
             // names or addresses), so the list travels joined.
             WireError::TablesPending { nodes } => (TABLES_PENDING, nodes.join(","), 0),
+            WireError::Downed { node } => (DOWNED, node, 0),
             WireError::Other { code, text } => (code, text, 0),
         };
         Self {
@@ -343,6 +352,7 @@ impl From<Coded> for WireError {
                     .map(str::to_string)
                     .collect(),
             },
+            DOWNED => Self::Downed { node: text },
             code => Self::Other { code, text },
         }
     }

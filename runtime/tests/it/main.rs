@@ -22,6 +22,7 @@ mod observability;
 mod reach;
 mod registry;
 mod shutdown;
+mod split_brain;
 mod stats;
 mod supervision;
 mod supervision_otp;

@@ -350,3 +350,96 @@ fn kubernetes_node_configs_are_valid() {
     }
     let _ = std::fs::remove_file(&secret);
 }
+
+#[test]
+fn the_split_brain_table_sets_the_policy_and_the_environment_wins() {
+    use crate::remote::split_brain::{SplitBrainConfig, SplitBrainStrategy};
+    // Absent: the node's default.
+    assert_eq!(from_toml("name = \"n\"\n").unwrap().split_brain, None);
+    let cfg =
+        from_toml("[split_brain]\nstrategy = \"keep-oldest\"\nstable_after = \"3s\"\n").unwrap();
+    assert_eq!(
+        cfg.split_brain,
+        Some(
+            SplitBrainConfig::new(SplitBrainStrategy::KeepOldest, Duration::from_secs(3)).unwrap()
+        )
+    );
+    // A number is milliseconds; the strategy keeps its default.
+    let cfg = from_toml("[split_brain]\nstable_after = 1500\n").unwrap();
+    assert_eq!(
+        cfg.split_brain,
+        Some(
+            SplitBrainConfig::new(
+                SplitBrainStrategy::KeepMajority,
+                Duration::from_millis(1500)
+            )
+            .unwrap()
+        )
+    );
+    let cfg = from_toml("[split_brain]\nstrategy = \"static-quorum\"\nquorum_size = 2\n").unwrap();
+    assert_eq!(
+        cfg.split_brain.map(|p| p.strategy),
+        Some(SplitBrainStrategy::StaticQuorum { quorum_size: 2 })
+    );
+    // MSA_SPLIT_BRAIN_* over the file.
+    let path = temp_file(
+        "config-sbr.toml",
+        "[split_brain]\nstrategy = \"keep-oldest\"\nstable_after = \"3s\"\n",
+    );
+    let env = |v: &str| match v {
+        "MSA_SPLIT_BRAIN_STRATEGY" => Some("static-quorum:3".to_string()),
+        "MSA_SPLIT_BRAIN_STABLE_AFTER" => Some("750".to_string()),
+        _ => None,
+    };
+    let cfg = NodeConfig::resolve_with(Some(&path), Overrides::default(), env).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        cfg.split_brain,
+        Some(
+            SplitBrainConfig::new(
+                SplitBrainStrategy::StaticQuorum { quorum_size: 3 },
+                Duration::from_millis(750)
+            )
+            .unwrap()
+        )
+    );
+    let env = |v: &str| (v == "MSA_SPLIT_BRAIN_STRATEGY").then(|| "off".to_string());
+    let cfg = NodeConfig::resolve_with(None, Overrides::default(), env).unwrap();
+    assert_eq!(
+        cfg.split_brain.map(|p| p.strategy),
+        Some(SplitBrainStrategy::Off)
+    );
+}
+
+#[test]
+fn bad_split_brain_values_are_refused_with_the_reason() {
+    for (toml, want) in [
+        (
+            "strategy = \"keep-everyone\"",
+            "unknown split-brain strategy",
+        ),
+        ("strategy = \"static-quorum\"", "needs a quorum size"),
+        (
+            "strategy = \"keep-oldest\"\nquorum_size = 2",
+            "static-quorum only",
+        ),
+        ("stable_after = \"soon\"", "split_brain.stable_after `soon`"),
+        ("stable_after = 0", "above zero"),
+        ("stabel_after = \"5s\"", "unknown field `stabel_after`"),
+    ] {
+        let e = format!(
+            "{:#}",
+            from_toml(&format!("[split_brain]\n{toml}\n")).unwrap_err()
+        );
+        assert!(e.contains(want), "{toml}: {e}");
+    }
+    let env = |v: &str| (v == "MSA_SPLIT_BRAIN_STRATEGY").then(|| "majority".to_string());
+    let e = format!(
+        "{:#}",
+        NodeConfig::resolve_with(None, Overrides::default(), env).unwrap_err()
+    );
+    assert!(
+        e.contains("unknown split-brain strategy \"majority\""),
+        "{e}"
+    );
+}

@@ -45,7 +45,8 @@ fn wire_error(e: &WireError) -> usize {
         | WireError::NotRegistered { message } => message.len(),
         WireError::NodeDown { node }
         | WireError::Overloaded { node }
-        | WireError::Unreachable { node } => node.len(),
+        | WireError::Unreachable { node }
+        | WireError::Downed { node } => node.len(),
         // Joined with commas (`wire_error.rs`).
         WireError::TablesPending { nodes } => nodes.iter().map(|n| n.len() + 1).sum(),
         WireError::Codec { reason }

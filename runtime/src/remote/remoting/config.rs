@@ -73,6 +73,9 @@ pub struct RemoteConfig {
     /// A crashed or partitioned member is declared down within about this
     /// long (drives foca's probe and suspicion timing).
     pub failure_detection: Duration,
+    /// The split-brain policy (default keep-majority after 5 s stable; see
+    /// [`split_brain`](crate::remote::split_brain)).
+    pub split_brain: crate::remote::split_brain::SplitBrainConfig,
 }
 
 impl RemoteConfig {
@@ -104,6 +107,7 @@ impl Default for RemoteConfig {
             reconnect_max: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
             failure_detection: DEFAULT_DETECTION,
+            split_brain: crate::remote::split_brain::SplitBrainConfig::default(),
         }
     }
 }

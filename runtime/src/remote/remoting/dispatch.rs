@@ -72,7 +72,11 @@ impl Remoting {
                 services,
                 members,
             } => {
-                if peer.is_leaving() {
+                if self.is_self_downed() {
+                    // Downed: no route to another node until it rejoins (the
+                    // table is fetched again then).
+                    tracing::debug!(peer = %peer.info.name, version, "table ignored: this node is downed");
+                } else if peer.is_leaving() {
                     // A leaving node's services stay out of routing.
                     tracing::debug!(peer = %peer.info.name, version, "table of a leaving peer ignored");
                 } else if peer.accept_table(version) {
@@ -116,6 +120,11 @@ impl Remoting {
                 meta,
                 body,
             } => {
+                if self.is_self_downed() {
+                    let error = WireError::from_call(&self.downed_error());
+                    let _ = peer.send(Frame::Error { id, error });
+                    return Ok(None);
+                }
                 let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
                 let mut meta = meta.into_metadata();
                 meta.set_deadline_ms(deadline.deadline_ms);
@@ -204,6 +213,11 @@ impl Remoting {
     ) -> Result<Option<TellWait>, ConnectionError> {
         let mut slot = self.route_of(routes, route)?;
         let route = slot.get();
+        if self.is_self_downed() {
+            let _ = self.downed_error();
+            tracing::debug!(service = %route.service, "remote tell refused: this node is downed");
+            return Ok(None);
+        }
         let deadline = meta
             .timeout_ms
             .map(|ms| ServeDeadline::new(&**node, Some(ms)));
@@ -234,6 +248,11 @@ impl Remoting {
     ) -> Result<(), ConnectionError> {
         let mut slot = self.route_of(routes, route)?;
         let route = slot.get();
+        if self.is_self_downed() {
+            let error = WireError::from_call(&self.downed_error());
+            let _ = peer.send(Frame::Error { id, error });
+            return Ok(());
+        }
         // The one deadline of the call: the caller's time left, plus slack.
         let deadline = ServeDeadline::new(&**node, meta.timeout_ms);
         if let Some((trace_id, _)) = meta.trace {

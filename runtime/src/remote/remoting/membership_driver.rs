@@ -59,6 +59,7 @@ impl Remoting {
                 MembershipInput::PublishReach(r) => core.publish_reach(&r),
                 MembershipInput::Rejoin => core.rejoin(),
                 MembershipInput::Down(name) => core.down(&name),
+                MembershipInput::RenewIdentity => core.renew_identity(),
                 MembershipInput::Leave => core.leave(),
             };
             self.apply_membership(e, &tx);
@@ -100,8 +101,12 @@ impl Remoting {
                 reach.on_report(r);
             }
         }
+        if e.renewed {
+            tracing::debug!("membership identity renewed");
+        }
         for m in e.up {
             tracing::info!(member = %m.info.name, incarnation = m.info.incarnation, "member up");
+            self.sbr_member_up(&m.info);
             if self.peer(&m.info.name).is_none() {
                 self.dial_member(&m.info);
             }

@@ -27,6 +27,7 @@ impl Remoting {
                     });
                 };
                 tracing::warn!(member = %node, "member downed by an operator");
+                self.sbr_forget(&m.name);
                 self.to_membership(MembershipInput::Down(m.name.clone()));
                 return Ok(self.report(None));
             }

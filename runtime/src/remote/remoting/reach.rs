@@ -58,7 +58,9 @@ impl Remoting {
             if self.is_closing() {
                 return;
             }
-            let changed = self.judge_reachability(Instant::now());
+            let now = Instant::now();
+            let changed = self.judge_reachability(now);
+            self.split_brain_step(now);
             // Nobody to judge (a lone node): look again after a heartbeat
             // rather than twice as often, so an idle node sleeps. A
             // member that appears is judged within one heartbeat, well inside
@@ -122,6 +124,9 @@ impl Remoting {
     /// some member's table has not arrived (only when `pending` is set: the
     /// service is not known at all). Counted.
     pub(crate) fn why_missing(&self, service: &str, pending: bool) -> Option<CallError> {
+        if self.is_self_downed() {
+            return Some(self.downed_error());
+        }
         let host = self.reach.lock().unreachable_host(service);
         let e = match host {
             Some(node) => CallError::Unreachable { node },

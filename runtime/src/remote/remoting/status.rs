@@ -17,14 +17,22 @@ impl Remoting {
     /// This node's view of the cluster.
     pub(crate) fn status(&self) -> crate::remote::status::ClusterStatus {
         use crate::remote::status::{MemberView, ServiceView};
+        // A node downed by its split-brain resolver reads `down` itself.
+        let (status, state) = if self.is_closing() {
+            ("left", "leaving")
+        } else if self.is_self_downed() {
+            ("down", "down")
+        } else {
+            ("alive", "up")
+        };
         let mut members: Vec<MemberView> = vec![MemberView {
             name: self.local.name.clone(),
             addr: self.local.addr.clone(),
-            status: if self.is_closing() { "left" } else { "alive" }.into(),
+            status: status.into(),
             incarnation: self.local.incarnation,
             table_version: self.table_version.load(Ordering::Acquire),
             reachability: "reachable".into(),
-            state: if self.is_closing() { "leaving" } else { "up" }.into(),
+            state: state.into(),
         }];
         let connected = self.peers();
         // A copy: the view's lock is not held while other locks are taken.

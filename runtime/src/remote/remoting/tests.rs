@@ -7,6 +7,7 @@ use crate::remote::transport::BoxStream;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 mod inbound;
+mod split_brain;
 mod stall;
 use super::super::frame::Route;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,402 @@
+//! The split-brain resolver (issue 10 item 2) on the in-memory network: the
+//! side of a partition that loses downs itself (calls from and to it fail at
+//! once with `CallError::Downed`, its status says `down`), the side that
+//! wins downs the others, and after the heal the downed side rejoins.
+//!
+//! Memory-network addresses are `name:port`, compared as text: `a` holds
+//! the lowest address.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use msa_runtime::prelude::*;
+use msa_runtime::remote::split_brain::{SplitBrainConfig, SplitBrainStrategy};
+use msa_runtime::remote::transport::MemoryNetwork;
+use msa_runtime::remote::ClusterStatus;
+use msa_runtime::test_support::eventually;
+use serde::{Deserialize, Serialize};
+
+/// Answers the name of the node that served it.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[rtype(result = "String")]
+#[msa(name = "sbr.Where")]
+struct Where;
+
+/// A keyed ask: the key picks the owner; answers the node that served it.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[rtype(result = "String")]
+#[msa(name = "sbr.Owner", keyed)]
+struct Owner(String);
+impl KeyedMessage for Owner {
+    fn routing_key(&self) -> u64 {
+        msa_runtime::key_hash(self.0.as_bytes())
+    }
+}
+
+struct Here(String);
+impl Service for Here {}
+impl Handler<Where> for Here {
+    fn handle(&mut self, _: Where, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
+        Reply::ready(self.0.clone())
+    }
+}
+impl Handler<Owner> for Here {
+    fn handle(&mut self, _: Owner, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
+        Reply::ready(self.0.clone())
+    }
+}
+
+const SECRET: &[u8] = b"sbr-secret";
+const GRACE: Duration = Duration::from_secs(5);
+/// Failure detection of these nodes: shorter than the default keeps the
+/// tests short; long enough not to misfire on a loaded 2-core machine.
+const DETECTION: Duration = Duration::from_secs(2);
+/// The policies' stable-after time.
+const STABLE: Duration = Duration::from_secs(2);
+/// Bound on every wait (forming, deciding, healing).
+const BOUND: Duration = Duration::from_secs(40);
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// "At once": far below the ask's own timeout.
+const AT_ONCE: Duration = Duration::from_millis(500);
+
+fn node(
+    net: &MemoryNetwork,
+    name: &str,
+    seed: Option<&Node>,
+    strategy: SplitBrainStrategy,
+    incarnation: Option<u64>,
+) -> Node {
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .transport(net.clone())
+        .listen_on(format!("{name}:0"))
+        .secret(SECRET)
+        .failure_detection(DETECTION)
+        .split_brain(SplitBrainConfig::new(strategy, STABLE).unwrap());
+    if let Some(s) = seed {
+        b = b.seed(s.remote_addr().unwrap());
+    }
+    if let Some(i) = incarnation {
+        b = b.incarnation(i);
+    }
+    b.start().unwrap()
+}
+
+/// Nodes named `names`, each running `where-NAME` and the keyed `shard`,
+/// joined through the first, the whole cluster formed.
+async fn cluster(
+    net: &MemoryNetwork,
+    names: &[&str],
+    strategy: SplitBrainStrategy,
+    incarnations: Option<&[u64]>,
+) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let inc = incarnations.map(|v| v[i]);
+        let n = node(net, name, nodes.first(), strategy, inc);
+        let me = name.to_string();
+        let m = me.clone();
+        n.spawn(
+            ServiceSpec::new(format!("where-{me}"), move || Here(m.clone())).handles::<Where>(),
+        )
+        .await
+        .unwrap();
+        n.spawn(
+            ServiceSpec::new("shard", move || Here(me.clone()))
+                .handles_keyed::<Owner>()
+                .routing(Routing::Keyed),
+        )
+        .await
+        .unwrap();
+        nodes.push(n);
+    }
+    eventually("the cluster forms", BOUND, || async {
+        let mut ok = agree(&nodes);
+        for from in &nodes {
+            for to in &nodes {
+                ok = ok && ask_where(from, to.name()).await.is_ok();
+            }
+        }
+        ok
+    })
+    .await;
+    nodes
+}
+
+async fn ask_where(from: &Node, to: &str) -> Result<String, CallError> {
+    let svc = from.service(&format!("where-{to}"));
+    let ask = svc.ask(Where).timeout(ASK_TIMEOUT).into_future();
+    tokio::time::timeout(BOUND, ask)
+        .await
+        .unwrap_or_else(|_| panic!("the ask to where-{to} hung"))
+}
+
+async fn owner(from: &Node, key: &str) -> Result<String, CallError> {
+    let svc = from.service("shard");
+    let ask = svc
+        .ask(Owner(key.into()))
+        .timeout(ASK_TIMEOUT)
+        .into_future();
+    tokio::time::timeout(BOUND, ask)
+        .await
+        .unwrap_or_else(|_| panic!("the keyed ask hung"))
+}
+
+/// Whether every node's view agrees with every other's and lists every
+/// node alive.
+fn agree(nodes: &[Node]) -> bool {
+    let views: Vec<ClusterStatus> = nodes.iter().map(|n| n.cluster_status()).collect();
+    views.iter().all(|v| {
+        v.members.len() == nodes.len()
+            && v.members.iter().all(|m| m.status == "alive")
+            && views[0].disagreement(v).is_none()
+    })
+}
+
+fn status_of(n: &Node, member: &str) -> (String, String) {
+    n.cluster_status()
+        .members
+        .into_iter()
+        .find(|m| m.name == member)
+        .map(|m| (m.status, m.state))
+        .unwrap_or_else(|| ("absent".into(), "absent".into()))
+}
+
+fn cut(net: &MemoryNetwork, side: &[&Node], other: &[&Node]) {
+    for x in side {
+        for y in other {
+            net.cut(x.name(), y.name());
+        }
+    }
+}
+
+async fn shutdown(nodes: Vec<Node>) {
+    for n in nodes.into_iter().rev() {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() {
+    let net = MemoryNetwork::new();
+    let nodes = cluster(
+        &net,
+        &["a", "b", "c"],
+        SplitBrainStrategy::KeepMajority,
+        None,
+    )
+    .await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let mut c_events = c.cluster_events().unwrap();
+    // Keys owned by c before the split, as a routes them.
+    let mut keys_on_c = Vec::new();
+    for i in 0..64 {
+        let k = format!("key-{i}");
+        if owner(a, &k).await.unwrap() == "c" {
+            keys_on_c.push(k);
+        }
+    }
+    assert!(!keys_on_c.is_empty(), "some keys live on c");
+
+    cut(&net, &[c], &[a, b]);
+    let t0 = Instant::now();
+    eventually("c downs itself", BOUND, || async { c.is_self_downed() }).await;
+    let downed_after = t0.elapsed();
+    eventually("a and b down c", BOUND, || async {
+        status_of(a, "c").0 == "down" && status_of(b, "c").0 == "down"
+    })
+    .await;
+    let c_out = t0.elapsed();
+    eprintln!(
+        "2|1 split: c downed itself after {downed_after:?}; a and b hold it down after {c_out:?}"
+    );
+    assert!(!a.is_self_downed() && !b.is_self_downed());
+    assert_eq!(c.remote_stats().self_downs, 1);
+    assert!(a.remote_stats().split_brain_downs + b.remote_stats().split_brain_downs >= 1);
+
+    // c: its status says so, and its calls across fail at once, typed.
+    assert_eq!(status_of(c, "c"), ("down".into(), "down".into()));
+    for to in ["a", "b"] {
+        let t = Instant::now();
+        let r = ask_where(c, to).await;
+        assert_eq!(r, Err(CallError::Downed { node: "c".into() }), "c -> {to}");
+        assert!(t.elapsed() < AT_ONCE, "c -> {to} took {:?}", t.elapsed());
+    }
+    // Its own local services still answer its own callers.
+    assert_eq!(ask_where(c, "c").await.unwrap(), "c");
+    // The majority serves on, and every key has one owner there.
+    assert_eq!(ask_where(a, "b").await.unwrap(), "b");
+    assert_eq!(ask_where(b, "a").await.unwrap(), "a");
+    for k in &keys_on_c {
+        let on_a = owner(a, k).await.unwrap();
+        assert_ne!(on_a, "c", "{k}");
+        assert_eq!(owner(b, k).await.unwrap(), on_a, "{k}: a and b agree");
+    }
+    assert!(ask_where(a, "c").await.is_err());
+
+    // Heal: c rejoins, every view agrees, every call path works again.
+    net.heal_all();
+    let healed = Instant::now();
+    eventually("c rejoins", BOUND, || async { !c.is_self_downed() }).await;
+    let mut rejoined = false;
+    while let Ok(e) = c_events.try_recv() {
+        rejoined |= matches!(e, msa_runtime::remote::ClusterEvent::Rejoined);
+    }
+    assert!(rejoined, "c reported its rejoin");
+    eventually("every view agrees and every call works", BOUND, || async {
+        let mut ok = agree(&nodes);
+        for from in &nodes {
+            for to in &nodes {
+                ok = ok && ask_where(from, to.name()).await.as_deref() == Ok(to.name());
+            }
+        }
+        ok
+    })
+    .await;
+    eprintln!("2|1 split: healed and agreed after {:?}", healed.elapsed());
+    // Keys are c's again, for everyone.
+    for k in &keys_on_c {
+        for n in &nodes {
+            assert_eq!(owner(n, k).await.unwrap(), "c", "{k} from {}", n.name());
+        }
+    }
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_2_tie_goes_to_the_side_with_the_lowest_address() {
+    let net = MemoryNetwork::new();
+    let nodes = cluster(
+        &net,
+        &["a", "b", "c", "d"],
+        SplitBrainStrategy::KeepMajority,
+        None,
+    )
+    .await;
+    let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    cut(&net, &[a, b], &[c, d]);
+    eventually("c and d down themselves", BOUND, || async {
+        c.is_self_downed() && d.is_self_downed()
+    })
+    .await;
+    eventually("a and b down c and d", BOUND, || async {
+        [a, b]
+            .iter()
+            .all(|n| status_of(n, "c").0 == "down" && status_of(n, "d").0 == "down")
+    })
+    .await;
+    assert!(!a.is_self_downed() && !b.is_self_downed());
+    assert_eq!(ask_where(a, "b").await.unwrap(), "b");
+    assert_eq!(
+        ask_where(d, "c").await,
+        Err(CallError::Downed { node: "d".into() })
+    );
+    net.heal_all();
+    eventually("everyone back", BOUND, || async {
+        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
+    })
+    .await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_quorum_downs_every_side_below_the_quorum() {
+    let net = MemoryNetwork::new();
+    // Quorum 3 of 3: after a 2|1 split neither side has it.
+    let q = SplitBrainStrategy::StaticQuorum { quorum_size: 3 };
+    let nodes = cluster(&net, &["a", "b", "c"], q, None).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    cut(&net, &[c], &[a, b]);
+    eventually("all three down themselves", BOUND, || async {
+        nodes.iter().all(|n| n.is_self_downed())
+    })
+    .await;
+    assert_eq!(
+        ask_where(a, "b").await,
+        Err(CallError::Downed { node: "a".into() })
+    );
+    let _ = (b, c);
+    net.heal_all();
+    eventually("everyone back", BOUND, || async {
+        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
+    })
+    .await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_oldest_keeps_the_side_of_the_oldest_node_even_against_the_lowest_address() {
+    let net = MemoryNetwork::new();
+    // d is the oldest (lowest incarnation). In a 2|2 split keep-majority
+    // would keep a and b (lowest address); keep-oldest keeps c and d.
+    let incarnations = [40, 30, 20, 10];
+    let nodes = cluster(
+        &net,
+        &["a", "b", "c", "d"],
+        SplitBrainStrategy::KeepOldest,
+        Some(&incarnations),
+    )
+    .await;
+    let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    cut(&net, &[a, b], &[c, d]);
+    eventually("a and b down themselves", BOUND, || async {
+        a.is_self_downed() && b.is_self_downed()
+    })
+    .await;
+    eventually("c and d down a and b", BOUND, || async {
+        [c, d]
+            .iter()
+            .all(|n| status_of(n, "a").0 == "down" && status_of(n, "b").0 == "down")
+    })
+    .await;
+    assert!(!c.is_self_downed() && !d.is_self_downed());
+    assert_eq!(ask_where(c, "d").await.unwrap(), "d");
+    net.heal_all();
+    eventually("everyone back", BOUND, || async {
+        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
+    })
+    .await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_strategy_off_nobody_is_downed() {
+    let net = MemoryNetwork::new();
+    let nodes = cluster(&net, &["a", "b", "c"], SplitBrainStrategy::Off, None).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    cut(&net, &[c], &[a, b]);
+    // Wait until failure detection has acted on both sides, then for
+    // longer than the policy would have waited.
+    eventually("the sides see each other down", BOUND, || async {
+        status_of(a, "c").0 == "down" && status_of(c, "a").0 == "down"
+    })
+    .await;
+    let until = Instant::now() + STABLE * 3;
+    eventually("time passes", BOUND, || async { Instant::now() >= until }).await;
+    assert!(nodes.iter().all(|n| !n.is_self_downed()));
+    assert_eq!(c.remote_stats().self_downs, 0);
+    assert_eq!(a.remote_stats().split_brain_downs, 0);
+    let _ = b;
+    net.heal_all();
+    eventually("views agree", BOUND, || async { agree(&nodes) }).await;
+    shutdown(nodes).await;
+}
+
+#[test]
+fn an_invalid_policy_is_refused_at_start() {
+    let bad = SplitBrainConfig {
+        strategy: SplitBrainStrategy::KeepMajority,
+        stable_after: Duration::ZERO,
+    };
+    let r = Node::builder()
+        .name("bad-sbr")
+        .listen_on("bad-sbr:0")
+        .transport(MemoryNetwork::new())
+        .split_brain(bad)
+        .start();
+    assert!(
+        matches!(r, Err(msa_runtime::NodeError::BadSplitBrain { .. })),
+        "{r:?}"
+    );
+}

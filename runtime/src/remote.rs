@@ -17,6 +17,7 @@ pub(crate) mod peer;
 pub(crate) mod reachability;
 pub(crate) mod remoting;
 pub(crate) mod routes;
+pub mod split_brain;
 pub(crate) mod stats;
 mod status;
 pub(crate) mod table;

@@ -1,0 +1,475 @@
+//! The split-brain resolver (issue 10, item 2), sans-IO.
+//!
+//! When a network partition cuts a cluster in two, each side sees the other
+//! unreachable and, left alone, both would keep serving as if they were the
+//! cluster (keyed routing included: one key owned on both sides). As Akka's
+//! Split Brain Resolver does, each node waits until the set of members it
+//! cannot reach has been unchanged for `stable_after`, then applies the same
+//! deterministic [`SplitBrainStrategy`] to what it sees; both sides reach
+//! complementary verdicts without talking to each other:
+//!
+//! * the side that wins **downs the members it cannot reach**
+//!   ([`SbrDecision::DownUnreachable`]);
+//! * the side that loses **downs itself** ([`SbrDecision::DownSelf`]).
+//!
+//! [`decide`] is the pure decision over one view; [`SplitBrainResolver`] adds
+//! the stable-after timer, driven by explicit time (no clock, no I/O), so a
+//! simulation or a test steps it at will. The membership driver
+//! (`remote/remoting/split_brain.rs`) feeds it the node's view and carries
+//! out its decisions.
+//!
+//! # Examples
+//! ```
+//! use std::time::{Duration, Instant};
+//! use msa_runtime::remote::split_brain::{
+//!     SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
+//! };
+//!
+//! let member = |name: &str, port: u16, reachable: bool| SbrMember {
+//!     name: name.into(),
+//!     address: format!("127.0.0.1:{port}"),
+//!     age: u64::from(port),
+//!     reachable,
+//! };
+//! // Node "a" reaches "b" but not "c": the majority side.
+//! let view = [member("a", 7001, true), member("b", 7002, true), member("c", 7003, false)];
+//! let mut sbr = SplitBrainResolver::new("a", SplitBrainConfig::default());
+//! let t0 = Instant::now();
+//! assert_eq!(sbr.step(&view, t0), None); // the timer starts
+//! assert_eq!(sbr.step(&view, t0 + Duration::from_secs(1)), None); // not stable yet
+//! assert_eq!(
+//!     sbr.step(&view, t0 + Duration::from_secs(5)),
+//!     Some(SbrDecision::DownUnreachable(vec!["c".into()]))
+//! );
+//! ```
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The default time a partition must be stable before the resolver acts.
+pub const DEFAULT_STABLE_AFTER: Duration = Duration::from_secs(5);
+
+/// Which side of a partition survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum SplitBrainStrategy {
+    /// The side with more members survives; on a tie, the side holding the
+    /// member with the lowest address (the default).
+    #[default]
+    KeepMajority,
+    /// A side with at least `quorum_size` members survives; a side below it
+    /// downs itself (both sides, if both are below). Set `quorum_size` above
+    /// half the cluster's size, or both sides of a split may survive.
+    StaticQuorum {
+        /// The least number of members a side needs to survive.
+        quorum_size: usize,
+    },
+    /// The side holding the oldest member (lowest age, then lowest address)
+    /// survives, unless the oldest is alone and the other side has two
+    /// members or more: then the oldest downs itself and the others survive
+    /// (Akka's `down-if-alone`, see [`decide`]).
+    KeepOldest,
+    /// No split-brain resolution: members stay unreachable until they come
+    /// back or an operator downs them (`msa cluster down`).
+    Off,
+}
+
+impl SplitBrainStrategy {
+    /// The strategy named `name` (`keep-majority`, `static-quorum`,
+    /// `keep-oldest` or `off`); `static-quorum` needs `quorum_size`, which
+    /// may also be written into the name (`static-quorum:3`).
+    ///
+    /// # Errors
+    /// [`SplitBrainConfigError`] for an unknown name, a static quorum
+    /// without a size (or of size 0, or a size that is not a number), or a
+    /// size given to another strategy.
+    ///
+    /// # Examples
+    /// ```
+    /// use msa_runtime::remote::split_brain::SplitBrainStrategy;
+    /// assert_eq!(
+    ///     SplitBrainStrategy::parse("static-quorum", Some(2)),
+    ///     Ok(SplitBrainStrategy::StaticQuorum { quorum_size: 2 })
+    /// );
+    /// assert!(SplitBrainStrategy::parse("keep-everyone", None).is_err());
+    /// ```
+    pub fn parse(name: &str, quorum_size: Option<usize>) -> Result<Self, SplitBrainConfigError> {
+        let name = name.trim();
+        let (base, inline) = match name.split_once(':') {
+            Some((b, n)) => {
+                let n = n.trim().parse::<usize>().map_err(|_| {
+                    SplitBrainConfigError::BadQuorumSize {
+                        given: n.trim().to_string(),
+                    }
+                })?;
+                (b.trim(), Some(n))
+            }
+            None => (name, None),
+        };
+        let size = match (inline, quorum_size) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(SplitBrainConfigError::BadQuorumSize {
+                    given: format!("{a} and {b}"),
+                })
+            }
+            (a, b) => a.or(b),
+        };
+        let strategy = match base {
+            "keep-majority" => Self::KeepMajority,
+            "keep-oldest" => Self::KeepOldest,
+            "off" => Self::Off,
+            "static-quorum" => match size {
+                None => return Err(SplitBrainConfigError::MissingQuorumSize),
+                Some(0) => return Err(SplitBrainConfigError::BadQuorumSize { given: "0".into() }),
+                Some(quorum_size) => return Ok(Self::StaticQuorum { quorum_size }),
+            },
+            other => {
+                return Err(SplitBrainConfigError::UnknownStrategy {
+                    given: other.to_string(),
+                })
+            }
+        };
+        if size.is_some() {
+            return Err(SplitBrainConfigError::QuorumSizeWithoutStaticQuorum {
+                strategy: base.to_string(),
+            });
+        }
+        Ok(strategy)
+    }
+
+    /// The strategy's configuration name (`keep-majority`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::KeepMajority => "keep-majority",
+            Self::StaticQuorum { .. } => "static-quorum",
+            Self::KeepOldest => "keep-oldest",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl FromStr for SplitBrainStrategy {
+    type Err = SplitBrainConfigError;
+
+    /// As [`SplitBrainStrategy::parse`] without a separate quorum size.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s, None)
+    }
+}
+
+impl std::fmt::Display for SplitBrainStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::StaticQuorum { quorum_size } => write!(f, "static-quorum:{quorum_size}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// A node's split-brain policy: the strategy, and how long the set of
+/// unreachable members must stay unchanged before it is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitBrainConfig {
+    /// Which side survives.
+    pub strategy: SplitBrainStrategy,
+    /// How long a partition must be stable (the unreachable set unchanged)
+    /// before the strategy is applied. Default 5 s. In serde forms, a
+    /// number of milliseconds (`stable_after_ms`).
+    #[serde(rename = "stable_after_ms", with = "millis")]
+    pub stable_after: Duration,
+}
+
+/// `Duration` as whole milliseconds in serde forms.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+impl Default for SplitBrainConfig {
+    fn default() -> Self {
+        Self {
+            strategy: SplitBrainStrategy::KeepMajority,
+            stable_after: DEFAULT_STABLE_AFTER,
+        }
+    }
+}
+
+impl SplitBrainConfig {
+    /// A policy, checked.
+    ///
+    /// # Errors
+    /// [`SplitBrainConfigError::ZeroStableAfter`] for a zero `stable_after`
+    /// (a decision on a partition not seen stable at all), and a static
+    /// quorum of size 0.
+    pub fn new(
+        strategy: SplitBrainStrategy,
+        stable_after: Duration,
+    ) -> Result<Self, SplitBrainConfigError> {
+        let c = Self {
+            strategy,
+            stable_after,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the policy (as [`new`](Self::new)).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn validate(&self) -> Result<(), SplitBrainConfigError> {
+        if self.stable_after.is_zero() {
+            return Err(SplitBrainConfigError::ZeroStableAfter);
+        }
+        if self.strategy == (SplitBrainStrategy::StaticQuorum { quorum_size: 0 }) {
+            return Err(SplitBrainConfigError::BadQuorumSize { given: "0".into() });
+        }
+        Ok(())
+    }
+}
+
+/// Why a split-brain policy was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SplitBrainConfigError {
+    /// A strategy name that is not one of the four.
+    #[error("unknown split-brain strategy {given:?} (expected keep-majority, static-quorum, keep-oldest or off)")]
+    UnknownStrategy {
+        /// The name given.
+        given: String,
+    },
+    /// `static-quorum` without a quorum size.
+    #[error("split-brain strategy static-quorum needs a quorum size (split_brain.quorum_size, or static-quorum:N)")]
+    MissingQuorumSize,
+    /// A quorum size that is not a positive number (or two that differ).
+    #[error("bad split-brain quorum size {given:?}: a positive number expected")]
+    BadQuorumSize {
+        /// What was given.
+        given: String,
+    },
+    /// A quorum size given to a strategy other than `static-quorum`.
+    #[error("a quorum size applies to static-quorum only, not {strategy}")]
+    QuorumSizeWithoutStaticQuorum {
+        /// The strategy named.
+        strategy: String,
+    },
+    /// A zero `stable_after`.
+    #[error("split_brain.stable_after must be above zero")]
+    ZeroStableAfter,
+}
+
+/// One member as the deciding node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SbrMember {
+    /// Its node name.
+    pub name: String,
+    /// Its remoting address (`host:port`, or any name on the memory
+    /// network): the tie-breaker.
+    pub address: String,
+    /// Its age ordering value: lower is older (msa uses the incarnation,
+    /// the node's start time).
+    pub age: u64,
+    /// Whether the deciding node reaches it (the deciding node itself:
+    /// `true`).
+    pub reachable: bool,
+}
+
+/// What a node does after a partition was stable for `stable_after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SbrDecision {
+    /// This node's side lost: it downs itself.
+    DownSelf,
+    /// This node's side won: the named members (those it cannot reach,
+    /// sorted) are downed.
+    DownUnreachable(Vec<String>),
+    /// Nothing to do (no member unreachable, or the strategy is `off`).
+    NoAction,
+}
+
+/// A total, deterministic order of addresses that every node computes the
+/// same: socket addresses by (ip, port), then any other name as a string.
+fn address_order(a: &str, b: &str) -> Ordering {
+    match (a.parse::<SocketAddr>(), b.parse::<SocketAddr>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y).then_with(|| a.cmp(b)),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// The member first in `address_order`, then by name.
+fn lowest_address<'a>(members: impl Iterator<Item = &'a SbrMember>) -> Option<&'a SbrMember> {
+    members.min_by(|x, y| address_order(&x.address, &y.address).then_with(|| x.name.cmp(&y.name)))
+}
+
+/// The decision of `me` over `members` (which include `me`) under
+/// `strategy`. The side of `me` is `me` and every member it reaches; the
+/// other side is every member it does not reach.
+///
+/// * No member unreachable, the strategy `off`, or `me` not among
+///   `members`: [`SbrDecision::NoAction`].
+/// * **keep-majority**: the larger side survives; on a tie, the side that
+///   holds the member with the lowest address (socket addresses compared as
+///   addresses, `127.0.0.1:9` before `127.0.0.1:10`; other names as text).
+/// * **static-quorum**: a side with at least `quorum_size` members survives
+///   and downs the other; a side below the quorum downs itself.
+/// * **keep-oldest**: the side holding the oldest member (lowest `age`,
+///   ties by address) survives, except when the oldest is alone on its
+///   side and the other side has two members or more: then the oldest's
+///   side downs itself (Akka's `down-if-alone`, so one node cut off cannot
+///   take the whole cluster down). In a 1 | 1 split the oldest is kept
+///   (Akka downs it there: we keep it so a two-node cluster keeps its
+///   oldest node, the stated intent of the strategy).
+///
+/// # Examples
+/// ```
+/// use msa_runtime::remote::split_brain::{decide, SbrDecision, SbrMember, SplitBrainStrategy};
+/// let m = |name: &str, reachable| SbrMember {
+///     name: name.into(), address: format!("{name}:1"), age: 1, reachable,
+/// };
+/// let view = [m("a", true), m("b", false), m("c", false)];
+/// assert_eq!(decide(&SplitBrainStrategy::KeepMajority, "a", &view), SbrDecision::DownSelf);
+/// ```
+pub fn decide(strategy: &SplitBrainStrategy, me: &str, members: &[SbrMember]) -> SbrDecision {
+    if !members.iter().any(|m| m.name == me) || *strategy == SplitBrainStrategy::Off {
+        return SbrDecision::NoAction;
+    }
+    let ours = || members.iter().filter(|m| m.reachable || m.name == me);
+    let theirs = || members.iter().filter(|m| !m.reachable && m.name != me);
+    let mut unreachable: Vec<String> = theirs().map(|m| m.name.clone()).collect();
+    if unreachable.is_empty() {
+        return SbrDecision::NoAction;
+    }
+    unreachable.sort();
+    unreachable.dedup();
+    let (n_ours, n_theirs) = (ours().count(), theirs().count());
+    let keep = match strategy {
+        SplitBrainStrategy::KeepMajority => match n_ours.cmp(&n_theirs) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => {
+                lowest_address(members.iter()).is_some_and(|m| m.reachable || m.name == me)
+            }
+        },
+        SplitBrainStrategy::StaticQuorum { quorum_size } => n_ours >= *quorum_size,
+        SplitBrainStrategy::KeepOldest => {
+            let oldest = members.iter().min_by(|x, y| {
+                x.age
+                    .cmp(&y.age)
+                    .then_with(|| address_order(&x.address, &y.address))
+                    .then_with(|| x.name.cmp(&y.name))
+            });
+            let oldest_ours = oldest.is_some_and(|m| m.reachable || m.name == me);
+            let (oldest_side, other_side) = if oldest_ours {
+                (n_ours, n_theirs)
+            } else {
+                (n_theirs, n_ours)
+            };
+            let down_if_alone = oldest_side == 1 && other_side >= 2;
+            oldest_ours != down_if_alone
+        }
+        SplitBrainStrategy::Off => return SbrDecision::NoAction,
+    };
+    if keep {
+        SbrDecision::DownUnreachable(unreachable)
+    } else {
+        SbrDecision::DownSelf
+    }
+}
+
+/// [`decide`] behind the stable-after timer: acts only once the set of
+/// unreachable members has stayed the same for `stable_after`; any change
+/// of that set restarts the timer. Driven by explicit time.
+#[derive(Debug, Clone)]
+pub struct SplitBrainResolver {
+    me: String,
+    config: SplitBrainConfig,
+    /// The unreachable set last seen, and since when.
+    unreachable: BTreeSet<String>,
+    since: Option<Instant>,
+    /// Whether the current set was already decided on.
+    decided: bool,
+}
+
+impl SplitBrainResolver {
+    /// A resolver for the node named `me`.
+    pub fn new(me: &str, config: SplitBrainConfig) -> Self {
+        Self {
+            me: me.to_string(),
+            config,
+            unreachable: BTreeSet::new(),
+            since: None,
+            decided: false,
+        }
+    }
+
+    /// The policy.
+    pub fn config(&self) -> &SplitBrainConfig {
+        &self.config
+    }
+
+    /// Takes the view at `now` (`view` includes this node): the decision
+    /// when the unreachable set has just been stable for `stable_after`,
+    /// once per stable set; `None` otherwise (also when there is nothing
+    /// unreachable, or the strategy is `off`). A decision of
+    /// [`SbrDecision::NoAction`] is never returned.
+    pub fn step(&mut self, view: &[SbrMember], now: Instant) -> Option<SbrDecision> {
+        let set: BTreeSet<String> = view
+            .iter()
+            .filter(|m| !m.reachable && m.name != self.me)
+            .map(|m| m.name.clone())
+            .collect();
+        if set != self.unreachable || self.since.is_none() {
+            self.unreachable = set;
+            self.since = Some(now);
+            self.decided = false;
+        }
+        if self.unreachable.is_empty() || self.decided {
+            return None;
+        }
+        let since = self.since?;
+        if now.saturating_duration_since(since) < self.config.stable_after {
+            return None;
+        }
+        self.decided = true;
+        match decide(&self.config.strategy, &self.me, view) {
+            SbrDecision::NoAction => None,
+            d => Some(d),
+        }
+    }
+
+    /// How long the current unreachable set has been stable at `now`
+    /// (zero when nothing is unreachable).
+    pub fn stable_for(&self, now: Instant) -> Duration {
+        match self.since {
+            Some(s) if !self.unreachable.is_empty() => now.saturating_duration_since(s),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Forgets the current set (after this node rejoined the cluster): the
+    /// next step starts a new timer.
+    pub fn reset(&mut self) {
+        self.unreachable.clear();
+        self.since = None;
+        self.decided = false;
+    }
+}
+
+#[cfg(test)]
+mod tests;

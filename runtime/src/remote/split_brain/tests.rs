@@ -1,0 +1,340 @@
+use super::*;
+
+fn m(name: &str, address: &str, age: u64, reachable: bool) -> SbrMember {
+    SbrMember {
+        name: name.into(),
+        address: address.into(),
+        age,
+        reachable,
+    }
+}
+
+/// Members a, b, c, … on 127.0.0.1:7001, 7002, … (a oldest), reachable as
+/// given.
+fn view(reach: &[(&str, bool)]) -> Vec<SbrMember> {
+    reach
+        .iter()
+        .enumerate()
+        .map(|(i, (n, r))| m(n, &format!("127.0.0.1:{}", 7001 + i), 100 + i as u64, *r))
+        .collect()
+}
+
+fn down(names: &[&str]) -> SbrDecision {
+    SbrDecision::DownUnreachable(names.iter().map(|s| s.to_string()).collect())
+}
+
+const MAJ: SplitBrainStrategy = SplitBrainStrategy::KeepMajority;
+const OLD: SplitBrainStrategy = SplitBrainStrategy::KeepOldest;
+
+#[test]
+fn keep_majority_majority_downs_the_minority_and_minority_downs_itself() {
+    // a, b | c as seen from a (and b), and from c.
+    let from_a = view(&[("a", true), ("b", true), ("c", false)]);
+    let from_c = view(&[("a", false), ("b", false), ("c", true)]);
+    assert_eq!(decide(&MAJ, "a", &from_a), down(&["c"]));
+    assert_eq!(decide(&MAJ, "b", &from_a), down(&["c"]));
+    assert_eq!(decide(&MAJ, "c", &from_c), SbrDecision::DownSelf);
+}
+
+#[test]
+fn keep_majority_tie_goes_to_the_side_with_the_lowest_address() {
+    // a (7001), b (7002) | c (7003), d (7004): a's side holds the lowest.
+    let ab = view(&[("a", true), ("b", true), ("c", false), ("d", false)]);
+    let cd = view(&[("a", false), ("b", false), ("c", true), ("d", true)]);
+    assert_eq!(decide(&MAJ, "a", &ab), down(&["c", "d"]));
+    assert_eq!(decide(&MAJ, "d", &cd), SbrDecision::DownSelf);
+    // 1 | 1.
+    let a = view(&[("a", true), ("b", false)]);
+    let b = view(&[("a", false), ("b", true)]);
+    assert_eq!(decide(&MAJ, "a", &a), down(&["b"]));
+    assert_eq!(decide(&MAJ, "b", &b), SbrDecision::DownSelf);
+}
+
+#[test]
+fn addresses_compare_as_socket_addresses_not_as_text() {
+    // As text "127.0.0.1:10" < "127.0.0.1:9"; as addresses port 9 is lower.
+    let from_x = vec![
+        m("x", "127.0.0.1:9", 1, true),
+        m("y", "127.0.0.1:10", 1, false),
+    ];
+    let from_y = vec![
+        m("x", "127.0.0.1:9", 1, false),
+        m("y", "127.0.0.1:10", 1, true),
+    ];
+    assert_eq!(decide(&MAJ, "x", &from_x), down(&["y"]));
+    assert_eq!(decide(&MAJ, "y", &from_y), SbrDecision::DownSelf);
+    // Names that are not socket addresses (the memory network) as text,
+    // after every socket address.
+    assert_eq!(address_order("node-a:0", "node-b:0"), Ordering::Less);
+    assert_eq!(address_order("10.0.0.1:1", "a:1"), Ordering::Less);
+    assert_eq!(address_order("[::1]:5", "[::1]:40"), Ordering::Less);
+}
+
+#[test]
+fn nothing_unreachable_off_or_unknown_me_is_no_action() {
+    let all = view(&[("a", true), ("b", true)]);
+    assert_eq!(decide(&MAJ, "a", &all), SbrDecision::NoAction);
+    let cut = view(&[("a", true), ("b", false), ("c", false)]);
+    assert_eq!(
+        decide(&SplitBrainStrategy::Off, "a", &cut),
+        SbrDecision::NoAction
+    );
+    assert_eq!(decide(&MAJ, "zz", &cut), SbrDecision::NoAction);
+    // `me` marked unreachable in its own view still counts on its side.
+    let odd = vec![m("a", "a:1", 1, false), m("b", "b:1", 2, false)];
+    assert_eq!(decide(&MAJ, "a", &odd), down(&["b"]));
+}
+
+#[test]
+fn static_quorum_keeps_sides_at_or_above_the_quorum_and_downs_those_below() {
+    let q2 = SplitBrainStrategy::StaticQuorum { quorum_size: 2 };
+    let from_a = view(&[("a", true), ("b", true), ("c", false)]);
+    let from_c = view(&[("a", false), ("b", false), ("c", true)]);
+    assert_eq!(decide(&q2, "a", &from_a), down(&["c"]));
+    assert_eq!(decide(&q2, "c", &from_c), SbrDecision::DownSelf);
+    // Both below the quorum: both down themselves (no tie-break).
+    let q3 = SplitBrainStrategy::StaticQuorum { quorum_size: 3 };
+    let ab = view(&[("a", true), ("b", true), ("c", false), ("d", false)]);
+    let cd = view(&[("a", false), ("b", false), ("c", true), ("d", true)]);
+    assert_eq!(decide(&q3, "a", &ab), SbrDecision::DownSelf);
+    assert_eq!(decide(&q3, "c", &cd), SbrDecision::DownSelf);
+    // A crash of two of five with quorum 3: the three stay.
+    let five = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", false),
+        ("e", false),
+    ]);
+    assert_eq!(decide(&q3, "b", &five), down(&["d", "e"]));
+}
+
+#[test]
+fn keep_oldest_keeps_the_side_of_the_oldest_member() {
+    // a is oldest (age 100). a, b | c, d: a's side survives though the
+    // sides are equal; and a, b | c, d, e: a's side survives though smaller.
+    let ab = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", false),
+        ("d", false),
+        ("e", false),
+    ]);
+    let cde = view(&[
+        ("a", false),
+        ("b", false),
+        ("c", true),
+        ("d", true),
+        ("e", true),
+    ]);
+    assert_eq!(decide(&OLD, "b", &ab), down(&["c", "d", "e"]));
+    assert_eq!(decide(&OLD, "e", &cde), SbrDecision::DownSelf);
+    // Age decides, not the address: c is oldest here.
+    let mut v = view(&[("a", false), ("b", false), ("c", true), ("d", true)]);
+    v[2].age = 1;
+    assert_eq!(decide(&OLD, "d", &v), down(&["a", "b"]));
+}
+
+#[test]
+fn keep_oldest_downs_the_oldest_when_it_is_alone_against_two_or_more() {
+    // a (oldest) | b, c: a downs itself, b and c down a.
+    let from_a = view(&[("a", true), ("b", false), ("c", false)]);
+    let from_b = view(&[("a", false), ("b", true), ("c", true)]);
+    assert_eq!(decide(&OLD, "a", &from_a), SbrDecision::DownSelf);
+    assert_eq!(decide(&OLD, "b", &from_b), down(&["a"]));
+    // 1 | 1: the oldest is kept.
+    let a = view(&[("a", true), ("b", false)]);
+    let b = view(&[("a", false), ("b", true)]);
+    assert_eq!(decide(&OLD, "a", &a), down(&["b"]));
+    assert_eq!(decide(&OLD, "b", &b), SbrDecision::DownSelf);
+    // Equal ages: the lower address is the older.
+    let same = vec![
+        m("x", "127.0.0.1:20", 5, false),
+        m("y", "127.0.0.1:10", 5, true),
+    ];
+    assert_eq!(decide(&OLD, "y", &same), down(&["x"]));
+}
+
+#[test]
+fn the_resolver_waits_for_stable_after_and_decides_once() {
+    let cfg = SplitBrainConfig::new(MAJ, Duration::from_secs(5)).unwrap();
+    let mut r = SplitBrainResolver::new("c", cfg);
+    let t0 = Instant::now();
+    let healthy = view(&[("a", true), ("b", true), ("c", true)]);
+    let cut = view(&[("a", false), ("b", false), ("c", true)]);
+    assert_eq!(r.step(&healthy, t0), None);
+    assert_eq!(r.step(&cut, t0 + Duration::from_secs(1)), None);
+    assert_eq!(
+        r.stable_for(t0 + Duration::from_secs(3)),
+        Duration::from_secs(2)
+    );
+    assert_eq!(r.step(&cut, t0 + Duration::from_millis(5_999)), None);
+    assert_eq!(
+        r.step(&cut, t0 + Duration::from_secs(6)),
+        Some(SbrDecision::DownSelf)
+    );
+    // Once per stable set.
+    assert_eq!(r.step(&cut, t0 + Duration::from_secs(7)), None);
+    assert_eq!(r.step(&cut, t0 + Duration::from_secs(60)), None);
+    // Healed: nothing.
+    assert_eq!(r.step(&healthy, t0 + Duration::from_secs(61)), None);
+    assert_eq!(r.stable_for(t0 + Duration::from_secs(70)), Duration::ZERO);
+}
+
+#[test]
+fn any_change_of_the_unreachable_set_restarts_the_timer() {
+    let cfg = SplitBrainConfig::new(MAJ, Duration::from_secs(5)).unwrap();
+    let mut r = SplitBrainResolver::new("a", cfg);
+    let t0 = Instant::now();
+    let one = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", false),
+        ("d", true),
+        ("e", true),
+    ]);
+    let two = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", false),
+        ("d", false),
+        ("e", true),
+    ]);
+    assert_eq!(r.step(&one, t0), None);
+    // d joins the unreachable set 4 s in: the timer restarts.
+    assert_eq!(r.step(&two, t0 + Duration::from_secs(4)), None);
+    assert_eq!(r.step(&two, t0 + Duration::from_secs(8)), None);
+    // c comes back briefly: restarts again.
+    let back = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", false),
+        ("e", true),
+    ]);
+    assert_eq!(r.step(&back, t0 + Duration::from_secs(8)), None);
+    assert_eq!(r.step(&two, t0 + Duration::from_secs(9)), None);
+    assert_eq!(r.step(&two, t0 + Duration::from_millis(13_999)), None);
+    assert_eq!(
+        r.step(&two, t0 + Duration::from_secs(14)),
+        Some(down(&["c", "d"]))
+    );
+    // A reset (this node rejoined) forgets the decided set.
+    r.reset();
+    assert_eq!(r.step(&two, t0 + Duration::from_secs(15)), None);
+    assert_eq!(
+        r.step(&two, t0 + Duration::from_secs(20)),
+        Some(down(&["c", "d"]))
+    );
+}
+
+#[test]
+fn the_resolver_never_acts_with_off_or_nothing_unreachable() {
+    let cfg = SplitBrainConfig::new(SplitBrainStrategy::Off, Duration::from_millis(10)).unwrap();
+    let mut r = SplitBrainResolver::new("a", cfg);
+    let t0 = Instant::now();
+    let cut = view(&[("a", true), ("b", false), ("c", false)]);
+    for s in 0..10 {
+        assert_eq!(r.step(&cut, t0 + Duration::from_secs(s)), None);
+    }
+    let mut r = SplitBrainResolver::new("a", SplitBrainConfig::default());
+    let healthy = view(&[("a", true), ("b", true)]);
+    for s in 0..20 {
+        assert_eq!(r.step(&healthy, t0 + Duration::from_secs(s)), None);
+    }
+}
+
+#[test]
+fn strategies_parse_from_their_config_names() {
+    assert_eq!("keep-majority".parse(), Ok(MAJ));
+    assert_eq!(" keep-oldest ".parse(), Ok(OLD));
+    assert_eq!("off".parse(), Ok(SplitBrainStrategy::Off));
+    assert_eq!(
+        "static-quorum:3".parse(),
+        Ok(SplitBrainStrategy::StaticQuorum { quorum_size: 3 })
+    );
+    assert_eq!(
+        SplitBrainStrategy::parse("static-quorum", Some(4)),
+        Ok(SplitBrainStrategy::StaticQuorum { quorum_size: 4 })
+    );
+    assert_eq!(
+        SplitBrainStrategy::parse("static-quorum:4", Some(4)),
+        Ok(SplitBrainStrategy::StaticQuorum { quorum_size: 4 })
+    );
+    for s in [
+        MAJ,
+        OLD,
+        SplitBrainStrategy::Off,
+        SplitBrainStrategy::StaticQuorum { quorum_size: 2 },
+    ] {
+        assert_eq!(s.to_string().parse(), Ok(s), "{s}");
+    }
+}
+
+#[test]
+fn bad_strategies_and_policies_are_typed_errors() {
+    use SplitBrainConfigError as E;
+    assert_eq!(
+        "keep-everyone".parse::<SplitBrainStrategy>(),
+        Err(E::UnknownStrategy {
+            given: "keep-everyone".into()
+        })
+    );
+    assert_eq!(
+        "static-quorum".parse::<SplitBrainStrategy>(),
+        Err(E::MissingQuorumSize)
+    );
+    assert_eq!(
+        "static-quorum:0".parse::<SplitBrainStrategy>(),
+        Err(E::BadQuorumSize { given: "0".into() })
+    );
+    assert_eq!(
+        "static-quorum:x".parse::<SplitBrainStrategy>(),
+        Err(E::BadQuorumSize { given: "x".into() })
+    );
+    assert!(matches!(
+        SplitBrainStrategy::parse("static-quorum:2", Some(3)),
+        Err(E::BadQuorumSize { .. })
+    ));
+    assert_eq!(
+        SplitBrainStrategy::parse("keep-oldest", Some(3)),
+        Err(E::QuorumSizeWithoutStaticQuorum {
+            strategy: "keep-oldest".into()
+        })
+    );
+    assert_eq!(
+        SplitBrainConfig::new(MAJ, Duration::ZERO),
+        Err(E::ZeroStableAfter)
+    );
+    assert_eq!(
+        SplitBrainConfig::new(
+            SplitBrainStrategy::StaticQuorum { quorum_size: 0 },
+            Duration::from_secs(1)
+        ),
+        Err(E::BadQuorumSize { given: "0".into() })
+    );
+}
+
+#[test]
+fn the_default_policy_is_keep_majority_after_5_seconds() {
+    let d = SplitBrainConfig::default();
+    assert_eq!(d.strategy, MAJ);
+    assert_eq!(d.stable_after, Duration::from_secs(5));
+    assert!(d.validate().is_ok());
+}
+
+#[test]
+fn the_policy_round_trips_through_serde() {
+    let c = SplitBrainConfig::new(
+        SplitBrainStrategy::StaticQuorum { quorum_size: 3 },
+        Duration::from_millis(1_500),
+    )
+    .unwrap();
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(
+        json,
+        r#"{"strategy":{"static-quorum":{"quorum_size":3}},"stable_after_ms":1500}"#
+    );
+    assert_eq!(serde_json::from_str::<SplitBrainConfig>(&json).unwrap(), c);
+    assert_eq!(serde_json::to_string(&MAJ).unwrap(), r#""keep-majority""#);
+}

@@ -50,6 +50,7 @@ mod check;
 mod net;
 mod node;
 mod rng;
+mod sbr;
 mod scenario;
 mod wire;
 mod world;
@@ -66,6 +67,9 @@ pub(crate) enum Sabotage {
     AnswerTwice,
     /// A caller sends every remote call twice.
     SendTwice,
+    /// The nodes run no split-brain resolver, but the ownership invariant
+    /// is checked as if they did.
+    NoResolver,
 }
 
 /// One simulation's settings.
@@ -79,18 +83,23 @@ pub struct SimConfig {
     pub fault_phase: Duration,
     /// After the final heal, the views must agree within this (15 s).
     pub heal_bound: Duration,
+    /// The split-brain policy of every node (`None`: no resolver). The
+    /// default is keep-majority with a 5 s `stable_after`.
+    pub split_brain: Option<crate::remote::split_brain::SplitBrainConfig>,
     pub(crate) sabotage: Sabotage,
 }
 
 impl SimConfig {
-    /// The default scenario for `seed`: 3 to 7 nodes, 20 s of faults, a
-    /// 15 s convergence bound.
+    /// The default scenario for `seed`: 3 to 7 nodes, 32 s of faults (the
+    /// last 20 s a finale), a 15 s convergence bound, the split-brain
+    /// resolver on (keep-majority).
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
             nodes: None,
-            fault_phase: Duration::from_secs(20),
+            fault_phase: Duration::from_secs(32),
             heal_bound: Duration::from_secs(15),
+            split_brain: Some(crate::remote::split_brain::SplitBrainConfig::default()),
             sabotage: Sabotage::None,
         }
     }

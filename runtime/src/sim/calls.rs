@@ -31,7 +31,7 @@ impl World {
         if !live.is_empty() {
             let from = live[self.rng.index(live.len())];
             let service = SERVICES[self.rng.index(SERVICES.len())];
-            let key = (service == "kv").then(|| self.rng.below(64));
+            let key = (service == "kv").then(|| self.rng.below(super::sbr::KEYS));
             let ask = self.rng.chance(0.7);
             let timeout =
                 Duration::from_millis(self.rng.range(500, MAX_ASK_TIMEOUT.as_millis() as u64));
@@ -57,25 +57,14 @@ impl World {
         if let Some(t) = timeout {
             self.checker.ask_started(msg, self.now + t);
         }
-        let mut candidates: Vec<usize> = n
-            .peers
-            .iter()
-            .filter(|(_, p)| !n.reach.is_unreachable(&p.info.name))
-            .filter(|(_, p)| {
-                p.table
-                    .as_ref()
-                    .is_some_and(|t| t.1.iter().any(|s| s.name == service))
-            })
-            .map(|(j, _)| *j)
-            .collect();
-        if n.services.iter().any(|s| s.name == service) {
-            candidates.push(i);
-            candidates.sort_unstable();
-        }
+        let candidates = self.candidates(i, service);
         let name = Self::name(i);
         let kind = if timeout.is_some() { "ask" } else { "tell" };
         if candidates.is_empty() {
             let e = match n.reach.unreachable_host(service) {
+                // A downed node's calls fail at once (`CallError::Downed`
+                // in the runtime).
+                _ if n.self_downed() => CallError::NodeDown { node: name.clone() },
                 Some(node) => CallError::Unreachable { node },
                 None => CallError::NoInstance {
                     service: service.to_string(),
@@ -87,11 +76,8 @@ impl World {
             }
             return;
         }
-        let target = match key {
-            Some(k) => {
-                let h = crate::key_hash(&k.to_le_bytes());
-                candidates[(h % candidates.len() as u64) as usize]
-            }
+        let target = match key.and_then(|k| self.owner(i, k)) {
+            Some(owner) => owner,
             None => candidates[self.rng.index(candidates.len())],
         };
         self.note(
@@ -153,6 +139,44 @@ impl World {
             // Test only: a retry bug sends the call a second time.
             self.send(i, conn, &frame);
         }
+    }
+
+    /// The nodes node `i` routes `service` to, sorted: itself if it runs
+    /// it, and the peers it reaches whose tables list it (none while the
+    /// split-brain resolver downed it).
+    pub(crate) fn candidates(&self, i: usize, service: &str) -> Vec<usize> {
+        let Some(n) = self.nodes[i].as_ref() else {
+            return Vec::new();
+        };
+        if n.self_downed() {
+            return Vec::new();
+        }
+        let mut candidates: Vec<usize> = n
+            .peers
+            .iter()
+            .filter(|(_, p)| !n.reach.is_unreachable(&p.info.name))
+            .filter(|(_, p)| {
+                p.table
+                    .as_ref()
+                    .is_some_and(|t| t.1.iter().any(|s| s.name == service))
+            })
+            .map(|(j, _)| *j)
+            .collect();
+        if n.services.iter().any(|s| s.name == service) {
+            candidates.push(i);
+            candidates.sort_unstable();
+        }
+        candidates
+    }
+
+    /// The owner of key `k` of `kv` as node `i` routes it.
+    pub(crate) fn owner(&self, i: usize, k: u64) -> Option<usize> {
+        let c = self.candidates(i, "kv");
+        if c.is_empty() {
+            return None;
+        }
+        let h = crate::key_hash(&k.to_le_bytes());
+        Some(c[(h % c.len() as u64) as usize])
     }
 
     /// An ask's deadline: it ends with `Timeout` if still open.

@@ -72,6 +72,15 @@ pub(crate) struct SimNode {
     pub(crate) pending: BTreeMap<u64, Pending>,
     pub(crate) next_id: u64,
     quiet: u32,
+    /// The split-brain resolver, when the policy is on.
+    pub(crate) sbr: Option<super::sbr::SbrNode>,
+}
+
+impl SimNode {
+    /// Whether the split-brain resolver downed this node.
+    pub(crate) fn self_downed(&self) -> bool {
+        self.sbr.as_ref().is_some_and(|s| s.self_downed)
+    }
 }
 
 impl std::fmt::Debug for SimNode {
@@ -136,7 +145,13 @@ impl World {
             pending: BTreeMap::new(),
             next_id: 0,
             quiet: 0,
+            sbr: self
+                .cfg
+                .split_brain
+                .filter(|_| self.sabotage != super::Sabotage::NoResolver)
+                .map(|c| super::sbr::SbrNode::new(&Self::name(i), c)),
         };
+        self.changed = self.now;
         let rejoin = node.membership.rejoin_interval();
         let at = node.end(i);
         self.nodes[i] = Some(node);
@@ -190,6 +205,7 @@ impl World {
         let Some(node) = self.nodes[i].take() else {
             return;
         };
+        self.changed = self.now;
         self.note(
             &node.info.name,
             format_args!("crash incarnation {}", node.info.incarnation),
@@ -320,6 +336,7 @@ impl World {
         if let Some(e) = report {
             self.apply(i, e);
         }
+        self.sbr_step(i);
     }
 
     /// Carries out what membership asked of node `i`, as the membership
@@ -369,6 +386,9 @@ impl World {
                 &name,
                 format_args!("member up {} ({})", m.info.name, m.info.incarnation),
             );
+            if let Some(sbr) = self.nodes[i].as_mut().and_then(|n| n.sbr.as_mut()) {
+                sbr.member_up(&m.info);
+            }
             if let Some(j) = Self::index(&m.info.name) {
                 self.dial(i, j);
             }

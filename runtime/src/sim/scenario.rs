@@ -10,7 +10,7 @@ use super::calls::MAX_ASK_TIMEOUT;
 use super::check::Violation;
 use super::node::table;
 use super::rng::Rng;
-use super::world::{Ev, Phase, World};
+use super::world::{Ev, Phase, World, FINALE_SETTLE};
 
 /// The services of each of `n` nodes: `echo` everywhere, `kv` (keyed) on
 /// at least two, `solo` on exactly one.
@@ -43,6 +43,9 @@ impl World {
         let b = (a + 1 + self.rng.index(n - 1)) % n;
         let kind = self.rng.below(11);
         self.faults += 1;
+        if kind != 9 {
+            self.changed = self.now;
+        }
         match kind {
             0 | 1 => {
                 let down = self.nodes.iter().filter(|x| x.is_none()).count();
@@ -110,12 +113,30 @@ impl World {
         self.note("net", format_args!("partition {mask:#b}"));
     }
 
-    /// The finale (for most seeds): a partition that outlasts failure
-    /// detection and a crash, both healed only by the final heal.
+    /// The finale (for most seeds): everything heals and the cluster
+    /// settles for `FINALE_SETTLE` (no other fault), then a clean partition
+    /// that outlasts failure detection and `stable_after`, with a crash for
+    /// half of the seeds; both end only at the final heal.
     pub(crate) fn finale(&mut self) {
         if self.rng.chance(0.25) {
             return;
         }
+        self.phase = Phase::Finale;
+        self.changed = self.now;
+        self.net.heal();
+        self.release_held();
+        self.note("net", format_args!("finale: healed, settling"));
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_none() {
+                self.start(i);
+            }
+        }
+        self.after(FINALE_SETTLE, Ev::FinalePartition);
+    }
+
+    /// The finale's partition (and crash).
+    pub(crate) fn finale_partition(&mut self) {
+        self.changed = self.now;
         self.partition();
         let a = self.rng.index(self.nodes.len());
         if self.rng.chance(0.5) {
@@ -151,6 +172,7 @@ impl World {
     /// restarts; convergence is watched from now on.
     pub(crate) fn heal(&mut self) {
         self.net.heal();
+        self.changed = self.now;
         self.note("net", format_args!("final heal"));
         self.release_held();
         for i in 0..self.nodes.len() {

@@ -172,3 +172,36 @@ fn the_checker_flags_an_old_incarnation_seen_again() {
         }]
     ));
 }
+
+#[test]
+fn without_the_resolver_a_partition_gives_a_key_two_owners() {
+    let caught = (0..10).any(|seed| {
+        let mut cfg = SimConfig::new(seed);
+        cfg.sabotage = Sabotage::NoResolver;
+        run(&cfg)
+            .unwrap()
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::TwoOwners { .. }))
+    });
+    assert!(caught, "no seed of 10 had two owners without the resolver");
+}
+
+#[test]
+fn the_resolver_downs_the_minority_in_the_finale() {
+    let mut log = Vec::new();
+    for seed in 0..10 {
+        log.extend(run(&SimConfig::new(seed)).unwrap().log);
+    }
+    for what in [
+        "split brain: downs itself",
+        "split brain: downs [",
+        "split brain: rejoins",
+        "finale: healed",
+    ] {
+        assert!(
+            log.iter().any(|l| l.contains(what)),
+            "no `{what}` in 10 seeds"
+        );
+    }
+}

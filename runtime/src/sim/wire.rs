@@ -96,6 +96,7 @@ impl World {
         let Some(n) = self.nodes[i].as_mut() else {
             return;
         };
+        let downed = n.self_downed();
         let Some(p) = n.peers.get_mut(&from).filter(|p| p.conn == conn) else {
             return;
         };
@@ -122,7 +123,7 @@ impl World {
             }
             Frame::Table {
                 version, services, ..
-            } if p.table.as_ref().is_none_or(|t| t.0 < version) => {
+            } if !downed && p.table.as_ref().is_none_or(|t| t.0 < version) => {
                 let names = services.iter().map(|s| s.name.clone()).collect();
                 let (peer, inc) = (p.info.name.clone(), p.info.incarnation);
                 p.table = Some((version, services));
@@ -164,14 +165,23 @@ impl World {
             self.note(&Self::name(i), format_args!("undecodable call"));
             return;
         };
-        let runs = self.nodes[i]
-            .as_ref()
-            .is_some_and(|n| n.services.iter().any(|s| s.name == service));
+        let Some(n) = self.nodes[i].as_ref() else {
+            return;
+        };
+        let downed = n.self_downed();
+        let runs = !downed && n.services.iter().any(|s| s.name == service);
         if runs {
             self.checker.handled(msg, &Self::name(i), self.now);
         }
         let Some(id) = id else { return };
-        let reply = if runs {
+        let reply = if downed {
+            // A downed node refuses calls (`CallError::Downed` in the
+            // runtime; its caller here sees `NodeDown`).
+            Frame::Error {
+                id,
+                error: WireError::ShuttingDown,
+            }
+        } else if runs {
             Frame::Reply {
                 id,
                 payload: payload.to_vec(),

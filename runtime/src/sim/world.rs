@@ -58,6 +58,10 @@ pub(crate) enum Ev {
     /// The last faults before the heal: a partition long enough for
     /// members to be declared down, and a crash.
     Finale,
+    /// The ownership invariant is looked at.
+    Owners,
+    /// The finale's partition starts.
+    FinalePartition,
     /// The final heal.
     Heal,
     /// Convergence is looked at.
@@ -78,6 +82,8 @@ impl Ev {
             Ev::Restart { node, .. } => (7, *node as u64),
             Ev::Heal => (8, 0),
             Ev::Finale => (10, 0),
+            Ev::Owners => (11, 0),
+            Ev::FinalePartition => (12, 0),
             Ev::Converge => (9, 0),
         };
         let mut out = [kind; 9];
@@ -151,6 +157,8 @@ impl Log {
 pub(crate) enum Phase {
     /// Faults are injected.
     Faults,
+    /// The finale's partition holds; no other fault.
+    Finale,
     /// Everything healed at `at`; waiting for the views to agree.
     Healing { at: Duration },
     /// The views agreed (or the bound passed); asks drain.
@@ -185,6 +193,9 @@ pub(crate) struct World {
     /// When the run stops (set once the views agreed or the bound passed:
     /// the longest ask deadline later).
     pub(crate) end: Option<Duration>,
+    /// The last change of the network or of the nodes (for the ownership
+    /// invariant).
+    pub(crate) changed: Duration,
 }
 
 impl std::fmt::Debug for World {
@@ -195,8 +206,14 @@ impl std::fmt::Debug for World {
     }
 }
 
-/// How long before the final heal the finale's partition starts.
-pub(crate) const FINALE: Duration = Duration::from_secs(8);
+/// How long before the final heal the finale starts.
+pub(crate) const FINALE: Duration = Duration::from_secs(20);
+
+/// How long the cluster settles, healed, before the finale's partition.
+pub(crate) const FINALE_SETTLE: Duration = Duration::from_secs(6);
+
+/// How often the ownership invariant is looked at.
+pub(crate) const OWNERS_EVERY: Duration = Duration::from_millis(50);
 
 /// The warm-up before the first fault.
 pub(crate) const WARM_UP: Duration = Duration::from_secs(5);
@@ -227,6 +244,7 @@ impl World {
             events: 0,
             sabotage,
             end: None,
+            changed: Duration::ZERO,
         }
     }
 
@@ -283,6 +301,7 @@ impl World {
         let heal = WARM_UP + self.cfg.fault_phase;
         self.at(heal.saturating_sub(FINALE), Ev::Finale);
         self.at(heal, Ev::Heal);
+        self.at(OWNERS_EVERY, Ev::Owners);
         while let Some(e) = self.queue.pop() {
             if self.end.is_some_and(|end| e.at > end) {
                 break;
@@ -343,6 +362,17 @@ impl World {
             }
             Ev::Finale => {
                 self.finale();
+                None
+            }
+            Ev::FinalePartition => {
+                self.finale_partition();
+                None
+            }
+            Ev::Owners => {
+                self.check_owners();
+                if self.phase != Phase::Draining {
+                    self.after(OWNERS_EVERY, Ev::Owners);
+                }
                 None
             }
             Ev::Converge => {

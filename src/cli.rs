@@ -7,6 +7,7 @@
 mod bench;
 mod cluster;
 mod node;
+mod sim;
 mod token;
 
 /// The ready-made service kinds, from the host (`msa::host`).
@@ -48,6 +49,8 @@ enum Command {
     /// Run a local cluster of node processes, or ask a node what it sees
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Run the deterministic cluster simulation: one seed (--seed S, replayable) or many (--seeds N)
+    Sim(sim::SimArgs),
     /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
     Token(token::TokenArgs),
 }
@@ -75,6 +78,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Node(args) => node::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::Sim(args) => sim::run(args),
         Command::Token(args) => token::run(args),
     }
 }

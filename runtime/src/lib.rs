@@ -80,6 +80,7 @@ mod node;
 mod registry;
 pub mod remote;
 mod service;
+pub mod sim;
 mod stats;
 #[doc(hidden)]
 pub mod test_support;

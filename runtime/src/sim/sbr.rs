@@ -1,0 +1,223 @@
+//! The split-brain resolver in the simulation: the real
+//! [`SplitBrainResolver`] (`remote/split_brain.rs`), stepped at every
+//! reachability judgement with the view its driver builds
+//! (`remote/remoting/split_brain.rs`, modelled): the members counted are
+//! those membership held alive (or connected peers) until downed here; a
+//! member foca holds down, or suspects while the judge finds it silent, is
+//! unreachable. The winner downs the others through membership; the loser
+//! downs itself (refuses calls, drops every peer's table) and rejoins when
+//! the resolver would no longer down it over what it sees.
+//!
+//! The invariant: while the cuts form a clean partition (or none) and
+//! nothing changed for the detection bound plus `stable_after` plus slack,
+//! the nodes that are not downed agree on every key's owner.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::remote::frame::NodeInfo;
+use crate::remote::split_brain::{
+    decide, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
+};
+
+use super::check::Violation;
+use super::node::{DEAD_AFTER, HEARTBEAT};
+use super::world::World;
+
+/// Keys of the keyed service the ownership check looks at.
+pub(crate) const KEYS: u64 = 64;
+
+/// After the last change of the network or of the nodes, how long before
+/// two owners of a key are a violation, beyond `stable_after`: the
+/// judge's bound, a judgement's period and time for the verdicts to apply.
+const SLACK: Duration = Duration::from_secs(3);
+
+/// One node's resolver state.
+#[derive(Debug)]
+pub(crate) struct SbrNode {
+    resolver: SplitBrainResolver,
+    /// Members counted (name → newest info), this node excluded.
+    members: BTreeMap<String, NodeInfo>,
+    /// Members downed here, not counted until membership reports them up.
+    downed: BTreeSet<String>,
+    /// The resolver downed this node (until it rejoins).
+    pub(crate) self_downed: bool,
+}
+
+impl SbrNode {
+    /// A resolver for `me` under `config`.
+    pub(crate) fn new(me: &str, config: SplitBrainConfig) -> Self {
+        Self {
+            resolver: SplitBrainResolver::new(me, config),
+            members: BTreeMap::new(),
+            downed: BTreeSet::new(),
+            self_downed: false,
+        }
+    }
+
+    /// Membership reported `info` up: it counts again.
+    pub(crate) fn member_up(&mut self, info: &NodeInfo) {
+        self.downed.remove(&info.name);
+        if self
+            .members
+            .get(&info.name)
+            .is_none_or(|m| m.incarnation <= info.incarnation)
+        {
+            self.members.insert(info.name.clone(), info.clone());
+        }
+    }
+}
+
+impl World {
+    /// One step of node `i`'s resolver (after its judgement).
+    pub(crate) fn sbr_step(&mut self, i: usize) {
+        let now = self.base + self.now;
+        let Some(n) = self.nodes[i].as_mut() else {
+            return;
+        };
+        let Some(sbr) = n.sbr.as_mut() else { return };
+        let view = n.membership.view();
+        let live = |s: &str| matches!(s, "alive" | "suspect");
+        for (info, status) in &view {
+            if info.name != n.info.name && live(status) && !sbr.downed.contains(&info.name) {
+                sbr.member_up(info);
+            }
+        }
+        for p in n.peers.values() {
+            if !sbr.downed.contains(&p.info.name) && !sbr.members.contains_key(&p.info.name) {
+                sbr.members.insert(p.info.name.clone(), p.info.clone());
+            }
+        }
+        let mut members = vec![SbrMember {
+            name: n.info.name.clone(),
+            address: n.info.addr.clone(),
+            age: n.info.incarnation,
+            reachable: true,
+        }];
+        for (name, info) in &sbr.members {
+            let status = view
+                .iter()
+                .find(|(v, _)| v.name == *name && v.incarnation >= info.incarnation)
+                .map(|(_, s)| *s);
+            let cut = n.reach.is_unreachable(name);
+            let connected = !sbr.self_downed
+                && n.peers
+                    .values()
+                    .any(|p| p.info.name == *name && p.info.incarnation >= info.incarnation);
+            let reachable = match status {
+                Some("alive") => true,
+                Some("suspect") => !cut,
+                _ => connected && !cut,
+            };
+            members.push(SbrMember {
+                name: name.clone(),
+                address: info.addr.clone(),
+                age: info.incarnation,
+                reachable,
+            });
+        }
+        let me = n.info.name.clone();
+        let strategy = sbr.resolver.config().strategy;
+        if sbr.self_downed {
+            let someone = members.iter().any(|m| m.name != me && m.reachable);
+            if someone && decide(&strategy, &me, &members) != SbrDecision::DownSelf {
+                sbr.resolver.reset();
+                sbr.self_downed = false;
+                for p in n.peers.values_mut() {
+                    p.table = None;
+                    p.asked = 0;
+                }
+                self.note(&me, format_args!("split brain: rejoins"));
+            }
+            return;
+        }
+        match sbr.resolver.step(&members, now) {
+            Some(SbrDecision::DownUnreachable(names)) => {
+                for name in &names {
+                    sbr.members.remove(name);
+                    sbr.downed.insert(name.clone());
+                    if let Some(p) = World::index(name).and_then(|j| n.peers.get_mut(&j)) {
+                        p.table = None;
+                    }
+                }
+                let mut effects = Vec::new();
+                for name in &names {
+                    effects.push(n.membership.down(name));
+                }
+                self.note(&me, format_args!("split brain: downs {names:?}"));
+                for e in effects {
+                    self.apply(i, e);
+                }
+            }
+            Some(SbrDecision::DownSelf) => {
+                sbr.self_downed = true;
+                for p in n.peers.values_mut() {
+                    p.table = None;
+                }
+                self.note(&me, format_args!("split brain: downs itself"));
+            }
+            _ => {}
+        }
+    }
+
+    /// How many sides the resolver left serving: the nodes not downed
+    /// (for the log).
+    fn serving(&self) -> usize {
+        self.nodes
+            .iter()
+            .flatten()
+            .filter(|n| !n.self_downed())
+            .count()
+    }
+
+    /// Whether the cuts form a clean partition (two sides, every pair
+    /// across cut both ways, nothing else) or none, with no link fault.
+    fn clean_network(&self) -> bool {
+        if !self.net.faults.is_empty() {
+            return false;
+        }
+        let n = self.nodes.len();
+        // Sides: j is on 0's side iff 0 ⇄ j passes.
+        let side = |j: usize| self.net.passes(0, j);
+        (0..n).all(|a| {
+            (0..n).all(|b| {
+                let across = side(a) != side(b);
+                self.net.cut.contains(&(a, b)) == across
+            })
+        })
+    }
+
+    /// The ownership invariant at this step (with the resolver on).
+    pub(crate) fn check_owners(&mut self) {
+        let Some(config) = self.cfg.split_brain else {
+            return;
+        };
+        let settle = (DEAD_AFTER / 2).max(HEARTBEAT * 2) + config.stable_after + SLACK;
+        if self.now < self.changed + settle || !self.clean_network() {
+            return;
+        }
+        for k in 0..KEYS {
+            let mut owners: Vec<String> = (0..self.nodes.len())
+                .filter_map(|i| self.owner(i, k))
+                .map(World::name)
+                .collect();
+            owners.sort();
+            owners.dedup();
+            if owners.len() > 1 {
+                let serving = self.serving();
+                self.note(
+                    "sim",
+                    format_args!("two owners of kv/{k}: {owners:?} ({serving} nodes serving)"),
+                );
+                self.checker.violations.push(Violation::TwoOwners {
+                    key: format!("kv/{k}"),
+                    owners,
+                    at: self.now,
+                });
+                // Reported once per change of the network or nodes.
+                self.changed = self.now;
+                return;
+            }
+        }
+    }
+}

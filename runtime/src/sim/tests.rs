@@ -1,0 +1,207 @@
+use super::check::Checker;
+use super::*;
+
+fn failures(seeds: std::ops::Range<u64>) -> Vec<(u64, Vec<Violation>)> {
+    seeds
+        .filter_map(|seed| {
+            let r = run(&SimConfig::new(seed)).unwrap();
+            (!r.passed()).then_some((seed, r.violations))
+        })
+        .collect()
+}
+
+#[test]
+fn fifty_seeds_keep_every_invariant() {
+    let failed = failures(0..50);
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn a_seed_replays_with_the_same_event_log() {
+    for seed in [3, 41] {
+        let a = run(&SimConfig::new(seed)).unwrap();
+        let b = run(&SimConfig::new(seed)).unwrap();
+        assert!(
+            a.log.len() > 300 && a.events > 3_000,
+            "{} lines",
+            a.log.len()
+        );
+        assert_eq!(a.digest, b.digest);
+        assert_eq!(a.log, b.log);
+        let other = run(&SimConfig::new(seed + 1)).unwrap();
+        assert_ne!(a.digest, other.digest);
+    }
+}
+
+#[test]
+fn the_scenario_injects_every_kind_of_fault_and_asks_end_every_way() {
+    let mut log = Vec::new();
+    let mut outcomes = BTreeMap::new();
+    for seed in 0..10 {
+        let r = run(&SimConfig::new(seed)).unwrap();
+        log.extend(r.log);
+        for (k, v) in r.asks {
+            *outcomes.entry(k).or_insert(0) += v;
+        }
+    }
+    for what in [
+        "crash incarnation",
+        "start incarnation 2",
+        "partition",
+        "one-way cut",
+        "partial cut",
+        "cuts healed",
+        "delay n",
+        "drop n",
+        "closed: reset",
+        "lost: frame dropped",
+        "closed: silent",
+        "member down",
+        "unreachable n",
+        "table version 2",
+        "final heal",
+    ] {
+        assert!(
+            log.iter().any(|l| l.contains(what)),
+            "no `{what}` in 10 seeds"
+        );
+    }
+    for kind in ["Reply", "Timeout", "NodeDown", "NoInstance", "Unreachable"] {
+        assert!(outcomes.contains_key(kind), "no {kind} in {outcomes:?}");
+    }
+}
+
+#[test]
+fn an_ask_answered_twice_is_caught() {
+    let mut cfg = SimConfig::new(5);
+    cfg.sabotage = Sabotage::AnswerTwice;
+    let r = run(&cfg).unwrap();
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| matches!(v, Violation::AnsweredTwice { .. })),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn a_message_handled_twice_is_caught() {
+    let mut cfg = SimConfig::new(5);
+    cfg.sabotage = Sabotage::SendTwice;
+    let r = run(&cfg).unwrap();
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| matches!(v, Violation::HandledTwice { .. })),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn a_cluster_size_outside_three_to_seven_is_refused() {
+    for n in [0, 2, 8] {
+        assert_eq!(
+            run(&SimConfig::new(1).nodes(n)).unwrap_err(),
+            SimError::Nodes { nodes: n }
+        );
+    }
+    for n in [3, 7] {
+        assert_eq!(run(&SimConfig::new(1).nodes(n)).unwrap().nodes, n);
+    }
+}
+
+#[test]
+fn the_checker_flags_an_ask_past_its_deadline_once() {
+    let mut c = Checker::default();
+    let s = Duration::from_secs;
+    c.ask_started(1, s(2));
+    c.ask_started(2, s(3));
+    c.after_step(s(2));
+    assert!(c.violations.is_empty(), "due at 2 s, still in time at 2 s");
+    c.ask_ended(2, s(3), "Reply".into());
+    c.after_step(s(4));
+    c.after_step(s(5));
+    assert_eq!(
+        c.violations,
+        [Violation::AskOverran {
+            ask: 1,
+            deadline: s(2),
+            now: s(4)
+        }]
+    );
+}
+
+#[test]
+fn the_checker_flags_a_second_answer_and_a_second_handling() {
+    let mut c = Checker::default();
+    let s = Duration::from_secs;
+    c.ask_started(1, s(2));
+    c.ask_ended(1, s(1), "Reply".into());
+    c.ask_ended(1, s(2), "Timeout".into());
+    c.handled(9, "n1", s(1));
+    c.handled(9, "n2", s(1));
+    assert!(matches!(
+        &c.violations[..],
+        [
+            Violation::AnsweredTwice { ask: 1, .. },
+            Violation::HandledTwice { message: 9, .. }
+        ]
+    ));
+}
+
+#[test]
+fn the_checker_flags_an_old_incarnation_seen_again() {
+    let mut c = Checker::default();
+    let s = Duration::from_secs;
+    let v = |inc: u64| vec![("n2".to_string(), inc)];
+    c.view("n1", 1, &v(1), s(1));
+    c.view("n1", 1, &v(2), s(2));
+    assert!(c.violations.is_empty());
+    // A restarted observer starts afresh.
+    c.view("n1", 2, &v(1), s(3));
+    assert!(c.violations.is_empty());
+    c.view("n1", 1, &v(1), s(4));
+    assert!(matches!(
+        &c.violations[..],
+        [Violation::OldIncarnation {
+            listed: 1,
+            seen: 2,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn without_the_resolver_a_partition_gives_a_key_two_owners() {
+    let caught = (0..10).any(|seed| {
+        let mut cfg = SimConfig::new(seed);
+        cfg.sabotage = Sabotage::NoResolver;
+        run(&cfg)
+            .unwrap()
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::TwoOwners { .. }))
+    });
+    assert!(caught, "no seed of 10 had two owners without the resolver");
+}
+
+#[test]
+fn the_resolver_downs_the_minority_in_the_finale() {
+    let mut log = Vec::new();
+    for seed in 0..10 {
+        log.extend(run(&SimConfig::new(seed)).unwrap().log);
+    }
+    for what in [
+        "split brain: downs itself",
+        "split brain: downs [",
+        "split brain: rejoins",
+        "finale: healed",
+    ] {
+        assert!(
+            log.iter().any(|l| l.contains(what)),
+            "no `{what}` in 10 seeds"
+        );
+    }
+}

@@ -108,7 +108,7 @@ pub use service::{
     ServiceContext, ServiceRef, ServiceSpec, TellEnvelope,
 };
 pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
-pub use supervision::SupervisorSpec;
+pub use supervision::{SupervisorError, SupervisorHandle, SupervisorSpec};
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands
 /// to `::actix::…` paths, so a crate that derives messages also lists `actix`

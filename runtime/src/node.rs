@@ -2,6 +2,7 @@
 //! `LocalSet`), a registry, a supervision tree, and a deadline sweeper.
 
 mod builder;
+mod supervision_api;
 mod threads;
 
 pub use builder::NodeBuilder;
@@ -114,24 +115,8 @@ impl Node {
     /// or a node that is shutting down.
     pub async fn spawn<S: Service>(&self, spec: ServiceSpec<S>) -> Result<ServiceRef, SpawnError> {
         let shared = self.shared();
-        if shared.closing.load(Ordering::Acquire) {
-            return Err(SpawnError::ShuttingDown);
-        }
-        spec.validate()?;
-        if shared
-            .registry
-            .get(spec.name())
-            .is_some_and(|e| !e.is_replaceable())
-        {
-            return Err(SpawnError::DuplicateService {
-                service: spec.name().to_string(),
-            });
-        }
-        shared.registry.claim_wire_names(&spec.wire_names())?;
-        shared.registry.register_codecs(spec.codecs());
-        let (entry, bp) = spec.into_blueprint(&shared.name);
-        shared.registry.insert(entry.clone())?;
-        if let Err(e) = self.add_child(ChildSpec::Service(bp)).await {
+        let (entry, bp) = crate::supervision::prepare_service(shared, spec)?;
+        if let Err(e) = self.add_child(ChildSpec::Service(bp), None).await {
             // Its supervisor gave up and is gone: the name is free again
             // (OTP: a child whose start fails is not kept).
             entry.vacate();
@@ -141,11 +126,22 @@ impl Node {
     }
 
     /// Spawns a supervision subtree under the root and waits until all its
-    /// children are up (in order).
+    /// children are up (in order). [`start_supervisor`](Self::start_supervisor)
+    /// does the same and returns a handle to the running tree.
     ///
     /// # Errors
     /// As [`spawn`](Self::spawn), for any service in the tree.
     pub async fn spawn_supervisor(&self, spec: SupervisorSpec) -> Result<(), SpawnError> {
+        self.start_tree(spec, None).await
+    }
+
+    /// Spawns the tree, sending its supervisor's address to `tree` as soon
+    /// as it is launched.
+    pub(crate) async fn start_tree(
+        &self,
+        spec: SupervisorSpec,
+        tree: Option<oneshot::Sender<Addr<Supervisor>>>,
+    ) -> Result<(), SpawnError> {
         let shared = self.shared();
         if shared.closing.load(Ordering::Acquire) {
             return Err(SpawnError::ShuttingDown);
@@ -172,7 +168,7 @@ impl Node {
                 return Err(err);
             }
         }
-        let started = self.add_child(ChildSpec::Supervisor(resolved)).await;
+        let started = self.add_child(ChildSpec::Supervisor(resolved), tree).await;
         if started.is_err() {
             // The tree gave up and is gone: its names are free again.
             for e in &entries {
@@ -182,9 +178,17 @@ impl Node {
         started
     }
 
-    async fn add_child(&self, spec: ChildSpec) -> Result<(), SpawnError> {
+    async fn add_child(
+        &self,
+        spec: ChildSpec,
+        tree: Option<oneshot::Sender<Addr<Supervisor>>>,
+    ) -> Result<(), SpawnError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.root.do_send(AddChild { spec, reply: tx });
+        self.inner.root.do_send(AddChild {
+            spec,
+            reply: tx,
+            tree,
+        });
         rx.await.unwrap_or(Err(SpawnError::ShuttingDown))
     }
 

@@ -70,6 +70,7 @@ pub struct ServiceSpec<S: Service> {
     factory: Factory<S>,
     routes: Vec<Route<S>>,
     instances: usize,
+    max_instances: usize,
     restart: Restart,
     routing: Routing,
     mailbox_capacity: usize,
@@ -112,6 +113,7 @@ impl<S: Service> ServiceSpec<S> {
             factory: Arc::new(factory),
             routes: Vec::new(),
             instances: 1,
+            max_instances: 0,
             restart: Restart::Permanent,
             routing: Routing::RoundRobin,
             mailbox_capacity: Self::DEFAULT_MAILBOX_CAPACITY,
@@ -180,6 +182,24 @@ impl<S: Service> ServiceSpec<S> {
     /// How many instances run (default 1).
     pub fn instances(mut self, n: usize) -> Self {
         self.instances = n;
+        self
+    }
+
+    /// The most instances [`Node::scale`](crate::Node::scale) may run
+    /// (default: [`instances`](Self::instances), so a service scales down
+    /// and back up to its start count). Each possible instance costs a slot
+    /// in the registry (about 50 bytes) from the start: routing reads the
+    /// slots without a lock, so they are allocated once.
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Service, ServiceSpec};
+    /// # #[derive(Default)] struct Worker; impl Service for Worker {}
+    /// let spec = ServiceSpec::new("worker", Worker::default).instances(2).max_instances(8);
+    /// # let _ = spec;
+    /// ```
+    pub fn max_instances(mut self, n: usize) -> Self {
+        self.max_instances = n;
         self
     }
 
@@ -305,9 +325,10 @@ impl<S: Service> ServiceSpec<S> {
             Arc::from(self.name.as_str()),
             types,
             self.routing == Routing::Keyed,
-            self.instances,
+            self.instances.max(self.max_instances),
             node,
         ));
+        entry.set_active(self.instances);
         let bp = Blueprint {
             entry: entry.clone(),
             spec: self,

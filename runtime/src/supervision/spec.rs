@@ -228,6 +228,16 @@ impl ChildSpec {
         }
     }
 
+    /// The registry entries of the services this child runs (all of a
+    /// nested tree's), so that a deleted child frees their names.
+    pub(crate) fn entries(&self, out: &mut Vec<Arc<ServiceEntry>>) {
+        match self {
+            Self::Service(b) => out.push(b.entry().clone()),
+            Self::Supervisor(s) => s.children.iter().for_each(|c| c.entries(out)),
+            Self::Instance { .. } => {}
+        }
+    }
+
     pub(crate) fn label(&self) -> String {
         match self {
             Self::Service(b) => b.entry().name().to_string(),

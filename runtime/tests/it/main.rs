@@ -24,6 +24,7 @@ mod registry;
 mod shutdown;
 mod stats;
 mod supervision;
+mod supervision_live;
 mod supervision_otp;
 mod threads;
 mod trace;

@@ -1,0 +1,256 @@
+//! The live supervision API (issue 12): a handle to a running tree (OTP's
+//! `which_children`, `count_children`, `terminate_child`, `restart_child`,
+//! `delete_child`, `start_child`), scaling a service, stopping one for
+//! good, killing one instance from outside.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::support::*;
+use msa_runtime::prelude::*;
+use msa_runtime::supervision::{ChildKind, ChildState};
+use msa_runtime::{
+    CallError, InstanceId, RegistryEvent, ServiceState, SpawnError, SupervisorError,
+};
+
+fn shop() -> SupervisorSpec {
+    SupervisorSpec::new("shop", Strategy::OneForAll)
+        .service(full_spec("orders", Counter::new))
+        .service(full_spec("payments", Counter::new))
+}
+
+#[tokio::test]
+async fn a_tree_handle_lists_terminates_restarts_and_deletes_children() {
+    let node = node("live-tree");
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    assert_eq!(tree.name(), "shop");
+    let children = tree.which_children().await.unwrap();
+    let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["orders", "payments"]);
+    assert!(children
+        .iter()
+        .all(|c| c.state == ChildState::Running && c.kind == ChildKind::Service));
+    assert_eq!(children[0].instances, 1);
+    let count = tree.count_children().await.unwrap();
+    assert_eq!((count.specs, count.active, count.workers), (2, 2, 2));
+
+    // Terminated: down, not restarted, its calls refused; the sibling runs.
+    tree.terminate_child("orders").await.unwrap();
+    let orders = &tree.which_children().await.unwrap()[0];
+    assert_eq!(
+        (orders.state, orders.instances),
+        (ChildState::Terminated, 0)
+    );
+    assert!(node.instances("orders").is_empty());
+    assert!(matches!(
+        node.service("orders").tell(Incr),
+        Err(CallError::NoInstance { .. })
+    ));
+    assert_eq!(node.service("payments").ask(Incr).await.unwrap(), 1);
+    assert_eq!(tree.count_children().await.unwrap().active, 1);
+
+    // A one-for-all restart of the sibling does not bring it back.
+    let mut w = node.watch();
+    node.service("payments").tell(Boom).unwrap();
+    restarted(&mut w, "payments").await;
+    assert!(node.instances("orders").is_empty());
+
+    // Restarted: up again with fresh state.
+    tree.restart_child("orders").await.unwrap();
+    assert_eq!(node.service("orders").ask(Incr).await.unwrap(), 1);
+    assert!(matches!(
+        tree.restart_child("orders").await,
+        Err(SupervisorError::Running { child }) if child == "orders"
+    ));
+    // Only a terminated child is deleted (OTP).
+    assert!(matches!(
+        tree.delete_child("orders").await,
+        Err(SupervisorError::Running { .. })
+    ));
+    tree.terminate_child("orders").await.unwrap();
+    tree.delete_child("orders").await.unwrap();
+    let names: Vec<String> = tree
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["payments"]);
+    assert!(matches!(
+        tree.terminate_child("orders").await,
+        Err(SupervisorError::NoChild { child, .. }) if child == "orders"
+    ));
+    // Its name is free again.
+    let again = node.spawn(full_spec("orders", Counter::new)).await.unwrap();
+    assert_eq!(again.ask(Incr).await.unwrap(), 1);
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn start_child_adds_a_service_and_a_failing_start_is_not_kept() {
+    let node = node("live-start");
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    let stock = tree
+        .start_child(full_spec("stock", Counter::new))
+        .await
+        .unwrap();
+    assert_eq!(stock.ask(Incr).await.unwrap(), 1);
+    let names: Vec<String> = tree
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["orders", "payments", "stock"]);
+    // A name the node already runs is refused, naming it.
+    assert!(matches!(
+        tree.start_child(full_spec("orders", Counter::new)).await,
+        Err(SupervisorError::Spawn(SpawnError::DuplicateService { .. }))
+    ));
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let err = tree
+        .start_child(full_spec("broken", move || {
+            c2.fetch_add(1, Ordering::SeqCst);
+            panic!("no stock today")
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SupervisorError::Spawn(SpawnError::StartFailed { child, reason })
+            if child.starts_with("broken") && reason.contains("no stock today")),
+        "{err}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not restarted");
+    assert_eq!(tree.count_children().await.unwrap().specs, 3, "not kept");
+    // The tree did not give up, and the name is free.
+    assert_eq!(tree.count_children().await.unwrap().active, 3);
+    node.spawn(full_spec("broken", Counter::new)).await.unwrap();
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stopped_tree_reports_not_running() {
+    let node = node("live-gone");
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    node.shutdown(GRACE).await.unwrap();
+    assert!(matches!(
+        tree.which_children().await,
+        Err(SupervisorError::NotRunning { tree }) if tree == "shop"
+    ));
+}
+
+#[tokio::test]
+async fn a_service_scales_up_and_down_at_run_time() {
+    let node = node("live-scale");
+    let svc = node
+        .spawn(full_spec("work", Counter::new).max_instances(4))
+        .await
+        .unwrap();
+    assert_eq!(node.instances("work").len(), 1);
+    node.scale("work", 4).await.unwrap();
+    let mut slots: Vec<usize> = node.instances("work").iter().map(|i| i.slot).collect();
+    slots.sort();
+    assert_eq!(slots, [0, 1, 2, 3]);
+    // Round-robin reaches every instance: each counts its own asks.
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        seen.push(svc.ask(Incr).await.unwrap());
+    }
+    assert_eq!(seen.iter().filter(|n| **n == 1).count(), 4, "{seen:?}");
+
+    node.scale("work", 2).await.unwrap();
+    let mut slots: Vec<usize> = node.instances("work").iter().map(|i| i.slot).collect();
+    slots.sort();
+    assert_eq!(slots, [0, 1]);
+    for _ in 0..10 {
+        svc.tell(Incr).unwrap();
+    }
+    assert!(svc.ask(Get).await.unwrap() >= 2);
+    // And back up: the retired slots start afresh.
+    node.scale("work", 3).await.unwrap();
+    assert_eq!(node.instances("work").len(), 3);
+
+    for bad in [0, 5] {
+        assert!(matches!(
+            node.scale("work", bad).await,
+            Err(SupervisorError::InvalidScale { asked, max: 4, .. }) if asked == bad
+        ));
+    }
+    assert!(matches!(
+        node.scale("nope", 1).await,
+        Err(SupervisorError::UnknownService { .. })
+    ));
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stopped_service_frees_its_name() {
+    let node = node("live-stop");
+    let old = node
+        .spawn(full_spec("s", Counter::new).instances(2))
+        .await
+        .unwrap();
+    old.ask(Incr).await.unwrap();
+    node.stop_service("s").await.unwrap();
+    assert!(node.instances("s").is_empty());
+    assert_eq!(node.service_state("s"), Some(ServiceState::Stopped));
+    assert!(matches!(
+        node.stop_service("s").await,
+        Err(SupervisorError::UnknownService { .. })
+    ));
+    let new = node.spawn(full_spec("s", Counter::new)).await.unwrap();
+    assert_eq!(new.ask(Incr).await.unwrap(), 1, "a fresh service");
+    assert_eq!(node.instances("s").len(), 1);
+    // A service inside a tree is deleted from it.
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    node.stop_service("orders").await.unwrap();
+    let names: Vec<String> = tree
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["payments"]);
+    node.spawn(full_spec("orders", Counter::new)).await.unwrap();
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_instance_killed_from_outside_is_restarted_as_a_failure() {
+    let node = node("live-kill");
+    let svc = node
+        .spawn(full_spec("k", Counter::new).instances(2))
+        .await
+        .unwrap();
+    let mut w = node.watch();
+    let victim = InstanceId {
+        slot: 1,
+        incarnation: 0,
+    };
+    node.kill_instance("k", victim).await.unwrap();
+    let reason = removed(&mut w, "k").await;
+    assert_eq!(reason, "killed");
+    let back = wait_event(&mut w, |e| matches!(e, RegistryEvent::Restarted { .. })).await;
+    assert!(matches!(
+        back,
+        RegistryEvent::Restarted {
+            instance: InstanceId {
+                slot: 1,
+                incarnation: 1
+            },
+            ..
+        }
+    ));
+    assert_eq!(node.stats("k").unwrap().failures, 1);
+    assert!(matches!(
+        node.kill_instance("k", victim).await,
+        Err(SupervisorError::NoInstance { .. })
+    ));
+    svc.ask(Incr).await.unwrap();
+    node.shutdown(GRACE).await.unwrap();
+}

@@ -102,7 +102,7 @@ pub mod __private {
 pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};
 pub use metadata::{Identity, Metadata, TraceContext};
 pub use node::{Node, NodeBuilder};
-pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
+pub use registry::{InstanceId, MonitorReason, RegistryEvent, RegistryWatch, ServiceState};
 pub use service::{
     Ask, AskFuture, Envelope, Handler, HandlerFailure, Reply, Routing, Service, ServiceActor,
     ServiceContext, ServiceRef, ServiceSpec, TellEnvelope,

@@ -15,7 +15,7 @@ use actix::Addr;
 use tokio::sync::oneshot;
 
 use crate::error::{NodeError, SpawnError};
-use crate::registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
+use crate::registry::{InstanceId, MonitorReason, RegistryEvent, RegistryWatch, ServiceState};
 pub(crate) use crate::service::{Exec, NodeShared};
 use crate::service::{Service, ServiceRef, ServiceSpec};
 use crate::stats::StatsSnapshot;
@@ -115,7 +115,7 @@ impl Node {
     /// or a node that is shutting down.
     pub async fn spawn<S: Service>(&self, spec: ServiceSpec<S>) -> Result<ServiceRef, SpawnError> {
         let shared = self.shared();
-        let (entry, bp) = crate::supervision::prepare_service(shared, spec)?;
+        let (entry, bp) = crate::supervision::prepare_service(shared, spec, None)?;
         if let Err(e) = self.add_child(ChildSpec::Service(bp), None).await {
             // Its supervisor gave up and is gone: the name is free again
             // (OTP: a child whose start fails is not kept).
@@ -149,8 +149,11 @@ impl Node {
         let mut names = Vec::new();
         spec.validate(&mut names)?;
         for n in &names {
-            if shared.registry.get(n).is_some_and(|e| !e.is_replaceable()) {
-                return Err(SpawnError::DuplicateService { service: n.clone() });
+            if let Some(e) = shared.registry.get(n).filter(|e| !e.is_replaceable()) {
+                return Err(SpawnError::DuplicateService {
+                    service: n.clone(),
+                    owner: e.owner().to_string(),
+                });
             }
         }
         let mut wires = Vec::new();
@@ -204,6 +207,17 @@ impl Node {
     /// A stream of registry changes from now on.
     pub fn watch(&self) -> RegistryWatch {
         self.shared().registry.watch()
+    }
+
+    /// A stream of registry changes that starts with the registry as it is:
+    /// an `Added` for every running local instance, a `RemoteAdded` for
+    /// every instance on another node and a `Failed` for every failed
+    /// service (services by name), then the changes from then on
+    /// ([`RegistryWatch::snapshot_left`] says how many snapshot events are
+    /// still to come). Nothing is missed between the two; a change made
+    /// while the snapshot is read may be reported twice.
+    pub fn watch_with_snapshot(&self) -> RegistryWatch {
+        self.shared().registry.watch_with_snapshot()
     }
 
     /// Counters of the service `name`.
@@ -385,8 +399,10 @@ impl Node {
 
     /// Watches one instance of `service` on node `node` (this node's own name
     /// for a local one) and resolves, with the reason, once it is gone: it
-    /// stopped or crashed, its node left, or its node was declared down.
-    /// Resolves at once if the instance is not there now.
+    /// stopped or crashed ([`MonitorReason::Exited`] here,
+    /// [`MonitorReason::LeftTable`] elsewhere), its node left or was
+    /// declared down ([`MonitorReason::NodeDown`]). Resolves at once with
+    /// [`MonitorReason::NotRunning`] if the instance is not there now.
     ///
     /// Spawn it (or `select!` on it) from an actor or supervisor that must
     /// react to the death.
@@ -395,7 +411,7 @@ impl Node {
         service: &str,
         node: &str,
         slot: usize,
-    ) -> impl std::future::Future<Output = String> + Send + 'static {
+    ) -> impl std::future::Future<Output = MonitorReason> + Send + 'static {
         let shared = self.shared().clone();
         let mut watch = shared.registry.watch();
         let local = node == shared.name;
@@ -411,25 +427,30 @@ impl Node {
         let (service, node) = (service.to_string(), node.to_string());
         async move {
             if !present {
-                return "not running".to_string();
+                return MonitorReason::NotRunning;
             }
             while let Some(ev) = watch.next().await {
                 match ev {
                     RegistryEvent::Removed {
                         service: s,
                         instance,
-                        reason,
-                    } if local && s == service && instance.slot == slot => return reason,
+                        exit,
+                        ..
+                    } if local && s == service && instance.slot == slot => {
+                        return MonitorReason::Exited(exit)
+                    }
                     RegistryEvent::RemoteRemoved {
                         service: s,
                         node: n,
                         slot: sl,
                         reason,
-                    } if !local && s == service && n == node && sl == slot => return reason,
+                    } if !local && s == service && n == node && sl == slot => {
+                        return MonitorReason::remote(&reason)
+                    }
                     _ => {}
                 }
             }
-            "node stopped".to_string()
+            MonitorReason::NodeStopped
         }
     }
 

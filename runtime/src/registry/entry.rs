@@ -212,6 +212,9 @@ pub(crate) struct ServiceEntry {
     /// without it could lose one node's instances).
     remote_writer: parking_lot::Mutex<()>,
     state: AtomicU8,
+    /// The supervision tree it was spawned in (`root` when unset), for
+    /// `SpawnError::DuplicateService`.
+    owner: std::sync::OnceLock<Arc<str>>,
     /// Its start failed and its tree is gone: a new spawn may take the name.
     vacated: std::sync::atomic::AtomicBool,
     pub(crate) stats: ServiceStats,
@@ -255,6 +258,7 @@ impl ServiceEntry {
             slow_path: AtomicU8::new(if keyed_routing { SLOW_KEYED } else { 0 }),
             remote_writer: parking_lot::Mutex::new(()),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
+            owner: std::sync::OnceLock::new(),
             vacated: std::sync::atomic::AtomicBool::new(false),
             stats: ServiceStats::default(),
         }
@@ -281,6 +285,16 @@ impl ServiceEntry {
             .iter()
             .filter_map(|s| s.load().as_ref().map(|i| i.id))
             .collect()
+    }
+
+    /// Records the supervision tree the service is spawned in.
+    pub(crate) fn set_owner(&self, tree: &str) {
+        let _ = self.owner.set(Arc::from(tree));
+    }
+
+    /// The supervision tree the service runs in (`root` at the top level).
+    pub(crate) fn owner(&self) -> &str {
+        self.owner.get().map_or("root", |o| o)
     }
 
     /// How many slots are in use (the service's current scale).

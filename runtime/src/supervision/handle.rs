@@ -168,7 +168,7 @@ impl SupervisorHandle {
         &self,
         spec: ServiceSpec<S>,
     ) -> Result<ServiceRef, SupervisorError> {
-        let (entry, bp) = prepare_service(&self.node, spec)?;
+        let (entry, bp) = prepare_service(&self.node, spec, Some(&self.name))?;
         let (reply, rx) = oneshot::channel();
         let sent = self.addr.try_send(AddChild {
             spec: ChildSpec::Service(bp),
@@ -192,27 +192,32 @@ impl SupervisorHandle {
 
 /// What every spawn of one service does before its supervisor starts it:
 /// checks the spec, claims its name and wire names, binds it to its
-/// registry entry.
+/// registry entry (recording `owner`, its tree, for duplicate errors).
 pub(crate) fn prepare_service<S: Service>(
     shared: &Arc<NodeShared>,
     spec: ServiceSpec<S>,
+    owner: Option<&str>,
 ) -> Result<(Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>), SpawnError> {
     if shared.closing.load(std::sync::atomic::Ordering::Acquire) {
         return Err(SpawnError::ShuttingDown);
     }
     spec.validate()?;
-    if shared
+    if let Some(e) = shared
         .registry
         .get(spec.name())
-        .is_some_and(|e| !e.is_replaceable())
+        .filter(|e| !e.is_replaceable())
     {
         return Err(SpawnError::DuplicateService {
             service: spec.name().to_string(),
+            owner: e.owner().to_string(),
         });
     }
     shared.registry.claim_wire_names(&spec.wire_names())?;
     shared.registry.register_codecs(spec.codecs());
     let (entry, bp) = spec.into_blueprint(&shared.name);
+    if let Some(tree) = owner {
+        entry.set_owner(tree);
+    }
     shared.registry.insert(entry.clone())?;
     Ok((entry, bp))
 }

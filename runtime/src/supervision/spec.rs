@@ -128,8 +128,10 @@ impl SupervisorSpec {
                 PendingChild::Service(s) => {
                     s.validate()?;
                     if names.iter().any(|n| n == s.name()) {
+                        // Both in this spec: the tree that holds it twice.
                         return Err(SpawnError::DuplicateService {
                             service: s.name().to_string(),
+                            owner: self.name.clone(),
                         });
                     }
                     names.push(s.name().to_string());
@@ -173,6 +175,7 @@ impl SupervisorSpec {
             .map(|c| match c {
                 PendingChild::Service(s) => {
                     let (entry, bp) = s.bind(node);
+                    entry.set_owner(&self.name);
                     entries.push(entry);
                     ChildSpec::Service(bp)
                 }

@@ -363,6 +363,7 @@ impl Supervisor {
                                 service: entry.name().to_string(),
                                 instance: l.instance.id,
                                 reason: ExitReason::Killed.to_string(),
+                                exit: ExitReason::Killed,
                             });
                         }
                     }
@@ -654,6 +655,7 @@ impl Handler<ChildExited> for Supervisor {
                     service: entry.name().to_string(),
                     instance: l.instance.id,
                     reason: reason.to_string(),
+                    exit: reason.clone(),
                 });
             }
         }

@@ -10,7 +10,7 @@ use crate::support::*;
 use msa_runtime::prelude::*;
 use msa_runtime::supervision::{ChildKind, ChildState};
 use msa_runtime::{
-    CallError, InstanceId, RegistryEvent, ServiceState, SpawnError, SupervisorError,
+    CallError, ExitReason, InstanceId, RegistryEvent, ServiceState, SpawnError, SupervisorError,
 };
 
 fn shop() -> SupervisorSpec {
@@ -204,6 +204,8 @@ async fn a_stopped_service_frees_its_name() {
     ));
     let new = node.spawn(full_spec("s", Counter::new)).await.unwrap();
     assert_eq!(new.ask(Incr).await.unwrap(), 1, "a fresh service");
+    // A handle to the old service follows the name to the new one.
+    assert_eq!(old.ask(Incr).await.unwrap(), 2);
     assert_eq!(node.instances("s").len(), 1);
     // A service inside a tree is deleted from it.
     let tree = node.start_supervisor(shop()).await.unwrap();
@@ -252,5 +254,118 @@ async fn an_instance_killed_from_outside_is_restarted_as_a_failure() {
         Err(SupervisorError::NoInstance { .. })
     ));
     svc.ask(Incr).await.unwrap();
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_duplicate_service_names_its_owner() {
+    let node = node("live-dup");
+    node.spawn(full_spec("top", Counter::new)).await.unwrap();
+    node.start_supervisor(shop()).await.unwrap();
+    let err = node
+        .spawn(full_spec("top", Counter::new))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SpawnError::DuplicateService { service, owner } if service == "top" && owner == "root"),
+        "{err}"
+    );
+    let err = node
+        .spawn(full_spec("orders", Counter::new))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SpawnError::DuplicateService { owner, .. } if owner == "shop"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`shop`"), "{err}");
+    let err = node
+        .spawn_supervisor(
+            SupervisorSpec::new("twice", Strategy::OneForOne)
+                .service(full_spec("x", Counter::new))
+                .service(full_spec("x", Counter::new)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SpawnError::DuplicateService { owner, .. } if owner == "twice"),
+        "{err}"
+    );
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_watch_can_start_with_a_snapshot_of_the_registry() {
+    let node = node("live-snap");
+    node.spawn(full_spec("b", Counter::new).instances(2))
+        .await
+        .unwrap();
+    node.spawn(full_spec("a", Counter::new)).await.unwrap();
+    let mut w = node.watch_with_snapshot();
+    assert_eq!(w.snapshot_left(), 3);
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        match w.next().await.unwrap() {
+            RegistryEvent::Added { service, instance } => first.push((service, instance.slot)),
+            other => panic!("not a snapshot event: {other:?}"),
+        }
+    }
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            ("a".to_string(), 0),
+            ("b".to_string(), 0),
+            ("b".to_string(), 1)
+        ]
+    );
+    // Then the changes.
+    node.kill_instance(
+        "a",
+        InstanceId {
+            slot: 0,
+            incarnation: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed(&mut w, "a").await, "killed");
+    // A plain watch has no snapshot.
+    assert_eq!(node.watch().snapshot_left(), 0);
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_local_monitor_reports_a_typed_reason() {
+    let node = node("live-monitor");
+    let svc = node.spawn(full_spec("m", Counter::new)).await.unwrap();
+    let gone = tokio::spawn(node.monitor("m", node.name(), 0));
+    // The monitor subscribes when it is made: the crash comes after.
+    svc.tell(Boom).unwrap();
+    let reason = tokio::time::timeout(WAIT, gone).await.unwrap().unwrap();
+    assert!(
+        matches!(&reason, msa_runtime::MonitorReason::Exited(ExitReason::Panicked(m)) if m.contains("boom")),
+        "{reason}"
+    );
+    assert_eq!(
+        node.monitor("nope", node.name(), 0).await,
+        msa_runtime::MonitorReason::NotRunning
+    );
+    // The registry event carries the typed reason too.
+    let mut w = node.watch();
+    eventually("m restarted", WAIT, || async {
+        node.instances("m").iter().any(|i| i.incarnation == 1)
+    })
+    .await;
+    let victim = node.instances("m")[0];
+    node.kill_instance("m", victim).await.unwrap();
+    let ev = wait_event(&mut w, |e| matches!(e, RegistryEvent::Removed { .. })).await;
+    assert!(matches!(
+        ev,
+        RegistryEvent::Removed {
+            exit: ExitReason::Killed,
+            ..
+        }
+    ));
     node.shutdown(GRACE).await.unwrap();
 }

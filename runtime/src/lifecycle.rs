@@ -23,5 +23,6 @@ pub use strategy::{Restart, Strategy};
 pub(crate) use exit::panic_message;
 pub(crate) use intensity::RestartWindow;
 pub(crate) use launch::{
-    launch, ChildExited, ChildReady, ExitNotice, KillSwitch, Placement, ReadyNotice,
+    launch, launch_with_end, ChildExited, ChildReady, ExitNotice, KillSwitch, Placement,
+    ReadyNotice,
 };

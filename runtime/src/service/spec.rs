@@ -12,7 +12,8 @@ use super::serve::{serve_fns, ServeFns};
 use super::NodeShared;
 use crate::error::SpawnError;
 use crate::lifecycle::{
-    launch, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart, Strategy,
+    launch_with_end, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart,
+    Strategy,
 };
 use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
@@ -436,12 +437,19 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         let factory = self.spec.factory.clone();
         let abort = KillSwitch::new();
         let reg = abort.clone();
-        let placed = launch(
+        // The instance leaves its slot on its own thread the moment it
+        // ends, before its mailbox closes: a call never finds a dead
+        // instance listed while its supervisor has not handled the exit.
+        let entry = self.entry.clone();
+        let placed = launch_with_end(
             &l.placement,
             move || ServiceActor::new(factory(), shared),
             rx,
             reg,
             Some(l.exit.clone()),
+            Some(Box::new(move || {
+                entry.clear_slot_if(id.slot, id);
+            })),
         );
         if !placed {
             l.exit.send(crate::lifecycle::ExitReason::StartFailed(

@@ -22,7 +22,10 @@ use crate::service::{ErasedBlueprint, InstanceLaunch};
 use crate::stats::ServiceStats;
 
 mod control;
+mod listing;
 mod live;
+
+use listing::{list, unlist};
 
 /// What kind of supervisor this is.
 #[derive(Debug, Clone)]
@@ -254,23 +257,12 @@ impl Supervisor {
                         generation,
                     },
                 });
-                let entry = blueprint.entry();
                 let id = launched.instance.id;
                 tracing::debug!(instance = %id, "instance launched");
-                entry.set_slot(*slot, Some(launched.instance.clone()));
-                let service = entry.name().to_string();
-                if id.incarnation == 0 {
-                    node.registry.publish(RegistryEvent::Added {
-                        service,
-                        instance: id,
-                    });
-                } else {
-                    ServiceStats::inc(&entry.stats.restarts);
-                    node.registry.publish(RegistryEvent::Restarted {
-                        service,
-                        instance: id,
-                    });
+                if id.incarnation > 0 {
+                    ServiceStats::inc(&blueprint.entry().stats.restarts);
                 }
+                // Listed in its slot once it runs (`ChildReady`).
                 c.run = Some(Run::Instance(launched));
             }
             ChildSpec::Service(bp) => {
@@ -356,17 +348,8 @@ impl Supervisor {
             match &c.run {
                 Some(Run::Instance(l)) => {
                     l.abort.kill();
-                    if let ChildSpec::Instance { blueprint, slot } = &c.spec {
-                        let entry = blueprint.entry();
-                        if entry.clear_slot_if(*slot, l.instance.id) {
-                            self.node.registry.publish(RegistryEvent::Removed {
-                                service: entry.name().to_string(),
-                                instance: l.instance.id,
-                                reason: ExitReason::Killed.to_string(),
-                                exit: ExitReason::Killed,
-                            });
-                        }
-                    }
+                    let listed = c.up_since.take().is_some();
+                    unlist(&self.node, c, &ExitReason::Killed, listed);
                     transit(&mut self.counts, c, State::Killing);
                 }
                 Some(Run::Supervisor(addr, _abort)) => {
@@ -589,6 +572,7 @@ impl Handler<ChildReady> for Supervisor {
         }
         transit(&mut self.counts, c, State::Running);
         c.up_since = Some(Instant::now());
+        list(&self.node, c);
         c.dynamic = false;
         self.failed_starts = 0;
         if let Some(w) = c.waiting.take() {
@@ -646,19 +630,8 @@ impl Handler<ChildExited> for Supervisor {
         let ran = c.up_since.take().map(|t| t.elapsed());
         transit(&mut self.counts, c, State::Down);
         let label = c.spec.label();
-        if let (Some(Run::Instance(l)), ChildSpec::Instance { blueprint, slot }) =
-            (c.run.take(), &c.spec)
-        {
-            let entry = blueprint.entry();
-            if entry.clear_slot_if(*slot, l.instance.id) {
-                node.registry.publish(RegistryEvent::Removed {
-                    service: entry.name().to_string(),
-                    instance: l.instance.id,
-                    reason: reason.to_string(),
-                    exit: reason.clone(),
-                });
-            }
-        }
+        unlist(&node, c, &reason, ran.is_some());
+        c.run = None;
         // A child being stopped keeps its waiter: a scale-up while it was
         // stopping starts it again once it has exited.
         let waiting = if was_stopping { None } else { c.waiting.take() };

@@ -369,3 +369,73 @@ async fn a_local_monitor_reports_a_typed_reason() {
     ));
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// Blocks in `started` until the test lets it go, telling the test it got there.
+struct Gate {
+    entered: std::sync::mpsc::SyncSender<()>,
+    release: Arc<parking_lot::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+impl Service for Gate {
+    fn started(&mut self, _: &mut ServiceContext<'_, Self>) {
+        let _ = self.entered.send(());
+        let _ = self
+            .release
+            .lock()
+            .recv_timeout(std::time::Duration::from_secs(30));
+    }
+}
+
+#[tokio::test]
+async fn an_instance_is_listed_only_once_it_runs() {
+    let node = node("live-listed");
+    let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let release = Arc::new(parking_lot::Mutex::new(release_rx));
+    let n2 = node.clone();
+    let spawned = tokio::spawn(async move {
+        n2.spawn(ServiceSpec::new("gate", move || Gate {
+            entered: entered_tx.clone(),
+            release: release.clone(),
+        }))
+        .await
+    });
+    tokio::task::spawn_blocking(move || entered_rx.recv_timeout(WAIT).unwrap())
+        .await
+        .unwrap();
+    // Inside `started`: launched, not running yet.
+    assert!(node.instances("gate").is_empty());
+    release_tx.send(()).unwrap();
+    spawned.await.unwrap().unwrap();
+    assert_eq!(node.instances("gate").len(), 1);
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn tells_right_after_a_crash_reach_the_instance_still_running() {
+    let node = node("live-window");
+    let svc = node
+        .spawn(
+            full_spec("w", Counter::new)
+                .instances(2)
+                .intensity(1_000, std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    // Right after spawn returns, every instance takes tells.
+    for _ in 0..100 {
+        svc.tell(Incr).unwrap();
+    }
+    let mut w = node.watch();
+    for round in 0..50 {
+        // One instance crashes; the other runs all along: no tell in the
+        // window before the supervisor handles the crash fails.
+        svc.tell(Boom).unwrap();
+        for _ in 0..200 {
+            if let Err(e) = svc.tell(Incr) {
+                panic!("round {round}: a tell failed while an instance runs: {e}");
+            }
+        }
+        restarted(&mut w, "w").await;
+    }
+    node.shutdown(GRACE).await.unwrap();
+}

@@ -16,7 +16,7 @@ mod launch;
 mod strategy;
 
 pub use backoff::Backoff;
-pub use exit::ExitReason;
+pub use exit::{ExitReason, StartError};
 pub use intensity::Intensity;
 pub use strategy::{Restart, Strategy};
 

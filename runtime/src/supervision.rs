@@ -48,7 +48,7 @@ mod spec;
 mod stop_cursor;
 mod supervisor;
 
-pub use crate::lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};
+pub use crate::lifecycle::{Backoff, ExitReason, Intensity, Restart, StartError, Strategy};
 pub use handle::SupervisorHandle;
 pub use live::{ChildCount, ChildInfo, ChildKind, ChildState, SupervisorError};
 pub use spec::SupervisorSpec;

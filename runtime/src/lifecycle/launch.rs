@@ -103,7 +103,7 @@ where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A + Send + 'static,
 {
-    launch_with_end(placement, make, rx, kill, on_exit, None)
+    launch_with_end(placement, move || Ok(make()), rx, kill, on_exit, None)
 }
 
 /// Something to do on the actor's own thread the moment it has ended,
@@ -111,8 +111,9 @@ where
 /// supervisor hears: a service instance leaves its registry slot there.
 pub(crate) type OnEnd = Box<dyn FnOnce() + Send>;
 
-/// [`launch`], running `on_end` as soon as the actor has ended (stopped,
-/// panicked or killed), before anything else.
+/// [`launch`] with a fallible `make` (its error is the exit reason, as a
+/// panic in it would be), running `on_end` as soon as the actor has ended
+/// (stopped, panicked or killed), before anything else.
 pub(crate) fn launch_with_end<A, F>(
     placement: &Placement,
     make: F,
@@ -123,7 +124,7 @@ pub(crate) fn launch_with_end<A, F>(
 ) -> bool
 where
     A: Actor<Context = Context<A>>,
-    F: FnOnce() -> A + Send + 'static,
+    F: FnOnce() -> Result<A, ExitReason> + Send + 'static,
 {
     let job = move || run(make, rx, kill, on_exit, on_end);
     match placement {
@@ -143,10 +144,17 @@ fn run<A, F>(
     on_end: Option<OnEnd>,
 ) where
     A: Actor<Context = Context<A>>,
-    F: FnOnce() -> A,
+    F: FnOnce() -> Result<A, ExitReason>,
 {
     let actor = match catch_unwind(AssertUnwindSafe(make)) {
-        Ok(a) => a,
+        Ok(Ok(a)) => a,
+        Ok(Err(reason)) => {
+            match on_exit {
+                Some(n) => n.send(reason),
+                None => tracing::error!(%reason, "a parentless actor did not start"),
+            }
+            return;
+        }
         Err(payload) => {
             let reason = ExitReason::StartFailed(panic_message(&*payload));
             match on_exit {

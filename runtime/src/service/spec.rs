@@ -12,8 +12,8 @@ use super::serve::{serve_fns, ServeFns};
 use super::NodeShared;
 use crate::error::SpawnError;
 use crate::lifecycle::{
-    launch_with_end, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart,
-    Strategy,
+    launch_with_end, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, Placement,
+    ReadyNotice, Restart, StartError, Strategy,
 };
 use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
@@ -33,7 +33,7 @@ pub enum Routing {
     Keyed,
 }
 
-type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+type Factory<S> = Arc<dyn Fn() -> Result<S, StartError> + Send + Sync>;
 
 struct Route<S: Service> {
     ty: MessageType,
@@ -108,6 +108,28 @@ impl<S: Service> ServiceSpec<S> {
     pub fn new<F>(name: impl Into<String>, factory: F) -> Self
     where
         F: Fn() -> S + Send + Sync + 'static,
+    {
+        Self::try_new(name, move || Ok(factory()))
+    }
+
+    /// A service whose instances come from a fallible `factory`: an
+    /// `Err(StartError::Failed { .. })` fails the start as a panic in the
+    /// factory would (a first start makes `spawn` return
+    /// [`SpawnError::StartFailed`] at once; a failing restart counts against
+    /// the restart intensity), and `Err(StartError::Ignore)` leaves the
+    /// instance out, not restarted (OTP's `ignore`).
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Service, ServiceSpec, StartError};
+    /// # struct Db; impl Service for Db {}
+    /// fn connect() -> Result<Db, String> { Err("no database".into()) }
+    /// let spec = ServiceSpec::try_new("db", || connect().map_err(StartError::failed));
+    /// # let _ = spec;
+    /// ```
+    pub fn try_new<F>(name: impl Into<String>, factory: F) -> Self
+    where
+        F: Fn() -> Result<S, StartError> + Send + Sync + 'static,
     {
         Self {
             name: name.into(),
@@ -443,7 +465,11 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         let entry = self.entry.clone();
         let placed = launch_with_end(
             &l.placement,
-            move || ServiceActor::new(factory(), shared),
+            move || {
+                factory()
+                    .map(|s| ServiceActor::new(s, shared))
+                    .map_err(ExitReason::from)
+            },
             rx,
             reg,
             Some(l.exit.clone()),

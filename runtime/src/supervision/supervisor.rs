@@ -632,6 +632,10 @@ impl Handler<ChildExited> for Supervisor {
         let label = c.spec.label();
         unlist(&node, c, &reason, ran.is_some());
         c.run = None;
+        if reason == ExitReason::Ignored && was_starting {
+            // Its factory said `ignore`: left out, not restarted (OTP).
+            return self.ignored(i, ctx);
+        }
         // A child being stopped keeps its waiter: a scale-up while it was
         // stopping starts it again once it has exited.
         let waiting = if was_stopping { None } else { c.waiting.take() };

@@ -439,3 +439,101 @@ async fn tells_right_after_a_crash_reach_the_instance_still_running() {
     }
     node.shutdown(GRACE).await.unwrap();
 }
+
+fn counter_or(
+    calls: &Arc<AtomicUsize>,
+    on_call: impl Fn(usize) -> Option<msa_runtime::StartError> + Send + Sync + 'static,
+) -> impl Fn() -> Result<Counter, msa_runtime::StartError> + Send + Sync + 'static {
+    let calls = calls.clone();
+    move || match on_call(calls.fetch_add(1, Ordering::SeqCst)) {
+        Some(e) => Err(e),
+        None => Ok(Counter::new()),
+    }
+}
+
+#[tokio::test]
+async fn a_fallible_start_returns_its_error_at_once() {
+    use msa_runtime::StartError;
+    let node = node("live-try");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let err = node
+        .spawn(
+            ServiceSpec::try_new(
+                "db",
+                counter_or(&calls, |_| Some(StartError::failed("no database"))),
+            )
+            .handles::<Incr>(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SpawnError::StartFailed { reason, .. } if reason.contains("no database")),
+        "{err}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a first start is not retried"
+    );
+    // The name is free again.
+    node.spawn(full_spec("db", Counter::new)).await.unwrap();
+
+    // A failing restart counts against the intensity: the service gives up.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = node
+        .spawn(
+            ServiceSpec::try_new(
+                "flaky",
+                counter_or(&calls, |n| (n > 0).then(|| StartError::failed("gone"))),
+            )
+            .handles_local::<Boom>()
+            .intensity(2, std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    svc.tell(Boom).unwrap();
+    eventually("flaky gave up", WAIT, || async {
+        node.service_state("flaky") == Some(ServiceState::Failed)
+    })
+    .await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the first start and 2 restarts (intensity 2)"
+    );
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_ignored_start_leaves_the_instance_out() {
+    use msa_runtime::StartError;
+    let node = node("live-ignore");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = node
+        .spawn(
+            ServiceSpec::try_new(
+                "half",
+                counter_or(&calls, |n| (n == 0).then_some(StartError::Ignore)),
+            )
+            .handles::<Incr>()
+            .instances(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(node.instances("half").len(), 1);
+    assert_eq!(node.service_state("half"), Some(ServiceState::Running));
+    assert_eq!(svc.ask(Incr).await.unwrap(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "not restarted");
+
+    let none = node
+        .spawn(
+            ServiceSpec::try_new("none", || Err::<Counter, _>(StartError::Ignore))
+                .handles::<Incr>(),
+        )
+        .await
+        .unwrap();
+    assert!(node.instances("none").is_empty());
+    assert_eq!(node.service_state("none"), Some(ServiceState::Stopped));
+    assert!(matches!(none.tell(Incr), Err(CallError::NoInstance { .. })));
+    node.shutdown(GRACE).await.unwrap();
+}

@@ -62,6 +62,19 @@ impl Supervisor {
         }
     }
 
+    /// A child's factory returned `StartError::Ignore`: it stays down,
+    /// not restarted, and counts as up for its supervisor's readiness.
+    pub(super) fn ignored(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let Some(c) = self.children.get_mut(i) else {
+            return;
+        };
+        c.dynamic = false;
+        if let Some(w) = c.waiting.take() {
+            w.send(Ok(()));
+        }
+        self.start_failed(i, ctx);
+    }
+
     /// Starts a done child again (a scale-up, `restart_child`).
     pub(super) fn revive(&mut self, i: usize, ctx: &mut Context<Self>) {
         let Some(c) = self.children.get_mut(i) else {

@@ -99,7 +99,7 @@ pub mod __private {
     pub use inventory;
     pub use serde_json;
 }
-pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, StartError, Strategy};
+pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, Shutdown, StartError, Strategy};
 pub use metadata::{Identity, Metadata, TraceContext};
 pub use node::{Node, NodeBuilder};
 pub use registry::{InstanceId, MonitorReason, RegistryEvent, RegistryWatch, ServiceState};

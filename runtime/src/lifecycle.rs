@@ -13,11 +13,14 @@ mod backoff;
 mod exit;
 mod intensity;
 mod launch;
+mod shutdown;
 mod strategy;
 
 pub use backoff::Backoff;
 pub use exit::{ExitReason, StartError};
 pub use intensity::Intensity;
+pub use shutdown::Shutdown;
+pub(crate) use shutdown::REPORT_STUCK_AFTER;
 pub use strategy::{Restart, Strategy};
 
 pub(crate) use exit::panic_message;

@@ -48,7 +48,9 @@ mod spec;
 mod stop_cursor;
 mod supervisor;
 
-pub use crate::lifecycle::{Backoff, ExitReason, Intensity, Restart, StartError, Strategy};
+pub use crate::lifecycle::{
+    Backoff, ExitReason, Intensity, Restart, Shutdown, StartError, Strategy,
+};
 pub use handle::SupervisorHandle;
 pub use live::{ChildCount, ChildInfo, ChildKind, ChildState, SupervisorError};
 pub use spec::SupervisorSpec;

@@ -13,7 +13,7 @@ use super::NodeShared;
 use crate::error::SpawnError;
 use crate::lifecycle::{
     launch_with_end, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, Placement,
-    ReadyNotice, Restart, StartError, Strategy,
+    ReadyNotice, Restart, Shutdown, StartError, Strategy,
 };
 use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
@@ -73,6 +73,7 @@ pub struct ServiceSpec<S: Service> {
     instances: usize,
     max_instances: usize,
     restart: Restart,
+    shutdown: Shutdown,
     routing: Routing,
     mailbox_capacity: usize,
     strategy: Strategy,
@@ -138,6 +139,7 @@ impl<S: Service> ServiceSpec<S> {
             instances: 1,
             max_instances: 0,
             restart: Restart::Permanent,
+            shutdown: Shutdown::Infinity,
             routing: Routing::RoundRobin,
             mailbox_capacity: Self::DEFAULT_MAILBOX_CAPACITY,
             strategy: Strategy::OneForOne,
@@ -223,6 +225,21 @@ impl<S: Service> ServiceSpec<S> {
     /// ```
     pub fn max_instances(mut self, n: usize) -> Self {
         self.max_instances = n;
+        self
+    }
+
+    /// How an instance is stopped (default [`Shutdown::Infinity`]: it
+    /// handles what is queued, bounded only by the node's shutdown grace).
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Service, ServiceSpec, Shutdown};
+    /// # #[derive(Default)] struct Cache; impl Service for Cache {}
+    /// let spec = ServiceSpec::new("cache", Cache::default).shutdown(Shutdown::Brutal);
+    /// # let _ = spec;
+    /// ```
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
         self
     }
 
@@ -406,6 +423,7 @@ pub(crate) trait ErasedBlueprint: Send + Sync {
     fn strategy(&self) -> Strategy;
     fn intensity(&self) -> Intensity;
     fn backoff(&self) -> Option<Backoff>;
+    fn shutdown(&self) -> Shutdown;
     /// Starts one instance; its incarnation comes from the entry.
     fn launch(&self, l: InstanceLaunch) -> LaunchedInstance;
 }
@@ -436,6 +454,9 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
     }
     fn backoff(&self) -> Option<Backoff> {
         self.spec.backoff
+    }
+    fn shutdown(&self) -> Shutdown {
+        self.spec.shutdown
     }
 
     fn launch(&self, l: InstanceLaunch) -> LaunchedInstance {

@@ -24,6 +24,7 @@ use crate::stats::ServiceStats;
 mod control;
 mod listing;
 mod live;
+mod shutdown;
 
 use listing::{list, unlist};
 
@@ -501,27 +502,33 @@ impl Supervisor {
                 transit(&mut self.counts, c, State::Stopping);
                 match &c.run {
                     Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
-                    Some(Run::Instance(l)) => l.stop(),
+                    Some(Run::Instance(_)) => self.stop_instance(i, ctx),
                     None => transit(&mut self.counts, c, State::Done),
                 }
                 return self.continue_stopping(ctx);
             }
         } else {
             let live = self.counts[State::Running.idx()] + self.counts[State::Starting.idx()];
-            for c in self
+            let mut instances = Vec::new();
+            for (i, c) in self
                 .children
                 .iter_mut()
+                .enumerate()
                 .rev()
                 .take(if live > 0 { usize::MAX } else { 0 })
             {
                 if matches!(c.state, State::Running | State::Starting) {
                     transit(&mut self.counts, c, State::Stopping);
                     match &c.run {
-                        Some(Run::Instance(l)) => l.stop(),
+                        Some(Run::Instance(_)) => instances.push(i),
                         Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
                         None => transit(&mut self.counts, c, State::Done),
                     }
                 }
+            }
+            // Each per the service's `Shutdown`.
+            for i in instances {
+                self.stop_instance(i, ctx);
             }
             if self.counts[State::Stopping.idx()] + self.counts[State::Killing.idx()] > 0 {
                 return;

@@ -537,3 +537,56 @@ async fn an_ignored_start_leaves_the_instance_out() {
     assert!(matches!(none.tell(Incr), Err(CallError::NoInstance { .. })));
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// Spawns `name` with `shutdown`, and leaves one ask of its instance
+/// running a 300 s handler that holds the actor.
+async fn busy(node: &Node, name: &str, shutdown: msa_runtime::Shutdown) {
+    let svc = node
+        .spawn(full_spec(name, Counter::new).shutdown(shutdown))
+        .await
+        .unwrap();
+    let s2 = svc.clone();
+    tokio::spawn(async move {
+        let _ = s2
+            .ask(SlowAtomic(std::time::Duration::from_secs(300)))
+            .timeout(std::time::Duration::from_secs(600))
+            .await;
+    });
+    let name = name.to_string();
+    eventually("the handler is running", WAIT, || async {
+        node.stats(&name).unwrap().messages >= 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_brutal_or_timed_shutdown_does_not_wait_for_a_busy_instance() {
+    use msa_runtime::Shutdown;
+    use std::time::{Duration, Instant};
+    // The node's grace (120 s) and the handler (300 s) are far beyond the
+    // bound checked: only the per-service setting ends these stops early.
+    for (i, shutdown) in [
+        Shutdown::Brutal,
+        Shutdown::Timeout(Duration::from_millis(200)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let node = node(&format!("live-brutal-{i}"));
+        busy(&node, "svc", shutdown).await;
+        let t0 = Instant::now();
+        tokio::time::timeout(Duration::from_secs(60), node.stop_service("svc"))
+            .await
+            .expect("stop_service waited for the handler")
+            .unwrap();
+        assert!(node.instances("svc").is_empty());
+        // The node shutdown honours it too.
+        busy(&node, "svc2", shutdown).await;
+        node.shutdown(Duration::from_secs(120)).await.unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{shutdown:?}: {:?}",
+            t0.elapsed()
+        );
+    }
+}

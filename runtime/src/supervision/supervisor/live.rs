@@ -110,7 +110,7 @@ impl Supervisor {
 
     /// Stops child `i` gracefully and keeps it down; `waiter` hears once it
     /// has exited.
-    fn terminate(&mut self, i: usize, waiter: Waiter, delete: bool) {
+    fn terminate(&mut self, i: usize, waiter: Waiter, delete: bool, ctx: &mut Context<Self>) {
         let label = self.children[i].spec.label();
         let c = &mut self.children[i];
         c.delete_on_exit |= delete;
@@ -131,7 +131,7 @@ impl Supervisor {
                     Some(Run::Supervisor(addr, _)) => {
                         addr.do_send(super::super::messages::StopTree { reply: None })
                     }
-                    Some(Run::Instance(l)) => l.stop(),
+                    Some(Run::Instance(_)) => self.stop_instance(i, ctx),
                     None => {
                         transit(&mut self.counts, c, State::Done);
                         self.settle_terminated(i);
@@ -210,7 +210,7 @@ impl Handler<ChildOp> for Supervisor {
             child: self.children[i].spec.label(),
         };
         match msg.op {
-            Op::Terminate { delete } => self.terminate(i, Waiter::Op(msg.reply), delete),
+            Op::Terminate { delete } => self.terminate(i, Waiter::Op(msg.reply), delete, ctx),
             Op::Restart => {
                 if self.children[i].state != State::Done {
                     let _ = msg.reply.send(Err(running()));
@@ -349,7 +349,7 @@ impl Handler<Scale> for Supervisor {
                     }));
                 }
                 waits.push(rx);
-                self.terminate(slot, Waiter::Spawn(tx), false);
+                self.terminate(slot, Waiter::Spawn(tx), false, ctx);
             }
         }
         self.check_ready();

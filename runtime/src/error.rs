@@ -229,10 +229,16 @@ pub enum JsonError {
 #[non_exhaustive]
 pub enum SpawnError {
     /// A service with this name already runs on this node.
-    #[error("a service named `{service}` already exists on this node")]
+    #[error(
+        "a service named `{service}` already exists on this node (under supervisor `{owner}`)"
+    )]
     DuplicateService {
         /// The name.
         service: String,
+        /// Who runs the service that has the name: the name of its
+        /// supervision tree, or `root` for a service spawned with
+        /// `Node::spawn`.
+        owner: String,
     },
     /// Two different message types claim the same wire name.
     #[error("wire name `{name}` is claimed by both `{first}` and `{second}`")]

@@ -100,16 +100,16 @@ pub mod __private {
     pub use inventory;
     pub use serde_json;
 }
-pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};
+pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, Shutdown, StartError, Strategy};
 pub use metadata::{Identity, Metadata, TraceContext};
 pub use node::{Node, NodeBuilder};
-pub use registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
+pub use registry::{InstanceId, MonitorReason, RegistryEvent, RegistryWatch, ServiceState};
 pub use service::{
     Ask, AskFuture, Envelope, Handler, HandlerFailure, Reply, Routing, Service, ServiceActor,
     ServiceContext, ServiceRef, ServiceSpec, TellEnvelope,
 };
 pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
-pub use supervision::SupervisorSpec;
+pub use supervision::{SupervisorError, SupervisorHandle, SupervisorSpec};
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands
 /// to `::actix::…` paths, so a crate that derives messages also lists `actix`

@@ -13,15 +13,19 @@ mod backoff;
 mod exit;
 mod intensity;
 mod launch;
+mod shutdown;
 mod strategy;
 
 pub use backoff::Backoff;
-pub use exit::ExitReason;
+pub use exit::{ExitReason, StartError};
 pub use intensity::Intensity;
+pub use shutdown::Shutdown;
+pub(crate) use shutdown::REPORT_STUCK_AFTER;
 pub use strategy::{Restart, Strategy};
 
 pub(crate) use exit::panic_message;
 pub(crate) use intensity::RestartWindow;
 pub(crate) use launch::{
-    launch, ChildExited, ChildReady, ExitNotice, KillSwitch, Placement, ReadyNotice,
+    launch, launch_with_end, ChildExited, ChildReady, ExitNotice, KillSwitch, Placement,
+    ReadyNotice,
 };

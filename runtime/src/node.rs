@@ -2,6 +2,7 @@
 //! `LocalSet`), a registry, a supervision tree, and a deadline sweeper.
 
 mod builder;
+mod supervision_api;
 mod threads;
 
 pub use builder::NodeBuilder;
@@ -14,7 +15,7 @@ use actix::Addr;
 use tokio::sync::oneshot;
 
 use crate::error::{NodeError, SpawnError};
-use crate::registry::{InstanceId, RegistryEvent, RegistryWatch, ServiceState};
+use crate::registry::{InstanceId, MonitorReason, RegistryEvent, RegistryWatch, ServiceState};
 pub(crate) use crate::service::{Exec, NodeShared};
 use crate::service::{Service, ServiceRef, ServiceSpec};
 use crate::stats::StatsSnapshot;
@@ -114,24 +115,8 @@ impl Node {
     /// or a node that is shutting down.
     pub async fn spawn<S: Service>(&self, spec: ServiceSpec<S>) -> Result<ServiceRef, SpawnError> {
         let shared = self.shared();
-        if shared.closing.load(Ordering::Acquire) {
-            return Err(SpawnError::ShuttingDown);
-        }
-        spec.validate()?;
-        if shared
-            .registry
-            .get(spec.name())
-            .is_some_and(|e| !e.is_replaceable())
-        {
-            return Err(SpawnError::DuplicateService {
-                service: spec.name().to_string(),
-            });
-        }
-        shared.registry.claim_wire_names(&spec.wire_names())?;
-        shared.registry.register_codecs(spec.codecs());
-        let (entry, bp) = spec.into_blueprint(&shared.name);
-        shared.registry.insert(entry.clone())?;
-        if let Err(e) = self.add_child(ChildSpec::Service(bp)).await {
+        let (entry, bp) = crate::supervision::prepare_service(shared, spec, None)?;
+        if let Err(e) = self.add_child(ChildSpec::Service(bp), None).await {
             // Its supervisor gave up and is gone: the name is free again
             // (OTP: a child whose start fails is not kept).
             entry.vacate();
@@ -141,11 +126,22 @@ impl Node {
     }
 
     /// Spawns a supervision subtree under the root and waits until all its
-    /// children are up (in order).
+    /// children are up (in order). [`start_supervisor`](Self::start_supervisor)
+    /// does the same and returns a handle to the running tree.
     ///
     /// # Errors
     /// As [`spawn`](Self::spawn), for any service in the tree.
     pub async fn spawn_supervisor(&self, spec: SupervisorSpec) -> Result<(), SpawnError> {
+        self.start_tree(spec, None).await
+    }
+
+    /// Spawns the tree, sending its supervisor's address to `tree` as soon
+    /// as it is launched.
+    pub(crate) async fn start_tree(
+        &self,
+        spec: SupervisorSpec,
+        tree: Option<oneshot::Sender<Addr<Supervisor>>>,
+    ) -> Result<(), SpawnError> {
         let shared = self.shared();
         if shared.closing.load(Ordering::Acquire) {
             return Err(SpawnError::ShuttingDown);
@@ -153,8 +149,11 @@ impl Node {
         let mut names = Vec::new();
         spec.validate(&mut names)?;
         for n in &names {
-            if shared.registry.get(n).is_some_and(|e| !e.is_replaceable()) {
-                return Err(SpawnError::DuplicateService { service: n.clone() });
+            if let Some(e) = shared.registry.get(n).filter(|e| !e.is_replaceable()) {
+                return Err(SpawnError::DuplicateService {
+                    service: n.clone(),
+                    owner: e.owner().to_string(),
+                });
             }
         }
         let mut wires = Vec::new();
@@ -172,7 +171,7 @@ impl Node {
                 return Err(err);
             }
         }
-        let started = self.add_child(ChildSpec::Supervisor(resolved)).await;
+        let started = self.add_child(ChildSpec::Supervisor(resolved), tree).await;
         if started.is_err() {
             // The tree gave up and is gone: its names are free again.
             for e in &entries {
@@ -182,9 +181,17 @@ impl Node {
         started
     }
 
-    async fn add_child(&self, spec: ChildSpec) -> Result<(), SpawnError> {
+    async fn add_child(
+        &self,
+        spec: ChildSpec,
+        tree: Option<oneshot::Sender<Addr<Supervisor>>>,
+    ) -> Result<(), SpawnError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.root.do_send(AddChild { spec, reply: tx });
+        self.inner.root.do_send(AddChild {
+            spec,
+            reply: tx,
+            tree,
+        });
         rx.await.unwrap_or(Err(SpawnError::ShuttingDown))
     }
 
@@ -200,6 +207,17 @@ impl Node {
     /// A stream of registry changes from now on.
     pub fn watch(&self) -> RegistryWatch {
         self.shared().registry.watch()
+    }
+
+    /// A stream of registry changes that starts with the registry as it is:
+    /// an `Added` for every running local instance, a `RemoteAdded` for
+    /// every instance on another node and a `Failed` for every failed
+    /// service (services by name), then the changes from then on
+    /// ([`RegistryWatch::snapshot_left`] says how many snapshot events are
+    /// still to come). Nothing is missed between the two; a change made
+    /// while the snapshot is read may be reported twice.
+    pub fn watch_with_snapshot(&self) -> RegistryWatch {
+        self.shared().registry.watch_with_snapshot()
     }
 
     /// Counters of the service `name`.
@@ -393,8 +411,10 @@ impl Node {
 
     /// Watches one instance of `service` on node `node` (this node's own name
     /// for a local one) and resolves, with the reason, once it is gone: it
-    /// stopped or crashed, its node left, or its node was declared down.
-    /// Resolves at once if the instance is not there now.
+    /// stopped or crashed ([`MonitorReason::Exited`] here,
+    /// [`MonitorReason::LeftTable`] elsewhere), its node left or was
+    /// declared down ([`MonitorReason::NodeDown`]). Resolves at once with
+    /// [`MonitorReason::NotRunning`] if the instance is not there now.
     ///
     /// Spawn it (or `select!` on it) from an actor or supervisor that must
     /// react to the death.
@@ -403,7 +423,7 @@ impl Node {
         service: &str,
         node: &str,
         slot: usize,
-    ) -> impl std::future::Future<Output = String> + Send + 'static {
+    ) -> impl std::future::Future<Output = MonitorReason> + Send + 'static {
         let shared = self.shared().clone();
         let mut watch = shared.registry.watch();
         let local = node == shared.name;
@@ -419,25 +439,30 @@ impl Node {
         let (service, node) = (service.to_string(), node.to_string());
         async move {
             if !present {
-                return "not running".to_string();
+                return MonitorReason::NotRunning;
             }
             while let Some(ev) = watch.next().await {
                 match ev {
                     RegistryEvent::Removed {
                         service: s,
                         instance,
-                        reason,
-                    } if local && s == service && instance.slot == slot => return reason,
+                        exit,
+                        ..
+                    } if local && s == service && instance.slot == slot => {
+                        return MonitorReason::Exited(exit)
+                    }
                     RegistryEvent::RemoteRemoved {
                         service: s,
                         node: n,
                         slot: sl,
                         reason,
-                    } if !local && s == service && n == node && sl == slot => return reason,
+                    } if !local && s == service && n == node && sl == slot => {
+                        return MonitorReason::remote(&reason)
+                    }
                     _ => {}
                 }
             }
-            "node stopped".to_string()
+            MonitorReason::NodeStopped
         }
     }
 

@@ -6,13 +6,20 @@
 //! `arc-swap` load of the slot it routes to, with no lock and no hashing.
 
 mod entry;
+mod monitor;
 mod watch;
 
 pub(crate) use entry::{
     Instance, InstanceGuard, MessageType, PeerLink, RemoteInstance, ServiceEntry,
 };
 pub use entry::{InstanceId, ServiceState};
+pub use monitor::MonitorReason;
 pub use watch::{RegistryEvent, RegistryWatch};
+
+/// Why remote instances went away: their node left or was declared down.
+pub(crate) const NODE_DOWN: &str = "node down";
+/// Why remote instances went away: their node's table no longer lists them.
+pub(crate) const LEFT_TABLE: &str = "left the table";
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -124,7 +131,7 @@ impl Registry {
         let entries: Vec<Arc<ServiceEntry>> = self.services.read().values().cloned().collect();
         for e in entries {
             let change = e.set_remote(node, Vec::new());
-            self.publish_remote(e.name(), node, change, "node down");
+            self.publish_remote(e.name(), node, change, NODE_DOWN);
         }
     }
 
@@ -198,6 +205,7 @@ impl Registry {
             if !old.is_replaceable() {
                 return Err(SpawnError::DuplicateService {
                     service: entry.name().to_string(),
+                    owner: old.owner().to_string(),
                 });
             }
             entry.inherit(old);
@@ -228,5 +236,39 @@ impl Registry {
 
     pub(crate) fn watch(&self) -> RegistryWatch {
         RegistryWatch::new(self.events.subscribe())
+    }
+
+    /// A watch that first yields the current entries as events (`Added`
+    /// per running local instance, `RemoteAdded` per remote one, `Failed`
+    /// per failed service; by service name), then the changes. It
+    /// subscribes before it reads, so no change is missed; one made while
+    /// the snapshot was read may be reported twice.
+    pub(crate) fn watch_with_snapshot(&self) -> RegistryWatch {
+        let rx = self.events.subscribe();
+        let mut entries = self.entries();
+        entries.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut snapshot = Vec::new();
+        for e in entries {
+            let service = e.name().to_string();
+            if e.state() == ServiceState::Failed {
+                snapshot.push(RegistryEvent::Failed {
+                    service: service.clone(),
+                });
+            }
+            for instance in e.live_instances() {
+                snapshot.push(RegistryEvent::Added {
+                    service: service.clone(),
+                    instance,
+                });
+            }
+            for (node, slot) in e.remote_instances() {
+                snapshot.push(RegistryEvent::RemoteAdded {
+                    service: service.clone(),
+                    node,
+                    slot,
+                });
+            }
+        }
+        RegistryWatch::with_snapshot(rx, snapshot)
     }
 }

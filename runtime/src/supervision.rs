@@ -41,14 +41,21 @@
 
 mod child;
 mod decide;
+mod handle;
+mod live;
 mod messages;
 mod spec;
 mod stop_cursor;
 mod supervisor;
 
-pub use crate::lifecycle::{Backoff, ExitReason, Intensity, Restart, Strategy};
+pub use crate::lifecycle::{
+    Backoff, ExitReason, Intensity, Restart, Shutdown, StartError, Strategy,
+};
+pub use handle::SupervisorHandle;
+pub use live::{ChildCount, ChildInfo, ChildKind, ChildState, SupervisorError};
 pub use spec::SupervisorSpec;
 
-pub(crate) use messages::{AddChild, KillTree, StopTree};
+pub(crate) use handle::prepare_service;
+pub(crate) use messages::{AddChild, KillInstance, KillTree, Scale, StopService, StopTree};
 pub(crate) use spec::ChildSpec;
 pub(crate) use supervisor::{Kind, Supervisor};

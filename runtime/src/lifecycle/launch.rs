@@ -103,7 +103,30 @@ where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A + Send + 'static,
 {
-    let job = move || run(make, rx, kill, on_exit);
+    launch_with_end(placement, move || Ok(make()), rx, kill, on_exit, None)
+}
+
+/// Something to do on the actor's own thread the moment it has ended,
+/// before its context (and so its mailbox) is dropped and before its
+/// supervisor hears: a service instance leaves its registry slot there.
+pub(crate) type OnEnd = Box<dyn FnOnce() + Send>;
+
+/// [`launch`] with a fallible `make` (its error is the exit reason, as a
+/// panic in it would be), running `on_end` as soon as the actor has ended
+/// (stopped, panicked or killed), before anything else.
+pub(crate) fn launch_with_end<A, F>(
+    placement: &Placement,
+    make: F,
+    rx: AddressReceiver<A>,
+    kill: KillSwitch,
+    on_exit: Option<ExitNotice>,
+    on_end: Option<OnEnd>,
+) -> bool
+where
+    A: Actor<Context = Context<A>>,
+    F: FnOnce() -> Result<A, ExitReason> + Send + 'static,
+{
+    let job = move || run(make, rx, kill, on_exit, on_end);
     match placement {
         Placement::Local => {
             job();
@@ -113,13 +136,25 @@ where
     }
 }
 
-fn run<A, F>(make: F, rx: AddressReceiver<A>, kill: KillSwitch, on_exit: Option<ExitNotice>)
-where
+fn run<A, F>(
+    make: F,
+    rx: AddressReceiver<A>,
+    kill: KillSwitch,
+    on_exit: Option<ExitNotice>,
+    on_end: Option<OnEnd>,
+) where
     A: Actor<Context = Context<A>>,
-    F: FnOnce() -> A,
+    F: FnOnce() -> Result<A, ExitReason>,
 {
     let actor = match catch_unwind(AssertUnwindSafe(make)) {
-        Ok(a) => a,
+        Ok(Ok(a)) => a,
+        Ok(Err(reason)) => {
+            match on_exit {
+                Some(n) => n.send(reason),
+                None => tracing::error!(%reason, "a parentless actor did not start"),
+            }
+            return;
+        }
         Err(payload) => {
             let reason = ExitReason::StartFailed(panic_message(&*payload));
             match on_exit {
@@ -135,6 +170,7 @@ where
         kill,
         last_waker: None,
         exit: on_exit,
+        on_end,
     });
 }
 
@@ -151,6 +187,7 @@ struct Supervised<A: Actor<Context = Context<A>>> {
     /// task's waker changes: no atomic operation per poll).
     last_waker: Option<Waker>,
     exit: Option<ExitNotice>,
+    on_end: Option<OnEnd>,
 }
 
 /// Kills a supervised actor from any thread: its task ends at its next
@@ -215,6 +252,11 @@ impl<A: Actor<Context = Context<A>>> Future for Supervised<A> {
             }
         };
         this.last_waker = None;
+        if let Some(f) = this.on_end.take() {
+            if catch_unwind(AssertUnwindSafe(f)).is_err() {
+                tracing::warn!("an actor's end hook panicked");
+            }
+        }
         let fut = this.fut.take();
         if catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
             tracing::warn!("an actor panicked in stopping/stopped after it exited");

@@ -189,6 +189,13 @@ pub(crate) struct ServiceEntry {
     /// the generation it was read at.
     generation: AtomicU64,
     slots: Box<[ArcSwapOption<Instance>]>,
+    /// Slots in use (`0..active`), which round-robin and keyed routing
+    /// choose among: the service's scale (`Node::scale`), at most
+    /// `slots.len()` (its `max_instances`).
+    active: AtomicUsize,
+    /// The service's supervisor, type-erased (the registry sits below
+    /// supervision): how `Node::scale` and friends reach it by name.
+    control: parking_lot::Mutex<Option<Arc<dyn Any + Send + Sync>>>,
     incarnations: Box<[AtomicU64]>,
     /// Per slot: messages handled, and the asks waiting for mailbox room.
     slot_messages: Box<[SlotCounters]>,
@@ -205,6 +212,9 @@ pub(crate) struct ServiceEntry {
     /// without it could lose one node's instances).
     remote_writer: parking_lot::Mutex<()>,
     state: AtomicU8,
+    /// The supervision tree it was spawned in (`root` when unset), for
+    /// `SpawnError::DuplicateService`.
+    owner: std::sync::OnceLock<Arc<str>>,
     /// Its start failed and its tree is gone: a new spawn may take the name.
     vacated: std::sync::atomic::AtomicBool,
     pub(crate) stats: ServiceStats,
@@ -238,6 +248,8 @@ impl ServiceEntry {
             id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
             slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
+            active: AtomicUsize::new(slots),
+            control: parking_lot::Mutex::new(None),
             incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             slot_messages: (0..slots).map(|_| SlotCounters::default()).collect(),
             rr: AtomicUsize::new(0),
@@ -246,6 +258,7 @@ impl ServiceEntry {
             slow_path: AtomicU8::new(if keyed_routing { SLOW_KEYED } else { 0 }),
             remote_writer: parking_lot::Mutex::new(()),
             state: AtomicU8::new(ServiceState::Starting.as_u8()),
+            owner: std::sync::OnceLock::new(),
             vacated: std::sync::atomic::AtomicBool::new(false),
             stats: ServiceStats::default(),
         }
@@ -272,6 +285,44 @@ impl ServiceEntry {
             .iter()
             .filter_map(|s| s.load().as_ref().map(|i| i.id))
             .collect()
+    }
+
+    /// Records the supervision tree the service is spawned in.
+    pub(crate) fn set_owner(&self, tree: &str) {
+        let _ = self.owner.set(Arc::from(tree));
+    }
+
+    /// The supervision tree the service runs in (`root` at the top level).
+    pub(crate) fn owner(&self) -> &str {
+        self.owner.get().map_or("root", |o| o)
+    }
+
+    /// How many slots are in use (the service's current scale).
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Sets the service's scale (at most its slot count): routing chooses
+    /// among slots `0..n` from now on (callers' caches are invalidated).
+    pub(crate) fn set_active(&self, n: usize) {
+        self.active
+            .store(n.min(self.slots.len()), Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many instance slots the service has (its `max_instances`).
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Records the service's supervisor (type-erased).
+    pub(crate) fn set_control(&self, control: Arc<dyn Any + Send + Sync>) {
+        *self.control.lock() = Some(control);
+    }
+
+    /// The service's supervisor as recorded by [`Self::set_control`].
+    pub(crate) fn control(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.control.lock().clone()
     }
 
     /// Messages handled (or dropped as expired) in `slot` so far.
@@ -395,7 +446,7 @@ impl ServiceEntry {
     /// The slot the next round-robin call goes to (live or not).
     #[inline]
     pub(crate) fn next_slot(&self) -> usize {
-        let n = self.slots.len();
+        let n = self.active.load(Ordering::Relaxed);
         if n <= 1 {
             0
         } else {
@@ -403,11 +454,12 @@ impl ServiceEntry {
         }
     }
 
-    /// How many instance slots the service has (for the callers' sender
-    /// caches, which round-robin per thread).
+    /// How many instance slots the service uses now (for the callers'
+    /// sender caches, which round-robin per thread; a change of scale bumps
+    /// the generation, so a cached way never outlives it).
     #[inline]
     pub(crate) fn slot_count(&self) -> usize {
-        self.slots.len()
+        self.active.load(Ordering::Relaxed)
     }
 
     /// This entry's id, unique in the process (a key of the callers'
@@ -438,7 +490,10 @@ impl ServiceEntry {
     /// Round-robin over live slots.
     #[inline]
     pub(crate) fn pick_round_robin(&self) -> Option<InstanceGuard> {
-        let n = self.slots.len();
+        let n = self.active.load(Ordering::Relaxed).min(self.slots.len());
+        if n == 0 {
+            return None;
+        }
         let start = if n == 1 {
             0
         } else {
@@ -462,7 +517,8 @@ impl ServiceEntry {
     /// The local winner for `key` and its weight (to compare with remote ones).
     pub(crate) fn pick_keyed_scored(&self, key: u64) -> Option<(u64, InstanceGuard)> {
         let mut best: Option<(u64, InstanceGuard)> = None;
-        for (slot, s) in self.slots.iter().enumerate() {
+        let active = self.active.load(Ordering::Relaxed);
+        for (slot, s) in self.slots.iter().enumerate().take(active) {
             let g = s.load();
             if g.is_none() {
                 continue;

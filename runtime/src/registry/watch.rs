@@ -3,6 +3,7 @@
 use tokio::sync::broadcast;
 
 use super::InstanceId;
+use crate::lifecycle::ExitReason;
 
 /// One change in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +22,11 @@ pub enum RegistryEvent {
         service: String,
         /// The instance.
         instance: InstanceId,
-        /// Why: `"stopped"`, `"panicked: …"`, `"start failed: …"`, `"killed"`.
+        /// Why: `"stopped"`, `"panicked: …"`, `"start failed: …"`, `"killed"`
+        /// (the [`exit`](RegistryEvent::Removed::exit) reason as text).
         reason: String,
+        /// Why, typed.
+        exit: ExitReason,
     },
     /// An instance came back after a restart (a fresh actor from the factory).
     Restarted {
@@ -67,15 +71,39 @@ pub enum RegistryEvent {
 #[derive(Debug)]
 pub struct RegistryWatch {
     rx: broadcast::Receiver<RegistryEvent>,
+    /// The snapshot still to hand out, first
+    /// ([`Node::watch_with_snapshot`](crate::Node::watch_with_snapshot)).
+    snapshot: std::collections::VecDeque<RegistryEvent>,
 }
 
 impl RegistryWatch {
     pub(crate) fn new(rx: broadcast::Receiver<RegistryEvent>) -> Self {
-        Self { rx }
+        Self {
+            rx,
+            snapshot: Default::default(),
+        }
+    }
+
+    pub(crate) fn with_snapshot(
+        rx: broadcast::Receiver<RegistryEvent>,
+        snapshot: Vec<RegistryEvent>,
+    ) -> Self {
+        Self {
+            rx,
+            snapshot: snapshot.into(),
+        }
+    }
+
+    /// How many snapshot events are still to come before the changes.
+    pub fn snapshot_left(&self) -> usize {
+        self.snapshot.len()
     }
 
     /// The next event, or `None` once the node is gone.
     pub async fn next(&mut self) -> Option<RegistryEvent> {
+        if let Some(ev) = self.snapshot.pop_front() {
+            return Some(ev);
+        }
         match self.rx.recv().await {
             Ok(ev) => Some(ev),
             Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -12,7 +12,8 @@ use super::serve::{serve_fns, ServeFns};
 use super::NodeShared;
 use crate::error::SpawnError;
 use crate::lifecycle::{
-    launch, Backoff, ExitNotice, Intensity, KillSwitch, Placement, ReadyNotice, Restart, Strategy,
+    launch_with_end, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, Placement,
+    ReadyNotice, Restart, Shutdown, StartError, Strategy,
 };
 use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
@@ -32,7 +33,7 @@ pub enum Routing {
     Keyed,
 }
 
-type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+type Factory<S> = Arc<dyn Fn() -> Result<S, StartError> + Send + Sync>;
 
 struct Route<S: Service> {
     ty: MessageType,
@@ -70,7 +71,9 @@ pub struct ServiceSpec<S: Service> {
     factory: Factory<S>,
     routes: Vec<Route<S>>,
     instances: usize,
+    max_instances: usize,
     restart: Restart,
+    shutdown: Shutdown,
     routing: Routing,
     mailbox_capacity: usize,
     strategy: Strategy,
@@ -107,12 +110,36 @@ impl<S: Service> ServiceSpec<S> {
     where
         F: Fn() -> S + Send + Sync + 'static,
     {
+        Self::try_new(name, move || Ok(factory()))
+    }
+
+    /// A service whose instances come from a fallible `factory`: an
+    /// `Err(StartError::Failed { .. })` fails the start as a panic in the
+    /// factory would (a first start makes `spawn` return
+    /// [`SpawnError::StartFailed`] at once; a failing restart counts against
+    /// the restart intensity), and `Err(StartError::Ignore)` leaves the
+    /// instance out, not restarted (OTP's `ignore`).
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Service, ServiceSpec, StartError};
+    /// # struct Db; impl Service for Db {}
+    /// fn connect() -> Result<Db, String> { Err("no database".into()) }
+    /// let spec = ServiceSpec::try_new("db", || connect().map_err(StartError::failed));
+    /// # let _ = spec;
+    /// ```
+    pub fn try_new<F>(name: impl Into<String>, factory: F) -> Self
+    where
+        F: Fn() -> Result<S, StartError> + Send + Sync + 'static,
+    {
         Self {
             name: name.into(),
             factory: Arc::new(factory),
             routes: Vec::new(),
             instances: 1,
+            max_instances: 0,
             restart: Restart::Permanent,
+            shutdown: Shutdown::Infinity,
             routing: Routing::RoundRobin,
             mailbox_capacity: Self::DEFAULT_MAILBOX_CAPACITY,
             strategy: Strategy::OneForOne,
@@ -180,6 +207,39 @@ impl<S: Service> ServiceSpec<S> {
     /// How many instances run (default 1).
     pub fn instances(mut self, n: usize) -> Self {
         self.instances = n;
+        self
+    }
+
+    /// The most instances [`Node::scale`](crate::Node::scale) may run
+    /// (default: [`instances`](Self::instances), so a service scales down
+    /// and back up to its start count). Each possible instance costs a slot
+    /// in the registry (about 50 bytes) from the start: routing reads the
+    /// slots without a lock, so they are allocated once.
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Service, ServiceSpec};
+    /// # #[derive(Default)] struct Worker; impl Service for Worker {}
+    /// let spec = ServiceSpec::new("worker", Worker::default).instances(2).max_instances(8);
+    /// # let _ = spec;
+    /// ```
+    pub fn max_instances(mut self, n: usize) -> Self {
+        self.max_instances = n;
+        self
+    }
+
+    /// How an instance is stopped (default [`Shutdown::Infinity`]: it
+    /// handles what is queued, bounded only by the node's shutdown grace).
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Service, ServiceSpec, Shutdown};
+    /// # #[derive(Default)] struct Cache; impl Service for Cache {}
+    /// let spec = ServiceSpec::new("cache", Cache::default).shutdown(Shutdown::Brutal);
+    /// # let _ = spec;
+    /// ```
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
         self
     }
 
@@ -305,9 +365,10 @@ impl<S: Service> ServiceSpec<S> {
             Arc::from(self.name.as_str()),
             types,
             self.routing == Routing::Keyed,
-            self.instances,
+            self.instances.max(self.max_instances),
             node,
         ));
+        entry.set_active(self.instances);
         let bp = Blueprint {
             entry: entry.clone(),
             spec: self,
@@ -362,6 +423,7 @@ pub(crate) trait ErasedBlueprint: Send + Sync {
     fn strategy(&self) -> Strategy;
     fn intensity(&self) -> Intensity;
     fn backoff(&self) -> Option<Backoff>;
+    fn shutdown(&self) -> Shutdown;
     /// Starts one instance; its incarnation comes from the entry.
     fn launch(&self, l: InstanceLaunch) -> LaunchedInstance;
 }
@@ -393,6 +455,9 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
     fn backoff(&self) -> Option<Backoff> {
         self.spec.backoff
     }
+    fn shutdown(&self) -> Shutdown {
+        self.spec.shutdown
+    }
 
     fn launch(&self, l: InstanceLaunch) -> LaunchedInstance {
         let (tx, rx) = actix::dev::channel::channel::<ServiceActor<S>>(self.spec.mailbox_capacity);
@@ -415,12 +480,23 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         let factory = self.spec.factory.clone();
         let abort = KillSwitch::new();
         let reg = abort.clone();
-        let placed = launch(
+        // The instance leaves its slot on its own thread the moment it
+        // ends, before its mailbox closes: a call never finds a dead
+        // instance listed while its supervisor has not handled the exit.
+        let entry = self.entry.clone();
+        let placed = launch_with_end(
             &l.placement,
-            move || ServiceActor::new(factory(), shared),
+            move || {
+                factory()
+                    .map(|s| ServiceActor::new(s, shared))
+                    .map_err(ExitReason::from)
+            },
             rx,
             reg,
             Some(l.exit.clone()),
+            Some(Box::new(move || {
+                entry.clear_slot_if(id.slot, id);
+            })),
         );
         if !placed {
             l.exit.send(crate::lifecycle::ExitReason::StartFailed(

@@ -3,6 +3,7 @@
 use actix::Addr;
 use tokio::sync::oneshot;
 
+use super::live::SupervisorError;
 use super::spec::ChildSpec;
 use super::supervisor::Supervisor;
 use super::Restart;
@@ -62,6 +63,70 @@ pub(super) struct Child {
     /// When the current run reported ready (the backoff's quiet period is
     /// measured from here).
     pub(super) up_since: Option<std::time::Instant>,
-    /// Root only: the `spawn` call waiting for this child to be ready.
-    pub(super) waiting: Option<oneshot::Sender<Result<(), SpawnError>>>,
+    /// The call waiting for this child to be ready: a `spawn` at the root,
+    /// `start_child`/`restart_child` in a tree, a scale-up of a service.
+    pub(super) waiting: Option<Waiter>,
+    /// The call waiting for this child to be terminated (`terminate_child`,
+    /// `stop_service`, a scale-down); once it has exited it is `Done`.
+    pub(super) terminated: Option<Waiter>,
+    /// Delete the child once it has exited (`stop_service`).
+    pub(super) delete_on_exit: bool,
+    /// Deleted (`delete_child`): a tombstone, so that the other children's
+    /// indices (which their notices carry) stay put. Never started again.
+    pub(super) deleted: bool,
+    /// Added at run time and not up yet: a failing first start is
+    /// reported to the caller and the child is not kept (OTP's
+    /// `start_child`), rather than restarted.
+    pub(super) dynamic: bool,
+    /// An instance slot above the service's current scale: not started
+    /// again until a scale-up takes it back.
+    pub(super) retired: bool,
+}
+
+impl Child {
+    pub(super) fn new(spec: ChildSpec, waiting: Option<Waiter>) -> Self {
+        Self {
+            restart: spec.restart(),
+            spec,
+            generation: 0,
+            state: State::Down,
+            run: None,
+            up_since: None,
+            waiting,
+            terminated: None,
+            delete_on_exit: false,
+            deleted: false,
+            dynamic: false,
+            retired: false,
+        }
+    }
+}
+
+impl Child {
+    /// Kept down: being terminated, above the service's scale, or deleted.
+    pub(super) fn held(&self) -> bool {
+        self.terminated.is_some() || self.retired || self.deleted
+    }
+}
+
+/// Someone waiting for a child to come up or to be terminated.
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    /// `Node::spawn`, `spawn_supervisor`, a scale-up.
+    Spawn(oneshot::Sender<Result<(), SpawnError>>),
+    /// An operation of the live API.
+    Op(oneshot::Sender<Result<(), SupervisorError>>),
+}
+
+impl Waiter {
+    pub(super) fn send(self, r: Result<(), SpawnError>) {
+        match self {
+            Self::Spawn(tx) => {
+                let _ = tx.send(r);
+            }
+            Self::Op(tx) => {
+                let _ = tx.send(r.map_err(SupervisorError::from));
+            }
+        }
+    }
 }

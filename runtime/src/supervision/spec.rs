@@ -128,8 +128,10 @@ impl SupervisorSpec {
                 PendingChild::Service(s) => {
                     s.validate()?;
                     if names.iter().any(|n| n == s.name()) {
+                        // Both in this spec: the tree that holds it twice.
                         return Err(SpawnError::DuplicateService {
                             service: s.name().to_string(),
+                            owner: self.name.clone(),
                         });
                     }
                     names.push(s.name().to_string());
@@ -173,6 +175,7 @@ impl SupervisorSpec {
             .map(|c| match c {
                 PendingChild::Service(s) => {
                     let (entry, bp) = s.bind(node);
+                    entry.set_owner(&self.name);
                     entries.push(entry);
                     ChildSpec::Service(bp)
                 }
@@ -225,6 +228,16 @@ impl ChildSpec {
             Self::Service(b) => b.restart(),
             Self::Supervisor(s) => s.restart,
             Self::Instance { blueprint, .. } => blueprint.restart(),
+        }
+    }
+
+    /// The registry entries of the services this child runs (all of a
+    /// nested tree's), so that a deleted child frees their names.
+    pub(crate) fn entries(&self, out: &mut Vec<Arc<ServiceEntry>>) {
+        match self {
+            Self::Service(b) => out.push(b.entry().clone()),
+            Self::Supervisor(s) => s.children.iter().for_each(|c| c.entries(out)),
+            Self::Instance { .. } => {}
         }
     }
 

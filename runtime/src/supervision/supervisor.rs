@@ -22,6 +22,11 @@ use crate::service::{ErasedBlueprint, InstanceLaunch};
 use crate::stats::ServiceStats;
 
 mod control;
+mod listing;
+mod live;
+mod shutdown;
+
+use listing::{list, unlist};
 
 /// What kind of supervisor this is.
 #[derive(Debug, Clone)]
@@ -119,7 +124,7 @@ impl Supervisor {
                     b.strategy(),
                     b.intensity(),
                     b.backoff(),
-                    (0..b.instances())
+                    (0..b.entry().active())
                         .map(|slot| ChildSpec::Instance {
                             blueprint: b.clone(),
                             slot,
@@ -131,15 +136,7 @@ impl Supervisor {
         counts[State::Down.idx()] = children.len();
         let children = children
             .into_iter()
-            .map(|spec| Child {
-                restart: spec.restart(),
-                spec,
-                generation: 0,
-                state: State::Down,
-                run: None,
-                up_since: None,
-                waiting: None,
-            })
+            .map(|spec| Child::new(spec, None))
             .collect();
         Self {
             name,
@@ -232,6 +229,13 @@ impl Supervisor {
         let Some(c) = self.children.get_mut(i) else {
             return;
         };
+        if c.retired || c.deleted {
+            // Above the service's scale, or deleted: never started again.
+            if c.state != State::Done {
+                transit(&mut self.counts, c, State::Done);
+            }
+            return;
+        }
         c.generation += 1;
         transit(&mut self.counts, c, State::Starting);
         let generation = c.generation;
@@ -254,23 +258,12 @@ impl Supervisor {
                         generation,
                     },
                 });
-                let entry = blueprint.entry();
                 let id = launched.instance.id;
                 tracing::debug!(instance = %id, "instance launched");
-                entry.set_slot(*slot, Some(launched.instance.clone()));
-                let service = entry.name().to_string();
-                if id.incarnation == 0 {
-                    node.registry.publish(RegistryEvent::Added {
-                        service,
-                        instance: id,
-                    });
-                } else {
-                    ServiceStats::inc(&entry.stats.restarts);
-                    node.registry.publish(RegistryEvent::Restarted {
-                        service,
-                        instance: id,
-                    });
+                if id.incarnation > 0 {
+                    ServiceStats::inc(&blueprint.entry().stats.restarts);
                 }
+                // Listed in its slot once it runs (`ChildReady`).
                 c.run = Some(Run::Instance(launched));
             }
             ChildSpec::Service(bp) => {
@@ -356,16 +349,8 @@ impl Supervisor {
             match &c.run {
                 Some(Run::Instance(l)) => {
                     l.abort.kill();
-                    if let ChildSpec::Instance { blueprint, slot } = &c.spec {
-                        let entry = blueprint.entry();
-                        if entry.clear_slot_if(*slot, l.instance.id) {
-                            self.node.registry.publish(RegistryEvent::Removed {
-                                service: entry.name().to_string(),
-                                instance: l.instance.id,
-                                reason: ExitReason::Killed.to_string(),
-                            });
-                        }
-                    }
+                    let listed = c.up_since.take().is_some();
+                    unlist(&self.node, c, &ExitReason::Killed, listed);
                     transit(&mut self.counts, c, State::Killing);
                 }
                 Some(Run::Supervisor(addr, _abort)) => {
@@ -374,11 +359,12 @@ impl Supervisor {
                 }
                 None => {
                     if c.state != State::Done {
-                        let to = if c.restart == Restart::Temporary && c.generation > 0 {
-                            State::Done
-                        } else {
-                            State::Down
-                        };
+                        let to =
+                            if (c.restart == Restart::Temporary && c.generation > 0) || c.held() {
+                                State::Done
+                            } else {
+                                State::Down
+                            };
                         transit(&mut self.counts, c, to);
                     }
                 }
@@ -516,27 +502,33 @@ impl Supervisor {
                 transit(&mut self.counts, c, State::Stopping);
                 match &c.run {
                     Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
-                    Some(Run::Instance(l)) => l.stop(),
+                    Some(Run::Instance(_)) => self.stop_instance(i, ctx),
                     None => transit(&mut self.counts, c, State::Done),
                 }
                 return self.continue_stopping(ctx);
             }
         } else {
             let live = self.counts[State::Running.idx()] + self.counts[State::Starting.idx()];
-            for c in self
+            let mut instances = Vec::new();
+            for (i, c) in self
                 .children
                 .iter_mut()
+                .enumerate()
                 .rev()
                 .take(if live > 0 { usize::MAX } else { 0 })
             {
                 if matches!(c.state, State::Running | State::Starting) {
                     transit(&mut self.counts, c, State::Stopping);
                     match &c.run {
-                        Some(Run::Instance(l)) => l.stop(),
+                        Some(Run::Instance(_)) => instances.push(i),
                         Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
                         None => transit(&mut self.counts, c, State::Done),
                     }
                 }
+            }
+            // Each per the service's `Shutdown`.
+            for i in instances {
+                self.stop_instance(i, ctx);
             }
             if self.counts[State::Stopping.idx()] + self.counts[State::Killing.idx()] > 0 {
                 return;
@@ -565,6 +557,11 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(usize::MAX >> 2);
+        if let Kind::Service(b) = &self.kind {
+            // How `Node::scale`, `stop_service` and `kill_instance` find it.
+            b.entry()
+                .set_control(std::sync::Arc::new(ctx.address().downgrade()));
+        }
         tracing::debug!(supervisor = %self.name, children = self.children.len(), "supervisor started");
         self.start_from(0, ctx);
     }
@@ -582,9 +579,11 @@ impl Handler<ChildReady> for Supervisor {
         }
         transit(&mut self.counts, c, State::Running);
         c.up_since = Some(Instant::now());
+        list(&self.node, c);
+        c.dynamic = false;
         self.failed_starts = 0;
         if let Some(w) = c.waiting.take() {
-            let _ = w.send(Ok(()));
+            w.send(Ok(()));
         }
         if self.cursor == Some(msg.child) {
             self.cursor = Some(msg.child + 1);
@@ -614,13 +613,16 @@ impl Handler<ChildExited> for Supervisor {
         if c.state == State::Killing {
             // A temporary child killed by a group restart is done: OTP
             // never restarts a temporary child.
-            let to = if self.stopping.is_some() || c.restart == Restart::Temporary {
+            let to = if self.stopping.is_some() || c.restart == Restart::Temporary || c.held() {
                 State::Done
             } else {
                 State::Down
             };
             transit(&mut self.counts, c, to);
             c.run = None;
+            if to == State::Done {
+                self.settle_terminated(i);
+            }
             if self.stopping.is_some() {
                 self.continue_stopping(ctx);
             } else if !self.killing() {
@@ -635,25 +637,32 @@ impl Handler<ChildExited> for Supervisor {
         let ran = c.up_since.take().map(|t| t.elapsed());
         transit(&mut self.counts, c, State::Down);
         let label = c.spec.label();
-        if let (Some(Run::Instance(l)), ChildSpec::Instance { blueprint, slot }) =
-            (c.run.take(), &c.spec)
-        {
-            let entry = blueprint.entry();
-            if entry.clear_slot_if(*slot, l.instance.id) {
-                node.registry.publish(RegistryEvent::Removed {
-                    service: entry.name().to_string(),
-                    instance: l.instance.id,
-                    reason: reason.to_string(),
-                });
-            }
+        unlist(&node, c, &reason, ran.is_some());
+        c.run = None;
+        if reason == ExitReason::Ignored && was_starting {
+            // Its factory said `ignore`: left out, not restarted (OTP).
+            return self.ignored(i, ctx);
         }
-        if let Some(w) = c.waiting.take() {
-            let _ = w.send(Err(SpawnError::StartFailed {
+        // A child being stopped keeps its waiter: a scale-up while it was
+        // stopping starts it again once it has exited.
+        let waiting = if was_stopping { None } else { c.waiting.take() };
+        let waited = waiting.map(|w| {
+            w.send(Err(SpawnError::StartFailed {
                 child: label.clone(),
                 reason: reason.to_string(),
-            }));
+            }))
+        });
+        if waited.is_some() && was_starting && !matches!(self.kind, Kind::Root) {
+            // Started by the live API (`start_child`, `restart_child`, a
+            // scale-up): the caller has the error, and the child is not
+            // restarted (OTP); one added by `start_child` is not kept.
+            self.start_failed(i, ctx);
+            return;
         }
-        if reason.is_failure() {
+        // Killed from outside (`Node::kill_instance`; a kill by this
+        // supervisor is handled above): an abnormal exit, as OTP's `kill`.
+        let failure = reason.is_failure() || reason == ExitReason::Killed;
+        if failure {
             if let Some(stats) = self.entry_stats() {
                 ServiceStats::inc(&stats.failures);
             }
@@ -663,11 +672,16 @@ impl Handler<ChildExited> for Supervisor {
             stopping: self.stopping.is_some() || self.node_closing(),
             child_was_stopping: was_stopping,
             restart: self.children[i].restart,
-            failure: reason.is_failure(),
+            failure,
         });
         match decision {
             ExitDecision::Stopped => {
                 transit(&mut self.counts, &mut self.children[i], State::Done);
+                self.settle_terminated(i);
+                if self.stopping.is_none() && self.children[i].waiting.is_some() {
+                    // Scaled back up while it was being stopped.
+                    self.revive(i, ctx);
+                }
                 if self.stopping.is_some() {
                     self.continue_stopping(ctx);
                 }

@@ -25,6 +25,7 @@ mod shutdown;
 mod split_brain;
 mod stats;
 mod supervision;
+mod supervision_live;
 mod supervision_otp;
 mod threads;
 mod trace;

@@ -3,7 +3,7 @@
 
 use actix::{Context, Handler};
 
-use super::super::child::{Child, State};
+use super::super::child::{Child, Run, State, Waiter};
 use super::super::messages::{AddChild, KillTree, RestartDue, StopTree};
 use super::{AfterKill, Kind, Supervisor};
 use crate::error::SpawnError;
@@ -27,16 +27,15 @@ impl Handler<AddChild> for Supervisor {
         }
         let i = self.children.len();
         self.counts[State::Down.idx()] += 1;
-        self.children.push(Child {
-            restart: msg.spec.restart(),
-            spec: msg.spec,
-            generation: 0,
-            state: State::Down,
-            run: None,
-            up_since: None,
-            waiting: Some(msg.reply),
-        });
+        let mut child = Child::new(msg.spec, Some(Waiter::Spawn(msg.reply)));
+        // At the root a failing first start ends the child (and `spawn`
+        // frees the name); in a tree (`start_child`) it is not kept.
+        child.dynamic = !matches!(self.kind, Kind::Root);
+        self.children.push(child);
         self.start_child(i, ctx);
+        if let (Some(tx), Some(Run::Supervisor(addr, _))) = (msg.tree, &self.children[i].run) {
+            let _ = tx.send(addr.clone());
+        }
     }
 }
 
@@ -48,7 +47,7 @@ impl Handler<StopTree> for Supervisor {
         self.stopping = Some(msg.reply);
         for c in &mut self.children {
             if let Some(w) = c.waiting.take() {
-                let _ = w.send(Err(SpawnError::ShuttingDown));
+                w.send(Err(SpawnError::ShuttingDown));
             }
         }
         self.continue_stopping(ctx);

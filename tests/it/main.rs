@@ -16,6 +16,7 @@ mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
 mod cli_sim;
+mod cli_split_brain;
 mod host;
 mod idle;
 mod ops;

@@ -30,7 +30,10 @@ pub struct MemberView {
     /// The member's state, as Akka names them: `joining` (known, its
     /// service table not here yet), `up`, `leaving` (the asked node itself,
     /// shutting down), `exiting` (it said it leaves), `removed` (it left
-    /// gracefully) or `down` (declared down by failure detection). Beside
+    /// gracefully) or `down` (declared down by failure detection, an
+    /// operator or the split-brain resolver; the asked node itself reads
+    /// `down`, with `status` `down`, while its split-brain resolver has it
+    /// downed). Beside
     /// `status`, which stays as it was. Absent in older nodes' JSON, read as
     /// `up`.
     #[serde(default = "up")]
@@ -177,7 +180,8 @@ pub enum ClusterEvent {
         /// The member's name.
         name: String,
     },
-    /// A member was declared down by failure detection.
+    /// A member was declared down by failure detection, or by this node's
+    /// split-brain resolver (the reason says which).
     Down {
         /// The member's name.
         name: String,

@@ -203,8 +203,13 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
     let t0 = Instant::now();
     eventually("c downs itself", BOUND, || async { c.is_self_downed() }).await;
     let downed_after = t0.elapsed();
-    eventually("a and b down c", BOUND, || async {
-        status_of(a, "c").0 == "down" && status_of(b, "c").0 == "down"
+    // Each of a and b decides by itself (foca may have declared c down
+    // before: its verdict is failure detection's, not the policy's).
+    eventually("a and b down c by policy", BOUND, || async {
+        status_of(a, "c").0 == "down"
+            && status_of(b, "c").0 == "down"
+            && a.remote_stats().split_brain_downs == 1
+            && b.remote_stats().split_brain_downs == 1
     })
     .await;
     let c_out = t0.elapsed();
@@ -213,7 +218,6 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
     );
     assert!(!a.is_self_downed() && !b.is_self_downed());
     assert_eq!(c.remote_stats().self_downs, 1);
-    assert!(a.remote_stats().split_brain_downs + b.remote_stats().split_brain_downs >= 1);
 
     // c: its status says so, and its calls across fail at once, typed.
     assert_eq!(status_of(c, "c"), ("down".into(), "down".into()));

@@ -7,6 +7,7 @@
 mod bench;
 mod cluster;
 mod node;
+mod service;
 mod token;
 
 /// The ready-made service kinds, from the host (`msa::host`).
@@ -48,6 +49,10 @@ enum Command {
     /// Run a local cluster of node processes, or ask a node what it sees
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List, scale or restart the services of a running node (over the
+    /// authenticated protocol, as `msa cluster status`)
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
     Token(token::TokenArgs),
 }
@@ -75,6 +80,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Node(args) => node::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::Service(cmd) => service::run(cmd),
         Command::Token(args) => token::run(args),
     }
 }

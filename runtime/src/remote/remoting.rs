@@ -77,6 +77,8 @@ pub(crate) struct Remoting {
     /// Members (name, incarnation) that left gracefully: their state is
     /// `removed` (see `status.rs`).
     removed: parking_lot::Mutex<std::collections::BTreeSet<(String, u64)>>,
+    /// Carries out operators' service requests (installed by the node).
+    pub(crate) service_operator: std::sync::OnceLock<Arc<dyn super::ServiceOperator>>,
 }
 
 /// Counts an established connection until it ends.
@@ -148,6 +150,7 @@ impl Remoting {
             )),
             ever_connected: AtomicBool::new(false),
             removed: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
+            service_operator: std::sync::OnceLock::new(),
             cfg,
         }
     }

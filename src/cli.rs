@@ -7,6 +7,7 @@
 mod bench;
 mod cluster;
 mod node;
+mod service;
 mod sim;
 mod token;
 
@@ -51,6 +52,10 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Run the deterministic cluster simulation: one seed (--seed S, replayable) or many (--seeds N)
     Sim(sim::SimArgs),
+    /// List, scale or restart the services of a running node (over the
+    /// authenticated protocol, as `msa cluster status`)
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
     Token(token::TokenArgs),
 }
@@ -79,6 +84,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => node::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::Sim(args) => sim::run(args),
+        Command::Service(cmd) => service::run(cmd),
         Command::Token(args) => token::run(args),
     }
 }

@@ -73,14 +73,16 @@ impl Node {
         root: Addr<Supervisor>,
         threads: Option<Threads>,
     ) -> Self {
-        Self {
+        let node = Self {
             inner: Arc::new(NodeInner {
                 shared,
                 root,
                 threads: parking_lot::Mutex::new(threads),
                 shut: AtomicBool::new(false),
             }),
-        }
+        };
+        node.install_service_operator();
+        node
     }
 
     /// The node's remoting layer, for tests that look inside a connection.

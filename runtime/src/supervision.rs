@@ -56,6 +56,8 @@ pub use live::{ChildCount, ChildInfo, ChildKind, ChildState, SupervisorError};
 pub use spec::SupervisorSpec;
 
 pub(crate) use handle::prepare_service;
-pub(crate) use messages::{AddChild, KillInstance, KillTree, Scale, StopService, StopTree};
+pub(crate) use messages::{
+    AddChild, KillInstance, KillTree, RestartService, Scale, StopService, StopTree,
+};
 pub(crate) use spec::ChildSpec;
 pub(crate) use supervisor::{Kind, Supervisor};

@@ -11,7 +11,7 @@ mod secret;
 mod signal;
 mod state;
 mod status;
-mod table;
+pub(crate) mod table;
 mod target;
 mod up;
 

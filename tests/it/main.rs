@@ -15,6 +15,7 @@ mod cli_discovery;
 mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
+mod cli_services;
 mod cli_sim;
 mod cli_split_brain;
 mod host;

@@ -1,14 +1,20 @@
 //! The node's part of the live supervision API: start a tree and get a
 //! handle to it; scale, stop and kill a service's instances by name.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
 use actix::{Addr, WeakAddr};
 use tokio::sync::oneshot;
 
 use super::Node;
 use crate::error::SpawnError;
-use crate::registry::InstanceId;
+use crate::registry::{InstanceId, ServiceState};
+use crate::remote::{ServiceOperator, ServiceReport, ServiceRequest, ServiceRow};
 use crate::supervision::{
-    KillInstance, Scale, StopService, Supervisor, SupervisorError, SupervisorHandle, SupervisorSpec,
+    KillInstance, RestartService, Scale, StopService, Supervisor, SupervisorError,
+    SupervisorHandle, SupervisorSpec,
 };
 
 impl Node {
@@ -127,5 +133,91 @@ impl Node {
         sup.try_send(KillInstance { id, reply })
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
+    }
+}
+
+impl Node {
+    /// Stops the service `name` gracefully (as its
+    /// [`Shutdown`](crate::Shutdown) says) and starts it again, fresh, in
+    /// its place in its tree; returns once it runs again (OTP's
+    /// `terminate_child` then `restart_child`).
+    ///
+    /// # Errors
+    /// [`SupervisorError::UnknownService`], [`SupervisorError::NotRunning`],
+    /// [`SupervisorError::Spawn`] if it fails to start again (it stays
+    /// stopped).
+    pub async fn restart_service(&self, name: &str) -> Result<(), SupervisorError> {
+        let sup = self.service_supervisor(name)?;
+        let gone = || SupervisorError::NotRunning {
+            tree: name.to_string(),
+        };
+        let (reply, rx) = oneshot::channel();
+        sup.try_send(RestartService { reply }).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Lets operators reach this node's services over its remoting layer
+    /// (`msa service list|scale|restart`).
+    pub(super) fn install_service_operator(&self) {
+        if let Some(r) = &self.shared().remote {
+            let op = NodeOperator {
+                node: Arc::downgrade(&self.inner),
+            };
+            let _ = r.service_operator.set(Arc::new(op));
+        }
+    }
+
+    /// The services spawned on this node, for operators.
+    fn service_rows(&self) -> Vec<ServiceRow> {
+        let registry = &self.shared().registry;
+        self.local_services()
+            .into_iter()
+            .filter_map(|name| {
+                let e = registry.get(&name)?;
+                let state = match e.state() {
+                    ServiceState::Starting => "starting",
+                    ServiceState::Running => "running",
+                    ServiceState::Failed => "failed",
+                    _ => "stopped",
+                };
+                Some(ServiceRow {
+                    state: state.to_string(),
+                    instances: u32::try_from(e.live_instances().len()).unwrap_or(u32::MAX),
+                    max_instances: u32::try_from(e.capacity()).unwrap_or(u32::MAX),
+                    name,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The node's side of operators' service requests; weak, so that the
+/// remoting layer holding it does not keep the node alive.
+#[derive(Debug)]
+struct NodeOperator {
+    node: Weak<super::NodeInner>,
+}
+
+impl ServiceOperator for NodeOperator {
+    fn operate(
+        &self,
+        request: ServiceRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ServiceReport, String>> + Send>> {
+        let node = self.node.upgrade().map(|inner| Node { inner });
+        Box::pin(async move {
+            let node = node.ok_or_else(|| "the node is stopping".to_string())?;
+            let done = match &request {
+                ServiceRequest::List => Ok(()),
+                ServiceRequest::Scale { service, instances } => {
+                    node.scale(service, *instances as usize).await
+                }
+                ServiceRequest::Restart { service } => node.restart_service(service).await,
+            };
+            done.map_err(|e| e.to_string())?;
+            Ok(ServiceReport {
+                node: node.name().to_string(),
+                services: node.service_rows(),
+            })
+        })
     }
 }

@@ -160,6 +160,15 @@ pub(crate) enum Frame {
     FaultReply {
         outcome: Result<super::operator::FaultReport, super::operator::FaultRefusal>,
     },
+    /// A client (`msa service list|scale|restart`) asks about the node's
+    /// services.
+    Services {
+        request: super::operator::ServiceRequest,
+    },
+    /// The answer to `Services` (a refusal's text on error).
+    ServicesReply {
+        outcome: Result<super::operator::ServiceReport, String>,
+    },
 }
 
 /// Which service and message type a call is for.
@@ -254,6 +263,8 @@ impl Frame {
             Self::AskJson { .. } => "ask-json",
             Self::Fault { .. } => "fault",
             Self::FaultReply { .. } => "fault-reply",
+            Self::Services { .. } => "services",
+            Self::ServicesReply { .. } => "services-reply",
         }
     }
 }

@@ -167,3 +167,112 @@ pub async fn inject_fault_via(
         Err(e) => Err(e.into()),
     }
 }
+
+/// What an operator asks one node about its own services (`msa service
+/// list|scale|restart`), over the same authenticated client connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ServiceRequest {
+    /// Report the node's services.
+    List,
+    /// Run this many instances of a service (`Node::scale`).
+    Scale {
+        /// The service.
+        service: String,
+        /// The instance count asked for.
+        instances: u32,
+    },
+    /// Stop a service gracefully and start it again (`Node::restart_service`).
+    Restart {
+        /// The service.
+        service: String,
+    },
+}
+
+/// One service of a node, as `msa service list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRow {
+    /// The service.
+    pub name: String,
+    /// `starting`, `running`, `failed` or `stopped`.
+    pub state: String,
+    /// Instances running now.
+    pub instances: u32,
+    /// The most it may run (`ServiceSpec::max_instances`).
+    pub max_instances: u32,
+}
+
+/// A node's answer to a [`ServiceRequest`]: its services afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    /// The node's name.
+    pub node: String,
+    /// Its services (those spawned on it), by name.
+    pub services: Vec<ServiceRow>,
+}
+
+/// Carries out [`ServiceRequest`]s on a node: implemented by the node (the
+/// remoting layer cannot reach its supervisors itself) and installed in its
+/// remoting layer when it starts.
+pub(crate) trait ServiceOperator: Send + Sync + std::fmt::Debug {
+    /// Carries out `request`; the error is the refusal's text.
+    fn operate(
+        &self,
+        request: ServiceRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ServiceReport, String>> + Send>>;
+}
+
+/// Why a service request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceOpError {
+    /// The node could not be reached, refused the handshake or did not
+    /// answer in time.
+    #[error(transparent)]
+    Unreachable(#[from] StatusError),
+    /// The node answered and refused (an unknown service, a scale beyond
+    /// its `max_instances`, ...).
+    #[error("{addr} refused: {reason}")]
+    Refused {
+        /// The node's address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Sends `request` to the node at `addr` over TCP and the authenticated
+/// protocol, and returns its services afterwards.
+///
+/// # Errors
+/// [`ServiceOpError::Unreachable`] when the node cannot be reached or does
+/// not answer within `timeout`; [`ServiceOpError::Refused`] when it refuses.
+pub async fn operate_services(
+    addr: &str,
+    cluster: &str,
+    secret: &[u8],
+    request: ServiceRequest,
+    timeout: std::time::Duration,
+) -> Result<ServiceReport, ServiceOpError> {
+    let outcome = super::remoting::client_exchange(
+        &TcpTransport,
+        addr,
+        cluster,
+        secret,
+        timeout,
+        super::frame::Frame::Services { request },
+        |f| match f {
+            super::frame::Frame::ServicesReply { outcome } => Some(outcome),
+            _ => None,
+        },
+    )
+    .await;
+    match outcome {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(reason)) => Err(ServiceOpError::Refused {
+            addr: addr.to_string(),
+            reason,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

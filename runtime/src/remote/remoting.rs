@@ -82,6 +82,8 @@ pub(crate) struct Remoting {
     sbr: parking_lot::Mutex<split_brain::SbrState>,
     /// Set while the split-brain resolver has this node downed.
     self_downed: AtomicBool,
+    /// Carries out operators' service requests (installed by the node).
+    pub(crate) service_operator: std::sync::OnceLock<Arc<dyn super::ServiceOperator>>,
 }
 
 /// Counts an established connection until it ends.
@@ -159,6 +161,7 @@ impl Remoting {
             removed: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
             sbr: parking_lot::Mutex::new(sbr),
             self_downed: AtomicBool::new(false),
+            service_operator: std::sync::OnceLock::new(),
             cfg,
         }
     }

@@ -140,3 +140,13 @@ pub(crate) struct StopService {
 impl Message for StopService {
     type Result = ();
 }
+
+/// A service's supervisor: ask the parent to stop this service gracefully
+/// and start it again.
+#[derive(Debug)]
+pub(crate) struct RestartService {
+    pub(crate) reply: oneshot::Sender<Result<(), SupervisorError>>,
+}
+impl Message for RestartService {
+    type Result = ();
+}

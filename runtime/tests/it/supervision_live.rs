@@ -590,3 +590,26 @@ async fn a_brutal_or_timed_shutdown_does_not_wait_for_a_busy_instance() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_restarted_service_starts_fresh_in_its_place() {
+    let node = node("live-restart");
+    let top = node.spawn(full_spec("top", Counter::new)).await.unwrap();
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    for (name, svc) in [("top", top), ("orders", node.service("orders"))] {
+        svc.ask(Incr).await.unwrap();
+        assert_eq!(svc.ask(Incr).await.unwrap(), 2);
+        node.restart_service(name).await.unwrap();
+        assert_eq!(svc.ask(Incr).await.unwrap(), 1, "{name}: fresh state");
+        assert_eq!(node.service_state(name), Some(ServiceState::Running));
+    }
+    // Still the tree's first child.
+    let children = tree.which_children().await.unwrap();
+    assert_eq!(children[0].name, "orders");
+    assert_eq!(children[0].state, ChildState::Running);
+    assert!(matches!(
+        node.restart_service("nope").await,
+        Err(SupervisorError::UnknownService { .. })
+    ));
+    node.shutdown(GRACE).await.unwrap();
+}

@@ -2,7 +2,7 @@
 
 /// Renders `rows` under `headers`, columns padded to their widest cell, two
 /// spaces apart, one row per line.
-pub(super) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

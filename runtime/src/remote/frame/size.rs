@@ -125,7 +125,10 @@ impl Frame {
             Self::Pong { .. } => INT,
             Self::Membership { payload } => bytes(payload.len()),
             // Operator frames, rare and small: measured by encoding them.
-            Self::Fault { .. } | Self::FaultReply { .. } => {
+            Self::Fault { .. }
+            | Self::FaultReply { .. }
+            | Self::Services { .. }
+            | Self::ServicesReply { .. } => {
                 let mut out = Vec::new();
                 crate::message::codec::encode_append(self, &mut out).map_or(0, |()| out.len())
             }

@@ -76,6 +76,19 @@ impl Remoting {
         Ok(self.report(Some(faults.rules())))
     }
 
+    /// Carries out an operator's service request through the node's
+    /// installed operator.
+    pub(super) async fn operate_services(
+        &self,
+        request: crate::remote::ServiceRequest,
+    ) -> Result<crate::remote::ServiceReport, String> {
+        let Some(op) = self.service_operator.get().cloned() else {
+            return Err("this node does not serve service requests".into());
+        };
+        tracing::warn!(?request, "service request from an operator");
+        op.operate(request).await
+    }
+
     /// This node's answer: its name, pid and fault rules.
     fn report(&self, rules: Option<crate::remote::transport::FaultRules>) -> FaultReport {
         let rules = rules

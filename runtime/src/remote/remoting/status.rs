@@ -182,6 +182,9 @@ impl Remoting {
                     }
                     Frame::FaultReply { outcome }
                 }
+                Frame::Services { request } => Frame::ServicesReply {
+                    outcome: self.operate_services(request).await,
+                },
                 other => {
                     tracing::debug!(client = %info.name, kind = other.kind(), "client frame not served");
                     break;

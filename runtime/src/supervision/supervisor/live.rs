@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::super::child::{transit, Run, State, Waiter};
 use super::super::live::{ChildInfo, ChildKind, ChildState, SupervisorError};
 use super::super::messages::{
-    ChildOp, KillInstance, Op, Scale, StopService, Target, WhichChildren,
+    ChildOp, KillInstance, Op, RestartService, Scale, StopService, Target, WhichChildren,
 };
 use super::super::spec::ChildSpec;
 use super::{Kind, Supervisor};
@@ -250,6 +250,48 @@ impl Handler<StopService> for Supervisor {
                 }));
             }
         }
+    }
+}
+
+impl Handler<RestartService> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestartService, _: &mut Context<Self>) {
+        let (Some(e), Some(parent)) = (&self.exit, &self.parent) else {
+            let _ = msg.reply.send(Err(SupervisorError::NotRunning {
+                tree: self.name.to_string(),
+            }));
+            return;
+        };
+        let target = Target::Index {
+            child: e.child,
+            generation: e.generation,
+        };
+        let (parent, name) = (parent.clone(), self.name.to_string());
+        // This supervisor stops with its service: the parent carries out
+        // both steps, driven from a task of its own.
+        actix_rt::spawn(async move {
+            let gone = || SupervisorError::NotRunning { tree: name.clone() };
+            let step = |op| {
+                let (reply, rx) = oneshot::channel();
+                let sent = parent.try_send(ChildOp {
+                    target: target.clone(),
+                    op,
+                    reply,
+                });
+                async move {
+                    if sent.is_err() {
+                        return Err(gone());
+                    }
+                    rx.await.unwrap_or_else(|_| Err(gone()))
+                }
+            };
+            let r = match step(Op::Terminate { delete: false }).await {
+                Ok(()) => step(Op::Restart).await,
+                Err(e) => Err(e),
+            };
+            let _ = msg.reply.send(r);
+        });
     }
 }
 

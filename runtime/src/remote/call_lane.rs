@@ -97,13 +97,7 @@ impl CallLane {
         payload: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
         admit: impl FnOnce(u64) -> bool,
     ) -> Result<(), LaneRefusal> {
-        let mut st = self.state.lock();
-        if st.closed {
-            return Err(LaneRefusal::Closed);
-        }
-        if st.frames >= self.max_frames {
-            return Err(LaneRefusal::Full);
-        }
+        let mut st = self.open()?;
         let start = st.buf.len();
         let LaneState { buf, routes, .. } = &mut *st;
         let form = routes.form(call.service, call.message);
@@ -127,11 +121,7 @@ impl CallLane {
             }
             return Err(r);
         }
-        st.frames += 1;
-        drop(st);
-        if start == 0 {
-            self.ready.notify_one();
-        }
+        self.queued(st, start);
         Ok(())
     }
 
@@ -143,13 +133,7 @@ impl CallLane {
         frame: &mut Frame,
         admit: impl FnOnce(u64) -> bool,
     ) -> Result<(), LaneRefusal> {
-        let mut st = self.state.lock();
-        if st.closed {
-            return Err(LaneRefusal::Closed);
-        }
-        if st.frames >= self.max_frames {
-            return Err(LaneRefusal::Full);
-        }
+        let mut st = self.open()?;
         let start = st.buf.len();
         let LaneState { buf, routes, .. } = &mut *st;
         // The route's wire form is for this push only.
@@ -175,12 +159,30 @@ impl CallLane {
         if let Some(r) = refusal {
             return Err(r);
         }
+        self.queued(st, start);
+        Ok(())
+    }
+
+    /// The lane's state, if it is open and below its frame bound.
+    fn open(&self) -> Result<parking_lot::MutexGuard<'_, LaneState>, LaneRefusal> {
+        let st = self.state.lock();
+        if st.closed {
+            return Err(LaneRefusal::Closed);
+        }
+        if st.frames >= self.max_frames {
+            return Err(LaneRefusal::Full);
+        }
+        Ok(st)
+    }
+
+    /// Counts the frame just appended at `start`, and wakes the writer if
+    /// the lane was empty before it.
+    fn queued(&self, mut st: parking_lot::MutexGuard<'_, LaneState>, start: usize) {
         st.frames += 1;
         drop(st);
         if start == 0 {
             self.ready.notify_one();
         }
-        Ok(())
     }
 
     /// Waits until the lane may hold frames (it may turn out empty: take

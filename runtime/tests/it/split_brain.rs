@@ -14,6 +14,8 @@ use msa_runtime::remote::split_brain::{SplitBrainConfig, SplitBrainStrategy};
 use msa_runtime::remote::transport::MemoryNetwork;
 use msa_runtime::remote::ClusterStatus;
 use msa_runtime::test_support::eventually;
+
+use crate::support::memory_builder;
 use serde::{Deserialize, Serialize};
 
 /// Answers the name of the node that served it.
@@ -66,17 +68,9 @@ fn node(
     strategy: SplitBrainStrategy,
     incarnation: Option<u64>,
 ) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET)
+    let mut b = memory_builder(net, name, seed, SECRET)
         .failure_detection(DETECTION)
         .split_brain(SplitBrainConfig::new(strategy, STABLE).unwrap());
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
     if let Some(i) = incarnation {
         b = b.incarnation(i);
     }

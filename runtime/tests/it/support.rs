@@ -295,17 +295,28 @@ pub fn memory_node(
     secret: &[u8],
     detection: Option<Duration>,
 ) -> Node {
-    let mut b = Node::builder()
+    let mut b = memory_builder(net, name, seed, secret);
+    if let Some(d) = detection {
+        b = b.failure_detection(d);
+    }
+    b.start().unwrap()
+}
+
+/// The builder of [`memory_node`], for tests that set more before starting.
+pub fn memory_builder(
+    net: &msa_runtime::remote::transport::MemoryNetwork,
+    name: &str,
+    seed: Option<&Node>,
+    secret: &[u8],
+) -> msa_runtime::NodeBuilder {
+    let b = Node::builder()
         .name(name)
         .arbiters(1)
         .transport(net.clone())
         .listen_on(format!("{name}:0"))
         .secret(secret);
-    if let Some(d) = detection {
-        b = b.failure_detection(d);
+    match seed {
+        Some(s) => b.seed(s.remote_addr().unwrap()),
+        None => b,
     }
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
 }

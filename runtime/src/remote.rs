@@ -26,7 +26,7 @@ pub mod transport;
 pub(crate) mod wire;
 pub(crate) mod wire_error;
 
-pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES};
+pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES};
 pub use handshake::HandshakeError;
 pub(crate) use operator::ServiceOperator;
 pub use operator::{
@@ -34,8 +34,9 @@ pub use operator::{
     FaultRequest, ServiceOpError, ServiceReport, ServiceRequest, ServiceRow,
 };
 pub use remoting::{
-    RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_MAX_CONTROL_QUEUE_BYTES,
-    DEFAULT_MAX_DATA_QUEUE_BYTES, DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
+    RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES, DEFAULT_MAX_INBOUND_ASKS,
+    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_PEER_STALL_TIMEOUT,
 };
 pub use stats::{ConnectionSnapshot, RemoteSnapshot};
 pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};

@@ -212,6 +212,29 @@ impl NodeBuilder {
         self
     }
 
+    /// Largest frame accepted from a peer before it is authenticated
+    /// (default 4 KiB): a larger length prefix closes that connection
+    /// before its body is read.
+    pub fn max_handshake_frame_bytes(mut self, n: usize) -> Self {
+        self.remote.max_handshake_frame_bytes = n;
+        self
+    }
+
+    /// Close an inbound connection that has not completed its handshake
+    /// within `timeout` (default 5 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.remote.handshake_timeout = timeout;
+        self
+    }
+
+    /// Inbound connections allowed in their handshake at once (default
+    /// 256); more are closed as soon as they are accepted, and counted in
+    /// [`RemoteSnapshot::handshakes_over_cap`](crate::remote::RemoteSnapshot::handshakes_over_cap).
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.remote.max_pending_handshakes = n;
+        self
+    }
+
     /// Bytes one connection's control lane (replies, errors, tables,
     /// pings) may hold (default 16 MiB). A control frame that does not fit
     /// means the peer stopped reading: the connection is closed as stalled.

@@ -18,6 +18,12 @@ pub(crate) type Proof = [u8; 32];
 /// Default limit on one frame (8 MiB).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
+/// Default limit on one frame before the peer is authenticated (4 KiB): a
+/// handshake frame holds two node names and addresses, a cluster name, a
+/// nonce and a MAC, a few hundred bytes; anything larger is refused from
+/// its length prefix, before a byte of its body is buffered.
+pub const DEFAULT_MAX_HANDSHAKE_FRAME_BYTES: usize = 4 * 1024;
+
 /// Who a node is on the wire: name, remoting address and incarnation (a
 /// restarted node is a new member).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,18 +72,22 @@ pub(crate) enum Frame {
         nonce: Nonce,
         kind: ConnKind,
     },
-    /// The listener's answer to `Hello`: `protocol` is the version chosen
-    /// (the highest both speak), covered by `proof`.
+    /// The listener's answer to `Hello`: its name, its nonce and the
+    /// version chosen (the highest both speak). No proof: the dialer proves
+    /// first (`handshake.rs`).
     Challenge {
         node: NodeInfo,
         nonce: Nonce,
-        proof: Proof,
         protocol: u32,
     },
+    /// The dialer's proof.
     Auth {
         proof: Proof,
     },
-    Welcome,
+    /// The listener's proof, once the dialer's verified.
+    Welcome {
+        proof: Proof,
+    },
     Refused {
         reason: String,
     },
@@ -246,7 +256,7 @@ impl Frame {
             Self::Hello { .. } => "hello",
             Self::Challenge { .. } => "challenge",
             Self::Auth { .. } => "auth",
-            Self::Welcome => "welcome",
+            Self::Welcome { .. } => "welcome",
             Self::Refused { .. } => "refused",
             Self::Tell { .. } => "tell",
             Self::Ask { .. } => "ask",
@@ -389,6 +399,32 @@ impl FrameDecoder {
         self.consumed
     }
 
+    /// The largest frame accepted.
+    #[cfg(test)]
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Accepts frames up to `max` from now on: a connection starts at the
+    /// handshake bound and raises it once the peer is authenticated.
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Bytes the buffer holds (allocated), for tests of the bounds.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Keeps only the bytes not yet decoded and returns the rest of the
+    /// buffer's memory (called when the handshake is over).
+    pub(crate) fn shrink(&mut self) {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        self.buf.shrink_to_fit();
+    }
+
     /// Adds bytes read from the connection.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.buf.len() {
@@ -518,7 +554,7 @@ mod tests {
                     message: "x".into(),
                 },
             },
-            Frame::Welcome,
+            Frame::Welcome { proof: [3; 32] },
         ]
     }
 
@@ -566,6 +602,61 @@ mod tests {
             Err(FrameError::TooLarge { .. })
         ));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_handshake_bound_refuses_a_large_frame_and_rises_after_it_releasing_the_buffer() {
+        // A length just over the bound is refused from the prefix alone.
+        let mut d = FrameDecoder::new(DEFAULT_MAX_HANDSHAKE_FRAME_BYTES);
+        let over = DEFAULT_MAX_HANDSHAKE_FRAME_BYTES + 1;
+        d.push(&(over as u32).to_be_bytes());
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::TooLarge { len, max }) if len == over && max == DEFAULT_MAX_HANDSHAKE_FRAME_BYTES
+        ));
+        // Every handshake frame fits well within it.
+        let node = NodeInfo {
+            name: "n".repeat(255),
+            addr: "a".repeat(255),
+            incarnation: u64::MAX,
+        };
+        let hello = Frame::Hello {
+            protocols: ProtocolRange { min: 6, max: 6 },
+            cluster: "c".repeat(255),
+            node: node.clone(),
+            nonce: [1; 32],
+            kind: ConnKind::Membership,
+        };
+        let big = Frame::Reply {
+            id: 1,
+            payload: vec![7; 64 * 1024],
+        };
+        let mut bytes = Vec::new();
+        encode_into(&hello, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, &mut bytes).unwrap();
+        let hello_len = bytes.len();
+        encode_into(&big, DEFAULT_MAX_FRAME_BYTES, &mut bytes).unwrap();
+        // The hello and the start of a large frame arrive together.
+        let mut d = FrameDecoder::new(DEFAULT_MAX_HANDSHAKE_FRAME_BYTES);
+        let (first, rest) = bytes.split_at(4096);
+        d.push(first);
+        assert_eq!(d.next_frame().unwrap(), Some(hello));
+        assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));
+        // Authenticated: the bound rises, the buffer keeps only what is
+        // not decoded yet, and the large frame completes.
+        let mut d = FrameDecoder::new(DEFAULT_MAX_HANDSHAKE_FRAME_BYTES);
+        d.push(first);
+        assert!(d.next_frame().unwrap().is_some());
+        d.set_max(DEFAULT_MAX_FRAME_BYTES);
+        d.shrink();
+        assert_eq!(d.max(), DEFAULT_MAX_FRAME_BYTES);
+        let hello_len = bytes.len() - big.queued_len().min(bytes.len());
+        assert!(
+            d.capacity() <= 4096,
+            "{} > 4096 ({hello_len})",
+            d.capacity()
+        );
+        d.push(rest);
+        assert_eq!(d.next_frame().unwrap(), Some(big));
     }
 
     #[test]

@@ -5,20 +5,42 @@
 //!
 //! ```text
 //! dialer                                   listener
-//!   Hello { protocols: min..=max, cluster, node, nc, kind } ->
-//!                                          <- Challenge { node, ns, protocol: v,
-//!                                               proof_s = H(k, "msa-srv" | cluster | nc | ns | min | max | v) }
-//!   Auth { proof_c = H(k, "msa-cli" | cluster | ns | nc | v) } ->
-//!                                          <- Welcome
+//!   Hello { protocols: min..=max, cluster, node_c, nc, kind } ->
+//!                                          <- Challenge { node_s, ns, protocol: v }
+//!   Auth { proof_c = H(k, "msa-cli" | cluster | nc | ns | min | max | v | node_c | kind) } ->
+//!                                          <- Welcome { proof_s = H(k, "msa-srv" | cluster | ns | nc | min | max | v | node_s) }
 //! ```
+//! **The dialer proves first** (protocol 6). Whoever opens a connection is
+//! the side nobody vouched for yet, so it must show that it holds the
+//! secret before the listener computes anything over it: a stranger who
+//! connects to a node gets a nonce and the node's name, never a MAC, and so
+//! no material to test guesses of a weak secret against offline. (Up to
+//! protocol 5 the listener answered `Hello` with its proof over the
+//! dialer's nonce, which gave exactly that material to anyone who could
+//! reach the port.) The listener proves in `Welcome`, over its own fresh
+//! nonce and the dialer's, so the dialer learns it did not reach an
+//! impostor. What is left: a node that dials an impostor (a seed address
+//! the attacker controls) sends it a MAC over a nonce the impostor chose;
+//! only mutual TLS (docs/security.md) removes that, by authenticating the
+//! listener before any of this.
+//!
 //! Each side speaks a range of protocol versions; the listener picks the
 //! highest version in both ranges (`v`), and the dialer checks that `v` is
-//! one it speaks. The proofs cover the dialer's range and `v`, so a
-//! man in the middle cannot talk the two down to an older version. No
-//! common version: the listener refuses, naming both ranges. Either side
-//! refuses with a reason (`Refused`) and closes. `kind` says whether the
-//! connection carries calls (`Data`) or is a peer's membership lane
-//! (`Membership`); both are authenticated alike.
+//! one it speaks. Both proofs cover the dialer's range and `v`, so a man in
+//! the middle cannot talk the two down to an older version; they also
+//! cover each side's `NodeInfo` (and the dialer's `kind`), so it cannot
+//! swap who a side says it is or what the connection carries.
+//!
+//! **Refusals reveal nothing but protocol versions.** No common version:
+//! the listener refuses naming both ranges (a peer of another version must
+//! learn why). Anything else (another cluster's name, a wrong secret, a
+//! frame out of place) is refused with one fixed text, [`REFUSED_AUTH`]:
+//! the cluster name is never sent to a peer that has not proved the secret,
+//! and the listener does not answer a wrong cluster name any differently
+//! from a wrong secret (it only learns which it was, for its own log, after
+//! checking the proof). `kind` says whether the connection carries calls
+//! (`Data`) or is a peer's membership lane (`Membership`); both are
+//! authenticated alike.
 
 use std::ops::RangeInclusive;
 
@@ -60,8 +82,14 @@ impl ProtocolRange {
 /// versions (the chosen one comes back in `Challenge`); 5 gossips
 /// reachability reports beside table versions and adds reachability to the
 /// cluster status (`MemberView::reachability`, `ClusterStatus::unreachable`,
-/// new error codes 15 and 16).
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 5, max: 5 };
+/// new error codes 15 and 16); 6 makes the dialer prove first (`Challenge`
+/// carries no proof, `Welcome` carries the listener's) and refuses
+/// unauthenticated peers without naming the cluster.
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 6, max: 6 };
+
+/// The only reason sent to a peer refused for anything but the protocol
+/// version.
+pub(crate) const REFUSED_AUTH: &str = "authentication failed";
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +103,8 @@ pub enum HandshakeError {
         /// The versions the peer speaks (or the one it chose).
         theirs: RangeInclusive<u32>,
     },
-    /// The peer belongs to another cluster.
+    /// The peer belongs to another cluster (known to the listener only
+    /// after the dialer's proof failed; never told to the peer).
     #[error("cluster name mismatch: ours `{ours}`, theirs `{theirs}`")]
     ClusterMismatch {
         /// Ours.
@@ -96,54 +125,62 @@ pub enum HandshakeError {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The MAC over one side's view of the handshake; `versions` binds the
-/// negotiated protocol into it.
-fn mac(
-    secret: &[u8],
-    label: &[u8],
-    cluster: &str,
-    a: &Nonce,
-    b: &Nonce,
-    versions: &[u32],
-) -> Option<HmacSha256> {
-    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
-    mac.update(label);
-    mac.update(&(cluster.len() as u64).to_le_bytes());
-    mac.update(cluster.as_bytes());
-    mac.update(a);
-    mac.update(b);
-    for v in versions {
-        mac.update(&v.to_le_bytes());
-    }
-    Some(mac)
+/// What one side's proof covers besides the secret.
+struct Transcript<'a> {
+    label: &'a [u8],
+    cluster: &'a str,
+    /// The prover's peer's nonce, then its own.
+    a: &'a Nonce,
+    b: &'a Nonce,
+    /// The dialer's range and the version chosen.
+    versions: [u32; 3],
+    /// Who the prover says it is.
+    node: &'a NodeInfo,
+    /// The connection kind (the dialer's proof only).
+    kind: Option<ConnKind>,
 }
 
-fn proof(
-    secret: &[u8],
-    label: &[u8],
-    cluster: &str,
-    a: &Nonce,
-    b: &Nonce,
-    versions: &[u32],
-) -> Proof {
-    match mac(secret, label, cluster, a, b, versions) {
-        Some(m) => m.finalize().into_bytes().into(),
-        None => [0; 32],
-    }
+fn put_str(mac: &mut HmacSha256, s: &str) {
+    mac.update(&(s.len() as u64).to_le_bytes());
+    mac.update(s.as_bytes());
 }
 
-fn verify(
-    secret: &[u8],
-    label: &[u8],
-    cluster: &str,
-    a: &Nonce,
-    b: &Nonce,
-    versions: &[u32],
-    got: &Proof,
-) -> bool {
-    // Constant-time comparison.
-    mac(secret, label, cluster, a, b, versions).is_some_and(|m| m.verify_slice(got).is_ok())
+impl Transcript<'_> {
+    /// The MAC over this transcript (every variable-length field is
+    /// length-prefixed, so no two transcripts share their bytes).
+    fn mac(&self, secret: &[u8]) -> Option<HmacSha256> {
+        // HMAC accepts keys of any length; new_from_slice cannot fail for it.
+        let mut mac = HmacSha256::new_from_slice(secret).ok()?;
+        mac.update(self.label);
+        put_str(&mut mac, self.cluster);
+        mac.update(self.a);
+        mac.update(self.b);
+        for v in self.versions {
+            mac.update(&v.to_le_bytes());
+        }
+        put_str(&mut mac, &self.node.name);
+        put_str(&mut mac, &self.node.addr);
+        mac.update(&self.node.incarnation.to_le_bytes());
+        match self.kind {
+            None => mac.update(&[0]),
+            Some(ConnKind::Data) => mac.update(&[1]),
+            Some(ConnKind::Membership) => mac.update(&[2]),
+        }
+        Some(mac)
+    }
+
+    fn proof(&self, secret: &[u8]) -> Proof {
+        match self.mac(secret) {
+            Some(m) => m.finalize().into_bytes().into(),
+            None => [0; 32],
+        }
+    }
+
+    fn verify(&self, secret: &[u8], got: &Proof) -> bool {
+        // Constant-time comparison.
+        self.mac(secret)
+            .is_some_and(|m| m.verify_slice(got).is_ok())
+    }
 }
 
 /// What both sides need.
@@ -174,13 +211,23 @@ pub(crate) enum Step {
     Done(Option<Frame>, Outcome),
 }
 
+/// What the dialer holds between its `Auth` and the listener's `Welcome`.
+#[derive(Debug)]
+struct Sent {
+    /// The listener as it named itself, and the version it chose.
+    peer: Outcome,
+    /// The listener's nonce.
+    nonce: Nonce,
+}
+
 /// The dialing side.
 #[derive(Debug)]
 pub(crate) struct Dialer {
     cfg: HandshakeConfig,
     nonce: Nonce,
-    /// The listener and the version it chose, once `Challenge` verified.
-    peer: Option<Outcome>,
+    kind: ConnKind,
+    /// Set once `Auth` went out.
+    sent: Option<Sent>,
 }
 
 impl Dialer {
@@ -198,7 +245,8 @@ impl Dialer {
             Self {
                 cfg,
                 nonce,
-                peer: None,
+                kind,
+                sent: None,
             },
             hello,
         )
@@ -206,56 +254,63 @@ impl Dialer {
 
     /// Feeds the listener's next frame.
     pub(crate) fn on_frame(&mut self, frame: Frame) -> Result<Step, HandshakeError> {
-        match (frame, self.peer.is_some()) {
+        let c = &self.cfg;
+        match (frame, &self.sent) {
             (Frame::Refused { reason }, _) => Err(HandshakeError::Refused(reason)),
             (
                 Frame::Challenge {
                     node,
                     nonce,
-                    proof: p,
                     protocol,
                 },
-                false,
+                None,
             ) => {
-                let c = &self.cfg;
                 if !c.protocols.contains(protocol) {
                     return Err(HandshakeError::NoCommonVersion {
                         ours: c.protocols.range(),
                         theirs: protocol..=protocol,
                     });
                 }
-                let offered = [c.protocols.min, c.protocols.max, protocol];
-                if !verify(
-                    &c.secret,
-                    b"msa-srv",
-                    &c.cluster,
-                    &self.nonce,
-                    &nonce,
-                    &offered,
-                    &p,
-                ) {
-                    return Err(HandshakeError::BadProof);
-                }
                 let auth = Frame::Auth {
-                    proof: proof(
-                        &c.secret,
-                        b"msa-cli",
-                        &c.cluster,
-                        &nonce,
-                        &self.nonce,
-                        &[protocol],
-                    ),
+                    proof: Transcript {
+                        label: b"msa-cli",
+                        cluster: &c.cluster,
+                        a: &nonce,
+                        b: &self.nonce,
+                        versions: [c.protocols.min, c.protocols.max, protocol],
+                        node: &c.local,
+                        kind: Some(self.kind),
+                    }
+                    .proof(&c.secret),
                 };
-                self.peer = Some(Outcome {
-                    peer: node,
-                    protocol,
+                self.sent = Some(Sent {
+                    peer: Outcome {
+                        peer: node,
+                        protocol,
+                    },
+                    nonce,
                 });
                 Ok(Step::Send(auth))
             }
-            (Frame::Welcome, true) => match self.peer.take() {
-                Some(out) => Ok(Step::Done(None, out)),
-                None => Err(HandshakeError::Unexpected("welcome")),
-            },
+            (Frame::Welcome { proof }, Some(sent)) => {
+                let ok = Transcript {
+                    label: b"msa-srv",
+                    cluster: &c.cluster,
+                    a: &self.nonce,
+                    b: &sent.nonce,
+                    versions: [c.protocols.min, c.protocols.max, sent.peer.protocol],
+                    node: &sent.peer.peer,
+                    kind: None,
+                }
+                .verify(&c.secret, &proof);
+                if !ok {
+                    return Err(HandshakeError::BadProof);
+                }
+                match self.sent.take() {
+                    Some(sent) => Ok(Step::Done(None, sent.peer)),
+                    None => Err(HandshakeError::Unexpected("welcome")),
+                }
+            }
             (f, _) => Err(HandshakeError::Unexpected(f.kind())),
         }
     }
@@ -266,7 +321,10 @@ impl Dialer {
 struct Hello {
     nonce: Nonce,
     node: NodeInfo,
+    protocols: ProtocolRange,
     protocol: u32,
+    /// The cluster name the dialer claimed (checked with its proof).
+    cluster: String,
 }
 
 /// The listening side.
@@ -321,62 +379,75 @@ impl Listener {
                         theirs: protocols.range(),
                     });
                 };
-                if cluster != c.cluster {
-                    return Err(HandshakeError::ClusterMismatch {
-                        ours: c.cluster.clone(),
-                        theirs: cluster,
-                    });
-                }
-                let offered = [protocols.min, protocols.max, protocol];
+                // Whatever the cluster name: a mismatch is told apart from
+                // a wrong secret only after the proof, and only in our log.
                 let challenge = Frame::Challenge {
                     node: c.local.clone(),
                     nonce: self.nonce,
-                    proof: proof(
-                        &c.secret,
-                        b"msa-srv",
-                        &c.cluster,
-                        &nonce,
-                        &self.nonce,
-                        &offered,
-                    ),
                     protocol,
                 };
                 self.hello = Some(Hello {
                     nonce,
                     node,
+                    protocols,
                     protocol,
+                    cluster,
                 });
                 self.kind = kind;
                 Ok(Step::Send(challenge))
             }
-            (Frame::Auth { proof: p }, Some(hello)) => {
-                let versions = [hello.protocol];
-                if !verify(
-                    &c.secret,
-                    b"msa-cli",
-                    &c.cluster,
-                    &self.nonce,
-                    &hello.nonce,
-                    &versions,
-                    &p,
-                ) {
+            (Frame::Auth { proof }, Some(hello)) => {
+                let versions = [hello.protocols.min, hello.protocols.max, hello.protocol];
+                let ok = Transcript {
+                    label: b"msa-cli",
+                    cluster: &c.cluster,
+                    a: &self.nonce,
+                    b: &hello.nonce,
+                    versions,
+                    node: &hello.node,
+                    kind: Some(self.kind),
+                }
+                .verify(&c.secret, &proof);
+                if !ok {
+                    if hello.cluster != c.cluster {
+                        return Err(HandshakeError::ClusterMismatch {
+                            ours: c.cluster.clone(),
+                            theirs: hello.cluster.clone(),
+                        });
+                    }
                     return Err(HandshakeError::BadProof);
                 }
+                let welcome = Frame::Welcome {
+                    proof: Transcript {
+                        label: b"msa-srv",
+                        cluster: &c.cluster,
+                        a: &hello.nonce,
+                        b: &self.nonce,
+                        versions,
+                        node: &c.local,
+                        kind: None,
+                    }
+                    .proof(&c.secret),
+                };
                 let out = Outcome {
                     peer: hello.node.clone(),
                     protocol: hello.protocol,
                 };
-                Ok(Step::Done(Some(Frame::Welcome), out))
+                Ok(Step::Done(Some(welcome), out))
             }
             (f, _) => Err(HandshakeError::Unexpected(f.kind())),
         }
     }
 
-    /// The frame that tells the dialer why it was refused.
+    /// The frame that tells the peer why it was refused: the protocol
+    /// ranges when no version is common, [`REFUSED_AUTH`] for anything
+    /// else (never the cluster name, never which check failed).
     pub(crate) fn refusal(err: &HandshakeError) -> Frame {
-        Frame::Refused {
-            reason: err.to_string(),
-        }
+        let reason = match err {
+            HandshakeError::NoCommonVersion { .. } => err.to_string(),
+            _ => REFUSED_AUTH.to_string(),
+        };
+        Frame::Refused { reason }
     }
 }
 
@@ -445,9 +516,28 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_secret_is_refused_by_the_dialer_first() {
-        let (d, _) = run(cfg("a", "c", b"right"), cfg("bb", "c", b"wrong"));
-        assert_eq!(d.unwrap_err(), HandshakeError::BadProof);
+    fn a_wrong_secret_is_refused_by_the_listener_before_it_proves_anything() {
+        let mut listener = Listener::new(cfg("bb", "c", b"right"), [2; 32]);
+        let (mut dialer, hello) = Dialer::start(cfg("a", "c", b"wrong"), ConnKind::Data, [1; 32]);
+        // A stranger's hello gets the listener's name and nonce, no MAC.
+        let Ok(Step::Send(challenge)) = listener.on_frame(hello) else {
+            panic!("a challenge");
+        };
+        assert!(matches!(
+            challenge,
+            Frame::Challenge { ref node, nonce, protocol } if node.name == "bb" && nonce == [2; 32] && protocol == PROTOCOLS.max
+        ));
+        let Ok(Step::Send(auth)) = dialer.on_frame(challenge) else {
+            panic!("an auth");
+        };
+        let err = listener.on_frame(auth).unwrap_err();
+        assert_eq!(err, HandshakeError::BadProof);
+        assert_eq!(
+            Listener::refusal(&err),
+            Frame::Refused {
+                reason: REFUSED_AUTH.into()
+            }
+        );
     }
 
     #[test]
@@ -463,9 +553,90 @@ mod tests {
     }
 
     #[test]
-    fn another_cluster_or_an_old_protocol_is_refused_with_a_reason() {
-        let (_, l) = run(cfg("a", "one", b"k"), cfg("bb", "two", b"k"));
-        assert!(matches!(l, Err(HandshakeError::ClusterMismatch { .. })));
+    fn a_listener_without_the_secret_cannot_forge_welcome() {
+        let (mut dialer, _) = Dialer::start(cfg("a", "c", b"right"), ConnKind::Data, [1; 32]);
+        let challenge = Frame::Challenge {
+            node: cfg("bb", "c", b"k").local,
+            nonce: [2; 32],
+            protocol: PROTOCOLS.max,
+        };
+        assert!(matches!(
+            dialer.on_frame(challenge),
+            Ok(Step::Send(Frame::Auth { .. }))
+        ));
+        // An impostor's welcome, made with another secret.
+        let mut impostor = Listener::new(cfg("bb", "c", b"guess"), [2; 32]);
+        let (_, hello) = Dialer::start(cfg("a", "c", b"guess"), ConnKind::Data, [1; 32]);
+        let _ = impostor.on_frame(hello);
+        let (mut own, _) = Dialer::start(cfg("a", "c", b"guess"), ConnKind::Data, [1; 32]);
+        let Ok(Step::Send(auth)) = own.on_frame(Frame::Challenge {
+            node: cfg("bb", "c", b"k").local,
+            nonce: [2; 32],
+            protocol: PROTOCOLS.max,
+        }) else {
+            panic!("an auth");
+        };
+        let Ok(Step::Done(Some(welcome), _)) = impostor.on_frame(auth) else {
+            panic!("a welcome");
+        };
+        assert_eq!(
+            dialer.on_frame(welcome).unwrap_err(),
+            HandshakeError::BadProof
+        );
+        // A welcome before any challenge is out of place.
+        let (mut early, _) = Dialer::start(cfg("a", "c", b"right"), ConnKind::Data, [1; 32]);
+        assert_eq!(
+            early
+                .on_frame(Frame::Welcome { proof: [0; 32] })
+                .unwrap_err(),
+            HandshakeError::Unexpected("welcome")
+        );
+    }
+
+    #[test]
+    fn refusals_never_name_the_cluster() {
+        // Another cluster with the same secret: the listener knows why
+        // (its log) but tells the dialer nothing but "authentication failed".
+        let (d, l) = run(cfg("a", "secret-shop", b"k"), cfg("bb", "prod-bank", b"k"));
+        let err = l.unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::ClusterMismatch {
+                ours: "prod-bank".into(),
+                theirs: "secret-shop".into()
+            }
+        );
+        let Frame::Refused { reason } = Listener::refusal(&err) else {
+            panic!("a refusal");
+        };
+        assert_eq!(reason, REFUSED_AUTH);
+        assert!(!reason.contains("prod-bank") && !reason.contains("secret-shop"));
+        assert!(d.is_err());
+        // Frames out of place and the dialer's own refusals say the same.
+        for e in [
+            HandshakeError::BadProof,
+            HandshakeError::Unexpected("tell"),
+            HandshakeError::Refused("x".into()),
+        ] {
+            assert_eq!(
+                Listener::refusal(&e),
+                Frame::Refused {
+                    reason: REFUSED_AUTH.into()
+                }
+            );
+        }
+        // A dialer of another cluster gets its challenge like anyone (no
+        // difference to probe for the cluster's name with).
+        let mut listener = Listener::new(cfg("bb", "prod-bank", b"k"), [2; 32]);
+        let (_, hello) = Dialer::start(cfg("a", "guess", b"k"), ConnKind::Data, [1; 32]);
+        assert!(matches!(
+            listener.on_frame(hello),
+            Ok(Step::Send(Frame::Challenge { .. }))
+        ));
+    }
+
+    #[test]
+    fn an_old_protocol_is_refused_naming_the_versions_only() {
         // A protocol-2 peer's hello (one version number, not a range).
         let mut listener = Listener::new(cfg("bb", "c", b"k"), [2; 32]);
         let hello = Frame::LegacyHello {
@@ -485,8 +656,80 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 5..=5, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 6..=6, theirs 2..=2"
         ));
+        // A protocol-5 dialer (the listener proved first there).
+        let (d, l) = run(speaking(cfg("a", "c", b"k"), 4, 5), cfg("bb", "c", b"k"));
+        assert!(matches!(l, Err(HandshakeError::NoCommonVersion { .. })));
+        assert!(d.is_err());
+    }
+
+    #[test]
+    fn the_proofs_bind_who_each_side_is_and_what_the_connection_carries() {
+        // A man in the middle renames the dialer, or turns a data
+        // connection into a membership lane: the listener's check fails.
+        for tamper in 0..2 {
+            let (mut dialer, hello) = Dialer::start(cfg("a", "c", b"k"), ConnKind::Data, [1; 32]);
+            let Frame::Hello {
+                protocols,
+                cluster,
+                mut node,
+                nonce,
+                mut kind,
+            } = hello
+            else {
+                panic!("a hello");
+            };
+            if tamper == 0 {
+                node.name = "admin-node".into();
+            } else {
+                kind = ConnKind::Membership;
+            }
+            let mut listener = Listener::new(cfg("bb", "c", b"k"), [2; 32]);
+            let Ok(Step::Send(challenge)) = listener.on_frame(Frame::Hello {
+                protocols,
+                cluster,
+                node,
+                nonce,
+                kind,
+            }) else {
+                panic!("a challenge");
+            };
+            let Ok(Step::Send(auth)) = dialer.on_frame(challenge) else {
+                panic!("an auth");
+            };
+            assert_eq!(
+                listener.on_frame(auth).unwrap_err(),
+                HandshakeError::BadProof
+            );
+        }
+        // ... or renames the listener in its challenge: the dialer's check
+        // of the welcome fails.
+        let (mut dialer, hello) = Dialer::start(cfg("a", "c", b"k"), ConnKind::Data, [1; 32]);
+        let mut listener = Listener::new(cfg("bb", "c", b"k"), [2; 32]);
+        let Ok(Step::Send(Frame::Challenge {
+            mut node,
+            nonce,
+            protocol,
+        })) = listener.on_frame(hello)
+        else {
+            panic!("a challenge");
+        };
+        node.name = "other".into();
+        let Ok(Step::Send(auth)) = dialer.on_frame(Frame::Challenge {
+            node,
+            nonce,
+            protocol,
+        }) else {
+            panic!("an auth");
+        };
+        let Ok(Step::Done(Some(welcome), _)) = listener.on_frame(auth) else {
+            panic!("a welcome");
+        };
+        assert_eq!(
+            dialer.on_frame(welcome).unwrap_err(),
+            HandshakeError::BadProof
+        );
     }
 
     #[test]
@@ -538,7 +781,6 @@ mod tests {
         let challenge = Frame::Challenge {
             node: cfg("bb", "c", b"k").local,
             nonce: [2; 32],
-            proof: [0; 32],
             protocol: 7,
         };
         assert_eq!(
@@ -549,8 +791,8 @@ mod tests {
             }
         );
         // A man in the middle narrows the dialer's range to force an older
-        // version: the listener's proof covers the range it saw, so the
-        // dialer rejects it.
+        // version: the dialer's proof covers the range it sent, so the
+        // listener, checking it against the range it saw, rejects it.
         let (mut dialer, hello) =
             Dialer::start(speaking(cfg("a", "c", b"k"), 4, 5), ConnKind::Data, [1; 32]);
         let Frame::Hello {
@@ -574,8 +816,11 @@ mod tests {
         let Ok(Step::Send(challenge)) = listener.on_frame(tampered) else {
             panic!("a challenge");
         };
+        let Ok(Step::Send(auth)) = dialer.on_frame(challenge) else {
+            panic!("an auth");
+        };
         assert_eq!(
-            dialer.on_frame(challenge).unwrap_err(),
+            listener.on_frame(auth).unwrap_err(),
             HandshakeError::BadProof
         );
     }
@@ -584,7 +829,9 @@ mod tests {
     fn frames_out_of_order_are_refused() {
         let mut listener = Listener::new(cfg("bb", "c", b"k"), [2; 32]);
         assert_eq!(
-            listener.on_frame(Frame::Welcome).unwrap_err(),
+            listener
+                .on_frame(Frame::Welcome { proof: [0; 32] })
+                .unwrap_err(),
             HandshakeError::Unexpected("welcome")
         );
     }
@@ -602,7 +849,7 @@ mod tests {
         };
         assert!(matches!(
             listener.on_frame(auth),
-            Ok(Step::Done(Some(Frame::Welcome), _))
+            Ok(Step::Done(Some(Frame::Welcome { .. }), _))
         ));
         assert_eq!(listener.kind(), ConnKind::Membership);
         // A lane with the wrong secret is refused like any connection.

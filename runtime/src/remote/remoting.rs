@@ -37,8 +37,9 @@ use super::transport::Transport;
 #[cfg(test)]
 pub(crate) use config::DEFAULT_DETECTION;
 pub use config::{
-    RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_MAX_CONTROL_QUEUE_BYTES,
-    DEFAULT_MAX_DATA_QUEUE_BYTES, DEFAULT_MAX_INBOUND_ASKS, DEFAULT_PEER_STALL_TIMEOUT,
+    RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONTROL_QUEUE_BYTES, DEFAULT_MAX_DATA_QUEUE_BYTES, DEFAULT_MAX_INBOUND_ASKS,
+    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_PEER_STALL_TIMEOUT,
 };
 use error::ConnectionError;
 pub(crate) use status::{client_exchange, fetch_status};
@@ -82,6 +83,9 @@ pub(crate) struct Remoting {
     sbr: parking_lot::Mutex<split_brain::SbrState>,
     /// Set while the split-brain resolver has this node downed.
     self_downed: AtomicBool,
+    /// When a connection over the handshake cap was last logged and how
+    /// many were closed since, so a flood logs once a second.
+    over_cap_log: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
     /// Carries out operators' service requests (installed by the node).
     pub(crate) service_operator: std::sync::OnceLock<Arc<dyn super::ServiceOperator>>,
 }
@@ -162,6 +166,7 @@ impl Remoting {
             sbr: parking_lot::Mutex::new(sbr),
             self_downed: AtomicBool::new(false),
             service_operator: std::sync::OnceLock::new(),
+            over_cap_log: parking_lot::Mutex::new((None, 0)),
             cfg,
         }
     }

@@ -10,6 +10,9 @@ pub(crate) struct RemoteStats {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) handshake_failures: AtomicU64,
+    pub(crate) handshakes_over_cap: AtomicU64,
+    /// A gauge: inbound connections in their handshake now.
+    pub(crate) pending_handshakes: AtomicU64,
     pub(crate) malformed_frames: AtomicU64,
     pub(crate) late_replies: AtomicU64,
     pub(crate) overloaded: AtomicU64,
@@ -37,6 +40,12 @@ pub struct RemoteSnapshot {
     pub bytes_out: u64,
     /// Inbound or outbound handshakes that failed (wrong secret, cluster, protocol, garbage).
     pub handshake_failures: u64,
+    /// Inbound connections closed as soon as they were accepted because
+    /// `max_pending_handshakes` connections were in their handshake already.
+    pub handshakes_over_cap: u64,
+    /// Inbound connections in their handshake at the time of the snapshot
+    /// (a gauge, at most `max_pending_handshakes`).
+    pub pending_handshakes: u64,
     /// Connections closed because of a malformed or oversized frame.
     pub malformed_frames: u64,
     /// Replies that arrived after their ask timed out or was dropped.
@@ -78,6 +87,8 @@ impl RemoteStats {
             bytes_in: l(&self.bytes_in),
             bytes_out: l(&self.bytes_out),
             handshake_failures: l(&self.handshake_failures),
+            handshakes_over_cap: l(&self.handshakes_over_cap),
+            pending_handshakes: l(&self.pending_handshakes),
             malformed_frames: l(&self.malformed_frames),
             late_replies: l(&self.late_replies),
             overloaded: l(&self.overloaded),

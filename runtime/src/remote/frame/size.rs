@@ -97,9 +97,9 @@ impl Frame {
             Self::LegacyHello {
                 cluster, node: n, ..
             } => INT + bytes(cluster.len()) + node(n) + 32 + INT,
-            Self::Challenge { node: n, .. } => node(n) + 64 + INT,
-            Self::Auth { .. } => 32,
-            Self::Welcome | Self::Leaving | Self::TableRequest | Self::StatusRequest => 0,
+            Self::Challenge { node: n, .. } => node(n) + 32 + INT,
+            Self::Auth { .. } | Self::Welcome { .. } => 32,
+            Self::Leaving | Self::TableRequest | Self::StatusRequest => 0,
             Self::Refused { reason } => bytes(reason.len()),
             Self::Tell {
                 route: r,

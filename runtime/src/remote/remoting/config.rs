@@ -20,6 +20,13 @@ pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 /// The default bound on asks from one connection served at once (8,192).
 pub const DEFAULT_MAX_INBOUND_ASKS: usize = 8_192;
 
+/// The default bound on a handshake (5 s): an inbound connection that has
+/// not authenticated by then is closed.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default bound on inbound connections still in their handshake (256).
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 256;
+
 /// Remoting settings of a node.
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
@@ -29,6 +36,20 @@ pub struct RemoteConfig {
     pub secret: Option<Vec<u8>>,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
+    /// Largest frame accepted before the peer is authenticated (default
+    /// 4 KiB, [`DEFAULT_MAX_HANDSHAKE_FRAME_BYTES`](crate::remote::DEFAULT_MAX_HANDSHAKE_FRAME_BYTES)):
+    /// a larger length prefix closes the connection before its body is
+    /// read. Raised to `max_frame_bytes` once the handshake is done.
+    pub max_handshake_frame_bytes: usize,
+    /// An inbound connection that has not completed its handshake within
+    /// this long is closed and counted in `handshake_failures` (default
+    /// 5 s). Dialing sides keep `connect_timeout` for their handshakes.
+    pub handshake_timeout: Duration,
+    /// Inbound connections allowed in their handshake at once (default
+    /// 256). Past it a new connection is closed as soon as it is accepted,
+    /// logged (at most once a second) and counted (`handshakes_over_cap`);
+    /// authenticated connections do not count.
+    pub max_pending_handshakes: usize,
     /// Frames queued per connection before `tell` fails with `Overloaded`.
     pub outbound_queue: usize,
     /// Bytes the data lane of a connection (tells and asks to the peer) may
@@ -94,6 +115,9 @@ impl Default for RemoteConfig {
             cluster: "msa".into(),
             secret: None,
             max_frame_bytes: crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
+            max_handshake_frame_bytes: crate::remote::frame::DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             outbound_queue: 65_536,
             max_data_queue_bytes: DEFAULT_MAX_DATA_QUEUE_BYTES,
             max_control_queue_bytes: DEFAULT_MAX_CONTROL_QUEUE_BYTES,

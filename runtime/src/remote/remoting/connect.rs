@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::watch;
@@ -24,8 +24,13 @@ impl Remoting {
             };
             match accepted {
                 Ok((stream, from)) => {
+                    let Some(pending) = self.pending_handshake() else {
+                        drop(stream);
+                        self.over_cap(&from);
+                        continue;
+                    };
                     let me = self.clone();
-                    actix_rt::spawn(async move { me.inbound(stream, from).await });
+                    actix_rt::spawn(async move { me.inbound(stream, from, pending).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -113,10 +118,51 @@ impl Remoting {
             .cloned()
     }
 
-    pub(super) async fn inbound(self: Arc<Self>, stream: BoxStream, from: String) {
+    /// A slot for one more inbound connection in its handshake, if fewer
+    /// than `max_pending_handshakes` hold one.
+    fn pending_handshake(self: &Arc<Self>) -> Option<PendingHandshake> {
+        let cap = self.cfg.max_pending_handshakes as u64;
+        self.stats
+            .pending_handshakes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()?;
+        Some(PendingHandshake(self.clone()))
+    }
+
+    /// Counts a connection closed at accept because the handshake cap was
+    /// reached; logs at most once a second, with how many since the last line.
+    fn over_cap(&self, from: &str) {
+        self.stats
+            .handshakes_over_cap
+            .fetch_add(1, Ordering::Relaxed);
+        let mut log = self.over_cap_log.lock();
+        log.1 += 1;
+        let now = Instant::now();
+        if log
+            .0
+            .is_none_or(|at| now.duration_since(at) >= OVER_CAP_LOG_EVERY)
+        {
+            tracing::warn!(
+                %from,
+                closed = log.1,
+                cap = self.cfg.max_pending_handshakes,
+                "too many connections in their handshake: closed new ones at accept"
+            );
+            *log = (Some(now), 0);
+        }
+    }
+
+    pub(super) async fn inbound(
+        self: Arc<Self>,
+        stream: BoxStream,
+        from: String,
+        pending: PendingHandshake,
+    ) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut dec = FrameDecoder::new(self.cfg.max_handshake_frame_bytes);
+        let mut buf = vec![0u8; HANDSHAKE_READ_BYTES];
         let mut hs = HsListener::new(self.hs_config(), nonce());
         let handshake = async {
             loop {
@@ -137,7 +183,12 @@ impl Remoting {
                 }
             }
         };
-        let outcome = tokio::time::timeout(self.cfg.connect_timeout, handshake).await;
+        let outcome = tokio::time::timeout(self.cfg.handshake_timeout, handshake).await;
+        drop(buf);
+        drop(pending);
+        if outcome.as_ref().is_ok_and(Result::is_ok) {
+            authenticated(&mut dec, self.cfg.max_frame_bytes);
+        }
         match outcome {
             Ok(Ok(peer)) if hs.kind() == ConnKind::Membership => {
                 self.lane_inbound(peer, rd, wr, dec).await;
@@ -157,7 +208,7 @@ impl Remoting {
                 self.stats
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%from, "inbound handshake timed out");
+                tracing::warn!(%from, timeout = ?self.cfg.handshake_timeout, "inbound handshake timed out");
             }
         }
     }
@@ -191,8 +242,8 @@ impl Remoting {
         ConnectionError,
     > {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut dec = FrameDecoder::new(self.cfg.max_handshake_frame_bytes);
+        let mut buf = vec![0u8; HANDSHAKE_READ_BYTES];
         let (mut hs, hello) = Dialer::start(self.hs_config(), kind, nonce());
         let handshake = async {
             self.write_frame(&mut wr, &hello).await?;
@@ -232,6 +283,35 @@ impl Remoting {
                 });
             }
         };
+        authenticated(&mut dec, self.cfg.max_frame_bytes);
         Ok((peer, rd, wr, dec))
+    }
+}
+
+/// Read buffer of a connection in its handshake (frames are at most
+/// `max_handshake_frame_bytes` then; the established connection reads with
+/// its own, larger buffer).
+const HANDSHAKE_READ_BYTES: usize = 4 * 1024;
+
+/// How often a flood of connections over the handshake cap is logged.
+const OVER_CAP_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The peer is authenticated: accept frames up to `max` and return what
+/// the handshake's buffer held beyond the bytes not yet decoded.
+pub(super) fn authenticated(dec: &mut FrameDecoder, max: usize) {
+    dec.set_max(max);
+    dec.shrink();
+}
+
+/// One inbound connection's slot among `max_pending_handshakes`, released
+/// when dropped (handshake done, refused or timed out).
+pub(super) struct PendingHandshake(Arc<Remoting>);
+
+impl Drop for PendingHandshake {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .pending_handshakes
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }

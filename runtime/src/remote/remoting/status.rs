@@ -266,7 +266,9 @@ pub(crate) async fn client_exchange<T>(
             reason,
         };
         let max = crate::remote::frame::DEFAULT_MAX_FRAME_BYTES;
-        let mut dec = FrameDecoder::new(max);
+        // Handshake frames are small whoever sends them (the node may not
+        // be who we think it is until its proof verified).
+        let mut dec = FrameDecoder::new(crate::remote::frame::DEFAULT_MAX_HANDSHAKE_FRAME_BYTES);
         let mut buf = vec![0u8; 64 * 1024];
         let (mut hs, hello) = Dialer::start(cfg, ConnKind::Data, nonce());
         write_raw(&mut wr, &hello, max).await.map_err(proto)?;
@@ -280,6 +282,7 @@ pub(crate) async fn client_exchange<T>(
                 Err(e) => return Err(hs_err(e.to_string())),
             }
         }
+        super::connect::authenticated(&mut dec, max);
         write_raw(&mut wr, &request, max).await.map_err(proto)?;
         loop {
             // A node may greet with membership or tables first; skip them.

@@ -17,8 +17,11 @@ use crate::remote::frame::{Frame, FrameDecoder};
 use crate::remote::transport::BoxStream;
 
 /// The largest first frame read to learn the peer's name (a `Hello` or
-/// `Challenge` is a few hundred bytes).
-const SNIFF_MAX: usize = 64 * 1024;
+/// `Challenge` is a few hundred bytes). The handshake's own bound: a longer
+/// first frame names nobody and goes to the node at once, which refuses it
+/// from its length prefix, so an unauthenticated peer cannot make this
+/// layer buffer more than a handshake frame either.
+const SNIFF_MAX: usize = crate::remote::frame::DEFAULT_MAX_HANDSHAKE_FRAME_BYTES;
 
 /// Bytes a delayed stream reads ahead of its node.
 const DELAY_BUFFER: usize = 4 * 1024 * 1024;

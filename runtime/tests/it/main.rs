@@ -15,6 +15,7 @@ mod discovery;
 mod faults;
 mod flow_control;
 mod heal;
+mod hostile;
 mod local;
 mod member_states;
 mod memory_transport;

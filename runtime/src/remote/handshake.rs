@@ -60,8 +60,10 @@ impl ProtocolRange {
 /// versions (the chosen one comes back in `Challenge`); 5 gossips
 /// reachability reports beside table versions and adds reachability to the
 /// cluster status (`MemberView::reachability`, `ClusterStatus::unreachable`,
-/// new error codes 15 and 16).
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 5, max: 5 };
+/// new error codes 15 and 16); 6 carries the caller's signed token and
+/// the calling service in a call's metadata (access rules checked by the
+/// serving node, error code 18 `PermissionDenied`).
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 6, max: 6 };
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -485,7 +487,7 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 5..=5, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 6..=6, theirs 2..=2"
         ));
     }
 

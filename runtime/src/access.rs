@@ -274,7 +274,10 @@ pub(crate) fn check(
 #[cold]
 fn denied(rule: &Rule, meta: &Metadata, service: &str, message: &str) -> Denied {
     let subject = meta.identity().map_or("-", |i| i.subject.as_str());
-    let roles = meta.identity().map(|i| i.roles.join(",")).unwrap_or_default();
+    let roles = meta
+        .identity()
+        .map(|i| i.roles.join(","))
+        .unwrap_or_default();
     let caller_service = meta.caller_service().unwrap_or("-");
     tracing::warn!(
         service,
@@ -314,7 +317,10 @@ mod tests {
         };
         assert!(rule.admits(&with(Some(Identity::new("a", ["admin"])), None)));
         assert!(rule.admits(&with(None, Some("orders"))));
-        assert!(rule.admits(&with(Some(Identity::new("c", ["customer"])), Some("orders"))));
+        assert!(rule.admits(&with(
+            Some(Identity::new("c", ["customer"])),
+            Some("orders")
+        )));
         assert!(!rule.admits(&with(Some(Identity::new("c", ["customer"])), None)));
         assert!(!rule.admits(&with(None, Some("payments"))));
         assert!(!rule.admits(&Metadata::new()));

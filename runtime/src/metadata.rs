@@ -139,7 +139,9 @@ impl Metadata {
     /// [`ServiceContext::propagate`](crate::ServiceContext::propagate); for
     /// a call from another node, only if that node hosts the service).
     pub fn caller_service(&self) -> Option<&str> {
-        self.extra.as_ref().and_then(|e| e.caller_service.as_deref())
+        self.extra
+            .as_ref()
+            .and_then(|e| e.caller_service.as_deref())
     }
 
     /// Names the calling service (the runtime's to set: a handler's context,
@@ -165,9 +167,9 @@ impl Metadata {
     /// with [`with_access_check`](Self::with_access_check).
     #[inline]
     pub(crate) fn needs_access_check(&self) -> bool {
-        self.extra.as_ref().is_some_and(|e| {
-            e.checked || e.identity.is_some() || e.caller_service.is_some()
-        })
+        self.extra
+            .as_ref()
+            .is_some_and(|e| e.checked || e.identity.is_some() || e.caller_service.is_some())
     }
 
     /// Sets the trace context.

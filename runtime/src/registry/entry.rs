@@ -157,7 +157,10 @@ impl ServiceEntry {
     /// Whether node `node` runs an instance of this service (as its
     /// service table says).
     pub(crate) fn hosted_by(&self, node: &str) -> bool {
-        self.remote.load().iter().any(|r| r.peer.node_name() == node)
+        self.remote
+            .load()
+            .iter()
+            .any(|r| r.peer.node_name() == node)
     }
 
     /// The access rule of the message type at `index` (`None`: open).

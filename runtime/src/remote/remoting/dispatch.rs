@@ -265,8 +265,13 @@ impl Remoting {
                 "remote ask"
             );
         }
-        let served = resolved(node, route)
-            .and_then(|inbound| inbound.serve_ask(payload, meta.verified_metadata(&**node, &peer.info.name), deadline));
+        let served = resolved(node, route).and_then(|inbound| {
+            inbound.serve_ask(
+                payload,
+                meta.verified_metadata(&**node, &peer.info.name),
+                deadline,
+            )
+        });
         match served {
             Ok(fut) => {
                 let peer = peer.clone();

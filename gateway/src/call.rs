@@ -65,9 +65,14 @@ pub(crate) async fn call(
         .try_acquire()
         .map_err(|_| ApiError::too_many_requests())?;
     let body = body::read(req.headers(), payload, state.config.max_body_bytes).await?;
-    let mut meta = Metadata::new().with_trace(ctx.trace);
+    // Checked by the service too (its access rules), with the token for a
+    // node that serves it elsewhere to verify.
+    let mut meta = Metadata::new().with_trace(ctx.trace).with_access_check();
     if let Some(id) = identity {
         meta = meta.with_identity(id);
+        if let Some(token) = crate::verifier::bearer_token(req.headers()) {
+            meta = meta.with_token(token);
+        }
     }
     let result = match target.params {
         None => {

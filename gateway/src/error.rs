@@ -203,6 +203,9 @@ impl ApiError {
                     "node `{node}` is downed by the split-brain resolver (the losing side of a partition)"
                 ))
             },
+            // The service's own access rule refused the caller (whatever the
+            // gateway's policy said): 403, without the rule's details.
+            CallError::PermissionDenied { service, .. } => Self::forbidden(format!("`{service}` refused the call: its access rule does not admit this caller")),
             // This node has not heard every member's service table yet (it
             // just joined): the service may exist. Retry shortly.
             CallError::TablesPending { service, nodes } => Self {
@@ -302,6 +305,13 @@ mod tests {
             (CallError::NotRegistered { message: "T" }, 500),
             (CallError::Unreachable { node: "c".into() }, 503),
             (CallError::Downed { node: "c".into() }, 503),
+            (
+                CallError::PermissionDenied {
+                    service: s(),
+                    reason: "secret detail".into(),
+                },
+                403,
+            ),
             (
                 CallError::TablesPending {
                     service: s(),

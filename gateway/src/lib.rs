@@ -59,9 +59,11 @@ mod policy;
 mod routes;
 mod server;
 mod trace;
+mod verifier;
 
 pub use auth::hs256_token;
 pub use config::{AuthConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig};
 pub use error::GatewayError;
 pub use ops::{OpsHandle, OpsServer};
 pub use server::{Gateway, GatewayHandle};
+pub use verifier::JwtVerifier;

@@ -50,6 +50,8 @@
 //!   handler future panicked (the instance lived on).
 //! * `msa_service_expired_total` (counter): messages dropped unhandled because
 //!   their deadline had passed when they were dequeued.
+//! * `msa_service_denied_total` (counter): calls refused by the service's
+//!   access rules (docs/security.md).
 //! * `msa_service_mailbox_depth` (gauge): messages queued and not yet handled;
 //!   only on a node built with `NodeBuilder::track_mailbox_depth(true)` (it
 //!   costs an atomic per message sent; `msa node` turns it on with a gateway).

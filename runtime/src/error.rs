@@ -127,6 +127,17 @@ pub enum CallError {
         /// The downed node.
         node: String,
     },
+    /// The service's access rule for this message does not admit the call's
+    /// caller (its identity's roles, or its calling service): refused by the
+    /// instance that would serve it, before any handler ran (docs/security.md,
+    /// "Access rules at each service"). The gateway answers 403.
+    #[error("`{service}` refused the call: {reason}")]
+    PermissionDenied {
+        /// The service.
+        service: String,
+        /// Which rule the caller did not meet, and who the caller was.
+        reason: String,
+    },
     /// The remote node reported a failure this node's version does not know
     /// (a newer peer added it): its wire code and its text, as sent.
     #[error("calling `{service}`, the remote node reported an unrecognised failure (wire code {code}): {text}")]
@@ -157,6 +168,7 @@ impl CallError {
     /// | `Unreachable` | yes | refused before anything was sent: no reachable node runs the service |
     /// | `TablesPending` | yes | refused before anything was sent: the service is not known here yet |
     /// | `Downed` | yes | refused before any handler: the node is downed by the split-brain resolver |
+    /// | `PermissionDenied` | yes | refused before any handler by the service's access rule (a retry with the same caller fails the same way) |
     /// | `InstanceDied` | no | the instance may have died while handling it |
     /// | `Timeout` | no | the handler may be running, or may have run |
     /// | `HandlerPanicked` | no | the handler ran (its future panicked) |
@@ -184,7 +196,8 @@ impl CallError {
             | Self::Json { .. }
             | Self::Unreachable { .. }
             | Self::TablesPending { .. }
-            | Self::Downed { .. } => true,
+            | Self::Downed { .. }
+            | Self::PermissionDenied { .. } => true,
             Self::InstanceDied { .. }
             | Self::Timeout { .. }
             | Self::HandlerPanicked { .. }
@@ -376,7 +389,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// How many variants `CallError` has; [`position`] must number them all.
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 17;
 
     /// The variant's position: no `_` arm, so a new variant fails to compile
     /// here until it is numbered (and [`VARIANTS`] grows, and
@@ -399,6 +412,7 @@ pub(crate) mod tests {
             CallError::Unreachable { .. } => 13,
             CallError::TablesPending { .. } => 14,
             CallError::Downed { .. } => 15,
+            CallError::PermissionDenied { .. } => 16,
         }
     }
 
@@ -464,6 +478,10 @@ pub(crate) mod tests {
                 nodes: vec!["b".into(), "c".into()],
             },
             CallError::Downed { node: "c".into() },
+            CallError::PermissionDenied {
+                service: s(),
+                reason: "needs role admin".into(),
+            },
             CallError::Unrecognized {
                 service: s(),
                 code: 999,
@@ -487,7 +505,7 @@ pub(crate) mod tests {
         retryable.dedup();
         // UnknownService, UnhandledMessage, NoInstance, Overloaded,
         // NotRegistered, Json (a refused body), Unreachable, TablesPending,
-        // Downed.
-        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14, 15]);
+        // Downed, PermissionDenied.
+        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14, 15, 16]);
     }
 }

@@ -68,6 +68,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as msa_runtime;
 
+pub mod access;
 pub mod supervision;
 
 mod deadline;

@@ -69,6 +69,13 @@ pub struct Metadata {
 struct Extra {
     identity: Option<Identity>,
     trace: Option<TraceContext>,
+    /// The caller's signed token (a JWT the gateway verified), so that a
+    /// node serving the call can verify the identity itself.
+    token: Option<Arc<str>>,
+    /// The service whose handler made the call.
+    caller_service: Option<Arc<str>>,
+    /// Access rules apply even without an identity (an outside caller).
+    checked: bool,
 }
 
 impl Metadata {
@@ -113,6 +120,58 @@ impl Metadata {
         self
     }
 
+    /// Sets the caller's signed token (the bearer token the gateway
+    /// verified). It travels with the call to other nodes, whose
+    /// [`IdentityVerifier`](crate::access::IdentityVerifier) checks it: an
+    /// identity that arrives without a token that verifies keeps its
+    /// subject but none of its roles.
+    pub fn with_token(mut self, token: impl Into<Arc<str>>) -> Self {
+        self.extra_mut().token = Some(token.into());
+        self
+    }
+
+    /// The caller's signed token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.token.as_deref())
+    }
+
+    /// The service whose handler made this call (set by
+    /// [`ServiceContext::propagate`](crate::ServiceContext::propagate); for
+    /// a call from another node, only if that node hosts the service).
+    pub fn caller_service(&self) -> Option<&str> {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.caller_service.as_deref())
+    }
+
+    /// Names the calling service (the runtime's to set: a handler's context,
+    /// or remoting once it checked that the peer hosts it).
+    pub(crate) fn with_caller_service(mut self, service: impl Into<Arc<str>>) -> Self {
+        self.extra_mut().caller_service = Some(service.into());
+        self
+    }
+
+    /// Marks the call as one from outside the process: the serving
+    /// instance applies its access rules to it even when it carries no
+    /// identity (an anonymous caller then reaches only open messages). The
+    /// gateway marks every call it makes; calls from other nodes are always
+    /// checked. A local call without an identity, a calling service or this
+    /// mark is trusted (it is this process's own code).
+    pub fn with_access_check(mut self) -> Self {
+        self.extra_mut().checked = true;
+        self
+    }
+
+    /// Whether the serving instance checks its access rules against this
+    /// call: it carries an identity or a calling service, or was marked
+    /// with [`with_access_check`](Self::with_access_check).
+    #[inline]
+    pub(crate) fn needs_access_check(&self) -> bool {
+        self.extra
+            .as_ref()
+            .is_some_and(|e| e.checked || e.identity.is_some() || e.caller_service.is_some())
+    }
+
     /// Sets the trace context.
     pub fn with_trace(mut self, trace: TraceContext) -> Self {
         self.extra_mut().trace = Some(trace);
@@ -147,10 +206,17 @@ impl Metadata {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// Metadata for a call made while handling this one: same identity and
-    /// trace, same deadline. Use it to propagate context to downstream services.
+    /// Metadata for a call made while handling this one: same identity
+    /// (and token), trace and deadline, but not this call's calling service
+    /// (it is not the caller of the next call). Inside a handler prefer
+    /// [`ServiceContext::propagate`](crate::ServiceContext::propagate), which
+    /// also names the handler's service as the calling one.
     pub fn propagate(&self) -> Self {
-        self.clone()
+        let mut m = self.clone();
+        if self.caller_service().is_some() {
+            m.extra_mut().caller_service = None;
+        }
+        m
     }
 }
 

@@ -9,6 +9,10 @@ pub(crate) struct ServiceStats {
     pub(crate) restarts: AtomicU64,
     pub(crate) panicked_requests: AtomicU64,
     pub(crate) expired: AtomicU64,
+    /// Calls refused by the service's access rules.
+    pub(crate) denied: AtomicU64,
+    /// Of `denied`, those refused by an instance (taken from its mailbox).
+    pub(crate) denied_taken: AtomicU64,
     pub(crate) ask_latency: LatencyHistogram,
 }
 
@@ -25,6 +29,7 @@ impl ServiceStats {
             restarts: self.restarts.load(Ordering::Relaxed),
             panicked_requests: self.panicked_requests.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
             mailbox_depth: 0,
         }
     }
@@ -44,6 +49,9 @@ pub struct StatsSnapshot {
     pub panicked_requests: u64,
     /// Messages dropped unhandled because their deadline had passed when dequeued.
     pub expired: u64,
+    /// Calls refused by the service's access rules (never handed to a
+    /// handler): from this node's callers and from other nodes.
+    pub denied: u64,
     /// Messages queued to the live local instances and not yet taken (a
     /// snapshot; what a crashed instance still had queued is lost with it
     /// and not counted). Always 0 unless the node was built with

@@ -106,7 +106,7 @@ fn encode_services(
     services: &[ServiceSample],
     with_depth: bool,
 ) -> fmt::Result {
-    let counters: [Field<StatsSnapshot>; 5] = [
+    let counters: [Field<StatsSnapshot>; 6] = [
         (
             counter(
                 "msa_service_messages",
@@ -141,6 +141,13 @@ fn encode_services(
                 "Messages dropped unhandled because their deadline had passed when dequeued.",
             ),
             |s| s.expired,
+        ),
+        (
+            counter(
+                "msa_service_denied",
+                "Calls refused by the service's access rules (from this node's callers and from other nodes).",
+            ),
+            |s| s.denied,
         ),
     ];
     for (desc, value) in &counters {

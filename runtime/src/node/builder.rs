@@ -40,6 +40,7 @@ pub struct NodeBuilder {
     transport: Arc<dyn Transport>,
     remote: RemoteConfig,
     incarnation: Option<u64>,
+    verifier: Option<Arc<dyn crate::access::IdentityVerifier>>,
 }
 
 impl Default for NodeBuilder {
@@ -58,6 +59,7 @@ impl Default for NodeBuilder {
             transport: Arc::new(TcpTransport),
             remote: RemoteConfig::default(),
             incarnation: None,
+            verifier: None,
         }
     }
 }
@@ -314,6 +316,16 @@ impl NodeBuilder {
         self
     }
 
+    /// What verifies the signed tokens that identities from other nodes
+    /// carry (docs/security.md, "Access rules at each service"). Without
+    /// one, an identity that arrives from another node keeps its subject
+    /// but none of its roles, so only rules naming calling services (or no
+    /// rule) let it through.
+    pub fn identity_verifier(mut self, verifier: impl crate::access::IdentityVerifier) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
     /// The node's incarnation (default: the start time in nanoseconds).
     pub fn incarnation(mut self, n: u64) -> Self {
         self.incarnation = Some(n);
@@ -406,6 +418,7 @@ impl NodeBuilder {
                             .is_multiple_of(1_000_000),
                     )),
                 exec,
+                verifier: self.verifier.clone(),
                 remote: wants_remote.then(|| {
                     Arc::new(Remoting::new(
                         self.remote.clone(),

@@ -125,6 +125,8 @@ pub(crate) struct MessageType {
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
     /// The local send functions (`SendFns<M>`), type-erased.
     pub(crate) send: Option<Arc<dyn Any + Send + Sync>>,
+    /// Who may send it (`None`: open), checked by the serving instance.
+    pub(crate) access: Option<Arc<crate::access::Rule>>,
 }
 
 /// The connection a remote instance is reached over, as the registry sees
@@ -148,6 +150,23 @@ pub(crate) struct RemoteInstance {
 impl RemoteInstance {
     pub(crate) fn handles(&self, wire: &str) -> bool {
         self.messages.iter().any(|m| m == wire)
+    }
+}
+
+impl ServiceEntry {
+    /// Whether node `node` runs an instance of this service (as its
+    /// service table says).
+    pub(crate) fn hosted_by(&self, node: &str) -> bool {
+        self.remote
+            .load()
+            .iter()
+            .any(|r| r.peer.node_name() == node)
+    }
+
+    /// The access rule of the message type at `index` (`None`: open).
+    #[inline]
+    pub(crate) fn rule(&self, index: usize) -> Option<&Arc<crate::access::Rule>> {
+        self.types.get(index).and_then(|t| t.access.as_ref())
     }
 }
 
@@ -380,8 +399,10 @@ impl ServiceEntry {
             .iter()
             .map(|c| c.handled.load(Ordering::Relaxed))
             .sum();
-        // Expired messages are counted as taken, but were never handled.
-        s.messages = taken.saturating_sub(s.expired);
+        // Expired and refused messages are counted as taken, but were never
+        // handled.
+        let refused = self.stats.denied_taken.load(Ordering::Relaxed);
+        s.messages = taken.saturating_sub(s.expired).saturating_sub(refused);
         s.mailbox_depth = self.mailbox_depth();
         s
     }

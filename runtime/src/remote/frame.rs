@@ -47,13 +47,18 @@ pub(crate) enum ConnKind {
     Membership,
 }
 
-/// Call metadata as it travels: identity, trace and the time left.
+/// Call metadata as it travels: identity, trace and the time left; since
+/// protocol 6 also the caller's signed token and the calling service (the
+/// serving node believes roles only from a token it verifies, and a calling
+/// service only if the sending node hosts it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct WireMeta {
     pub(crate) subject: Option<String>,
     pub(crate) roles: Vec<String>,
     pub(crate) trace: Option<(u128, u64)>,
     pub(crate) timeout_ms: Option<u64>,
+    pub(crate) token: Option<String>,
+    pub(crate) service: Option<String>,
 }
 
 pub(crate) use super::wire_error::WireError;
@@ -545,6 +550,8 @@ mod tests {
                     roles: vec!["customer".into()],
                     trace: Some((u128::MAX, 5)),
                     timeout_ms: Some(100),
+                    token: Some("h.p.s".into()),
+                    service: Some("orders".into()),
                 },
                 payload: vec![1, 2, 3],
             },
@@ -677,13 +684,19 @@ mod proptests {
             proptest::collection::vec(".{0,8}", 0..3),
             proptest::option::of((any::<u128>(), any::<u64>())),
             proptest::option::of(any::<u64>()),
+            proptest::option::of(".{0,12}"),
+            proptest::option::of(".{0,8}"),
         )
-            .prop_map(|(subject, roles, trace, timeout_ms)| WireMeta {
-                subject,
-                roles,
-                trace,
-                timeout_ms,
-            })
+            .prop_map(
+                |(subject, roles, trace, timeout_ms, token, service)| WireMeta {
+                    subject,
+                    roles,
+                    trace,
+                    timeout_ms,
+                    token,
+                    service,
+                },
+            )
     }
 
     fn frame() -> impl Strategy<Value = Frame> {

@@ -83,8 +83,11 @@ impl ProtocolRange {
 /// reachability reports beside table versions and adds reachability to the
 /// cluster status (`MemberView::reachability`, `ClusterStatus::unreachable`,
 /// new error codes 15 and 16); 6 makes the dialer prove first (`Challenge`
-/// carries no proof, `Welcome` carries the listener's) and refuses
-/// unauthenticated peers without naming the cluster.
+/// carries no proof, `Welcome` carries the listener's), refuses
+/// unauthenticated peers without naming the cluster, and carries the
+/// caller's signed token and the calling service in a call's metadata
+/// (access rules checked by the serving node, error code 18
+/// `PermissionDenied`).
 pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 6, max: 6 };
 
 /// The only reason sent to a peer refused for anything but the protocol

@@ -41,6 +41,9 @@ pub(crate) trait LocalNode: Send + Sync + std::fmt::Debug {
     /// The node's coarse deadline `d` from now, in milliseconds since the
     /// process epoch (see `deadline.rs`).
     fn deadline_after(&self, d: Duration) -> u64;
+    /// What checks the tokens of identities that arrive from other nodes
+    /// (`None`: no token verifies, so such identities carry no roles).
+    fn identity_verifier(&self) -> Option<&dyn crate::access::IdentityVerifier>;
     /// Finds the local service `service` and its message type `message`:
     /// never a remote instance (an inbound call is served here or refused).
     ///

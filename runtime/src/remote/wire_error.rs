@@ -28,6 +28,7 @@
 //! | `Unreachable` | `Unreachable { node }` | 15 | itself |
 //! | `TablesPending` | `TablesPending { nodes }` | 16 | itself (service from the caller's call) |
 //! | `Downed` | `Downed { node }` | 17 | itself |
+//! | `PermissionDenied` | `PermissionDenied { reason }` | 18 | itself (service from the caller's call) |
 //! | `Unrecognized` | `Other { code, text }` | any other | `Unrecognized { code, text }` |
 
 use std::time::Duration;
@@ -81,6 +82,10 @@ pub(crate) enum WireError {
     /// The serving node (named) is downed by the split-brain resolver.
     Downed {
         node: String,
+    },
+    /// The service's access rule refused the caller.
+    PermissionDenied {
+        reason: String,
     },
     /// A code this node does not know: a newer peer's failure.
     Other {
@@ -180,6 +185,9 @@ impl WireError {
                 nodes: nodes.clone(),
             },
             CallError::Downed { node } => Self::Downed { node: node.clone() },
+            CallError::PermissionDenied { reason, .. } => Self::PermissionDenied {
+                reason: reason.clone(),
+            },
             CallError::Unrecognized { code, text, .. } => Self::Other {
                 code: *code,
                 text: text.clone(),
@@ -226,6 +234,7 @@ impl WireError {
             Self::Unreachable { node } => CallError::Unreachable { node },
             Self::TablesPending { nodes } => CallError::TablesPending { service, nodes },
             Self::Downed { node } => CallError::Downed { node },
+            Self::PermissionDenied { reason } => CallError::PermissionDenied { service, reason },
             Self::Other { code, text } => CallError::Unrecognized {
                 service,
                 code,
@@ -278,6 +287,7 @@ const JSON_BAD_BODY: u16 = 14;
 const UNREACHABLE: u16 = 15;
 const TABLES_PENDING: u16 = 16;
 const DOWNED: u16 = 17;
+const PERMISSION_DENIED: u16 = 18;
 
 impl From<WireError> for Coded {
     fn from(e: WireError) -> Self {
@@ -307,6 +317,7 @@ impl From<WireError> for Coded {
             // names or addresses), so the list travels joined.
             WireError::TablesPending { nodes } => (TABLES_PENDING, nodes.join(","), 0),
             WireError::Downed { node } => (DOWNED, node, 0),
+            WireError::PermissionDenied { reason } => (PERMISSION_DENIED, reason, 0),
             WireError::Other { code, text } => (code, text, 0),
         };
         Self {
@@ -353,6 +364,7 @@ impl From<Coded> for WireError {
                     .collect(),
             },
             DOWNED => Self::Downed { node: text },
+            PERMISSION_DENIED => Self::PermissionDenied { reason: text },
             code => Self::Other { code, text },
         }
     }

@@ -161,6 +161,11 @@ where
 
     #[inline]
     fn handle(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Self::Result {
+        if env.meta.has_extra() {
+            if let Err(reason) = self.check_access::<M>(&env.meta) {
+                return ReplyResponse::denied(reason);
+            }
+        }
         match self.call(env, ctx) {
             Some(reply) => ReplyResponse::new(reply, &self.shared),
             None => ReplyResponse::expired(),
@@ -169,6 +174,33 @@ where
 }
 
 impl<S: Service> ServiceActor<S> {
+    /// Checks the service's access rule for `M` against a call that carries
+    /// an identity, a calling service or the outside mark
+    /// (docs/security.md, "Access rules at each service"); a refused call is
+    /// taken from the mailbox (counted as such, and as denied), logged with
+    /// both identities, and never reaches the handler.
+    #[inline(never)]
+    fn check_access<M: 'static>(&self, meta: &Metadata) -> Result<(), String> {
+        let entry = &self.shared.entry;
+        if !meta.needs_access_check() {
+            return Ok(());
+        }
+        let Some(i) = entry.type_index(std::any::TypeId::of::<M>()) else {
+            return Ok(());
+        };
+        let Some(rule) = entry.rule(i) else {
+            return Ok(());
+        };
+        let ty = &entry.types[i];
+        let message = ty.wire_name.unwrap_or(ty.type_name);
+        crate::access::check(rule, meta, entry.name(), message).map_err(|d| {
+            entry.count_message(self.shared.id.slot);
+            ServiceStats::inc(&entry.stats.denied);
+            ServiceStats::inc(&entry.stats.denied_taken);
+            d.reason
+        })
+    }
+
     /// Counts a message taken from the mailbox and runs its handler; `None`
     /// when the message's deadline had passed (counted as expired, not
     /// handled).
@@ -246,6 +278,10 @@ where
 
     #[inline]
     fn handle(&mut self, TellEnvelope(env): TellEnvelope<M>, ctx: &mut Context<Self>) {
+        if env.meta.has_extra() && self.check_access::<M>(&env.meta).is_err() {
+            // Nobody waits for a tell: refused, logged and counted.
+            return;
+        }
         if let Some(reply) = self.call(env, ctx) {
             reply.run_unobserved(ctx, &self.shared);
         }

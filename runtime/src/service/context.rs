@@ -48,6 +48,20 @@ impl<'a, S: Service> ServiceContext<'a, S> {
         self.metadata().identity()
     }
 
+    /// Metadata for a call made from this handler: the caller's identity
+    /// (and token), trace and deadline ([`Metadata::propagate`]), and this
+    /// service as the calling one, which access rules naming services
+    /// check (a node believes it only from a node that hosts this service).
+    ///
+    /// ```ignore
+    /// let reply = ctx.service("payments").ask(Charge { .. }).metadata(ctx.propagate());
+    /// ```
+    pub fn propagate(&self) -> Metadata {
+        self.metadata()
+            .propagate()
+            .with_caller_service(self.shared.entry.name_arc().clone())
+    }
+
     /// This instance's id.
     pub fn instance(&self) -> InstanceId {
         self.shared.id

@@ -44,6 +44,8 @@ pub(crate) struct NodeShared {
     /// `default_timeout` in whole milliseconds, rounded up (per-call math saved).
     pub(crate) default_timeout_ms: u64,
     pub(crate) exec: Exec,
+    /// Checks the tokens of identities from other nodes.
+    pub(crate) verifier: Option<Arc<dyn crate::access::IdentityVerifier>>,
     /// Remoting, when the node listens or dials.
     pub(crate) remote: Option<Arc<crate::remote::remoting::Remoting>>,
 }

@@ -22,6 +22,8 @@ pub enum HandlerFailure {
     Panicked(String),
     /// The message's deadline had passed when it reached the front of the mailbox.
     Expired,
+    /// The service's access rule refused the caller (why, for the caller).
+    Denied(String),
 }
 
 type BoxFut<R> = Pin<Box<dyn Future<Output = R>>>;
@@ -153,6 +155,7 @@ enum Inner<S, R> {
     Act(BoxActFut<S, R>),
     Atomic(BoxActFut<S, R>),
     Expired,
+    Denied(String),
 }
 
 impl<S, R> std::fmt::Debug for ReplyResponse<S, R> {
@@ -177,6 +180,12 @@ impl<S, R> ReplyResponse<S, R> {
     pub(crate) fn expired() -> Self {
         Self {
             inner: Inner::Expired,
+        }
+    }
+
+    pub(crate) fn denied(reason: String) -> Self {
+        Self {
+            inner: Inner::Denied(reason),
         }
     }
 }
@@ -205,6 +214,7 @@ where
                 }
             }
             Inner::Expired => send(tx, Err(HandlerFailure::Expired)),
+            Inner::Denied(reason) => send(tx, Err(HandlerFailure::Denied(reason))),
             Inner::Future(fut, shared) => {
                 actix_rt::spawn(async move {
                     match AssertUnwindSafe(fut).catch_unwind().await {

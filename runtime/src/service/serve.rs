@@ -185,7 +185,37 @@ impl std::fmt::Debug for ServeFns {
     }
 }
 
+/// An anonymous call from another node (nothing travels with it, so the
+/// instance would treat it as a local one): refused here when the message
+/// has an access rule, counted and logged.
+fn refuse_anonymous(entry: &ServiceEntry, index: usize) -> Result<(), WireError> {
+    match entry.rule(index) {
+        None => Ok(()),
+        Some(rule) => {
+            let ty = &entry.types[index];
+            let message = ty.wire_name.unwrap_or(ty.type_name);
+            let meta = Metadata::new();
+            crate::access::check(rule, &meta, entry.name(), message).map_err(|d| {
+                crate::stats::ServiceStats::inc(&entry.stats.denied);
+                WireError::PermissionDenied { reason: d.reason }
+            })
+        }
+    }
+}
+
 impl ServedRoute {
+    /// [`refuse_anonymous`] for this route's message.
+    fn check_anonymous(&self, meta: &Metadata) -> Result<(), WireError> {
+        if meta.has_extra() {
+            // Checked by the instance, against what travels with it.
+            return Ok(());
+        }
+        match self.svc.cached_entry() {
+            Some(entry) => refuse_anonymous(entry, self.index),
+            None => Ok(()),
+        }
+    }
+
     fn resolve(node: Arc<NodeShared>, service: &str, message: &str) -> Result<Self, WireError> {
         let entry = node
             .registry
@@ -223,6 +253,7 @@ impl InboundCall for ServedRoute {
         if self.node.refusing_remote.load(Ordering::Acquire) {
             return Err(WireError::ShuttingDown);
         }
+        self.check_anonymous(&meta)?;
         (self.fns.ask)(&self, payload, meta, deadline)
     }
 
@@ -234,6 +265,7 @@ impl InboundCall for ServedRoute {
         if self.node.refusing_remote.load(Ordering::Acquire) {
             return Err(WireError::ShuttingDown);
         }
+        self.check_anonymous(&meta)?;
         (self.fns.tell)(&self, payload, meta)
     }
 }
@@ -249,6 +281,10 @@ impl LocalNode for NodeShared {
 
     fn deadline_after(&self, d: Duration) -> u64 {
         self.deadlines.clock().after(d)
+    }
+
+    fn identity_verifier(&self) -> Option<&dyn crate::access::IdentityVerifier> {
+        self.verifier.as_deref()
     }
 
     fn resolve(self: Arc<Self>, service: &str, message: &str) -> Result<Arc<Inbound>, WireError> {
@@ -269,14 +305,12 @@ impl LocalNode for NodeShared {
         // Decoded here, by the service's own registration, then called as
         // any ask is (a keyed service routes it on to the instance that owns
         // its key, wherever that is).
-        let fns = ServedRoute::resolve(self.clone(), service, message)
-            .map_err(|e| match e {
-                WireError::UnhandledMessage { .. } => {
-                    WireError::Json(WireJsonError::UnknownMessage)
-                }
-                other => other,
-            })?
-            .fns;
+        let route = ServedRoute::resolve(self.clone(), service, message).map_err(|e| match e {
+            WireError::UnhandledMessage { .. } => WireError::Json(WireJsonError::UnknownMessage),
+            other => other,
+        })?;
+        route.check_anonymous(&meta)?;
+        let fns = route.fns;
         let svc = ServiceRef::new(self, service);
         (fns.json)(svc, JsonBody::Bytes(body), meta, Some(timeout))
             .map_err(|e| WireError::Json(WireJsonError::from_json_error(&e)))

@@ -79,6 +79,7 @@ pub struct ServiceSpec<S: Service> {
     strategy: Strategy,
     intensity: Intensity,
     backoff: Option<Backoff>,
+    access: crate::access::Access,
 }
 
 impl<S: Service> fmt::Debug for ServiceSpec<S> {
@@ -145,6 +146,7 @@ impl<S: Service> ServiceSpec<S> {
             strategy: Strategy::OneForOne,
             intensity: Intensity::default(),
             backoff: None,
+            access: crate::access::Access::new(),
         }
     }
 
@@ -163,6 +165,7 @@ impl<S: Service> ServiceSpec<S> {
             key: wire.and_then(|(w, _)| w.key),
             serve: wire.map(|(_, s)| s.erased()),
             send: Some(Arc::new(send_fns::<S, M>())),
+            access: None,
         };
         if let Some(r) = self.routes.iter_mut().find(|r| r.ty.type_id == type_id) {
             r.ty = ty;
@@ -202,6 +205,31 @@ impl<S: Service> ServiceSpec<S> {
         M::Result: Send,
     {
         self.route::<M>(None)
+    }
+
+    /// Who may send its messages: checked by the instance that serves
+    /// each call, against the identity and calling service the call
+    /// carries (docs/security.md, "Access rules at each service"). Added to
+    /// rules set before (a later rule for the same message wins). A message
+    /// without a rule, when there is no default rule, stays open.
+    ///
+    /// # Examples
+    /// ```
+    /// # use msa_runtime::{Handler, Reply, Service, ServiceContext, ServiceSpec};
+    /// use msa_runtime::access::{Access, Rule};
+    /// # #[derive(actix::Message)] #[rtype(result = "()")] struct Refund;
+    /// # #[derive(Default)] struct Payments; impl Service for Payments {}
+    /// # impl Handler<Refund> for Payments {
+    /// #     fn handle(&mut self, _: Refund, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> { Reply::ready(()) }
+    /// # }
+    /// let spec = ServiceSpec::new("payments", Payments::default)
+    ///     .handles_local::<Refund>()
+    ///     .access(Access::new().allow::<Refund>(Rule::roles(["admin"]).or_services(["orders"])));
+    /// # let _ = spec;
+    /// ```
+    pub fn access(mut self, access: crate::access::Access) -> Self {
+        self.access = std::mem::take(&mut self.access).merge(access);
+        self
     }
 
     /// How many instances run (default 1).
@@ -360,7 +388,19 @@ impl<S: Service> ServiceSpec<S> {
         self,
         node: &str,
     ) -> (Arc<ServiceEntry>, Arc<dyn ErasedBlueprint>) {
-        let types: Box<[MessageType]> = self.routes.iter().map(|r| r.ty.clone()).collect();
+        let types: Box<[MessageType]> = self
+            .routes
+            .iter()
+            .map(|r| {
+                let mut ty = r.ty.clone();
+                ty.access = self.access.rule_for(ty.type_id, ty.wire_name);
+                ty
+            })
+            .collect();
+        let known: Vec<&str> = types.iter().filter_map(|t| t.wire_name).collect();
+        for name in self.access.unknown_names(&known) {
+            tracing::warn!(service = %self.name, message = name, "an access rule names a message the service does not handle: it guards nothing");
+        }
         let entry = Arc::new(ServiceEntry::new(
             Arc::from(self.name.as_str()),
             types,

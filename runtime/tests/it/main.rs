@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access;
 mod actix_behaviour;
 mod addr;
 mod backpressure;

@@ -91,6 +91,15 @@ fn put_meta(out: &mut Vec<u8>, m: &WireMeta) {
             put_varint(out, t);
         }
     }
+    for s in [&m.token, &m.service] {
+        match s {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                put_bytes(out, s.as_bytes());
+            }
+        }
+    }
 }
 
 /// Appends a `Tell` or `Ask` as bincode would encode it (no length prefix);
@@ -317,7 +326,7 @@ pub(super) struct Call<'a> {
 }
 
 /// Reads a whole `Tell` or `Ask` body (tag included) of the common shape:
-/// a route id and no identity. `None` for anything else (another frame, a
+/// a route id, no identity, no token and no calling service. `None` for anything else (another frame, a
 /// named route, an identity, malformed or trailing bytes): the caller then
 /// decodes it the serde way, which decides.
 pub(super) fn decode_call(body: &[u8]) -> Option<Call<'_>> {
@@ -345,6 +354,10 @@ pub(super) fn decode_call(body: &[u8]) -> Option<Call<'_>> {
     } else {
         None
     };
+    // No token, no calling service: likewise.
+    if r.option()? || r.option()? {
+        return None;
+    }
     let len = usize::try_from(r.varint(U64_BYTE)?).ok()?;
     let payload = r.take(len)?;
     if !r.b.is_empty() {
@@ -358,6 +371,8 @@ pub(super) fn decode_call(body: &[u8]) -> Option<Call<'_>> {
             roles: Vec::new(),
             trace,
             timeout_ms,
+            token: None,
+            service: None,
         },
         payload,
     })
@@ -391,6 +406,7 @@ mod tests {
                     roles: vec![],
                     trace,
                     timeout_ms: timeout,
+                    ..WireMeta::default()
                 });
             }
         }
@@ -399,6 +415,16 @@ mod tests {
             roles: vec!["admin".into(), "x".repeat(300)],
             trace: Some((1, 2)),
             timeout_ms: Some(5_000),
+            token: Some("h.p.s".into()),
+            service: Some("orders".into()),
+        });
+        v.push(WireMeta {
+            service: Some("orders".into()),
+            ..WireMeta::default()
+        });
+        v.push(WireMeta {
+            token: Some("t".repeat(300)),
+            ..WireMeta::default()
         });
         v
     }
@@ -545,7 +571,10 @@ mod tests {
                     unreachable!("only calls are made")
                 };
                 assert!(
-                    !matches!(route, Route::Id(_)) || meta.subject.is_some(),
+                    !matches!(route, Route::Id(_))
+                        || meta.subject.is_some()
+                        || meta.token.is_some()
+                        || meta.service.is_some(),
                     "a common call was left to serde: {f:?}"
                 );
                 continue;

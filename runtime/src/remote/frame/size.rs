@@ -34,6 +34,10 @@ fn meta(m: &WireMeta) -> usize {
         + INT
         + 1
         + INT
+        + 1
+        + m.token.as_ref().map_or(0, |s| bytes(s.len()))
+        + 1
+        + m.service.as_ref().map_or(0, |s| bytes(s.len()))
 }
 
 /// A wire error travels as a code, a text, a number and a detail text.
@@ -51,6 +55,7 @@ fn wire_error(e: &WireError) -> usize {
         WireError::TablesPending { nodes } => nodes.iter().map(|n| n.len() + 1).sum(),
         WireError::Codec { reason }
         | WireError::Json(WireJsonError::Malformed { reason })
+        | WireError::PermissionDenied { reason }
         | WireError::Other { text: reason, .. } => reason.len(),
         WireError::Json(WireJsonError::BadBody { path, reason }) => path.len() + reason.len(),
         WireError::UnknownService

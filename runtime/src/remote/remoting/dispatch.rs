@@ -106,7 +106,7 @@ impl Remoting {
                 route,
                 meta,
                 payload,
-            } => return self.on_tell(&node, routes, route, meta, &payload),
+            } => return self.on_tell(&node, peer, routes, route, meta, &payload),
             Frame::Ask {
                 id,
                 route,
@@ -126,7 +126,7 @@ impl Remoting {
                     return Ok(None);
                 }
                 let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
-                let mut meta = meta.into_metadata();
+                let mut meta = meta.verified_metadata(&*node, &peer.info.name);
                 meta.set_deadline_ms(deadline.deadline_ms);
                 match serve_ask_json(&node, &service, &message, meta, &body, deadline.timeout) {
                     Ok(fut) => {
@@ -187,7 +187,7 @@ impl Remoting {
                 payload,
             } => {
                 let node = self.node.upgrade().ok_or(ConnectionError::NodeGone)?;
-                self.on_tell(&node, routes, route, meta, payload)
+                self.on_tell(&node, peer, routes, route, meta, payload)
             }
             Incoming::Ask {
                 id,
@@ -206,6 +206,7 @@ impl Remoting {
     fn on_tell(
         &self,
         node: &Arc<dyn LocalNode>,
+        peer: &Arc<Peer>,
         routes: &mut InboundRoutes<Arc<Inbound>>,
         route: Route,
         meta: WireMeta,
@@ -221,7 +222,7 @@ impl Remoting {
         let deadline = meta
             .timeout_ms
             .map(|ms| ServeDeadline::new(&**node, Some(ms)));
-        let mut meta = meta.into_metadata();
+        let mut meta = meta.verified_metadata(&**node, &peer.info.name);
         if let Some(d) = deadline {
             meta.set_deadline_ms(d.deadline_ms);
         }
@@ -264,8 +265,13 @@ impl Remoting {
                 "remote ask"
             );
         }
-        let served = resolved(node, route)
-            .and_then(|inbound| inbound.serve_ask(payload, meta.into_metadata(), deadline));
+        let served = resolved(node, route).and_then(|inbound| {
+            inbound.serve_ask(
+                payload,
+                meta.verified_metadata(&**node, &peer.info.name),
+                deadline,
+            )
+        });
         match served {
             Ok(fut) => {
                 let peer = peer.clone();

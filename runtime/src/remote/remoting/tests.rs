@@ -6,6 +6,7 @@ use crate::remote::handshake::{Dialer, Listener as HsListener, Step};
 use crate::remote::transport::BoxStream;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
+mod access;
 mod hostile;
 mod inbound;
 mod split_brain;

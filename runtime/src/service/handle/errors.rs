@@ -85,6 +85,10 @@ impl ServiceRef {
                 service: self.name.to_string(),
                 after: timeout,
             },
+            HandlerFailure::Denied(reason) => CallError::PermissionDenied {
+                service: self.name.to_string(),
+                reason,
+            },
         }
     }
 

@@ -40,6 +40,21 @@ pub struct GatewayConfig {
     /// Largest request body accepted, in bytes (default 1 MiB); beyond it the
     /// answer is 413 without reading the rest.
     pub max_body_bytes: usize,
+    /// Time a request's body may take to arrive whole, in milliseconds
+    /// (default 10,000); past it the answer is 408 and the connection is
+    /// closed. The body is read before the call takes a concurrency permit,
+    /// so a slow body never holds one.
+    pub body_timeout_ms: u64,
+    /// Time a connection may take to send a request's head (request line
+    /// and headers), in milliseconds (default 5,000): actix-web's
+    /// `client_request_timeout`. A client that never finishes its head
+    /// (slowloris) gets 408 and is closed.
+    pub head_timeout_ms: u64,
+    /// Largest total size of a request's headers (names, values and
+    /// separators), in bytes (default 16 KiB); beyond it the answer is 431.
+    /// actix-http closes any head over 128 KiB or with more than 96 headers
+    /// with a 431 before the gateway sees it, whatever this says.
+    pub max_header_bytes: usize,
     /// Timeout of each call, in milliseconds (`None`: the node's default ask timeout).
     pub timeout_ms: Option<u64>,
     /// Calls in flight per route before new ones get 429 (default 1024).
@@ -58,6 +73,9 @@ impl Default for GatewayConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             workers: 2,
             max_body_bytes: 1024 * 1024,
+            body_timeout_ms: 10_000,
+            head_timeout_ms: 5_000,
+            max_header_bytes: 16 * 1024,
             timeout_ms: None,
             max_concurrency: 1024,
             auth: None,

@@ -50,6 +50,11 @@ impl State {
     pub(crate) fn call_timeout(&self) -> Option<Duration> {
         self.config.timeout_ms.map(Duration::from_millis)
     }
+
+    /// The time a request's body may take to arrive.
+    pub(crate) fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.body_timeout_ms)
+    }
 }
 
 /// The HTTP gateway of a node.
@@ -82,6 +87,14 @@ impl Gateway {
         if config.timeout_ms == Some(0) {
             return Err(config_err("`timeout_ms` must be at least 1"));
         }
+        if config.body_timeout_ms == 0 || config.head_timeout_ms == 0 {
+            return Err(config_err(
+                "`body_timeout_ms` and `head_timeout_ms` must be at least 1",
+            ));
+        }
+        if config.max_header_bytes == 0 {
+            return Err(config_err("`max_header_bytes` must be at least 1"));
+        }
         let auth = config.auth.as_ref().map(Authenticator::new).transpose()?;
         let policy = Policy::new(&config.policy)?;
         if auth.is_none() && !config.policy.is_empty() {
@@ -102,10 +115,14 @@ impl Gateway {
             drain,
         });
         let app_state = state.clone();
+        let listen = Listen {
+            workers,
+            head_timeout: Duration::from_millis(state.config.head_timeout_ms),
+        };
         let server = spawn_server(
             "msa-gateway",
             bind,
-            workers,
+            listen,
             Arc::new(move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(app_state.clone())
                     .default_service(web::to(dispatch::dispatch));
@@ -119,13 +136,33 @@ impl Gateway {
 /// What an actix-web app serves: its data and routes.
 pub(crate) type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
+/// How a server listens: workers and connection bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct Listen {
+    /// actix-web workers.
+    pub(crate) workers: usize,
+    /// Time a connection may take to send a request's head
+    /// (`client_request_timeout`).
+    pub(crate) head_timeout: Duration,
+}
+
+impl Listen {
+    /// Plain HTTP with `workers` workers and the default head timeout.
+    pub(crate) fn plain(workers: usize) -> Self {
+        Self {
+            workers,
+            head_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Binds `bind` and serves `configure`'s app on a thread of its own named
-/// `thread` (its own actix `System`, signals off, `workers` workers).
+/// `thread` (its own actix `System`, signals off, `listen.workers` workers).
 /// Returns once the server listens.
 pub(crate) fn spawn_server(
     thread: &str,
     bind: SocketAddr,
-    workers: usize,
+    listen: Listen,
     configure: Configure,
 ) -> Result<Server, GatewayError> {
     let (started_tx, started_rx) =
@@ -140,7 +177,8 @@ pub(crate) fn spawn_server(
                     let configure = configure.clone();
                     App::new().configure(move |cfg| configure(cfg))
                 })
-                .workers(workers)
+                .workers(listen.workers)
+                .client_request_timeout(listen.head_timeout)
                 .backlog(BACKLOG)
                 .disable_signals()
                 .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)

@@ -65,6 +65,9 @@ pub struct GatewayConfig {
     pub policy: Vec<PolicyRule>,
     /// Extra routes mapping a method and path to a service message (`[[gateway.routes]]`).
     pub routes: Vec<RouteConfig>,
+    /// CORS for browser callers (`[gateway.cors]`); `None`: no CORS headers
+    /// at all, and a preflight is 405.
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +84,60 @@ impl Default for GatewayConfig {
             auth: None,
             policy: Vec::new(),
             routes: Vec::new(),
+            cors: None,
+        }
+    }
+}
+
+/// CORS settings (`[gateway.cors]`): which web origins may call the
+/// gateway from a browser, with which methods and headers.
+///
+/// # Examples
+/// ```
+/// let c: msa_gateway::CorsConfig = serde_json::from_value(serde_json::json!({
+///     "allowed_origins": ["https://shop.example.com"],
+/// })).unwrap();
+/// assert_eq!(c.max_age_secs, Some(600));
+/// assert!(c.allowed_headers.contains(&"authorization".to_string()));
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed, exactly as browsers send them
+    /// (`https://shop.example.com`, `http://localhost:3000`: scheme, host,
+    /// port, no path), or the single entry `"*"` for any origin.
+    pub allowed_origins: Vec<String>,
+    /// Methods a preflight may ask for (default GET, POST, PUT, PATCH, DELETE).
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (default `authorization`,
+    /// `content-type`, `x-request-id`, `traceparent`).
+    pub allowed_headers: Vec<String>,
+    /// Response headers a page may read besides the simple ones (default
+    /// `x-request-id`).
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight's answer, in seconds
+    /// (default 600; `None` leaves it to the browser).
+    pub max_age_secs: Option<usize>,
+    /// Whether pages may send cookies or HTTP auth along (default false;
+    /// not allowed with `"*"`).
+    pub allow_credentials: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: strings(&["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            allowed_headers: strings(&[
+                "authorization",
+                "content-type",
+                "x-request-id",
+                "traceparent",
+            ]),
+            expose_headers: strings(&["x-request-id"]),
+            max_age_secs: Some(600),
+            allow_credentials: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use actix_web::http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, ORIGIN};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tracing::Instrument;
 
@@ -48,6 +49,14 @@ pub(crate) async fn dispatch(
     };
     let mut res = result.unwrap_or_else(|e| e.to_response());
     res.headers_mut().insert(REQUEST_ID, ctx.request_id.clone());
+    if let Some(expose) = state
+        .cors
+        .as_ref()
+        .and_then(|c| c.expose_headers(req.headers().get(ORIGIN)))
+    {
+        res.headers_mut()
+            .insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+    }
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
     state

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 use msa_runtime::Node;
 use parking_lot::Mutex;
@@ -18,6 +20,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
+use crate::cors::{CorsLayer, CorsPolicy};
 use crate::dispatch;
 use crate::drain::Drain;
 use crate::error::GatewayError;
@@ -40,6 +43,8 @@ pub(crate) struct State {
     pub(crate) auth: Option<Authenticator>,
     pub(crate) policy: Policy,
     pub(crate) router: Router,
+    /// CORS, if configured (the handler adds the exposed headers).
+    pub(crate) cors: Option<CorsPolicy>,
     pub(crate) metrics: Metrics,
     /// Calls in flight, and whether new ones are refused.
     pub(crate) drain: Arc<Drain>,
@@ -101,6 +106,7 @@ impl Gateway {
             tracing::warn!("gateway auth is off: the policy rules are not applied");
         }
         let router = Router::new(&config.routes, config.max_concurrency)?;
+        let cors = config.cors.as_ref().map(CorsPolicy::new).transpose()?;
         let (bind, workers) = (config.bind, config.workers);
         let drain = Arc::new(Drain::default());
         let mut metrics = Metrics::new(node.clone());
@@ -112,12 +118,21 @@ impl Gateway {
             auth,
             policy,
             router,
+            cors: cors.clone(),
             drain,
         });
         let app_state = state.clone();
+        let cors = cors.map(|policy| {
+            let state = state.clone();
+            CorsLayer {
+                policy,
+                on_denied: Arc::new(move || state.metrics.count_refused("cors_denied")),
+            }
+        });
         let listen = Listen {
             workers,
             head_timeout: Duration::from_millis(state.config.head_timeout_ms),
+            cors,
         };
         let server = spawn_server(
             "msa-gateway",
@@ -144,6 +159,8 @@ pub(crate) struct Listen {
     /// Time a connection may take to send a request's head
     /// (`client_request_timeout`).
     pub(crate) head_timeout: Duration,
+    /// CORS middleware around every route, if configured.
+    pub(crate) cors: Option<CorsLayer>,
 }
 
 impl Listen {
@@ -152,6 +169,7 @@ impl Listen {
         Self {
             workers,
             head_timeout: Duration::from_secs(5),
+            cors: None,
         }
     }
 }
@@ -173,9 +191,16 @@ pub(crate) fn spawn_server(
         .spawn(move || {
             let system = actix_rt::System::new();
             system.block_on(async move {
+                let cors = listen.cors.clone();
                 let server = HttpServer::new(move || {
                     let configure = configure.clone();
-                    App::new().configure(move |cfg| configure(cfg))
+                    let cors = cors.as_ref();
+                    App::new()
+                        .wrap(Condition::new(
+                            cors.is_some(),
+                            cors.map_or_else(Cors::default, CorsLayer::middleware),
+                        ))
+                        .configure(move |cfg| configure(cfg))
                 })
                 .workers(listen.workers)
                 .client_request_timeout(listen.head_timeout)

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod bounds;
 mod calls;
+mod cors;
 mod crash;
 mod garbage;
 mod lifecycle;

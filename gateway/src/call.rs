@@ -2,8 +2,14 @@
 //! call the node, map the answer.
 //!
 //! The checks run in this order, so that a caller learns nothing about a
-//! service it may not use: 401 (token), 403 (policy), 429 (in-flight
-//! limit), 413/400 (body), then whatever the call itself yields.
+//! service it may not use: 401 (token), 403 (policy), 413/400/408 (body),
+//! 429 (in-flight limit), then whatever the call itself yields.
+//!
+//! The body is read whole, under the size limit and within the body
+//! timeout, *before* the call takes one of its route's concurrency
+//! permits: a client that declares a body and trickles it (or never sends
+//! it) holds a connection until the timeout, never a permit, so slow
+//! senders cannot make everyone else's calls 429.
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
@@ -60,11 +66,24 @@ pub(crate) async fn call(
         }
         None => None,
     };
+    let body_timeout = state.body_timeout();
+    let read = body::read(req.headers(), payload, state.config.max_body_bytes);
+    let body = match tokio::time::timeout(body_timeout, read).await {
+        Ok(body) => body?,
+        Err(_) => {
+            state.metrics.count_refused("body_timeout");
+            tracing::info!(
+                request_id = ctx.request_id(),
+                after_ms = body_timeout.as_millis() as u64,
+                "request body timed out"
+            );
+            return Err(ApiError::body_timeout(body_timeout));
+        }
+    };
     let _permit = route
         .limiter
         .try_acquire()
         .map_err(|_| ApiError::too_many_requests())?;
-    let body = body::read(req.headers(), payload, state.config.max_body_bytes).await?;
     // Checked by the service too (its access rules), with the token for a
     // node that serves it elsewhere to verify.
     let mut meta = Metadata::new().with_trace(ctx.trace).with_access_check();

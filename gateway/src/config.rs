@@ -40,6 +40,21 @@ pub struct GatewayConfig {
     /// Largest request body accepted, in bytes (default 1 MiB); beyond it the
     /// answer is 413 without reading the rest.
     pub max_body_bytes: usize,
+    /// Time a request's body may take to arrive whole, in milliseconds
+    /// (default 10,000); past it the answer is 408 and the connection is
+    /// closed. The body is read before the call takes a concurrency permit,
+    /// so a slow body never holds one.
+    pub body_timeout_ms: u64,
+    /// Time a connection may take to send a request's head (request line
+    /// and headers), in milliseconds (default 5,000): actix-web's
+    /// `client_request_timeout`. A client that never finishes its head
+    /// (slowloris) gets 408 and is closed.
+    pub head_timeout_ms: u64,
+    /// Largest total size of a request's headers (names, values and
+    /// separators), in bytes (default 16 KiB); beyond it the answer is 431.
+    /// actix-http closes any head over 128 KiB or with more than 96 headers
+    /// with a 431 before the gateway sees it, whatever this says.
+    pub max_header_bytes: usize,
     /// Timeout of each call, in milliseconds (`None`: the node's default ask timeout).
     pub timeout_ms: Option<u64>,
     /// Calls in flight per route before new ones get 429 (default 1024).
@@ -50,6 +65,9 @@ pub struct GatewayConfig {
     pub policy: Vec<PolicyRule>,
     /// Extra routes mapping a method and path to a service message (`[[gateway.routes]]`).
     pub routes: Vec<RouteConfig>,
+    /// CORS for browser callers (`[gateway.cors]`); `None`: no CORS headers
+    /// at all, and a preflight is 405.
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -58,11 +76,68 @@ impl Default for GatewayConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             workers: 2,
             max_body_bytes: 1024 * 1024,
+            body_timeout_ms: 10_000,
+            head_timeout_ms: 5_000,
+            max_header_bytes: 16 * 1024,
             timeout_ms: None,
             max_concurrency: 1024,
             auth: None,
             policy: Vec::new(),
             routes: Vec::new(),
+            cors: None,
+        }
+    }
+}
+
+/// CORS settings (`[gateway.cors]`): which web origins may call the
+/// gateway from a browser, with which methods and headers.
+///
+/// # Examples
+/// ```
+/// let c: msa_gateway::CorsConfig = serde_json::from_value(serde_json::json!({
+///     "allowed_origins": ["https://shop.example.com"],
+/// })).unwrap();
+/// assert_eq!(c.max_age_secs, Some(600));
+/// assert!(c.allowed_headers.contains(&"authorization".to_string()));
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed, exactly as browsers send them
+    /// (`https://shop.example.com`, `http://localhost:3000`: scheme, host,
+    /// port, no path), or the single entry `"*"` for any origin.
+    pub allowed_origins: Vec<String>,
+    /// Methods a preflight may ask for (default GET, POST, PUT, PATCH, DELETE).
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (default `authorization`,
+    /// `content-type`, `x-request-id`, `traceparent`).
+    pub allowed_headers: Vec<String>,
+    /// Response headers a page may read besides the simple ones (default
+    /// `x-request-id`).
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight's answer, in seconds
+    /// (default 600; `None` leaves it to the browser).
+    pub max_age_secs: Option<usize>,
+    /// Whether pages may send cookies or HTTP auth along (default false;
+    /// not allowed with `"*"`).
+    pub allow_credentials: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: strings(&["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            allowed_headers: strings(&[
+                "authorization",
+                "content-type",
+                "x-request-id",
+                "traceparent",
+            ]),
+            expose_headers: strings(&["x-request-id"]),
+            max_age_secs: Some(600),
+            allow_credentials: false,
         }
     }
 }

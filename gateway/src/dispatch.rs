@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use actix_web::http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, ORIGIN};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tracing::Instrument;
 
@@ -38,11 +39,24 @@ pub(crate) async fn dispatch(
         _ => UNMATCHED,
     };
     let span = trace::request_span(req.method(), route, &ctx);
-    let result = serve(&state, &req, &mut payload, &ctx, found)
-        .instrument(span.clone())
-        .await;
+    let result = match check_head(&state, &req) {
+        Ok(()) => {
+            serve(&state, &req, &mut payload, &ctx, found)
+                .instrument(span.clone())
+                .await
+        }
+        Err(e) => Err(e),
+    };
     let mut res = result.unwrap_or_else(|e| e.to_response());
     res.headers_mut().insert(REQUEST_ID, ctx.request_id.clone());
+    if let Some(expose) = state
+        .cors
+        .as_ref()
+        .and_then(|c| c.expose_headers(req.headers().get(ORIGIN)))
+    {
+        res.headers_mut()
+            .insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+    }
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
     state
@@ -56,6 +70,28 @@ pub(crate) async fn dispatch(
     );
     // See `body`: an unfinished body closes the connection instead of being drained.
     HoldPayload::wrap(res, payload)
+}
+
+/// Refuses a request whose headers add up to more than `max_header_bytes`
+/// (431), counted and logged; actix-http has already refused heads over its
+/// own fixed bounds (128 KiB, 96 headers).
+fn check_head(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
+    let limit = state.config.max_header_bytes;
+    let size = header_bytes(req.headers());
+    if size > limit {
+        state.metrics.count_refused("headers_too_large");
+        tracing::info!(size, limit, "request headers too large");
+        return Err(ApiError::headers_too_large(limit));
+    }
+    Ok(())
+}
+
+/// The size of `headers` as sent: `name: value\r\n` for each.
+fn header_bytes(headers: &actix_web::http::header::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
 }
 
 /// Runs the matched route's target.

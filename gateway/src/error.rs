@@ -130,6 +130,27 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive within the gateway's body timeout.
+    pub(crate) fn body_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                after.as_millis()
+            ),
+        )
+    }
+
+    /// 431: the request's headers are over the gateway's limit.
+    pub(crate) fn headers_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("request headers exceed {limit} bytes"),
+        )
+    }
+
     pub(crate) fn too_many_requests() -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -247,8 +268,10 @@ impl ApiError {
         if let Some(allow) = &self.allow {
             res.insert_header((header::ALLOW, allow.as_str()));
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // Do not drain the rest of an oversized body: close instead.
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE
+            || self.status == StatusCode::REQUEST_TIMEOUT
+        {
+            // Do not drain the rest of an oversized or stalled body: close instead.
             res.force_close();
         }
         if self.status == StatusCode::UNAUTHORIZED {

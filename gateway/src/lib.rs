@@ -49,6 +49,7 @@ mod auth;
 mod body;
 mod call;
 mod config;
+mod cors;
 mod dispatch;
 mod drain;
 mod error;
@@ -62,7 +63,7 @@ mod trace;
 mod verifier;
 
 pub use auth::hs256_token;
-pub use config::{AuthConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig};
+pub use config::{AuthConfig, CorsConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig};
 pub use error::GatewayError;
 pub use ops::{OpsHandle, OpsServer};
 pub use server::{Gateway, GatewayHandle};

@@ -39,6 +39,12 @@
 //!   arrived and not been answered yet (a graceful stop waits for them).
 //! * `msa_gateway_request_duration_seconds{route}` (histogram): time from the
 //!   request's arrival to its response, buckets from 100 µs to 10 s.
+//! * `msa_gateway_refused_total{reason}` (counter): requests refused for what
+//!   they are rather than where they go: `body_timeout` (408, the body did
+//!   not arrive in time), `headers_too_large` (431), `jwks_unknown_kid`
+//!   (401, a token named a key the JWKS does not hold, even after a refresh),
+//!   `bad_token` (any other 401 for a token that was sent), `cors_denied` (a
+//!   preflight from an origin not allowed).
 //!
 //! Services spawned on this node (one series per service, label `service`):
 //! * `msa_service_messages_total` (counter): messages handed to a handler.
@@ -115,6 +121,12 @@ struct RequestLabels {
     status: u16,
 }
 
+/// Labels of `msa_gateway_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    reason: &'static str,
+}
+
 /// Labels of `msa_gateway_request_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
@@ -130,6 +142,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: DurationFamily,
+    refused: Family<RefusedLabels, Counter>,
 }
 
 impl Metrics {
@@ -148,6 +161,11 @@ impl Metrics {
             Unit::Seconds,
             m.durations.clone(),
         );
+        m.registry.register(
+            "msa_gateway_refused",
+            "Requests the gateway refused for what they are (slow body, oversized head, bad token...), by reason",
+            m.refused.clone(),
+        );
         m
     }
 
@@ -165,6 +183,7 @@ impl Metrics {
             registry,
             requests: Family::default(),
             durations: Family::new_with_constructor(request_histogram),
+            refused: Family::default(),
         }
     }
 
@@ -196,6 +215,12 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Counts one request refused for `reason` (a fixed, bounded set: see
+    /// the module docs).
+    pub(crate) fn count_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&RefusedLabels { reason }).inc();
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4), with the

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 use msa_runtime::Node;
 use parking_lot::Mutex;
@@ -18,6 +20,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
+use crate::cors::{CorsLayer, CorsPolicy};
 use crate::dispatch;
 use crate::drain::Drain;
 use crate::error::GatewayError;
@@ -40,6 +43,8 @@ pub(crate) struct State {
     pub(crate) auth: Option<Authenticator>,
     pub(crate) policy: Policy,
     pub(crate) router: Router,
+    /// CORS, if configured (the handler adds the exposed headers).
+    pub(crate) cors: Option<CorsPolicy>,
     pub(crate) metrics: Metrics,
     /// Calls in flight, and whether new ones are refused.
     pub(crate) drain: Arc<Drain>,
@@ -49,6 +54,11 @@ impl State {
     /// The timeout of each call (`None`: the node's default).
     pub(crate) fn call_timeout(&self) -> Option<Duration> {
         self.config.timeout_ms.map(Duration::from_millis)
+    }
+
+    /// The time a request's body may take to arrive.
+    pub(crate) fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.body_timeout_ms)
     }
 }
 
@@ -82,12 +92,21 @@ impl Gateway {
         if config.timeout_ms == Some(0) {
             return Err(config_err("`timeout_ms` must be at least 1"));
         }
+        if config.body_timeout_ms == 0 || config.head_timeout_ms == 0 {
+            return Err(config_err(
+                "`body_timeout_ms` and `head_timeout_ms` must be at least 1",
+            ));
+        }
+        if config.max_header_bytes == 0 {
+            return Err(config_err("`max_header_bytes` must be at least 1"));
+        }
         let auth = config.auth.as_ref().map(Authenticator::new).transpose()?;
         let policy = Policy::new(&config.policy)?;
         if auth.is_none() && !config.policy.is_empty() {
             tracing::warn!("gateway auth is off: the policy rules are not applied");
         }
         let router = Router::new(&config.routes, config.max_concurrency)?;
+        let cors = config.cors.as_ref().map(CorsPolicy::new).transpose()?;
         let (bind, workers) = (config.bind, config.workers);
         let drain = Arc::new(Drain::default());
         let mut metrics = Metrics::new(node.clone());
@@ -99,13 +118,26 @@ impl Gateway {
             auth,
             policy,
             router,
+            cors: cors.clone(),
             drain,
         });
         let app_state = state.clone();
+        let cors = cors.map(|policy| {
+            let state = state.clone();
+            CorsLayer {
+                policy,
+                on_denied: Arc::new(move || state.metrics.count_refused("cors_denied")),
+            }
+        });
+        let listen = Listen {
+            workers,
+            head_timeout: Duration::from_millis(state.config.head_timeout_ms),
+            cors,
+        };
         let server = spawn_server(
             "msa-gateway",
             bind,
-            workers,
+            listen,
             Arc::new(move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(app_state.clone())
                     .default_service(web::to(dispatch::dispatch));
@@ -119,13 +151,36 @@ impl Gateway {
 /// What an actix-web app serves: its data and routes.
 pub(crate) type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
+/// How a server listens: workers and connection bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct Listen {
+    /// actix-web workers.
+    pub(crate) workers: usize,
+    /// Time a connection may take to send a request's head
+    /// (`client_request_timeout`).
+    pub(crate) head_timeout: Duration,
+    /// CORS middleware around every route, if configured.
+    pub(crate) cors: Option<CorsLayer>,
+}
+
+impl Listen {
+    /// Plain HTTP with `workers` workers and the default head timeout.
+    pub(crate) fn plain(workers: usize) -> Self {
+        Self {
+            workers,
+            head_timeout: Duration::from_secs(5),
+            cors: None,
+        }
+    }
+}
+
 /// Binds `bind` and serves `configure`'s app on a thread of its own named
-/// `thread` (its own actix `System`, signals off, `workers` workers).
+/// `thread` (its own actix `System`, signals off, `listen.workers` workers).
 /// Returns once the server listens.
 pub(crate) fn spawn_server(
     thread: &str,
     bind: SocketAddr,
-    workers: usize,
+    listen: Listen,
     configure: Configure,
 ) -> Result<Server, GatewayError> {
     let (started_tx, started_rx) =
@@ -136,11 +191,19 @@ pub(crate) fn spawn_server(
         .spawn(move || {
             let system = actix_rt::System::new();
             system.block_on(async move {
+                let cors = listen.cors.clone();
                 let server = HttpServer::new(move || {
                     let configure = configure.clone();
-                    App::new().configure(move |cfg| configure(cfg))
+                    let cors = cors.as_ref();
+                    App::new()
+                        .wrap(Condition::new(
+                            cors.is_some(),
+                            cors.map_or_else(Cors::default, CorsLayer::middleware),
+                        ))
+                        .configure(move |cfg| configure(cfg))
                 })
-                .workers(workers)
+                .workers(listen.workers)
+                .client_request_timeout(listen.head_timeout)
                 .backlog(BACKLOG)
                 .disable_signals()
                 .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)

@@ -14,7 +14,7 @@ use msa_runtime::Node;
 
 use crate::error::{ApiError, GatewayError};
 use crate::metrics::Metrics;
-use crate::server::{spawn_server, Server};
+use crate::server::{spawn_server, Listen, Server};
 
 /// What `/readyz` says before [`OpsHandle::set_started`].
 const STARTING: &str = "the node's services are still starting";
@@ -88,7 +88,7 @@ impl OpsServer {
         let server = spawn_server(
             "msa-ops",
             bind,
-            WORKERS,
+            Listen::plain(WORKERS),
             Arc::new(move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(app_state.clone())
                     .route("/healthz", web::get().to(|| async { super::healthz() }))

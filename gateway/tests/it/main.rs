@@ -7,7 +7,9 @@ mod support;
 
 mod access;
 mod auth;
+mod bounds;
 mod calls;
+mod cors;
 mod crash;
 mod garbage;
 mod lifecycle;

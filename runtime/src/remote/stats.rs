@@ -10,6 +10,7 @@ pub(crate) struct RemoteStats {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) handshake_failures: AtomicU64,
+    pub(crate) tls_refusals: AtomicU64,
     pub(crate) malformed_frames: AtomicU64,
     pub(crate) late_replies: AtomicU64,
     pub(crate) overloaded: AtomicU64,
@@ -37,6 +38,10 @@ pub struct RemoteSnapshot {
     pub bytes_out: u64,
     /// Inbound or outbound handshakes that failed (wrong secret, cluster, protocol, garbage).
     pub handshake_failures: u64,
+    /// Connections refused at the TLS layer or by the certificate checks:
+    /// no certificate, another CA, a name that is not the one announced, a
+    /// certificate of the wrong role (also counted in `handshake_failures`).
+    pub tls_refusals: u64,
     /// Connections closed because of a malformed or oversized frame.
     pub malformed_frames: u64,
     /// Replies that arrived after their ask timed out or was dropped.
@@ -78,6 +83,7 @@ impl RemoteStats {
             bytes_in: l(&self.bytes_in),
             bytes_out: l(&self.bytes_out),
             handshake_failures: l(&self.handshake_failures),
+            tls_refusals: l(&self.tls_refusals),
             malformed_frames: l(&self.malformed_frames),
             late_replies: l(&self.late_replies),
             overloaded: l(&self.overloaded),

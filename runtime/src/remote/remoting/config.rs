@@ -25,8 +25,13 @@ pub const DEFAULT_MAX_INBOUND_ASKS: usize = 8_192;
 pub struct RemoteConfig {
     /// Cluster name; nodes of another cluster are refused.
     pub cluster: String,
-    /// Shared cluster secret (HMAC key). Without one, only loopback is allowed.
+    /// Shared cluster secret (HMAC key). Without one (and without
+    /// [`tls`](Self::tls)), only loopback is allowed.
     pub secret: Option<Vec<u8>>,
+    /// Mutual TLS on every connection (nodes, membership lanes, operator
+    /// clients); with it the secret is optional. See
+    /// [`TlsConfig`](crate::remote::TlsConfig).
+    pub tls: Option<crate::remote::TlsConfig>,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
     /// Frames queued per connection before `tell` fails with `Overloaded`.
@@ -93,6 +98,7 @@ impl Default for RemoteConfig {
         Self {
             cluster: "msa".into(),
             secret: None,
+            tls: None,
             max_frame_bytes: crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
             outbound_queue: 65_536,
             max_data_queue_bytes: DEFAULT_MAX_DATA_QUEUE_BYTES,

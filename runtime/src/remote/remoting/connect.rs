@@ -114,6 +114,9 @@ impl Remoting {
     }
 
     pub(super) async fn inbound(self: Arc<Self>, stream: BoxStream, from: String) {
+        let Some((stream, cert)) = self.tls_accept(stream, &from).await else {
+            return;
+        };
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
         let mut buf = vec![0u8; 64 * 1024];
@@ -124,6 +127,7 @@ impl Remoting {
                 match hs.on_frame(frame) {
                     Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
                     Ok(Step::Done(f, out)) => {
+                        self.check_tls_peer(cert.as_ref(), &out.peer)?;
                         if let Some(f) = f {
                             self.write_frame(&mut wr, &f).await?;
                         }
@@ -190,6 +194,7 @@ impl Remoting {
         ),
         ConnectionError,
     > {
+        let (stream, cert) = self.tls_connect(stream, addr).await?;
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_frame_bytes);
         let mut buf = vec![0u8; 64 * 1024];
@@ -201,6 +206,7 @@ impl Remoting {
                 match hs.on_frame(frame) {
                     Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
                     Ok(Step::Done(_, out)) => {
+                        self.check_tls_peer(cert.as_ref(), &out.peer)?;
                         tracing::debug!(%addr, peer = %out.peer.name, protocol = out.protocol, "outbound handshake done");
                         return Ok(out.peer);
                     }

@@ -340,11 +340,20 @@ pub enum NodeError {
     /// it would then have to join.
     #[error("shutdown was called from one of the node's own threads")]
     ShutdownFromNodeThread,
-    /// Listening on a non-loopback address needs a cluster secret.
-    #[error("refusing to listen on {addr} without a cluster secret (only loopback is allowed without one)")]
+    /// Listening on a non-loopback address needs a cluster secret or TLS.
+    #[error("refusing to listen on {addr} without a cluster secret or TLS (only loopback is allowed without one)")]
     InsecureListen {
         /// The address asked for.
         addr: String,
+    },
+    /// The node's TLS certificate is not a node certificate for this
+    /// node's name.
+    #[error("TLS certificate does not fit node `{node}`: it is for {cert}")]
+    TlsIdentity {
+        /// This node's name.
+        node: String,
+        /// Who the certificate is for.
+        cert: crate::remote::TlsIdentity,
     },
     /// The remoting listener could not be bound.
     #[error("cannot listen on {addr}: {reason}")]

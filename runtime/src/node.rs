@@ -367,6 +367,37 @@ impl Node {
         self.shared().remote.as_ref().map(|r| r.subscribe())
     }
 
+    /// Reads the node's TLS CA, certificate and key files again
+    /// (`msa node` does it on SIGHUP): connections made from now on use
+    /// them. Nothing happens without TLS.
+    ///
+    /// # Errors
+    /// [`TlsError`](crate::remote::TlsError) when a file cannot be read or
+    /// the certificate is not a node certificate for this node; the
+    /// previous certificate then stays in use.
+    pub fn reload_tls(&self) -> Result<(), crate::remote::TlsError> {
+        let Some(tls) = self
+            .shared()
+            .remote
+            .as_ref()
+            .and_then(|r| r.cfg.tls.clone())
+        else {
+            return Ok(());
+        };
+        tls.reload_as(&crate::remote::TlsIdentity::Node(self.name().to_string()))?;
+        tracing::info!(expiry = tls.cert_expiry(), "TLS certificate reloaded");
+        Ok(())
+    }
+
+    /// When this node's TLS certificate expires (unix seconds; `None`
+    /// without TLS): exported as `msa_tls_cert_expiry_seconds`.
+    pub fn tls_cert_expiry(&self) -> Option<i64> {
+        self.shared()
+            .remote
+            .as_ref()
+            .and_then(|r| r.cfg.tls.as_ref().map(|t| t.cert_expiry()))
+    }
+
     /// Remoting counters (zero when the node does not listen or dial).
     pub fn remote_stats(&self) -> crate::remote::RemoteSnapshot {
         self.shared()

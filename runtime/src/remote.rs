@@ -22,6 +22,7 @@ pub mod split_brain;
 pub(crate) mod stats;
 mod status;
 pub(crate) mod table;
+pub mod tls;
 pub mod transport;
 pub(crate) mod wire;
 pub(crate) mod wire_error;
@@ -40,6 +41,7 @@ pub use remoting::{
 };
 pub use stats::{ConnectionSnapshot, RemoteSnapshot};
 pub use status::{ClusterEvent, ClusterStatus, MemberView, ServiceView, StatusError};
+pub use tls::{TlsConfig, TlsError, TlsIdentity};
 
 /// Fetches the cluster view from a running node at `seed` over the
 /// authenticated protocol and TCP (what `msa cluster status` does).

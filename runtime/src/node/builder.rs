@@ -208,6 +208,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Mutual TLS on every connection of this node (its certificate must be
+    /// a node certificate for this node's [`name`](Self::name)); with it the
+    /// cluster secret is optional. See
+    /// [`TlsConfig`](crate::remote::TlsConfig) and docs/security.md.
+    pub fn tls(mut self, tls: crate::remote::TlsConfig) -> Self {
+        self.remote.tls = Some(tls);
+        self
+    }
+
     /// Largest frame accepted or sent (default 8 MiB).
     pub fn max_frame_bytes(mut self, n: usize) -> Self {
         self.remote.max_frame_bytes = n;
@@ -344,6 +353,14 @@ impl NodeBuilder {
     /// back from `start`).
     fn bind(&mut self) -> Result<Option<Box<dyn Listener>>, NodeError> {
         self.transport = Arc::new(FaultTransport::new(self.transport.clone()));
+        if let Some(tls) = &self.remote.tls {
+            if tls.identity() != crate::remote::TlsIdentity::Node(self.name.clone()) {
+                return Err(NodeError::TlsIdentity {
+                    node: self.name.clone(),
+                    cert: tls.identity(),
+                });
+            }
+        }
         let Some(addr) = &self.listen else {
             if let Some(adv) = &self.advertise {
                 return Err(NodeError::BadAdvertise {
@@ -353,8 +370,21 @@ impl NodeBuilder {
             }
             return Ok(None);
         };
-        if self.remote.secret.is_none() && !self.transport.is_local(addr) {
-            return Err(NodeError::InsecureListen { addr: addr.clone() });
+        let local = self.transport.is_local(addr);
+        match (&self.remote.tls, &self.remote.secret) {
+            (Some(_), _) => {}
+            (None, None) if !local => {
+                return Err(NodeError::InsecureListen { addr: addr.clone() });
+            }
+            (None, Some(_)) if !local => {
+                tracing::warn!(
+                    %addr,
+                    "listening beyond loopback with only the cluster secret (HMAC): \
+                     connections are authenticated but not encrypted; use mutual TLS \
+                     ([tls] / --tls-*) in production"
+                );
+            }
+            (None, _) => {}
         }
         address::check_listen(addr, self.advertise.as_deref())?;
         let listener = self.transport.bind(addr).map_err(|e| NodeError::Bind {

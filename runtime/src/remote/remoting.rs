@@ -25,6 +25,7 @@ mod split_brain;
 mod status;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod writer;
 
 use super::frame::{Frame, NodeInfo};

@@ -13,6 +13,7 @@ pub(crate) struct RemoteStats {
     pub(crate) handshakes_over_cap: AtomicU64,
     /// A gauge: inbound connections in their handshake now.
     pub(crate) pending_handshakes: AtomicU64,
+    pub(crate) tls_refusals: AtomicU64,
     pub(crate) malformed_frames: AtomicU64,
     pub(crate) late_replies: AtomicU64,
     pub(crate) overloaded: AtomicU64,
@@ -46,6 +47,10 @@ pub struct RemoteSnapshot {
     /// Inbound connections in their handshake at the time of the snapshot
     /// (a gauge, at most `max_pending_handshakes`).
     pub pending_handshakes: u64,
+    /// Connections refused at the TLS layer or by the certificate checks:
+    /// no certificate, another CA, a name that is not the one announced, a
+    /// certificate of the wrong role (also counted in `handshake_failures`).
+    pub tls_refusals: u64,
     /// Connections closed because of a malformed or oversized frame.
     pub malformed_frames: u64,
     /// Replies that arrived after their ask timed out or was dropped.
@@ -89,6 +94,7 @@ impl RemoteStats {
             handshake_failures: l(&self.handshake_failures),
             handshakes_over_cap: l(&self.handshakes_over_cap),
             pending_handshakes: l(&self.pending_handshakes),
+            tls_refusals: l(&self.tls_refusals),
             malformed_frames: l(&self.malformed_frames),
             late_replies: l(&self.late_replies),
             overloaded: l(&self.overloaded),

@@ -30,4 +30,5 @@ mod supervision;
 mod supervision_live;
 mod supervision_otp;
 mod threads;
+mod tls;
 mod trace;

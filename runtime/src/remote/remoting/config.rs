@@ -32,8 +32,13 @@ pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 256;
 pub struct RemoteConfig {
     /// Cluster name; nodes of another cluster are refused.
     pub cluster: String,
-    /// Shared cluster secret (HMAC key). Without one, only loopback is allowed.
+    /// Shared cluster secret (HMAC key). Without one (and without
+    /// [`tls`](Self::tls)), only loopback is allowed.
     pub secret: Option<Vec<u8>>,
+    /// Mutual TLS on every connection (nodes, membership lanes, operator
+    /// clients); with it the secret is optional. See
+    /// [`TlsConfig`](crate::remote::TlsConfig).
+    pub tls: Option<crate::remote::TlsConfig>,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
     /// Largest frame accepted before the peer is authenticated (default
@@ -114,6 +119,7 @@ impl Default for RemoteConfig {
         Self {
             cluster: "msa".into(),
             secret: None,
+            tls: None,
             max_frame_bytes: crate::remote::frame::DEFAULT_MAX_FRAME_BYTES,
             max_handshake_frame_bytes: crate::remote::frame::DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,

@@ -160,6 +160,9 @@ impl Remoting {
         from: String,
         pending: PendingHandshake,
     ) {
+        let Some((stream, cert)) = self.tls_accept(stream, &from).await else {
+            return;
+        };
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_handshake_frame_bytes);
         let mut buf = vec![0u8; HANDSHAKE_READ_BYTES];
@@ -170,6 +173,7 @@ impl Remoting {
                 match hs.on_frame(frame) {
                     Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
                     Ok(Step::Done(f, out)) => {
+                        self.check_tls_peer(cert.as_ref(), &out.peer)?;
                         if let Some(f) = f {
                             self.write_frame(&mut wr, &f).await?;
                         }
@@ -241,6 +245,7 @@ impl Remoting {
         ),
         ConnectionError,
     > {
+        let (stream, cert) = self.tls_connect(stream, addr).await?;
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut dec = FrameDecoder::new(self.cfg.max_handshake_frame_bytes);
         let mut buf = vec![0u8; HANDSHAKE_READ_BYTES];
@@ -252,6 +257,7 @@ impl Remoting {
                 match hs.on_frame(frame) {
                     Ok(Step::Send(f)) => self.write_frame(&mut wr, &f).await?,
                     Ok(Step::Done(_, out)) => {
+                        self.check_tls_peer(cert.as_ref(), &out.peer)?;
                         tracing::debug!(%addr, peer = %out.peer.name, protocol = out.protocol, "outbound handshake done");
                         return Ok(out.peer);
                     }

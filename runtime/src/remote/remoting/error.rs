@@ -23,6 +23,9 @@ pub(super) enum ConnectionError {
     /// The handshake was refused or broken.
     #[error("{0}")]
     Handshake(#[from] HandshakeError),
+    /// TLS failed, or the peer's certificate does not fit what it announced.
+    #[error("{0}")]
+    Tls(#[from] crate::remote::TlsError),
     /// The peer closed the stream.
     #[error("connection closed")]
     Closed,

@@ -72,6 +72,8 @@ pub mod supervision;
 
 mod deadline;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod lifecycle;
 mod message;

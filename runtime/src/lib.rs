@@ -73,6 +73,8 @@ pub mod supervision;
 
 mod deadline;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod lifecycle;
 mod message;

@@ -120,6 +120,40 @@ pub mod codec {
     use super::CodecError;
     use serde::{de::DeserializeOwned, Serialize};
 
+    /// Runs `$decode` (a closure taking a bincode configuration) with a
+    /// decoding limit of at least 32 times `$len`, the length of the input.
+    ///
+    /// bincode 2 allocates a string's or byte vector's buffer for the
+    /// length its prefix claims before it reads the bytes, and without a
+    /// limit it checks that claim against nothing: a 20-byte frame claiming
+    /// a string of 2^60 bytes aborted the process (the frame decoder's fuzz
+    /// target found it; the input is kept in `fuzz/artifacts/`). With a
+    /// limit it refuses such a claim first. Valid input never claims more
+    /// than 16 times its length (bincode counts a `u128` written as a
+    /// one-byte varint as 16 bytes read), so the smallest of these tiers
+    /// that is 32 times the input bounds an allocation by that, and the
+    /// limit is a type parameter (`with_limit::<N>`), hence the tiers.
+    macro_rules! limited {
+        ($len:expr, $decode:expr) => {{
+            let len: usize = $len;
+            let config = bincode::config::standard();
+            if len <= 2 << 10 {
+                ($decode)(config.with_limit::<{ 64 << 10 }>())
+            } else if len <= 32 << 10 {
+                ($decode)(config.with_limit::<{ 1 << 20 }>())
+            } else if len <= 512 << 10 {
+                ($decode)(config.with_limit::<{ 16 << 20 }>())
+            } else if len <= 8 << 20 {
+                ($decode)(config.with_limit::<{ 256 << 20 }>())
+            } else if len <= 128 << 20 {
+                ($decode)(config.with_limit::<{ 4 << 30 }>())
+            } else {
+                ($decode)(config.with_limit::<{ usize::MAX }>())
+            }
+        }};
+    }
+    pub(crate) use limited;
+
     /// Encodes `value` to bytes.
     ///
     /// # Errors
@@ -145,8 +179,10 @@ pub mod codec {
     /// [`CodecError::Decode`] on malformed input, [`CodecError::Trailing`] when
     /// bytes are left over.
     pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-        let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        let (value, used) = limited!(bytes.len(), |config| {
+            bincode::serde::decode_from_slice(bytes, config)
+        })
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
         if used != bytes.len() {
             return Err(CodecError::Trailing(bytes.len() - used));
         }
@@ -184,6 +220,35 @@ mod tests {
     enum Kind {
         A,
         B(u32),
+    }
+
+    #[test]
+    fn a_length_claiming_more_than_the_input_is_refused_before_it_is_allocated() {
+        // A string claiming 2^60 bytes (varint tag 0xFD: a u64 follows)
+        // aborted the process in bincode's allocation before the limit.
+        let mut huge = vec![0xFD];
+        huge.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(codec::decode::<String>(&huge).is_err());
+        // The same inside a struct, and a claim just over the tier.
+        let mut sample = vec![1, 0xFD];
+        sample.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+        assert!(codec::decode::<Sample>(&sample).is_err());
+        let mut over = vec![0xFC];
+        over.extend_from_slice(&(65u32 << 10).to_le_bytes());
+        assert!(codec::decode::<String>(&over).is_err());
+        // Valid input at every tier still decodes, up to 16x in memory.
+        for len in [0, 3_000, 40_000, 600_000, 9 << 20] {
+            let s = "x".repeat(len);
+            assert_eq!(
+                codec::decode::<String>(&codec::encode(&s).unwrap()).unwrap(),
+                s
+            );
+        }
+        let wide = vec![0u128; 4_096];
+        assert_eq!(
+            codec::decode::<Vec<u128>>(&codec::encode(&wide).unwrap()).unwrap(),
+            wide
+        );
     }
 
     #[test]

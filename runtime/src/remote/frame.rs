@@ -371,8 +371,10 @@ struct AskRef<'a> {
 /// Decodes `T` borrowing from `body`, which it must use up, as
 /// [`codec::decode`] does (same configuration).
 fn borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
-    let (value, used) = bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (value, used) = crate::message::codec::limited!(body.len(), |config| {
+        bincode::serde::borrow_decode_from_slice(body, config)
+    })
+    .map_err(|e| CodecError::Decode(e.to_string()))?;
     if used != body.len() {
         return Err(CodecError::Trailing(body.len() - used).into());
     }

@@ -51,7 +51,7 @@ use crate::gateway::{PolicyRule, RouteConfig};
 use crate::{Node, Service, ServiceSpec, SpawnError, SupervisorSpec};
 
 pub use args::HostArgs;
-pub use config::{LogFormat, ServiceConfig, ServiceKind};
+pub use config::{AccessRuleConfig, LogFormat, ServiceConfig, ServiceKind};
 pub use run::{init_logging, ReadyLine, StopSignals};
 pub use stdin::stdin_eof;
 
@@ -228,6 +228,28 @@ impl Host {
     pub fn gateway_routes(mut self, routes: impl IntoIterator<Item = RouteConfig>) -> Self {
         self.routes.extend(routes);
         self
+    }
+
+    /// Adds access rules (`[[access]]`) after the configured ones: checked
+    /// by this node's instances of the services the config names
+    /// (docs/security.md, "Access rules at each service"). Services you
+    /// register with [`service`](Self::service) take theirs from their
+    /// spec ([`ServiceSpec::access`]).
+    ///
+    /// # Errors
+    /// [`HostError::Config`] for a rule that names no service or message,
+    /// or admits nobody.
+    pub fn access(
+        mut self,
+        rules: impl IntoIterator<Item = AccessRuleConfig>,
+    ) -> Result<Self, HostError> {
+        for r in rules {
+            r.check().map_err(|e| HostError::Config {
+                reason: format!("{e:#}"),
+            })?;
+            self.config.access.push(r);
+        }
+        Ok(self)
     }
 
     /// Adds gateway policy rules (`[[gateway.policy]]`) after the

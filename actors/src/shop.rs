@@ -19,9 +19,12 @@
 //! The three find each other by their fixed names ([`ORDERS`],
 //! [`INVENTORY`], [`PAYMENTS`]), wherever in the cluster they run. Every
 //! downstream call carries the caller's metadata
-//! ([`Metadata::propagate`](msa_runtime::Metadata::propagate)): the caller's
-//! identity (an order's `customer` is the caller's subject, `"anonymous"`
-//! without one; a payment records it too), trace and deadline.
+//! ([`ServiceContext::propagate`](msa_runtime::ServiceContext::propagate)):
+//! the caller's identity (an order's `customer` is the caller's subject,
+//! `"anonymous"` without one; a payment records it too), trace and
+//! deadline, with `orders` as the calling service, so that inventory and
+//! payments can admit stock moves and charges from `orders` only
+//! (docs/security.md).
 //!
 //! Domain outcomes are values, not errors: an order that could not be
 //! placed comes back with a [`OrderStatus`] saying why (`OutOfStock`,

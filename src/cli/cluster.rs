@@ -17,7 +17,7 @@ mod up;
 
 use clap::Subcommand;
 
-pub(crate) use demo::{demo_policy, demo_routes};
+pub(crate) use demo::{demo_access, demo_policy, demo_routes};
 
 /// The `msa cluster` subcommands.
 #[derive(Debug, Subcommand)]

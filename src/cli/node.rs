@@ -15,7 +15,8 @@ pub(crate) struct NodeArgs {
     #[command(flatten)]
     host: HostArgs,
     /// Add the shop demo's access policy and routes (POST /orders, GET
-    /// /orders/{id}) to the gateway
+    /// /orders/{id}) to the gateway, and the shop's own access rules to the
+    /// shop services this node runs
     #[arg(long)]
     demo_policy: bool,
 }
@@ -29,7 +30,8 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
         }
         host = host
             .policy(super::cluster::demo_policy())
-            .gateway_routes(super::cluster::demo_routes());
+            .gateway_routes(super::cluster::demo_routes())
+            .access(super::cluster::demo_access())?;
     }
     host.run()?;
     Ok(())

@@ -58,6 +58,12 @@
 //! message = "shop.*"
 //! roles = ["customer"]
 //!
+//! [[access]]                     # checked by this node's own instances (docs/security.md)
+//! service = "payments"           # a service the config names
+//! message = "shop.Charge"        # a wire name, or "*" for the service's default rule
+//! roles = ["admin"]              # callers holding one of these roles...
+//! services = ["orders"]          # ...or calls made by these services' handlers
+//!
 //! [[gateway.routes]]             # friendly paths besides POST /v1/{service}/{message}
 //! method = "GET"
 //! path = "/orders/{id}"          # {id} is merged into the JSON body
@@ -84,8 +90,12 @@ use crate::gateway::{AuthConfig, GatewayConfig, JwtAlg};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+mod access;
 pub(crate) mod env;
 mod split_brain;
+
+pub(crate) use access::access_for;
+pub use access::AccessRuleConfig;
 
 /// The address a node listens on when nothing says otherwise: loopback, a
 /// free port. It is the only kind of address a node without a secret may use.
@@ -347,6 +357,7 @@ struct ConfigFile {
     ops: Option<OpsFile>,
     shutdown: Option<ShutdownFile>,
     gateway: Option<GatewayConfig>,
+    access: Option<Vec<AccessRuleConfig>>,
 }
 
 /// The flags layer (clap fills it; `None` or empty means "not set"). The
@@ -426,6 +437,8 @@ pub(crate) struct NodeConfig {
     pub(crate) services: Vec<ServiceConfig>,
     /// The HTTP gateway to run after the services, if any.
     pub(crate) gateway: Option<GatewayConfig>,
+    /// Access rules for the services the config names (`[[access]]`).
+    pub(crate) access: Vec<AccessRuleConfig>,
 }
 
 /// Never prints a secret.
@@ -446,6 +459,7 @@ impl fmt::Debug for NodeConfig {
             .field("ops", &self.ops)
             .field("drain", &self.drain)
             .field("services", &self.services)
+            .field("access", &self.access)
             .field("gateway", &self.gateway.as_ref().map(|g| g.bind))
             .field(
                 "gateway_auth",
@@ -549,6 +563,7 @@ impl NodeConfig {
                 .or(file.services)
                 .unwrap_or_default(),
             gateway,
+            access: file.access.unwrap_or_default(),
         };
         cfg.check()?;
         Ok(cfg)
@@ -597,6 +612,9 @@ impl NodeConfig {
                     s.instance_count()
                 );
             }
+        }
+        for r in &self.access {
+            r.check()?;
         }
         Ok(())
     }

@@ -100,7 +100,7 @@ pub(crate) async fn serve(
         }
     };
     let started = async {
-        spawn_services(&node, &cfg.services).await?;
+        spawn_services(&node, &cfg.services, &cfg.access).await?;
         for register in extra {
             register(node.clone()).await?;
         }
@@ -247,6 +247,13 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
     for s in &cfg.seeds {
         b = b.seed(s);
     }
+    // The gateway's JWT settings also verify the tokens that calls from
+    // other nodes carry: roles from there count only with a valid token.
+    if let Some(auth) = cfg.gateway.as_ref().and_then(|g| g.auth.as_ref()) {
+        let verifier =
+            crate::gateway::JwtVerifier::new(auth).context("invalid gateway auth settings")?;
+        b = b.identity_verifier(verifier);
+    }
     b.start()
         .with_context(|| format!("cannot start node {}", cfg.name))
 }
@@ -263,18 +270,29 @@ fn start_gateway(node: &Node, cfg: GatewayConfig) -> anyhow::Result<GatewayHandl
     Ok(handle)
 }
 
-async fn spawn_services(node: &Node, services: &[ServiceConfig]) -> anyhow::Result<()> {
+async fn spawn_services(
+    node: &Node,
+    services: &[ServiceConfig],
+    rules: &[super::config::AccessRuleConfig],
+) -> anyhow::Result<()> {
     for s in services {
         let (name, n) = (s.name(), s.instance_count());
+        let access = super::config::access_for(rules, name);
         // Config checks keep the shop services at their fixed names and
         // one instance each.
         let spawned = match s.kind {
-            ServiceKind::Kv => node.spawn(kv::kv_spec(name, n)).await,
-            ServiceKind::Echo => node.spawn(echo::echo_spec(name).instances(n)).await,
-            ServiceKind::Counter => node.spawn(counter::counter_spec(name).instances(n)).await,
-            ServiceKind::Orders => node.spawn(shop::orders_spec()).await,
-            ServiceKind::Inventory => node.spawn(shop::inventory_spec()).await,
-            ServiceKind::Payments => node.spawn(shop::payments_spec()).await,
+            ServiceKind::Kv => node.spawn(kv::kv_spec(name, n).access(access)).await,
+            ServiceKind::Echo => {
+                node.spawn(echo::echo_spec(name).instances(n).access(access))
+                    .await
+            }
+            ServiceKind::Counter => {
+                node.spawn(counter::counter_spec(name).instances(n).access(access))
+                    .await
+            }
+            ServiceKind::Orders => node.spawn(shop::orders_spec().access(access)).await,
+            ServiceKind::Inventory => node.spawn(shop::inventory_spec().access(access)).await,
+            ServiceKind::Payments => node.spawn(shop::payments_spec().access(access)).await,
         };
         spawned.with_context(|| format!("cannot start service {s}"))?;
         tracing::info!(service = name, kind = %s.kind, instances = n, "service started");

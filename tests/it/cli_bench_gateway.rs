@@ -100,3 +100,26 @@ fn bench_gateway_prints_a_table_by_default() {
     }
     assert!(!text.contains("FAILED"), "{text}");
 }
+
+#[test]
+fn bench_gateway_with_access_rules_checks_every_request_at_the_service_too() {
+    let lines = bench_gateway(&[
+        "--requests",
+        "200",
+        "--connections",
+        "4",
+        "--rounds",
+        "1",
+        "--access-rules",
+        "--json",
+    ]);
+    assert_eq!(lines.len(), 1, "expected one JSON line, got {lines:?}");
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    // Every request passed the service's rule (a refusal would be a 403,
+    // counted as a failure, and the command would fail).
+    assert_eq!(v["failures"], 0, "{v}");
+    assert_eq!(v["messages"], 200);
+    assert!(v["threads"]
+        .as_str()
+        .is_some_and(|t| t.contains("with access rules")));
+}

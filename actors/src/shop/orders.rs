@@ -181,7 +181,7 @@ impl Handler<PlaceOrder> for Orders {
         let downstream = Downstream {
             inventory: ctx.service(INVENTORY),
             payments: ctx.service(PAYMENTS),
-            meta: ctx.metadata().propagate(),
+            meta: ctx.propagate(),
         };
         // Runs inside the actor (so it can store the outcome) without
         // holding it: other orders are taken while this one waits.

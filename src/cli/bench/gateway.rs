@@ -55,6 +55,7 @@ latency percentiles over all requests. Target: gateway ≥ 0.6× baseline.
 Examples:
   msa bench gateway
   msa bench gateway --json > gateway.jsonl
+  msa bench gateway --access-rules      # the echo service checks the role too
   msa bench gateway --connections 64 --requests 200000 --rounds 5")]
 pub(crate) struct GatewayArgs {
     /// Keep-alive connections per side (concurrent requests in flight).
@@ -88,6 +89,12 @@ pub(crate) struct GatewayArgs {
     /// progress bar.
     #[arg(long)]
     json: bool,
+
+    /// Give the echo service access rules too (every message: the bench's
+    /// role), so each request is also checked by the serving instance
+    /// (docs/security.md, "Access rules at each service").
+    #[arg(long)]
+    access_rules: bool,
 }
 
 /// Runs `msa bench gateway` and prints the report on stdout.
@@ -114,7 +121,7 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
     // Setup, warm-up, then 2 measurements per round.
     let bar = progress(args.json, 2 + 2 * u64::from(args.rounds));
     bar.set_message("starting the node, the gateway and the baseline server");
-    let stack = Stack::start(workers, arbiters).await?;
+    let stack = Stack::start(workers, arbiters, args.access_rules).await?;
     let baseline = match Baseline::start(workers) {
         Ok(b) => b,
         Err(e) => {
@@ -126,8 +133,13 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
     let threads = format!(
         "client: {connections} connections per side from 1 thread (awc, own System); \
          gateway: {workers} actix-web worker thread(s) (own System) calling a node with \
-         {arbiters} arbiter thread(s) running the echo instance; baseline: {workers} \
+         {arbiters} arbiter thread(s) running the echo instance{}; baseline: {workers} \
          actix-web worker thread(s) (own System); {} CPU(s), not pinned",
+        if args.access_rules {
+            " (with access rules)"
+        } else {
+            ""
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let outcome = measure(args, &stack, &baseline, connections, &bar).await;

@@ -36,6 +36,32 @@ pub(crate) fn demo_policy() -> Vec<PolicyRule> {
     ]
 }
 
+/// The shop's own access rules, checked by the instances on the node
+/// that runs the demo policy (`msa node --demo-policy`): stock moves and
+/// charges only from the `orders` service's handlers, or by staff or an
+/// admin, whatever the gateway in front says.
+pub(crate) fn demo_access() -> Vec<msa::host::AccessRuleConfig> {
+    use msa::host::AccessRuleConfig as R;
+    let mut rules: Vec<R> = ["shop.Reserve", "shop.Commit", "shop.Release"]
+        .into_iter()
+        .map(|m| R::new("inventory", m, &["staff", "admin"], &["orders"]))
+        .collect();
+    rules.push(R::new(
+        "inventory",
+        "shop.Restock",
+        &["staff", "admin"],
+        &[],
+    ));
+    rules.push(R::new("payments", "shop.Charge", &["admin"], &["orders"]));
+    rules.push(R::new(
+        "payments",
+        "shop.GetPayment",
+        &["staff", "admin"],
+        &[],
+    ));
+    rules
+}
+
 /// The demo routes: `POST /orders` places an order (the body is a
 /// `shop.PlaceOrder`), `GET /orders/{id}` reads one back.
 pub(crate) fn demo_routes() -> Vec<RouteConfig> {

@@ -443,3 +443,29 @@ fn bad_split_brain_values_are_refused_with_the_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn access_tables_are_read_and_checked() {
+    let cfg = from_toml(
+        "[[services]]\nkind = \"payments\"\n\
+         [[access]]\nservice = \"payments\"\nmessage = \"shop.Charge\"\nroles = [\"admin\"]\nservices = [\"orders\"]\n\
+         [[access]]\nservice = \"payments\"\nmessage = \"*\"\nroles = [\"staff\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.access,
+        [
+            AccessRuleConfig::new("payments", "shop.Charge", &["admin"], &["orders"]),
+            AccessRuleConfig::new("payments", "*", &["staff"], &[]),
+        ]
+    );
+    let e = from_toml("[[access]]\nservice = \"payments\"\nmessage = \"*\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("admits nobody"), "{e}");
+    let e = format!(
+        "{:#}",
+        from_toml("[[access]]\nservice = \"p\"\nmessage = \"*\"\nrole = [\"x\"]\n").unwrap_err()
+    );
+    assert!(e.contains("unknown field"), "{e}");
+}

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use msa::access::{Access, Rule};
 use msa::actors::echo::{self, Ping};
 use msa::gateway::{
     hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayHandle, JwtAlg, PolicyRule,
@@ -34,7 +35,11 @@ pub(crate) struct Stack {
 impl Stack {
     /// Starts a node with `arbiters` threads and the echo service, then the
     /// gateway on 127.0.0.1:0 with `workers` workers.
-    pub(crate) async fn start(workers: usize, arbiters: usize) -> anyhow::Result<Self> {
+    pub(crate) async fn start(
+        workers: usize,
+        arbiters: usize,
+        access_rules: bool,
+    ) -> anyhow::Result<Self> {
         let node = Node::builder()
             .name("bench-gateway")
             .arbiters(arbiters)
@@ -42,7 +47,7 @@ impl Stack {
             .track_mailbox_depth(true)
             .start()
             .context("starting the msa node")?;
-        match Self::start_on(&node, workers).await {
+        match Self::start_on(&node, workers, access_rules).await {
             Ok((gateway, token)) => Ok(Self {
                 node,
                 gateway,
@@ -55,8 +60,16 @@ impl Stack {
         }
     }
 
-    async fn start_on(node: &Node, workers: usize) -> anyhow::Result<(GatewayHandle, String)> {
-        node.spawn(echo::echo_spec(SERVICE))
+    async fn start_on(
+        node: &Node,
+        workers: usize,
+        access_rules: bool,
+    ) -> anyhow::Result<(GatewayHandle, String)> {
+        let mut spec = echo::echo_spec(SERVICE);
+        if access_rules {
+            spec = spec.access(Access::new().default_rule(Rule::roles([ROLE])));
+        }
+        node.spawn(spec)
             .await
             .context("spawning the echo service")?;
         let secret = random_secret()?;

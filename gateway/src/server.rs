@@ -100,7 +100,14 @@ impl Gateway {
         if config.max_header_bytes == 0 {
             return Err(config_err("`max_header_bytes` must be at least 1"));
         }
-        let auth = config.auth.as_ref().map(Authenticator::new).transpose()?;
+        let mut metrics = Metrics::new(node.clone());
+        let auth = match config.auth.as_ref().map(Authenticator::new).transpose()? {
+            Some(auth) => {
+                let refused = metrics.refused_counter();
+                Some(auth.count_refusals_with(Arc::new(move |reason| refused.inc(reason))))
+            }
+            None => None,
+        };
         let policy = Policy::new(&config.policy)?;
         if auth.is_none() && !config.policy.is_empty() {
             tracing::warn!("gateway auth is off: the policy rules are not applied");
@@ -109,7 +116,6 @@ impl Gateway {
         let cors = config.cors.as_ref().map(CorsPolicy::new).transpose()?;
         let (bind, workers) = (config.bind, config.workers);
         let drain = Arc::new(Drain::default());
-        let mut metrics = Metrics::new(node.clone());
         metrics.count_calls_in_flight(drain.clone());
         let state = web::Data::new(State {
             metrics,

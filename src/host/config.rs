@@ -629,19 +629,12 @@ fn resolve_gateway(
     if let Some(secret) = over.jwt_secret.as_ref().filter(|s| !s.is_empty()) {
         gateway.auth = Some(match gateway.auth.take() {
             Some(a) => AuthConfig {
-                alg: JwtAlg::HS256,
+                alg: Some(JwtAlg::HS256),
                 secret: Some(secret.clone()),
                 public_key_pem: None,
                 ..a
             },
-            None => AuthConfig {
-                alg: JwtAlg::HS256,
-                secret: Some(secret.clone()),
-                public_key_pem: None,
-                roles_claim: "roles".into(),
-                leeway_secs: 60,
-                admin_roles: vec!["admin".into()],
-            },
+            None => AuthConfig::hs256(secret.clone()),
         });
     }
     Ok(Some(gateway))

@@ -59,7 +59,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
 fn the_documented_toml_example_parses_and_starts() {
     let cfg = toml::from_str::<File>(DOC_EXAMPLE).unwrap().gateway;
     assert_eq!(cfg.timeout_ms, Some(2000));
-    assert_eq!(cfg.auth.as_ref().unwrap().alg, JwtAlg::HS256);
+    assert_eq!(cfg.auth.as_ref().unwrap().alg, Some(JwtAlg::HS256));
     assert_eq!((cfg.policy.len(), cfg.routes.len()), (2, 1));
     let empty = toml::from_str::<File>("[gateway]\n").unwrap().gateway;
     assert_eq!(empty.bind.port(), 8080);

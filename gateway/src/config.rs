@@ -68,6 +68,31 @@ pub struct GatewayConfig {
     /// CORS for browser callers (`[gateway.cors]`); `None`: no CORS headers
     /// at all, and a preflight is 405.
     pub cors: Option<CorsConfig>,
+    /// HTTPS (`[gateway.tls]`); `None`: plain HTTP (with a warning at start
+    /// when `bind` is not a loopback address).
+    pub tls: Option<TlsConfig>,
+}
+
+/// HTTPS settings (`[gateway.tls]`): PEM files.
+///
+/// # Examples
+/// ```
+/// let t: msa_gateway::TlsConfig = serde_json::from_value(serde_json::json!({
+///     "cert": "/etc/msa/gateway.crt", "key": "/etc/msa/gateway.key",
+/// })).unwrap();
+/// assert!(t.client_ca.is_none());
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (leaf first), PEM.
+    pub cert: std::path::PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: std::path::PathBuf,
+    /// When set, clients must present a certificate issued by this CA
+    /// (PEM; mutual TLS); without one the handshake fails.
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -85,6 +110,7 @@ impl Default for GatewayConfig {
             policy: Vec::new(),
             routes: Vec::new(),
             cors: None,
+            tls: None,
         }
     }
 }

@@ -11,6 +11,7 @@ mod calls;
 mod cors;
 mod crash;
 mod garbage;
+mod https;
 mod jwks;
 mod lifecycle;
 mod metrics;

@@ -15,6 +15,15 @@ workers = 2
 max_body_bytes = 1048576
 timeout_ms = 2000
 max_concurrency = 1024
+body_timeout_ms = 10000
+head_timeout_ms = 5000
+max_header_bytes = 16384
+
+[gateway.cors]
+allowed_origins = ["https://shop.example.com"]
+allowed_methods = ["GET", "POST"]
+allowed_headers = ["authorization", "content-type"]
+max_age_secs = 600
 
 [gateway.auth]
 alg = "HS256"

@@ -2,21 +2,31 @@
 //!
 //! jsonwebtoken 11 with only its `rust_crypto` backend (pure Rust, no C
 //! toolchain; the crate panics at first use unless exactly one backend is
-//! on). Exactly one algorithm is accepted, the configured one, so
-//! `alg: none` and algorithm-confusion tokens fail; `exp` is required and
-//! `nbf` checked, with the configured leeway.
+//! on). Each key verifies exactly one algorithm (the fixed key's `alg`, or
+//! what a JWK names or implies), so `alg: none` and algorithm-confusion
+//! tokens fail; `exp` is required and `nbf` checked, with the configured
+//! leeway; `aud` and `iss` are required and checked when configured.
+//!
+//! Keys: a fixed one from the config, and/or a JWKS document ([`jwks`]) whose
+//! keys are picked by the token's `kid`. A token naming a `kid` the JWKS
+//! lacks makes [`Authenticator::authenticate_async`] reload the document
+//! (rate-limited) and try once more.
 //!
 //! Verified tokens are remembered in a bounded [`TokenCache`] keyed by the
 //! whole token string (see [`token_cache`]): a token seen before skips the
 //! signature check and the claim parsing, but its `exp` and `nbf` are still
 //! checked against the clock, with the same leeway, on every request.
 
+mod jwks;
+mod keys;
 mod token_cache;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jwks::Jwks;
+use keys::Key;
 use msa_runtime::Identity;
 use serde_json::{Map, Value};
 
@@ -28,94 +38,186 @@ use token_cache::{TokenCache, VerifiedClaims};
 /// token, so a full cache is a few MB at most).
 pub(crate) const TOKEN_CACHE_ENTRIES: usize = 4096;
 
-/// Verifies bearer tokens against one key and algorithm.
+/// Verifies bearer tokens against the configured keys.
 pub(crate) struct Authenticator {
-    key: DecodingKey,
-    validation: Validation,
+    /// The fixed key (`secret` / `public_key_pem`), if any.
+    fixed: Option<Key>,
+    /// The JWKS source, if any.
+    jwks: Option<Jwks>,
+    /// One validation per algorithm accepted (same claims checks).
+    validations: Vec<(Algorithm, Validation)>,
+    leeway: u64,
     roles_claim: String,
     admin_roles: Vec<String>,
     cache: TokenCache,
+    /// Counts refusals by reason (`msa_gateway_refused_total`).
+    on_refused: Option<std::sync::Arc<dyn Fn(&'static str) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key stays out of logs.
+        // The keys stay out of logs.
         f.debug_struct("Authenticator")
-            .field("algorithms", &self.validation.algorithms)
+            .field("fixed", &self.fixed)
+            .field("jwks", &self.jwks.is_some())
             .field("roles_claim", &self.roles_claim)
             .finish_non_exhaustive()
     }
 }
 
+/// Why a token was refused.
+enum Refused {
+    /// Its `kid` names no key held (a JWKS reload may find it).
+    UnknownKid,
+    /// Anything else: the answer.
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused::Api(e)
+    }
+}
+
 impl Authenticator {
-    /// Checks the settings and loads the key.
+    /// Checks the settings and loads the keys (a JWKS URL is fetched at the
+    /// first token).
     pub(crate) fn new(cfg: &AuthConfig) -> Result<Self, GatewayError> {
         let bad = |reason: String| GatewayError::Auth { reason };
-        let (alg, key) = match cfg.alg {
-            JwtAlg::HS256 => {
-                if cfg.public_key_pem.is_some() {
-                    return Err(bad("HS256 uses `secret`, not `public_key_pem`".into()));
-                }
-                let secret = cfg.secret.as_deref().unwrap_or_default();
-                if secret.is_empty() {
-                    return Err(bad("HS256 needs a non-empty `secret`".into()));
-                }
-                (
-                    Algorithm::HS256,
-                    DecodingKey::from_secret(secret.as_bytes()),
-                )
-            }
-            JwtAlg::RS256 | JwtAlg::ES256 => {
-                if cfg.secret.is_some() {
-                    return Err(bad(format!(
-                        "{:?} uses `public_key_pem`, not `secret`",
-                        cfg.alg
-                    )));
-                }
-                let pem = cfg
-                    .public_key_pem
-                    .as_deref()
-                    .ok_or_else(|| bad(format!("{:?} needs `public_key_pem`", cfg.alg)))?;
-                if cfg.alg == JwtAlg::RS256 {
-                    let key = DecodingKey::from_rsa_pem(pem.as_bytes())
-                        .map_err(|e| bad(format!("`public_key_pem` is not an RSA key: {e}")))?;
-                    (Algorithm::RS256, key)
-                } else {
-                    let key = DecodingKey::from_ec_pem(pem.as_bytes())
-                        .map_err(|e| bad(format!("`public_key_pem` is not an EC key: {e}")))?;
-                    (Algorithm::ES256, key)
-                }
-            }
+        let fixed = fixed_key(cfg)?;
+        let jwks = match cfg.jwks.as_deref() {
+            None => None,
+            Some("") => return Err(bad("`jwks` is empty".into())),
+            Some(source) => Some(Jwks::new(source, cfg).map_err(bad)?),
         };
+        if fixed.is_none() && jwks.is_none() {
+            return Err(bad(
+                "no key: set `secret` (HS256), `public_key_pem` (RS256/ES256) or `jwks`".into(),
+            ));
+        }
         if cfg.roles_claim.is_empty() {
             return Err(bad("`roles_claim` is empty".into()));
         }
-        let mut validation = Validation::new(alg);
-        validation.leeway = cfg.leeway_secs;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        // No audience is configured, so none is checked.
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
+        if cfg.audience.iter().chain(&cfg.issuer).any(String::is_empty) {
+            return Err(bad(
+                "`audience` and `issuer` entries must not be empty".into()
+            ));
+        }
+        if cfg.jwks_min_refresh_secs > cfg.jwks_refresh_secs || cfg.jwks_timeout_ms == 0 {
+            return Err(bad(
+                "need jwks_min_refresh_secs <= jwks_refresh_secs and jwks_timeout_ms >= 1".into(),
+            ));
+        }
+        let validations = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256]
+            .into_iter()
+            .map(|alg| {
+                let mut v = Validation::new(alg);
+                v.leeway = cfg.leeway_secs;
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                let mut required = vec!["exp"];
+                if cfg.audience.is_empty() {
+                    v.validate_aud = false;
+                } else {
+                    v.set_audience(&cfg.audience);
+                    required.push("aud");
+                }
+                if !cfg.issuer.is_empty() {
+                    v.set_issuer(&cfg.issuer);
+                    required.push("iss");
+                }
+                v.set_required_spec_claims(&required);
+                (alg, v)
+            })
+            .collect();
         Ok(Self {
-            key,
-            validation,
+            fixed,
+            jwks,
+            validations,
+            leeway: cfg.leeway_secs,
             roles_claim: cfg.roles_claim.clone(),
             admin_roles: cfg.admin_roles.clone(),
             cache: TokenCache::new(TOKEN_CACHE_ENTRIES),
+            on_refused: None,
         })
     }
 
-    /// The caller's identity from the request's bearer token, or 401.
+    /// Counts each refused token with `count(reason)`.
+    pub(crate) fn count_refusals_with(
+        mut self,
+        count: std::sync::Arc<dyn Fn(&'static str) + Send + Sync>,
+    ) -> Self {
+        self.on_refused = Some(count);
+        self
+    }
+
+    /// The caller's identity from the request's bearer token, or 401, with
+    /// the keys held now (no JWKS fetch: see
+    /// [`authenticate_async`](Self::authenticate_async)).
+    #[allow(dead_code)] // the sync entry point: tests, and callers that cannot await
     pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         self.authenticate_at(headers, unix_now())
+    }
+
+    /// [`authenticate`](Self::authenticate) at `now` (see
+    /// [`try_authenticate_at`](Self::try_authenticate_at)).
+    fn authenticate_at(&self, headers: &HeaderMap, now: u64) -> Result<Identity, ApiError> {
+        match self.try_authenticate_at(headers, now) {
+            Ok(id) => Ok(id),
+            Err(Refused::UnknownKid) => Err(self.unknown_kid()),
+            Err(Refused::Api(e)) => Err(self.refused(e)),
+        }
+    }
+
+    /// [`authenticate`](Self::authenticate), fetching a JWKS URL first when
+    /// its keys are stale, and again (rate-limited) when the token names a
+    /// `kid` not held.
+    pub(crate) async fn authenticate_async(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Identity, ApiError> {
+        if let Some(jwks) = &self.jwks {
+            if jwks.is_stale() {
+                jwks.refresh("stale", || self.cache.clear()).await;
+            }
+        }
+        match self.try_authenticate_at(headers, unix_now()) {
+            Ok(id) => return Ok(id),
+            Err(Refused::Api(e)) => return Err(self.refused(e)),
+            Err(Refused::UnknownKid) => {}
+        }
+        let Some(jwks) = &self.jwks else {
+            return Err(self.unknown_kid());
+        };
+        if !jwks.refresh("unknown kid", || self.cache.clear()).await {
+            return Err(self.unknown_kid());
+        }
+        self.authenticate_at(headers, unix_now())
+    }
+
+    fn unknown_kid(&self) -> ApiError {
+        if let Some(count) = &self.on_refused {
+            count("jwks_unknown_kid");
+        }
+        tracing::info!("token refused: its kid names no known key");
+        ApiError::unauthorized("token signed by an unknown key")
+    }
+
+    fn refused(&self, e: ApiError) -> ApiError {
+        // A request without a token is not a bad token.
+        if e.message != MISSING_TOKEN {
+            if let Some(count) = &self.on_refused {
+                count("bad_token");
+            }
+        }
+        e
     }
 
     /// [`authenticate`](Self::authenticate) with a cached token's `exp` and
     /// `nbf` checked against `now` (seconds since the Unix epoch). A token
     /// not in the cache is verified in full by jsonwebtoken, against the
     /// system clock, and cached if it passes.
-    fn authenticate_at(&self, headers: &HeaderMap, now: u64) -> Result<Identity, ApiError> {
+    fn try_authenticate_at(&self, headers: &HeaderMap, now: u64) -> Result<Identity, Refused> {
         let token = bearer(headers)?;
         if let Some(claims) = self.cache.get(token) {
             self.check_times(&claims, now)?;
@@ -130,7 +232,7 @@ impl Authenticator {
     /// The time checks jsonwebtoken makes, for a token verified earlier:
     /// expired when `exp < now - leeway`, not valid yet when `nbf > now + leeway`.
     fn check_times(&self, claims: &VerifiedClaims, now: u64) -> Result<(), ApiError> {
-        let leeway = self.validation.leeway;
+        let leeway = self.leeway;
         if claims.exp < now.saturating_sub(leeway) {
             return Err(ApiError::unauthorized("token expired"));
         }
@@ -143,22 +245,56 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Full verification: signature, algorithm, `exp`, `nbf`, then the claims.
-    fn verify(&self, token: &str) -> Result<VerifiedClaims, ApiError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let why = match e.kind() {
-                ErrorKind::ExpiredSignature => "token expired",
-                ErrorKind::ImmatureSignature => "token not valid yet",
-                ErrorKind::InvalidSignature => "bad token signature",
-                ErrorKind::InvalidAlgorithm => "token algorithm not accepted",
-                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                _ => "invalid token",
-            };
+    /// The key a token names: by `kid` in the JWKS; without a `kid` (or
+    /// without a JWKS), the fixed key, else the JWKS's only key.
+    fn key_for(&self, token: &str) -> Result<Key, Refused> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
             tracing::debug!(error = %e, "token rejected");
-            ApiError::unauthorized(why)
+            ApiError::unauthorized("invalid token")
         })?;
+        let Some(jwks) = &self.jwks else {
+            return self
+                .fixed
+                .clone()
+                .ok_or_else(|| ApiError::unauthorized("invalid token").into());
+        };
+        let keys = jwks.keys();
+        match header.kid.as_deref() {
+            Some(kid) => keys.get(kid).cloned().ok_or(Refused::UnknownKid),
+            None => self
+                .fixed
+                .clone()
+                .or_else(|| keys.only().cloned())
+                .ok_or_else(|| ApiError::unauthorized("token names no key (`kid`)").into()),
+        }
+    }
+
+    /// Full verification: key, signature, algorithm, `exp`, `nbf`, `aud`,
+    /// `iss`, then the claims.
+    fn verify(&self, token: &str) -> Result<VerifiedClaims, Refused> {
+        let key = self.key_for(token)?;
+        let validation = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == key.alg)
+            .map(|(_, v)| v)
+            .ok_or_else(|| ApiError::unauthorized("token algorithm not accepted"))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::ImmatureSignature => "token not valid yet",
+                    ErrorKind::InvalidSignature => "bad token signature",
+                    ErrorKind::InvalidAlgorithm => "token algorithm not accepted",
+                    ErrorKind::InvalidAudience => "token audience not accepted",
+                    ErrorKind::InvalidIssuer => "token issuer not accepted",
+                    ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+                    _ => "invalid token",
+                };
+                tracing::debug!(error = %e, "token rejected");
+                ApiError::unauthorized(why)
+            })?;
         let claims = data.claims;
         let subject = match claims.get("sub") {
             Some(Value::String(s)) => s.clone(),
@@ -190,6 +326,62 @@ impl Authenticator {
     }
 }
 
+/// The 401 message of a request without a token.
+const MISSING_TOKEN: &str = "missing bearer token";
+
+/// The fixed key of `cfg` (`secret` / `public_key_pem` with `alg`), if any.
+fn fixed_key(cfg: &AuthConfig) -> Result<Option<Key>, GatewayError> {
+    let bad = |reason: String| GatewayError::Auth { reason };
+    let Some(alg) = cfg.alg else {
+        if cfg.secret.is_some() || cfg.public_key_pem.is_some() {
+            return Err(bad(
+                "`secret` / `public_key_pem` need `alg` (HS256, RS256 or ES256)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let key = match alg {
+        JwtAlg::HS256 => {
+            if cfg.public_key_pem.is_some() {
+                return Err(bad("HS256 uses `secret`, not `public_key_pem`".into()));
+            }
+            let secret = cfg.secret.as_deref().unwrap_or_default();
+            if secret.is_empty() {
+                return Err(bad("HS256 needs a non-empty `secret`".into()));
+            }
+            Key {
+                alg: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret.as_bytes()),
+            }
+        }
+        JwtAlg::RS256 | JwtAlg::ES256 => {
+            if cfg.secret.is_some() {
+                return Err(bad(format!("{alg:?} uses `public_key_pem`, not `secret`")));
+            }
+            let pem = cfg
+                .public_key_pem
+                .as_deref()
+                .ok_or_else(|| bad(format!("{alg:?} needs `public_key_pem`")))?;
+            if alg == JwtAlg::RS256 {
+                let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|e| bad(format!("`public_key_pem` is not an RSA key: {e}")))?;
+                Key {
+                    alg: Algorithm::RS256,
+                    key,
+                }
+            } else {
+                let key = DecodingKey::from_ec_pem(pem.as_bytes())
+                    .map_err(|e| bad(format!("`public_key_pem` is not an EC key: {e}")))?;
+                Key {
+                    alg: Algorithm::ES256,
+                    key,
+                }
+            }
+        }
+    };
+    Ok(Some(key))
+}
+
 /// A JWT NumericDate as jsonwebtoken reads it: a `u64`, or a finite
 /// non-negative float rounded.
 fn numeric_date(v: &Value) -> Option<u64> {
@@ -212,7 +404,7 @@ fn unix_now() -> u64 {
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        .ok_or_else(|| ApiError::unauthorized(MISSING_TOKEN))?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;

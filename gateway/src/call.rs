@@ -55,7 +55,7 @@ pub(crate) async fn call(
     }
     let identity = match &state.auth {
         Some(auth) => {
-            let id = auth.authenticate(req.headers())?;
+            let id = auth.authenticate_async(req.headers()).await?;
             if !state.policy.allows(&id, target.service, target.message) {
                 return Err(ApiError::forbidden(format!(
                     "not allowed to send `{}` to `{}`",

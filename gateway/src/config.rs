@@ -68,6 +68,31 @@ pub struct GatewayConfig {
     /// CORS for browser callers (`[gateway.cors]`); `None`: no CORS headers
     /// at all, and a preflight is 405.
     pub cors: Option<CorsConfig>,
+    /// HTTPS (`[gateway.tls]`); `None`: plain HTTP (with a warning at start
+    /// when `bind` is not a loopback address).
+    pub tls: Option<TlsConfig>,
+}
+
+/// HTTPS settings (`[gateway.tls]`): PEM files.
+///
+/// # Examples
+/// ```
+/// let t: msa_gateway::TlsConfig = serde_json::from_value(serde_json::json!({
+///     "cert": "/etc/msa/gateway.crt", "key": "/etc/msa/gateway.key",
+/// })).unwrap();
+/// assert!(t.client_ca.is_none());
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (leaf first), PEM.
+    pub cert: std::path::PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: std::path::PathBuf,
+    /// When set, clients must present a certificate issued by this CA
+    /// (PEM; mutual TLS); without one the handshake fails.
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -85,6 +110,7 @@ impl Default for GatewayConfig {
             policy: Vec::new(),
             routes: Vec::new(),
             cors: None,
+            tls: None,
         }
     }
 }
@@ -142,18 +168,69 @@ impl Default for CorsConfig {
     }
 }
 
-/// JWT verification settings.
+/// JWT verification settings (`[gateway.auth]`).
+///
+/// Keys come from one fixed key (`secret` for HS256, `public_key_pem` for
+/// RS256 / ES256, with `alg`), from a JWKS document (`jwks`: a file or a
+/// URL, as identity providers publish them; several keys, picked by the
+/// token's `kid`), or both (a token without a `kid` then uses the fixed
+/// key). `audience` and `issuer` are checked whenever they are set.
+///
+/// # Examples
+/// ```
+/// let a: msa_gateway::AuthConfig = serde_json::from_value(serde_json::json!({
+///     "jwks": "https://idp.example.com/.well-known/jwks.json",
+///     "audience": "shop-api",
+///     "issuer": ["https://idp.example.com/"],
+/// })).unwrap();
+/// assert_eq!(a.audience, ["shop-api"]);
+/// assert!(a.alg.is_none());
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// The one signature algorithm accepted; tokens signed otherwise get 401.
-    pub alg: JwtAlg,
+    /// The algorithm of the fixed key (`secret` / `public_key_pem`); tokens
+    /// signed otherwise get 401. Not needed with `jwks` alone (each JWK
+    /// names or implies its own algorithm).
+    #[serde(default)]
+    pub alg: Option<JwtAlg>,
     /// HS256: the shared secret (its UTF-8 bytes are the key).
     #[serde(default)]
     pub secret: Option<String>,
     /// RS256 / ES256: the issuer's public key, PEM text.
     #[serde(default)]
     pub public_key_pem: Option<String>,
+    /// A JWKS document (RFC 7517): a file path, or an `https://` URL
+    /// fetched when first needed, again every `jwks_refresh_secs`, and at
+    /// once when a token names an unknown `kid` (at most once every
+    /// `jwks_min_refresh_secs`). `http://` is accepted only for a loopback
+    /// host. Keys RS256, ES256 (P-256) and HS256 (`oct`) are used; others
+    /// are skipped with a warning.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Extra CA certificates (PEM file) trusted for an `https://` JWKS URL,
+    /// besides the system's roots (for a private identity provider).
+    #[serde(default)]
+    pub jwks_ca: Option<std::path::PathBuf>,
+    /// Seconds a fetched JWKS is used before it is fetched again (default 300).
+    #[serde(default = "default_jwks_refresh_secs")]
+    pub jwks_refresh_secs: u64,
+    /// Least seconds between two fetches caused by unknown `kid`s (default
+    /// 10): a stream of tokens naming made-up keys cannot make the gateway
+    /// hammer the identity provider.
+    #[serde(default = "default_jwks_min_refresh_secs")]
+    pub jwks_min_refresh_secs: u64,
+    /// Timeout of one JWKS fetch, in milliseconds (default 5,000).
+    #[serde(default = "default_jwks_timeout_ms")]
+    pub jwks_timeout_ms: u64,
+    /// Audiences accepted (one string or a list): when set, a token's `aud`
+    /// must name one of them, or it gets 401.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub audience: Vec<String>,
+    /// Issuers accepted (one string or a list): when set, a token's `iss`
+    /// must be one of them, or it gets 401.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub issuer: Vec<String>,
     /// The claim holding the caller's roles: an array of strings, or one
     /// string for a single role (default `"roles"`).
     #[serde(default = "default_roles_claim")]
@@ -167,29 +244,78 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// HS256 with `secret` and the other fields at their defaults.
-    pub fn hs256(secret: impl Into<String>) -> Self {
+    /// No key at all and every other field at its default: the base of the
+    /// constructors below.
+    fn empty() -> Self {
         Self {
-            alg: JwtAlg::HS256,
-            secret: Some(secret.into()),
+            alg: None,
+            secret: None,
             public_key_pem: None,
+            jwks: None,
+            jwks_ca: None,
+            jwks_refresh_secs: default_jwks_refresh_secs(),
+            jwks_min_refresh_secs: default_jwks_min_refresh_secs(),
+            jwks_timeout_ms: default_jwks_timeout_ms(),
+            audience: Vec::new(),
+            issuer: Vec::new(),
             roles_claim: default_roles_claim(),
             leeway_secs: default_leeway_secs(),
             admin_roles: default_admin_roles(),
         }
     }
 
+    /// HS256 with `secret` and the other fields at their defaults.
+    pub fn hs256(secret: impl Into<String>) -> Self {
+        Self {
+            alg: Some(JwtAlg::HS256),
+            secret: Some(secret.into()),
+            ..Self::empty()
+        }
+    }
+
     /// RS256 or ES256 with a public key in PEM and the other fields at their defaults.
     pub fn public_key(alg: JwtAlg, public_key_pem: impl Into<String>) -> Self {
         Self {
-            alg,
-            secret: None,
+            alg: Some(alg),
             public_key_pem: Some(public_key_pem.into()),
-            roles_claim: default_roles_claim(),
-            leeway_secs: default_leeway_secs(),
-            admin_roles: default_admin_roles(),
+            ..Self::empty()
         }
     }
+
+    /// Keys from a JWKS document (a file path or a URL) and the other
+    /// fields at their defaults.
+    pub fn jwks(source: impl Into<String>) -> Self {
+        Self {
+            jwks: Some(source.into()),
+            ..Self::empty()
+        }
+    }
+}
+
+/// One string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn default_jwks_refresh_secs() -> u64 {
+    300
+}
+
+fn default_jwks_min_refresh_secs() -> u64 {
+    10
+}
+
+fn default_jwks_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_roles_claim() -> String {
@@ -269,7 +395,17 @@ mod tests {
         let e = serde_json::from_str::<AuthConfig>(r#"{"alg": "none", "secret": "s"}"#);
         assert!(e.is_err());
         let a: AuthConfig = serde_json::from_str(r#"{"alg": "HS256", "secret": "s"}"#).unwrap();
-        assert_eq!(a.alg, JwtAlg::HS256);
+        assert_eq!(a.alg, Some(JwtAlg::HS256));
+        let a: AuthConfig =
+            serde_json::from_str(r#"{"jwks": "k.json", "audience": ["a", "b"], "issuer": "i"}"#)
+                .unwrap();
+        assert_eq!(
+            (a.audience.len(), a.issuer.as_slice()),
+            (2, &["i".to_string()][..])
+        );
+        assert!(
+            serde_json::from_str::<AuthConfig>(r#"{"jwks": "k.json", "audience": 3}"#).is_err()
+        );
         assert_eq!((a.roles_claim.as_str(), a.leeway_secs), ("roles", 60));
         assert_eq!(a.admin_roles, ["admin"]);
     }

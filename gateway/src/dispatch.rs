@@ -108,8 +108,8 @@ async fn serve(
         Match::Found { route, params } => match &route.target {
             Target::Healthz => Ok(ops::healthz()),
             Target::Readyz => Ok(ops::readyz(&state.node, draining(state))),
-            Target::Metrics => ops::metrics(state, req),
-            Target::Cluster => ops::cluster(state, req),
+            Target::Metrics => ops::metrics(state, req).await,
+            Target::Cluster => ops::cluster(state, req).await,
             Target::Generic => {
                 let Some(_call) = state.drain.enter() else {
                     return Err(ApiError::unavailable(ops::SHUTTING_DOWN));

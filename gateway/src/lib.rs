@@ -59,11 +59,14 @@ mod ops;
 mod policy;
 mod routes;
 mod server;
+mod tls;
 mod trace;
 mod verifier;
 
 pub use auth::hs256_token;
-pub use config::{AuthConfig, CorsConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig};
+pub use config::{
+    AuthConfig, CorsConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig, TlsConfig,
+};
 pub use error::GatewayError;
 pub use ops::{OpsHandle, OpsServer};
 pub use server::{Gateway, GatewayHandle};

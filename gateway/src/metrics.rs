@@ -223,6 +223,12 @@ impl Metrics {
         self.refused.get_or_create(&RefusedLabels { reason }).inc();
     }
 
+    /// A handle on `msa_gateway_refused_total` for whoever refuses requests
+    /// outside the handler (the authenticator).
+    pub(crate) fn refused_counter(&self) -> RefusedCounter {
+        RefusedCounter(self.refused.clone())
+    }
+
     /// Every metric in the Prometheus text format (version 0.0.4), with the
     /// node's numbers read now.
     pub(crate) fn render(&self) -> String {
@@ -233,6 +239,17 @@ impl Metrics {
             tracing::warn!(error = %e, "encoding metrics failed; the output is partial");
         }
         out
+    }
+}
+
+/// See [`Metrics::refused_counter`].
+#[derive(Debug, Clone)]
+pub(crate) struct RefusedCounter(Family<RefusedLabels, Counter>);
+
+impl RefusedCounter {
+    /// Counts one request refused for `reason`.
+    pub(crate) fn inc(&self, reason: &'static str) {
+        self.0.get_or_create(&RefusedLabels { reason }).inc();
     }
 }
 

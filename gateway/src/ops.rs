@@ -101,9 +101,9 @@ pub(crate) fn readyz(node: &Node, extra: &[&str]) -> HttpResponse {
 pub(crate) const SHUTTING_DOWN: &str = "the node is shutting down";
 
 /// With auth on: 401 without a valid token, 403 without an admin role.
-fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
+async fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
     if let Some(auth) = &state.auth {
-        let id = auth.authenticate(req.headers())?;
+        let id = auth.authenticate_async(req.headers()).await?;
         if !auth.is_admin(&id) {
             return Err(ApiError::forbidden("an admin role is required"));
         }
@@ -112,8 +112,8 @@ fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub(crate) fn metrics(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
-    require_admin(state, req)?;
+pub(crate) async fn metrics(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    require_admin(state, req).await?;
     Ok(metrics_response(&state.metrics))
 }
 
@@ -126,8 +126,8 @@ pub(crate) fn metrics_response(metrics: &crate::metrics::Metrics) -> HttpRespons
 
 /// `GET /v1/cluster`: `Node::cluster_status()` with, for each service, the
 /// messages it handles and their JSON schemas.
-pub(crate) fn cluster(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
-    require_admin(state, req)?;
+pub(crate) async fn cluster(state: &State, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    require_admin(state, req).await?;
     let node = &state.node;
     let mut view = serde_json::to_value(node.cluster_status()).map_err(|e| {
         tracing::error!(error = %e, "the cluster status is not JSON");

@@ -100,16 +100,34 @@ impl Gateway {
         if config.max_header_bytes == 0 {
             return Err(config_err("`max_header_bytes` must be at least 1"));
         }
-        let auth = config.auth.as_ref().map(Authenticator::new).transpose()?;
+        let mut metrics = Metrics::new(node.clone());
+        let auth = match config.auth.as_ref().map(Authenticator::new).transpose()? {
+            Some(auth) => {
+                let refused = metrics.refused_counter();
+                Some(auth.count_refusals_with(Arc::new(move |reason| refused.inc(reason))))
+            }
+            None => None,
+        };
         let policy = Policy::new(&config.policy)?;
         if auth.is_none() && !config.policy.is_empty() {
             tracing::warn!("gateway auth is off: the policy rules are not applied");
         }
         let router = Router::new(&config.routes, config.max_concurrency)?;
         let cors = config.cors.as_ref().map(CorsPolicy::new).transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        if tls.is_none() && !config.bind.ip().is_loopback() {
+            tracing::warn!(
+                addr = %config.bind,
+                "the gateway serves plain HTTP beyond loopback: tokens and bodies travel \
+                 unencrypted; add a [gateway.tls] table"
+            );
+        }
         let (bind, workers) = (config.bind, config.workers);
         let drain = Arc::new(Drain::default());
-        let mut metrics = Metrics::new(node.clone());
         metrics.count_calls_in_flight(drain.clone());
         let state = web::Data::new(State {
             metrics,
@@ -133,6 +151,7 @@ impl Gateway {
             workers,
             head_timeout: Duration::from_millis(state.config.head_timeout_ms),
             cors,
+            tls,
         };
         let server = spawn_server(
             "msa-gateway",
@@ -143,7 +162,12 @@ impl Gateway {
                     .default_service(web::to(dispatch::dispatch));
             }),
         )?;
-        tracing::info!(addr = %server.addr, workers, "gateway listening");
+        let scheme = if state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(addr = %server.addr, workers, scheme, "gateway listening");
         Ok(GatewayHandle { server, state })
     }
 }
@@ -161,6 +185,8 @@ pub(crate) struct Listen {
     pub(crate) head_timeout: Duration,
     /// CORS middleware around every route, if configured.
     pub(crate) cors: Option<CorsLayer>,
+    /// HTTPS, if configured.
+    pub(crate) tls: Option<rustls::ServerConfig>,
 }
 
 impl Listen {
@@ -170,6 +196,7 @@ impl Listen {
             workers,
             head_timeout: Duration::from_secs(5),
             cors: None,
+            tls: None,
         }
     }
 }
@@ -206,8 +233,11 @@ pub(crate) fn spawn_server(
                 .client_request_timeout(listen.head_timeout)
                 .backlog(BACKLOG)
                 .disable_signals()
-                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-                .bind(bind);
+                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+                let server = match listen.tls {
+                    Some(tls) => server.bind_rustls_0_23(bind, tls),
+                    None => server.bind(bind),
+                };
                 let server = match server {
                     Ok(s) => s,
                     Err(e) => {

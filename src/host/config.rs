@@ -46,11 +46,22 @@
 //! max_body_bytes = 1048576
 //! timeout_ms = 5000              # default: the node's ask timeout
 //! max_concurrency = 1024         # calls in flight per route before 429
+//! # body_timeout_ms = 10000; head_timeout_ms = 5000; max_header_bytes = 16384
+//!
+//! [gateway.tls]                  # optional: HTTPS (docs/gateway.md, "HTTPS")
+//! cert = "gateway.crt"           # PEM chain; key = PEM key
+//! key = "gateway.key"
+//! # client_ca = "clients.pem"    # require client certificates from this CA
+//!
+//! [gateway.cors]                 # optional: browsers on these origins may call
+//! allowed_origins = ["https://shop.example.com"]
 //!
 //! [gateway.auth]                 # JWT auth; without it every call is allowed
 //! alg = "HS256"                  # HS256 | RS256 | ES256 (--jwt-secret S sets HS256 + S)
 //! secret = "…"                   # HS256 key (UTF-8 bytes); better: MSA_JWT_SECRET
 //! # public_key_pem = "…"         # RS256 / ES256
+//! # jwks = "https://idp.example.com/.well-known/jwks.json"  # or a file; keys by `kid`
+//! # audience = "shop-api"; issuer = "https://idp.example.com/"  # checked when set
 //! # roles_claim = "roles"; leeway_secs = 60; admin_roles = ["admin"]
 //!
 //! [[gateway.policy]]             # with auth on, a call needs a matching rule
@@ -647,19 +658,12 @@ fn resolve_gateway(
     if let Some(secret) = over.jwt_secret.as_ref().filter(|s| !s.is_empty()) {
         gateway.auth = Some(match gateway.auth.take() {
             Some(a) => AuthConfig {
-                alg: JwtAlg::HS256,
+                alg: Some(JwtAlg::HS256),
                 secret: Some(secret.clone()),
                 public_key_pem: None,
                 ..a
             },
-            None => AuthConfig {
-                alg: JwtAlg::HS256,
-                secret: Some(secret.clone()),
-                public_key_pem: None,
-                roles_claim: "roles".into(),
-                leeway_secs: 60,
-                admin_roles: vec!["admin".into()],
-            },
+            None => AuthConfig::hs256(secret.clone()),
         });
     }
     Ok(Some(gateway))

@@ -114,6 +114,15 @@ impl TokenCache {
             .insert(token.into(), claims, self.generation);
     }
 
+    /// Forgets every token (the keys changed).
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut s = shard.lock();
+            s.current.clear();
+            s.previous.clear();
+        }
+    }
+
     /// Tokens held now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

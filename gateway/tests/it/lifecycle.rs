@@ -15,6 +15,15 @@ workers = 2
 max_body_bytes = 1048576
 timeout_ms = 2000
 max_concurrency = 1024
+body_timeout_ms = 10000
+head_timeout_ms = 5000
+max_header_bytes = 16384
+
+[gateway.cors]
+allowed_origins = ["https://shop.example.com"]
+allowed_methods = ["GET", "POST"]
+allowed_headers = ["authorization", "content-type"]
+max_age_secs = 600
 
 [gateway.auth]
 alg = "HS256"
@@ -59,7 +68,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
 fn the_documented_toml_example_parses_and_starts() {
     let cfg = toml::from_str::<File>(DOC_EXAMPLE).unwrap().gateway;
     assert_eq!(cfg.timeout_ms, Some(2000));
-    assert_eq!(cfg.auth.as_ref().unwrap().alg, JwtAlg::HS256);
+    assert_eq!(cfg.auth.as_ref().unwrap().alg, Some(JwtAlg::HS256));
     assert_eq!((cfg.policy.len(), cfg.routes.len()), (2, 1));
     let empty = toml::from_str::<File>("[gateway]\n").unwrap().gateway;
     assert_eq!(empty.bind.port(), 8080);

@@ -12,6 +12,8 @@ mod calls;
 mod cors;
 mod crash;
 mod garbage;
+mod https;
+mod jwks;
 mod lifecycle;
 mod metrics;
 mod ops;

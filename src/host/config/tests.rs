@@ -123,7 +123,7 @@ fn the_gateway_table_and_flags_combine() {
     let auth = g.auth.unwrap();
     assert_eq!(
         (auth.alg, auth.secret.as_deref()),
-        (JwtAlg::HS256, Some("s3cret"))
+        (Some(JwtAlg::HS256), Some("s3cret"))
     );
     assert_eq!(auth.admin_roles, ["admin"]);
     let shown = format!("{cfg:?}");

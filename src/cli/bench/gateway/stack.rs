@@ -9,9 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use msa::access::{Access, Rule};
 use msa::actors::echo::{self, Ping};
-use msa::gateway::{
-    hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayHandle, JwtAlg, PolicyRule,
-};
+use msa::gateway::{hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayHandle, PolicyRule};
 use msa::{Node, RemoteMessage};
 
 /// The echo service's name, which is also the first URL segment.
@@ -78,14 +76,7 @@ impl Stack {
         let config = GatewayConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers,
-            auth: Some(AuthConfig {
-                alg: JwtAlg::HS256,
-                secret: Some(secret),
-                public_key_pem: None,
-                roles_claim: "roles".into(),
-                leeway_secs: 60,
-                admin_roles: vec!["admin".into()],
-            }),
+            auth: Some(AuthConfig::hs256(secret)),
             policy: vec![PolicyRule {
                 service: SERVICE.into(),
                 message: Ping::NAME.into(),

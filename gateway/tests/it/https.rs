@@ -1,0 +1,248 @@
+//! HTTPS at the gateway (`[gateway.tls]`), optionally requiring client
+//! certificates; a warning when plain HTTP listens beyond loopback.
+//! Certificates are made with rcgen; the client is awc over rustls.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::support::log_capture::LogCapture;
+use crate::support::*;
+use msa_gateway::{Gateway, GatewayConfig, TlsConfig};
+
+/// A CA for one test.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(cn: &str) -> Self {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        Self {
+            issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A leaf (cert PEM, key PEM) for `localhost` and 127.0.0.1.
+    fn leaf(&self, server: bool) -> (String, String) {
+        let mut p =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "gateway-test");
+        p.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "msa-gw-tls-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(d: &Path, name: &str, text: &str) -> PathBuf {
+    let p = d.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The server's files for `ca`, and a config using them.
+fn tls_config(ca: &Ca, client_ca: Option<&Ca>) -> GatewayConfig {
+    let d = dir();
+    let (cert, key) = ca.leaf(true);
+    GatewayConfig {
+        tls: Some(TlsConfig {
+            cert: write(&d, "gw.crt", &cert),
+            key: write(&d, "gw.key", &key),
+            client_ca: client_ca.map(|c| write(&d, "clients.crt", &c.pem())),
+        }),
+        ..config()
+    }
+}
+
+/// An awc client trusting `ca`, presenting `identity` (cert, key PEM) if given.
+fn https_client(ca: &Ca, identity: Option<(String, String)>) -> awc::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connector(awc::Connector::new().rustls_0_23(Arc::new(cfg)))
+        .finish()
+}
+
+async fn add(client: &awc::Client, url: &str) -> Result<Resp, String> {
+    let req = client.post(url);
+    match req.send_body(r#"{"a":1,"b":2}"#).await {
+        Ok(mut res) => {
+            let raw = res.body().await.map_err(|e| e.to_string())?.to_vec();
+            Ok(Resp {
+                status: res.status().as_u16(),
+                headers: res.headers().clone(),
+                json: serde_json::from_slice(&raw).unwrap_or_default(),
+                raw,
+            })
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[actix_rt::test]
+async fn the_gateway_serves_https_with_its_certificate() {
+    let ca = Ca::new("gateway test CA");
+    let f = Fixture::start(tls_config(&ca, None)).await;
+    let port = f.gateway.local_addr().port();
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/v1/calc/calc.Add");
+        let r = add(&https_client(&ca, None), &url).await.unwrap();
+        assert_eq!(
+            (r.status, r.json.clone()),
+            (200, serde_json::json!(3)),
+            "{host}"
+        );
+    }
+    let url = format!("https://127.0.0.1:{port}/v1/calc/calc.Add");
+    // A client that does not trust the gateway's CA refuses it.
+    let other = Ca::new("another CA");
+    let e = add(&https_client(&other, None), &url).await.unwrap_err();
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("Connect"),
+        "{e}"
+    );
+    // Plain HTTP to the TLS port gets no HTTP answer (a TLS alert, then close).
+    let mut s = tokio::net::TcpStream::connect(f.gateway.local_addr())
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"POST /v1/calc/calc.Add HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"a\":1,\"b\":2}")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    f.stop().await;
+}
+
+#[actix_rt::test]
+async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
+    let ca = Ca::new("gateway test CA");
+    let clients = Ca::new("client CA");
+    let f = Fixture::start(tls_config(&ca, Some(&clients))).await;
+    let url = format!(
+        "https://127.0.0.1:{}/v1/calc/calc.Add",
+        f.gateway.local_addr().port()
+    );
+    let r = add(&https_client(&ca, Some(clients.leaf(false))), &url)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // No certificate, or one from another CA: the handshake fails.
+    assert!(add(&https_client(&ca, None), &url).await.is_err());
+    let stranger = Ca::new("stranger CA");
+    assert!(add(&https_client(&ca, Some(stranger.leaf(false))), &url)
+        .await
+        .is_err());
+    // The gateway keeps serving good clients.
+    let r = add(&https_client(&ca, Some(clients.leaf(false))), &url)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    f.stop().await;
+}
+
+#[actix_rt::test]
+async fn bad_tls_files_do_not_start() {
+    let node = msa_runtime::Node::builder().arbiters(1).start().unwrap();
+    let ca = Ca::new("ca");
+    let d = dir();
+    let (cert, key) = ca.leaf(true);
+    let (_, other_key) = ca.leaf(true);
+    let cert = write(&d, "c.pem", &cert);
+    let key = write(&d, "k.pem", &key);
+    let garbage = write(&d, "g.pem", "not pem");
+    for (c, k, client_ca) in [
+        (garbage.clone(), key.clone(), None),
+        (cert.clone(), garbage.clone(), None),
+        (cert.clone(), d.join("missing.pem"), None),
+        (cert.clone(), write(&d, "k2.pem", &other_key), None),
+        (cert.clone(), key.clone(), Some(garbage.clone())),
+    ] {
+        let cfg = GatewayConfig {
+            tls: Some(TlsConfig {
+                cert: c,
+                key: k,
+                client_ca,
+            }),
+            ..config()
+        };
+        let e = Gateway::start(node.clone(), cfg).unwrap_err();
+        assert!(e.to_string().contains("tls"), "{e}");
+    }
+    node.shutdown(GRACE).await.unwrap();
+}
+
+#[actix_rt::test]
+async fn plain_http_beyond_loopback_is_warned_about() {
+    let logs = LogCapture::keyed("addr", "0.0.0.0:0", tracing::Level::WARN);
+    let f = Fixture::start(GatewayConfig {
+        bind: "0.0.0.0:0".parse().unwrap(),
+        ..config()
+    })
+    .await;
+    assert!(
+        logs.text().contains("plain HTTP beyond loopback"),
+        "{}",
+        logs.text()
+    );
+    f.stop().await;
+    // Loopback, or HTTPS anywhere: no warning.
+    let logs = LogCapture::keyed("addr", "127.0.0.1:0", tracing::Level::WARN);
+    let f = Fixture::start(config()).await;
+    assert!(!logs.text().contains("plain HTTP"), "{}", logs.text());
+    f.stop().await;
+}

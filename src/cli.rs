@@ -8,6 +8,7 @@ mod bench;
 mod cert;
 mod cluster;
 mod node;
+mod operator_tls;
 mod service;
 mod sim;
 mod token;

@@ -102,7 +102,10 @@ pub(crate) fn run(cmd: CertCommand) -> anyhow::Result<()> {
         }
         CertCommand::Node(a) => leaf_cmd(&a, Role::Node)?,
         CertCommand::Operator(a) => leaf_cmd(&a, Role::Operator)?,
-        CertCommand::Dev(a) => dev(&a.out, &a.nodes, &a.operator, a.days)?,
+        CertCommand::Dev(a) => {
+            dev(&a.out, &a.nodes, &a.operator, a.days)?;
+            println!("{}", a.out.display());
+        }
     }
     Ok(())
 }
@@ -116,9 +119,7 @@ pub(crate) fn dev(out: &Path, nodes: &[String], operator: &str, days: i64) -> an
     for n in nodes {
         make_leaf(out, out, n, Role::Node, days, &[])?;
     }
-    make_leaf(out, out, operator, Role::Operator, days, &[])?;
-    println!("{}", out.display());
-    Ok(())
+    make_leaf(out, out, operator, Role::Operator, days, &[])
 }
 
 fn leaf_cmd(a: &LeafArgs, role: Role) -> anyhow::Result<()> {

@@ -593,8 +593,8 @@ impl NodeConfig {
         }
         if self.secret.is_none() && self.tls.is_none() && !self.listen.ip().is_loopback() {
             bail!(
-                "listening on {} needs mutual TLS (--tls-ca/--tls-cert/--tls-key, [tls]) or a \
-                 cluster secret (--secret or MSA_SECRET); without either a node may only listen \
+                "listening on {} needs a cluster secret (--secret or MSA_SECRET) or mutual TLS \
+                 (--tls-ca/--tls-cert/--tls-key, [tls]); without either a node may only listen \
                  on loopback",
                 self.listen
             );

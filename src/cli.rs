@@ -5,8 +5,10 @@
 //! `bench`, a variant here, and an arm in [`run`].
 
 mod bench;
+mod cert;
 mod cluster;
 mod node;
+mod operator_tls;
 mod service;
 mod sim;
 mod token;
@@ -56,6 +58,10 @@ enum Command {
     /// authenticated protocol, as `msa cluster status`)
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Make a development CA and node / operator certificates for mutual TLS
+    /// (msa cert dev --nodes node1,node2 --out certs)
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
     /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
     Token(token::TokenArgs),
 }
@@ -86,6 +92,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args),
         Command::Service(cmd) => service::run(cmd),
         Command::Token(args) => token::run(args),
+        Command::Cert(cmd) => cert::run(cmd),
     }
 }
 

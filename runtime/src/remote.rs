@@ -31,8 +31,9 @@ pub use frame::{FrameError, NodeInfo, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HANDS
 pub use handshake::HandshakeError;
 pub(crate) use operator::ServiceOperator;
 pub use operator::{
-    inject_fault, inject_fault_via, operate_services, FaultError, FaultRefusal, FaultReport,
-    FaultRequest, ServiceOpError, ServiceReport, ServiceRequest, ServiceRow,
+    inject_fault, inject_fault_via, operate_services, operate_services_via, FaultError,
+    FaultRefusal, FaultReport, FaultRequest, ServiceOpError, ServiceReport, ServiceRequest,
+    ServiceRow,
 };
 pub use remoting::{
     RemoteConfig, DEFAULT_DISCOVERY_INTERVAL, DEFAULT_HANDSHAKE_TIMEOUT,

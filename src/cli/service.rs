@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use msa::remote::{operate_services, ServiceReport, ServiceRequest};
+use msa::remote::{operate_services_via, ServiceReport, ServiceRequest};
 
 use super::cluster::table;
 
@@ -45,6 +45,8 @@ pub(crate) struct Target {
     /// Cluster name
     #[arg(long, env = "MSA_CLUSTER", default_value = "msa")]
     cluster: String,
+    #[command(flatten)]
+    tls: crate::cli::operator_tls::OperatorTls,
     /// Print the node's services as one JSON object instead of a table
     #[arg(long)]
     json: bool,
@@ -70,10 +72,12 @@ pub(crate) fn run(cmd: ServiceCommand) -> anyhow::Result<()> {
     let timeout = Duration::try_from_secs_f64(target.timeout)
         .context("--timeout must be a positive number of seconds")?;
     let secret = target.secret.clone().unwrap_or_default();
+    let transport = target.tls.transport()?;
     let report = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(operate_services(
+        .block_on(operate_services_via(
+            transport.as_ref(),
             &target.seed,
             &target.cluster,
             secret.as_bytes(),

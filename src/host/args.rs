@@ -20,7 +20,8 @@ Precedence: --config file < MSA_* environment < flags.
 Every config key reads from MSA_ + the key upper-cased, dots as underscores
 (name: MSA_NAME, ops.bind: MSA_OPS_BIND, gateway.bind: MSA_GATEWAY_BIND);
 lists are comma-separated (MSA_SEEDS, MSA_SERVICES=kv:store:2,echo).
-Without a secret the node may only listen on loopback (the default, 127.0.0.1:0).
+Without mutual TLS or a secret the node may only listen on loopback (the default, 127.0.0.1:0).
+SIGHUP re-reads the TLS CA, certificate and key (new connections use them).
 Once listening, it prints `msa-node name=.. addr=.. incarnation=.. services=..` on stdout
 (with ` gateway=IP:PORT` when it runs the HTTP gateway, ` ops=IP:PORT` when it serves
 the operations endpoints). SIGTERM or Ctrl-C: drain (shutdown.drain), leave, exit 0.")]
@@ -57,6 +58,17 @@ pub struct HostArgs {
     /// mounted Kubernetes Secret; MSA_SECRET_FILE); not with --secret
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Mutual TLS: the cluster CA (PEM; tls.ca, MSA_TLS_CA). With
+    /// --tls-cert and --tls-key; SIGHUP re-reads the three files
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Mutual TLS: this node's certificate, SAN URI msa://node/<name>
+    /// (tls.cert, MSA_TLS_CERT; `msa cert node` makes one)
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: the certificate's private key (tls.key, MSA_TLS_KEY)
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Arbiter threads [default: one per core]
     #[arg(long)]
     arbiters: Option<usize>,
@@ -118,6 +130,9 @@ impl HostArgs {
             services: self.services.clone(),
             gateway: self.gateway,
             jwt_secret: self.jwt_secret.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
         }
     }
 }

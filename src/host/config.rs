@@ -20,6 +20,11 @@
 //! # secret_file = "/run/secrets/msa"  # the secret from a file (trailing newline trimmed); not with `secret`
 //! log_format = "text"            # text | json (one JSON object per line)
 //!
+//! [tls]                          # mutual TLS between nodes (docs/security.md); all three or none
+//! ca = "certs/ca.pem"            # MSA_TLS_CA / --tls-ca: the cluster CA
+//! cert = "certs/node1.pem"       # MSA_TLS_CERT / --tls-cert: SAN URI msa://node/<name>
+//! key = "certs/node1.key"        # MSA_TLS_KEY / --tls-key; SIGHUP re-reads the three
+//!
 //! [ops]                          # optional: /healthz, /readyz, /metrics on their own address
 //! bind = "127.0.0.1:9090"
 //!
@@ -104,6 +109,8 @@ use serde::Deserialize;
 mod access;
 pub(crate) mod env;
 mod split_brain;
+mod tls;
+pub(crate) use tls::TlsPaths;
 
 pub(crate) use access::access_for;
 pub use access::AccessRuleConfig;
@@ -369,6 +376,8 @@ struct ConfigFile {
     shutdown: Option<ShutdownFile>,
     gateway: Option<GatewayConfig>,
     access: Option<Vec<AccessRuleConfig>>,
+
+    tls: Option<tls::TlsFile>,
 }
 
 /// The flags layer (clap fills it; `None` or empty means "not set"). The
@@ -410,6 +419,12 @@ pub(crate) struct Overrides {
     pub(crate) gateway: Option<SocketAddr>,
     /// `--jwt-secret` / `MSA_JWT_SECRET`: gateway auth, HS256 with this secret.
     pub(crate) jwt_secret: Option<String>,
+    /// `--tls-ca` / `MSA_TLS_CA`.
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    /// `--tls-cert` / `MSA_TLS_CERT`.
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// `--tls-key` / `MSA_TLS_KEY`.
+    pub(crate) tls_key: Option<std::path::PathBuf>,
 }
 
 /// Everything `msa node` needs, resolved and checked.
@@ -429,8 +444,11 @@ pub(crate) struct NodeConfig {
     pub(crate) dns_server: Option<SocketAddr>,
     /// The cluster name.
     pub(crate) cluster: String,
-    /// The shared secret; `None` restricts the node to loopback.
+    /// The shared secret; `None` (without TLS) restricts the node to
+    /// loopback.
     pub(crate) secret: Option<String>,
+    /// Mutual TLS between nodes: the CA, certificate and key files.
+    pub(crate) tls: Option<TlsPaths>,
     /// Arbiter threads (`None`: one per core).
     pub(crate) arbiters: Option<usize>,
     /// Failure-detection bound in milliseconds (`None`: 5,000).
@@ -464,6 +482,7 @@ impl fmt::Debug for NodeConfig {
             .field("dns_server", &self.dns_server)
             .field("cluster", &self.cluster)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .field("tls", &self.tls)
             .field("arbiters", &self.arbiters)
             .field("split_brain", &self.split_brain)
             .field("log_format", &self.log_format)
@@ -549,6 +568,11 @@ impl NodeConfig {
         let (discovery_interval, dns_server) =
             DiscoveryFile::resolve(file.discovery.unwrap_or_default(), &over)?;
         let split_brain = file.split_brain.unwrap_or_default().resolve()?;
+        let tls = file.tls.unwrap_or_default().resolve(
+            over.tls_ca.clone(),
+            over.tls_cert.clone(),
+            over.tls_key.clone(),
+        )?;
         let cfg = Self {
             name: over
                 .name
@@ -564,6 +588,7 @@ impl NodeConfig {
                 .or(file.cluster)
                 .unwrap_or_else(|| "msa".into()),
             secret,
+            tls,
             arbiters: over.arbiters.or(file.arbiters),
             failure_detection_ms: over.failure_detection_ms.or(file.failure_detection_ms),
             split_brain,
@@ -593,10 +618,11 @@ impl NodeConfig {
         if self.arbiters == Some(0) {
             bail!("arbiters must be at least 1");
         }
-        if self.secret.is_none() && !self.listen.ip().is_loopback() {
+        if self.secret.is_none() && self.tls.is_none() && !self.listen.ip().is_loopback() {
             bail!(
-                "listening on {} needs a cluster secret (--secret or MSA_SECRET); \
-                 without one a node may only listen on loopback",
+                "listening on {} needs a cluster secret (--secret or MSA_SECRET) or mutual TLS \
+                 (--tls-ca/--tls-cert/--tls-key, [tls]); without either a node may only listen \
+                 on loopback",
                 self.listen
             );
         }

@@ -122,6 +122,7 @@ pub(crate) async fn serve(
     if let Some(o) = &ops {
         o.set_started();
     }
+    let reload = tls_reloader(&node)?;
     let ready = ReadyLine {
         name: cfg.name.clone(),
         addr: node.remote_addr().unwrap_or_default(),
@@ -137,6 +138,9 @@ pub(crate) async fn serve(
         why = stop.next() => why,
         () = super::stdin_eof(), if stop_on_stdin_eof => "stdin closed",
     };
+    if let Some(r) = reload {
+        r.abort();
+    }
     tracing::info!(
         reason = why,
         drain = ?cfg.drain,
@@ -235,6 +239,11 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
     if let Some(s) = &cfg.secret {
         b = b.secret(s.as_bytes());
     }
+    if let Some(t) = &cfg.tls {
+        let tls = crate::remote::TlsConfig::from_files(&t.ca, &t.cert, &t.key)
+            .context("cannot set up mutual TLS")?;
+        b = b.tls(tls);
+    }
     if let Some(a) = &cfg.advertise {
         b = b.advertise(a);
     }
@@ -298,6 +307,29 @@ async fn spawn_services(
         tracing::info!(service = name, kind = %s.kind, instances = n, "service started");
     }
     Ok(())
+}
+
+/// On SIGHUP, re-reads the node's TLS files (a task; `None` without TLS).
+/// A reload that fails is logged and the running certificate stays.
+fn tls_reloader(node: &Node) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if node.tls_cert_expiry().is_none() {
+        return Ok(None);
+    }
+    let mut hup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
+    let node = node.clone();
+    Ok(Some(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match node.reload_tls() {
+                Ok(()) => tracing::info!(
+                    expiry = node.tls_cert_expiry().unwrap_or_default(),
+                    "SIGHUP: TLS files reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; the running certificate stays")
+                }
+            }
+        }
+    })))
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, caught instead of ending the process.

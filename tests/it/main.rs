@@ -10,6 +10,7 @@ mod cli_addr;
 mod cli_bench_gateway;
 mod cli_bench_local;
 mod cli_bench_remote;
+mod cli_cert;
 mod cli_commands;
 mod cli_discovery;
 mod cli_failover;

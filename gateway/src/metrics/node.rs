@@ -95,7 +95,8 @@ impl Collector for NodeCollector {
             p.data_queued_bytes = p.data_queued_bytes.saturating_add(c.data_queued_bytes);
         }
         encode_connections(&mut enc, &peers)?;
-        encode_remote(&mut enc, &self.node.remote_stats())
+        encode_remote(&mut enc, &self.node.remote_stats())?;
+        encode_tls_expiry(&mut enc, self.node.tls_cert_expiry())
     }
 }
 
@@ -292,6 +293,22 @@ fn encode_connections(
     Ok(())
 }
 
+/// `msa_tls_cert_expiry_seconds`: when the node's TLS certificate expires
+/// (unix time; left out without TLS). A reload (SIGHUP) shows at the next
+/// scrape.
+fn encode_tls_expiry(enc: &mut DescriptorEncoder<'_>, expiry: Option<i64>) -> fmt::Result {
+    let Some(expiry) = expiry else {
+        return Ok(());
+    };
+    let m = enc.encode_descriptor(
+        "msa_tls_cert_expiry_seconds",
+        "When this node's TLS certificate expires (unix time, seconds).",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(expiry).encode(m)
+}
+
 fn encode_remote(
     enc: &mut DescriptorEncoder<'_>,
     r: &msa_runtime::remote::RemoteSnapshot,
@@ -303,6 +320,13 @@ fn encode_remote(
                 "Handshakes with other nodes that failed (wrong secret, cluster or protocol, garbage).",
             ),
             r.handshake_failures,
+        ),
+        (
+            counter(
+                "msa_remote_tls_refusals",
+                "Connections refused at TLS or by the certificate checks (no certificate, another CA, a name other than the one announced, the wrong role).",
+            ),
+            r.tls_refusals,
         ),
         (
             counter(

@@ -254,8 +254,24 @@ pub async fn operate_services(
     request: ServiceRequest,
     timeout: std::time::Duration,
 ) -> Result<ServiceReport, ServiceOpError> {
+    operate_services_via(&TcpTransport, addr, cluster, secret, request, timeout).await
+}
+
+/// [`operate_services`] over another transport (mutual TLS with
+/// [`TlsClientTransport`](crate::remote::tls::TlsClientTransport)).
+///
+/// # Errors
+/// As [`operate_services`].
+pub async fn operate_services_via(
+    transport: &dyn Transport,
+    addr: &str,
+    cluster: &str,
+    secret: &[u8],
+    request: ServiceRequest,
+    timeout: std::time::Duration,
+) -> Result<ServiceReport, ServiceOpError> {
     let outcome = super::remoting::client_exchange(
-        &TcpTransport,
+        transport,
         addr,
         cluster,
         secret,

@@ -36,6 +36,9 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 
 use super::transport::BoxStream;
 
+mod client;
+pub use client::TlsClientTransport;
+
 /// The SAN URI prefix of a node certificate.
 pub const NODE_URI_PREFIX: &str = "msa://node/";
 /// The SAN URI prefix of an operator certificate.

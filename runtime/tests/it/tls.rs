@@ -292,7 +292,7 @@ async fn a_peer_presenting_another_nodes_name_is_refused_on_the_memory_network_t
     let b = mem("b", node_tls(&ca, "b"), Some(&a));
     b.spawn(counter_spec("on-b")).await.unwrap();
     reaches(&a, "on-b").await;
-    assert_eq!(b.remote_stats().tls_refusals, 0);
+    // b learns of m from a's membership and refuses it too, when it dials.
     for n in [b, m, a] {
         n.shutdown(GRACE).await.unwrap();
     }
@@ -327,4 +327,52 @@ async fn a_reload_picks_up_new_files_for_new_connections_and_the_expiry() {
     for n in [c, a] {
         n.shutdown(GRACE).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_need_an_operator_certificate_and_it_cannot_join_as_a_node() {
+    use msa_runtime::remote::tls::TlsClientTransport;
+    use msa_runtime::remote::{cluster_status_via, operate_services_via, ServiceRequest};
+    let ca = Ca::new("test CA");
+    let a = node("a", node_tls(&ca, "a"), None);
+    let addr = a.remote_addr().unwrap();
+    let op = write(&dir(), &ca, "msa://operator/ops", false, 2040);
+    let via = TlsClientTransport::new(op.clone());
+    let status = cluster_status_via(&via, &addr, "msa", b"", BOUND)
+        .await
+        .unwrap();
+    assert_eq!(status.members.len(), 1);
+    let report = operate_services_via(&via, &addr, "msa", b"", ServiceRequest::List, BOUND)
+        .await
+        .unwrap();
+    assert!(report.services.is_empty());
+    assert_eq!(a.remote_stats().tls_refusals, 0);
+
+    // A node's certificate cannot act as an operator...
+    let as_node = TlsClientTransport::new(node_tls(&ca, "b"));
+    let r = cluster_status_via(&as_node, &addr, "msa", b"", Duration::from_secs(3)).await;
+    assert!(r.is_err(), "{r:?}");
+    until("the node cert as operator counted", || {
+        a.remote_stats().tls_refusals >= 1
+    })
+    .await;
+    // ...nor can a client without TLS, or with another CA's operator cert.
+    let plain =
+        msa_runtime::remote::cluster_status(&addr, "msa", b"", Duration::from_secs(3)).await;
+    assert!(plain.is_err());
+    let other = write(&dir(), &Ca::new("other"), "msa://operator/ops", false, 2040);
+    let r = cluster_status_via(
+        &TlsClientTransport::new(other),
+        &addr,
+        "msa",
+        b"",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(r.is_err(), "{r:?}");
+    until("three refusals", || a.remote_stats().tls_refusals >= 3).await;
+    // An operator's certificate cannot join as a node: a node refuses to
+    // start with it (above), and a handshake that announces a node with it
+    // is refused (TlsIdentity::check_peer, unit-tested in the runtime).
+    a.shutdown(GRACE).await.unwrap();
 }

@@ -17,7 +17,7 @@ use crate::cli::node::ReadyLine;
 
 /// The `MSA_*` variables `msa node` reads; cleared in children so that the
 /// caller's environment cannot change what `cluster up` planned.
-const NODE_ENV: [&str; 10] = [
+const NODE_ENV: [&str; 13] = [
     "MSA_CONFIG",
     "MSA_NAME",
     "MSA_LISTEN",
@@ -28,6 +28,9 @@ const NODE_ENV: [&str; 10] = [
     "MSA_SERVICES",
     "MSA_GATEWAY",
     "MSA_JWT_SECRET",
+    "MSA_TLS_CA",
+    "MSA_TLS_CERT",
+    "MSA_TLS_KEY",
 ];
 
 /// A child process has exited.
@@ -50,6 +53,9 @@ pub(super) struct Launch<'a> {
     pub(super) seed: Option<&'a str>,
     /// The gateway this node runs, if any (node1 only).
     pub(super) gateway: Option<GatewayLaunch<'a>>,
+    /// Mutual TLS with the certificates `msa cert dev` made in this
+    /// directory (`ca.pem`, `NAME.pem`, `NAME.key`).
+    pub(super) tls_dir: Option<&'a std::path::Path>,
 }
 
 /// The gateway a node runs: the shop demo's policy and routes, bound to
@@ -99,6 +105,14 @@ impl NodeProcess {
         }
         if let Some(seed) = launch.seed {
             cmd.args(["--seed", seed]);
+        }
+        if let Some(d) = launch.tls_dir {
+            cmd.arg("--tls-ca")
+                .arg(d.join("ca.pem"))
+                .arg("--tls-cert")
+                .arg(d.join(format!("{}.pem", plan.name)))
+                .arg("--tls-key")
+                .arg(d.join(format!("{}.key", plan.name)));
         }
         for var in NODE_ENV {
             cmd.env_remove(var);

@@ -26,6 +26,10 @@ pub(crate) struct ClusterState {
     pub(crate) seed: String,
     /// Every node as started.
     pub(crate) nodes: Vec<NodeState>,
+    /// Where `msa cluster up --tls` put the certificates (the operator's is
+    /// `operator.pem` there); absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_dir: Option<std::path::PathBuf>,
 }
 
 /// One node of [`ClusterState`].
@@ -105,6 +109,7 @@ mod tests {
                 addr: "127.0.0.1:1".into(),
                 pid: 42,
             }],
+            tls_dir: None,
         };
         write(&path, &s).unwrap();
         assert_eq!(read(&path).unwrap(), s);

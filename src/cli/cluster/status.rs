@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use msa::remote::{cluster_status, ClusterStatus};
+use msa::remote::{cluster_status_via, ClusterStatus};
 
 use super::table;
 
@@ -21,6 +21,8 @@ pub(crate) struct StatusArgs {
     /// Cluster name
     #[arg(long, env = "MSA_CLUSTER", default_value = "msa")]
     cluster: String,
+    #[command(flatten)]
+    tls: crate::cli::operator_tls::OperatorTls,
     /// Print one JSON object {"members": [...], "services": [...]} instead of tables
     #[arg(long)]
     json: bool,
@@ -34,13 +36,20 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<()> {
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .context("--timeout must be a positive number of seconds")?;
     let secret = args.secret.clone().unwrap_or_default();
+    let transport = args.tls.transport()?;
     let status = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(cluster_status(&args.seed, &args.cluster, secret.as_bytes(), timeout))
+        .block_on(cluster_status_via(
+            transport.as_ref(),
+            &args.seed,
+            &args.cluster,
+            secret.as_bytes(),
+            timeout,
+        ))
         .with_context(|| {
             format!(
-                "cannot get the cluster view from {} (check --seed, --secret or MSA_SECRET, and --cluster)",
+                "cannot get the cluster view from {} (check --seed, --secret or MSA_SECRET, --cluster, and --tls-* for nodes with TLS)",
                 args.seed
             )
         })?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use msa::remote::{cluster_status, inject_fault, FaultError, FaultReport, FaultRequest};
+use msa::remote::{cluster_status_via, inject_fault_via, FaultError, FaultReport, FaultRequest};
 
 use super::state;
 
@@ -31,6 +31,8 @@ pub(crate) struct TargetArgs {
     /// Give up on a node after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     timeout: f64,
+    #[command(flatten)]
+    tls: crate::cli::operator_tls::OperatorTls,
 }
 
 /// A member an operator command may address.
@@ -49,6 +51,7 @@ pub(crate) struct Target {
     cluster: String,
     secret: String,
     timeout: Duration,
+    transport: std::sync::Arc<dyn msa::remote::transport::Transport>,
     pub(crate) members: Vec<Member>,
 }
 
@@ -59,6 +62,7 @@ impl TargetArgs {
             .ok()
             .filter(|t| !t.is_zero())
             .context("--timeout must be a positive number of seconds")?;
+        let mut tls = self.tls.clone();
         let (seed, cluster, secret, mut members) = match &self.seed {
             Some(seed) => (
                 seed.clone(),
@@ -69,6 +73,11 @@ impl TargetArgs {
             None => {
                 let path = self.state.clone().unwrap_or_else(state::default_path);
                 let st = state::read(&path)?;
+                if let (Some(d), false) = (&st.tls_dir, tls.is_set()) {
+                    tls.tls_ca = Some(d.join("ca.pem"));
+                    tls.tls_cert = Some(d.join("operator.pem"));
+                    tls.tls_key = Some(d.join("operator.key"));
+                }
                 let members = st
                     .nodes
                     .into_iter()
@@ -86,7 +95,10 @@ impl TargetArgs {
                 )
             }
         };
-        match cluster_status(&seed, &cluster, secret.as_bytes(), timeout).await {
+        let transport = tls.transport()?;
+        match cluster_status_via(transport.as_ref(), &seed, &cluster, secret.as_bytes(), timeout)
+            .await
+        {
             Ok(status) => {
                 for m in status.members {
                     match members.iter_mut().find(|k| k.name == m.name) {
@@ -118,6 +130,7 @@ impl TargetArgs {
             cluster,
             secret,
             timeout,
+            transport,
             members,
         })
     }
@@ -148,7 +161,8 @@ impl Target {
         m: &Member,
         request: FaultRequest,
     ) -> Result<FaultReport, FaultError> {
-        inject_fault(
+        inject_fault_via(
+            self.transport.as_ref(),
             &m.addr,
             &self.cluster,
             self.secret.as_bytes(),

@@ -71,6 +71,15 @@ pub(crate) struct UpArgs {
     /// <tmp>/msa-<uid>/cluster.json]
     #[arg(long, env = "MSA_STATE", value_name = "FILE")]
     state: Option<std::path::PathBuf>,
+    /// Mutual TLS between the nodes: make a development CA, a certificate
+    /// per node and an operator certificate (as `msa cert dev`) in
+    /// --tls-dir, and start the nodes with them
+    #[arg(long)]
+    tls: bool,
+    /// Where --tls keeps the certificates (a CA already there is reused)
+    /// [default: a `tls` directory beside the state file]
+    #[arg(long, value_name = "DIR", requires = "tls")]
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 impl UpArgs {
@@ -103,10 +112,27 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut stop = StopSignals::install()?;
     let (secret, generated) = match args.secret.clone().filter(|s| !s.is_empty()) {
         Some(s) => (s, false),
+        // Mutual TLS authenticates the nodes: no secret unless given.
+        None if args.tls => (String::new(), false),
         None => (secret::generate()?, true),
     };
     let plans = plan(usize::from(args.nodes), args.base_port);
     let gateway = args.gateway()?;
+    let state_path = args.state.clone().unwrap_or_else(state::default_path);
+    let tls_dir = match (args.tls, &args.tls_dir) {
+        (false, _) => None,
+        (true, Some(d)) => Some(d.clone()),
+        (true, None) => Some(
+            state_path
+                .parent()
+                .map_or_else(|| std::path::PathBuf::from("tls"), |p| p.join("tls")),
+        ),
+    };
+    if let Some(d) = &tls_dir {
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        crate::cli::cert::dev(d, &names, "operator", 30)
+            .map_err(|e| e.context("cannot make the cluster's certificates"))?;
+    }
     let (exits_tx, exits) = mpsc::unbounded_channel();
     let mut nodes = Nodes {
         procs: Vec::new(),
@@ -114,7 +140,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         exits_tx,
     };
     let started = tokio::select! {
-        r = nodes.start(&plans, &args.cluster, &secret, gateway) => r,
+        r = nodes.start(&plans, &args.cluster, &secret, gateway, tls_dir.as_deref()) => r,
         why = stop.next() => Err(anyhow!("{why} while starting")),
     };
     let ready = match started {
@@ -124,9 +150,21 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             return Err(e.context("the cluster did not start"));
         }
     };
-    print_summary(&args, &ready, &nodes.procs, generated.then_some(&secret));
-    let state_path = args.state.clone().unwrap_or_else(state::default_path);
-    let wrote_state = write_state(&state_path, &args.cluster, &secret, &ready, &nodes.procs);
+    print_summary(
+        &args,
+        &ready,
+        &nodes.procs,
+        generated.then_some(&secret),
+        tls_dir.as_deref(),
+    );
+    let wrote_state = write_state(
+        &state_path,
+        &args.cluster,
+        &secret,
+        &ready,
+        &nodes.procs,
+        tls_dir.as_deref(),
+    );
 
     let mut running = nodes.procs.len();
     loop {
@@ -167,6 +205,7 @@ fn write_state(
     secret: &str,
     ready: &[ReadyLine],
     procs: &[NodeProcess],
+    tls_dir: Option<&std::path::Path>,
 ) -> bool {
     let st = state::ClusterState {
         cluster: cluster.to_string(),
@@ -180,6 +219,7 @@ fn write_state(
                 pid: procs.iter().find(|p| p.name == r.name).map_or(0, |p| p.pid),
             })
             .collect(),
+        tls_dir: tls_dir.map(std::path::Path::to_path_buf),
     };
     match state::write(path, &st) {
         Ok(()) => {
@@ -212,6 +252,7 @@ impl Nodes {
         cluster: &str,
         secret: &str,
         gateway: GatewayLaunch<'_>,
+        tls_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<Vec<ReadyLine>> {
         let Some((first, rest)) = plans.split_first() else {
             return Ok(Vec::new());
@@ -221,6 +262,7 @@ impl Nodes {
             secret,
             seed: None,
             gateway: Some(gateway),
+            tls_dir,
         };
         let seed = self.spawn(first, launch)?.await?;
         launch.seed = Some(&seed.addr);
@@ -319,6 +361,7 @@ fn print_summary(
     ready: &[ReadyLine],
     procs: &[NodeProcess],
     generated_secret: Option<&String>,
+    tls_dir: Option<&std::path::Path>,
 ) {
     let rows: Vec<Vec<String>> = ready
         .iter()
@@ -350,9 +393,21 @@ fn print_summary(
     };
     let secret = match generated_secret {
         Some(s) => s.clone(),
+        None if args.tls && args.secret.as_deref().is_none_or(str::is_empty) => {
+            "none (mutual TLS authenticates the nodes)".to_string()
+        }
         None => "(as given with --secret or MSA_SECRET)".to_string(),
     };
-    let secret_flag = generated_secret.map_or_else(String::new, |s| format!(" --secret {s}"));
+    let mut secret_flag = generated_secret.map_or_else(String::new, |s| format!(" --secret {s}"));
+    if let Some(d) = tls_dir {
+        let f = |n: &str| d.join(n).display().to_string();
+        secret_flag.push_str(&format!(
+            " --tls-ca {} --tls-cert {} --tls-key {}",
+            f("ca.pem"),
+            f("operator.pem"),
+            f("operator.key")
+        ));
+    }
     println!(
         "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:    {seed}\ngateway: {gateway}\n\
          secret:  {secret}\n\

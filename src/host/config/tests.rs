@@ -70,6 +70,15 @@ fn bad_files_are_refused_with_the_reason() {
         from_toml("listen = \"0.0.0.0:7000\"\n").unwrap_err()
     );
     assert!(e.contains("needs a cluster secret"), "{e}");
+    assert!(e.contains("mutual TLS"), "{e}");
+    // With a [tls] table (or MSA_TLS_*) a node may listen beyond loopback.
+    let cfg = from_toml(
+        "listen = \"0.0.0.0:7000\"\n[tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.tls.unwrap().cert, std::path::PathBuf::from("n.pem"));
+    let e = format!("{:#}", from_toml("[tls]\nca = \"ca.pem\"\n").unwrap_err());
+    assert!(e.contains("missing: cert, key"), "{e}");
     let e = format!(
         "{:#}",
         from_toml("[[services]]\nkind = \"kv\"\n[[services]]\nkind = \"kv\"\n").unwrap_err()

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cluster;
+mod contracts;
 mod node;
 mod service;
 mod sim;
@@ -56,6 +57,9 @@ enum Command {
     /// authenticated protocol, as `msa cluster status`)
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Check or update the wire contracts of every message (contracts/messages.json)
+    #[command(subcommand)]
+    Contracts(contracts::ContractsCommand),
     /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
     Token(token::TokenArgs),
 }
@@ -86,6 +90,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args),
         Command::Service(cmd) => service::run(cmd),
         Command::Token(args) => token::run(args),
+        Command::Contracts(cmd) => contracts::run(cmd),
     }
 }
 

@@ -7,6 +7,7 @@
 mod bench;
 mod cert;
 mod cluster;
+mod contracts;
 mod node;
 mod operator_tls;
 mod service;
@@ -62,6 +63,10 @@ enum Command {
     /// (msa cert dev --nodes node1,node2 --out certs)
     #[command(subcommand)]
     Cert(cert::CertCommand),
+
+    /// Check or update the wire contracts of every message (contracts/messages.json)
+    #[command(subcommand)]
+    Contracts(contracts::ContractsCommand),
     /// Print an HS256 JWT for the gateway (`--jwt-secret`): msa token --sub alice --role customer
     Token(token::TokenArgs),
 }
@@ -93,6 +98,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => service::run(cmd),
         Command::Token(args) => token::run(args),
         Command::Cert(cmd) => cert::run(cmd),
+
+        Command::Contracts(cmd) => contracts::run(cmd),
     }
 }
 

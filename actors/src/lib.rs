@@ -41,3 +41,39 @@ pub mod shop;
 pub use counter::{counter_spec, counter_spec_with_probe, Counter};
 pub use echo::{echo_spec, EchoService};
 pub use kv::{kv_spec, list_all, KvStore};
+
+#[cfg(test)]
+mod contract_tests {
+    //! Every message of every service here publishes its contract: a wire
+    //! shape and the JSON schemas of its request and reply.
+
+    use msa_runtime::contract;
+
+    #[test]
+    fn every_message_has_a_wire_schema_and_json_schemas() {
+        // Link every module's declarations.
+        let node = msa_runtime::Node::builder()
+            .name("contracts")
+            .arbiters(1)
+            .start()
+            .unwrap();
+        let all = contract::declared();
+        let names: Vec<String> = all
+            .iter()
+            .map(|c| match c {
+                Ok(c) => c.name.clone(),
+                Err(e) => panic!("{e}"),
+            })
+            .collect();
+        for prefix in ["echo.", "counter.", "kv.", "shop."] {
+            assert!(names.iter().any(|n| n.starts_with(prefix)), "{names:?}");
+        }
+        for name in &names {
+            let info = node.message_info(name).unwrap();
+            assert!(info.schema.is_some(), "{name}: request schema");
+            assert!(info.reply_schema.is_some(), "{name}: reply schema");
+        }
+        node.shutdown_blocking(std::time::Duration::from_secs(5))
+            .unwrap();
+    }
+}

@@ -19,10 +19,17 @@
 //! struct GetOrder { id: u64 }
 //! ```
 //!
-//! `schema` makes `json_schema()` return the type's JSON Schema (the type
+//! Every message publishes its wire schema and the JSON schemas of its
+//! request and reply, traced from their serde shape. `schema` makes
+//! `json_schema()` return the type's schemars JSON Schema instead (the type
 //! must derive `schemars::JsonSchema`); `keyed` records the type's
 //! `KeyedMessage::routing_key` for callers of keyed services (the type must
-//! implement `KeyedMessage`).
+//! implement `KeyedMessage`); `version = N` sets the contract version
+//! (default 1: bump it, or pick a new wire name, when the wire shape
+//! changes on purpose); `enums(A, B)` names enums the wire-shape tracer
+//! must visit on their own (those reached only through an `Option`, a
+//! `Vec`, a map or another enum's later variant: the error of
+//! `msa contracts check` says which).
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -44,12 +51,18 @@ struct Options {
     name: LitStr,
     schema: bool,
     keyed: bool,
+    /// `version = N`: the contract version (default: the trait's, 1).
+    version: Option<syn::LitInt>,
+    /// `enums(A, B)`: enums the wire-shape tracer must visit on their own.
+    enums: Vec<syn::Path>,
 }
 
 fn options(input: &DeriveInput) -> syn::Result<Options> {
     let mut name = None;
     let mut schema = false;
     let mut keyed = false;
+    let mut version = None;
+    let mut enums = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("msa")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
@@ -65,8 +78,22 @@ fn options(input: &DeriveInput) -> syn::Result<Options> {
             } else if meta.path.is_ident("keyed") {
                 keyed = true;
                 Ok(())
+            } else if meta.path.is_ident("version") {
+                let lit: syn::LitInt = meta.value()?.parse()?;
+                if lit.base10_parse::<u32>()? == 0 {
+                    return Err(meta.error("the version starts at 1"));
+                }
+                version = Some(lit);
+                Ok(())
+            } else if meta.path.is_ident("enums") {
+                meta.parse_nested_meta(|inner| {
+                    enums.push(inner.path);
+                    Ok(())
+                })
             } else {
-                Err(meta.error("expected `name = \"...\"`, `schema` or `keyed`"))
+                Err(meta.error(
+                    "expected `name = \"...\"`, `schema`, `keyed`, `version = N` or `enums(...)`",
+                ))
             }
         })?;
     }
@@ -80,6 +107,8 @@ fn options(input: &DeriveInput) -> syn::Result<Options> {
         name,
         schema,
         keyed,
+        version,
+        enums,
     })
 }
 
@@ -117,6 +146,21 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     });
+    let version = opts
+        .version
+        .as_ref()
+        .map(|v| quote!(const VERSION: u32 = #v;));
+    let enums = (!opts.enums.is_empty()).then(|| {
+        let list = &opts.enums;
+        quote! {
+            fn __trace_enums(
+                t: &mut #rt::contract::Tracing<'_>,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                #( t.add::<#list>()?; )*
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
     let declare = if opts.keyed {
         quote!(#rt::__private::Declared::keyed::<#ty>)
     } else {
@@ -125,7 +169,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     Ok(quote! {
         impl #rt::RemoteMessage for #ty {
             const NAME: &'static str = #name;
+            #version
             #schema
+            #enums
         }
         const _: () = {
             #rt::__private::inventory::submit! {
@@ -175,5 +221,19 @@ mod tests {
         .unwrap();
         assert!(out.contains("Declared :: keyed :: < Get >"), "{out}");
         assert!(out.contains("fn json_schema"), "{out}");
+    }
+
+    #[test]
+    fn version_and_enums_are_passed_on() {
+        let out = expand_str(syn::parse_quote! {
+            #[msa(name = "a.B", version = 3, enums(Kind, x::State))] struct B { k: Vec<Kind> }
+        })
+        .unwrap();
+        assert!(out.contains("const VERSION : u32 = 3"), "{out}");
+        assert!(out.contains("t . add :: < Kind >"), "{out}");
+        assert!(out.contains("t . add :: < x :: State >"), "{out}");
+        let e = expand_str(syn::parse_quote! { #[msa(name = "a.B", version = 0)] struct B; })
+            .unwrap_err();
+        assert!(e.contains("starts at 1"), "{e}");
     }
 }

@@ -40,6 +40,10 @@ pub struct MessageInfo {
     /// The JSON shape of a request, when the type describes itself
     /// ([`RemoteMessage::json_schema`]).
     pub schema: Option<serde_json::Value>,
+    /// The JSON shape of its reply ([`RemoteMessage::reply_json_schema`]).
+    pub reply_schema: Option<serde_json::Value>,
+    /// Its contract version ([`RemoteMessage::VERSION`]).
+    pub version: u32,
 }
 
 /// Decodes a `T`, naming the field at fault.

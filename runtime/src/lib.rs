@@ -90,6 +90,7 @@ pub mod test_support;
 
 pub use error::{CallError, JsonError, NodeError, SpawnError};
 pub use json::{JsonBody, JsonReply, MessageInfo};
+pub use message::contract;
 pub use message::{codec, json_schema_of, key_hash, CodecError, KeyedMessage, RemoteMessage};
 /// `#[derive(RemoteMessage)]`: implements [`RemoteMessage`] and declares the
 /// type so that any node of this binary can send it to other nodes with

@@ -1,5 +1,6 @@
 //! Messages that may cross a process boundary, and their codec.
 
+pub mod contract;
 pub(crate) mod declared;
 pub(crate) mod wire_codec;
 pub(crate) mod wire_safe;
@@ -13,9 +14,13 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Derive it: `#[derive(RemoteMessage)]` with `#[msa(name = "...")]`
 /// implements the trait and declares the type to the binary's runtime, so
 /// that any node can send it to a service on any other node with nothing
-/// registered first (the encoding comes from the caller's own type). Add
-/// `schema` to publish the type's JSON Schema (it must derive
-/// [`schemars::JsonSchema`]) and `keyed` for a [`KeyedMessage`] sent to keyed
+/// registered first (the encoding comes from the caller's own type). Every
+/// message publishes its wire schema and the JSON schemas of its request and
+/// reply, traced from their serde shape ([`contract`]); add `schema` to
+/// publish the request's schemars JSON Schema instead (it must derive
+/// [`schemars::JsonSchema`]; doc comments become descriptions),
+/// `version = N` when the wire shape changes on purpose (see
+/// docs/contracts.md), and `keyed` for a [`KeyedMessage`] sent to keyed
 /// services.
 ///
 /// A hand-written `impl RemoteMessage` still works where the type is handled
@@ -44,12 +49,32 @@ pub trait RemoteMessage:
     /// The stable wire name, e.g. `"shop.PlaceOrder"`.
     const NAME: &'static str;
 
+    /// The version of the message's contract (default 1). The contracts
+    /// check (`msa contracts check`, docs/contracts.md) refuses a wire shape
+    /// that changed while the wire name and this version stayed the same.
+    const VERSION: u32 = 1;
+
     /// The JSON shape of a request, shown by the gateway's cluster view
-    /// (`/v1/cluster`). `None` (the default) when the type does not describe
-    /// itself; a type that derives [`schemars::JsonSchema`] returns
+    /// (`/v1/cluster`) and its OpenAPI document. By default it is traced
+    /// from the type's serde shape ([`contract::json_schema`]); `None` when
+    /// that cannot be traced. A type that derives [`schemars::JsonSchema`]
+    /// and says `schema` in `#[msa(...)]` returns
     /// `Some(json_schema_of::<Self>())`.
     fn json_schema() -> Option<serde_json::Value> {
-        None
+        contract::cached_json_schema::<Self>(Self::__trace_enums)
+    }
+
+    /// The JSON shape of the reply (`Self::Result`), traced from its serde
+    /// shape; `None` when that cannot be traced.
+    fn reply_json_schema() -> Option<serde_json::Value> {
+        contract::cached_json_schema::<Self::Result>(Self::__trace_enums)
+    }
+
+    /// Traces the enums named in `#[msa(enums(...))]` (made by the derive;
+    /// not for hand use).
+    #[doc(hidden)]
+    fn __trace_enums(_: &mut contract::Tracing<'_>) -> Result<(), String> {
+        Ok(())
     }
 }
 

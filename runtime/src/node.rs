@@ -558,6 +558,8 @@ impl Node {
             name: c.wire_name,
             type_name: c.type_name,
             schema: (c.schema)(),
+            reply_schema: (c.reply_schema)(),
+            version: c.version,
         })
     }
 

@@ -12,6 +12,7 @@ mod cli_bench_local;
 mod cli_bench_remote;
 mod cli_cert;
 mod cli_commands;
+mod cli_contracts;
 mod cli_discovery;
 mod cli_failover;
 mod cli_faults;

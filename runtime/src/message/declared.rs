@@ -77,6 +77,11 @@ pub(crate) fn codec(t: TypeId) -> Option<WireCodec> {
     table().by_type.get(&t).copied()
 }
 
+/// Every declared type's wire functions, in no particular order.
+pub(crate) fn all() -> Vec<WireCodec> {
+    table().by_type.values().copied().collect()
+}
+
 /// The declared type with this wire name (for descriptions only: a service
 /// decodes with its own registration, never with this).
 pub(crate) fn by_name(wire_name: &str) -> Option<WireCodec> {

@@ -9,6 +9,7 @@
 
 use std::any::Any;
 
+use super::contract::{ContractError, MessageContract, WireSchema};
 use super::{codec, CodecError, KeyedMessage, RemoteMessage};
 
 /// A decoded result, type-erased.
@@ -20,6 +21,8 @@ pub(crate) type AnyResult = Result<Box<dyn Any + Send>, CodecError>;
 pub(crate) struct WireCodec {
     pub(crate) wire_name: &'static str,
     pub(crate) type_name: &'static str,
+    /// `M::VERSION`.
+    pub(crate) version: u32,
     /// Encodes a `&M` (given as `&dyn Any`).
     pub(crate) encode: fn(&dyn Any) -> Result<Vec<u8>, CodecError>,
     /// Encodes a `&M` (given as `&dyn Any`) at the end of a buffer (a
@@ -31,6 +34,10 @@ pub(crate) struct WireCodec {
     pub(crate) key: Option<fn(&dyn Any) -> u64>,
     /// The JSON shape of a request, if the type describes itself.
     pub(crate) schema: fn() -> Option<serde_json::Value>,
+    /// The JSON shape of its reply.
+    pub(crate) reply_schema: fn() -> Option<serde_json::Value>,
+    /// Its contract: version and wire shapes (traced on first use).
+    pub(crate) contract: fn() -> Result<MessageContract, ContractError>,
     /// Whether the message and its result survive bincode (checked at spawn).
     pub(crate) wire_safe: fn() -> Result<(), String>,
 }
@@ -68,16 +75,28 @@ fn wire_safe<M: RemoteMessage>() -> Result<(), String> {
     check::<M::Result>().map_err(|e| format!("its result: {e}"))
 }
 
+fn contract<M: RemoteMessage>() -> Result<MessageContract, ContractError> {
+    Ok(MessageContract {
+        name: M::NAME.to_string(),
+        version: M::VERSION,
+        request: WireSchema::of_with::<M, M>()?,
+        reply: WireSchema::of_with::<M::Result, M>()?,
+    })
+}
+
 /// The codec functions of `M` (no routing key: see [`keyed_wire_codec`]).
 pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
     WireCodec {
         wire_name: M::NAME,
         type_name: std::any::type_name::<M>(),
+        version: M::VERSION,
         encode: encode::<M>,
         encode_append: encode_append::<M>,
         decode_result: decode_result::<M>,
         key: None,
         schema: M::json_schema,
+        reply_schema: M::reply_json_schema,
+        contract: contract::<M>,
         wire_safe: wire_safe::<M>,
     }
 }

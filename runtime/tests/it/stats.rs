@@ -159,7 +159,11 @@ async fn json_calls_are_timed_and_fail_typed() {
     assert_eq!(node.service_messages("c"), ["test.Get", "test.Incr"]);
     assert!(node.service_messages("nope").is_empty());
     let info = node.message_info("test.Incr").unwrap();
-    assert_eq!((info.name, info.schema), ("test.Incr", None));
+    assert_eq!(info.name, "test.Incr");
+    // A unit struct: JSON `null`, traced from its serde shape.
+    let schema = info.schema.unwrap();
+    assert_eq!(schema["$defs"]["Incr"]["type"], "null", "{schema}");
+    assert_eq!(info.reply_schema.unwrap()["type"], "integer");
     node.shutdown(GRACE).await.unwrap();
 }
 

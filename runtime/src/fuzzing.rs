@@ -240,6 +240,8 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
                 roles: vec!["admin".into()],
                 trace: Some((7, 8)),
                 timeout_ms: Some(100),
+                token: Some("a.b.c".into()),
+                service: Some("orders".into()),
             },
             payload: vec![4; 16],
         },

@@ -55,6 +55,11 @@ pub struct GatewayConfig {
     /// actix-http closes any head over 128 KiB or with more than 96 headers
     /// with a 431 before the gateway sees it, whatever this says.
     pub max_header_bytes: usize,
+    /// Open connections each worker serves at once (default 25,000,
+    /// actix-web's); beyond it new connections wait in the listen backlog
+    /// until one closes. Bounds the file descriptors and buffers idle or
+    /// slow clients can hold.
+    pub max_connections: usize,
     /// Timeout of each call, in milliseconds (`None`: the node's default ask timeout).
     pub timeout_ms: Option<u64>,
     /// Calls in flight per route before new ones get 429 (default 1024).
@@ -104,6 +109,7 @@ impl Default for GatewayConfig {
             body_timeout_ms: 10_000,
             head_timeout_ms: 5_000,
             max_header_bytes: 16 * 1024,
+            max_connections: 25_000,
             timeout_ms: None,
             max_concurrency: 1024,
             auth: None,

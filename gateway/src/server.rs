@@ -100,6 +100,9 @@ impl Gateway {
         if config.max_header_bytes == 0 {
             return Err(config_err("`max_header_bytes` must be at least 1"));
         }
+        if config.max_connections == 0 {
+            return Err(config_err("`max_connections` must be at least 1"));
+        }
         let mut metrics = Metrics::new(node.clone());
         let auth = match config.auth.as_ref().map(Authenticator::new).transpose()? {
             Some(auth) => {
@@ -150,6 +153,7 @@ impl Gateway {
         let listen = Listen {
             workers,
             head_timeout: Duration::from_millis(state.config.head_timeout_ms),
+            max_connections: state.config.max_connections,
             cors,
             tls,
         };
@@ -183,6 +187,8 @@ pub(crate) struct Listen {
     /// Time a connection may take to send a request's head
     /// (`client_request_timeout`).
     pub(crate) head_timeout: Duration,
+    /// Connections each worker serves at once.
+    pub(crate) max_connections: usize,
     /// CORS middleware around every route, if configured.
     pub(crate) cors: Option<CorsLayer>,
     /// HTTPS, if configured.
@@ -195,6 +201,7 @@ impl Listen {
         Self {
             workers,
             head_timeout: Duration::from_secs(5),
+            max_connections: 25_000,
             cors: None,
             tls: None,
         }
@@ -231,6 +238,7 @@ pub(crate) fn spawn_server(
                 })
                 .workers(listen.workers)
                 .client_request_timeout(listen.head_timeout)
+                .max_connections(listen.max_connections)
                 .backlog(BACKLOG)
                 .disable_signals()
                 .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);

@@ -188,3 +188,43 @@ async fn too_many_headers_are_431() {
     );
     f.stop().await;
 }
+
+#[actix_rt::test]
+async fn connections_beyond_max_connections_wait_until_one_closes() {
+    let f = Fixture::start(GatewayConfig {
+        workers: 1,
+        max_connections: 3,
+        head_timeout_ms: 30_000,
+        ..config()
+    })
+    .await;
+    let addr = f.gateway.local_addr();
+    // Three silent connections take every slot (each is served: a request
+    // on it is answered, then it stays open).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    // A fourth is not served while they stay open...
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_millis(500), fourth.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond max_connections: {early:?}");
+    // ...and is, once one of them closes.
+    drop(held.pop());
+    let (answer, _) = read_until_closed(&mut fourth, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+    f.stop().await;
+}

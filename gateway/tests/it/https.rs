@@ -246,3 +246,79 @@ async fn plain_http_beyond_loopback_is_warned_about() {
     assert!(!logs.text().contains("plain HTTP"), "{}", logs.text());
     f.stop().await;
 }
+
+/// Serves `doc` at `/jwks.json` over HTTPS with `ca`'s certificate.
+fn https_jwks_server(ca: &Ca, doc: String) -> (String, actix_web::dev::ServerHandle) {
+    let (cert, key) = ca.leaf(true);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let server = actix_web::HttpServer::new(move || {
+        let doc = doc.clone();
+        actix_web::App::new().route(
+            "/jwks.json",
+            actix_web::web::get().to(move || {
+                let doc = doc.clone();
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(doc)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind_rustls_0_23(("127.0.0.1", 0), tls)
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (
+        format!("https://127.0.0.1:{}/jwks.json", addr.port()),
+        handle,
+    )
+}
+
+#[actix_rt::test]
+async fn a_jwks_is_fetched_over_https_trusting_jwks_ca_only() {
+    use crate::jwks::{claims, secured, Idp};
+    use jsonwebtoken::Algorithm;
+    let idp_ca = Ca::new("IdP CA");
+    let (url, idp) = https_jwks_server(&idp_ca, Idp::jwks(&[(Algorithm::RS256, "r1")]));
+    let token = Idp::token(Algorithm::RS256, Some("r1"), &claims(serde_json::json!({})));
+    // Trusting the IdP's CA: the keys are fetched and the token passes.
+    let d = dir();
+    let mut auth = msa_gateway::AuthConfig::jwks(url.clone());
+    auth.jwks_ca = Some(write(&d, "idp-ca.pem", &idp_ca.pem()));
+    let f = Fixture::start(secured(auth)).await;
+    let r = f
+        .send("POST", "/v1/calc/calc.WhoAmI", Some(&token), "")
+        .await;
+    assert_eq!(
+        (r.status, &r.json["subject"]),
+        (200, &serde_json::json!("alice")),
+        "{r:?}"
+    );
+    f.stop().await;
+    // Not trusting it (the system's roots only): the fetch fails, the
+    // token names a key the gateway never got: 401.
+    let f = Fixture::start(secured(msa_gateway::AuthConfig::jwks(url))).await;
+    let r = f
+        .send("POST", "/v1/calc/calc.WhoAmI", Some(&token), "")
+        .await;
+    assert!(
+        r.error(401, "unauthorized").contains("unknown key"),
+        "{r:?}"
+    );
+    f.stop().await;
+    idp.stop(false).await;
+}

@@ -24,7 +24,7 @@ fn now() -> u64 {
 }
 
 /// The test's identity provider: three signing keys.
-struct Idp;
+pub(crate) struct Idp;
 
 impl Idp {
     fn key(alg: Algorithm) -> EncodingKey {
@@ -42,7 +42,7 @@ impl Idp {
         jwk
     }
 
-    fn jwks(keys: &[(Algorithm, &str)]) -> String {
+    pub(crate) fn jwks(keys: &[(Algorithm, &str)]) -> String {
         let set = JwkSet {
             keys: keys.iter().map(|(a, k)| Self::jwk(*a, k)).collect(),
         };
@@ -50,14 +50,14 @@ impl Idp {
     }
 
     /// A token signed with `alg`'s key, naming `kid`.
-    fn token(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+    pub(crate) fn token(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
         let mut header = Header::new(alg);
         header.kid = kid.map(str::to_string);
         jsonwebtoken::encode(&header, claims, &Self::key(alg)).unwrap()
     }
 }
 
-fn claims(extra: Value) -> Value {
+pub(crate) fn claims(extra: Value) -> Value {
     let mut c = json!({"sub": "alice", "roles": ["customer"], "exp": now() + 600});
     for (k, v) in extra.as_object().unwrap() {
         c[k] = v.clone();
@@ -65,7 +65,7 @@ fn claims(extra: Value) -> Value {
     c
 }
 
-fn secured(auth: AuthConfig) -> GatewayConfig {
+pub(crate) fn secured(auth: AuthConfig) -> GatewayConfig {
     GatewayConfig {
         auth: Some(auth),
         policy: vec![PolicyRule {

@@ -18,6 +18,7 @@ max_concurrency = 1024
 body_timeout_ms = 10000
 head_timeout_ms = 5000
 max_header_bytes = 16384
+max_connections = 25000
 
 [gateway.cors]
 allowed_origins = ["https://shop.example.com"]

@@ -74,6 +74,7 @@ async fn serve(
             Target::Readyz => Ok(ops::readyz(&state.node, draining(state))),
             Target::Metrics => ops::metrics(state, req),
             Target::Cluster => ops::cluster(state, req),
+            Target::OpenApi => crate::openapi::openapi(state, req),
             Target::Generic => {
                 let Some(_call) = state.drain.enter() else {
                     return Err(ApiError::unavailable(ops::SHUTTING_DOWN));

@@ -54,6 +54,7 @@ mod drain;
 mod error;
 mod ids;
 mod metrics;
+mod openapi;
 mod ops;
 mod policy;
 mod routes;

@@ -11,6 +11,7 @@ mod crash;
 mod garbage;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod ops;
 mod reach;
 mod split_brain;

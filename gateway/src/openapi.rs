@@ -136,9 +136,10 @@ pub(crate) fn document(state: &State) -> Value {
     }
 
     for r in &state.config.routes {
-        let reply = node
-            .message_info(&r.message)
-            .and_then(|i| i.reply_schema)
+        let info = node.message_info(&r.message);
+        let reply = info
+            .as_ref()
+            .and_then(|i| i.reply_schema.clone())
             .map(|s| hoist(s, &format!("{}.reply", r.message), &mut schemas));
         let params: Vec<Value> = r
             .path
@@ -149,6 +150,15 @@ pub(crate) fn document(state: &State) -> Value {
             })
             .collect();
         let method = r.method.to_ascii_lowercase();
+        // Without path parameters the body is the whole message; with them,
+        // any object (the parameters fill in fields).
+        let body = match (&info, params.is_empty()) {
+            (Some(i), true) => i
+                .schema
+                .clone()
+                .map(|s| hoist(s, &format!("{}.request", r.message), &mut schemas)),
+            _ => None,
+        };
         let mut op = call_operation(
             &format!("{method} {}", r.path),
             &format!(
@@ -156,7 +166,7 @@ pub(crate) fn document(state: &State) -> Value {
                  parameters merged into it.",
                 r.message, r.service
             ),
-            Some(json!({"type": "object"})),
+            Some(body.unwrap_or_else(|| json!({"type": "object"}))),
             reply,
             auth,
         );

@@ -41,12 +41,20 @@ fn deref<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
 #[actix_rt::test]
 async fn openapi_names_every_message_with_its_schemas() {
     let mut cfg = config();
-    cfg.routes = vec![RouteConfig {
-        method: "GET".into(),
-        path: "/orders/{id}".into(),
-        service: "calc".into(),
-        message: "shop.GetOrder".into(),
-    }];
+    cfg.routes = vec![
+        RouteConfig {
+            method: "GET".into(),
+            path: "/orders/{id}".into(),
+            service: "calc".into(),
+            message: "shop.GetOrder".into(),
+        },
+        RouteConfig {
+            method: "POST".into(),
+            path: "/add".into(),
+            service: "calc".into(),
+            message: "calc.Add".into(),
+        },
+    ];
     let f = Fixture::start(cfg).await;
     let r = f.send("GET", "/v1/openapi.json", None, "").await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -106,6 +114,12 @@ async fn openapi_names_every_message_with_its_schemas() {
     assert_eq!(by_id["parameters"][0]["in"], "path");
     let rep = &by_id["responses"]["200"]["content"]["application/json"]["schema"];
     assert_eq!(rep["type"], "string", "{by_id}");
+    // Without path parameters, the body is the message itself.
+    let add_route = &paths["/add"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        add_route["properties"]["b"]["type"], "integer",
+        "{add_route}"
+    );
     // Errors have one documented shape.
     let error = &doc["components"]["schemas"]["Error"];
     assert_eq!(error["required"], serde_json::json!(["error", "message"]));

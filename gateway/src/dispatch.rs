@@ -110,6 +110,7 @@ async fn serve(
             Target::Readyz => Ok(ops::readyz(&state.node, draining(state))),
             Target::Metrics => ops::metrics(state, req).await,
             Target::Cluster => ops::cluster(state, req).await,
+            Target::OpenApi => crate::openapi::openapi(state, req).await,
             Target::Generic => {
                 let Some(_call) = state.drain.enter() else {
                     return Err(ApiError::unavailable(ops::SHUTTING_DOWN));

@@ -55,6 +55,7 @@ mod drain;
 mod error;
 mod ids;
 mod metrics;
+mod openapi;
 mod ops;
 mod policy;
 mod routes;

@@ -101,7 +101,7 @@ pub(crate) fn readyz(node: &Node, extra: &[&str]) -> HttpResponse {
 pub(crate) const SHUTTING_DOWN: &str = "the node is shutting down";
 
 /// With auth on: 401 without a valid token, 403 without an admin role.
-async fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
+pub(crate) async fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
     if let Some(auth) = &state.auth {
         let id = auth.authenticate_async(req.headers()).await?;
         if !auth.is_admin(&id) {

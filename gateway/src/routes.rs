@@ -22,6 +22,8 @@ pub(crate) enum Target {
     Readyz,
     Metrics,
     Cluster,
+    /// `GET /v1/openapi.json` (`openapi.rs`).
+    OpenApi,
     /// `POST /v1/{service}/{message}`.
     Generic,
     /// A configured route calling `message` on `service`.
@@ -106,6 +108,7 @@ impl Router {
             ("/readyz", Target::Readyz),
             ("/metrics", Target::Metrics),
             ("/v1/cluster", Target::Cluster),
+            ("/v1/openapi.json", Target::OpenApi),
         ];
         for (path, target) in builtin {
             add(Method::GET, path, target).map_err(|reason| GatewayError::Config { reason })?;

@@ -16,6 +16,7 @@ mod https;
 mod jwks;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod ops;
 mod reach;
 mod split_brain;

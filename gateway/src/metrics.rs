@@ -76,6 +76,13 @@
 //!   closes (a reconnection starts again from zero, which `rate()` handles).
 //! * `msa_remote_handshake_failures_total` (counter): handshakes that failed
 //!   (wrong secret, cluster or protocol, garbage).
+//! * `msa_remote_tls_refusals_total` (counter): connections refused at TLS or
+//!   by the certificate checks; `msa_tls_cert_expiry_seconds` (gauge, only
+//!   with TLS): when the node's certificate expires (unix time).
+//! * `msa_remote_handshakes_over_cap_total` (counter): inbound connections
+//!   closed at accept because `max_pending_handshakes` were in their
+//!   handshake; `msa_remote_pending_handshakes` (gauge): inbound connections
+//!   in their handshake now (docs/security.md, "Before authentication").
 //! * `msa_remote_malformed_frames_total` (counter): connections closed because
 //!   of a malformed or oversized frame.
 //! * `msa_remote_late_replies_total` (counter): replies that arrived after their

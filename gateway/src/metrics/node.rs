@@ -330,6 +330,13 @@ fn encode_remote(
         ),
         (
             counter(
+                "msa_remote_handshakes_over_cap",
+                "Inbound connections closed at accept because max_pending_handshakes connections were already in their handshake.",
+            ),
+            r.handshakes_over_cap,
+        ),
+        (
+            counter(
                 "msa_remote_malformed_frames",
                 "Connections closed because of a malformed or oversized frame.",
             ),
@@ -368,7 +375,13 @@ fn encode_remote(
         let m = enc.encode_descriptor(desc.name, desc.help, desc.unit.as_ref(), desc.kind)?;
         ConstCounter::new(value).encode(m)?;
     }
-    Ok(())
+    let m = enc.encode_descriptor(
+        "msa_remote_pending_handshakes",
+        "Inbound connections in their handshake now (at most max_pending_handshakes).",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(i64::try_from(r.pending_handshakes).unwrap_or(i64::MAX)).encode(m)
 }
 
 /// One metric family: its descriptor, then one sample per item labelled

@@ -140,6 +140,9 @@ async fn render_parses_and_counts_calls_and_requests() {
         "msa_remote_overloaded_total",
         "msa_remote_stalled_connections_total",
         "msa_remote_control_overflows_total",
+        "msa_remote_handshakes_over_cap_total",
+        "msa_remote_tls_refusals_total",
+        "msa_remote_pending_handshakes",
     ] {
         assert_eq!(value(&scrape, name, &[]), 0.0, "{name}");
     }
@@ -222,8 +225,9 @@ async fn names_follow_prometheus_conventions() {
             assert!(scrape.docs.contains_key(name), "{name} has no HELP");
         }
     }
-    // 2 gateway + 8 service + 6 connection + 6 remote families.
-    assert_eq!(types, 22);
+    // Every gateway, service, connection and remote family (the TLS expiry
+    // gauge is left out without TLS).
+    assert_eq!(types, 25);
     assert!(!text.contains("# EOF") && !text.contains("_created"));
     node.shutdown(GRACE).await.unwrap();
 }

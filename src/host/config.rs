@@ -17,6 +17,8 @@
 //! secret = "…"                   # better: MSA_SECRET; required off loopback
 //! arbiters = 2                   # default: one per core
 //! failure_detection_ms = 5000    # a dead member is declared down within ~this
+//! handshake_timeout_ms = 5000    # an inbound connection not authenticated by then is closed
+//! max_pending_handshakes = 256   # inbound connections in their handshake at once; more are closed
 //! # secret_file = "/run/secrets/msa"  # the secret from a file (trailing newline trimmed); not with `secret`
 //! log_format = "text"            # text | json (one JSON object per line)
 //!
@@ -370,6 +372,8 @@ struct ConfigFile {
     secret_file: Option<String>,
     arbiters: Option<usize>,
     failure_detection_ms: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
+    max_pending_handshakes: Option<usize>,
     log_format: Option<LogFormat>,
     services: Option<Vec<ServiceConfig>>,
     ops: Option<OpsFile>,
@@ -453,6 +457,11 @@ pub(crate) struct NodeConfig {
     pub(crate) arbiters: Option<usize>,
     /// Failure-detection bound in milliseconds (`None`: 5,000).
     pub(crate) failure_detection_ms: Option<u64>,
+    /// How long an inbound connection may take to authenticate, in
+    /// milliseconds (`None`: the runtime's 5,000; docs/security.md).
+    pub(crate) handshake_timeout_ms: Option<u64>,
+    /// Inbound connections in their handshake at once (`None`: 256).
+    pub(crate) max_pending_handshakes: Option<usize>,
     /// The split-brain policy (`None`: the node's default, keep-majority
     /// after 5 s).
     pub(crate) split_brain: Option<crate::remote::split_brain::SplitBrainConfig>,
@@ -591,6 +600,8 @@ impl NodeConfig {
             tls,
             arbiters: over.arbiters.or(file.arbiters),
             failure_detection_ms: over.failure_detection_ms.or(file.failure_detection_ms),
+            handshake_timeout_ms: file.handshake_timeout_ms,
+            max_pending_handshakes: file.max_pending_handshakes,
             split_brain,
             log_format: over.log_format.or(file.log_format).unwrap_or_default(),
             ops,
@@ -617,6 +628,12 @@ impl NodeConfig {
         }
         if self.arbiters == Some(0) {
             bail!("arbiters must be at least 1");
+        }
+        if self.handshake_timeout_ms == Some(0) {
+            bail!("handshake_timeout_ms must be more than 0");
+        }
+        if self.max_pending_handshakes == Some(0) {
+            bail!("max_pending_handshakes must be at least 1 (0 would refuse every peer)");
         }
         if self.secret.is_none() && self.tls.is_none() && !self.listen.ip().is_loopback() {
             bail!(

@@ -230,6 +230,12 @@ fn start(cfg: &NodeConfig) -> anyhow::Result<Node> {
     if let Some(ms) = cfg.failure_detection_ms {
         b = b.failure_detection(std::time::Duration::from_millis(ms));
     }
+    if let Some(ms) = cfg.handshake_timeout_ms {
+        b = b.handshake_timeout(std::time::Duration::from_millis(ms));
+    }
+    if let Some(n) = cfg.max_pending_handshakes {
+        b = b.max_pending_handshakes(n);
+    }
     if let Some(n) = cfg.arbiters {
         b = b.arbiters(n);
     }

@@ -48,6 +48,8 @@ pub(crate) const KEYS: &[(&str, Kind)] = &[
     ("tls.key", Kind::Text),
     ("arbiters", Kind::Number),
     ("failure_detection_ms", Kind::Number),
+    ("handshake_timeout_ms", Kind::Number),
+    ("max_pending_handshakes", Kind::Number),
     ("split_brain.strategy", Kind::Text),
     ("split_brain.stable_after", Kind::Text),
     ("split_brain.quorum_size", Kind::Number),

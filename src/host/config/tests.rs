@@ -217,6 +217,31 @@ fn bad_new_keys_are_refused() {
 }
 
 #[test]
+fn handshake_bounds_are_read_and_checked() {
+    let c = from_toml("handshake_timeout_ms = 2000\nmax_pending_handshakes = 64\n").unwrap();
+    assert_eq!(c.handshake_timeout_ms, Some(2000));
+    assert_eq!(c.max_pending_handshakes, Some(64));
+    let c = from_toml("").unwrap();
+    assert_eq!(
+        (c.handshake_timeout_ms, c.max_pending_handshakes),
+        (None, None)
+    );
+    let e = format!("{:#}", from_toml("handshake_timeout_ms = 0\n").unwrap_err());
+    assert!(
+        e.contains("handshake_timeout_ms must be more than 0"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        from_toml("max_pending_handshakes = 0\n").unwrap_err()
+    );
+    assert!(
+        e.contains("max_pending_handshakes must be at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
 fn the_secret_can_come_from_a_file_but_not_from_both() {
     let path = temp_file("secret", "s3cret\n");
     let over = Overrides {

@@ -43,6 +43,18 @@ use service::{site_spec, WhereAreYou, SINK, SITE};
 
 /// The child's node name.
 const SINK_NODE: &str = "bench-sink";
+/// The variable that hands the child the directory of `--tls`'s certificates.
+const TLS_DIR_ENV: &str = "MSA_BENCH_TLS_DIR";
+
+/// The TLS settings of node `name` from the certificates `--tls` made in `dir`.
+fn tls_config(dir: &std::path::Path, name: &str) -> anyhow::Result<msa::remote::TlsConfig> {
+    msa::remote::TlsConfig::from_files(
+        dir.join("ca.pem"),
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
+    .with_context(|| format!("the TLS files of {name} in {}", dir.display()))
+}
 /// Arbiter threads of the child's node (connections and sink share it).
 const SINK_ARBITERS: usize = 1;
 /// The caller node's name.
@@ -147,6 +159,13 @@ pub(crate) struct RemoteArgs {
     #[arg(long)]
     keep_awake: bool,
 
+    /// Run both processes' msa nodes over mutual TLS (certificates made as
+    /// `msa cert dev` does, in a temporary directory). The raw TCP
+    /// baselines stay plaintext, so the ratios then price TLS too; compare
+    /// with a run without --tls.
+    #[arg(long)]
+    tls: bool,
+
     /// Print one JSON object per scenario per line instead of a table, and
     /// no progress bar.
     #[arg(long)]
@@ -190,12 +209,23 @@ pub(crate) fn run(args: RemoteArgs) -> anyhow::Result<()> {
 
 /// The caller node of `remote_tell` and `remote_ask` (one arbiter), or of
 /// `remote_ask_natural` (built as a user would: no `.arbiters(..)`).
-fn start_caller(natural: bool, secret: &str, seed: &str) -> anyhow::Result<Node> {
-    let builder = if natural {
+fn start_caller(
+    natural: bool,
+    secret: &str,
+    seed: &str,
+    tls: Option<&std::path::Path>,
+) -> anyhow::Result<Node> {
+    let mut builder = if natural {
         Node::builder().name(NATURAL_NODE)
     } else {
         Node::builder().name(CALLER_NODE).arbiters(CALLER_ARBITERS)
     };
+    if let Some(d) = tls {
+        builder = builder.tls(tls_config(
+            d,
+            if natural { NATURAL_NODE } else { CALLER_NODE },
+        )?);
+    }
     builder
         .listen(([127, 0, 0, 1], 0).into())
         .secret(secret.as_bytes().to_vec())
@@ -224,10 +254,20 @@ async fn bench(args: &RemoteArgs) -> anyhow::Result<Vec<RemoteComparison>> {
     let bar = progress(args.json, 1 + STEPS_PER_ROUND * u64::from(args.rounds));
     bar.set_message("starting the sink process and the caller nodes");
     let secret = generate_secret()?;
-    let sink = SinkProcess::start(&secret)?;
+    let tls_dir = if args.tls {
+        let d = std::env::temp_dir().join(format!("msa-bench-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let names = [SINK_NODE, CALLER_NODE, NATURAL_NODE].map(String::from);
+        crate::cli::cert::dev(&d, &names, "operator", 1)?;
+        Some(d)
+    } else {
+        None
+    };
+    let tls = tls_dir.as_deref();
+    let sink = SinkProcess::start(&secret, tls)?;
     // These nodes call types they do not serve: their derive declares them.
-    let node = start_caller(false, &secret, &sink.ready.addr)?;
-    let outcome = match start_caller(true, &secret, &sink.ready.addr) {
+    let node = start_caller(false, &secret, &sink.ready.addr, tls)?;
+    let outcome = match start_caller(true, &secret, &sink.ready.addr, tls) {
         Ok(natural) => {
             let outcome = measure_with_cpus(&node, &natural, &sink.ready.raw, args, &bar).await;
             let stopped = stop_node(natural).await;
@@ -238,6 +278,9 @@ async fn bench(args: &RemoteArgs) -> anyhow::Result<Vec<RemoteComparison>> {
     bar.finish_and_clear();
     let stopped = stop_node(node).await;
     let child = sink.stop();
+    if let Some(d) = &tls_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
     let comparisons = outcome?;
     stopped?;
     let status = child?;

@@ -38,9 +38,12 @@ impl SinkProcess {
     /// and waits (bounded) for its ready line. The child's stderr is ours;
     /// unless `RUST_LOG` is set, it logs errors only (a peer leaving at the
     /// end is logged as a warning and would be noise here).
-    pub(crate) fn start(secret: &str) -> anyhow::Result<Self> {
+    pub(crate) fn start(secret: &str, tls: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding the msa executable")?;
         let mut cmd = Command::new(exe);
+        if let Some(d) = tls {
+            cmd.env(super::TLS_DIR_ENV, d);
+        }
         cmd.args(["bench", "remote", "--serve"])
             .env("MSA_SECRET", secret)
             .stdin(Stdio::piped())

@@ -73,13 +73,15 @@ pub(crate) fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(secret: String) -> anyhow::Result<()> {
-    let node = Node::builder()
+    let mut builder = Node::builder()
         .name(SINK_NODE)
         .arbiters(SINK_ARBITERS)
         .listen(([127, 0, 0, 1], 0).into())
-        .secret(secret.into_bytes())
-        .start()
-        .context("starting the sink node")?;
+        .secret(secret.into_bytes());
+    if let Some(dir) = std::env::var_os(super::TLS_DIR_ENV) {
+        builder = builder.tls(super::tls_config(std::path::Path::new(&dir), SINK_NODE)?);
+    }
+    let node = builder.start().context("starting the sink node")?;
     let served = async {
         node.spawn(sink_spec())
             .await

@@ -68,6 +68,10 @@ pub enum TlsError {
     /// The TLS handshake failed (no certificate, another CA, expired, …).
     #[error("TLS handshake failed: {0}")]
     Handshake(String),
+    /// The peer went away or stayed silent before the TLS handshake was
+    /// done (closed, reset, timed out): not a refusal of its credentials.
+    #[error("TLS handshake not completed: {0}")]
+    Closed(String),
     /// The peer's certificate names another node than the one it announced.
     #[error("peer announced node `{announced}` but its certificate is for {cert}")]
     NameMismatch {
@@ -294,7 +298,7 @@ impl TlsConfig {
         let tls = tokio_rustls::TlsAcceptor::from(cfg)
             .accept(stream)
             .await
-            .map_err(|e| TlsError::Handshake(e.to_string()))?;
+            .map_err(handshake_error)?;
         let id = peer_identity(tls.get_ref().1.peer_certificates())?;
         Ok((Box::new(tls) as BoxStream, id))
     }
@@ -311,9 +315,21 @@ impl TlsConfig {
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, stream)
             .await
-            .map_err(|e| TlsError::Handshake(e.to_string()))?;
+            .map_err(handshake_error)?;
         let id = peer_identity(tls.get_ref().1.peer_certificates())?;
         Ok((Box::new(tls) as BoxStream, id))
+    }
+}
+
+/// A closed or reset stream is the peer going away (a dialer that lost a
+/// duplicate-connection race, a port scan); anything else is a refusal.
+fn handshake_error(e: std::io::Error) -> TlsError {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            TlsError::Closed(e.to_string())
+        }
+        _ => TlsError::Handshake(e.to_string()),
     }
 }
 
@@ -458,6 +474,19 @@ impl ServerCertVerifier for ClusterCaVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_going_away_is_not_a_refusal() {
+        use std::io::{Error, ErrorKind as K};
+        for k in [K::UnexpectedEof, K::ConnectionReset, K::BrokenPipe] {
+            assert!(
+                matches!(handshake_error(Error::from(k)), TlsError::Closed(_)),
+                "{k:?}"
+            );
+        }
+        let refused = Error::new(K::InvalidData, "peer sent no certificates");
+        assert!(matches!(handshake_error(refused), TlsError::Handshake(_)));
+    }
 
     #[test]
     fn roles_and_names_are_checked() {

@@ -1,8 +1,10 @@
 //! TLS on a node's connections: the TLS handshake on a fresh stream
-//! (inside `connect_timeout`), and the check, once the msa handshake has
+//! (inside `handshake_timeout` when accepting, `connect_timeout` when
+//! dialing), and the check, once the msa handshake has
 //! named the peer, that its certificate names the same node (or an
 //! operator, for a client). Refusals are logged and counted
-//! (`handshake_failures`, `tls_refusals`).
+//! (`handshake_failures`, `tls_refusals`); a peer that closes or stays
+//! silent before TLS is done counts only as a handshake failure.
 
 use std::sync::atomic::Ordering;
 
@@ -26,21 +28,27 @@ impl Remoting {
         let Some(tls) = &self.cfg.tls else {
             return Some((stream, None));
         };
-        let res = match tokio::time::timeout(self.cfg.connect_timeout, tls.accept(stream)).await {
+        // Inside the same bound as the msa handshake that follows: a
+        // stranger holds its handshake slot no longer than that.
+        let bound = self.cfg.handshake_timeout;
+        let res = match tokio::time::timeout(bound, tls.accept(stream)).await {
             Ok(r) => r,
-            Err(_) => Err(TlsError::Handshake(format!(
-                "no TLS handshake within {:?}",
-                self.cfg.connect_timeout
+            Err(_) => Err(TlsError::Closed(format!(
+                "no TLS handshake within {bound:?}"
             ))),
         };
         match res {
             Ok((s, id)) => Some((s, Some(id))),
             Err(e) => {
-                self.tls_refused();
                 self.stats
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%from, reason = %e, "refused an inbound connection at TLS");
+                if matches!(e, TlsError::Closed(_)) {
+                    tracing::info!(%from, reason = %e, "an inbound connection closed during TLS");
+                } else {
+                    self.tls_refused();
+                    tracing::warn!(%from, reason = %e, "refused an inbound connection at TLS");
+                }
                 None
             }
         }
@@ -57,13 +65,15 @@ impl Remoting {
         };
         let res = match tokio::time::timeout(self.cfg.connect_timeout, tls.connect(stream)).await {
             Ok(r) => r,
-            Err(_) => Err(TlsError::Handshake(format!(
+            Err(_) => Err(TlsError::Closed(format!(
                 "no TLS handshake within {:?}",
                 self.cfg.connect_timeout
             ))),
         };
         res.map(|(s, id)| (s, Some(id))).map_err(|e| {
-            self.tls_refused();
+            if !matches!(e, TlsError::Closed(_)) {
+                self.tls_refused();
+            }
             self.stats
                 .handshake_failures
                 .fetch_add(1, Ordering::Relaxed);

@@ -222,8 +222,9 @@ async fn names_follow_prometheus_conventions() {
             assert!(scrape.docs.contains_key(name), "{name} has no HELP");
         }
     }
-    // 2 gateway + 7 service + 6 connection + 6 remote families.
-    assert_eq!(types, 21);
+    // 2 gateway + 7 service + 6 connection + 7 remote families (no TLS:
+    // no msa_tls_cert_expiry_seconds).
+    assert_eq!(types, 22);
     assert!(!text.contains("# EOF") && !text.contains("_created"));
     node.shutdown(GRACE).await.unwrap();
 }

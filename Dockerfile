@@ -28,14 +28,18 @@ ARG MSA_BUILD
 WORKDIR /src
 COPY . .
 RUN if [ "$MSA_BUILD" = prebuilt ]; then \
-        mkdir -p /out && cp target/release/msa /out/msa; \
+        mkdir -p /out/tls && cp target/release/msa /out/msa; \
     else \
-        cargo build --release --locked --bin msa && mkdir -p /out && cp target/release/msa /out/msa; \
+        cargo build --release --locked --bin msa && mkdir -p /out/tls && cp target/release/msa /out/msa; \
     fi
 
 # --- the runtime image ------------------------------------------------------
 FROM ${BASE_IMAGE}
 COPY --from=build /out/msa /usr/local/bin/msa
+# An empty directory owned by the non-root user, where certificates go: a new
+# named volume mounted here takes this ownership, so `msa cert dev --out
+# /etc/msa/tls` can write into it (deploy/docker-compose.yml's `certs`).
+COPY --from=build --chown=65532:65532 /out/tls /etc/msa/tls
 # A numeric non-root user: works on bases without /etc/passwd too.
 USER 65532:65532
 # 7000 remoting, 8080 gateway, 9000 operations endpoints (when configured).

@@ -345,28 +345,65 @@ fn configmap_tomls() -> Vec<(String, String)> {
     out
 }
 
+/// The `MSA_*` variables a manifest under `deploy/kubernetes/` sets with a
+/// literal `value:` (the `- name: X` line, then `value: ...`), with
+/// `$(MSA_NAME)` replaced by `pod` as Kubernetes expands it.
+fn manifest_env(file: &str, pod: &str) -> Vec<(String, String)> {
+    let yaml = std::fs::read_to_string(format!(
+        "{}/deploy/kubernetes/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    let mut name: Option<String> = None;
+    for line in yaml.lines() {
+        let line = line.trim();
+        if let Some(n) = line.strip_prefix("- name: ") {
+            name = Some(n.to_string());
+        } else if let (Some(n), Some(v)) = (name.take(), line.strip_prefix("value: ")) {
+            let v = v.trim_matches('"').replace("$(MSA_NAME)", pod);
+            out.push((n, v));
+        }
+    }
+    out
+}
+
 #[test]
 fn kubernetes_node_configs_are_valid() {
     let files = configmap_tomls();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["node.toml", "gateway.toml"]);
-    let secret = std::env::temp_dir().join(format!("msa-k8s-secret-{}", std::process::id()));
-    std::fs::write(&secret, "s3cret\n").unwrap();
     for (name, text) in files {
-        // The pod's Secret volume and downward-API address, as the
-        // StatefulSet provides them.
-        let text = text.replace("/etc/msa/secret/secret", &secret.to_string_lossy());
+        let (manifest, pod) = match name.as_str() {
+            "node.toml" => ("nodes.yaml", "msa-node-0"),
+            _ => ("gateway.yaml", "msa-gateway-1"),
+        };
+        // The pod's environment as its manifest sets it (the mutual TLS
+        // files from the Secret msa-tls, named after the pod).
+        let env = manifest_env(manifest, pod);
         let path = std::env::temp_dir().join(format!("msa-k8s-{}-{name}", std::process::id()));
         std::fs::write(&path, &text).unwrap();
         let over = Overrides {
-            name: Some("msa-node-0".into()),
+            name: Some(pod.into()),
             advertise: Some("10.1.2.3:7000".into()),
             ..Overrides::default()
         };
-        let cfg = NodeConfig::resolve_with(Some(&path), over, |_| None)
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let cfg = NodeConfig::resolve_with(Some(&path), over, |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let _ = std::fs::remove_file(&path);
-        assert_eq!(cfg.secret.as_deref(), Some("s3cret"), "{name}");
+        // Mutual TLS with the pod's own certificate, and no HMAC secret.
+        assert_eq!(cfg.secret, None, "{name}");
+        assert_eq!(
+            cfg.tls,
+            Some(TlsPaths {
+                ca: "/etc/msa/tls/ca.pem".into(),
+                cert: format!("/etc/msa/tls/{pod}.pem").into(),
+                key: format!("/etc/msa/tls/{pod}.key").into(),
+            }),
+            "{name}"
+        );
         assert_eq!(cfg.listen, "0.0.0.0:7000".parse().unwrap(), "{name}");
         assert_eq!(
             cfg.seeds,
@@ -382,7 +419,6 @@ fn kubernetes_node_configs_are_valid() {
         assert_eq!(cfg.gateway.is_some(), name == "gateway.toml");
         assert_eq!(cfg.services.is_empty(), name == "gateway.toml");
     }
-    let _ = std::fs::remove_file(&secret);
 }
 
 #[test]

@@ -352,8 +352,9 @@ pub enum NodeError {
     TlsIdentity {
         /// This node's name.
         node: String,
-        /// Who the certificate is for.
-        cert: crate::remote::TlsIdentity,
+        /// Who the certificate is for, as `remote::TlsIdentity` displays it
+        /// (text, so that `error` does not import `remote`).
+        cert: String,
     },
     /// The remoting listener could not be bound.
     #[error("cannot listen on {addr}: {reason}")]

@@ -357,7 +357,7 @@ impl NodeBuilder {
             if tls.identity() != crate::remote::TlsIdentity::Node(self.name.clone()) {
                 return Err(NodeError::TlsIdentity {
                     node: self.name.clone(),
-                    cert: tls.identity(),
+                    cert: tls.identity().to_string(),
                 });
             }
         }

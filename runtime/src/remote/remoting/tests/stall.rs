@@ -200,7 +200,9 @@ async fn a_peer_that_stops_reading_is_closed_after_the_stall_timeout() {
         return;
     }
     const BOUND: usize = crate::remote::DEFAULT_MAX_CONTROL_QUEUE_BYTES;
-    let stall = Duration::from_secs(1);
+    // Short enough that the timer fires before an unloaded machine's flood
+    // fills the 16 MiB bound (with 1 s, a fast run filled it first).
+    let stall = Duration::from_millis(300);
     let (node, addr) = node(BOUND, stall).await;
     let (p, peer) = stalling_peer(&node, &addr).await;
     let f = flood(&node, p, &peer, Duration::from_secs(60)).await;

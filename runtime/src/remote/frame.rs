@@ -296,9 +296,25 @@ pub enum FrameError {
         /// The limit.
         max: usize,
     },
+    /// The bytes where a length prefix was expected are a TLS record's
+    /// header (an alert or a handshake, TLS 1.x): the peer speaks TLS and
+    /// this side does not (or the other way round).
+    #[error("the peer speaks TLS and this connection does not: configure mutual TLS on both sides (--tls-ca/--tls-cert/--tls-key, [tls]) or on neither")]
+    TlsRecord,
     /// The body is not a valid frame.
     #[error("malformed frame: {0}")]
     Malformed(#[from] CodecError),
+}
+
+/// The error for a length prefix over `max`: [`FrameError::TlsRecord`]
+/// when its bytes are a TLS record header (content type 21 alert or 22
+/// handshake, protocol major version 3), which a frame under any sane
+/// limit never starts with (it would announce over 350 MB).
+fn too_large(prefix: &[u8], len: usize, max: usize) -> FrameError {
+    match prefix {
+        [21 | 22, 3, 0..=4, ..] => FrameError::TlsRecord,
+        _ => FrameError::TooLarge { len, max },
+    }
 }
 
 /// Appends `frame`, length-prefixed, to `out`.
@@ -454,7 +470,7 @@ impl FrameDecoder {
         };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
+            return Err(too_large(prefix, len, self.max));
         }
         if avail.len() < 4 + len {
             return Ok(None);
@@ -511,7 +527,7 @@ impl FrameDecoder {
         };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
+            return Err(too_large(prefix, len, self.max));
         }
         let Some(body) = avail.get(4..4 + len) else {
             return Ok(None);
@@ -525,6 +541,25 @@ impl FrameDecoder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tls_record_where_a_frame_was_expected_is_named() {
+        // A TLS 1.3 alert (certificate required) and a ClientHello's header.
+        for bytes in [&[21u8, 3, 3, 0, 2, 2, 116][..], &[22, 3, 1, 0, 200, 1][..]] {
+            let mut d = super::FrameDecoder::new(super::DEFAULT_MAX_HANDSHAKE_FRAME_BYTES);
+            d.push(bytes);
+            let e = d.next_frame().unwrap_err();
+            assert!(matches!(e, super::FrameError::TlsRecord), "{e}");
+            assert!(e.to_string().contains("speaks TLS"), "{e}");
+        }
+        // Any other oversized prefix stays `TooLarge`.
+        let mut d = super::FrameDecoder::new(1024);
+        d.push(&[0, 0, 8, 1]);
+        assert!(matches!(
+            d.next_frame(),
+            Err(super::FrameError::TooLarge { len: 2049, .. })
+        ));
+    }
+
     use super::*;
 
     fn sample() -> Vec<Frame> {

@@ -151,10 +151,16 @@ impl Authenticator {
         self
     }
 
+    /// Whether keys come from a JWKS document, which
+    /// [`authenticate_async`](Self::authenticate_async) may fetch (on
+    /// actix's HTTP client: only on an actix thread).
+    pub(crate) fn uses_jwks(&self) -> bool {
+        self.jwks.is_some()
+    }
+
     /// The caller's identity from the request's bearer token, or 401, with
     /// the keys held now (no JWKS fetch: see
     /// [`authenticate_async`](Self::authenticate_async)).
-    #[allow(dead_code)] // the sync entry point: tests, and callers that cannot await
     pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         self.authenticate_at(headers, unix_now())
     }

@@ -14,10 +14,12 @@
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 
-use actix_web::http::header::CONTENT_TYPE;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::FutureExt as _;
-use msa_runtime::{CallError, JsonBody, JsonError, Metadata};
+use msa_runtime::{CallError, Identity, JsonBody, JsonError, Metadata};
 use serde_json::{Map, Value};
 
 use crate::body;
@@ -53,19 +55,7 @@ pub(crate) async fn call(
             ctx.request_id(),
         ));
     }
-    let identity = match &state.auth {
-        Some(auth) => {
-            let id = auth.authenticate_async(req.headers()).await?;
-            if !state.policy.allows(&id, target.service, target.message) {
-                return Err(ApiError::forbidden(format!(
-                    "not allowed to send `{}` to `{}`",
-                    target.message, target.service
-                )));
-            }
-            Some(id)
-        }
-        None => None,
-    };
+    let identity = admit(state, req.headers(), target.service, target.message).await?;
     let body_timeout = state.body_timeout();
     let read = body::read(req.headers(), payload, state.config.max_body_bytes);
     let body = match tokio::time::timeout(body_timeout, read).await {
@@ -84,25 +74,27 @@ pub(crate) async fn call(
         .limiter
         .try_acquire()
         .map_err(|_| ApiError::too_many_requests())?;
-    // Checked by the service too (its access rules), with the token for a
-    // node that serves it elsewhere to verify.
-    let mut meta = Metadata::new().with_trace(ctx.trace).with_access_check();
-    if let Some(id) = identity {
-        meta = meta.with_identity(id);
-        if let Some(token) = crate::verifier::bearer_token(req.headers()) {
-            meta = meta.with_token(token);
-        }
-    }
+    let meta = call_metadata(ctx, identity, req.headers());
+    let timeout = state.call_timeout();
     let result = match target.params {
         None => {
             // An empty body is JSON's "nothing": it fits a unit message like `Get`.
             let bytes: &[u8] = if body.is_empty() { b"null" } else { &body };
-            run(state, target, JsonBody::Bytes(bytes), meta, ctx).await
+            run(state, target, JsonBody::Bytes(bytes), meta, timeout, ctx).await
         }
         Some(params) => {
             let object = body_object(&body)?;
             let (value, typed) = merge(object.clone(), params, true);
-            match run(state, target, JsonBody::Value(value), meta.clone(), ctx).await {
+            match run(
+                state,
+                target,
+                JsonBody::Value(value),
+                meta.clone(),
+                timeout,
+                ctx,
+            )
+            .await
+            {
                 // A parameter that looked like a number or bool where the
                 // message wants a string: retry once with every parameter a
                 // string. The body was refused before any handler ran,
@@ -112,42 +104,105 @@ pub(crate) async fn call(
                     if typed.contains(&path.as_str()) =>
                 {
                     let (value, _) = merge(object, params, false);
-                    run(state, target, JsonBody::Value(value), meta, ctx).await
+                    run(state, target, JsonBody::Value(value), meta, timeout, ctx).await
                 }
                 other => other,
             }
         }
     }
-    .map_err(|f| match f {
-        Failed::Json(e) => ApiError::from_json(&e),
-        Failed::Api(e) => e,
-    })?;
+    .map_err(Failed::into_api)?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(result))
 }
 
+/// Who the caller is, for a call of `message` on `service` with these
+/// request headers: `None` with auth off; 401 without a valid bearer token,
+/// 403 when no policy rule grants one of its roles ([`authorize`], which the
+/// gRPC ingress shares).
+pub(crate) async fn admit(
+    state: &State,
+    headers: &HeaderMap,
+    service: &str,
+    message: &str,
+) -> Result<Option<Identity>, ApiError> {
+    let Some(auth) = &state.auth else {
+        return Ok(None);
+    };
+    let id = auth.authenticate_async(headers).await?;
+    authorize(state, &id, service, message)?;
+    Ok(Some(id))
+}
+
+/// 403 unless a policy rule lets `id` send `message` to `service`.
+pub(crate) fn authorize(
+    state: &State,
+    id: &Identity,
+    service: &str,
+    message: &str,
+) -> Result<(), ApiError> {
+    if state.policy.allows(id, service, message) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "not allowed to send `{message}` to `{service}`"
+    )))
+}
+
+/// The metadata a call carries: the trace, the caller's identity and its
+/// token, and the request that the service check its own access rules
+/// (with the token for a node that serves it elsewhere to verify).
+pub(crate) fn call_metadata(
+    ctx: &RequestCtx,
+    identity: Option<Identity>,
+    headers: &HeaderMap,
+) -> Metadata {
+    let mut meta = Metadata::new().with_trace(ctx.trace).with_access_check();
+    if let Some(id) = identity {
+        meta = meta.with_identity(id);
+        if let Some(token) = crate::verifier::bearer_token(headers) {
+            meta = meta.with_token(token);
+        }
+    }
+    meta
+}
+
 /// Why a call produced no result.
-enum Failed {
+pub(crate) enum Failed {
     /// The body was refused (by this node or the one that decoded it).
     Json(JsonError),
     /// Anything else, already mapped to its answer.
     Api(ApiError),
 }
 
+impl Failed {
+    /// The answer to give.
+    pub(crate) fn into_api(self) -> ApiError {
+        match self {
+            Failed::Json(e) => ApiError::from_json(&e),
+            Failed::Api(e) => e,
+        }
+    }
+}
+
 /// Starts the call and awaits it. Awaited in the handler: an ask that meets
 /// a full mailbox waits for room without waking the connection, so no task
 /// of its own is needed (one was, while such an ask spun: every retry polled
 /// the connection's whole dispatcher). A panic while decoding the reply is a
-/// 500, never a dead worker.
-async fn run(
+/// 500, never a dead worker. `timeout`: the call's (`None`: the node's
+/// default).
+pub(crate) async fn run(
     state: &State,
     target: CallTarget<'_>,
     body: JsonBody<'_>,
     meta: Metadata,
+    timeout: Option<Duration>,
     ctx: &RequestCtx,
 ) -> Result<Vec<u8>, Failed> {
-    let reply = start(state, target, body, meta).map_err(Failed::Json)?;
+    let reply = state
+        .node
+        .call_json(target.service, target.message, body, meta, timeout)
+        .map_err(Failed::Json)?;
     match AssertUnwindSafe(reply).catch_unwind().await {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(CallError::Json { error, .. })) => Err(Failed::Json(error)),
@@ -157,21 +212,6 @@ async fn run(
             Err(Failed::Api(ApiError::internal(ctx.request_id())))
         }
     }
-}
-
-fn start(
-    state: &State,
-    target: CallTarget<'_>,
-    body: JsonBody<'_>,
-    meta: Metadata,
-) -> Result<msa_runtime::JsonReply, JsonError> {
-    state.node.call_json(
-        target.service,
-        target.message,
-        body,
-        meta,
-        state.call_timeout(),
-    )
 }
 
 /// The body of a configured route: a JSON object, or nothing (`{}`).

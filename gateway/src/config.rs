@@ -76,6 +76,11 @@ pub struct GatewayConfig {
     /// HTTPS (`[gateway.tls]`); `None`: plain HTTP (with a warning at start
     /// when `bind` is not a loopback address).
     pub tls: Option<TlsConfig>,
+    /// gRPC ingress beside the HTTP server (a node's top-level `[grpc]`
+    /// table, docs/grpc.md); `None`: no gRPC. Same auth, policy, timeout and
+    /// drain as the HTTP calls.
+    #[serde(skip)]
+    pub grpc: Option<crate::grpc::GrpcConfig>,
 }
 
 /// HTTPS settings (`[gateway.tls]`): PEM files.
@@ -117,6 +122,7 @@ impl Default for GatewayConfig {
             routes: Vec::new(),
             cors: None,
             tls: None,
+            grpc: None,
         }
     }
 }

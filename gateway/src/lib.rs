@@ -17,6 +17,9 @@
 //! * `GET /healthz`, `/readyz`, `/metrics`, `/v1/cluster` for operations;
 //!   [`OpsServer`] serves the first three on an operations address of their
 //!   own, on any node, gateway or not.
+//! * With [`GatewayConfig::grpc`] set, the same calls over gRPC (package
+//!   `msa.v1`, service `Gateway`, plus health and reflection) on an address
+//!   of their own: [`grpc`], docs/grpc.md.
 //!
 //! ## Example
 //!
@@ -53,6 +56,7 @@ mod cors;
 mod dispatch;
 mod drain;
 mod error;
+pub mod grpc;
 mod ids;
 mod metrics;
 mod openapi;
@@ -69,6 +73,7 @@ pub use config::{
     AuthConfig, CorsConfig, GatewayConfig, JwtAlg, PolicyRule, RouteConfig, TlsConfig,
 };
 pub use error::GatewayError;
+pub use grpc::GrpcConfig;
 pub use ops::{OpsHandle, OpsServer};
 pub use server::{Gateway, GatewayHandle};
 pub use verifier::JwtVerifier;

@@ -44,7 +44,11 @@
 //!   not arrive in time), `headers_too_large` (431), `jwks_unknown_kid`
 //!   (401, a token named a key the JWKS does not hold, even after a refresh),
 //!   `bad_token` (any other 401 for a token that was sent), `cors_denied` (a
-//!   preflight from an origin not allowed).
+//!   preflight from an origin not allowed), `grpc_too_large` (a gRPC
+//!   request message over `[grpc] max_message_bytes`).
+//! * `msa_gateway_grpc_requests_total{method,code}` (counter): gRPC calls
+//!   answered by the gRPC ingress (docs/grpc.md): `method` is `Call` or
+//!   `Subscribe`, `code` the gRPC status code's name (`Ok`, `NotFound`, ...).
 //!
 //! Services spawned on this node (one series per service, label `service`):
 //! * `msa_service_messages_total` (counter): messages handed to a handler.
@@ -128,6 +132,13 @@ struct RequestLabels {
     status: u16,
 }
 
+/// Labels of `msa_gateway_grpc_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcLabels {
+    method: &'static str,
+    code: &'static str,
+}
+
 /// Labels of `msa_gateway_refused_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusedLabels {
@@ -150,6 +161,7 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: DurationFamily,
     refused: Family<RefusedLabels, Counter>,
+    grpc: Family<GrpcLabels, Counter>,
 }
 
 impl Metrics {
@@ -173,6 +185,11 @@ impl Metrics {
             "Requests the gateway refused for what they are (slow body, oversized head, bad token...), by reason",
             m.refused.clone(),
         );
+        m.registry.register(
+            "msa_gateway_grpc_requests",
+            "gRPC calls answered by the gateway's gRPC ingress, by method and status code",
+            m.grpc.clone(),
+        );
         m
     }
 
@@ -191,6 +208,7 @@ impl Metrics {
             requests: Family::default(),
             durations: Family::new_with_constructor(request_histogram),
             refused: Family::default(),
+            grpc: Family::default(),
         }
     }
 
@@ -228,6 +246,12 @@ impl Metrics {
     /// the module docs).
     pub(crate) fn count_refused(&self, reason: &'static str) {
         self.refused.get_or_create(&RefusedLabels { reason }).inc();
+    }
+
+    /// Records one answered gRPC call: `method` is `Call` or `Subscribe`,
+    /// `code` the name of its status code.
+    pub(crate) fn observe_grpc(&self, method: &'static str, code: &'static str) {
+        self.grpc.get_or_create(&GrpcLabels { method, code }).inc();
     }
 
     /// A handle on `msa_gateway_refused_total` for whoever refuses requests

@@ -172,7 +172,21 @@ impl Gateway {
             "http"
         };
         tracing::info!(addr = %server.addr, workers, scheme, "gateway listening");
-        Ok(GatewayHandle { server, state })
+        let grpc = match state.config.grpc.as_ref() {
+            Some(cfg) => match crate::grpc::start(state.clone(), server.arbiter.clone(), cfg) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    server.stop_blocking();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        Ok(GatewayHandle {
+            server,
+            state,
+            grpc,
+        })
     }
 }
 
@@ -217,8 +231,8 @@ pub(crate) fn spawn_server(
     listen: Listen,
     configure: Configure,
 ) -> Result<Server, GatewayError> {
-    let (started_tx, started_rx) =
-        std::sync::mpsc::channel::<Result<(ServerHandle, SocketAddr), GatewayError>>();
+    type Started = (ServerHandle, SocketAddr, actix_rt::ArbiterHandle);
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<Started, GatewayError>>();
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let join = std::thread::Builder::new()
         .name(thread.into())
@@ -264,7 +278,8 @@ pub(crate) fn spawn_server(
                     return;
                 };
                 let server = server.run();
-                let _ = started_tx.send(Ok((server.handle(), addr)));
+                let arbiter = actix_rt::Arbiter::current();
+                let _ = started_tx.send(Ok((server.handle(), addr, arbiter)));
                 if let Err(e) = server.await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
@@ -274,7 +289,7 @@ pub(crate) fn spawn_server(
         .map_err(|e| GatewayError::Start {
             reason: e.to_string(),
         })?;
-    let (server, addr) = match started_rx.recv() {
+    let (server, addr, arbiter) = match started_rx.recv() {
         Ok(Ok(started)) => started,
         Ok(Err(e)) => {
             let _ = join.join();
@@ -289,6 +304,7 @@ pub(crate) fn spawn_server(
     };
     Ok(Server {
         addr,
+        arbiter,
         server,
         running: Mutex::new(Some(Running {
             thread: join,
@@ -301,6 +317,9 @@ pub(crate) fn spawn_server(
 #[derive(Debug)]
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
+    /// The server's actix arbiter, for work that must run on an actix
+    /// thread (the gRPC ingress's JWKS fetches).
+    pub(crate) arbiter: actix_rt::ArbiterHandle,
     server: ServerHandle,
     running: Mutex<Option<Running>>,
 }
@@ -353,6 +372,8 @@ struct Running {
 pub struct GatewayHandle {
     server: Server,
     state: web::Data<State>,
+    /// The gRPC ingress, when `config.grpc` is set.
+    grpc: Option<crate::grpc::GrpcServer>,
 }
 
 impl GatewayHandle {
@@ -361,12 +382,21 @@ impl GatewayHandle {
         self.server.addr
     }
 
+    /// The address the gRPC ingress listens on, when
+    /// [`GatewayConfig::grpc`] is set (the real port when bound to 0).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(|g| g.addr)
+    }
+
     /// Starts a graceful stop's first step: from now on calls are answered
     /// 503 `unavailable` ("the node is shutting down") and `/readyz` 503,
     /// while the calls in flight go on; waits until none is in flight, at
     /// most `bound`. Returns whether they all finished. The probes and
     /// `/metrics` keep answering until [`stop`](Self::stop).
     pub async fn drain(&self, bound: Duration) -> bool {
+        if let Some(g) = &self.grpc {
+            g.not_serving();
+        }
         self.state.drain.wait_idle(bound).await
     }
 
@@ -379,6 +409,9 @@ impl GatewayHandle {
     /// 10 s), and joins the server thread. Works from any async runtime;
     /// calling it again returns at once.
     pub async fn stop(&self) {
+        if let Some(g) = &self.grpc {
+            g.stop().await;
+        }
         if self.server.stop().await {
             tracing::info!(addr = %self.server.addr, "gateway stopped");
         }
@@ -387,6 +420,9 @@ impl GatewayHandle {
     /// [`stop`](Self::stop) for plain threads: blocks until the server thread
     /// has exited. Do not call it from inside an async runtime.
     pub fn stop_blocking(&self) {
+        if let Some(g) = &self.grpc {
+            g.stop_blocking();
+        }
         if self.server.stop_blocking() {
             tracing::info!(addr = %self.server.addr, "gateway stopped");
         }

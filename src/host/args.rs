@@ -89,6 +89,11 @@ pub struct HostArgs {
     /// overrides the file's [gateway] bind and MSA_GATEWAY_BIND)
     #[arg(long, env = "MSA_GATEWAY", value_name = "IP:PORT")]
     gateway: Option<SocketAddr>,
+    /// Serve gRPC (msa.v1.Gateway, health, reflection) on this address beside
+    /// the HTTP gateway (port 0 picks a free one; overrides the file's [grpc]
+    /// bind and MSA_GRPC_BIND; needs a gateway)
+    #[arg(long, env = "MSA_GRPC", value_name = "IP:PORT")]
+    grpc: Option<SocketAddr>,
     /// Serve /healthz, /readyz and /metrics on this address, gateway or not
     /// (port 0 picks a free one; ops.bind, MSA_OPS_BIND)
     #[arg(long, value_name = "IP:PORT")]
@@ -129,6 +134,7 @@ impl HostArgs {
             failure_detection_ms: self.failure_detection_ms,
             services: self.services.clone(),
             gateway: self.gateway,
+            grpc: self.grpc,
             jwt_secret: self.jwt_secret.clone(),
             tls_ca: self.tls_ca.clone(),
             tls_cert: self.tls_cert.clone(),

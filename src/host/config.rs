@@ -55,6 +55,10 @@
 //! max_concurrency = 1024         # calls in flight per route before 429
 //! # body_timeout_ms = 10000; head_timeout_ms = 5000; max_header_bytes = 16384
 //!
+//! [grpc]                         # optional: gRPC beside the gateway (docs/grpc.md); needs [gateway]
+//! bind = "127.0.0.1:50051"       # --grpc / MSA_GRPC override it
+//! # workers = 2; max_message_bytes = 1048576; max_concurrency = 1024
+//!
 //! [gateway.tls]                  # optional: HTTPS (docs/gateway.md, "HTTPS")
 //! cert = "gateway.crt"           # PEM chain; key = PEM key
 //! key = "gateway.key"
@@ -104,7 +108,7 @@ use std::str::FromStr;
 
 use std::time::Duration;
 
-use crate::gateway::{AuthConfig, GatewayConfig, JwtAlg};
+use crate::gateway::{AuthConfig, GatewayConfig, GrpcConfig, JwtAlg};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
@@ -379,6 +383,7 @@ struct ConfigFile {
     ops: Option<OpsFile>,
     shutdown: Option<ShutdownFile>,
     gateway: Option<GatewayConfig>,
+    grpc: Option<GrpcConfig>,
     access: Option<Vec<AccessRuleConfig>>,
 
     tls: Option<tls::TlsFile>,
@@ -421,6 +426,8 @@ pub(crate) struct Overrides {
     pub(crate) services: Vec<ServiceConfig>,
     /// `--gateway` / `MSA_GATEWAY`: run the gateway, bound here.
     pub(crate) gateway: Option<SocketAddr>,
+    /// `--grpc` / `MSA_GRPC`: serve gRPC beside the gateway, bound here.
+    pub(crate) grpc: Option<SocketAddr>,
     /// `--jwt-secret` / `MSA_JWT_SECRET`: gateway auth, HS256 with this secret.
     pub(crate) jwt_secret: Option<String>,
     /// `--tls-ca` / `MSA_TLS_CA`.
@@ -573,7 +580,7 @@ impl NodeConfig {
                 .with_context(|| format!("`listen = \"{s}\"` is not an ip:port address"))?,
             (None, None) => DEFAULT_LISTEN.parse()?,
         };
-        let gateway = resolve_gateway(file.gateway, &over)?;
+        let gateway = resolve_gateway(file.gateway, file.grpc, &over)?;
         let (discovery_interval, dns_server) =
             DiscoveryFile::resolve(file.discovery.unwrap_or_default(), &over)?;
         let split_brain = file.split_brain.unwrap_or_default().resolve()?;
@@ -679,8 +686,17 @@ impl NodeConfig {
 /// as its HS256 secret.
 fn resolve_gateway(
     file: Option<GatewayConfig>,
+    grpc: Option<GrpcConfig>,
     over: &Overrides,
 ) -> anyhow::Result<Option<GatewayConfig>> {
+    let grpc = match (grpc, over.grpc) {
+        (Some(g), Some(bind)) => Some(GrpcConfig { bind, ..g }),
+        (None, Some(bind)) => Some(GrpcConfig {
+            bind,
+            ..GrpcConfig::default()
+        }),
+        (g, None) => g,
+    };
     let mut gateway = match (file, over.gateway) {
         (Some(mut g), Some(bind)) => {
             g.bind = bind;
@@ -695,9 +711,13 @@ fn resolve_gateway(
             if over.jwt_secret.is_some() {
                 bail!("--jwt-secret (or MSA_JWT_SECRET) needs a gateway: add --gateway IP:PORT or a [gateway] table");
             }
+            if grpc.is_some() {
+                bail!("[grpc] (or --grpc, MSA_GRPC) needs a gateway, whose auth and policy it shares: add --gateway IP:PORT or a [gateway] table");
+            }
             return Ok(None);
         }
     };
+    gateway.grpc = grpc;
     if let Some(secret) = over.jwt_secret.as_ref().filter(|s| !s.is_empty()) {
         gateway.auth = Some(match gateway.auth.take() {
             Some(a) => AuthConfig {

@@ -8,7 +8,8 @@
 //! msa-node name=node1 addr=127.0.0.1:40123 incarnation=1763… services=kv,echo gateway=127.0.0.1:8080
 //! ```
 //!
-//! (`gateway=` only when it runs the HTTP gateway: `--gateway` or a
+//! (`grpc=` follows `gateway=` when it serves gRPC too, docs/grpc.md;
+//! `gateway=` only when it runs the HTTP gateway: `--gateway` or a
 //! `[gateway]` table; it is the bound address, so port 0 shows the real
 //! port; ` ops=IP:PORT` likewise when it serves the operations endpoints.)
 //! Its gateway reaches every service of the cluster: a message of a
@@ -129,6 +130,10 @@ pub(crate) async fn serve(
         incarnation: node.node_info().map_or(0, |i| i.incarnation),
         services: ready_services(&cfg, &node),
         gateway: gateway.as_ref().map(|g| g.local_addr().to_string()),
+        grpc: gateway
+            .as_ref()
+            .and_then(|g| g.grpc_addr())
+            .map(|a| a.to_string()),
         ops: ops.as_ref().map(|o| o.local_addr().to_string()),
     };
     println!("{ready}");
@@ -379,6 +384,8 @@ pub struct ReadyLine {
     pub services: Vec<String>,
     /// The gateway's bound address, `ip:port`, if it runs one.
     pub gateway: Option<String>,
+    /// The gRPC ingress's bound address, `ip:port`, if it serves gRPC.
+    pub grpc: Option<String>,
     /// The operations endpoints' bound address, if served.
     pub ops: Option<String>,
 }
@@ -401,6 +408,9 @@ impl fmt::Display for ReadyLine {
         if let Some(g) = &self.gateway {
             write!(f, " gateway={g}")?;
         }
+        if let Some(g) = &self.grpc {
+            write!(f, " grpc={g}")?;
+        }
         if let Some(o) = &self.ops {
             write!(f, " ops={o}")?;
         }
@@ -421,6 +431,7 @@ impl FromStr for ReadyLine {
             incarnation: 0,
             services: Vec::new(),
             gateway: None,
+            grpc: None,
             ops: None,
         };
         for field in rest.split_whitespace() {
@@ -431,6 +442,7 @@ impl FromStr for ReadyLine {
                     r.incarnation = v.parse().map_err(|_| format!("bad incarnation: {v}"))?;
                 }
                 Some(("gateway", v)) => r.gateway = Some(v.into()),
+                Some(("grpc", v)) => r.grpc = Some(v.into()),
                 Some(("ops", v)) => r.ops = Some(v.into()),
                 Some(("services", v)) => {
                     r.services = v
@@ -461,6 +473,7 @@ mod tests {
             incarnation: 42,
             services: vec!["kv".into(), "echo".into()],
             gateway: None,
+            grpc: None,
             ops: None,
         };
         let line = r.to_string();
@@ -482,11 +495,12 @@ mod tests {
         assert_eq!(line.parse::<ReadyLine>().unwrap(), with_gateway);
         let with_ops = ReadyLine {
             ops: Some("127.0.0.1:9090".into()),
+            grpc: Some("127.0.0.1:50051".into()),
             ..with_gateway
         };
         let line = with_ops.to_string();
         assert!(
-            line.ends_with(" gateway=127.0.0.1:8080 ops=127.0.0.1:9090"),
+            line.ends_with(" gateway=127.0.0.1:8080 grpc=127.0.0.1:50051 ops=127.0.0.1:9090"),
             "{line}"
         );
         assert_eq!(line.parse::<ReadyLine>().unwrap(), with_ops);

@@ -12,6 +12,7 @@ mod calls;
 mod cors;
 mod crash;
 mod garbage;
+mod grpc;
 mod https;
 mod jwks;
 mod lifecycle;

@@ -64,6 +64,8 @@ pub(super) struct Launch<'a> {
 pub(super) struct GatewayLaunch<'a> {
     /// Where it listens.
     pub(super) bind: SocketAddr,
+    /// Where its gRPC ingress listens.
+    pub(super) grpc: SocketAddr,
     /// HS256 secret that turns auth on (passed in the environment).
     pub(super) jwt_secret: Option<&'a str>,
 }
@@ -119,6 +121,7 @@ impl NodeProcess {
         }
         if let Some(g) = launch.gateway {
             cmd.args(["--gateway", &g.bind.to_string(), "--demo-policy"]);
+            cmd.args(["--grpc", &g.grpc.to_string()]);
             if let Some(s) = g.jwt_secret {
                 cmd.env("MSA_JWT_SECRET", s);
             }

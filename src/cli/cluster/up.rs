@@ -36,6 +36,10 @@ const READY_WAIT: Duration = Duration::from_secs(30);
 /// Where node1's gateway listens unless `--gateway` says otherwise.
 const DEFAULT_GATEWAY: &str = "127.0.0.1:8080";
 
+/// The port of node1's gRPC ingress when `--grpc` is not given (gRPC's
+/// customary one), unless the gateway's port is 0.
+const DEFAULT_GRPC_PORT: u16 = 50051;
+
 /// Options of `msa cluster up`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -61,6 +65,10 @@ pub(crate) struct UpArgs {
     /// [default: 127.0.0.1:8080; if it is taken, `cluster up` fails]
     #[arg(long, value_name = "IP:PORT")]
     gateway: Option<SocketAddr>,
+    /// Address of the gRPC ingress beside node1's gateway (docs/grpc.md)
+    /// [default: the gateway's IP, port 50051; port 0 when the gateway's is 0]
+    #[arg(long, value_name = "IP:PORT")]
+    grpc: Option<SocketAddr>,
     /// Turn gateway auth on: JWTs signed HS256 with this secret (its UTF-8
     /// bytes); get tokens with `msa token`
     #[arg(long, env = "MSA_JWT_SECRET", hide_env_values = true)]
@@ -85,11 +93,21 @@ pub(crate) struct UpArgs {
 impl UpArgs {
     /// What node1's gateway is started with.
     fn gateway(&self) -> anyhow::Result<GatewayLaunch<'_>> {
+        let bind: SocketAddr = match self.gateway {
+            Some(a) => a,
+            None => DEFAULT_GATEWAY.parse()?,
+        };
+        let grpc = self.grpc.unwrap_or_else(|| {
+            let port = if bind.port() == 0 {
+                0
+            } else {
+                DEFAULT_GRPC_PORT
+            };
+            SocketAddr::new(bind.ip(), port)
+        });
         Ok(GatewayLaunch {
-            bind: match self.gateway {
-                Some(a) => a,
-                None => DEFAULT_GATEWAY.parse()?,
-            },
+            bind,
+            grpc,
             jwt_secret: self.jwt_secret.as_deref().filter(|s| !s.is_empty()),
         })
     }
@@ -386,6 +404,10 @@ fn print_summary(
         Some(a) => format!("http://{a} (auth off: --jwt-secret turns it on)"),
         None => "none".to_string(),
     };
+    let grpc = ready.first().and_then(|r| r.grpc.as_deref()).map_or_else(
+        || "none".to_string(),
+        |a| format!("{a} (msa.v1.Gateway, plaintext HTTP/2)"),
+    );
     let cluster_flag = if args.cluster == "msa" {
         String::new()
     } else {
@@ -409,7 +431,7 @@ fn print_summary(
         ));
     }
     println!(
-        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:    {seed}\ngateway: {gateway}\n\
+        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:    {seed}\ngateway: {gateway}\ngrpc:    {grpc}\n\
          secret:  {secret}\n\
          status:  msa cluster status --seed {seed}{secret_flag}{cluster_flag}\n\
          Ctrl-C or SIGTERM stops every node.",

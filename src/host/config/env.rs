@@ -62,6 +62,10 @@ pub(crate) const KEYS: &[(&str, Kind)] = &[
     ("gateway.max_body_bytes", Kind::Number),
     ("gateway.timeout_ms", Kind::Number),
     ("gateway.max_concurrency", Kind::Number),
+    ("grpc.bind", Kind::Text),
+    ("grpc.workers", Kind::Number),
+    ("grpc.max_message_bytes", Kind::Number),
+    ("grpc.max_concurrency", Kind::Number),
 ];
 
 /// The environment variable of config key `key`: `MSA_`, then the key

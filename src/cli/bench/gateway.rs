@@ -12,6 +12,7 @@
 //! encode and the request metrics.
 
 mod baseline;
+mod grpc_load;
 mod load;
 mod report;
 mod stack;
@@ -23,6 +24,7 @@ use msa::RemoteMessage;
 
 use super::local::progress;
 use baseline::Baseline;
+use grpc_load::GrpcLoad;
 use load::Load;
 use report::GatewayComparison;
 use stack::{Stack, SERVICE};
@@ -56,6 +58,7 @@ Examples:
   msa bench gateway
   msa bench gateway --json > gateway.jsonl
   msa bench gateway --access-rules      # the echo service checks the role too
+  msa bench gateway --grpc              # + the same calls over gRPC (target ≥ 0.5× HTTP)
   msa bench gateway --connections 64 --requests 200000 --rounds 5")]
 pub(crate) struct GatewayArgs {
     /// Keep-alive connections per side (concurrent requests in flight).
@@ -95,6 +98,13 @@ pub(crate) struct GatewayArgs {
     /// (docs/security.md, "Access rules at each service").
     #[arg(long)]
     access_rules: bool,
+
+    /// Also measure the same calls over gRPC (`msa.v1.Gateway/Call` to the
+    /// gateway's gRPC ingress, --workers threads, tonic's client with
+    /// --connections HTTP/2 connections), after the HTTP gateway in each
+    /// round; reported as gRPC ÷ HTTP gateway (target ≥ 0.5×, docs/grpc.md).
+    #[arg(long)]
+    grpc: bool,
 }
 
 /// Runs `msa bench gateway` and prints the report on stdout.
@@ -119,9 +129,10 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
     let arbiters = usize::try_from(args.arbiters)?;
     let connections = usize::try_from(args.connections)?;
     // Setup, warm-up, then 2 measurements per round.
-    let bar = progress(args.json, 2 + 2 * u64::from(args.rounds));
+    let sides = if args.grpc { 3 } else { 2 };
+    let bar = progress(args.json, 2 + sides * u64::from(args.rounds));
     bar.set_message("starting the node, the gateway and the baseline server");
-    let stack = Stack::start(workers, arbiters, args.access_rules).await?;
+    let stack = Stack::start(workers, arbiters, args.access_rules, args.grpc).await?;
     let baseline = match Baseline::start(workers) {
         Ok(b) => b,
         Err(e) => {
@@ -146,7 +157,7 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
     bar.finish_and_clear();
     let stopped_baseline = baseline.stop().await;
     let stopped_stack = stack.stop().await;
-    let (gateway, base) = outcome?;
+    let (gateway, base, grpc) = outcome?;
     stopped_baseline.context("stopping the baseline server")?;
     stopped_stack.context("stopping the gateway and the node")?;
     Ok(GatewayComparison {
@@ -156,6 +167,7 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
         arbiters,
         gateway,
         baseline: base,
+        grpc,
     })
 }
 
@@ -166,7 +178,7 @@ async fn measure(
     baseline: &Baseline,
     connections: usize,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<(Vec<load::Round>, Vec<load::Round>)> {
+) -> anyhow::Result<(Vec<load::Round>, Vec<load::Round>, Vec<load::Round>)> {
     let path = format!("/v1/{SERVICE}/{}", Ping::NAME);
     let gateway = Load::new(
         &format!("http://{}{path}", stack.local_addr()),
@@ -178,6 +190,13 @@ async fn measure(
         &stack.token,
         connections,
     )?;
+
+    let grpc = match stack.grpc_addr() {
+        Some(addr) => {
+            Some(GrpcLoad::connect(addr, &stack.token, SERVICE, Ping::NAME, connections).await?)
+        }
+        None => None,
+    };
 
     // Untimed: opens the connections and checks that both sides answer
     // right, so that a misconfiguration fails fast and plainly.
@@ -192,8 +211,18 @@ async fn measure(
             );
         }
     }
+    if let Some(g) = &grpc {
+        let r = g.round(warm).await?;
+        if let Some(first) = r.first_failure {
+            bail!(
+                "{} of {warm} warm-up calls over gRPC failed; first: {first}",
+                r.failures
+            );
+        }
+    }
     bar.inc(1);
 
+    let mut through_grpc = Vec::new();
     let mut through_gateway = Vec::new();
     let mut bare_rounds = Vec::new();
     for round in 1..=args.rounds {
@@ -209,6 +238,15 @@ async fn measure(
             out.push(r);
             bar.inc(1);
         }
+        if let Some(g) = &grpc {
+            bar.set_message(format!("grpc · round {round}/{}", args.rounds));
+            let r = g
+                .round(args.requests)
+                .await
+                .with_context(|| format!("grpc, round {round}"))?;
+            through_grpc.push(r);
+            bar.inc(1);
+        }
     }
-    Ok((through_gateway, bare_rounds))
+    Ok((through_gateway, bare_rounds, through_grpc))
 }

@@ -12,6 +12,9 @@ use super::load::Round;
 /// Gateway throughput ÷ bare handler throughput that msa aims for.
 const TARGET_RATIO: f64 = 0.6;
 
+/// gRPC `Call` throughput ÷ HTTP gateway throughput that msa aims for (issue 14).
+const GRPC_TARGET_RATIO: f64 = 0.5;
+
 /// Every round of both sides, and how they ran.
 #[derive(Debug)]
 pub(crate) struct GatewayComparison {
@@ -24,6 +27,8 @@ pub(crate) struct GatewayComparison {
     pub(crate) gateway: Vec<Round>,
     /// The bare actix-web handler.
     pub(crate) baseline: Vec<Round>,
+    /// The same calls over gRPC (`--grpc`; empty without it).
+    pub(crate) grpc: Vec<Round>,
 }
 
 /// The JSON line.
@@ -65,6 +70,26 @@ pub(crate) struct GatewayRecord {
     first_failure: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline_first_failure: Option<String>,
+    /// `--grpc` only: the gRPC side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc: Option<GrpcRecord>,
+}
+
+/// The gRPC side of the JSON line (`--grpc`).
+#[derive(Debug, Serialize)]
+pub(crate) struct GrpcRecord {
+    requests_per_sec: f64,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    p999_us: Option<f64>,
+    rounds_requests_per_sec: Vec<f64>,
+    /// gRPC ÷ HTTP gateway throughput.
+    ratio_to_gateway: f64,
+    target_ratio: f64,
+    meets_target: bool,
+    failures: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_failure: Option<String>,
 }
 
 /// What the baseline is, for the report.
@@ -87,6 +112,22 @@ impl GatewayComparison {
         let rates = |s: &SideSummary| -> Vec<f64> {
             s.rounds_msgs_per_sec.iter().map(|r| r.round()).collect()
         };
+        let grpc = (!self.grpc.is_empty()).then(|| {
+            let (g, failures, first_failure) = summary(&self.grpc);
+            let ratio = g.msgs_per_sec / msa.msgs_per_sec;
+            GrpcRecord {
+                requests_per_sec: g.msgs_per_sec.round(),
+                p50_us: lat(&g, 0),
+                p99_us: lat(&g, 1),
+                p999_us: lat(&g, 2),
+                rounds_requests_per_sec: rates(&g),
+                ratio_to_gateway: round3(ratio),
+                target_ratio: GRPC_TARGET_RATIO,
+                meets_target: ratio >= GRPC_TARGET_RATIO && failures == 0,
+                failures,
+                first_failure,
+            }
+        });
         GatewayRecord {
             scenario: "gateway",
             threads: self.threads.clone(),
@@ -118,6 +159,7 @@ impl GatewayComparison {
             baseline_failures,
             first_failure,
             baseline_first_failure,
+            grpc,
         }
     }
 }
@@ -129,7 +171,8 @@ pub(crate) fn json_line(c: &GatewayComparison) -> serde_json::Result<String> {
 
 /// The loud part of the report when requests failed; `None` when none did.
 pub(crate) fn failure_banner(r: &GatewayRecord) -> Option<String> {
-    if r.failures == 0 && r.baseline_failures == 0 {
+    let grpc_failures = r.grpc.as_ref().map_or(0, |g| g.failures);
+    if r.failures == 0 && r.baseline_failures == 0 && grpc_failures == 0 {
         return None;
     }
     let total = r.requests * r.rounds as u64;
@@ -137,6 +180,11 @@ pub(crate) fn failure_banner(r: &GatewayRecord) -> Option<String> {
     for (side, n, first) in [
         ("gateway", r.failures, &r.first_failure),
         ("baseline", r.baseline_failures, &r.baseline_first_failure),
+        (
+            "gRPC",
+            grpc_failures,
+            r.grpc.as_ref().map_or(&None, |g| &g.first_failure),
+        ),
     ] {
         if n > 0 {
             let _ = writeln!(
@@ -210,6 +258,22 @@ pub(crate) fn table(c: &GatewayComparison) -> String {
         r.target_ratio,
         verdict(r.meets_target)
     );
+    if let Some(g) = &r.grpc {
+        row(
+            &mut out,
+            "grpc",
+            g.requests_per_sec,
+            [g.p50_us, g.p99_us, g.p999_us],
+            g.failures,
+        );
+        let _ = writeln!(
+            out,
+            "grpc ÷ gateway {:.3}×  (target ≥{:.1}× with no failures: {})",
+            g.ratio_to_gateway,
+            g.target_ratio,
+            verdict(g.meets_target)
+        );
+    }
     let _ = writeln!(out, "Baseline: {}.", r.baseline);
     let _ = writeln!(out, "Threads: {}.", r.threads);
     if let Some(banner) = failure_banner(&r) {
@@ -248,6 +312,7 @@ mod tests {
             arbiters: 1,
             gateway,
             baseline,
+            grpc: Vec::new(),
         }
     }
 

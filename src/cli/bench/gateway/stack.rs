@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use msa::access::{Access, Rule};
 use msa::actors::echo::{self, Ping};
-use msa::gateway::{hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayHandle, PolicyRule};
+use msa::gateway::{
+    hs256_token, AuthConfig, Gateway, GatewayConfig, GatewayHandle, GrpcConfig, PolicyRule,
+};
 use msa::{Node, RemoteMessage};
 
 /// The echo service's name, which is also the first URL segment.
@@ -32,11 +34,13 @@ pub(crate) struct Stack {
 
 impl Stack {
     /// Starts a node with `arbiters` threads and the echo service, then the
-    /// gateway on 127.0.0.1:0 with `workers` workers.
+    /// gateway on 127.0.0.1:0 with `workers` workers (and with `grpc`, its
+    /// gRPC ingress on 127.0.0.1:0 with as many threads).
     pub(crate) async fn start(
         workers: usize,
         arbiters: usize,
         access_rules: bool,
+        grpc: bool,
     ) -> anyhow::Result<Self> {
         let node = Node::builder()
             .name("bench-gateway")
@@ -45,7 +49,7 @@ impl Stack {
             .track_mailbox_depth(true)
             .start()
             .context("starting the msa node")?;
-        match Self::start_on(&node, workers, access_rules).await {
+        match Self::start_on(&node, workers, access_rules, grpc).await {
             Ok((gateway, token)) => Ok(Self {
                 node,
                 gateway,
@@ -62,6 +66,7 @@ impl Stack {
         node: &Node,
         workers: usize,
         access_rules: bool,
+        grpc: bool,
     ) -> anyhow::Result<(GatewayHandle, String)> {
         let mut spec = echo::echo_spec(SERVICE);
         if access_rules {
@@ -82,11 +87,21 @@ impl Stack {
                 message: Ping::NAME.into(),
                 roles: vec![ROLE.into()],
             }],
+            grpc: grpc.then(|| GrpcConfig {
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                workers,
+                ..GrpcConfig::default()
+            }),
             ..GatewayConfig::default()
         };
         let gateway = Gateway::start(node.clone(), config)
             .map_err(|e| anyhow!("starting the gateway: {e}"))?;
         Ok((gateway, token))
+    }
+
+    /// The gRPC ingress's bound address, when started with it.
+    pub(crate) fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.gateway.grpc_addr()
     }
 
     /// The gateway's bound address.

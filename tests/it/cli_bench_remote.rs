@@ -1,7 +1,8 @@
 //! `msa bench remote` end to end with the real binary (debug build, tiny
 //! sizes): it starts its own child process, prints one JSON line per
-//! scenario with the documented fields, refuses fewer than 3 rounds, and
-//! its child never outlives it.
+//! scenario with the documented fields (with `--tls`, plaintext and TLS of
+//! the same run and their ratio), refuses fewer than 3 rounds, and its
+//! child never outlives it.
 
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,55 @@ fn bench_remote_json_prints_tell_ask_and_natural_ask_lines_with_baselines() {
 
     check_ask_row(&fields_of(&lines[1]), "remote_ask", "idle");
     check_ask_row(&fields_of(&lines[2]), "remote_ask_natural", "idle");
+    // Without --tls, no TLS fields.
+    for l in &lines {
+        assert!(fields_of(l).get("tls_ratio").is_none(), "{l}");
+    }
+}
+
+#[test]
+fn bench_remote_tls_measures_plaintext_and_tls_in_the_same_run_and_reports_their_ratio() {
+    let lines = run_tiny(&["--tls"]);
+    assert_eq!(lines.len(), 3, "expected three JSON lines, got {lines:?}");
+    let rows: Vec<serde_json::Value> = lines.iter().map(|l| fields_of(l)).collect();
+    // The plaintext fields are all there, as without --tls.
+    assert_eq!(rows[0]["scenario"], "remote_tell");
+    positive(&rows[0], "msgs_per_sec");
+    positive(&rows[0], "baseline_msgs_per_sec");
+    check_ask_row(&rows[1], "remote_ask", "idle");
+    check_ask_row(&rows[2], "remote_ask_natural", "idle");
+    for (row, target) in rows.iter().zip([0.6, 1.3, 1.3]) {
+        positive(row, "tls_msgs_per_sec");
+        positive(row, "tls_baseline_ratio");
+        let ratio = positive(row, "tls_ratio");
+        assert_eq!(row["tls_target_ratio"], target, "{row}");
+        assert_eq!(
+            row["tls_rounds_ratio"].as_array().map(Vec::len),
+            Some(3),
+            "{row}"
+        );
+        let meets = row["tls_meets_target"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no tls_meets_target in {row}"));
+        // The verdict follows the ratio and the target's direction.
+        let expected = if row["scenario"] == "remote_tell" {
+            ratio >= target
+        } else {
+            ratio <= target
+        };
+        assert_eq!(meets, expected, "{row}");
+        assert_eq!(row["tls_verdict"], if meets { "met" } else { "MISSED" });
+    }
+    // TLS throughput over plaintext throughput, from the medians.
+    let tell = &rows[0];
+    let r = positive(tell, "tls_msgs_per_sec") / positive(tell, "msgs_per_sec");
+    assert!((r - positive(tell, "tls_ratio")).abs() < 0.002, "{tell}");
+    // Asks: TLS p50 over plaintext p50.
+    for ask in &rows[1..] {
+        let r = positive(ask, "tls_p50_us") / positive(ask, "p50_us");
+        assert!((r - positive(ask, "tls_ratio")).abs() < 0.01, "{ask}");
+        assert_eq!(ask["tls_rounds_p50_us"].as_array().map(Vec::len), Some(3));
+    }
 }
 
 #[test]

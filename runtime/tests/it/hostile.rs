@@ -73,8 +73,26 @@ async fn a_thousand_silent_slow_or_oversized_connections_neither_exhaust_the_nod
         .unwrap();
     a.spawn(counter_spec("c")).await.unwrap();
     let addr = a.remote_addr().unwrap();
-    // Let the node settle before the baseline.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The baseline once the node serves: its service answers, and its
+    // listener has taken a connection into a handshake slot and let it go
+    // again (the accept loop and the handshake path have run once).
+    let local = a.service("c");
+    eventually("the node's service answers", WAIT, || async {
+        matches!(local.ask(Incr).await, Ok(_))
+    })
+    .await;
+    let probe = TcpStream::connect(&addr).await.unwrap();
+    eventually(
+        "the node holds the probe in its handshake",
+        WAIT,
+        || async { a.remote_stats().pending_handshakes == 1 },
+    )
+    .await;
+    drop(probe);
+    eventually("the node let the probe go", WAIT, || async {
+        a.remote_stats().pending_handshakes == 0
+    })
+    .await;
     let (rss0, fds0) = (rss_bytes(), open_fds());
 
     let t0 = Instant::now();

@@ -376,3 +376,98 @@ async fn operators_need_an_operator_certificate_and_it_cannot_join_as_a_node() {
     // is refused (TlsIdentity::check_peer, unit-tested in the runtime).
     a.shutdown(GRACE).await.unwrap();
 }
+
+/// A TCP node on loopback over TLS that notices a lost peer within about a
+/// second (the default is 5 s).
+fn quick_node(name: &str, ca: &Ca, seed: Option<&Node>) -> Node {
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .failure_detection(Duration::from_millis(1_000))
+        .tls(node_tls(ca, name));
+    if let Some(s) = seed {
+        b = b.seed(s.remote_addr().unwrap());
+    }
+    b.start().unwrap()
+}
+
+/// Names of the members `n` sees alive, itself included, sorted.
+fn alive(n: &Node) -> Vec<String> {
+    let mut v: Vec<String> = n
+        .cluster_status()
+        .members
+        .into_iter()
+        .filter(|m| m.status == "alive")
+        .map(|m| m.name)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Why the views of `nodes` differ, or `None` when they agree.
+fn disagreement(nodes: &[&Node]) -> Option<String> {
+    let first = nodes[0].cluster_status();
+    nodes[1..]
+        .iter()
+        .find_map(|n| first.disagreement(&n.cluster_status()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_over_tls_links_heals_the_views_agree_and_calls_cross_again() {
+    use msa_runtime::remote::tls::TlsClientTransport;
+    use msa_runtime::remote::{inject_fault_via, FaultRequest};
+    let ca = Ca::new("test CA");
+    let a = quick_node("a", &ca, None);
+    let b = quick_node("b", &ca, Some(&a));
+    let c = quick_node("c", &ca, Some(&a));
+    a.spawn(counter_spec("on-a")).await.unwrap();
+    c.spawn(counter_spec("on-c")).await.unwrap();
+    let all = ["a", "b", "c"];
+    until("a, b and c see each other", || {
+        [&a, &b, &c].iter().all(|n| alive(n) == all)
+    })
+    .await;
+    reaches(&a, "on-c").await;
+    reaches(&c, "on-a").await;
+
+    // The cut goes through each node's own fault layer, as `msa cluster
+    // partition` does, asked by an operator over TLS: c | a b.
+    let op = TlsClientTransport::new(write(&dir(), &ca, "msa://operator/ops", false, 2040));
+    let fault = |n: &Node, req: FaultRequest| {
+        let (op, addr) = (op.clone(), n.remote_addr().unwrap());
+        async move {
+            inject_fault_via(&op, &addr, "msa", b"", req, BOUND)
+                .await
+                .unwrap()
+        }
+    };
+    let cut = |peers: &[&str]| FaultRequest::Cut {
+        peers: peers.iter().map(|p| p.to_string()).collect(),
+        inbound: true,
+        outbound: true,
+    };
+    fault(&a, cut(&["c"])).await;
+    fault(&b, cut(&["c"])).await;
+    fault(&c, cut(&["a", "b"])).await;
+    until("the partition splits the views", || {
+        alive(&a) == ["a", "b"] && alive(&b) == ["a", "b"] && alive(&c) == ["c"]
+    })
+    .await;
+
+    for n in [&a, &b, &c] {
+        let r = fault(n, FaultRequest::Heal).await;
+        assert_eq!(r.rules, Default::default());
+    }
+    until("the views agree again after the heal", || {
+        [&a, &b, &c].iter().all(|n| alive(n) == all) && disagreement(&[&a, &b, &c]).is_none()
+    })
+    .await;
+    // Calls cross the healed links both ways.
+    reaches(&a, "on-c").await;
+    reaches(&c, "on-a").await;
+    assert_eq!(a.remote_stats().tls_refusals, 0);
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

@@ -43,6 +43,8 @@ use service::{site_spec, WhereAreYou, SINK, SITE};
 
 /// The child's node name.
 const SINK_NODE: &str = "bench-sink";
+/// The child's node over mutual TLS (`--tls`).
+const SINK_TLS_NODE: &str = "bench-sink-tls";
 /// The variable that hands the child the directory of `--tls`'s certificates.
 const TLS_DIR_ENV: &str = "MSA_BENCH_TLS_DIR";
 
@@ -63,11 +65,17 @@ const CALLER_NODE: &str = "client";
 const CALLER_ARBITERS: usize = 1;
 /// The name of the caller node of `remote_ask_natural` (default arbiters).
 const NATURAL_NODE: &str = "client-natural";
+/// The caller node over mutual TLS (`--tls`).
+const CALLER_TLS_NODE: &str = "client-tls";
+/// The natural caller node over mutual TLS (`--tls`).
+const NATURAL_TLS_NODE: &str = "client-natural-tls";
 
 /// Fewest rounds: each p50 is the median of the rounds' p50s.
 const MIN_ROUNDS: u32 = 3;
 /// Measurements per round: msa and baseline of three scenarios.
 const STEPS_PER_ROUND: u64 = 6;
+/// Measurements per round `--tls` adds: msa over TLS in three scenarios.
+const TLS_STEPS_PER_ROUND: u64 = 3;
 
 /// How long the caller may take to see the sink service.
 const DISCOVERY_WAIT: Duration = Duration::from_secs(15);
@@ -126,6 +134,12 @@ Targets (same-run ratios; the verdict says met or MISSED per row):
   remote_ask          p50 ≤ 1.5× the raw ping-pong p50
   remote_ask_natural  p50 ≤ 1.5× the hand-off ping-pong p50
 
+--tls adds, in every round, msa over mutual TLS (its own sink node in the
+child and its own caller nodes, placed as the plaintext ones; plaintext and
+TLS take turns at going first) and reports tls_ratio with its target:
+  remote_tell         TLS msg/s ≥ 0.6× plaintext msg/s
+  remote_ask(_natural) TLS p50 ≤ 1.3× plaintext p50
+
 CPU state: waking a parked thread is much slower when the CPUs idle (on a
 shared VM, ~50 µs), so anything that crosses threads moves several-fold with
 the load. --keep-awake runs a nice-19 busy thread per CPU while measuring;
@@ -135,6 +149,7 @@ Examples:
   msa bench remote
   msa bench remote --json > remote.jsonl
   msa bench remote --keep-awake --json
+  msa bench remote --tls
   msa bench remote --messages 200000 --asks 5000 --rounds 5")]
 pub(crate) struct RemoteArgs {
     /// One-way messages per measurement of `remote_tell`.
@@ -159,10 +174,11 @@ pub(crate) struct RemoteArgs {
     #[arg(long)]
     keep_awake: bool,
 
-    /// Run both processes' msa nodes over mutual TLS (certificates made as
-    /// `msa cert dev` does, in a temporary directory). The raw TCP
-    /// baselines stay plaintext, so the ratios then price TLS too; compare
-    /// with a run without --tls.
+    /// Also measure msa over mutual TLS in the same run: a second pair of
+    /// nodes (certificates made as `msa cert dev` does, in a temporary
+    /// directory) takes turns with the plaintext pair in every round, against
+    /// the same raw TCP baseline; each row adds `tls_ratio` (TLS ÷ plaintext)
+    /// and its target.
     #[arg(long)]
     tls: bool,
 
@@ -208,35 +224,34 @@ pub(crate) fn run(args: RemoteArgs) -> anyhow::Result<()> {
 }
 
 /// The caller node of `remote_tell` and `remote_ask` (one arbiter), or of
-/// `remote_ask_natural` (built as a user would: no `.arbiters(..)`).
+/// `remote_ask_natural` (built as a user would: no `.arbiters(..)`); over
+/// mutual TLS with the certificates in `tls`.
 fn start_caller(
     natural: bool,
     secret: &str,
     seed: &str,
     tls: Option<&std::path::Path>,
 ) -> anyhow::Result<Node> {
+    let name = match (natural, tls.is_some()) {
+        (false, false) => CALLER_NODE,
+        (true, false) => NATURAL_NODE,
+        (false, true) => CALLER_TLS_NODE,
+        (true, true) => NATURAL_TLS_NODE,
+    };
     let mut builder = if natural {
-        Node::builder().name(NATURAL_NODE)
+        Node::builder().name(name)
     } else {
-        Node::builder().name(CALLER_NODE).arbiters(CALLER_ARBITERS)
+        Node::builder().name(name).arbiters(CALLER_ARBITERS)
     };
     if let Some(d) = tls {
-        builder = builder.tls(tls_config(
-            d,
-            if natural { NATURAL_NODE } else { CALLER_NODE },
-        )?);
+        builder = builder.tls(tls_config(d, name)?);
     }
     builder
         .listen(([127, 0, 0, 1], 0).into())
         .secret(secret.as_bytes().to_vec())
         .seed(seed.to_string())
         .start()
-        .with_context(|| {
-            format!(
-                "starting the {} node",
-                if natural { NATURAL_NODE } else { CALLER_NODE }
-            )
-        })
+        .with_context(|| format!("starting the {name} node"))
 }
 
 /// Stops a caller node (bounded).
@@ -248,41 +263,96 @@ async fn stop_node(node: Node) -> anyhow::Result<()> {
         .with_context(|| format!("stopping the {name} node"))
 }
 
+/// The two caller nodes of one transport (plaintext, or mutual TLS).
+struct Callers {
+    /// One arbiter: `remote_tell` and `remote_ask`.
+    node: Node,
+    /// Default arbiters: `remote_ask_natural`.
+    natural: Node,
+}
+
+impl Callers {
+    fn start(secret: &str, seed: &str, tls: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let node = start_caller(false, secret, seed, tls)?;
+        match start_caller(true, secret, seed, tls) {
+            Ok(natural) => Ok(Self { node, natural }),
+            Err(e) => {
+                // Not stopped here: dropping a node stops it.
+                drop(node);
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let natural = stop_node(self.natural).await;
+        let node = stop_node(self.node).await;
+        natural.and(node)
+    }
+}
+
 /// Starts both processes, measures, and stops both (also on failure).
 async fn bench(args: &RemoteArgs) -> anyhow::Result<Vec<RemoteComparison>> {
     // Setup, then the measurements of each round.
-    let bar = progress(args.json, 1 + STEPS_PER_ROUND * u64::from(args.rounds));
+    let steps = if args.tls {
+        STEPS_PER_ROUND + TLS_STEPS_PER_ROUND
+    } else {
+        STEPS_PER_ROUND
+    };
+    let bar = progress(args.json, 1 + steps * u64::from(args.rounds));
     bar.set_message("starting the sink process and the caller nodes");
     let secret = generate_secret()?;
     let tls_dir = if args.tls {
         let d = std::env::temp_dir().join(format!("msa-bench-tls-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        let names = [SINK_NODE, CALLER_NODE, NATURAL_NODE].map(String::from);
+        let names = [SINK_TLS_NODE, CALLER_TLS_NODE, NATURAL_TLS_NODE].map(String::from);
         crate::cli::cert::dev(&d, &names, "operator", 1)?;
         Some(d)
     } else {
         None
     };
-    let tls = tls_dir.as_deref();
-    let sink = SinkProcess::start(&secret, tls)?;
-    // These nodes call types they do not serve: their derive declares them.
-    let node = start_caller(false, &secret, &sink.ready.addr, tls)?;
-    let outcome = match start_caller(true, &secret, &sink.ready.addr, tls) {
-        Ok(natural) => {
-            let outcome = measure_with_cpus(&node, &natural, &sink.ready.raw, args, &bar).await;
-            let stopped = stop_node(natural).await;
-            outcome.and_then(|c| stopped.map(|()| c))
-        }
-        Err(e) => Err(e),
-    };
+    let outcome = bench_with_sink(args, &secret, tls_dir.as_deref(), &bar).await;
     bar.finish_and_clear();
-    let stopped = stop_node(node).await;
-    let child = sink.stop();
     if let Some(d) = &tls_dir {
         let _ = std::fs::remove_dir_all(d);
     }
+    outcome
+}
+
+/// With the secret (and the TLS certificates) made: the child, the callers,
+/// the measurements.
+async fn bench_with_sink(
+    args: &RemoteArgs,
+    secret: &str,
+    tls: Option<&std::path::Path>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<RemoteComparison>> {
+    let sink = SinkProcess::start(secret, tls)?;
+    let plain = Callers::start(secret, &sink.ready.addr, None)?;
+    let secure = match (tls, &sink.ready.tls) {
+        (Some(d), Some(seed)) => match Callers::start(secret, seed, Some(d)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = plain.stop().await;
+                return Err(e);
+            }
+        },
+        (Some(_), None) => {
+            let _ = plain.stop().await;
+            bail!("the sink process started no TLS node");
+        }
+        _ => None,
+    };
+    let outcome = measure_with_cpus(&plain, secure.as_ref(), &sink.ready.raw, args, bar).await;
+    let stopped_tls = match secure {
+        Some(c) => c.stop().await,
+        None => Ok(()),
+    };
+    let stopped = plain.stop().await;
+    let child = sink.stop();
     let comparisons = outcome?;
     stopped?;
+    stopped_tls?;
     let status = child?;
     ensure!(status.success(), "the sink process exited with {status}");
     Ok(comparisons)
@@ -291,8 +361,8 @@ async fn bench(args: &RemoteArgs) -> anyhow::Result<Vec<RemoteComparison>> {
 /// Measures with the CPUs as `--keep-awake` asks: the busy threads run from
 /// before the warm-up until the last measurement.
 async fn measure_with_cpus(
-    node: &Node,
-    natural: &Node,
+    plain: &Callers,
+    tls: Option<&Callers>,
     raw_addr: &str,
     args: &RemoteArgs,
     bar: &ProgressBar,
@@ -310,42 +380,83 @@ async fn measure_with_cpus(
     } else {
         Cpus::Idle
     };
-    let outcome = measure_all(node, natural, raw_addr, args, cpus, bar).await;
+    let outcome = measure_all(plain, tls, raw_addr, args, cpus, bar).await;
     drop(awake);
     outcome
 }
 
+/// One transport's callers, ready to measure: the sink seen, the arbiter
+/// of the one-arbiter node found, every path warmed up.
+struct Side {
+    arbiter: ArbiterHandle,
+    sink: msa_runtime::ServiceRef,
+    natural_sink: msa_runtime::ServiceRef,
+}
+
+impl Side {
+    async fn prepare(callers: &Callers, args: &RemoteArgs) -> anyhow::Result<Self> {
+        wait_for_sink(&callers.node).await?;
+        wait_for_sink(&callers.natural).await?;
+        // A local helper answers with the arbiter it runs on: the caller
+        // node's only arbiter, which also runs its connection.
+        callers
+            .node
+            .spawn(site_spec())
+            .await
+            .context("spawning the helper service")?;
+        let arbiter = callers
+            .node
+            .service(SITE)
+            .ask(WhereAreYou)
+            .await
+            .context("asking the helper service for its arbiter")?;
+        let side = Self {
+            arbiter,
+            sink: callers.node.service(SINK),
+            natural_sink: callers.natural.service(SINK),
+        };
+        // Untimed warm-up of every path (connections, buffers, code).
+        let warm_asks = args.asks.min(1_000);
+        side.tell(args.messages.min(10_000)).await?;
+        side.ask(warm_asks).await?;
+        side.ask_natural(warm_asks).await?;
+        Ok(side)
+    }
+
+    async fn tell(&self, messages: u64) -> anyhow::Result<Measurement> {
+        on_arbiter(&self.arbiter, measure::tell(self.sink.clone(), messages)).await?
+    }
+
+    async fn ask(&self, asks: u64) -> anyhow::Result<Measurement> {
+        on_arbiter(&self.arbiter, measure::ask(self.sink.clone(), asks)).await?
+    }
+
+    async fn ask_natural(&self, asks: u64) -> anyhow::Result<Measurement> {
+        bounded(measure::ask(self.natural_sink.clone(), asks)).await?
+    }
+}
+
 async fn measure_all(
-    node: &Node,
-    natural: &Node,
+    plain: &Callers,
+    tls: Option<&Callers>,
     raw_addr: &str,
     args: &RemoteArgs,
     cpus: Cpus,
     bar: &ProgressBar,
 ) -> anyhow::Result<Vec<RemoteComparison>> {
-    wait_for_sink(node).await?;
-    wait_for_sink(natural).await?;
-    // A local helper answers with the arbiter it runs on: the caller node's
-    // only arbiter, which also runs its connection.
-    node.spawn(site_spec())
-        .await
-        .context("spawning the helper service")?;
-    let arbiter = node
-        .service(SITE)
-        .ask(WhereAreYou)
-        .await
-        .context("asking the helper service for its arbiter")?;
+    let msa = Side::prepare(plain, args).await?;
+    let secure = match tls {
+        Some(c) => Some(Side::prepare(c, args).await.context("over mutual TLS")?),
+        None => None,
+    };
+    let arbiter = msa.arbiter.clone();
     let addr = raw_addr.to_string();
     let mut raw = on_arbiter(&arbiter, async move { RawClient::connect(&addr).await }).await??;
     let handoff = HandoffClient::start(raw_addr).await?;
 
-    // Untimed warm-up of every path (connections, buffers, code).
+    // Untimed warm-up of the baselines.
     let warm_tells = args.messages.min(10_000);
     let warm_asks = args.asks.min(1_000);
-    let sink = node.service(SINK);
-    let natural_sink = natural.service(SINK);
-    on_arbiter(&arbiter, measure::tell(sink.clone(), warm_tells)).await??;
-    on_arbiter(&arbiter, measure::ask(sink.clone(), warm_asks)).await??;
     let (back, r) = on_arbiter(&arbiter, async move {
         let r = async {
             raw.one_way(warm_tells).await?;
@@ -357,29 +468,39 @@ async fn measure_all(
     .await?;
     raw = back;
     r?;
-    bounded(measure::ask(natural_sink.clone(), warm_asks)).await??;
     bounded(handoff.ping_pong(warm_asks)).await??;
     bar.inc(1);
 
+    let natural_threads = natural_threads(plain.natural.arbiters());
     let mut tell = RemoteComparison::new(RemoteScenario::Tell, THREADS, cpus);
     let mut ask = RemoteComparison::new(RemoteScenario::Ask, THREADS, cpus);
-    let mut ask_natural = RemoteComparison::new(
-        RemoteScenario::AskNatural,
-        &natural_threads(natural.arbiters()),
-        cpus,
-    );
+    let mut ask_natural = RemoteComparison::new(RemoteScenario::AskNatural, &natural_threads, cpus);
     for round in 1..=args.rounds {
         let step = |what: &str| {
             bar.set_message(format!("{what} · round {round}/{}", args.rounds));
         };
         let context = |what: &str| format!("{what} (round {round})");
+        // Plaintext and TLS take turns at going first.
+        let tls_first = round % 2 == 0;
 
-        step("remote_tell · msa");
-        let m = on_arbiter(&arbiter, measure::tell(sink.clone(), args.messages))
-            .await?
-            .with_context(|| context("remote_tell, msa"))?;
-        tell.msa.push(m);
-        bar.inc(1);
+        for over_tls in [tls_first, !tls_first] {
+            match (&secure, over_tls) {
+                (Some(s), true) => {
+                    step("remote_tell · msa over TLS");
+                    let m = s.tell(args.messages).await;
+                    tell.tls
+                        .push(m.with_context(|| context("remote_tell, msa over TLS"))?);
+                }
+                (_, false) => {
+                    step("remote_tell · msa");
+                    let m = msa.tell(args.messages).await;
+                    tell.msa
+                        .push(m.with_context(|| context("remote_tell, msa"))?);
+                }
+                (None, true) => continue,
+            }
+            bar.inc(1);
+        }
 
         step("remote_tell · raw TCP");
         let messages = args.messages;
@@ -393,12 +514,23 @@ async fn measure_all(
             .push(m.with_context(|| context("remote_tell, raw TCP"))?);
         bar.inc(1);
 
-        step("remote_ask · msa");
-        let m = on_arbiter(&arbiter, measure::ask(sink.clone(), args.asks))
-            .await?
-            .with_context(|| context("remote_ask, msa"))?;
-        ask.msa.push(m);
-        bar.inc(1);
+        for over_tls in [tls_first, !tls_first] {
+            match (&secure, over_tls) {
+                (Some(s), true) => {
+                    step("remote_ask · msa over TLS");
+                    let m = s.ask(args.asks).await;
+                    ask.tls
+                        .push(m.with_context(|| context("remote_ask, msa over TLS"))?);
+                }
+                (_, false) => {
+                    step("remote_ask · msa");
+                    let m = msa.ask(args.asks).await;
+                    ask.msa.push(m.with_context(|| context("remote_ask, msa"))?);
+                }
+                (None, true) => continue,
+            }
+            bar.inc(1);
+        }
 
         step("remote_ask · raw TCP");
         let asks = args.asks;
@@ -412,12 +544,26 @@ async fn measure_all(
             .push(m.with_context(|| context("remote_ask, raw TCP"))?);
         bar.inc(1);
 
-        step("remote_ask_natural · msa");
-        let m = bounded(measure::ask(natural_sink.clone(), args.asks))
-            .await?
-            .with_context(|| context("remote_ask_natural, msa"))?;
-        ask_natural.msa.push(m);
-        bar.inc(1);
+        for over_tls in [tls_first, !tls_first] {
+            match (&secure, over_tls) {
+                (Some(s), true) => {
+                    step("remote_ask_natural · msa over TLS");
+                    let m = s.ask_natural(args.asks).await;
+                    ask_natural
+                        .tls
+                        .push(m.with_context(|| context("remote_ask_natural, msa over TLS"))?);
+                }
+                (_, false) => {
+                    step("remote_ask_natural · msa");
+                    let m = msa.ask_natural(args.asks).await;
+                    ask_natural
+                        .msa
+                        .push(m.with_context(|| context("remote_ask_natural, msa"))?);
+                }
+                (None, true) => continue,
+            }
+            bar.inc(1);
+        }
 
         step("remote_ask_natural · raw TCP hand-off");
         let m = bounded(handoff.ping_pong(args.asks))

@@ -5,6 +5,10 @@
 //! operator, for a client). Refusals are logged and counted
 //! (`handshake_failures`, `tls_refusals`); a peer that closes or stays
 //! silent before TLS is done counts only as a handshake failure.
+//!
+//! The node's fault layer ([`Faults`](crate::remote::transport::Faults))
+//! names a stream's peer from its first frame; under TLS it sees only
+//! ciphertext, so the decrypted stream is put under the same rules again.
 
 use std::sync::atomic::Ordering;
 
@@ -38,7 +42,14 @@ impl Remoting {
             ))),
         };
         match res {
-            Ok((s, id)) => Some((s, Some(id))),
+            Ok((s, id)) => {
+                // Fault injection sees frames, not ciphertext.
+                let s = match self.transport.faults() {
+                    Some(f) => f.wrap_accepted(s),
+                    None => s,
+                };
+                Some((s, Some(id)))
+            }
             Err(e) => {
                 self.stats
                     .handshake_failures
@@ -70,7 +81,15 @@ impl Remoting {
                 self.cfg.connect_timeout
             ))),
         };
-        res.map(|(s, id)| (s, Some(id))).map_err(|e| {
+        res.map(|(s, id)| {
+            // Fault injection sees frames, not ciphertext.
+            let s = match self.transport.faults() {
+                Some(f) => f.wrap_dialed(s, addr),
+                None => s,
+            };
+            (s, Some(id))
+        })
+        .map_err(|e| {
             if !matches!(e, TlsError::Closed(_)) {
                 self.tls_refused();
             }

@@ -188,6 +188,29 @@ impl Faults {
     fn name_at(&self, addr: &str) -> Option<String> {
         self.names.lock().get(addr).cloned()
     }
+
+    /// `stream`, which this node dialed at `addr`, under these rules.
+    ///
+    /// For a stream whose peer this layer cannot name from the bytes the
+    /// transport carries: over TLS, the transport's streams carry
+    /// ciphertext, so remoting wraps the decrypted stream again, where the
+    /// first frame names the peer (the wrapper under TLS names nobody and
+    /// lets every byte through).
+    pub(crate) fn wrap_dialed(self: &Arc<Self>, stream: BoxStream, addr: &str) -> BoxStream {
+        let name = self.name_at(addr);
+        Box::new(FaultStream::dialed(
+            stream,
+            self.clone(),
+            addr.to_string(),
+            name,
+        ))
+    }
+
+    /// `stream`, which this node accepted, under these rules (see
+    /// [`wrap_dialed`](Self::wrap_dialed)).
+    pub(crate) fn wrap_accepted(self: &Arc<Self>, stream: BoxStream) -> BoxStream {
+        Box::new(FaultStream::accepted(stream, self.clone()))
+    }
 }
 
 /// A transport whose streams obey a node's [`Faults`]. Every node wraps its

@@ -61,6 +61,7 @@ impl SinkProcess {
             ready: ReadyLine {
                 addr: String::new(),
                 raw: String::new(),
+                tls: None,
             },
         };
         let stdout = stdout.ok_or_else(|| anyhow!("the sink process has no stdout"))?;

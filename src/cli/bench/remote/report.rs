@@ -25,6 +25,12 @@ pub(crate) const AIM_TELL_MSGS_PER_SEC: f64 = 2_500_000.0;
 /// against the raw ping-pong and `remote_ask_natural` against the hand-off
 /// ping-pong).
 pub(crate) const TARGET_ASK_P50_RATIO: f64 = 1.5;
+/// `--tls`: tell throughput over mutual TLS at least this share of
+/// plaintext msa's in the same run (issue 13).
+pub(crate) const TARGET_TLS_TELL_RATIO: f64 = 0.6;
+/// `--tls`: ask p50 over mutual TLS at most this many times plaintext msa's
+/// in the same run (issue 13).
+pub(crate) const TARGET_TLS_ASK_P50_RATIO: f64 = 1.3;
 
 /// A scenario of `msa bench remote`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +78,8 @@ pub(crate) struct RemoteComparison {
     pub(crate) cpus: Cpus,
     pub(crate) msa: Vec<Measurement>,
     pub(crate) raw: Vec<Measurement>,
+    /// msa over mutual TLS in the same rounds (`--tls`; empty without).
+    pub(crate) tls: Vec<Measurement>,
 }
 
 impl RemoteComparison {
@@ -82,6 +90,7 @@ impl RemoteComparison {
             cpus,
             msa: Vec::new(),
             raw: Vec::new(),
+            tls: Vec::new(),
         }
     }
 }
@@ -200,6 +209,90 @@ pub(crate) struct RemoteRecord {
     meets_target: bool,
     /// "met" or "MISSED".
     verdict: &'static str,
+    /// `--tls`: msa over mutual TLS, measured in the same rounds.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsRecord>,
+}
+
+/// The `--tls` fields of a row: msa over mutual TLS against plaintext msa
+/// of the same rounds.
+#[derive(Debug, Serialize)]
+pub(crate) struct TlsRecord {
+    tls_msgs_per_sec: f64,
+    tls_rounds_msgs_per_sec: Vec<f64>,
+    /// TLS msa ÷ baseline throughput.
+    tls_baseline_ratio: f64,
+    /// Ask: the median of the rounds' p50s over TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tls_rounds_p50_us: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_p99_us: Option<f64>,
+    /// Tell: TLS msg/s ÷ plaintext msg/s (medians over the rounds). Ask:
+    /// TLS p50 ÷ plaintext p50.
+    tls_ratio: f64,
+    /// The same ratio round by round (each round measures both).
+    tls_rounds_ratio: Vec<f64>,
+    /// Tell: the lowest `tls_ratio` aimed for; ask: the highest.
+    tls_target_ratio: f64,
+    /// The TLS target in words.
+    tls_target: String,
+    tls_meets_target: bool,
+    /// "met" or "MISSED".
+    tls_verdict: &'static str,
+}
+
+impl RemoteComparison {
+    /// The `--tls` fields, when TLS was measured.
+    fn tls_record(&self, msa: &Summary, raw: &Summary) -> Option<TlsRecord> {
+        if self.tls.is_empty() {
+            return None;
+        }
+        let tls = summarize(&self.tls);
+        let tell = self.scenario == RemoteScenario::Tell;
+        let (ratio, rounds_ratio, target_ratio, target, meets) = if tell {
+            let ratio = tls.msgs_per_sec / msa.msgs_per_sec;
+            (
+                ratio,
+                pairwise(&tls.rounds_msgs_per_sec, &msa.rounds_msgs_per_sec),
+                TARGET_TLS_TELL_RATIO,
+                format!("TLS ≥ {TARGET_TLS_TELL_RATIO:.1}× plaintext msg/s"),
+                ratio >= TARGET_TLS_TELL_RATIO,
+            )
+        } else {
+            let ratio = match (tls.p50_us, msa.p50_us) {
+                (Some(t), Some(m)) => t / m,
+                _ => f64::NAN,
+            };
+            (
+                ratio,
+                pairwise(&tls.rounds_p50_us, &msa.rounds_p50_us),
+                TARGET_TLS_ASK_P50_RATIO,
+                format!("TLS p50 ≤ {TARGET_TLS_ASK_P50_RATIO:.1}× plaintext p50"),
+                ratio <= TARGET_TLS_ASK_P50_RATIO,
+            )
+        };
+        Some(TlsRecord {
+            tls_msgs_per_sec: tls.msgs_per_sec.round(),
+            tls_rounds_msgs_per_sec: tls.rounds_msgs_per_sec.iter().map(|r| r.round()).collect(),
+            tls_baseline_ratio: round3(tls.msgs_per_sec / raw.msgs_per_sec),
+            tls_p50_us: tls.p50_us.map(round3),
+            tls_rounds_p50_us: tls.rounds_p50_us.iter().copied().map(round3).collect(),
+            tls_p99_us: tls.pooled_us.map(|(_, p99, _)| round3(p99)),
+            tls_ratio: round3(ratio),
+            tls_rounds_ratio: rounds_ratio,
+            tls_target_ratio: target_ratio,
+            tls_target: target,
+            tls_meets_target: meets,
+            tls_verdict: verdict(meets),
+        })
+    }
+}
+
+/// `a[i] ÷ b[i]` round by round, rounded.
+fn pairwise(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| round3(x / y)).collect()
 }
 
 impl RemoteComparison {
@@ -267,6 +360,7 @@ impl RemoteComparison {
             target,
             meets_target,
             verdict: verdict(meets_target),
+            tls: self.tls_record(&msa, &raw),
         }
     }
 }
@@ -380,6 +474,52 @@ pub(crate) fn table(comparisons: &[RemoteComparison]) -> String {
             );
         }
     }
+    let tls: Vec<(&RemoteRecord, &TlsRecord)> = records
+        .iter()
+        .filter_map(|r| Some((r, r.tls.as_ref()?)))
+        .collect();
+    if !tls.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOver mutual TLS, same rounds (plaintext and TLS nodes take turns at going first).\n\
+             tls ratio: tell = TLS msg/s ÷ plaintext msg/s; asks = TLS p50 ÷ plaintext p50."
+        );
+        let [a, b, c, d, e, f] = [
+            "scenario",
+            "TLS msg/s",
+            "TLS p50 µs",
+            "tls ratio",
+            "rounds' ratios",
+            "TLS/base",
+        ];
+        let _ = writeln!(
+            out,
+            "{a:<19} {b:>11} {c:>11} {d:>10} {e:>21} {f:>9}  target"
+        );
+        for (r, t) in tls {
+            let ratios = t
+                .tls_rounds_ratio
+                .iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let p50 = t
+                .tls_p50_us
+                .map_or_else(|| "-".into(), |p| format!("{p:.1}"));
+            let _ = writeln!(
+                out,
+                "{:<19} {:>11} {:>11} {:>9.3}× {:>21} {:>8.3}×  {} {}",
+                r.scenario,
+                si(t.tls_msgs_per_sec),
+                p50,
+                t.tls_ratio,
+                ratios,
+                t.tls_baseline_ratio,
+                t.tls_target,
+                t.tls_verdict
+            );
+        }
+    }
     for r in records.iter().filter(|r| r.overloaded_retries.is_some()) {
         let _ = writeln!(
             out,
@@ -435,5 +575,48 @@ mod tests {
         // 11 / 8 = 1.375 ≤ 1.5.
         assert!(r.meets_target, "{r:?}");
         assert_eq!(r.verdict, "met");
+        // Without --tls, no TLS fields.
+        assert!(r.tls.is_none());
+    }
+
+    fn tell_round(per_sec: u64) -> Measurement {
+        Measurement {
+            messages: per_sec,
+            elapsed: Duration::from_secs(1),
+            latency_ns: None,
+            retries: 0,
+        }
+    }
+
+    #[test]
+    fn tls_ratio_compares_tls_with_plaintext_of_the_same_rounds() {
+        let mut c = RemoteComparison::new(RemoteScenario::Tell, "t", Cpus::Idle);
+        c.msa = [1_000_000, 1_200_000, 1_100_000].map(tell_round).to_vec();
+        c.tls = [500_000, 720_000, 660_000].map(tell_round).to_vec();
+        c.raw = [10_000_000; 3].map(tell_round).to_vec();
+        let t = c.record().tls.expect("TLS fields");
+        // Medians: 660k / 1.1M = 0.6, the target exactly.
+        assert!((t.tls_ratio - 0.6).abs() < 1e-9, "{t:?}");
+        assert_eq!(t.tls_rounds_ratio, vec![0.5, 0.6, 0.6]);
+        assert_eq!(t.tls_target_ratio, TARGET_TLS_TELL_RATIO);
+        assert!(t.tls_meets_target, "{t:?}");
+        c.tls[2] = tell_round(600_000);
+        let t = c.record().tls.unwrap();
+        assert!(!t.tls_meets_target, "{t:?}");
+        assert_eq!(t.tls_verdict, "MISSED");
+
+        let mut a = RemoteComparison::new(RemoteScenario::Ask, "t", Cpus::Idle);
+        a.msa = [10_000, 10_000, 10_000].map(ask_round).to_vec();
+        a.raw = [8_000, 8_000, 8_000].map(ask_round).to_vec();
+        a.tls = [12_000, 14_000, 30_000].map(ask_round).to_vec();
+        let rec = a.record();
+        let t = rec.tls.as_ref().unwrap();
+        // Median TLS p50 14 µs ÷ 10 µs = 1.4 > 1.3.
+        assert!((t.tls_ratio - 1.4).abs() < 0.01, "{t:?}");
+        assert!(!t.tls_meets_target);
+        let json = serde_json::to_value(&rec).unwrap();
+        assert_eq!(json["tls_target_ratio"], 1.3);
+        assert_eq!(json["tls_meets_target"], false);
+        assert!(table(&[a]).contains("TLS p50 ≤ 1.3× plaintext p50 MISSED"));
     }
 }

@@ -1,5 +1,8 @@
 //! The child process of `msa bench remote` (`msa bench remote --serve`): a
 //! node with the sink service, and a raw TCP listener for the baseline.
+//! With `--tls` (the parent sets the certificates' directory) a second sink
+//! node serves over mutual TLS beside the plaintext one, so that the parent
+//! measures both in the same run.
 //!
 //! It prints one [`ReadyLine`] on stdout once both listen, and stops when
 //! its stdin reaches end of file: the parent holds the other end, so the
@@ -16,7 +19,7 @@ use tokio::net::TcpListener;
 
 use super::raw;
 use super::service::sink_spec;
-use super::{SINK_ARBITERS, SINK_NODE};
+use super::{SINK_ARBITERS, SINK_NODE, SINK_TLS_NODE};
 
 /// How long the sink may drain when the child stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -30,6 +33,8 @@ pub(crate) struct ReadyLine {
     pub(crate) addr: String,
     /// The raw TCP baseline's address.
     pub(crate) raw: String,
+    /// The TLS sink node's remoting address (with `--tls` only).
+    pub(crate) tls: Option<String>,
 }
 
 impl ReadyLine {
@@ -38,7 +43,11 @@ impl ReadyLine {
 
 impl fmt::Display for ReadyLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}addr={} raw={}", Self::PREFIX, self.addr, self.raw)
+        write!(f, "{}addr={} raw={}", Self::PREFIX, self.addr, self.raw)?;
+        match &self.tls {
+            Some(tls) => write!(f, " tls={tls}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -49,15 +58,17 @@ impl FromStr for ReadyLine {
         let rest = line
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| anyhow!("not a ready line: {line:?}"))?;
-        let field = |k: &str| {
+        let optional = |k: &str| {
             rest.split_whitespace()
                 .find_map(|f| f.strip_prefix(k)?.strip_prefix('='))
                 .map(str::to_string)
-                .ok_or_else(|| anyhow!("no `{k}=` in the ready line {line:?}"))
         };
+        let field =
+            |k: &str| optional(k).ok_or_else(|| anyhow!("no `{k}=` in the ready line {line:?}"));
         Ok(Self {
             addr: field("addr")?,
             raw: field("raw")?,
+            tls: optional("tls"),
         })
     }
 }
@@ -72,20 +83,54 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .block_on(serve(secret))
 }
 
-async fn serve(secret: String) -> anyhow::Result<()> {
+/// A sink node (plaintext, or over mutual TLS with the certificates in `tls`).
+fn start_sink(secret: &str, tls: Option<&std::path::Path>) -> anyhow::Result<Node> {
+    let name = if tls.is_some() {
+        SINK_TLS_NODE
+    } else {
+        SINK_NODE
+    };
     let mut builder = Node::builder()
-        .name(SINK_NODE)
+        .name(name)
         .arbiters(SINK_ARBITERS)
         .listen(([127, 0, 0, 1], 0).into())
-        .secret(secret.into_bytes());
-    if let Some(dir) = std::env::var_os(super::TLS_DIR_ENV) {
-        builder = builder.tls(super::tls_config(std::path::Path::new(&dir), SINK_NODE)?);
+        .secret(secret.as_bytes().to_vec());
+    if let Some(dir) = tls {
+        builder = builder.tls(super::tls_config(dir, name)?);
     }
-    let node = builder.start().context("starting the sink node")?;
+    builder
+        .start()
+        .with_context(|| format!("starting the {name} node"))
+}
+
+/// Stops a sink node (bounded).
+async fn stop_sink(node: Node) -> anyhow::Result<()> {
+    tokio::time::timeout(SHUTDOWN_BOUND, node.shutdown(SHUTDOWN_GRACE))
+        .await
+        .map_err(|_| anyhow!("the sink node did not stop within {SHUTDOWN_BOUND:?}"))?
+        .context("stopping the sink node")
+}
+
+async fn serve(secret: String) -> anyhow::Result<()> {
+    let tls_dir = std::env::var_os(super::TLS_DIR_ENV).map(std::path::PathBuf::from);
+    let node = start_sink(&secret, None)?;
+    let tls_node = match tls_dir.as_deref().map(|d| start_sink(&secret, Some(d))) {
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => {
+            let _ = stop_sink(node).await;
+            return Err(e);
+        }
+        None => None,
+    };
     let served = async {
         node.spawn(sink_spec())
             .await
             .context("spawning the sink service")?;
+        if let Some(t) = &tls_node {
+            t.spawn(sink_spec())
+                .await
+                .context("spawning the sink service on the TLS node")?;
+        }
         let raw_listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .context("binding the raw TCP listener")?;
@@ -94,6 +139,13 @@ async fn serve(secret: String) -> anyhow::Result<()> {
                 .remote_addr()
                 .ok_or_else(|| anyhow!("the sink node does not listen"))?,
             raw: raw_listener.local_addr()?.to_string(),
+            tls: match &tls_node {
+                Some(t) => Some(
+                    t.remote_addr()
+                        .ok_or_else(|| anyhow!("the TLS sink node does not listen"))?,
+                ),
+                None => None,
+            },
         };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{ready}")?;
@@ -120,11 +172,14 @@ async fn serve(secret: String) -> anyhow::Result<()> {
         }
     };
     let outcome: anyhow::Result<()> = served.await;
-    let stopped = tokio::time::timeout(SHUTDOWN_BOUND, node.shutdown(SHUTDOWN_GRACE)).await;
+    let stopped_tls = match tls_node {
+        Some(t) => stop_sink(t).await,
+        None => Ok(()),
+    };
+    let stopped = stop_sink(node).await;
     outcome?;
+    stopped_tls?;
     stopped
-        .map_err(|_| anyhow!("the sink node did not stop within {SHUTDOWN_BOUND:?}"))?
-        .context("stopping the sink node")
 }
 
 #[cfg(test)]
@@ -133,10 +188,13 @@ mod tests {
 
     #[test]
     fn ready_line_round_trips() {
-        let r = ReadyLine {
+        let mut r = ReadyLine {
             addr: "127.0.0.1:4000".into(),
             raw: "127.0.0.1:4001".into(),
+            tls: None,
         };
+        assert_eq!(r.to_string().parse::<ReadyLine>().unwrap(), r);
+        r.tls = Some("127.0.0.1:4002".into());
         assert_eq!(r.to_string().parse::<ReadyLine>().unwrap(), r);
         assert!("msa-node name=x".parse::<ReadyLine>().is_err());
     }

@@ -205,3 +205,67 @@ fn the_resolver_downs_the_minority_in_the_finale() {
         );
     }
 }
+
+/// The seeds of 200 whose finale partitions at once that ended with a key
+/// owned on both sides before the join step (a node restarted into the
+/// partition was counted by its side and not by the other).
+const RESTARTED_INTO_A_PARTITION: [u64; 7] = [17, 61, 82, 117, 151, 161, 179];
+
+#[test]
+fn a_node_restarted_into_a_partition_joins_only_after_the_heal() {
+    for seed in RESTARTED_INTO_A_PARTITION {
+        let r = run(&SimConfig::new(seed)).unwrap();
+        assert!(r.passed(), "seed {seed}: {:?}", r.violations);
+        assert!(
+            r.log.iter().any(|l| l.contains("partitions at once")),
+            "seed {seed}: the finale did not partition at once"
+        );
+        assert!(
+            r.log.iter().any(|l| l.contains("joined: up (admitted)")),
+            "seed {seed}: no node was admitted"
+        );
+    }
+}
+
+#[test]
+fn without_the_join_step_a_node_restarted_into_a_partition_gives_a_key_two_owners() {
+    let caught: Vec<u64> = RESTARTED_INTO_A_PARTITION
+        .into_iter()
+        .filter(|seed| {
+            let mut cfg = SimConfig::new(*seed);
+            cfg.sabotage = Sabotage::NoJoinStep;
+            run(&cfg)
+                .unwrap()
+                .violations
+                .iter()
+                .any(|v| matches!(v, Violation::TwoOwners { .. }))
+        })
+        .collect();
+    assert!(
+        !caught.is_empty(),
+        "no seed had two owners without the join step"
+    );
+}
+
+#[test]
+fn nodes_join_within_a_few_seconds_of_start_in_a_healthy_cluster() {
+    for seed in 0..5 {
+        let r = run(&SimConfig::new(seed)).unwrap();
+        let joined: Vec<f64> = r
+            .log
+            .iter()
+            .filter(|l| l.contains("joined: up"))
+            .take(r.nodes - 1)
+            .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            joined.len(),
+            r.nodes - 1,
+            "seed {seed}: not every node joined"
+        );
+        assert!(
+            joined.iter().all(|t| *t < 3.0),
+            "seed {seed}: joined at {joined:?} s"
+        );
+    }
+}

@@ -225,6 +225,8 @@ impl JoinGate {
                 self.phase = JoinPhase::Joining;
                 self.round += 1;
                 self.started = now;
+                // It knows a cluster now: no longer its founder.
+                self.has_seeds = true;
             }
             (JoinPhase::Joining, _) => {
                 if let Some(alone) = self.admitted(now, seen, last_seed_hang) {

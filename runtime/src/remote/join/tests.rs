@@ -90,6 +90,8 @@ fn an_up_member_admits_joining_members_only_while_converged() {
     let s = a.step(t0, &others, true, false, None).publish.unwrap();
     assert_eq!((s.phase, s.round), (JoinPhase::Joining, 1));
     assert!(s.admits.is_empty());
+    // The founder that comes back is not up alone at once.
+    assert_eq!(a.step(t0, &[], true, false, None).up, None);
     a.on_state(state("b", 1, 2, JoinPhase::Up, &[("a", 1)]));
     a.on_state(state("c", 2, 2, JoinPhase::Up, &[("a", 1)]));
     assert_eq!(a.step(t0, &others, true, false, None).up, None);

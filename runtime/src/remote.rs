@@ -11,6 +11,7 @@ pub mod discovery;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod inbound;
+pub(crate) mod join;
 pub(crate) mod json_forward;
 pub(crate) mod membership;
 mod operator;

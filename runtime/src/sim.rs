@@ -70,6 +70,9 @@ pub(crate) enum Sabotage {
     /// The nodes run no split-brain resolver, but the ownership invariant
     /// is checked as if they did.
     NoResolver,
+    /// The nodes skip the join step: every node is up at start and counts
+    /// every member (as before the join step).
+    NoJoinStep,
 }
 
 /// One simulation's settings.

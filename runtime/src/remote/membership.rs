@@ -31,6 +31,7 @@ mod table_gossip;
 use table_gossip::TableGossip;
 pub(crate) use table_gossip::TableVersion;
 
+use super::join::JoinState;
 use super::reachability::ReachReport;
 
 /// A member's identity: the node, plus a bump to rejoin quickly after being
@@ -105,6 +106,8 @@ pub(crate) struct Effects {
     pub(crate) tables: Vec<TableVersion>,
     /// Reachability reports newer than any seen before (ours included).
     pub(crate) reports: Vec<ReachReport>,
+    /// Join states newer than any seen before (ours included).
+    pub(crate) joins: Vec<JoinState>,
     /// Our identity was renewed (told we were down, or downed by the
     /// split-brain resolver): we rejoin as a new member.
     pub(crate) renewed: bool,
@@ -116,6 +119,7 @@ pub(crate) struct Membership {
     rt: AccumulatingRuntime<Member>,
     tables: std::sync::Arc<parking_lot::Mutex<Vec<TableVersion>>>,
     reports: std::sync::Arc<parking_lot::Mutex<Vec<ReachReport>>>,
+    joins: std::sync::Arc<parking_lot::Mutex<Vec<JoinState>>>,
     /// Every other node ever met (its newest incarnation), so that a member
     /// foca holds down, or has forgotten, is announced to again until it is
     /// back ([`rejoin`](Self::rejoin)).
@@ -140,6 +144,7 @@ impl Membership {
     pub(crate) fn new(local: NodeInfo, config: Config, seed: u64) -> Self {
         let (gossip, tables) = TableGossip::new();
         let reports = gossip.reports.clone();
+        let joins = gossip.joins.clone();
         let rejoin_every =
             (config.probe_period * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let outlived = config.suspect_to_down_after * 2 + config.probe_period * 4;
@@ -156,6 +161,7 @@ impl Membership {
             rt: AccumulatingRuntime::new(),
             tables,
             reports,
+            joins,
             known: BTreeMap::new(),
             rejoin_every,
             suspicions: std::collections::HashMap::new(),
@@ -260,6 +266,18 @@ impl Membership {
             tracing::debug!(error = %e, "reachability not gossiped");
         } else if let Err(e) = self.foca.broadcast(&mut self.rt) {
             tracing::debug!(error = %e, "reachability not broadcast");
+        }
+        self.effects()
+    }
+
+    /// Gossips this node's join state (`remote/join.rs`), as
+    /// `publish_table` does a table version.
+    pub(crate) fn publish_join(&mut self, state: &JoinState) -> Effects {
+        let item = table_gossip::encode_join(state);
+        if let Err(e) = self.foca.add_broadcast(&item) {
+            tracing::debug!(error = %e, "join state not gossiped");
+        } else if let Err(e) = self.foca.broadcast(&mut self.rt) {
+            tracing::debug!(error = %e, "join state not broadcast");
         }
         self.effects()
     }
@@ -400,6 +418,7 @@ impl Membership {
         }
         e.tables = std::mem::take(&mut *self.tables.lock());
         e.reports = std::mem::take(&mut *self.reports.lock());
+        e.joins = std::mem::take(&mut *self.joins.lock());
         e
     }
 }

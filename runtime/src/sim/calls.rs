@@ -64,7 +64,7 @@ impl World {
             let e = match n.reach.unreachable_host(service) {
                 // A downed node's calls fail at once (`CallError::Downed`
                 // in the runtime).
-                _ if n.self_downed() => CallError::NodeDown { node: name.clone() },
+                _ if !n.serving() => CallError::NodeDown { node: name.clone() },
                 Some(node) => CallError::Unreachable { node },
                 None => CallError::NoInstance {
                     service: service.to_string(),
@@ -143,12 +143,12 @@ impl World {
 
     /// The nodes node `i` routes `service` to, sorted: itself if it runs
     /// it, and the peers it reaches whose tables list it (none while the
-    /// split-brain resolver downed it).
+    /// split-brain resolver downed it, or while it is joining).
     pub(crate) fn candidates(&self, i: usize, service: &str) -> Vec<usize> {
         let Some(n) = self.nodes[i].as_ref() else {
             return Vec::new();
         };
-        if n.self_downed() {
+        if !n.serving() {
             return Vec::new();
         }
         let mut candidates: Vec<usize> = n

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::net::End;
 use super::world::{Ev, Tick, World};
 use crate::remote::frame::{Frame, NodeInfo, ServiceAd};
+use crate::remote::join::JoinGate;
 use crate::remote::membership::{membership_config_for, Effects, Member, Membership, TableVersion};
 use crate::remote::reachability::{Observation, Reachability};
 
@@ -74,12 +75,25 @@ pub(crate) struct SimNode {
     quiet: u32,
     /// The split-brain resolver, when the policy is on.
     pub(crate) sbr: Option<super::sbr::SbrNode>,
+    /// The join step (`remote/join.rs`): joining until admitted.
+    pub(crate) join: JoinGate,
+    /// When a dial to a seed last hung (no answer by the connect timeout).
+    pub(crate) last_seed_hang: Option<std::time::Instant>,
+    /// Whether every member this node counts was reachable at its last
+    /// judgement (what an admission needs).
+    pub(crate) converged: bool,
 }
 
 impl SimNode {
     /// Whether the split-brain resolver downed this node.
     pub(crate) fn self_downed(&self) -> bool {
         self.sbr.as_ref().is_some_and(|s| s.self_downed)
+    }
+
+    /// Whether this node serves as a member: admitted (`Up`) and not
+    /// downed.
+    pub(crate) fn serving(&self) -> bool {
+        !self.self_downed() && self.join.is_up()
     }
 }
 
@@ -134,6 +148,10 @@ impl World {
             incarnation,
         };
         let seed = self.cfg.seed.wrapping_mul(1_000_003) ^ ((i as u64) << 32) ^ incarnation;
+        // n0's first start founds the cluster (no seeds); every other start
+        // has every other node as a seed, as a static seed list would.
+        let has_seeds =
+            !(i == 0 && incarnation == 1) && self.sabotage != super::Sabotage::NoJoinStep;
         let node = SimNode {
             info: info.clone(),
             membership: Membership::new(info, membership_config_for(DETECTION), seed),
@@ -150,6 +168,9 @@ impl World {
                 .split_brain
                 .filter(|_| self.sabotage != super::Sabotage::NoResolver)
                 .map(|c| super::sbr::SbrNode::new(&Self::name(i), c)),
+            join: JoinGate::new(&Self::name(i), incarnation, self.base + self.now, has_seeds),
+            last_seed_hang: None,
+            converged: false,
         };
         self.changed = self.now;
         let rejoin = node.membership.rejoin_interval();
@@ -240,9 +261,18 @@ impl World {
             }
             Tick::Seed => {
                 let seed = usize::from(i == 0);
-                let connected = self.live(at).is_some_and(|n| n.peers.contains_key(&seed));
-                if !connected {
-                    self.dial(i, seed);
+                let joining = self.live(at).is_some_and(|n| !n.join.is_up());
+                // While joining, every seed (every other node) is dialed.
+                let seeds: Vec<usize> = if joining {
+                    (0..self.nodes.len()).filter(|j| *j != i).collect()
+                } else {
+                    vec![seed]
+                };
+                for seed in seeds {
+                    let connected = self.live(at).is_some_and(|n| n.peers.contains_key(&seed));
+                    if !connected {
+                        self.dial(i, seed);
+                    }
                 }
                 Duration::from_secs(1)
             }
@@ -337,6 +367,7 @@ impl World {
             self.apply(i, e);
         }
         self.sbr_step(i);
+        self.join_step(i);
     }
 
     /// Carries out what membership asked of node `i`, as the membership
@@ -379,6 +410,9 @@ impl World {
         if let Some(n) = self.nodes[i].as_mut() {
             for r in e.reports {
                 n.reach.on_report(r);
+            }
+            for s in e.joins {
+                n.join.on_state(s);
             }
         }
         for m in e.up {
@@ -448,8 +482,12 @@ impl World {
             }
             self.establish(i, to);
         } else if !up || self.now >= give_up {
+            let hung = (up && !passes).then_some(self.base + self.now);
             if let Some(n) = self.nodes[i].as_mut() {
                 n.dialing.remove(&to);
+                if hung.is_some() {
+                    n.last_seed_hang = hung;
+                }
             }
         } else {
             let next = (self.now + Duration::from_millis(250)).min(give_up);

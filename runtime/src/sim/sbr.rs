@@ -75,7 +75,11 @@ impl World {
         let Some(n) = self.nodes[i].as_mut() else {
             return;
         };
-        let Some(sbr) = n.sbr.as_mut() else { return };
+        let Some(sbr) = n.sbr.as_mut() else {
+            // No resolver: converged when the judge finds nobody silent.
+            n.converged = n.reach.unreachable().is_empty();
+            return;
+        };
         let view = n.membership.view();
         let live = |s: &str| matches!(s, "alive" | "suspect");
         for (info, status) in &view {
@@ -94,6 +98,9 @@ impl World {
             age: n.info.incarnation,
             reachable: true,
         }];
+        // Every member, joining ones included: whom a downed node sees
+        // before it comes back.
+        let mut all = members.clone();
         for (name, info) in &sbr.members {
             let status = view
                 .iter()
@@ -109,18 +116,33 @@ impl World {
                 Some("suspect") => !cut,
                 _ => connected && !cut,
             };
-            members.push(SbrMember {
+            // A member not known up (joining, or not heard of yet) counts
+            // only as a member of the other side, when it is unreachable:
+            // this side never counts more of itself than the other side
+            // counts of it (remote/join.rs).
+            let member = SbrMember {
                 name: name.clone(),
                 address: info.addr.clone(),
                 age: info.incarnation,
                 reachable,
-            });
+            };
+            all.push(member.clone());
+            let gate = self.sabotage != super::Sabotage::NoJoinStep;
+            if gate && reachable && !n.join.counts(name, info.incarnation) {
+                continue;
+            }
+            members.push(member);
+        }
+        n.converged = members.iter().all(|m| m.reachable);
+        if !n.join.is_up() && !sbr.self_downed {
+            // Joining: not a member yet, so no decision either.
+            return;
         }
         let me = n.info.name.clone();
         let strategy = sbr.resolver.config().strategy;
         if sbr.self_downed {
-            let someone = members.iter().any(|m| m.name != me && m.reachable);
-            if someone && decide(&strategy, &me, &members) != SbrDecision::DownSelf {
+            let someone = all.iter().any(|m| m.name != me && m.reachable);
+            if someone && decide(&strategy, &me, &all) != SbrDecision::DownSelf {
                 sbr.resolver.reset();
                 sbr.self_downed = false;
                 for p in n.peers.values_mut() {
@@ -160,14 +182,45 @@ impl World {
         }
     }
 
-    /// How many sides the resolver left serving: the nodes not downed
-    /// (for the log).
+    /// One step of node `i`'s join step (after its judgement and
+    /// resolver): its admissions, and its own admission.
+    pub(crate) fn join_step(&mut self, i: usize) {
+        let now = self.base + self.now;
+        let Some(n) = self.nodes[i].as_mut() else {
+            return;
+        };
+        let mut seen: Vec<(String, u64)> = n
+            .membership
+            .view()
+            .into_iter()
+            .filter(|(info, s)| info.name != n.info.name && matches!(*s, "alive" | "suspect"))
+            .map(|(info, _)| (info.name, info.incarnation))
+            .collect();
+        for p in n.peers.values() {
+            if !seen.iter().any(|(s, _)| *s == p.info.name) {
+                seen.push((p.info.name.clone(), p.info.incarnation));
+            }
+        }
+        seen.sort();
+        let downed = n.self_downed();
+        let step = n
+            .join
+            .step(now, &seen, n.converged, downed, n.last_seed_hang);
+        let phase = n.join.phase().name();
+        let effects = step.publish.map(|s| n.membership.publish_join(&s));
+        if let Some(alone) = step.up {
+            let how = if alone { "alone" } else { "admitted" };
+            self.note(&Self::name(i), format_args!("joined: {phase} ({how})"));
+            self.changed = self.now;
+        }
+        if let Some(e) = effects {
+            self.apply(i, e);
+        }
+    }
+
+    /// How many nodes serve: neither downed nor joining (for the log).
     fn serving(&self) -> usize {
-        self.nodes
-            .iter()
-            .flatten()
-            .filter(|n| !n.self_downed())
-            .count()
+        self.nodes.iter().flatten().filter(|n| n.serving()).count()
     }
 
     /// Whether the cuts form a clean partition (two sides, every pair

@@ -113,10 +113,15 @@ impl World {
         self.note("net", format_args!("partition {mask:#b}"));
     }
 
-    /// The finale (for most seeds): everything heals and the cluster
-    /// settles for `FINALE_SETTLE` (no other fault), then a clean partition
+    /// The finale (for most seeds): everything heals and, for half of
+    /// those seeds, the cluster settles for `FINALE_SETTLE` (no other
+    /// fault), then a clean partition
     /// that outlasts failure detection and `stable_after`, with a crash for
     /// half of the seeds; both end only at the final heal.
+    ///
+    /// For the other half of those seeds the partition comes at once, as
+    /// the crashed nodes restart: a node restarts into a partition (the
+    /// case the join step exists for, docs/RELIABILITY.md).
     pub(crate) fn finale(&mut self) {
         if self.rng.chance(0.25) {
             return;
@@ -125,13 +130,22 @@ impl World {
         self.changed = self.now;
         self.net.heal();
         self.release_held();
-        self.note("net", format_args!("finale: healed, settling"));
+        let at_once = self.rng.chance(0.5);
+        if at_once {
+            self.note("net", format_args!("finale: healed, partitions at once"));
+        } else {
+            self.note("net", format_args!("finale: healed, settling"));
+        }
         for i in 0..self.nodes.len() {
             if self.nodes[i].is_none() {
                 self.start(i);
             }
         }
-        self.after(FINALE_SETTLE, Ev::FinalePartition);
+        if at_once {
+            self.finale_partition();
+        } else {
+            self.after(FINALE_SETTLE, Ev::FinalePartition);
+        }
     }
 
     /// The finale's partition (and crash).
@@ -239,6 +253,14 @@ impl World {
         };
         if truth.members.len() != self.nodes.len() {
             return Some("a node is down".into());
+        }
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .flatten()
+            .find(|n| !n.join.is_up() && !n.self_downed())
+        {
+            return Some(format!("{}: still joining", n.info.name));
         }
         for n in self.nodes.iter().flatten() {
             let mut view = ClusterStatus::default();

@@ -168,15 +168,15 @@ impl World {
         let Some(n) = self.nodes[i].as_ref() else {
             return;
         };
-        let downed = n.self_downed();
+        let downed = !n.serving();
         let runs = !downed && n.services.iter().any(|s| s.name == service);
         if runs {
             self.checker.handled(msg, &Self::name(i), self.now);
         }
         let Some(id) = id else { return };
         let reply = if downed {
-            // A downed node refuses calls (`CallError::Downed` in the
-            // runtime; its caller here sees `NodeDown`).
+            // A downed or joining node refuses calls (`CallError::Downed`
+            // in the runtime; its caller here sees `NodeDown`).
             Frame::Error {
                 id,
                 error: WireError::ShuttingDown,

@@ -8,7 +8,10 @@
 //! The same handler carries each node's reachability report
 //! ([`ReachReport`]): an item whose first byte is [`REACH_TAG`] (a byte no
 //! encoded `TableVersion` starts with: it begins with a length varint, and
-//! bincode's varints never start with 255).
+//! bincode's varints never start with 255), and each node's join state
+//! ([`JoinState`], the join step of `remote/join.rs`): an item whose first
+//! byte is [`JOIN_TAG`] (254: a varint starts with it only for a 128-bit
+//! number, never for a length).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +22,21 @@ use serde::{Deserialize, Serialize};
 
 use super::Member;
 use crate::message::codec;
+use crate::remote::join::JoinState;
 use crate::remote::reachability::ReachReport;
 
 /// The first byte of a gossiped reachability report.
 pub(crate) const REACH_TAG: u8 = 0xff;
+
+/// The first byte of a gossiped join state.
+pub(crate) const JOIN_TAG: u8 = 0xfe;
+
+/// A join state's gossip item: [`JOIN_TAG`], then the state.
+pub(crate) fn encode_join(s: &JoinState) -> Vec<u8> {
+    let mut v = vec![JOIN_TAG];
+    v.extend(codec::encode(s).unwrap_or_default());
+    v
+}
 
 /// A reachability report's gossip item: [`REACH_TAG`], then the report.
 pub(crate) fn encode_report(r: &ReachReport) -> Vec<u8> {
@@ -38,13 +52,17 @@ pub(crate) enum GossipKey {
     Table(TableVersion),
     /// A reachability report: its observer and rank.
     Reach(String, (u64, u64)),
+    /// A join state: its node and rank.
+    Join(String, (u64, u64)),
 }
 
 impl Invalidates for GossipKey {
     fn invalidates(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Table(a), Self::Table(b)) => a.invalidates(b),
-            (Self::Reach(a, ra), Self::Reach(b, rb)) => a == b && ra >= rb,
+            (Self::Reach(a, ra), Self::Reach(b, rb)) | (Self::Join(a, ra), Self::Join(b, rb)) => {
+                a == b && ra >= rb
+            }
             _ => false,
         }
     }
@@ -95,6 +113,10 @@ pub(crate) struct TableGossip {
     reach_newest: HashMap<String, (u64, u64)>,
     /// Reports newer than any seen before, for the I/O layer.
     pub(crate) reports: Arc<Mutex<Vec<ReachReport>>>,
+    /// The newest join state rank seen per node.
+    join_newest: HashMap<String, (u64, u64)>,
+    /// Join states newer than any seen before, for the I/O layer.
+    pub(crate) joins: Arc<Mutex<Vec<JoinState>>>,
 }
 
 impl TableGossip {
@@ -107,6 +129,8 @@ impl TableGossip {
                 news: news.clone(),
                 reach_newest: HashMap::new(),
                 reports: Arc::new(Mutex::new(Vec::new())),
+                join_newest: HashMap::new(),
+                joins: Arc::new(Mutex::new(Vec::new())),
             },
             news,
         )
@@ -135,6 +159,20 @@ impl BroadcastHandler<Member> for TableGossip {
             self.reach_newest.insert(r.observer.clone(), r.rank());
             let key = GossipKey::Reach(r.observer.clone(), r.rank());
             self.reports.lock().push(r);
+            return Ok(Some(key));
+        }
+        if let Some(state) = data.strip_prefix(&[JOIN_TAG]) {
+            let j: JoinState = codec::decode(state).map_err(|e| BadTableVersion(e.to_string()))?;
+            if self
+                .join_newest
+                .get(&j.node)
+                .is_some_and(|k| *k >= j.rank())
+            {
+                return Ok(None);
+            }
+            self.join_newest.insert(j.node.clone(), j.rank());
+            let key = GossipKey::Join(j.node.clone(), j.rank());
+            self.joins.lock().push(j);
             return Ok(Some(key));
         }
         let v: TableVersion = codec::decode(data).map_err(|e| BadTableVersion(e.to_string()))?;
@@ -216,6 +254,35 @@ mod tests {
         assert!(key(3).invalidates(&key(2)));
         assert!(!key(2).invalidates(&key(3)));
         assert!(!key(3).invalidates(&GossipKey::Table(tv("a", 1, 1))));
+    }
+
+    #[test]
+    fn join_states_travel_beside_the_rest_and_only_newer_ones_pass() {
+        use crate::remote::join::JoinPhase;
+        let (mut h, news) = TableGossip::new();
+        let joins = h.joins.clone();
+        let state = |incarnation: u64, seq: u64| JoinState {
+            node: "a".into(),
+            incarnation,
+            seq,
+            phase: JoinPhase::Up,
+            round: 0,
+            admits: vec![("b".into(), 2, 0)],
+        };
+        let mut passed = |s: &JoinState| h.receive_item(&encode_join(s), None).unwrap().is_some();
+        assert!(passed(&state(1, 2)));
+        assert!(!passed(&state(1, 2)));
+        assert!(!passed(&state(1, 1)));
+        assert!(passed(&state(2, 1)));
+        assert!(news.lock().is_empty());
+        let got: Vec<(u64, u64)> = joins.lock().iter().map(JoinState::rank).collect();
+        assert_eq!(got, [(1, 2), (2, 1)]);
+        assert_eq!(joins.lock()[0].admits, [("b".to_string(), 2, 0)]);
+        let key = |s: u64| GossipKey::Join("a".into(), (1, s));
+        assert!(key(3).invalidates(&key(2)));
+        assert!(!key(2).invalidates(&key(3)));
+        assert!(!key(3).invalidates(&GossipKey::Reach("a".into(), (1, 1))));
+        assert!(h.receive_item(&[JOIN_TAG, 0xff, 0xff], None).is_err());
     }
 
     #[test]

@@ -250,6 +250,14 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             payload: vec![5; 8],
         },
         Frame::TableRequest,
+        Frame::Topics {
+            topics: vec!["orders.events".into()],
+        },
+        Frame::Publish {
+            topic: "orders.events".into(),
+            message: "shop.OrderPlaced".into(),
+            payload: vec![6; 8],
+        },
     ];
     for (i, f) in samples.into_iter().enumerate() {
         let mut s = vec![(i * 7) as u8, 1 | 0x80];

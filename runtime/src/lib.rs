@@ -85,6 +85,7 @@ pub mod remote;
 mod service;
 pub mod sim;
 mod stats;
+mod topic;
 #[doc(hidden)]
 pub mod test_support;
 
@@ -114,6 +115,9 @@ pub use service::{
 };
 pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
 pub use supervision::{SupervisorError, SupervisorHandle, SupervisorSpec};
+pub use topic::{
+    JsonEvent, JsonSubscription, ServiceSubscription, Subscription, Topic, TopicItem, TopicStats,
+};
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands
 /// to `::actix::…` paths, so a crate that derives messages also lists `actix`

@@ -184,6 +184,22 @@ pub(crate) enum Frame {
     ServicesReply {
         outcome: Result<super::operator::ServiceReport, String>,
     },
+    /// The topics the sender has subscribers for (since protocol 7): sent
+    /// right after each of its `Table` frames, it replaces what the
+    /// receiver knew of the sender's subscriptions.
+    Topics {
+        topics: Vec<String>,
+    },
+    /// One event published to `topic` (since protocol 7): `message` is its
+    /// wire name, `payload` its bincode encoding. Sent once to each node
+    /// that has subscribers, which hands it to them and forwards it no
+    /// further. Travels on the data lane (at most once: refused when the
+    /// lane is full).
+    Publish {
+        topic: String,
+        message: String,
+        payload: Vec<u8>,
+    },
 }
 
 /// Which service and message type a call is for.
@@ -269,6 +285,8 @@ impl Frame {
             Self::Error { .. } => "error",
             Self::Ping { .. } => "ping",
             Self::Pong { .. } => "pong",
+            Self::Topics { .. } => "topics",
+            Self::Publish { .. } => "publish",
             Self::Membership { .. } => "membership",
             Self::Table { .. } => "table",
             Self::TableRequest => "table-request",
@@ -803,6 +821,17 @@ mod proptests {
                 }),
             proptest::collection::vec(any::<u8>(), 0..64)
                 .prop_map(|payload| Frame::Membership { payload }),
+            proptest::collection::vec(".{0,12}", 0..4).prop_map(|topics| Frame::Topics { topics }),
+            (
+                ".{0,16}",
+                ".{0,16}",
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(topic, message, payload)| Frame::Publish {
+                    topic,
+                    message,
+                    payload
+                }),
         ]
     }
 

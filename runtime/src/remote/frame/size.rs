@@ -129,6 +129,12 @@ impl Frame {
             Self::Ping { .. } => 2 * INT,
             Self::Pong { .. } => INT,
             Self::Membership { payload } => bytes(payload.len()),
+            Self::Topics { topics } => INT + topics.iter().map(|t| bytes(t.len())).sum::<usize>(),
+            Self::Publish {
+                topic,
+                message,
+                payload,
+            } => bytes(topic.len()) + bytes(message.len()) + bytes(payload.len()),
             // Operator frames, rare and small: measured by encoding them.
             Self::Fault { .. }
             | Self::FaultReply { .. }

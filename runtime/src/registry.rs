@@ -15,7 +15,7 @@ pub(crate) use entry::{
 };
 pub use entry::{InstanceId, ServiceState};
 pub use monitor::MonitorReason;
-pub(crate) use topics::{TopicEvent, TopicHub, TopicSink, TopicState};
+pub(crate) use topics::{TopicAd, TopicEvent, TopicHub, TopicSink, TopicState};
 pub use watch::{RegistryEvent, RegistryWatch};
 
 /// Why remote instances went away: their node left or was declared down.
@@ -65,7 +65,7 @@ impl Registry {
             node: node.to_string(),
             events,
             closed: std::sync::atomic::AtomicBool::new(false),
-            topics: TopicHub::default(),
+            topics: TopicHub::new(node),
         }
     }
 

@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::message::{codec, RemoteMessage};
+use crate::message::{codec, KeyedMessage, RemoteMessage};
 use crate::registry::{TopicEvent, TopicState};
 use crate::remote::frame::Frame;
 use crate::remote::peer::Peer;
@@ -110,35 +110,80 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
         &self.name
     }
 
-    /// Publishes `event` to every subscriber, here and on other nodes.
-    /// Never waits: a subscriber that is behind misses it (and is told), a
-    /// node whose connection is full or down misses it (counted in
-    /// [`TopicStats::remote_dropped`]). Events published by one caller
+    /// Publishes `event` to every subscriber, here and on other nodes,
+    /// and to one member of each consumer group (spread over the members:
+    /// use [`publish_keyed`](Self::publish_keyed) to keep one key at one
+    /// member). Never waits: a subscriber that is behind misses it (and is
+    /// told), a node whose connection is full or down misses it (counted
+    /// in [`TopicStats::remote_dropped`]). Events published by one caller
     /// reach each subscriber in the order published.
     pub fn publish(&self, event: E) {
+        let key = self.state.next_key();
+        self.publish_with_key(event, key);
+    }
+
+    /// [`publish`](Self::publish), with the event's routing key choosing
+    /// the member of each consumer group (rendezvous hashing over the
+    /// members cluster-wide): one key's events go to one member, in order,
+    /// while the group's members stay the same.
+    pub fn publish_keyed(&self, event: E)
+    where
+        E: KeyedMessage,
+    {
+        let key = event.routing_key();
+        self.publish_with_key(event, key);
+    }
+
+    /// [`publish`](Self::publish) with an explicit routing key.
+    pub fn publish_with_key(&self, event: E, key: u64) {
         let hub = &self.node.registry.topics;
         hub.counters.published.fetch_add(1, Ordering::Relaxed);
-        hub.deliver_local(&self.state, E::NAME, TopicEvent::Local(&event));
-        let remote = self.state.remote();
-        if remote.is_empty() {
+        let routes = self.state.routes();
+        // One member per group: here, or on the node that holds it.
+        let mut here: Vec<u64> = Vec::new();
+        let mut there: Vec<Vec<u64>> = Vec::new();
+        for g in &routes.groups {
+            let Some(m) = g.pick(key) else { continue };
+            match m.remote {
+                None => here.push(m.id),
+                Some(i) => {
+                    if there.len() <= i {
+                        there.resize(routes.remote.len(), Vec::new());
+                    }
+                    there[i].push(m.id);
+                }
+            }
+        }
+        hub.deliver_local(&routes, E::NAME, TopicEvent::Local(&event), true, &here);
+        if routes.remote.is_empty() {
             return;
         }
-        let payload = match codec::encode(&event) {
-            Ok(p) => p,
-            Err(e) => {
-                hub.counters
-                    .remote_dropped
-                    .fetch_add(remote.len() as u64, Ordering::Relaxed);
-                tracing::warn!(topic = %self.name, message = E::NAME, error = %e, "event not encodable: not sent to other nodes");
-                return;
+        let mut payload = None;
+        for (i, r) in routes.remote.iter().enumerate() {
+            let members = there.get_mut(i).map(std::mem::take).unwrap_or_default();
+            if !r.plain && members.is_empty() {
+                continue;
             }
-        };
-        for link in remote.iter() {
-            let Some(peer) = Peer::of(link) else { continue };
+            let bytes = match &payload {
+                Some(b) => b,
+                None => match codec::encode(&event) {
+                    Ok(b) => payload.insert(b),
+                    Err(e) => {
+                        hub.counters
+                            .remote_dropped
+                            .fetch_add(routes.remote.len() as u64, Ordering::Relaxed);
+                        tracing::warn!(topic = %self.name, message = E::NAME, error = %e, "event not encodable: not sent to other nodes");
+                        return;
+                    }
+                },
+            };
+            let Some(peer) = Peer::of(&r.link) else { continue };
             let frame = Frame::Publish {
                 topic: self.name.to_string(),
                 message: E::NAME.to_string(),
-                payload: payload.clone(),
+                payload: bytes.clone(),
+                plain: r.plain,
+                members,
             };
             if let Err(e) = peer.send(frame) {
                 hub.counters.remote_dropped.fetch_add(1, Ordering::Relaxed);
@@ -150,9 +195,20 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     /// Subscribes a stream that holds up to `bound` events (at least 1);
     /// dropping it unsubscribes.
     pub fn subscribe(&self, bound: usize) -> Subscription<E> {
+        self.subscribe_to(None, bound)
+    }
+
+    /// Subscribes a stream as a member of the consumer group `group`: the
+    /// group's members share the topic's events, one member per event
+    /// (docs/streams.md, "Consumer groups").
+    pub fn subscribe_in_group(&self, group: &str, bound: usize) -> Subscription<E> {
+        self.subscribe_to(Some(group), bound)
+    }
+
+    fn subscribe_to(&self, group: Option<&str>, bound: usize) -> Subscription<E> {
         let queue = Arc::new(queue::Queue::new(bound));
         let sink = Arc::new(QueueSink::<E>::new(queue.clone(), self.node.clone()));
-        let id = self.node.registry.topics.subscribe(&self.name, sink);
+        let id = self.node.registry.topics.subscribe(&self.name, group, sink);
         Subscription {
             queue,
             guard: Unsubscribe {
@@ -170,11 +226,26 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     /// the node shutting down, the subscription delivers no more.
     pub fn subscribe_service(&self, service: &ServiceRef) -> ServiceSubscription
     where
-        E: actix::Message,
+        <E as actix::Message>::Result: Send,
+    {
+        self.subscribe_service_to(None, service)
+    }
+
+    /// [`subscribe_service`](Self::subscribe_service) as a member of the
+    /// consumer group `group`.
+    pub fn subscribe_service_in_group(&self, group: &str, service: &ServiceRef) -> ServiceSubscription
+    where
+        <E as actix::Message>::Result: Send,
+    {
+        self.subscribe_service_to(Some(group), service)
+    }
+
+    fn subscribe_service_to(&self, group: Option<&str>, service: &ServiceRef) -> ServiceSubscription
+    where
         <E as actix::Message>::Result: Send,
     {
         let sink = Arc::new(ServiceSink::<E>::new(service.clone(), self.node.clone()));
-        let id = self.node.registry.topics.subscribe(&self.name, sink);
+        let id = self.node.registry.topics.subscribe(&self.name, group, sink);
         ServiceSubscription {
             _guard: Unsubscribe {
                 node: self.node.clone(),
@@ -182,6 +253,12 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
                 id,
             },
         }
+    }
+
+    /// The members of consumer group `group` of this topic, cluster-wide,
+    /// as this node knows them: (node, member id), sorted.
+    pub fn group_members(&self, group: &str) -> Vec<(String, u64)> {
+        self.node.registry.topics.group_members(&self.name, group)
     }
 
     /// The other nodes that have subscribers to this topic, as this node

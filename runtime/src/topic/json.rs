@@ -35,7 +35,7 @@ impl JsonSubscription {
             queue: queue.clone(),
             node: node.clone(),
         });
-        let id = node.registry.topics.subscribe(topic, sink);
+        let id = node.registry.topics.subscribe(topic, None, sink);
         Self {
             queue,
             _guard: Unsubscribe {

@@ -266,3 +266,120 @@ async fn an_event_of_another_type_under_the_same_name_is_dropped_and_counted() {
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
 }
+
+#[derive(Debug, Clone, PartialEq, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "test.KeyedEvent")]
+#[rtype(result = "()")]
+struct KeyedEvent {
+    key: u64,
+    seq: u64,
+}
+impl msa_runtime::KeyedMessage for KeyedEvent {
+    fn routing_key(&self) -> u64 {
+        self.key
+    }
+}
+
+/// Every queued event of a subscription, without waiting.
+fn drain(s: &mut msa_runtime::Subscription<KeyedEvent>) -> Vec<KeyedEvent> {
+    let mut v = Vec::new();
+    while let Some(item) = s.try_next() {
+        match item {
+            TopicItem::Event(e) => v.push(e),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    v
+}
+
+/// Each key's events are at one member, in order.
+fn keys_stay_put(members: &[Vec<KeyedEvent>]) {
+    let mut owner = std::collections::HashMap::new();
+    for (i, evs) in members.iter().enumerate() {
+        let mut last = std::collections::HashMap::new();
+        for e in evs {
+            assert_eq!(*owner.entry(e.key).or_insert(i), i, "key {} at one member", e.key);
+            if let Some(prev) = last.insert(e.key, e.seq) {
+                assert!(prev < e.seq, "key {} in order", e.key);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_group_shares_events_by_key_and_other_subscribers_get_all() {
+    let n = node("topics-groups");
+    let t = n.topic::<KeyedEvent>("jobs");
+    let mut g: Vec<_> = (0..3).map(|_| t.subscribe_in_group("workers", 1000)).collect();
+    let mut h = t.subscribe_in_group("audit", 1000);
+    let mut plain = t.subscribe(1000);
+    assert_eq!(t.group_members("workers").len(), 3);
+    for seq in 0..300 {
+        t.publish_keyed(KeyedEvent { key: seq % 30, seq });
+    }
+    let got: Vec<Vec<KeyedEvent>> = g.iter_mut().map(drain).collect();
+    assert_eq!(got.iter().map(Vec::len).sum::<usize>(), 300, "one member per event");
+    assert!(got.iter().all(|v| !v.is_empty()), "30 keys spread over 3 members");
+    keys_stay_put(&got);
+    assert_eq!(drain(&mut h).len(), 300, "another group gets every event");
+    assert_eq!(drain(&mut plain).len(), 300, "a plain subscriber gets every event");
+    // Without a key: still one member per event, spread over them.
+    for seq in 0..30 {
+        t.publish(KeyedEvent { key: 0, seq });
+    }
+    let got: Vec<usize> = g.iter_mut().map(|s| drain(s).len()).collect();
+    assert_eq!(got.iter().sum::<usize>(), 30);
+    assert!(got.iter().filter(|&&c| c > 0).count() > 1, "{got:?}");
+    n.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_spans_nodes_and_a_leaving_member_hands_its_keys_over() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let c = cluster_node("c", &[a.remote_addr().unwrap()]);
+    let mut ga = a.topic::<KeyedEvent>("jobs").subscribe_in_group("workers", 1000);
+    let mut gb = b.topic::<KeyedEvent>("jobs").subscribe_in_group("workers", 1000);
+    let tc = c.topic::<KeyedEvent>("jobs");
+    eventually("c sees both members", WAIT, || {
+        let n = tc.group_members("workers").len();
+        async move { n == 2 }
+    })
+    .await;
+    for seq in 0..200 {
+        tc.publish_keyed(KeyedEvent { key: seq % 20, seq });
+    }
+    let mut on_a = Vec::new();
+    let mut on_b = Vec::new();
+    eventually("200 events shared by a and b", WAIT, || {
+        on_a.extend(drain(&mut ga));
+        on_b.extend(drain(&mut gb));
+        let n = on_a.len() + on_b.len();
+        async move { n >= 200 }
+    })
+    .await;
+    assert_eq!(on_a.len() + on_b.len(), 200, "no event twice");
+    assert!(!on_a.is_empty() && !on_b.is_empty(), "20 keys over two nodes");
+    keys_stay_put(&[on_a, on_b]);
+    // b's member leaves: its keys move to a's.
+    drop(gb);
+    eventually("c sees one member", WAIT, || {
+        let n = tc.group_members("workers").len();
+        async move { n == 1 }
+    })
+    .await;
+    for seq in 200..240 {
+        tc.publish_keyed(KeyedEvent { key: seq % 20, seq });
+    }
+    let mut after = Vec::new();
+    eventually("every later event at a", WAIT, || {
+        after.extend(drain(&mut ga));
+        let n = after.len();
+        async move { n >= 40 }
+    })
+    .await;
+    assert_eq!(after.len(), 40);
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

@@ -43,7 +43,7 @@ impl Remoting {
         let topics = self
             .node
             .upgrade()
-            .map(|n| n.registry().topics.local_topics())
+            .map(|n| n.registry().topics.local_ads())
             .unwrap_or_default();
         let _ = peer.send(Frame::Topics { topics });
     }
@@ -86,11 +86,13 @@ impl Remoting {
                 topic,
                 message,
                 payload,
+                plain,
+                members,
             } => {
                 if !self.is_self_downed() {
                     node.registry()
                         .topics
-                        .deliver_wire(&topic, &message, &payload);
+                        .deliver_wire(&topic, &message, &payload, plain, &members);
                 }
             }
             Frame::Pong { .. } => {}

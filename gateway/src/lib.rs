@@ -60,6 +60,7 @@ mod ops;
 mod policy;
 mod routes;
 mod server;
+mod sse;
 mod tls;
 mod trace;
 mod verifier;

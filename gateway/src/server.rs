@@ -379,6 +379,9 @@ impl GatewayHandle {
     /// 10 s), and joins the server thread. Works from any async runtime;
     /// calling it again returns at once.
     pub async fn stop(&self) {
+        // Ends the server-sent-events streams, which would hold the
+        // graceful stop until its timeout.
+        self.state.drain.start();
         if self.server.stop().await {
             tracing::info!(addr = %self.server.addr, "gateway stopped");
         }
@@ -387,6 +390,7 @@ impl GatewayHandle {
     /// [`stop`](Self::stop) for plain threads: blocks until the server thread
     /// has exited. Do not call it from inside an async runtime.
     pub fn stop_blocking(&self) {
+        self.state.drain.start();
         if self.server.stop_blocking() {
             tracing::info!(addr = %self.server.addr, "gateway stopped");
         }

@@ -85,9 +85,9 @@ pub mod remote;
 mod service;
 pub mod sim;
 mod stats;
-mod topic;
 #[doc(hidden)]
 pub mod test_support;
+mod topic;
 
 pub use error::{CallError, JsonError, NodeError, SpawnError};
 pub use json::{JsonBody, JsonReply, MessageInfo};

@@ -177,7 +177,9 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
                     }
                 },
             };
-            let Some(peer) = Peer::of(&r.link) else { continue };
+            let Some(peer) = Peer::of(&r.link) else {
+                continue;
+            };
             let frame = Frame::Publish {
                 topic: self.name.to_string(),
                 message: E::NAME.to_string(),
@@ -233,7 +235,11 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
 
     /// [`subscribe_service`](Self::subscribe_service) as a member of the
     /// consumer group `group`.
-    pub fn subscribe_service_in_group(&self, group: &str, service: &ServiceRef) -> ServiceSubscription
+    pub fn subscribe_service_in_group(
+        &self,
+        group: &str,
+        service: &ServiceRef,
+    ) -> ServiceSubscription
     where
         <E as actix::Message>::Result: Send,
     {
@@ -259,6 +265,12 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     /// as this node knows them: (node, member id), sorted.
     pub fn group_members(&self, group: &str) -> Vec<(String, u64)> {
         self.node.registry.topics.group_members(&self.name, group)
+    }
+
+    /// How many subscribers this topic has on this node (streams, services
+    /// and JSON subscriptions, in groups or not).
+    pub fn local_subscribers(&self) -> usize {
+        self.state.routes().local.len()
     }
 
     /// The other nodes that have subscribers to this topic, as this node

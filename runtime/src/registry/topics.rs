@@ -130,12 +130,15 @@ pub(crate) struct TopicCounters {
     pub(crate) undecodable: AtomicU64,
 }
 
+/// Another node's link and its ads by topic.
+type NodeAds = (Arc<dyn PeerLink>, HashMap<String, TopicAd>);
+
 #[derive(Default)]
 struct Known {
     /// Per topic, the local subscribers.
     local: HashMap<String, Vec<LocalSub>>,
     /// Per other node: its link and its ads by topic.
-    remote: BTreeMap<String, (Arc<dyn PeerLink>, HashMap<String, TopicAd>)>,
+    remote: BTreeMap<String, NodeAds>,
 }
 
 /// The topics of one node.

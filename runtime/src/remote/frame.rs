@@ -829,7 +829,10 @@ mod proptests {
                 (
                     ".{0,12}",
                     any::<bool>(),
-                    proptest::collection::vec((".{0,8}", proptest::collection::vec(any::<u64>(), 0..3)), 0..3)
+                    proptest::collection::vec(
+                        (".{0,8}", proptest::collection::vec(any::<u64>(), 0..3)),
+                        0..3
+                    )
                 ),
                 0..4
             )

@@ -29,7 +29,11 @@ pub(super) fn typed<E: RemoteMessage + Clone>(
             .counters
             .undecodable
             .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(message = wire, expected = E::NAME, "topic event of another type dropped");
+        tracing::debug!(
+            message = wire,
+            expected = E::NAME,
+            "topic event of another type dropped"
+        );
     }
     e
 }

@@ -30,6 +30,6 @@ mod supervision;
 mod supervision_live;
 mod supervision_otp;
 mod threads;
-mod topics;
 mod tls;
+mod topics;
 mod trace;

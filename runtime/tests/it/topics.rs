@@ -40,9 +40,7 @@ fn ev(publisher: &str, seq: u64) -> OrderEvent {
     }
 }
 
-async fn next_within<E: Send + 'static>(
-    s: &mut msa_runtime::Subscription<E>,
-) -> TopicItem<E> {
+async fn next_within<E: Send + 'static>(s: &mut msa_runtime::Subscription<E>) -> TopicItem<E> {
     tokio::time::timeout(WAIT, s.next())
         .await
         .expect("an event within the wait")
@@ -77,7 +75,10 @@ async fn local_subscribers_get_every_event_in_order_and_a_dropped_one_none() {
     assert_eq!(next_within(&mut s1).await, TopicItem::Event(ev("p", 100)));
     let stats = n.topic_stats();
     assert_eq!(stats.published, 101);
-    assert_eq!(stats.delivered, 201, "two subscribers for 100, one for the last");
+    assert_eq!(
+        stats.delivered, 201,
+        "two subscribers for 100, one for the last"
+    );
     // Another topic's subscriber sees nothing of it.
     let mut other = n.topic::<OrderEvent>("elsewhere").subscribe(4);
     t.publish(ev("p", 101));
@@ -170,7 +171,11 @@ async fn a_node_that_joins_later_subscribes_and_leaving_removes_it() {
     b.shutdown(GRACE).await.unwrap();
     subscribers_seen(&a, &[]).await;
     ta.publish(ev("a", 2));
-    assert_eq!(a.topic_stats().remote_dropped, 0, "no copy for a node that is gone");
+    assert_eq!(
+        a.topic_stats().remote_dropped,
+        0,
+        "no copy for a node that is gone"
+    );
     a.shutdown(GRACE).await.unwrap();
 }
 
@@ -247,7 +252,8 @@ async fn a_json_subscriber_gets_local_and_remote_events_as_json() {
         got.push(e.body.to_string());
     }
     got.sort();
-    let want = [("a", 1), ("b", 2)].map(|(p, seq)| serde_json::json!({"publisher": p, "seq": seq}).to_string());
+    let want = [("a", 1), ("b", 2)]
+        .map(|(p, seq)| serde_json::json!({"publisher": p, "seq": seq}).to_string());
     assert_eq!(got, want);
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
@@ -298,7 +304,12 @@ fn keys_stay_put(members: &[Vec<KeyedEvent>]) {
     for (i, evs) in members.iter().enumerate() {
         let mut last = std::collections::HashMap::new();
         for e in evs {
-            assert_eq!(*owner.entry(e.key).or_insert(i), i, "key {} at one member", e.key);
+            assert_eq!(
+                *owner.entry(e.key).or_insert(i),
+                i,
+                "key {} at one member",
+                e.key
+            );
             if let Some(prev) = last.insert(e.key, e.seq) {
                 assert!(prev < e.seq, "key {} in order", e.key);
             }
@@ -310,7 +321,9 @@ fn keys_stay_put(members: &[Vec<KeyedEvent>]) {
 async fn a_consumer_group_shares_events_by_key_and_other_subscribers_get_all() {
     let n = node("topics-groups");
     let t = n.topic::<KeyedEvent>("jobs");
-    let mut g: Vec<_> = (0..3).map(|_| t.subscribe_in_group("workers", 1000)).collect();
+    let mut g: Vec<_> = (0..3)
+        .map(|_| t.subscribe_in_group("workers", 1000))
+        .collect();
     let mut h = t.subscribe_in_group("audit", 1000);
     let mut plain = t.subscribe(1000);
     assert_eq!(t.group_members("workers").len(), 3);
@@ -318,11 +331,22 @@ async fn a_consumer_group_shares_events_by_key_and_other_subscribers_get_all() {
         t.publish_keyed(KeyedEvent { key: seq % 30, seq });
     }
     let got: Vec<Vec<KeyedEvent>> = g.iter_mut().map(drain).collect();
-    assert_eq!(got.iter().map(Vec::len).sum::<usize>(), 300, "one member per event");
-    assert!(got.iter().all(|v| !v.is_empty()), "30 keys spread over 3 members");
+    assert_eq!(
+        got.iter().map(Vec::len).sum::<usize>(),
+        300,
+        "one member per event"
+    );
+    assert!(
+        got.iter().all(|v| !v.is_empty()),
+        "30 keys spread over 3 members"
+    );
     keys_stay_put(&got);
     assert_eq!(drain(&mut h).len(), 300, "another group gets every event");
-    assert_eq!(drain(&mut plain).len(), 300, "a plain subscriber gets every event");
+    assert_eq!(
+        drain(&mut plain).len(),
+        300,
+        "a plain subscriber gets every event"
+    );
     // Without a key: still one member per event, spread over them.
     for seq in 0..30 {
         t.publish(KeyedEvent { key: 0, seq });
@@ -338,8 +362,12 @@ async fn a_group_spans_nodes_and_a_leaving_member_hands_its_keys_over() {
     let a = cluster_node("a", &[]);
     let b = cluster_node("b", &[a.remote_addr().unwrap()]);
     let c = cluster_node("c", &[a.remote_addr().unwrap()]);
-    let mut ga = a.topic::<KeyedEvent>("jobs").subscribe_in_group("workers", 1000);
-    let mut gb = b.topic::<KeyedEvent>("jobs").subscribe_in_group("workers", 1000);
+    let mut ga = a
+        .topic::<KeyedEvent>("jobs")
+        .subscribe_in_group("workers", 1000);
+    let mut gb = b
+        .topic::<KeyedEvent>("jobs")
+        .subscribe_in_group("workers", 1000);
     let tc = c.topic::<KeyedEvent>("jobs");
     eventually("c sees both members", WAIT, || {
         let n = tc.group_members("workers").len();
@@ -359,7 +387,10 @@ async fn a_group_spans_nodes_and_a_leaving_member_hands_its_keys_over() {
     })
     .await;
     assert_eq!(on_a.len() + on_b.len(), 200, "no event twice");
-    assert!(!on_a.is_empty() && !on_b.is_empty(), "20 keys over two nodes");
+    assert!(
+        !on_a.is_empty() && !on_b.is_empty(),
+        "20 keys over two nodes"
+    );
     keys_stay_put(&[on_a, on_b]);
     // b's member leaves: its keys move to a's.
     drop(gb);

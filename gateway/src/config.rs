@@ -67,7 +67,15 @@ pub struct GatewayConfig {
     /// JWT authentication; `None` turns auth off (everything allowed, no identity).
     pub auth: Option<AuthConfig>,
     /// Who may call what when auth is on (`[[gateway.policy]]`); default deny.
+    /// A rule with `service = "@topics"` governs `GET /v1/topics/{topic}`
+    /// (its `message` pattern matches topic names).
     pub policy: Vec<PolicyRule>,
+    /// Events held per server-sent-events client (default 256); a client
+    /// further behind misses events and gets a `lagged` event.
+    pub sse_buffer: usize,
+    /// Time between heartbeat comments on a server-sent-events stream, in
+    /// milliseconds (default 15,000).
+    pub sse_heartbeat_ms: u64,
     /// Extra routes mapping a method and path to a service message (`[[gateway.routes]]`).
     pub routes: Vec<RouteConfig>,
     /// CORS for browser callers (`[gateway.cors]`); `None`: no CORS headers
@@ -119,6 +127,8 @@ impl Default for GatewayConfig {
             max_concurrency: 1024,
             auth: None,
             policy: Vec::new(),
+            sse_buffer: 256,
+            sse_heartbeat_ms: 15_000,
             routes: Vec::new(),
             cors: None,
             tls: None,

@@ -111,6 +111,13 @@ async fn serve(
             Target::Metrics => ops::metrics(state, req).await,
             Target::Cluster => ops::cluster(state, req).await,
             Target::OpenApi => crate::openapi::openapi(state, req).await,
+            Target::Topic => {
+                let topic = match params.as_slice() {
+                    [(_, t)] => &**t,
+                    _ => "",
+                };
+                crate::sse::subscribe(state, req, topic).await
+            }
             Target::Generic => {
                 let Some(_call) = state.drain.enter() else {
                     return Err(ApiError::unavailable(ops::SHUTTING_DOWN));

@@ -13,6 +13,8 @@ pub(crate) struct Drain {
     draining: AtomicBool,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// Woken when draining starts (long-lived streams end then).
+    stopping: Notify,
 }
 
 /// One call in flight; dropping it ends the call.
@@ -42,6 +44,19 @@ impl Drain {
     /// Refuses new calls from now on.
     pub(crate) fn start(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.stopping.notify_waiters();
+    }
+
+    /// Resolves once draining has started (a server-sent-events stream
+    /// ends then, so that a graceful stop does not wait for its client).
+    pub(crate) async fn stopping(&self) {
+        let notified = self.stopping.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_draining() {
+            return;
+        }
+        notified.await;
     }
 
     /// Calls in flight now.

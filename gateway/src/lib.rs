@@ -64,6 +64,7 @@ mod ops;
 mod policy;
 mod routes;
 mod server;
+mod sse;
 mod tls;
 mod trace;
 mod verifier;

@@ -26,6 +26,8 @@ pub(crate) enum Target {
     OpenApi,
     /// `POST /v1/{service}/{message}`.
     Generic,
+    /// `GET /v1/topics/{topic}`: server-sent events (`sse.rs`).
+    Topic,
     /// A configured route calling `message` on `service`.
     Configured {
         service: String,
@@ -109,6 +111,7 @@ impl Router {
             ("/metrics", Target::Metrics),
             ("/v1/cluster", Target::Cluster),
             ("/v1/openapi.json", Target::OpenApi),
+            ("/v1/topics/{topic}", Target::Topic),
         ];
         for (path, target) in builtin {
             add(Method::GET, path, target).map_err(|reason| GatewayError::Config { reason })?;

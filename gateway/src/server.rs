@@ -412,6 +412,9 @@ impl GatewayHandle {
         if let Some(g) = &self.grpc {
             g.stop().await;
         }
+        // Ends the server-sent-events streams, which would hold the
+        // graceful stop until its timeout.
+        self.state.drain.start();
         if self.server.stop().await {
             tracing::info!(addr = %self.server.addr, "gateway stopped");
         }
@@ -423,6 +426,7 @@ impl GatewayHandle {
         if let Some(g) = &self.grpc {
             g.stop_blocking();
         }
+        self.state.drain.start();
         if self.server.stop_blocking() {
             tracing::info!(addr = %self.server.addr, "gateway stopped");
         }

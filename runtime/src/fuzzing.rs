@@ -250,6 +250,20 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             payload: vec![5; 8],
         },
         Frame::TableRequest,
+        Frame::Topics {
+            topics: vec![crate::registry::TopicAd {
+                topic: "orders.events".into(),
+                plain: true,
+                groups: vec![("billing".into(), vec![3, 4])],
+            }],
+        },
+        Frame::Publish {
+            topic: "orders.events".into(),
+            message: "shop.OrderPlaced".into(),
+            payload: vec![6; 8],
+            plain: true,
+            members: vec![3],
+        },
     ];
     for (i, f) in samples.into_iter().enumerate() {
         let mut s = vec![(i * 7) as u8, 1 | 0x80];

@@ -87,6 +87,7 @@ pub mod sim;
 mod stats;
 #[doc(hidden)]
 pub mod test_support;
+mod topic;
 
 pub use error::{CallError, JsonError, NodeError, SpawnError};
 pub use json::{JsonBody, JsonReply, MessageInfo};
@@ -114,6 +115,9 @@ pub use service::{
 };
 pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
 pub use supervision::{SupervisorError, SupervisorHandle, SupervisorSpec};
+pub use topic::{
+    JsonEvent, JsonSubscription, ServiceSubscription, Subscription, Topic, TopicItem, TopicStats,
+};
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands
 /// to `::actix::…` paths, so a crate that derives messages also lists `actix`

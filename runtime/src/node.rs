@@ -4,6 +4,7 @@
 mod builder;
 mod supervision_api;
 mod threads;
+mod topics_api;
 
 pub use builder::NodeBuilder;
 

@@ -7,6 +7,7 @@
 
 mod entry;
 mod monitor;
+mod topics;
 mod watch;
 
 pub(crate) use entry::{
@@ -14,6 +15,7 @@ pub(crate) use entry::{
 };
 pub use entry::{InstanceId, ServiceState};
 pub use monitor::MonitorReason;
+pub(crate) use topics::{TopicAd, TopicEvent, TopicHub, TopicSink, TopicState};
 pub use watch::{RegistryEvent, RegistryWatch};
 
 /// Why remote instances went away: their node left or was declared down.
@@ -48,6 +50,8 @@ pub(crate) struct Registry {
     events: broadcast::Sender<RegistryEvent>,
     /// Set once the node shuts down; entries inserted later are closed too.
     closed: std::sync::atomic::AtomicBool,
+    /// Topic subscribers, here and on other nodes.
+    pub(crate) topics: TopicHub,
 }
 
 impl Registry {
@@ -61,6 +65,7 @@ impl Registry {
             node: node.to_string(),
             events,
             closed: std::sync::atomic::AtomicBool::new(false),
+            topics: TopicHub::new(node),
         }
     }
 
@@ -133,6 +138,7 @@ impl Registry {
             let change = e.set_remote(node, Vec::new());
             self.publish_remote(e.name(), node, change, NODE_DOWN);
         }
+        self.topics.drop_node(node);
     }
 
     pub(crate) fn publish_remote(

@@ -9,6 +9,7 @@ mod report;
 mod rss;
 mod scenario;
 mod services;
+mod streams;
 
 use clap::{Args, Subcommand};
 
@@ -42,6 +43,11 @@ enum BenchTarget {
     /// Prints a table (or JSON lines with --json) on stdout; progress goes
     /// to stderr.
     Gateway(gateway::GatewayArgs),
+    /// In-process: publishing to a topic vs telling the same subscribers
+    /// (one subscriber, and a fan-out), in the same run
+    ///
+    /// Run it in release mode: `cargo run --release -- bench streams`.
+    Streams(streams::StreamsArgs),
 }
 
 /// Runs `msa bench ...`.
@@ -50,5 +56,6 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Local(a) => local::run(a),
         BenchTarget::Remote(a) => remote::run(a),
         BenchTarget::Gateway(a) => gateway::run(a),
+        BenchTarget::Streams(a) => streams::run(a),
     }
 }

@@ -21,4 +21,5 @@ mod openapi;
 mod ops;
 mod reach;
 mod split_brain;
+mod topics;
 mod trace_across_nodes;

@@ -40,6 +40,11 @@ pub(crate) struct WireCodec {
     pub(crate) contract: fn() -> Result<MessageContract, ContractError>,
     /// Whether the message and its result survive bincode (checked at spawn).
     pub(crate) wire_safe: fn() -> Result<(), String>,
+    /// A `&M` (given as `&dyn Any`) as JSON (a topic's JSON subscribers).
+    pub(crate) to_json: fn(&dyn Any) -> Result<serde_json::Value, CodecError>,
+    /// An encoded `M` as JSON (an event from another node, for a topic's
+    /// JSON subscribers).
+    pub(crate) wire_to_json: fn(&[u8]) -> Result<serde_json::Value, CodecError>,
 }
 
 impl std::fmt::Debug for WireCodec {
@@ -63,6 +68,18 @@ fn encode_append<M: RemoteMessage>(m: &dyn Any, out: &mut Vec<u8>) -> Result<(),
         .downcast_ref::<M>()
         .ok_or_else(|| CodecError::Encode(format!("not a {}", std::any::type_name::<M>())))?;
     codec::encode_append(m, out)
+}
+
+fn to_json<M: RemoteMessage>(m: &dyn Any) -> Result<serde_json::Value, CodecError> {
+    let m = m
+        .downcast_ref::<M>()
+        .ok_or_else(|| CodecError::Encode(format!("not a {}", std::any::type_name::<M>())))?;
+    serde_json::to_value(m).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+fn wire_to_json<M: RemoteMessage>(b: &[u8]) -> Result<serde_json::Value, CodecError> {
+    let m: M = codec::decode(b)?;
+    serde_json::to_value(&m).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
 fn decode_result<M: RemoteMessage>(b: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
@@ -98,6 +115,8 @@ pub(crate) fn wire_codec<M: RemoteMessage>() -> WireCodec {
         reply_schema: M::reply_json_schema,
         contract: contract::<M>,
         wire_safe: wire_safe::<M>,
+        to_json: to_json::<M>,
+        wire_to_json: wire_to_json::<M>,
     }
 }
 

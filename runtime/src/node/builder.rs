@@ -624,6 +624,14 @@ fn remoting_tasks(
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let r = r.clone();
     let mut watch = shared.registry.watch();
+    // A topic gaining its first local subscriber or losing its last one
+    // changes what this node advertises beside its service table.
+    let weak = Arc::downgrade(&r);
+    shared.registry.topics.set_on_change(Box::new(move || {
+        if let Some(r) = weak.upgrade() {
+            r.publish_table();
+        }
+    }));
     async move {
         actix_rt::spawn(r.clone().membership_loop());
         if let Some(l) = listener {

@@ -184,6 +184,26 @@ pub(crate) enum Frame {
     ServicesReply {
         outcome: Result<super::operator::ServiceReport, String>,
     },
+    /// The topics the sender has subscribers for (since protocol 7): sent
+    /// right after each of its `Table` frames, it replaces what the
+    /// receiver knew of the sender's subscriptions.
+    Topics {
+        topics: Vec<crate::registry::TopicAd>,
+    },
+    /// One event published to `topic` (since protocol 7): `message` is its
+    /// wire name, `payload` its bincode encoding. Sent once to each node
+    /// that has subscribers for it, which hands it to its plain
+    /// subscribers (if `plain`) and to the consumer-group members named in
+    /// `members` (the publisher picked them), and forwards it no further.
+    /// Travels on the data lane (at most once: refused when the lane is
+    /// full).
+    Publish {
+        topic: String,
+        message: String,
+        payload: Vec<u8>,
+        plain: bool,
+        members: Vec<u64>,
+    },
 }
 
 /// Which service and message type a call is for.
@@ -269,6 +289,8 @@ impl Frame {
             Self::Error { .. } => "error",
             Self::Ping { .. } => "ping",
             Self::Pong { .. } => "pong",
+            Self::Topics { .. } => "topics",
+            Self::Publish { .. } => "publish",
             Self::Membership { .. } => "membership",
             Self::Table { .. } => "table",
             Self::TableRequest => "table-request",
@@ -803,6 +825,41 @@ mod proptests {
                 }),
             proptest::collection::vec(any::<u8>(), 0..64)
                 .prop_map(|payload| Frame::Membership { payload }),
+            proptest::collection::vec(
+                (
+                    ".{0,12}",
+                    any::<bool>(),
+                    proptest::collection::vec(
+                        (".{0,8}", proptest::collection::vec(any::<u64>(), 0..3)),
+                        0..3
+                    )
+                ),
+                0..4
+            )
+            .prop_map(|ads| Frame::Topics {
+                topics: ads
+                    .into_iter()
+                    .map(|(topic, plain, groups)| crate::registry::TopicAd {
+                        topic,
+                        plain,
+                        groups
+                    })
+                    .collect()
+            }),
+            (
+                ".{0,16}",
+                ".{0,16}",
+                proptest::collection::vec(any::<u8>(), 0..64),
+                any::<bool>(),
+                proptest::collection::vec(any::<u64>(), 0..4)
+            )
+                .prop_map(|(topic, message, payload, plain, members)| Frame::Publish {
+                    topic,
+                    message,
+                    payload,
+                    plain,
+                    members
+                }),
         ]
     }
 

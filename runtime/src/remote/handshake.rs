@@ -87,8 +87,10 @@ impl ProtocolRange {
 /// unauthenticated peers without naming the cluster, and carries the
 /// caller's signed token and the calling service in a call's metadata
 /// (access rules checked by the serving node, error code 18
-/// `PermissionDenied`).
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 6, max: 6 };
+/// `PermissionDenied`); 7 adds topics (`Topics`, the subscriptions a node
+/// advertises after its table, and `Publish`, one event for a node's
+/// subscribers; docs/streams.md).
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 7, max: 7 };
 
 /// The only reason sent to a peer refused for anything but the protocol
 /// version.
@@ -659,7 +661,7 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 6..=6, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 7..=7, theirs 2..=2"
         ));
         // A protocol-5 dialer (the listener proved first there).
         let (d, l) = run(speaking(cfg("a", "c", b"k"), 4, 5), cfg("bb", "c", b"k"));

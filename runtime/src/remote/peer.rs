@@ -65,7 +65,7 @@ impl Default for QueueBounds {
 pub(crate) fn is_call(frame: &Frame) -> bool {
     matches!(
         frame,
-        Frame::Tell { .. } | Frame::Ask { .. } | Frame::AskJson { .. }
+        Frame::Tell { .. } | Frame::Ask { .. } | Frame::AskJson { .. } | Frame::Publish { .. }
     )
 }
 

@@ -31,4 +31,5 @@ mod supervision_live;
 mod supervision_otp;
 mod threads;
 mod tls;
+mod topics;
 mod trace;

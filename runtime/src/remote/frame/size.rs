@@ -129,6 +129,34 @@ impl Frame {
             Self::Ping { .. } => 2 * INT,
             Self::Pong { .. } => INT,
             Self::Membership { payload } => bytes(payload.len()),
+            Self::Topics { topics } => {
+                INT + topics
+                    .iter()
+                    .map(|t| {
+                        bytes(t.topic.len())
+                            + 1
+                            + INT
+                            + t.groups
+                                .iter()
+                                .map(|(g, ids)| bytes(g.len()) + INT + ids.len() * INT)
+                                .sum::<usize>()
+                    })
+                    .sum::<usize>()
+            }
+            Self::Publish {
+                topic,
+                message,
+                payload,
+                members,
+                ..
+            } => {
+                bytes(topic.len())
+                    + bytes(message.len())
+                    + bytes(payload.len())
+                    + 1
+                    + INT
+                    + members.len() * INT
+            }
             // Operator frames, rare and small: measured by encoding them.
             Self::Fault { .. }
             | Self::FaultReply { .. }

@@ -152,7 +152,7 @@ impl Remoting {
             self.to_membership(MembershipInput::Announce(info.clone()));
             // The new peer gets our table at once (the others hear of the
             // new member from the membership gossip).
-            let _ = peer.send(self.table());
+            self.send_table(&peer);
             if peer.dialer == self.local.name {
                 // The dialer of the connection also keeps its membership lane.
                 actix_rt::spawn(self.clone().lane_dial_loop(peer.clone()));

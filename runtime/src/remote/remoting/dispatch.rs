@@ -36,6 +36,18 @@ impl Remoting {
         }
     }
 
+    /// Sends this node's service table to `peer`, then the topics it has
+    /// subscribers for (the same moments: on connect and when asked).
+    pub(crate) fn send_table(&self, peer: &Peer) {
+        let _ = peer.send(self.table());
+        let topics = self
+            .node
+            .upgrade()
+            .map(|n| n.registry().topics.local_ads())
+            .unwrap_or_default();
+        let _ = peer.send(Frame::Topics { topics });
+    }
+
     /// A local registry change: bumps the table version and gossips it;
     /// peers fetch the table over their connection when they hear of it.
     pub(crate) fn publish_table(&self) {
@@ -61,8 +73,27 @@ impl Remoting {
                 // Anti-entropy: a version the gossip did not bring is fetched.
                 peer.want_table(table);
             }
-            Frame::TableRequest => {
-                let _ = peer.send(self.table());
+            Frame::TableRequest => self.send_table(peer),
+            Frame::Topics { topics } => {
+                if self.is_self_downed() || peer.is_leaving() {
+                    tracing::debug!(peer = %peer.info.name, "topics ignored: downed or leaving");
+                } else {
+                    let link: Arc<dyn crate::registry::PeerLink> = peer.clone();
+                    node.registry().topics.set_remote(link, topics);
+                }
+            }
+            Frame::Publish {
+                topic,
+                message,
+                payload,
+                plain,
+                members,
+            } => {
+                if !self.is_self_downed() {
+                    node.registry()
+                        .topics
+                        .deliver_wire(&topic, &message, &payload, plain, &members);
+                }
             }
             Frame::Pong { .. } => {}
             Frame::Reply { id, payload } => peer.complete(id, Ok(payload)),

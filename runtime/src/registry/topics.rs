@@ -1,0 +1,409 @@
+//! The topics of one node: who subscribes here (type-erased sinks, plain
+//! or in a consumer group) and who subscribes on other nodes (learned from
+//! their `Topics` frames), with the routes a publish follows.
+//!
+//! The typed API (`Topic<E>`, its streams and service subscriptions) is the
+//! `topic` module's; remoting delivers an event that arrived from another
+//! node here ([`TopicHub::deliver_wire`]) and advertises
+//! [`TopicHub::local_ads`] after the service table.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use super::PeerLink;
+use crate::message::{key_hash, mix64};
+
+/// One published event as a sink gets it.
+#[derive(Clone, Copy)]
+pub(crate) enum TopicEvent<'a> {
+    /// Published on this node: the publisher's value.
+    Local(&'a (dyn Any + Send + Sync)),
+    /// Arrived from another node: its bincode encoding.
+    Wire(&'a [u8]),
+}
+
+/// A subscriber on this node, type-erased.
+pub(crate) trait TopicSink: Send + Sync + std::fmt::Debug {
+    /// Takes one event of type `wire` (its wire name); never blocks.
+    fn deliver(&self, wire: &str, event: TopicEvent<'_>);
+}
+
+/// One topic's subscribers on a node, as that node advertises them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TopicAd {
+    pub(crate) topic: String,
+    /// Whether it has subscribers outside any group (they get every event).
+    pub(crate) plain: bool,
+    /// Consumer groups: name and the ids of its members on that node.
+    pub(crate) groups: Vec<(String, Vec<u64>)>,
+}
+
+/// A local subscriber.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalSub {
+    pub(crate) id: u64,
+    pub(crate) group: Option<Arc<str>>,
+    pub(crate) sink: Arc<dyn TopicSink>,
+}
+
+/// Another node with subscribers to a topic.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteSubs {
+    pub(crate) link: Arc<dyn PeerLink>,
+    /// It has plain subscribers: every event goes there.
+    pub(crate) plain: bool,
+}
+
+/// One member of a consumer group, anywhere in the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    /// Index into [`Routes::remote`]; `None`: a member on this node.
+    pub(crate) remote: Option<usize>,
+    pub(crate) id: u64,
+    /// Hash of (node, id), mixed with an event's key to score the member.
+    pub(crate) hash: u64,
+}
+
+/// A consumer group of a topic and its members across the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) name: Arc<str>,
+    pub(crate) members: Vec<Member>,
+}
+
+impl Group {
+    /// The member that takes the event with `key` (rendezvous hashing: the
+    /// highest score; a member leaving moves only its own keys).
+    pub(crate) fn pick(&self, key: u64) -> Option<&Member> {
+        self.members
+            .iter()
+            .max_by_key(|m| (mix64(key ^ m.hash), m.hash))
+    }
+}
+
+/// The routes a publish follows, swapped whole on every change.
+#[derive(Debug, Default)]
+pub(crate) struct Routes {
+    pub(crate) local: Vec<LocalSub>,
+    pub(crate) remote: Vec<RemoteSubs>,
+    pub(crate) groups: Vec<Group>,
+}
+
+/// One topic's routes.
+#[derive(Debug, Default)]
+pub(crate) struct TopicState {
+    routes: ArcSwap<Routes>,
+    /// Spreads events without a key over a group's members.
+    seq: AtomicU64,
+}
+
+impl TopicState {
+    /// A key for an event that has none (the next of a sequence, mixed).
+    pub(crate) fn next_key(&self) -> u64 {
+        mix64(self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The routes now.
+    pub(crate) fn routes(&self) -> arc_swap::Guard<Arc<Routes>> {
+        self.routes.load()
+    }
+}
+
+/// Counters of the topics of one node.
+#[derive(Debug, Default)]
+pub(crate) struct TopicCounters {
+    /// Events published on this node.
+    pub(crate) published: AtomicU64,
+    /// Events handed to a local subscriber.
+    pub(crate) delivered: AtomicU64,
+    /// Events a local subscriber missed (its queue or mailbox was full).
+    pub(crate) lagged: AtomicU64,
+    /// Copies to another node refused (its connection was full or down).
+    pub(crate) remote_dropped: AtomicU64,
+    /// Events from another node that did not decode here.
+    pub(crate) undecodable: AtomicU64,
+}
+
+/// Another node's link and its ads by topic.
+type NodeAds = (Arc<dyn PeerLink>, HashMap<String, TopicAd>);
+
+#[derive(Default)]
+struct Known {
+    /// Per topic, the local subscribers.
+    local: HashMap<String, Vec<LocalSub>>,
+    /// Per other node: its link and its ads by topic.
+    remote: BTreeMap<String, NodeAds>,
+}
+
+/// The topics of one node.
+pub(crate) struct TopicHub {
+    node: String,
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicState>>>,
+    known: Mutex<Known>,
+    next_id: AtomicU64,
+    /// Called when what this node advertises changes (remoting
+    /// re-advertises the node's table and topics).
+    on_change: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    pub(crate) counters: TopicCounters,
+}
+
+impl std::fmt::Debug for TopicHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicHub")
+            .field("topics", &self.topics.read().len())
+            .finish()
+    }
+}
+
+fn member_hash(node: &str, id: u64) -> u64 {
+    key_hash(format!("{node}/{id}").as_bytes())
+}
+
+impl TopicHub {
+    pub(crate) fn new(node: &str) -> Self {
+        Self {
+            node: node.to_string(),
+            topics: RwLock::default(),
+            known: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            on_change: OnceLock::new(),
+            counters: TopicCounters::default(),
+        }
+    }
+
+    /// The state of `topic`, created empty on first use.
+    pub(crate) fn state(&self, topic: &str) -> Arc<TopicState> {
+        if let Some(s) = self.topics.read().get(topic) {
+            return s.clone();
+        }
+        let mut map = self.topics.write();
+        map.entry(Arc::from(topic)).or_default().clone()
+    }
+
+    /// Sets what runs when what this node advertises changes (once).
+    pub(crate) fn set_on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_change.set(f);
+    }
+
+    fn changed(&self) {
+        if let Some(f) = self.on_change.get() {
+            f();
+        }
+    }
+
+    /// Adds a local subscriber (in `group`, if named); the id removes it.
+    pub(crate) fn subscribe(
+        &self,
+        topic: &str,
+        group: Option<&str>,
+        sink: Arc<dyn TopicSink>,
+    ) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut known = self.known.lock();
+            known
+                .local
+                .entry(topic.to_string())
+                .or_default()
+                .push(LocalSub {
+                    id,
+                    group: group.map(Arc::from),
+                    sink,
+                });
+            self.rebuild(&known, topic);
+        }
+        self.changed();
+        id
+    }
+
+    /// Removes a local subscriber (no-op if it is gone already).
+    pub(crate) fn unsubscribe(&self, topic: &str, id: u64) {
+        {
+            let mut known = self.known.lock();
+            let Some(subs) = known.local.get_mut(topic) else {
+                return;
+            };
+            let before = subs.len();
+            subs.retain(|s| s.id != id);
+            if subs.len() == before {
+                return;
+            }
+            if subs.is_empty() {
+                known.local.remove(topic);
+            }
+            self.rebuild(&known, topic);
+        }
+        self.changed();
+    }
+
+    /// What this node advertises: its topics with subscribers, sorted.
+    pub(crate) fn local_ads(&self) -> Vec<TopicAd> {
+        let known = self.known.lock();
+        let mut v: Vec<TopicAd> = known
+            .local
+            .iter()
+            .map(|(topic, subs)| {
+                let mut groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+                for s in subs {
+                    if let Some(g) = &s.group {
+                        groups.entry(g.to_string()).or_default().push(s.id);
+                    }
+                }
+                TopicAd {
+                    topic: topic.clone(),
+                    plain: subs.iter().any(|s| s.group.is_none()),
+                    groups: groups.into_iter().collect(),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.topic.cmp(&b.topic));
+        v
+    }
+
+    /// Replaces what we know of `link`'s node's subscriptions.
+    pub(crate) fn set_remote(&self, link: Arc<dyn PeerLink>, ads: Vec<TopicAd>) {
+        let node = link.node_name().to_string();
+        let mut known = self.known.lock();
+        let mut touched: BTreeSet<String> = ads.iter().map(|a| a.topic.clone()).collect();
+        if let Some((_, old)) = known.remote.get(&node) {
+            touched.extend(old.keys().cloned());
+        }
+        if ads.is_empty() {
+            known.remote.remove(&node);
+        } else {
+            let ads = ads.into_iter().map(|a| (a.topic.clone(), a)).collect();
+            known.remote.insert(node, (link, ads));
+        }
+        for t in touched {
+            self.rebuild(&known, &t);
+        }
+    }
+
+    /// Forgets `node`'s subscriptions (it left or is down).
+    pub(crate) fn drop_node(&self, node: &str) {
+        let mut known = self.known.lock();
+        if let Some((_, old)) = known.remote.remove(node) {
+            for t in old.keys() {
+                self.rebuild(&known, t);
+            }
+        }
+    }
+
+    fn rebuild(&self, known: &Known, topic: &str) {
+        let local = known.local.get(topic).cloned().unwrap_or_default();
+        let mut groups: BTreeMap<Arc<str>, Vec<Member>> = BTreeMap::new();
+        for s in &local {
+            if let Some(g) = &s.group {
+                groups.entry(g.clone()).or_default().push(Member {
+                    remote: None,
+                    id: s.id,
+                    hash: member_hash(&self.node, s.id),
+                });
+            }
+        }
+        let mut remote = Vec::new();
+        for (node, (link, ads)) in &known.remote {
+            let Some(ad) = ads.get(topic) else { continue };
+            let index = remote.len();
+            remote.push(RemoteSubs {
+                link: link.clone(),
+                plain: ad.plain,
+            });
+            for (g, ids) in &ad.groups {
+                let members = groups.entry(Arc::from(g.as_str())).or_default();
+                for &id in ids {
+                    members.push(Member {
+                        remote: Some(index),
+                        id,
+                        hash: member_hash(node, id),
+                    });
+                }
+            }
+        }
+        let groups = groups
+            .into_iter()
+            .map(|(name, members)| Group { name, members })
+            .collect();
+        self.state(topic).routes.store(Arc::new(Routes {
+            local,
+            remote,
+            groups,
+        }));
+    }
+
+    /// The nodes that subscribe to `topic`, sorted.
+    pub(crate) fn remote_subscribers(&self, topic: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .state(topic)
+            .routes()
+            .remote
+            .iter()
+            .map(|r| r.link.node_name().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Members of `group` of `topic`, cluster-wide: (node, member id), sorted.
+    pub(crate) fn group_members(&self, topic: &str, group: &str) -> Vec<(String, u64)> {
+        let routes = self.state(topic).routes();
+        let mut v: Vec<(String, u64)> = routes
+            .groups
+            .iter()
+            .filter(|g| &*g.name == group)
+            .flat_map(|g| g.members.iter())
+            .map(|m| {
+                let node = m.remote.map_or(self.node.clone(), |i| {
+                    routes.remote[i].link.node_name().to_string()
+                });
+                (node, m.id)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Hands an event to the local plain subscribers (if `plain`) and to
+    /// the local group members whose ids are in `members`.
+    pub(crate) fn deliver_local(
+        &self,
+        routes: &Routes,
+        wire: &str,
+        event: TopicEvent<'_>,
+        plain: bool,
+        members: &[u64],
+    ) {
+        for s in &routes.local {
+            let take = match s.group {
+                None => plain,
+                Some(_) => members.contains(&s.id),
+            };
+            if take {
+                s.sink.deliver(wire, event);
+            }
+        }
+    }
+
+    /// An event that arrived from another node: handed to the local
+    /// subscribers it names (never forwarded again).
+    pub(crate) fn deliver_wire(
+        &self,
+        topic: &str,
+        wire: &str,
+        payload: &[u8],
+        plain: bool,
+        members: &[u64],
+    ) {
+        let state = self.topics.read().get(topic).cloned();
+        if let Some(state) = state {
+            let routes = state.routes();
+            self.deliver_local(&routes, wire, TopicEvent::Wire(payload), plain, members);
+        }
+    }
+}

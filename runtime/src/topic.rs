@@ -1,0 +1,335 @@
+//! Topics: typed events published to a name and delivered to every
+//! subscriber of that name, on this node and on every other node of the
+//! cluster (docs/streams.md).
+//!
+//! A [`Topic`] is a cheap handle made by [`Node::topic`](crate::Node::topic).
+//! Publishing hands the event to each local subscriber's bounded queue
+//! (never waiting: a full queue drops it and its subscriber is told how
+//! many it missed) and sends one encoded copy to each other node that has
+//! subscribers, which fans it out there. Which nodes have subscribers
+//! travels beside their service tables (`Frame::Topics`).
+
+mod json;
+mod queue;
+mod sinks;
+
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::message::{codec, KeyedMessage, RemoteMessage};
+use crate::registry::{TopicEvent, TopicState};
+use crate::remote::frame::Frame;
+use crate::remote::peer::Peer;
+use crate::service::{NodeShared, ServiceRef};
+
+pub use json::{JsonEvent, JsonSubscription};
+pub use queue::TopicItem;
+use sinks::{QueueSink, ServiceSink};
+
+/// Counters of a node's topics ([`Node::topic_stats`](crate::Node::topic_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicStats {
+    /// Events published on this node.
+    pub published: u64,
+    /// Events handed to a subscriber on this node (from here or elsewhere).
+    pub delivered: u64,
+    /// Events a subscriber on this node missed: its queue or its service's
+    /// mailbox was full (each reported to a stream as `Lagged`).
+    pub lagged: u64,
+    /// Copies for another node dropped: its connection was full or down.
+    pub remote_dropped: u64,
+    /// Events from another node that did not decode here (a subscriber
+    /// of another type under the same topic name).
+    pub undecodable: u64,
+}
+
+/// A named topic of events of type `E`: publish to it, subscribe to it.
+///
+/// # Examples
+/// ```
+/// # use msa_runtime::prelude::*;
+/// # use msa_runtime::TopicItem;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, Clone, PartialEq, actix::Message, Serialize, Deserialize, RemoteMessage)]
+/// #[msa(name = "doc.OrderPlaced")]
+/// #[rtype(result = "()")]
+/// struct OrderPlaced { id: u64 }
+///
+/// # #[tokio::main] async fn main() {
+/// let node = Node::builder().arbiters(1).start().unwrap();
+/// let topic = node.topic::<OrderPlaced>("orders.events");
+/// let mut sub = topic.subscribe(16);
+/// topic.publish(OrderPlaced { id: 7 });
+/// assert_eq!(sub.next().await, TopicItem::Event(OrderPlaced { id: 7 }));
+/// node.shutdown(std::time::Duration::from_secs(1)).await.unwrap();
+/// # }
+/// ```
+pub struct Topic<E> {
+    node: Arc<NodeShared>,
+    name: Arc<str>,
+    state: Arc<TopicState>,
+    _event: PhantomData<fn(E)>,
+}
+
+impl<E> Clone for Topic<E> {
+    fn clone(&self) -> Self {
+        Self {
+            node: self.node.clone(),
+            name: self.name.clone(),
+            state: self.state.clone(),
+            _event: PhantomData,
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for Topic<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topic").field("name", &self.name).finish()
+    }
+}
+
+impl<E: RemoteMessage + Clone + Sync> Topic<E> {
+    pub(crate) fn new(node: Arc<NodeShared>, name: &str) -> Self {
+        node.registry.register_codecs([(
+            std::any::TypeId::of::<E>(),
+            crate::message::wire_codec::wire_codec::<E>(),
+        )]);
+        let state = node.registry.topics.state(name);
+        Self {
+            node,
+            name: Arc::from(name),
+            state,
+            _event: PhantomData,
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Publishes `event` to every subscriber, here and on other nodes,
+    /// and to one member of each consumer group (spread over the members:
+    /// use [`publish_keyed`](Self::publish_keyed) to keep one key at one
+    /// member). Never waits: a subscriber that is behind misses it (and is
+    /// told), a node whose connection is full or down misses it (counted
+    /// in [`TopicStats::remote_dropped`]). Events published by one caller
+    /// reach each subscriber in the order published.
+    pub fn publish(&self, event: E) {
+        let key = self.state.next_key();
+        self.publish_with_key(event, key);
+    }
+
+    /// [`publish`](Self::publish), with the event's routing key choosing
+    /// the member of each consumer group (rendezvous hashing over the
+    /// members cluster-wide): one key's events go to one member, in order,
+    /// while the group's members stay the same.
+    pub fn publish_keyed(&self, event: E)
+    where
+        E: KeyedMessage,
+    {
+        let key = event.routing_key();
+        self.publish_with_key(event, key);
+    }
+
+    /// [`publish`](Self::publish) with an explicit routing key.
+    pub fn publish_with_key(&self, event: E, key: u64) {
+        let hub = &self.node.registry.topics;
+        hub.counters.published.fetch_add(1, Ordering::Relaxed);
+        let routes = self.state.routes();
+        // One member per group: here, or on the node that holds it.
+        let mut here: Vec<u64> = Vec::new();
+        let mut there: Vec<Vec<u64>> = Vec::new();
+        for g in &routes.groups {
+            let Some(m) = g.pick(key) else { continue };
+            match m.remote {
+                None => here.push(m.id),
+                Some(i) => {
+                    if there.len() <= i {
+                        there.resize(routes.remote.len(), Vec::new());
+                    }
+                    there[i].push(m.id);
+                }
+            }
+        }
+        hub.deliver_local(&routes, E::NAME, TopicEvent::Local(&event), true, &here);
+        if routes.remote.is_empty() {
+            return;
+        }
+        let mut payload = None;
+        for (i, r) in routes.remote.iter().enumerate() {
+            let members = there.get_mut(i).map(std::mem::take).unwrap_or_default();
+            if !r.plain && members.is_empty() {
+                continue;
+            }
+            let bytes = match &payload {
+                Some(b) => b,
+                None => match codec::encode(&event) {
+                    Ok(b) => payload.insert(b),
+                    Err(e) => {
+                        hub.counters
+                            .remote_dropped
+                            .fetch_add(routes.remote.len() as u64, Ordering::Relaxed);
+                        tracing::warn!(topic = %self.name, message = E::NAME, error = %e, "event not encodable: not sent to other nodes");
+                        return;
+                    }
+                },
+            };
+            let Some(peer) = Peer::of(&r.link) else {
+                continue;
+            };
+            let frame = Frame::Publish {
+                topic: self.name.to_string(),
+                message: E::NAME.to_string(),
+                payload: bytes.clone(),
+                plain: r.plain,
+                members,
+            };
+            if let Err(e) = peer.send(frame) {
+                hub.counters.remote_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(topic = %self.name, node = %peer.info.name, error = %e, "event not sent");
+            }
+        }
+    }
+
+    /// Subscribes a stream that holds up to `bound` events (at least 1);
+    /// dropping it unsubscribes.
+    pub fn subscribe(&self, bound: usize) -> Subscription<E> {
+        self.subscribe_to(None, bound)
+    }
+
+    /// Subscribes a stream as a member of the consumer group `group`: the
+    /// group's members share the topic's events, one member per event
+    /// (docs/streams.md, "Consumer groups").
+    pub fn subscribe_in_group(&self, group: &str, bound: usize) -> Subscription<E> {
+        self.subscribe_to(Some(group), bound)
+    }
+
+    fn subscribe_to(&self, group: Option<&str>, bound: usize) -> Subscription<E> {
+        let queue = Arc::new(queue::Queue::new(bound));
+        let sink = Arc::new(QueueSink::<E>::new(queue.clone(), self.node.clone()));
+        let id = self.node.registry.topics.subscribe(&self.name, group, sink);
+        Subscription {
+            queue,
+            guard: Unsubscribe {
+                node: self.node.clone(),
+                topic: self.name.clone(),
+                id,
+            },
+        }
+    }
+
+    /// Subscribes a service: each event is told to it as a message (its
+    /// mailbox is the bound: an event it has no room for is dropped and
+    /// counted in [`TopicStats::lagged`]). Lasts while the handle is held
+    /// and the service exists: once a tell finds the service unknown or
+    /// the node shutting down, the subscription delivers no more.
+    pub fn subscribe_service(&self, service: &ServiceRef) -> ServiceSubscription
+    where
+        <E as actix::Message>::Result: Send,
+    {
+        self.subscribe_service_to(None, service)
+    }
+
+    /// [`subscribe_service`](Self::subscribe_service) as a member of the
+    /// consumer group `group`.
+    pub fn subscribe_service_in_group(
+        &self,
+        group: &str,
+        service: &ServiceRef,
+    ) -> ServiceSubscription
+    where
+        <E as actix::Message>::Result: Send,
+    {
+        self.subscribe_service_to(Some(group), service)
+    }
+
+    fn subscribe_service_to(&self, group: Option<&str>, service: &ServiceRef) -> ServiceSubscription
+    where
+        <E as actix::Message>::Result: Send,
+    {
+        let sink = Arc::new(ServiceSink::<E>::new(service.clone(), self.node.clone()));
+        let id = self.node.registry.topics.subscribe(&self.name, group, sink);
+        ServiceSubscription {
+            _guard: Unsubscribe {
+                node: self.node.clone(),
+                topic: self.name.clone(),
+                id,
+            },
+        }
+    }
+
+    /// The members of consumer group `group` of this topic, cluster-wide,
+    /// as this node knows them: (node, member id), sorted.
+    pub fn group_members(&self, group: &str) -> Vec<(String, u64)> {
+        self.node.registry.topics.group_members(&self.name, group)
+    }
+
+    /// How many subscribers this topic has on this node (streams, services
+    /// and JSON subscriptions, in groups or not).
+    pub fn local_subscribers(&self) -> usize {
+        self.state.routes().local.len()
+    }
+
+    /// The other nodes that have subscribers to this topic, as this node
+    /// knows them (sorted).
+    pub fn remote_subscribers(&self) -> Vec<String> {
+        self.node.registry.topics.remote_subscribers(&self.name)
+    }
+}
+
+/// Removes a subscriber when dropped.
+#[derive(Debug)]
+pub(crate) struct Unsubscribe {
+    pub(crate) node: Arc<NodeShared>,
+    pub(crate) topic: Arc<str>,
+    pub(crate) id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        self.node.registry.topics.unsubscribe(&self.topic, self.id);
+    }
+}
+
+/// A stream subscriber ([`Topic::subscribe`]); dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription<E> {
+    queue: Arc<queue::Queue<E>>,
+    guard: Unsubscribe,
+}
+
+impl<E: Send + 'static> Subscription<E> {
+    /// The next event (or the count of those missed), waiting for one.
+    pub async fn next(&mut self) -> TopicItem<E> {
+        self.queue.pop().await
+    }
+
+    /// The next event if one is queued.
+    pub fn try_next(&mut self) -> Option<TopicItem<E>> {
+        self.queue.try_pop()
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.guard.topic
+    }
+
+    /// The subscription as a [`futures_util::Stream`] (endless: it ends
+    /// when dropped).
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = TopicItem<E>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let item = s.next().await;
+            Some((item, s))
+        })
+    }
+}
+
+/// A service subscribed to a topic ([`Topic::subscribe_service`]);
+/// dropping it unsubscribes.
+#[derive(Debug)]
+pub struct ServiceSubscription {
+    _guard: Unsubscribe,
+}

@@ -1,0 +1,131 @@
+//! The typed subscribers behind the hub's type-erased sinks: a stream's
+//! queue and a service's mailbox.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::queue::Queue;
+use crate::error::CallError;
+use crate::message::{codec, RemoteMessage};
+use crate::registry::{TopicEvent, TopicSink};
+use crate::service::{NodeShared, ServiceRef};
+
+/// The event as a typed subscriber takes it: the publisher's value cloned,
+/// or the copy from another node decoded (`None`: another type, counted).
+pub(super) fn typed<E: RemoteMessage + Clone>(
+    node: &NodeShared,
+    wire: &str,
+    event: TopicEvent<'_>,
+) -> Option<E> {
+    let e = match event {
+        TopicEvent::Local(any) => any.downcast_ref::<E>().cloned(),
+        TopicEvent::Wire(bytes) if wire == E::NAME => codec::decode::<E>(bytes).ok(),
+        TopicEvent::Wire(_) => None,
+    };
+    if e.is_none() {
+        node.registry
+            .topics
+            .counters
+            .undecodable
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            message = wire,
+            expected = E::NAME,
+            "topic event of another type dropped"
+        );
+    }
+    e
+}
+
+/// A stream subscriber's queue.
+pub(super) struct QueueSink<E> {
+    queue: Arc<Queue<E>>,
+    node: Arc<NodeShared>,
+}
+
+impl<E> QueueSink<E> {
+    pub(super) fn new(queue: Arc<Queue<E>>, node: Arc<NodeShared>) -> Self {
+        Self { queue, node }
+    }
+}
+
+impl<E> std::fmt::Debug for QueueSink<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueSink")
+    }
+}
+
+impl<E: RemoteMessage + Clone + Sync> TopicSink for QueueSink<E> {
+    fn deliver(&self, wire: &str, event: TopicEvent<'_>) {
+        let Some(e) = typed::<E>(&self.node, wire, event) else {
+            return;
+        };
+        let c = &self.node.registry.topics.counters;
+        if self.queue.push(e) {
+            c.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.lagged.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A service subscriber: each event is told to the service.
+pub(super) struct ServiceSink<E> {
+    service: ServiceRef,
+    node: Arc<NodeShared>,
+    gone: AtomicBool,
+    _event: PhantomData<fn(E)>,
+}
+
+impl<E> ServiceSink<E> {
+    pub(super) fn new(service: ServiceRef, node: Arc<NodeShared>) -> Self {
+        Self {
+            service,
+            node,
+            gone: AtomicBool::new(false),
+            _event: PhantomData,
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for ServiceSink<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSink")
+            .field("service", &self.service.name())
+            .finish()
+    }
+}
+
+impl<E> TopicSink for ServiceSink<E>
+where
+    E: RemoteMessage + Clone + Sync,
+    <E as actix::Message>::Result: Send,
+{
+    fn deliver(&self, wire: &str, event: TopicEvent<'_>) {
+        if self.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(e) = typed::<E>(&self.node, wire, event) else {
+            return;
+        };
+        let c = &self.node.registry.topics.counters;
+        match self.service.tell(e) {
+            Ok(()) => {
+                c.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(
+                err @ (CallError::UnknownService { .. }
+                | CallError::UnhandledMessage { .. }
+                | CallError::ShuttingDown),
+            ) => {
+                self.gone.store(true, Ordering::Relaxed);
+                tracing::info!(service = %self.service.name(), error = %err, "topic subscriber gone: no more events to it");
+            }
+            Err(err) => {
+                c.lagged.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(service = %self.service.name(), error = %err, "topic event not taken");
+            }
+        }
+    }
+}

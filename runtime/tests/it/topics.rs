@@ -1,0 +1,416 @@
+//! Topics: publish/subscribe on one node and across a cluster on loopback.
+
+use crate::support::*;
+use msa_runtime::prelude::*;
+use msa_runtime::TopicItem;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "test.OrderEvent")]
+#[rtype(result = "()")]
+struct OrderEvent {
+    publisher: String,
+    seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "test.OtherEvent")]
+#[rtype(result = "()")]
+struct OtherEvent(String);
+
+const SECRET: &[u8] = b"topic-secret";
+const TOPIC: &str = "orders.events";
+
+fn cluster_node(name: &str, seeds: &[String]) -> Node {
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET);
+    for s in seeds {
+        b = b.seed(s.clone());
+    }
+    b.start().unwrap()
+}
+
+fn ev(publisher: &str, seq: u64) -> OrderEvent {
+    OrderEvent {
+        publisher: publisher.into(),
+        seq,
+    }
+}
+
+async fn next_within<E: Send + 'static>(s: &mut msa_runtime::Subscription<E>) -> TopicItem<E> {
+    tokio::time::timeout(WAIT, s.next())
+        .await
+        .expect("an event within the wait")
+}
+
+/// Waits until `node` knows the nodes that subscribe to the topic.
+async fn subscribers_seen(node: &Node, want: &[&str]) {
+    let t = node.topic::<OrderEvent>(TOPIC);
+    let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    eventually("the remote subscribers", WAIT, || {
+        let got = t.remote_subscribers();
+        let want = want.clone();
+        async move { got == want }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_subscribers_get_every_event_in_order_and_a_dropped_one_none() {
+    let n = node("topics-local");
+    let t = n.topic::<OrderEvent>(TOPIC);
+    let mut s1 = t.subscribe(1000);
+    let s2 = t.subscribe(1000);
+    for i in 0..100 {
+        t.publish(ev("p", i));
+    }
+    for i in 0..100 {
+        assert_eq!(next_within(&mut s1).await, TopicItem::Event(ev("p", i)));
+    }
+    drop(s2);
+    t.publish(ev("p", 100));
+    assert_eq!(next_within(&mut s1).await, TopicItem::Event(ev("p", 100)));
+    let stats = n.topic_stats();
+    assert_eq!(stats.published, 101);
+    assert_eq!(
+        stats.delivered, 201,
+        "two subscribers for 100, one for the last"
+    );
+    // Another topic's subscriber sees nothing of it.
+    let mut other = n.topic::<OrderEvent>("elsewhere").subscribe(4);
+    t.publish(ev("p", 101));
+    assert!(other.try_next().is_none());
+    n.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_told_how_many_it_missed_and_blocks_nobody() {
+    let n = node("topics-lag");
+    let t = n.topic::<OrderEvent>(TOPIC);
+    let mut slow = t.subscribe(4);
+    let mut fast = t.subscribe(100);
+    for i in 0..10 {
+        t.publish(ev("p", i));
+    }
+    for i in 0..4 {
+        assert_eq!(slow.try_next(), Some(TopicItem::Event(ev("p", i))));
+    }
+    assert_eq!(slow.try_next(), Some(TopicItem::Lagged { missed: 6 }));
+    assert_eq!(slow.try_next(), None);
+    for i in 0..10 {
+        assert_eq!(fast.try_next(), Some(TopicItem::Event(ev("p", i))));
+    }
+    assert_eq!(n.topic_stats().lagged, 6);
+    // Caught up: it gets events again.
+    t.publish(ev("p", 10));
+    assert_eq!(slow.try_next(), Some(TopicItem::Event(ev("p", 10))));
+    n.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_subscribers_on_other_nodes_in_publisher_order() {
+    let a = cluster_node("a", &[]);
+    let seed = a.remote_addr().unwrap();
+    let b = cluster_node("b", std::slice::from_ref(&seed));
+    let c = cluster_node("c", &[seed]);
+    let mut b1 = b.topic::<OrderEvent>(TOPIC).subscribe(1000);
+    let mut b2 = b.topic::<OrderEvent>(TOPIC).subscribe(1000);
+    let mut c1 = c.topic::<OrderEvent>(TOPIC).subscribe(1000);
+    subscribers_seen(&a, &["b", "c"]).await;
+    subscribers_seen(&c, &["b"]).await;
+    let ta = a.topic::<OrderEvent>(TOPIC);
+    let tc = c.topic::<OrderEvent>(TOPIC);
+    for i in 0..200 {
+        ta.publish(ev("a", i));
+        tc.publish(ev("c", i));
+    }
+    for s in [&mut b1, &mut b2, &mut c1] {
+        let (mut from_a, mut from_c) = (0, 0);
+        while from_a < 200 || from_c < 200 {
+            match next_within(s).await {
+                TopicItem::Event(e) if e.publisher == "a" => {
+                    assert_eq!(e.seq, from_a, "a's events in order");
+                    from_a += 1;
+                }
+                TopicItem::Event(e) => {
+                    assert_eq!(e.seq, from_c, "c's events in order");
+                    from_c += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // One copy per node: b fanned 400 events out to its two subscribers.
+    assert_eq!(b.topic_stats().delivered, 800);
+    assert_eq!(b.topic_stats().published, 0);
+    assert_eq!(a.topic_stats().remote_dropped, 0);
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_later_subscribes_and_leaving_removes_it() {
+    let a = cluster_node("a", &[]);
+    let ta = a.topic::<OrderEvent>(TOPIC);
+    ta.publish(ev("a", 0)); // nobody anywhere: dropped.
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut sb = b.topic::<OrderEvent>(TOPIC).subscribe(16);
+    subscribers_seen(&a, &["b"]).await;
+    ta.publish(ev("a", 1));
+    assert_eq!(next_within(&mut sb).await, TopicItem::Event(ev("a", 1)));
+    // The last subscriber on b goes: a stops sending there.
+    drop(sb);
+    subscribers_seen(&a, &[]).await;
+    // Subscribed again, then b goes down: a forgets it.
+    let _sb = b.topic::<OrderEvent>(TOPIC).subscribe(16);
+    subscribers_seen(&a, &["b"]).await;
+    b.shutdown(GRACE).await.unwrap();
+    subscribers_seen(&a, &[]).await;
+    ta.publish(ev("a", 2));
+    assert_eq!(
+        a.topic_stats().remote_dropped,
+        0,
+        "no copy for a node that is gone"
+    );
+    a.shutdown(GRACE).await.unwrap();
+}
+
+/// Counts the events told to it.
+#[derive(Default)]
+struct Recorder {
+    seen: Vec<u64>,
+}
+impl Service for Recorder {}
+impl Handler<OrderEvent> for Recorder {
+    fn handle(&mut self, e: OrderEvent, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        self.seen.push(e.seq);
+        Reply::ready(())
+    }
+}
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "test.Seen")]
+#[rtype(result = "Vec<u64>")]
+struct Seen;
+impl Handler<Seen> for Recorder {
+    fn handle(&mut self, _: Seen, _: &mut ServiceContext<'_, Self>) -> Reply<Self, Vec<u64>> {
+        Reply::ready(self.seen.clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_subscriber_gets_events_as_messages_from_another_node() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    b.spawn(
+        ServiceSpec::new("recorder", Recorder::default)
+            .handles::<OrderEvent>()
+            .handles::<Seen>(),
+    )
+    .await
+    .unwrap();
+    let sub = b
+        .topic::<OrderEvent>(TOPIC)
+        .subscribe_service(&b.service("recorder"));
+    subscribers_seen(&a, &["b"]).await;
+    let ta = a.topic::<OrderEvent>(TOPIC);
+    for i in 0..20 {
+        ta.publish(ev("a", i));
+    }
+    let r = b.service("recorder");
+    eventually("20 events recorded", WAIT, || {
+        let r = r.clone();
+        async move { r.ask(Seen).await.map(|v| v.len()).unwrap_or(0) == 20 }
+    })
+    .await;
+    assert_eq!(r.ask(Seen).await.unwrap(), (0..20).collect::<Vec<_>>());
+    drop(sub);
+    subscribers_seen(&a, &[]).await;
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_subscriber_gets_local_and_remote_events_as_json() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut js = b.subscribe_json(TOPIC, 8);
+    subscribers_seen(&a, &["b"]).await;
+    a.topic::<OrderEvent>(TOPIC).publish(ev("a", 1));
+    b.topic::<OrderEvent>(TOPIC).publish(ev("b", 2));
+    // Two publishers: each one's order holds, not an order between them.
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let item = tokio::time::timeout(WAIT, js.next()).await.unwrap();
+        let TopicItem::Event(e) = item else {
+            panic!("{item:?}")
+        };
+        assert_eq!(e.message, "test.OrderEvent");
+        got.push(e.body.to_string());
+    }
+    got.sort();
+    let want = [("a", 1), ("b", 2)]
+        .map(|(p, seq)| serde_json::json!({"publisher": p, "seq": seq}).to_string());
+    assert_eq!(got, want);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_another_type_under_the_same_name_is_dropped_and_counted() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let mut sb = b.topic::<OrderEvent>(TOPIC).subscribe(8);
+    subscribers_seen(&a, &["b"]).await;
+    a.topic::<OtherEvent>(TOPIC).publish(OtherEvent("x".into()));
+    a.topic::<OrderEvent>(TOPIC).publish(ev("a", 1));
+    assert_eq!(next_within(&mut sb).await, TopicItem::Event(ev("a", 1)));
+    assert_eq!(b.topic_stats().undecodable, 1);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "test.KeyedEvent")]
+#[rtype(result = "()")]
+struct KeyedEvent {
+    key: u64,
+    seq: u64,
+}
+impl msa_runtime::KeyedMessage for KeyedEvent {
+    fn routing_key(&self) -> u64 {
+        self.key
+    }
+}
+
+/// Every queued event of a subscription, without waiting.
+fn drain(s: &mut msa_runtime::Subscription<KeyedEvent>) -> Vec<KeyedEvent> {
+    let mut v = Vec::new();
+    while let Some(item) = s.try_next() {
+        match item {
+            TopicItem::Event(e) => v.push(e),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    v
+}
+
+/// Each key's events are at one member, in order.
+fn keys_stay_put(members: &[Vec<KeyedEvent>]) {
+    let mut owner = std::collections::HashMap::new();
+    for (i, evs) in members.iter().enumerate() {
+        let mut last = std::collections::HashMap::new();
+        for e in evs {
+            assert_eq!(
+                *owner.entry(e.key).or_insert(i),
+                i,
+                "key {} at one member",
+                e.key
+            );
+            if let Some(prev) = last.insert(e.key, e.seq) {
+                assert!(prev < e.seq, "key {} in order", e.key);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_group_shares_events_by_key_and_other_subscribers_get_all() {
+    let n = node("topics-groups");
+    let t = n.topic::<KeyedEvent>("jobs");
+    let mut g: Vec<_> = (0..3)
+        .map(|_| t.subscribe_in_group("workers", 1000))
+        .collect();
+    let mut h = t.subscribe_in_group("audit", 1000);
+    let mut plain = t.subscribe(1000);
+    assert_eq!(t.group_members("workers").len(), 3);
+    for seq in 0..300 {
+        t.publish_keyed(KeyedEvent { key: seq % 30, seq });
+    }
+    let got: Vec<Vec<KeyedEvent>> = g.iter_mut().map(drain).collect();
+    assert_eq!(
+        got.iter().map(Vec::len).sum::<usize>(),
+        300,
+        "one member per event"
+    );
+    assert!(
+        got.iter().all(|v| !v.is_empty()),
+        "30 keys spread over 3 members"
+    );
+    keys_stay_put(&got);
+    assert_eq!(drain(&mut h).len(), 300, "another group gets every event");
+    assert_eq!(
+        drain(&mut plain).len(),
+        300,
+        "a plain subscriber gets every event"
+    );
+    // Without a key: still one member per event, spread over them.
+    for seq in 0..30 {
+        t.publish(KeyedEvent { key: 0, seq });
+    }
+    let got: Vec<usize> = g.iter_mut().map(|s| drain(s).len()).collect();
+    assert_eq!(got.iter().sum::<usize>(), 30);
+    assert!(got.iter().filter(|&&c| c > 0).count() > 1, "{got:?}");
+    n.shutdown(GRACE).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_spans_nodes_and_a_leaving_member_hands_its_keys_over() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let c = cluster_node("c", &[a.remote_addr().unwrap()]);
+    let mut ga = a
+        .topic::<KeyedEvent>("jobs")
+        .subscribe_in_group("workers", 1000);
+    let mut gb = b
+        .topic::<KeyedEvent>("jobs")
+        .subscribe_in_group("workers", 1000);
+    let tc = c.topic::<KeyedEvent>("jobs");
+    eventually("c sees both members", WAIT, || {
+        let n = tc.group_members("workers").len();
+        async move { n == 2 }
+    })
+    .await;
+    for seq in 0..200 {
+        tc.publish_keyed(KeyedEvent { key: seq % 20, seq });
+    }
+    let mut on_a = Vec::new();
+    let mut on_b = Vec::new();
+    eventually("200 events shared by a and b", WAIT, || {
+        on_a.extend(drain(&mut ga));
+        on_b.extend(drain(&mut gb));
+        let n = on_a.len() + on_b.len();
+        async move { n >= 200 }
+    })
+    .await;
+    assert_eq!(on_a.len() + on_b.len(), 200, "no event twice");
+    assert!(
+        !on_a.is_empty() && !on_b.is_empty(),
+        "20 keys over two nodes"
+    );
+    keys_stay_put(&[on_a, on_b]);
+    // b's member leaves: its keys move to a's.
+    drop(gb);
+    eventually("c sees one member", WAIT, || {
+        let n = tc.group_members("workers").len();
+        async move { n == 1 }
+    })
+    .await;
+    for seq in 200..240 {
+        tc.publish_keyed(KeyedEvent { key: seq % 20, seq });
+    }
+    let mut after = Vec::new();
+    eventually("every later event at a", WAIT, || {
+        after.extend(drain(&mut ga));
+        let n = after.len();
+        async move { n >= 40 }
+    })
+    .await;
+    assert_eq!(after.len(), 40);
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

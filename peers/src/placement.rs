@@ -65,12 +65,10 @@ pub(crate) fn measure(
         (Placement::SameThread, Peer::Actix) => on_actix_thread(move || async move {
             in_task(scenario.run(ActixSink(RawSink::default().start()))).await
         }),
-        (Placement::SameThread, Peer::Ractor) => {
-            current_thread()?.block_on(async move {
-                let sink = ractor_peer::spawn(Tally::default()).await?;
-                in_task(scenario.run(sink)).await
-            })
-        }
+        (Placement::SameThread, Peer::Ractor) => current_thread()?.block_on(async move {
+            let sink = ractor_peer::spawn(Tally::default()).await?;
+            in_task(scenario.run(sink)).await
+        }),
         (Placement::SameThread, Peer::Kameo) => current_thread()?.block_on(async move {
             in_task(scenario.run(kameo_peer::spawn(Tally::default()))).await
         }),
@@ -125,7 +123,9 @@ async fn in_task<F>(f: F) -> anyhow::Result<Measurement>
 where
     F: Future<Output = anyhow::Result<Measurement>> + Send + 'static,
 {
-    tokio::spawn(f).await.context("the measuring task panicked")?
+    tokio::spawn(f)
+        .await
+        .context("the measuring task panicked")?
 }
 
 /// A tokio current-thread runtime (ractor's and kameo's single thread).

@@ -95,3 +95,48 @@ fn main() -> anyhow::Result<()> {
     table::print(&options, &rows);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use placement::{measure, Placement};
+    use scenario::Scenario;
+
+    /// Every peer answers every scenario in every placement, and each run's
+    /// own check (the sink counted every message) holds.
+    #[test]
+    fn every_peer_runs_every_scenario_in_every_placement() {
+        for placement in Placement::ALL {
+            for peer in Peer::ALL {
+                for scenario in [
+                    Scenario::Tell { n: 5_000 },
+                    Scenario::Ask { n: 500 },
+                    Scenario::FanIn { n: 5_000 },
+                ] {
+                    let m = measure(peer, placement, scenario).unwrap_or_else(|e| {
+                        panic!("{} {} {scenario:?}: {e:#}", peer.name(), placement.name())
+                    });
+                    assert!(m.messages > 0 && m.per_sec() > 0.0);
+                    if let Scenario::Ask { .. } = scenario {
+                        assert!(m.quantile_us(0.5).is_some_and(|p50| p50 > 0.0));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn options_parse_and_refuse_unknown_peers() {
+        let o = parse(
+            ["--peers", "ractor", "--rounds", "0"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .unwrap();
+        // msa is always measured (every ratio is against it); rounds >= 1.
+        assert_eq!(o.peers, [Peer::Msa, Peer::Ractor]);
+        assert_eq!(o.rounds, 1);
+        assert!(parse(["--peers", "akka"].map(String::from).into_iter()).is_err());
+        assert!(parse(["--bogus"].map(String::from).into_iter()).is_err());
+    }
+}

@@ -76,13 +76,13 @@ pub struct HostArgs {
     /// milliseconds [default: 5000]
     #[arg(long)]
     failure_detection_ms: Option<u64>,
-    /// Service to run, kind[:name[:instances]] with kind one of kv, echo,
-    /// counter, orders, inventory, payments (repeatable; MSA_SERVICES is
-    /// comma-separated; replaces the file's list)
+    /// Service to run, kind[:name[:instances[:max_instances]]] with kind one
+    /// of kv, echo, counter, orders, inventory, payments (repeatable;
+    /// MSA_SERVICES is comma-separated; replaces the file's list)
     #[arg(
         long = "service",
         value_delimiter = ',',
-        value_name = "KIND[:NAME[:N]]"
+        value_name = "KIND[:NAME[:N[:MAX]]]"
     )]
     services: Vec<ServiceConfig>,
     /// Run the HTTP gateway on this address (port 0 picks a free one;

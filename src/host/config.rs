@@ -46,6 +46,7 @@
 //! kind = "kv"                    # kv | echo | counter | orders | inventory | payments
 //! name = "kv"                    # default: the kind
 //! instances = 2                  # default: 1
+//! max_instances = 4              # `msa service scale` may go up to it (default: instances)
 //!
 //! [gateway]                      # optional: serve HTTP (msa-gateway); every key optional
 //! bind = "127.0.0.1:8080"        # --gateway / MSA_GATEWAY override it
@@ -216,6 +217,10 @@ pub struct ServiceConfig {
     /// Number of instances (default 1).
     #[serde(default)]
     pub instances: Option<usize>,
+    /// The most instances `msa service scale` (`Node::scale`) may run
+    /// (default: `instances`): `ServiceSpec::max_instances`.
+    #[serde(default)]
+    pub max_instances: Option<usize>,
 }
 
 impl ServiceConfig {
@@ -225,6 +230,7 @@ impl ServiceConfig {
             kind,
             name: None,
             instances: None,
+            max_instances: None,
         }
     }
 
@@ -238,6 +244,12 @@ impl ServiceConfig {
         self.instances.unwrap_or(1)
     }
 
+    /// The most instances the service may be scaled to (at least
+    /// [`instance_count`](Self::instance_count)).
+    pub fn max_instance_count(&self) -> usize {
+        self.max_instances.unwrap_or(0).max(self.instance_count())
+    }
+
     /// As a `[[services]]` entry.
     pub(crate) fn to_table(&self) -> toml::Table {
         let mut t = toml::Table::new();
@@ -248,6 +260,12 @@ impl ServiceConfig {
         if let Some(n) = self.instances {
             t.insert(
                 "instances".into(),
+                i64::try_from(n).unwrap_or(i64::MAX).into(),
+            );
+        }
+        if let Some(n) = self.max_instances {
+            t.insert(
+                "max_instances".into(),
                 i64::try_from(n).unwrap_or(i64::MAX).into(),
             );
         }
@@ -323,7 +341,8 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `kind[:name[:instances]]`, as `--service` and `MSA_SERVICES` take it.
+/// `kind[:name[:instances[:max_instances]]]`, as `--service` and
+/// `MSA_SERVICES` take it.
 impl FromStr for ServiceConfig {
     type Err = String;
 
@@ -331,22 +350,25 @@ impl FromStr for ServiceConfig {
         let mut parts = s.split(':');
         let kind = parts.next().unwrap_or_default().parse()?;
         let name = parts.next().filter(|n| !n.is_empty()).map(str::to_string);
-        let instances = match parts.next() {
-            Some(n) => Some(
-                n.parse()
-                    .map_err(|_| format!("`{n}` is not a number of instances (in `{s}`)"))?,
-            ),
-            None => None,
+        let mut count = |what: &str| match parts.next() {
+            Some(n) => n
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("`{n}` is not a number of {what} (in `{s}`)")),
+            None => Ok(None),
         };
+        let instances = count("instances")?;
+        let max_instances = count("max_instances")?;
         if parts.next().is_some() {
             return Err(format!(
-                "`{s}` has too many parts; expected kind[:name[:instances]]"
+                "`{s}` has too many parts; expected kind[:name[:instances[:max_instances]]]"
             ));
         }
         Ok(Self {
             kind,
             name,
             instances,
+            max_instances,
         })
     }
 }
@@ -354,8 +376,11 @@ impl FromStr for ServiceConfig {
 impl fmt::Display for ServiceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.name())?;
-        if let Some(n) = self.instances {
-            write!(f, ":{n}")?;
+        match (self.instances, self.max_instances) {
+            (Some(n), Some(m)) => write!(f, ":{n}:{m}")?,
+            (None, Some(m)) => write!(f, ":{}:{m}", self.instance_count())?,
+            (Some(n), None) => write!(f, ":{n}")?,
+            (None, None) => {}
         }
         Ok(())
     }
@@ -655,6 +680,24 @@ impl NodeConfig {
             if s.instances == Some(0) {
                 bail!("service `{}` must have at least 1 instance", s.name());
             }
+            if let Some(max) = s.max_instances {
+                if max < s.instance_count() {
+                    bail!(
+                        "service `{}`: max_instances {max} is below its {} instances",
+                        s.name(),
+                        s.instance_count()
+                    );
+                }
+            }
+            if s.kind == ServiceKind::Kv && s.max_instance_count() != s.instance_count() {
+                bail!(
+                    "service `{}` of kind kv cannot scale (max_instances {}): its keys are \
+                     sharded over its {} instances",
+                    s.name(),
+                    s.max_instance_count(),
+                    s.instance_count()
+                );
+            }
             if !seen.insert(s.name()) {
                 bail!("service name `{}` is used twice", s.name());
             }
@@ -666,11 +709,11 @@ impl NodeConfig {
                     s.kind
                 );
             }
-            if s.kind.is_shop() && s.instance_count() != 1 {
+            if s.kind.is_shop() && s.max_instance_count() != 1 {
                 bail!(
                     "service `{}` runs one instance (it holds the shop's state), not {}",
                     s.name(),
-                    s.instance_count()
+                    s.max_instance_count()
                 );
             }
         }

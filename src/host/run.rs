@@ -296,26 +296,26 @@ async fn spawn_services(
     rules: &[super::config::AccessRuleConfig],
 ) -> anyhow::Result<()> {
     for s in services {
-        let (name, n) = (s.name(), s.instance_count());
+        let (name, n, max) = (s.name(), s.instance_count(), s.max_instance_count());
         let access = super::config::access_for(rules, name);
         // Config checks keep the shop services at their fixed names and
-        // one instance each.
+        // one instance each, and kv (sharded by key) at a fixed count.
         let spawned = match s.kind {
             ServiceKind::Kv => node.spawn(kv::kv_spec(name, n).access(access)).await,
             ServiceKind::Echo => {
-                node.spawn(echo::echo_spec(name).instances(n).access(access))
-                    .await
+                let spec = echo::echo_spec(name).instances(n).max_instances(max);
+                node.spawn(spec.access(access)).await
             }
             ServiceKind::Counter => {
-                node.spawn(counter::counter_spec(name).instances(n).access(access))
-                    .await
+                let spec = counter::counter_spec(name).instances(n).max_instances(max);
+                node.spawn(spec.access(access)).await
             }
             ServiceKind::Orders => node.spawn(shop::orders_spec().access(access)).await,
             ServiceKind::Inventory => node.spawn(shop::inventory_spec().access(access)).await,
             ServiceKind::Payments => node.spawn(shop::payments_spec().access(access)).await,
         };
         spawned.with_context(|| format!("cannot start service {s}"))?;
-        tracing::info!(service = name, kind = %s.kind, instances = n, "service started");
+        tracing::info!(service = name, kind = %s.kind, instances = n, max_instances = max, "service started");
     }
     Ok(())
 }

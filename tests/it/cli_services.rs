@@ -86,3 +86,23 @@ fn an_operator_lists_scales_and_restarts_a_nodes_services() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("SERVICE") && text.contains("echo"), "{text}");
 }
+
+/// A service's `max_instances` from the node's config (here the
+/// `--service kind:name:instances:max` flag, which fills the same field as a
+/// `[[services]]` table's `max_instances`) lets `msa service scale` go beyond
+/// the instances it started with, up to it and no further.
+#[test]
+fn scale_goes_beyond_instances_up_to_the_configured_max_instances() {
+    let node = NodeProc::start("svc2", SECRET, None, &["echo:echo:1:4"]);
+    let addr = node.addr().to_string();
+
+    assert_eq!(
+        row(&service(&addr, SECRET, &["list"]), "echo"),
+        ("running".into(), 1, 4)
+    );
+    let up = service(&addr, SECRET, &["scale", "echo", "4"]);
+    assert_eq!(row(&up, "echo"), ("running".into(), 4, 4));
+    let too_many = service(&addr, SECRET, &["scale", "echo", "5"]);
+    assert!(!too_many.status.success());
+    assert!(String::from_utf8_lossy(&too_many.stderr).contains("between 1 and 4"));
+}

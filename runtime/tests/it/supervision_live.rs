@@ -613,3 +613,77 @@ async fn a_restarted_service_starts_fresh_in_its_place() {
     ));
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// Spins on its thread, never awaiting, until `release` is set (or a
+/// minute has passed, so that a broken test cannot hang its binary).
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+struct Spin {
+    entered: Arc<std::sync::atomic::AtomicBool>,
+    release: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Hog;
+
+impl Service for Hog {}
+
+impl Handler<Spin> for Hog {
+    fn handle(&mut self, m: Spin, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        m.entered.store(true, Ordering::SeqCst);
+        let t0 = std::time::Instant::now();
+        while !m.release.load(Ordering::SeqCst) && t0.elapsed() < std::time::Duration::from_secs(60)
+        {
+            std::thread::yield_now();
+        }
+        Reply::ready(())
+    }
+}
+
+/// docs/runtime.md, "Per-service shutdown": a killed instance stuck in a
+/// handler that never yields cannot be stopped; its supervisor (on the
+/// node's other arbiter: service supervisor and instance are placed one
+/// after the other, round-robin over two arbiters) reports it in the log,
+/// and the stop waits for it.
+#[tokio::test]
+async fn a_killed_instance_stuck_in_a_handler_that_never_yields_is_reported() {
+    use crate::support::log_capture::LogCapture;
+    use std::sync::atomic::AtomicBool;
+    let logs = LogCapture::keyed("service", "stuck-hog", tracing::Level::ERROR);
+    let node = node("live-stuck");
+    let svc = node
+        .spawn(
+            ServiceSpec::new("stuck-hog", || Hog)
+                .handles_local::<Spin>()
+                .shutdown(msa_runtime::Shutdown::Brutal),
+        )
+        .await
+        .unwrap();
+    let entered = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    svc.tell(Spin {
+        entered: entered.clone(),
+        release: release.clone(),
+    })
+    .unwrap();
+    eventually("the handler spins", WAIT, || async {
+        entered.load(Ordering::SeqCst)
+    })
+    .await;
+
+    let n2 = node.clone();
+    let stop = tokio::spawn(async move { n2.stop_service("stuck-hog").await });
+    eventually("the stuck instance is reported", WAIT, || async {
+        logs.text().contains(
+            "a killed instance has not ended: a handler that never yields cannot be killed",
+        )
+    })
+    .await;
+    assert!(!stop.is_finished(), "the stop waits for the stuck handler");
+    assert!(logs.text().contains("stuck-hog"), "{}", logs.text());
+
+    release.store(true, Ordering::SeqCst);
+    stop.await.unwrap().unwrap();
+    assert!(node.instances("stuck-hog").is_empty());
+    node.shutdown(GRACE).await.unwrap();
+}

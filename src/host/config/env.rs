@@ -10,7 +10,7 @@
 //! naming the variable.
 //!
 //! Lists are comma-separated (`MSA_SEEDS=a:7000,b:7000`); a service is
-//! `kind[:name[:instances]]` (`MSA_SERVICES=kv:store:2,echo`).
+//! `kind[:name[:instances[:max_instances]]]` (`MSA_SERVICES=kv:store:2,echo`).
 
 use anyhow::{bail, Context};
 use toml::{Table, Value};
@@ -26,7 +26,7 @@ pub(crate) enum Kind {
     Number,
     /// A comma-separated list of strings.
     List,
-    /// A comma-separated list of `kind[:name[:instances]]` services.
+    /// A comma-separated list of `kind[:name[:instances[:max_instances]]]` services.
     Services,
 }
 

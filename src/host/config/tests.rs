@@ -27,7 +27,46 @@ fn service_flags_parse_kind_name_and_instances() {
         .unwrap_err()
         .contains("unknown service kind"));
     assert!("kv:x:many".parse::<ServiceConfig>().is_err());
-    assert!("kv:x:1:2".parse::<ServiceConfig>().is_err());
+    let s: ServiceConfig = "echo:e:1:4".parse().unwrap();
+    assert_eq!((s.instance_count(), s.max_instance_count()), (1, 4));
+    assert_eq!(s.to_string(), "echo:e:1:4");
+    assert!("echo:e:1:lots".parse::<ServiceConfig>().is_err());
+    assert!("kv:x:1:2:3".parse::<ServiceConfig>().is_err());
+}
+
+#[test]
+fn max_instances_is_read_from_a_service_table_and_checked() {
+    let cfg = from_toml(
+        "[[services]]\nkind = \"echo\"\ninstances = 2\nmax_instances = 5\n\
+         [[services]]\nkind = \"counter\"\n",
+    )
+    .unwrap();
+    let counts: Vec<_> = cfg
+        .services
+        .iter()
+        .map(|s| (s.name(), s.instance_count(), s.max_instance_count()))
+        .collect();
+    assert_eq!(counts, [("echo", 2, 5), ("counter", 1, 1)]);
+    assert_eq!(
+        cfg.services[0].to_table().get("max_instances"),
+        Some(&toml::Value::Integer(5))
+    );
+
+    let below = from_toml("[[services]]\nkind = \"echo\"\ninstances = 3\nmax_instances = 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        below.contains("max_instances 2 is below its 3 instances"),
+        "{below}"
+    );
+    let kv = from_toml("[[services]]\nkind = \"kv\"\nmax_instances = 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(kv.contains("cannot scale"), "{kv}");
+    let shop = from_toml("[[services]]\nkind = \"orders\"\nmax_instances = 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(shop.contains("runs one instance"), "{shop}");
 }
 
 #[test]

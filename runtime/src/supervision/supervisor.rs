@@ -77,6 +77,14 @@ pub(crate) struct Supervisor {
     after_kill: Option<AfterKill>,
     /// Children per state (indexed by `State::idx`).
     counts: [usize; State::COUNT],
+    /// The last generation given to a child's run: unique in this
+    /// supervisor, so that a notice carrying it finds its child even after
+    /// deleted children were removed and the indices moved.
+    generations: u64,
+    /// Deleted children not yet removed from `children` (see `compact`).
+    tombstones: usize,
+    /// Delayed restarts scheduled and not yet run (they carry indices).
+    restarts_due: usize,
 }
 
 /// What a supervisor does once the children it killed have all exited.
@@ -157,6 +165,9 @@ impl Supervisor {
             stop_cursor: StopCursor::default(),
             given_up: false,
             after_kill: None,
+            generations: 0,
+            tombstones: 0,
+            restarts_due: 0,
             counts,
         }
     }
@@ -226,6 +237,8 @@ impl Supervisor {
     fn start_child(&mut self, i: usize, ctx: &mut Context<Self>) {
         let me = ctx.address();
         let node = self.node.clone();
+        self.generations += 1;
+        let generation = self.generations;
         let Some(c) = self.children.get_mut(i) else {
             return;
         };
@@ -236,9 +249,8 @@ impl Supervisor {
             }
             return;
         }
-        c.generation += 1;
+        c.generation = generation;
         transit(&mut self.counts, c, State::Starting);
-        let generation = c.generation;
         let _span = tracing::debug_span!("spawn", supervisor = %self.name, child = %c.spec.label())
             .entered();
         match &c.spec {
@@ -464,6 +476,7 @@ impl Supervisor {
         let delay = self.backoff.map(|b| b.delay(self.consecutive));
         match delay {
             Some(d) if !d.is_zero() => {
+                self.restarts_due += 1;
                 ctx.notify_later(RestartDue { from, only }, d);
             }
             _ => self.restart_now(from, only, ctx),
@@ -571,9 +584,10 @@ impl Handler<ChildReady> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildReady, ctx: &mut Context<Self>) {
-        let Some(c) = self.children.get_mut(msg.child) else {
+        let Some(i) = self.locate(msg.child, msg.generation) else {
             return;
         };
+        let c = &mut self.children[i];
         if c.generation != msg.generation || c.state != State::Starting {
             return;
         }
@@ -585,8 +599,8 @@ impl Handler<ChildReady> for Supervisor {
         if let Some(w) = c.waiting.take() {
             w.send(Ok(()));
         }
-        if self.cursor == Some(msg.child) {
-            self.cursor = Some(msg.child + 1);
+        if self.cursor == Some(i) {
+            self.cursor = Some(i + 1);
             self.advance(ctx);
         } else {
             self.check_ready();
@@ -599,14 +613,15 @@ impl Handler<ChildExited> for Supervisor {
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
         let ChildExited {
-            child: i,
+            child,
             generation,
             reason,
         } = msg;
         let node = self.node.clone();
-        let Some(c) = self.children.get_mut(i) else {
+        let Some(i) = self.locate(child, generation) else {
             return;
         };
+        let c = &mut self.children[i];
         if c.generation != generation || matches!(c.state, State::Down | State::Done) {
             return;
         }
@@ -764,10 +779,10 @@ impl Handler<ChildFailed> for Supervisor {
         {
             return;
         }
-        let i = msg.child;
-        let Some(c) = self.children.get(i) else {
+        let Some(i) = self.locate(msg.child, msg.generation) else {
             return;
         };
+        let c = &self.children[i];
         if c.generation != msg.generation || !matches!(c.state, State::Running | State::Starting) {
             return;
         }

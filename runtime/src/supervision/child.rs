@@ -57,6 +57,8 @@ pub(super) enum Run {
 pub(super) struct Child {
     pub(super) spec: ChildSpec,
     pub(super) restart: Restart,
+    /// The generation of its current (or last) run, unique within its
+    /// supervisor; 0 until it first starts.
     pub(super) generation: u64,
     pub(super) state: State,
     pub(super) run: Option<Run>,
@@ -71,8 +73,9 @@ pub(super) struct Child {
     pub(super) terminated: Option<Waiter>,
     /// Delete the child once it has exited (`stop_service`).
     pub(super) delete_on_exit: bool,
-    /// Deleted (`delete_child`): a tombstone, so that the other children's
-    /// indices (which their notices carry) stay put. Never started again.
+    /// Deleted (`delete_child`): listed nowhere and never started again;
+    /// removed from the list by `Supervisor::compact` as soon as no index
+    /// into the list is held elsewhere.
     pub(super) deleted: bool,
     /// Added at run time and not up yet: a failing first start is
     /// reported to the caller and the child is not kept (OTP's

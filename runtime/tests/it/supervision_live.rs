@@ -687,3 +687,63 @@ async fn a_killed_instance_stuck_in_a_handler_that_never_yields_is_reported() {
     assert!(node.instances("stuck-hog").is_empty());
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// OTP's `delete_child` removes the child spec: a deleted child leaves no
+/// placeholder behind, so what its spec holds (here an `Arc` its factory
+/// captured) is freed, however many children come and go; the tree's
+/// other children keep working, group restarts included.
+#[tokio::test]
+async fn a_deleted_child_is_removed_with_its_spec() {
+    let node = node("live-delete");
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    let held = Arc::new(());
+    for round in 0..3 {
+        let h = held.clone();
+        tree.start_child(full_spec("extra", move || {
+            let _ = &h;
+            Counter::new()
+        }))
+        .await
+        .unwrap();
+        assert!(
+            Arc::strong_count(&held) > 1,
+            "round {round}: the spec holds it"
+        );
+        tree.terminate_child("extra").await.unwrap();
+        tree.delete_child("extra").await.unwrap();
+        let count = tree.count_children().await.unwrap();
+        assert_eq!((count.specs, count.active), (2, 2), "round {round}");
+        eventually("the deleted child's spec is dropped", WAIT, || async {
+            Arc::strong_count(&held) == 1
+        })
+        .await;
+    }
+    // The children after a removed one moved down: their notices still
+    // find them (a one-for-all restart, then calls).
+    tree.start_child(full_spec("gone", Counter::new))
+        .await
+        .unwrap();
+    tree.start_child(full_spec("last", Counter::new))
+        .await
+        .unwrap();
+    tree.terminate_child("gone").await.unwrap();
+    tree.delete_child("gone").await.unwrap();
+    let mut w = node.watch();
+    node.service("last").tell(Boom).unwrap();
+    restarted(&mut w, "last").await;
+    let names: Vec<String> = tree
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["orders", "payments", "last"]);
+    eventually("every child runs again", WAIT, || async {
+        tree.count_children().await.unwrap().active == 3
+    })
+    .await;
+    assert_eq!(node.service("last").ask(Incr).await.unwrap(), 1);
+    assert_eq!(node.service("orders").ask(Incr).await.unwrap(), 1);
+    node.shutdown(GRACE).await.unwrap();
+}

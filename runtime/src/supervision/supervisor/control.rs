@@ -13,6 +13,7 @@ impl Handler<RestartDue> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RestartDue, ctx: &mut Context<Self>) {
+        self.restarts_due = self.restarts_due.saturating_sub(1);
         self.restart_now(msg.from, msg.only, ctx);
     }
 }
@@ -25,6 +26,7 @@ impl Handler<AddChild> for Supervisor {
             let _ = msg.reply.send(Err(SpawnError::ShuttingDown));
             return;
         }
+        self.compact();
         let i = self.children.len();
         self.counts[State::Down.idx()] += 1;
         let mut child = Child::new(msg.spec, Some(Waiter::Spawn(msg.reply)));

@@ -36,12 +36,55 @@ impl Supervisor {
         let Some(c) = self.children.get_mut(i) else {
             return;
         };
+        if !c.deleted {
+            self.tombstones += 1;
+        }
         c.deleted = true;
         let mut entries = Vec::new();
         c.spec.entries(&mut entries);
         for e in entries {
             e.vacate();
         }
+    }
+
+    /// The index of the child whose run has `generation`: `child` itself
+    /// unless deleted children were removed since the notice was made.
+    pub(super) fn locate(&self, child: usize, generation: u64) -> Option<usize> {
+        if generation == 0 {
+            return None;
+        }
+        match self.children.get(child) {
+            Some(c) if c.generation == generation => Some(child),
+            _ => self
+                .children
+                .iter()
+                .position(|c| c.generation == generation),
+        }
+    }
+
+    /// Removes deleted children from the tree (OTP's `delete_child` removes
+    /// the child spec), freeing what their specs hold. Only while no index
+    /// is held elsewhere: not during a sequential start or stop, a group
+    /// restart's kills, or with a delayed restart pending (those carry
+    /// indices; notices carry a generation, which `locate` follows).
+    pub(super) fn compact(&mut self) {
+        if self.tombstones == 0
+            || self.cursor.is_some()
+            || self.stopping.is_some()
+            || self.after_kill.is_some()
+            || self.restarts_due > 0
+            || self.counts[State::Killing.idx()] > 0
+        {
+            return;
+        }
+        let counts = &mut self.counts;
+        self.children.retain(|c| {
+            if c.deleted {
+                counts[c.state.idx()] = counts[c.state.idx()].saturating_sub(1);
+            }
+            !c.deleted
+        });
+        self.tombstones = 0;
     }
 
     /// A child started by the live API failed its first start: it stays
@@ -94,10 +137,8 @@ impl Supervisor {
                 .iter()
                 .position(|c| !c.deleted && c.spec.label() == *name),
             Target::Index { child, generation } => self
-                .children
-                .get(*child)
-                .filter(|c| !c.deleted && c.generation == *generation)
-                .map(|_| *child),
+                .locate(*child, *generation)
+                .filter(|&i| !self.children[i].deleted),
         };
         found.ok_or_else(|| SupervisorError::NoChild {
             tree: self.name.to_string(),
@@ -183,6 +224,7 @@ impl Handler<WhichChildren> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: WhichChildren, _: &mut Context<Self>) {
+        self.compact();
         let list = (0..self.children.len())
             .filter(|&i| !self.children[i].deleted)
             .map(|i| self.info(i))
@@ -199,6 +241,7 @@ impl Handler<ChildOp> for Supervisor {
             let _ = msg.reply.send(Err(e));
             return;
         }
+        self.compact();
         let i = match self.find(&msg.target) {
             Ok(i) => i,
             Err(e) => {
@@ -225,6 +268,7 @@ impl Handler<ChildOp> for Supervisor {
                     return;
                 }
                 self.delete(i);
+                self.compact();
                 let _ = msg.reply.send(Ok(()));
             }
         }

@@ -42,9 +42,9 @@ impl Supervisor {
 
     /// The run of child `i` if it is still that run and still stopping.
     fn still_stopping(&self, i: usize, generation: u64) -> Option<&Run> {
-        self.children
-            .get(i)
-            .filter(|c| c.generation == generation && c.state == State::Stopping)
+        self.locate(i, generation)
+            .map(|i| &self.children[i])
+            .filter(|c| c.state == State::Stopping)
             .and_then(|c| c.run.as_ref())
     }
 

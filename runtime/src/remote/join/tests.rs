@@ -123,10 +123,11 @@ fn a_node_alone_is_up_after_the_bound_unless_a_seed_dial_hangs() {
     let mut a = JoinGate::new("a", 1, t0, true);
     assert_eq!(a.step(t0, &[], true, false, None).up, None);
     // A dial to a seed hung a second ago (a cut): still joining.
-    let hung = Some(later - Duration::from_secs(1));
+    let hung_at = later - Duration::from_secs(1);
+    let hung = Some(hung_at);
     assert_eq!(a.step(later, &[], true, false, hung).up, None);
     assert_eq!(
-        a.step(hung.unwrap() + JOIN_ALONE_AFTER, &[], true, false, hung)
+        a.step(hung_at + JOIN_ALONE_AFTER, &[], true, false, hung)
             .up,
         Some(true)
     );

@@ -39,6 +39,35 @@ fn bad_topic(topic: &str) -> Option<String> {
     None
 }
 
+/// Refuses a topic name that is not well formed (400), counted and logged.
+pub(crate) fn check_name(state: &State, topic: &str) -> Result<(), ApiError> {
+    match bad_topic(topic) {
+        None => Ok(()),
+        Some(reason) => {
+            state.metrics.count_refused("bad_topic");
+            tracing::info!(topic, reason, "topic subscription refused");
+            Err(ApiError::bad_request(reason))
+        }
+    }
+}
+
+/// Refuses a subscription the policy does not allow `id` (403), counted
+/// and logged: the rules with `service = "@topics"`.
+pub(crate) fn check_policy(
+    state: &State,
+    id: &msa_runtime::Identity,
+    topic: &str,
+) -> Result<(), ApiError> {
+    if state.policy.allows(id, TOPICS_SERVICE, topic) {
+        return Ok(());
+    }
+    state.metrics.count_refused("topic_forbidden");
+    tracing::info!(topic, subject = %id.subject, "topic subscription forbidden");
+    Err(ApiError::forbidden(format!(
+        "not allowed to subscribe to `{topic}`"
+    )))
+}
+
 /// Serves `GET /v1/topics/{topic}`.
 pub(crate) async fn subscribe(
     state: &State,
@@ -48,20 +77,10 @@ pub(crate) async fn subscribe(
     if state.drain.is_draining() {
         return Err(ApiError::unavailable(crate::ops::SHUTTING_DOWN));
     }
-    if let Some(reason) = bad_topic(topic) {
-        state.metrics.count_refused("bad_topic");
-        tracing::info!(topic, reason, "topic subscription refused");
-        return Err(ApiError::bad_request(reason));
-    }
+    check_name(state, topic)?;
     if let Some(auth) = &state.auth {
         let id = auth.authenticate_async(req.headers()).await?;
-        if !state.policy.allows(&id, TOPICS_SERVICE, topic) {
-            state.metrics.count_refused("topic_forbidden");
-            tracing::info!(topic, subject = %id.subject, "topic subscription forbidden");
-            return Err(ApiError::forbidden(format!(
-                "not allowed to subscribe to `{topic}`"
-            )));
-        }
+        check_policy(state, &id, topic)?;
     }
     let sub = state
         .node

@@ -1,5 +1,6 @@
 //! `msa.v1.Gateway`: `Call` through the HTTP gateway's own call path, and
-//! `Subscribe` (not served yet: topics arrive with issue 14's streams).
+//! `Subscribe`, a topic's events as the server-sent events of
+//! `GET /v1/topics/{topic}` carry them, under the same checks.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web;
 use futures_util::Stream;
-use msa_runtime::{CallError, Identity, JsonBody};
+use msa_runtime::{CallError, Identity, JsonBody, JsonSubscription, TopicItem};
 use tokio::sync::{oneshot, Semaphore};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -19,11 +20,8 @@ use crate::call::{self, CallTarget};
 use crate::error::ApiError;
 use crate::ops;
 use crate::server::State;
+use crate::sse;
 use crate::trace::RequestCtx;
-
-/// The message of `Subscribe`'s `UNIMPLEMENTED`.
-pub(crate) const SUBSCRIBE_PENDING: &str =
-    "Subscribe arrives with topics: this node does not serve topics yet (docs/grpc.md)";
 
 /// The message of `Call`'s `UNIMPLEMENTED` for a bincode payload.
 pub(crate) const BINCODE_PENDING: &str =
@@ -157,15 +155,83 @@ impl Gateway for GatewayService {
         &self,
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let status = match self.authenticate(&headers_of(req.metadata())).await {
-            Ok(_) => Status::unimplemented(SUBSCRIBE_PENDING),
-            Err(e) => status::from_api(&e),
-        };
+        let result = self.serve_subscribe(req).await;
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         self.state
             .metrics
-            .observe_grpc("Subscribe", status::code_name(status.code()));
-        Err(status)
+            .observe_grpc("Subscribe", status::code_name(code));
+        result.map(Response::new)
     }
+}
+
+impl GatewayService {
+    /// A subscription on this gateway's node, bounded by the gateway's
+    /// `sse_buffer`, after the checks `GET /v1/topics/{topic}` makes (the
+    /// name, the token, the `@topics` rules).
+    async fn serve_subscribe(
+        &self,
+        req: Request<SubscribeRequest>,
+    ) -> Result<<Self as Gateway>::SubscribeStream, Status> {
+        let state = &self.state;
+        if state.drain.is_draining() {
+            return Err(Status::unavailable(ops::SHUTTING_DOWN));
+        }
+        let headers = headers_of(req.metadata());
+        let topic = req.into_inner().topic;
+        sse::check_name(state, &topic).map_err(|e| status::from_api(&e))?;
+        let identity = self
+            .authenticate(&headers)
+            .await
+            .map_err(|e| status::from_api(&e))?;
+        if let Some(id) = &identity {
+            sse::check_policy(state, id, &topic).map_err(|e| status::from_api(&e))?;
+        }
+        let sub = state
+            .node
+            .subscribe_json(&topic, state.config.sse_buffer.max(1));
+        tracing::debug!(topic, "gRPC topic subscriber connected");
+        Ok(Box::pin(events(sub, topic, state.drain.clone())))
+    }
+}
+
+/// A subscription's events as `Event`s: a `lagged` notice becomes the
+/// `missed` count of the next event. The stream ends when the gateway
+/// drains; when the client goes away tonic drops it, and with it the
+/// subscription.
+fn events(
+    sub: JsonSubscription,
+    topic: String,
+    drain: Arc<crate::drain::Drain>,
+) -> impl Stream<Item = Result<Event, Status>> + Send + 'static {
+    futures_util::stream::unfold(
+        (sub, topic, drain, 0u64),
+        |(mut sub, topic, drain, mut missed)| async move {
+            loop {
+                let item = tokio::select! {
+                    item = sub.next() => item,
+                    () = drain.stopping() => return None,
+                };
+                match item {
+                    TopicItem::Event(e) => {
+                        let event = serde_json::to_vec(&e.body).map(|payload| Event {
+                            topic: topic.clone(),
+                            payload,
+                            missed: std::mem::take(&mut missed),
+                        });
+                        let Ok(event) = event else {
+                            // A JSON value always serialises; counted as
+                            // missed if it ever did not.
+                            missed += 1;
+                            continue;
+                        };
+                        return Some((Ok(event), (sub, topic, drain, missed)));
+                    }
+                    TopicItem::Lagged { missed: n } => missed += n,
+                    _ => {}
+                }
+            }
+        },
+    )
 }
 
 /// The metadata the call path reads (token, trace, request id), as the

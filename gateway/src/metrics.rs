@@ -71,6 +71,13 @@
 //!   timed (the runtime keeps clock reads off that path). Buckets from 50 µs
 //!   to 10 s, the runtime's own.
 //!
+//! Topics (docs/streams.md):
+//! * `msa_topic_published_total`, `msa_topic_delivered_total`,
+//!   `msa_topic_lagged_total`, `msa_topic_remote_dropped_total`,
+//!   `msa_topic_undecodable_total` (counters): events published here,
+//!   handed to subscribers here, missed by slow subscribers here, copies for
+//!   other nodes dropped, and events from other nodes that did not decode.
+//!
 //! Remoting (zero on a node that neither listens nor dials):
 //! * `msa_connection_frames_in_total{peer}`, `msa_connection_frames_out_total{peer}`
 //!   (counters): frames received from / sent to each connected peer node.

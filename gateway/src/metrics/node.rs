@@ -96,6 +96,7 @@ impl Collector for NodeCollector {
         }
         encode_connections(&mut enc, &peers)?;
         encode_remote(&mut enc, &self.node.remote_stats())?;
+        encode_topics(&mut enc, &self.node.topic_stats())?;
         encode_tls_expiry(&mut enc, self.node.tls_cert_expiry())
     }
 }
@@ -289,6 +290,49 @@ fn encode_connections(
             |p| p.0,
             |p, m| ConstGauge::new(i64::try_from(value(p.1)).unwrap_or(i64::MAX)).encode(m),
         )?;
+    }
+    Ok(())
+}
+
+/// The node's topic counters (docs/streams.md, "Metrics").
+fn encode_topics(enc: &mut DescriptorEncoder<'_>, t: &msa_runtime::TopicStats) -> fmt::Result {
+    let counters = [
+        (
+            counter("msa_topic_published", "Events published on this node."),
+            t.published,
+        ),
+        (
+            counter(
+                "msa_topic_delivered",
+                "Events handed to a subscriber on this node (published here or elsewhere).",
+            ),
+            t.delivered,
+        ),
+        (
+            counter(
+                "msa_topic_lagged",
+                "Events a subscriber on this node missed because its queue or its service's mailbox was full.",
+            ),
+            t.lagged,
+        ),
+        (
+            counter(
+                "msa_topic_remote_dropped",
+                "Copies of events for another node dropped because its connection was full or down.",
+            ),
+            t.remote_dropped,
+        ),
+        (
+            counter(
+                "msa_topic_undecodable",
+                "Events from another node that did not decode here (another type under the same topic name).",
+            ),
+            t.undecodable,
+        ),
+    ];
+    for (desc, value) in counters {
+        let m = enc.encode_descriptor(desc.name, desc.help, desc.unit.as_ref(), desc.kind)?;
+        ConstCounter::new(value).encode(m)?;
     }
     Ok(())
 }

@@ -143,6 +143,11 @@ async fn render_parses_and_counts_calls_and_requests() {
         "msa_remote_handshakes_over_cap_total",
         "msa_remote_tls_refusals_total",
         "msa_remote_pending_handshakes",
+        "msa_topic_published_total",
+        "msa_topic_delivered_total",
+        "msa_topic_lagged_total",
+        "msa_topic_remote_dropped_total",
+        "msa_topic_undecodable_total",
     ] {
         assert_eq!(value(&scrape, name, &[]), 0.0, "{name}");
     }
@@ -225,9 +230,9 @@ async fn names_follow_prometheus_conventions() {
             assert!(scrape.docs.contains_key(name), "{name} has no HELP");
         }
     }
-    // Every gateway, service, connection and remote family (the TLS expiry
-    // gauge is left out without TLS).
-    assert_eq!(types, 25);
+    // Every gateway, service, connection, remote and topic family (the TLS
+    // expiry gauge is left out without TLS).
+    assert_eq!(types, 30);
     assert!(!text.contains("# EOF") && !text.contains("_created"));
     node.shutdown(GRACE).await.unwrap();
 }
@@ -341,4 +346,29 @@ async fn connections_are_counted_per_peer() {
     }
     b.shutdown(GRACE).await.unwrap();
     a.shutdown(GRACE).await.unwrap();
+}
+
+#[derive(
+    Debug, Clone, actix::Message, serde::Serialize, serde::Deserialize, msa_runtime::RemoteMessage,
+)]
+#[msa(name = "metrics.TestEvent")]
+#[rtype(result = "()")]
+struct TestEvent(u64);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_counters_follow_the_node() {
+    let node = Node::builder().arbiters(1).start().unwrap();
+    let topic = node.topic::<TestEvent>("metrics.events");
+    // A subscriber that holds one event and reads none: of three events it
+    // gets one and misses two.
+    let _sub = topic.subscribe(1);
+    for i in 0..3 {
+        topic.publish(TestEvent(i));
+    }
+    let scrape = parse(&Metrics::new(node.clone()).render());
+    assert_eq!(value(&scrape, "msa_topic_published_total", &[]), 3.0);
+    assert_eq!(value(&scrape, "msa_topic_delivered_total", &[]), 1.0);
+    assert_eq!(value(&scrape, "msa_topic_lagged_total", &[]), 2.0);
+    assert_eq!(value(&scrape, "msa_topic_remote_dropped_total", &[]), 0.0);
+    node.shutdown(GRACE).await.unwrap();
 }

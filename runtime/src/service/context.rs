@@ -79,6 +79,15 @@ impl<'a, S: Service> ServiceContext<'a, S> {
         ServiceRef::new(self.shared.node.clone(), name)
     }
 
+    /// The topic `name` of events `E` on this node (docs/streams.md), to
+    /// publish to or to subscribe this service to
+    /// ([`Topic::subscribe_service`](crate::Topic::subscribe_service)).
+    /// Cheap, but not free (it looks the topic up): keep it in the
+    /// service's state (e.g. from [`Service::started`]).
+    pub fn topic<E: crate::RemoteMessage + Clone + Sync>(&self, name: &str) -> crate::Topic<E> {
+        crate::Topic::new(self.shared.node.clone(), name)
+    }
+
     /// Stops this instance after the current message (a normal exit: a
     /// `transient` service is not restarted).
     pub fn stop(&mut self) {

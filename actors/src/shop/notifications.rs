@@ -32,7 +32,11 @@ pub const DEFAULT_NOTIFICATIONS_KEPT: usize = 1000;
     msa_runtime::schemars::JsonSchema,
     RemoteMessage,
 )]
-#[msa(name = "shop.ListNotifications", schema)]
+#[msa(
+    name = "shop.ListNotifications",
+    schema,
+    enums(Notification, super::OrderStatus)
+)]
 #[schemars(crate = "msa_runtime::schemars")]
 #[rtype(result = "NotificationLog")]
 pub struct ListNotifications {

@@ -79,13 +79,10 @@ impl<'a, S: Service> ServiceContext<'a, S> {
         ServiceRef::new(self.shared.node.clone(), name)
     }
 
-    /// The topic `name` of events `E` on this node (docs/streams.md), to
-    /// publish to or to subscribe this service to
-    /// ([`Topic::subscribe_service`](crate::Topic::subscribe_service)).
-    /// Cheap, but not free (it looks the topic up): keep it in the
-    /// service's state (e.g. from [`Service::started`]).
-    pub fn topic<E: crate::RemoteMessage + Clone + Sync>(&self, name: &str) -> crate::Topic<E> {
-        crate::Topic::new(self.shared.node.clone(), name)
+    /// The node this instance runs on (for `ServiceContext::topic`, which
+    /// lives in the topic module so that `service` does not import it).
+    pub(crate) fn node_shared(&self) -> &Arc<super::NodeShared> {
+        &self.shared.node
     }
 
     /// Stops this instance after the current message (a normal exit: a

@@ -15,6 +15,13 @@
 //! | `orders` | [`orders_spec`] | `shop.PlaceOrder`, `shop.GetOrder` |
 //! | `inventory` | [`inventory_spec`], [`inventory_spec_with`] | `shop.GetStock`, `shop.Restock`, `shop.Reserve`, `shop.Commit`, `shop.Release` |
 //! | `payments` | [`payments_spec`], [`payments_spec_with_limit`] | `shop.Charge`, `shop.GetPayment` |
+//! | `notifications` | [`notifications_spec`], [`notifications_spec_keeping`] | `shop.ListNotifications` (and the events, from the topic) |
+//!
+//! Once an order is settled, `orders` publishes [`OrderPlaced`] or
+//! [`OrderFailed`] (routing key: the order id) to the topic
+//! [`ORDER_EVENTS`] (`shop.orders`); publishing never waits and never
+//! fails the order. `notifications` subscribes to both, wherever it runs,
+//! and keeps the last ones it received.
 //!
 //! The three find each other by their fixed names ([`ORDERS`],
 //! [`INVENTORY`], [`PAYMENTS`]), wherever in the cluster they run. Every
@@ -58,13 +65,20 @@
 //! # Ok(()) }
 //! ```
 
+mod events;
 mod inventory;
+mod notifications;
 mod orders;
 mod payments;
 
+pub use events::{OrderFailed, OrderPlaced, ORDER_EVENTS};
 pub use inventory::{
     inventory_spec, inventory_spec_with, Catalog, Commit, GetStock, Inventory, Release, Reserve,
     ReserveOutcome, Restock, Stock,
+};
+pub use notifications::{
+    notifications_spec, notifications_spec_keeping, ListNotifications, Notification,
+    NotificationLog, Notifications, DEFAULT_NOTIFICATIONS_KEPT,
 };
 pub use orders::{orders_spec, GetOrder, Order, OrderStatus, Orders, PlaceOrder};
 pub use payments::{
@@ -76,6 +90,8 @@ use msa_runtime::{Metadata, Node};
 
 /// The name of the orders service, which the other shop services call it by.
 pub const ORDERS: &str = "orders";
+/// The name of the notifications service.
+pub const NOTIFICATIONS: &str = "notifications";
 /// The name of the inventory service.
 pub const INVENTORY: &str = "inventory";
 /// The name of the payments service.
@@ -96,7 +112,7 @@ pub const MAX_KEPT: usize = 100_000;
 pub fn register_messages(_node: &Node) {}
 
 /// The wire names of every shop message.
-pub const WIRE_NAMES: [&str; 9] = [
+pub const WIRE_NAMES: [&str; 12] = [
     "shop.PlaceOrder",
     "shop.GetOrder",
     "shop.GetStock",
@@ -106,6 +122,9 @@ pub const WIRE_NAMES: [&str; 9] = [
     "shop.Release",
     "shop.Charge",
     "shop.GetPayment",
+    "shop.ListNotifications",
+    "shop.OrderPlaced",
+    "shop.OrderFailed",
 ];
 
 /// The customer a call is made for: its identity's subject, or

@@ -21,7 +21,7 @@ use crate::message::{codec, KeyedMessage, RemoteMessage};
 use crate::registry::{TopicEvent, TopicState};
 use crate::remote::frame::Frame;
 use crate::remote::peer::Peer;
-use crate::service::{NodeShared, ServiceRef};
+use crate::service::{NodeShared, Service, ServiceContext, ServiceRef};
 
 pub use json::{JsonEvent, JsonSubscription};
 pub use queue::TopicItem;
@@ -332,4 +332,15 @@ impl<E: Send + 'static> Subscription<E> {
 #[derive(Debug)]
 pub struct ServiceSubscription {
     _guard: Unsubscribe,
+}
+
+impl<S: Service> ServiceContext<'_, S> {
+    /// The topic `name` of events `E` on this instance's node
+    /// (docs/streams.md), to publish to or to subscribe a service to
+    /// ([`Topic::subscribe_service`]). Cheap, but not free (it looks the
+    /// topic up): keep it in the service's state, e.g. from
+    /// [`Service::started`].
+    pub fn topic<E: RemoteMessage + Clone + Sync>(&self, name: &str) -> Topic<E> {
+        Topic::new(self.node_shared().clone(), name)
+    }
 }

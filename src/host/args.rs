@@ -77,7 +77,7 @@ pub struct HostArgs {
     #[arg(long)]
     failure_detection_ms: Option<u64>,
     /// Service to run, kind[:name[:instances[:max_instances]]] with kind one
-    /// of kv, echo, counter, orders, inventory, payments (repeatable;
+    /// of kv, echo, counter, orders, inventory, payments, notifications (repeatable;
     /// MSA_SERVICES is comma-separated; replaces the file's list)
     #[arg(
         long = "service",

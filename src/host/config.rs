@@ -43,7 +43,7 @@
 //! dns_server = "127.0.0.1:5353"  # default: the system's resolver configuration
 //!
 //! [[services]]
-//! kind = "kv"                    # kv | echo | counter | orders | inventory | payments
+//! kind = "kv"                    # kv | echo | counter | orders | inventory | payments | notifications
 //! name = "kv"                    # default: the kind
 //! instances = 2                  # default: 1
 //! max_instances = 4              # `msa service scale` may go up to it (default: instances)
@@ -94,7 +94,7 @@
 //! message = "shop.GetOrder"
 //! ```
 //!
-//! The shop services (`orders`, `inventory`, `payments`) find each other by
+//! The shop services (`orders`, `inventory`, `payments`, `notifications`) find each other by
 //! name, so they keep their kind's name and run one instance each (they hold
 //! state). `msa node --demo-policy` adds the shop demo's policy and routes to
 //! the gateway (see `src/cli/cluster/demo.rs`).
@@ -144,17 +144,21 @@ pub enum ServiceKind {
     Inventory,
     /// `msa::actors::shop` payments: charges up to a limit.
     Payments,
+    /// `msa::actors::shop` notifications: records the orders' events
+    /// (topic `shop.orders`).
+    Notifications,
 }
 
 impl ServiceKind {
     /// Every kind.
-    pub const ALL: [ServiceKind; 6] = [
+    pub const ALL: [ServiceKind; 7] = [
         Self::Kv,
         Self::Echo,
         Self::Counter,
         Self::Orders,
         Self::Inventory,
         Self::Payments,
+        Self::Notifications,
     ];
 
     /// The plain demo services, in the order `msa cluster up` spreads them
@@ -162,7 +166,12 @@ impl ServiceKind {
     pub const DEMO: [ServiceKind; 3] = [Self::Kv, Self::Echo, Self::Counter];
 
     /// The shop services, in the order `msa cluster up` spreads them.
-    pub const SHOP: [ServiceKind; 3] = [Self::Orders, Self::Inventory, Self::Payments];
+    pub const SHOP: [ServiceKind; 4] = [
+        Self::Orders,
+        Self::Inventory,
+        Self::Payments,
+        Self::Notifications,
+    ];
 
     /// The kind's name in configs and flags.
     pub fn as_str(self) -> &'static str {
@@ -173,6 +182,7 @@ impl ServiceKind {
             Self::Orders => "orders",
             Self::Inventory => "inventory",
             Self::Payments => "payments",
+            Self::Notifications => "notifications",
         }
     }
 
@@ -198,7 +208,7 @@ impl FromStr for ServiceKind {
             .ok_or_else(|| {
                 format!(
                     "unknown service kind `{s}`, expected one of: \
-                     kv, echo, counter, orders, inventory, payments"
+                     kv, echo, counter, orders, inventory, payments, notifications"
                 )
             })
     }

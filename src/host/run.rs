@@ -313,6 +313,9 @@ async fn spawn_services(
             ServiceKind::Orders => node.spawn(shop::orders_spec().access(access)).await,
             ServiceKind::Inventory => node.spawn(shop::inventory_spec().access(access)).await,
             ServiceKind::Payments => node.spawn(shop::payments_spec().access(access)).await,
+            ServiceKind::Notifications => {
+                node.spawn(shop::notifications_spec().access(access)).await
+            }
         };
         spawned.with_context(|| format!("cannot start service {s}"))?;
         tracing::info!(service = name, kind = %s.kind, instances = n, max_instances = max, "service started");

@@ -10,11 +10,11 @@ use std::time::Duration;
 use crate::support::{eventually, msa, run, Proc};
 use serde_json::{json, Value};
 
-const JWT_SECRET: &str = "cli-gateway-test-secret";
+pub(crate) const JWT_SECRET: &str = "cli-gateway-test-secret";
 
 /// Starts `msa cluster up` with `extra` flags; returns the process and the
 /// stdout lines up to and including `secret:`.
-fn cluster_up(extra: &[&str]) -> (Proc, Vec<String>) {
+pub(crate) fn cluster_up(extra: &[&str]) -> (Proc, Vec<String>) {
     let mut cmd = msa();
     cmd.env_remove("MSA_JWT_SECRET")
         .env_remove("MSA_GATEWAY")
@@ -33,7 +33,7 @@ fn cluster_up(extra: &[&str]) -> (Proc, Vec<String>) {
 }
 
 /// The rows of the node table, split on whitespace.
-fn node_rows(lines: &[String]) -> Vec<Vec<String>> {
+pub(crate) fn node_rows(lines: &[String]) -> Vec<Vec<String>> {
     lines
         .iter()
         .filter(|l| l.starts_with("node"))
@@ -42,7 +42,7 @@ fn node_rows(lines: &[String]) -> Vec<Vec<String>> {
 }
 
 /// `msa token --sub sub --role r..`, signed with [`JWT_SECRET`].
-fn token(sub: &str, roles: &[&str]) -> String {
+pub(crate) fn token(sub: &str, roles: &[&str]) -> String {
     let mut args = vec![
         "token", "--secret", JWT_SECRET, "--sub", sub, "--ttl", "10m",
     ];
@@ -62,7 +62,13 @@ fn token(sub: &str, roles: &[&str]) -> String {
 
 /// One HTTP/1.1 request on a fresh connection; answers the status and the
 /// body parsed as JSON (`Value::Null` when it is not JSON).
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
@@ -131,7 +137,11 @@ fn the_shop_demo_places_and_reads_orders_across_nodes_with_roles_enforced() {
     let rows = node_rows(&lines);
     assert_eq!(rows.len(), 3, "{lines:#?}");
     let shop: Vec<&str> = rows.iter().map(|r| r[4].as_str()).collect();
-    assert_eq!(shop, ["orders", "inventory", "payments"], "{lines:#?}");
+    assert_eq!(
+        shop,
+        ["orders", "inventory,notifications", "payments"],
+        "{lines:#?}"
+    );
     let gateway_cell = rows[0].get(5).unwrap_or_else(|| panic!("{lines:#?}"));
     let addr = gateway_cell.strip_prefix("http://").unwrap().to_string();
     assert_ne!(addr, "127.0.0.1:0", "the bound port is printed");
@@ -425,6 +435,7 @@ fn sample_body(message: &str) -> Option<&'static str> {
         "shop.Commit" | "shop.Release" => r#"{"reservation":999}"#,
         "shop.Charge" => r#"{"order":1,"amount_cents":100}"#,
         "shop.GetPayment" => r#"{"id":"pay-1"}"#,
+        "shop.ListNotifications" => r#"{"limit":5}"#,
         _ => return None,
     })
 }
@@ -437,8 +448,16 @@ fn every_message_the_cluster_lists_answers_through_the_gateway_on_node1() {
     let addr = gateway_cell.strip_prefix("http://").unwrap().to_string();
     let root = token("root", &["admin"]);
 
-    // Wait until node1 has every node's table: six services with messages.
-    let services = ["kv", "echo", "counter", "orders", "inventory", "payments"];
+    // Wait until node1 has every node's table: seven services with messages.
+    let services = [
+        "kv",
+        "echo",
+        "counter",
+        "orders",
+        "inventory",
+        "payments",
+        "notifications",
+    ];
     let mut cluster = Value::Null;
     let complete = eventually(Duration::from_secs(30), || {
         let (status, c) = http(&addr, "GET", "/v1/cluster", Some(&root), "");

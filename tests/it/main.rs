@@ -18,6 +18,7 @@ mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
 mod cli_services;
+mod cli_shop_stream;
 mod cli_sim;
 mod cli_split_brain;
 mod host;

@@ -10,6 +10,7 @@ use msa_runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::events::OrderEvents;
 use super::inventory::{Commit, Release, Reserve, ReserveOutcome};
 use super::payments::{Charge, ChargeOutcome};
 use super::{customer_of, keep, INVENTORY, ORDERS, PAYMENTS};
@@ -79,7 +80,18 @@ pub struct GetOrder {
 }
 
 /// What became of an order. Serialized as its name (`"Confirmed"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    msa_runtime::schemars::JsonSchema,
+)]
+#[schemars(crate = "msa_runtime::schemars")]
 pub enum OrderStatus {
     /// Being placed: inventory or payments have not answered yet.
     Pending,
@@ -141,11 +153,17 @@ impl Order {
 }
 
 /// The orders service: every order it was asked to place, by id (up to
-/// [`MAX_KEPT`](super::MAX_KEPT), oldest forgotten first).
+/// [`MAX_KEPT`](super::MAX_KEPT), oldest forgotten first). Once an order is
+/// settled it publishes [`OrderPlaced`](super::OrderPlaced) or
+/// [`OrderFailed`](super::OrderFailed) to the topic
+/// [`ORDER_EVENTS`](super::ORDER_EVENTS), which never waits and never fails
+/// the order.
 #[derive(Debug, Default)]
 pub struct Orders {
     orders: BTreeMap<u64, Order>,
     last_id: u64,
+    /// Set when the instance starts.
+    events: Option<OrderEvents>,
 }
 
 impl Orders {
@@ -157,9 +175,21 @@ impl Orders {
     fn store(&mut self, order: Order) {
         keep(&mut self.orders, order.id, order);
     }
+
+    /// Stores a settled order and publishes what became of it.
+    fn settle(&mut self, order: Order) {
+        if let Some(events) = &self.events {
+            events.publish(&order);
+        }
+        self.store(order);
+    }
 }
 
-impl Service for Orders {}
+impl Service for Orders {
+    fn started(&mut self, ctx: &mut ServiceContext<'_, Self>) {
+        self.events = Some(OrderEvents::new(ctx));
+    }
+}
 
 impl Handler<PlaceOrder> for Orders {
     fn handle(
@@ -174,7 +204,7 @@ impl Handler<PlaceOrder> for Orders {
                 OrderStatus::InvalidQuantity,
                 "qty must be at least 1".into(),
             );
-            self.store(order.clone());
+            self.settle(order.clone());
             return Reply::ready(order);
         }
         self.store(order.clone());
@@ -187,7 +217,7 @@ impl Handler<PlaceOrder> for Orders {
         // holding it: other orders are taken while this one waits.
         Reply::act(
             wrap_future::<_, ServiceActor<Self>>(downstream.place(order)).map(|order, this, _| {
-                this.store(order.clone());
+                this.settle(order.clone());
                 order
             }),
         )

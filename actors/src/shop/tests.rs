@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 
 use super::*;
 
+mod streams;
+
 const GRACE: Duration = Duration::from_secs(5);
 
 fn node() -> Node {
@@ -330,6 +332,9 @@ fn specs_register_the_wire_names() {
     let mut all = names(orders_spec().wire_names());
     all.extend(names(inventory_spec().wire_names()));
     all.extend(names(payments_spec().wire_names()));
+    all.extend(names(notifications_spec().wire_names()));
+    // The events are published, not handled from other nodes.
+    all.extend(["shop.OrderPlaced", "shop.OrderFailed"]);
     assert_eq!(all, WIRE_NAMES);
 }
 

@@ -79,6 +79,12 @@ impl<'a, S: Service> ServiceContext<'a, S> {
         ServiceRef::new(self.shared.node.clone(), name)
     }
 
+    /// The node this instance runs on (for `ServiceContext::topic`, which
+    /// lives in the topic module so that `service` does not import it).
+    pub(crate) fn node_shared(&self) -> &Arc<super::NodeShared> {
+        &self.shared.node
+    }
+
     /// Stops this instance after the current message (a normal exit: a
     /// `transient` service is not restarted).
     pub fn stop(&mut self) {

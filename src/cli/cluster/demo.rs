@@ -13,7 +13,12 @@ use msa::gateway::{PolicyRule, RouteConfig};
 /// | `inventory` | `shop.GetStock` | `customer`, `staff` |
 /// | `inventory` | `shop.Restock`, `shop.Reserve`, `shop.Commit`, `shop.Release` (writes) | `staff` |
 /// | `payments` | `shop.GetPayment` | `staff` |
+/// | `notifications` | `shop.ListNotifications` | `customer`, `staff` |
+/// | `@topics` (SSE, gRPC `Subscribe`) | `shop.orders` (the orders' events) | `customer`, `staff` |
 /// | every service | every message | `admin` |
+///
+/// The orders' events name their customer: every customer of the demo
+/// sees every order's event (a demo, not a privacy model).
 ///
 /// `/metrics` and `/v1/cluster` need `admin` (the gateway's admin roles);
 /// the health endpoints need no token.
@@ -32,6 +37,16 @@ pub(crate) fn demo_policy() -> Vec<PolicyRule> {
         rule("inventory", "shop.Commit", &["staff"]),
         rule("inventory", "shop.Release", &["staff"]),
         rule("payments", "shop.GetPayment", &["staff"]),
+        rule(
+            "notifications",
+            "shop.ListNotifications",
+            &["customer", "staff"],
+        ),
+        rule(
+            "@topics",
+            msa::actors::shop::ORDER_EVENTS,
+            &["customer", "staff"],
+        ),
         rule("*", "*", &["admin"]),
     ]
 }
@@ -107,6 +122,15 @@ mod tests {
         assert!(allowed("staff", "inventory", "shop.Restock"));
         assert!(!allowed("staff", "orders", "shop.PlaceOrder"));
         assert!(allowed("admin", "payments", "shop.Charge"));
+        assert!(allowed(
+            "customer",
+            "notifications",
+            "shop.ListNotifications"
+        ));
+        assert!(allowed("staff", "@topics", "shop.orders"));
+        assert!(allowed("customer", "@topics", "shop.orders"));
+        assert!(!allowed("customer", "@topics", "other.topic"));
+        assert!(!allowed("customer", "notifications", "shop.OrderPlaced"));
         assert!(allowed("admin", "kv", "kv.Put"));
         assert!(!allowed("nobody", "echo", "echo.Ping"));
     }

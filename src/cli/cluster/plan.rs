@@ -24,7 +24,9 @@ const KV_INSTANCES: usize = 2;
 /// so on; with fewer than three nodes some nodes run several, so every
 /// service runs somewhere. The shop services run once each, spread the same
 /// way (orders on node1, inventory on node2, payments on node3), so that an
-/// order placed on node1 crosses nodes; with fewer nodes they share.
+/// order placed on node1 crosses nodes; notifications runs beside inventory
+/// (node2), so that the orders' events cross nodes too. With fewer nodes
+/// they share (with two, notifications is still not on orders' node).
 pub(super) fn plan(nodes: usize, base_port: Option<u16>) -> Vec<NodePlan> {
     let demo = ServiceKind::DEMO;
     let slots = nodes.max(demo.len());
@@ -44,9 +46,8 @@ pub(super) fn plan(nodes: usize, base_port: Option<u16>) -> Vec<NodePlan> {
             services.extend(
                 ServiceKind::SHOP
                     .into_iter()
-                    .enumerate()
-                    .filter(|(k, _)| k % nodes == i)
-                    .map(|(_, kind)| ServiceConfig::of(kind)),
+                    .filter(|kind| shop_slot(*kind) % nodes == i)
+                    .map(ServiceConfig::of),
             );
             NodePlan {
                 name: format!("node{}", i + 1),
@@ -55,6 +56,17 @@ pub(super) fn plan(nodes: usize, base_port: Option<u16>) -> Vec<NodePlan> {
             }
         })
         .collect()
+}
+
+/// The node (index, before wrapping around) a shop service runs on.
+fn shop_slot(kind: ServiceKind) -> usize {
+    match kind {
+        ServiceKind::Orders => 0,
+        ServiceKind::Payments => 2,
+        // Inventory, and notifications beside it: never orders' node
+        // when there are two nodes or more.
+        _ => 1,
+    }
 }
 
 #[cfg(test)]
@@ -73,9 +85,9 @@ mod tests {
         assert_eq!(
             names(&p),
             [
-                ["kv", "orders"],
-                ["echo", "inventory"],
-                ["counter", "payments"]
+                vec!["kv", "orders"],
+                vec!["echo", "inventory", "notifications"],
+                vec!["counter", "payments"]
             ]
         );
         assert_eq!(p[2].name, "node3");
@@ -92,14 +104,15 @@ mod tests {
                 "counter",
                 "orders",
                 "inventory",
-                "payments"
+                "payments",
+                "notifications"
             ]]
         );
         assert_eq!(
             names(&plan(2, None)),
             [
                 vec!["kv", "counter", "orders", "payments"],
-                vec!["echo", "inventory"]
+                vec!["echo", "inventory", "notifications"]
             ]
         );
         let p = plan(5, Some(7000));
@@ -107,7 +120,7 @@ mod tests {
             names(&p),
             [
                 vec!["kv", "orders"],
-                vec!["echo", "inventory"],
+                vec!["echo", "inventory", "notifications"],
                 vec!["counter", "payments"],
                 vec!["kv"],
                 vec!["echo"]
@@ -125,10 +138,27 @@ mod tests {
                 .flat_map(|p| p.services.iter().map(|s| s.kind))
                 .filter(|k| k.is_shop())
                 .collect();
-            assert_eq!(all.len(), 3, "{n} nodes: {all:?}");
+            assert_eq!(all.len(), ServiceKind::SHOP.len(), "{n} nodes: {all:?}");
             for kind in ServiceKind::SHOP {
                 assert!(all.contains(&kind), "{n} nodes: {all:?}");
             }
+        }
+    }
+
+    #[test]
+    fn notifications_run_on_another_node_than_orders_when_there_are_two() {
+        let node_of = |p: &[NodePlan], name: &str| {
+            p.iter()
+                .position(|n| n.services.iter().any(|s| s.name() == name))
+                .unwrap()
+        };
+        for n in 2..=6 {
+            let p = plan(n, None);
+            assert_ne!(
+                node_of(&p, "orders"),
+                node_of(&p, "notifications"),
+                "{n} nodes"
+            );
         }
     }
 }

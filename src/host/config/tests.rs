@@ -145,7 +145,7 @@ fn shop_kinds_parse_by_name() {
         assert!(kind.is_shop());
     }
     assert!(!ServiceKind::Kv.is_shop());
-    assert_eq!(ServiceKind::ALL.len(), 6);
+    assert_eq!(ServiceKind::ALL.len(), 7);
 }
 
 #[test]

@@ -13,12 +13,13 @@ use msa::gateway::{PolicyRule, RouteConfig};
 /// | `inventory` | `shop.GetStock` | `customer`, `staff` |
 /// | `inventory` | `shop.Restock`, `shop.Reserve`, `shop.Commit`, `shop.Release` (writes) | `staff` |
 /// | `payments` | `shop.GetPayment` | `staff` |
-/// | `notifications` | `shop.ListNotifications` | `customer`, `staff` |
-/// | `@topics` (SSE, gRPC `Subscribe`) | `shop.orders` (the orders' events) | `customer`, `staff` |
+/// | `notifications` | `shop.ListNotifications` | `staff` |
+/// | `@topics` (SSE, gRPC `Subscribe`) | `shop.orders` (the orders' events) | `staff` |
 /// | every service | every message | `admin` |
 ///
-/// The orders' events name their customer: every customer of the demo
-/// sees every order's event (a demo, not a privacy model).
+/// The orders' events name their customer and what they bought: they are
+/// for staff, not for customers (a customer reads only their own orders,
+/// through `shop.GetOrder`).
 ///
 /// `/metrics` and `/v1/cluster` need `admin` (the gateway's admin roles);
 /// the health endpoints need no token.
@@ -37,16 +38,8 @@ pub(crate) fn demo_policy() -> Vec<PolicyRule> {
         rule("inventory", "shop.Commit", &["staff"]),
         rule("inventory", "shop.Release", &["staff"]),
         rule("payments", "shop.GetPayment", &["staff"]),
-        rule(
-            "notifications",
-            "shop.ListNotifications",
-            &["customer", "staff"],
-        ),
-        rule(
-            "@topics",
-            msa::actors::shop::ORDER_EVENTS,
-            &["customer", "staff"],
-        ),
+        rule("notifications", "shop.ListNotifications", &["staff"]),
+        rule("@topics", msa::actors::shop::ORDER_EVENTS, &["staff"]),
         rule("*", "*", &["admin"]),
     ]
 }
@@ -122,14 +115,16 @@ mod tests {
         assert!(allowed("staff", "inventory", "shop.Restock"));
         assert!(!allowed("staff", "orders", "shop.PlaceOrder"));
         assert!(allowed("admin", "payments", "shop.Charge"));
-        assert!(allowed(
+        assert!(allowed("staff", "notifications", "shop.ListNotifications"));
+        assert!(allowed("staff", "@topics", "shop.orders"));
+        // Other customers' orders are in the events: staff only.
+        assert!(!allowed("customer", "@topics", "shop.orders"));
+        assert!(!allowed(
             "customer",
             "notifications",
             "shop.ListNotifications"
         ));
-        assert!(allowed("staff", "@topics", "shop.orders"));
-        assert!(allowed("customer", "@topics", "shop.orders"));
-        assert!(!allowed("customer", "@topics", "other.topic"));
+        assert!(!allowed("staff", "@topics", "other.topic"));
         assert!(!allowed("customer", "notifications", "shop.OrderPlaced"));
         assert!(allowed("admin", "kv", "kv.Put"));
         assert!(!allowed("nobody", "echo", "echo.Ping"));

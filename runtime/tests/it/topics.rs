@@ -376,9 +376,11 @@ async fn a_group_spans_nodes_and_a_leaving_member_hands_its_keys_over() {
         .topic::<KeyedEvent>("jobs")
         .subscribe_in_group("workers", 1000);
     let tc = c.topic::<KeyedEvent>("jobs");
-    eventually("c sees both members", WAIT, || {
+    eventually("c sees both members and routes to both nodes", WAIT, || {
         let n = tc.group_members("workers").len();
-        async move { n == 2 }
+        let mut nodes = tc.remote_subscribers();
+        nodes.sort();
+        async move { n == 2 && nodes == ["a", "b"] }
     })
     .await;
     for seq in 0..200 {
@@ -386,12 +388,17 @@ async fn a_group_spans_nodes_and_a_leaving_member_hands_its_keys_over() {
     }
     let mut on_a = Vec::new();
     let mut on_b = Vec::new();
-    eventually("200 events shared by a and b", WAIT, || {
-        on_a.extend(drain(&mut ga));
-        on_b.extend(drain(&mut gb));
-        let n = on_a.len() + on_b.len();
-        async move { n >= 200 }
-    })
+    let stats = c.topic_stats();
+    eventually(
+        &format!("200 events shared by a and b (c's counters after publishing: {stats:?})"),
+        WAIT,
+        || {
+            on_a.extend(drain(&mut ga));
+            on_b.extend(drain(&mut gb));
+            let n = on_a.len() + on_b.len();
+            async move { n >= 200 }
+        },
+    )
     .await;
     assert_eq!(on_a.len() + on_b.len(), 200, "no event twice");
     assert!(

@@ -1,6 +1,12 @@
 //! A stateless echo service: the smallest thing to call, for health checks,
 //! latency measurements and trying out a node.
 //!
+//! Each instance is also a member of the process group named after its
+//! service, of [`Ping`] (`node.group::<Ping>("echo")` for a service named
+//! `echo`; docs/streams.md, "Groups"): a ready-made group member in a real
+//! `msa node` process, for trying out and testing `ask_all`/`tell_all`
+//! across processes. It leaves the group when the instance ends.
+//!
 //! # Examples
 //! ```
 //! use msa_actors::echo::{self, Ping, Pong};
@@ -14,16 +20,31 @@
 //! # Ok(()) }
 //! ```
 
-use msa_runtime::{Handler, RemoteMessage, Reply, Routing, Service, ServiceContext, ServiceSpec};
+use msa_runtime::{
+    GroupMembership, Handler, RemoteMessage, Reply, Routing, Service, ServiceContext, ServiceSpec,
+};
 use serde::{Deserialize, Serialize};
 
 /// The echo service: it keeps no state, so any number of instances answer
-/// alike. (Named `EchoService` because [`Echo`] is its message, whose name
-/// matches its wire name `"echo.Echo"`.)
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct EchoService;
+/// alike; it only holds its membership of the process group named after
+/// its service (of [`Ping`]). (Named `EchoService` because [`Echo`] is its
+/// message, whose name matches its wire name `"echo.Echo"`.)
+#[derive(Debug, Default)]
+pub struct EchoService {
+    group: Option<GroupMembership>,
+}
 
-impl Service for EchoService {}
+impl Service for EchoService {
+    fn started(&mut self, ctx: &mut ServiceContext<'_, Self>) {
+        let name = ctx.service_name().to_string();
+        match ctx.join_group::<Ping>(&name) {
+            Ok(m) => self.group = Some(m),
+            Err(e) => {
+                tracing::warn!(service = %name, error = %e, "echo instance not in its process group");
+            }
+        }
+    }
+}
 
 /// Asks for a [`Pong`] carrying the same sequence number (to match replies
 /// to requests when measuring).
@@ -60,7 +81,7 @@ impl Handler<Echo> for EchoService {
 /// routing, handling [`Ping`] and [`Echo`]. Chain
 /// [`instances`](ServiceSpec::instances) on it for more.
 pub fn echo_spec(name: &str) -> ServiceSpec<EchoService> {
-    ServiceSpec::new(name, || EchoService)
+    ServiceSpec::new(name, EchoService::default)
         .handles::<Ping>()
         .handles::<Echo>()
         .routing(Routing::RoundRobin)
@@ -105,6 +126,23 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert!(all.into_iter().all(|r| r.as_deref() == Ok("all")));
         assert_eq!(node.stats("echo").unwrap().messages, 7);
+        node.shutdown(GRACE).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_instance_is_a_member_of_the_group_named_after_its_service() {
+        let node = Node::builder()
+            .name("echo-test")
+            .arbiters(1)
+            .start()
+            .unwrap();
+        node.spawn(echo_spec("pinger").instances(3)).await.unwrap();
+        let group = node.group::<Ping>("pinger").unwrap();
+        assert_eq!(group.members().len(), 3);
+        let replies = group.ask_all(Ping(5)).await;
+        assert_eq!(replies.len(), 3);
+        assert!(replies.iter().all(|(_, r)| r.as_ref() == Ok(&Pong(5))));
+        assert!(node.group::<Ping>("echo").unwrap().members().is_empty());
         node.shutdown(GRACE).await.unwrap();
     }
 

@@ -8,7 +8,7 @@
 //! | module | service | messages | spec |
 //! |---|---|---|---|
 //! | [`kv`] | [`KvStore`], sharded by key | `Get`, `Put`, `Delete`, `List` | [`kv_spec`] (+ [`list_all`]) |
-//! | [`echo`] | [`EchoService`], stateless | `Ping`, `Echo` | [`echo_spec`] |
+//! | [`echo`] | [`EchoService`], stateless (a member of the process group named after its service) | `Ping`, `Echo` | [`echo_spec`] |
 //! | [`counter`] | [`Counter`], with an optional probe | `Add`, `Get`, `Reset`, `Tick` | [`counter_spec`], [`counter_spec_with_probe`] |
 //! | [`shop`] | [`Orders`](shop::Orders), [`Inventory`](shop::Inventory), [`Payments`](shop::Payments), calling each other | `shop.PlaceOrder`, `shop.GetOrder`, `shop.GetStock`, `shop.Restock`, ... | [`shop::orders_spec`], [`shop::inventory_spec`], [`shop::payments_spec`] |
 //!

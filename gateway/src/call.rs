@@ -37,6 +37,19 @@ pub(crate) struct CallTarget<'a> {
     pub(crate) params: Option<&'a [(&'a str, Cow<'a, str>)]>,
 }
 
+/// Why this node serves no call through its gateway: downed by the
+/// split-brain resolver, or still joining its cluster (`None`: a member).
+pub(crate) fn not_member(node: &msa_runtime::Node) -> Option<CallError> {
+    let node_name = || node.name().to_string();
+    if node.is_self_downed() {
+        Some(CallError::Downed { node: node_name() })
+    } else if node.is_joining() {
+        Some(CallError::Joining { node: node_name() })
+    } else {
+        None
+    }
+}
+
 /// Serves one call.
 pub(crate) async fn call(
     state: &State,
@@ -46,14 +59,11 @@ pub(crate) async fn call(
     route: &Route,
     target: CallTarget<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    // Downed by the split-brain resolver: 503 at once, before anything
-    // (the node serves nothing for the cluster until it rejoins).
-    if state.node.is_self_downed() {
-        let node = state.node.name().to_string();
-        return Err(ApiError::from_call(
-            &CallError::Downed { node },
-            ctx.request_id(),
-        ));
+    // Downed by the split-brain resolver, or still joining the cluster:
+    // 503 at once, before anything (the node serves nothing for the
+    // cluster until it is up).
+    if let Some(e) = not_member(&state.node) {
+        return Err(ApiError::from_call(&e, ctx.request_id()));
     }
     let identity = admit(state, req.headers(), target.service, target.message).await?;
     let body_timeout = state.body_timeout();
@@ -206,6 +216,30 @@ pub(crate) async fn run(
     match AssertUnwindSafe(reply).catch_unwind().await {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(CallError::Json { error, .. })) => Err(Failed::Json(error)),
+        Ok(Err(e)) => Err(Failed::Api(ApiError::from_call(&e, ctx.request_id()))),
+        Err(_) => {
+            tracing::error!(request_id = ctx.request_id(), "the call panicked");
+            Err(Failed::Api(ApiError::internal(ctx.request_id())))
+        }
+    }
+}
+
+/// [`run`] for a bincode payload (gRPC `ENCODING_BINCODE`): the message's
+/// bincode bytes by wire name, the reply's bincode bytes back.
+pub(crate) async fn run_bincode(
+    state: &State,
+    target: CallTarget<'_>,
+    body: &[u8],
+    meta: Metadata,
+    timeout: Option<Duration>,
+    ctx: &RequestCtx,
+) -> Result<Vec<u8>, Failed> {
+    let reply = state
+        .node
+        .call_bincode(target.service, target.message, body, meta, timeout)
+        .map_err(|e| Failed::Api(ApiError::from_bincode(&e)))?;
+    match AssertUnwindSafe(reply).catch_unwind().await {
+        Ok(Ok(result)) => Ok(result),
         Ok(Err(e)) => Err(Failed::Api(ApiError::from_call(&e, ctx.request_id()))),
         Err(_) => {
             tracing::error!(request_id = ctx.request_id(), "the call panicked");

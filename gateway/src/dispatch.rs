@@ -38,6 +38,8 @@ pub(crate) async fn dispatch(
         Match::Found { route, .. } => &route.label,
         _ => UNMATCHED,
     };
+    let hop = call_names(&found);
+    let started_at = std::time::SystemTime::now();
     let span = trace::request_span(req.method(), route, &ctx);
     let result = match check_head(&state, &req) {
         Ok(()) => {
@@ -59,6 +61,9 @@ pub(crate) async fn dispatch(
     }
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
+    if let Some((service, message)) = hop {
+        record_hop(&state, &ctx, service, message, started_at, elapsed, status);
+    }
     state
         .metrics
         .observe_request(route, req.method().as_str(), status, elapsed);
@@ -70,6 +75,49 @@ pub(crate) async fn dispatch(
     );
     // See `body`: an unfinished body closes the connection instead of being drained.
     HoldPayload::wrap(res, payload)
+}
+
+/// The service and message a route calls (`None` for the gateway's own
+/// endpoints).
+fn call_names(found: &Match<'_, '_>) -> Option<(String, String)> {
+    let Match::Found { route, params } = found else {
+        return None;
+    };
+    match &route.target {
+        Target::Generic => match params.as_slice() {
+            [(_, s), (_, m)] => Some((s.to_string(), m.to_string())),
+            _ => None,
+        },
+        Target::Configured { service, message } => Some((service.to_string(), message.to_string())),
+        _ => None,
+    }
+}
+
+/// Records the gateway's hop in the node's span ring (docs/live-view.md):
+/// its span id is the one the call carried as its parent, its parent the
+/// caller's `traceparent` span (if any), its outcome from the status.
+fn record_hop(
+    state: &State,
+    ctx: &RequestCtx,
+    service: String,
+    message: String,
+    started_at: std::time::SystemTime,
+    elapsed: std::time::Duration,
+    status: u16,
+) {
+    use msa_runtime::live::{unix_us, SpanKind, SpanRecord};
+    let span = SpanRecord::new(
+        SpanKind::Gateway,
+        ctx.trace.trace_id,
+        ctx.caller_span_id,
+        service,
+        message,
+    )
+    .with_span_id(ctx.trace.parent_span_id)
+    .with_start_unix_us(unix_us(started_at))
+    .with_duration_us(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
+    .with_outcome(SpanRecord::outcome_for_http_status(status));
+    state.node.record_span(span);
 }
 
 /// Refuses a request whose headers add up to more than `max_header_bytes`
@@ -111,6 +159,19 @@ async fn serve(
             Target::Metrics => ops::metrics(state, req).await,
             Target::Cluster => ops::cluster(state, req).await,
             Target::OpenApi => crate::openapi::openapi(state, req).await,
+            Target::Ui(asset) => Ok(asset.response()),
+            Target::LiveSnapshot => {
+                crate::live::snapshot(&state.live, state.auth.as_ref(), req).await
+            }
+            Target::LiveStream => {
+                crate::live::stream(
+                    &state.live,
+                    Some(state.drain.clone()),
+                    state.auth.as_ref(),
+                    req,
+                )
+                .await
+            }
             Target::Topic => {
                 let topic = match params.as_slice() {
                     [(_, t)] => &**t,

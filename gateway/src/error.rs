@@ -9,7 +9,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
-use msa_runtime::{CallError, JsonError};
+use msa_runtime::{BincodeError, CallError, JsonError};
 
 /// Why a gateway could not start (or a token could not be made).
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +192,21 @@ impl ApiError {
         }
     }
 
+    /// Maps a refused bincode payload (gRPC `ENCODING_BINCODE`) to its
+    /// answer: 404 for an unknown message, 400 with the decoder's message
+    /// for bytes that do not decode.
+    pub(crate) fn from_bincode(e: &BincodeError) -> Self {
+        match e {
+            BincodeError::UnknownMessage { message } => {
+                Self::not_found(format!("unknown message `{message}`"))
+            }
+            BincodeError::Malformed { message, reason } => {
+                Self::bad_request(format!("malformed bincode for `{message}`: {reason}"))
+            }
+            other => Self::bad_request(other.to_string()),
+        }
+    }
+
     /// Maps a failed call to its answer, logging what must not be shown.
     pub(crate) fn from_call(e: &CallError, request_id: &str) -> Self {
         match e {
@@ -224,6 +239,15 @@ impl ApiError {
                     "node `{node}` is downed by the split-brain resolver (the losing side of a partition)"
                 ))
             },
+            // This node (or the one that hosts the service) is still
+            // joining the cluster: 503 at once, naming it; retry shortly.
+            CallError::Joining { node } => Self {
+                node: Some(node.clone()),
+                retry_after: Some(1),
+                ..Self::unavailable(format!(
+                    "node `{node}` is still joining the cluster (not admitted by every member yet)"
+                ))
+            },
             // The service's own access rule refused the caller (whatever the
             // gateway's policy said): 403, without the rule's details.
             CallError::PermissionDenied { service, .. } => Self::forbidden(format!("`{service}` refused the call: its access rule does not admit this caller")),
@@ -239,6 +263,7 @@ impl ApiError {
             // Decoded by the node that hosts the service: the same 400/404
             // as a body decoded here.
             CallError::Json { error, .. } => Self::from_json(error),
+            CallError::Bincode { error, .. } => Self::from_bincode(error),
             CallError::ShuttingDown => Self::unavailable("the node is shutting down"),
             CallError::Timeout { service, after } => Self::timeout(format!(
                 "service `{service}` did not answer within {} ms",
@@ -328,6 +353,7 @@ mod tests {
             (CallError::NotRegistered { message: "T" }, 500),
             (CallError::Unreachable { node: "c".into() }, 503),
             (CallError::Downed { node: "c".into() }, 503),
+            (CallError::Joining { node: "c".into() }, 503),
             (
                 CallError::PermissionDenied {
                     service: s(),

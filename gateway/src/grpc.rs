@@ -20,6 +20,7 @@ mod server;
 mod service;
 mod size;
 mod status;
+mod tls;
 
 pub use config::GrpcConfig;
 pub(crate) use server::{start, GrpcServer};

@@ -58,6 +58,7 @@ mod drain;
 mod error;
 pub mod grpc;
 mod ids;
+mod live;
 mod metrics;
 mod openapi;
 mod ops;

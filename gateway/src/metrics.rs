@@ -74,9 +74,11 @@
 //! Topics (docs/streams.md):
 //! * `msa_topic_published_total`, `msa_topic_delivered_total`,
 //!   `msa_topic_lagged_total`, `msa_topic_remote_dropped_total`,
-//!   `msa_topic_undecodable_total` (counters): events published here,
-//!   handed to subscribers here, missed by slow subscribers here, copies for
-//!   other nodes dropped, and events from other nodes that did not decode.
+//!   `msa_topic_undecodable_total`, `msa_topic_refused_ads_total`
+//!   (counters): events published here, handed to subscribers here, missed
+//!   by slow subscribers here, copies for other nodes dropped, events from
+//!   other nodes that did not decode, and `Topics` frames refused for a
+//!   malformed process group membership (docs/streams.md, "Groups").
 //!
 //! Remoting (zero on a node that neither listens nor dials):
 //! * `msa_connection_frames_in_total{peer}`, `msa_connection_frames_out_total{peer}`

@@ -7,7 +7,7 @@
 //! [`RemoteMessage::reply_json_schema`], traced from the types' serde shape
 //! unless the type describes itself with schemars); configured routes get
 //! their method and path with string path parameters; `/healthz`,
-//! `/readyz`, `/metrics`, `/v1/cluster` and this document are described
+//! `/readyz`, `/metrics`, `/v1/cluster`, the live view's data and this document are described
 //! with their bodies; every error answer is the `Error` schema with the
 //! statuses docs/gateway.md lists.
 //!
@@ -337,6 +337,25 @@ fn builtin_paths(paths: &mut Map<String, Value>, auth: bool) {
                     "unreachable": {"type": "array"},
                 },
             }}}),
+        ),
+    );
+    paths.insert(
+        "/v1/live/snapshot".into(),
+        admin(
+            "liveSnapshot",
+            "the live view's snapshot of the cluster (docs/live-view.md; an admin role when auth is on)",
+            json!({"application/json": {"schema": {
+                "type": "object",
+                "required": ["version", "seq", "at_ms", "observer", "nodes", "services", "traces"],
+            }}}),
+        ),
+    );
+    paths.insert(
+        "/v1/live/stream".into(),
+        admin(
+            "liveStream",
+            "live view snapshots, one JSON document per line, at most 4 a second, until the client goes away (an admin role when auth is on)",
+            json!({"application/x-ndjson": {"schema": {"type": "string"}}}),
         ),
     );
     paths.insert(

@@ -38,7 +38,9 @@ pub(crate) fn healthz() -> HttpResponse {
 /// (the first node of a cluster has no seeds, so it is ready alone), and
 /// it holds the service table of every live member it knows
 /// ([`Node::tables_pending`]: known members, peers and members named by a
-/// peer's table, and the seeds before any connection).
+/// peer's table, and the seeds before any connection). A node downed by
+/// the split-brain resolver, or still joining its cluster
+/// ([`Node::is_joining`]), is not ready either.
 pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
     let mut reasons = Vec::new();
     if node.is_self_downed() {
@@ -48,6 +50,12 @@ pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
                 .to_string(),
         );
         return reasons;
+    }
+    if node.is_joining() {
+        reasons.push(
+            "the node is still joining its cluster (not admitted by every member it sees yet)"
+                .to_string(),
+        );
     }
     for name in node.local_services() {
         match node.service_state(&name) {
@@ -71,7 +79,16 @@ pub(crate) fn not_ready_reasons(node: &Node) -> Vec<String> {
         {
             reasons.push("no live member reached through the seeds yet".to_string());
         }
-        let pending = node.tables_pending();
+        // A member still joining sends no table until it is up: not a
+        // reason for this node (it routes nothing there meanwhile).
+        let joining: Vec<&str> = status
+            .members
+            .iter()
+            .filter(|m| m.name != me.name && m.state == "joining")
+            .map(|m| m.name.as_str())
+            .collect();
+        let mut pending = node.tables_pending();
+        pending.retain(|n| !joining.contains(&n.as_str()));
         if !pending.is_empty() {
             reasons.push(format!(
                 "no service table received yet from: {}",
@@ -102,13 +119,7 @@ pub(crate) const SHUTTING_DOWN: &str = "the node is shutting down";
 
 /// With auth on: 401 without a valid token, 403 without an admin role.
 pub(crate) async fn require_admin(state: &State, req: &HttpRequest) -> Result<(), ApiError> {
-    if let Some(auth) = &state.auth {
-        let id = auth.authenticate_async(req.headers()).await?;
-        if !auth.is_admin(&id) {
-            return Err(ApiError::forbidden("an admin role is required"));
-        }
-    }
-    Ok(())
+    crate::live::require_admin(state.auth.as_ref(), req).await
 }
 
 /// `GET /metrics`: Prometheus text format.

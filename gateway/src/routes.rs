@@ -28,6 +28,12 @@ pub(crate) enum Target {
     Generic,
     /// `GET /v1/topics/{topic}`: server-sent events (`sse.rs`).
     Topic,
+    /// `GET /ui`, `/ui/app.js`, `/ui/app.css`: the live page (`live.rs`).
+    Ui(crate::live::Asset),
+    /// `GET /v1/live/snapshot`.
+    LiveSnapshot,
+    /// `GET /v1/live/stream`.
+    LiveStream,
     /// A configured route calling `message` on `service`.
     Configured {
         service: String,
@@ -112,8 +118,11 @@ impl Router {
             ("/v1/cluster", Target::Cluster),
             ("/v1/openapi.json", Target::OpenApi),
             ("/v1/topics/{topic}", Target::Topic),
+            ("/v1/live/snapshot", Target::LiveSnapshot),
+            ("/v1/live/stream", Target::LiveStream),
         ];
-        for (path, target) in builtin {
+        let assets = crate::live::Asset::ALL.map(|a| (a.path(), Target::Ui(a)));
+        for (path, target) in builtin.into_iter().chain(assets) {
             add(Method::GET, path, target).map_err(|reason| GatewayError::Config { reason })?;
         }
         for (index, r) in configured.iter().enumerate() {

@@ -48,6 +48,8 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     /// Calls in flight, and whether new ones are refused.
     pub(crate) drain: Arc<Drain>,
+    /// The live view's shared snapshot (`live.rs`).
+    pub(crate) live: Arc<crate::live::LiveHub>,
 }
 
 impl State {
@@ -134,6 +136,7 @@ impl Gateway {
         metrics.count_calls_in_flight(drain.clone());
         let state = web::Data::new(State {
             metrics,
+            live: Arc::new(crate::live::LiveHub::new(node.clone())),
             node,
             config,
             auth,
@@ -403,6 +406,18 @@ impl GatewayHandle {
     /// Calls (requests to a service) in flight now.
     pub fn calls_in_flight(&self) -> usize {
         self.state.drain.in_flight()
+    }
+
+    /// Live-view streams (`GET /v1/live/stream`) open now: one ends when
+    /// its client goes away or the gateway stops.
+    pub fn live_streams(&self) -> usize {
+        self.state.live.open_streams()
+    }
+
+    /// Live-view snapshots gathered so far: at most one per 250 ms, shared
+    /// by every open stream and snapshot request.
+    pub fn live_gathers(&self) -> u64 {
+        self.state.live.gathers()
     }
 
     /// Stops accepting connections, lets requests in flight finish (up to

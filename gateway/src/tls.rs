@@ -20,8 +20,14 @@ use crate::error::GatewayError;
 
 /// The rustls server config of `cfg`, or why not.
 pub(crate) fn server_config(cfg: &TlsConfig) -> Result<ServerConfig, GatewayError> {
+    server_config_of(cfg, "[gateway.tls]")
+}
+
+/// The rustls server config of `cfg`, read from the config table `table`
+/// (named in errors), or why not.
+pub(crate) fn server_config_of(cfg: &TlsConfig, table: &str) -> Result<ServerConfig, GatewayError> {
     let bad = |reason: String| GatewayError::Config {
-        reason: format!("[gateway.tls]: {reason}"),
+        reason: format!("{table}: {reason}"),
     };
     let certs = read_certs(&cfg.cert).map_err(bad)?;
     let key = PrivateKeyDer::from_pem_file(&cfg.key)

@@ -38,6 +38,9 @@ pub(crate) struct RequestCtx {
     pub(crate) request_id: HeaderValue,
     /// The trace id, and the gateway's span id as the callee's parent.
     pub(crate) trace: TraceContext,
+    /// The span id of the caller's `traceparent` (0 without one): the
+    /// parent of the gateway's own hop span.
+    pub(crate) caller_span_id: u64,
 }
 
 impl RequestCtx {
@@ -45,17 +48,18 @@ impl RequestCtx {
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let request_id = sane_request_id(headers.get(&REQUEST_ID))
             .unwrap_or_else(|| hex_header::<32>(ids::fresh_u128()));
-        let trace_id = headers
+        let (trace_id, caller_span_id) = headers
             .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent)
-            .map_or_else(ids::fresh_u128, |(t, _)| t);
+            .unwrap_or_else(|| (ids::fresh_u128(), 0));
         Self {
             request_id,
             trace: TraceContext {
                 trace_id,
                 parent_span_id: ids::fresh_u64(),
             },
+            caller_span_id,
         }
     }
 

@@ -11,14 +11,24 @@
 //!   --rounds R      runs of each cell; the table shows the median (default 3)
 //!   --keep-awake    one lowest-priority busy thread per CPU during the runs
 //!   --peers a,b     a subset of msa,actix,ractor,kameo
+//!   --html FILE     also write a self-contained HTML report (charts of
+//!                   each metric and of the ratios, then the table)
 //! ```
 
 mod cpu;
+// msa's own HTML report writer and charts, shared rather than copied (it
+// uses only std, anyhow and time); peers uses part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/cli/bench/html.rs"]
+mod html;
 mod peer;
 mod placement;
+mod report;
 mod scenario;
 mod spawn;
 mod table;
+
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 
@@ -33,6 +43,8 @@ pub(crate) struct Options {
     pub(crate) rounds: usize,
     pub(crate) keep_awake: bool,
     pub(crate) peers: Vec<Peer>,
+    /// `--html FILE`: where to write the HTML report.
+    pub(crate) html: Option<PathBuf>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
@@ -43,6 +55,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         rounds: 3,
         keep_awake: false,
         peers: Peer::ALL.to_vec(),
+        html: None,
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -52,6 +65,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--spawn" => o.spawn = value()?.parse()?,
             "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
             "--keep-awake" => o.keep_awake = true,
+            "--html" => o.html = Some(PathBuf::from(value()?)),
             "--peers" => {
                 o.peers = value()?
                     .split(',')
@@ -77,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         return spawn::child(peer, n);
     }
     let options = parse(args)?;
+    let run = html::RunInfo::now();
     let load_before = cpu::load_average();
     let awake = options.keep_awake.then(cpu::KeepAwake::start).transpose()?;
     let rows = table::measure_all(&options)?;
@@ -93,6 +108,10 @@ fn main() -> anyhow::Result<()> {
         cpu::load_average().as_deref().unwrap_or("?"),
     );
     table::print(&options, &rows);
+    if let Some(path) = &options.html {
+        report::write(path, &run, &options, cpu_state, &rows)?;
+        println!("HTML report: {}", path.display());
+    }
     Ok(())
 }
 
@@ -128,7 +147,7 @@ mod tests {
     #[test]
     fn options_parse_and_refuse_unknown_peers() {
         let o = parse(
-            ["--peers", "ractor", "--rounds", "0"]
+            ["--peers", "ractor", "--rounds", "0", "--html", "r.html"]
                 .map(String::from)
                 .into_iter(),
         )
@@ -136,6 +155,7 @@ mod tests {
         // msa is always measured (every ratio is against it); rounds >= 1.
         assert_eq!(o.peers, [Peer::Msa, Peer::Ractor]);
         assert_eq!(o.rounds, 1);
+        assert_eq!(o.html.as_deref(), Some(std::path::Path::new("r.html")));
         assert!(parse(["--peers", "akka"].map(String::from).into_iter()).is_err());
         assert!(parse(["--bogus"].map(String::from).into_iter()).is_err());
     }

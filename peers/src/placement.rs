@@ -3,14 +3,22 @@
 //! - `same-thread`: one thread. msa and raw actix in an actix `System`
 //!   (msa with `start_local`, actix with `Actor::start`), ractor and kameo on
 //!   a tokio current-thread runtime; the caller is a task on that thread.
-//! - `embedded`: the caller is a task on the application's tokio
-//!   multi-thread runtime (one worker per CPU, `#[tokio::main]`'s default).
-//!   msa is placed as `examples/embed.rs` places it (a node started with
-//!   `Node::builder().arbiters(2).start()` from that runtime: its services
-//!   run on the node's arbiter threads); the raw actix actor runs on an
-//!   actix `System` thread of its own (actix cannot run on a multi-thread
-//!   runtime); ractor's and kameo's actors are tasks of that same runtime,
-//!   as their docs spawn them.
+//! - `embedded`: an application on a tokio multi-thread runtime (one
+//!   worker per CPU, `#[tokio::main]`'s default). msa is placed as
+//!   `examples/embed.rs` places it: a node started with
+//!   `Node::builder().arbiters(2).start()` from that runtime, the sink
+//!   spawned with one instance per arbiter and `prefer_local()`, and the
+//!   application's calls made from a task it runs on the node
+//!   (`Node::run`), so each ask goes to the instance on the task's own
+//!   arbiter. The raw actix actor runs on an actix `System` thread of its
+//!   own (actix cannot run on a multi-thread runtime), the caller on the
+//!   runtime; ractor's and kameo's actors are tasks of that same runtime,
+//!   as their docs spawn them, and so is their caller.
+//! - `embedded-outside`: as `embedded`, but msa's caller is a task of the
+//!   application's runtime and its sink has one instance (no
+//!   `prefer_local`): each ask crosses to an arbiter thread and back (the
+//!   `embedded` placement before 2026-12-06). The other peers are placed as
+//!   in `embedded`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,15 +40,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) enum Placement {
     SameThread,
     Embedded,
+    EmbeddedOutside,
 }
 
 impl Placement {
-    pub(crate) const ALL: [Placement; 2] = [Self::SameThread, Self::Embedded];
+    pub(crate) const ALL: [Placement; 3] =
+        [Self::SameThread, Self::Embedded, Self::EmbeddedOutside];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::SameThread => "same-thread",
             Self::Embedded => "embedded",
+            Self::EmbeddedOutside => "embedded-outside",
         }
     }
 }
@@ -74,7 +85,27 @@ pub(crate) fn measure(
         }),
         (Placement::Embedded, Peer::Msa) => multi_thread()?.block_on(async move {
             // As examples/embed.rs: a node with two arbiters, started from
-            // the application's runtime.
+            // the application's runtime; one instance per arbiter, preferred
+            // by the callers beside it; the calls made from a node task.
+            let node = Node::builder()
+                .name("peers")
+                .arbiters(2)
+                .start()
+                .context("starting an msa node")?;
+            let sink = spec("sink", Sink::default)
+                .instances(node.arbiters())
+                .prefer_local();
+            let svc = node.spawn(sink).await?;
+            let out = node
+                .run(scenario.run(MsaSink(svc)))
+                .await
+                .context("the measuring task on the node")?;
+            node.shutdown(SHUTDOWN_GRACE).await?;
+            out
+        }),
+        (Placement::EmbeddedOutside, Peer::Msa) => multi_thread()?.block_on(async move {
+            // The caller is the application's own task; the service runs on
+            // a node arbiter.
             let node = Node::builder()
                 .name("peers")
                 .arbiters(2)
@@ -85,7 +116,7 @@ pub(crate) fn measure(
             node.shutdown(SHUTDOWN_GRACE).await?;
             out
         }),
-        (Placement::Embedded, Peer::Actix) => {
+        (Placement::Embedded | Placement::EmbeddedOutside, Peer::Actix) => {
             let (tx, rx) = std::sync::mpsc::channel();
             let system = std::thread::Builder::new()
                 .name("peers-actix".into())
@@ -107,13 +138,15 @@ pub(crate) fn measure(
             let _ = system.join();
             out
         }
-        (Placement::Embedded, Peer::Ractor) => multi_thread()?.block_on(async move {
-            let sink = ractor_peer::spawn(Tally::default()).await?;
-            in_task(scenario.run(sink)).await
-        }),
-        (Placement::Embedded, Peer::Kameo) => multi_thread()?.block_on(async move {
-            in_task(scenario.run(kameo_peer::spawn(Tally::default()))).await
-        }),
+        (Placement::Embedded | Placement::EmbeddedOutside, Peer::Ractor) => multi_thread()?
+            .block_on(async move {
+                let sink = ractor_peer::spawn(Tally::default()).await?;
+                in_task(scenario.run(sink)).await
+            }),
+        (Placement::Embedded | Placement::EmbeddedOutside, Peer::Kameo) => multi_thread()?
+            .block_on(
+                async move { in_task(scenario.run(kameo_peer::spawn(Tally::default()))).await },
+            ),
     }
 }
 

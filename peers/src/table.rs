@@ -10,10 +10,10 @@ use crate::Options;
 /// One row: a metric in a placement, one median figure per peer.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
-    metric: &'static str,
-    placement: &'static str,
-    unit: &'static str,
-    values: Vec<(Peer, f64)>,
+    pub(crate) metric: &'static str,
+    pub(crate) placement: &'static str,
+    pub(crate) unit: &'static str,
+    pub(crate) values: Vec<(Peer, f64)>,
 }
 
 /// Runs every scenario for every peer and placement, `rounds` times each,
@@ -109,10 +109,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Prints the table as Markdown: each cell is the peer's figure and, in
-/// brackets, msa's figure divided by it.
+/// Prints the table (see [`render`]).
 pub(crate) fn print(o: &Options, rows: &[Row]) {
-    println!(
+    print!("{}", render(o, rows));
+}
+
+/// The table as Markdown: each cell is the peer's figure and, in brackets,
+/// msa's figure divided by it.
+pub(crate) fn render(o: &Options, rows: &[Row]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "tells {} per run, asks {}, spawn {}, median of {} rounds; (×) = msa ÷ peer \
          (throughput: < 1 means msa is slower; time, latency, memory: > 1 means msa is slower)",
         o.tells, o.asks, o.spawn, o.rounds
@@ -123,7 +131,7 @@ pub(crate) fn print(o: &Options, rows: &[Row]) {
         header.push_str(&format!(" {} |", p.name()));
         rule.push_str("---|");
     }
-    println!("{header}\n{rule}");
+    let _ = writeln!(out, "{header}\n{rule}");
     for r in rows {
         let msa = r
             .values
@@ -138,6 +146,7 @@ pub(crate) fn print(o: &Options, rows: &[Row]) {
                 line.push_str(&format!(" {v:.3} ({:.2}×) |", msa / v));
             }
         }
-        println!("{line}");
+        let _ = writeln!(out, "{line}");
     }
+    out
 }

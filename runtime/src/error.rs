@@ -94,6 +94,16 @@ pub enum CallError {
         /// What was wrong with the body.
         error: JsonError,
     },
+    /// A bincode call's payload (see `Node::call_bincode`) was refused by
+    /// the node that decoded it: not the message's bincode encoding, or a
+    /// message the service does not handle there.
+    #[error("bincode call to `{service}` refused: {error}")]
+    Bincode {
+        /// The service.
+        service: String,
+        /// What was wrong with the payload.
+        error: BincodeError,
+    },
     /// Every instance of the service runs on nodes this node cannot reach
     /// itself (a partial cut: the member is alive for the cluster, but the
     /// connection from here is silent or refused). The call fails at once;
@@ -125,6 +135,20 @@ pub enum CallError {
     )]
     Downed {
         /// The downed node.
+        node: String,
+    },
+    /// The node named is still joining the cluster (Akka's `Joining`): it
+    /// was started (or came back after the split-brain resolver downed it)
+    /// and the members it sees have not all admitted it yet. Until it is
+    /// `up` it serves no calls from other nodes, reaches none and owns no
+    /// key of a keyed service; its own callers get this at once, as do
+    /// callers from other nodes. A node restarted into a partition stays
+    /// joining until the heal (docs/cluster.md, "Joining").
+    #[error(
+        "node `{node}` is still joining the cluster (not admitted by every member it sees yet)"
+    )]
+    Joining {
+        /// The joining node.
         node: String,
     },
     /// The service's access rule for this message does not admit the call's
@@ -165,9 +189,11 @@ impl CallError {
     /// | `Overloaded` | yes | the outbound queue was full: the frame was never sent |
     /// | `NotRegistered` | yes | the message could not be encoded: nothing was sent |
     /// | `Json` | yes | the body was refused before any handler ran (a retry with the same body fails the same way) |
+    /// | `Bincode` | yes | the payload was refused before any handler ran |
     /// | `Unreachable` | yes | refused before anything was sent: no reachable node runs the service |
     /// | `TablesPending` | yes | refused before anything was sent: the service is not known here yet |
     /// | `Downed` | yes | refused before any handler: the node is downed by the split-brain resolver |
+    /// | `Joining` | yes | refused before any handler: the node is still joining the cluster |
     /// | `PermissionDenied` | yes | refused before any handler by the service's access rule (a retry with the same caller fails the same way) |
     /// | `InstanceDied` | no | the instance may have died while handling it |
     /// | `Timeout` | no | the handler may be running, or may have run |
@@ -194,9 +220,11 @@ impl CallError {
             | Self::Overloaded { .. }
             | Self::NotRegistered { .. }
             | Self::Json { .. }
+            | Self::Bincode { .. }
             | Self::Unreachable { .. }
             | Self::TablesPending { .. }
             | Self::Downed { .. }
+            | Self::Joining { .. }
             | Self::PermissionDenied { .. } => true,
             Self::InstanceDied { .. }
             | Self::Timeout { .. }
@@ -233,6 +261,28 @@ pub enum JsonError {
         /// Where in the body (`.` for the whole body, `items[0].qty` for a field).
         path: String,
         /// What is wrong there (a missing field, a wrong type, ...).
+        reason: String,
+    },
+}
+
+/// Why a bincode call could not be made (see `Node::call_bincode`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BincodeError {
+    /// No message type with this wire name is handled by the service (on
+    /// this node, or on the node the call was forwarded to).
+    #[error("unknown message `{message}`")]
+    UnknownMessage {
+        /// The wire name asked for.
+        message: String,
+    },
+    /// The payload is not the message's bincode encoding (bincode 2,
+    /// standard configuration).
+    #[error("malformed bincode for `{message}`: {reason}")]
+    Malformed {
+        /// The wire name of the message.
+        message: String,
+        /// The decoder's description.
         reason: String,
     },
 }
@@ -313,6 +363,35 @@ pub enum SpawnError {
     /// The node is shutting down and accepts no new services.
     #[error("node is shutting down")]
     ShuttingDown,
+}
+
+/// Why a task run on the node's arbiters ([`Node::spawn_task`](crate::Node::spawn_task),
+/// [`Node::run`](crate::Node::run)) gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The node was shutting down when the task was to start: it never ran.
+    #[error("node is shutting down")]
+    ShuttingDown,
+    /// The node stopped (its arbiter ended) before the task finished; the
+    /// task was dropped at an await point.
+    #[error("the node stopped before the task finished")]
+    Stopped,
+    /// The task panicked (the arbiter goes on).
+    #[error("the task panicked: {0}")]
+    Panicked(String),
+    /// No arbiter with that index (the node has `arbiters` of them).
+    #[error("no arbiter {index}: the node has {arbiters}")]
+    NoSuchArbiter {
+        /// The index asked for.
+        index: usize,
+        /// How many arbiters the node has.
+        arbiters: usize,
+    },
+    /// A local node (`start_local`) runs tasks on its own thread's
+    /// `LocalSet`, and the caller is not on it.
+    #[error("a local node's tasks must be spawned from the node's own thread")]
+    NotOnNodeThread,
 }
 
 /// Why a node could not start or shut down.
@@ -399,7 +478,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// How many variants `CallError` has; [`position`] must number them all.
-    const VARIANTS: usize = 17;
+    const VARIANTS: usize = 19;
 
     /// The variant's position: no `_` arm, so a new variant fails to compile
     /// here until it is numbered (and [`VARIANTS`] grows, and
@@ -423,6 +502,8 @@ pub(crate) mod tests {
             CallError::TablesPending { .. } => 14,
             CallError::Downed { .. } => 15,
             CallError::PermissionDenied { .. } => 16,
+            CallError::Joining { .. } => 17,
+            CallError::Bincode { .. } => 18,
         }
     }
 
@@ -482,6 +563,19 @@ pub(crate) mod tests {
                     message: message.to_string(),
                 },
             },
+            CallError::Bincode {
+                service: s(),
+                error: BincodeError::Malformed {
+                    message: message.to_string(),
+                    reason: "unexpected end".into(),
+                },
+            },
+            CallError::Bincode {
+                service: s(),
+                error: BincodeError::UnknownMessage {
+                    message: message.to_string(),
+                },
+            },
             CallError::Unreachable { node: "c".into() },
             CallError::TablesPending {
                 service: s(),
@@ -492,6 +586,7 @@ pub(crate) mod tests {
                 service: s(),
                 reason: "needs role admin".into(),
             },
+            CallError::Joining { node: "c".into() },
             CallError::Unrecognized {
                 service: s(),
                 code: 999,
@@ -512,10 +607,11 @@ pub(crate) mod tests {
             .filter(|e| e.is_retryable())
             .map(position)
             .collect();
+        retryable.sort_unstable();
         retryable.dedup();
         // UnknownService, UnhandledMessage, NoInstance, Overloaded,
-        // NotRegistered, Json (a refused body), Unreachable, TablesPending,
-        // Downed, PermissionDenied.
-        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14, 15, 16]);
+        // NotRegistered, Json (a refused body), Bincode (a refused payload),
+        // Unreachable, TablesPending, Downed, PermissionDenied, Joining.
+        assert_eq!(retryable, [0, 1, 2, 7, 9, 12, 13, 14, 15, 16, 17, 18]);
     }
 }

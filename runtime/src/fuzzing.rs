@@ -45,6 +45,13 @@ pub fn frame_decoder(data: &[u8]) {
             let got = if incoming {
                 match dec.next_incoming() {
                     Ok(Some(Incoming::Frame(f))) => Some(Some(f)),
+                    Ok(Some(Incoming::Publish(p))) => Some(Some(Frame::Publish {
+                        topic: p.topic.to_string(),
+                        message: p.message.to_string(),
+                        payload: p.payload.to_vec(),
+                        plain: p.plain,
+                        members: p.members,
+                    })),
                     Ok(Some(_)) => Some(None),
                     Ok(None) => None,
                     Err(_) => return,
@@ -250,6 +257,7 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             payload: vec![5; 8],
         },
         Frame::TableRequest,
+        Frame::CallsDone,
         Frame::Topics {
             topics: vec![crate::registry::TopicAd {
                 topic: "orders.events".into(),

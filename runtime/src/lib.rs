@@ -69,6 +69,7 @@
 extern crate self as msa_runtime;
 
 pub mod access;
+pub mod live;
 pub mod supervision;
 
 mod deadline;
@@ -89,7 +90,7 @@ mod stats;
 pub mod test_support;
 mod topic;
 
-pub use error::{CallError, JsonError, NodeError, SpawnError};
+pub use error::{BincodeError, CallError, JsonError, NodeError, SpawnError, TaskError};
 pub use json::{JsonBody, JsonReply, MessageInfo};
 pub use message::contract;
 pub use message::{codec, json_schema_of, key_hash, CodecError, KeyedMessage, RemoteMessage};
@@ -106,8 +107,9 @@ pub mod __private {
     pub use serde_json;
 }
 pub use lifecycle::{Backoff, ExitReason, Intensity, Restart, Shutdown, StartError, Strategy};
+pub use live::{ClusterLive, LiveQuery, LiveReport, PeerLive, SpanKind, SpanRecord};
 pub use metadata::{Identity, Metadata, TraceContext};
-pub use node::{Node, NodeBuilder};
+pub use node::{Node, NodeBuilder, TaskHandle};
 pub use registry::{InstanceId, MonitorReason, RegistryEvent, RegistryWatch, ServiceState};
 pub use service::{
     Ask, AskFuture, Envelope, Handler, HandlerFailure, Reply, Routing, Service, ServiceActor,
@@ -116,7 +118,8 @@ pub use service::{
 pub use stats::{LatencySnapshot, StatsSnapshot, LATENCY_BOUNDS_US};
 pub use supervision::{SupervisorError, SupervisorHandle, SupervisorSpec};
 pub use topic::{
-    JsonEvent, JsonSubscription, ServiceSubscription, Subscription, Topic, TopicItem, TopicStats,
+    Group, GroupError, GroupMember, GroupMembership, JsonEvent, JsonSubscription,
+    ServiceSubscription, Subscription, Topic, TopicItem, TopicStats,
 };
 
 /// actix, re-exported for its types and traits. Its `Message` derive expands
@@ -133,6 +136,7 @@ pub mod prelude {
     pub use crate::{
         CallError, Handler, KeyedMessage, Metadata, Node, RemoteMessage, Reply, Restart, Routing,
         Service, ServiceActor, ServiceContext, ServiceRef, ServiceSpec, Strategy, SupervisorSpec,
+        TaskError,
     };
     pub use actix::Message;
 }

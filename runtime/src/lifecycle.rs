@@ -11,6 +11,7 @@
 
 mod backoff;
 mod exit;
+pub(crate) mod home;
 mod intensity;
 mod launch;
 mod shutdown;
@@ -26,6 +27,6 @@ pub use strategy::{Restart, Strategy};
 pub(crate) use exit::panic_message;
 pub(crate) use intensity::RestartWindow;
 pub(crate) use launch::{
-    launch, launch_with_end, ChildExited, ChildReady, ExitNotice, KillSwitch, Placement,
-    ReadyNotice,
+    launch, launch_with_end, ChildExited, ChildReady, ExitNotice, KillSwitch, OnExit, Placement,
+    ReadyNotice, SupervisorLink,
 };

@@ -1,12 +1,16 @@
 //! `Node`: the runtime in one process: an arbiter pool (or the caller's
 //! `LocalSet`), a registry, a supervision tree, and a deadline sweeper.
 
+mod bincode_api;
 mod builder;
+mod live_api;
 mod supervision_api;
+mod tasks_api;
 mod threads;
 mod topics_api;
 
 pub use builder::NodeBuilder;
+pub use tasks_api::TaskHandle;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,6 +49,8 @@ struct NodeInner {
     root: Addr<Supervisor>,
     threads: parking_lot::Mutex<Option<Threads>>,
     shut: AtomicBool,
+    /// The arbiter the next `spawn_task` goes to (round-robin).
+    task_next: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for NodeInner {
@@ -80,9 +86,11 @@ impl Node {
                 root,
                 threads: parking_lot::Mutex::new(threads),
                 shut: AtomicBool::new(false),
+                task_next: std::sync::atomic::AtomicUsize::new(0),
             }),
         };
         node.install_service_operator();
+        node.install_live_source();
         node
     }
 
@@ -359,6 +367,23 @@ impl Node {
             .remote
             .as_ref()
             .is_some_and(|r| r.is_self_downed())
+    }
+
+    /// Whether this node is still joining its cluster (Akka's `Joining`):
+    /// started with seeds (or back after the split-brain resolver downed
+    /// it) and not yet admitted by every member it sees. While it is, it
+    /// serves no calls from other nodes, its own callers' calls to services
+    /// on other nodes and keyed calls fail at once with
+    /// [`CallError::Joining`](crate::CallError), calls to its own local
+    /// services are served, and `cluster_status` shows it `joining`. A node
+    /// with no seeds founds the cluster and is never joining; on a healthy
+    /// cluster a node is admitted within about a second. Always `false` for
+    /// a node without remoting (docs/cluster.md, "Joining").
+    pub fn is_joining(&self) -> bool {
+        self.shared()
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.is_joining())
     }
 
     /// Membership changes from now on (`None` for a node without remoting).

@@ -5,17 +5,23 @@
 //! [`ServiceRef`](crate::ServiceRef) caches the entry, so the hot path is one
 //! `arc-swap` load of the slot it routes to, with no lock and no hashing.
 
+mod batch_room;
 mod entry;
+mod group_ads;
 mod monitor;
 mod topics;
 mod watch;
 
+pub(crate) use batch_room::BatchRoom;
 pub(crate) use entry::{
     Instance, InstanceGuard, MessageType, PeerLink, RemoteInstance, ServiceEntry,
 };
 pub use entry::{InstanceId, ServiceState};
+pub(crate) use group_ads::{
+    check_group_ads, check_name as check_group_name, group_topic, member_label, parse_label,
+};
 pub use monitor::MonitorReason;
-pub(crate) use topics::{TopicAd, TopicEvent, TopicHub, TopicSink, TopicState};
+pub(crate) use topics::{Routes, TopicAd, TopicEvent, TopicHub, TopicSink, TopicState, WireAsk};
 pub use watch::{RegistryEvent, RegistryWatch};
 
 /// Why remote instances went away: their node left or was declared down.

@@ -13,6 +13,7 @@ pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod join;
 pub(crate) mod json_forward;
+pub(crate) mod live_source;
 pub(crate) mod membership;
 mod operator;
 pub(crate) mod peer;

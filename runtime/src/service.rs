@@ -2,6 +2,7 @@
 //! the spec that registers them, and the location-transparent handle.
 
 mod actor;
+mod batch;
 mod context;
 mod handle;
 mod node_shared;
@@ -10,6 +11,7 @@ mod room;
 mod send;
 mod sender_cache;
 mod serve;
+mod span;
 mod spec;
 
 pub use actor::{Envelope, Handler, Service, ServiceActor, TellEnvelope};
@@ -19,5 +21,5 @@ pub use reply::{HandlerFailure, Reply};
 pub use spec::{Routing, ServiceSpec};
 
 pub(crate) use node_shared::{Exec, NodeShared};
-pub(crate) use serve::json_server;
+pub(crate) use serve::{bincode_server, json_server};
 pub(crate) use spec::{ErasedBlueprint, InstanceLaunch, LaunchedInstance};

@@ -75,6 +75,18 @@ pub(crate) enum Sabotage {
     NoJoinStep,
 }
 
+/// The fault schedule of a simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Script {
+    /// Faults picked by the seed, and the finale (the default).
+    #[default]
+    Random,
+    /// One partial cut, n0 ⇄ n2 (n1 reaches both), from the end of the
+    /// warm-up until the final heal; no other fault, no finale. The
+    /// ownership invariant is checked under it too.
+    PartialCut,
+}
+
 /// One simulation's settings.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -90,6 +102,7 @@ pub struct SimConfig {
     /// default is keep-majority with a 5 s `stable_after`.
     pub split_brain: Option<crate::remote::split_brain::SplitBrainConfig>,
     pub(crate) sabotage: Sabotage,
+    pub(crate) script: Script,
 }
 
 impl SimConfig {
@@ -104,6 +117,7 @@ impl SimConfig {
             heal_bound: Duration::from_secs(15),
             split_brain: Some(crate::remote::split_brain::SplitBrainConfig::default()),
             sabotage: Sabotage::None,
+            script: Script::Random,
         }
     }
 

@@ -9,6 +9,7 @@
 //! subscribers, which fans it out there. Which nodes have subscribers
 //! travels beside their service tables (`Frame::Topics`).
 
+mod group;
 mod json;
 mod queue;
 mod sinks;
@@ -17,12 +18,14 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::error::CallError;
 use crate::message::{codec, KeyedMessage, RemoteMessage};
-use crate::registry::{TopicEvent, TopicState};
-use crate::remote::frame::Frame;
+use crate::registry::{Routes, TopicEvent, TopicState};
+use crate::remote::call_lane::OutPublish;
 use crate::remote::peer::Peer;
 use crate::service::{NodeShared, Service, ServiceContext, ServiceRef};
 
+pub use group::{Group, GroupError, GroupMember, GroupMembership};
 pub use json::{JsonEvent, JsonSubscription};
 pub use queue::TopicItem;
 use sinks::{QueueSink, ServiceSink};
@@ -43,6 +46,9 @@ pub struct TopicStats {
     /// Events from another node that did not decode here (a subscriber
     /// of another type under the same topic name).
     pub undecodable: u64,
+    /// `Topics` frames from other nodes refused because a process group
+    /// membership in them was malformed (docs/streams.md, "Groups").
+    pub refused_ads: u64,
 }
 
 /// A named topic of events of type `E`: publish to it, subscribe to it.
@@ -155,43 +161,7 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
             }
         }
         hub.deliver_local(&routes, E::NAME, TopicEvent::Local(&event), true, &here);
-        if routes.remote.is_empty() {
-            return;
-        }
-        let mut payload = None;
-        for (i, r) in routes.remote.iter().enumerate() {
-            let members = there.get_mut(i).map(std::mem::take).unwrap_or_default();
-            if !r.plain && members.is_empty() {
-                continue;
-            }
-            let bytes = match &payload {
-                Some(b) => b,
-                None => match codec::encode(&event) {
-                    Ok(b) => payload.insert(b),
-                    Err(e) => {
-                        hub.counters
-                            .remote_dropped
-                            .fetch_add(routes.remote.len() as u64, Ordering::Relaxed);
-                        tracing::warn!(topic = %self.name, message = E::NAME, error = %e, "event not encodable: not sent to other nodes");
-                        return;
-                    }
-                },
-            };
-            let Some(peer) = Peer::of(&r.link) else {
-                continue;
-            };
-            let frame = Frame::Publish {
-                topic: self.name.to_string(),
-                message: E::NAME.to_string(),
-                payload: bytes.clone(),
-                plain: r.plain,
-                members,
-            };
-            if let Err(e) = peer.send(frame) {
-                hub.counters.remote_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(topic = %self.name, node = %peer.info.name, error = %e, "event not sent");
-            }
-        }
+        send_remote(&self.node, &self.name, &routes, &event, true, &mut there);
     }
 
     /// Subscribes a stream that holds up to `bound` events (at least 1);
@@ -278,6 +248,73 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     pub fn remote_subscribers(&self) -> Vec<String> {
         self.node.registry.topics.remote_subscribers(&self.name)
     }
+}
+
+/// Sends one encoded copy of `event` (published to `topic`) to each other
+/// node of `routes` that takes it: its plain subscribers (when `plain` and
+/// it has some) or the members `there` lists for it (by its index in
+/// `routes.remote`). Never waits: a copy that cannot be queued is dropped
+/// and counted (`remote_dropped`).
+pub(crate) fn send_remote<E: RemoteMessage>(
+    node: &NodeShared,
+    topic: &str,
+    routes: &Routes,
+    event: &E,
+    plain: bool,
+    there: &mut [Vec<u64>],
+) {
+    let hub = &node.registry.topics;
+    if routes.remote.is_empty() {
+        return;
+    }
+    for (i, r) in routes.remote.iter().enumerate() {
+        let members = there.get_mut(i).map(std::mem::take).unwrap_or_default();
+        let plain = plain && r.plain;
+        if !plain && members.is_empty() {
+            continue;
+        }
+        let Some(peer) = live_peer(node, &r.link) else {
+            continue;
+        };
+        // The frame is written straight into the connection's lane, the
+        // event encoded in place: no `Frame`, no copies of the names.
+        let publish = OutPublish {
+            topic,
+            message: E::NAME,
+            plain,
+            members: &members,
+        };
+        match peer.send_publish(publish, |out| codec::encode_append(event, out)) {
+            Ok(()) => {}
+            Err(e @ CallError::Codec { .. }) => {
+                hub.counters.remote_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%topic, message = E::NAME, error = %e, "event not encodable: not sent to another node");
+            }
+            Err(e) => {
+                hub.counters.remote_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%topic, node = %peer.info.name, error = %e, "event not sent");
+            }
+        }
+    }
+}
+
+/// The connection to the node at the other end of `link` that carries new
+/// frames: `link`'s own (the one its `Topics` came on) while it is neither
+/// down nor retired, else the node's current one (a duplicate connection
+/// replaced it, and the new one's `Topics` has not replaced `link` yet).
+pub(crate) fn live_peer(
+    node: &NodeShared,
+    link: &Arc<dyn crate::registry::PeerLink>,
+) -> Option<Arc<Peer>> {
+    let own = Peer::of(link);
+    if let Some(p) = own.as_ref().filter(|p| !p.is_down() && !p.is_retired()) {
+        return Some(p.clone());
+    }
+    node.remote
+        .as_ref()
+        .and_then(|rem| rem.peer(link.node_name()))
+        .filter(|p| !p.is_down())
+        .or(own)
 }
 
 /// Removes a subscriber when dropped.

@@ -3,6 +3,7 @@
 //! `remote`, a bare actix-web handler on the same loopback for `gateway`).
 
 mod gateway;
+mod html;
 mod local;
 mod remote;
 mod report;

@@ -4,6 +4,7 @@
 
 mod demo;
 mod fault;
+mod formed;
 mod local_pid;
 mod plan;
 mod process;

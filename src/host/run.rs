@@ -93,7 +93,12 @@ pub(crate) async fn serve(
     let node = start(&cfg)?;
     // The probes answer from the start: alive, and not ready until the
     // services run.
-    let ops = match cfg.ops.map(|bind| start_ops(&node, bind)).transpose() {
+    let ops_auth = cfg.gateway.as_ref().and_then(|g| g.auth.as_ref());
+    let ops = match cfg
+        .ops
+        .map(|bind| start_ops(&node, bind, ops_auth))
+        .transpose()
+    {
         Ok(o) => o,
         Err(e) => {
             let _ = node.shutdown(SHUTDOWN_GRACE).await;
@@ -216,9 +221,14 @@ async fn stop_gracefully(r: Running, drain: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the operations endpoints on `bind`.
-fn start_ops(node: &Node, bind: SocketAddr) -> anyhow::Result<OpsHandle> {
-    let handle = OpsServer::start(node.clone(), bind)
+/// Starts the operations endpoints on `bind`; the live view's data there
+/// needs an admin token when the node's gateway has auth (`auth`).
+fn start_ops(
+    node: &Node,
+    bind: SocketAddr,
+    auth: Option<&crate::gateway::AuthConfig>,
+) -> anyhow::Result<OpsHandle> {
+    let handle = OpsServer::start_with_auth(node.clone(), bind, auth)
         .with_context(|| format!("cannot serve the operations endpoints on {bind}"))?;
     tracing::info!(addr = %handle.local_addr(), "operations endpoints ready");
     Ok(handle)

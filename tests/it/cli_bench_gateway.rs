@@ -92,13 +92,31 @@ fn bench_gateway_json_prints_one_line_with_gateway_and_baseline_figures() {
 }
 
 #[test]
-fn bench_gateway_prints_a_table_by_default() {
-    let lines = bench_gateway(&["--requests", "100", "--connections", "2", "--rounds", "1"]);
+fn bench_gateway_prints_a_table_by_default_and_html_on_request() {
+    let html =
+        std::env::temp_dir().join(format!("msa-cli-test-{}-gateway.html", std::process::id()));
+    let _ = std::fs::remove_file(&html);
+    let lines = bench_gateway(&[
+        "--requests",
+        "100",
+        "--connections",
+        "2",
+        "--rounds",
+        "1",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     let text = lines.join("\n");
     for needle in ["gateway ", "baseline ", "ratio ", "Threads: "] {
         assert!(text.contains(needle), "no `{needle}` in:\n{text}");
     }
     assert!(!text.contains("FAILED"), "{text}");
+    let report = std::fs::read_to_string(&html).unwrap();
+    let _ = std::fs::remove_file(&html);
+    crate::cli_bench_html::check_report(
+        &report,
+        &["msa gateway", "bare actix-web", "p50", "p90", "p99", "max"],
+    );
 }
 
 #[test]
@@ -122,4 +140,37 @@ fn bench_gateway_with_access_rules_checks_every_request_at_the_service_too() {
     assert!(v["threads"]
         .as_str()
         .is_some_and(|t| t.contains("with access rules")));
+}
+
+#[test]
+fn bench_gateway_live_view_measures_the_gateway_with_a_live_view_stream_open() {
+    // Enough requests that each round outlasts the stream's first
+    // snapshots (four a second): the reader must have seen some.
+    let lines = bench_gateway(&[
+        "--requests",
+        "2000",
+        "--connections",
+        "4",
+        "--rounds",
+        "2",
+        "--live-view",
+        "--json",
+    ]);
+    assert_eq!(lines.len(), 1, "expected one JSON line, got {lines:?}");
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let l = &v["live_view"];
+    assert_eq!(l["failures"], 0, "{v}");
+    positive(l, "requests_per_sec");
+    positive(l, "ratio_to_gateway");
+    assert_eq!(l["target_ratio"], 0.9);
+    assert!(l["meets_target"].is_boolean());
+    let snapshots = l["rounds_snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 2, "{v}");
+    // The stream was live in every round: the admin token was accepted and
+    // snapshots arrived (opening waits for the first one).
+    assert!(
+        snapshots.iter().all(|s| s.as_u64().is_some_and(|n| n >= 1)),
+        "{v}"
+    );
+    assert_eq!(l["rounds_requests_per_sec"].as_array().unwrap().len(), 2);
 }

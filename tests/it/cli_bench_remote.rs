@@ -171,12 +171,27 @@ fn bench_remote_tls_measures_plaintext_and_tls_in_the_same_run_and_reports_their
 }
 
 #[test]
-fn bench_remote_keep_awake_says_so_in_every_row() {
-    let lines = run_tiny(&["--keep-awake"]);
+fn bench_remote_keep_awake_says_so_in_every_row_and_in_its_html_report() {
+    let html =
+        std::env::temp_dir().join(format!("msa-cli-test-{}-remote.html", std::process::id()));
+    let _ = std::fs::remove_file(&html);
+    let lines = run_tiny(&["--keep-awake", "--html", html.to_str().unwrap()]);
     assert_eq!(lines.len(), 3, "expected three JSON lines, got {lines:?}");
     for l in &lines {
         assert_eq!(fields_of(l)["cpus"], "kept awake", "{l}");
     }
+    let report = std::fs::read_to_string(&html).unwrap();
+    let _ = std::fs::remove_file(&html);
+    crate::cli_bench_html::check_report(
+        &report,
+        &[
+            "remote_tell",
+            "remote_ask",
+            "remote_ask_natural",
+            "raw TCP baseline",
+            "p90",
+        ],
+    );
 }
 
 #[test]

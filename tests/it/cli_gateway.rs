@@ -151,6 +151,13 @@ fn the_shop_demo_places_and_reads_orders_across_nodes_with_roles_enforced() {
             .any(|l| l.starts_with("gateway:") && l.contains(&addr) && l.contains("auth on")),
         "{lines:#?}"
     );
+    // The live view's URL beside the gateway's (docs/live-view.md).
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ui:") && l.contains(&format!("http://{addr}/ui "))),
+        "{lines:#?}"
+    );
     assert!(
         !lines.iter().any(|l| l.contains(JWT_SECRET)),
         "the JWT secret is not printed"
@@ -186,6 +193,31 @@ fn the_shop_demo_places_and_reads_orders_across_nodes_with_roles_enforced() {
     assert_eq!(placed["total_cents"], 2 * 1299);
     assert!(placed["payment"].as_str().unwrap().starts_with("pay-"));
     let id = placed["id"].as_u64().unwrap();
+
+    // The live view (docs/live-view.md): the order is a trace crossing the
+    // three nodes, orders → inventory → payments, under the gateway's hop.
+    let mut snap = Value::Null;
+    let traced = eventually(Duration::from_secs(10), || {
+        let (status, s) = http(&addr, "GET", "/v1/live/snapshot", Some(&root), "");
+        snap = s;
+        status == 200
+            && snap["traces"].as_array().is_some_and(|ts| {
+                ts.iter().any(|t| {
+                    let services = t["services"].as_array().cloned().unwrap_or_default();
+                    t["nodes"] == json!(["node1", "node2", "node3"])
+                        && ["orders", "inventory", "payments"]
+                            .iter()
+                            .all(|s| services.contains(&json!(s)))
+                })
+            })
+    });
+    assert!(
+        traced,
+        "no trace of the order over node1..3: {}",
+        snap["traces"]
+    );
+    let (status, _) = http(&addr, "GET", "/v1/live/snapshot", Some(&alice), "");
+    assert_eq!(status, 403, "the live view is for admins");
 
     // Read it back through the friendly route.
     let (status, read) = http(&addr, "GET", &format!("/orders/{id}"), Some(&alice), "");

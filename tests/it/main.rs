@@ -6,10 +6,13 @@
 
 mod support;
 
+mod cli_access;
 mod cli_addr;
 mod cli_bench_gateway;
+mod cli_bench_html;
 mod cli_bench_local;
 mod cli_bench_remote;
+mod cli_bench_streams;
 mod cli_cert;
 mod cli_commands;
 mod cli_contracts;
@@ -17,6 +20,7 @@ mod cli_discovery;
 mod cli_failover;
 mod cli_faults;
 mod cli_gateway;
+mod cli_groups_kill;
 mod cli_services;
 mod cli_shop_stream;
 mod cli_sim;

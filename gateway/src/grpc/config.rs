@@ -32,6 +32,10 @@ pub struct GrpcConfig {
     /// `Call`s in flight before new ones are answered `RESOURCE_EXHAUSTED`
     /// (default 1024, as an HTTP route's `max_concurrency`).
     pub max_concurrency: usize,
+    /// TLS (`[grpc.tls]`, the same keys as `[gateway.tls]`: `cert`, `key`,
+    /// optionally `client_ca` for client certificates); `None`: plaintext
+    /// HTTP/2 (h2c), with a warning at start beyond loopback.
+    pub tls: Option<crate::TlsConfig>,
 }
 
 impl Default for GrpcConfig {
@@ -41,6 +45,7 @@ impl Default for GrpcConfig {
             workers: 2,
             max_message_bytes: 1024 * 1024,
             max_concurrency: 1024,
+            tls: None,
         }
     }
 }

@@ -59,11 +59,12 @@ pub(crate) fn start(
     if config.max_message_bytes == 0 {
         return Err(bad("`max_message_bytes` must be at least 1"));
     }
-    if state.config.tls.is_none() && !config.bind.ip().is_loopback() {
+    let tls = config.tls.as_ref().map(super::tls::acceptor).transpose()?;
+    if tls.is_none() && !config.bind.ip().is_loopback() {
         tracing::warn!(
             addr = %config.bind,
             "the gRPC ingress serves plaintext HTTP/2 beyond loopback: tokens and payloads \
-             travel unencrypted (put a TLS-terminating proxy in front)"
+             travel unencrypted (add a [grpc.tls] table)"
         );
     }
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -142,11 +143,16 @@ pub(crate) fn start(
                     .set_service_status(GATEWAY_SERVICE, ServingStatus::Serving)
                     .await;
                 let _ = started_tx.send(Ok((addr, handle)));
-                let served = router
-                    .serve_with_incoming_shutdown(incoming, async {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                let served = match tls {
+                    Some(acceptor) => {
+                        let incoming = super::tls::incoming(incoming, acceptor);
+                        router.serve_with_incoming_shutdown(incoming, stop).await
+                    }
+                    None => router.serve_with_incoming_shutdown(incoming, stop).await,
+                };
                 if let Err(e) = served {
                     tracing::error!(error = %e, "gRPC server failed");
                 }
@@ -170,7 +176,8 @@ pub(crate) fn start(
             });
         }
     };
-    tracing::info!(%addr, workers, "gRPC ingress listening");
+    let scheme = if config.tls.is_some() { "TLS" } else { "h2c" };
+    tracing::info!(%addr, workers, scheme, "gRPC ingress listening");
     Ok(GrpcServer {
         addr,
         health,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web;
 use futures_util::Stream;
-use msa_runtime::{CallError, Identity, JsonBody, JsonSubscription, TopicItem};
+use msa_runtime::{Identity, JsonBody, JsonSubscription, TopicItem};
 use tokio::sync::{oneshot, Semaphore};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -22,10 +22,6 @@ use crate::ops;
 use crate::server::State;
 use crate::sse;
 use crate::trace::RequestCtx;
-
-/// The message of `Call`'s `UNIMPLEMENTED` for a bincode payload.
-pub(crate) const BINCODE_PENDING: &str =
-    "ENCODING_BINCODE is not served yet: send the payload as JSON (docs/grpc.md)";
 
 /// Request metadata the call path reads, copied into an HTTP header map.
 const FORWARDED: [&str; 3] = ["authorization", "traceparent", "x-request-id"];
@@ -77,9 +73,8 @@ impl GatewayService {
             .and_then(|v| v.to_str().ok())
             .and_then(deadline::parse);
         let msg = req.into_inner();
-        if state.node.is_self_downed() {
-            let node = state.node.name().to_string();
-            let e = ApiError::from_call(&CallError::Downed { node }, ctx.request_id());
+        if let Some(e) = crate::call::not_member(&state.node) {
+            let e = ApiError::from_call(&e, ctx.request_id());
             return Err(status::from_api(&e));
         }
         let Some(_call) = state.drain.enter() else {
@@ -95,17 +90,20 @@ impl GatewayService {
                 Ok(id)
             })
             .map_err(|e| status::from_api(&e))?;
-        if msg.encoding != Encoding::Json as i32 {
-            tracing::info!(
-                request_id = ctx.request_id(),
-                encoding = msg.encoding,
-                "gRPC call with an encoding not served"
-            );
-            return Err(match Encoding::try_from(msg.encoding) {
-                Ok(Encoding::Bincode) => Status::unimplemented(BINCODE_PENDING),
-                _ => Status::invalid_argument(format!("unknown encoding {}", msg.encoding)),
-            });
-        }
+        let encoding = match Encoding::try_from(msg.encoding) {
+            Ok(e) => e,
+            Err(_) => {
+                tracing::info!(
+                    request_id = ctx.request_id(),
+                    encoding = msg.encoding,
+                    "gRPC call with an unknown encoding"
+                );
+                return Err(Status::invalid_argument(format!(
+                    "unknown encoding {}",
+                    msg.encoding
+                )));
+            }
+        };
         let _permit = self
             .limiter
             .try_acquire()
@@ -117,23 +115,31 @@ impl GatewayService {
             ));
         }
         let meta = call::call_metadata(&ctx, identity, &headers);
-        // An empty payload is JSON's "nothing", as an empty HTTP body.
-        let bytes: &[u8] = if msg.payload.is_empty() {
-            b"null"
-        } else {
-            &msg.payload
-        };
         let target = CallTarget {
             service: &msg.service,
             message: &msg.message,
             params: None,
         };
-        let reply = call::run(state, target, JsonBody::Bytes(bytes), meta, timeout, &ctx)
-            .await
-            .map_err(|f| status::from_api(&f.into_api()))?;
+        let reply = match encoding {
+            Encoding::Json => {
+                // An empty payload is JSON's "nothing", as an empty HTTP body.
+                let bytes: &[u8] = if msg.payload.is_empty() {
+                    b"null"
+                } else {
+                    &msg.payload
+                };
+                call::run(state, target, JsonBody::Bytes(bytes), meta, timeout, &ctx).await
+            }
+            // The bytes as they came, decoded only by a node that runs the
+            // service (this one, or the one they are forwarded to).
+            Encoding::Bincode => {
+                call::run_bincode(state, target, &msg.payload, meta, timeout, &ctx).await
+            }
+        }
+        .map_err(|f| status::from_api(&f.into_api()))?;
         Ok(CallReply {
             payload: reply,
-            encoding: Encoding::Json as i32,
+            encoding: encoding as i32,
         })
     }
 }
@@ -217,6 +223,7 @@ fn events(
                             topic: topic.clone(),
                             payload,
                             missed: std::mem::take(&mut missed),
+                            message: e.message,
                         });
                         let Ok(event) = event else {
                             // A JSON value always serialises; counted as

@@ -329,6 +329,13 @@ fn encode_topics(enc: &mut DescriptorEncoder<'_>, t: &msa_runtime::TopicStats) -
             ),
             t.undecodable,
         ),
+        (
+            counter(
+                "msa_topic_refused_ads",
+                "Topics frames from other nodes refused because a process group membership in them was malformed.",
+            ),
+            t.refused_ads,
+        ),
     ];
     for (desc, value) in counters {
         let m = enc.encode_descriptor(desc.name, desc.help, desc.unit.as_ref(), desc.kind)?;

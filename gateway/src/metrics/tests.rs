@@ -148,6 +148,7 @@ async fn render_parses_and_counts_calls_and_requests() {
         "msa_topic_lagged_total",
         "msa_topic_remote_dropped_total",
         "msa_topic_undecodable_total",
+        "msa_topic_refused_ads_total",
     ] {
         assert_eq!(value(&scrape, name, &[]), 0.0, "{name}");
     }
@@ -232,7 +233,7 @@ async fn names_follow_prometheus_conventions() {
     }
     // Every gateway, service, connection, remote and topic family (the TLS
     // expiry gauge is left out without TLS).
-    assert_eq!(types, 30);
+    assert_eq!(types, 31);
     assert!(!text.contains("# EOF") && !text.contains("_created"));
     node.shutdown(GRACE).await.unwrap();
 }

@@ -2,8 +2,10 @@
 //! on an address of their own (`ops.bind`), gateway or not, for an
 //! orchestrator's probes and a Prometheus scraper.
 //!
-//! It asks for no token: bind it to an address only the orchestrator and
-//! the scraper reach (a pod IP, a private network, loopback).
+//! Its probes and `/metrics` ask for no token: bind it to an address only
+//! the orchestrator and the scraper reach (a pod IP, a private network,
+//! loopback). It also serves the live view (`/ui`, docs/live-view.md),
+//! whose data needs an admin role when it is given an [`AuthConfig`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,10 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use msa_runtime::Node;
 
+use crate::auth::Authenticator;
+use crate::config::AuthConfig;
 use crate::error::{ApiError, GatewayError};
+use crate::live::{Asset, LiveHub};
 use crate::metrics::Metrics;
 use crate::server::{spawn_server, Listen, Server};
 
@@ -29,6 +34,11 @@ struct OpsState {
     metrics: Metrics,
     started: AtomicBool,
     draining: AtomicBool,
+    /// Checks the live view's tokens, when auth is configured.
+    auth: Option<Authenticator>,
+    live: Arc<LiveHub>,
+    /// Ends the live view's streams when the server stops.
+    streams: Arc<crate::drain::Drain>,
 }
 
 impl OpsState {
@@ -53,6 +63,10 @@ impl OpsState {
 ///   it drains ([`OpsHandle::set_draining`]).
 /// * `GET /metrics`: the node's own services and connections in the
 ///   Prometheus text format, every series labelled `node="<name>"`.
+/// * `GET /ui` (and `/ui/app.js`, `/ui/app.css`): the live view;
+///   `GET /v1/live/snapshot` and `/v1/live/stream`: its data, for an admin
+///   token when started with [`start_with_auth`](Self::start_with_auth)
+///   and an auth config, open otherwise (like `/metrics`).
 ///
 /// # Examples
 /// ```
@@ -78,11 +92,30 @@ impl OpsServer {
     /// is an error, never a move to another port), [`GatewayError::Start`]
     /// when no thread can be started.
     pub fn start(node: Node, bind: SocketAddr) -> Result<OpsHandle, GatewayError> {
+        Self::start_with_auth(node, bind, None)
+    }
+
+    /// [`start`](Self::start), with the live view's data behind `auth`'s
+    /// admin roles (401 without a valid token, 403 without the role) when
+    /// `auth` is given; the probes and `/metrics` stay open.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), and [`GatewayError`] for an unusable key
+    /// in `auth`.
+    pub fn start_with_auth(
+        node: Node,
+        bind: SocketAddr,
+        auth: Option<&AuthConfig>,
+    ) -> Result<OpsHandle, GatewayError> {
+        let auth = auth.map(Authenticator::new).transpose()?;
         let state = web::Data::new(OpsState {
             metrics: Metrics::for_node(node.clone()),
+            live: Arc::new(LiveHub::new(node.clone())),
             node,
             started: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            auth,
+            streams: Arc::default(),
         });
         let app_state = state.clone();
         let server = spawn_server(
@@ -94,12 +127,21 @@ impl OpsServer {
                     .route("/healthz", web::get().to(|| async { super::healthz() }))
                     .route("/readyz", web::get().to(readyz))
                     .route("/metrics", web::get().to(metrics))
-                    .default_service(web::to(|| async {
-                        ApiError::not_found(
-                            "no such route: /healthz, /readyz and /metrics are served here",
-                        )
-                        .to_response()
-                    }));
+                    .route("/v1/live/snapshot", web::get().to(live_snapshot))
+                    .route("/v1/live/stream", web::get().to(live_stream));
+                for asset in Asset::ALL {
+                    cfg.route(
+                        asset.path(),
+                        web::get().to(move || async move { asset.response() }),
+                    );
+                }
+                cfg.default_service(web::to(|| async {
+                    ApiError::not_found(
+                        "no such route: /healthz, /readyz, /metrics and the live view \
+                         (/ui, /v1/live/snapshot, /v1/live/stream) are served here",
+                    )
+                    .to_response()
+                }));
             }),
         )?;
         tracing::info!(addr = %server.addr, "operations endpoints listening");
@@ -113,6 +155,23 @@ async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<OpsState>) -> HttpResponse {
     super::metrics_response(&state.metrics)
+}
+
+async fn live_snapshot(state: web::Data<OpsState>, req: actix_web::HttpRequest) -> HttpResponse {
+    crate::live::snapshot(&state.live, state.auth.as_ref(), &req)
+        .await
+        .unwrap_or_else(|e| e.to_response())
+}
+
+async fn live_stream(state: web::Data<OpsState>, req: actix_web::HttpRequest) -> HttpResponse {
+    crate::live::stream(
+        &state.live,
+        Some(state.streams.clone()),
+        state.auth.as_ref(),
+        &req,
+    )
+    .await
+    .unwrap_or_else(|e| e.to_response())
 }
 
 /// Control of a running [`OpsServer`]. Dropping it stops the server in the
@@ -142,8 +201,15 @@ impl OpsHandle {
         self.state.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Live-view streams open now.
+    pub fn live_streams(&self) -> usize {
+        self.state.live.open_streams()
+    }
+
     /// Stops the server and joins its thread; again: returns at once.
     pub async fn stop(&self) {
+        // Ends the live view's streams, which would hold the stop.
+        self.state.streams.start();
         if self.server.stop().await {
             tracing::info!(addr = %self.server.addr, "operations endpoints stopped");
         }
@@ -151,6 +217,7 @@ impl OpsHandle {
 
     /// [`stop`](Self::stop) for plain threads; not from inside an async runtime.
     pub fn stop_blocking(&self) {
+        self.state.streams.start();
         if self.server.stop_blocking() {
             tracing::info!(addr = %self.server.addr, "operations endpoints stopped");
         }

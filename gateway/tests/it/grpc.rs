@@ -193,10 +193,11 @@ async fn calls_reach_a_service_on_another_node_and_errors_have_their_codes() {
     let s = code(client.call(call("kv", "kv.Get", "{}", Some(&user))).await);
     assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
 
-    let mut bincode = call("calc", "calc.Add", "", Some(&user));
-    bincode.get_mut().encoding = Encoding::Bincode as i32;
-    let s = code(client.call(bincode).await);
-    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+    let mut unknown = call("calc", "calc.Add", "{}", Some(&user));
+    unknown.get_mut().encoding = 7;
+    let s = code(client.call(unknown).await);
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("unknown encoding 7"), "{s:?}");
     let mut sub = tonic::Request::new(SubscribeRequest {
         topic: "orders.events".into(),
     });
@@ -205,6 +206,66 @@ async fn calls_reach_a_service_on_another_node_and_errors_have_their_codes() {
     // No `@topics` rule admits the topic: refused as over SSE.
     let s = client.subscribe(sub).await.map(|_| ()).unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
+    c.stop().await;
+}
+
+fn bincode_call(message: &str, payload: Vec<u8>, token: &str) -> tonic::Request<CallRequest> {
+    let mut req = call("calc", message, "", Some(token));
+    req.get_mut().payload = payload;
+    req.get_mut().encoding = Encoding::Bincode as i32;
+    req
+}
+
+/// `ENCODING_BINCODE`: the message's bincode bytes by wire name, forwarded
+/// undecoded from the gateway's node (which runs no `calc`) to the node
+/// that runs it, which decodes them and answers the reply's bincode bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bincode_calls_are_decoded_by_the_node_that_runs_the_service() {
+    use crate::support::{Add, Seen};
+    use msa_runtime::codec;
+    let c = Cluster::start(GrpcConfig::default()).await;
+    let mut client = c.client().await;
+    let user = token(&["user"]);
+
+    // bincode 2, standard configuration: a struct is its fields in order,
+    // an i64 a zigzag varint (2 -> 4, -7 -> 13), as docs/grpc.md says.
+    let payload = codec::encode(&Add { a: 2, b: -7 }).unwrap();
+    assert_eq!(payload, [4, 13]);
+    let reply = client
+        .call(bincode_call("calc.Add", payload, &user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.encoding, Encoding::Bincode as i32);
+    assert_eq!(reply.payload, [9]); // -5
+    assert_eq!(codec::decode::<i64>(&reply.payload).unwrap(), -5);
+
+    // A unit message is no bytes at all; the caller's identity travels.
+    let reply = client
+        .call(bincode_call("calc.WhoAmI", Vec::new(), &user))
+        .await
+        .unwrap()
+        .into_inner();
+    let seen: Seen = codec::decode(&reply.payload).unwrap();
+    assert_eq!(seen.subject.as_deref(), Some("alice"));
+
+    let code = |r: Result<tonic::Response<_>, tonic::Status>| r.map(|_| ()).unwrap_err();
+    // Too short: the decoder's message, decoded on the service's node.
+    let s = code(client.call(bincode_call("calc.Add", vec![4], &user)).await);
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(
+        s.message().contains("malformed bincode for `calc.Add`"),
+        "{s:?}"
+    );
+    // Bytes left over are refused too.
+    let s = code(
+        client
+            .call(bincode_call("calc.Add", vec![4, 13, 0], &user))
+            .await,
+    );
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    let s = code(client.call(bincode_call("calc.Nope", vec![1], &user)).await);
+    assert_eq!(s.code(), Code::NotFound, "{s:?}");
     c.stop().await;
 }
 
@@ -291,6 +352,8 @@ async fn subscribe_streams_a_topic_published_on_another_node_under_the_topic_rul
             .expect("an event");
         assert_eq!(event.topic, "orders.events");
         assert_eq!(event.missed, 0);
+        // The event's wire name (proto field 4), as SSE's `event:` line.
+        assert_eq!(event.message, "grpc.TestPlaced");
         let body: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
         assert_eq!(body, serde_json::json!({ "id": id }));
     }

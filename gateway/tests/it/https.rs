@@ -19,12 +19,12 @@ use crate::support::*;
 use msa_gateway::{Gateway, GatewayConfig, TlsConfig};
 
 /// A CA for one test.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Ca {
-    fn new(cn: &str) -> Self {
+    pub(crate) fn new(cn: &str) -> Self {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.distinguished_name.push(DnType::CommonName, cn);
@@ -34,12 +34,12 @@ impl Ca {
         }
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.issuer.pem()
     }
 
     /// A leaf (cert PEM, key PEM) for `localhost` and 127.0.0.1.
-    fn leaf(&self, server: bool) -> (String, String) {
+    pub(crate) fn leaf(&self, server: bool) -> (String, String) {
         let mut p =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         p.distinguished_name
@@ -55,7 +55,7 @@ impl Ca {
     }
 }
 
-fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!(
         "msa-gw-tls-{}-{}",
@@ -66,7 +66,7 @@ fn dir() -> PathBuf {
     d
 }
 
-fn write(d: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(d: &Path, name: &str, text: &str) -> PathBuf {
     let p = d.join(name);
     std::fs::write(&p, text).unwrap();
     p

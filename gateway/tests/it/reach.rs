@@ -77,7 +77,20 @@ async fn before_the_tables_arrive_an_unseen_service_is_a_503_with_retry_after() 
     // Its seed never answers, so no table ever arrives.
     let lonely = node(&net, "lonely", Some("nobody:1".into()));
     assert_eq!(lonely.tables_pending(), ["nobody:1"]);
-    let f = Fixture::on(lonely, config());
+    let f = Fixture::on(lonely.clone(), config());
+    // First it is joining (its seed has not admitted it): 503 at once.
+    if lonely.is_joining() {
+        let r = f.post("/v1/calc/calc.Add", r#"{"a": 1, "b": 2}"#).await;
+        let message = r.error(503, "unavailable");
+        assert!(message.contains("joining"), "{message}");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    // Its seed refuses every dial (nothing listens there), so it is up
+    // alone after JOIN_ALONE_AFTER; its seed's table is still pending.
+    eventually("lonely is up alone", BOUND, || async {
+        !lonely.is_joining()
+    })
+    .await;
     let r = f.post("/v1/calc/calc.Add", r#"{"a": 1, "b": 2}"#).await;
     let message = r.error(503, "unavailable");
     assert!(message.contains("nobody:1"), "{message}");

@@ -10,7 +10,7 @@ use super::threads::Threads;
 use super::{Exec, Node, NodeShared};
 use crate::deadline::Deadlines;
 use crate::error::NodeError;
-use crate::lifecycle::{launch, ExitNotice, KillSwitch, Placement};
+use crate::lifecycle::{home, launch, ExitNotice, KillSwitch, Placement};
 use crate::registry::Registry;
 use crate::remote::address;
 use crate::remote::discovery::{Discovery, DnsSeeds, StaticSeeds};
@@ -41,6 +41,8 @@ pub struct NodeBuilder {
     remote: RemoteConfig,
     incarnation: Option<u64>,
     verifier: Option<Arc<dyn crate::access::IdentityVerifier>>,
+    span_buffer_bytes: usize,
+    span_sample_rate: u64,
 }
 
 impl Default for NodeBuilder {
@@ -60,6 +62,8 @@ impl Default for NodeBuilder {
             remote: RemoteConfig::default(),
             incarnation: None,
             verifier: None,
+            span_buffer_bytes: crate::live::DEFAULT_SPAN_BUFFER_BYTES,
+            span_sample_rate: crate::live::DEFAULT_SPAN_SAMPLE_RATE,
         }
     }
 }
@@ -68,6 +72,22 @@ impl NodeBuilder {
     /// The node's name (logs, and later the cluster).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// The bound on this node's span buffer, strings included (default
+    /// [`DEFAULT_SPAN_BUFFER_BYTES`](crate::live::DEFAULT_SPAN_BUFFER_BYTES),
+    /// 8 MiB; at least 4 KiB).
+    pub fn span_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.span_buffer_bytes = bytes.max(4096);
+        self
+    }
+
+    /// Spans a second this node records before it samples traces (default
+    /// [`DEFAULT_SPAN_SAMPLE_RATE`](crate::live::DEFAULT_SPAN_SAMPLE_RATE);
+    /// docs/live-view.md, "Sampling").
+    pub fn span_sample_rate(mut self, per_second: u64) -> Self {
+        self.span_sample_rate = per_second.max(1);
         self
     }
 
@@ -449,16 +469,27 @@ impl NodeBuilder {
                     )),
                 exec,
                 verifier: self.verifier.clone(),
+                live: crate::live::NodeLive::new(
+                    &self.name,
+                    self.span_buffer_bytes,
+                    self.span_sample_rate,
+                ),
                 remote: wants_remote.then(|| {
+                    let addr = local_addr.unwrap_or_default();
+                    // Seeds other than itself (a shared seed list names
+                    // every node), or a discovery: it joins through them.
+                    let has_seeds =
+                        self.discovery.is_some() || self.remote.seeds.iter().any(|s| *s != addr);
                     Arc::new(Remoting::new(
                         self.remote.clone(),
                         NodeInfo {
                             name: self.name.clone(),
-                            addr: local_addr.unwrap_or_default(),
+                            addr,
                             incarnation,
                         },
                         weak.clone(),
                         self.transport.clone(),
+                        has_seeds,
                     ))
                 }),
             }
@@ -507,11 +538,14 @@ impl NodeBuilder {
             .recv()
             .map_err(|e| NodeError::Threads(format!("system thread died: {e}")))?;
         let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
-        // Learn the arbiters' thread ids, so shutdown can refuse to join itself.
+        // Learn the arbiters' thread ids, so shutdown can refuse to join
+        // itself, and give each its arbiter id (locality-aware routing).
+        let homes: Vec<u32> = (0..n).map(|_| home::new_arbiter_id()).collect();
         let (id_tx, id_rx) = std::sync::mpsc::channel();
-        for h in &handles {
+        for (h, &home_id) in handles.iter().zip(&homes) {
             let id_tx = id_tx.clone();
             h.spawn_fn(move || {
+                home::set_current(home_id);
                 let _ = id_tx.send(std::thread::current().id());
             });
         }
@@ -527,6 +561,7 @@ impl NodeBuilder {
         let shared = self.shared(
             Exec::Arbiters {
                 handles: handles.clone(),
+                ids: homes.clone(),
                 next: AtomicUsize::new(0),
             },
             n + 2,
@@ -552,7 +587,7 @@ impl NodeBuilder {
             sweeper: Some(sweeper),
             ids,
         };
-        let root = start_root(&shared, Placement::Arbiter(handles[0].clone()));
+        let root = start_root(&shared, Placement::Arbiter(handles[0].clone(), homes[0]));
         tracing::info!(node = %self.name, arbiters = n, "node started");
         Ok(Node::from_parts(shared, root, Some(threads)))
     }

@@ -2,7 +2,7 @@
 
 use super::Node;
 use crate::message::RemoteMessage;
-use crate::topic::{JsonSubscription, Topic, TopicStats};
+use crate::topic::{Group, GroupError, JsonSubscription, Topic, TopicStats};
 
 impl Node {
     /// The topic `name` of events of type `E` on this node; its events
@@ -29,6 +29,21 @@ impl Node {
             lagged: c.lagged.load(Relaxed),
             remote_dropped: c.remote_dropped.load(Relaxed),
             undecodable: c.undecodable.load(Relaxed),
+            refused_ads: c.refused_ads.load(Relaxed),
         }
+    }
+
+    /// The process group `name` for messages of type `M` (OTP's `pg`):
+    /// join it, list its members cluster-wide, send to all or one of them
+    /// (docs/streams.md, "Groups").
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidName`]: the name is empty, longer than 255
+    /// bytes or holds a control character.
+    pub fn group<M: RemoteMessage + Clone + Sync>(
+        &self,
+        name: &str,
+    ) -> Result<Group<M>, GroupError> {
+        Group::new(self.shared().clone(), name)
     }
 }

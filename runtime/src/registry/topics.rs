@@ -9,14 +9,18 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::PeerLink;
+use crate::error::CallError;
 use crate::message::{key_hash, mix64};
 
 /// One published event as a sink gets it.
@@ -32,7 +36,32 @@ pub(crate) enum TopicEvent<'a> {
 pub(crate) trait TopicSink: Send + Sync + std::fmt::Debug {
     /// Takes one event of type `wire` (its wire name); never blocks.
     fn deliver(&self, wire: &str, event: TopicEvent<'_>);
+
+    /// The sink itself, for a caller that knows its concrete type (a
+    /// process group's ask reaches a local member through it).
+    fn as_any(&self) -> Option<&(dyn Any + Send + Sync)> {
+        None
+    }
+
+    /// Serves an ask from another node to this subscriber (a process
+    /// group member): the message `wire` encoded as `payload`, answered
+    /// within `timeout` with its encoded result.
+    fn ask_wire(
+        &self,
+        wire: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<WireAsk, CallError> {
+        let _ = (payload, timeout);
+        Err(CallError::Codec {
+            service: String::new(),
+            reason: format!("this member does not answer `{wire}`"),
+        })
+    }
 }
+
+/// An ask served for another node: yields the encoded result.
+pub(crate) type WireAsk = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
 
 /// One topic's subscribers on a node, as that node advertises them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +157,9 @@ pub(crate) struct TopicCounters {
     pub(crate) remote_dropped: AtomicU64,
     /// Events from another node that did not decode here.
     pub(crate) undecodable: AtomicU64,
+    /// `Topics` frames from other nodes refused: a malformed group
+    /// membership (`registry::check_group_ads`).
+    pub(crate) refused_ads: AtomicU64,
 }
 
 /// Another node's link and its ads by topic.
@@ -175,6 +207,11 @@ impl TopicHub {
             on_change: OnceLock::new(),
             counters: TopicCounters::default(),
         }
+    }
+
+    /// This node's name.
+    pub(crate) fn node_name(&self) -> &str {
+        &self.node
     }
 
     /// The state of `topic`, created empty on first use.
@@ -242,24 +279,31 @@ impl TopicHub {
         self.changed();
     }
 
-    /// What this node advertises: its topics with subscribers, sorted.
+    /// What this node advertises: its topics with subscribers, sorted. A
+    /// process group's internal topic is advertised with its members only
+    /// (a plain subscriber there, e.g. a JSON subscription by that name,
+    /// gets nothing and would make peers refuse the whole frame).
     pub(crate) fn local_ads(&self) -> Vec<TopicAd> {
         let known = self.known.lock();
         let mut v: Vec<TopicAd> = known
             .local
             .iter()
-            .map(|(topic, subs)| {
+            .filter_map(|(topic, subs)| {
                 let mut groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
                 for s in subs {
                     if let Some(g) = &s.group {
                         groups.entry(g.to_string()).or_default().push(s.id);
                     }
                 }
-                TopicAd {
-                    topic: topic.clone(),
-                    plain: subs.iter().any(|s| s.group.is_none()),
-                    groups: groups.into_iter().collect(),
+                let internal = topic.starts_with(super::group_ads::GROUP_TOPIC_PREFIX);
+                if internal && groups.is_empty() {
+                    return None;
                 }
+                Some(TopicAd {
+                    topic: topic.clone(),
+                    plain: !internal && subs.iter().any(|s| s.group.is_none()),
+                    groups: groups.into_iter().collect(),
+                })
             })
             .collect();
         v.sort_by(|a, b| a.topic.cmp(&b.topic));
@@ -387,6 +431,32 @@ impl TopicHub {
             if take {
                 s.sink.deliver(wire, event);
             }
+        }
+    }
+
+    /// An ask from another node to the local member `member` of `topic`
+    /// (a process group's internal topic).
+    pub(crate) fn ask_member(
+        &self,
+        topic: &str,
+        member: u64,
+        wire: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<WireAsk, CallError> {
+        let state = self.topics.read().get(topic).cloned();
+        let sink = state.and_then(|s| {
+            s.routes()
+                .local
+                .iter()
+                .find(|l| l.id == member && l.group.is_some())
+                .map(|l| l.sink.clone())
+        });
+        match sink {
+            Some(sink) => sink.ask_wire(wire, payload, timeout),
+            None => Err(CallError::NoInstance {
+                service: format!("group member {member} on {}", self.node),
+            }),
         }
     }
 

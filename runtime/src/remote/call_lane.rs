@@ -20,7 +20,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::frame::{append_call, encode_into, AppendError, Frame, FrameError, WireMeta};
+use super::frame::{
+    append_call, append_publish, encode_into, AppendError, Frame, FrameError, WireMeta,
+};
 use super::routes::OutboundRoutes;
 use crate::message::CodecError;
 
@@ -29,7 +31,7 @@ use crate::message::CodecError;
 pub(crate) enum LaneRefusal {
     /// No room: the lane holds its bound of frames, or `admit` said no.
     Full,
-    /// The connection is gone.
+    /// The connection is gone, or retired: its last call was queued.
     Closed,
     /// The call does not make a frame: its payload did not encode, or the
     /// frame exceeds the frame limit.
@@ -70,6 +72,43 @@ pub(crate) struct OutCall<'a> {
     pub(crate) meta: &'a WireMeta,
 }
 
+/// A topic event about to be queued: the fields of its `Publish` frame
+/// but the payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutPublish<'a> {
+    /// The topic.
+    pub(crate) topic: &'a str,
+    /// The event's wire name.
+    pub(crate) message: &'a str,
+    /// Whether the receiver's plain subscribers take it.
+    pub(crate) plain: bool,
+    /// The receiver's consumer-group members that take it.
+    pub(crate) members: &'a [u64],
+}
+
+/// The outcome of appending one frame at `start` of `buf`: the frame stays
+/// if it was appended whole and `admit` takes its size in bytes; a frame
+/// `admit` refuses is taken off again (`Full`), one that could not be
+/// appended is refused as a frame error.
+fn admitted(
+    appended: Result<(), AppendError<CodecError>>,
+    buf: &mut Vec<u8>,
+    start: usize,
+    admit: impl FnOnce(u64) -> bool,
+) -> Result<(), LaneRefusal> {
+    match appended {
+        Ok(()) if admit((buf.len() - start) as u64) => Ok(()),
+        Ok(()) => {
+            buf.truncate(start);
+            Err(LaneRefusal::Full)
+        }
+        Err(AppendError::Payload(e)) => Err(LaneRefusal::Frame(FrameError::Malformed(e))),
+        Err(AppendError::TooLarge { len, max }) => {
+            Err(LaneRefusal::Frame(FrameError::TooLarge { len, max }))
+        }
+    }
+}
+
 impl CallLane {
     /// An empty lane taking at most `max_frames` frames (at least one) of at
     /// most `max_frame_bytes` each.
@@ -103,24 +142,39 @@ impl CallLane {
         let form = routes.form(call.service, call.message);
         let named = !matches!(form, super::frame::RouteForm::Id(_));
         let appended = append_call(buf, call.id, form, call.meta, self.max_frame_bytes, payload);
-        let refusal = match appended {
-            Ok(()) if admit((buf.len() - start) as u64) => None,
-            Ok(()) => {
-                buf.truncate(start);
-                Some(LaneRefusal::Full)
-            }
-            Err(AppendError::Payload(e)) => Some(LaneRefusal::Frame(FrameError::Malformed(e))),
-            Err(AppendError::TooLarge { len, max }) => {
-                Some(LaneRefusal::Frame(FrameError::TooLarge { len, max }))
-            }
-        };
-        if let Some(r) = refusal {
+        if let Err(r) = admitted(appended, buf, start, admit) {
             if named {
                 // The peer never learns the id this frame gave the pair.
                 routes.forget_pair(call.service, call.message);
             }
             return Err(r);
         }
+        self.queued(st, start);
+        Ok(())
+    }
+
+    /// Appends a `Publish` frame, its event written by `payload`, on the
+    /// terms of [`push_call`](Self::push_call): no `Frame`, no copies of
+    /// the topic, wire name or payload.
+    pub(crate) fn push_publish(
+        &self,
+        p: OutPublish<'_>,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        admit: impl FnOnce(u64) -> bool,
+    ) -> Result<(), LaneRefusal> {
+        let mut st = self.open()?;
+        let start = st.buf.len();
+        let buf = &mut st.buf;
+        let appended = append_publish(
+            buf,
+            p.topic,
+            p.message,
+            p.plain,
+            p.members,
+            self.max_frame_bytes,
+            payload,
+        );
+        admitted(appended, buf, start, admit)?;
         self.queued(st, start);
         Ok(())
     }
@@ -205,6 +259,27 @@ impl CallLane {
         }
         st.frames = 0;
         (bytes, frames)
+    }
+
+    /// Queues `last` after every call queued so far and refuses later calls
+    /// as `Closed`, keeping what is queued for the writer (a retired
+    /// connection's `CallsDone`: the peer reads every call sent before it).
+    /// `count` takes its bytes into the connection's byte count, as
+    /// `admit` does a call's. `false` if the lane was closed already.
+    pub(crate) fn seal(&self, last: &Frame, count: impl FnOnce(u64)) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        st.closed = true;
+        let start = st.buf.len();
+        if encode_into(last, self.max_frame_bytes, &mut st.buf).is_err() {
+            st.buf.truncate(start);
+            return false;
+        }
+        count((st.buf.len() - start) as u64);
+        self.queued(st, start);
+        true
     }
 
     /// Closes the lane: later calls are refused as `Closed`; what was still

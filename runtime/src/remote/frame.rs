@@ -8,6 +8,7 @@ use super::handshake::ProtocolRange;
 use crate::message::{codec, CodecError};
 
 mod calls;
+mod publish;
 mod size;
 
 /// A 32-byte random challenge.
@@ -186,7 +187,9 @@ pub(crate) enum Frame {
     },
     /// The topics the sender has subscribers for (since protocol 7): sent
     /// right after each of its `Table` frames, it replaces what the
-    /// receiver knew of the sender's subscriptions.
+    /// receiver knew of the sender's subscriptions. Process group members
+    /// ride here too, as internal topics (`registry::group_ads`); a frame
+    /// whose group ads are malformed is refused whole.
     Topics {
         topics: Vec<crate::registry::TopicAd>,
     },
@@ -204,6 +207,49 @@ pub(crate) enum Frame {
         plain: bool,
         members: Vec<u64>,
     },
+    /// Asks the peer for its live report (since protocol 8): `query` is a `LiveQuery` in JSON,
+    /// answered by `LiveReply` with the same `id`.
+    LiveRequest {
+        id: u64,
+        query: Vec<u8>,
+    },
+    /// The answer to `LiveRequest` (since protocol 8): a `LiveReport` in
+    /// JSON, kept under the frame size limit by the sender (empty when the
+    /// node has no live source).
+    LiveReply {
+        id: u64,
+        report: Vec<u8>,
+    },
+    /// An ask to one member of a process group (since protocol 8): the
+    /// member with id `member` of the group's internal topic `topic` (an id
+    /// the receiver advertised in its `Topics`), the message's wire name
+    /// and bincode encoding, and the caller's time left; answered with
+    /// `Reply` or `Error` with the same `id`. Travels on the data lane.
+    GroupAsk {
+        id: u64,
+        topic: String,
+        member: u64,
+        message: String,
+        timeout_ms: u64,
+        payload: Vec<u8>,
+    },
+    /// An ask whose message is its bincode encoding, named by wire name,
+    /// forwarded by a node that does not decode it (a gateway's gRPC
+    /// `ENCODING_BINCODE` call; since protocol 9); answered with `Reply`
+    /// (the reply's bincode encoding) or `Error`.
+    AskBincode {
+        id: u64,
+        service: String,
+        message: String,
+        meta: WireMeta,
+        body: Vec<u8>,
+    },
+    /// The sender retired this connection (a duplicate of another one to
+    /// the same node, which it keeps; since protocol 10) and sends no more
+    /// calls on it: the last frame of its data lane here. The receiver keeps
+    /// reading and serving until it has this mark, so that a call already
+    /// on the way is never lost to the close (`remoting/connection.rs`).
+    CallsDone,
 }
 
 /// Which service and message type a call is for.
@@ -269,7 +315,7 @@ impl Frame {
                 Route::Named { service, .. } | Route::Once { service, .. } => service,
                 Route::Id(_) => "",
             },
-            Self::AskJson { service, .. } => service,
+            Self::AskJson { service, .. } | Self::AskBincode { service, .. } => service,
             _ => "",
         }
     }
@@ -291,6 +337,7 @@ impl Frame {
             Self::Pong { .. } => "pong",
             Self::Topics { .. } => "topics",
             Self::Publish { .. } => "publish",
+            Self::GroupAsk { .. } => "group-ask",
             Self::Membership { .. } => "membership",
             Self::Table { .. } => "table",
             Self::TableRequest => "table-request",
@@ -298,10 +345,14 @@ impl Frame {
             Self::Leaving => "leaving",
             Self::Status { .. } => "status",
             Self::AskJson { .. } => "ask-json",
+            Self::AskBincode { .. } => "ask-bincode",
             Self::Fault { .. } => "fault",
             Self::FaultReply { .. } => "fault-reply",
             Self::Services { .. } => "services",
             Self::ServicesReply { .. } => "services-reply",
+            Self::LiveRequest { .. } => "live-request",
+            Self::LiveReply { .. } => "live-reply",
+            Self::CallsDone => "calls-done",
         }
     }
 }
@@ -365,6 +416,7 @@ pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Resul
 
 pub(crate) use calls::{append_call, AppendError, RouteForm};
 use calls::{ASK_TAG, TELL_TAG};
+pub(crate) use publish::{append_publish, PublishRef};
 
 /// A frame as a connection's reader takes it: calls borrow their payload
 /// from the decoder's buffer, other frames are decoded whole.
@@ -383,6 +435,8 @@ pub(crate) enum Incoming<'a> {
         meta: WireMeta,
         payload: &'a [u8],
     },
+    /// A [`Frame::Publish`], its topic, wire name and payload borrowed.
+    Publish(PublishRef<'a>),
     /// Any other frame.
     Frame(Frame),
 }
@@ -482,6 +536,48 @@ impl FrameDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The next frame if it is a whole plain tell (a route id; no identity,
+    /// trace or deadline): its route id, where its payload starts and ends
+    /// in the buffer, and the frame's length with its prefix.
+    fn plain_tell_at(&self) -> Option<(u32, usize, usize, usize)> {
+        let avail = &self.buf[self.start..];
+        let prefix = avail.get(..4)?;
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > self.max || avail.len() < 4 + len {
+            return None;
+        }
+        let body = &avail[4..4 + len];
+        let c = calls::decode_call(body)?;
+        let Route::Id(route) = c.route else {
+            return None;
+        };
+        if c.id.is_some() || c.meta.trace.is_some() || c.meta.timeout_ms.is_some() {
+            return None;
+        }
+        let at = c.payload.as_ptr() as usize - self.buf.as_ptr() as usize;
+        Some((route, at, at + c.payload.len(), 4 + len))
+    }
+
+    /// The route id of the next frame if it is a whole plain tell (see
+    /// [`next_plain_tell`](Self::next_plain_tell)); nothing is taken.
+    pub(crate) fn plain_tell_route(&self) -> Option<u32> {
+        self.plain_tell_at().map(|(route, ..)| route)
+    }
+
+    /// Takes the next frame if it is a whole plain tell to `route` (a
+    /// route id; no identity, trace or deadline) and gives its payload,
+    /// borrowed from the buffer; anything else is left for
+    /// [`next_incoming`](Self::next_incoming).
+    pub(crate) fn next_plain_tell(&mut self, route: u32) -> Option<&[u8]> {
+        let (r, from, to, len) = self.plain_tell_at()?;
+        if r != route {
+            return None;
+        }
+        self.start += len;
+        self.consumed += len as u64;
+        Some(&self.buf[from..to])
+    }
+
     /// The next complete frame, with a call's payload borrowed from the
     /// buffer (no allocation per call); `None` if more bytes are needed.
     /// After an error the connection must be closed.
@@ -515,6 +611,9 @@ impl FrameDecoder {
                     payload: c.payload,
                 },
             }));
+        }
+        if let Some(p) = publish::decode_publish(body) {
+            return Ok(Some(Incoming::Publish(p)));
         }
         // A variant tag below 251 is its own one-byte varint.
         let incoming = match body.first() {
@@ -730,6 +829,67 @@ mod tests {
         d.push(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(d.next_frame().is_err());
     }
+
+    #[test]
+    fn a_run_of_plain_tells_is_taken_one_by_one_and_nothing_else() {
+        let tell = |route, meta, p: u8| Frame::Tell {
+            route: Route::Id(route),
+            meta,
+            payload: vec![p; 3],
+        };
+        let plain = WireMeta::default;
+        let traced = WireMeta {
+            trace: Some((1, 2)),
+            ..WireMeta::default()
+        };
+        let frames = [
+            tell(3, plain(), 1),
+            tell(3, plain(), 2),
+            tell(4, plain(), 3),
+            tell(4, traced, 4),
+            Frame::Ask {
+                id: 1,
+                route: Route::Id(4),
+                meta: plain(),
+                payload: vec![5],
+            },
+            tell(4, plain(), 6),
+        ];
+        let mut buf = Vec::new();
+        for f in &frames {
+            encode_into(f, DEFAULT_MAX_FRAME_BYTES, &mut buf).unwrap();
+        }
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_BYTES);
+        // Half of the last frame is missing.
+        d.push(&buf[..buf.len() - 2]);
+        assert_eq!(d.plain_tell_route(), Some(3));
+        assert_eq!(d.next_plain_tell(4), None, "another route is left");
+        assert_eq!(d.next_plain_tell(3), Some(&[1u8; 3][..]));
+        assert_eq!(d.next_plain_tell(3), Some(&[2u8; 3][..]));
+        assert_eq!(d.next_plain_tell(3), None);
+        assert_eq!(d.plain_tell_route(), Some(4));
+        assert_eq!(d.next_plain_tell(4), Some(&[3u8; 3][..]));
+        // A traced tell and an ask are not plain: next_incoming takes them.
+        assert_eq!(d.plain_tell_route(), None);
+        assert_eq!(d.next_plain_tell(4), None);
+        assert!(matches!(
+            d.next_incoming(),
+            Ok(Some(Incoming::Tell { meta, .. })) if meta.trace == Some((1, 2))
+        ));
+        assert_eq!(d.plain_tell_route(), None);
+        assert!(matches!(
+            d.next_incoming(),
+            Ok(Some(Incoming::Ask { id: 1, .. }))
+        ));
+        // An incomplete frame is not taken, then is once whole.
+        let consumed = d.consumed();
+        assert_eq!(d.plain_tell_route(), None);
+        assert_eq!(d.next_plain_tell(4), None);
+        assert_eq!(d.consumed(), consumed);
+        d.push(&buf[buf.len() - 2..]);
+        assert_eq!(d.next_plain_tell(4), Some(&[6u8; 3][..]));
+        assert_eq!(d.consumed(), buf.len() as u64);
+    }
 }
 
 #[cfg(test)]
@@ -808,6 +968,7 @@ mod proptests {
             }),
             (any::<u64>(), any::<u64>()).prop_map(|(id, table)| Frame::Ping { id, table }),
             Just(Frame::TableRequest),
+            Just(Frame::CallsDone),
             (
                 any::<u64>(),
                 ".{0,16}",
@@ -859,6 +1020,34 @@ mod proptests {
                     payload,
                     plain,
                     members
+                }),
+            (
+                any::<u64>(),
+                ".{0,16}",
+                ".{0,16}",
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(id, topic, message, payload)| Frame::GroupAsk {
+                    id,
+                    topic,
+                    member: id / 3,
+                    message,
+                    timeout_ms: id / 7,
+                    payload
+                }),
+            (
+                any::<u64>(),
+                ".{0,16}",
+                ".{0,16}",
+                meta(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(id, service, message, meta, body)| Frame::AskBincode {
+                    id,
+                    service,
+                    message,
+                    meta,
+                    body
                 }),
         ]
     }

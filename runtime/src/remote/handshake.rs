@@ -89,8 +89,25 @@ impl ProtocolRange {
 /// (access rules checked by the serving node, error code 18
 /// `PermissionDenied`); 7 adds topics (`Topics`, the subscriptions a node
 /// advertises after its table, and `Publish`, one event for a node's
-/// subscribers; docs/streams.md).
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 7, max: 7 };
+/// subscribers; docs/streams.md); 8 adds the live view's `LiveRequest` and
+/// `LiveReply` (docs/live-view.md) and `GroupAsk`, an ask to one member of a
+/// process group on another node (docs/streams.md, "Groups"); 9 adds
+/// `AskBincode`, a call whose message is its bincode encoding named by wire
+/// name, forwarded undecoded by a gateway (docs/grpc.md), its wire error
+/// codes 20 and 21, and the join step (`Joining`, code 19; the join state
+/// gossiped by membership); 10 adds `CallsDone`, the mark a node sends on a
+/// duplicate connection it retired, after its last call on it (a retired
+/// connection closes only once both ends sent it), and the members a node's
+/// split-brain resolver downed to its gossiped join state. A node at 9
+/// cannot decode 10's join state (gossip is not negotiated per
+/// connection), so 10 is the only version spoken.
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 10, max: 10 };
+
+/// The first protocol version with `LiveRequest`/`LiveReply`: every peer
+/// speaks it today (`PROTOCOLS.min`); the check stays so that a range
+/// widened downwards never sends a live request to a peer that cannot
+/// decode it.
+pub(crate) const LIVE_PROTOCOL: u32 = 8;
 
 /// The only reason sent to a peer refused for anything but the protocol
 /// version.
@@ -661,7 +678,7 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 7..=7, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 10..=10, theirs 2..=2"
         ));
         // A protocol-5 dialer (the listener proved first there).
         let (d, l) = run(speaking(cfg("a", "c", b"k"), 4, 5), cfg("bb", "c", b"k"));

@@ -63,6 +63,20 @@ pub(crate) trait LocalNode: Send + Sync + std::fmt::Debug {
         body: &[u8],
         timeout: Duration,
     ) -> Result<JsonReply, WireError>;
+    /// Serves a forwarded bincode ask (the message's bincode bytes named by
+    /// wire name): decoded here, called as any ask is, the reply encoded
+    /// with bincode.
+    ///
+    /// # Errors
+    /// A [`WireError`] for the caller when the call cannot be made.
+    fn serve_bincode(
+        self: Arc<Self>,
+        service: &str,
+        message: &str,
+        meta: Metadata,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<JsonReply, WireError>;
 }
 
 /// The deadline of a call served here.
@@ -114,6 +128,25 @@ pub(crate) trait InboundCall: Send + Sync + std::fmt::Debug {
         payload: &[u8],
         meta: Metadata,
     ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError>;
+    /// Serves a run of plain tells: takes at least its first tell, and as
+    /// many more as one local instance has room for, queued as one batch
+    /// (`Ok(None)`), or gives back the wait for room (`Ok(Some(_))`).
+    ///
+    /// # Errors
+    /// As [`InboundCall::tell`], for the first tell (a later one that does
+    /// not decode is dropped and logged).
+    fn tell_run(
+        self: Arc<Self>,
+        run: &mut dyn TellRun,
+    ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError>;
+}
+
+/// A run of plain tells (no identity, trace or deadline) to one route, as
+/// a connection's reader finds them back to back in its read buffer.
+pub(crate) trait TellRun {
+    /// The payload of the run's next tell (taken from the buffer), or
+    /// `None` at the run's end.
+    fn next_payload(&mut self) -> Option<&[u8]>;
 }
 
 /// A resolved pair as a connection holds it.

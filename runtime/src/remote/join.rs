@@ -20,10 +20,29 @@
 //! * a joining node is `Up` once **every** member it sees that is not
 //!   itself joining or downed admits it: one member cut off from it (the
 //!   other side of a partition) keeps it joining;
+//! * an admission **waits for fresh news**: a member admits a joining
+//!   member only once it has heard from every other member it counts
+//!   (`Up`) since it first saw that one joining ([`JoinGate::heard_from`]).
+//!   Otherwise an admission races a cut: a partition that has just begun
+//!   is not yet judged (the judge needs its bound of silence), the view
+//!   still looks converged, and the joiner would count on one side while
+//!   the other side, which never saw it back, does not count it at all
+//!   (seed 778 of `msa sim`, docs/RELIABILITY.md). A driver that never
+//!   calls `heard_from` keeps the earlier rule (converged is enough);
+//!   the simulation and the runtime's driver both call it;
 //! * a member counts a joining (or not yet known `Up`) member only when it
 //!   cannot reach it, as a member of the *other* side: a side never counts
 //!   more of itself than the other side counts of it, so both sides cannot
-//!   both win.
+//!   both win;
+//! * a member **downed by another node's resolver** joins again: the
+//!   downer gossips whom it downed, at which incarnation and round
+//!   ([`JoinState::downs`]), does not count it on its own side until it is
+//!   `Up` in a later round, and the downed node, once it hears of it,
+//!   starts a new round (`Joining`). Without this a member the resolver
+//!   downed without downing itself (its own timer had not run out: seed
+//!   329 of `msa sim`) came back through membership's renewed identity at
+//!   once, still `Up`, and counted again on the side it was now on while
+//!   the side that downed it never counted it: both sides won.
 //!
 //! **Alone.** A node with no seeds founds the cluster: `Up` at once. A node
 //! with seeds that sees no member but joining ones (or none) is `Up` by
@@ -85,6 +104,10 @@ pub(crate) struct JoinState {
     pub(crate) round: u64,
     /// The joining members it admits: (name, incarnation, round).
     pub(crate) admits: Vec<Admit>,
+    /// The members its split-brain resolver downed and that have not come
+    /// back in a later round yet: (name, incarnation, round). A node that
+    /// finds itself here at its current round joins again.
+    pub(crate) downs: Vec<Admit>,
 }
 
 /// An admission: the joining member's name, incarnation and round.
@@ -111,9 +134,17 @@ pub(crate) struct JoinGate {
     started: Instant,
     has_seeds: bool,
     admits: Vec<Admit>,
+    /// Members this node's resolver downed (see [`JoinState::downs`]).
+    downs: Vec<Admit>,
     /// The newest state heard of each other node.
     states: BTreeMap<String, JoinState>,
     quiet: u32,
+    /// When something last arrived from each member (fed by
+    /// [`heard_from`](Self::heard_from)); empty: not tracked by the driver.
+    heard: BTreeMap<String, Instant>,
+    /// Each joining member seen, (incarnation, round), with when this node
+    /// first saw it joining so.
+    joiners: BTreeMap<String, (u64, u64, Instant)>,
 }
 
 /// What one [`JoinGate::step`] changed.
@@ -123,6 +154,9 @@ pub(crate) struct JoinStep {
     pub(crate) up: Option<bool>,
     /// A state to gossip (changed, or due again).
     pub(crate) publish: Option<JoinState>,
+    /// Another node's resolver downed this node (named): it joins again,
+    /// in a new round.
+    pub(crate) downed_by: Option<String>,
 }
 
 impl JoinGate {
@@ -142,9 +176,22 @@ impl JoinGate {
             started: now,
             has_seeds,
             admits: Vec::new(),
+            downs: Vec::new(),
             states: BTreeMap::new(),
             quiet: 0,
+            heard: BTreeMap::new(),
+            joiners: BTreeMap::new(),
         }
+    }
+
+    /// Something arrived from `name` at `at` (on any of this node's own
+    /// connections). A driver that calls this for every member it hears
+    /// makes admissions wait for news from every member counted since the
+    /// joiner appeared (see the module's docs); call it before
+    /// [`step`](Self::step).
+    pub(crate) fn heard_from(&mut self, name: &str, at: Instant) {
+        let e = self.heard.entry(name.to_string()).or_insert(at);
+        *e = (*e).max(at);
     }
 
     /// This node's phase.
@@ -166,7 +213,52 @@ impl JoinGate {
             phase: self.phase,
             round: self.round,
             admits: self.admits.clone(),
+            downs: self.downs.clone(),
         }
+    }
+
+    /// This node's split-brain resolver downed `name` at `incarnation`: it
+    /// no longer counts on this node's side until it is `Up` in a later
+    /// round (or a newer incarnation), and the downed node hears of it in
+    /// this node's gossiped state and joins again.
+    pub(crate) fn downed(&mut self, name: &str, incarnation: u64) {
+        let round = self
+            .states
+            .get(name)
+            .filter(|s| s.incarnation == incarnation)
+            .map_or(0, |s| s.round);
+        self.downs.retain(|(n, _, _)| n != name);
+        self.downs.push((name.to_string(), incarnation, round));
+        self.downs.sort();
+        // Gossiped at the next step.
+        self.quiet = REPUBLISH_EVERY;
+    }
+
+    /// Whether `name` at `incarnation` and `round` is one this node
+    /// downed and that has not come back since.
+    fn downed_here(&self, name: &str, incarnation: u64, round: u64) -> bool {
+        self.downs
+            .iter()
+            .any(|(n, i, r)| n == name && (incarnation, round) <= (*i, *r))
+    }
+
+    /// Whether this node downed `name` at `incarnation` or a later one, in
+    /// any round, and has not heard it come back since (such entries are
+    /// forgotten once its state shows a later round or incarnation).
+    pub(crate) fn downed_at(&self, name: &str, incarnation: u64) -> bool {
+        self.downs
+            .iter()
+            .any(|(n, i, _)| n == name && incarnation <= *i)
+    }
+
+    /// The member whose gossiped state says it downed this node at its
+    /// current incarnation and round, if any.
+    fn downed_by(&self) -> Option<String> {
+        let me = (self.me.clone(), self.incarnation, self.round);
+        self.states
+            .values()
+            .find(|s| s.downs.contains(&me))
+            .map(|s| s.node.clone())
     }
 
     /// A state heard in the gossip (older ones and our own are ignored).
@@ -193,13 +285,21 @@ impl JoinGate {
     }
 
     /// Whether `name` at `incarnation` is known to be a member that counts
-    /// on its own side (`Up`, or downed by the resolver: a member all the
-    /// same until it rejoins).
+    /// on its own side: `Up`. A member the resolver downed does not (it
+    /// serves nothing until admitted again; a side that had downed it does
+    /// not count it either, so counting it here could make both sides win:
+    /// seed 553 of `msa sim`); like a joining one, it counts only when
+    /// unreachable, as a member of the other side.
+    ///
+    /// A member this node's resolver downed does not count either until it
+    /// is `Up` again in a later round ([`downed`](Self::downed)).
     pub(crate) fn counts(&self, name: &str, incarnation: u64) -> bool {
-        matches!(
-            self.phase_of(name, incarnation),
-            Some(JoinPhase::Up | JoinPhase::Down)
-        )
+        self.states
+            .get(name)
+            .filter(|s| s.incarnation >= incarnation)
+            .is_some_and(|s| {
+                s.phase == JoinPhase::Up && !self.downed_here(name, s.incarnation, s.round)
+            })
     }
 
     /// One step at `now`, over the members this node sees (`seen`: alive in
@@ -216,7 +316,26 @@ impl JoinGate {
         last_seed_hang: Option<Instant>,
     ) -> JoinStep {
         let mut out = JoinStep::default();
-        let before = (self.phase, self.admits.clone());
+        let before = (self.phase, self.admits.clone(), self.downs.clone());
+        // Downed by another node's resolver (while not downed by our own):
+        // a member again only once admitted, in a new round.
+        if !downed && self.phase != JoinPhase::Down {
+            if let Some(by) = self.downed_by() {
+                self.phase = JoinPhase::Joining;
+                self.round += 1;
+                self.started = now;
+                self.has_seeds = true;
+                out.downed_by = Some(by);
+            }
+        }
+        // Downed members that came back in a later round (or restarted)
+        // are forgotten.
+        let states = &self.states;
+        self.downs.retain(|(n, i, r)| {
+            states
+                .get(n)
+                .is_none_or(|s| (s.incarnation, s.round) <= (*i, *r))
+        });
         match (self.phase, downed) {
             (_, true) if self.phase != JoinPhase::Joining => self.phase = JoinPhase::Down,
             (JoinPhase::Down, false) => {
@@ -236,25 +355,51 @@ impl JoinGate {
             }
             _ => {}
         }
+        let joining: Vec<Admit> = seen
+            .iter()
+            .filter(|(n, _)| *n != self.me)
+            .filter_map(|(n, i)| {
+                let s = self.states.get(n).filter(|s| s.incarnation >= *i)?;
+                (s.phase == JoinPhase::Joining).then(|| (n.clone(), s.incarnation, s.round))
+            })
+            .collect();
+        self.joiners
+            .retain(|n, (i, r, _)| joining.iter().any(|j| j.0 == *n && j.1 == *i && j.2 == *r));
+        for (n, i, r) in &joining {
+            self.joiners.entry(n.clone()).or_insert((*i, *r, now));
+        }
         self.admits = if self.phase == JoinPhase::Up && converged {
-            seen.iter()
-                .filter(|(n, _)| *n != self.me)
-                .filter_map(|(n, i)| {
-                    let s = self.states.get(n).filter(|s| s.incarnation >= *i)?;
-                    (s.phase == JoinPhase::Joining).then(|| (n.clone(), s.incarnation, s.round))
-                })
+            joining
+                .into_iter()
+                .filter(|j| self.fresh_since_seen(&j.0, seen))
                 .collect()
         } else {
             Vec::new()
         };
         self.quiet += 1;
         let first = self.seq == 0;
-        if first || (self.phase, self.admits.clone()) != before || self.quiet >= REPUBLISH_EVERY {
+        let now_state = (self.phase, self.admits.clone(), self.downs.clone());
+        if first || now_state != before || self.quiet >= REPUBLISH_EVERY {
             self.quiet = 0;
             self.seq += 1;
             out.publish = Some(self.state());
         }
         out
+    }
+
+    /// Whether every other member this node counts (`Up`, in `seen`) has
+    /// been heard from since `joiner` was first seen joining (always true
+    /// when the driver does not track what it hears).
+    fn fresh_since_seen(&self, joiner: &str, seen: &[Seen]) -> bool {
+        if self.heard.is_empty() {
+            return true;
+        }
+        let Some(&(_, _, since)) = self.joiners.get(joiner) else {
+            return false;
+        };
+        seen.iter()
+            .filter(|(n, i)| *n != self.me && n != joiner && self.counts(n, *i))
+            .all(|(n, _)| self.heard.get(n).is_some_and(|h| *h > since))
     }
 
     /// Whether a joining node may be `Up` now: `Some(false)` if every

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use super::call_lane::{CallLane, LaneRefusal, OutCall};
+use super::call_lane::{CallLane, LaneRefusal, OutCall, OutPublish};
 use super::frame::{Frame, NodeInfo, WireError};
 use super::stats::RemoteStats;
 use crate::error::CallError;
@@ -65,7 +65,12 @@ impl Default for QueueBounds {
 pub(crate) fn is_call(frame: &Frame) -> bool {
     matches!(
         frame,
-        Frame::Tell { .. } | Frame::Ask { .. } | Frame::AskJson { .. } | Frame::Publish { .. }
+        Frame::Tell { .. }
+            | Frame::Ask { .. }
+            | Frame::AskJson { .. }
+            | Frame::AskBincode { .. }
+            | Frame::Publish { .. }
+            | Frame::GroupAsk { .. }
     )
 }
 
@@ -81,6 +86,9 @@ pub(crate) fn queued_bytes(frame: &Frame) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) info: NodeInfo,
+    /// The protocol version the connection speaks (newer frames go only to
+    /// peers that speak them).
+    pub(crate) protocol: u32,
     /// Whether this side dialed the connection (decides duplicate connections).
     pub(crate) dialer: String,
     /// The data lane: tells and asks, encoded by their callers, bounded by
@@ -101,6 +109,8 @@ pub(crate) struct Peer {
     down: AtomicBool,
     leaving: AtomicBool,
     retired: AtomicBool,
+    /// The peer's `CallsDone` arrived: it sends no more calls here.
+    peer_calls_done: AtomicBool,
     /// Replies still being computed for asks that came in on this connection.
     serving: std::sync::atomic::AtomicUsize,
     /// The bound on `serving` (the reader waits at it).
@@ -137,6 +147,7 @@ pub(crate) struct Peer {
 impl Peer {
     pub(crate) fn new(
         info: NodeInfo,
+        protocol: u32,
         dialer: String,
         calls: Arc<CallLane>,
         ctl: mpsc::UnboundedSender<Frame>,
@@ -145,6 +156,7 @@ impl Peer {
     ) -> Self {
         Self {
             info,
+            protocol,
             dialer,
             calls,
             ctl,
@@ -157,6 +169,7 @@ impl Peer {
             down: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
             retired: AtomicBool::new(false),
+            peer_calls_done: AtomicBool::new(false),
             serving: std::sync::atomic::AtomicUsize::new(0),
             max_serving: bounds.inbound_asks,
             serve_slot: tokio::sync::Notify::new(),
@@ -205,10 +218,34 @@ impl Peer {
         self.table_applied.load(Ordering::Acquire) > 0
     }
 
-    /// A duplicate connection: no new calls go on it; it closes once idle.
+    /// A duplicate connection: no new calls go on it; it closes once idle
+    /// and the peer sends no more calls on it either.
+    ///
+    /// The peer gets `CallsDone` after the last call queued
+    /// here, and later calls are refused (`NodeDown`; the caller picks
+    /// the connection that replaced this one): the peer, which may not
+    /// have retired this connection yet, keeps it open until then, and
+    /// every call sent on it before the mark is read and served.
     pub(crate) fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
+        if self.retired.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.close_lane();
+        let queued = &self.conn.data_queued_bytes;
+        self.calls.seal(&Frame::CallsDone, |len| {
+            queued.fetch_add(len, Ordering::Relaxed);
+        });
+    }
+
+    /// The peer's `CallsDone` arrived on this connection.
+    pub(crate) fn peer_calls_done(&self) {
+        self.peer_calls_done.store(true, Ordering::Release);
+    }
+
+    /// Whether the peer sends no more calls on this connection: it sent
+    /// `CallsDone`.
+    pub(crate) fn peer_sends_no_calls(&self) -> bool {
+        self.peer_calls_done.load(Ordering::Acquire)
     }
 
     /// A table of `version` arrived on this connection: `true` if it is
@@ -431,6 +468,24 @@ impl Peer {
         self.calls
             .push_call(call, payload, |len| self.admit(len))
             .map_err(|e| self.refused(e, call.service))
+    }
+
+    /// Queues a topic event's `Publish` frame on the data lane, the event
+    /// encoded in place by `payload`; never waits.
+    ///
+    /// # Errors
+    /// As [`send_call`](Self::send_call).
+    pub(crate) fn send_publish(
+        &self,
+        publish: OutPublish<'_>,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), crate::message::CodecError>,
+    ) -> Result<(), CallError> {
+        if self.is_down() {
+            return Err(self.node_down());
+        }
+        self.calls
+            .push_publish(publish, payload, |len| self.admit(len))
+            .map_err(|e| self.refused(e, ""))
     }
 
     /// Queues a call on the data lane, waiting for room when it is full

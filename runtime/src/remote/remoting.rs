@@ -16,7 +16,9 @@ mod connection;
 mod dispatch;
 mod error;
 mod io;
+mod join_driver;
 mod lane;
+mod live;
 mod membership_driver;
 mod operator;
 mod reach;
@@ -43,6 +45,7 @@ pub use config::{
     DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_PEER_STALL_TIMEOUT,
 };
 use error::ConnectionError;
+pub(crate) use live::LiveFetchError;
 pub(crate) use status::{client_exchange, fetch_status};
 
 /// The remoting state of one node.
@@ -84,11 +87,17 @@ pub(crate) struct Remoting {
     sbr: parking_lot::Mutex<split_brain::SbrState>,
     /// Set while the split-brain resolver has this node downed.
     self_downed: AtomicBool,
+    /// The join step (`remote/join.rs`) and what it is stepped with.
+    join: parking_lot::Mutex<join_driver::JoinDriver>,
+    /// Set while the join step has this node `up` (admitted).
+    joined: AtomicBool,
     /// When a connection over the handshake cap was last logged and how
     /// many were closed since, so a flood logs once a second.
     over_cap_log: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
     /// Carries out operators' service requests (installed by the node).
     pub(crate) service_operator: std::sync::OnceLock<Arc<dyn super::ServiceOperator>>,
+    /// Makes this node's live report for other nodes (installed by the node).
+    pub(crate) live_source: std::sync::OnceLock<Arc<dyn super::live_source::LiveSource>>,
 }
 
 /// Counts an established connection until it ends.
@@ -111,6 +120,8 @@ pub(crate) enum MembershipInput {
     Publish(u64),
     /// Gossip this node's reachability report.
     PublishReach(super::reachability::ReachReport),
+    /// Gossip this node's join state.
+    PublishJoin(super::join::JoinState),
     /// Announce again to known nodes that are not active members.
     Rejoin,
     /// Declare this member down (an operator's `msa cluster down`).
@@ -136,13 +147,18 @@ fn nonce() -> [u8; 32] {
 }
 
 impl Remoting {
+    /// The remoting state of `local`; `has_seeds`: it has seeds (or a
+    /// discovery) to join through, else it founds the cluster and is `up`
+    /// at once.
     pub(crate) fn new(
         cfg: RemoteConfig,
         local: NodeInfo,
         node: Weak<dyn LocalNode>,
         transport: Arc<dyn Transport>,
+        has_seeds: bool,
     ) -> Self {
         let sbr = split_brain::SbrState::new(&local.name, cfg.split_brain);
+        let join = join_driver::JoinDriver::new(&local.name, local.incarnation, has_seeds);
         Self {
             local,
             stats: Arc::new(RemoteStats::default()),
@@ -166,7 +182,10 @@ impl Remoting {
             removed: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
             sbr: parking_lot::Mutex::new(sbr),
             self_downed: AtomicBool::new(false),
+            join: parking_lot::Mutex::new(join),
+            joined: AtomicBool::new(!has_seeds),
             service_operator: std::sync::OnceLock::new(),
+            live_source: std::sync::OnceLock::new(),
             over_cap_log: parking_lot::Mutex::new((None, 0)),
             cfg,
         }

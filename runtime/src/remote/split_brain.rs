@@ -392,6 +392,112 @@ pub fn decide(strategy: &SplitBrainStrategy, me: &str, members: &[SbrMember]) ->
     }
 }
 
+/// The members `me` finds **indirectly connected** (as Akka's SBR does):
+/// those that are both an observer and a subject of an unreachable pair
+/// (`[observer, subject]`, as every node gossips them: `ClusterStatus`'s
+/// `unreachable`), a cycle in the unreachability graph. A partial cut
+/// (A ⇄ C cut, B reaches both) gives A → C and C → A: A and C are
+/// indirectly connected (SWIM keeps both alive through B), B is not. A
+/// clean partition or a crash gives none: each side only hears its own
+/// side's observations.
+///
+/// Only pairs between `members` count, and only those `me` observed itself
+/// or heard from an observer it reaches: an unreachable observer's report
+/// may be stale (nothing newer crosses a partition). So every node that
+/// holds the same pairs and reaches the same observers finds the same set.
+///
+/// # Examples
+/// ```
+/// use msa_runtime::remote::split_brain::{indirectly_connected, SbrMember};
+/// let m = |name: &str| SbrMember {
+///     name: name.into(), address: format!("{name}:1"), age: 1, reachable: true,
+/// };
+/// let view = [m("a"), m("b"), m("c")];
+/// let pairs = [["a".to_string(), "c".to_string()], ["c".to_string(), "a".to_string()]];
+/// let ic = indirectly_connected("b", &view, &pairs);
+/// assert_eq!(ic.into_iter().collect::<Vec<_>>(), ["a", "c"]);
+/// ```
+pub fn indirectly_connected(
+    me: &str,
+    members: &[SbrMember],
+    pairs: &[[String; 2]],
+) -> BTreeSet<String> {
+    let member = |n: &str| members.iter().find(|m| m.name == n);
+    let usable = |[o, s]: &&[String; 2]| {
+        o != s
+            && member(s).is_some()
+            && (o == me || member(o).is_some_and(|m| m.reachable && m.name != me))
+    };
+    let used: Vec<&[String; 2]> = pairs.iter().filter(usable).collect();
+    let observers: BTreeSet<&String> = used.iter().map(|p| &p[0]).collect();
+    used.iter()
+        .map(|p| &p[1])
+        .filter(|s| observers.contains(s))
+        .cloned()
+        .collect()
+}
+
+/// [`decide`] with the unreachable pairs of the whole cluster: when some
+/// members are [`indirectly_connected`], they are downed and the strategy
+/// decides for the rest (Akka's `DownIndirectlyConnected`).
+///
+/// * `me` indirectly connected: [`SbrDecision::DownSelf`].
+/// * Otherwise [`SbrDecision::DownUnreachable`] of the indirectly connected
+///   members (reachable or not), with what [`decide`] gives over the
+///   others (the indirectly connected left out): its unreachable members
+///   too, or [`SbrDecision::DownSelf`] if this side loses there.
+/// * None indirectly connected: as [`decide`].
+///
+/// Every node that holds the same pairs and view decides the same: the
+/// nodes of the cut down themselves, the others down them.
+///
+/// # Examples
+/// ```
+/// use msa_runtime::remote::split_brain::{
+///     decide_with_pairs, SbrDecision, SbrMember, SplitBrainStrategy,
+/// };
+/// let m = |name: &str| SbrMember {
+///     name: name.into(), address: format!("{name}:1"), age: 1, reachable: true,
+/// };
+/// let view = [m("a"), m("b"), m("c")];
+/// let pairs = [["a".to_string(), "c".to_string()], ["c".to_string(), "a".to_string()]];
+/// let s = SplitBrainStrategy::KeepMajority;
+/// assert_eq!(decide_with_pairs(&s, "a", &view, &pairs), SbrDecision::DownSelf);
+/// assert_eq!(
+///     decide_with_pairs(&s, "b", &view, &pairs),
+///     SbrDecision::DownUnreachable(vec!["a".into(), "c".into()])
+/// );
+/// ```
+pub fn decide_with_pairs(
+    strategy: &SplitBrainStrategy,
+    me: &str,
+    members: &[SbrMember],
+    pairs: &[[String; 2]],
+) -> SbrDecision {
+    if !members.iter().any(|m| m.name == me) || *strategy == SplitBrainStrategy::Off {
+        return SbrDecision::NoAction;
+    }
+    let ic = indirectly_connected(me, members, pairs);
+    if ic.is_empty() {
+        return decide(strategy, me, members);
+    }
+    if ic.contains(me) {
+        return SbrDecision::DownSelf;
+    }
+    let rest: Vec<SbrMember> = members
+        .iter()
+        .filter(|m| !ic.contains(&m.name))
+        .cloned()
+        .collect();
+    let mut down: BTreeSet<String> = ic;
+    match decide(strategy, me, &rest) {
+        SbrDecision::DownSelf => return SbrDecision::DownSelf,
+        SbrDecision::DownUnreachable(more) => down.extend(more),
+        SbrDecision::NoAction => {}
+    }
+    SbrDecision::DownUnreachable(down.into_iter().collect())
+}
+
 /// [`decide`] behind the stable-after timer: acts only once the set of
 /// unreachable members has stayed the same for `stable_after`; any change
 /// of that set restarts the timer. Driven by explicit time.
@@ -401,6 +507,8 @@ pub struct SplitBrainResolver {
     config: SplitBrainConfig,
     /// The unreachable set last seen, and since when.
     unreachable: BTreeSet<String>,
+    /// The indirectly connected members last seen (same timer).
+    indirect: BTreeSet<String>,
     since: Option<Instant>,
     /// Whether the current set was already decided on.
     decided: bool,
@@ -413,6 +521,7 @@ impl SplitBrainResolver {
             me: me.to_string(),
             config,
             unreachable: BTreeSet::new(),
+            indirect: BTreeSet::new(),
             since: None,
             decided: false,
         }
@@ -429,17 +538,34 @@ impl SplitBrainResolver {
     /// unreachable, or the strategy is `off`). A decision of
     /// [`SbrDecision::NoAction`] is never returned.
     pub fn step(&mut self, view: &[SbrMember], now: Instant) -> Option<SbrDecision> {
+        self.step_with_pairs(view, &[], now)
+    }
+
+    /// As [`step`](Self::step), with the unreachable pairs of the whole
+    /// cluster (`[observer, subject]`): the timer runs while this node's
+    /// unreachable set and the [`indirectly_connected`] members both stay
+    /// the same, and the decision is [`decide_with_pairs`]'s. A partial
+    /// cut (nobody unreachable from here, two members that cannot reach
+    /// each other) is then resolved too: its two ends are downed.
+    pub fn step_with_pairs(
+        &mut self,
+        view: &[SbrMember],
+        pairs: &[[String; 2]],
+        now: Instant,
+    ) -> Option<SbrDecision> {
         let set: BTreeSet<String> = view
             .iter()
             .filter(|m| !m.reachable && m.name != self.me)
             .map(|m| m.name.clone())
             .collect();
-        if set != self.unreachable || self.since.is_none() {
+        let indirect = indirectly_connected(&self.me, view, pairs);
+        if set != self.unreachable || indirect != self.indirect || self.since.is_none() {
             self.unreachable = set;
+            self.indirect = indirect;
             self.since = Some(now);
             self.decided = false;
         }
-        if self.unreachable.is_empty() || self.decided {
+        if (self.unreachable.is_empty() && self.indirect.is_empty()) || self.decided {
             return None;
         }
         let since = self.since?;
@@ -447,17 +573,19 @@ impl SplitBrainResolver {
             return None;
         }
         self.decided = true;
-        match decide(&self.config.strategy, &self.me, view) {
+        match decide_with_pairs(&self.config.strategy, &self.me, view, pairs) {
             SbrDecision::NoAction => None,
             d => Some(d),
         }
     }
 
     /// How long the current unreachable set has been stable at `now`
-    /// (zero when nothing is unreachable).
+    /// (zero when nothing is unreachable or indirectly connected).
     pub fn stable_for(&self, now: Instant) -> Duration {
         match self.since {
-            Some(s) if !self.unreachable.is_empty() => now.saturating_duration_since(s),
+            Some(s) if !self.unreachable.is_empty() || !self.indirect.is_empty() => {
+                now.saturating_duration_since(s)
+            }
             _ => Duration::ZERO,
         }
     }
@@ -466,6 +594,7 @@ impl SplitBrainResolver {
     /// next step starts a new timer.
     pub fn reset(&mut self) {
         self.unreachable.clear();
+        self.indirect.clear();
         self.since = None;
         self.decided = false;
     }

@@ -78,8 +78,9 @@ pub struct RemoteSnapshot {
     /// Times this node's split-brain resolver downed the node itself (its
     /// side lost).
     pub self_downs: u64,
-    /// Calls refused with `CallError::Downed` (inbound, and local callers
-    /// of remote services) while this node was downed.
+    /// Calls refused with `CallError::Downed` while this node was downed,
+    /// or with `CallError::Joining` while it was joining (inbound, and
+    /// local callers of remote services and of keyed ones).
     pub downed_calls: u64,
 }
 

@@ -29,6 +29,9 @@
 //! | `TablesPending` | `TablesPending { nodes }` | 16 | itself (service from the caller's call) |
 //! | `Downed` | `Downed { node }` | 17 | itself |
 //! | `PermissionDenied` | `PermissionDenied { reason }` | 18 | itself (service from the caller's call) |
+//! | `Joining` | `Joining { node }` | 19 | itself |
+//! | `Bincode` (`UnknownMessage`) | `Bincode(UnknownMessage)` | 20 | itself (wire name from the caller's call) |
+//! | `Bincode` (`Malformed`) | `Bincode(Malformed { reason })` | 21 | itself (wire name from the caller's call) |
 //! | `Unrecognized` | `Other { code, text }` | any other | `Unrecognized { code, text }` |
 
 use std::time::Duration;
@@ -71,6 +74,9 @@ pub(crate) enum WireError {
     ShuttingDown,
     /// A forwarded JSON body the serving node could not decode.
     Json(WireJsonError),
+    /// A forwarded bincode payload the serving node could not decode
+    /// (protocol 9).
+    Bincode(WireBincodeError),
     /// The serving node cannot reach the node that runs the service.
     Unreachable {
         node: String,
@@ -86,6 +92,10 @@ pub(crate) enum WireError {
     /// The service's access rule refused the caller.
     PermissionDenied {
         reason: String,
+    },
+    /// The serving node (named) is still joining the cluster.
+    Joining {
+        node: String,
     },
     /// A code this node does not know: a newer peer's failure.
     Other {
@@ -103,6 +113,42 @@ pub(crate) enum WireJsonError {
     Malformed { reason: String },
     /// The body is JSON but does not fit the message.
     BadBody { path: String, reason: String },
+}
+
+/// Why the node that hosts a service refused a forwarded bincode payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireBincodeError {
+    /// The service handles no message of that wire name there.
+    UnknownMessage,
+    /// The payload does not decode as the message.
+    Malformed { reason: String },
+}
+
+impl WireBincodeError {
+    /// The bincode error for `message` (a wire name).
+    pub(crate) fn into_bincode_error(self, message: &str) -> crate::error::BincodeError {
+        use crate::error::BincodeError;
+        match self {
+            Self::UnknownMessage => BincodeError::UnknownMessage {
+                message: message.to_string(),
+            },
+            Self::Malformed { reason } => BincodeError::Malformed {
+                message: message.to_string(),
+                reason,
+            },
+        }
+    }
+
+    /// The wire form of a bincode error.
+    pub(crate) fn from_bincode_error(e: &crate::error::BincodeError) -> Self {
+        use crate::error::BincodeError;
+        match e {
+            BincodeError::UnknownMessage { .. } => Self::UnknownMessage,
+            BincodeError::Malformed { reason, .. } => Self::Malformed {
+                reason: reason.clone(),
+            },
+        }
+    }
 }
 
 impl WireJsonError {
@@ -180,11 +226,15 @@ impl WireError {
             },
             CallError::ShuttingDown => Self::ShuttingDown,
             CallError::Json { error, .. } => Self::Json(WireJsonError::from_json_error(error)),
+            CallError::Bincode { error, .. } => {
+                Self::Bincode(WireBincodeError::from_bincode_error(error))
+            }
             CallError::Unreachable { node } => Self::Unreachable { node: node.clone() },
             CallError::TablesPending { nodes, .. } => Self::TablesPending {
                 nodes: nodes.clone(),
             },
             CallError::Downed { node } => Self::Downed { node: node.clone() },
+            CallError::Joining { node } => Self::Joining { node: node.clone() },
             CallError::PermissionDenied { reason, .. } => Self::PermissionDenied {
                 reason: reason.clone(),
             },
@@ -231,9 +281,14 @@ impl WireError {
                 service,
                 error: e.into_json_error(site.message),
             },
+            Self::Bincode(e) => CallError::Bincode {
+                service,
+                error: e.into_bincode_error(site.message),
+            },
             Self::Unreachable { node } => CallError::Unreachable { node },
             Self::TablesPending { nodes } => CallError::TablesPending { service, nodes },
             Self::Downed { node } => CallError::Downed { node },
+            Self::Joining { node } => CallError::Joining { node },
             Self::PermissionDenied { reason } => CallError::PermissionDenied { service, reason },
             Self::Other { code, text } => CallError::Unrecognized {
                 service,
@@ -254,6 +309,20 @@ impl WireError {
         match self {
             Self::UnhandledMessage { .. } => json(WireJsonError::UnknownMessage),
             Self::Json(e) => json(e),
+            other => other.into_call_error(site),
+        }
+    }
+
+    /// The caller's error for a failed forwarded bincode call, as
+    /// [`into_json_call_error`](Self::into_json_call_error) for JSON.
+    pub(crate) fn into_bincode_call_error(self, site: &CallSite<'_>, wire_name: &str) -> CallError {
+        let bincode = |e: WireBincodeError| CallError::Bincode {
+            service: site.service.to_string(),
+            error: e.into_bincode_error(wire_name),
+        };
+        match self {
+            Self::UnhandledMessage { .. } => bincode(WireBincodeError::UnknownMessage),
+            Self::Bincode(e) => bincode(e),
             other => other.into_call_error(site),
         }
     }
@@ -288,6 +357,9 @@ const UNREACHABLE: u16 = 15;
 const TABLES_PENDING: u16 = 16;
 const DOWNED: u16 = 17;
 const PERMISSION_DENIED: u16 = 18;
+const JOINING: u16 = 19;
+const BINCODE_UNKNOWN_MESSAGE: u16 = 20;
+const BINCODE_MALFORMED: u16 = 21;
 
 impl From<WireError> for Coded {
     fn from(e: WireError) -> Self {
@@ -312,11 +384,18 @@ impl From<WireError> for Coded {
                 detail = path;
                 (JSON_BAD_BODY, reason, 0)
             }
+            WireError::Bincode(WireBincodeError::UnknownMessage) => {
+                (BINCODE_UNKNOWN_MESSAGE, String::new(), 0)
+            }
+            WireError::Bincode(WireBincodeError::Malformed { reason }) => {
+                (BINCODE_MALFORMED, reason, 0)
+            }
             WireError::Unreachable { node } => (UNREACHABLE, node, 0),
             // Node names cannot hold a comma (they are `[A-Za-z0-9._-]`-like
             // names or addresses), so the list travels joined.
             WireError::TablesPending { nodes } => (TABLES_PENDING, nodes.join(","), 0),
             WireError::Downed { node } => (DOWNED, node, 0),
+            WireError::Joining { node } => (JOINING, node, 0),
             WireError::PermissionDenied { reason } => (PERMISSION_DENIED, reason, 0),
             WireError::Other { code, text } => (code, text, 0),
         };
@@ -355,6 +434,8 @@ impl From<Coded> for WireError {
                 path: detail,
                 reason: text,
             }),
+            BINCODE_UNKNOWN_MESSAGE => Self::Bincode(WireBincodeError::UnknownMessage),
+            BINCODE_MALFORMED => Self::Bincode(WireBincodeError::Malformed { reason: text }),
             UNREACHABLE => Self::Unreachable { node: text },
             TABLES_PENDING => Self::TablesPending {
                 nodes: text
@@ -364,6 +445,7 @@ impl From<Coded> for WireError {
                     .collect(),
             },
             DOWNED => Self::Downed { node: text },
+            JOINING => Self::Joining { node: text },
             PERMISSION_DENIED => Self::PermissionDenied { reason: text },
             code => Self::Other { code, text },
         }

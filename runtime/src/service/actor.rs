@@ -8,7 +8,7 @@ use actix::{Actor, Context, Message};
 use super::context::ServiceContext;
 use super::reply::{HandlerFailure, Reply, ReplyResponse};
 use super::NodeShared;
-use crate::lifecycle::ReadyNotice;
+use crate::lifecycle::{ExitNotice, ExitReason, OnExit};
 use crate::metadata::Metadata;
 use crate::registry::{InstanceId, ServiceEntry};
 use crate::stats::ServiceStats;
@@ -99,13 +99,26 @@ impl<S> std::fmt::Debug for ServiceActor<S> {
 }
 
 /// What an instance shares with msa: its identity, its service's entry and
-/// counters, the node, and whom to tell once it runs.
+/// counters, the node, and whom to tell once it runs and once it ended
+/// (it is also what its task reports its end to: one allocation for both).
 #[derive(Debug)]
 pub(crate) struct InstanceShared {
     pub(crate) id: InstanceId,
     pub(crate) entry: Arc<ServiceEntry>,
     pub(crate) node: Arc<NodeShared>,
-    pub(crate) ready: ReadyNotice,
+    pub(crate) notice: ExitNotice,
+}
+
+impl OnExit for InstanceShared {
+    /// Leaves the registry slot, on the instance's own thread, before its
+    /// mailbox closes.
+    fn ended(&self) {
+        self.entry.clear_slot_if(self.id.slot, self.id);
+    }
+
+    fn exited(&self, reason: ExitReason) {
+        self.notice.send(reason);
+    }
 }
 
 impl<S> ServiceActor<S> {
@@ -134,7 +147,7 @@ impl<S: Service> Actor for ServiceActor<S> {
         let shared = self.shared.clone();
         let mut sctx = ServiceContext::new(ctx, None, &shared);
         self.service.started(&mut sctx);
-        shared.ready.notify();
+        shared.notice.ready();
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> actix::Running {
@@ -163,6 +176,7 @@ where
     fn handle(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Self::Result {
         if env.meta.has_extra() {
             if let Err(reason) = self.check_access::<M>(&env.meta) {
+                super::span::refused::<M>(&self.shared, &env.meta, "denied");
                 return ReplyResponse::denied(reason);
             }
         }
@@ -180,7 +194,7 @@ impl<S: Service> ServiceActor<S> {
     /// taken from the mailbox (counted as such, and as denied), logged with
     /// both identities, and never reaches the handler.
     #[inline(never)]
-    fn check_access<M: 'static>(&self, meta: &Metadata) -> Result<(), String> {
+    pub(super) fn check_access<M: 'static>(&self, meta: &Metadata) -> Result<(), String> {
         let entry = &self.shared.entry;
         if !meta.needs_access_check() {
             return Ok(());
@@ -205,16 +219,23 @@ impl<S: Service> ServiceActor<S> {
     /// when the message's deadline had passed (counted as expired, not
     /// handled).
     #[inline(always)]
-    fn call<M>(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Option<Reply<S, M::Result>>
+    pub(super) fn call<M>(
+        &mut self,
+        env: Envelope<M>,
+        ctx: &mut Context<Self>,
+    ) -> Option<Reply<S, M::Result>>
     where
         S: Handler<M>,
-        M: Message,
+        M: Message + 'static,
     {
         let shared = &self.shared;
         shared.entry.count_message(shared.id.slot);
         if let Some(deadline) = env.meta.deadline_ms() {
             if deadline <= shared.node.deadlines.clock().now_ms() {
                 ServiceStats::inc(&shared.entry.stats.expired);
+                if env.meta.has_extra() {
+                    super::span::refused::<M>(shared, &env.meta, "timeout");
+                }
                 return None;
             }
         }
@@ -229,18 +250,33 @@ impl<S: Service> ServiceActor<S> {
     /// [`Self::call`] for a message with an identity or a trace: a traced
     /// call (e.g. from the gateway, maybe on another node) runs its handler
     /// inside a span carrying the trace id, so one request can be followed
-    /// across nodes in the logs. Kept out of line: plain calls skip it.
+    /// across nodes in the logs, and gets a span of its own in the node's
+    /// span ring (a new span id, the caller's as its parent; the calls the
+    /// handler makes with [`ServiceContext::propagate`] carry the new one),
+    /// recorded when its reply is produced. Kept out of line: plain calls
+    /// skip it.
     #[inline(never)]
     fn call_traced<M>(&mut self, env: Envelope<M>, ctx: &mut Context<Self>) -> Reply<S, M::Result>
     where
         S: Handler<M>,
-        M: Message,
+        M: Message + 'static,
     {
         let Envelope { msg, meta } = env;
-        let shared = &self.shared;
-        let _span = meta.trace().map(|t| call_span(t, shared).entered());
-        let mut sctx = ServiceContext::new(ctx, Some(&meta), shared);
-        self.service.handle(msg, &mut sctx)
+        let shared = self.shared.clone();
+        let Some(t) = meta.trace() else {
+            let mut sctx = ServiceContext::new(ctx, Some(&meta), &shared);
+            return self.service.handle(msg, &mut sctx);
+        };
+        let _span = call_span(t, &shared).entered();
+        let message = super::span::message_name::<M>(&shared);
+        let (served, meta) = super::span::ServedSpan::start(&shared, meta, t, message);
+        let mut sctx = ServiceContext::new(ctx, Some(&meta), &shared);
+        // A panic in the handler drops `served`, which records it as such.
+        let reply = self.service.handle(msg, &mut sctx);
+        match served {
+            Some(served) => reply.recording(served),
+            None => reply,
+        }
     }
 }
 

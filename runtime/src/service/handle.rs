@@ -25,6 +25,7 @@ mod inbound;
 mod remote_leg;
 mod route;
 mod tell;
+mod tell_run;
 mod timeout;
 
 pub use ask::{Ask, AskFuture};

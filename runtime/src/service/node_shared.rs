@@ -22,6 +22,8 @@ pub(crate) enum Exec {
     /// On a pool of actix arbiters, round-robin.
     Arbiters {
         handles: Vec<ArbiterHandle>,
+        /// Each arbiter's id (`lifecycle/home.rs`), in the order of `handles`.
+        ids: Vec<u32>,
         next: AtomicUsize,
     },
     /// On the `LocalSet` of the thread that started the node.
@@ -46,6 +48,8 @@ pub(crate) struct NodeShared {
     pub(crate) exec: Exec,
     /// Checks the tokens of identities from other nodes.
     pub(crate) verifier: Option<Arc<dyn crate::access::IdentityVerifier>>,
+    /// The live view's state: spans, restarts, start time.
+    pub(crate) live: crate::live::NodeLive,
     /// Remoting, when the node listens or dials.
     pub(crate) remote: Option<Arc<crate::remote::remoting::Remoting>>,
 }
@@ -55,9 +59,9 @@ impl NodeShared {
     pub(crate) fn placement(&self) -> Placement {
         match &self.exec {
             Exec::Local => Placement::Local,
-            Exec::Arbiters { handles, next } => {
+            Exec::Arbiters { handles, ids, next } => {
                 let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                Placement::Arbiter(handles[i].clone())
+                Placement::Arbiter(handles[i].clone(), ids.get(i).copied().unwrap_or(0))
             }
         }
     }

@@ -106,6 +106,15 @@ impl<S: crate::Service, R: 'static> Reply<S, R> {
     /// Completes a reply nobody waits for (a tell): a value is dropped, a
     /// future still runs (a detached one under `catch_unwind`, counted if it
     /// panics), an actor future still runs in the actor.
+    /// The future of an atomic reply (so that a batch can chain the rest of
+    /// its tells behind it, `service/batch.rs`); any other reply back.
+    pub(crate) fn into_atomic(self) -> Result<BoxActFut<S, R>, Self> {
+        match self.kind {
+            Kind::Atomic(fut) => Ok(fut),
+            kind => Err(Self { kind }),
+        }
+    }
+
     #[inline]
     pub(crate) fn run_unobserved(
         self,
@@ -129,6 +138,34 @@ impl<S: crate::Service, R: 'static> Reply<S, R> {
                 ctx.wait(fut.map(|_, _, _| ()));
             }
         }
+    }
+}
+
+impl<S: crate::Service, R: 'static> Reply<S, R> {
+    /// The same reply, recording `span` when it produces its value (now
+    /// for a ready value, when the future completes otherwise; a future
+    /// that panics or is dropped records it as such).
+    pub(crate) fn recording(self, span: super::span::ServedSpan) -> Self {
+        let kind = match self.kind {
+            Kind::Ready(v) => {
+                span.finish("ok");
+                Kind::Ready(v)
+            }
+            Kind::Future(fut) => Kind::Future(Box::pin(async move {
+                let v = fut.await;
+                span.finish("ok");
+                v
+            })),
+            Kind::Act(fut) => Kind::Act(Box::pin(fut.map(move |v, _, _| {
+                span.finish("ok");
+                v
+            }))),
+            Kind::Atomic(fut) => Kind::Atomic(Box::pin(fut.map(move |v, _, _| {
+                span.finish("ok");
+                v
+            }))),
+        };
+        Self { kind }
     }
 }
 

@@ -21,6 +21,7 @@ use actix::{Addr, Message, Recipient};
 use tokio::sync::oneshot;
 
 use super::actor::{Envelope, Handler, ServiceActor, StopInstance, TellEnvelope};
+use super::batch::TellBatch;
 use super::Service;
 use crate::registry::Instance;
 
@@ -31,6 +32,8 @@ pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>
 pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
 /// Queues a tell on an erased instance sender.
 pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
+/// Queues a batch of tells on an erased instance sender, within capacity.
+pub(crate) type TellBatchFn<M> = fn(&Instance, TellBatch<M>) -> Result<(), SendError<TellBatch<M>>>;
 /// Builds actix's own request on an erased instance sender.
 pub(crate) type RequestFn<M> = fn(&Instance, Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>;
 
@@ -49,6 +52,9 @@ where
     pub(crate) try_tell: TellFn<M>,
     /// actix's own request (waits for room), for `ask_all`.
     pub(crate) request: RequestFn<M>,
+    /// Queues a batch of tells (from another node) as one mailbox message,
+    /// within the mailbox's capacity as `try_tell` does.
+    pub(crate) tell_batch: TellBatchFn<M>,
 }
 
 impl<M> Clone for SendFns<M>
@@ -93,17 +99,9 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    match sender::<S>(i.sender.as_ref()) {
-        Some(tx) => {
-            tx.do_send(TellEnvelope(env)).map_err(|e| match e {
-                SendError::Full(TellEnvelope(env)) => SendError::Full(env),
-                SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
-            })?;
-            i.count_sent();
-            Ok(())
-        }
-        None => Err(SendError::Closed(env)),
-    }
+    sent_to::<S, _>(i, env, 1, |tx, env| {
+        tx.do_send(TellEnvelope(env)).map_err(untell)
+    })
 }
 
 fn try_tell<S, M>(i: &Instance, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
@@ -112,20 +110,51 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    match sender::<S>(i.sender.as_ref()) {
-        Some(tx) => {
-            // As an ask does: the message that reaches the capacity goes in
-            // and parks the sender; later ones are `Full` until the
-            // instance takes one (see `room.rs`).
-            tx.try_send(TellEnvelope(env), true).map_err(|e| match e {
-                SendError::Full(TellEnvelope(env)) => SendError::Full(env),
-                SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
-            })?;
-            i.count_sent();
-            Ok(())
-        }
-        None => Err(SendError::Closed(env)),
+    // As an ask does: the message that reaches the capacity goes in and
+    // parks the sender; later ones are `Full` until the instance takes one
+    // (see `room.rs`).
+    sent_to::<S, _>(i, env, 1, |tx, env| {
+        tx.try_send(TellEnvelope(env), true).map_err(untell)
+    })
+}
+
+fn tell_batch<S, M>(i: &Instance, batch: TellBatch<M>) -> Result<(), SendError<TellBatch<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let n = batch.envs.len() as u64;
+    sent_to::<S, _>(i, batch, n, |tx, batch| tx.try_send(batch, true))
+}
+
+/// A tell's envelope back out of a refused send.
+fn untell<M>(e: SendError<TellEnvelope<M>>) -> SendError<Envelope<M>>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match e {
+        SendError::Full(TellEnvelope(env)) => SendError::Full(env),
+        SendError::Closed(TellEnvelope(env)) => SendError::Closed(env),
     }
+}
+
+/// Queues `msg` (`n` messages) on `i`'s sender with `send`, counting them
+/// once queued; `Closed` with `msg` back when `i` is not an `S`.
+fn sent_to<S: Service, T>(
+    i: &Instance,
+    msg: T,
+    n: u64,
+    send: impl FnOnce(&AddressSender<ServiceActor<S>>, T) -> Result<(), SendError<T>>,
+) -> Result<(), SendError<T>> {
+    let tx = match sender::<S>(i.sender.as_ref()) {
+        Some(tx) => tx,
+        None => return Err(SendError::Closed(msg)),
+    };
+    send(tx, msg)?;
+    i.count_sent_n(n);
+    Ok(())
 }
 
 /// One instance's actix sender, usable knowing the message type only.
@@ -167,6 +196,7 @@ where
         tell: tell::<S, M>,
         try_tell: try_tell::<S, M>,
         request: request::<S, M>,
+        tell_batch: tell_batch::<S, M>,
     }
 }
 

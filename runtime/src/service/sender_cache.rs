@@ -47,8 +47,57 @@ struct Way {
     /// counter on a hit; a new way starts where the service's shared
     /// counter stands, so threads start apart).
     next: usize,
+    /// The slots whose instance runs on this thread's arbiter, for a
+    /// service that prefers local instances (`ServiceSpec::prefer_local`);
+    /// empty otherwise, or when none does (then: round-robin over all).
+    home: Box<[usize]>,
+    /// The position in `home` this thread calls next.
+    home_next: usize,
     /// A [`Row<M>`] for the message type the way was filled for.
     senders: Box<dyn Any>,
+}
+
+impl Way {
+    /// The slot to call next: round-robin over `home` when it is not
+    /// empty, else over every slot.
+    #[inline(always)]
+    fn next_slot(&mut self, slot_count: usize) -> usize {
+        if self.home.is_empty() {
+            let slot = self.next;
+            self.next += 1;
+            if self.next >= slot_count {
+                self.next = 0;
+            }
+            slot
+        } else {
+            let i = if self.home_next < self.home.len() {
+                self.home_next
+            } else {
+                0
+            };
+            self.home_next = i + 1;
+            self.home[i]
+        }
+    }
+}
+
+/// The slots of `entry` whose instance runs on the calling thread's node
+/// arbiter, when the service prefers local instances and the thread is an
+/// arbiter; otherwise none. Reads every slot once per generation (a cold
+/// path).
+#[cold]
+#[inline(never)]
+fn home_slots(entry: &ServiceEntry) -> Box<[usize]> {
+    if !entry.prefers_local() {
+        return Box::new([]);
+    }
+    let me = crate::lifecycle::home::current();
+    if me == 0 {
+        return Box::new([]);
+    }
+    (0..entry.slot_count())
+        .filter(|&slot| entry.load_slot(slot).is_some_and(|i| i.arbiter == me))
+        .collect()
 }
 
 /// The send functions of one message type and the instances called so far,
@@ -155,11 +204,7 @@ where
         let way = &mut cache[key];
         if let Some(w) = way {
             if w.entry == id && w.generation == generation {
-                let slot = w.next;
-                w.next += 1;
-                if w.next >= entry.slot_count() {
-                    w.next = 0;
-                }
+                let slot = w.next_slot(entry.slot_count());
                 if let Some(row) = w.senders.downcast_mut::<Row<M>>() {
                     if let Some(Some(i)) = row.instances.get(slot) {
                         let to = Cached {
@@ -178,13 +223,24 @@ where
             }
         }
         let fns = send_fns::<M>(entry)?;
-        let slot = entry.next_slot();
+        let home = home_slots(entry);
+        let shared_slot = entry.next_slot();
         let n = entry.slot_count();
+        let (slot, home_next) = match home.first() {
+            Some(&first) => (first, 1),
+            None => (shared_slot, 0),
+        };
         let row = way
             .insert(Way {
                 entry: id,
                 generation,
-                next: if slot + 1 >= n { 0 } else { slot + 1 },
+                next: if shared_slot + 1 >= n {
+                    0
+                } else {
+                    shared_slot + 1
+                },
+                home,
+                home_next,
                 senders: Box::new(Row::<M> {
                     fns,
                     instances: Vec::new(),

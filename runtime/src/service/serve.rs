@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{NodeShared, ServiceRef};
-use crate::error::{CallError, JsonError};
+use crate::error::{BincodeError, CallError, JsonError};
 use crate::json::{decode as decode_json, JsonBody, JsonReply};
 use crate::message::{codec, RemoteMessage};
 use crate::metadata::Metadata;
 use crate::registry::{MessageType, Registry, ServiceEntry};
 use crate::remote::frame::WireError;
-use crate::remote::inbound::{Inbound, InboundCall, LocalNode, ServeDeadline};
+use crate::remote::inbound::{Inbound, InboundCall, LocalNode, ServeDeadline, TellRun};
 use crate::remote::wire::{BoxFuture, WireReply};
-use crate::remote::wire_error::WireJsonError;
+use crate::remote::wire_error::{WireBincodeError, WireJsonError};
 
 /// Serves an inbound ask on a resolved route: the future yields the
 /// encoded reply.
@@ -41,9 +41,21 @@ type ServeTell = fn(
     Metadata,
 ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError>;
 
+/// Serves a run of inbound tells on a resolved route (see
+/// [`InboundCall::tell_run`]).
+type ServeTellRun = fn(
+    &Arc<ServedRoute>,
+    &mut dyn TellRun,
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError>;
+
 /// Serves one JSON call of one message type.
 pub(crate) type ServeJson =
     fn(ServiceRef, JsonBody<'_>, Metadata, Option<Duration>) -> Result<JsonReply, JsonError>;
+
+/// Serves one bincode call of one message type (its bincode bytes, named
+/// by wire name): the reply future yields the reply's bincode bytes.
+pub(crate) type ServeBincode =
+    fn(ServiceRef, &[u8], Metadata, Option<Duration>) -> Result<JsonReply, BincodeError>;
 
 /// How a local instance serves one message type for outside callers
 /// (stored type-erased in the registry's [`MessageType::serve`]).
@@ -51,7 +63,9 @@ pub(crate) type ServeJson =
 pub(crate) struct ServeFns {
     ask: ServeAsk,
     tell: ServeTell,
+    tell_run: ServeTellRun,
     json: ServeJson,
+    bincode: ServeBincode,
 }
 
 /// The serve functions of `M`.
@@ -59,7 +73,9 @@ pub(crate) fn serve_fns<M: RemoteMessage>() -> ServeFns {
     ServeFns {
         ask: serve_ask::<M>,
         tell: serve_tell::<M>,
+        tell_run: serve_tell_run::<M>,
         json: serve_json::<M>,
+        bincode: serve_bincode::<M>,
     }
 }
 
@@ -91,19 +107,20 @@ fn serve_ask<M: RemoteMessage>(
     deadline: ServeDeadline,
 ) -> Result<BoxFuture<Result<Vec<u8>, WireError>>, WireError> {
     let msg: M = decode(bytes)?;
+    let started = std::time::Instant::now();
+    // Queued now, before the connection spawns what awaits the reply
+    // (`ServiceRef::queue_inbound_ask`).
+    let queued = inbound.svc.queue_inbound_ask(
+        inbound.index,
+        msg,
+        meta,
+        deadline.deadline_ms,
+        deadline.timeout,
+    );
     let inbound = inbound.clone();
     Ok(Box::pin(async move {
-        let started = std::time::Instant::now();
         let svc = &inbound.svc;
-        let r = svc
-            .ask_inbound(
-                inbound.index,
-                msg,
-                meta,
-                deadline.deadline_ms,
-                deadline.timeout,
-            )
-            .await;
+        let r = svc.await_inbound(queued).await;
         svc.record_ask_latency(started.elapsed());
         match r {
             Ok(v) => codec::encode(&v).map_err(|e| WireError::Codec {
@@ -132,6 +149,37 @@ fn serve_tell<M: RemoteMessage>(
     }
 }
 
+fn serve_tell_run<M: RemoteMessage>(
+    inbound: &Arc<ServedRoute>,
+    run: &mut dyn TellRun,
+) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
+    let Some(first) = run.next_payload() else {
+        return Ok(None);
+    };
+    let first: M = decode(first)?;
+    let mut more = || loop {
+        match decode::<M>(run.next_payload()?) {
+            Ok(m) => return Some(m),
+            Err(e) => {
+                tracing::debug!(service = %inbound.svc.name(), message = M::NAME, error = ?e, "remote tell not delivered");
+            }
+        }
+    };
+    match inbound
+        .svc
+        .tell_inbound_run(inbound.index, first, &mut more)
+    {
+        Ok(None) => Ok(None),
+        Ok(Some(wait)) => {
+            let inbound = inbound.clone();
+            Ok(Some(Box::pin(
+                async move { inbound.svc.wait_run(wait).await },
+            )))
+        }
+        Err(e) => Err(WireError::from_call(&e)),
+    }
+}
+
 fn serve_json<M: RemoteMessage>(
     svc: ServiceRef,
     body: JsonBody<'_>,
@@ -153,6 +201,44 @@ fn serve_json<M: RemoteMessage>(
             reason: format!("result of `{}` is not JSON: {e}", M::NAME),
         })
     }))
+}
+
+fn serve_bincode<M: RemoteMessage>(
+    svc: ServiceRef,
+    body: &[u8],
+    meta: Metadata,
+    timeout: Option<Duration>,
+) -> Result<JsonReply, BincodeError> {
+    let msg: M = codec::decode(body).map_err(|e| BincodeError::Malformed {
+        message: M::NAME.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Box::pin(async move {
+        let mut ask = svc.ask(msg).metadata(meta);
+        if let Some(t) = timeout {
+            ask = ask.timeout(t);
+        }
+        let started = std::time::Instant::now();
+        let v = ask.await;
+        svc.record_ask_latency(started.elapsed());
+        let v = v?;
+        codec::encode(&v).map_err(|e| CallError::Codec {
+            service: svc.name().to_string(),
+            reason: format!("result of `{}` does not encode: {e}", M::NAME),
+        })
+    }))
+}
+
+/// How a local instance of `entry` serves a bincode call of the message
+/// named `message`; `None` when no message type of the service has that
+/// wire name.
+pub(crate) fn bincode_server(entry: &ServiceEntry, message: &str) -> Option<ServeBincode> {
+    entry
+        .types
+        .iter()
+        .filter(|t| t.wire_name == Some(message))
+        .find_map(ServeFns::of)
+        .map(|f| f.bincode)
 }
 
 /// How a local instance of `entry` serves a JSON call of the message
@@ -268,6 +354,19 @@ impl InboundCall for ServedRoute {
         self.check_anonymous(&meta)?;
         (self.fns.tell)(&self, payload, meta)
     }
+
+    fn tell_run(
+        self: Arc<Self>,
+        run: &mut dyn TellRun,
+    ) -> Result<Option<BoxFuture<Result<(), CallError>>>, WireError> {
+        if self.node.refusing_remote.load(Ordering::Acquire) {
+            return Err(WireError::ShuttingDown);
+        }
+        // Plain tells carry nothing: refused here if the message has an
+        // access rule, as one anonymous tell is.
+        self.check_anonymous(&Metadata::default())?;
+        (self.fns.tell_run)(&self, run)
+    }
 }
 
 impl LocalNode for NodeShared {
@@ -314,5 +413,30 @@ impl LocalNode for NodeShared {
         let svc = ServiceRef::new(self, service);
         (fns.json)(svc, JsonBody::Bytes(body), meta, Some(timeout))
             .map_err(|e| WireError::Json(WireJsonError::from_json_error(&e)))
+    }
+
+    fn serve_bincode(
+        self: Arc<Self>,
+        service: &str,
+        message: &str,
+        meta: Metadata,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<JsonReply, WireError> {
+        if self.refusing_remote.load(Ordering::Acquire) {
+            return Err(WireError::ShuttingDown);
+        }
+        // As a forwarded JSON ask: decoded here, then called as any ask is.
+        let route = ServedRoute::resolve(self.clone(), service, message).map_err(|e| match e {
+            WireError::UnhandledMessage { .. } => {
+                WireError::Bincode(WireBincodeError::UnknownMessage)
+            }
+            other => other,
+        })?;
+        route.check_anonymous(&meta)?;
+        let fns = route.fns;
+        let svc = ServiceRef::new(self, service);
+        (fns.bincode)(svc, body, meta, Some(timeout))
+            .map_err(|e| WireError::Bincode(WireBincodeError::from_bincode_error(&e)))
     }
 }

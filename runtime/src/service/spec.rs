@@ -12,8 +12,8 @@ use super::serve::{serve_fns, ServeFns};
 use super::NodeShared;
 use crate::error::SpawnError;
 use crate::lifecycle::{
-    launch_with_end, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, Placement,
-    ReadyNotice, Restart, Shutdown, StartError, Strategy,
+    launch_with_end, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, OnExit, Placement,
+    Restart, Shutdown, StartError, Strategy,
 };
 use crate::message::wire_codec::{keyed_wire_codec, wire_codec, WireCodec};
 use crate::message::{KeyedMessage, RemoteMessage};
@@ -75,6 +75,7 @@ pub struct ServiceSpec<S: Service> {
     restart: Restart,
     shutdown: Shutdown,
     routing: Routing,
+    prefer_local: bool,
     mailbox_capacity: usize,
     strategy: Strategy,
     intensity: Intensity,
@@ -142,6 +143,7 @@ impl<S: Service> ServiceSpec<S> {
             restart: Restart::Permanent,
             shutdown: Shutdown::Infinity,
             routing: Routing::RoundRobin,
+            prefer_local: false,
             mailbox_capacity: Self::DEFAULT_MAILBOX_CAPACITY,
             strategy: Strategy::OneForOne,
             intensity: Intensity::default(),
@@ -283,6 +285,20 @@ impl<S: Service> ServiceSpec<S> {
         self
     }
 
+    /// Callers that run on one of the node's arbiters (a task started with
+    /// [`Node::spawn_task`](crate::Node::spawn_task) or
+    /// [`Node::run`](crate::Node::run), or another service's handler) call
+    /// the instances on their own arbiter, round-robin among them, and
+    /// round-robin over all only when none runs there: an ask then never
+    /// crosses threads (docs/runtime.md, "Same-thread asks"). Applies to
+    /// round-robin calls on the local fast path (no keyed routing, no remote
+    /// instance); callers on other threads are not affected. Off by
+    /// default: it trades spreading the load for locality.
+    pub fn prefer_local(mut self) -> Self {
+        self.prefer_local = true;
+        self
+    }
+
     /// Mailbox capacity per instance; `ask` waits for room beyond it, `tell`
     /// does not (default 16, as actix).
     pub fn mailbox_capacity(mut self, n: usize) -> Self {
@@ -409,6 +425,7 @@ impl<S: Service> ServiceSpec<S> {
             node,
         ));
         entry.set_active(self.instances);
+        entry.set_prefer_local(self.prefer_local);
         let bp = Blueprint {
             entry: entry.clone(),
             spec: self,
@@ -429,8 +446,9 @@ pub(crate) struct InstanceLaunch {
     pub(crate) slot: usize,
     pub(crate) node: Arc<NodeShared>,
     pub(crate) placement: Placement,
-    pub(crate) ready: ReadyNotice,
-    pub(crate) exit: ExitNotice,
+    /// How the instance tells its supervisor that it is up, and that it
+    /// exited.
+    pub(crate) notice: ExitNotice,
 }
 
 /// A started instance as its supervisor holds it.
@@ -505,25 +523,30 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
             slot: l.slot,
             incarnation: self.entry.next_incarnation(l.slot),
         };
-        let instance = Arc::new(Instance::new(
-            id,
-            Box::new(tx),
-            self.entry.handled(l.slot),
-            l.node.track_mailbox_depth,
-        ));
+        let instance = Arc::new(
+            Instance::new(
+                id,
+                Box::new(tx),
+                self.entry.handled(l.slot),
+                l.node.track_mailbox_depth,
+            )
+            .on_arbiter(l.placement.arbiter_id())
+            .with_capacity(self.spec.mailbox_capacity),
+        );
         let shared = Arc::new(InstanceShared {
             id,
             entry: self.entry.clone(),
             node: l.node,
-            ready: l.ready,
+            notice: l.notice,
         });
         let factory = self.spec.factory.clone();
         let abort = KillSwitch::new();
         let reg = abort.clone();
         // The instance leaves its slot on its own thread the moment it
-        // ends, before its mailbox closes: a call never finds a dead
-        // instance listed while its supervisor has not handled the exit.
-        let entry = self.entry.clone();
+        // ends, before its mailbox closes (`InstanceShared::ended`): a call
+        // never finds a dead instance listed while its supervisor has not
+        // handled the exit.
+        let on_exit: Arc<dyn OnExit> = shared.clone();
         let placed = launch_with_end(
             &l.placement,
             move || {
@@ -533,13 +556,10 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
             },
             rx,
             reg,
-            Some(l.exit.clone()),
-            Some(Box::new(move || {
-                entry.clear_slot_if(id.slot, id);
-            })),
+            Some(on_exit.clone()),
         );
         if !placed {
-            l.exit.send(crate::lifecycle::ExitReason::StartFailed(
+            on_exit.exited(crate::lifecycle::ExitReason::StartFailed(
                 "the arbiter is gone".into(),
             ));
         }

@@ -6,18 +6,23 @@
 //! member foca holds down, or suspects while the judge finds it silent, is
 //! unreachable. The winner downs the others through membership; the loser
 //! downs itself (refuses calls, drops every peer's table) and rejoins when
-//! the resolver would no longer down it over what it sees.
+//! the resolver would no longer down it over what it sees. The resolver
+//! also gets the unreachable pairs of the whole cluster (this node's and
+//! the gossiped reports), so a partial cut's indirectly connected ends are
+//! downed (`step_with_pairs`, as Akka's SBR).
 //!
-//! The invariant: while the cuts form a clean partition (or none) and
-//! nothing changed for the detection bound plus `stable_after` plus slack,
-//! the nodes that are not downed agree on every key's owner.
+//! The invariant: while the cuts form a clean partition (or none, or the
+//! scripted partial cut) and nothing changed for the detection bound plus
+//! `stable_after` plus slack, the nodes that are not downed agree on every
+//! key's owner among the nodes that serve.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::remote::frame::NodeInfo;
 use crate::remote::split_brain::{
-    decide, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
+    decide_with_pairs, indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig,
+    SplitBrainResolver,
 };
 
 use super::check::Violation;
@@ -116,7 +121,8 @@ impl World {
                 Some("suspect") => !cut,
                 _ => connected && !cut,
             };
-            // A member not known up (joining, or not heard of yet) counts
+            // A member not known up (joining, downed by its resolver, or
+            // not heard of yet) counts
             // only as a member of the other side, when it is unreachable:
             // this side never counts more of itself than the other side
             // counts of it (remote/join.rs).
@@ -134,6 +140,20 @@ impl World {
             members.push(member);
         }
         n.converged = members.iter().all(|m| m.reachable);
+        // The unreachable pairs of the whole cluster (this node's own
+        // observations and the members' gossiped reports): a partial cut
+        // is resolved by downing its indirectly connected ends.
+        let names: Vec<String> = sbr.members.keys().cloned().collect();
+        let pairs = n.reach.pairs(&n.info.name, &names);
+        // The indirectly connected are found among every member, counted
+        // or not (an end of the cut that downed itself first is still
+        // one): they are downed, never counted for a side.
+        let ic = indirectly_connected(&n.info.name, &all, &pairs);
+        for m in &all {
+            if ic.contains(&m.name) && !members.iter().any(|x| x.name == m.name) {
+                members.push(m.clone());
+            }
+        }
         if !n.join.is_up() && !sbr.self_downed {
             // Joining: not a member yet, so no decision either.
             return;
@@ -142,7 +162,7 @@ impl World {
         let strategy = sbr.resolver.config().strategy;
         if sbr.self_downed {
             let someone = all.iter().any(|m| m.name != me && m.reachable);
-            if someone && decide(&strategy, &me, &all) != SbrDecision::DownSelf {
+            if someone && decide_with_pairs(&strategy, &me, &all, &pairs) != SbrDecision::DownSelf {
                 sbr.resolver.reset();
                 sbr.self_downed = false;
                 for p in n.peers.values_mut() {
@@ -153,10 +173,14 @@ impl World {
             }
             return;
         }
-        match sbr.resolver.step(&members, now) {
+        match sbr.resolver.step_with_pairs(&members, &pairs, now) {
             Some(SbrDecision::DownUnreachable(names)) => {
                 for name in &names {
-                    sbr.members.remove(name);
+                    if let Some(m) = sbr.members.remove(name) {
+                        // Gossiped: it joins again, and counts here only
+                        // once up in a later round.
+                        n.join.downed(name, m.incarnation);
+                    }
                     sbr.downed.insert(name.clone());
                     if let Some(p) = World::index(name).and_then(|j| n.peers.get_mut(&j)) {
                         p.table = None;
@@ -202,12 +226,23 @@ impl World {
             }
         }
         seen.sort();
+        // What arrived from each peer: an admission waits for news from
+        // every member counted since the joiner appeared.
+        for p in n.peers.values() {
+            n.join.heard_from(&p.info.name, self.base + p.heard);
+        }
         let downed = n.self_downed();
         let step = n
             .join
             .step(now, &seen, n.converged, downed, n.last_seed_hang);
         let phase = n.join.phase().name();
         let effects = step.publish.map(|s| n.membership.publish_join(&s));
+        if let Some(by) = &step.downed_by {
+            self.note(
+                &Self::name(i),
+                format_args!("joined: {phase} (downed by {by}: a new round)"),
+            );
+        }
         if let Some(alone) = step.up {
             let how = if alone { "alone" } else { "admitted" };
             self.note(&Self::name(i), format_args!("joined: {phase} ({how})"));
@@ -246,12 +281,18 @@ impl World {
             return;
         };
         let settle = (DEAD_AFTER / 2).max(HEARTBEAT * 2) + config.stable_after + SLACK;
-        if self.now < self.changed + settle || !self.clean_network() {
+        let scripted_cut = self.cfg.script == super::Script::PartialCut;
+        if self.now < self.changed + settle || !(scripted_cut || self.clean_network()) {
             return;
         }
         for k in 0..KEYS {
+            // An owner is a node that serves the key: a node downed (or
+            // joining) that others still route to refuses every call, so
+            // it owns nothing.
+            let serves = |o: &usize| self.nodes[*o].as_ref().is_some_and(|n| n.serving());
             let mut owners: Vec<String> = (0..self.nodes.len())
                 .filter_map(|i| self.owner(i, k))
+                .filter(serves)
                 .map(World::name)
                 .collect();
             owners.sort();

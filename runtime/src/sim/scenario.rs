@@ -38,6 +38,13 @@ impl World {
         if self.phase != Phase::Faults {
             return;
         }
+        if self.cfg.script == super::Script::PartialCut {
+            self.changed = self.now;
+            self.net.cut.insert((0, 2));
+            self.net.cut.insert((2, 0));
+            self.note("net", format_args!("partial cut n0 <-> n2"));
+            return;
+        }
         let n = self.nodes.len();
         let a = self.rng.index(n);
         let b = (a + 1 + self.rng.index(n - 1)) % n;
@@ -123,7 +130,7 @@ impl World {
     /// the crashed nodes restart: a node restarts into a partition (the
     /// case the join step exists for, docs/RELIABILITY.md).
     pub(crate) fn finale(&mut self) {
-        if self.rng.chance(0.25) {
+        if self.cfg.script != super::Script::Random || self.rng.chance(0.25) {
             return;
         }
         self.phase = Phase::Finale;

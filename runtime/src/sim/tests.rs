@@ -218,26 +218,50 @@ fn when(log: &[String], what: &str) -> Option<f64> {
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
 }
 
+/// Seeds whose finale partitions at once and where a node starts, or
+/// comes back after its resolver downed it, during the partition (found
+/// with the partial-cut resolution in place: the scenarios change with
+/// the nodes' behaviour, as the gossip draws on the seed's generator; 16
+/// replaced 7 when members downed by another node's resolver began to join
+/// again).
+const CAME_BACK_INTO_A_PARTITION: [u64; 3] = [16, 22, 24];
+
 #[test]
 fn a_node_restarted_into_a_partition_joins_only_after_the_heal() {
-    for seed in RESTARTED_INTO_A_PARTITION {
+    for seed in CAME_BACK_INTO_A_PARTITION {
         let r = run(&SimConfig::new(seed)).unwrap();
         assert!(r.passed(), "seed {seed}: {:?}", r.violations);
-        assert!(
-            when(&r.log, "partitions at once").is_some(),
-            "seed {seed}: the finale did not partition at once"
-        );
+        let finale = when(&r.log, "partitions at once");
+        let finale = finale.unwrap_or_else(|| panic!("seed {seed}: no finale at once"));
         let heal = when(&r.log, "final heal").unwrap();
-        // A node that (re)started or came back during the partition was
-        // admitted only after the final heal.
-        let late = r.log.iter().any(|l| {
-            l.contains("joined: up (admitted)")
-                && l.split_whitespace()
-                    .next()
-                    .and_then(|t| t.parse::<f64>().ok())
-                    .is_some_and(|t| t >= heal)
-        });
-        assert!(late, "seed {seed}: nobody was admitted after the heal");
+        // Each node that (re)started or came back during the partition
+        // is admitted only after the final heal.
+        let mut came_back = 0;
+        for i in 0..r.nodes {
+            let n = format!("n{i}  ");
+            let back = [
+                format!("{n}start incarnation"),
+                format!("{n}split brain: rejoins"),
+            ];
+            let during = back
+                .iter()
+                .flat_map(|b| times(&r.log, b))
+                .filter(|t| *t >= finale && *t < heal)
+                .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))));
+            let Some(back_at) = during else { continue };
+            came_back += 1;
+            let up = times(&r.log, &format!("{n}joined: up"))
+                .into_iter()
+                .find(|t| *t >= back_at);
+            assert!(
+                up.is_some_and(|t| t >= heal),
+                "seed {seed}: n{i} back at {back_at}, up at {up:?}, heal at {heal}"
+            );
+        }
+        assert!(
+            came_back > 0,
+            "seed {seed}: nobody came back in the partition"
+        );
     }
 }
 
@@ -281,5 +305,139 @@ fn nodes_join_within_a_few_seconds_of_start_in_a_healthy_cluster() {
             joined.iter().all(|t| *t < 3.0),
             "seed {seed}: joined at {joined:?} s"
         );
+    }
+}
+
+/// The seeds of 0..1000 that failed before admissions waited for news
+/// (778, 822: an admission raced the finale's cut), before a downed member
+/// stopped counting on its own side (553), and while a node that had
+/// downed itself still counted as an owner for the nodes routing to it
+/// (419). Each ended with a key owned on both sides.
+const RACED_THE_CUT: [u64; 4] = [419, 553, 778, 822];
+
+#[test]
+fn the_seeds_where_an_admission_raced_the_cut_keep_every_invariant() {
+    for seed in RACED_THE_CUT {
+        let r = run(&SimConfig::new(seed)).unwrap();
+        assert!(r.passed(), "seed {seed}: {:?}", r.violations);
+    }
+    // Seed 778: n2 comes back into the partition on n3's side and is
+    // admitted only after the final heal, not before n3 finds n0 silent.
+    let r = run(&SimConfig::new(778)).unwrap();
+    let heal = when(&r.log, "final heal").unwrap();
+    let n2_up = r
+        .log
+        .iter()
+        .filter(|l| l.contains("n2  joined: up"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .find(|t| *t > 17.0);
+    assert!(
+        n2_up.is_some_and(|t| t >= heal),
+        "n2 up at {n2_up:?}, heal at {heal}"
+    );
+}
+
+/// Seed 329 (7 nodes) with partial cuts resolved: n1, n4, n5 and n6 down
+/// the ends of two partial cuts (n0, n2, n3) just as the finale heals and
+/// partitions {n1 n4 n5} | {n0 n2 n3 n6}; the ends had not downed
+/// themselves (n3 restarted, their own timers restarted). They came back
+/// through membership at once, still `up`, and n6 counted them: 4 | 3 on
+/// its side, 3 | 1 on the other, a key owned by n0 and n4. Now the downer
+/// gossips whom it downed: the three join again in a new round, count for
+/// nobody, and n6, alone, downs itself.
+#[test]
+fn seed_329_members_downed_by_another_nodes_resolver_join_again() {
+    let r = run(&SimConfig::new(329).nodes(7)).unwrap();
+    assert!(r.passed(), "{:?}", r.violations);
+    for n in ["n0", "n2", "n3"] {
+        let again = format!("{n}  joined: joining (downed by");
+        assert!(
+            times(&r.log, &again)
+                .iter()
+                .any(|t| (17.0..20.0).contains(t)),
+            "{n} did not join again after being downed"
+        );
+    }
+    assert!(
+        times(&r.log, "n6  split brain: downs itself")
+            .iter()
+            .any(|t| (17.0..37.0).contains(t)),
+        "n6, alone on its side, did not down itself"
+    );
+}
+
+/// The times (seconds) of the log lines containing `what`.
+fn times(log: &[String], what: &str) -> Vec<f64> {
+    log.iter()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// A partial cut n0 ⇄ n2 (n1 reaches both) from 5 s to 25 s: n0 and n2 are
+/// indirectly connected (each reports the other unreachable, SWIM keeps
+/// both alive through n1). After `stable_after` exactly they are downed
+/// (each downs itself, n1 downs both), n1 keeps serving, no key has two
+/// owners (checked under the cut too), and after the heal both rejoin and
+/// every view agrees.
+#[test]
+fn a_partial_cut_downs_exactly_its_indirectly_connected_ends() {
+    for seed in [1, 2, 3] {
+        let mut cfg = SimConfig::new(seed).nodes(3);
+        cfg.script = Script::PartialCut;
+        cfg.fault_phase = Duration::from_secs(20);
+        let stable = cfg.split_brain.unwrap().stable_after.as_secs_f64();
+        let r = run(&cfg).unwrap();
+        let log = &r.log;
+        let events: Vec<&String> = log
+            .iter()
+            .filter(|l| !l.contains(" ask ") && !l.contains(" tell "))
+            .collect();
+        assert!(r.passed(), "seed {seed}: {:?}\n{events:#?}", r.violations);
+        let cut = when(log, "partial cut n0 <-> n2").unwrap();
+        let heal = when(log, "final heal").unwrap();
+        let n0 = when(log, "n0  split brain: downs itself").unwrap();
+        let n2 = when(log, "n2  split brain: downs itself").unwrap();
+        let n1 = when(log, r#"n1  split brain: downs ["n0", "n2"]"#).unwrap();
+        for t in [n0, n2, n1] {
+            // Judged within 1.5 s, gossiped, then stable for stable_after.
+            assert!(
+                t >= cut + stable && t <= cut + stable + 4.0,
+                "seed {seed}: decided at {t} (cut at {cut})\n{}",
+                log.join("\n")
+            );
+        }
+        assert!(
+            times(log, "n1  split brain: downs itself").is_empty(),
+            "seed {seed}: n1 downed itself"
+        );
+        // n1 serves its own calls after the decision, until the heal.
+        let decided = n0.max(n1).max(n2);
+        let served = log
+            .iter()
+            .filter(|l| l.contains("n1  ask") && l.contains(" on n1"))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .filter(|t| *t > decided + 1.0 && *t < heal)
+            .count();
+        assert!(served > 0, "seed {seed}: n1 served nothing under the cut");
+        let refused = times(log, "NodeDown { node: \"n1\" }");
+        assert!(
+            !refused.iter().any(|t| *t > cut && *t < heal),
+            "seed {seed}: n1 refused calls under the cut: {refused:?}"
+        );
+        // After the heal both come back and are admitted.
+        for n in ["n0", "n2"] {
+            let back = times(log, &format!("{n}  split brain: rejoins"));
+            assert!(
+                back.iter().any(|t| *t >= heal),
+                "seed {seed}: {n} never rejoined"
+            );
+            let up = times(log, &format!("{n}  joined: up"));
+            assert!(
+                up.iter().any(|t| *t >= heal),
+                "seed {seed}: {n} never up again"
+            );
+        }
+        assert!(r.heal_time.is_some());
     }
 }

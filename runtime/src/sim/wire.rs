@@ -176,7 +176,7 @@ impl World {
         let Some(id) = id else { return };
         let reply = if downed {
             // A downed or joining node refuses calls (`CallError::Downed`
-            // in the runtime; its caller here sees `NodeDown`).
+            // or `Joining` in the runtime; its caller here sees `NodeDown`).
             Frame::Error {
                 id,
                 error: WireError::ShuttingDown,

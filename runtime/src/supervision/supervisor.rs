@@ -11,7 +11,7 @@ use super::spec::{ChildSpec, ResolvedSupervisor};
 use super::stop_cursor::StopCursor;
 use crate::lifecycle::{
     launch, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, ReadyNotice, Restart,
-    RestartWindow, Strategy,
+    RestartWindow, Strategy, SupervisorLink,
 };
 use crate::registry::{RegistryEvent, ServiceState};
 use crate::service::NodeShared;
@@ -83,6 +83,10 @@ pub(crate) struct Supervisor {
     tombstones: usize,
     /// Delayed restarts scheduled and not yet run (they carry indices).
     restarts_due: usize,
+    /// How its children's notices reach it, shared by every running child
+    /// (made when the first child starts; weak here, so that the
+    /// supervisor holds no sender to itself).
+    link: std::sync::Weak<SupervisorLink>,
 }
 
 /// What a supervisor does once the children it killed have all exited.
@@ -167,6 +171,7 @@ impl Supervisor {
             tombstones: 0,
             restarts_due: 0,
             counts,
+            link: std::sync::Weak::new(),
         }
     }
 
@@ -175,6 +180,7 @@ impl Supervisor {
         kind: Kind,
         node: &Arc<NodeShared>,
         parent: &Addr<Supervisor>,
+        link: Arc<SupervisorLink>,
         child: usize,
         generation: u64,
         defer_to_parent: bool,
@@ -182,12 +188,12 @@ impl Supervisor {
         let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
         let addr = Addr::new(tx);
         let ready = ReadyNotice {
-            sup: Some(parent.clone().recipient()),
+            sup: Some(link.clone()),
             child,
             generation,
         };
         let exit = ExitNotice {
-            sup: parent.clone().recipient(),
+            sup: link,
             child,
             generation,
         };
@@ -232,8 +238,18 @@ impl Supervisor {
         }
     }
 
+    /// The link its children's notices share (see [`SupervisorLink`]).
+    fn link(&mut self, ctx: &mut Context<Self>) -> Arc<SupervisorLink> {
+        if let Some(l) = self.link.upgrade() {
+            return l;
+        }
+        let l = SupervisorLink::new(ctx.address());
+        self.link = Arc::downgrade(&l);
+        l
+    }
+
     fn start_child(&mut self, i: usize, ctx: &mut Context<Self>) {
-        let me = ctx.address();
+        let link = self.link(ctx);
         let node = self.node.clone();
         self.generations += 1;
         let generation = self.generations;
@@ -257,13 +273,8 @@ impl Supervisor {
                     slot: *slot,
                     placement: node.placement(),
                     node: node.clone(),
-                    ready: ReadyNotice {
-                        sup: Some(me.clone().recipient()),
-                        child: i,
-                        generation,
-                    },
-                    exit: ExitNotice {
-                        sup: me.recipient(),
+                    notice: ExitNotice {
+                        sup: link,
                         child: i,
                         generation,
                     },
@@ -281,13 +292,29 @@ impl Supervisor {
                 bp.entry().set_state(ServiceState::Starting);
                 let defer =
                     matches!(self.kind, Kind::User(_)) && self.strategy != Strategy::OneForOne;
-                let (addr, abort) =
-                    Self::spawn_child(Kind::Service(bp.clone()), &node, &me, i, generation, defer);
+                let me = ctx.address();
+                let (addr, abort) = Self::spawn_child(
+                    Kind::Service(bp.clone()),
+                    &node,
+                    &me,
+                    link,
+                    i,
+                    generation,
+                    defer,
+                );
                 c.run = Some(Run::Supervisor(addr, abort));
             }
             ChildSpec::Supervisor(s) => {
-                let (addr, abort) =
-                    Self::spawn_child(Kind::User(s.clone()), &node, &me, i, generation, false);
+                let me = ctx.address();
+                let (addr, abort) = Self::spawn_child(
+                    Kind::User(s.clone()),
+                    &node,
+                    &me,
+                    link,
+                    i,
+                    generation,
+                    false,
+                );
                 c.run = Some(Run::Supervisor(addr, abort));
             }
         }

@@ -89,6 +89,13 @@ impl<E> ServiceSink<E> {
     }
 }
 
+impl<E> ServiceSink<E> {
+    /// The service told.
+    pub(super) fn service(&self) -> &ServiceRef {
+        &self.service
+    }
+}
+
 impl<E> std::fmt::Debug for ServiceSink<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceSink")
@@ -127,5 +134,23 @@ where
                 tracing::debug!(service = %self.service.name(), error = %err, "topic event not taken");
             }
         }
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        Some(self)
+    }
+
+    fn ask_wire(
+        &self,
+        wire: &str,
+        payload: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<crate::registry::WireAsk, CallError> {
+        let msg = super::group::decode_for::<E>(&self.node, self.service.name(), wire, payload)?;
+        let svc = self.service.clone();
+        Ok(Box::pin(async move {
+            let v = svc.ask(msg).timeout(timeout).await?;
+            super::group::encode_result::<E>(svc.name(), &v)
+        }))
     }
 }

@@ -241,3 +241,146 @@ async fn a_local_send_waits_for_mailbox_room() {
     ));
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// A number in a sequence, told from another node.
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[rtype(result = "()")]
+#[msa(name = "flow.Seq")]
+struct Seq(u64);
+
+/// Checks that it is told 0, 1, 2, … in order, and that nothing is handled
+/// while one of its own atomic replies holds it.
+#[derive(Default)]
+struct Ordered {
+    next: u64,
+    holding: bool,
+    seen: Arc<AtomicU64>,
+    out_of_order: Arc<AtomicU64>,
+    overtook: Arc<AtomicU64>,
+}
+impl Service for Ordered {}
+impl Handler<Seq> for Ordered {
+    fn handle(&mut self, m: Seq, _: &mut ServiceContext<'_, Self>) -> Reply<Self, ()> {
+        use actix::fut::ActorFutureExt;
+        if self.holding {
+            self.overtook.fetch_add(1, Ordering::Relaxed);
+        }
+        if m.0 != self.next {
+            self.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
+        self.next = m.0 + 1;
+        self.seen.fetch_add(1, Ordering::Relaxed);
+        if m.0 % 97 == 5 {
+            // Holds the instance for a turn of its thread: whatever came
+            // with this message (its batch too) waits behind it.
+            self.holding = true;
+            return Reply::atomic(actix::fut::wrap_future(tokio::task::yield_now()).map(
+                |(), act: &mut ServiceActor<Ordered>, _: &mut actix::Context<_>| {
+                    act.holding = false;
+                },
+            ));
+        }
+        Reply::ready(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_tells_served_in_batches_keep_their_order_and_the_mailbox_bound() {
+    const CAPACITY: usize = 16;
+    let b = Node::builder()
+        .name("ordered-b")
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET)
+        .track_mailbox_depth(true)
+        .start()
+        .unwrap();
+    let a = Node::builder()
+        .name("ordered-a")
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET)
+        .seed(b.remote_addr().unwrap())
+        .start()
+        .unwrap();
+    let mut wa = a.watch();
+    let seen = Arc::new(AtomicU64::new(0));
+    let out_of_order = Arc::new(AtomicU64::new(0));
+    let overtook = Arc::new(AtomicU64::new(0));
+    let (s, o, t) = (seen.clone(), out_of_order.clone(), overtook.clone());
+    b.spawn(
+        ServiceSpec::new("ordered", move || Ordered {
+            seen: s.clone(),
+            out_of_order: o.clone(),
+            overtook: t.clone(),
+            ..Ordered::default()
+        })
+        .handles::<Seq>()
+        .mailbox_capacity(CAPACITY),
+    )
+    .await
+    .unwrap();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(15), wa.next())
+            .await
+            .expect("the service's table reaches a")
+            .unwrap();
+        if matches!(e, RegistryEvent::RemoteAdded { ref service, .. } if service == "ordered") {
+            break;
+        }
+    }
+    let n = 100_000u64;
+    let to = a.service("ordered");
+    // `tell` (fails fast when the connection's queue is full: then the
+    // same number is told again) and `send`, alternately, so the
+    // connection carries long runs of plain tells.
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            if i % 2 == 0 {
+                loop {
+                    match to.tell(Seq(i)) {
+                        Ok(()) => break,
+                        Err(CallError::Overloaded { .. }) => tokio::task::yield_now().await,
+                        Err(e) => panic!("tell {i}: {e}"),
+                    }
+                }
+            } else {
+                to.send(Seq(i)).await.unwrap();
+            }
+        }
+    });
+    // A producer that failed ends the wait too (its error is shown below).
+    let peaks = watch_until(
+        || seen.load(Ordering::Relaxed) >= n || producer.is_finished(),
+        Duration::from_secs(120),
+        || (0, b.stats("ordered").map_or(0, |s| s.mailbox_depth)),
+    )
+    .await;
+    producer.await.unwrap();
+    let s2 = seen.clone();
+    msa_runtime::test_support::eventually("every tell handled", Duration::from_secs(30), || {
+        let s2 = s2.clone();
+        async move { s2.load(Ordering::Relaxed) >= n }
+    })
+    .await;
+    assert_eq!(seen.load(Ordering::Relaxed), n, "every tell handled once");
+    assert_eq!(
+        out_of_order.load(Ordering::Relaxed),
+        0,
+        "tells out of order"
+    );
+    assert_eq!(
+        overtook.load(Ordering::Relaxed),
+        0,
+        "a tell was handled while an atomic reply held the instance"
+    );
+    // The capacity, plus the message that fills it (one sender), plus
+    // what moved while the depth was read.
+    assert!(
+        peaks.mailbox_depth <= CAPACITY as u64 + 2,
+        "the mailbox held {} (capacity {CAPACITY})",
+        peaks.mailbox_depth
+    );
+    a.shutdown(GRACE).await.unwrap();
+    b.shutdown(GRACE).await.unwrap();
+}

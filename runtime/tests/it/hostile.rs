@@ -135,24 +135,41 @@ async fn a_thousand_silent_slow_or_oversized_connections_neither_exhaust_the_nod
     let join_took = joined.elapsed();
     let rss_held = rss_bytes();
 
-    // Every attacker connection ends at the node within the timeout.
-    eventually("no connection left in its handshake", WAIT, || async {
-        a.remote_stats().pending_handshakes == 0
-    })
-    .await;
+    // Every attacker connection the node accepted ends within the timeout
+    // and is counted as it ends (a moment after it leaves the pending ones:
+    // wait for both). A client's connect can succeed without the node ever
+    // accepting the connection: when the listen backlog is full, Linux
+    // drops the handshake's last ACK at the server while the client already
+    // counts itself connected, so the node cannot count every client-side
+    // success. Nearly all of them must have reached it and been counted.
+    let connected = held.len() as u64;
+    let must_count = ATTACKERS as u64 * 98 / 100;
+    assert!(
+        connected >= must_count,
+        "only {connected} attackers connected"
+    );
+    let counted_from = Instant::now();
+    loop {
+        let s = a.remote_stats();
+        if s.pending_handshakes == 0 && s.handshakes_over_cap + s.handshake_failures >= must_count {
+            break;
+        }
+        assert!(
+            counted_from.elapsed() < WAIT,
+            "accepted attacker connections not all ended and counted after {WAIT:?} \
+             ({connected} connected): {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let stats = a.remote_stats();
     eprintln!(
-        "{ATTACKERS} hostile connections opened in {opened:?}: {} closed over the cap, {} handshakes failed; \
-         RSS {} MB before, {} MB at the peak, {} MB while held; a peer joined and called in {join_took:?}",
+        "{ATTACKERS} hostile connections opened in {opened:?} ({connected} connected): {} closed over the cap, \
+         {} handshakes failed; RSS {} MB before, {} MB at the peak, {} MB while held; a peer joined and called in {join_took:?}",
         stats.handshakes_over_cap,
         stats.handshake_failures,
         rss0 >> 20,
         rss_peak >> 20,
         rss_held >> 20,
-    );
-    assert!(
-        stats.handshakes_over_cap + stats.handshake_failures >= ATTACKERS as u64,
-        "every attacker refused or timed out: {stats:?}"
     );
     for rss in [rss_peak, rss_held] {
         assert!(

@@ -218,7 +218,7 @@ async fn a_node_joining_gets_a_retryable_error_until_the_tables_arrive() {
         !d.tables_pending().is_empty(),
         "the seed is pending at start"
     );
-    let mut pending_errors = 0;
+    let (mut pending_errors, mut joining_errors) = (0, 0);
     let t0 = Instant::now();
     loop {
         match ask_where(&d, "on-b").await {
@@ -231,8 +231,14 @@ async fn a_node_joining_gets_a_retryable_error_until_the_tables_arrive() {
                 assert!(!nodes.is_empty());
                 pending_errors += 1;
             }
+            // Still joining (not admitted yet): refused at once, as
+            // retryable (docs/cluster.md, "Joining").
+            Err(CallError::Joining { node }) => {
+                assert_eq!(node, "d");
+                joining_errors += 1;
+            }
             Err(other) => panic!(
-                "before the tables arrived: {other:?} (want TablesPending) after {:?}; pending now {:?}, status {:?}",
+                "before the tables arrived: {other:?} (want TablesPending or Joining) after {:?}; pending now {:?}, status {:?}",
                 t0.elapsed(),
                 d.tables_pending(),
                 d.cluster_status()
@@ -242,7 +248,7 @@ async fn a_node_joining_gets_a_retryable_error_until_the_tables_arrive() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(
-        pending_errors > 0,
+        pending_errors + joining_errors > 0,
         "a call was made before the tables arrived"
     );
     eventually("no table pending", BOUND, || async {
@@ -257,6 +263,7 @@ async fn a_node_joining_gets_a_retryable_error_until_the_tables_arrive() {
         }
     );
     assert!(d.remote_stats().unreachable_calls >= pending_errors);
+    assert!(d.remote_stats().downed_calls >= joining_errors);
     for n in [d, b, a] {
         n.shutdown(GRACE).await.unwrap();
     }

@@ -398,3 +398,122 @@ fn an_invalid_policy_is_refused_at_start() {
         "{r:?}"
     );
 }
+
+/// A partial cut (a ⇄ c cut, b reaches both): SWIM keeps every member
+/// alive through b, but a and c each report the other unreachable, so both
+/// are indirectly connected. After `stable_after` each downs itself and b
+/// downs both (as Akka's `DownIndirectlyConnected`); b alone owns every key
+/// (a and c refuse keyed calls at once), and the ends stay down while the
+/// cut lasts. After the heal both rejoin (renewed identities, a new round
+/// of the join step) and every view agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejoin_after_the_heal()
+{
+    let net = MemoryNetwork::new();
+    let nodes = cluster(
+        &net,
+        &["a", "b", "c"],
+        SplitBrainStrategy::KeepMajority,
+        None,
+    )
+    .await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let mut a_events = a.cluster_events().unwrap();
+    let mut c_events = c.cluster_events().unwrap();
+
+    net.cut("a", "c");
+    let t0 = Instant::now();
+    eventually("a and c down themselves", BOUND, || async {
+        a.is_self_downed() && c.is_self_downed()
+    })
+    .await;
+    let ends_down = t0.elapsed();
+    eventually("b downs a and c by policy", BOUND, || async {
+        b.remote_stats().split_brain_downs >= 2
+    })
+    .await;
+    let b_downs = t0.elapsed();
+    eprintln!("partial cut: a and c downed themselves after {ends_down:?}; b downed both after {b_downs:?}");
+    // Never before stable_after (the judge needs its bound first).
+    assert!(ends_down >= STABLE, "downed after {ends_down:?}");
+    assert!(!b.is_self_downed(), "b is not an end of the cut");
+    assert_eq!(a.remote_stats().self_downs, 1);
+    assert_eq!(c.remote_stats().self_downs, 1);
+
+    // One owner per key: b. The ends refuse keyed calls at once, typed.
+    for i in 0..32 {
+        let k = format!("key-{i}");
+        assert_eq!(owner(b, &k).await.unwrap(), "b", "{k} from b");
+        for n in [a, c] {
+            let t = Instant::now();
+            let r = owner(n, &k).await;
+            assert_eq!(
+                r,
+                Err(CallError::Downed {
+                    node: n.name().into()
+                }),
+                "{k} from {}",
+                n.name()
+            );
+            assert!(
+                t.elapsed() < AT_ONCE,
+                "{k} from {} took {:?}",
+                n.name(),
+                t.elapsed()
+            );
+        }
+    }
+    assert_eq!(ask_where(b, "b").await.unwrap(), "b");
+
+    // The ends stay down while the cut lasts (no flapping back): watched
+    // for three more stable_after periods.
+    let watch = Instant::now();
+    while watch.elapsed() < STABLE * 3 {
+        assert!(
+            a.is_self_downed() && c.is_self_downed(),
+            "an end came back before the heal, {:?} after the cut",
+            t0.elapsed()
+        );
+        assert!(!b.is_self_downed(), "b downed itself");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.remote_stats().self_downs, 1, "a downed itself again");
+    assert_eq!(c.remote_stats().self_downs, 1, "c downed itself again");
+
+    net.heal_all();
+    let healed = Instant::now();
+    eventually(
+        "a and c rejoin, every view agrees, every call works",
+        BOUND,
+        || async {
+            let mut ok = !a.is_self_downed() && !c.is_self_downed() && agree(&nodes);
+            for from in &nodes {
+                for to in &nodes {
+                    ok = ok && ask_where(from, to.name()).await.as_deref() == Ok(to.name());
+                }
+            }
+            ok
+        },
+    )
+    .await;
+    eprintln!(
+        "partial cut: healed and agreed after {:?}",
+        healed.elapsed()
+    );
+    for events in [&mut a_events, &mut c_events] {
+        let mut rejoined = false;
+        while let Ok(e) = events.try_recv() {
+            rejoined |= matches!(e, msa_runtime::remote::ClusterEvent::Rejoined);
+        }
+        assert!(rejoined, "an end reported its rejoin");
+    }
+    // Keys agree again across the cluster.
+    for i in 0..32 {
+        let k = format!("key-{i}");
+        let on_b = owner(b, &k).await.unwrap();
+        for n in [a, c] {
+            assert_eq!(owner(n, &k).await.unwrap(), on_b, "{k} from {}", n.name());
+        }
+    }
+    shutdown(nodes).await;
+}

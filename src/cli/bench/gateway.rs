@@ -13,6 +13,7 @@
 
 mod baseline;
 mod grpc_load;
+mod live_view;
 mod load;
 mod report;
 mod stack;
@@ -25,6 +26,18 @@ use msa::RemoteMessage;
 use super::local::progress;
 use baseline::Baseline;
 use grpc_load::GrpcLoad;
+use live_view::LiveViewReader;
+use report::LiveViewRound;
+
+/// What the rounds measured: through the gateway, the bare baseline, over
+/// gRPC (`--grpc`) and through the gateway with a live view open
+/// (`--live-view`).
+type Sides = (
+    Vec<load::Round>,
+    Vec<load::Round>,
+    Vec<load::Round>,
+    Vec<LiveViewRound>,
+);
 use load::Load;
 use report::GatewayComparison;
 use stack::{Stack, SERVICE};
@@ -59,6 +72,7 @@ Examples:
   msa bench gateway --json > gateway.jsonl
   msa bench gateway --access-rules      # the echo service checks the role too
   msa bench gateway --grpc              # + the same calls over gRPC (target ≥ 0.5× HTTP)
+  msa bench gateway --live-view         # + with a live-view stream open (target ≥ 0.9×)
   msa bench gateway --connections 64 --requests 200000 --rounds 5")]
 pub(crate) struct GatewayArgs {
     /// Keep-alive connections per side (concurrent requests in flight).
@@ -93,6 +107,12 @@ pub(crate) struct GatewayArgs {
     #[arg(long)]
     json: bool,
 
+    /// Also write a self-contained HTML report (charts of throughput and
+    /// latency percentiles against the same-run baseline, the table, the
+    /// machine, the command) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+
     /// Give the echo service access rules too (every message: the bench's
     /// role), so each request is also checked by the serving instance
     /// (docs/security.md, "Access rules at each service").
@@ -105,16 +125,32 @@ pub(crate) struct GatewayArgs {
     /// round; reported as gRPC ÷ HTTP gateway (target ≥ 0.5×, docs/grpc.md).
     #[arg(long)]
     grpc: bool,
+
+    /// Also measure the gateway with one live-view stream open
+    /// (`GET /v1/live/stream` with an admin token, read as the page at `/ui`
+    /// reads it) in each round, after the gateway without it; reported as
+    /// with ÷ without (target ≥ 0.9×, docs/live-view.md).
+    #[arg(long)]
+    live_view: bool,
 }
 
 /// Runs `msa bench gateway` and prints the report on stdout.
 pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let run_info = super::html::RunInfo::now();
     let comparison = actix_rt::System::new().block_on(bench(&args))?;
     let record = comparison.record();
     if args.json {
         print!("{}", report::json_line(&comparison)?);
     } else {
         print!("{}", report::table(&comparison));
+    }
+    if let Some(path) = &args.html {
+        super::html::write(
+            path,
+            "msa bench gateway",
+            &run_info,
+            &report::html_sections(&comparison),
+        )?;
     }
     if let Some(banner) = report::failure_banner(&record) {
         eprint!("{banner}");
@@ -129,7 +165,7 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
     let arbiters = usize::try_from(args.arbiters)?;
     let connections = usize::try_from(args.connections)?;
     // Setup, warm-up, then 2 measurements per round.
-    let sides = if args.grpc { 3 } else { 2 };
+    let sides = 2 + u64::from(args.grpc) + u64::from(args.live_view);
     let bar = progress(args.json, 2 + sides * u64::from(args.rounds));
     bar.set_message("starting the node, the gateway and the baseline server");
     let stack = Stack::start(workers, arbiters, args.access_rules, args.grpc).await?;
@@ -157,7 +193,7 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
     bar.finish_and_clear();
     let stopped_baseline = baseline.stop().await;
     let stopped_stack = stack.stop().await;
-    let (gateway, base, grpc) = outcome?;
+    let (gateway, base, grpc, live_view) = outcome?;
     stopped_baseline.context("stopping the baseline server")?;
     stopped_stack.context("stopping the gateway and the node")?;
     Ok(GatewayComparison {
@@ -168,6 +204,7 @@ async fn bench(args: &GatewayArgs) -> anyhow::Result<GatewayComparison> {
         gateway,
         baseline: base,
         grpc,
+        live_view,
     })
 }
 
@@ -178,7 +215,7 @@ async fn measure(
     baseline: &Baseline,
     connections: usize,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<(Vec<load::Round>, Vec<load::Round>, Vec<load::Round>)> {
+) -> anyhow::Result<Sides> {
     let path = format!("/v1/{SERVICE}/{}", Ping::NAME);
     let gateway = Load::new(
         &format!("http://{}{path}", stack.local_addr()),
@@ -222,6 +259,8 @@ async fn measure(
     }
     bar.inc(1);
 
+    let base_url = format!("http://{}", stack.local_addr());
+    let mut with_live_view = Vec::new();
     let mut through_grpc = Vec::new();
     let mut through_gateway = Vec::new();
     let mut bare_rounds = Vec::new();
@@ -247,6 +286,23 @@ async fn measure(
             through_grpc.push(r);
             bar.inc(1);
         }
+        if args.live_view {
+            bar.set_message(format!(
+                "gateway + live view · round {round}/{}",
+                args.rounds
+            ));
+            let reader = LiveViewReader::open(&base_url, &stack.admin_token)
+                .with_context(|| format!("opening the live view, round {round}"))?;
+            let r = gateway.round(args.requests).await;
+            let snapshots = reader
+                .finish()
+                .with_context(|| format!("the live view, round {round}"))?;
+            with_live_view.push(LiveViewRound {
+                round: r.with_context(|| format!("gateway + live view, round {round}"))?,
+                snapshots,
+            });
+            bar.inc(1);
+        }
     }
-    Ok((through_gateway, bare_rounds, through_grpc))
+    Ok((through_gateway, bare_rounds, through_grpc, with_live_view))
 }

@@ -3,6 +3,7 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::html::{self, RunInfo, Section};
 use super::report::{self, Comparison};
 use super::scenario::{
     measure, round_robin_table, shutdown_table, AskLoop, OneWay, RoundRobin, Scenario, ShutdownRun,
@@ -104,6 +105,12 @@ pub(crate) struct LocalArgs {
     #[arg(long)]
     json: bool,
 
+    /// Also write a self-contained HTML report (charts of throughput and
+    /// latency percentiles against the same-run baselines, the table, the
+    /// machine, the command) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+
     /// Internal: run only the spawn scenario for one side, in this process,
     /// and print its raw outcome (the child process of the spawn scenario).
     #[arg(long, hide = true, value_enum, value_name = "SIDE")]
@@ -134,6 +141,7 @@ pub(super) fn progress(json: bool, steps: u64) -> ProgressBar {
 
 /// Runs the selected scenarios and prints the report on stdout.
 pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
+    let run_info = RunInfo::now();
     let actors = usize::try_from(args.actors)?;
     let spawn_run = |side| SpawnRun {
         side,
@@ -147,10 +155,10 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if !args.services.is_empty() {
-        return run_services(&args);
+        return run_services(&args, &run_info);
     }
     if !args.instances.is_empty() {
-        return run_round_robin(&args);
+        return run_round_robin(&args, &run_info);
     }
 
     let scenarios = args.selected();
@@ -238,11 +246,19 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", report::table(spawn.as_ref(), &comparisons));
     }
+    if let Some(path) = &args.html {
+        html::write(
+            path,
+            "msa bench local",
+            &run_info,
+            &report::html_sections(spawn.as_ref(), &comparisons),
+        )?;
+    }
     Ok(())
 }
 
 /// The `services` scenario: one run per N, in this process, in order.
-fn run_services(args: &LocalArgs) -> anyhow::Result<()> {
+fn run_services(args: &LocalArgs, run_info: &RunInfo) -> anyhow::Result<()> {
     let bar = progress(args.json, args.services.len() as u64);
     let mut runs = Vec::new();
     for &n in &args.services {
@@ -265,11 +281,15 @@ fn run_services(args: &LocalArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", shutdown_table(&runs));
     }
+    if let Some(path) = &args.html {
+        let s = Section::new("msa bench local --services").text(shutdown_table(&runs));
+        html::write(path, "msa bench local --services", run_info, &[s])?;
+    }
     Ok(())
 }
 
 /// The `round_robin` scenario: one comparison per N, in this process.
-fn run_round_robin(args: &LocalArgs) -> anyhow::Result<()> {
+fn run_round_robin(args: &LocalArgs, run_info: &RunInfo) -> anyhow::Result<()> {
     let bar = progress(args.json, args.instances.len() as u64);
     let mut runs = Vec::new();
     for &n in &args.instances {
@@ -291,6 +311,10 @@ fn run_round_robin(args: &LocalArgs) -> anyhow::Result<()> {
         }
     } else {
         print!("{}", round_robin_table(&runs));
+    }
+    if let Some(path) = &args.html {
+        let s = Section::new("msa bench local --instances").text(round_robin_table(&runs));
+        html::write(path, "msa bench local --instances", run_info, &[s])?;
     }
     Ok(())
 }

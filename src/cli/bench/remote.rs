@@ -15,6 +15,9 @@
 //! main thread, outside the node's arbiters. Its baseline hands each raw
 //! ping to a client on a thread of its own and gets the reply back, so that
 //! each round trip crosses threads as the ask does.
+//!
+//! `msa bench streams`'s `remote1` scenario runs on the same child and
+//! caller node (`topic`): the child's sink also subscribes to a topic.
 
 mod awake;
 mod child;
@@ -23,6 +26,7 @@ mod raw;
 mod report;
 mod serve;
 mod service;
+mod topic;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -37,9 +41,11 @@ use super::local::progress;
 use awake::{Cpus, KeepAwake};
 use child::{generate_secret, SinkProcess};
 use measure::Measurement;
+pub(super) use measure::Measurement as RemoteMeasurement;
 use raw::{HandoffClient, RawClient};
 use report::{RemoteComparison, RemoteScenario};
 use service::{site_spec, WhereAreYou, SINK, SITE};
+pub(super) use topic::publish_vs_tell;
 
 /// The child's node name.
 const SINK_NODE: &str = "bench-sink";
@@ -47,6 +53,9 @@ const SINK_NODE: &str = "bench-sink";
 const SINK_TLS_NODE: &str = "bench-sink-tls";
 /// The variable that hands the child the directory of `--tls`'s certificates.
 const TLS_DIR_ENV: &str = "MSA_BENCH_TLS_DIR";
+/// The variable that names the topic the child's sink subscribes to
+/// (`msa bench streams`).
+const TOPIC_ENV: &str = "MSA_BENCH_TOPIC";
 
 /// The TLS settings of node `name` from the certificates `--tls` made in `dir`.
 fn tls_config(dir: &std::path::Path, name: &str) -> anyhow::Result<msa::remote::TlsConfig> {
@@ -187,6 +196,12 @@ pub(crate) struct RemoteArgs {
     #[arg(long)]
     json: bool,
 
+    /// Also write a self-contained HTML report (charts of throughput and
+    /// latency percentiles against the same-run baselines, the table, the
+    /// machine, the command) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+
     /// Internal: be the child process (sink node and raw server; reads
     /// MSA_SECRET, prints its addresses, stops when stdin closes).
     #[arg(long, hide = true)]
@@ -211,6 +226,7 @@ pub(crate) fn run(args: RemoteArgs) -> anyhow::Result<()> {
     if args.serve {
         return serve::run();
     }
+    let run_info = super::html::RunInfo::now();
     let comparisons = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -219,6 +235,14 @@ pub(crate) fn run(args: RemoteArgs) -> anyhow::Result<()> {
         print!("{}", report::json_lines(&comparisons)?);
     } else {
         print!("{}", report::table(&comparisons));
+    }
+    if let Some(path) = &args.html {
+        super::html::write(
+            path,
+            "msa bench remote",
+            &run_info,
+            &report::html_sections(&comparisons),
+        )?;
     }
     Ok(())
 }
@@ -327,7 +351,7 @@ async fn bench_with_sink(
     tls: Option<&std::path::Path>,
     bar: &ProgressBar,
 ) -> anyhow::Result<Vec<RemoteComparison>> {
-    let sink = SinkProcess::start(secret, tls)?;
+    let sink = SinkProcess::start(secret, tls, None)?;
     let plain = Callers::start(secret, &sink.ready.addr, None)?;
     let secure = match (tls, &sink.ready.tls) {
         (Some(d), Some(seed)) => match Callers::start(secret, seed, Some(d)) {

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub(super) use super::html::si;
+use super::html::{BarChart, Group, Section, Unit};
 use super::scenario::{Measurement, Scenario, SpawnComparison};
 
 /// The msa ÷ raw actix throughput ratio msa aims for, where there is one.
@@ -36,8 +38,41 @@ pub(super) struct SideSummary {
     pub(super) secs: f64,
     pub(super) msgs_per_sec: f64,
     pub(super) rounds_msgs_per_sec: Vec<f64>,
-    /// (p50, p99, p99.9) in µs, over every round trip of every round.
-    pub(super) latency_us: Option<(f64, f64, f64)>,
+    /// Percentiles over every round trip of every round.
+    pub(super) latency_us: Option<Percentiles>,
+}
+
+/// Latency percentiles of a histogram of nanoseconds, in µs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Percentiles {
+    pub(super) p50: f64,
+    pub(super) p90: f64,
+    pub(super) p99: f64,
+    pub(super) p999: f64,
+    pub(super) max: f64,
+}
+
+impl Percentiles {
+    pub(super) fn of(h: &Histogram<u64>) -> Self {
+        let us = |q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
+        Self {
+            p50: us(0.5),
+            p90: us(0.9),
+            p99: us(0.99),
+            p999: us(0.999),
+            max: h.max() as f64 / 1_000.0,
+        }
+    }
+
+    /// p50, p90, p99 and max, labelled, for a chart.
+    pub(super) fn charted(&self) -> [(&'static str, f64); 4] {
+        [
+            ("p50", self.p50),
+            ("p90", self.p90),
+            ("p99", self.p99),
+            ("max", self.max),
+        ]
+    }
 }
 
 pub(super) fn median(values: &[f64]) -> f64 {
@@ -62,13 +97,12 @@ pub(super) fn summarize(rounds: &[Measurement]) -> SideSummary {
             Some(m) => drop(m.add(h)),
         }
     }
-    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
     SideSummary {
         messages: rounds.first().map_or(0, |m| m.messages),
         secs: median(&secs),
         msgs_per_sec: median(&rates),
         rounds_msgs_per_sec: rates,
-        latency_us: merged.map(|h| (us(&h, 0.5), us(&h, 0.99), us(&h, 0.999))),
+        latency_us: merged.as_ref().map(Percentiles::of),
     }
 }
 
@@ -151,7 +185,8 @@ impl Comparison {
         let raw = summarize(&self.raw);
         let ratio = msa.msgs_per_sec / raw.msgs_per_sec;
         let target = target_ratio(self.scenario);
-        let lat = |s: &SideSummary, i: usize| s.latency_us.map(|(a, b, c)| round3([a, b, c][i]));
+        let lat =
+            |s: &SideSummary, i: usize| s.latency_us.map(|p| round3([p.p50, p.p99, p.p999][i]));
         ComparisonRecord {
             scenario: self.scenario.name(),
             threads: self.threads.clone(),
@@ -242,18 +277,6 @@ pub(super) fn thousands(n: u64) -> String {
 }
 
 /// A rate with an SI suffix: `12.35M`, `987.6k`.
-pub(super) fn si(x: f64) -> String {
-    if x >= 1e9 {
-        format!("{:.2}G", x / 1e9)
-    } else if x >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
-    }
-}
-
 pub(super) fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -376,6 +399,67 @@ pub(crate) fn table(spawn: Option<&SpawnComparison>, comparisons: &[Comparison])
         );
     }
     out
+}
+
+/// The charts of `msa bench local --html`, from the same records as the
+/// table, which follows them.
+pub(crate) fn html_sections(
+    spawn: Option<&SpawnComparison>,
+    comparisons: &[Comparison],
+) -> Vec<Section> {
+    let mut section = Section::new("msa bench local: msa vs raw actix, in the same run");
+    if !comparisons.is_empty() {
+        let rounds = comparisons.first().map_or(0, |c| c.msa.len());
+        let mut chart = BarChart::new(
+            format!("Throughput (median of {rounds} interleaved round(s) per side)"),
+            Unit::PerSec("msg/s"),
+        );
+        for c in comparisons {
+            let r = c.record();
+            chart = chart.group(Group::new(
+                format!("{} ({}), ratio {:.2}×", r.scenario, r.threads, r.ratio),
+                &[
+                    ("msa", r.msgs_per_sec),
+                    ("raw actix", r.baseline_msgs_per_sec),
+                ],
+            ));
+        }
+        section = section.chart(chart);
+        for c in comparisons {
+            let (msa, raw) = (summarize(&c.msa), summarize(&c.raw));
+            if let (Some(m), Some(r)) = (msa.latency_us, raw.latency_us) {
+                let mut chart = BarChart::new(
+                    format!("{}: round-trip latency over all rounds", c.scenario.name()),
+                    Unit::Micros,
+                )
+                .scaled_per_group();
+                for ((label, mv), (_, rv)) in m.charted().into_iter().zip(r.charted()) {
+                    chart = chart.group(Group::new(label, &[("msa", mv), ("raw actix", rv)]));
+                }
+                section = section.chart(chart);
+            }
+        }
+    }
+    if let Some(s) = spawn {
+        let r = s.record();
+        section = section.chart(
+            BarChart::new(
+                format!(
+                    "spawn: resident memory per actor, {} actors (target ≤ {TARGET_KIB_PER_ACTOR} KiB)",
+                    thousands(r.actors as u64)
+                ),
+                Unit::KiB,
+            )
+            .group(Group::new(
+                "KiB per actor",
+                &[
+                    ("msa", r.kib_per_actor),
+                    ("raw actix", r.baseline_kib_per_actor),
+                ],
+            )),
+        );
+    }
+    vec![section.text(table(spawn, comparisons))]
 }
 
 #[cfg(test)]

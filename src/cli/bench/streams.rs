@@ -1,5 +1,8 @@
-//! `msa bench streams`: topics against plain tells, in the same process
-//! and run (docs/streams.md, docs/BENCHMARKS.md).
+//! `msa bench streams`: topics against plain tells in the same run: on one
+//! thread of a local node, and across two processes (docs/streams.md,
+//! docs/BENCHMARKS.md).
+
+mod report;
 
 use std::time::{Duration, Instant};
 
@@ -10,26 +13,37 @@ use msa_runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::html::{self, RunInfo};
+use super::local::progress;
 use super::scenario::on_own_system;
 use super::services::YIELD_EVERY;
+use report::{Run, StreamsComparison, StreamsScenario};
 
 /// Options of `msa bench streams`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Scenarios (each on one thread, a local node, interleaved rounds, medians):
+Scenarios (interleaved rounds, medians):
   publish1  N events published to a topic with one subscriber (a service,
             so that events arrive as messages) vs N tells of the same event
-            to that service. Target: >= 0.8x the tells.
+            to that service, on one thread of a local node.
+            Target: >= 0.8x the tells.
   fanout    N events published to a topic with S subscribing services vs
             S tells of each event (one to each service); reports
-            deliveries/s (events x subscribers). Target: >= 0.8x.
-The clock stops when every service has counted every delivery.
+            deliveries/s (events x subscribers). Target: >= 0.8x; aim 10M/s.
+  remote1   two processes on loopback (the child and caller node of
+            `msa bench remote`): N events published on the caller node to a
+            topic whose one subscriber is the sink service in the child, vs N
+            remote tells of the same message (a u64) to that same service.
+            Both loops run on the caller node's one arbiter, beside its
+            connection; a copy the connection had no room for is published
+            again after a yield (and counted), as a tell is after
+            Overloaded. Target: >= 0.8x the tells; aim 1M events/s.
+The clock stops when every subscribing service has counted every delivery.
 
-Not measured here (yet): one remote subscriber vs remote tell across two
-processes.
-
-Example:
-  cargo run --release --bin msa -- bench streams")]
+Examples:
+  cargo run --release --bin msa -- bench streams
+  msa bench streams --only remote1 --events 1000000 --rounds 5
+  msa bench streams --json --html streams.html")]
 pub(crate) struct StreamsArgs {
     /// Events per measurement.
     #[arg(long, short = 'n', value_name = "N", default_value_t = 200_000,
@@ -43,6 +57,17 @@ pub(crate) struct StreamsArgs {
     #[arg(long, short = 'r', value_name = "R", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
+    /// Run only these scenarios (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SCENARIO")]
+    only: Vec<StreamsScenario>,
+    /// Print one JSON object per scenario per line instead of a table, and
+    /// no progress bar.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML report (a chart of publish vs tell
+    /// per scenario, the table, the machine, the command) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 /// The benchmark's event.
@@ -129,39 +154,77 @@ fn measure(side: Side, events: u64, subs: u64) -> anyhow::Result<Duration> {
     })
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Runs both scenarios and prints a table.
+/// Runs the selected scenarios and prints the report.
 pub(crate) fn run(args: StreamsArgs) -> anyhow::Result<()> {
-    println!("scenario   side      events   subscribers  median time   deliveries/s");
-    for (name, subs) in [("publish1", 1), ("fanout", args.subscribers)] {
-        let mut publish = Vec::new();
-        let mut tell = Vec::new();
-        for _ in 0..args.rounds {
-            publish.push(measure(Side::Publish, args.events, subs)?);
-            tell.push(measure(Side::Tell, args.events, subs)?);
+    let run_info = RunInfo::now();
+    let scenarios: Vec<StreamsScenario> = StreamsScenario::ALL
+        .into_iter()
+        .filter(|s| args.only.is_empty() || args.only.contains(s))
+        .collect();
+    let bar = progress(
+        args.json,
+        scenarios.len() as u64 * 2 * u64::from(args.rounds),
+    );
+    let mut comparisons = Vec::new();
+    for scenario in scenarios {
+        let subscribers = match scenario {
+            StreamsScenario::Fanout => args.subscribers,
+            _ => 1,
+        };
+        let mut c = StreamsComparison {
+            scenario,
+            events: args.events,
+            subscribers,
+            publish: Vec::new(),
+            tell: Vec::new(),
+        };
+        if scenario == StreamsScenario::Remote1 {
+            let rounds = super::remote::publish_vs_tell(args.events, args.rounds, &bar)
+                .context("scenario remote1")?;
+            let run = |m: &super::remote::RemoteMeasurement| Run {
+                elapsed: m.elapsed,
+                retries: m.retries,
+            };
+            c.publish = rounds.publish.iter().map(run).collect();
+            c.tell = rounds.tell.iter().map(run).collect();
+        } else {
+            for round in 1..=args.rounds {
+                for side in [Side::Publish, Side::Tell] {
+                    bar.set_message(format!(
+                        "{} · {side:?} · round {round}/{}",
+                        scenario.name(),
+                        args.rounds
+                    ));
+                    let elapsed = measure(side, args.events, subscribers).with_context(|| {
+                        format!("scenario {} ({side:?}, round {round})", scenario.name())
+                    })?;
+                    let run = Run {
+                        elapsed,
+                        retries: 0,
+                    };
+                    match side {
+                        Side::Publish => c.publish.push(run),
+                        Side::Tell => c.tell.push(run),
+                    }
+                    bar.inc(1);
+                }
+            }
         }
-        let (p, t) = (median(publish), median(tell));
-        let rate = |d: Duration| (args.events * subs) as f64 / d.as_secs_f64();
-        println!(
-            "{name:<10} publish  {:>8}  {subs:>11}  {:>10.1?}  {:>13.0}",
-            args.events,
-            p,
-            rate(p)
-        );
-        println!(
-            "{name:<10} tell     {:>8}  {subs:>11}  {:>10.1?}  {:>13.0}",
-            args.events,
-            t,
-            rate(t)
-        );
-        println!(
-            "{name:<10} publish/tell throughput: {:.2}x (target >= 0.80x)",
-            rate(p) / rate(t)
-        );
+        comparisons.push(c);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        print!("{}", report::json_lines(&comparisons)?);
+    } else {
+        print!("{}", report::table(&comparisons));
+    }
+    if let Some(path) = &args.html {
+        html::write(
+            path,
+            "msa bench streams",
+            &run_info,
+            &report::html_sections(&comparisons),
+        )?;
     }
     Ok(())
 }

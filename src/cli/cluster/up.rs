@@ -30,6 +30,11 @@ use crate::cli::node::{ReadyLine, StopSignals};
 /// (under the 10 s `cluster up` promises, kill included).
 const STOP_WAIT: Duration = Duration::from_secs(9);
 
+/// How long the nodes may take to form the cluster after their ready
+/// lines (joined and routing every service) before the summary is printed
+/// anyway, with a warning.
+const FORM_WAIT: Duration = Duration::from_secs(20);
+
 /// How long a node may take to print its ready line.
 const READY_WAIT: Duration = Duration::from_secs(30);
 
@@ -46,7 +51,8 @@ const DEFAULT_GRPC_PORT: u16 = 50051;
 Prints a table of the nodes, the seed address and the cluster secret (generated unless given), \
 so that `msa cluster status --seed ADDR --secret S` works from another terminal. \
 Node logs are streamed on stderr, prefixed with the node name (RUST_LOG sets their level).
-node1 runs the HTTP gateway with the shop demo: POST /orders, GET /orders/{id}, POST /v1/{service}/{message}.
+node1 runs the HTTP gateway with the shop demo: POST /orders, GET /orders/{id}, POST /v1/{service}/{message}; \
+the live view is at /ui on it (the `ui:` line; docs/live-view.md).
 With --jwt-secret, calls need `Authorization: Bearer <token>` (`msa token --sub alice --role customer`).")]
 pub(crate) struct UpArgs {
     /// Number of node processes (named node1..nodeN)
@@ -168,6 +174,19 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             return Err(e.context("the cluster did not start"));
         }
     };
+    // Print once the cluster has formed (every node up and routing every
+    // service), so that what follows the summary can call anywhere.
+    let formed = tokio::select! {
+        r = super::formed::wait_formed(&ready, &args.cluster, &secret, tls_dir.as_deref(), FORM_WAIT) => r,
+        why = stop.next() => {
+            eprintln!("msa cluster: {why}: stopping {} node(s)", nodes.procs.len());
+            nodes.stop(&mut stop).await;
+            return Ok(());
+        }
+    };
+    if let Err(why) = formed {
+        eprintln!("msa cluster: the cluster has not formed within {FORM_WAIT:?} ({why}); going on");
+    }
     print_summary(
         &args,
         &ready,
@@ -404,6 +423,10 @@ fn print_summary(
         Some(a) => format!("http://{a} (auth off: --jwt-secret turns it on)"),
         None => "none".to_string(),
     };
+    let live_view = live_view_line(
+        ready.first().and_then(|r| r.gateway.as_deref()),
+        args.jwt_secret.as_deref().is_some_and(|s| !s.is_empty()),
+    );
     let grpc = ready.first().and_then(|r| r.grpc.as_deref()).map_or_else(
         || "none".to_string(),
         |a| format!("{a} (msa.v1.Gateway, plaintext HTTP/2)"),
@@ -431,7 +454,7 @@ fn print_summary(
         ));
     }
     println!(
-        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:    {seed}\ngateway: {gateway}\ngrpc:    {grpc}\n\
+        "msa cluster \"{}\" is up: {} node(s) on loopback\n\n{}\nseed:    {seed}\ngateway: {gateway}\nui:      {live_view}\ngrpc:    {grpc}\n\
          secret:  {secret}\n\
          status:  msa cluster status --seed {seed}{secret_flag}{cluster_flag}\n\
          Ctrl-C or SIGTERM stops every node.",
@@ -443,6 +466,18 @@ fn print_summary(
         ),
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+/// The value of the summary's `ui:` line: the live view's URL on node1's
+/// gateway (docs/live-view.md), and what it asks for.
+fn live_view_line(gateway: Option<&str>, auth: bool) -> String {
+    match gateway {
+        Some(a) if auth => format!(
+            "http://{a}/ui (the live view: enter an admin token, `msa token --sub NAME --role admin`)"
+        ),
+        Some(a) => format!("http://{a}/ui (the live view)"),
+        None => "none (no gateway)".to_string(),
+    }
 }
 
 /// A node's services as two table cells: the plain demo services, and the
@@ -481,6 +516,21 @@ mod tests {
         );
         assert_eq!(split_services(&s(&["echo"])), ("echo".into(), "-".into()));
         assert_eq!(split_services(&[]), ("-".into(), "-".into()));
+    }
+
+    #[test]
+    fn the_live_view_is_the_gateways_ui_path() {
+        assert_eq!(
+            live_view_line(Some("127.0.0.1:8080"), false),
+            "http://127.0.0.1:8080/ui (the live view)"
+        );
+        let with_auth = live_view_line(Some("127.0.0.1:8080"), true);
+        assert!(
+            with_auth.starts_with("http://127.0.0.1:8080/ui ")
+                && with_auth.contains("--role admin"),
+            "{with_auth}"
+        );
+        assert_eq!(live_view_line(None, true), "none (no gateway)");
     }
 
     #[test]

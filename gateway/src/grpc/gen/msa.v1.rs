@@ -40,6 +40,10 @@ pub struct Event {
     /// Events this subscriber missed before this one (it fell behind its bound).
     #[prost(uint64, tag = "3")]
     pub missed: u64,
+    /// The event type's wire name, e.g. "shop.OrderPlaced" (a topic may carry
+    /// several types).
+    #[prost(string, tag = "4")]
+    pub message: ::prost::alloc::string::String,
 }
 /// How a payload is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -47,8 +51,8 @@ pub struct Event {
 pub enum Encoding {
     /// JSON text, as the HTTP gateway's bodies (the default).
     Json = 0,
-    /// The message's bincode form, as nodes exchange it. Not served yet:
-    /// answers UNIMPLEMENTED.
+    /// The message's bincode form, as nodes exchange it (bincode 2, standard
+    /// configuration: little-endian, variable-length integers; docs/grpc.md).
     Bincode = 1,
 }
 impl Encoding {
@@ -183,8 +187,8 @@ pub mod gateway_client {
             req.extensions_mut().insert(GrpcMethod::new("msa.v1.Gateway", "Call"));
             self.inner.unary(req, path, codec).await
         }
-        /// Streams a topic's events. Not served yet: answers UNIMPLEMENTED
-        /// ("Subscribe arrives with topics").
+        /// Streams a topic's events (as GET /v1/topics/{topic} does over
+        /// server-sent events, under the same `@topics` policy rules).
         pub async fn subscribe(
             &mut self,
             request: impl tonic::IntoRequest<super::SubscribeRequest>,
@@ -233,8 +237,8 @@ pub mod gateway_server {
             >
             + std::marker::Send
             + 'static;
-        /// Streams a topic's events. Not served yet: answers UNIMPLEMENTED
-        /// ("Subscribe arrives with topics").
+        /// Streams a topic's events (as GET /v1/topics/{topic} does over
+        /// server-sent events, under the same `@topics` policy rules).
         async fn subscribe(
             &self,
             request: tonic::Request<super::SubscribeRequest>,

@@ -31,6 +31,7 @@ fn decode(bytes: &[u8]) -> Vec<(Option<u64>, Route, u64)> {
                 id, route, payload, ..
             } => out.push((Some(id), route, codec::decode(payload).unwrap())),
             Incoming::Frame(f) => panic!("not a call: {f:?}"),
+            Incoming::Publish(p) => panic!("not a call: {p:?}"),
         }
     }
     out
@@ -148,4 +149,36 @@ async fn the_writer_is_woken_when_the_lane_stops_being_empty() {
         .await
         .expect("the writer was not woken")
         .unwrap();
+}
+
+#[test]
+fn a_sealed_lane_ends_with_its_mark_after_the_calls_queued_and_refuses_more() {
+    let lane = CallLane::new(16, 1 << 20);
+    let sink: Arc<str> = Arc::from("sink");
+    let meta = WireMeta::default();
+    lane.push_call(tell(&sink, &meta), payload(1), |_| true)
+        .unwrap();
+    let mut counted = 0;
+    assert!(lane.seal(&Frame::CallsDone, |len| counted = len));
+    assert!(matches!(
+        lane.push_call(tell(&sink, &meta), payload(2), |_| true),
+        Err(LaneRefusal::Closed)
+    ));
+    assert!(!lane.seal(&Frame::CallsDone, |_| {}), "sealed once");
+    let mut out = Vec::new();
+    let (bytes, frames) = lane.take_into(&mut out);
+    assert_eq!(frames, 2);
+    let mut dec = FrameDecoder::new(usize::MAX);
+    dec.push(&out);
+    assert!(matches!(
+        dec.next_incoming().unwrap(),
+        Some(Incoming::Tell { .. })
+    ));
+    let tell_len = bytes - counted;
+    assert!(tell_len > 0 && counted > 0);
+    assert!(matches!(
+        dec.next_incoming().unwrap(),
+        Some(Incoming::Frame(Frame::CallsDone))
+    ));
+    assert!(dec.next_incoming().unwrap().is_none());
 }

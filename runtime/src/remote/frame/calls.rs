@@ -28,13 +28,13 @@ const ID_TAG: u8 = 1;
 /// Position of `Route::Once`.
 const ONCE_TAG: u8 = 2;
 
-const SINGLE_BYTE_MAX: u8 = 250;
+pub(super) const SINGLE_BYTE_MAX: u8 = 250;
 const U16_BYTE: u8 = 251;
 const U32_BYTE: u8 = 252;
-const U64_BYTE: u8 = 253;
+pub(super) const U64_BYTE: u8 = 253;
 const U128_BYTE: u8 = 254;
 
-fn put_varint(out: &mut Vec<u8>, v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, v: u64) {
     if v <= u64::from(SINGLE_BYTE_MAX) {
         out.push(v as u8);
     } else if v <= u64::from(u16::MAX) {
@@ -59,7 +59,7 @@ fn put_varint128(out: &mut Vec<u8>, v: u128) {
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
@@ -237,8 +237,19 @@ pub(crate) fn append_call<E>(
         }
     }
     put_meta(out, meta);
-    // The payload's length is a varint in front of it: one byte is kept for
-    // it (a small payload's whole length), widened after if it is larger.
+    put_payload(out, start, payload)?;
+    seal_frame(out, start, max)
+}
+
+/// Appends a payload written in place by `payload`, its length a varint in
+/// front of it (bincode's `Vec<u8>`): one byte is kept for the length (a
+/// small payload's whole length), widened after if it is larger. On an
+/// error `out` is cut back to `start`, the frame's first byte.
+pub(super) fn put_payload<E>(
+    out: &mut Vec<u8>,
+    start: usize,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), AppendError<E>> {
     let len_at = out.len();
     out.push(0);
     if let Err(e) = payload(out) {
@@ -253,6 +264,17 @@ pub(crate) fn append_call<E>(
         put_varint(&mut wide, plen as u64);
         out.splice(len_at..=len_at, wide);
     }
+    Ok(())
+}
+
+/// Writes the length prefix of the frame that starts at `start` (four
+/// bytes kept there), or cuts `out` back to `start` if the frame's body is
+/// larger than `max`.
+pub(super) fn seal_frame<E>(
+    out: &mut Vec<u8>,
+    start: usize,
+    max: usize,
+) -> Result<(), AppendError<E>> {
     let len = out.len() - start - 4;
     if len > max || u32::try_from(len).is_err() {
         out.truncate(start);
@@ -263,18 +285,18 @@ pub(crate) fn append_call<E>(
 }
 
 /// A reader over a frame's body that mirrors bincode's decoding.
-struct Bytes<'a> {
-    b: &'a [u8],
+pub(super) struct Bytes<'a> {
+    pub(super) b: &'a [u8],
 }
 
 impl<'a> Bytes<'a> {
-    fn byte(&mut self) -> Option<u8> {
+    pub(super) fn byte(&mut self) -> Option<u8> {
         let (&first, rest) = self.b.split_first()?;
         self.b = rest;
         Some(first)
     }
 
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.b.len() < n {
             return None;
         }
@@ -288,7 +310,7 @@ impl<'a> Bytes<'a> {
     }
 
     /// A varint no wider than `widest` (the marker byte of the type's width).
-    fn varint(&mut self, widest: u8) -> Option<u64> {
+    pub(super) fn varint(&mut self, widest: u8) -> Option<u64> {
         let first = self.byte()?;
         let v = match first {
             0..=SINGLE_BYTE_MAX => u64::from(first),

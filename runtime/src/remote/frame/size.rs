@@ -42,7 +42,7 @@ fn meta(m: &WireMeta) -> usize {
 
 /// A wire error travels as a code, a text, a number and a detail text.
 fn wire_error(e: &WireError) -> usize {
-    use super::super::wire_error::WireJsonError;
+    use super::super::wire_error::{WireBincodeError, WireJsonError};
     let texts = match e {
         WireError::UnhandledMessage { message }
         | WireError::HandlerPanicked { message }
@@ -50,11 +50,13 @@ fn wire_error(e: &WireError) -> usize {
         WireError::NodeDown { node }
         | WireError::Overloaded { node }
         | WireError::Unreachable { node }
-        | WireError::Downed { node } => node.len(),
+        | WireError::Downed { node }
+        | WireError::Joining { node } => node.len(),
         // Joined with commas (`wire_error.rs`).
         WireError::TablesPending { nodes } => nodes.iter().map(|n| n.len() + 1).sum(),
         WireError::Codec { reason }
         | WireError::Json(WireJsonError::Malformed { reason })
+        | WireError::Bincode(WireBincodeError::Malformed { reason })
         | WireError::PermissionDenied { reason }
         | WireError::Other { text: reason, .. } => reason.len(),
         WireError::Json(WireJsonError::BadBody { path, reason }) => path.len() + reason.len(),
@@ -63,7 +65,8 @@ fn wire_error(e: &WireError) -> usize {
         | WireError::InstanceDied
         | WireError::Timeout { .. }
         | WireError::ShuttingDown
-        | WireError::Json(WireJsonError::UnknownMessage) => 0,
+        | WireError::Json(WireJsonError::UnknownMessage)
+        | WireError::Bincode(WireBincodeError::UnknownMessage) => 0,
     };
     INT + bytes(texts) + INT + bytes(0)
 }
@@ -104,7 +107,7 @@ impl Frame {
             } => INT + bytes(cluster.len()) + node(n) + 32 + INT,
             Self::Challenge { node: n, .. } => node(n) + 32 + INT,
             Self::Auth { .. } | Self::Welcome { .. } => 32,
-            Self::Leaving | Self::TableRequest | Self::StatusRequest => 0,
+            Self::Leaving | Self::TableRequest | Self::StatusRequest | Self::CallsDone => 0,
             Self::Refused { reason } => bytes(reason.len()),
             Self::Tell {
                 route: r,
@@ -123,12 +126,21 @@ impl Frame {
                 meta: m,
                 body,
                 ..
+            }
+            | Self::AskBincode {
+                service,
+                message,
+                meta: m,
+                body,
+                ..
             } => INT + bytes(service.len()) + bytes(message.len()) + meta(m) + bytes(body.len()),
             Self::Reply { payload, .. } => INT + bytes(payload.len()),
             Self::Error { error, .. } => INT + wire_error(error),
             Self::Ping { .. } => 2 * INT,
             Self::Pong { .. } => INT,
             Self::Membership { payload } => bytes(payload.len()),
+            Self::LiveRequest { query, .. } => INT + bytes(query.len()),
+            Self::LiveReply { report, .. } => INT + bytes(report.len()),
             Self::Topics { topics } => {
                 INT + topics
                     .iter()
@@ -157,6 +169,12 @@ impl Frame {
                     + INT
                     + members.len() * INT
             }
+            Self::GroupAsk {
+                topic,
+                message,
+                payload,
+                ..
+            } => 4 * INT + bytes(topic.len()) + bytes(message.len()) + bytes(payload.len()),
             // Operator frames, rare and small: measured by encoding them.
             Self::Fault { .. }
             | Self::FaultReply { .. }

@@ -23,6 +23,7 @@ fn state(
         phase,
         round: 0,
         admits: admits(admitted),
+        downs: vec![],
     }
 }
 
@@ -160,4 +161,132 @@ fn joining_nodes_with_nobody_up_form_around_the_lowest_name() {
         c.step(later, &seen(&[("z", 1)]), true, false, None).up,
         None
     );
+}
+
+/// Seed 778 of `msa sim`: a partition cuts `a` off from `b` just before a
+/// joining `c` shows up at `b`. `b`'s judge has not found `a` silent yet
+/// (it needs its bound of silence), so its view still looks converged; an
+/// admission then would count `c` on `b`'s side while `a`, which never saw
+/// `c` back, does not count it: both sides would win. The admission waits
+/// until `b` has heard from `a` since it first saw `c` joining.
+#[test]
+fn an_admission_waits_for_news_from_every_member_since_the_joiner_appeared() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut b = JoinGate::new("b", 1, t0, false);
+    b.on_state(state("a", 1, 1, JoinPhase::Up, &[]));
+    let members = seen(&[("a", 1)]);
+    b.heard_from("a", t0);
+    b.step(t0, &members, true, false, None);
+    // The cut: nothing from `a` after t0. `c` (joining) appears at +10 ms.
+    b.on_state(state("c", 1, 1, JoinPhase::Joining, &[]));
+    b.heard_from("c", t0 + ms(10));
+    let with_c = seen(&[("a", 1), ("c", 1)]);
+    for at in [10, 260, 510, 760, 1010, 1260] {
+        let s = b.step(t0 + ms(at), &with_c, true, false, None);
+        assert!(b.state().admits.is_empty(), "admitted at +{at} ms: {s:?}");
+    }
+    // News from `a` that left it before `c` appeared does not count either.
+    b.heard_from("a", t0 + ms(5));
+    b.step(t0 + ms(1300), &with_c, true, false, None);
+    assert!(b.state().admits.is_empty());
+    // Once `a` is heard again (no cut after all, or the heal), `c` is in.
+    b.heard_from("a", t0 + ms(1400));
+    b.step(t0 + ms(1500), &with_c, true, false, None);
+    assert_eq!(b.state().admits, admits(&[("c", 1)]));
+    // A joiner seen anew (restarted: a new incarnation) waits again.
+    b.on_state(state("c", 2, 1, JoinPhase::Joining, &[]));
+    let with_c2 = seen(&[("a", 1), ("c", 2)]);
+    b.step(t0 + ms(1600), &with_c2, true, false, None);
+    assert!(b.state().admits.is_empty());
+    b.heard_from("a", t0 + ms(1700));
+    b.step(t0 + ms(1750), &with_c2, true, false, None);
+    assert_eq!(b.state().admits, admits(&[("c", 2)]));
+}
+
+/// Seed 553 of `msa sim`: a member the resolver downed does not count on
+/// the side that reaches it (the other side, which had downed it, does not
+/// count it at all); like a joining member it counts only as unreachable.
+#[test]
+fn a_downed_member_does_not_count_on_its_own_side() {
+    let t0 = Instant::now();
+    let mut a = JoinGate::new("a", 1, t0, false);
+    a.on_state(state("b", 1, 1, JoinPhase::Up, &[]));
+    a.on_state(state("c", 1, 1, JoinPhase::Down, &[]));
+    a.on_state(state("d", 1, 1, JoinPhase::Joining, &[]));
+    assert!(a.counts("b", 1));
+    assert!(!a.counts("c", 1));
+    assert!(!a.counts("d", 1));
+    assert!(!a.counts("e", 1));
+}
+
+/// Seed 329 of `msa sim`: a member downed by another node's resolver (its
+/// own timer had not run out) must not come back `Up` at once. The downer
+/// gossips whom it downed and stops counting it; the downed node joins
+/// again in a new round; once admitted there it counts again.
+#[test]
+fn a_member_downed_by_another_nodes_resolver_joins_again_in_a_new_round() {
+    let t0 = Instant::now();
+    let others = seen(&[("a", 1), ("b", 1)]);
+    // b is up and counts a.
+    let mut b = JoinGate::new("b", 1, t0, false);
+    b.on_state(state("a", 1, 0, JoinPhase::Up, &[]));
+    assert!(b.counts("a", 1));
+    // b's resolver downs a: a no longer counts there, and b gossips it.
+    b.downed("a", 1);
+    assert!(!b.counts("a", 1));
+    // Its tables are not applied at that incarnation (a restarted a is
+    // another matter).
+    assert!(b.downed_at("a", 1));
+    assert!(!b.downed_at("a", 2));
+    assert!(!b.downed_at("c", 1));
+    let published = b.step(t0, &seen(&[("a", 1)]), true, false, None).publish;
+    let b_state = published.expect("b gossips whom it downed");
+    assert_eq!(b_state.downs, vec![("a".to_string(), 1, 0)]);
+    // a hears it: joining, in round 1.
+    let mut a = JoinGate::new("a", 1, t0, false);
+    assert!(a.is_up());
+    a.on_state(b_state.clone());
+    let step = a.step(t0, &others, true, false, None);
+    assert_eq!(step.downed_by.as_deref(), Some("b"));
+    assert_eq!(a.phase(), JoinPhase::Joining);
+    let a_state = step.publish.expect("a gossips its new round");
+    assert_eq!((a_state.phase, a_state.round), (JoinPhase::Joining, 1));
+    // The same gossip again does not start another round.
+    a.on_state(b_state);
+    assert_eq!(a.step(t0, &others, true, false, None).downed_by, None);
+    assert_eq!(a.state().round, 1);
+    // b hears the new round: forgets its down, still does not count a
+    // (joining), admits it; a up in round 1 counts again.
+    b.on_state(a_state);
+    let s = b.step(t0, &seen(&[("a", 1)]), true, false, None);
+    assert!(b.state().downs.is_empty(), "{s:?}");
+    assert!(!b.downed_at("a", 1), "back in a later round: tables apply");
+    assert!(!b.counts("a", 1));
+    b.on_state(JoinState {
+        round: 1,
+        ..state("a", 1, 9, JoinPhase::Up, &[])
+    });
+    assert!(b.counts("a", 1));
+}
+
+/// A node downed by its own resolver does not start a round on hearing
+/// that another downed it too: it joins again when it comes back.
+#[test]
+fn a_self_downed_node_ignores_being_downed_by_others_until_it_comes_back() {
+    let t0 = Instant::now();
+    let others = seen(&[("b", 1)]);
+    let mut a = JoinGate::new("a", 1, t0, false);
+    a.step(t0, &others, true, true, None);
+    assert_eq!(a.phase(), JoinPhase::Down);
+    a.on_state(JoinState {
+        downs: vec![("a".into(), 1, 0)],
+        ..state("b", 1, 2, JoinPhase::Up, &[])
+    });
+    assert_eq!(a.step(t0, &others, true, true, None).downed_by, None);
+    assert_eq!(a.phase(), JoinPhase::Down);
+    // Back: round 1, and b's down (of round 0) no longer applies.
+    a.step(t0, &others, true, false, None);
+    assert_eq!((a.phase(), a.state().round), (JoinPhase::Joining, 1));
+    assert_eq!(a.step(t0, &others, true, false, None).downed_by, None);
 }

@@ -268,6 +268,7 @@ mod tests {
             phase: JoinPhase::Up,
             round: 0,
             admits: vec![("b".into(), 2, 0)],
+            downs: vec![],
         };
         let mut passed = |s: &JoinState| h.receive_item(&encode_join(s), None).unwrap().is_some();
         assert!(passed(&state(1, 2)));

@@ -71,22 +71,33 @@ impl Remoting {
             )
             .await
             {
-                Ok(Ok(stream)) => match self.clone().outbound(stream, &addr).await {
-                    Ok(()) => {
-                        backoff = Duration::from_millis(50);
-                        failures = 0;
-                        None
+                Ok(Ok(stream)) => {
+                    self.seed_dial(&addr, false);
+                    match self.clone().outbound(stream, &addr).await {
+                        Ok(()) => {
+                            backoff = Duration::from_millis(50);
+                            failures = 0;
+                            None
+                        }
+                        Err(e) => {
+                            tracing::warn!(%addr, error = %e, "connection to seed failed");
+                            None
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(%addr, error = %e, "connection to seed failed");
-                        None
-                    }
-                },
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!(
-                    "no connection within {:?} (connect_timeout)",
-                    self.cfg.connect_timeout
-                )),
+                }
+                Ok(Err(e)) => {
+                    // Answered (refused): not a hang.
+                    self.seed_dial(&addr, false);
+                    Some(e.to_string())
+                }
+                Err(_) => {
+                    // Unanswered: a cut network (keeps a joining node joining).
+                    self.seed_dial(&addr, true);
+                    Some(format!(
+                        "no connection within {:?} (connect_timeout)",
+                        self.cfg.connect_timeout
+                    ))
+                }
             };
             if let Some(error) = failed {
                 failures = failures.saturating_add(1);
@@ -178,7 +189,7 @@ impl Remoting {
                             self.write_frame(&mut wr, &f).await?;
                         }
                         tracing::debug!(%from, peer = %out.peer.name, protocol = out.protocol, "inbound handshake done");
-                        return Ok(out.peer);
+                        return Ok((out.peer, out.protocol));
                     }
                     Err(e) => {
                         let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
@@ -194,13 +205,13 @@ impl Remoting {
             authenticated(&mut dec, self.cfg.max_frame_bytes);
         }
         match outcome {
-            Ok(Ok(peer)) if hs.kind() == ConnKind::Membership => {
+            Ok(Ok((peer, _))) if hs.kind() == ConnKind::Membership => {
                 self.lane_inbound(peer, rd, wr, dec).await;
             }
-            Ok(Ok(peer)) if peer.addr.is_empty() => self.serve_client(peer, rd, wr, dec).await,
-            Ok(Ok(peer)) => {
+            Ok(Ok((peer, _))) if peer.addr.is_empty() => self.serve_client(peer, rd, wr, dec).await,
+            Ok(Ok((peer, protocol))) => {
                 let dialer = peer.name.clone();
-                self.established(peer, dialer, rd, wr, dec).await;
+                self.established(peer, protocol, dialer, rd, wr, dec).await;
             }
             Ok(Err(reason)) => {
                 self.stats
@@ -222,15 +233,16 @@ impl Remoting {
         stream: BoxStream,
         addr: &str,
     ) -> Result<(), ConnectionError> {
-        let (peer, rd, wr, dec) = self.dial_handshake(stream, ConnKind::Data, addr).await?;
+        let (peer, protocol, rd, wr, dec) =
+            self.dial_handshake(stream, ConnKind::Data, addr).await?;
         let dialer = self.local.name.clone();
-        self.established(peer, dialer, rd, wr, dec).await;
+        self.established(peer, protocol, dialer, rd, wr, dec).await;
         Ok(())
     }
 
     /// The dialing side of the handshake on a fresh stream (bounded by
     /// `connect_timeout`; failures are counted): the authenticated peer and
-    /// the stream, ready for frames.
+    /// the protocol version chosen and the stream, ready for frames.
     pub(super) async fn dial_handshake(
         &self,
         stream: BoxStream,
@@ -239,6 +251,7 @@ impl Remoting {
     ) -> Result<
         (
             NodeInfo,
+            u32,
             ReadHalf<BoxStream>,
             WriteHalf<BoxStream>,
             FrameDecoder,
@@ -259,7 +272,7 @@ impl Remoting {
                     Ok(Step::Done(_, out)) => {
                         self.check_tls_peer(cert.as_ref(), &out.peer)?;
                         tracing::debug!(%addr, peer = %out.peer.name, protocol = out.protocol, "outbound handshake done");
-                        return Ok(out.peer);
+                        return Ok((out.peer, out.protocol));
                     }
                     Err(e @ HandshakeError::BadProof) => {
                         let _ = self.write_frame(&mut wr, &HsListener::refusal(&e)).await;
@@ -269,8 +282,9 @@ impl Remoting {
                 }
             }
         };
-        let peer = match tokio::time::timeout(self.cfg.connect_timeout, handshake).await {
-            Ok(Ok(peer)) => peer,
+        let (peer, protocol) = match tokio::time::timeout(self.cfg.connect_timeout, handshake).await
+        {
+            Ok(Ok(done)) => done,
             Ok(Err(reason)) => {
                 self.stats
                     .handshake_failures
@@ -290,7 +304,7 @@ impl Remoting {
             }
         };
         authenticated(&mut dec, self.cfg.max_frame_bytes);
-        Ok((peer, rd, wr, dec))
+        Ok((peer, protocol, rd, wr, dec))
     }
 }
 

@@ -79,6 +79,7 @@ impl Remoting {
     pub(super) async fn established(
         self: Arc<Self>,
         info: NodeInfo,
+        protocol: u32,
         dialer: String,
         mut rd: ReadHalf<BoxStream>,
         wr: WriteHalf<BoxStream>,
@@ -103,6 +104,7 @@ impl Remoting {
         };
         let peer = Arc::new(Peer::new(
             info.clone(),
+            protocol,
             dialer,
             calls.clone(),
             ctl_tx,
@@ -199,39 +201,51 @@ impl Remoting {
                     tokio::task::yield_now().await;
                     turn = Turn::new(dec.consumed());
                 }
-                let f = match dec.next_incoming() {
-                    Ok(Some(f)) => f,
-                    Ok(None) => {
-                        // The buffer is drained: wait for the socket (the
-                        // only place the reader waits for the peer).
-                        self.count_frames_in(&peer, &mut uncounted);
-                        let read = tokio::select! {
-                            r = tokio::time::timeout(self.cfg.dead_after, rd.read(&mut buf)) => r,
-                            _ = closed.changed() => break ConnectionError::NodeLeft,
-                        };
-                        match read {
-                            Ok(Ok(0)) => break ConnectionError::Closed,
-                            Ok(Ok(n)) => {
-                                peer.heard();
-                                self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                                peer.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                                dec.push(&buf[..n]);
-                                continue;
+                // A run of plain tells to one route is served as one batch
+                // (one mailbox message for the run, `service/batch.rs`).
+                let served = if let Some(route) = dec.plain_tell_route() {
+                    let left = READER_TURN_FRAMES.saturating_sub(turn.frames);
+                    let (taken, served) =
+                        self.on_tell_run(&peer, route, &mut dec, &mut routes, left);
+                    uncounted += u64::from(taken);
+                    turn.frames += taken.saturating_sub(1);
+                    served
+                } else {
+                    let f = match dec.next_incoming() {
+                        Ok(Some(f)) => f,
+                        Ok(None) => {
+                            // The buffer is drained: wait for the socket (the
+                            // only place the reader waits for the peer).
+                            self.count_frames_in(&peer, &mut uncounted);
+                            let read = tokio::select! {
+                                r = tokio::time::timeout(self.cfg.dead_after, rd.read(&mut buf)) => r,
+                                _ = closed.changed() => break ConnectionError::NodeLeft,
+                            };
+                            match read {
+                                Ok(Ok(0)) => break ConnectionError::Closed,
+                                Ok(Ok(n)) => {
+                                    peer.heard();
+                                    self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                                    peer.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                                    dec.push(&buf[..n]);
+                                    continue;
+                                }
+                                Ok(Err(e)) => {
+                                    self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                                    break ConnectionError::from(e);
+                                }
+                                Err(_) => break ConnectionError::Silent(self.cfg.dead_after),
                             }
-                            Ok(Err(e)) => {
-                                self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
-                                break ConnectionError::from(e);
-                            }
-                            Err(_) => break ConnectionError::Silent(self.cfg.dead_after),
                         }
-                    }
-                    Err(e) => {
-                        self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
-                        break ConnectionError::from(e);
-                    }
+                        Err(e) => {
+                            self.stats.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                            break ConnectionError::from(e);
+                        }
+                    };
+                    uncounted += 1;
+                    self.on_incoming(&peer, f, &mut routes)
                 };
-                uncounted += 1;
-                match self.on_incoming(&peer, f, &mut routes) {
+                match served {
                     Ok(None) => {}
                     // A tell waits for room in its instance's
                     // mailbox: so does this connection (the
@@ -251,7 +265,12 @@ impl Remoting {
                 if peer.is_down() {
                     break ConnectionError::Replaced;
                 }
+                // A retired connection closes once idle both ways: no ask
+                // of ours waits for a reply, none of the peer's is being
+                // served, and the peer sends no more calls (its
+                // `CallsDone` came: a call it sent before is read by now).
                 if peer.is_retired()
+                    && peer.peer_sends_no_calls()
                     && peer.pending() == 0
                     && !peer.replied_recently()
                     && self.successor_has_table(&info.name)

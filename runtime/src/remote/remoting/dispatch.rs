@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ConnectionError, MembershipInput, Remoting};
-use crate::remote::frame::{Frame, Incoming, NodeInfo, Route, WireError, WireMeta};
-use crate::remote::inbound::{resolved, Inbound, LocalNode, ServeDeadline};
+use crate::remote::frame::{Frame, FrameDecoder, Incoming, NodeInfo, Route, WireError, WireMeta};
+use crate::remote::inbound::{resolved, Inbound, LocalNode, ServeDeadline, TellRun};
 use crate::remote::peer::Peer;
 use crate::remote::routes::InboundRoutes;
 use crate::remote::table::RegistryTables;
@@ -38,7 +38,15 @@ impl Remoting {
 
     /// Sends this node's service table to `peer`, then the topics it has
     /// subscribers for (the same moments: on connect and when asked).
+    /// Nothing while this node is not a member (joining, or downed): the
+    /// peer holds its table as pending (its services are not routed here,
+    /// a call to one is a retryable `TablesPending` there), and fetches it
+    /// when it is up, as the version is bumped then (`join_driver.rs`).
     pub(crate) fn send_table(&self, peer: &Peer) {
+        if !self.is_member() {
+            tracing::debug!(peer = %peer.info.name, "table not sent: this node is downed or joining");
+            return;
+        }
         let _ = peer.send(self.table());
         let topics = self
             .node
@@ -69,14 +77,29 @@ impl Remoting {
         };
         match f {
             Frame::Ping { id, table } => {
-                let _ = peer.send(Frame::Pong { id });
+                // A heartbeat (id 0) is not answered: each end sends its
+                // own, so a pong would only wake both ends once more per
+                // heartbeat (issue 12: an idle node of three). A ping with
+                // an id (a probe that waits for its answer) is.
+                if id != 0 {
+                    let _ = peer.send(Frame::Pong { id });
+                }
                 // Anti-entropy: a version the gossip did not bring is fetched.
                 peer.want_table(table);
             }
             Frame::TableRequest => self.send_table(peer),
             Frame::Topics { topics } => {
-                if self.is_self_downed() || peer.is_leaving() {
-                    tracing::debug!(peer = %peer.info.name, "topics ignored: downed or leaving");
+                if !self.is_member() || peer.is_leaving() {
+                    tracing::debug!(peer = %peer.info.name, "topics ignored: downed, joining or leaving");
+                } else if let Err(reason) = crate::registry::check_group_ads(&topics) {
+                    // A malformed group membership: the whole frame is
+                    // refused (what we knew of the peer's topics stays).
+                    node.registry()
+                        .topics
+                        .counters
+                        .refused_ads
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer = %peer.info.name, %reason, "topics frame refused: malformed group membership");
                 } else {
                     let link: Arc<dyn crate::registry::PeerLink> = peer.clone();
                     node.registry().topics.set_remote(link, topics);
@@ -89,13 +112,39 @@ impl Remoting {
                 plain,
                 members,
             } => {
-                if !self.is_self_downed() {
+                if self.is_member() {
                     node.registry()
                         .topics
                         .deliver_wire(&topic, &message, &payload, plain, &members);
                 }
             }
+            Frame::GroupAsk {
+                id,
+                topic,
+                member,
+                message,
+                timeout_ms,
+                payload,
+            } => {
+                let served = if let Some(e) = self.refusal() {
+                    Err(e)
+                } else {
+                    let timeout = Duration::from_millis(timeout_ms.max(1));
+                    node.registry()
+                        .topics
+                        .ask_member(&topic, member, &message, &payload, timeout)
+                };
+                match served {
+                    Ok(fut) => reply_when_served(peer, id, fut),
+                    Err(e) => {
+                        let error = WireError::from_call(&e);
+                        let _ = peer.send(Frame::Error { id, error });
+                    }
+                }
+            }
             Frame::Pong { .. } => {}
+            Frame::LiveRequest { id, query } => self.on_live_request(peer, id, &query),
+            Frame::LiveReply { id, report } => peer.complete(id, Ok(report)),
             Frame::Reply { id, payload } => peer.complete(id, Ok(payload)),
             Frame::Error { id, error } => peer.complete(id, Err(error)),
             Frame::Table {
@@ -103,13 +152,20 @@ impl Remoting {
                 services,
                 members,
             } => {
-                if self.is_self_downed() {
-                    // Downed: no route to another node until it rejoins (the
-                    // table is fetched again then).
-                    tracing::debug!(peer = %peer.info.name, version, "table ignored: this node is downed");
+                if !self.is_member() {
+                    // Downed or joining: no route to another node until it
+                    // is up (the tables are fetched again then).
+                    tracing::debug!(peer = %peer.info.name, version, "table ignored: this node is downed or joining");
                 } else if peer.is_leaving() {
                     // A leaving node's services stay out of routing.
                     tracing::debug!(peer = %peer.info.name, version, "table of a leaving peer ignored");
+                } else if self.downed_here(&peer.info.name, peer.info.incarnation) {
+                    // This node's resolver downed the peer at that
+                    // incarnation: its services stay out of routing until
+                    // it is admitted again (a table it sent before it knew,
+                    // or after a dropped connection, must not bring them
+                    // back; the partial-cut test in tests/it/split_brain.rs).
+                    tracing::debug!(peer = %peer.info.name, version, "table of a member downed here ignored");
                 } else if peer.accept_table(version) {
                     let names = services.iter().map(|ad| ad.name.clone()).collect();
                     self.reach.lock().record_services(
@@ -151,6 +207,28 @@ impl Remoting {
                 meta,
                 body,
             } => {
+                if !self.is_member() {
+                    let error = WireError::from_call(&self.refusal_error());
+                    let _ = peer.send(Frame::Error { id, error });
+                    return Ok(None);
+                }
+                let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
+                let mut meta = meta.verified_metadata(&*node, &peer.info.name);
+                meta.set_deadline_ms(deadline.deadline_ms);
+                match serve_ask_json(&node, &service, &message, meta, &body, deadline.timeout) {
+                    Ok(fut) => reply_when_served(peer, id, fut),
+                    Err(error) => {
+                        let _ = peer.send(Frame::Error { id, error });
+                    }
+                }
+            }
+            Frame::AskBincode {
+                id,
+                service,
+                message,
+                meta,
+                body,
+            } => {
                 if self.is_self_downed() {
                     let error = WireError::from_call(&self.downed_error());
                     let _ = peer.send(Frame::Error { id, error });
@@ -159,22 +237,11 @@ impl Remoting {
                 let deadline = ServeDeadline::new(&*node, meta.timeout_ms);
                 let mut meta = meta.verified_metadata(&*node, &peer.info.name);
                 meta.set_deadline_ms(deadline.deadline_ms);
-                match serve_ask_json(&node, &service, &message, meta, &body, deadline.timeout) {
-                    Ok(fut) => {
-                        let peer = peer.clone();
-                        peer.serving(true);
-                        actix_rt::spawn(async move {
-                            let frame = match fut.await {
-                                Ok(payload) => Frame::Reply { id, payload },
-                                Err(e) => Frame::Error {
-                                    id,
-                                    error: WireError::from_call(&e),
-                                },
-                            };
-                            let _ = peer.send(frame);
-                            peer.serving(false);
-                        });
-                    }
+                let served =
+                    node.clone()
+                        .serve_bincode(&service, &message, meta, &body, deadline.timeout);
+                match served {
+                    Ok(fut) => reply_when_served(peer, id, fut),
                     Err(error) => {
                         let _ = peer.send(Frame::Error { id, error });
                     }
@@ -192,6 +259,7 @@ impl Remoting {
                 node.registry().drop_node(&peer.info.name);
                 tracing::info!(peer = %peer.info.name, "peer is leaving; its services leave routing here");
             }
+            Frame::CallsDone => peer.peer_calls_done(),
             other => {
                 return Err(ConnectionError::ProtocolViolation {
                     kind: other.kind(),
@@ -212,6 +280,15 @@ impl Remoting {
     ) -> Result<Option<TellWait>, ConnectionError> {
         match f {
             Incoming::Frame(f) => self.on_frame(peer, f, routes),
+            Incoming::Publish(p) => {
+                if self.is_member() {
+                    let node = self.node.upgrade().ok_or(ConnectionError::NodeGone)?;
+                    node.registry()
+                        .topics
+                        .deliver_wire(p.topic, p.message, p.payload, p.plain, &p.members);
+                }
+                Ok(None)
+            }
             Incoming::Tell {
                 route,
                 meta,
@@ -233,6 +310,56 @@ impl Remoting {
         }
     }
 
+    /// Serves the run of plain tells to `route` that starts at the
+    /// decoder's next frame: at most `max` of them, as many as one local
+    /// instance has room for, queued as one batch (`service/batch.rs`), or
+    /// the wait for room. Always takes at least one frame; gives how many
+    /// it took.
+    pub(super) fn on_tell_run(
+        &self,
+        peer: &Arc<Peer>,
+        route: u32,
+        dec: &mut FrameDecoder,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+        max: u32,
+    ) -> (u32, Result<Option<TellWait>, ConnectionError>) {
+        let mut run = RunSource {
+            dec,
+            route,
+            taken: 0,
+            max: max.max(1),
+        };
+        let served = self.serve_run(peer, &mut run, routes);
+        if run.taken == 0 {
+            // Refused before its first tell was read: that one is dropped
+            // (as a refused tell is), the next frame is read next.
+            let _ = run.next_payload();
+        }
+        (run.taken, served)
+    }
+
+    fn serve_run(
+        &self,
+        peer: &Arc<Peer>,
+        run: &mut RunSource<'_>,
+        routes: &mut InboundRoutes<Arc<Inbound>>,
+    ) -> Result<Option<TellWait>, ConnectionError> {
+        let node = self.node.upgrade().ok_or(ConnectionError::NodeGone)?;
+        let mut slot = self.route_of(routes, Route::Id(run.route))?;
+        let route = slot.get();
+        if self.is_self_downed() {
+            tracing::debug!(service = %route.service, "remote tell refused: this node is downed");
+            return Ok(None);
+        }
+        match resolved(&node, route).and_then(|inbound| inbound.clone().tell_run(run)) {
+            Ok(wait) => Ok(wait),
+            Err(e) => {
+                tracing::debug!(service = %route.service, message = %route.message, error = ?e, from = %peer.info.name, "remote tell not delivered");
+                Ok(None)
+            }
+        }
+    }
+
     /// Serves a tell: queued on a local instance, or the wait for room.
     fn on_tell(
         &self,
@@ -245,9 +372,9 @@ impl Remoting {
     ) -> Result<Option<TellWait>, ConnectionError> {
         let mut slot = self.route_of(routes, route)?;
         let route = slot.get();
-        if self.is_self_downed() {
-            let _ = self.downed_error();
-            tracing::debug!(service = %route.service, "remote tell refused: this node is downed");
+        if !self.is_member() {
+            let _ = self.refusal_error();
+            tracing::debug!(service = %route.service, "remote tell refused: this node is downed or joining");
             return Ok(None);
         }
         let deadline = meta
@@ -280,8 +407,8 @@ impl Remoting {
     ) -> Result<(), ConnectionError> {
         let mut slot = self.route_of(routes, route)?;
         let route = slot.get();
-        if self.is_self_downed() {
-            let error = WireError::from_call(&self.downed_error());
+        if !self.is_member() {
+            let error = WireError::from_call(&self.refusal_error());
             let _ = peer.send(Frame::Error { id, error });
             return Ok(());
         }
@@ -362,6 +489,46 @@ impl Remoting {
             });
         }
     }
+}
+
+/// The plain tells to one route at the head of a reader's buffer.
+struct RunSource<'a> {
+    dec: &'a mut FrameDecoder,
+    route: u32,
+    /// Tells taken so far.
+    taken: u32,
+    /// Tells the run may take.
+    max: u32,
+}
+
+impl TellRun for RunSource<'_> {
+    fn next_payload(&mut self) -> Option<&[u8]> {
+        if self.taken >= self.max {
+            return None;
+        }
+        let p = self.dec.next_plain_tell(self.route)?;
+        self.taken += 1;
+        Some(p)
+    }
+}
+
+/// Runs a served ask's reply future on this thread and sends its outcome
+/// to `peer` as `Reply` or `Error` with the ask's `id`, the peer marked
+/// serving meanwhile (a JSON ask and a group ask from another node).
+fn reply_when_served(peer: &Arc<Peer>, id: u64, fut: crate::json::JsonReply) {
+    let peer = peer.clone();
+    peer.serving(true);
+    actix_rt::spawn(async move {
+        let frame = match fut.await {
+            Ok(payload) => Frame::Reply { id, payload },
+            Err(e) => Frame::Error {
+                id,
+                error: WireError::from_call(&e),
+            },
+        };
+        let _ = peer.send(frame);
+        peer.serving(false);
+    });
 }
 
 /// Serves a forwarded JSON ask: decoded here, by the service's own

@@ -99,7 +99,7 @@ impl Remoting {
             addr: addr.clone(),
             source,
         })?;
-        let (info, rd, wr, dec) = self
+        let (info, _, rd, wr, dec) = self
             .dial_handshake(stream, ConnKind::Membership, &addr)
             .await?;
         if info != peer.info {
@@ -159,7 +159,10 @@ impl Remoting {
                 let first = tokio::select! {
                     biased;
                     f = rx.recv() => match f {
-                        Some(f) => f,
+                        // A lane that carries frames needs no ping: the
+                        // next one is due a heartbeat after this write
+                        // (issue 12: an idle node of three wakes less).
+                        Some(f) => { tick.reset(); f }
                         // Replaced by another lane, or the peer is gone.
                         None => return ConnectionError::LaneReplaced,
                     },

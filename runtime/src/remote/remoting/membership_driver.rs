@@ -57,6 +57,7 @@ impl Remoting {
                     version,
                 }),
                 MembershipInput::PublishReach(r) => core.publish_reach(&r),
+                MembershipInput::PublishJoin(s) => core.publish_join(&s),
                 MembershipInput::Rejoin => core.rejoin(),
                 MembershipInput::Down(name) => core.down(&name),
                 MembershipInput::RenewIdentity => core.renew_identity(),
@@ -100,6 +101,9 @@ impl Remoting {
             for r in e.reports {
                 reach.on_report(r);
             }
+        }
+        if !e.joins.is_empty() {
+            self.on_join_states(e.joins);
         }
         if e.renewed {
             tracing::debug!("membership identity renewed");

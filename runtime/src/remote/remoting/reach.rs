@@ -61,6 +61,7 @@ impl Remoting {
             let now = Instant::now();
             let changed = self.judge_reachability(now);
             self.split_brain_step(now);
+            self.join_step(now);
             // Nobody to judge (a lone node): look again after a heartbeat
             // rather than twice as often, so an idle node sleeps. A
             // member that appears is judged within one heartbeat, well inside
@@ -124,8 +125,8 @@ impl Remoting {
     /// some member's table has not arrived (only when `pending` is set: the
     /// service is not known at all). Counted.
     pub(crate) fn why_missing(&self, service: &str, pending: bool) -> Option<CallError> {
-        if self.is_self_downed() {
-            return Some(self.downed_error());
+        if let Some(e) = self.refusal() {
+            return Some(e);
         }
         let host = self.reach.lock().unreachable_host(service);
         let e = match host {

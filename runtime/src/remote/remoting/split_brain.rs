@@ -9,8 +9,18 @@
 //!   their timers at about the same time). A member only this node cannot
 //!   reach while SWIM keeps it alive through a third node (a partial cut)
 //!   is not counted unreachable: downing by policy there would have both
-//!   ends of the cut down each other (Akka downs the "indirectly connected"
-//!   nodes; not done here), so a partial cut stays reported, not resolved.
+//!   ends of the cut down each other.
+//! * **Partial cuts** are resolved as Akka's SBR does: the resolver also
+//!   gets the unreachable pairs of the whole cluster (this node's own
+//!   judgement and the reports members gossip, `Reachability::pairs`), and
+//!   the members that are both an observer and a subject of a pair (the
+//!   **indirectly connected**, `split_brain::indirectly_connected`) are
+//!   downed after `stable_after`: each end of the cut downs itself, every
+//!   other node downs both. They are found among every member, counted or
+//!   not (an end that downed itself first, or came back joining, is still
+//!   one), and never count for a side. A self-downed end stays down while
+//!   it is still indirectly connected (`decide_with_pairs`), so it rejoins
+//!   only after the heal.
 //! * **The members it counts.** foca declares a member down on its own
 //!   (failure detection) within a few seconds of a cut, which would make the
 //!   other side of a partition vanish from the view before the resolver
@@ -31,7 +41,12 @@
 //!   the node is a member again only when a member accepts the new one,
 //!   that is after the heal. It then rejoins when its resolver no longer
 //!   decides `DownSelf` over what it sees (the others alive and reachable):
-//!   the flag is cleared, every peer's table is fetched again.
+//!   the flag is cleared; it is then `joining` (a new round of the join
+//!   step, `remote/remoting/join_driver.rs`) until the members admit it,
+//!   and every peer's table is fetched again once it is `up`.
+//! * **Joining members.** A member not known `up` (joining, or whose join
+//!   state has not been heard) counts only when it is unreachable, as a
+//!   member of the other side; a joining node itself decides nothing.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -41,7 +56,8 @@ use super::{MembershipInput, Remoting};
 use crate::error::CallError;
 use crate::remote::frame::NodeInfo;
 use crate::remote::split_brain::{
-    decide, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
+    decide_with_pairs, indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig,
+    SplitBrainResolver,
 };
 use crate::remote::status::ClusterEvent;
 
@@ -119,6 +135,14 @@ impl Remoting {
             .map(|p| (p.info.clone(), p.is_leaving() || p.is_down()))
             .collect();
         let unreachable: Vec<String> = self.reach.lock().unreachable();
+        // The unreachable pairs of the whole cluster: this node's own and
+        // the reports of every member it knows of (`indirectly_connected`
+        // keeps only those between members it counts or sees).
+        let mut known: Vec<String> = view.iter().map(|(i, _)| i.name.clone()).collect();
+        known.extend(peers.iter().map(|(i, _)| i.name.clone()));
+        known.sort();
+        known.dedup();
+        let pairs = self.reach.lock().pairs(&self.local.name, &known);
         let mut st = self.sbr.lock();
         let live = |s: &str| matches!(s, "alive" | "suspect");
         for (info, status) in &view {
@@ -149,6 +173,9 @@ impl Remoting {
             age: self.local.incarnation,
             reachable: true,
         }];
+        // Every member, joining ones included: whom a downed node sees
+        // before it comes back.
+        let mut all = members.clone();
         let downed = self.is_self_downed();
         for (name, info) in &st.members {
             let status = view
@@ -168,23 +195,46 @@ impl Remoting {
                 Some("suspect") => !cut_from_here,
                 _ => connected && !cut_from_here,
             };
-            members.push(SbrMember {
+            let member = SbrMember {
                 name: name.clone(),
                 address: info.addr.clone(),
                 age: info.incarnation,
                 reachable: alive,
-            });
+            };
+            all.push(member.clone());
+            // A member not known up (joining, or not heard of yet) counts
+            // only as a member of the other side, when it is unreachable:
+            // a side never counts more of itself than the other side
+            // counts of it (remote/join.rs).
+            if alive && !self.join_counts(name, info.incarnation) {
+                continue;
+            }
+            members.push(member);
+        }
+        self.set_converged(members.iter().all(|m| m.reachable));
+        // The indirectly connected are found among every member, counted
+        // or not (an end of the cut that downed itself first is still
+        // one): they are downed, never counted for a side.
+        let ic = indirectly_connected(&self.local.name, &all, &pairs);
+        for m in &all {
+            if ic.contains(&m.name) && !members.iter().any(|x| x.name == m.name) {
+                members.push(m.clone());
+            }
         }
         let config = *st.resolver.config();
+        if !downed && self.is_joining() {
+            // Joining: not a member yet, so no decision either.
+            return;
+        }
         if downed {
             // Back once the resolver would no longer down us over what we
-            // see: someone alive and reachable, and our side not the losing
-            // one.
-            let someone = members
-                .iter()
-                .any(|m| m.name != self.local.name && m.reachable);
+            // see (every member, joining ones included): someone alive and
+            // reachable, our side not the losing one, and this node no
+            // longer an end of a partial cut.
+            let someone = all.iter().any(|m| m.name != self.local.name && m.reachable);
+            let me = &self.local.name;
             if someone
-                && decide(&config.strategy, &self.local.name, &members) != SbrDecision::DownSelf
+                && decide_with_pairs(&config.strategy, me, &all, &pairs) != SbrDecision::DownSelf
             {
                 st.resolver.reset();
                 drop(st);
@@ -192,19 +242,23 @@ impl Remoting {
             }
             return;
         }
-        let Some(decision) = st.resolver.step(&members, now) else {
+        let Some(decision) = st.resolver.step_with_pairs(&members, &pairs, now) else {
             return;
         };
         match decision {
             SbrDecision::DownUnreachable(names) => {
+                let mut incarnations = Vec::new();
                 for name in &names {
                     if let Some(m) = st.members.remove(name) {
                         st.downed.insert(name.clone(), m.incarnation);
+                        incarnations.push((name.clone(), m.incarnation));
                     }
                 }
                 drop(st);
+                // Gossiped in the join state: the downed member joins
+                // again, and counts here only once up in a later round.
+                self.join_downed(&incarnations);
                 for name in names {
-                    self.stats.split_brain_downs.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         member = %name,
                         strategy = %config.strategy,
@@ -219,6 +273,10 @@ impl Remoting {
                         node.registry().drop_node(&name);
                     }
                     self.to_membership(MembershipInput::Down(name));
+                    // Counted once done: whoever reads the count sees the
+                    // member out of routing already (a keyed call right
+                    // after it never reaches the downed member).
+                    self.stats.split_brain_downs.fetch_add(1, Ordering::Relaxed);
                 }
             }
             SbrDecision::DownSelf => {
@@ -256,8 +314,11 @@ impl Remoting {
     /// The partition healed and the cluster took this node back.
     fn rejoin_after_self_down(&self) {
         self.self_downed.store(false, Ordering::Release);
-        tracing::info!("split-brain resolver: rejoined the cluster after the heal; serving again");
-        // Every peer's table is fetched again (the next ping asks for it).
+        tracing::info!(
+            "split-brain resolver: back after the heal; joining again (serving once the members admit it)"
+        );
+        // Every peer's table is fetched again (once it is up, see
+        // `join_driver.rs`).
         for p in self.peers.read().values() {
             p.forget_table();
         }

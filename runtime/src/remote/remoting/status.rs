@@ -22,6 +22,9 @@ impl Remoting {
             ("left", "leaving")
         } else if self.is_self_downed() {
             ("down", "down")
+        } else if self.is_joining() {
+            // Not admitted yet (the join step, `join_driver.rs`).
+            ("alive", "joining")
         } else {
             ("alive", "up")
         };
@@ -94,17 +97,27 @@ impl Remoting {
     }
 
     /// A member's state (issue 10 item 2, as Akka names them) from its
-    /// membership `status` and what this node knows of its connection:
-    /// `exiting` once it said it leaves, `joining` until its service table
-    /// is here, `up` after; `removed` once it left gracefully, `down` when
-    /// failure detection declared it down.
+    /// membership `status`, the join state it gossiped and what this node
+    /// knows of its connection: `exiting` once it said it leaves,
+    /// `joining` while it gossips that it is joining (or, not heard yet,
+    /// until its service table is here), `up` after; `removed` once it
+    /// left gracefully, `down` when failure detection declared it down or
+    /// it gossips that its split-brain resolver downed it.
     fn state_of(&self, info: &NodeInfo, status: &str) -> &'static str {
+        use crate::remote::join::JoinPhase;
         let gone = (info.name.clone(), info.incarnation);
+        let phase = self.join_phase_of(&info.name, info.incarnation);
         match status {
             "down" | "left" if self.removed.lock().contains(&gone) => "removed",
             "down" | "left" => "down",
             _ => match self.peer(&info.name) {
                 Some(p) if p.is_leaving() => "exiting",
+                _ if phase == Some(JoinPhase::Joining) => "joining",
+                // Downed by its own split-brain resolver: back alive in
+                // membership at once (a renewed identity), down until it
+                // rejoins.
+                _ if phase == Some(JoinPhase::Down) => "down",
+                _ if phase.is_some() && !self.removed.lock().contains(&gone) => "up",
                 Some(p) if p.has_applied_table() => "up",
                 _ if self.removed.lock().contains(&gone) => "removed",
                 _ if !self.reachable(&info.name) => "up",

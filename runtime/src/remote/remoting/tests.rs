@@ -7,14 +7,18 @@ use crate::remote::transport::BoxStream;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 mod access;
+mod groups;
 mod hostile;
 mod inbound;
+mod live;
+mod retire;
+mod retire_groups;
 mod split_brain;
 mod stall;
 use super::super::frame::Route;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, actix::Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, actix::Message, Serialize, Deserialize)]
 #[rtype(result = "u64")]
 struct Double(u64);
 impl RemoteMessage for Double {
@@ -52,6 +56,16 @@ impl RawPeer {
 
     /// Handshakes as member `raw` on `s`.
     async fn over(s: BoxStream, kind: ConnKind, secret: &[u8]) -> Result<Self, String> {
+        Self::speaking(s, kind, secret, PROTOCOLS).await
+    }
+
+    /// Handshakes as member `raw` on `s`, speaking `protocols`.
+    async fn speaking(
+        s: BoxStream,
+        kind: ConnKind,
+        secret: &[u8],
+        protocols: crate::remote::handshake::ProtocolRange,
+    ) -> Result<Self, String> {
         let (mut rd, mut wr) = tokio::io::split(s);
         let mut dec = FrameDecoder::new(super::super::frame::DEFAULT_MAX_FRAME_BYTES);
         let mut buf = vec![0u8; 64 * 1024];
@@ -63,7 +77,7 @@ impl RawPeer {
                 addr: "127.0.0.1:9".into(),
                 incarnation: 1,
             },
-            protocols: PROTOCOLS,
+            protocols,
         };
         let (mut hs, hello) = Dialer::start(cfg, kind, [3; 32]);
         write_raw(&mut wr, &hello, MAX)

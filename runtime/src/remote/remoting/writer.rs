@@ -26,6 +26,34 @@ use crate::remote::transport::BoxStream;
 /// Largest batch the writer gathers before writing.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// A batch at least this large makes the writer yield its thread after
+/// writing it (a queue that refills as fast as it drains).
+const YIELD_AFTER_BYTES: usize = 16 * 1024;
+
+/// The writer yields its thread after this many writes in a row at the
+/// latest, whatever their size.
+const YIELD_AFTER_WRITES: u32 = 16;
+
+/// When a writer yields its thread after a write: after a large batch,
+/// and after [`YIELD_AFTER_WRITES`] writes in a row at the latest.
+#[derive(Debug, Default)]
+struct YieldPolicy {
+    /// Writes since the writer last yielded.
+    writes: u32,
+}
+
+impl YieldPolicy {
+    /// Counts a write of `bytes`; `true` when the writer yields now.
+    fn after_write(&mut self, bytes: usize) -> bool {
+        self.writes += 1;
+        if bytes >= YIELD_AFTER_BYTES || self.writes >= YIELD_AFTER_WRITES {
+            self.writes = 0;
+            return true;
+        }
+        false
+    }
+}
+
 /// What the connection asks of its writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum WriterMode {
@@ -137,6 +165,7 @@ impl Remoting {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
         let mut held = Held::default();
+        let mut turns = YieldPolicy::default();
         loop {
             let first = if draining {
                 None
@@ -159,8 +188,11 @@ impl Remoting {
                     },
                     () = lanes.data.ready() => None,
                     _ = tick.tick() => {
-                        if peer.is_retired() {
-                            // A retired connection goes quiet, so both ends close it.
+                        if peer.is_retired() && peer.peer_sends_no_calls() {
+                            // A connection both ends retired goes quiet, so
+                            // both ends close it. Until the peer's
+                            // `CallsDone`, it may be the peer's current
+                            // one: silence would close it as dead.
                             continue;
                         }
                         // The writer's own ping: not queued, not counted.
@@ -239,8 +271,15 @@ impl Remoting {
                 .fetch_add(out.len() as u64, Ordering::Relaxed);
             // A full queue refills as fast as it drains and the socket
             // takes whole batches without waiting: take turns with the
-            // reader, timers and membership of this thread.
-            tokio::task::yield_now().await;
+            // reader, timers and membership of this thread. A small batch
+            // (a reply, an ask) does not: `yield_now` puts the writer back
+            // only after the thread's next poll of the I/O driver, one more
+            // `epoll_wait` and poll per round trip for nothing; the writer
+            // waits on its lanes next, and still yields after a run of
+            // small batches.
+            if turns.after_write(out.len()) {
+                tokio::task::yield_now().await;
+            }
         }
         // Nothing more is queued behind this point: what is left is dropped
         // and leaves the gauges, which end at zero.
@@ -252,5 +291,30 @@ impl Remoting {
         held.release(&peer);
         drop(out);
         let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_yields_after_a_large_batch_and_after_a_run_of_small_ones() {
+        let mut p = YieldPolicy::default();
+        // A reply or an ask per write: no yield until the run is long.
+        for i in 1..YIELD_AFTER_WRITES {
+            assert!(!p.after_write(60), "small write {i}");
+        }
+        assert!(p.after_write(60), "the run's last write yields");
+        // The count starts again after a yield.
+        assert!(!p.after_write(60));
+        // A batch as large as a full queue's yields at once, and
+        // starts the count again.
+        assert!(p.after_write(YIELD_AFTER_BYTES));
+        assert!(p.after_write(BATCH_BYTES));
+        for _ in 1..YIELD_AFTER_WRITES {
+            assert!(!p.after_write(YIELD_AFTER_BYTES - 1));
+        }
+        assert!(p.after_write(1));
     }
 }

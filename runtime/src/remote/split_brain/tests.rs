@@ -338,3 +338,162 @@ fn the_policy_round_trips_through_serde() {
     assert_eq!(serde_json::from_str::<SplitBrainConfig>(&json).unwrap(), c);
     assert_eq!(serde_json::to_string(&MAJ).unwrap(), r#""keep-majority""#);
 }
+
+/// Unreachable pairs `[observer, subject]` from "o>s" strings.
+fn pairs(list: &[&str]) -> Vec<[String; 2]> {
+    list.iter()
+        .map(|p| {
+            let (o, s) = p.split_once('>').unwrap();
+            [o.to_string(), s.to_string()]
+        })
+        .collect()
+}
+
+fn ic(me: &str, members: &[SbrMember], p: &[[String; 2]]) -> Vec<String> {
+    indirectly_connected(me, members, p).into_iter().collect()
+}
+
+#[test]
+fn a_partial_cut_makes_its_two_ends_indirectly_connected_from_every_view() {
+    // a ⇄ c cut, b reaches both; SWIM keeps everyone alive, so every node
+    // lists every member reachable, and the reports travel through b.
+    let all = view(&[("a", true), ("b", true), ("c", true)]);
+    let p = pairs(&["a>c", "c>a"]);
+    for me in ["a", "b", "c"] {
+        assert_eq!(ic(me, &all, &p), ["a", "c"], "seen from {me}");
+    }
+    assert_eq!(
+        decide_with_pairs(&MAJ, "a", &all, &p),
+        SbrDecision::DownSelf
+    );
+    assert_eq!(
+        decide_with_pairs(&MAJ, "c", &all, &p),
+        SbrDecision::DownSelf
+    );
+    assert_eq!(decide_with_pairs(&MAJ, "b", &all, &p), down(&["a", "c"]));
+    // The same under every strategy but off.
+    for s in [OLD, SplitBrainStrategy::StaticQuorum { quorum_size: 2 }] {
+        assert_eq!(decide_with_pairs(&s, "a", &all, &p), SbrDecision::DownSelf);
+        assert_eq!(decide_with_pairs(&s, "b", &all, &p), down(&["a", "c"]));
+    }
+    let off = SplitBrainStrategy::Off;
+    assert_eq!(
+        decide_with_pairs(&off, "a", &all, &p),
+        SbrDecision::NoAction
+    );
+    // Without pairs, as `decide`: nothing unreachable, nothing to do.
+    assert_eq!(
+        decide_with_pairs(&MAJ, "b", &all, &[]),
+        SbrDecision::NoAction
+    );
+}
+
+#[test]
+fn a_clean_partition_or_a_crash_has_nobody_indirectly_connected() {
+    // {a} | {b, c}: each side hears only its own side's observations.
+    let bc = view(&[("a", false), ("b", true), ("c", true)]);
+    let p = pairs(&["b>a", "c>a"]);
+    assert!(ic("b", &bc, &p).is_empty());
+    assert_eq!(decide_with_pairs(&MAJ, "b", &bc, &p), down(&["a"]));
+    let a = view(&[("a", true), ("b", false), ("c", false)]);
+    let p = pairs(&["a>b", "a>c"]);
+    assert!(ic("a", &a, &p).is_empty());
+    assert_eq!(decide_with_pairs(&MAJ, "a", &a, &p), SbrDecision::DownSelf);
+    // A stale report of an observer this node cannot reach (from before
+    // the partition: nothing newer crosses it) is not used, so a clean
+    // partition is not mistaken for a partial cut.
+    let p = pairs(&["b>a", "c>a", "a>b"]);
+    assert!(ic("b", &bc, &p).is_empty());
+    assert_eq!(decide_with_pairs(&MAJ, "b", &bc, &p), down(&["a"]));
+    // Pairs naming a member not in the view are ignored.
+    let p = pairs(&["b>z", "z>b"]);
+    assert!(ic("c", &bc, &p).is_empty());
+}
+
+#[test]
+fn a_partial_cut_beside_a_clean_partition_downs_both_the_cut_ends_and_the_minority() {
+    // a ⇄ c cut; e cut off from everyone.
+    let seen_by_b = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", true),
+        ("e", false),
+    ]);
+    let p = pairs(&["a>c", "c>a", "a>e", "b>e", "c>e", "d>e"]);
+    assert_eq!(ic("b", &seen_by_b, &p), ["a", "c"]);
+    assert_eq!(
+        decide_with_pairs(&MAJ, "b", &seen_by_b, &p),
+        down(&["a", "c", "e"])
+    );
+    assert_eq!(
+        decide_with_pairs(&MAJ, "a", &seen_by_b, &p),
+        SbrDecision::DownSelf
+    );
+    // e hears nobody: its own observations only, the minority.
+    let seen_by_e = view(&[
+        ("a", false),
+        ("b", false),
+        ("c", false),
+        ("d", false),
+        ("e", true),
+    ]);
+    let p = pairs(&["e>a", "e>b", "e>c", "e>d", "a>c"]);
+    assert!(ic("e", &seen_by_e, &p).is_empty());
+    assert_eq!(
+        decide_with_pairs(&MAJ, "e", &seen_by_e, &p),
+        SbrDecision::DownSelf
+    );
+    // b and d alone left, e down: if the rest loses, b downs itself.
+    let lone = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", false),
+        ("e", false),
+    ]);
+    let p = pairs(&["a>c", "c>a", "b>d", "b>e"]);
+    assert_eq!(
+        decide_with_pairs(&MAJ, "b", &lone, &p),
+        SbrDecision::DownSelf
+    );
+}
+
+#[test]
+fn the_resolver_acts_on_a_partial_cut_once_it_was_stable_for_stable_after() {
+    let t0 = Instant::now();
+    let s = |x: u64| t0 + Duration::from_millis(x);
+    let all = view(&[("a", true), ("b", true), ("c", true)]);
+    let mut b = SplitBrainResolver::new("b", SplitBrainConfig::default());
+    let one = pairs(&["a>c"]);
+    let both = pairs(&["a>c", "c>a"]);
+    // One report only: a one-way observation, nobody indirectly connected.
+    assert_eq!(b.step_with_pairs(&all, &one, s(0)), None);
+    assert_eq!(b.step_with_pairs(&all, &one, s(6_000)), None);
+    // Both: the timer starts when the set of indirectly connected appears.
+    assert_eq!(b.step_with_pairs(&all, &both, s(6_500)), None);
+    assert_eq!(b.stable_for(s(7_500)), Duration::from_secs(1));
+    assert_eq!(b.step_with_pairs(&all, &both, s(11_000)), None);
+    assert_eq!(
+        b.step_with_pairs(&all, &both, s(11_500)),
+        Some(down(&["a", "c"]))
+    );
+    // Once per stable set.
+    assert_eq!(b.step_with_pairs(&all, &both, s(20_000)), None);
+    // The cut heals: nothing; a new cut starts a new timer.
+    assert_eq!(b.step_with_pairs(&all, &[], s(21_000)), None);
+    assert_eq!(b.stable_for(s(21_500)), Duration::ZERO);
+    assert_eq!(b.step_with_pairs(&all, &both, s(22_000)), None);
+    assert_eq!(b.step_with_pairs(&all, &both, s(26_999)), None);
+    assert_eq!(
+        b.step_with_pairs(&all, &both, s(27_000)),
+        Some(down(&["a", "c"]))
+    );
+    // An end of the cut downs itself, after the same timer.
+    let mut a = SplitBrainResolver::new("a", SplitBrainConfig::default());
+    assert_eq!(a.step_with_pairs(&all, &both, s(0)), None);
+    assert_eq!(
+        a.step_with_pairs(&all, &both, s(5_000)),
+        Some(SbrDecision::DownSelf)
+    );
+}

@@ -113,6 +113,9 @@ impl Default for MemoryNetwork {
 #[derive(Debug, Default)]
 struct Net {
     state: Mutex<State>,
+    /// Woken when links are healed or dials stop hanging: the dials that
+    /// hang across a cut look again.
+    healed: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +131,10 @@ struct State {
     latency: HashMap<(String, String), Duration>,
     /// Connections, to apply rule changes to (dead ones pruned as we go).
     conns: Vec<Weak<Conn>>,
+    /// A dial across a cut hangs until the heal (as behind a firewall that
+    /// drops packets) instead of being refused (as behind one that
+    /// rejects them).
+    hang_dials: bool,
 }
 
 #[derive(Debug)]
@@ -215,6 +222,17 @@ impl MemoryNetwork {
         st.apply(Some((from, to)));
     }
 
+    /// How a new connection across a cut fails: refused at once (`false`,
+    /// the default, as behind a firewall that rejects packets) or never
+    /// answered (`true`, as behind one that drops them): the dial waits
+    /// until the heal, or until the dialer gives up (its connect
+    /// timeout). A node restarted into a partition stays joining while its
+    /// seeds' dials hang (docs/cluster.md, "Joining").
+    pub fn set_dials_hang_across_cuts(&self, hang: bool) {
+        self.net.state.lock().hang_dials = hang;
+        self.net.healed.notify_waiters();
+    }
+
     /// Restores delivery between `a` and `b` both ways; what was held is
     /// delivered.
     pub fn heal(&self, a: &str, b: &str) {
@@ -223,6 +241,8 @@ impl MemoryNetwork {
         st.cut.remove(&(a.to_string(), b.to_string()));
         st.cut.remove(&(b.to_string(), a.to_string()));
         st.apply(Some((a, b)));
+        drop(st);
+        self.net.healed.notify_waiters();
     }
 
     /// Restores every link.
@@ -230,6 +250,8 @@ impl MemoryNetwork {
         let mut st = self.net.state.lock();
         st.cut.clear();
         st.apply(None);
+        drop(st);
+        self.net.healed.notify_waiters();
     }
 
     /// Delays every write between `a` and `b`, both ways, by `latency`
@@ -300,6 +322,22 @@ impl Transport for MemoryNetwork {
             };
             if !rtt.is_zero() {
                 tokio::time::sleep(rtt).await;
+            }
+            // Dropped: no answer until the heal (the dialer's timeout ends
+            // the wait first, as for a SYN that is never answered).
+            loop {
+                // Listen first, then look: a heal meanwhile is not missed.
+                let healed = net.healed.notified();
+                tokio::pin!(healed);
+                healed.as_mut().enable();
+                let hangs = {
+                    let st = net.state.lock();
+                    st.hang_dials && (st.link(&from, &to).cut || st.link(&to, &from).cut)
+                };
+                if !hangs {
+                    break;
+                }
+                healed.await;
             }
             let mut st = net.state.lock();
             let (there, back) = (st.link(&from, &to), st.link(&to, &from));

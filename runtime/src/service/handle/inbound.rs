@@ -22,6 +22,18 @@ use crate::registry::ServiceEntry;
 use crate::service::actor::Envelope;
 use crate::service::sender_cache::with_sender;
 
+/// An ask from another node, already queued on a local instance (or
+/// failed), that nothing waits for yet.
+pub(crate) struct QueuedAsk<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    state: State<M>,
+    deadline_ms: u64,
+    timeout: Duration,
+}
+
 impl ServiceRef {
     /// The entry an inbound call is served from (a handle made by
     /// `local_only` always holds one).
@@ -30,7 +42,11 @@ impl ServiceRef {
     }
 
     /// A local instance for message type `index`.
-    fn pick_inbound<M: 'static>(&self, index: usize, msg: &M) -> Result<Target, CallError> {
+    pub(super) fn pick_inbound<M: 'static>(
+        &self,
+        index: usize,
+        msg: &M,
+    ) -> Result<Target, CallError> {
         if self.node.closing.load(Ordering::Relaxed) {
             return Err(CallError::ShuttingDown);
         }
@@ -48,16 +64,22 @@ impl ServiceRef {
     }
 
     /// Serves an ask from another node: queues `msg` on a local instance
-    /// and waits for its reply until `deadline_ms` (`timeout` is what the
-    /// error reports).
-    pub(crate) fn ask_inbound<M>(
+    /// at once (before anything waits for it), with `deadline_ms` in its
+    /// metadata; [`await_inbound`](Self::await_inbound) then waits for the
+    /// reply until that deadline (`timeout` is what the error reports).
+    ///
+    /// Queueing before the connection spawns the task that awaits the reply
+    /// lets the instance run first on a shared thread: that task's first
+    /// poll then usually finds the reply there, instead of waiting once
+    /// (and registering with the deadline sweeper) and being woken again.
+    pub(crate) fn queue_inbound_ask<M>(
         &self,
         index: usize,
         msg: M,
         mut meta: Metadata,
         deadline_ms: u64,
         timeout: Duration,
-    ) -> AskFuture<'_, M>
+    ) -> QueuedAsk<M>
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -82,11 +104,25 @@ impl ServiceRef {
             }
             _ => self.ask_picked(index, env),
         };
-        AskFuture {
+        QueuedAsk {
             state,
-            svc: self,
             deadline_ms,
             timeout,
+        }
+    }
+
+    /// Waits for the reply of an ask queued by
+    /// [`queue_inbound_ask`](Self::queue_inbound_ask) (on this handle).
+    pub(crate) fn await_inbound<M>(&self, queued: QueuedAsk<M>) -> AskFuture<'_, M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        AskFuture {
+            state: queued.state,
+            svc: self,
+            deadline_ms: queued.deadline_ms,
+            timeout: queued.timeout,
             ticket: TicketGuard {
                 deadlines: &self.node.deadlines,
                 ticket: None,

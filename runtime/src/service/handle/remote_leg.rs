@@ -65,15 +65,18 @@ impl ServiceRef {
         // A tell has no caller waiting: only an explicit deadline travels
         // (it still drops late work).
         let meta = wire_meta_tell(meta);
-        self.live_peer(r)?.send_call(
-            OutCall {
-                id: None,
-                service: &self.name,
-                message: codec.wire_name,
-                meta: &meta,
-            },
-            |out| (codec.encode_append)(msg as &dyn Any, out),
-        )
+        self.on_live_peer(r, |peer| {
+            peer.send_call(
+                OutCall {
+                    id: None,
+                    service: &self.name,
+                    message: codec.wire_name,
+                    meta: &meta,
+                },
+                |out| (codec.encode_append)(msg as &dyn Any, out),
+            )
+        })
+        .map(|((), _)| ())
     }
 
     pub(super) fn send_remote<M>(
@@ -88,22 +91,20 @@ impl ServiceRef {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let peer = match self.live_peer(r) {
-            Ok(p) => p,
-            Err(e) => return State::Failed(Some(e)),
-        };
         let meta = wire_meta(meta, timeout);
-        let asked = peer.ask_call(
-            OutCall {
-                id: None,
-                service: &self.name,
-                message: codec.wire_name,
-                meta: &meta,
-            },
-            |out| (codec.encode_append)(msg as &dyn Any, out),
-        );
+        let asked = self.on_live_peer(r, |peer| {
+            peer.ask_call(
+                OutCall {
+                    id: None,
+                    service: &self.name,
+                    message: codec.wire_name,
+                    meta: &meta,
+                },
+                |out| (codec.encode_append)(msg as &dyn Any, out),
+            )
+        });
         match asked {
-            Ok((id, rx)) => State::Remote {
+            Ok(((id, rx), peer)) => State::Remote {
                 call: Box::new(RemoteCall {
                     peer,
                     id,
@@ -112,6 +113,24 @@ impl ServiceRef {
                 }),
             },
             Err(e) => State::Failed(Some(e)),
+        }
+    }
+
+    /// Runs `send` on the current connection to the instance's node, and
+    /// once more on its successor if that connection was retired meanwhile
+    /// (a retired connection refuses calls once its `CallsDone` is queued).
+    fn on_live_peer<T>(
+        &self,
+        r: &RemoteInstance,
+        mut send: impl FnMut(&Peer) -> Result<T, CallError>,
+    ) -> Result<(T, Arc<Peer>), CallError> {
+        let peer = self.live_peer(r)?;
+        match send(&peer) {
+            Err(CallError::NodeDown { .. }) if peer.is_retired() => {
+                let next = self.live_peer(r)?;
+                send(&next).map(|v| (v, next))
+            }
+            sent => sent.map(|v| (v, peer)),
         }
     }
 

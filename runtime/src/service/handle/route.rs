@@ -1,5 +1,9 @@
 //! Routing: where a call goes, a local instance (round-robin, or the
-//! rendezvous winner for a keyed message) or a remote one.
+//! rendezvous winner for a keyed message) or a remote one. A node that is
+//! not a member of its cluster (joining, or downed by the split-brain
+//! resolver) routes no keyed message: it owns no key, and its callers get
+//! `CallError::Joining` / `Downed` at once (docs/cluster.md, "Joining").
+//! Its own local services still serve its own callers otherwise.
 
 use std::any::{Any, TypeId};
 use std::sync::atomic::Ordering;
@@ -33,6 +37,15 @@ impl Target {
 }
 
 impl ServiceRef {
+    /// Why this node routes no keyed message: it is not a member of its
+    /// cluster (joining, or downed by the split-brain resolver), so it owns
+    /// no key (`CallError::Joining` / `Downed`, counted). `None` for a
+    /// member and for a node without remoting.
+    #[inline]
+    fn not_member(&self) -> Option<CallError> {
+        self.node.remote.as_ref().and_then(|r| r.refusal())
+    }
+
     /// Routes a message of type `M`: a live local instance if there is one
     /// (or the rendezvous winner for a keyed message), else a remote one.
     #[inline]
@@ -52,7 +65,12 @@ impl ServiceRef {
                 });
             };
             let guard = match (entry.keyed_routing, entry.types[index].key) {
-                (true, Some(key_of)) => entry.pick_keyed(key_of(msg as &dyn Any)),
+                (true, Some(key_of)) => {
+                    if let Some(e) = self.not_member() {
+                        return Err(e);
+                    }
+                    entry.pick_keyed(key_of(msg as &dyn Any))
+                }
                 _ => entry.pick_round_robin(),
             };
             let guard = guard.ok_or_else(|| self.no_instance())?;
@@ -75,6 +93,11 @@ impl ServiceRef {
         } else {
             None
         };
+        if key.is_some() {
+            if let Some(e) = self.not_member() {
+                return Err(e);
+            }
+        }
         let remote = codec.and_then(|c| entry.pick_remote(c.wire_name, key).map(|r| (r, c)));
         match (local, key) {
             (Some(index), Some(k)) => {

@@ -29,7 +29,7 @@ impl Handler<AddChild> for Supervisor {
         self.compact();
         let i = self.children.len();
         self.counts[State::Down.idx()] += 1;
-        let mut child = Child::new(msg.spec, Some(Waiter::Spawn(msg.reply)));
+        let mut child = Child::new(msg.spec, Some(Waiter::spawn(msg.reply)));
         // At the root a failing first start ends the child (and `spawn`
         // frees the name); in a tree (`start_child`) it is not kept.
         child.dynamic = !matches!(self.kind, Kind::Root);

@@ -253,13 +253,13 @@ impl Handler<ChildOp> for Supervisor {
             child: self.children[i].spec.label(),
         };
         match msg.op {
-            Op::Terminate { delete } => self.terminate(i, Waiter::Op(msg.reply), delete, ctx),
+            Op::Terminate { delete } => self.terminate(i, Waiter::op(msg.reply), delete, ctx),
             Op::Restart => {
                 if self.children[i].state != State::Done {
                     let _ = msg.reply.send(Err(running()));
                     return;
                 }
-                self.children[i].waiting = Some(Waiter::Op(msg.reply));
+                self.children[i].waiting = Some(Waiter::op(msg.reply));
                 self.revive(i, ctx);
             }
             Op::Delete => {
@@ -411,7 +411,7 @@ impl Handler<Scale> for Supervisor {
                 match c.state {
                     State::Down | State::Done | State::Stopping => {
                         let (tx, rx) = oneshot::channel();
-                        c.waiting = Some(Waiter::Spawn(tx));
+                        c.waiting = Some(Waiter::spawn(tx));
                         waits.push(rx);
                         match c.state {
                             State::Down => self.start_child(slot, ctx),
@@ -435,7 +435,7 @@ impl Handler<Scale> for Supervisor {
                     }));
                 }
                 waits.push(rx);
-                self.terminate(slot, Waiter::Spawn(tx), false, ctx);
+                self.terminate(slot, Waiter::spawn(tx), false, ctx);
             }
         }
         self.check_ready();

@@ -199,6 +199,8 @@ impl Handler<ChildExited> for Supervisor {
         let _span =
             tracing::warn_span!("restart", supervisor = %self.name, child = %label).entered();
         tracing::warn!(%reason, strategy = ?self.strategy, "restarting");
+        node.live
+            .restarted(&self.name, &label.to_string(), &reason.to_string());
         self.restart_siblings(i, ctx);
     }
 }

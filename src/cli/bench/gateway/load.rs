@@ -41,7 +41,7 @@ impl std::fmt::Debug for Load {
 }
 
 /// What one round of requests yields.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Round {
     /// Requests, wall time and the latency of every answered request.
     pub(crate) measurement: Measurement,

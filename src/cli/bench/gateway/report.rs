@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::super::report::{round3, round6, si, summarize, thousands, verdict, SideSummary};
+use super::super::html::{BarChart, Group, Section, Unit};
+use super::super::report::{
+    round3, round6, si, summarize, thousands, verdict, Percentiles, SideSummary,
+};
 use super::load::Round;
 
 /// Gateway throughput ÷ bare handler throughput that msa aims for.
@@ -14,6 +17,19 @@ const TARGET_RATIO: f64 = 0.6;
 
 /// gRPC `Call` throughput ÷ HTTP gateway throughput that msa aims for (issue 14).
 const GRPC_TARGET_RATIO: f64 = 0.5;
+
+/// Throughput with a live-view stream open ÷ without it that msa aims for
+/// (issue 15).
+const LIVE_VIEW_TARGET_RATIO: f64 = 0.9;
+
+/// One round through the gateway with a live-view stream open.
+#[derive(Debug)]
+pub(crate) struct LiveViewRound {
+    /// The requests, as for the gateway without it.
+    pub(crate) round: Round,
+    /// Snapshots the stream delivered while the round ran.
+    pub(crate) snapshots: u64,
+}
 
 /// Every round of both sides, and how they ran.
 #[derive(Debug)]
@@ -29,6 +45,9 @@ pub(crate) struct GatewayComparison {
     pub(crate) baseline: Vec<Round>,
     /// The same calls over gRPC (`--grpc`; empty without it).
     pub(crate) grpc: Vec<Round>,
+    /// Through the gateway with a live-view stream open (`--live-view`;
+    /// empty without it).
+    pub(crate) live_view: Vec<LiveViewRound>,
 }
 
 /// The JSON line.
@@ -73,6 +92,28 @@ pub(crate) struct GatewayRecord {
     /// `--grpc` only: the gRPC side.
     #[serde(skip_serializing_if = "Option::is_none")]
     grpc: Option<GrpcRecord>,
+    /// `--live-view` only: the gateway with a live-view stream open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_view: Option<LiveViewRecord>,
+}
+
+/// The live-view side of the JSON line (`--live-view`).
+#[derive(Debug, Serialize)]
+pub(crate) struct LiveViewRecord {
+    requests_per_sec: f64,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    p999_us: Option<f64>,
+    rounds_requests_per_sec: Vec<f64>,
+    /// Snapshots the stream delivered in each round.
+    rounds_snapshots: Vec<u64>,
+    /// With the live view ÷ without it (the gateway side of the same run).
+    ratio_to_gateway: f64,
+    target_ratio: f64,
+    meets_target: bool,
+    failures: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_failure: Option<String>,
 }
 
 /// The gRPC side of the JSON line (`--grpc`).
@@ -108,7 +149,8 @@ impl GatewayComparison {
         let (msa, failures, first_failure) = summary(&self.gateway);
         let (raw, baseline_failures, baseline_first_failure) = summary(&self.baseline);
         let ratio = msa.msgs_per_sec / raw.msgs_per_sec;
-        let lat = |s: &SideSummary, i: usize| s.latency_us.map(|(a, b, c)| round3([a, b, c][i]));
+        let lat =
+            |s: &SideSummary, i: usize| s.latency_us.map(|p| round3([p.p50, p.p99, p.p999][i]));
         let rates = |s: &SideSummary| -> Vec<f64> {
             s.rounds_msgs_per_sec.iter().map(|r| r.round()).collect()
         };
@@ -124,6 +166,24 @@ impl GatewayComparison {
                 ratio_to_gateway: round3(ratio),
                 target_ratio: GRPC_TARGET_RATIO,
                 meets_target: ratio >= GRPC_TARGET_RATIO && failures == 0,
+                failures,
+                first_failure,
+            }
+        });
+        let live_view = (!self.live_view.is_empty()).then(|| {
+            let rounds: Vec<Round> = self.live_view.iter().map(|l| l.round.clone()).collect();
+            let (l, failures, first_failure) = summary(&rounds);
+            let ratio = l.msgs_per_sec / msa.msgs_per_sec;
+            LiveViewRecord {
+                requests_per_sec: l.msgs_per_sec.round(),
+                p50_us: lat(&l, 0),
+                p99_us: lat(&l, 1),
+                p999_us: lat(&l, 2),
+                rounds_requests_per_sec: rates(&l),
+                rounds_snapshots: self.live_view.iter().map(|l| l.snapshots).collect(),
+                ratio_to_gateway: round3(ratio),
+                target_ratio: LIVE_VIEW_TARGET_RATIO,
+                meets_target: ratio >= LIVE_VIEW_TARGET_RATIO && failures == 0,
                 failures,
                 first_failure,
             }
@@ -160,6 +220,7 @@ impl GatewayComparison {
             first_failure,
             baseline_first_failure,
             grpc,
+            live_view,
         }
     }
 }
@@ -172,7 +233,8 @@ pub(crate) fn json_line(c: &GatewayComparison) -> serde_json::Result<String> {
 /// The loud part of the report when requests failed; `None` when none did.
 pub(crate) fn failure_banner(r: &GatewayRecord) -> Option<String> {
     let grpc_failures = r.grpc.as_ref().map_or(0, |g| g.failures);
-    if r.failures == 0 && r.baseline_failures == 0 && grpc_failures == 0 {
+    let live_failures = r.live_view.as_ref().map_or(0, |l| l.failures);
+    if r.failures == 0 && r.baseline_failures == 0 && grpc_failures == 0 && live_failures == 0 {
         return None;
     }
     let total = r.requests * r.rounds as u64;
@@ -184,6 +246,11 @@ pub(crate) fn failure_banner(r: &GatewayRecord) -> Option<String> {
             "gRPC",
             grpc_failures,
             r.grpc.as_ref().map_or(&None, |g| &g.first_failure),
+        ),
+        (
+            "gateway + live view",
+            live_failures,
+            r.live_view.as_ref().map_or(&None, |l| &l.first_failure),
         ),
     ] {
         if n > 0 {
@@ -274,6 +341,24 @@ pub(crate) fn table(c: &GatewayComparison) -> String {
             verdict(g.meets_target)
         );
     }
+    if let Some(l) = &r.live_view {
+        row(
+            &mut out,
+            "live view",
+            l.requests_per_sec,
+            [l.p50_us, l.p99_us, l.p999_us],
+            l.failures,
+        );
+        let _ = writeln!(
+            out,
+            "live view ÷ gateway {:.3}×  (one live-view stream open; snapshots per round: {:?}; \
+             target ≥{:.1}× with no failures: {})",
+            l.ratio_to_gateway,
+            l.rounds_snapshots,
+            l.target_ratio,
+            verdict(l.meets_target)
+        );
+    }
     let _ = writeln!(out, "Baseline: {}.", r.baseline);
     let _ = writeln!(out, "Threads: {}.", r.threads);
     if let Some(banner) = failure_banner(&r) {
@@ -281,6 +366,63 @@ pub(crate) fn table(c: &GatewayComparison) -> String {
         out.push_str(&banner);
     }
     out
+}
+
+/// The charts of `msa bench gateway --html`, from the same record and
+/// summaries as the table, which follows them.
+pub(crate) fn html_sections(c: &GatewayComparison) -> Vec<Section> {
+    let r = c.record();
+    let mut bars = vec![
+        ("msa gateway", r.requests_per_sec),
+        ("bare actix-web", r.baseline_requests_per_sec),
+    ];
+    if let Some(g) = &r.grpc {
+        bars.push(("gRPC ingress", g.requests_per_sec));
+    }
+    if let Some(l) = &r.live_view {
+        bars.push(("gateway + live view", l.requests_per_sec));
+    }
+    let mut section = Section::new("msa bench gateway: HTTP over loopback")
+        .note(format!(
+            "{} keep-alive connections, {} worker(s); median of {} interleaved round(s) per \
+             side; ratio {:.3}× (target ≥ {:.1}×: {}).",
+            r.connections,
+            r.workers,
+            r.rounds,
+            r.ratio,
+            r.target_ratio,
+            verdict(r.meets_target)
+        ))
+        .chart(
+            BarChart::new("Throughput", Unit::PerSec("req/s"))
+                .group(Group::new(format!("gateway, ratio {:.2}×", r.ratio), &bars)),
+        );
+    let mut sides = vec![
+        ("msa gateway", summary(&c.gateway).0.latency_us),
+        ("bare actix-web", summary(&c.baseline).0.latency_us),
+    ];
+    if !c.grpc.is_empty() {
+        sides.push(("gRPC ingress", summary(&c.grpc).0.latency_us));
+    }
+    let sides: Vec<(&str, Percentiles)> = sides
+        .into_iter()
+        .filter_map(|(n, p)| Some((n, p?)))
+        .collect();
+    if !sides.is_empty() {
+        let mut chart = BarChart::new(
+            "Request latency over all rounds (client side)",
+            Unit::Micros,
+        )
+        .scaled_per_group();
+        for i in 0..4 {
+            let label = sides[0].1.charted()[i].0;
+            let bars: Vec<(&str, f64)> =
+                sides.iter().map(|(n, p)| (*n, p.charted()[i].1)).collect();
+            chart = chart.group(Group::new(label, &bars));
+        }
+        section = section.chart(chart);
+    }
+    vec![section.text(table(c))]
 }
 
 #[cfg(test)]
@@ -313,6 +455,7 @@ mod tests {
             gateway,
             baseline,
             grpc: Vec::new(),
+            live_view: Vec::new(),
         }
     }
 
@@ -366,5 +509,19 @@ mod tests {
         ] {
             assert!(v[f].is_number(), "{f} in {v}");
         }
+    }
+
+    #[test]
+    fn html_sections_chart_both_sides_from_the_record() {
+        let c = comparison(vec![round(1_000, 2_000, 0)], vec![round(1_000, 1_000, 0)]);
+        let s = html_sections(&c);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].charts.len(), 2, "throughput and latency");
+        let svg = s[0].charts[0].svg();
+        assert!(
+            svg.contains("500 req/s") && svg.contains("1.0k req/s"),
+            "{svg}"
+        );
+        assert!(s[0].charts[1].svg().contains("max"));
     }
 }

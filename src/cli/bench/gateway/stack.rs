@@ -18,6 +18,9 @@ use msa::{Node, RemoteMessage};
 pub(crate) const SERVICE: &str = "echo";
 /// The role the bench's token carries and the policy asks for.
 const ROLE: &str = "bench";
+/// The gateway's admin role (its default `admin_roles`), which the live
+/// view needs.
+const ADMIN_ROLE: &str = "admin";
 /// How long the bench's token is valid.
 const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How long the node may drain at the end.
@@ -30,6 +33,8 @@ pub(crate) struct Stack {
     gateway: GatewayHandle,
     /// A token the gateway accepts for `echo.Ping`.
     pub(crate) token: String,
+    /// A token of the gateway's admin role, for the live view.
+    pub(crate) admin_token: String,
 }
 
 impl Stack {
@@ -50,10 +55,11 @@ impl Stack {
             .start()
             .context("starting the msa node")?;
         match Self::start_on(&node, workers, access_rules, grpc).await {
-            Ok((gateway, token)) => Ok(Self {
+            Ok((gateway, token, admin_token)) => Ok(Self {
                 node,
                 gateway,
                 token,
+                admin_token,
             }),
             Err(e) => {
                 let _ = node.shutdown(SHUTDOWN_GRACE).await;
@@ -67,7 +73,7 @@ impl Stack {
         workers: usize,
         access_rules: bool,
         grpc: bool,
-    ) -> anyhow::Result<(GatewayHandle, String)> {
+    ) -> anyhow::Result<(GatewayHandle, String, String)> {
         let mut spec = echo::echo_spec(SERVICE);
         if access_rules {
             spec = spec.access(Access::new().default_rule(Rule::roles([ROLE])));
@@ -78,6 +84,8 @@ impl Stack {
         let secret = random_secret()?;
         let token = hs256_token(&secret, "msa-bench", &[ROLE], TOKEN_TTL)
             .map_err(|e| anyhow!("making the bench's token: {e}"))?;
+        let admin_token = hs256_token(&secret, "msa-bench-live-view", &[ADMIN_ROLE], TOKEN_TTL)
+            .map_err(|e| anyhow!("making the live view's token: {e}"))?;
         let config = GatewayConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers,
@@ -96,7 +104,7 @@ impl Stack {
         };
         let gateway = Gateway::start(node.clone(), config)
             .map_err(|e| anyhow!("starting the gateway: {e}"))?;
-        Ok((gateway, token))
+        Ok((gateway, token, admin_token))
     }
 
     /// The gRPC ingress's bound address, when started with it.

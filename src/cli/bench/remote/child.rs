@@ -38,11 +38,21 @@ impl SinkProcess {
     /// and waits (bounded) for its ready line. The child's stderr is ours;
     /// unless `RUST_LOG` is set, it logs errors only (a peer leaving at the
     /// end is logged as a warning and would be noise here).
-    pub(crate) fn start(secret: &str, tls: Option<&std::path::Path>) -> anyhow::Result<Self> {
+    ///
+    /// With `topic`, the child's sink service also subscribes to that topic
+    /// of [`Hit`](super::service::Hit)s (`msa bench streams`).
+    pub(crate) fn start(
+        secret: &str,
+        tls: Option<&std::path::Path>,
+        topic: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding the msa executable")?;
         let mut cmd = Command::new(exe);
         if let Some(d) = tls {
             cmd.env(super::TLS_DIR_ENV, d);
+        }
+        if let Some(t) = topic {
+            cmd.env(super::TOPIC_ENV, t);
         }
         cmd.args(["bench", "remote", "--serve"])
             .env("MSA_SECRET", secret)

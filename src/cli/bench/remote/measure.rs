@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use hdrhistogram::Histogram;
-use msa_runtime::{CallError, ServiceRef};
+use msa_runtime::{CallError, Node, ServiceRef, Topic};
 
 use super::super::services::YIELD_EVERY;
 use super::service::{Count, Echo, Hit};
@@ -76,6 +76,53 @@ pub(crate) async fn tell(sink: ServiceRef, messages: u64) -> anyhow::Result<Meas
     );
     Ok(Measurement {
         messages,
+        elapsed,
+        latency_ns: None,
+        retries,
+    })
+}
+
+/// `events` [`Hit`]s published to `topic`, whose one subscriber is the
+/// sink service on the other process (`msa bench streams`'s `remote1`):
+/// the same loop as [`tell`], with the same yields. A publish never fails,
+/// but a copy the connection has no room for is dropped and counted in the
+/// node's `remote_dropped`: the publish is then made again after a yield and
+/// counted as a retry, as [`tell`] does after `Overloaded`. The clock stops
+/// when an ask for the sink's count confirms that every event arrived.
+pub(crate) async fn publish(
+    node: Node,
+    topic: Topic<Hit>,
+    sink: ServiceRef,
+    events: u64,
+) -> anyhow::Result<Measurement> {
+    let before = sink.ask(Count).await.context("asking the sink's count")?;
+    let mut dropped = node.topic_stats().remote_dropped;
+    let mut retries = 0u64;
+    let start = Instant::now();
+    for i in 1..=events {
+        loop {
+            topic.publish(Hit(i));
+            let now = node.topic_stats().remote_dropped;
+            if now == dropped {
+                break;
+            }
+            dropped = now;
+            retries += 1;
+            tokio::task::yield_now().await;
+        }
+        if i % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let after = sink.ask(Count).await.context("asking the sink's count")?;
+    let elapsed = start.elapsed();
+    let counted = after.wrapping_sub(before);
+    ensure!(
+        counted == events,
+        "the subscriber counted {counted} events, {events} were published"
+    );
+    Ok(Measurement {
+        messages: events,
         elapsed,
         latency_ns: None,
         retries,

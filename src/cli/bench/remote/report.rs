@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::super::report::{median, round3, round6, si, thousands, verdict};
+use super::super::html::{BarChart, Group, Section, Unit};
+use super::super::report::{median, round3, round6, si, thousands, verdict, Percentiles};
 use super::awake::Cpus;
 use super::measure::Measurement;
 use super::raw::FRAME_BYTES;
@@ -109,6 +110,8 @@ struct Summary {
     p50_us: Option<f64>,
     /// (p50, p99, p99.9) in µs over every round trip of every round.
     pooled_us: Option<(f64, f64, f64)>,
+    /// The same histogram's percentiles, with p90 and max (for charts).
+    pooled: Option<Percentiles>,
 }
 
 fn us(h: &Histogram<u64>, q: f64) -> f64 {
@@ -140,6 +143,7 @@ fn summarize(rounds: &[Measurement]) -> Summary {
         retries: median(&retries),
         p50_us: (!rounds_p50_us.is_empty()).then(|| median(&rounds_p50_us)),
         rounds_p50_us,
+        pooled: merged.as_ref().map(Percentiles::of),
         pooled_us: merged.map(|h| (us(&h, 0.5), us(&h, 0.99), us(&h, 0.999))),
     }
 }
@@ -537,6 +541,65 @@ pub(crate) fn table(comparisons: &[RemoteComparison]) -> String {
         );
     }
     out
+}
+
+/// The charts of `msa bench remote --html`, from the same records and
+/// summaries as the table, which follows them.
+pub(crate) fn html_sections(comparisons: &[RemoteComparison]) -> Vec<Section> {
+    let records: Vec<RemoteRecord> = comparisons.iter().map(RemoteComparison::record).collect();
+    let rounds = records.first().map_or(0, |r| r.rounds);
+    let mut throughput = BarChart::new(
+        format!("Throughput (median of {rounds} interleaved rounds per side)"),
+        Unit::PerSec("msg/s"),
+    );
+    for r in &records {
+        let mut bars = vec![
+            ("msa", r.msgs_per_sec),
+            ("raw TCP baseline", r.baseline_msgs_per_sec),
+        ];
+        if let Some(t) = &r.tls {
+            bars.push(("msa over mutual TLS", t.tls_msgs_per_sec));
+        }
+        throughput = throughput.group(Group::new(
+            format!("{} (CPUs {}), ratio {:.3}×", r.scenario, r.cpus, r.ratio),
+            &bars,
+        ));
+    }
+    let mut section = Section::new("msa bench remote: two processes on loopback")
+        .note(
+            "Baseline: raw tokio TCP between the same two processes, measured in the same \
+             rounds; ratio = msa ÷ baseline.",
+        )
+        .chart(throughput);
+    for c in comparisons {
+        let mut sides = vec![
+            ("msa", summarize(&c.msa).pooled),
+            ("raw TCP baseline", summarize(&c.raw).pooled),
+        ];
+        if !c.tls.is_empty() {
+            sides.push(("msa over mutual TLS", summarize(&c.tls).pooled));
+        }
+        let sides: Vec<(&str, Percentiles)> = sides
+            .into_iter()
+            .filter_map(|(n, p)| Some((n, p?)))
+            .collect();
+        let Some(first) = sides.first() else { continue };
+        let mut chart = BarChart::new(
+            format!(
+                "{}: round-trip latency over every round trip of every round",
+                c.scenario.name()
+            ),
+            Unit::Micros,
+        )
+        .scaled_per_group();
+        for (i, (label, _)) in first.1.charted().into_iter().enumerate() {
+            let bars: Vec<(&str, f64)> =
+                sides.iter().map(|(n, p)| (*n, p.charted()[i].1)).collect();
+            chart = chart.group(Group::new(label, &bars));
+        }
+        section = section.chart(chart);
+    }
+    vec![section.text(table(comparisons))]
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! node serves over mutual TLS beside the plaintext one, so that the parent
 //! measures both in the same run.
 //!
+//! With `MSA_BENCH_TOPIC` set (by `msa bench streams`), the plaintext
+//! sink service also subscribes to that topic of [`Hit`]s.
+//!
 //! It prints one [`ReadyLine`] on stdout once both listen, and stops when
 //! its stdin reaches end of file: the parent holds the other end, so the
 //! child never outlives it, even when the parent is killed.
@@ -18,7 +21,7 @@ use msa_runtime::Node;
 use tokio::net::TcpListener;
 
 use super::raw;
-use super::service::sink_spec;
+use super::service::{sink_spec, Hit};
 use super::{SINK_ARBITERS, SINK_NODE, SINK_TLS_NODE};
 
 /// How long the sink may drain when the child stops.
@@ -122,10 +125,17 @@ async fn serve(secret: String) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let topic = std::env::var(super::TOPIC_ENV).ok();
     let served = async {
-        node.spawn(sink_spec())
+        let sink = node
+            .spawn(sink_spec())
             .await
             .context("spawning the sink service")?;
+        // `msa bench streams`: the sink is also the topic's one subscriber
+        // (held until the child stops).
+        let _subscription = topic
+            .as_deref()
+            .map(|t| node.topic::<Hit>(t).subscribe_service(&sink));
         if let Some(t) = &tls_node {
             t.spawn(sink_spec())
                 .await

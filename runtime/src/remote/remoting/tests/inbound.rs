@@ -96,3 +96,38 @@ async fn a_route_resolved_on_a_connection_reaches_the_restarted_instance() {
     assert_eq!(count(p.ask_by(5, Route::Id(0), incr).await), 2);
     node.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_served_ask_is_in_the_mailbox_before_its_reply_is_awaited() {
+    let node = Node::builder()
+        .name("eager")
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .secret(SECRET)
+        .start()
+        .unwrap();
+    node.spawn(ServiceSpec::new("counter", Counter::default).handles::<Incr>())
+        .await
+        .unwrap();
+    // What a connection's reader holds: the node, and the route resolved.
+    let local = node.remoting().unwrap().node.upgrade().unwrap();
+    let inbound = local.clone().resolve("counter", Incr::NAME).unwrap();
+    let deadline = crate::remote::inbound::ServeDeadline::new(&*local, Some(5_000));
+    let served = inbound
+        .serve_ask(
+            &crate::codec::encode(&Incr).unwrap(),
+            Metadata::new(),
+            deadline,
+        )
+        .unwrap();
+    // Not polled yet: the served ask is queued already, so a local ask
+    // made after it is handled after it, and sees its count.
+    let svc = node.service("counter");
+    assert_eq!(svc.ask(Incr).await.unwrap(), 2);
+    let reply = tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the served ask's reply within 10 s")
+        .unwrap();
+    assert_eq!(crate::codec::decode::<u64>(&reply).unwrap(), 1);
+    node.shutdown(Duration::from_secs(5)).await.unwrap();
+}

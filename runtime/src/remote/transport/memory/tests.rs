@@ -127,6 +127,24 @@ async fn a_one_way_cut_stops_one_direction_only() {
     assert_eq!(read_n(&mut inn, 4).await, b"held");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_dial_hanging_across_a_cut_is_answered_at_the_heal() {
+    let t = two();
+    t.net.set_dials_hang_across_cuts(true);
+    t.net.cut("a", "b");
+    let dial = t.a.connect(t.lb.local_addr());
+    tokio::pin!(dial);
+    // Hangs, however long the paused clock runs on.
+    assert!(tokio::time::timeout(Duration::from_secs(60), dial.as_mut())
+        .await
+        .is_err());
+    // The heal wakes it: no time passes (no polling interval to wait for).
+    let healed_at = Instant::now();
+    t.net.heal("a", "b");
+    dial.await.unwrap();
+    assert_eq!(Instant::now(), healed_at);
+}
+
 #[tokio::test]
 async fn heal_all_restores_every_link() {
     let mut t = two();

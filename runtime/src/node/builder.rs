@@ -398,6 +398,7 @@ impl NodeBuilder {
             }
             (None, Some(_)) if !local => {
                 tracing::warn!(
+                    node = %self.name,
                     %addr,
                     "listening beyond loopback with only the cluster secret (HMAC): \
                      connections are authenticated but not encrypted; use mutual TLS \

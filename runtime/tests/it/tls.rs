@@ -2,7 +2,8 @@
 //! over TLS call each other; a peer without a certificate, with one from
 //! another CA, or presenting another node's name is refused and counted
 //! while a good peer still connects; a reload picks up new files; operator
-//! clients need an operator certificate.
+//! clients need an operator certificate; only the HMAC mode warns when it
+//! listens beyond loopback.
 
 use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
@@ -189,6 +190,64 @@ async fn a_node_refuses_to_start_with_another_nodes_certificate() {
         matches!(err, msa_runtime::NodeError::TlsIdentity { .. }),
         "{err}"
     );
+}
+
+/// Starts a node named `name` listening on `listen` (advertising loopback,
+/// which an unspecified address needs) with the cluster secret and/or TLS;
+/// returns it with the warnings it logged while starting.
+fn start_logged(name: &str, listen: &str, secret: bool, tls: Option<TlsConfig>) -> (Node, String) {
+    use crate::support::log_capture::LogCapture;
+    // The warning is logged by `start` itself, on this thread, before it
+    // returns: everything it logs is in the capture once it has.
+    let logs = LogCapture::keyed("node", name, tracing::Level::WARN);
+    let mut b = Node::builder()
+        .name(name)
+        .arbiters(1)
+        .listen(listen.parse().unwrap())
+        .advertise("127.0.0.1:0");
+    if secret {
+        b = b.secret(b"warn-secret");
+    }
+    if let Some(tls) = tls {
+        b = b.tls(tls);
+    }
+    let node = b.start().unwrap();
+    let text = logs.text();
+    (node, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_mode_beyond_loopback_warns_at_start_and_loopback_or_mutual_tls_does_not() {
+    const WARNING: &str = "listening beyond loopback with only the cluster secret (HMAC)";
+    // Only the cluster secret, on every interface: warned about, with the
+    // address and what to use instead.
+    let (hmac_any, logs) = start_logged("warn-hmac-any", "0.0.0.0:0", true, None);
+    assert!(logs.contains(WARNING), "{logs}");
+    assert!(logs.contains("addr=0.0.0.0:0"), "{logs}");
+    assert!(logs.contains("mutual TLS"), "{logs}");
+    // The same on loopback: nothing to warn about.
+    let (hmac_lo, logs) = start_logged("warn-hmac-lo", "127.0.0.1:0", true, None);
+    assert!(!logs.contains("beyond loopback"), "{logs}");
+    // Mutual TLS on every interface, alone or with the secret besides: no
+    // warning (the connections are encrypted and authenticated).
+    let ca = Ca::new("warn CA");
+    let (tls_any, logs) = start_logged(
+        "warn-tls-any",
+        "0.0.0.0:0",
+        false,
+        Some(node_tls(&ca, "warn-tls-any")),
+    );
+    assert!(!logs.contains("beyond loopback"), "{logs}");
+    let (both_any, logs) = start_logged(
+        "warn-both-any",
+        "0.0.0.0:0",
+        true,
+        Some(node_tls(&ca, "warn-both-any")),
+    );
+    assert!(!logs.contains("beyond loopback"), "{logs}");
+    for n in [both_any, tls_any, hmac_lo, hmac_any] {
+        n.shutdown(GRACE).await.unwrap();
+    }
 }
 
 /// A TLS client without a certificate (a plain rustls client that trusts

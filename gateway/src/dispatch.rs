@@ -8,10 +8,12 @@
 //! covering exactly the same requests (every request reaches this handler:
 //! its extractors cannot fail).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_web::http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, ORIGIN};
+use actix_web::http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, CONTENT_LENGTH, ORIGIN};
+use actix_web::http::{StatusCode, Version};
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
 use tracing::Instrument;
 
 use crate::body::HoldPayload;
@@ -24,6 +26,12 @@ use crate::trace::{self, RequestCtx, REQUEST_ID};
 
 /// Label of requests that matched no route.
 const UNMATCHED: &str = "unmatched";
+
+/// Most of a request body the gateway reads and discards before an early
+/// refusal over HTTP/2 (see [`drain_small_body`]).
+const DRAIN_MAX_BYTES: usize = 64 * 1024;
+/// Longest it waits for that body (or `body_timeout_ms`, if shorter).
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(2);
 
 /// Answers every request (actix-web's default service).
 pub(crate) async fn dispatch(
@@ -50,6 +58,9 @@ pub(crate) async fn dispatch(
         Err(e) => Err(e),
     };
     let mut res = result.unwrap_or_else(|e| e.to_response());
+    if req.version() == Version::HTTP_2 && refused_before_the_body(res.status()) {
+        drain_small_body(req.headers(), &mut payload, state.body_timeout()).await;
+    }
     res.headers_mut().insert(REQUEST_ID, ctx.request_id.clone());
     if let Some(expose) = state
         .cors
@@ -216,4 +227,53 @@ fn draining(state: &State) -> &'static [&'static str] {
     } else {
         &[]
     }
+}
+
+/// Answers given before the request's body was read: the token, the
+/// policy, the route or the method refused it.
+fn refused_before_the_body(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+    )
+}
+
+/// Reads and discards what is left of a small request body, at most
+/// [`DRAIN_MAX_BYTES`] within [`DRAIN_MAX_TIME`] (or `body_timeout`).
+///
+/// Over HTTP/2 a stream whose body is left unread when the answer is
+/// complete is reset with `NO_ERROR` (h2, as RFC 9113 section 8.1 allows).
+/// curl 7.88 fails on that reset while it is still sending its body (exit
+/// 52 or 92, the answer never shown), which is what a client whose body
+/// comes a moment after its headers meets when the refusal is quicker
+/// (docs/security.md, "Known issues"). Reading a small body first lets the
+/// stream end cleanly. A body declared larger, or not done within the
+/// bound, is left as before (the stream is reset): an unauthenticated
+/// caller can make a stream wait at most this long for its refusal, and
+/// it holds no concurrency permit meanwhile.
+async fn drain_small_body(
+    headers: &actix_web::http::header::HeaderMap,
+    payload: &mut web::Payload,
+    body_timeout: Duration,
+) {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_MAX_BYTES as u64) {
+        return;
+    }
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > DRAIN_MAX_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME.min(body_timeout), drain).await;
 }

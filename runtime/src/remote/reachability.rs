@@ -77,7 +77,20 @@ pub(crate) struct Reachability {
     /// Members named in peers' tables (their connected peers), with when
     /// (see [`learned`](Self::learned)).
     learned: BTreeMap<String, Instant>,
+    /// Members judged unreachable that dropped out of the observations
+    /// (membership held them down for a moment: an identity renewed after a
+    /// split-brain self-down), with their incarnation and when they were
+    /// last heard from. One that comes back at that incarnation, still
+    /// unheard, is unreachable again at once rather than after another
+    /// grace of `after`: otherwise the two ends of a partial cut, both
+    /// renewing, each saw the other reachable for a moment and came back
+    /// while the cut lasted (`split_brain::a_partial_cut_...` under load).
+    forgotten: BTreeMap<String, (u64, Instant)>,
 }
+
+/// How long an unreachable member that dropped out of the observations is
+/// remembered, in multiples of the unreachable bound.
+const FORGOTTEN_FOR: u32 = 20;
 
 impl Reachability {
     /// A tracker that declares a member unreachable after `after` without
@@ -90,6 +103,7 @@ impl Reachability {
             reports: BTreeMap::new(),
             next_version: 1,
             learned: BTreeMap::new(),
+            forgotten: BTreeMap::new(),
         }
     }
 
@@ -110,13 +124,29 @@ impl Reachability {
     /// (others are forgotten) at `now`; reports what changed.
     pub(crate) fn step(&mut self, now: Instant, observed: &[Observation]) -> Changes {
         let mut changes = Changes::default();
-        self.members
-            .retain(|name, _| observed.iter().any(|o| &o.name == name));
+        let forgotten = &mut self.forgotten;
+        let keep_for = self.after * FORGOTTEN_FOR;
+        forgotten.retain(|_, (_, since)| now.saturating_duration_since(*since) < keep_for);
+        self.members.retain(|name, t| {
+            let keep = observed.iter().any(|o| &o.name == name);
+            if !keep && t.unreachable {
+                forgotten.insert(name.clone(), (t.incarnation, t.since));
+            }
+            keep
+        });
         for o in observed {
-            let t = self.members.entry(o.name.clone()).or_insert(Track {
-                incarnation: o.incarnation,
-                since: now,
-                unreachable: false,
+            let t = self.members.entry(o.name.clone()).or_insert_with(|| {
+                // Back at the incarnation judged unreachable: silent since
+                // it was last heard from, so judged at once (below).
+                let since = match forgotten.remove(&o.name) {
+                    Some((incarnation, since)) if incarnation == o.incarnation => since,
+                    _ => now,
+                };
+                Track {
+                    incarnation: o.incarnation,
+                    since,
+                    unreachable: false,
+                }
             });
             if o.incarnation > t.incarnation {
                 // A restarted member starts afresh.

@@ -53,6 +53,40 @@ fn a_member_no_longer_expected_is_forgotten_with_its_services() {
     assert_eq!(r.unreachable_host("kv"), None);
 }
 
+/// Both ends of a partial cut renew their identities when they down
+/// themselves, so membership holds each briefly down at the other: a member
+/// judged unreachable that drops out of the observations and comes back
+/// unheard is unreachable again at once, not reachable for another grace.
+#[test]
+fn an_unreachable_member_back_unheard_after_a_moment_away_is_unreachable_at_once() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("c", Some(t0))]);
+    assert_eq!(r.step(t0 + AFTER, &[obs("c", None)]).unreachable, ["c"]);
+    // Out of the observations for a step (membership holds it down).
+    assert!(r.step(t0 + AFTER + AFTER / 4, &[]).is_empty());
+    assert!(!r.is_unreachable("c"));
+    // Back, still unheard: unreachable at once.
+    let back = t0 + AFTER + AFTER / 2;
+    assert_eq!(r.step(back, &[obs("c", None)]).unreachable, ["c"]);
+    assert!(r.is_unreachable("c"));
+    // Heard from: reachable.
+    let heard = back + AFTER / 4;
+    assert_eq!(r.step(heard, &[obs("c", Some(heard))]).reachable, ["c"]);
+    // A restarted member (a newer incarnation) starts afresh instead.
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("c", None)]);
+    r.step(t0 + AFTER, &[obs("c", None)]);
+    r.step(t0 + AFTER * 2, &[]);
+    let newer = Observation {
+        name: "c".into(),
+        incarnation: 2,
+        heard: None,
+    };
+    assert!(r.step(t0 + AFTER * 3, &[newer]).is_empty());
+    assert!(!r.is_unreachable("c"));
+}
+
 #[test]
 fn services_of_a_reachable_member_do_not_explain_a_missing_service() {
     let t0 = Instant::now();

@@ -175,6 +175,12 @@ impl Remoting {
                     );
                     node.registry().apply_remote_table(peer, services);
                     peer.table_applied(version);
+                    if self.downed_here(&peer.info.name, peer.info.incarnation) {
+                        // The resolver downed it while the table was being
+                        // applied (it drops the node's routes after marking
+                        // it downed, so one of the two drops comes last).
+                        node.registry().drop_node(&peer.info.name);
+                    }
                 } else {
                     tracing::debug!(peer = %peer.info.name, version, "stale service table ignored");
                 }

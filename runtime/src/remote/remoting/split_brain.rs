@@ -265,18 +265,18 @@ impl Remoting {
                         stable_after = ?config.stable_after,
                         "split-brain resolver: downing a member on the other side of a partition"
                     );
+                    // Out of routing before anyone hears of it: whoever
+                    // reacts to the event routes nothing there.
+                    if let Some(node) = self.node.upgrade() {
+                        node.registry().drop_node(&name);
+                    }
+                    // Counted once out of routing, before the event.
+                    self.stats.split_brain_downs.fetch_add(1, Ordering::Relaxed);
                     self.emit(ClusterEvent::Down {
                         name: name.clone(),
                         reason: format!("downed by the split-brain resolver ({})", config.strategy),
                     });
-                    if let Some(node) = self.node.upgrade() {
-                        node.registry().drop_node(&name);
-                    }
                     self.to_membership(MembershipInput::Down(name));
-                    // Counted once done: whoever reads the count sees the
-                    // member out of routing already (a keyed call right
-                    // after it never reaches the downed member).
-                    self.stats.split_brain_downs.fetch_add(1, Ordering::Relaxed);
                 }
             }
             SbrDecision::DownSelf => {

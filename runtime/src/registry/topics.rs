@@ -50,7 +50,7 @@ pub(crate) trait TopicSink: Send + Sync + std::fmt::Debug {
     /// Takes the events of a run from another node (their encodings, all
     /// of type `wire`, in order); never blocks. One by one unless the sink
     /// does better (a service subscriber queues them as one batch).
-    fn deliver_run<'a>(&self, wire: &str, payloads: &mut dyn Iterator<Item = &'a [u8]>) {
+    fn deliver_run(&self, wire: &str, payloads: &mut dyn Iterator<Item = &[u8]>) {
         for p in payloads {
             self.deliver(wire, TopicEvent::Wire(p));
         }

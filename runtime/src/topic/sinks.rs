@@ -152,7 +152,7 @@ where
     /// A run from another node: decoded, then queued on one instance as
     /// one batch where its mailbox has room (`ServiceRef::tell_batch_now`),
     /// the rest told one by one after it, as single events are.
-    fn deliver_run<'a>(&self, wire: &str, payloads: &mut dyn Iterator<Item = &'a [u8]>) {
+    fn deliver_run(&self, wire: &str, payloads: &mut dyn Iterator<Item = &[u8]>) {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }

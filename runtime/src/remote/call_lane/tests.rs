@@ -193,9 +193,12 @@ fn publish<'a>(topic: &'a str, members: &'a [u64]) -> OutPublish<'a> {
     }
 }
 
-/// The topic events in `bytes`, frame by frame: (topic, [(value, plain,
-/// members)]), read by hand as a connection's reader does.
-fn runs(bytes: &[u8]) -> Vec<(String, Vec<(u64, bool, Vec<u64>)>)> {
+/// One event as a test reads it: its value, `plain` and members.
+type Event = (u64, bool, Vec<u64>);
+
+/// The topic events in `bytes`, frame by frame: (topic, events), read by
+/// hand as a connection's reader does.
+fn runs(bytes: &[u8]) -> Vec<(String, Vec<Event>)> {
     let mut dec = FrameDecoder::new(usize::MAX);
     dec.push(bytes);
     let mut out = Vec::new();
@@ -205,7 +208,7 @@ fn runs(bytes: &[u8]) -> Vec<(String, Vec<(u64, bool, Vec<u64>)>)> {
             other => panic!("not a run: {other:?}"),
         };
         assert_eq!(r.message, "bench.Hit");
-        let events: Vec<(u64, bool, Vec<u64>)> = r
+        let events: Vec<Event> = r
             .events
             .iter()
             .map(|e| {
@@ -278,7 +281,7 @@ fn a_run_takes_its_events_in_order_with_their_members() {
     }
     let mut out = Vec::new();
     lane.take_into(&mut out);
-    let want: Vec<(u64, bool, Vec<u64>)> = (0..10u64)
+    let want: Vec<Event> = (0..10u64)
         .map(|v| {
             if v % 3 == 0 {
                 (v, false, members.to_vec())

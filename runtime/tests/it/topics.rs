@@ -240,7 +240,7 @@ async fn a_service_subscriber_gets_events_as_messages_from_another_node() {
     a.shutdown(GRACE).await.unwrap();
 }
 
-/// Publishes `n` events back to back from one task (the connection's
+/// Publishes 20,000 events back to back from one task (the connection's
 /// lane gathers them into runs, `PublishRun` frames) and then events to
 /// two topics interleaved in blocks of 1 to 7 (each block a run of its
 /// own): the service subscriber on the other node gets every event of the

@@ -52,6 +52,19 @@ pub fn frame_decoder(data: &[u8]) {
                         plain: p.plain,
                         members: p.members,
                     })),
+                    Ok(Some(Incoming::PublishRun(run))) => Some(Some(Frame::PublishRun {
+                        topic: run.topic.to_string(),
+                        message: run.message.to_string(),
+                        events: run
+                            .events
+                            .into_iter()
+                            .map(|e| crate::remote::frame::RunEvent {
+                                payload: e.payload.to_vec(),
+                                plain: e.plain,
+                                members: e.members,
+                            })
+                            .collect(),
+                    })),
                     Ok(Some(_)) => Some(None),
                     Ok(None) => None,
                     Err(_) => return,
@@ -271,6 +284,22 @@ pub fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             payload: vec![6; 8],
             plain: true,
             members: vec![3],
+        },
+        Frame::PublishRun {
+            topic: "orders.events".into(),
+            message: "shop.OrderPlaced".into(),
+            events: vec![
+                crate::remote::frame::RunEvent {
+                    payload: vec![7; 8],
+                    plain: true,
+                    members: vec![],
+                },
+                crate::remote::frame::RunEvent {
+                    payload: vec![8; 3],
+                    plain: false,
+                    members: vec![3, 4],
+                },
+            ],
         },
     ];
     for (i, f) in samples.into_iter().enumerate() {

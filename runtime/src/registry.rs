@@ -21,7 +21,9 @@ pub(crate) use group_ads::{
     check_group_ads, check_name as check_group_name, group_topic, member_label, parse_label,
 };
 pub use monitor::MonitorReason;
-pub(crate) use topics::{Routes, TopicAd, TopicEvent, TopicHub, TopicSink, TopicState, WireAsk};
+pub(crate) use topics::{
+    Routes, TopicAd, TopicEvent, TopicHub, TopicSink, TopicState, WireAsk, WireEvent,
+};
 pub use watch::{RegistryEvent, RegistryWatch};
 
 /// Why remote instances went away: their node left or was declared down.

@@ -276,8 +276,9 @@ pub(crate) fn send_remote<E: RemoteMessage>(
         let Some(peer) = live_peer(node, &r.link) else {
             continue;
         };
-        // The frame is written straight into the connection's lane, the
-        // event encoded in place: no `Frame`, no copies of the names.
+        // The event is written straight into the connection's lane, encoded
+        // in place (joining the `PublishRun` of this topic at the lane's
+        // end, if any): no `Frame`, no copies of the names.
         let publish = OutPublish {
             topic,
             message: E::NAME,

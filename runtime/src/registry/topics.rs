@@ -32,10 +32,29 @@ pub(crate) enum TopicEvent<'a> {
     Wire(&'a [u8]),
 }
 
+/// One event of a run that arrived from another node (`Frame::PublishRun`):
+/// its bincode encoding, whether plain subscribers take it, and the
+/// consumer-group members here that take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WireEvent<'a> {
+    pub(crate) payload: &'a [u8],
+    pub(crate) plain: bool,
+    pub(crate) members: Vec<u64>,
+}
+
 /// A subscriber on this node, type-erased.
 pub(crate) trait TopicSink: Send + Sync + std::fmt::Debug {
     /// Takes one event of type `wire` (its wire name); never blocks.
     fn deliver(&self, wire: &str, event: TopicEvent<'_>);
+
+    /// Takes the events of a run from another node (their encodings, all
+    /// of type `wire`, in order); never blocks. One by one unless the sink
+    /// does better (a service subscriber queues them as one batch).
+    fn deliver_run(&self, wire: &str, payloads: &mut dyn Iterator<Item = &[u8]>) {
+        for p in payloads {
+            self.deliver(wire, TopicEvent::Wire(p));
+        }
+    }
 
     /// The sink itself, for a caller that knows its concrete type (a
     /// process group's ask reaches a local member through it).
@@ -457,6 +476,26 @@ impl TopicHub {
             None => Err(CallError::NoInstance {
                 service: format!("group member {member} on {}", self.node),
             }),
+        }
+    }
+
+    /// A run of events that arrived from another node: the topic looked up
+    /// once, and each local subscriber handed the events it takes (a plain
+    /// one those marked `plain`, a group member those that name it) in one
+    /// call, in order (never forwarded again).
+    pub(crate) fn deliver_wire_run(&self, topic: &str, wire: &str, events: &[WireEvent<'_>]) {
+        let state = self.topics.read().get(topic).cloned();
+        let Some(state) = state else { return };
+        let routes = state.routes();
+        for s in &routes.local {
+            let mut taken = events
+                .iter()
+                .filter(|e| match s.group {
+                    None => e.plain,
+                    Some(_) => e.members.contains(&s.id),
+                })
+                .map(|e| e.payload);
+            s.sink.deliver_run(wire, &mut taken);
         }
     }
 

@@ -14,6 +14,13 @@
 //! until the writer takes them) and, through the `admit` check its callers
 //! pass, by the connection's queued bytes (`max_data_queue_bytes`, counted
 //! until the writer has written them).
+//!
+//! Topic events (protocol 11) go as `PublishRun` frames: an event of the
+//! same topic and wire name as the run at the end of the buffer joins it
+//! (its count and length prefix rewritten in place) instead of opening a
+//! frame of its own, so a burst of publishes to one node costs one frame,
+//! and one pass of the receiver, per run. Each event still counts as one
+//! frame against the bound, as a tell does.
 
 use std::sync::Arc;
 
@@ -21,7 +28,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::frame::{
-    append_call, append_publish, encode_into, AppendError, Frame, FrameError, WireMeta,
+    append_call, append_run_event, encode_into, open_run, seal_run, AppendError, Frame, FrameError,
+    RunAt, WireMeta, MAX_RUN_EVENTS, RUN_BYTES,
 };
 use super::routes::OutboundRoutes;
 use crate::message::CodecError;
@@ -44,9 +52,53 @@ struct LaneState {
     buf: Vec<u8>,
     /// Frames in `buf`.
     frames: usize,
+    /// What counts against the bound: calls and other frames, and each
+    /// event of a `PublishRun`.
+    entries: usize,
+    /// The `PublishRun` that later events of its topic and wire name join.
+    run: OpenRun,
     /// The route ids given on this connection.
     routes: OutboundRoutes,
     closed: bool,
+}
+
+/// The `PublishRun` frame last opened in the lane's buffer: later events
+/// join it while it ends where the buffer ends (nothing was queued after
+/// it), it has room, and they name its topic and wire name.
+#[derive(Debug, Default)]
+struct OpenRun {
+    /// Where it is; `None` when there is none (taken by the writer).
+    at: Option<RunAt>,
+    /// Where it ends (the buffer's length after its last event).
+    end: usize,
+    /// Its events.
+    count: u8,
+    /// Its topic and wire name (buffers kept from run to run).
+    topic: String,
+    message: String,
+}
+
+impl OpenRun {
+    /// The run an event of `topic` and `message` joins when the buffer is
+    /// `len` bytes long.
+    fn joinable(&self, len: usize, topic: &str, message: &str) -> Option<RunAt> {
+        let at = self.at?;
+        (self.end == len
+            && self.count < MAX_RUN_EVENTS
+            && len - at.start < RUN_BYTES
+            && self.message == message
+            && self.topic == topic)
+            .then_some(at)
+    }
+
+    fn open(&mut self, at: RunAt, topic: &str, message: &str) {
+        self.at = Some(at);
+        self.count = 0;
+        self.topic.clear();
+        self.topic.push_str(topic);
+        self.message.clear();
+        self.message.push_str(message);
+    }
 }
 
 /// The call lane of one connection.
@@ -72,8 +124,8 @@ pub(crate) struct OutCall<'a> {
     pub(crate) meta: &'a WireMeta,
 }
 
-/// A topic event about to be queued: the fields of its `Publish` frame
-/// but the payload.
+/// A topic event about to be queued: its topic and wire name (those of
+/// its `PublishRun` frame) and its fields but the payload.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OutPublish<'a> {
     /// The topic.
@@ -102,10 +154,15 @@ fn admitted(
             buf.truncate(start);
             Err(LaneRefusal::Full)
         }
-        Err(AppendError::Payload(e)) => Err(LaneRefusal::Frame(FrameError::Malformed(e))),
-        Err(AppendError::TooLarge { len, max }) => {
-            Err(LaneRefusal::Frame(FrameError::TooLarge { len, max }))
-        }
+        Err(e) => Err(refusal(e)),
+    }
+}
+
+/// The refusal of a frame that could not be appended.
+fn refusal(e: AppendError<CodecError>) -> LaneRefusal {
+    match e {
+        AppendError::Payload(e) => LaneRefusal::Frame(FrameError::Malformed(e)),
+        AppendError::TooLarge { len, max } => LaneRefusal::Frame(FrameError::TooLarge { len, max }),
     }
 }
 
@@ -117,6 +174,8 @@ impl CallLane {
             state: Mutex::new(LaneState {
                 buf: Vec::new(),
                 frames: 0,
+                entries: 0,
+                run: OpenRun::default(),
                 routes: OutboundRoutes::default(),
                 closed: false,
             }),
@@ -153,9 +212,12 @@ impl CallLane {
         Ok(())
     }
 
-    /// Appends a `Publish` frame, its event written by `payload`, on the
-    /// terms of [`push_call`](Self::push_call): no `Frame`, no copies of
-    /// the topic, wire name or payload.
+    /// Queues a topic event, written in place by `payload`, on the terms
+    /// of [`push_call`](Self::push_call) (`admit` takes the bytes it adds):
+    /// appended to the `PublishRun` at the end of the buffer when that run
+    /// names the same topic and wire name and has room, else as a new
+    /// `PublishRun` frame. No `Frame`, no copies of the topic, wire name or
+    /// payload.
     pub(crate) fn push_publish(
         &self,
         p: OutPublish<'_>,
@@ -163,19 +225,61 @@ impl CallLane {
         admit: impl FnOnce(u64) -> bool,
     ) -> Result<(), LaneRefusal> {
         let mut st = self.open()?;
-        let start = st.buf.len();
-        let buf = &mut st.buf;
-        let appended = append_publish(
+        let LaneState {
             buf,
-            p.topic,
-            p.message,
-            p.plain,
-            p.members,
-            self.max_frame_bytes,
-            payload,
-        );
-        admitted(appended, buf, start, admit)?;
-        self.queued(st, start);
+            run,
+            frames,
+            entries,
+            ..
+        } = &mut *st;
+        let at = buf.len();
+        let joined = run.joinable(at, p.topic, p.message);
+        let (mut frame, mut count) = match joined {
+            Some(frame) => (frame, run.count),
+            None => (open_run(buf, p.topic, p.message), 0),
+        };
+        let event_at = buf.len();
+        if let Err(e) = append_run_event(buf, p.plain, p.members, payload) {
+            buf.truncate(at);
+            return Err(refusal(e));
+        }
+        let mut opened = joined.is_none();
+        if let Err(e) = seal_run(buf, frame, count + 1, self.max_frame_bytes) {
+            if opened {
+                buf.truncate(at);
+                return Err(refusal(e));
+            }
+            // The run would grow past the frame limit: the event opens a
+            // run of its own (the run before it is left as it was sealed).
+            let event = buf.split_off(event_at);
+            frame = open_run(buf, p.topic, p.message);
+            buf.extend_from_slice(&event);
+            count = 0;
+            opened = true;
+            if let Err(e) = seal_run(buf, frame, 1, self.max_frame_bytes) {
+                buf.truncate(at);
+                return Err(refusal(e));
+            }
+        }
+        if !admit((buf.len() - at) as u64) {
+            buf.truncate(at);
+            if !opened {
+                // Its length and count as they were before this event.
+                let _ = seal_run::<CodecError>(buf, frame, count, self.max_frame_bytes);
+            }
+            return Err(LaneRefusal::Full);
+        }
+        if opened {
+            run.open(frame, p.topic, p.message);
+            *frames += 1;
+        }
+        run.count = count + 1;
+        run.end = buf.len();
+        *entries += 1;
+        drop(st);
+        if at == 0 {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -223,7 +327,7 @@ impl CallLane {
         if st.closed {
             return Err(LaneRefusal::Closed);
         }
-        if st.frames >= self.max_frames {
+        if st.entries >= self.max_frames {
             return Err(LaneRefusal::Full);
         }
         Ok(st)
@@ -233,6 +337,7 @@ impl CallLane {
     /// the lane was empty before it.
     fn queued(&self, mut st: parking_lot::MutexGuard<'_, LaneState>, start: usize) {
         st.frames += 1;
+        st.entries += 1;
         drop(st);
         if start == 0 {
             self.ready.notify_one();
@@ -258,6 +363,9 @@ impl CallLane {
             st.buf.clear();
         }
         st.frames = 0;
+        st.entries = 0;
+        // The run left with the bytes: the next event opens a new one.
+        st.run.at = None;
         (bytes, frames)
     }
 
@@ -290,6 +398,8 @@ impl CallLane {
         let bytes = st.buf.len() as u64;
         st.buf = Vec::new();
         st.frames = 0;
+        st.entries = 0;
+        st.run.at = None;
         bytes
     }
 }

@@ -250,6 +250,31 @@ pub(crate) enum Frame {
     /// reading and serving until it has this mark, so that a call already
     /// on the way is never lost to the close (`remoting/connection.rs`).
     CallsDone,
+    /// A run of events published to `topic`, all of the wire name
+    /// `message` (since protocol 11): what consecutive `Publish` frames of
+    /// one topic and message would carry, with the names written once. A
+    /// sender's connection lane appends each event to the run at its end
+    /// while the writer has not taken it (`remote/call_lane.rs`), at most
+    /// [`MAX_RUN_EVENTS`] events and about [`RUN_BYTES`] per frame; the
+    /// receiver looks the topic up once and hands each subscriber the
+    /// events it takes in one pass (a service subscriber gets them as one
+    /// `TellBatch` where its mailbox has room). Travels on the data lane;
+    /// each event counts as one frame against `outbound_queue`.
+    PublishRun {
+        topic: String,
+        message: String,
+        events: Vec<RunEvent>,
+    },
+}
+
+/// One event of a [`Frame::PublishRun`]: its bincode encoding, whether the
+/// receiver's plain subscribers take it, and the consumer-group members
+/// on the receiver that take it (as in `Frame::Publish`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunEvent {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) plain: bool,
+    pub(crate) members: Vec<u64>,
 }
 
 /// Which service and message type a call is for.
@@ -353,6 +378,7 @@ impl Frame {
             Self::LiveRequest { .. } => "live-request",
             Self::LiveReply { .. } => "live-reply",
             Self::CallsDone => "calls-done",
+            Self::PublishRun { .. } => "publish-run",
         }
     }
 }
@@ -416,7 +442,10 @@ pub(crate) fn encode_into(frame: &Frame, max: usize, out: &mut Vec<u8>) -> Resul
 
 pub(crate) use calls::{append_call, AppendError, RouteForm};
 use calls::{ASK_TAG, TELL_TAG};
-pub(crate) use publish::{append_publish, PublishRef};
+pub(crate) use publish::{
+    append_run_event, open_run, seal_run, PublishRef, PublishRunRef, RunAt, MAX_RUN_EVENTS,
+    RUN_BYTES,
+};
 
 /// A frame as a connection's reader takes it: calls borrow their payload
 /// from the decoder's buffer, other frames are decoded whole.
@@ -437,6 +466,8 @@ pub(crate) enum Incoming<'a> {
     },
     /// A [`Frame::Publish`], its topic, wire name and payload borrowed.
     Publish(PublishRef<'a>),
+    /// A [`Frame::PublishRun`], its topic, wire name and payloads borrowed.
+    PublishRun(PublishRunRef<'a>),
     /// Any other frame.
     Frame(Frame),
 }
@@ -614,6 +645,9 @@ impl FrameDecoder {
         }
         if let Some(p) = publish::decode_publish(body) {
             return Ok(Some(Incoming::Publish(p)));
+        }
+        if let Some(run) = publish::decode_publish_run(body) {
+            return Ok(Some(Incoming::PublishRun(run)));
         }
         // A variant tag below 251 is its own one-byte varint.
         let incoming = match body.first() {
@@ -1048,6 +1082,30 @@ mod proptests {
                     message,
                     meta,
                     body
+                }),
+            (
+                ".{0,16}",
+                ".{0,16}",
+                proptest::collection::vec(
+                    (
+                        proptest::collection::vec(any::<u8>(), 0..64),
+                        any::<bool>(),
+                        proptest::collection::vec(any::<u64>(), 0..3)
+                    ),
+                    0..4
+                )
+            )
+                .prop_map(|(topic, message, events)| Frame::PublishRun {
+                    topic,
+                    message,
+                    events: events
+                        .into_iter()
+                        .map(|(payload, plain, members)| RunEvent {
+                            payload,
+                            plain,
+                            members
+                        })
+                        .collect()
                 }),
         ]
     }

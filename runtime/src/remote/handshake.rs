@@ -100,8 +100,10 @@ impl ProtocolRange {
 /// connection closes only once both ends sent it), and the members a node's
 /// split-brain resolver downed to its gossiped join state. A node at 9
 /// cannot decode 10's join state (gossip is not negotiated per
-/// connection), so 10 is the only version spoken.
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 10, max: 10 };
+/// connection). 11 adds `PublishRun`, a run of topic events of one topic
+/// and wire name in one frame, which senders write instead of `Publish`: a
+/// node at 10 cannot decode it, so 11 is the only version spoken.
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 11, max: 11 };
 
 /// The first protocol version with `LiveRequest`/`LiveReply`: every peer
 /// speaks it today (`PROTOCOLS.min`); the check stays so that a range
@@ -678,7 +680,7 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 10..=10, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 11..=11, theirs 2..=2"
         ));
         // A protocol-5 dialer (the listener proved first there).
         let (d, l) = run(speaking(cfg("a", "c", b"k"), 4, 5), cfg("bb", "c", b"k"));

@@ -70,6 +70,7 @@ pub(crate) fn is_call(frame: &Frame) -> bool {
             | Frame::AskJson { .. }
             | Frame::AskBincode { .. }
             | Frame::Publish { .. }
+            | Frame::PublishRun { .. }
             | Frame::GroupAsk { .. }
     )
 }
@@ -470,7 +471,8 @@ impl Peer {
             .map_err(|e| self.refused(e, call.service))
     }
 
-    /// Queues a topic event's `Publish` frame on the data lane, the event
+    /// Queues a topic event on the data lane (an event of a `PublishRun`
+    /// frame, joining the run at the lane's end when it can), the event
     /// encoded in place by `payload`; never waits.
     ///
     /// # Errors

@@ -96,26 +96,16 @@ impl<E> ServiceSink<E> {
     }
 }
 
-impl<E> std::fmt::Debug for ServiceSink<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceSink")
-            .field("service", &self.service.name())
-            .finish()
-    }
-}
-
-impl<E> TopicSink for ServiceSink<E>
+impl<E> ServiceSink<E>
 where
     E: RemoteMessage + Clone + Sync,
     <E as actix::Message>::Result: Send,
 {
-    fn deliver(&self, wire: &str, event: TopicEvent<'_>) {
+    /// Tells one event to the service (nothing once it is gone).
+    fn tell_one(&self, e: E) {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
-        let Some(e) = typed::<E>(&self.node, wire, event) else {
-            return;
-        };
         let c = &self.node.registry.topics.counters;
         match self.service.tell(e) {
             Ok(()) => {
@@ -133,6 +123,55 @@ where
                 c.lagged.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(service = %self.service.name(), error = %err, "topic event not taken");
             }
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for ServiceSink<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSink")
+            .field("service", &self.service.name())
+            .finish()
+    }
+}
+
+impl<E> TopicSink for ServiceSink<E>
+where
+    E: RemoteMessage + Clone + Sync,
+    <E as actix::Message>::Result: Send,
+{
+    fn deliver(&self, wire: &str, event: TopicEvent<'_>) {
+        if self.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(e) = typed::<E>(&self.node, wire, event) {
+            self.tell_one(e);
+        }
+    }
+
+    /// A run from another node: decoded, then queued on one instance as
+    /// one batch where its mailbox has room (`ServiceRef::tell_batch_now`),
+    /// the rest told one by one after it, as single events are.
+    fn deliver_run(&self, wire: &str, payloads: &mut dyn Iterator<Item = &[u8]>) {
+        if self.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let events: Vec<E> = payloads
+            .filter_map(|p| typed::<E>(&self.node, wire, TopicEvent::Wire(p)))
+            .collect();
+        let n = events.len();
+        let rest = self.service.tell_batch_now(events);
+        let batched = n - rest.len();
+        if batched > 0 {
+            self.node
+                .registry
+                .topics
+                .counters
+                .delivered
+                .fetch_add(batched as u64, Ordering::Relaxed);
+        }
+        for e in rest {
+            self.tell_one(e);
         }
     }
 

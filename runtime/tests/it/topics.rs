@@ -240,6 +240,100 @@ async fn a_service_subscriber_gets_events_as_messages_from_another_node() {
     a.shutdown(GRACE).await.unwrap();
 }
 
+/// Publishes 20,000 events back to back from one task (the connection's
+/// lane gathers them into runs, `PublishRun` frames) and then events to
+/// two topics interleaved in blocks of 1 to 7 (each block a run of its
+/// own): the service subscriber on the other node gets every event of the
+/// first topic, in order, and the stream the second topic's, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_publishes_arrives_whole_and_in_order_at_a_remote_service_and_interleaved_topics_keep_theirs(
+) {
+    const OTHER: &str = "orders.other";
+    const RUN: u64 = 20_000;
+    const INTERLEAVED: u64 = 2_000;
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    b.spawn(
+        ServiceSpec::new("recorder", Recorder::default)
+            .handles::<OrderEvent>()
+            .handles::<Seen>(),
+    )
+    .await
+    .unwrap();
+    let _sub = b
+        .topic::<OrderEvent>(TOPIC)
+        .subscribe_service(&b.service("recorder"));
+    let mut other = b
+        .topic::<OrderEvent>(OTHER)
+        .subscribe((INTERLEAVED + 1) as usize);
+    subscribers_seen(&a, &["b"]).await;
+    let to = a.topic::<OrderEvent>(OTHER);
+    eventually("a knows b subscribes to the other topic", WAIT, || {
+        let got = to.remote_subscribers();
+        async move { got == ["b"] }
+    })
+    .await;
+    let ta = a.topic::<OrderEvent>(TOPIC);
+    let frames_before = a.remote_stats().frames_out;
+    for i in 0..RUN {
+        ta.publish(ev("a", i));
+    }
+    let r = b.service("recorder");
+    eventually("the run recorded", WAIT, || {
+        let r = r.clone();
+        async move { r.ask(Seen).await.map(|v| v.len() as u64).unwrap_or(0) == RUN }
+    })
+    .await;
+    let frames = a.remote_stats().frames_out - frames_before;
+    assert!(
+        frames < RUN / 2,
+        "{RUN} events took {frames} frames: not sent as runs"
+    );
+    let (mut first, mut second) = (RUN, 0);
+    let mut block = 0;
+    while second < INTERLEAVED {
+        block = block % 7 + 1;
+        for _ in 0..block {
+            ta.publish(ev("a", first));
+            first += 1;
+        }
+        for _ in 0..block.min(INTERLEAVED - second) {
+            to.publish(ev("a", second));
+            second += 1;
+        }
+    }
+    eventually("every event recorded", WAIT, || {
+        let r = r.clone();
+        async move { r.ask(Seen).await.map(|v| v.len() as u64).unwrap_or(0) == first }
+    })
+    .await;
+    assert_eq!(
+        r.ask(Seen).await.unwrap(),
+        (0..first).collect::<Vec<_>>(),
+        "the first topic's events, whole and in order"
+    );
+    for i in 0..INTERLEAVED {
+        assert_eq!(
+            next_within(&mut other).await,
+            TopicItem::Event(ev("a", i)),
+            "the second topic's events in order"
+        );
+    }
+    assert!(other.try_next().is_none());
+    assert_eq!(a.topic_stats().remote_dropped, 0);
+    // (A sink counts events just after it queued them.)
+    let want = first + INTERLEAVED;
+    eventually("b counted every delivery", GRACE, || {
+        let delivered = b.topic_stats().delivered;
+        async move { delivered >= want }
+    })
+    .await;
+    let stats = b.topic_stats();
+    assert_eq!((stats.delivered, stats.lagged), (want, 0));
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_subscriber_gets_local_and_remote_events_as_json() {
     let a = cluster_node("a", &[]);

@@ -169,6 +169,19 @@ impl Frame {
                     + INT
                     + members.len() * INT
             }
+            Self::PublishRun {
+                topic,
+                message,
+                events,
+            } => {
+                bytes(topic.len())
+                    + bytes(message.len())
+                    + INT
+                    + events
+                        .iter()
+                        .map(|e| bytes(e.payload.len()) + 1 + INT + e.members.len() * INT)
+                        .sum::<usize>()
+            }
             Self::GroupAsk {
                 topic,
                 message,

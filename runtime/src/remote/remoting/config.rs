@@ -55,7 +55,8 @@ pub struct RemoteConfig {
     /// logged (at most once a second) and counted (`handshakes_over_cap`);
     /// authenticated connections do not count.
     pub max_pending_handshakes: usize,
-    /// Frames queued per connection before `tell` fails with `Overloaded`.
+    /// Frames queued per connection before `tell` fails with `Overloaded`
+    /// (each topic event counts as one, also when events share a frame).
     pub outbound_queue: usize,
     /// Bytes the data lane of a connection (tells and asks to the peer) may
     /// hold, each frame counting an upper bound on its encoded size plus its

@@ -243,6 +243,12 @@ impl Remoting {
                         }
                     };
                     uncounted += 1;
+                    // A run of events counts in the turn as its events, as
+                    // a run of tells does.
+                    if let crate::remote::frame::Incoming::PublishRun(run) = &f {
+                        let events = u32::try_from(run.events.len()).unwrap_or(u32::MAX);
+                        turn.frames = turn.frames.saturating_add(events.saturating_sub(1));
+                    }
                     self.on_incoming(&peer, f, &mut routes)
                 };
                 match served {

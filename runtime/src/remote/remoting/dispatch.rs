@@ -118,6 +118,25 @@ impl Remoting {
                         .deliver_wire(&topic, &message, &payload, plain, &members);
                 }
             }
+            Frame::PublishRun {
+                topic,
+                message,
+                events,
+            } => {
+                if self.is_member() {
+                    let events: Vec<crate::registry::WireEvent<'_>> = events
+                        .iter()
+                        .map(|e| crate::registry::WireEvent {
+                            payload: &e.payload,
+                            plain: e.plain,
+                            members: e.members.clone(),
+                        })
+                        .collect();
+                    node.registry()
+                        .topics
+                        .deliver_wire_run(&topic, &message, &events);
+                }
+            }
             Frame::GroupAsk {
                 id,
                 topic,
@@ -292,6 +311,17 @@ impl Remoting {
                     node.registry()
                         .topics
                         .deliver_wire(p.topic, p.message, p.payload, p.plain, &p.members);
+                }
+                Ok(None)
+            }
+            Incoming::PublishRun(run) => {
+                // One lookup of the topic for the run, one pass per
+                // subscriber (a service subscriber's batch).
+                if self.is_member() {
+                    let node = self.node.upgrade().ok_or(ConnectionError::NodeGone)?;
+                    node.registry()
+                        .topics
+                        .deliver_wire_run(run.topic, run.message, &run.events);
                 }
                 Ok(None)
             }

@@ -112,6 +112,63 @@ impl ServiceRef {
         }
     }
 
+    /// Queues `msgs`, in order, on one local instance as one [`TellBatch`],
+    /// as many as its batch room takes (a topic's service subscriber given
+    /// a run of events from another node); never waits. Gives back, in
+    /// order, the messages it did not queue, for the caller to tell one by
+    /// one after them: all of them unless the service takes the local fast
+    /// path (round robin, local instances only, the node running).
+    pub(crate) fn tell_batch_now<M>(&self, mut msgs: Vec<M>) -> Vec<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        if msgs.is_empty() {
+            return msgs;
+        }
+        let Some(entry) = self.fast_entry() else {
+            return msgs;
+        };
+        let Some(f) = entry
+            .type_index(std::any::TypeId::of::<M>())
+            .and_then(|index| fns::<M>(entry, index))
+        else {
+            return msgs;
+        };
+        let Some(picked) = entry.pick_round_robin() else {
+            return msgs;
+        };
+        let Some(instance) = picked.as_ref() else {
+            return msgs;
+        };
+        let Some((_, signal)) = entry.room(instance.id.slot) else {
+            return msgs;
+        };
+        let room = instance.batch_room();
+        let got = room.reserve(msgs.len().min(MAX_BATCH), instance.capacity);
+        if got == 0 {
+            return msgs;
+        }
+        let rest = msgs.split_off(got);
+        let envs = msgs
+            .into_iter()
+            .map(|msg| Envelope {
+                msg,
+                meta: Metadata::default(),
+            })
+            .collect();
+        let guard = BatchGuard::new(room.clone(), signal.clone(), got);
+        match (f.tell_batch)(instance, TellBatch { envs, guard }) {
+            Ok(()) => rest,
+            // The batch's room goes back with its guard.
+            Err(SendError::Full(batch) | SendError::Closed(batch)) => {
+                let mut back: Vec<M> = batch.envs.into_iter().map(|e| e.msg).collect();
+                back.extend(rest);
+                back
+            }
+        }
+    }
+
     /// Waits until what `wait` holds can be queued, then queues it; fails
     /// if the instance dies or is replaced meanwhile.
     pub(crate) async fn wait_run<M>(&self, wait: RunWait<M>) -> Result<(), CallError>

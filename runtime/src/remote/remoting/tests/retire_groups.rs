@@ -13,11 +13,15 @@ use super::groups::{ad, until};
 use super::*;
 use crate::registry::group_topic;
 
-/// The `Double` of a group frame, if `f` is one (a `Publish` or a
-/// `GroupAsk`, with the ask's id).
+/// The `Double` of a group frame, if `f` is one (a `Publish`, a
+/// `PublishRun` of one event, or a `GroupAsk`, with the ask's id).
 fn job(f: &Frame) -> Option<(u64, Option<u64>)> {
     match f {
         Frame::Publish { payload, .. } => Some((crate::codec::decode::<u64>(payload).ok()?, None)),
+        Frame::PublishRun { events, .. } => match &events[..] {
+            [one] => Some((crate::codec::decode::<u64>(&one.payload).ok()?, None)),
+            _ => None,
+        },
         Frame::GroupAsk { id, payload, .. } => {
             Some((crate::codec::decode::<u64>(payload).ok()?, Some(*id)))
         }

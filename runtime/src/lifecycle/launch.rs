@@ -146,11 +146,43 @@ pub(crate) trait OnExit: Send + Sync + 'static {
     /// After the actor's context was dropped (or its start failed): tell
     /// the supervisor.
     fn exited(&self, reason: ExitReason);
+
+    /// The switch that kills the actor: kept here rather than in an
+    /// allocation of its own (a service instance's is in its
+    /// `InstanceShared`).
+    fn kill_switch(&self) -> &KillSwitch;
 }
 
-impl OnExit for ExitNotice {
+/// A supervisor's end, told to its parent, and its kill switch.
+#[derive(Debug)]
+struct Notified {
+    notice: ExitNotice,
+    kill: KillSwitch,
+}
+
+impl OnExit for Notified {
     fn exited(&self, reason: ExitReason) {
-        self.send(reason);
+        self.notice.send(reason);
+    }
+
+    fn kill_switch(&self) -> &KillSwitch {
+        &self.kill
+    }
+}
+
+/// A parentless actor (the root supervisor): its end is only logged.
+#[derive(Debug, Default)]
+struct Parentless {
+    kill: KillSwitch,
+}
+
+impl OnExit for Parentless {
+    fn exited(&self, reason: ExitReason) {
+        tracing::debug!(%reason, "a parentless actor exited");
+    }
+
+    fn kill_switch(&self) -> &KillSwitch {
+        &self.kill
     }
 }
 
@@ -161,15 +193,19 @@ pub(crate) fn launch<A, F>(
     placement: &Placement,
     make: F,
     rx: AddressReceiver<A>,
-    kill: KillSwitch,
     on_exit: Option<ExitNotice>,
 ) -> bool
 where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A + Send + 'static,
 {
-    let on_exit = on_exit.map(|n| Arc::new(n) as Arc<dyn OnExit>);
-    launch_with_end(placement, move || Ok(make()), rx, kill, on_exit)
+    let on_exit = on_exit.map(|notice| {
+        Arc::new(Notified {
+            notice,
+            kill: KillSwitch::default(),
+        }) as Arc<dyn OnExit>
+    });
+    launch_with_end(placement, move || Ok(make()), rx, on_exit)
 }
 
 /// [`launch`] with a fallible `make` (its error is the exit reason, as a
@@ -179,14 +215,13 @@ pub(crate) fn launch_with_end<A, F>(
     placement: &Placement,
     make: F,
     rx: AddressReceiver<A>,
-    kill: KillSwitch,
     on_exit: Option<Arc<dyn OnExit>>,
 ) -> bool
 where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> Result<A, ExitReason> + Send + 'static,
 {
-    let job = move || run(make, rx, kill, on_exit);
+    let job = move || run(make, rx, on_exit);
     match placement {
         Placement::Local => {
             job();
@@ -196,7 +231,7 @@ where
     }
 }
 
-fn run<A, F>(make: F, rx: AddressReceiver<A>, kill: KillSwitch, on_exit: Option<Arc<dyn OnExit>>)
+fn run<A, F>(make: F, rx: AddressReceiver<A>, on_exit: Option<Arc<dyn OnExit>>)
 where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> Result<A, ExitReason>,
@@ -220,11 +255,11 @@ where
         }
     };
     let fut = Context::with_receiver(rx).into_future(actor);
+    let exit = on_exit.unwrap_or_else(|| Arc::new(Parentless::default()));
     actix_rt::spawn(Supervised {
         fut: Some(fut),
-        kill,
         last_waker: None,
-        exit: on_exit,
+        exit: Some(exit),
     });
 }
 
@@ -236,39 +271,36 @@ where
 /// future, and this future lives in every actor's task.
 struct Supervised<A: Actor<Context = Context<A>>> {
     fut: Option<ContextFut<A, Context<A>>>,
-    kill: KillSwitch,
     /// The waker last handed to the kill switch (re-registered only when the
     /// task's waker changes: no atomic operation per poll).
     last_waker: Option<Waker>,
+    /// What the end is reported to; it also holds the kill switch. `None`
+    /// once reported.
     exit: Option<Arc<dyn OnExit>>,
 }
 
 /// Kills a supervised actor from any thread: its task ends at its next
-/// poll, which the kill wakes.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct KillSwitch(Arc<KillInner>);
-
+/// poll, which the kill wakes. Not shared by an `Arc` of its own: it lives
+/// in what the actor's end is reported to ([`OnExit::kill_switch`]), which
+/// the task and the supervisor already share (issue 12: one allocation, a
+/// 64-byte chunk, less per instance).
 #[derive(Debug, Default)]
-struct KillInner {
+pub(crate) struct KillSwitch {
     killed: AtomicBool,
     waker: parking_lot::Mutex<Option<Waker>>,
 }
 
 impl KillSwitch {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     /// Ends the actor at its next poll (and wakes it for that poll).
     pub(crate) fn kill(&self) {
-        self.0.killed.store(true, Ordering::Release);
-        if let Some(w) = self.0.waker.lock().take() {
+        self.killed.store(true, Ordering::Release);
+        if let Some(w) = self.waker.lock().take() {
             w.wake();
         }
     }
 
     fn killed(&self) -> bool {
-        self.0.killed.load(Ordering::Acquire)
+        self.killed.load(Ordering::Acquire)
     }
 
     #[inline(always)]
@@ -281,7 +313,7 @@ impl KillSwitch {
     #[cold]
     #[inline(never)]
     fn replace_waker(&self, last: &mut Option<Waker>, waker: &Waker) {
-        *self.0.waker.lock() = Some(waker.clone());
+        *self.waker.lock() = Some(waker.clone());
         *last = Some(waker.clone());
     }
 }
@@ -291,11 +323,12 @@ impl<A: Actor<Context = Context<A>>> Future for Supervised<A> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let Some(fut) = this.fut.as_mut() else {
+        let (Some(fut), Some(exit)) = (this.fut.as_mut(), this.exit.as_ref()) else {
             return Poll::Ready(());
         };
-        this.kill.register(&mut this.last_waker, cx.waker());
-        let reason = if this.kill.killed() {
+        let kill = exit.kill_switch();
+        kill.register(&mut this.last_waker, cx.waker());
+        let reason = if kill.killed() {
             ExitReason::Killed
         } else {
             match catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))) {
@@ -314,9 +347,8 @@ impl<A: Actor<Context = Context<A>>> Future for Supervised<A> {
         if catch_unwind(AssertUnwindSafe(move || drop(fut))).is_err() {
             tracing::warn!("an actor panicked in stopping/stopped after it exited");
         }
-        match this.exit.take() {
-            Some(n) => n.exited(reason),
-            None => tracing::debug!(%reason, "a parentless actor exited"),
+        if let Some(n) = this.exit.take() {
+            n.exited(reason);
         }
         Poll::Ready(())
     }
@@ -338,14 +370,15 @@ mod tests {
     /// context future, in a tokio task cell aligned to 128 bytes: a few
     /// bytes more cross into the next size (issue 12: a boxed end hook and
     /// a full exit notice, 16 bytes more, made msa's cell 640 bytes where
-    /// raw actix's is 512). The wrapper adds at most its kill switch, the
-    /// last waker and one pointer to what its end is reported to.
+    /// raw actix's is 512). The wrapper adds at most the last waker and
+    /// one pointer to what its end is reported to (which holds the kill
+    /// switch): four words, five while the kill switch was a field.
     #[test]
-    fn the_supervised_wrapper_adds_at_most_five_words() {
+    fn the_supervised_wrapper_adds_at_most_four_words() {
         let inner = size_of::<ContextFut<Small, Context<Small>>>();
         let outer = size_of::<super::Supervised<Small>>();
         assert!(
-            outer <= inner + 5 * size_of::<usize>(),
+            outer <= inner + 4 * size_of::<usize>(),
             "Supervised is {outer} bytes around a {inner}-byte context future"
         );
     }

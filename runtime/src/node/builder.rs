@@ -10,7 +10,7 @@ use super::threads::Threads;
 use super::{Exec, Node, NodeShared};
 use crate::deadline::Deadlines;
 use crate::error::NodeError;
-use crate::lifecycle::{home, launch, ExitNotice, KillSwitch, Placement};
+use crate::lifecycle::{home, launch, ExitNotice, Placement};
 use crate::registry::Registry;
 use crate::remote::address;
 use crate::remote::discovery::{Discovery, DnsSeeds, StaticSeeds};
@@ -638,13 +638,11 @@ impl NodeBuilder {
 fn start_root(shared: &Arc<NodeShared>, placement: Placement) -> Addr<Supervisor> {
     let (tx, rx) = actix::dev::channel::channel::<Supervisor>(1024);
     let addr = Addr::new(tx);
-    let reg = KillSwitch::new();
     let s = shared.clone();
     launch(
         &placement,
         move || Supervisor::new(crate::supervision::Kind::Root, s, None, None),
         rx,
-        reg,
         None::<ExitNotice>,
     );
     addr

@@ -8,7 +8,7 @@ use actix::{Actor, Context, Message};
 use super::context::ServiceContext;
 use super::reply::{HandlerFailure, Reply, ReplyResponse};
 use super::NodeShared;
-use crate::lifecycle::{ExitNotice, ExitReason, OnExit};
+use crate::lifecycle::{ExitNotice, ExitReason, KillSwitch, OnExit};
 use crate::metadata::Metadata;
 use crate::registry::{InstanceId, ServiceEntry};
 use crate::stats::ServiceStats;
@@ -107,6 +107,8 @@ pub(crate) struct InstanceShared {
     pub(crate) entry: Arc<ServiceEntry>,
     pub(crate) node: Arc<NodeShared>,
     pub(crate) notice: ExitNotice,
+    /// Kills the instance (its task and its supervisor reach it here).
+    pub(crate) kill: KillSwitch,
 }
 
 impl OnExit for InstanceShared {
@@ -118,6 +120,10 @@ impl OnExit for InstanceShared {
 
     fn exited(&self, reason: ExitReason) {
         self.notice.send(reason);
+    }
+
+    fn kill_switch(&self) -> &KillSwitch {
+        &self.kill
     }
 }
 

@@ -10,8 +10,8 @@ use super::messages::{KillTree, RestartDue, StopTree};
 use super::spec::{ChildSpec, ResolvedSupervisor};
 use super::stop_cursor::StopCursor;
 use crate::lifecycle::{
-    launch, Backoff, ExitNotice, ExitReason, Intensity, KillSwitch, ReadyNotice, Restart,
-    RestartWindow, Strategy, SupervisorLink,
+    launch, Backoff, ExitNotice, ExitReason, Intensity, ReadyNotice, Restart, RestartWindow,
+    Strategy, SupervisorLink,
 };
 use crate::registry::{RegistryEvent, ServiceState};
 use crate::service::NodeShared;
@@ -184,7 +184,7 @@ impl Supervisor {
         child: usize,
         generation: u64,
         defer_to_parent: bool,
-    ) -> (Addr<Supervisor>, KillSwitch) {
+    ) -> Addr<Supervisor> {
         let (tx, rx) = actix::dev::channel::channel::<Supervisor>(64);
         let addr = Addr::new(tx);
         let ready = ReadyNotice {
@@ -197,8 +197,6 @@ impl Supervisor {
             child,
             generation,
         };
-        let abort = KillSwitch::new();
-        let reg = abort.clone();
         let n = node.clone();
         let exit2 = exit.clone();
         let placement = node.placement();
@@ -212,12 +210,11 @@ impl Supervisor {
                 s
             },
             rx,
-            reg,
             Some(exit.clone()),
         ) {
             exit.send(ExitReason::StartFailed("the arbiter is gone".into()));
         }
-        (addr, abort)
+        addr
     }
 
     /// The node has begun to shut down: from then on nothing is restarted
@@ -293,7 +290,7 @@ impl Supervisor {
                 let defer =
                     matches!(self.kind, Kind::User(_)) && self.strategy != Strategy::OneForOne;
                 let me = ctx.address();
-                let (addr, abort) = Self::spawn_child(
+                let addr = Self::spawn_child(
                     Kind::Service(bp.clone()),
                     &node,
                     &me,
@@ -302,11 +299,11 @@ impl Supervisor {
                     generation,
                     defer,
                 );
-                c.run = Some(Run::Supervisor(addr, abort));
+                c.run = Some(Run::Supervisor(Box::new(addr)));
             }
             ChildSpec::Supervisor(s) => {
                 let me = ctx.address();
-                let (addr, abort) = Self::spawn_child(
+                let addr = Self::spawn_child(
                     Kind::User(s.clone()),
                     &node,
                     &me,
@@ -315,7 +312,7 @@ impl Supervisor {
                     generation,
                     false,
                 );
-                c.run = Some(Run::Supervisor(addr, abort));
+                c.run = Some(Run::Supervisor(Box::new(addr)));
             }
         }
     }
@@ -385,12 +382,12 @@ impl Supervisor {
             let c = &mut self.children[i];
             match &c.run {
                 Some(Run::Instance(l)) => {
-                    l.abort.kill();
+                    l.kill();
                     let listed = c.up_since.take().is_some();
                     unlist(&self.node, c, &ExitReason::Killed, listed);
                     transit(&mut self.counts, c, State::Killing);
                 }
-                Some(Run::Supervisor(addr, _abort)) => {
+                Some(Run::Supervisor(addr)) => {
                     addr.do_send(KillTree { fail });
                     transit(&mut self.counts, c, State::Killing);
                 }
@@ -539,7 +536,7 @@ impl Supervisor {
                 let c = &mut self.children[i];
                 transit(&mut self.counts, c, State::Stopping);
                 match &c.run {
-                    Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
+                    Some(Run::Supervisor(addr)) => addr.do_send(StopTree { reply: None }),
                     Some(Run::Instance(_)) => self.stop_instance(i, ctx),
                     None => transit(&mut self.counts, c, State::Done),
                 }
@@ -559,7 +556,7 @@ impl Supervisor {
                     transit(&mut self.counts, c, State::Stopping);
                     match &c.run {
                         Some(Run::Instance(_)) => instances.push(i),
-                        Some(Run::Supervisor(addr, _)) => addr.do_send(StopTree { reply: None }),
+                        Some(Run::Supervisor(addr)) => addr.do_send(StopTree { reply: None }),
                         None => transit(&mut self.counts, c, State::Done),
                     }
                 }

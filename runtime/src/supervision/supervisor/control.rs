@@ -35,8 +35,8 @@ impl Handler<AddChild> for Supervisor {
         child.dynamic = !matches!(self.kind, Kind::Root);
         self.children.push(child);
         self.start_child(i, ctx);
-        if let (Some(tx), Some(Run::Supervisor(addr, _))) = (msg.tree, &self.children[i].run) {
-            let _ = tx.send(addr.clone());
+        if let (Some(tx), Some(Run::Supervisor(addr))) = (msg.tree, &self.children[i].run) {
+            let _ = tx.send((**addr).clone());
         }
     }
 }

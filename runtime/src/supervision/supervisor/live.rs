@@ -169,7 +169,7 @@ impl Supervisor {
                 }
                 transit(&mut self.counts, c, State::Stopping);
                 match &c.run {
-                    Some(Run::Supervisor(addr, _)) => {
+                    Some(Run::Supervisor(addr)) => {
                         addr.do_send(super::super::messages::StopTree { reply: None })
                     }
                     Some(Run::Instance(_)) => self.stop_instance(i, ctx),
@@ -344,12 +344,12 @@ impl Handler<KillInstance> for Supervisor {
 
     fn handle(&mut self, msg: KillInstance, _: &mut Context<Self>) {
         let found = self.children.iter().find_map(|c| match &c.run {
-            Some(Run::Instance(l)) if l.instance.id == msg.id => Some(l.abort.clone()),
+            Some(Run::Instance(l)) if l.instance.id == msg.id => Some(l.shared()),
             _ => None,
         });
         let r = match found {
-            Some(kill) => {
-                kill.kill();
+            Some(shared) => {
+                shared.kill.kill();
                 Ok(())
             }
             None => Err(SupervisorError::NoInstance {

@@ -21,22 +21,22 @@ impl Supervisor {
         let generation = c.generation;
         match blueprint.shutdown() {
             Shutdown::Brutal => {
-                l.abort.kill();
+                l.kill();
                 self.report_if_stuck(i, generation, ctx);
             }
             Shutdown::Timeout(d) => {
-                l.stop();
+                blueprint.stop(&l.instance);
                 ctx.run_later(d, move |act, ctx| {
                     if let Some(Run::Instance(l)) = act.still_stopping(i, generation) {
                         tracing::warn!(instance = %l.instance.id, timeout = ?d,
                             "the instance did not stop within its shutdown timeout; killing it");
-                        l.abort.kill();
+                        l.kill();
                         act.report_if_stuck(i, generation, ctx);
                     }
                 });
             }
             // Waits however long it takes (the node's grace bounds it).
-            _ => l.stop(),
+            _ => blueprint.stop(&l.instance),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::support::*;
+use msa_runtime::remote::split_brain::{SplitBrainConfig, SplitBrainStrategy};
 use msa_runtime::remote::transport::MemoryNetwork;
 use msa_runtime::test_support::eventually;
 use msa_runtime::Node;
@@ -13,6 +14,10 @@ const SECRET: &[u8] = b"gateway-reach";
 const BOUND: Duration = Duration::from_secs(20);
 
 fn node(net: &MemoryNetwork, name: &str, seed: Option<String>) -> Node {
+    builder(net, name, seed).start().unwrap()
+}
+
+fn builder(net: &MemoryNetwork, name: &str, seed: Option<String>) -> msa_runtime::NodeBuilder {
     let mut b = Node::builder()
         .name(name)
         .arbiters(1)
@@ -22,7 +27,97 @@ fn node(net: &MemoryNetwork, name: &str, seed: Option<String>) -> Node {
     if let Some(s) = seed {
         b = b.seed(s);
     }
-    b.start().unwrap()
+    b
+}
+
+fn entry(status: &str, state: &str, reachability: &str) -> (String, String, String) {
+    (status.into(), state.into(), reachability.into())
+}
+
+/// A partial cut (a ⇄ c, b reaches both) in `/v1/cluster` (issue 10 items
+/// 2 and 3): b lists the unreachable pairs of the whole cluster and every
+/// member `alive`, `up` and `reachable`; a lists c `unreachable` beside
+/// its membership status and its `up` state; after the heal no pair is
+/// left.
+#[actix_rt::test]
+async fn in_a_partial_cut_v1_cluster_lists_the_unreachable_pairs_and_each_members_state() {
+    let net = MemoryNetwork::new();
+    // No split-brain policy: the cut stays as it is while it is looked at
+    // (with one, its ends are downed after `stable_after`; the runtime's
+    // tests cover that).
+    let off = SplitBrainConfig::new(SplitBrainStrategy::Off, Duration::from_secs(5)).unwrap();
+    let a = builder(&net, "a", None).split_brain(off).start().unwrap();
+    let b = builder(&net, "b", a.remote_addr())
+        .split_brain(off)
+        .start()
+        .unwrap();
+    let c = builder(&net, "c", a.remote_addr())
+        .split_brain(off)
+        .start()
+        .unwrap();
+    let on_a = Fixture::on(a.clone(), config());
+    let on_b = Fixture::on(b.clone(), config());
+    let up = entry("alive", "up", "reachable");
+    eventually(
+        "every member up and reachable on a and b",
+        BOUND,
+        || async {
+            let (va, vb) = (cluster_view(&on_a).await, cluster_view(&on_b).await);
+            ["a", "b", "c"]
+                .iter()
+                .all(|n| member(&va, n) == up && member(&vb, n) == up)
+                && pairs(&va).is_empty()
+                && pairs(&vb).is_empty()
+        },
+    )
+    .await;
+
+    // a ⇄ c cut, b reaches both.
+    net.cut("a", "c");
+    let cut_pairs = vec![("a".into(), "c".into()), ("c".into(), "a".into())];
+    eventually(
+        "b lists both pairs, every member up and reachable",
+        BOUND,
+        || async {
+            let vb = cluster_view(&on_b).await;
+            pairs(&vb) == cut_pairs && ["a", "b", "c"].iter().all(|n| member(&vb, n) == up)
+        },
+    )
+    .await;
+    // a: c is unreachable from here, yet a member (SWIM reaches it through
+    // b) and `up`: reachability is beside the state.
+    eventually("a lists c unreachable and up", BOUND, || async {
+        let va = cluster_view(&on_a).await;
+        let (status, state, reach) = member(&va, "c");
+        (status == "alive" || status == "suspect")
+            && state == "up"
+            && reach == "unreachable"
+            && member(&va, "b") == up
+            && member(&va, "a") == up
+            && pairs(&va).contains(&("a".into(), "c".into()))
+    })
+    .await;
+    // Still so on b a moment later: the cut is not undone by gossip.
+    let vb = cluster_view(&on_b).await;
+    assert_eq!(pairs(&vb), cut_pairs, "{vb}");
+
+    net.heal_all();
+    eventually(
+        "no pair left, every member reachable again",
+        BOUND,
+        || async {
+            let (va, vb) = (cluster_view(&on_a).await, cluster_view(&on_b).await);
+            ["a", "b", "c"]
+                .iter()
+                .all(|n| member(&va, n) == up && member(&vb, n) == up)
+                && pairs(&va).is_empty()
+                && pairs(&vb).is_empty()
+        },
+    )
+    .await;
+    on_a.stop().await;
+    on_b.stop().await;
+    c.shutdown(GRACE).await.unwrap();
 }
 
 #[actix_rt::test]

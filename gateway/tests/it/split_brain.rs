@@ -1,6 +1,7 @@
 //! A node downed by the split-brain resolver (issue 10 item 2): its gateway
 //! answers 503 at once for every call, its own services included, and
-//! `/readyz` 503 with the reason, until it rejoins after the heal.
+//! `/readyz` 503 with the reason, until it rejoins after the heal;
+//! `/v1/cluster` on both sides shows it `down`.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,7 @@ async fn a_self_downed_node_answers_503_at_once_and_is_not_ready_until_it_rejoin
     a.spawn(calc_spec()).await.unwrap();
     c.spawn(calc_spec()).await.unwrap();
     let f = Fixture::on(c.clone(), config());
+    let on_a = Fixture::on(a.clone(), config());
     eventually("c's gateway is ready and serves", BOUND, || async {
         f.send("GET", "/readyz", None, "").await.status == 200
             && f.post("/v1/calc/calc.Add", r#"{"a": 1, "b": 2}"#)
@@ -54,6 +56,33 @@ async fn a_self_downed_node_answers_503_at_once_and_is_not_ready_until_it_rejoin
         net.cut("c", other);
     }
     eventually("c downs itself", BOUND, || async { c.is_self_downed() }).await;
+
+    // `/v1/cluster` says so on both sides once the resolver decided: c
+    // lists itself `down` (status and state), a lists c `down` after
+    // downing it by policy (a down member reads `reachable`: reachability
+    // is judged of live members only).
+    let own = cluster_view(&f).await;
+    assert_eq!(
+        member(&own, "c"),
+        ("down".into(), "down".into(), "reachable".into()),
+        "{own}"
+    );
+    eventually("a downs c by policy", BOUND, || async {
+        a.remote_stats().split_brain_downs == 1
+            && member(&cluster_view(&on_a).await, "c").0 == "down"
+    })
+    .await;
+    let seen = cluster_view(&on_a).await;
+    assert_eq!(
+        member(&seen, "c"),
+        ("down".into(), "down".into(), "reachable".into()),
+        "{seen}"
+    );
+    assert_eq!(
+        member(&seen, "a"),
+        ("alive".into(), "up".into(), "reachable".into()),
+        "{seen}"
+    );
 
     // Every call is a 503 at once, even to the calc c runs itself.
     let t = Instant::now();
@@ -86,7 +115,6 @@ async fn a_self_downed_node_answers_503_at_once_and_is_not_ready_until_it_rejoin
     })
     .await;
     f.stop().await;
-    for n in [b, a] {
-        n.shutdown(GRACE).await.unwrap();
-    }
+    on_a.stop().await;
+    b.shutdown(GRACE).await.unwrap();
 }

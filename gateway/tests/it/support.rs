@@ -306,6 +306,39 @@ pub fn client() -> awc::Client {
 
 pub use msa_runtime::test_support::eventually;
 
+/// `GET /v1/cluster` through `f`.
+pub async fn cluster_view(f: &Fixture) -> Value {
+    let r = f.send("GET", "/v1/cluster", None, "").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json
+}
+
+/// `(status, state, reachability)` of `member` in a `/v1/cluster` view; a
+/// missing field reads as `-`.
+pub fn member(view: &Value, name: &str) -> (String, String, String) {
+    let m = view["members"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let field = |k: &str| m[k].as_str().unwrap_or("-").to_string();
+    (field("status"), field("state"), field("reachability"))
+}
+
+/// The `unreachable` pairs of a `/v1/cluster` view, sorted.
+pub fn pairs(view: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = view["unreachable"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// Keeps the intended `crash requested` panics out of the test output.
 pub fn quiet_intended_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -146,3 +146,47 @@ async fn down_declares_a_member_down_everywhere_and_it_leaves() {
         n.shutdown(GRACE).await.unwrap();
     }
 }
+
+/// Akka's leaving → exiting → removed, as the others see it: a node that
+/// announces its leave (the host's graceful stop does so first) is
+/// `exiting` for every other member while its connections are still open,
+/// its services already out of their routing, and `removed` once it has
+/// stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_node_is_exiting_for_the_others_until_it_is_removed() {
+    let net = MemoryNetwork::new();
+    let [a, b, c] = three(&net).await;
+
+    c.announce_leaving();
+    // Exiting beside a live membership status (alive, or suspect on a
+    // loaded machine): it has not left yet.
+    eventually("c exiting on a and b", BOUND, || async {
+        [&a, &b].iter().all(|n| {
+            let (status, state) = seen(n, "c");
+            state == "exiting" && (status == "alive" || status == "suspect")
+        })
+    })
+    .await;
+    // Its work is handed over: no new call goes there.
+    let r = ask(&a, "on-c").await;
+    assert!(
+        matches!(
+            r,
+            Err(CallError::NoInstance { .. } | CallError::UnknownService { .. })
+        ),
+        "{r:?}"
+    );
+    // Still exiting, not removed, while c runs on: the others' view waits
+    // for its connections to end.
+    assert_eq!(seen(&a, "c").1, "exiting");
+    assert_eq!(seen(&b, "c").1, "exiting");
+
+    c.shutdown(GRACE).await.unwrap();
+    eventually("c removed on a and b", BOUND, || async {
+        seen(&a, "c").1 == "removed" && seen(&b, "c").1 == "removed"
+    })
+    .await;
+    for n in [b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}

@@ -15,6 +15,7 @@ use msa_runtime::remote::transport::MemoryNetwork;
 use msa_runtime::remote::ClusterStatus;
 use msa_runtime::test_support::eventually;
 
+use crate::support::log_capture::LogCapture;
 use crate::support::memory_builder;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,11 @@ const BOUND: Duration = Duration::from_secs(40);
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// "At once": far below the ask's own timeout.
 const AT_ONCE: Duration = Duration::from_millis(500);
+/// What a node downed by its own resolver logs (warn), and what it logs
+/// when it is back after the heal (info).
+const SELF_DOWN_LINE: &str =
+    "split-brain resolver: this node is on the losing side of a partition and downs itself";
+const REJOIN_LINE: &str = "split-brain resolver: back after the heal; joining again";
 
 fn node(
     net: &MemoryNetwork,
@@ -171,77 +177,122 @@ async fn shutdown(nodes: Vec<Node>) {
     }
 }
 
+/// The lone node's name in the 2 | 1 test: no other test names a node so,
+/// so its log lines (keyed on `node`) are its own.
+const LONE: &str = "lone";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() {
+    // What the lone node logs about itself, and nothing of the other tests
+    // running beside this one.
+    let logs = LogCapture::keyed("node", LONE, tracing::Level::INFO);
     let net = MemoryNetwork::new();
     let nodes = cluster(
         &net,
-        &["a", "b", "c"],
+        &["a", "b", LONE],
         SplitBrainStrategy::KeepMajority,
         None,
     )
     .await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let mut c_events = c.cluster_events().unwrap();
-    // Keys owned by c before the split, as a routes them.
+    // Keys owned by the lone node before the split, as a routes them.
     let mut keys_on_c = Vec::new();
     for i in 0..64 {
         let k = format!("key-{i}");
-        if owner(a, &k).await.unwrap() == "c" {
+        if owner(a, &k).await.unwrap() == LONE {
             keys_on_c.push(k);
         }
     }
-    assert!(!keys_on_c.is_empty(), "some keys live on c");
+    assert!(!keys_on_c.is_empty(), "some keys live on the lone node");
 
     cut(&net, &[c], &[a, b]);
     let t0 = Instant::now();
-    eventually("c downs itself", BOUND, || async { c.is_self_downed() }).await;
+    eventually("the lone node downs itself", BOUND, || async {
+        c.is_self_downed()
+    })
+    .await;
     let downed_after = t0.elapsed();
-    // Each of a and b decides by itself (foca may have declared c down
+    // It says so in its logs, once (the flag is set just before the line).
+    eventually("the lone node logs its self-down", BOUND, || async {
+        logs.text().contains(SELF_DOWN_LINE)
+    })
+    .await;
+    // Each of a and b decides by itself (foca may have declared it down
     // before: its verdict is failure detection's, not the policy's).
-    eventually("a and b down c by policy", BOUND, || async {
-        status_of(a, "c").0 == "down"
-            && status_of(b, "c").0 == "down"
+    eventually("a and b down the lone node by policy", BOUND, || async {
+        status_of(a, LONE).0 == "down"
+            && status_of(b, LONE).0 == "down"
             && a.remote_stats().split_brain_downs == 1
             && b.remote_stats().split_brain_downs == 1
     })
     .await;
     let c_out = t0.elapsed();
     eprintln!(
-        "2|1 split: c downed itself after {downed_after:?}; a and b hold it down after {c_out:?}"
+        "2|1 split: the lone node downed itself after {downed_after:?}; a and b hold it down after {c_out:?}"
     );
     assert!(!a.is_self_downed() && !b.is_self_downed());
     assert_eq!(c.remote_stats().self_downs, 1);
 
-    // c: its status says so, and its calls across fail at once, typed.
-    assert_eq!(status_of(c, "c"), ("down".into(), "down".into()));
+    // The lone node: its status says so, and its calls across fail at
+    // once, typed.
+    assert_eq!(status_of(c, LONE), ("down".into(), "down".into()));
     for to in ["a", "b"] {
         let t = Instant::now();
         let r = ask_where(c, to).await;
-        assert_eq!(r, Err(CallError::Downed { node: "c".into() }), "c -> {to}");
-        assert!(t.elapsed() < AT_ONCE, "c -> {to} took {:?}", t.elapsed());
+        assert_eq!(
+            r,
+            Err(CallError::Downed { node: LONE.into() }),
+            "lone -> {to}"
+        );
+        assert!(t.elapsed() < AT_ONCE, "lone -> {to} took {:?}", t.elapsed());
     }
     // Its own local services still answer its own callers.
-    assert_eq!(ask_where(c, "c").await.unwrap(), "c");
+    assert_eq!(ask_where(c, LONE).await.unwrap(), LONE);
     // The majority serves on, and every key has one owner there.
     assert_eq!(ask_where(a, "b").await.unwrap(), "b");
     assert_eq!(ask_where(b, "a").await.unwrap(), "a");
     for k in &keys_on_c {
         let on_a = owner(a, k).await.unwrap();
-        assert_ne!(on_a, "c", "{k}");
+        assert_ne!(on_a, LONE, "{k}");
         assert_eq!(owner(b, k).await.unwrap(), on_a, "{k}: a and b agree");
     }
-    assert!(ask_where(a, "c").await.is_err());
+    assert!(ask_where(a, LONE).await.is_err());
+    // Downed once, and no rejoin while the cut lasts.
+    let text = logs.text();
+    assert_eq!(text.matches(SELF_DOWN_LINE).count(), 1, "{text}");
+    assert!(!text.contains(REJOIN_LINE), "{text}");
 
-    // Heal: c rejoins, every view agrees, every call path works again.
+    // Heal: the lone node rejoins, every view agrees, every call path
+    // works again.
     net.heal_all();
     let healed = Instant::now();
-    eventually("c rejoins", BOUND, || async { !c.is_self_downed() }).await;
+    eventually("the lone node rejoins", BOUND, || async {
+        !c.is_self_downed()
+    })
+    .await;
     let mut rejoined = false;
     while let Ok(e) = c_events.try_recv() {
         rejoined |= matches!(e, msa_runtime::remote::ClusterEvent::Rejoined);
     }
-    assert!(rejoined, "c reported its rejoin");
+    assert!(rejoined, "the lone node reported its rejoin");
+    // And says so in its logs, after its self-down (the flag is cleared
+    // just before the line).
+    eventually("the lone node logs its rejoin", BOUND, || async {
+        logs.text().contains(REJOIN_LINE)
+    })
+    .await;
+    let text = logs.text();
+    let (down_at, rejoin_at) = (
+        text.find(SELF_DOWN_LINE).unwrap(),
+        text.find(REJOIN_LINE).unwrap(),
+    );
+    assert!(down_at < rejoin_at, "{text}");
+    let down_line = text[down_at..].lines().next().unwrap_or_default();
+    assert!(
+        down_line.contains("strategy=keep-majority"),
+        "the line names the strategy: {down_line}"
+    );
     eventually("every view agrees and every call works", BOUND, || async {
         let mut ok = agree(&nodes);
         for from in &nodes {
@@ -253,10 +304,10 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
     })
     .await;
     eprintln!("2|1 split: healed and agreed after {:?}", healed.elapsed());
-    // Keys are c's again, for everyone.
+    // Keys are the lone node's again, for everyone.
     for k in &keys_on_c {
         for n in &nodes {
-            assert_eq!(owner(n, k).await.unwrap(), "c", "{k} from {}", n.name());
+            assert_eq!(owner(n, k).await.unwrap(), LONE, "{k} from {}", n.name());
         }
     }
     shutdown(nodes).await;

@@ -293,6 +293,7 @@ impl Remoting {
         self.self_downed.store(true, Ordering::Release);
         self.stats.self_downs.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
+            node = %self.local.name,
             strategy = %config.strategy,
             stable_after = ?config.stable_after,
             "split-brain resolver: this node is on the losing side of a partition and downs itself; \
@@ -315,6 +316,7 @@ impl Remoting {
     fn rejoin_after_self_down(&self) {
         self.self_downed.store(false, Ordering::Release);
         tracing::info!(
+            node = %self.local.name,
             "split-brain resolver: back after the heal; joining again (serving once the members admit it)"
         );
         // Every peer's table is fetched again (once it is up, see

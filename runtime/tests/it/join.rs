@@ -20,37 +20,7 @@ use msa_runtime::remote::ClusterStatus;
 use msa_runtime::test_support::eventually;
 
 use crate::support::memory_builder;
-use serde::{Deserialize, Serialize};
-
-/// Answers the name of the node that served it.
-#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
-#[rtype(result = "String")]
-#[msa(name = "join.Where")]
-struct Where;
-
-/// A keyed ask: the key picks the owner; answers the node that served it.
-#[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
-#[rtype(result = "String")]
-#[msa(name = "join.Owner", keyed)]
-struct Owner(String);
-impl KeyedMessage for Owner {
-    fn routing_key(&self) -> u64 {
-        msa_runtime::key_hash(self.0.as_bytes())
-    }
-}
-
-struct Here(String);
-impl Service for Here {}
-impl Handler<Where> for Here {
-    fn handle(&mut self, _: Where, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
-        Reply::ready(self.0.clone())
-    }
-}
-impl Handler<Owner> for Here {
-    fn handle(&mut self, _: Owner, _: &mut ServiceContext<'_, Self>) -> Reply<Self, String> {
-        Reply::ready(self.0.clone())
-    }
-}
+use crate::support::placement::{Here, Owner, Where};
 
 const SECRET: &[u8] = b"join-secret";
 const GRACE: Duration = Duration::from_secs(5);

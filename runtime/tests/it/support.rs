@@ -8,6 +8,7 @@
 )]
 
 pub mod log_capture;
+pub mod placement;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -180,19 +180,7 @@ pub(super) fn decode_publish_run(body: &[u8]) -> Option<PublishRunRef<'_>> {
     let mut events = Vec::with_capacity(n);
     for _ in 0..n {
         let payload = bytes(&mut r)?;
-        let plain = match r.byte()? {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
-        let m = usize::try_from(r.varint(U64_BYTE)?).ok()?;
-        if m > r.b.len() {
-            return None;
-        }
-        let mut members = Vec::with_capacity(m);
-        for _ in 0..m {
-            members.push(r.varint(U64_BYTE)?);
-        }
+        let (plain, members) = plain_and_members(&mut r)?;
         events.push(WireEvent {
             payload,
             plain,
@@ -215,17 +203,9 @@ fn bytes<'a>(r: &mut Bytes<'a>) -> Option<&'a [u8]> {
     r.take(len)
 }
 
-/// Reads a whole `Publish` body (tag included); `None` for anything else
-/// (another frame, bad UTF-8, malformed or trailing bytes): the caller then
-/// decodes it the serde way, which decides.
-pub(super) fn decode_publish(body: &[u8]) -> Option<PublishRef<'_>> {
-    let mut r = Bytes { b: body };
-    if r.byte()? != PUBLISH_TAG {
-        return None;
-    }
-    let topic = std::str::from_utf8(bytes(&mut r)?).ok()?;
-    let message = std::str::from_utf8(bytes(&mut r)?).ok()?;
-    let payload = bytes(&mut r)?;
+/// An event's `plain` flag and its group members, as `Publish` and
+/// `PublishRun` both carry them.
+fn plain_and_members(r: &mut Bytes<'_>) -> Option<(bool, Vec<u64>)> {
     let plain = match r.byte()? {
         0 => false,
         1 => true,
@@ -241,6 +221,21 @@ pub(super) fn decode_publish(body: &[u8]) -> Option<PublishRef<'_>> {
     for _ in 0..n {
         members.push(r.varint(U64_BYTE)?);
     }
+    Some((plain, members))
+}
+
+/// Reads a whole `Publish` body (tag included); `None` for anything else
+/// (another frame, bad UTF-8, malformed or trailing bytes): the caller then
+/// decodes it the serde way, which decides.
+pub(super) fn decode_publish(body: &[u8]) -> Option<PublishRef<'_>> {
+    let mut r = Bytes { b: body };
+    if r.byte()? != PUBLISH_TAG {
+        return None;
+    }
+    let topic = std::str::from_utf8(bytes(&mut r)?).ok()?;
+    let message = std::str::from_utf8(bytes(&mut r)?).ok()?;
+    let payload = bytes(&mut r)?;
+    let (plain, members) = plain_and_members(&mut r)?;
     if !r.b.is_empty() {
         return None;
     }

@@ -241,11 +241,19 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
         !c.is_self_downed()
     })
     .await;
-    let mut rejoined = false;
-    while let Ok(e) = c_events.try_recv() {
-        rejoined |= matches!(e, msa_runtime::remote::ClusterEvent::Rejoined);
-    }
-    assert!(rejoined, "the lone node reported its rejoin");
+    // The event follows the flag (rejoin_after_self_down clears the flag,
+    // logs, then emits): wait for it rather than read what is there.
+    let rejoined = tokio::time::timeout(BOUND, async {
+        loop {
+            match c_events.recv().await {
+                Ok(msa_runtime::remote::ClusterEvent::Rejoined) => return true,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(rejoined, Ok(true), "the lone node reported its rejoin");
     // And says so in its logs, after its self-down (the flag is cleared
     // just before the line).
     eventually("the lone node logs its rejoin", BOUND, || async {

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::frame::Frame;
 use super::status::StatusError;
 use super::transport::{FaultRules, TcpTransport, Transport};
 
@@ -145,27 +146,20 @@ pub async fn inject_fault_via(
     request: FaultRequest,
     timeout: std::time::Duration,
 ) -> Result<FaultReport, FaultError> {
-    let outcome = super::remoting::client_exchange(
+    exchange(
         transport,
         addr,
         cluster,
         secret,
         timeout,
-        super::frame::Frame::Fault { request },
+        Frame::Fault { request },
         |f| match f {
-            super::frame::Frame::FaultReply { outcome } => Some(outcome),
+            Frame::FaultReply { outcome } => Some(outcome),
             _ => None,
         },
+        |addr, refusal| FaultError::Refused { addr, refusal },
     )
-    .await;
-    match outcome {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(refusal)) => Err(FaultError::Refused {
-            addr: addr.to_string(),
-            refusal,
-        }),
-        Err(e) => Err(e.into()),
-    }
+    .await
 }
 
 /// What an operator asks one node about its own services (`msa service
@@ -270,25 +264,42 @@ pub async fn operate_services_via(
     request: ServiceRequest,
     timeout: std::time::Duration,
 ) -> Result<ServiceReport, ServiceOpError> {
-    let outcome = super::remoting::client_exchange(
+    exchange(
         transport,
         addr,
         cluster,
         secret,
         timeout,
-        super::frame::Frame::Services { request },
+        Frame::Services { request },
         |f| match f {
-            super::frame::Frame::ServicesReply { outcome } => Some(outcome),
+            Frame::ServicesReply { outcome } => Some(outcome),
             _ => None,
         },
+        |addr, reason| ServiceOpError::Refused { addr, reason },
     )
-    .await;
-    match outcome {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(reason)) => Err(ServiceOpError::Refused {
-            addr: addr.to_string(),
-            reason,
-        }),
+    .await
+}
+
+/// Sends one operator request over the authenticated client connection and
+/// tells the node's answer (`pick`ed from its reply frame) from its refusal
+/// (made an error by `refused`, with the node's address) and from a node
+/// that could not be reached.
+#[allow(clippy::too_many_arguments)]
+async fn exchange<T, R, E: From<StatusError>>(
+    transport: &dyn Transport,
+    addr: &str,
+    cluster: &str,
+    secret: &[u8],
+    timeout: std::time::Duration,
+    request: Frame,
+    pick: impl Fn(Frame) -> Option<Result<T, R>>,
+    refused: impl FnOnce(String, R) -> E,
+) -> Result<T, E> {
+    match super::remoting::client_exchange(transport, addr, cluster, secret, timeout, request, pick)
+        .await
+    {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(refusal)) => Err(refused(addr.to_string(), refusal)),
         Err(e) => Err(e.into()),
     }
 }

@@ -398,21 +398,15 @@ impl LocalNode for NodeShared {
         body: &[u8],
         timeout: Duration,
     ) -> Result<JsonReply, WireError> {
-        if self.refusing_remote.load(Ordering::Acquire) {
-            return Err(WireError::ShuttingDown);
-        }
-        // Decoded here, by the service's own registration, then called as
-        // any ask is (a keyed service routes it on to the instance that owns
-        // its key, wherever that is).
-        let route = ServedRoute::resolve(self.clone(), service, message).map_err(|e| match e {
-            WireError::UnhandledMessage { .. } => WireError::Json(WireJsonError::UnknownMessage),
-            other => other,
-        })?;
-        route.check_anonymous(&meta)?;
-        let fns = route.fns;
-        let svc = ServiceRef::new(self, service);
-        (fns.json)(svc, JsonBody::Bytes(body), meta, Some(timeout))
-            .map_err(|e| WireError::Json(WireJsonError::from_json_error(&e)))
+        let unknown = WireError::Json(WireJsonError::UnknownMessage);
+        let fns = forwarded_route(&self, service, message, &meta, unknown)?;
+        (fns.json)(
+            ServiceRef::new(self, service),
+            JsonBody::Bytes(body),
+            meta,
+            Some(timeout),
+        )
+        .map_err(|e| WireError::Json(WireJsonError::from_json_error(&e)))
     }
 
     fn serve_bincode(
@@ -423,20 +417,33 @@ impl LocalNode for NodeShared {
         body: &[u8],
         timeout: Duration,
     ) -> Result<JsonReply, WireError> {
-        if self.refusing_remote.load(Ordering::Acquire) {
-            return Err(WireError::ShuttingDown);
-        }
-        // As a forwarded JSON ask: decoded here, then called as any ask is.
-        let route = ServedRoute::resolve(self.clone(), service, message).map_err(|e| match e {
-            WireError::UnhandledMessage { .. } => {
-                WireError::Bincode(WireBincodeError::UnknownMessage)
-            }
-            other => other,
-        })?;
-        route.check_anonymous(&meta)?;
-        let fns = route.fns;
-        let svc = ServiceRef::new(self, service);
-        (fns.bincode)(svc, body, meta, Some(timeout))
+        let unknown = WireError::Bincode(WireBincodeError::UnknownMessage);
+        let fns = forwarded_route(&self, service, message, &meta, unknown)?;
+        (fns.bincode)(ServiceRef::new(self, service), body, meta, Some(timeout))
             .map_err(|e| WireError::Bincode(WireBincodeError::from_bincode_error(&e)))
     }
+}
+
+/// The checks a forwarded call (JSON or bincode from a gateway) passes
+/// before its payload is decoded here, by the service's own registration,
+/// and called as any ask is (a keyed service routes it on to the instance
+/// that owns its key, wherever that is): the node is not refusing remote
+/// calls, the service handles the message (`unknown` when it does not) and
+/// an anonymous caller may call it. Returns the message's serving functions.
+fn forwarded_route(
+    node: &Arc<NodeShared>,
+    service: &str,
+    message: &str,
+    meta: &Metadata,
+    unknown: WireError,
+) -> Result<ServeFns, WireError> {
+    if node.refusing_remote.load(Ordering::Acquire) {
+        return Err(WireError::ShuttingDown);
+    }
+    let route = ServedRoute::resolve(node.clone(), service, message).map_err(|e| match e {
+        WireError::UnhandledMessage { .. } => unknown,
+        other => other,
+    })?;
+    route.check_anonymous(meta)?;
+    Ok(route.fns)
 }

@@ -241,19 +241,10 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
         !c.is_self_downed()
     })
     .await;
-    // The event follows the flag (rejoin_after_self_down clears the flag,
-    // logs, then emits): wait for it rather than read what is there.
-    let rejoined = tokio::time::timeout(BOUND, async {
-        loop {
-            match c_events.recv().await {
-                Ok(msa_runtime::remote::ClusterEvent::Rejoined) => return true,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return false,
-            }
-        }
-    })
-    .await;
-    assert_eq!(rejoined, Ok(true), "the lone node reported its rejoin");
+    assert!(
+        rejoined(&mut c_events).await,
+        "the lone node reported its rejoin"
+    );
     // And says so in its logs, after its self-down (the flag is cleared
     // just before the line).
     eventually("the lone node logs its rejoin", BOUND, || async {
@@ -559,11 +550,7 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
         healed.elapsed()
     );
     for events in [&mut a_events, &mut c_events] {
-        let mut rejoined = false;
-        while let Ok(e) = events.try_recv() {
-            rejoined |= matches!(e, msa_runtime::remote::ClusterEvent::Rejoined);
-        }
-        assert!(rejoined, "an end reported its rejoin");
+        assert!(rejoined(events).await, "an end reported its rejoin");
     }
     // Keys agree again across the cluster.
     for i in 0..32 {
@@ -574,4 +561,24 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
         }
     }
     shutdown(nodes).await;
+}
+
+/// Whether a `Rejoined` event arrives on `events` within [`BOUND`]. The
+/// event follows the cleared self-down flag (`rejoin_after_self_down`
+/// clears the flag, logs, then emits), so a test waits for it rather than
+/// reads what has arrived.
+async fn rejoined(
+    events: &mut tokio::sync::broadcast::Receiver<msa_runtime::remote::ClusterEvent>,
+) -> bool {
+    tokio::time::timeout(BOUND, async {
+        loop {
+            match events.recv().await {
+                Ok(msa_runtime::remote::ClusterEvent::Rejoined) => return true,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
 }

@@ -317,7 +317,7 @@ impl<E: Clone> Owned<'_, E> {
 /// queue when it is one of type `E` (no type-erased delivery, no clone
 /// when moved), else through its type-erased sink. Returns 1 when the
 /// subscriber took it, 0 otherwise (it counted why).
-#[inline(always)]
+#[inline]
 fn deliver_typed<E>(sink: &Arc<dyn crate::registry::TopicSink>, event: Owned<'_, E>) -> u64
 where
     E: RemoteMessage + Clone + Sync,

@@ -9,6 +9,7 @@ mod batch_room;
 mod entry;
 mod group_ads;
 mod monitor;
+mod topic_counters;
 mod topics;
 mod watch;
 

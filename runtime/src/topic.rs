@@ -124,8 +124,15 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     /// in [`TopicStats::remote_dropped`]). Events published by one caller
     /// reach each subscriber in the order published.
     pub fn publish(&self, event: E) {
-        let key = self.state.next_key();
-        self.publish_with_key(event, key);
+        let routes = self.state.routes();
+        // The key spreads the events over a group's members: with no group,
+        // no key is drawn.
+        let key = if routes.groups.is_empty() {
+            0
+        } else {
+            self.state.next_key()
+        };
+        self.publish_routed(&routes, event, key);
     }
 
     /// [`publish`](Self::publish), with the event's routing key choosing
@@ -142,9 +149,24 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
 
     /// [`publish`](Self::publish) with an explicit routing key.
     pub fn publish_with_key(&self, event: E, key: u64) {
+        self.publish_routed(&self.state.routes(), event, key);
+    }
+
+    /// Publishes `event` along `routes` (`key` picks each group's member).
+    fn publish_routed(&self, routes: &Routes, event: E, key: u64) {
         let hub = &self.node.registry.topics;
-        hub.counters.published.fetch_add(1, Ordering::Relaxed);
-        let routes = self.state.routes();
+        if routes.groups.is_empty() {
+            // No group: every plain subscriber takes it, here and there.
+            // The copies for other nodes are encoded first, so that the
+            // event itself can move into the last local subscriber.
+            if !routes.remote.is_empty() {
+                send_remote(&self.node, &self.name, routes, &event, true, &mut []);
+            }
+            let delivered = deliver_plain(routes, event);
+            hub.counters.add(1, delivered);
+            return;
+        }
+        hub.counters.add(1, 0);
         // One member per group: here, or on the node that holds it.
         let mut here: Vec<u64> = Vec::new();
         let mut there: Vec<Vec<u64>> = Vec::new();
@@ -160,8 +182,8 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
                 }
             }
         }
-        hub.deliver_local(&routes, E::NAME, TopicEvent::Local(&event), true, &here);
-        send_remote(&self.node, &self.name, &routes, &event, true, &mut there);
+        hub.deliver_local(routes, E::NAME, TopicEvent::Local(&event), true, &here);
+        send_remote(&self.node, &self.name, routes, &event, true, &mut there);
     }
 
     /// Subscribes a stream that holds up to `bound` events (at least 1);
@@ -248,6 +270,70 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     pub fn remote_subscribers(&self) -> Vec<String> {
         self.node.registry.topics.remote_subscribers(&self.name)
     }
+}
+
+/// Hands `event` to each local subscriber of `routes` (all plain: the
+/// topic has no consumer group), in their order, moving it into the last;
+/// returns how many took it (for the caller to count as delivered).
+fn deliver_plain<E>(routes: &Routes, event: E) -> u64
+where
+    E: RemoteMessage + Clone + Sync,
+    <E as actix::Message>::Result: Send,
+{
+    let Some((last, rest)) = routes.local.split_last() else {
+        return 0;
+    };
+    let mut delivered = 0;
+    for s in rest {
+        delivered += deliver_typed(&s.sink, Owned::Borrowed(&event));
+    }
+    delivered + deliver_typed(&last.sink, Owned::Moved(event))
+}
+
+/// An event for one subscriber: the publisher's own (the last subscriber
+/// takes it) or borrowed (cloned only if the subscriber takes `E`).
+enum Owned<'a, E> {
+    Moved(E),
+    Borrowed(&'a E),
+}
+
+impl<E: Clone> Owned<'_, E> {
+    fn take(self) -> E {
+        match self {
+            Owned::Moved(e) => e,
+            Owned::Borrowed(e) => e.clone(),
+        }
+    }
+
+    fn as_ref(&self) -> &E {
+        match self {
+            Owned::Moved(e) => e,
+            Owned::Borrowed(e) => e,
+        }
+    }
+}
+
+/// Hands `event` to one local subscriber: straight to its service or
+/// queue when it is one of type `E` (no type-erased delivery, no clone
+/// when moved), else through its type-erased sink. Returns 1 when the
+/// subscriber took it, 0 otherwise (it counted why).
+#[inline]
+fn deliver_typed<E>(sink: &Arc<dyn crate::registry::TopicSink>, event: Owned<'_, E>) -> u64
+where
+    E: RemoteMessage + Clone + Sync,
+    <E as actix::Message>::Result: Send,
+{
+    if let Some(any) = sink.as_any() {
+        if let Some(s) = any.downcast_ref::<ServiceSink<E>>() {
+            return u64::from(s.tell_one(event.take()));
+        }
+        if let Some(q) = any.downcast_ref::<QueueSink<E>>() {
+            return u64::from(q.push(event.take()));
+        }
+    }
+    // Another kind of subscriber (JSON, a group member) counts itself.
+    sink.deliver(E::NAME, TopicEvent::Local(event.as_ref()));
+    0
 }
 
 /// Sends one encoded copy of `event` (published to `topic`) to each other

@@ -24,8 +24,8 @@ impl Node {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.shared().registry.topics.counters;
         TopicStats {
-            published: c.published.load(Relaxed),
-            delivered: c.delivered.load(Relaxed),
+            published: c.published_total(),
+            delivered: c.delivered_total(),
             lagged: c.lagged.load(Relaxed),
             remote_dropped: c.remote_dropped.load(Relaxed),
             undecodable: c.undecodable.load(Relaxed),

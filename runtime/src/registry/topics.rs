@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use super::topic_counters::TopicCounters;
 use super::PeerLink;
 use crate::error::CallError;
 use crate::message::{key_hash, mix64};
@@ -161,24 +162,6 @@ impl TopicState {
     pub(crate) fn routes(&self) -> arc_swap::Guard<Arc<Routes>> {
         self.routes.load()
     }
-}
-
-/// Counters of the topics of one node.
-#[derive(Debug, Default)]
-pub(crate) struct TopicCounters {
-    /// Events published on this node.
-    pub(crate) published: AtomicU64,
-    /// Events handed to a local subscriber.
-    pub(crate) delivered: AtomicU64,
-    /// Events a local subscriber missed (its queue or mailbox was full).
-    pub(crate) lagged: AtomicU64,
-    /// Copies to another node refused (its connection was full or down).
-    pub(crate) remote_dropped: AtomicU64,
-    /// Events from another node that did not decode here.
-    pub(crate) undecodable: AtomicU64,
-    /// `Topics` frames from other nodes refused: a malformed group
-    /// membership (`registry::check_group_ads`).
-    pub(crate) refused_ads: AtomicU64,
 }
 
 /// Another node's link and its ads by topic.

@@ -594,7 +594,7 @@ where
         };
         match self.recipient.try_send(env) {
             Ok(()) => {
-                c.delivered.fetch_add(1, Ordering::Relaxed);
+                c.delivered(1);
             }
             Err(SendError::Full(_)) => {
                 c.lagged.fetch_add(1, Ordering::Relaxed);

@@ -92,7 +92,7 @@ impl TopicSink for JsonSink {
             body,
         };
         if self.queue.push(ev) {
-            c.delivered.fetch_add(1, Ordering::Relaxed);
+            c.delivered(1);
         } else {
             c.lagged.fetch_add(1, Ordering::Relaxed);
         }

@@ -56,17 +56,33 @@ impl<E> std::fmt::Debug for QueueSink<E> {
     }
 }
 
+impl<E> QueueSink<E> {
+    /// Queues one event; `true` when it was queued (for the caller to
+    /// count as delivered), `false` when the queue was full (counted as
+    /// lagged here).
+    #[inline]
+    pub(super) fn push(&self, e: E) -> bool {
+        let queued = self.queue.push(e);
+        if !queued {
+            let c = &self.node.registry.topics.counters;
+            c.lagged.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+}
+
 impl<E: RemoteMessage + Clone + Sync> TopicSink for QueueSink<E> {
     fn deliver(&self, wire: &str, event: TopicEvent<'_>) {
         let Some(e) = typed::<E>(&self.node, wire, event) else {
             return;
         };
-        let c = &self.node.registry.topics.counters;
-        if self.queue.push(e) {
-            c.delivered.fetch_add(1, Ordering::Relaxed);
-        } else {
-            c.lagged.fetch_add(1, Ordering::Relaxed);
+        if self.push(e) {
+            self.node.registry.topics.counters.delivered(1);
         }
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        Some(self)
     }
 }
 
@@ -101,25 +117,36 @@ where
     E: RemoteMessage + Clone + Sync,
     <E as actix::Message>::Result: Send,
 {
-    /// Tells one event to the service (nothing once it is gone).
-    fn tell_one(&self, e: E) {
+    /// Tells one event to the service (nothing once it is gone); `true`
+    /// when it was told (for the caller to count as delivered), `false`
+    /// when it was not (counted as lagged here when the mailbox was full).
+    #[inline]
+    pub(super) fn tell_one(&self, e: E) -> bool {
         if self.gone.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
-        let c = &self.node.registry.topics.counters;
         match self.service.tell(e) {
-            Ok(()) => {
-                c.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(()) => true,
+            Err(e) => {
+                self.not_told(e);
+                false
             }
-            Err(
-                err @ (CallError::UnknownService { .. }
-                | CallError::UnhandledMessage { .. }
-                | CallError::ShuttingDown),
-            ) => {
+        }
+    }
+
+    /// Why a tell failed: the service gone (no more tells), or behind.
+    #[cold]
+    #[inline(never)]
+    fn not_told(&self, e: CallError) {
+        match e {
+            err @ (CallError::UnknownService { .. }
+            | CallError::UnhandledMessage { .. }
+            | CallError::ShuttingDown) => {
                 self.gone.store(true, Ordering::Relaxed);
                 tracing::info!(service = %self.service.name(), error = %err, "topic subscriber gone: no more events to it");
             }
-            Err(err) => {
+            err => {
+                let c = &self.node.registry.topics.counters;
                 c.lagged.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(service = %self.service.name(), error = %err, "topic event not taken");
             }
@@ -145,7 +172,9 @@ where
             return;
         }
         if let Some(e) = typed::<E>(&self.node, wire, event) {
-            self.tell_one(e);
+            if self.tell_one(e) {
+                self.node.registry.topics.counters.delivered(1);
+            }
         }
     }
 
@@ -162,16 +191,12 @@ where
         let n = events.len();
         let rest = self.service.tell_batch_now(events);
         let batched = n - rest.len();
-        if batched > 0 {
-            self.node
-                .registry
-                .topics
-                .counters
-                .delivered
-                .fetch_add(batched as u64, Ordering::Relaxed);
-        }
-        for e in rest {
-            self.tell_one(e);
+        let told = rest
+            .into_iter()
+            .fold(0, |told, e| told + u64::from(self.tell_one(e)));
+        let delivered = batched as u64 + told;
+        if delivered > 0 {
+            self.node.registry.topics.counters.delivered(delivered);
         }
     }
 

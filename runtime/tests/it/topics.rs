@@ -86,6 +86,127 @@ async fn local_subscribers_get_every_event_in_order_and_a_dropped_one_none() {
     n.shutdown(GRACE).await.unwrap();
 }
 
+/// An event that counts its clones (shared by the copies of one event).
+#[derive(Debug, actix::Message, Serialize, Deserialize, RemoteMessage)]
+#[msa(name = "test.Tracked")]
+#[rtype(result = "()")]
+struct Tracked {
+    seq: u64,
+    #[serde(skip)]
+    clones: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        self.clones
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            seq: self.seq,
+            clones: self.clones.clone(),
+        }
+    }
+}
+
+/// A local publish moves the event into the last subscriber: one copy per
+/// other subscriber, none with one subscriber (and none with none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_publish_clones_the_event_once_per_subscriber_but_the_last() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let n = node("topics-clones");
+    let t = n.topic::<Tracked>("tracked");
+    let clones = std::sync::Arc::new(AtomicUsize::new(0));
+    let publish = |seq| {
+        t.publish(Tracked {
+            seq,
+            clones: clones.clone(),
+        })
+    };
+    publish(0);
+    assert_eq!(clones.load(Relaxed), 0, "no subscriber, no copy");
+    let mut subs = vec![t.subscribe(100)];
+    publish(1);
+    assert_eq!(
+        clones.load(Relaxed),
+        0,
+        "one subscriber takes the event itself"
+    );
+    subs.push(t.subscribe(100));
+    subs.push(t.subscribe(100));
+    publish(2);
+    assert_eq!(clones.load(Relaxed), 2, "three subscribers: two copies");
+    for (i, s) in subs.iter_mut().enumerate() {
+        let want: &[u64] = if i == 0 { &[1, 2] } else { &[2] };
+        for &seq in want {
+            match s.try_next() {
+                Some(TopicItem::Event(e)) => assert_eq!(e.seq, seq),
+                other => panic!("subscriber {i}: {other:?}"),
+            }
+        }
+        assert!(s.try_next().is_none());
+    }
+    let stats = n.topic_stats();
+    assert_eq!((stats.published, stats.delivered), (3, 4));
+    n.shutdown(GRACE).await.unwrap();
+}
+
+/// Two services, a stream and a JSON subscription on one node each get
+/// every event, in order, and each delivery is counted; with a consumer
+/// group beside them too (then one member takes each event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_services_streams_and_a_group_each_get_every_event_in_order_and_counted() {
+    let n = node("topics-local-services");
+    let mut refs = Vec::new();
+    for name in ["rec-1", "rec-2"] {
+        n.spawn(
+            ServiceSpec::new(name, Recorder::default)
+                .handles::<OrderEvent>()
+                .handles::<Seen>(),
+        )
+        .await
+        .unwrap();
+        refs.push(n.service(name));
+    }
+    let t = n.topic::<OrderEvent>(TOPIC);
+    let _r1 = t.subscribe_service(&refs[0]);
+    let mut stream = t.subscribe(1000);
+    let mut json = n.subscribe_json(TOPIC, 1000);
+    let _r2 = t.subscribe_service(&refs[1]);
+    for i in 0..100 {
+        t.publish(ev("p", i));
+    }
+    let mut group = t.subscribe_in_group("g", 1000);
+    for i in 100..110 {
+        t.publish(ev("p", i));
+    }
+    let all: Vec<u64> = (0..110).collect();
+    for r in &refs {
+        let r = r.clone();
+        eventually("110 events recorded", WAIT, || {
+            let r = r.clone();
+            async move { r.ask(Seen).await.map(|v| v.len()).unwrap_or(0) >= 110 }
+        })
+        .await;
+        assert_eq!(r.ask(Seen).await.unwrap(), all);
+    }
+    for i in 0..110 {
+        assert_eq!(stream.try_next(), Some(TopicItem::Event(ev("p", i))));
+    }
+    for i in 0..110 {
+        match json.try_next() {
+            Some(TopicItem::Event(e)) => assert_eq!(e.body["seq"], i),
+            other => panic!("{other:?}"),
+        }
+    }
+    for i in 100..110 {
+        assert_eq!(group.try_next(), Some(TopicItem::Event(ev("p", i))));
+    }
+    let stats = n.topic_stats();
+    assert_eq!(stats.published, 110);
+    assert_eq!(stats.delivered, 4 * 110 + 10);
+    assert_eq!(stats.lagged, 0);
+    n.shutdown(GRACE).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_is_told_how_many_it_missed_and_blocks_nobody() {
     let n = node("topics-lag");

@@ -10,6 +10,7 @@
 //! and the crate root, where users name them.
 
 mod backoff;
+mod batch;
 mod exit;
 pub(crate) mod home;
 mod intensity;
@@ -18,6 +19,7 @@ mod shutdown;
 mod strategy;
 
 pub use backoff::Backoff;
+pub(crate) use batch::LaunchBatch;
 pub use exit::{ExitReason, StartError};
 pub use intensity::Intensity;
 pub use shutdown::Shutdown;

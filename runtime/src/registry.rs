@@ -249,6 +249,17 @@ impl Registry {
         let _ = self.events.send(event);
     }
 
+    /// [`Self::publish`] the event `make` returns, made only if someone
+    /// watches (a service's name is copied into every event: a spawn of
+    /// 100k instances made and dropped 100k strings nobody read). A watch
+    /// that subscribes meanwhile may miss it, as it would miss a `publish`
+    /// made just before it subscribed.
+    pub(crate) fn publish_with(&self, make: impl FnOnce() -> RegistryEvent) {
+        if self.events.receiver_count() > 0 {
+            self.publish(make());
+        }
+    }
+
     pub(crate) fn watch(&self) -> RegistryWatch {
         RegistryWatch::new(self.events.subscribe())
     }

@@ -52,11 +52,17 @@ impl Message for ChildExited {
     type Result = ();
 }
 
-/// A child is up.
+/// Children of a supervisor are up: the supervisor takes their list from
+/// the link ([`SupervisorLink::take_ready`]). One message wakes the
+/// supervisor for every child that reported ready until it takes the list,
+/// not one per child: an instance's start costs its supervisor no mailbox
+/// round trip of its own (issue 12: 100k instances of one service reported
+/// 100k messages to one thread).
 #[derive(Debug)]
 pub(crate) struct ChildReady {
-    pub(crate) child: usize,
-    pub(crate) generation: u64,
+    /// Where the children are listed (kept alive until the supervisor has
+    /// taken them, even if every child and its notices are gone by then).
+    pub(crate) link: Arc<SupervisorLink>,
 }
 impl Message for ChildReady {
     type Result = ();
@@ -68,8 +74,15 @@ impl Message for ChildReady {
 /// child and notice cost a supervised instance about 256 bytes.
 #[derive(Debug)]
 pub(crate) struct SupervisorLink {
-    pub(crate) ready: Recipient<ChildReady>,
+    ready: Recipient<ChildReady>,
     pub(crate) exit: Recipient<ChildExited>,
+    /// Children that reported ready, `(child, generation)`, in the order
+    /// they did, not yet taken by the supervisor. A child that finds it
+    /// empty wakes the supervisor ([`ChildReady`]) while it holds the lock,
+    /// so the wake is queued before anything the child (or a child that
+    /// reported later) sends the supervisor afterwards, its exit included:
+    /// the supervisor always hears a child up before it hears it ended.
+    pending: parking_lot::Mutex<Vec<(usize, u64)>>,
 }
 
 impl SupervisorLink {
@@ -81,7 +94,23 @@ impl SupervisorLink {
         Arc::new(Self {
             ready: addr.clone().recipient(),
             exit: addr.recipient(),
+            pending: parking_lot::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Child `child` (run `generation`) is up: list it, and wake the
+    /// supervisor if nothing was listed.
+    fn ready(self: &Arc<Self>, child: usize, generation: u64) {
+        let mut pending = self.pending.lock();
+        if pending.is_empty() {
+            self.ready.do_send(ChildReady { link: self.clone() });
+        }
+        pending.push((child, generation));
+    }
+
+    /// The children that reported ready since the last call, in order.
+    pub(crate) fn take_ready(&self) -> Vec<(usize, u64)> {
+        std::mem::take(&mut *self.pending.lock())
     }
 }
 
@@ -105,10 +134,7 @@ impl ExitNotice {
 
     /// Tells the supervisor that the child is up (as [`ReadyNotice`]).
     pub(crate) fn ready(&self) {
-        self.sup.ready.do_send(ChildReady {
-            child: self.child,
-            generation: self.generation,
-        });
+        self.sup.ready(self.child, self.generation);
     }
 }
 
@@ -123,10 +149,7 @@ pub(crate) struct ReadyNotice {
 impl ReadyNotice {
     pub(crate) fn notify(&self) {
         if let Some(sup) = &self.sup {
-            sup.ready.do_send(ChildReady {
-                child: self.child,
-                generation: self.generation,
-            });
+            sup.ready(self.child, self.generation);
         }
     }
 }
@@ -221,10 +244,27 @@ where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> Result<A, ExitReason> + Send + 'static,
 {
+    let told = match placement {
+        Placement::Arbiter(..) if super::batch::is_open() => on_exit.clone(),
+        _ => None,
+    };
     let job = move || run(make, rx, on_exit);
     match placement {
+        // On this thread already (a local node, or a supervisor placing an
+        // instance on its own arbiter): build it now, as the arbiter would
+        // once handed the job, without the boxed job and the queue.
         Placement::Local => {
             job();
+            true
+        }
+        Placement::Arbiter(_, id) if *id != 0 && *id == super::home::current() => {
+            job();
+            true
+        }
+        // Gathered into this thread's open batch: handed over with it,
+        // which reports the launch failed if the arbiter is gone by then.
+        Placement::Arbiter(h, id) if super::batch::is_open() => {
+            super::batch::gather(*id, h, Box::new(job), told);
             true
         }
         Placement::Arbiter(h, _) => h.spawn_fn(job),
@@ -381,5 +421,138 @@ mod tests {
             outer <= inner + 4 * size_of::<usize>(),
             "Supervised is {outer} bytes around a {inner}-byte context future"
         );
+    }
+
+    /// What a supervisor stand-in heard, in order.
+    #[derive(Default)]
+    struct Heard {
+        log: Vec<String>,
+        exited: Option<tokio::sync::oneshot::Sender<Vec<String>>>,
+    }
+
+    impl Actor for Heard {
+        type Context = Context<Self>;
+    }
+
+    impl actix::Handler<super::ChildReady> for Heard {
+        type Result = ();
+        fn handle(&mut self, msg: super::ChildReady, _: &mut Context<Self>) {
+            let up: Vec<String> = msg
+                .link
+                .take_ready()
+                .iter()
+                .map(|(c, g)| format!("{c}/{g}"))
+                .collect();
+            self.log.push(format!("up {}", up.join(" ")));
+        }
+    }
+
+    impl actix::Handler<super::ChildExited> for Heard {
+        type Result = ();
+        fn handle(&mut self, msg: super::ChildExited, _: &mut Context<Self>) {
+            self.log
+                .push(format!("exit {}/{}", msg.child, msg.generation));
+            if let Some(tx) = self.exited.take() {
+                let _ = tx.send(std::mem::take(&mut self.log));
+            }
+        }
+    }
+
+    fn notice(link: &std::sync::Arc<super::SupervisorLink>, child: usize) -> super::ExitNotice {
+        super::ExitNotice {
+            sup: link.clone(),
+            child,
+            generation: child as u64 + 1,
+        }
+    }
+
+    /// Children that report ready before their supervisor looks cost it
+    /// one message, not one each (issue 12: 100k instances sent their
+    /// supervisor 100k messages), and it hears them in the order they
+    /// reported, before an exit any of them sent afterwards. Once it has
+    /// taken them, the next ready wakes it again.
+    #[test]
+    fn readies_reach_the_supervisor_in_one_wake_and_before_a_later_exit() {
+        actix::System::new().block_on(async {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let addr = Heard {
+                log: Vec::new(),
+                exited: Some(tx),
+            }
+            .start();
+            let link = super::SupervisorLink::new(addr.clone());
+            for child in 0..3 {
+                notice(&link, child).ready();
+            }
+            notice(&link, 1).send(super::ExitReason::Stopped);
+            assert_eq!(
+                rx.await.expect("the stand-in heard the exit"),
+                ["up 0/1 1/2 2/3", "exit 1/2"]
+            );
+
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            addr.send(Rearm(tx)).await.expect("the stand-in runs");
+            notice(&link, 3).ready();
+            notice(&link, 3).send(super::ExitReason::Stopped);
+            assert_eq!(
+                rx.await.expect("the stand-in heard the second exit"),
+                ["up 3/4", "exit 3/4"]
+            );
+        });
+    }
+
+    /// An actor placed on the arbiter the launch runs on is built there and
+    /// then, not handed to the arbiter's queue to be built later (a
+    /// service's supervisor places every n-th instance on its own
+    /// arbiter).
+    #[test]
+    fn an_actor_placed_on_the_launching_arbiter_is_built_at_once() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        actix::System::new().block_on(async {
+            let here = actix::Arbiter::new();
+            let here_id = super::super::home::new_arbiter_id();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let placed = here.spawn_fn(move || {
+                super::super::home::set_current(here_id);
+                let built = |placement: super::Placement| {
+                    let flag = Arc::new(AtomicBool::new(false));
+                    let f = flag.clone();
+                    let (_tx, rx) = actix::dev::channel::channel::<Small>(16);
+                    let launched = super::launch_with_end(
+                        &placement,
+                        move || {
+                            f.store(true, Ordering::SeqCst);
+                            Ok(Small)
+                        },
+                        rx,
+                        None,
+                    );
+                    launched && flag.load(Ordering::SeqCst)
+                };
+                let _ = tx.send(built(super::Placement::Arbiter(
+                    actix::Arbiter::current(),
+                    here_id,
+                )));
+            });
+            assert!(placed);
+            let at_home = rx.await.expect("the arbiter ran the check");
+            assert!(at_home, "the actor was not built during the launch");
+            here.stop();
+            let _ = here.join();
+        });
+    }
+
+    /// Waits for the next exit again.
+    struct Rearm(tokio::sync::oneshot::Sender<Vec<String>>);
+    impl actix::Message for Rearm {
+        type Result = ();
+    }
+    impl actix::Handler<Rearm> for Heard {
+        type Result = ();
+        fn handle(&mut self, msg: Rearm, _: &mut Context<Self>) {
+            self.exited = Some(msg.0);
+        }
     }
 }

@@ -10,8 +10,8 @@ use super::messages::{KillTree, RestartDue, StopTree};
 use super::spec::{ChildSpec, ResolvedSupervisor};
 use super::stop_cursor::StopCursor;
 use crate::lifecycle::{
-    launch, Backoff, ExitNotice, ExitReason, Intensity, ReadyNotice, Restart, RestartWindow,
-    Strategy, SupervisorLink,
+    launch, Backoff, ExitNotice, ExitReason, Intensity, LaunchBatch, ReadyNotice, Restart,
+    RestartWindow, Strategy, SupervisorLink,
 };
 use crate::registry::{RegistryEvent, ServiceState};
 use crate::service::NodeShared;
@@ -323,11 +323,15 @@ impl Supervisor {
             self.cursor = Some(from);
             self.advance(ctx);
         } else {
+            // The instances placed on other arbiters are handed to them in
+            // batches, not one job (and wake) each.
+            let batch = LaunchBatch::begin();
             for i in from..self.children.len() {
                 if self.children[i].state == State::Down {
                     self.start_child(i, ctx);
                 }
             }
+            drop(batch);
             self.check_ready();
         }
     }

@@ -22,16 +22,18 @@ pub(super) fn list(node: &NodeShared, c: &Child) {
     let entry = blueprint.entry();
     let id = l.instance.id;
     entry.set_slot(*slot, Some(Arc::clone(&l.instance)));
-    let service = entry.name().to_string();
-    node.registry.publish(if id.incarnation == 0 {
-        RegistryEvent::Added {
-            service,
-            instance: id,
-        }
-    } else {
-        RegistryEvent::Restarted {
-            service,
-            instance: id,
+    node.registry.publish_with(|| {
+        let service = entry.name().to_string();
+        if id.incarnation == 0 {
+            RegistryEvent::Added {
+                service,
+                instance: id,
+            }
+        } else {
+            RegistryEvent::Restarted {
+                service,
+                instance: id,
+            }
         }
     });
 }
@@ -46,7 +48,7 @@ pub(super) fn unlist(node: &NodeShared, c: &Child, reason: &ExitReason, listed: 
     let entry = blueprint.entry();
     entry.clear_slot_if(*slot, l.instance.id);
     if listed {
-        node.registry.publish(RegistryEvent::Removed {
+        node.registry.publish_with(|| RegistryEvent::Removed {
             service: entry.name().to_string(),
             instance: l.instance.id,
             reason: reason.to_string(),

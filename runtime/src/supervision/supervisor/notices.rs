@@ -20,11 +20,20 @@ impl Handler<ChildReady> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildReady, ctx: &mut Context<Self>) {
-        let Some(i) = self.locate(msg.child, msg.generation) else {
+        for (child, generation) in msg.link.take_ready() {
+            self.child_ready(child, generation, ctx);
+        }
+    }
+}
+
+impl Supervisor {
+    /// Child `child` (run `generation`) reported that it is up.
+    fn child_ready(&mut self, child: usize, generation: u64, ctx: &mut Context<Self>) {
+        let Some(i) = self.locate(child, generation) else {
             return;
         };
         let c = &mut self.children[i];
-        if c.generation != msg.generation || c.state != State::Starting {
+        if c.generation != generation || c.state != State::Starting {
             return;
         }
         transit(&mut self.counts, c, State::Running);

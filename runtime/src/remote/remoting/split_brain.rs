@@ -242,6 +242,13 @@ impl Remoting {
             }
             return;
         }
+        // Members downed by a decision that left this side without a
+        // majority count as the other side until they are known to know it.
+        for (name, incarnation) in st.resolver.unconfirmed() {
+            if self.knows_it_was_downed(&name, incarnation) {
+                st.resolver.confirm(&name);
+            }
+        }
         let Some(decision) = st.resolver.step_with_pairs(&members, &pairs, now) else {
             return;
         };

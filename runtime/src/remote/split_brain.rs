@@ -500,7 +500,9 @@ pub fn decide_with_pairs(
 
 /// [`decide`] behind the stable-after timer: acts only once the set of
 /// unreachable members has stayed the same for `stable_after`; any change
-/// of that set restarts the timer. Driven by explicit time.
+/// of that set restarts the timer. The members it downed count as
+/// unreachable until confirmed gone ([`confirm`](Self::confirm)). Driven
+/// by explicit time.
 #[derive(Debug, Clone)]
 pub struct SplitBrainResolver {
     me: String,
@@ -512,12 +514,11 @@ pub struct SplitBrainResolver {
     since: Option<Instant>,
     /// Whether the current set was already decided on.
     decided: bool,
-    /// Members downed by a decision that left this node's side without a
-    /// majority of the members it counted (the ends of a partial cut,
-    /// downed with nobody else): until confirmed gone
+    /// Members downed by a decision of this resolver: until confirmed gone
     /// ([`confirm`](Self::confirm)) they count as unreachable members of
-    /// the other side. A view gone stale (a partition that began less than
-    /// the judge's bound before the decision) must not leave a minority
+    /// the other side (as Akka counts the members of the last converged
+    /// state). A view gone stale (a partition that began less than the
+    /// judge's bound before the decision) must not leave a minority
     /// serving alone (seed 103801 of `msa sim`).
     unconfirmed: BTreeMap<String, SbrMember>,
 }
@@ -558,10 +559,9 @@ impl SplitBrainResolver {
     /// cut (nobody unreachable from here, two members that cannot reach
     /// each other) is then resolved too: its two ends are downed.
     ///
-    /// After a decision that downs members and leaves this node's side
-    /// without a strict majority of the members of `view` (the ends of a
-    /// partial cut: each is downed, and counts for neither side), the
-    /// downed members are **unconfirmed**: absent from later views, they
+    /// The members a decision downs are **unconfirmed** (the ends of a
+    /// partial cut, say: each is downed, and counted for neither side, so
+    /// the survivors may be a minority): absent from later views, they
     /// are added as unreachable members, so this side decides again on
     /// them (and downs itself, if they outnumber it) unless the driver
     /// [`confirm`](Self::confirm)s that they know they were downed. A
@@ -630,9 +630,8 @@ impl SplitBrainResolver {
         }
     }
 
-    /// The members downed by a decision that left this side without a
-    /// majority and not yet confirmed gone (name, and `age`: the
-    /// incarnation downed), sorted by name.
+    /// The members this resolver downed and not yet confirmed gone (name,
+    /// and `age`: the incarnation downed), sorted by name.
     pub fn unconfirmed(&self) -> Vec<(String, u64)> {
         self.unconfirmed
             .values()

@@ -173,8 +173,8 @@ impl World {
             }
             return;
         }
-        // Members downed by a decision that left this side without a
-        // majority count as the other side until they are known to know it.
+        // Members this resolver downed count as the other side until they
+        // are known to know it.
         for (name, incarnation) in sbr.resolver.unconfirmed() {
             if n.join.knows_it_was_downed(&name, incarnation) {
                 sbr.resolver.confirm(&name);

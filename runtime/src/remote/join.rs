@@ -251,6 +251,15 @@ impl JoinGate {
             .any(|(n, i, _)| n == name && incarnation <= *i)
     }
 
+    /// Whether `name`, downed here at `incarnation`, is known to know it:
+    /// its gossiped state shows it downed itself (`Down`), or back in a
+    /// later round or incarnation (it heard of the down and joins again, or
+    /// restarted), or this node never recorded the down.
+    pub(crate) fn knows_it_was_downed(&self, name: &str, incarnation: u64) -> bool {
+        !self.downed_at(name, incarnation)
+            || self.phase_of(name, incarnation) == Some(JoinPhase::Down)
+    }
+
     /// The member whose gossiped state says it downed this node at its
     /// current incarnation and round, if any.
     fn downed_by(&self) -> Option<String> {

@@ -44,7 +44,7 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -500,7 +500,9 @@ pub fn decide_with_pairs(
 
 /// [`decide`] behind the stable-after timer: acts only once the set of
 /// unreachable members has stayed the same for `stable_after`; any change
-/// of that set restarts the timer. Driven by explicit time.
+/// of that set restarts the timer. The members it downed count as
+/// unreachable until confirmed gone ([`confirm`](Self::confirm)). Driven
+/// by explicit time.
 #[derive(Debug, Clone)]
 pub struct SplitBrainResolver {
     me: String,
@@ -512,6 +514,13 @@ pub struct SplitBrainResolver {
     since: Option<Instant>,
     /// Whether the current set was already decided on.
     decided: bool,
+    /// Members downed by a decision of this resolver: until confirmed gone
+    /// ([`confirm`](Self::confirm)) they count as unreachable members of
+    /// the other side (as Akka counts the members of the last converged
+    /// state). A view gone stale (a partition that began less than the
+    /// judge's bound before the decision) must not leave a minority
+    /// serving alone (seed 103801 of `msa sim`).
+    unconfirmed: BTreeMap<String, SbrMember>,
 }
 
 impl SplitBrainResolver {
@@ -524,6 +533,7 @@ impl SplitBrainResolver {
             indirect: BTreeSet::new(),
             since: None,
             decided: false,
+            unconfirmed: BTreeMap::new(),
         }
     }
 
@@ -543,28 +553,59 @@ impl SplitBrainResolver {
 
     /// As [`step`](Self::step), with the unreachable pairs of the whole
     /// cluster (`[observer, subject]`): the timer runs while this node's
-    /// unreachable set and the [`indirectly_connected`] members both stay
-    /// the same, and the decision is [`decide_with_pairs`]'s. A partial
+    /// unreachable set stays the same and no member becomes
+    /// [`indirectly_connected`] (one that stops being so does not restart
+    /// it), and the decision is [`decide_with_pairs`]'s. A partial
     /// cut (nobody unreachable from here, two members that cannot reach
     /// each other) is then resolved too: its two ends are downed.
+    ///
+    /// The members a decision downs are **unconfirmed** (the ends of a
+    /// partial cut, say: each is downed, and counted for neither side, so
+    /// the survivors may be a minority): absent from later views, they
+    /// are added as unreachable members, so this side decides again on
+    /// them (and downs itself, if they outnumber it) unless the driver
+    /// [`confirm`](Self::confirm)s that they know they were downed. A
+    /// decision taken on a view already stale (a partition that began
+    /// within the judge's bound before it: this side still saw the ends
+    /// reachable) cannot then leave a minority serving alone while the
+    /// others, who never heard of it, down it as the majority.
     pub fn step_with_pairs(
         &mut self,
         view: &[SbrMember],
         pairs: &[[String; 2]],
         now: Instant,
     ) -> Option<SbrDecision> {
+        // Unconfirmed downs that the view lists again are back (counted by
+        // the driver again): forgotten.
+        self.unconfirmed
+            .retain(|name, _| !view.iter().any(|m| m.name == *name));
+        let mut with: Vec<SbrMember>;
+        let view = if self.unconfirmed.is_empty() {
+            view
+        } else {
+            with = view.to_vec();
+            with.extend(self.unconfirmed.values().cloned());
+            &with[..]
+        };
         let set: BTreeSet<String> = view
             .iter()
             .filter(|m| !m.reachable && m.name != self.me)
             .map(|m| m.name.clone())
             .collect();
         let indirect = indirectly_connected(&self.me, view, pairs);
-        if set != self.unreachable || indirect != self.indirect || self.since.is_none() {
+        // A member newly indirectly connected restarts the timer; one that
+        // no longer is (downed by its own resolver, gone from the view, its
+        // stale report expired) does not: the sides it leaves are the ones
+        // already stable, and restarting there would push the decision of
+        // a clean partition past `stable_after` each time a stale report
+        // expires (seed 100902: a 3 | 3 partition decided 10.8 s late).
+        let grew = !indirect.is_subset(&self.indirect);
+        if set != self.unreachable || grew || self.since.is_none() {
             self.unreachable = set;
-            self.indirect = indirect;
             self.since = Some(now);
             self.decided = false;
         }
+        self.indirect = indirect;
         if (self.unreachable.is_empty() && self.indirect.is_empty()) || self.decided {
             return None;
         }
@@ -575,8 +616,34 @@ impl SplitBrainResolver {
         self.decided = true;
         match decide_with_pairs(&self.config.strategy, &self.me, view, pairs) {
             SbrDecision::NoAction => None,
+            SbrDecision::DownUnreachable(names) => {
+                for m in view.iter().filter(|m| names.contains(&m.name)) {
+                    let gone = SbrMember {
+                        reachable: false,
+                        ..m.clone()
+                    };
+                    self.unconfirmed.insert(m.name.clone(), gone);
+                }
+                Some(SbrDecision::DownUnreachable(names))
+            }
             d => Some(d),
         }
+    }
+
+    /// The members this resolver downed and not yet confirmed gone (name,
+    /// and `age`: the incarnation downed), sorted by name.
+    pub fn unconfirmed(&self) -> Vec<(String, u64)> {
+        self.unconfirmed
+            .values()
+            .map(|m| (m.name.clone(), m.age))
+            .collect()
+    }
+
+    /// `name` is known to know it was downed (its gossiped state shows it
+    /// downed itself or joining again in a later round, or it restarted):
+    /// it no longer counts.
+    pub fn confirm(&mut self, name: &str) {
+        self.unconfirmed.remove(name);
     }
 
     /// How long the current unreachable set has been stable at `now`
@@ -593,6 +660,7 @@ impl SplitBrainResolver {
     /// Forgets the current set (after this node rejoined the cluster): the
     /// next step starts a new timer.
     pub fn reset(&mut self) {
+        self.unconfirmed.clear();
         self.unreachable.clear();
         self.indirect.clear();
         self.since = None;

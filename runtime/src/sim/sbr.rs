@@ -173,6 +173,13 @@ impl World {
             }
             return;
         }
+        // Members this resolver downed count as the other side until they
+        // are known to know it.
+        for (name, incarnation) in sbr.resolver.unconfirmed() {
+            if n.join.knows_it_was_downed(&name, incarnation) {
+                sbr.resolver.confirm(&name);
+            }
+        }
         match sbr.resolver.step_with_pairs(&members, &pairs, now) {
             Some(SbrDecision::DownUnreachable(names)) => {
                 for name in &names {

@@ -441,3 +441,25 @@ fn a_partial_cut_downs_exactly_its_indirectly_connected_ends() {
         assert!(r.heal_time.is_some());
     }
 }
+
+/// Seeds of 100000..105000 (issue 10's 5,000-seed run on e517830) that
+/// ended with a key owned on both sides, with their node counts. 103801,
+/// 100971, 101752: a node downed the two ends of a partial cut on a view
+/// already stale (the finale's partition had begun, not yet judged), then
+/// no longer counted them: it kept serving with a minority while the
+/// majority downed it. 100902: the losing side of a 3 | 3 partition downed
+/// itself 10.8 s after the cut, its timer restarted when a member stopped
+/// being indirectly connected (a stale report expired).
+const OWNED_TWICE_IN_5000: [(u64, usize); 4] = [(100902, 6), (100971, 6), (101752, 5), (103801, 3)];
+
+#[test]
+fn the_seeds_that_owned_a_key_twice_in_5000_keep_every_invariant() {
+    let failed: Vec<(u64, Vec<Violation>)> = OWNED_TWICE_IN_5000
+        .into_iter()
+        .filter_map(|(seed, nodes)| {
+            let r = run(&SimConfig::new(seed).nodes(nodes)).unwrap();
+            (!r.passed()).then_some((seed, r.violations))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}

@@ -103,6 +103,12 @@ impl Remoting {
         self.join.lock().gate.downed_at(name, incarnation)
     }
 
+    /// Whether `name`, downed here at `incarnation`, is known to know it
+    /// (`JoinGate::knows_it_was_downed`).
+    pub(super) fn knows_it_was_downed(&self, name: &str, incarnation: u64) -> bool {
+        self.join.lock().gate.knows_it_was_downed(name, incarnation)
+    }
+
     /// Whether every member the resolver counts is reachable (an `up`
     /// member admits joining ones only then).
     pub(super) fn set_converged(&self, converged: bool) {

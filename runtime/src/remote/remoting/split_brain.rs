@@ -32,6 +32,12 @@
 //!   reach down, as `msa cluster down` does (foca gossips the verdict, their
 //!   connections close, their services leave routing). They are counted
 //!   again once foca reports them up (a renewed identity, after the heal).
+//! * **Unconfirmed downs.** The members a decision downed still count, as
+//!   unreachable members of the other side, until this node knows they
+//!   know (their join state gossips them `down`, or back in a later round:
+//!   `JoinGate::knows_it_was_downed`, `SplitBrainResolver::confirm`): a
+//!   decision taken on a stale view (a partition that began just before,
+//!   not yet judged) must not leave a minority serving alone.
 //! * **Down itself.** The losing side sets the `self_downed` flag: inbound
 //!   calls are refused with `CallError::Downed` at once, local callers of
 //!   remote services get it at once too (every remote route is dropped and
@@ -241,6 +247,13 @@ impl Remoting {
                 self.rejoin_after_self_down();
             }
             return;
+        }
+        // Members this resolver downed count as the other side until they
+        // are known to know it.
+        for (name, incarnation) in st.resolver.unconfirmed() {
+            if self.knows_it_was_downed(&name, incarnation) {
+                st.resolver.confirm(&name);
+            }
         }
         let Some(decision) = st.resolver.step_with_pairs(&members, &pairs, now) else {
             return;

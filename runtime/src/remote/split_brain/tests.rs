@@ -497,3 +497,129 @@ fn the_resolver_acts_on_a_partial_cut_once_it_was_stable_for_stable_after() {
         Some(SbrDecision::DownSelf)
     );
 }
+
+/// Seed 100902 (6 nodes): in a 3 | 3 partition, e (with d and f) finds a,
+/// b, c unreachable; a stale report of d's (`d>f`) makes f indirectly
+/// connected. f then downs itself and leaves e's view: the indirectly
+/// connected set shrinks, and the timer must not start again (it did,
+/// deciding 10.8 s after the cut, while the other side served).
+#[test]
+fn a_member_that_stops_being_indirectly_connected_does_not_restart_the_timer() {
+    let t0 = Instant::now();
+    let s = |x: u64| t0 + Duration::from_millis(x);
+    let with_f = view(&[
+        ("a", false),
+        ("b", false),
+        ("c", false),
+        ("d", true),
+        ("e", true),
+        ("f", true),
+    ]);
+    let stale = pairs(&["d>f", "f>a", "f>b", "f>c", "e>a", "e>b", "e>c"]);
+    assert_eq!(ic("e", &with_f, &stale), ["f"]);
+    let mut e = SplitBrainResolver::new("e", SplitBrainConfig::default());
+    assert_eq!(e.step_with_pairs(&with_f, &stale, s(0)), None);
+    // f downed itself: gone from the view, its reports no longer used.
+    let without_f: Vec<SbrMember> = with_f.iter().filter(|m| m.name != "f").cloned().collect();
+    let fresh = pairs(&["e>a", "e>b", "e>c"]);
+    assert_eq!(e.step_with_pairs(&without_f, &fresh, s(3_000)), None);
+    assert_eq!(e.stable_for(s(4_000)), Duration::from_secs(4));
+    // d, e against a, b, c: this side loses, stable_after after the cut.
+    assert_eq!(
+        e.step_with_pairs(&without_f, &fresh, s(5_000)),
+        Some(SbrDecision::DownSelf)
+    );
+    // A member newly indirectly connected still restarts it.
+    let mut b = SplitBrainResolver::new("e", SplitBrainConfig::default());
+    assert_eq!(b.step_with_pairs(&without_f, &fresh, s(0)), None);
+    assert_eq!(b.step_with_pairs(&with_f, &stale, s(3_000)), None);
+    assert_eq!(b.step_with_pairs(&with_f, &stale, s(5_000)), None);
+    assert_eq!(
+        b.step_with_pairs(&with_f, &stale, s(8_000)),
+        Some(SbrDecision::DownSelf)
+    );
+}
+
+/// Seed 103801 (3 nodes): b sees the partial cut a ⇄ c and, after
+/// `stable_after`, downs both ends; but a partition had isolated b just
+/// before (not yet judged). a and c never hear of the downs, and later down
+/// b as the majority. b, alone, must not keep serving on that stale
+/// decision: a and c count as unreachable until confirmed gone, so b decides
+/// again and downs itself; confirmed, they no longer count.
+#[test]
+fn members_downed_on_a_stale_view_count_until_confirmed_gone() {
+    let t0 = Instant::now();
+    let s = |x: u64| t0 + Duration::from_millis(x);
+    let all = view(&[("a", true), ("b", true), ("c", true)]);
+    let cut = pairs(&["a>c", "c>a"]);
+    let alone = view(&[("b", true)]);
+    let mut b = SplitBrainResolver::new("b", SplitBrainConfig::default());
+    assert_eq!(b.step_with_pairs(&all, &cut, s(0)), None);
+    assert_eq!(
+        b.step_with_pairs(&all, &cut, s(5_000)),
+        Some(down(&["a", "c"]))
+    );
+    assert_eq!(
+        b.unconfirmed(),
+        [("a".to_string(), 100), ("c".to_string(), 102)]
+    );
+    // The driver no longer lists them: still counted, unreachable.
+    assert_eq!(b.step_with_pairs(&alone, &[], s(5_250)), None);
+    assert_eq!(b.step_with_pairs(&alone, &[], s(10_000)), None);
+    assert_eq!(
+        b.step_with_pairs(&alone, &[], s(10_250)),
+        Some(SbrDecision::DownSelf)
+    );
+    // When both are known to know (they downed themselves), b keeps going.
+    let mut b = SplitBrainResolver::new("b", SplitBrainConfig::default());
+    assert_eq!(b.step_with_pairs(&all, &cut, s(0)), None);
+    assert!(b.step_with_pairs(&all, &cut, s(5_000)).is_some());
+    assert_eq!(b.step_with_pairs(&alone, &[], s(5_250)), None);
+    b.confirm("a");
+    b.confirm("c");
+    assert!(b.unconfirmed().is_empty());
+    assert_eq!(b.step_with_pairs(&alone, &[], s(5_500)), None);
+    assert_eq!(b.step_with_pairs(&alone, &[], s(20_000)), None);
+}
+
+/// Seed 100971 (6 nodes): a downs the ends b, d of a partial cut on a view
+/// where the finale's partition {a, c} | {b, d, e, f} had begun unjudged;
+/// then it finds e and f unreachable. Without b and d it saw 2 | 2 and won
+/// the tie (lowest address) while the other side downed a and c; counting
+/// b and d until confirmed gone, it is 2 | 4 and downs itself.
+#[test]
+fn members_this_side_downed_still_count_for_the_other_side() {
+    let t0 = Instant::now();
+    let s = |x: u64| t0 + Duration::from_millis(x);
+    let stale = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", true),
+        ("e", true),
+        ("f", true),
+    ]);
+    let cut = pairs(&["b>d", "d>b"]);
+    let mut a = SplitBrainResolver::new("a", SplitBrainConfig::default());
+    assert_eq!(a.step_with_pairs(&stale, &cut, s(0)), None);
+    assert_eq!(
+        a.step_with_pairs(&stale, &cut, s(5_000)),
+        Some(down(&["b", "d"]))
+    );
+    let later: Vec<SbrMember> = view(&[
+        ("a", true),
+        ("b", false),
+        ("c", true),
+        ("d", false),
+        ("e", false),
+        ("f", false),
+    ])
+    .into_iter()
+    .filter(|m| m.name != "b" && m.name != "d")
+    .collect();
+    assert_eq!(a.step_with_pairs(&later, &[], s(6_000)), None);
+    assert_eq!(
+        a.step_with_pairs(&later, &[], s(11_000)),
+        Some(SbrDecision::DownSelf)
+    );
+}

@@ -22,7 +22,7 @@ use report::{Run, StreamsComparison, StreamsScenario};
 /// Options of `msa bench streams`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Scenarios (interleaved rounds, medians):
+Scenarios (interleaved rounds, the side that goes first alternating; medians):
   publish1  N events published to a topic with one subscriber (a service,
             so that events arrive as messages) vs N tells of the same event
             to that service, on one thread of a local node.
@@ -189,7 +189,15 @@ pub(crate) fn run(args: StreamsArgs) -> anyhow::Result<()> {
             c.tell = rounds.tell.iter().map(run).collect();
         } else {
             for round in 1..=args.rounds {
-                for side in [Side::Publish, Side::Tell] {
+                // The side that goes first alternates by round (as
+                // `remote1`'s do): the first measurement of a process pays
+                // for its allocator's and caches' warm-up.
+                let order = if round % 2 == 1 {
+                    [Side::Publish, Side::Tell]
+                } else {
+                    [Side::Tell, Side::Publish]
+                };
+                for side in order {
                     bar.set_message(format!(
                         "{} · {side:?} · round {round}/{}",
                         scenario.name(),

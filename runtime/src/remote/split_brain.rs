@@ -519,8 +519,9 @@ pub struct SplitBrainResolver {
     /// the other side (as Akka counts the members of the last converged
     /// state). A view gone stale (a partition that began less than the
     /// judge's bound before the decision) must not leave a minority
-    /// serving alone (seed 103801 of `msa sim`).
-    unconfirmed: BTreeMap<String, SbrMember>,
+    /// serving alone (seed 103801 of `msa sim`). Each with when it was
+    /// downed: it expires two `stable_after` periods later.
+    unconfirmed: BTreeMap<String, (SbrMember, Instant)>,
 }
 
 impl SplitBrainResolver {
@@ -577,14 +578,21 @@ impl SplitBrainResolver {
     ) -> Option<SbrDecision> {
         // Unconfirmed downs that the view lists again are back (counted by
         // the driver again): forgotten.
-        self.unconfirmed
-            .retain(|name, _| !view.iter().any(|m| m.name == *name));
+        // And one downed two `stable_after` periods ago no longer counts
+        // (a member that crashed for good never confirms): a decider whose
+        // view was stale has downed itself by then (its timer restarted at
+        // its own decision), and sequential crashes must not leave the
+        // survivors counting the dead against themselves forever.
+        let expiry = self.config.stable_after * 2;
+        self.unconfirmed.retain(|name, (_, at)| {
+            !view.iter().any(|m| m.name == *name) && now.saturating_duration_since(*at) < expiry
+        });
         let mut with: Vec<SbrMember>;
         let view = if self.unconfirmed.is_empty() {
             view
         } else {
             with = view.to_vec();
-            with.extend(self.unconfirmed.values().cloned());
+            with.extend(self.unconfirmed.values().map(|(m, _)| m.clone()));
             &with[..]
         };
         let set: BTreeSet<String> = view
@@ -622,7 +630,7 @@ impl SplitBrainResolver {
                         reachable: false,
                         ..m.clone()
                     };
-                    self.unconfirmed.insert(m.name.clone(), gone);
+                    self.unconfirmed.insert(m.name.clone(), (gone, now));
                 }
                 Some(SbrDecision::DownUnreachable(names))
             }
@@ -635,7 +643,7 @@ impl SplitBrainResolver {
     pub fn unconfirmed(&self) -> Vec<(String, u64)> {
         self.unconfirmed
             .values()
-            .map(|m| (m.name.clone(), m.age))
+            .map(|(m, _)| (m.name.clone(), m.age))
             .collect()
     }
 

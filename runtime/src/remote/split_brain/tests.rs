@@ -623,3 +623,37 @@ fn members_this_side_downed_still_count_for_the_other_side() {
         Some(SbrDecision::DownSelf)
     );
 }
+
+/// A member downed for good (crashed, never back to confirm) stops
+/// counting two `stable_after` periods after the decision: five nodes, d
+/// and e crash and are downed (3 | 2), then c crashes much later; a and b
+/// keep going (2 | 1), as they would had d and e been removed.
+#[test]
+fn a_crashed_member_downed_stops_counting_after_two_stable_after_periods() {
+    let t0 = Instant::now();
+    let s = |x: u64| t0 + Duration::from_millis(x);
+    let mut a = SplitBrainResolver::new("a", SplitBrainConfig::default());
+    let crashed = view(&[
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", false),
+        ("e", false),
+    ]);
+    assert_eq!(a.step_with_pairs(&crashed, &[], s(0)), None);
+    assert_eq!(
+        a.step_with_pairs(&crashed, &[], s(5_000)),
+        Some(down(&["d", "e"]))
+    );
+    let three = view(&[("a", true), ("b", true), ("c", true)]);
+    assert_eq!(a.step_with_pairs(&three, &[], s(6_000)), None);
+    assert_eq!(a.unconfirmed().len(), 2, "still counted right after");
+    assert_eq!(a.step_with_pairs(&three, &[], s(15_000)), None);
+    assert!(a.unconfirmed().is_empty(), "expired two periods later");
+    let c_gone = view(&[("a", true), ("b", true), ("c", false)]);
+    assert_eq!(a.step_with_pairs(&c_gone, &[], s(60_000)), None);
+    assert_eq!(
+        a.step_with_pairs(&c_gone, &[], s(65_000)),
+        Some(down(&["c"]))
+    );
+}

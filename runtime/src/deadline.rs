@@ -8,8 +8,12 @@
 //! the asks whose deadline has passed. Timeouts therefore fire up to one tick
 //! late; they never fire early: a deadline is taken from the coarse clock,
 //! which lags real time until the next sweep (longer on a loaded machine), so
-//! an ask that has to wait reads the real clock once and pushes its deadline
-//! back by that lag before it registers.
+//! the deadline of an ask that has to wait is pushed back by that lag. On a
+//! thread with its own wheel (below) the wheel's next sweep does it, with its
+//! own reading of the real clock as the bound (the ask registered before
+//! that sweep), so the ask itself reads no clock and may time out one tick
+//! later still; elsewhere the ask reads the real clock once before it
+//! registers.
 //!
 //! The sweepers tick only while there is something to do, so an idle node
 //! sleeps (issue 12, "idle cost": three 5 ms tickers made an idle node wake
@@ -186,6 +190,10 @@ pub(crate) enum TicketStatus {
 
 struct LocalWaiting {
     deadline_ms: u64,
+    /// The coarse time at which an ask registered a deadline taken from
+    /// the coarse clock, until the next sweep settles it (see
+    /// [`Deadlines::register_coarse`]); `None` once settled.
+    settle_from: Option<u64>,
     gen: u64,
     fired: bool,
     /// `false` once its ask completed: kept for the same task's next ask
@@ -369,6 +377,13 @@ fn sweep_local_counted() -> (usize, usize) {
             }
             for (_, e) in w.slab.iter_mut() {
                 if e.active && !e.fired {
+                    if let Some(from) = e.settle_from.take() {
+                        // Registered on this thread since the last sweep,
+                        // so before `now`: the coarse clock lagged real
+                        // time by at most `now - from` then. Pushed back
+                        // by that much, the deadline never fires early.
+                        e.deadline_ms = e.deadline_ms.saturating_add(now.saturating_sub(from));
+                    }
                     if e.deadline_ms <= now {
                         e.fired = true;
                         e.waker.wake_by_ref();
@@ -424,6 +439,32 @@ impl Deadlines {
     /// Registers a waiting ask: in this thread's wheel when it has one,
     /// else in the shared table.
     pub(crate) fn register(&self, deadline_ms: u64, waker: &Waker) -> Ticket {
+        if let Some(t) = Self::register_local(deadline_ms, None, waker) {
+            return t;
+        }
+        self.register_shared(deadline_ms, waker)
+    }
+
+    /// Registers a waiting ask whose deadline was taken from the coarse
+    /// clock, which reads `coarse_ms` now, in this thread's wheel: the
+    /// wheel's next sweep pushes the deadline back by the clock's lag (the
+    /// real time of that sweep minus `coarse_ms`), so the ask reads no real
+    /// clock and still never times out early; it may time out up to one
+    /// more tick late. `None` when this thread has no wheel: the caller
+    /// then corrects the deadline itself and calls [`Self::register`].
+    #[inline]
+    pub(crate) fn register_coarse(
+        &self,
+        deadline_ms: u64,
+        coarse_ms: u64,
+        waker: &Waker,
+    ) -> Option<Ticket> {
+        Self::register_local(deadline_ms, Some(coarse_ms), waker)
+    }
+
+    /// A registration in this thread's wheel, if it has one.
+    #[inline]
+    fn register_local(deadline_ms: u64, settle_from: Option<u64>, waker: &Waker) -> Option<Ticket> {
         let local = LOCAL_WHEEL.try_with(|w| {
             let mut w = w.try_borrow_mut().ok()?;
             let w = w.as_mut()?;
@@ -438,6 +479,7 @@ impl Deadlines {
                 if let Some(e) = w.slab.get_mut(k) {
                     if !e.active && e.waker.will_wake(waker) {
                         e.deadline_ms = deadline_ms;
+                        e.settle_from = settle_from;
                         e.gen = gen;
                         e.fired = false;
                         e.active = true;
@@ -452,6 +494,7 @@ impl Deadlines {
             }
             let key = w.slab.insert(LocalWaiting {
                 deadline_ms,
+                settle_from,
                 gen,
                 fired: false,
                 active: true,
@@ -463,9 +506,11 @@ impl Deadlines {
                 gen,
             })
         });
-        if let Ok(Some(t)) = local {
-            return t;
-        }
+        local.ok().flatten()
+    }
+
+    /// A registration in the node's shared table.
+    fn register_shared(&self, deadline_ms: u64, waker: &Waker) -> Ticket {
         let shard = shard_of_this_thread(self.shards.len());
         let key = self.shards[shard].lock().insert(Waiting {
             deadline_ms,
@@ -804,6 +849,38 @@ mod tests {
             d.cancel(second);
             let third = d.register(far, &other);
             assert_ne!(key_of(third), key_of(second), "another task: a new entry");
+            stop.store(true, Ordering::Release);
+        });
+    }
+
+    #[test]
+    fn a_coarse_deadline_is_pushed_back_by_the_wheel_and_never_fires_early() {
+        on_a_swept_thread(|d, stop| async move {
+            let real = || u64::try_from(epoch().elapsed().as_millis()).unwrap();
+            let lag = 200;
+            while real() < lag {
+                tokio::time::sleep(TICK).await;
+            }
+            let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(w.clone());
+            // A coarse clock `lag` ms behind real time, an ask with 30 ms
+            // to go by it: by the real clock its deadline passed already,
+            // and the wheel's first sweep would fire it at once if the
+            // sweep did not push it back by the lag.
+            let start = real();
+            let coarse = start - lag;
+            let t = d
+                .register_coarse(coarse + 30, coarse, &waker)
+                .expect("a swept thread has a wheel");
+            assert!(matches!(t, Ticket::Local { .. }));
+            let t0 = Instant::now();
+            while w.0.load(Ordering::SeqCst) == 0 {
+                assert!(t0.elapsed() < Duration::from_secs(5), "never fired");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let fired = real();
+            assert!(fired >= start + 30, "early: +{} ms", fired - start);
+            assert_eq!(d.status(t), TicketStatus::Fired);
             stop.store(true, Ordering::Release);
         });
     }

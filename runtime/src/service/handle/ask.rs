@@ -83,10 +83,7 @@ impl ServiceRef {
                 svc: self,
                 deadline_ms,
                 timeout,
-                ticket: TicketGuard {
-                    deadlines: &self.node.deadlines,
-                    ticket: None,
-                },
+                ticket: TicketGuard::new(&self.node.deadlines),
             });
         }
         let mut out = Vec::with_capacity(pending.len());
@@ -167,10 +164,7 @@ where
             ),
             Some(t) => (t, clock.after(t)),
         };
-        let ticket = TicketGuard {
-            deadlines: &svc.node.deadlines,
-            ticket: None,
-        };
+        let ticket = TicketGuard::new(&svc.node.deadlines);
         let meta = match self.meta {
             None => Metadata::with_deadline_ms(deadline_ms),
             Some(mut m) => {

@@ -123,10 +123,7 @@ impl ServiceRef {
             svc: self,
             deadline_ms: queued.deadline_ms,
             timeout: queued.timeout,
-            ticket: TicketGuard {
-                deadlines: &self.node.deadlines,
-                ticket: None,
-            },
+            ticket: TicketGuard::new(&self.node.deadlines),
         }
     }
 

@@ -22,20 +22,33 @@ impl ServiceRef {
         // First wait (the common case): register, unless already late.
         if ticket.ticket.is_none() {
             // The deadline was taken from the coarse clock, which lags real
-            // time by up to a sweep (more on a loaded machine); push it back
-            // by that lag so that the ask never times out early. Only an ask
-            // that waits pays for reading the real clock.
+            // time by up to a sweep (more on a loaded machine); it must be
+            // pushed back by that lag so that the ask never times out early.
             let clock = ticket.deadlines.clock();
             let coarse = clock.now_ms();
-            let real = clock.real_ms();
-            *deadline_ms = deadline_ms.saturating_add(real.saturating_sub(coarse));
-            if real >= *deadline_ms {
+            if coarse >= *deadline_ms {
                 return Poll::Ready(Err(self.timed_out(timeout)));
             }
+            // On a thread with its own wheel, the wheel's next sweep does
+            // that: no real clock read on a same-thread ask's path
+            // (docs/BENCHMARKS.md, "The local ask without a clock read").
+            if let Some(t) = ticket
+                .deadlines
+                .register_coarse(*deadline_ms, coarse, cx.waker())
+            {
+                ticket.ticket = Some(t);
+                ticket.settle_from = Some(coarse);
+                return Poll::Pending;
+            }
+            // Elsewhere only an ask that waits pays for reading the real clock.
+            // (Late by the real clock means late by the coarse one once
+            // pushed back: the check above is the only one needed.)
+            let real = clock.real_ms();
+            *deadline_ms = deadline_ms.saturating_add(real.saturating_sub(coarse));
             ticket.ticket = Some(ticket.deadlines.register(*deadline_ms, cx.waker()));
             return Poll::Pending;
         }
-        self.pending_again(ticket, *deadline_ms, timeout, cx)
+        self.pending_again(ticket, deadline_ms, timeout, cx)
     }
 
     /// A later wait: timed out if the sweeper fired the registration or the
@@ -45,11 +58,19 @@ impl ServiceRef {
     fn pending_again<T>(
         &self,
         ticket: &mut TicketGuard<'_>,
-        deadline_ms: u64,
+        deadline_ms: &mut u64,
         timeout: Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, CallError>> {
         let deadlines = ticket.deadlines;
+        if let Some(from) = ticket.settle_from.take() {
+            // A deadline left for the wheel to correct: this future's own
+            // copy is corrected here (now is later than the registration,
+            // so it errs late, never early).
+            let real = deadlines.clock().real_ms();
+            *deadline_ms = deadline_ms.saturating_add(real.saturating_sub(from));
+        }
+        let deadline_ms = *deadline_ms;
         let status = ticket.ticket.map(|t| deadlines.status(t));
         if status == Some(TicketStatus::Lost) {
             ticket.ticket = None;
@@ -70,9 +91,23 @@ impl ServiceRef {
 pub(super) struct TicketGuard<'a> {
     pub(super) deadlines: &'a Deadlines,
     pub(super) ticket: Option<Ticket>,
+    /// The coarse time at which `ticket` was registered with a deadline
+    /// its thread's wheel corrects ([`Deadlines::register_coarse`]);
+    /// `None` when the deadline needs no correction.
+    pub(super) settle_from: Option<u64>,
 }
 
-impl TicketGuard<'_> {
+impl<'a> TicketGuard<'a> {
+    /// No registration yet.
+    #[inline]
+    pub(super) fn new(deadlines: &'a Deadlines) -> Self {
+        Self {
+            deadlines,
+            ticket: None,
+            settle_from: None,
+        }
+    }
+
     #[inline]
     pub(super) fn cancel(&mut self) {
         if let Some(t) = self.ticket.take() {

@@ -452,7 +452,6 @@ impl Deadlines {
     /// clock and still never times out early; it may time out up to one
     /// more tick late. `None` when this thread has no wheel: the caller
     /// then corrects the deadline itself and calls [`Self::register`].
-    #[inline]
     pub(crate) fn register_coarse(
         &self,
         deadline_ms: u64,
@@ -463,7 +462,6 @@ impl Deadlines {
     }
 
     /// A registration in this thread's wheel, if it has one.
-    #[inline]
     fn register_local(deadline_ms: u64, settle_from: Option<u64>, waker: &Waker) -> Option<Ticket> {
         let local = LOCAL_WHEEL.try_with(|w| {
             let mut w = w.try_borrow_mut().ok()?;

@@ -7,17 +7,24 @@
 //!
 //! * real: membership ([`Membership`](crate::remote::membership), foca with
 //!   msa's timing, rejoin ticks, table-version and reachability gossip), the
-//!   reachability judge, the frame codec and the stream decoder (every frame
-//!   crosses the simulated network as encoded bytes), the wire errors and
-//!   their conversion to [`CallError`](crate::CallError), `ClusterStatus`'s
+//!   reachability judge, the frame codec and the stream decoder, the
+//!   in-memory transport's link rules and pipes (`remote/transport/memory/`:
+//!   every frame's encoded bytes are written to its connection's pipe,
+//!   delayed by the link's latency, held by a cut and released in order by
+//!   the heal, and read in pieces of a seeded size into the receiver's
+//!   decoder, so a frame may arrive split), the wire errors and their
+//!   conversion to [`CallError`](crate::CallError), `ClusterStatus`'s
 //!   definition of agreement;
-//! * modelled: connections (the handshake is one event; a connection is up
-//!   when both directions pass), the remoting driver's reactions (dial a
-//!   member it must reach, announce on connect, close a connection silent
-//!   for 3 s or whose member is declared down, ping every 500 ms, fetch a
-//!   newer table), the registry's routing (the tables held from peers this
-//!   node reaches; keyed calls by the key's hash) and the services (a call
-//!   is handled where it lands).
+//! * modelled: a connection's life (the handshake is one event, one round
+//!   trip after the dial, when neither direction is cut; a close or reset
+//!   reaches both ends at once, and what its pipes held is lost), which
+//!   frames are dropped (whole membership frames, decided before the
+//!   write), the remoting driver's reactions (dial a member it must reach,
+//!   announce on connect, close a connection silent for 3 s or whose member
+//!   is declared down, ping every 500 ms, fetch a newer table), the
+//!   registry's routing (the tables held from peers this node reaches;
+//!   keyed calls by the key's hash) and the services (a call is handled
+//!   where it lands).
 //!
 //! Faults, picked by the seed: crashes (state lost) and restarts (a new
 //! incarnation), symmetric partitions, one-way cuts, partial cuts, heals,

@@ -16,7 +16,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 mod faults;
-mod memory;
+pub(crate) mod memory;
 #[cfg(test)]
 mod suite;
 mod tcp;

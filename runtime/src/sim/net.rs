@@ -1,17 +1,47 @@
-//! The simulated network: connections between nodes carrying encoded frames
-//! as byte streams, per directed link delay, cuts (one-way or both ways),
-//! dropped whole frames, and resets. Its state is ordered maps only.
+//! The simulated network, on the in-memory transport's sans-IO core
+//! (`remote/transport/memory/`): the link rules between nodes (cuts one
+//! way or both, added latency) are a [`LinkRules`], and each direction of
+//! a connection is a [`PipeCore`] stamped in simulated time, so a frame's
+//! encoded bytes travel exactly as they do between `MemoryNetwork` nodes:
+//! delayed by the link's latency, held by a cut and released in order by
+//! the heal. What the core does not model stays here: which frames are
+//! dropped whole (decided before the write), and the delivery events (at
+//! most one pending per direction, at the pipe's next readable time).
+//! Its state is ordered maps only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::time::Duration;
 
-use crate::remote::frame::FrameDecoder;
+use crate::remote::frame::{Frame, FrameDecoder};
+use crate::remote::transport::memory::link::LinkRules;
+use crate::remote::transport::memory::pipe::{PipeCore, Read, Wrote};
+use crate::remote::transport::memory::PIPE_BYTES;
+
+/// The one-way latency every link has before any added delay: the time
+/// from a node's send to its bytes entering the link.
+pub(crate) const BASE_LATENCY: Duration = Duration::from_millis(1);
 
 /// One end of a connection: its node and that node's incarnation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct End {
     pub(crate) node: usize,
     pub(crate) incarnation: u64,
+}
+
+/// One direction of an open connection.
+#[derive(Debug)]
+struct Direction {
+    /// The bytes on their way: the core's pipe, in simulated time.
+    pipe: PipeCore<Duration>,
+    /// The receiver's decoder of the byte stream.
+    decoder: FrameDecoder,
+    /// How many bytes the receiver reads at a time (picked by the seed:
+    /// a frame may arrive split over reads, as over TCP).
+    read_bytes: usize,
+    /// When the delivery event scheduled for this direction fires (at most
+    /// one is pending).
+    wake: Option<Duration>,
 }
 
 /// An open connection (after the handshake).
@@ -21,16 +51,13 @@ pub(crate) struct Conn {
     pub(crate) a: End,
     /// The listener.
     pub(crate) b: End,
-    /// Per direction (0: a → b, 1: b → a): the arrival time of the last
-    /// frame sent, so a stream stays in order.
-    last_arrival: [Duration; 2],
-    /// Per direction: the receiver's decoder of the byte stream.
-    pub(crate) decoders: [FrameDecoder; 2],
+    /// Per direction: 0 is a → b, 1 is b → a.
+    dirs: [Direction; 2],
 }
 
 impl Conn {
-    /// The direction index of frames sent by `from` (`None`: not an end).
-    pub(crate) fn direction(&self, from: usize) -> Option<usize> {
+    /// The direction index of bytes sent by `from` (`None`: not an end).
+    fn direction(&self, from: usize) -> Option<usize> {
         if self.a.node == from {
             Some(0)
         } else if self.b.node == from {
@@ -50,142 +77,266 @@ impl Conn {
     }
 }
 
-/// Faults of one directed link.
+/// A directed link with a fault besides a cut: an added delay (the core's
+/// latency of the link) or drops.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct LinkFault {
-    /// Extra one-way delay.
-    pub(crate) delay: Duration,
-    /// Probability of dropping a whole frame.
+    /// Probability of dropping a whole frame (zero on a link only
+    /// delayed).
     pub(crate) drop: f64,
 }
 
-/// A frame held on a cut link: its connection and bytes.
-pub(crate) type Held = (u64, Vec<u8>);
+/// A delivery event to schedule: bytes become readable at `to` on `conn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wake {
+    pub(crate) conn: u64,
+    pub(crate) to: usize,
+    pub(crate) at: Duration,
+}
+
+/// What became of a frame handed to the network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Sent {
+    /// Written; schedule this delivery (none was pending).
+    Deliver(Wake),
+    /// Written; a delivery is pending already, or the link is cut (the
+    /// heal schedules it).
+    Queued,
+    /// Not written: dropped whole, or the connection is closed.
+    Lost(&'static str),
+    /// Not written: the pipe is full (a cut held too much), as a blocked
+    /// writer; the connection must close.
+    Full,
+}
+
+/// What a delivery handed to the receiver.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The receiver.
+    pub(crate) me: End,
+    /// The sender.
+    pub(crate) from: End,
+    /// The frames decoded, in order.
+    pub(crate) frames: Vec<Frame>,
+    /// The stream is corrupt (the connection must close).
+    pub(crate) bad: Option<String>,
+    /// The next delivery of this direction, if bytes wait for their time.
+    pub(crate) next: Option<Wake>,
+}
 
 /// Links, connections and faults.
+///
+/// The link rules are read through the network (`net.cut`, [`LinkRules`]'s
+/// fields, by [`Deref`]) and changed only by its methods, which apply them
+/// to every open connection.
 #[derive(Debug, Default)]
 pub(crate) struct Net {
     pub(crate) conns: BTreeMap<u64, Conn>,
     next_conn: u64,
-    /// Directed links `(from, to)` that carry nothing.
-    pub(crate) cut: BTreeSet<(usize, usize)>,
-    /// Directed links with extra delay or loss.
+    /// Cuts and added latency of directed links `(from, to)`.
+    rules: LinkRules<usize>,
+    /// Directed links with a delay or drops (what the split-brain check
+    /// calls a link fault).
     pub(crate) faults: BTreeMap<(usize, usize), LinkFault>,
-    /// The base one-way latency.
-    pub(crate) latency: Duration,
-    /// Frames sent on a cut link, held (as the transport's fault layer
-    /// holds them) until the cut heals or their connection closes.
-    pub(crate) held: BTreeMap<(usize, usize), Vec<Held>>,
 }
 
-/// What became of a frame handed to the network.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Sent {
-    /// It arrives at this time.
-    At(Duration),
-    /// The link is cut: it waits for the heal.
-    Held,
-    /// The link dropped it (or the connection is closed).
-    Lost(&'static str),
+impl Deref for Net {
+    type Target = LinkRules<usize>;
+
+    fn deref(&self) -> &LinkRules<usize> {
+        &self.rules
+    }
 }
 
 impl Net {
-    /// A network with `latency` one way.
-    pub(crate) fn new(latency: Duration) -> Self {
-        Self {
-            latency,
-            ..Self::default()
-        }
-    }
-
-    /// Whether `from → to` carries frames.
+    /// Whether `from → to` delivers (is not cut).
     pub(crate) fn passes(&self, from: usize, to: usize) -> bool {
-        !self.cut.contains(&(from, to))
+        self.rules.passes(&from, &to)
     }
 
-    /// Opens a connection; its id.
-    pub(crate) fn open(&mut self, a: End, b: End, max_frame_bytes: usize) -> u64 {
+    /// Opens a connection from `a` (the dialer) to `b`; its id. The
+    /// receivers read `read_bytes` at a time (a → b, b → a).
+    pub(crate) fn open(
+        &mut self,
+        a: End,
+        b: End,
+        max_frame_bytes: usize,
+        read_bytes: [usize; 2],
+    ) -> u64 {
         self.next_conn += 1;
-        self.conns.insert(
-            self.next_conn,
-            Conn {
-                a,
-                b,
-                last_arrival: [Duration::ZERO; 2],
-                decoders: [
-                    FrameDecoder::new(max_frame_bytes),
-                    FrameDecoder::new(max_frame_bytes),
-                ],
-            },
-        );
+        let dir = |from: usize, to: usize, read_bytes: usize| Direction {
+            pipe: PipeCore::new(PIPE_BYTES, self.rules.link(&from, &to)),
+            decoder: FrameDecoder::new(max_frame_bytes),
+            read_bytes: read_bytes.max(1),
+            wake: None,
+        };
+        let dirs = [
+            dir(a.node, b.node, read_bytes[0]),
+            dir(b.node, a.node, read_bytes[1]),
+        ];
+        self.conns.insert(self.next_conn, Conn { a, b, dirs });
         self.next_conn
     }
 
-    /// When a frame sent now by `from` on `conn` arrives; `jitter` and
-    /// `roll` (in 0.0..1.0, for the drop) come from the world's generator.
+    /// `from` writes a frame's `bytes` on `conn` at `now`; `jitter` (added
+    /// to the base latency) and `roll` (in 0.0..1.0, for the drop) come
+    /// from the world's generator. Only a `droppable` frame may be dropped.
     pub(crate) fn send(
         &mut self,
         conn: u64,
         from: usize,
         now: Duration,
-        jitter: Duration,
-        roll: f64,
+        (jitter, roll): (Duration, f64),
         droppable: bool,
+        bytes: &[u8],
     ) -> Sent {
-        let latency = self.latency;
         let Some(c) = self.conns.get_mut(&conn) else {
             return Sent::Lost("connection closed");
         };
-        let Some(dir) = c.direction(from) else {
+        let Some(d) = c.direction(from) else {
             return Sent::Lost("not an end");
         };
         let to = c.other(from).node;
-        if self.cut.contains(&(from, to)) {
-            return Sent::Held;
-        }
-        let fault = self.faults.get(&(from, to)).copied().unwrap_or_default();
-        if droppable && fault.drop > 0.0 && roll < fault.drop {
+        let drop = self.faults.get(&(from, to)).map_or(0.0, |f| f.drop);
+        if droppable && drop > 0.0 && roll < drop {
             return Sent::Lost("frame dropped");
         }
-        let at = (now + latency + jitter + fault.delay).max(c.last_arrival[dir]);
-        c.last_arrival[dir] = at;
-        Sent::At(at)
+        let dir = &mut c.dirs[d];
+        if dir.pipe.room() < bytes.len() {
+            return Sent::Full;
+        }
+        match dir.pipe.write(now + BASE_LATENCY + jitter, bytes) {
+            Ok(Wrote::Bytes(_)) => {}
+            Ok(Wrote::Full) => return Sent::Full,
+            Err(_) => return Sent::Lost("connection closed"),
+        }
+        match Self::schedule(dir, conn, to) {
+            Some(w) => Sent::Deliver(w),
+            None => Sent::Queued,
+        }
     }
 
-    /// When a held frame released now by `from` on `conn` arrives (`None`:
-    /// the connection closed meanwhile).
-    pub(crate) fn release(&mut self, conn: u64, from: usize, now: Duration) -> Option<Duration> {
-        let latency = self.latency;
+    /// The delivery to schedule for `dir` (of `conn`, to `to`): none if one
+    /// is pending or nothing is readable (empty, or cut).
+    fn schedule(dir: &mut Direction, conn: u64, to: usize) -> Option<Wake> {
+        if dir.wake.is_some() {
+            return None;
+        }
+        let at = dir.pipe.readable_at()?;
+        dir.wake = Some(at);
+        Some(Wake { conn, to, at })
+    }
+
+    /// The delivery event for `to` on `conn` fires at `now`: `to` reads
+    /// what is readable, `read_bytes` at a time, into its decoder. `None`
+    /// if the connection is closed.
+    pub(crate) fn receive(&mut self, conn: u64, to: usize, now: Duration) -> Option<Received> {
         let c = self.conns.get_mut(&conn)?;
-        let dir = c.direction(from)?;
-        let at = (now + latency).max(c.last_arrival[dir]);
-        c.last_arrival[dir] = at;
-        Some(at)
-    }
-
-    /// The held frames of links no longer cut, in the order they were sent.
-    pub(crate) fn releasable(&mut self) -> Vec<(usize, usize, u64, Vec<u8>)> {
-        let free: Vec<(usize, usize)> = self
-            .held
-            .keys()
-            .filter(|l| !self.cut.contains(l))
-            .copied()
-            .collect();
-        let mut out = Vec::new();
-        for l in free {
-            for (conn, bytes) in self.held.remove(&l).unwrap_or_default() {
-                out.push((l.0, l.1, conn, bytes));
+        let (me, from, d) = if c.b.node == to {
+            (c.b, c.a, 0)
+        } else if c.a.node == to {
+            (c.a, c.b, 1)
+        } else {
+            return None;
+        };
+        let dir = &mut c.dirs[d];
+        dir.wake = None;
+        let mut frames = Vec::new();
+        let mut bad = None;
+        while bad.is_none() {
+            let decoder = &mut dir.decoder;
+            match dir.pipe.read(now, dir.read_bytes, |b| decoder.push(b)) {
+                Read::Data(_) => {}
+                Read::Eof | Read::Until(_) | Read::Wait => break,
+            }
+            loop {
+                match dir.decoder.next_frame() {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => {
+                        bad = Some(e.to_string());
+                        break;
+                    }
+                }
             }
         }
-        out
+        let next = Self::schedule(dir, conn, to);
+        Some(Received {
+            me,
+            from,
+            frames,
+            bad,
+            next,
+        })
     }
 
-    /// Closes `conn`; its ends, if it was open.
+    /// Cuts `from → to` (bytes on it are held until the heal).
+    pub(crate) fn cut_one_way(&mut self, from: usize, to: usize) {
+        self.rules.cut_one_way(from, to);
+        let _none = self.apply();
+    }
+
+    /// Cuts `a → b` and `b → a`.
+    pub(crate) fn cut(&mut self, a: usize, b: usize) {
+        self.rules.cut_one_way(a, b);
+        self.rules.cut_one_way(b, a);
+        let _none = self.apply();
+    }
+
+    /// Adds `delay` to the latency of `from → to` (bytes written from now
+    /// on).
+    pub(crate) fn set_delay(&mut self, from: usize, to: usize, delay: Duration) {
+        self.rules.set_latency_one_way(from, to, delay);
+        self.faults.entry((from, to)).or_default();
+        let _none = self.apply();
+    }
+
+    /// Makes `from → to` drop a `droppable` frame with probability `p`.
+    pub(crate) fn set_drop(&mut self, from: usize, to: usize, p: f64) {
+        self.faults.entry((from, to)).or_default().drop = p;
+    }
+
+    /// Heals every cut; the deliveries of what was held, to schedule.
+    #[must_use]
+    pub(crate) fn heal_cuts(&mut self) -> Vec<Wake> {
+        self.rules.heal_all();
+        self.apply()
+    }
+
+    /// Clears every added delay and drop.
+    pub(crate) fn clear_faults(&mut self) {
+        self.rules.clear_latency();
+        self.faults.clear();
+        let _none = self.apply();
+    }
+
+    /// Heals every cut and clears every delay and drop; the deliveries to
+    /// schedule.
+    #[must_use]
+    pub(crate) fn heal(&mut self) -> Vec<Wake> {
+        self.clear_faults();
+        self.heal_cuts()
+    }
+
+    /// Applies the rules to every open connection; the deliveries that a
+    /// heal made due.
+    fn apply(&mut self) -> Vec<Wake> {
+        let mut wakes = Vec::new();
+        for (id, c) in &mut self.conns {
+            let (a, b) = (c.a.node, c.b.node);
+            for (d, (from, to)) in [(a, b), (b, a)].into_iter().enumerate() {
+                let dir = &mut c.dirs[d];
+                dir.pipe.set_link(self.rules.link(&from, &to));
+                wakes.extend(Self::schedule(dir, *id, to));
+            }
+        }
+        wakes
+    }
+
+    /// Closes `conn` (a reset: both pipes go, with what they held); its
+    /// ends, if it was open.
     pub(crate) fn close(&mut self, conn: u64) -> Option<(End, End)> {
         let c = self.conns.remove(&conn)?;
-        for held in self.held.values_mut() {
-            held.retain(|(id, _)| *id != conn);
-        }
         Some((c.a, c.b))
     }
 
@@ -197,10 +348,125 @@ impl Net {
             .map(|(id, _)| *id)
             .collect()
     }
+}
 
-    /// Clears every cut and link fault.
-    pub(crate) fn heal(&mut self) {
-        self.cut.clear();
-        self.faults.clear();
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::remote::frame::encode_into;
+    use crate::remote::DEFAULT_MAX_FRAME_BYTES;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A connection n0 → n1 whose receivers read `read` bytes at a time.
+    fn net(read: usize) -> (Net, u64) {
+        let mut net = Net::default();
+        let end = |node| End {
+            node,
+            incarnation: 1,
+        };
+        let conn = net.open(end(0), end(1), DEFAULT_MAX_FRAME_BYTES, [read, read]);
+        (net, conn)
+    }
+
+    fn ping(id: u64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_into(
+            &Frame::Ping { id, table: 1 },
+            DEFAULT_MAX_FRAME_BYTES,
+            &mut bytes,
+        )
+        .unwrap();
+        bytes
+    }
+
+    fn ids(r: &Received) -> Vec<u64> {
+        r.frames
+            .iter()
+            .map(|f| match f {
+                Frame::Ping { id, .. } => *id,
+                _ => u64::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_arrive_after_the_latency_split_over_reads_and_in_order() {
+        let (mut net, conn) = net(3);
+        net.set_delay(0, 1, 10 * MS);
+        let sent = net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(1));
+        let wake = Wake {
+            conn,
+            to: 1,
+            at: MS + BASE_LATENCY + 10 * MS,
+        };
+        assert_eq!(sent, Sent::Deliver(wake));
+        // One delivery pending: the next frame queues behind it.
+        assert_eq!(
+            net.send(conn, 0, 2 * MS, (Duration::ZERO, 0.9), true, &ping(2)),
+            Sent::Queued
+        );
+        let r = net.receive(conn, 1, wake.at).unwrap();
+        assert_eq!(ids(&r), [1], "read 3 bytes at a time, decoded whole");
+        assert_eq!(r.next.map(|w| w.at), Some(wake.at + MS));
+        let r = net.receive(conn, 1, wake.at + MS).unwrap();
+        assert_eq!(ids(&r), [2]);
+        assert_eq!(r.next, None);
+    }
+
+    #[test]
+    fn a_cut_holds_what_was_sent_and_not_read_until_the_heal() {
+        let (mut net, conn) = net(64);
+        let Sent::Deliver(w) = net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(1)) else {
+            panic!("not delivered");
+        };
+        net.cut_one_way(0, 1);
+        assert_eq!(
+            net.send(conn, 0, 2 * MS, (Duration::ZERO, 0.9), true, &ping(2)),
+            Sent::Queued
+        );
+        // Back the other way: not cut.
+        assert!(matches!(
+            net.send(conn, 1, 2 * MS, (Duration::ZERO, 0.9), true, &ping(3)),
+            Sent::Deliver(_)
+        ));
+        let r = net.receive(conn, 1, w.at).unwrap();
+        assert!(
+            r.frames.is_empty() && r.next.is_none(),
+            "held, even frame 1"
+        );
+        let wakes = net.heal_cuts();
+        assert_eq!(
+            wakes,
+            [Wake {
+                conn,
+                to: 1,
+                at: w.at
+            }]
+        );
+        let r = net.receive(conn, 1, Duration::from_secs(1)).unwrap();
+        assert_eq!(ids(&r), [1, 2], "released in order");
+    }
+
+    #[test]
+    fn only_droppable_frames_drop_and_a_closed_connection_takes_nothing() {
+        let (mut net, conn) = net(64);
+        net.set_drop(0, 1, 0.5);
+        assert_eq!(
+            net.send(conn, 0, MS, (Duration::ZERO, 0.4), true, &ping(1)),
+            Sent::Lost("frame dropped")
+        );
+        assert!(matches!(
+            net.send(conn, 0, MS, (Duration::ZERO, 0.4), false, &ping(2)),
+            Sent::Deliver(_)
+        ));
+        assert!(net.close(conn).is_some());
+        assert_eq!(
+            net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(3)),
+            Sent::Lost("connection closed")
+        );
+        assert!(net.receive(conn, 1, MS).is_none());
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::net::End;
+use super::net::{End, BASE_LATENCY};
 use super::world::{Ev, Tick, World};
 use crate::remote::frame::{Frame, NodeInfo, ServiceAd};
 use crate::remote::join::JoinGate;
@@ -21,6 +21,8 @@ pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(3);
 pub(crate) const DETECTION: Duration = Duration::from_secs(5);
 /// The bound on a dial.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The range of a receiver's read size (bytes per read of its stream).
+const READ_BYTES: (usize, usize) = (16, 1024);
 /// A reachability report is gossiped again after this many quiet judgements.
 const REPORT_EVERY_TICKS: u32 = 16;
 
@@ -464,7 +466,9 @@ impl World {
         }
         let from = n.end(i);
         let give_up = self.now + CONNECT_TIMEOUT;
-        self.after(self.net.latency * 2, Ev::DialDone { from, to, give_up });
+        // The handshake's round trip, as `MemoryNetwork::connect` waits it.
+        let rtt = BASE_LATENCY * 2 + self.net.round_trip(&i, &to);
+        self.after(rtt, Ev::DialDone { from, to, give_up });
     }
 
     /// A dial completes: connected if both ways pass and `to` runs, refused
@@ -475,7 +479,7 @@ impl World {
         }
         let i = from.node;
         let up = self.nodes[to].is_some();
-        let passes = self.net.passes(i, to) && self.net.passes(to, i);
+        let passes = !self.net.dial_blocked(&i, &to);
         if up && passes {
             if let Some(n) = self.nodes[i].as_mut() {
                 n.dialing.remove(&to);
@@ -507,9 +511,16 @@ impl World {
         }
         let (ea, eb) = (a.end(i), b.end(j));
         let (ia, ib) = (a.info.clone(), b.info.clone());
+        // Each receiver's read size, picked by the seed: small enough that
+        // frames arrive split over reads.
+        let (lo, hi) = (READ_BYTES.0 as u64, READ_BYTES.1 as u64);
+        let read_bytes = [
+            self.rng.range(lo, hi) as usize,
+            self.rng.range(lo, hi) as usize,
+        ];
         let conn = self
             .net
-            .open(ea, eb, crate::remote::DEFAULT_MAX_FRAME_BYTES);
+            .open(ea, eb, crate::remote::DEFAULT_MAX_FRAME_BYTES, read_bytes);
         self.note(
             &Self::name(i),
             format_args!("connected to {} (conn {conn})", ib.name),

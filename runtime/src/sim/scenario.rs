@@ -40,8 +40,7 @@ impl World {
         }
         if self.cfg.script == super::Script::PartialCut {
             self.changed = self.now;
-            self.net.cut.insert((0, 2));
-            self.net.cut.insert((2, 0));
+            self.net.cut(0, 2);
             self.note("net", format_args!("partial cut n0 <-> n2"));
             return;
         }
@@ -65,27 +64,26 @@ impl World {
             }
             2 => self.partition(),
             3 => {
-                self.net.cut.insert((a, b));
+                self.net.cut_one_way(a, b);
                 self.note("net", format_args!("one-way cut n{a} -> n{b}"));
             }
             4 => {
-                self.net.cut.insert((a, b));
-                self.net.cut.insert((b, a));
+                self.net.cut(a, b);
                 self.note("net", format_args!("partial cut n{a} <-> n{b}"));
             }
             5 => {
-                self.net.cut.clear();
+                let held = self.net.heal_cuts();
                 self.note("net", format_args!("cuts healed"));
-                self.release_held();
+                self.wake_all(held);
             }
             6 => {
                 let d = Duration::from_millis(self.rng.range(20, 1_500));
-                self.net.faults.entry((a, b)).or_default().delay = d;
+                self.net.set_delay(a, b, d);
                 self.note("net", format_args!("delay n{a} -> n{b} {d:?}"));
             }
             7 => {
                 let p = self.rng.range(5, 50) as f64 / 100.0;
-                self.net.faults.entry((a, b)).or_default().drop = p;
+                self.net.set_drop(a, b, p);
                 self.note("net", format_args!("drop n{a} -> n{b} {p}"));
             }
             8 => {
@@ -97,7 +95,7 @@ impl World {
             }
             9 => self.change_table(a),
             _ => {
-                self.net.faults.clear();
+                self.net.clear_faults();
                 self.note("net", format_args!("delays and drops cleared"));
             }
         }
@@ -113,7 +111,7 @@ impl World {
         for i in 0..n {
             for j in 0..n {
                 if side(i) != side(j) {
-                    self.net.cut.insert((i, j));
+                    self.net.cut_one_way(i, j);
                 }
             }
         }
@@ -135,8 +133,8 @@ impl World {
         }
         self.phase = Phase::Finale;
         self.changed = self.now;
-        self.net.heal();
-        self.release_held();
+        let held = self.net.heal();
+        self.wake_all(held);
         let at_once = self.rng.chance(0.5);
         if at_once {
             self.note("net", format_args!("finale: healed, partitions at once"));
@@ -192,10 +190,10 @@ impl World {
     /// The final heal: every cut, delay and drop ends, every crashed node
     /// restarts; convergence is watched from now on.
     pub(crate) fn heal(&mut self) {
-        self.net.heal();
+        let held = self.net.heal();
         self.changed = self.now;
         self.note("net", format_args!("final heal"));
-        self.release_held();
+        self.wake_all(held);
         for i in 0..self.nodes.len() {
             if self.nodes[i].is_none() {
                 self.start(i);

@@ -8,7 +8,7 @@ use crate::remote::frame::{encode_into, Frame, Route};
 use crate::remote::wire_error::{CallSite, WireError};
 use crate::CallError;
 
-use super::net::Sent;
+use super::net::{Sent, Wake};
 use super::world::{Ev, World};
 use super::Sabotage;
 
@@ -22,69 +22,68 @@ impl World {
         }
         let jitter = std::time::Duration::from_micros(self.rng.below(2_000));
         let roll = self.rng.unit();
-        let to = self.net.conns.get(&conn).map(|c| c.other(i).node);
         // Only membership messages may be lost alone: a data frame is lost
         // only with its connection (see the module docs).
         let droppable = matches!(frame, Frame::Membership { .. });
-        match (
-            self.net.send(conn, i, self.now, jitter, roll, droppable),
-            to,
-        ) {
-            (Sent::At(at), Some(to)) => self.at(at, Ev::Deliver { conn, to, bytes }),
-            (Sent::Held, Some(to)) => self
-                .net
-                .held
-                .entry((i, to))
-                .or_default()
-                .push((conn, bytes)),
-            (Sent::Lost(why), to) => {
-                let to = to.map(Self::name).unwrap_or_default();
-                self.note(
-                    &Self::name(i),
-                    format_args!("{} to {to} lost: {why}", frame.kind()),
-                );
-            }
-            (Sent::At(_) | Sent::Held, None) => {}
+        let sent = self
+            .net
+            .send(conn, i, self.now, (jitter, roll), droppable, &bytes);
+        let lost = match sent {
+            Sent::Deliver(w) => return self.wake(w),
+            Sent::Queued => return,
+            Sent::Lost(why) => why,
+            Sent::Full => "the pipe is full",
+        };
+        let to = self
+            .net
+            .conns
+            .get(&conn)
+            .map(|c| Self::name(c.other(i).node));
+        self.note(
+            &Self::name(i),
+            format_args!(
+                "{} to {} lost: {lost}",
+                frame.kind(),
+                to.unwrap_or_default()
+            ),
+        );
+        if sent == Sent::Full {
+            // A writer blocked on a full pipe: the runtime's connection
+            // would stall and be closed as silent; here it closes now.
+            self.close_conn(conn, "pipe full");
         }
     }
 
-    /// Frames held on links no longer cut go on, in order.
-    pub(crate) fn release_held(&mut self) {
-        for (from, to, conn, bytes) in self.net.releasable() {
-            if let Some(at) = self.net.release(conn, from, self.now) {
-                self.at(at, Ev::Deliver { conn, to, bytes });
-            }
+    /// Schedules the delivery `w`.
+    pub(crate) fn wake(&mut self, w: Wake) {
+        let Wake { conn, to, at } = w;
+        self.at(at, Ev::Deliver { conn, to });
+    }
+
+    /// Schedules the deliveries a heal made due (what a cut held goes on,
+    /// in order).
+    pub(crate) fn wake_all(&mut self, wakes: Vec<Wake>) {
+        for w in wakes {
+            self.wake(w);
         }
     }
 
-    /// Bytes arrive at `to` on `conn`: decoded, then handled frame by frame.
-    pub(crate) fn deliver(&mut self, conn: u64, to: usize, bytes: Vec<u8>) {
-        let Some(c) = self.net.conns.get_mut(&conn) else {
+    /// Bytes are readable at `to` on `conn`: it reads them, decodes them,
+    /// and handles them frame by frame.
+    pub(crate) fn deliver(&mut self, conn: u64, to: usize) {
+        let Some(r) = self.net.receive(conn, to, self.now) else {
             return;
         };
-        let dir = usize::from(c.a.node == to);
-        let (me, from) = if dir == 0 { (c.b, c.a) } else { (c.a, c.b) };
-        let decoder = &mut c.decoders[dir];
-        decoder.push(&bytes);
-        let mut frames = Vec::new();
-        let mut bad = None;
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(f)) => frames.push(f),
-                Ok(None) => break,
-                Err(e) => {
-                    bad = Some(e.to_string());
-                    break;
-                }
-            }
+        if let Some(w) = r.next {
+            self.wake(w);
         }
-        if self.live(me).is_none() {
+        if self.live(r.me).is_none() {
             return;
         }
-        for f in frames {
-            self.frame(to, from.node, conn, f);
+        for f in r.frames {
+            self.frame(to, r.from.node, conn, f);
         }
-        if let Some(e) = bad {
+        if let Some(e) = r.bad {
             self.note(&Self::name(to), format_args!("bad frame: {e}"));
             self.close_conn(conn, "bad frame");
         }

@@ -31,12 +31,8 @@ pub(crate) enum Tick {
 /// What happens at a point of simulated time.
 #[derive(Debug)]
 pub(crate) enum Ev {
-    /// Bytes of one frame arrive at `to` on `conn`.
-    Deliver {
-        conn: u64,
-        to: usize,
-        bytes: Vec<u8>,
-    },
+    /// Bytes are readable at `to` on `conn` (the pipe's readable time).
+    Deliver { conn: u64, to: usize },
     /// A dial from `from` to `to` completes (or is looked at again).
     DialDone {
         from: End,
@@ -72,7 +68,7 @@ impl Ev {
     /// What the digest records of an event: its kind and target.
     fn code(&self) -> [u8; 9] {
         let (kind, target) = match self {
-            Ev::Deliver { conn, bytes, .. } => (0, *conn ^ ((bytes.len() as u64) << 32)),
+            Ev::Deliver { conn, to } => (0, *conn ^ ((*to as u64) << 32)),
             Ev::DialDone { from, to, .. } => (1, (from.node * 8 + to) as u64),
             Ev::Timer { at, .. } => (2, at.node as u64),
             Ev::Tick { at, tick } => (3, at.node as u64 * 8 + *tick as u64),
@@ -234,7 +230,7 @@ impl World {
             nodes: (0..n).map(|_| None).collect(),
             incarnations: vec![0; n],
             services,
-            net: Net::new(Duration::from_millis(1)),
+            net: Net::default(),
             checker: Checker::default(),
             log: Log::default(),
             phase: Phase::Faults,
@@ -320,8 +316,8 @@ impl World {
 
     fn dispatch(&mut self, ev: Ev) -> Option<usize> {
         match ev {
-            Ev::Deliver { conn, to, bytes } => {
-                self.deliver(conn, to, bytes);
+            Ev::Deliver { conn, to } => {
+                self.deliver(conn, to);
                 Some(to)
             }
             Ev::DialDone { from, to, give_up } => {

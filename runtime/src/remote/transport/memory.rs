@@ -16,8 +16,14 @@
 //! detection is the node's business (heartbeats, `dead_after`), exactly as
 //! over TCP. New connections across a cut (in either direction: a handshake
 //! needs both) fail at once with `ConnectionRefused`.
+//!
+//! The rules and the pipes are a sans-IO core shared with the
+//! deterministic simulation (`sim`), so both carry bytes the same way:
+//! [`link`] (the rules of directed links between hosts: cut, latency) and
+//! [`pipe`] (one direction of a connection, generic over the time type).
+//! This file adds what tokio needs: locks, wakers, timers, listeners.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -31,9 +37,14 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 use super::{BoxFuture, BoxStream, Listener, LocalBoxFuture, Transport};
+use link::{Link, LinkRules};
+use pipe::{PipeCore, Read, WriteError, Wrote};
+
+pub(crate) mod link;
+pub(crate) mod pipe;
 
 /// Bytes one direction of a connection holds before its writer waits.
-const PIPE_BYTES: usize = 256 * 1024;
+pub(crate) const PIPE_BYTES: usize = 256 * 1024;
 
 /// Connections a listener queues before new ones are refused.
 const BACKLOG: usize = 1024;
@@ -125,10 +136,8 @@ struct State {
     last_port: u64,
     last_anon: u64,
     last_listener: u64,
-    /// Directed host pairs `(from, to)` whose bytes are not delivered.
-    cut: HashSet<(String, String)>,
-    /// Added delay of directed host pairs.
-    latency: HashMap<(String, String), Duration>,
+    /// The rules of directed host pairs `(from, to)`: cut, latency.
+    rules: LinkRules<String>,
     /// Connections, to apply rule changes to (dead ones pruned as we go).
     conns: Vec<Weak<Conn>>,
     /// A dial across a cut hangs until the heal (as behind a firewall that
@@ -145,11 +154,7 @@ struct Listening {
 
 impl State {
     fn link(&self, from: &str, to: &str) -> Link {
-        let key = (from.to_string(), to.to_string());
-        Link {
-            cut: self.cut.contains(&key),
-            latency: self.latency.get(&key).copied().unwrap_or_default(),
-        }
+        self.rules.link(&from.to_string(), &to.to_string())
     }
 
     /// Applies the current rules to every open connection between hosts
@@ -169,13 +174,6 @@ impl State {
         self.last_port += 1;
         self.last_port
     }
-}
-
-/// The rules of one direction of a link.
-#[derive(Debug, Clone, Copy, Default)]
-struct Link {
-    cut: bool,
-    latency: Duration,
 }
 
 /// The host part of an address: `a` of `a:3`; a name without a numeric
@@ -218,7 +216,7 @@ impl MemoryNetwork {
     pub fn cut_one_way(&self, from: &str, to: &str) {
         let (from, to) = (host_of(from), host_of(to));
         let mut st = self.net.state.lock();
-        st.cut.insert((from.to_string(), to.to_string()));
+        st.rules.cut_one_way(from.to_string(), to.to_string());
         st.apply(Some((from, to)));
     }
 
@@ -238,8 +236,7 @@ impl MemoryNetwork {
     pub fn heal(&self, a: &str, b: &str) {
         let (a, b) = (host_of(a), host_of(b));
         let mut st = self.net.state.lock();
-        st.cut.remove(&(a.to_string(), b.to_string()));
-        st.cut.remove(&(b.to_string(), a.to_string()));
+        st.rules.heal(&a.to_string(), &b.to_string());
         st.apply(Some((a, b)));
         drop(st);
         self.net.healed.notify_waiters();
@@ -248,7 +245,7 @@ impl MemoryNetwork {
     /// Restores every link.
     pub fn heal_all(&self) {
         let mut st = self.net.state.lock();
-        st.cut.clear();
+        st.rules.heal_all();
         st.apply(None);
         drop(st);
         self.net.healed.notify_waiters();
@@ -266,12 +263,8 @@ impl MemoryNetwork {
     pub fn set_latency_one_way(&self, from: &str, to: &str, latency: Duration) {
         let (from, to) = (host_of(from), host_of(to));
         let mut st = self.net.state.lock();
-        let key = (from.to_string(), to.to_string());
-        if latency.is_zero() {
-            st.latency.remove(&key);
-        } else {
-            st.latency.insert(key, latency);
-        }
+        st.rules
+            .set_latency_one_way(from.to_string(), to.to_string(), latency);
         st.apply(Some((from, to)));
     }
 
@@ -316,10 +309,7 @@ impl Transport for MemoryNetwork {
         };
         Box::pin(async move {
             let to = host_of(&addr).to_string();
-            let rtt = {
-                let st = net.state.lock();
-                st.link(&from, &to).latency + st.link(&to, &from).latency
-            };
+            let rtt = net.state.lock().rules.round_trip(&from, &to);
             if !rtt.is_zero() {
                 tokio::time::sleep(rtt).await;
             }
@@ -332,7 +322,7 @@ impl Transport for MemoryNetwork {
                 healed.as_mut().enable();
                 let hangs = {
                     let st = net.state.lock();
-                    st.hang_dials && (st.link(&from, &to).cut || st.link(&to, &from).cut)
+                    st.hang_dials && st.rules.dial_blocked(&from, &to)
                 };
                 if !hangs {
                     break;
@@ -340,8 +330,7 @@ impl Transport for MemoryNetwork {
                 healed.await;
             }
             let mut st = net.state.lock();
-            let (there, back) = (st.link(&from, &to), st.link(&to, &from));
-            if there.cut || back.cut {
+            if st.rules.dial_blocked(&from, &to) {
                 return Err(io::Error::new(
                     io::ErrorKind::ConnectionRefused,
                     format!("memory network: the link between {from} and {to} is cut"),
@@ -357,6 +346,7 @@ impl Transport for MemoryNetwork {
                 return Err(refused());
             };
             let peer = format!("{from}:{}", st.next_port());
+            let (there, back) = (st.link(&from, &to), st.link(&to, &from));
             let conn = Arc::new(Conn {
                 dialer: from,
                 listener: to,
@@ -468,24 +458,13 @@ impl Conn {
     }
 }
 
-/// One direction of a connection.
+/// One direction of a connection: the core's pipe, and who waits on it.
 #[derive(Debug)]
 struct Pipe(Mutex<PipeState>);
 
 #[derive(Debug)]
 struct PipeState {
-    link: Link,
-    /// Chunks and when each may be read.
-    chunks: VecDeque<(Instant, Vec<u8>)>,
-    /// Bytes read from the front chunk.
-    front_read: usize,
-    buffered: usize,
-    /// Reset by the network: EOF for the reader, an error for the writer.
-    reset: bool,
-    /// The writer shut down or went: EOF once drained.
-    writer_gone: bool,
-    /// The reader went: writes fail (once the link carries the news).
-    reader_gone: bool,
+    core: PipeCore<Instant>,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
 }
@@ -493,13 +472,7 @@ struct PipeState {
 impl Pipe {
     fn new(link: Link) -> Self {
         Self(Mutex::new(PipeState {
-            link,
-            chunks: VecDeque::new(),
-            front_read: 0,
-            buffered: 0,
-            reset: false,
-            writer_gone: false,
-            reader_gone: false,
+            core: PipeCore::new(PIPE_BYTES, link),
             read_waker: None,
             write_waker: None,
         }))
@@ -507,13 +480,13 @@ impl Pipe {
 
     fn set_link(&self, link: Link) {
         let mut st = self.0.lock();
-        st.link = link;
+        st.core.set_link(link);
         st.wake_both();
     }
 
     fn reset(&self) {
         let mut st = self.0.lock();
-        st.reset = true;
+        st.core.reset();
         st.wake_both();
     }
 }
@@ -577,50 +550,25 @@ impl AsyncRead for MemStream {
             let wait_until = {
                 let this = &*self;
                 let mut st = this.incoming().0.lock();
-                if st.reset || buf.remaining() == 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                if st.link.cut {
-                    st.read_waker = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-                let now = Instant::now();
-                let mut read = 0;
-                let mut wait_until = None;
-                while buf.remaining() > 0 {
-                    let front_read = st.front_read;
-                    let Some((at, chunk)) = st.chunks.front() else {
-                        break;
-                    };
-                    if *at > now {
-                        wait_until = Some(*at);
-                        break;
+                let max = buf.remaining();
+                match st.core.read(Instant::now(), max, |b| buf.put_slice(b)) {
+                    Read::Data(n) => {
+                        if n > 0 {
+                            if let Some(w) = st.write_waker.take() {
+                                w.wake();
+                            }
+                        }
+                        return Poll::Ready(Ok(()));
                     }
-                    let n = buf.remaining().min(chunk.len() - front_read);
-                    buf.put_slice(&chunk[front_read..front_read + n]);
-                    let done = front_read + n == chunk.len();
-                    read += n;
-                    if done {
-                        st.chunks.pop_front();
-                        st.front_read = 0;
-                    } else {
-                        st.front_read += n;
+                    Read::Eof => return Poll::Ready(Ok(())),
+                    Read::Wait => {
+                        st.read_waker = Some(cx.waker().clone());
+                        return Poll::Pending;
                     }
-                }
-                if read > 0 {
-                    st.buffered -= read;
-                    if let Some(w) = st.write_waker.take() {
-                        w.wake();
+                    Read::Until(at) => {
+                        st.read_waker = Some(cx.waker().clone());
+                        at
                     }
-                    return Poll::Ready(Ok(()));
-                }
-                if wait_until.is_none() && st.writer_gone {
-                    return Poll::Ready(Ok(()));
-                }
-                st.read_waker = Some(cx.waker().clone());
-                match wait_until {
-                    Some(at) => at,
-                    None => return Poll::Pending,
                 }
             };
             let delay = self
@@ -643,28 +591,22 @@ impl AsyncWrite for MemStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let mut st = self.outgoing().0.lock();
-        if st.reset {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        match st.core.write(Instant::now(), data) {
+            Err(WriteError::Reset) => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            Err(WriteError::Closed) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Ok(Wrote::Full) => {
+                st.write_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Ok(Wrote::Bytes(n)) => {
+                if n > 0 {
+                    if let Some(w) = st.read_waker.take() {
+                        w.wake();
+                    }
+                }
+                Poll::Ready(Ok(n))
+            }
         }
-        if st.writer_gone || (st.reader_gone && !st.link.cut) {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        if data.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let room = PIPE_BYTES - st.buffered;
-        if room == 0 {
-            st.write_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        let n = room.min(data.len());
-        let at = Instant::now() + st.link.latency;
-        st.chunks.push_back((at, data[..n].to_vec()));
-        st.buffered += n;
-        if let Some(w) = st.read_waker.take() {
-            w.wake();
-        }
-        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -673,7 +615,7 @@ impl AsyncWrite for MemStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut st = self.outgoing().0.lock();
-        st.writer_gone = true;
+        st.core.shutdown();
         st.wake_both();
         Poll::Ready(Ok(()))
     }
@@ -683,14 +625,11 @@ impl Drop for MemStream {
     fn drop(&mut self) {
         {
             let mut st = self.outgoing().0.lock();
-            st.writer_gone = true;
+            st.core.shutdown();
             st.wake_both();
         }
         let mut st = self.incoming().0.lock();
-        st.reader_gone = true;
-        st.chunks.clear();
-        st.buffered = 0;
-        st.front_read = 0;
+        st.core.reader_gone();
         st.wake_both();
     }
 }

@@ -10,6 +10,7 @@ mod entry;
 mod group_ads;
 mod monitor;
 mod topic_counters;
+mod topic_state;
 mod topics;
 mod watch;
 
@@ -22,9 +23,8 @@ pub(crate) use group_ads::{
     check_group_ads, check_name as check_group_name, group_topic, member_label, parse_label,
 };
 pub use monitor::MonitorReason;
-pub(crate) use topics::{
-    Routes, TopicAd, TopicEvent, TopicHub, TopicSink, TopicState, WireAsk, WireEvent,
-};
+pub(crate) use topic_state::TopicState;
+pub(crate) use topics::{Routes, TopicAd, TopicEvent, TopicHub, TopicSink, WireAsk, WireEvent};
 pub use watch::{RegistryEvent, RegistryWatch};
 
 /// Why remote instances went away: their node left or was declared down.

@@ -123,16 +123,18 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
     /// told), a node whose connection is full or down misses it (counted
     /// in [`TopicStats::remote_dropped`]). Events published by one caller
     /// reach each subscriber in the order published.
+    #[inline]
     pub fn publish(&self, event: E) {
-        let routes = self.state.routes();
-        // The key spreads the events over a group's members: with no group,
-        // no key is drawn.
-        let key = if routes.groups.is_empty() {
-            0
-        } else {
-            self.state.next_key()
-        };
-        self.publish_routed(&routes, event, key);
+        self.state.with_routes(|routes| {
+            // The key spreads the events over a group's members: with no
+            // group, no key is drawn.
+            let key = if routes.groups.is_empty() {
+                0
+            } else {
+                self.state.next_key()
+            };
+            self.publish_routed(routes, event, key);
+        });
     }
 
     /// [`publish`](Self::publish), with the event's routing key choosing
@@ -149,7 +151,8 @@ impl<E: RemoteMessage + Clone + Sync> Topic<E> {
 
     /// [`publish`](Self::publish) with an explicit routing key.
     pub fn publish_with_key(&self, event: E, key: u64) {
-        self.publish_routed(&self.state.routes(), event, key);
+        self.state
+            .with_routes(|routes| self.publish_routed(routes, event, key));
     }
 
     /// Publishes `event` along `routes` (`key` picks each group's member).

@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::topic_counters::TopicCounters;
+use super::topic_state::TopicState;
 use super::PeerLink;
 use crate::error::CallError;
 use crate::message::{key_hash, mix64};
@@ -139,29 +139,12 @@ impl Group {
 /// The routes a publish follows, swapped whole on every change.
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
+    /// Names this value among all routes of the process
+    /// ([`TopicState::set_routes`] draws it).
+    pub(crate) version: u64,
     pub(crate) local: Vec<LocalSub>,
     pub(crate) remote: Vec<RemoteSubs>,
     pub(crate) groups: Vec<Group>,
-}
-
-/// One topic's routes.
-#[derive(Debug, Default)]
-pub(crate) struct TopicState {
-    routes: ArcSwap<Routes>,
-    /// Spreads events without a key over a group's members.
-    seq: AtomicU64,
-}
-
-impl TopicState {
-    /// A key for an event that has none (the next of a sequence, mixed).
-    pub(crate) fn next_key(&self) -> u64 {
-        mix64(self.seq.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The routes now.
-    pub(crate) fn routes(&self) -> arc_swap::Guard<Arc<Routes>> {
-        self.routes.load()
-    }
 }
 
 /// Another node's link and its ads by topic.
@@ -376,11 +359,12 @@ impl TopicHub {
             .into_iter()
             .map(|(name, members)| Group { name, members })
             .collect();
-        self.state(topic).routes.store(Arc::new(Routes {
+        self.state(topic).set_routes(Routes {
+            version: 0,
             local,
             remote,
             groups,
-        }));
+        });
     }
 
     /// The nodes that subscribe to `topic`, sorted.

@@ -86,6 +86,10 @@ pub(crate) struct Reachability {
     /// renewing, each saw the other reachable for a moment and came back
     /// while the cut lasted (`split_brain::a_partial_cut_...` under load).
     forgotten: BTreeMap<String, (u64, Instant)>,
+    /// Every member that dropped out of the observations (reachable or
+    /// not), with when it was last heard from: whether it fell silent is
+    /// still known for a while ([`remembers_silent`](Self::remembers_silent)).
+    dropped: BTreeMap<String, Instant>,
 }
 
 /// How long an unreachable member that dropped out of the observations is
@@ -104,6 +108,7 @@ impl Reachability {
             next_version: 1,
             learned: BTreeMap::new(),
             forgotten: BTreeMap::new(),
+            dropped: BTreeMap::new(),
         }
     }
 
@@ -125,16 +130,22 @@ impl Reachability {
     pub(crate) fn step(&mut self, now: Instant, observed: &[Observation]) -> Changes {
         let mut changes = Changes::default();
         let forgotten = &mut self.forgotten;
+        let dropped = &mut self.dropped;
         let keep_for = self.after * FORGOTTEN_FOR;
         forgotten.retain(|_, (_, since)| now.saturating_duration_since(*since) < keep_for);
+        dropped.retain(|_, since| now.saturating_duration_since(*since) < keep_for);
         self.members.retain(|name, t| {
             let keep = observed.iter().any(|o| &o.name == name);
-            if !keep && t.unreachable {
-                forgotten.insert(name.clone(), (t.incarnation, t.since));
+            if !keep {
+                dropped.insert(name.clone(), t.since);
+                if t.unreachable {
+                    forgotten.insert(name.clone(), (t.incarnation, t.since));
+                }
             }
             keep
         });
         for o in observed {
+            dropped.remove(&o.name);
             let t = self.members.entry(o.name.clone()).or_insert_with(|| {
                 // Back at the incarnation judged unreachable: silent since
                 // it was last heard from, so judged at once (below).
@@ -176,6 +187,25 @@ impl Reachability {
     /// Whether this node cannot reach `name`.
     pub(crate) fn is_unreachable(&self, name: &str) -> bool {
         self.members.get(name).is_some_and(|t| t.unreachable)
+    }
+
+    /// Whether this node finds `name` silent at `now` and still remembers
+    /// it: judged unreachable, or dropped out of the observations (membership
+    /// holds it down for a moment, its connection closed) within the memory
+    /// (`FORGOTTEN_FOR` bounds after its last news) and not heard within the
+    /// bound since. A member never observed, or forgotten, is not.
+    ///
+    /// The split-brain resolver's driver reads it: a node that downed
+    /// itself comes back only once it has heard again from every member it
+    /// remembers silent (`SplitBrainResolver::may_rejoin`).
+    pub(crate) fn remembers_silent(&self, name: &str, now: Instant) -> bool {
+        match self.members.get(name) {
+            Some(t) => t.unreachable,
+            None => self
+                .dropped
+                .get(name)
+                .is_some_and(|since| now.saturating_duration_since(*since) >= self.after),
+        }
     }
 
     /// The members this node cannot reach, sorted.

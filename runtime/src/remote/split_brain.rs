@@ -576,25 +576,8 @@ impl SplitBrainResolver {
         pairs: &[[String; 2]],
         now: Instant,
     ) -> Option<SbrDecision> {
-        // Unconfirmed downs that the view lists again are back (counted by
-        // the driver again): forgotten.
-        // And one downed two `stable_after` periods ago no longer counts
-        // (a member that crashed for good never confirms): a decider whose
-        // view was stale has downed itself by then (its timer restarted at
-        // its own decision), and sequential crashes must not leave the
-        // survivors counting the dead against themselves forever.
-        let expiry = self.config.stable_after * 2;
-        self.unconfirmed.retain(|name, (_, at)| {
-            !view.iter().any(|m| m.name == *name) && now.saturating_duration_since(*at) < expiry
-        });
-        let mut with: Vec<SbrMember>;
-        let view = if self.unconfirmed.is_empty() {
-            view
-        } else {
-            with = view.to_vec();
-            with.extend(self.unconfirmed.values().map(|(m, _)| m.clone()));
-            &with[..]
-        };
+        let with = self.with_unconfirmed(view, now);
+        let view = &with[..];
         let set: BTreeSet<String> = view
             .iter()
             .filter(|m| !m.reachable && m.name != self.me)
@@ -636,6 +619,70 @@ impl SplitBrainResolver {
             }
             d => Some(d),
         }
+    }
+
+    /// `view` with the unconfirmed downs added as unreachable members.
+    ///
+    /// Unconfirmed downs that the view lists again are back (counted by
+    /// the driver again): forgotten. And one downed two `stable_after`
+    /// periods ago no longer counts (a member that crashed for good never
+    /// confirms): a decider whose view was stale has downed itself by then
+    /// (its timer restarted at its own decision), and sequential crashes
+    /// must not leave the survivors counting the dead against themselves
+    /// forever.
+    fn with_unconfirmed(&mut self, view: &[SbrMember], now: Instant) -> Vec<SbrMember> {
+        let expiry = self.config.stable_after * 2;
+        self.unconfirmed.retain(|name, (_, at)| {
+            !view.iter().any(|m| m.name == *name) && now.saturating_duration_since(*at) < expiry
+        });
+        let mut with = view.to_vec();
+        with.extend(self.unconfirmed.values().map(|(m, _)| m.clone()));
+        with
+    }
+
+    /// Whether this node, which downed itself, may come back at `now` over
+    /// `view` (every member it sees, joining ones included) and `pairs`:
+    ///
+    /// * some other member is reachable, and this node has **heard from
+    ///   every member it finds reachable, and every member its judge finds
+    ///   silent** (`silent`), since it downed itself, on its own
+    ///   connections (`heard_since_down`). Its view alone can make a cut
+    ///   that lasts look healed: when the far end of a partial cut downs
+    ///   itself and renews its identity, membership holds it down for a
+    ///   moment, the judge stops observing it, and the view is a clean
+    ///   2 | 1 that this side wins; or membership shows the far end alive
+    ///   through a third node while its gossiped report misses a pair;
+    /// * and [`decide_with_pairs`] over that view, **with the members this
+    ///   resolver downed and that are not confirmed gone** (counted as the
+    ///   other side, as in [`step_with_pairs`](Self::step_with_pairs)),
+    ///   would not down it again: a node that downed itself against them
+    ///   must not be back inside the partition as soon as they are out of
+    ///   its view.
+    ///
+    /// The driver passes in `silent` the members its judge still remembers
+    /// silent (it forgets a member some time after it dropped out of the
+    /// observations, so one that crashed for good stops holding this node
+    /// down).
+    pub fn may_rejoin(
+        &mut self,
+        view: &[SbrMember],
+        pairs: &[[String; 2]],
+        silent: &BTreeSet<String>,
+        heard_since_down: &BTreeSet<String>,
+        now: Instant,
+    ) -> bool {
+        let with = self.with_unconfirmed(view, now);
+        let me = &self.me;
+        let someone = with.iter().any(|m| m.reachable && m.name != *me);
+        let waited_for = with
+            .iter()
+            .filter(|m| m.reachable && m.name != *me)
+            .map(|m| &m.name)
+            .chain(silent.iter().filter(|n| *n != me));
+        let all_heard = waited_for.into_iter().all(|n| heard_since_down.contains(n));
+        someone
+            && all_heard
+            && decide_with_pairs(&self.config.strategy, me, &with, pairs) != SbrDecision::DownSelf
     }
 
     /// The members this resolver downed and not yet confirmed gone (name,

@@ -17,12 +17,11 @@
 //! key's owner among the nodes that serve.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::remote::frame::NodeInfo;
 use crate::remote::split_brain::{
-    decide_with_pairs, indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig,
-    SplitBrainResolver,
+    indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
 };
 
 use super::check::Violation;
@@ -47,6 +46,8 @@ pub(crate) struct SbrNode {
     downed: BTreeSet<String>,
     /// The resolver downed this node (until it rejoins).
     pub(crate) self_downed: bool,
+    /// When it downed itself.
+    self_downed_at: Option<Instant>,
 }
 
 impl SbrNode {
@@ -57,6 +58,7 @@ impl SbrNode {
             members: BTreeMap::new(),
             downed: BTreeSet::new(),
             self_downed: false,
+            self_downed_at: None,
         }
     }
 
@@ -77,6 +79,7 @@ impl World {
     /// One step of node `i`'s resolver (after its judgement).
     pub(crate) fn sbr_step(&mut self, i: usize) {
         let now = self.base + self.now;
+        let count = self.nodes.len();
         let Some(n) = self.nodes[i].as_mut() else {
             return;
         };
@@ -97,6 +100,12 @@ impl World {
                 sbr.members.insert(p.info.name.clone(), p.info.clone());
             }
         }
+        // The members the judge still remembers silent (a self-downed node
+        // waits for news from them, as the runtime's driver).
+        let remembered: BTreeSet<String> = (0..count)
+            .map(World::name)
+            .filter(|name| *name != n.info.name && n.reach.remembers_silent(name, now))
+            .collect();
         let mut members = vec![SbrMember {
             name: n.info.name.clone(),
             address: n.info.addr.clone(),
@@ -159,12 +168,31 @@ impl World {
             return;
         }
         let me = n.info.name.clone();
-        let strategy = sbr.resolver.config().strategy;
+        // Members this resolver downed count as the other side until they
+        // are known to know it (also for the rejoin check).
+        for (name, incarnation) in sbr.resolver.unconfirmed() {
+            if n.join.knows_it_was_downed(&name, incarnation) {
+                sbr.resolver.confirm(&name);
+            }
+        }
         if sbr.self_downed {
-            let someone = all.iter().any(|m| m.name != me && m.reachable);
-            if someone && decide_with_pairs(&strategy, &me, &all, &pairs) != SbrDecision::DownSelf {
+            // Back only once heard from, since the self-down, by every
+            // member it finds reachable or remembers silent (as the
+            // runtime's driver, `SplitBrainResolver::may_rejoin`).
+            let since = sbr.self_downed_at.unwrap_or(now);
+            let heard: BTreeSet<String> = n
+                .peers
+                .values()
+                .filter(|p| self.base + p.heard >= since)
+                .map(|p| p.info.name.clone())
+                .collect();
+            if sbr
+                .resolver
+                .may_rejoin(&all, &pairs, &remembered, &heard, now)
+            {
                 sbr.resolver.reset();
                 sbr.self_downed = false;
+                sbr.self_downed_at = None;
                 for p in n.peers.values_mut() {
                     p.table = None;
                     p.asked = 0;
@@ -172,13 +200,6 @@ impl World {
                 self.note(&me, format_args!("split brain: rejoins"));
             }
             return;
-        }
-        // Members this resolver downed count as the other side until they
-        // are known to know it.
-        for (name, incarnation) in sbr.resolver.unconfirmed() {
-            if n.join.knows_it_was_downed(&name, incarnation) {
-                sbr.resolver.confirm(&name);
-            }
         }
         match sbr.resolver.step_with_pairs(&members, &pairs, now) {
             Some(SbrDecision::DownUnreachable(names)) => {
@@ -204,6 +225,7 @@ impl World {
             }
             Some(SbrDecision::DownSelf) => {
                 sbr.self_downed = true;
+                sbr.self_downed_at = Some(now);
                 for p in n.peers.values_mut() {
                     p.table = None;
                 }

@@ -154,3 +154,40 @@ fn members_learned_from_tables_are_expected_for_a_while_only() {
     assert_eq!(r.learned(t0 + within, within), ["c"]);
     assert!(r.learned(t0 + within * 2, within).is_empty());
 }
+
+/// What a self-downed node's rejoin check reads: the members it finds
+/// silent, judged unreachable or dropped out of the observations
+/// (membership held them down a moment) and not heard within the bound
+/// since, for `FORGOTTEN_FOR` bounds after their last news; not a member
+/// dropped while still heard, nor one never observed.
+#[test]
+fn remembers_silent_covers_members_dropped_from_the_observations_for_a_while() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    r.step(t0, &[obs("c", Some(t0)), obs("d", Some(t0))]);
+    assert!(!r.remembers_silent("c", t0));
+    let later = t0 + AFTER + Duration::from_millis(300);
+    r.step(later, &[obs("c", Some(t0)), obs("d", Some(later))]);
+    assert!(r.remembers_silent("c", later));
+    assert!(!r.remembers_silent("d", later));
+    // Both drop out of the observations (held down, connection closed):
+    // c is still remembered silent; d is not while heard within the
+    // bound, then is.
+    let gone = later + Duration::from_millis(100);
+    r.step(gone, &[]);
+    assert!(r.remembers_silent("c", gone));
+    assert!(!r.remembers_silent("d", gone));
+    assert!(r.remembers_silent("d", later + AFTER));
+    // Forgotten `FORGOTTEN_FOR` bounds after its last news (a member that
+    // crashed for good stops counting).
+    let long_after = t0 + AFTER * FORGOTTEN_FOR;
+    r.step(long_after, &[]);
+    assert!(!r.remembers_silent("c", long_after));
+    assert!(r.remembers_silent("d", long_after));
+    // Back and heard: not silent.
+    let back = long_after + Duration::from_millis(100);
+    r.step(back, &[obs("d", Some(back))]);
+    assert!(!r.remembers_silent("d", back));
+    // Never observed: not remembered.
+    assert!(!r.remembers_silent("zz", back));
+}

@@ -54,7 +54,7 @@
 //!   state has not been heard) counts only when it is unreachable, as a
 //!   member of the other side; a joining node itself decides nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -62,8 +62,7 @@ use super::{MembershipInput, Remoting};
 use crate::error::CallError;
 use crate::remote::frame::NodeInfo;
 use crate::remote::split_brain::{
-    decide_with_pairs, indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig,
-    SplitBrainResolver,
+    indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
 };
 use crate::remote::status::ClusterEvent;
 
@@ -76,6 +75,17 @@ pub(crate) struct SbrState {
     /// Members downed here (by the resolver or an operator), with their
     /// incarnation: not counted again until foca reports them up.
     downed: BTreeMap<String, u64>,
+    /// When this node downed itself (until it rejoins): it comes back only
+    /// once it has heard since then from every member it finds reachable
+    /// or remembers silent.
+    self_downed_at: Option<Instant>,
+}
+
+/// A connected peer as the resolver's step sees it.
+struct PeerSeen {
+    info: NodeInfo,
+    /// When something last arrived from it.
+    heard: Instant,
 }
 
 impl SbrState {
@@ -84,6 +94,7 @@ impl SbrState {
             resolver: SplitBrainResolver::new(me, config),
             members: BTreeMap::new(),
             downed: BTreeMap::new(),
+            self_downed_at: None,
         }
     }
 }
@@ -134,21 +145,39 @@ impl Remoting {
         // Copies first: no other lock is held under the resolver's.
         let view = self.view.lock().clone();
         let removed = self.removed.lock().clone();
-        let peers: Vec<(NodeInfo, bool)> = self
+        let peers: Vec<(PeerSeen, bool)> = self
             .peers
             .read()
             .values()
-            .map(|p| (p.info.clone(), p.is_leaving() || p.is_down()))
+            .map(|p| {
+                let seen = PeerSeen {
+                    info: p.info.clone(),
+                    heard: p.last_heard(),
+                };
+                (seen, p.is_leaving() || p.is_down())
+            })
             .collect();
         let unreachable: Vec<String> = self.reach.lock().unreachable();
         // The unreachable pairs of the whole cluster: this node's own and
         // the reports of every member it knows of (`indirectly_connected`
         // keeps only those between members it counts or sees).
         let mut known: Vec<String> = view.iter().map(|(i, _)| i.name.clone()).collect();
-        known.extend(peers.iter().map(|(i, _)| i.name.clone()));
+        known.extend(peers.iter().map(|(p, _)| p.info.name.clone()));
         known.sort();
         known.dedup();
         let pairs = self.reach.lock().pairs(&self.local.name, &known);
+        // The members known or counted that the judge still remembers
+        // silent (a self-downed node waits for news from them).
+        let counted: Vec<String> = self.sbr.lock().members.keys().cloned().collect();
+        let remembered: BTreeSet<String> = {
+            let reach = self.reach.lock();
+            counted
+                .iter()
+                .chain(known.iter())
+                .filter(|n| reach.remembers_silent(n, now))
+                .cloned()
+                .collect()
+        };
         let mut st = self.sbr.lock();
         let live = |s: &str| matches!(s, "alive" | "suspect");
         for (info, status) in &view {
@@ -162,7 +191,7 @@ impl Remoting {
                 }
             }
         }
-        for (info, gone) in &peers {
+        for (PeerSeen { info, .. }, gone) in &peers {
             if *gone {
                 continue;
             }
@@ -194,7 +223,7 @@ impl Remoting {
             // took it back.
             let connected = !downed
                 && peers.iter().any(|(p, gone)| {
-                    !*gone && p.name == *name && p.incarnation >= info.incarnation
+                    !*gone && p.info.name == *name && p.info.incarnation >= info.incarnation
                 });
             let alive = match status {
                 Some("alive") => true,
@@ -232,28 +261,37 @@ impl Remoting {
             // Joining: not a member yet, so no decision either.
             return;
         }
-        if downed {
-            // Back once the resolver would no longer down us over what we
-            // see (every member, joining ones included): someone alive and
-            // reachable, our side not the losing one, and this node no
-            // longer an end of a partial cut.
-            let someone = all.iter().any(|m| m.name != self.local.name && m.reachable);
-            let me = &self.local.name;
-            if someone
-                && decide_with_pairs(&config.strategy, me, &all, &pairs) != SbrDecision::DownSelf
-            {
-                st.resolver.reset();
-                drop(st);
-                self.rejoin_after_self_down();
-            }
-            return;
-        }
         // Members this resolver downed count as the other side until they
-        // are known to know it.
+        // are known to know it (also for the rejoin check below).
         for (name, incarnation) in st.resolver.unconfirmed() {
             if self.knows_it_was_downed(&name, incarnation) {
                 st.resolver.confirm(&name);
             }
+        }
+        if downed {
+            // Back once the resolver would no longer down us over what we
+            // see (every member, joining ones included, and the members it
+            // downed that do not know it yet): someone alive and reachable,
+            // every member reachable or still remembered silent heard from
+            // on our own connections since we downed ourselves, our side
+            // not the losing one, and this node no longer an end of a
+            // partial cut (`SplitBrainResolver::may_rejoin`).
+            let since = st.self_downed_at.unwrap_or(now);
+            let heard: BTreeSet<String> = peers
+                .iter()
+                .filter(|(p, gone)| !*gone && p.heard >= since)
+                .map(|(p, _)| p.info.name.clone())
+                .collect();
+            if st
+                .resolver
+                .may_rejoin(&all, &pairs, &remembered, &heard, now)
+            {
+                st.resolver.reset();
+                st.self_downed_at = None;
+                drop(st);
+                self.rejoin_after_self_down();
+            }
+            return;
         }
         let Some(decision) = st.resolver.step_with_pairs(&members, &pairs, now) else {
             return;
@@ -303,6 +341,7 @@ impl Remoting {
     /// This node's side lost: it stops serving and calling across the
     /// cluster, and renews its membership identity.
     pub(super) fn down_self(&self, config: &SplitBrainConfig) {
+        self.sbr.lock().self_downed_at = Some(Instant::now());
         self.self_downed.store(true, Ordering::Release);
         self.stats.self_downs.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(

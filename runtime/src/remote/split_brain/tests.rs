@@ -657,3 +657,5 @@ fn a_crashed_member_downed_stops_counting_after_two_stable_after_periods() {
         Some(down(&["c"]))
     );
 }
+
+mod rejoin;

@@ -176,6 +176,25 @@ async fn a_node_restarted_into_a_partition_stays_joining_serves_nothing_and_is_u
     // c stops; it comes back (a new incarnation, seeded at a and b) on
     // the other side of a partition.
     c.shutdown(GRACE).await.unwrap();
+    // Its leave reaches a and b after `shutdown` returns: the watch below
+    // is about the new incarnation, so it starts once neither routes a
+    // key to the old one (without this wait a keyed call raced the leave
+    // and got `NodeDown { node: "c" }`, 2 runs in 8 under load).
+    eventually(
+        "a and b stop routing keys to the stopped c",
+        BOUND,
+        || async {
+            for n in [&a, &b] {
+                for k in keys() {
+                    if !matches!(owner(n, &k).await.as_deref(), Ok("a" | "b")) {
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    )
+    .await;
     net.cut("c", "a");
     net.cut("c", "b");
     let c = start(&net, "c", &[&a, &b]).await;

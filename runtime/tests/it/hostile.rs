@@ -56,6 +56,14 @@ async fn attack(addr: String, kind: usize) -> Option<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_silent_slow_or_oversized_connections_neither_exhaust_the_node_nor_block_a_peer()
 {
+    // RSS and open file descriptors are the process's: measured with no
+    // other test running in it (another test's nodes and sockets counted in
+    // them and failed this one under CI's load).
+    if !msa_runtime::test_support::in_own_process(
+        "hostile::a_thousand_silent_slow_or_oversized_connections_neither_exhaust_the_node_nor_block_a_peer",
+    ) {
+        return;
+    }
     // The test holds 1,000 client sockets and the node their 1,000 ends.
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
     if limit < 2 * ATTACKERS as u64 + 256 {

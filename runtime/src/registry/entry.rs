@@ -64,8 +64,11 @@ impl ServiceState {
 pub(crate) struct Instance {
     pub(crate) id: InstanceId,
     /// The instance's actix channel sender (`AddressSender<ServiceActor<S>>`),
-    /// type-erased; the per-type send functions downcast it.
-    pub(crate) sender: Box<dyn Any + Send + Sync>,
+    /// type-erased; the per-type send functions downcast it. Shared, so a
+    /// calling thread's sender cache holds it beside the instance and a
+    /// tell reads the sender without this record (issue 12: round-robin
+    /// over 10,000 instances missed the cache on both per tell).
+    pub(crate) sender: Arc<dyn Any + Send + Sync>,
     /// Messages queued to this instance (asks, tells); with the slot's
     /// handled counter it gives the mailbox depth.
     pub(crate) sent: AtomicU64,
@@ -90,7 +93,7 @@ impl Instance {
     /// current handled count.
     pub(crate) fn new(
         id: InstanceId,
-        sender: Box<dyn Any + Send + Sync>,
+        sender: Arc<dyn Any + Send + Sync>,
         handled_base: u64,
         track: bool,
     ) -> Self {
@@ -790,7 +793,7 @@ mod tests {
                 slot,
                 incarnation: 0,
             },
-            Box::new(()),
+            Arc::new(()),
             0,
             false,
         ))

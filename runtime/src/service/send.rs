@@ -30,6 +30,10 @@ pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>
 
 /// Queues an ask on an erased instance sender.
 pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
+/// Queues a tell on an instance's erased sender alone (the caller counts
+/// it on the instance when the node tracks mailbox depth).
+pub(crate) type TellToFn<M> =
+    fn(&(dyn Any + Send + Sync), Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
 /// Queues a tell on an erased instance sender.
 pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
 /// Queues a batch of tells on an erased instance sender, within capacity.
@@ -47,6 +51,9 @@ where
     pub(crate) ask: AskFn<M>,
     /// Queues a tell regardless of capacity; `Closed` when the instance is gone.
     pub(crate) tell: TellFn<M>,
+    /// `tell` on the instance's sender alone, not counted: the sender
+    /// cache's path, which reads no instance record per tell.
+    pub(crate) tell_to: TellToFn<M>,
     /// Queues a tell within the mailbox's capacity; `Full` when it is at
     /// capacity (the message is given back), `Closed` when the instance is gone.
     pub(crate) try_tell: TellFn<M>,
@@ -83,7 +90,7 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    match sender::<S>(i.sender.as_ref()) {
+    match sender::<S>(&*i.sender) {
         Some(tx) => {
             let rx = tx.send(env)?;
             i.count_sent();
@@ -102,6 +109,21 @@ where
     sent_to::<S, _>(i, env, 1, |tx, env| {
         tx.do_send(TellEnvelope(env)).map_err(untell)
     })
+}
+
+fn tell_to<S, M>(
+    s: &(dyn Any + Send + Sync),
+    env: Envelope<M>,
+) -> Result<(), SendError<Envelope<M>>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match sender::<S>(s) {
+        Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
+        None => Err(SendError::Closed(env)),
+    }
 }
 
 fn try_tell<S, M>(i: &Instance, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
@@ -148,7 +170,7 @@ fn sent_to<S: Service, T>(
     n: u64,
     send: impl FnOnce(&AddressSender<ServiceActor<S>>, T) -> Result<(), SendError<T>>,
 ) -> Result<(), SendError<T>> {
-    let tx = match sender::<S>(i.sender.as_ref()) {
+    let tx = match sender::<S>(&*i.sender) {
         Some(tx) => tx,
         None => return Err(SendError::Closed(msg)),
     };
@@ -178,7 +200,7 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    let tx = sender::<S>(i.sender.as_ref())?.clone();
+    let tx = sender::<S>(&*i.sender)?.clone();
     // Counted as queued even if it then waits for room: it is on its way.
     i.count_sent();
     Some(Recipient::<Envelope<M>>::from(Addr::new(tx)).send(env))
@@ -194,6 +216,7 @@ where
     SendFns {
         ask: ask::<S, M>,
         tell: tell::<S, M>,
+        tell_to: tell_to::<S, M>,
         try_tell: try_tell::<S, M>,
         request: request::<S, M>,
         tell_batch: tell_batch::<S, M>,

@@ -14,7 +14,8 @@
 //! One way holds every slot of a service, so round-robin over many
 //! instances stays a hit (issue 12: keyed by slot too, the 32 ways thrashed
 //! beyond 32 instances and tells lost 55–65 % of their throughput). The
-//! cost is 8 bytes per instance a thread has called, per (service, message
+//! cost is 32 bytes per instance a thread has called (the instance's `Arc`,
+//! its shared sender's `Arc` and its tracking flag), per (service, message
 //! type) that holds a way (a cached sender clone per instance, tried first,
 //! cost about 0.15 KiB each and pushed the spawn scenario over 2 KiB per
 //! actor). The cache lives in the thread, not in the instance, so an
@@ -102,16 +103,37 @@ fn home_slots(entry: &ServiceEntry) -> Box<[usize]> {
 
 /// The send functions of one message type and the instances called so far,
 /// indexed by slot (`None`: not called yet). An instance is held by its
-/// `Arc` (no allocation, no sender clone per cached instance: a thread that
-/// called 100k instances holds 8 bytes for each), and a call goes through
-/// the instance's own sender, as the general path does.
+/// `Arc` and its shared sender's (no allocation, no actix sender clone per
+/// cached instance: a thread that called 100k instances holds 32 bytes for
+/// each), and a call goes through the instance's own sender, as the general
+/// path does.
 struct Row<M>
 where
     M: Message + Send + 'static,
     M::Result: Send,
 {
     fns: SendFns<M>,
-    instances: Vec<Option<Arc<Instance>>>,
+    instances: Vec<Option<Slot>>,
+}
+
+/// One cached instance: its record, and beside it its sender and whether
+/// the node counts what is sent to it, so that a tell reads neither the
+/// record nor a second allocation behind it (round-robin over 10,000
+/// instances reads a cold record per tell; issue 12).
+struct Slot {
+    instance: Arc<Instance>,
+    sender: Arc<dyn Any + Send + Sync>,
+    track: bool,
+}
+
+impl Slot {
+    fn new(instance: Arc<Instance>) -> Self {
+        Self {
+            sender: instance.sender.clone(),
+            track: instance.track,
+            instance,
+        }
+    }
 }
 
 /// A cached instance seen as a [`SendTo<M>`] for the length of one call.
@@ -120,7 +142,7 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    instance: &'a Arc<Instance>,
+    slot: &'a Slot,
     fns: &'a SendFns<M>,
 }
 
@@ -131,18 +153,24 @@ where
 {
     #[inline]
     fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
-        (self.fns.tell)(self.instance, env).map_err(|e| match e {
-            SendError::Full(env) | SendError::Closed(env) => env,
-        })
+        match (self.fns.tell_to)(&*self.slot.sender, env) {
+            Ok(()) => {
+                if self.slot.track {
+                    self.slot.instance.count_sent();
+                }
+                Ok(())
+            }
+            Err(SendError::Full(env) | SendError::Closed(env)) => Err(env),
+        }
     }
 
     #[inline]
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
-        (self.fns.ask)(self.instance, env)
+        (self.fns.ask)(&self.slot.instance, env)
     }
 
     fn instance(&self) -> &Arc<Instance> {
-        self.instance
+        &self.slot.instance
     }
 }
 
@@ -208,14 +236,14 @@ where
                 if let Some(row) = w.senders.downcast_mut::<Row<M>>() {
                     if let Some(Some(i)) = row.instances.get(slot) {
                         let to = Cached {
-                            instance: i,
+                            slot: i,
                             fns: &row.fns,
                         };
                         return Some(f(&to, arg.take()?));
                     }
                     let i = fill_slot::<M>(&mut row.instances, entry, slot)?;
                     let to = Cached {
-                        instance: i,
+                        slot: i,
                         fns: &row.fns,
                     };
                     return Some(f(&to, arg.take()?));
@@ -250,7 +278,7 @@ where
             .downcast_mut::<Row<M>>()?;
         let i = fill_slot::<M>(&mut row.instances, entry, slot)?;
         let to = Cached {
-            instance: i,
+            slot: i,
             fns: &row.fns,
         };
         Some(f(&to, arg.take()?))
@@ -284,10 +312,10 @@ where
 #[cold]
 #[inline(never)]
 fn fill_slot<'w, M>(
-    row: &'w mut Vec<Option<Arc<Instance>>>,
+    row: &'w mut Vec<Option<Slot>>,
     entry: &ServiceEntry,
     slot: usize,
-) -> Option<&'w Arc<Instance>>
+) -> Option<&'w Slot>
 where
     M: Message + Send + 'static,
     M::Result: Send,
@@ -299,7 +327,7 @@ where
         row.resize_with(slot + 1, || None);
     }
     let cell = row.get_mut(slot)?;
-    Some(&*cell.insert(instance))
+    Some(&*cell.insert(Slot::new(instance)))
 }
 
 #[cfg(test)]

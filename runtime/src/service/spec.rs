@@ -535,7 +535,7 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         let instance = Arc::new(
             Instance::new(
                 id,
-                Box::new(tx),
+                Arc::new(tx),
                 self.entry.handled(l.slot),
                 l.node.track_mailbox_depth,
             )
@@ -578,7 +578,7 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
     }
 
     fn stop(&self, instance: &Instance) {
-        super::send::stop::<S>(instance.sender.as_ref());
+        super::send::stop::<S>(&*instance.sender);
     }
 }
 

@@ -189,6 +189,29 @@ impl Reachability {
         self.members.get(name).is_some_and(|t| t.unreachable)
     }
 
+    /// Whether `name` is silent to this node's whole side: this node judges
+    /// it unreachable, and so does the newest report of every member of
+    /// `side` (the other members this node reaches: alive or suspect in
+    /// membership and not silent here). A member only this node cannot
+    /// reach while another member of its side does (a partial cut: SWIM
+    /// keeps it alive through that member) is not; a member with no report
+    /// yet vouches for every member (the cautious side).
+    ///
+    /// The split-brain resolver's driver counts a member foca still holds
+    /// alive unreachable when this holds: the other side of a clean
+    /// partition is then counted within the judge's bound plus a gossip
+    /// round of the cut, on both sides, rather than one member per foca
+    /// probe (a lone node suspects the others one by one, and each one
+    /// restarted its stable-after timer: issue 10's late self-downs).
+    pub(crate) fn silent_to_side(&self, name: &str, side: &[String]) -> bool {
+        self.is_unreachable(name)
+            && side.iter().filter(|o| *o != name).all(|o| {
+                self.reports
+                    .get(o)
+                    .is_some_and(|r| r.unreachable.iter().any(|s| s == name))
+            })
+    }
+
     /// Whether this node finds `name` silent at `now` and still remembers
     /// it: judged unreachable, or dropped out of the observations (membership
     /// holds it down for a moment, its connection closed) within the memory

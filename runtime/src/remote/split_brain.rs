@@ -499,8 +499,9 @@ pub fn decide_with_pairs(
 }
 
 /// [`decide`] behind the stable-after timer: acts only once the set of
-/// unreachable members has stayed the same for `stable_after`; any change
-/// of that set restarts the timer. The members it downed count as
+/// unreachable members has stayed the same for `stable_after`; a new
+/// unreachable member, or one reachable again, restarts the timer (one
+/// that leaves the view does not). The members it downed count as
 /// unreachable until confirmed gone ([`confirm`](Self::confirm)). Driven
 /// by explicit time.
 #[derive(Debug, Clone)]
@@ -522,6 +523,10 @@ pub struct SplitBrainResolver {
     /// serving alone (seed 103801 of `msa sim`). Each with when it was
     /// downed: it expires two `stable_after` periods later.
     unconfirmed: BTreeMap<String, (SbrMember, Instant)>,
+    /// Since when this side has lost over every view stepped (`DownSelf`
+    /// over each): it downs itself `stable_after` after, even if the view
+    /// changed meanwhile.
+    losing_since: Option<Instant>,
 }
 
 impl SplitBrainResolver {
@@ -535,6 +540,7 @@ impl SplitBrainResolver {
             since: None,
             decided: false,
             unconfirmed: BTreeMap::new(),
+            losing_since: None,
         }
     }
 
@@ -553,10 +559,11 @@ impl SplitBrainResolver {
     }
 
     /// As [`step`](Self::step), with the unreachable pairs of the whole
-    /// cluster (`[observer, subject]`): the timer runs while this node's
-    /// unreachable set stays the same and no member becomes
-    /// [`indirectly_connected`] (one that stops being so does not restart
-    /// it), and the decision is [`decide_with_pairs`]'s. A partial
+    /// cluster (`[observer, subject]`): the timer runs while no member
+    /// becomes unreachable, none is reachable again and none becomes
+    /// [`indirectly_connected`] (a member that leaves the view, or stops
+    /// being indirectly connected, does not restart it), and the decision
+    /// is [`decide_with_pairs`]'s. A partial
     /// cut (nobody unreachable from here, two members that cannot reach
     /// each other) is then resolved too: its two ends are downed.
     ///
@@ -591,13 +598,49 @@ impl SplitBrainResolver {
         // a clean partition past `stable_after` each time a stale report
         // expires (seed 100902: a 3 | 3 partition decided 10.8 s late).
         let grew = !indirect.is_subset(&self.indirect);
-        if set != self.unreachable || grew || self.since.is_none() {
-            self.unreachable = set;
+        // Likewise a member that leaves the unreachable set by leaving the
+        // view (an unconfirmed down expired, a graceful leaver removed)
+        // does not restart it; one that is back reachable, or a new
+        // unreachable member, does. Seed 104745: a lone node's timer
+        // restarted when its unconfirmed downs of an earlier partition
+        // expired, 6 s into the finale's, and it downed itself 11 s after
+        // the cut, long after the majority had downed it.
+        let back = self
+            .unreachable
+            .iter()
+            .any(|n| view.iter().any(|m| m.name == *n && m.reachable));
+        if !set.is_subset(&self.unreachable) || back || grew || self.since.is_none() {
             self.since = Some(now);
             self.decided = false;
         }
+        self.unreachable = set;
         self.indirect = indirect;
-        if (self.unreachable.is_empty() && self.indirect.is_empty()) || self.decided {
+        let nothing = self.unreachable.is_empty() && self.indirect.is_empty();
+        // This side loses over this view: since when it has lost over
+        // every view, whatever changed between them. A node that has lost
+        // for `stable_after` downs itself even if its view kept changing
+        // meanwhile (downing itself never gives a key a second owner): a
+        // member of its own side that flickers (foca downs it and takes it
+        // back), or one more member of the other side suspected, restarted
+        // the timer while the other side, stable, downed this one (seeds
+        // 100844 and 102154 of `msa sim`: the minority downed itself 10 s
+        // and 8.7 s after the cut).
+        let losing = !nothing
+            && decide_with_pairs(&self.config.strategy, &self.me, view, pairs)
+                == SbrDecision::DownSelf;
+        if !losing {
+            self.losing_since = None;
+        } else if self.losing_since.is_none() {
+            self.losing_since = Some(now);
+        }
+        let lost_long = self
+            .losing_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.config.stable_after);
+        if lost_long && !self.decided {
+            self.decided = true;
+            return Some(SbrDecision::DownSelf);
+        }
+        if nothing || self.decided {
             return None;
         }
         let since = self.since?;
@@ -720,8 +763,12 @@ impl SplitBrainResolver {
         self.indirect.clear();
         self.since = None;
         self.decided = false;
+        self.losing_since = None;
     }
 }
+
+mod counting;
+pub(crate) use counting::counts_reachable;
 
 #[cfg(test)]
 mod tests;

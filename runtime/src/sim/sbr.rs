@@ -3,8 +3,9 @@
 //! reachability judgement with the view its driver builds
 //! (`remote/remoting/split_brain.rs`, modelled): the members counted are
 //! those membership held alive (or connected peers) until downed here; a
-//! member foca holds down, or suspects while the judge finds it silent, is
-//! unreachable. The winner downs the others through membership; the loser
+//! member foca holds down, or suspects while the judge finds it silent, or
+//! holds alive while it is silent to this node's whole side, is unreachable
+//! (`split_brain::counts_reachable`, shared with the runtime's driver). The winner downs the others through membership; the loser
 //! downs itself (refuses calls, drops every peer's table) and rejoins when
 //! the resolver would no longer down it over what it sees. The resolver
 //! also gets the unreachable pairs of the whole cluster (this node's and
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use crate::remote::frame::NodeInfo;
 use crate::remote::split_brain::{
-    indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
+    counts_reachable, indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig,
+    SplitBrainResolver,
 };
 
 use super::check::Violation;
@@ -115,6 +117,16 @@ impl World {
         // Every member, joining ones included: whom a downed node sees
         // before it comes back.
         let mut all = members.clone();
+        // The members this node reaches: a member foca holds alive is
+        // unreachable only if none of them reaches it either (as the
+        // runtime's driver, `Reachability::silent_to_side`).
+        let side: Vec<String> = view
+            .iter()
+            .filter(|(info, s)| {
+                info.name != n.info.name && live(s) && !n.reach.is_unreachable(&info.name)
+            })
+            .map(|(info, _)| info.name.clone())
+            .collect();
         for (name, info) in &sbr.members {
             let status = view
                 .iter()
@@ -125,11 +137,8 @@ impl World {
                 && n.peers
                     .values()
                     .any(|p| p.info.name == *name && p.info.incarnation >= info.incarnation);
-            let reachable = match status {
-                Some("alive") => true,
-                Some("suspect") => !cut,
-                _ => connected && !cut,
-            };
+            let side_cut = cut && n.reach.silent_to_side(name, &side);
+            let reachable = counts_reachable(status, cut, side_cut, connected);
             // A member not known up (joining, downed by its resolver, or
             // not heard of yet) counts
             // only as a member of the other side, when it is unreachable:

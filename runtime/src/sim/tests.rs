@@ -226,8 +226,9 @@ fn when(log: &[String], what: &str) -> Option<f64> {
 /// the nodes' behaviour, as the gossip draws on the seed's generator; 16
 /// replaced 7 when members downed by another node's resolver began to join
 /// again; 7, 37 and 50 replaced 16, 22 and 24 when the simulated network
-/// moved onto the in-memory transport's core).
-const CAME_BACK_INTO_A_PARTITION: [u64; 3] = [7, 37, 50];
+/// moved onto the in-memory transport's core; 58 replaced 50 when a node
+/// that lost over every view for `stable_after` began to down itself).
+const CAME_BACK_INTO_A_PARTITION: [u64; 3] = [7, 37, 58];
 
 #[test]
 fn a_node_restarted_into_a_partition_joins_only_after_the_heal() {
@@ -342,30 +343,36 @@ fn the_seeds_where_an_admission_raced_the_cut_keep_every_invariant() {
 
 /// Members downed by another node's resolver join again (seed 329 pinned
 /// this until the simulated network moved onto the in-memory transport's
-/// core, which changed the scenarios; there the ends of two partial cuts
-/// were downed as the finale began). Seed 370 (7 nodes): a partition
-/// {n0 n1 n3} | {n2 n4 n5 n6} from 9.9 s; n2, n4, n5 and n6 down n0, n1
-/// and n3 at 16.5-16.8 s, just before the finale heals (17 s); the three
-/// hear that they were downed and join again in a new round, counting for
-/// nobody until admitted. Then the finale isolates n4, which downs itself.
+/// core, which changed the scenarios; seed 370 then, until a node that
+/// lost over every view for `stable_after` began to down itself: its
+/// losers downed themselves before the others downed them). Seed 442 (7
+/// nodes): n2, n3 and n4 downed themselves at 11.6-13.1 s and n5
+/// restarted; as the finale heals and partitions at once (17 s), n0 and
+/// n1 down n2, n3, n4 and n5 on their view of before; n5 hears that it was
+/// downed and joins again in a new round, counting for nobody until
+/// admitted (at 23.8 s).
 #[test]
-fn seed_370_members_downed_by_another_nodes_resolver_join_again() {
-    let r = run(&SimConfig::new(370).nodes(7)).unwrap();
+fn seed_442_a_member_downed_by_another_nodes_resolver_joins_again() {
+    let r = run(&SimConfig::new(442).nodes(7)).unwrap();
     assert!(r.passed(), "{:?}", r.violations);
-    for n in ["n0", "n1", "n3"] {
-        let again = format!("{n}  joined: joining (downed by");
-        assert!(
-            times(&r.log, &again)
-                .iter()
-                .any(|t| (17.0..20.0).contains(t)),
-            "{n} did not join again after being downed"
-        );
-    }
     assert!(
-        times(&r.log, "n4  split brain: downs itself")
-            .iter()
-            .any(|t| (17.0..37.0).contains(t)),
-        "n4, alone on its side, did not down itself"
+        times(
+            &r.log,
+            "n0  split brain: downs [\"n2\", \"n3\", \"n4\", \"n5\"]"
+        )
+        .iter()
+        .any(|t| (17.0..18.0).contains(t)),
+        "n0 did not down n5 as the finale began"
+    );
+    let again = times(&r.log, "n5  joined: joining (downed by");
+    assert!(
+        again.iter().any(|t| (17.0..20.0).contains(t)),
+        "n5 did not join again after being downed"
+    );
+    let up = times(&r.log, "n5  joined: up (admitted)");
+    assert!(
+        up.iter().any(|t| *t > again[0]),
+        "n5 was not admitted again"
     );
 }
 
@@ -458,6 +465,48 @@ const OWNED_TWICE_IN_5000: [(u64, usize); 4] = [(100902, 6), (100971, 6), (10175
 #[test]
 fn the_seeds_that_owned_a_key_twice_in_5000_keep_every_invariant() {
     let failed: Vec<(u64, Vec<Violation>)> = OWNED_TWICE_IN_5000
+        .into_iter()
+        .filter_map(|(seed, nodes)| {
+            let r = run(&SimConfig::new(seed).nodes(nodes)).unwrap();
+            (!r.passed()).then_some((seed, r.violations))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// The seeds where the losing side downed itself late and a key had two
+/// owners past the bound (issue 10's known issue), on main `b784770`
+/// (release build, 2026-12-06): `msa sim --seeds 5000 --from 100000`
+/// failed these six, `msa sim --seeds 600 --nodes 7` failed 398. Three
+/// causes, each fixed in the resolver or its drivers (both drivers):
+///
+/// * 100549, 100521, 102164, 104779, 398: a node alone (or nearly) counted
+///   the other side only as foca suspected it, one member per probe, and
+///   each one restarted its stable-after timer (100549: n4, isolated at
+///   23.0 s, saw its last member downed by foca at 28.9 s and downed
+///   itself at 32.6 s). A member foca holds alive now counts unreachable
+///   once silent to this node's whole side (`counts_reachable`,
+///   `Reachability::silent_to_side`).
+/// * 104745: a lone node's unconfirmed downs of an earlier partition
+///   expired 6 s into the finale's and, leaving its unreachable set,
+///   restarted its timer. A member leaving the view no longer restarts it.
+/// * 100844: a member of the minority's own side flickered (foca downed it
+///   and took it back 50 ms later) 6 s into the partition, restarting the
+///   timer of n0, which lost over every view. A node that has lost over
+///   every view for `stable_after` downs itself.
+const DOWNED_ITSELF_LATE: [(u64, usize); 7] = [
+    (100521, 6),
+    (100549, 7),
+    (100844, 7),
+    (102164, 7),
+    (104745, 5),
+    (104779, 7),
+    (398, 7),
+];
+
+#[test]
+fn the_seeds_where_the_losing_side_downed_itself_late_keep_every_invariant() {
+    let failed: Vec<(u64, Vec<Violation>)> = DOWNED_ITSELF_LATE
         .into_iter()
         .filter_map(|(seed, nodes)| {
             let r = run(&SimConfig::new(seed).nodes(nodes)).unwrap();

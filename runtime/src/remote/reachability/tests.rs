@@ -191,3 +191,61 @@ fn remembers_silent_covers_members_dropped_from_the_observations_for_a_while() {
     // Never observed: not remembered.
     assert!(!r.remembers_silent("zz", back));
 }
+
+/// A member this node finds silent is silent to its whole side only when
+/// every other member it reaches reports it unreachable too: the other
+/// side of a clean partition (counted by the split-brain resolver's driver
+/// at once), not the far end of a partial cut that a third member still
+/// reaches (SWIM keeps it alive through that one), nor a member some
+/// member of this side has not reported on yet.
+#[test]
+fn a_silent_member_is_silent_to_the_side_only_when_every_member_reached_reports_it_too() {
+    let t0 = Instant::now();
+    let mut r = Reachability::new(AFTER);
+    let report = |observer: &str, version: u64, unreachable: &[&str]| ReachReport {
+        observer: observer.into(),
+        incarnation: 1,
+        version,
+        unreachable: unreachable.iter().map(|s| s.to_string()).collect(),
+    };
+    let side = ["b".to_string(), "d".to_string()];
+    r.step(
+        t0,
+        &[obs("b", Some(t0)), obs("c", Some(t0)), obs("d", Some(t0))],
+    );
+    let later = t0 + AFTER;
+    r.step(
+        later,
+        &[
+            obs("b", Some(later)),
+            obs("c", Some(t0)),
+            obs("d", Some(later)),
+        ],
+    );
+    assert!(r.is_unreachable("c"));
+    // Nobody else reported yet: b and d may reach c.
+    assert!(!r.silent_to_side("c", &side));
+    // b reports c unreachable, d reports nothing unreachable: d reaches c.
+    r.on_report(report("b", 1, &["c"]));
+    r.on_report(report("d", 1, &[]));
+    assert!(!r.silent_to_side("c", &side));
+    // d's newer report: c is silent to the whole side.
+    r.on_report(report("d", 2, &["c"]));
+    assert!(r.silent_to_side("c", &side));
+    // Alone (nobody else reached), a silent member is silent to the side.
+    assert!(r.silent_to_side("c", &[]));
+    // A member this node hears is never silent to its side.
+    r.on_report(report("b", 2, &["c", "d"]));
+    assert!(!r.silent_to_side("d", &["b".to_string()]));
+    // Heard again: no longer.
+    let back = later + Duration::from_millis(100);
+    r.step(
+        back,
+        &[
+            obs("b", Some(back)),
+            obs("c", Some(back)),
+            obs("d", Some(back)),
+        ],
+    );
+    assert!(!r.silent_to_side("c", &side));
+}

@@ -2,14 +2,21 @@
 //! it this node's view at every reachability judgement and carries out its
 //! decisions.
 //!
-//! * **Unreachable, for the resolver**, is a member foca holds down (or no
-//!   longer lists), or one foca suspects and this node's own reachability
-//!   judge finds silent (`remote/reachability.rs`): the other side of a
-//!   clean partition, seen within the judge's 1.5 s (so both sides start
-//!   their timers at about the same time). A member only this node cannot
-//!   reach while SWIM keeps it alive through a third node (a partial cut)
-//!   is not counted unreachable: downing by policy there would have both
-//!   ends of the cut down each other.
+//! * **Unreachable, for the resolver** (`split_brain::counts_reachable`),
+//!   is a member foca holds down (or no longer lists), one foca suspects
+//!   and this node's own reachability judge finds silent
+//!   (`remote/reachability.rs`), or one foca still holds alive that is
+//!   silent to this node's whole side: judged silent here and reported
+//!   unreachable by every other member this node reaches
+//!   (`Reachability::silent_to_side`). So the other side of a clean
+//!   partition is counted whole within the judge's 1.5 s and a gossip
+//!   round, on both sides (both start their timers at about the same time),
+//!   not one member per foca probe (a lone node suspects the others one at
+//!   a time, and each one restarted the timer). A member only this node
+//!   cannot reach while another member of its side reaches it (a partial
+//!   cut, SWIM keeping it alive through that member) is not counted
+//!   unreachable: downing by policy there would have both ends of the cut
+//!   down each other.
 //! * **Partial cuts** are resolved as Akka's SBR does: the resolver also
 //!   gets the unreachable pairs of the whole cluster (this node's own
 //!   judgement and the reports members gossip, `Reachability::pairs`), and
@@ -62,7 +69,8 @@ use super::{MembershipInput, Remoting};
 use crate::error::CallError;
 use crate::remote::frame::NodeInfo;
 use crate::remote::split_brain::{
-    indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig, SplitBrainResolver,
+    counts_reachable, indirectly_connected, SbrDecision, SbrMember, SplitBrainConfig,
+    SplitBrainResolver,
 };
 use crate::remote::status::ClusterEvent;
 
@@ -178,6 +186,27 @@ impl Remoting {
                 .cloned()
                 .collect()
         };
+        // The members this node reaches: a member foca holds alive is
+        // unreachable only if none of them reaches it either
+        // (`Reachability::silent_to_side`), so the other side of a clean
+        // partition is counted at once, not one member per foca probe.
+        let side: Vec<String> = view
+            .iter()
+            .filter(|(i, s)| {
+                i.name != self.local.name
+                    && matches!(*s, "alive" | "suspect")
+                    && !unreachable.contains(&i.name)
+            })
+            .map(|(i, _)| i.name.clone())
+            .collect();
+        let silent_to_side: BTreeSet<String> = {
+            let reach = self.reach.lock();
+            unreachable
+                .iter()
+                .filter(|n| reach.silent_to_side(n, &side))
+                .cloned()
+                .collect()
+        };
         let mut st = self.sbr.lock();
         let live = |s: &str| matches!(s, "alive" | "suspect");
         for (info, status) in &view {
@@ -225,11 +254,8 @@ impl Remoting {
                 && peers.iter().any(|(p, gone)| {
                     !*gone && p.info.name == *name && p.info.incarnation >= info.incarnation
                 });
-            let alive = match status {
-                Some("alive") => true,
-                Some("suspect") => !cut_from_here,
-                _ => connected && !cut_from_here,
-            };
+            let side_cut = silent_to_side.contains(name);
+            let alive = counts_reachable(status, cut_from_here, side_cut, connected);
             let member = SbrMember {
                 name: name.clone(),
                 address: info.addr.clone(),

@@ -147,6 +147,34 @@ impl Remoting {
         Some(e)
     }
 
+    /// Why a service known here has no instance to call, when reachability
+    /// or a table being fetched again explains it: `Unreachable` as in
+    /// [`why_missing`](Self::why_missing), else `TablesPending` while a
+    /// member this node is connected to has not sent its table again (just
+    /// after this node is admitted it fetches every table again, and a
+    /// member reachable again after a moment unreachable sends its table
+    /// anew: the service's instances may be in it). A member whose
+    /// connection is down is not waited for (its instances are gone:
+    /// `NoInstance`). Counted.
+    pub(crate) fn why_no_instance(&self, service: &str) -> Option<CallError> {
+        if let Some(e) = self.why_missing(service, false) {
+            return Some(e);
+        }
+        let nodes: Vec<String> = self
+            .tables_pending()
+            .into_iter()
+            .filter(|name| self.peer(name).is_some_and(|p| !p.is_down()))
+            .collect();
+        if nodes.is_empty() {
+            return None;
+        }
+        self.stats.unreachable_calls.fetch_add(1, Ordering::Relaxed);
+        Some(CallError::TablesPending {
+            service: service.to_string(),
+            nodes,
+        })
+    }
+
     /// The members this node expects to reach whose service table it does
     /// not hold yet, sorted (members it cannot reach are reported as
     /// unreachable instead, not here).

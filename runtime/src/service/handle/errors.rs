@@ -12,14 +12,19 @@ use crate::service::reply::HandlerFailure;
 
 impl ServiceRef {
     /// No instance to call. When the service's only instances run on
-    /// members this node cannot reach, `Unreachable { node }` says so.
+    /// members this node cannot reach, `Unreachable { node }` says so;
+    /// while a connected member's table is being fetched again, the
+    /// retryable `TablesPending` (its instances may be in it: just after
+    /// this node is admitted, or after a member was unreachable for a
+    /// moment; a CI run of 2026-12-06 saw a joining node's call get
+    /// `NoInstance` in that window).
     #[cold]
     pub(super) fn no_instance(&self) -> CallError {
         if let Some(e) = self
             .node
             .remote
             .as_ref()
-            .and_then(|r| r.why_missing(&self.name, false))
+            .and_then(|r| r.why_no_instance(&self.name))
         {
             return e;
         }

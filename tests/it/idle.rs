@@ -5,16 +5,21 @@
 //! idle node switch about 600 times a second (lone: 605/s, one node of
 //! three: 646/s).
 //!
-//! One node of three is held to [`CLUSTER_MAX_PER_SEC`], not 20: with the
-//! runtime's own tickers asleep, what remains is the cluster protocol
-//! (measured per thread: about 38/s on the arbiter that runs remoting: a
-//! heartbeat ping and pong every 500 ms on each of the two lanes to each
-//! peer, foca's probes every 500 ms and its gossip timer). That bound still
-//! fails if a 5 ms ticker comes back; docs/BENCHMARKS.md ("Idle cost") has
-//! the figures and what is left for the 20/s target. The bound leaves room
-//! for involuntary switches on a busy machine: the node measured 48–50/s
-//! at load 14–16 while helpers built, and 61.4/s once while two release
-//! benchmarks ran beside the test suite (a bound of 60 failed that run).
+//! One node of three is held to [`CLUSTER_MAX_PER_SEC`]. What remains there
+//! is the cluster protocol; before its timers shared one grid and the data
+//! connections went quiet while their membership lanes carry frames
+//! (docs/cluster.md, "The membership lane"), it measured 40–56/s (a
+//! heartbeat ping every 500 ms each way on each data connection, foca's
+//! probes and gossip and the reachability judgement each at its own
+//! phase). Now it measures 14–16/s (debug build, this test, load 5), under
+//! the 20/s target; the bound leaves room for involuntary switches on a
+//! busy machine (the suite runs other tests beside this one, and load has
+//! added a fifth before: 48–50/s at load 14–16 for a node that measured
+//! 40–45/s on a quiet machine). It fails if a 5 ms ticker comes back, or
+//! if the timers lose their common phase (34/s in a release build with
+//! quiet connections but foca's timers each at its own phase).
+//! docs/BENCHMARKS.md ("Idle: one node of three, quiet connections") has
+//! the figures per thread.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +29,7 @@ use crate::support::{eventually, msa, status_json, NodeProc, Proc, Ready, READY_
 const MAX_PER_SEC: f64 = 20.0;
 
 /// The bound for one idle node of three (see the module doc).
-const CLUSTER_MAX_PER_SEC: f64 = 100.0;
+const CLUSTER_MAX_PER_SEC: f64 = 30.0;
 
 /// The window the assertion is made over.
 const WINDOW: Duration = Duration::from_secs(5);
@@ -103,7 +108,7 @@ fn a_lone_idle_node_wakes_at_most_20_times_a_second() {
 }
 
 #[test]
-fn one_idle_node_of_three_wakes_at_most_100_times_a_second() {
+fn one_idle_node_of_three_wakes_at_most_30_times_a_second() {
     if no_proc() {
         return;
     }

@@ -102,8 +102,16 @@ impl ProtocolRange {
 /// cannot decode 10's join state (gossip is not negotiated per
 /// connection). 11 adds `PublishRun`, a run of topic events of one topic
 /// and wire name in one frame, which senders write instead of `Publish`: a
-/// node at 10 cannot decode it, so 11 is the only version spoken.
-pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 11, max: 11 };
+/// node at 10 cannot decode it, so 11 is the oldest version spoken. 12
+/// changes no frame: a data connection sends no heartbeat while its
+/// membership lane carries frames to the peer, and its reader counts what
+/// arrives on the lane before it closes the connection as silent
+/// ([`QUIET_DATA_PROTOCOL`]); a connection at 11 pings as before.
+pub(crate) const PROTOCOLS: ProtocolRange = ProtocolRange { min: 11, max: 12 };
+
+/// The first protocol version whose data connections go quiet while the
+/// membership lane carries frames (issue 12: an idle node of three).
+pub(crate) const QUIET_DATA_PROTOCOL: u32 = 12;
 
 /// The first protocol version with `LiveRequest`/`LiveReply`: every peer
 /// speaks it today (`PROTOCOLS.min`); the check stays so that a range
@@ -680,7 +688,7 @@ mod tests {
         );
         assert!(matches!(
             Listener::refusal(&err),
-            Frame::Refused { reason } if reason == "no common protocol version: ours 11..=11, theirs 2..=2"
+            Frame::Refused { reason } if reason == "no common protocol version: ours 11..=12, theirs 2..=2"
         ));
         // A protocol-5 dialer (the listener proved first there).
         let (d, l) = run(speaking(cfg("a", "c", b"k"), 4, 5), cfg("bb", "c", b"k"));

@@ -10,7 +10,7 @@
 //! minutes to reconverge after a healed partition (its periodic announce to
 //! down members is 65 s). msa's defaults ([`membership_config`]): probe every
 //! 500 ms with a 250 ms round trip budget, suspect → down after 1.5 s (a
-//! crash is declared down in ≈ 3 s, ≤ 5 s), announce to a live member every
+//! crash is declared down in ≈ 3 s, ≤ 5 s), gossip every 250 ms, announce to a live member every
 //! 5 s and to down members every 3 s (a healed partition reconverges well
 //! within 15 s).
 
@@ -75,8 +75,8 @@ pub(crate) fn membership_config() -> Config {
 }
 
 /// Membership timing for a failure-detection bound: a crashed member is
-/// declared down within about `bound` (probe every bound/10, suspect → down
-/// after 0.3 × bound).
+/// declared down within about `bound` (probe every bound/10, gossip every
+/// bound/20, suspect → down after 0.3 × bound).
 pub(crate) fn membership_config_for(bound: Duration) -> Config {
     let mut c = Config::new_lan(NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN));
     c.probe_period = (bound / 10).max(Duration::from_millis(20));
@@ -86,6 +86,14 @@ pub(crate) fn membership_config_for(bound: Duration) -> Config {
     c.periodic_announce = Some(PeriodicParams {
         frequency: Duration::from_secs(5),
         num_members: NonZeroUsize::MIN,
+    });
+    // Gossip on the probe round trip's period (250 ms by default, foca's
+    // LAN default is 200 ms): it falls on the heartbeat ticks' grid, so a
+    // node with something to spread wakes for it no more often than it
+    // wakes anyway (issue 12).
+    c.periodic_gossip = Some(PeriodicParams {
+        frequency: c.probe_rtt,
+        num_members: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
     });
     c.periodic_announce_to_down_members = Some(PeriodicParams {
         frequency: Duration::from_secs(3),

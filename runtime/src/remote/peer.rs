@@ -143,6 +143,10 @@ pub(crate) struct Peer {
     /// When bytes last arrived from the peer, on the data connection or its
     /// membership lane: milliseconds after `born` (reachability).
     heard_ms: AtomicU64,
+    /// When the membership lane last wrote to the peer: milliseconds after
+    /// `born`, plus one (0: never). Its data connection sends no heartbeat
+    /// of its own while the lane carries frames ([`Peer::lane_carries`]).
+    lane_wrote_ms: AtomicU64,
 }
 
 impl Peer {
@@ -185,6 +189,7 @@ impl Peer {
             data_room: tokio::sync::Notify::new(),
             born: std::time::Instant::now(),
             heard_ms: AtomicU64::new(0),
+            lane_wrote_ms: AtomicU64::new(0),
         }
     }
 
@@ -197,6 +202,25 @@ impl Peer {
     /// When bytes last arrived from the peer (the connection's start if none).
     pub(crate) fn last_heard(&self) -> std::time::Instant {
         self.born + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    }
+
+    /// The membership lane wrote frames to the peer.
+    pub(crate) fn lane_wrote(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.lane_wrote_ms.fetch_max(ms + 1, Ordering::Relaxed);
+    }
+
+    /// Whether a membership lane is up and wrote to the peer within
+    /// `within`: the peer hears from this node on it (its writer pings a
+    /// lane that wrote nothing for a heartbeat), so a heartbeat of the data
+    /// connection would tell it nothing new.
+    pub(crate) fn lane_carries(&self, within: std::time::Duration) -> bool {
+        let wrote = self.lane_wrote_ms.load(Ordering::Relaxed);
+        if wrote == 0 || self.lane.lock().is_none() {
+            return false;
+        }
+        let at = self.born + std::time::Duration::from_millis(wrote - 1);
+        at.elapsed() <= within
     }
 
     /// The peer's services left the registry (it is unreachable): forget

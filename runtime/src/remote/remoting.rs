@@ -15,6 +15,7 @@ mod connect;
 mod connection;
 mod dispatch;
 mod error;
+mod grid;
 mod io;
 mod join_driver;
 mod lane;
@@ -98,6 +99,8 @@ pub(crate) struct Remoting {
     pub(crate) service_operator: std::sync::OnceLock<Arc<dyn super::ServiceOperator>>,
     /// Makes this node's live report for other nodes (installed by the node).
     pub(crate) live_source: std::sync::OnceLock<Arc<dyn super::live_source::LiveSource>>,
+    /// The grid every periodic timer of this node falls on (`grid.rs`).
+    grid: grid::Grid,
 }
 
 /// Counts an established connection until it ends.
@@ -187,6 +190,7 @@ impl Remoting {
             service_operator: std::sync::OnceLock::new(),
             live_source: std::sync::OnceLock::new(),
             over_cap_log: parking_lot::Mutex::new((None, 0)),
+            grid: grid::Grid::of_system_clock(),
             cfg,
         }
     }

@@ -12,6 +12,7 @@ use super::writer::{Lanes, WriterMode};
 use super::{ConnGuard, ConnectionError, MembershipInput, Remoting};
 use crate::remote::call_lane::CallLane;
 use crate::remote::frame::{Frame, FrameDecoder, NodeInfo};
+use crate::remote::handshake::QUIET_DATA_PROTOCOL;
 use crate::remote::inbound::Inbound;
 use crate::remote::peer::{Peer, QueueBounds};
 use crate::remote::routes::InboundRoutes;
@@ -75,6 +76,40 @@ impl Turn {
 pub(super) const TURN_TIME: Duration = Duration::from_millis(2);
 
 impl Remoting {
+    /// Reads the data connection's next bytes; `Err` once the peer was
+    /// silent for `dead_after`. At [`QUIET_DATA_PROTOCOL`] the peer sends
+    /// no heartbeat here while its membership lane carries frames, so
+    /// silence counts what arrived on either (`Peer::last_heard`); an older
+    /// peer pings here every heartbeat, and only this connection counts.
+    async fn read_or_silent(
+        &self,
+        peer: &Peer,
+        rd: &mut ReadHalf<BoxStream>,
+        buf: &mut [u8],
+    ) -> Result<std::io::Result<usize>, tokio::time::error::Elapsed> {
+        let started = tokio::time::Instant::now();
+        let quiet = peer.protocol >= QUIET_DATA_PROTOCOL;
+        let deadline = || {
+            let own = started + self.cfg.dead_after;
+            if quiet {
+                let heard = tokio::time::Instant::from_std(peer.last_heard());
+                own.max(heard + self.cfg.dead_after)
+            } else {
+                own
+            }
+        };
+        let read = rd.read(buf);
+        tokio::pin!(read);
+        loop {
+            match tokio::time::timeout_at(deadline(), &mut read).await {
+                Ok(r) => return Ok(r),
+                // Heard on the lane meanwhile: wait on.
+                Err(_) if tokio::time::Instant::now() < deadline() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Runs an authenticated connection until it ends.
     pub(super) async fn established(
         self: Arc<Self>,
@@ -218,7 +253,7 @@ impl Remoting {
                             // only place the reader waits for the peer).
                             self.count_frames_in(&peer, &mut uncounted);
                             let read = tokio::select! {
-                                r = tokio::time::timeout(self.cfg.dead_after, rd.read(&mut buf)) => r,
+                                r = self.read_or_silent(&peer, &mut rd, &mut buf) => r,
                                 _ = closed.changed() => break ConnectionError::NodeLeft,
                             };
                             match read {

@@ -181,7 +181,9 @@ impl Remoting {
                     }
                 }
                 match write_progress(&mut wr, &out, self.cfg.peer_stall_timeout).await {
-                    Ok(()) => {}
+                    // The data connection sends no heartbeat while the
+                    // lane carries frames (`writer.rs`, `Heartbeat`).
+                    Ok(()) => peer.lane_wrote(),
                     Err(e @ WriteError::Stalled { .. }) => {
                         // Its queue grows while the peer does not read: close it.
                         self.stats

@@ -28,9 +28,8 @@ impl Remoting {
         // members (ends with the loop, when the channel closes).
         let every = core.rejoin_interval();
         let ticks = tx.clone();
+        let mut tick = self.grid.interval(every);
         actix_rt::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
                 tick.tick().await;
@@ -71,6 +70,43 @@ impl Remoting {
         }
     }
 
+    /// The grid step a foca timer due `after` from now is rounded to (to
+    /// the nearest point of the node's grid, `grid.rs`), so that it fires
+    /// with the heartbeat ticks rather than in a wake-up of its own:
+    ///
+    /// - foca's periodic timers (probe, gossip, announces), when their
+    ///   period is a multiple of half a heartbeat (all of them with the
+    ///   default timing): half a heartbeat, the reachability judgement's
+    ///   period. Only the first of each moves (by at most a quarter of a
+    ///   heartbeat); the period stays as configured.
+    /// - the others (a probe's round-trip check, suspect → down, forgetting
+    ///   a down member) and periods that are not such multiples: a tenth of
+    ///   half a heartbeat and of foca's probe round trip (25 ms by default),
+    ///   so they move by at most half that.
+    fn timer_step(
+        &self,
+        t: &foca::Timer<Member>,
+        after: std::time::Duration,
+    ) -> std::time::Duration {
+        let fine = (self.cfg.heartbeat / 20).min(self.cfg.failure_detection / 200);
+        let coarse = self.cfg.heartbeat / 2;
+        let periodic = matches!(
+            t,
+            foca::Timer::ProbeRandomMember(_)
+                | foca::Timer::PeriodicGossip(_)
+                | foca::Timer::PeriodicAnnounce(_)
+                | foca::Timer::PeriodicAnnounceDown(_)
+        );
+        let multiple = !coarse.is_zero()
+            && after >= coarse
+            && after.as_nanos().is_multiple_of(coarse.as_nanos());
+        if periodic && multiple {
+            coarse
+        } else {
+            fine
+        }
+    }
+
     fn apply_membership(self: &Arc<Self>, e: Effects, tx: &mpsc::UnboundedSender<MembershipInput>) {
         for (to, payload) in e.send {
             match self.peer(&to.info.name) {
@@ -82,8 +118,12 @@ impl Remoting {
         }
         for (after, t) in e.timers {
             let tx = tx.clone();
+            let at = self.grid.nearest(
+                tokio::time::Instant::now() + after,
+                self.timer_step(&t, after),
+            );
             actix_rt::spawn(async move {
-                tokio::time::sleep(after).await;
+                tokio::time::sleep_until(at).await;
                 let _ = tx.send(MembershipInput::Timer(t));
             });
         }

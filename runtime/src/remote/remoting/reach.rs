@@ -46,8 +46,8 @@ impl Remoting {
     /// wakes for it 4 times a second, not 8.
     pub(super) async fn reachability_loop(self: Arc<Self>) {
         let every = (self.cfg.heartbeat / 2).max(Duration::from_millis(10));
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // On the node's grid, with the connections' heartbeat ticks.
+        let mut tick = self.grid.interval(every);
         let mut closed = self.closed.subscribe();
         let mut quiet = 0u32;
         loop {
@@ -67,7 +67,8 @@ impl Remoting {
             // member that appears is judged within one heartbeat, well inside
             // the detection bound.
             if self.expected_members().is_empty() {
-                tick.reset_after(self.cfg.heartbeat.max(every));
+                let next = tokio::time::Instant::now() + self.cfg.heartbeat.max(every);
+                tick.reset_at(self.grid.nearest(next, every));
             }
             quiet += 1;
             if changed || quiet >= REPORT_EVERY_TICKS {
@@ -115,6 +116,15 @@ impl Remoting {
         }
         for name in &changes.reachable {
             tracing::info!(member = %name, "member reachable again from this node");
+            // Its table was forgotten when it became unreachable: fetch it
+            // now rather than at its next data-connection ping, which a
+            // connection with a live membership lane sends only once in a
+            // few heartbeats (`writer.rs`, `Heartbeat`).
+            if let Some(p) = self.peer(name) {
+                if !p.is_down() && !p.has_applied_table() {
+                    let _ = p.send(crate::remote::frame::Frame::TableRequest);
+                }
+            }
         }
         !changes.is_empty()
     }

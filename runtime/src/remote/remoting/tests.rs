@@ -11,6 +11,7 @@ mod groups;
 mod hostile;
 mod inbound;
 mod live;
+mod quiet;
 mod retire;
 mod retire_groups;
 mod split_brain;

@@ -20,6 +20,7 @@ use super::connection::{CLOCK_EVERY_BYTES, CLOCK_EVERY_FRAMES, TURN_TIME};
 use super::Remoting;
 use crate::remote::call_lane::CallLane;
 use crate::remote::frame::{encode_into, Frame};
+use crate::remote::handshake::QUIET_DATA_PROTOCOL;
 use crate::remote::peer::{is_call, queued_bytes, Peer, StallReason};
 use crate::remote::transport::BoxStream;
 
@@ -51,6 +52,54 @@ impl YieldPolicy {
             return true;
         }
         false
+    }
+}
+
+/// While the membership lane carries frames, a quiet data connection still
+/// pings once in this many heartbeats (2 s by default): the ping carries
+/// this node's table version, the peer's anti-entropy for a version its
+/// gossip missed.
+const ANTI_ENTROPY_TICKS: u32 = 4;
+
+/// Whether a data connection's heartbeat tick sends a ping.
+///
+/// A connection at [`QUIET_DATA_PROTOCOL`] or later sends none while its
+/// membership lane carries frames to the peer (the peer hears this node on
+/// the lane, and its reader counts that before it closes the connection as
+/// silent; issue 12: each ping woke both ends), except when this node's
+/// table version changed since the last ping and once in
+/// [`ANTI_ENTROPY_TICKS`]. Without a lane (startup, a lane being re-dialed)
+/// or at an older protocol, it pings every heartbeat.
+#[derive(Debug)]
+struct Heartbeat {
+    quiet: bool,
+    every: u32,
+    /// Ticks since the last ping.
+    since: u32,
+    /// The table version the last ping carried.
+    table: Option<u64>,
+}
+
+impl Heartbeat {
+    fn new(quiet: bool, every: u32) -> Self {
+        Self {
+            quiet,
+            every: every.max(1),
+            since: 0,
+            table: None,
+        }
+    }
+
+    /// A tick: `true` when it pings (`lane`: the lane carries frames;
+    /// `table`: this node's table version now).
+    fn ping_now(&mut self, lane: bool, table: u64) -> bool {
+        self.since += 1;
+        let ping = !self.quiet || !lane || self.table != Some(table) || self.since >= self.every;
+        if ping {
+            self.since = 0;
+            self.table = Some(table);
+        }
+        ping
     }
 }
 
@@ -161,8 +210,10 @@ impl Remoting {
     ) {
         let stall = self.cfg.peer_stall_timeout;
         let mut out = Vec::with_capacity(64 * 1024);
-        let mut tick = tokio::time::interval(self.cfg.heartbeat);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // On the node's grid: the ticks of every connection and the
+        // reachability judgement fire in one wake-up.
+        let mut tick = self.grid.interval(self.cfg.heartbeat);
+        let mut beat = Heartbeat::new(peer.protocol >= QUIET_DATA_PROTOCOL, ANTI_ENTROPY_TICKS);
         let mut draining = false;
         let mut held = Held::default();
         let mut turns = YieldPolicy::default();
@@ -195,8 +246,16 @@ impl Remoting {
                             // one: silence would close it as dead.
                             continue;
                         }
+                        let table = self.table_version.load(Ordering::Acquire);
+                        // Twice the heartbeat: the lane pings after a
+                        // heartbeat without a write, and its tick may run
+                        // just after this one.
+                        let lane = peer.lane_carries(self.cfg.heartbeat * 2);
+                        if !beat.ping_now(lane, table) {
+                            continue;
+                        }
                         // The writer's own ping: not queued, not counted.
-                        Some(Frame::Ping { id: 0, table: self.table_version.load(Ordering::Acquire) })
+                        Some(Frame::Ping { id: 0, table })
                     }
                 }
             };
@@ -297,6 +356,30 @@ impl Remoting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_connection_pings_only_without_a_lane_or_with_news() {
+        let mut b = Heartbeat::new(true, 4);
+        // The first tick pings (the peer learns the table version).
+        assert!(b.ping_now(true, 1));
+        // The lane carries frames: no ping until the anti-entropy one.
+        assert!(!b.ping_now(true, 1));
+        assert!(!b.ping_now(true, 1));
+        assert!(!b.ping_now(true, 1));
+        assert!(b.ping_now(true, 1), "once in four heartbeats");
+        assert!(!b.ping_now(true, 1));
+        // A new table version goes out at the next tick.
+        assert!(b.ping_now(true, 2));
+        assert!(!b.ping_now(true, 2));
+        // No lane: every heartbeat.
+        assert!(b.ping_now(false, 2));
+        assert!(b.ping_now(false, 2));
+        // An older protocol pings every heartbeat, lane or not.
+        let mut old = Heartbeat::new(false, 4);
+        for _ in 0..6 {
+            assert!(old.ping_now(true, 1));
+        }
+    }
 
     #[test]
     fn a_writer_yields_after_a_large_batch_and_after_a_run_of_small_ones() {

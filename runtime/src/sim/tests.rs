@@ -462,16 +462,22 @@ fn a_partial_cut_downs_exactly_its_indirectly_connected_ends() {
 /// being indirectly connected (a stale report expired).
 const OWNED_TWICE_IN_5000: [(u64, usize); 4] = [(100902, 6), (100971, 6), (101752, 5), (103801, 3)];
 
-#[test]
-fn the_seeds_that_owned_a_key_twice_in_5000_keep_every_invariant() {
-    let failed: Vec<(u64, Vec<Violation>)> = OWNED_TWICE_IN_5000
-        .into_iter()
-        .filter_map(|(seed, nodes)| {
+/// Runs each `(seed, nodes)` and fails with the violations of those that
+/// broke an invariant.
+fn assert_every_invariant(seeds: &[(u64, usize)]) {
+    let failed: Vec<(u64, Vec<Violation>)> = seeds
+        .iter()
+        .filter_map(|&(seed, nodes)| {
             let r = run(&SimConfig::new(seed).nodes(nodes)).unwrap();
             (!r.passed()).then_some((seed, r.violations))
         })
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn the_seeds_that_owned_a_key_twice_in_5000_keep_every_invariant() {
+    assert_every_invariant(&OWNED_TWICE_IN_5000);
 }
 
 /// The seeds where the losing side downed itself late and a key had two
@@ -506,12 +512,5 @@ const DOWNED_ITSELF_LATE: [(u64, usize); 7] = [
 
 #[test]
 fn the_seeds_where_the_losing_side_downed_itself_late_keep_every_invariant() {
-    let failed: Vec<(u64, Vec<Violation>)> = DOWNED_ITSELF_LATE
-        .into_iter()
-        .filter_map(|(seed, nodes)| {
-            let r = run(&SimConfig::new(seed).nodes(nodes)).unwrap();
-            (!r.passed()).then_some((seed, r.violations))
-        })
-        .collect();
-    assert!(failed.is_empty(), "{failed:#?}");
+    assert_every_invariant(&DOWNED_ITSELF_LATE);
 }

@@ -151,13 +151,23 @@ impl RawPeer {
 }
 
 async fn node() -> (Node, String) {
-    let node = Node::builder()
-        .name("wire")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .secret(SECRET)
-        .start()
-        .unwrap();
+    node_with(|b| b).await
+}
+
+/// The test node (`wire`, one arbiter, loopback, serving `doubler`), its
+/// builder adjusted by `adjust`, and its address.
+async fn node_with(
+    adjust: impl FnOnce(crate::node::NodeBuilder) -> crate::node::NodeBuilder,
+) -> (Node, String) {
+    let node = adjust(
+        Node::builder()
+            .name("wire")
+            .arbiters(1)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .secret(SECRET),
+    )
+    .start()
+    .unwrap();
     node.spawn(ServiceSpec::new("doubler", || Doubler).handles::<Double>())
         .await
         .unwrap();

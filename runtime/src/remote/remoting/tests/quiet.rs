@@ -16,19 +16,7 @@ const HEARTBEAT: Duration = Duration::from_millis(100);
 const DEAD_AFTER: Duration = Duration::from_millis(600);
 
 async fn node() -> (Node, String) {
-    let node = Node::builder()
-        .name("wire")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .secret(SECRET)
-        .failure_detection(BOUND)
-        .start()
-        .unwrap();
-    node.spawn(ServiceSpec::new("doubler", || Doubler).handles::<Double>())
-        .await
-        .unwrap();
-    let addr = node.remote_addr().unwrap();
-    (node, addr)
+    node_with(|b| b.failure_detection(BOUND)).await
 }
 
 /// Keeps a raw lane alive: pings on it every heartbeat and reads (and

@@ -14,20 +14,11 @@ fn rss_bytes() -> u64 {
 }
 
 async fn node(control_bytes: usize, stall: Duration) -> (Node, String) {
-    let node = Node::builder()
-        .name("wire")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .secret(SECRET)
-        .max_control_queue_bytes(control_bytes)
-        .peer_stall_timeout(stall)
-        .start()
-        .unwrap();
-    node.spawn(ServiceSpec::new("doubler", || Doubler).handles::<Double>())
-        .await
-        .unwrap();
-    let addr = node.remote_addr().unwrap();
-    (node, addr)
+    node_with(|b| {
+        b.max_control_queue_bytes(control_bytes)
+            .peer_stall_timeout(stall)
+    })
+    .await
 }
 
 /// A raw member with a tiny receive buffer (so the node's writer blocks

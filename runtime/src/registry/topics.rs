@@ -63,6 +63,13 @@ pub(crate) trait TopicSink: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The local service this sink tells, when the subscriber is a whole
+    /// service: the subscription ends with that service
+    /// ([`TopicHub::service_ended`]).
+    fn ends_with_service(&self) -> Option<&str> {
+        None
+    }
+
     /// Serves an ask from another node to this subscriber (a process
     /// group member): the message `wire` encoded as `payload`, answered
     /// within `timeout` with its encoded result.
@@ -262,6 +269,45 @@ impl TopicHub {
             self.rebuild(&known, topic);
         }
         self.changed();
+    }
+
+    /// Removes every subscription (topic subscriber or process-group
+    /// member) made for the whole local service `service`: it stopped for
+    /// good or its supervisor gave up, so nothing will take its events
+    /// again. Called by the service's supervisor before the name is free
+    /// for a new service. The node re-advertises, so other nodes stop
+    /// sending copies for it.
+    pub(crate) fn service_ended(&self, service: &str) {
+        let mut removed = 0;
+        {
+            let mut known = self.known.lock();
+            if known.local.is_empty() {
+                return;
+            }
+            let mut touched = Vec::new();
+            for (topic, subs) in known.local.iter_mut() {
+                let before = subs.len();
+                subs.retain(|s| s.sink.ends_with_service() != Some(service));
+                if subs.len() != before {
+                    removed += before - subs.len();
+                    touched.push(topic.clone());
+                }
+            }
+            for topic in &touched {
+                if known.local.get(topic).is_some_and(Vec::is_empty) {
+                    known.local.remove(topic);
+                }
+                self.rebuild(&known, topic);
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                service,
+                subscriptions = removed,
+                "the service ended: its topic subscriptions and group memberships are removed"
+            );
+            self.changed();
+        }
     }
 
     /// What this node advertises: its topics with subscribers, sorted. A

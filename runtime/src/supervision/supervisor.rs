@@ -457,6 +457,7 @@ impl Supervisor {
         let n = self.children.len();
         self.kill_range(0..n, true);
         if let Kind::Service(b) = &self.kind {
+            self.node.registry.topics.service_ended(b.entry().name());
             b.entry().set_state(ServiceState::Failed);
             self.node.registry.publish(RegistryEvent::Failed {
                 service: b.entry().name().to_string(),
@@ -585,6 +586,9 @@ impl Supervisor {
             }
         }
         if let Kind::Service(b) = &self.kind {
+            // Before the name is free: a new service of that name keeps
+            // its own subscriptions.
+            self.node.registry.topics.service_ended(b.entry().name());
             b.entry().set_state(ServiceState::Stopped);
         }
         self.after_kills(AfterKill::Stop, ctx);

@@ -204,6 +204,10 @@ where
         Some(self)
     }
 
+    fn ends_with_service(&self) -> Option<&str> {
+        Some(self.service.name())
+    }
+
     fn ask_wire(
         &self,
         wire: &str,

@@ -361,6 +361,109 @@ async fn a_service_subscriber_gets_events_as_messages_from_another_node() {
     a.shutdown(GRACE).await.unwrap();
 }
 
+/// A subscription made for a whole service ends with the service: once
+/// the service is stopped for good, the node drops the subscription (and a
+/// whole-service group membership) although the caller still holds both
+/// handles, and the publisher's node stops sending copies there. A new
+/// service of the same name is not subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_subscriber_that_stops_for_good_is_removed_cluster_wide() {
+    let a = cluster_node("a", &[]);
+    let b = cluster_node("b", &[a.remote_addr().unwrap()]);
+    let spec = || {
+        ServiceSpec::new("recorder", Recorder::default)
+            .handles::<OrderEvent>()
+            .handles::<Seen>()
+    };
+    b.spawn(spec()).await.unwrap();
+    let tb = b.topic::<OrderEvent>(TOPIC);
+    let _sub = tb.subscribe_service(&b.service("recorder"));
+    let _in_group = tb.subscribe_service_in_group("g", &b.service("recorder"));
+    let gb = b.group::<OrderEvent>("recorders").unwrap();
+    let _member = gb.join_service(&b.service("recorder"));
+    subscribers_seen(&a, &["b"]).await;
+    let ga = a.group::<OrderEvent>("recorders").unwrap();
+    eventually("a sees b's group member", WAIT, || {
+        let n = ga.members().len();
+        async move { n == 1 }
+    })
+    .await;
+    assert_eq!(tb.local_subscribers(), 2);
+
+    b.stop_service("recorder").await.unwrap();
+    assert_eq!(tb.local_subscribers(), 0, "b dropped both subscriptions");
+    assert!(gb.local_members().is_empty(), "b dropped the group member");
+    subscribers_seen(&a, &[]).await;
+    eventually("a sees b's group member gone", WAIT, || {
+        let n = ga.members().len();
+        async move { n == 0 }
+    })
+    .await;
+    assert!(a.topic::<OrderEvent>(TOPIC).group_members("g").is_empty());
+
+    // The name is free again; the new service has no subscription.
+    b.spawn(spec()).await.unwrap();
+    assert_eq!(tb.local_subscribers(), 0);
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
+}
+
+/// A subscriber on another node that reads nothing never holds the
+/// publisher up: 100,000 events published back to back all return, a
+/// second node's subscriber gets every one in order, and the slow one
+/// gets its bound's worth, then `Lagged` with the count of the rest; every
+/// event is accounted for (delivered, missed there, or dropped and
+/// counted on the publisher's side when the connection's lane was full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_on_another_node_is_told_what_it_missed_and_blocks_nobody() {
+    const N: u64 = 100_000;
+    const BOUND: usize = 16;
+    let a = cluster_node("a", &[]);
+    let seed = a.remote_addr().unwrap();
+    let b = cluster_node("b", std::slice::from_ref(&seed));
+    let c = cluster_node("c", &[seed]);
+    let mut slow = b.topic::<OrderEvent>(TOPIC).subscribe(BOUND);
+    let mut fast = c.topic::<OrderEvent>(TOPIC).subscribe(N as usize);
+    subscribers_seen(&a, &["b", "c"]).await;
+    let ta = a.topic::<OrderEvent>(TOPIC);
+    for i in 0..N {
+        ta.publish(ev("a", i));
+    }
+    // Every copy is accounted for: queued at b or c (their own
+    // subscriber's bound decides), missed at b, or dropped at a.
+    eventually("every event accounted for", WAIT, || {
+        let (sb, sc, sa) = (b.topic_stats(), c.topic_stats(), a.topic_stats());
+        async move { sb.delivered + sb.lagged + sc.delivered + sa.remote_dropped == 2 * N }
+    })
+    .await;
+    let (sb, sc) = (b.topic_stats(), c.topic_stats());
+    assert_eq!(sc.lagged, 0, "c's bound holds everything");
+    let mut last = None;
+    let mut got = 0;
+    while let Some(item) = fast.try_next() {
+        let TopicItem::Event(e) = item else {
+            panic!("c missed nothing: {item:?}");
+        };
+        assert!(last < Some(e.seq), "c's events in order");
+        last = Some(e.seq);
+        got += 1;
+    }
+    assert_eq!(got, sc.delivered, "c read what it was given");
+    let mut seen = Vec::new();
+    while let Some(item) = slow.try_next() {
+        seen.push(item);
+    }
+    assert_eq!(seen.len(), BOUND + 1, "its bound's worth, then one Lagged");
+    for (i, item) in seen[..BOUND].iter().enumerate() {
+        assert_eq!(item, &TopicItem::Event(ev("a", i as u64)));
+    }
+    assert_eq!(sb.delivered, BOUND as u64);
+    assert_eq!(seen[BOUND], TopicItem::Lagged { missed: sb.lagged });
+    for n in [c, b, a] {
+        n.shutdown(GRACE).await.unwrap();
+    }
+}
+
 /// Publishes 20,000 events back to back from one task (the connection's
 /// lane gathers them into runs, `PublishRun` frames) and then events to
 /// two topics interleaved in blocks of 1 to 7 (each block a run of its

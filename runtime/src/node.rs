@@ -3,6 +3,7 @@
 
 mod bincode_api;
 mod builder;
+mod by_name;
 mod live_api;
 mod supervision_api;
 mod tasks_api;
@@ -640,22 +641,9 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<crate::json::JsonReply, crate::json::JsonError> {
         let shared = self.shared();
-        let unknown = || crate::json::JsonError::UnknownMessage {
-            message: message.to_string(),
-        };
-        // Not routable here because its nodes are unreachable from here, or
-        // because some members' tables have not arrived yet.
-        let why_missing = |pending: bool| {
-            shared
-                .remote
-                .as_ref()
-                .and_then(|r| r.why_missing(service, pending))
-        };
-        let Some(entry) = shared.registry.get(service) else {
-            let err = why_missing(true).unwrap_or_else(|| crate::CallError::UnknownService {
-                service: service.to_string(),
-            });
-            return Ok(Box::pin(async move { Err(err) }));
+        let entry = match self.entry_by_name(service) {
+            Ok(entry) => entry,
+            Err(err) => return Ok(by_name::failed(err)),
         };
         // Decoded here when an instance on this node handles the message
         // (its own registration knows the type) ...
@@ -675,26 +663,11 @@ impl Node {
         ) {
             return forwarded;
         }
-        if entry.live_instances().is_empty() {
-            if let Some(err) = why_missing(entry.remote_instances().is_empty()) {
-                return Ok(Box::pin(async move { Err(err) }));
-            }
-        }
-        // Nobody serves it: a message this node knows by name is simply not
-        // handled by the service; any other name is unknown.
-        let known = shared
-            .registry
-            .codec_by_name(message)
-            .or_else(|| crate::message::declared::by_name(message));
-        match known {
-            Some(c) => {
-                let err = crate::CallError::UnhandledMessage {
-                    service: service.to_string(),
-                    message: c.type_name,
-                };
-                Ok(Box::pin(async move { Err(err) }))
-            }
-            None => Err(unknown()),
+        match self.unserved(service, message, &entry) {
+            Some(err) => Ok(by_name::failed(err)),
+            None => Err(crate::json::JsonError::UnknownMessage {
+                message: message.to_string(),
+            }),
         }
     }
 

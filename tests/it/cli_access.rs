@@ -9,9 +9,11 @@
 use std::time::Duration;
 
 use crate::cli_gateway::token;
-use crate::support::{eventually, msa, Proc, Ready, TempFile, READY_WAIT};
+use crate::support::{
+    block_on_runtime, eventually, msa, tester_node, Proc, Ready, TempFile, READY_WAIT,
+};
 use msa::actors::kv;
-use msa::{CallError, Identity, Metadata, Node};
+use msa::{CallError, Identity, Metadata};
 
 const SECRET: &str = "access-across-binaries";
 use crate::cli_gateway::JWT_SECRET;
@@ -75,18 +77,8 @@ bind = "127.0.0.1:0"
     let ready = Ready::parse(&line).expect("a ready line");
     let ops = ready.ops.clone().expect("the node serves /metrics");
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let tester = Node::builder()
-        .name("elsewhere")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .seed(ready.addr.clone())
-        .secret(SECRET.as_bytes())
-        .start()
-        .unwrap();
+    let rt = block_on_runtime();
+    let tester = tester_node("elsewhere", &ready.addr, SECRET);
     assert!(
         eventually(Duration::from_secs(20), || !tester
             .remote_instances("kv")

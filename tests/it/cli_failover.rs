@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{eventually, service_nodes, status_json, NodeProc};
+use crate::support::{
+    block_on_runtime, eventually, service_nodes, status_json, tester_node, NodeProc,
+};
 use msa::actors::{echo, kv};
-use msa::{CallError, Node};
+use msa::CallError;
 
 /// The failure-detection bound this test holds the cluster to (the runtime
 /// aims at ≤ 5 s; the margin absorbs a loaded 2-core CI machine).
@@ -16,22 +18,12 @@ const DETECTION_BOUND: Duration = Duration::from_secs(10);
 #[test]
 fn a_killed_node_leaves_every_registry_and_rejoins_with_a_new_incarnation() {
     let secret = "failover-test-secret";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = block_on_runtime();
     let n1 = NodeProc::start("node1", secret, None, &["kv:kv:2"]);
     let mut n2 = NodeProc::start("node2", secret, Some(n1.addr()), &["echo"]);
     let n3 = NodeProc::start("node3", secret, Some(n1.addr()), &["counter"]);
 
-    let tester = Node::builder()
-        .name("tester")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .seed(n1.addr())
-        .secret(secret.as_bytes())
-        .start()
-        .unwrap();
+    let tester = tester_node("tester", n1.addr(), secret);
     // The tester hosts nothing and registers nothing: it calls services
     // in other processes with the messages' own types.
 
@@ -135,20 +127,10 @@ fn a_frozen_node_is_declared_down_by_failure_detection_within_the_bound() {
     // SIGSTOP keeps the process's sockets open: no connection reset tells
     // the others, only the failure detector can.
     let secret = "frozen-test-secret";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = block_on_runtime();
     let n1 = NodeProc::start("f1", secret, None, &["kv"]);
     let n2 = NodeProc::start("f2", secret, Some(n1.addr()), &["echo"]);
-    let tester = Node::builder()
-        .name("f-tester")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .seed(n1.addr())
-        .secret(secret.as_bytes())
-        .start()
-        .unwrap();
+    let tester = tester_node("f-tester", n1.addr(), secret);
     assert!(eventually(Duration::from_secs(10), || !tester
         .remote_instances("echo")
         .is_empty()));

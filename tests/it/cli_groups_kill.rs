@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{eventually, NodeProc};
+use crate::support::{block_on_runtime, eventually, tester_node, NodeProc};
 use msa::actors::echo::{Ping, Pong};
 use msa::Node;
 
@@ -30,20 +30,10 @@ fn member_nodes(tester: &Node) -> Vec<String> {
 #[test]
 fn a_sigkilled_nodes_group_members_leave_and_group_sends_skip_them() {
     let secret = "groups-kill-test-secret";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = block_on_runtime();
     let n1 = NodeProc::start("node1", secret, None, &["echo"]);
     let mut n2 = NodeProc::start("node2", secret, Some(n1.addr()), &["echo:echo:2"]);
-    let tester = Node::builder()
-        .name("tester")
-        .arbiters(1)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .seed(n1.addr())
-        .secret(secret.as_bytes())
-        .start()
-        .unwrap();
+    let tester = tester_node("tester", n1.addr(), secret);
     let group = tester.group::<Ping>("echo").unwrap();
     assert!(
         eventually(Duration::from_secs(20), || member_nodes(&tester)

@@ -339,3 +339,26 @@ pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, rest.to_string())
 }
+
+/// A current-thread tokio runtime, for a blocking test that awaits calls of
+/// its in-process node with `block_on`.
+pub fn block_on_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An in-process node `name` on loopback (a free port) that joins the
+/// cluster of `msa node` processes through `seed`, proving `secret`: how a
+/// test sees and calls what those processes run.
+pub fn tester_node(name: &str, seed: &str, secret: &str) -> msa::Node {
+    msa::Node::builder()
+        .name(name)
+        .arbiters(1)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .seed(seed)
+        .secret(secret.as_bytes())
+        .start()
+        .unwrap()
+}

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use super::by_name::failed;
 use super::Node;
-use crate::error::{BincodeError, CallError};
+use crate::error::BincodeError;
 use crate::json::JsonReply;
 use crate::metadata::Metadata;
 
@@ -22,8 +23,9 @@ impl Node {
     /// [`BincodeError::UnknownMessage`] when no instance here or elsewhere
     /// lists a message of that wire name, [`BincodeError::Malformed`] when
     /// the bytes do not decode here. The returned future yields the call's
-    /// own [`CallError`]s, among them [`CallError::Bincode`] when the node
-    /// the bytes were forwarded to refused them.
+    /// own [`CallError`](crate::CallError)s, among them
+    /// [`CallError::Bincode`](crate::CallError::Bincode) when the node the
+    /// bytes were forwarded to refused them.
     ///
     /// # Examples
     /// ```
@@ -59,20 +61,9 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<JsonReply, BincodeError> {
         let shared = self.shared();
-        let failed = |err: CallError| -> Result<JsonReply, BincodeError> {
-            Ok(Box::pin(async move { Err(err) }))
-        };
-        let why_missing = |pending: bool| {
-            shared
-                .remote
-                .as_ref()
-                .and_then(|r| r.why_missing(service, pending))
-        };
-        let Some(entry) = shared.registry.get(service) else {
-            let err = why_missing(true).unwrap_or_else(|| CallError::UnknownService {
-                service: service.to_string(),
-            });
-            return failed(err);
+        let entry = match self.entry_by_name(service) {
+            Ok(entry) => entry,
+            Err(err) => return Ok(failed(err)),
         };
         // Decoded here when an instance on this node handles the message ...
         if let Some(serve) = crate::service::bincode_server(&entry, message) {
@@ -91,22 +82,8 @@ impl Node {
         ) {
             return Ok(forwarded);
         }
-        if entry.live_instances().is_empty() {
-            if let Some(err) = why_missing(entry.remote_instances().is_empty()) {
-                return failed(err);
-            }
-        }
-        // Nobody serves it: a message this node knows by name is simply not
-        // handled by the service; any other name is unknown.
-        let known = shared
-            .registry
-            .codec_by_name(message)
-            .or_else(|| crate::message::declared::by_name(message));
-        match known {
-            Some(c) => failed(CallError::UnhandledMessage {
-                service: service.to_string(),
-                message: c.type_name,
-            }),
+        match self.unserved(service, message, &entry) {
+            Some(err) => Ok(failed(err)),
             None => Err(BincodeError::UnknownMessage {
                 message: message.to_string(),
             }),

@@ -187,19 +187,8 @@ fn serve_json<M: RemoteMessage>(
     timeout: Option<Duration>,
 ) -> Result<JsonReply, JsonError> {
     let msg: M = decode_json(M::NAME, body)?;
-    Ok(Box::pin(async move {
-        let mut ask = svc.ask(msg).metadata(meta);
-        if let Some(t) = timeout {
-            ask = ask.timeout(t);
-        }
-        let started = std::time::Instant::now();
-        let v = ask.await;
-        svc.record_ask_latency(started.elapsed());
-        let v = v?;
-        serde_json::to_vec(&v).map_err(|e| CallError::Codec {
-            service: svc.name().to_string(),
-            reason: format!("result of `{}` is not JSON: {e}", M::NAME),
-        })
+    Ok(ask_encoded(svc, msg, meta, timeout, |v| {
+        serde_json::to_vec(v).map_err(|e| format!("result of `{}` is not JSON: {e}", M::NAME))
     }))
 }
 
@@ -213,7 +202,23 @@ fn serve_bincode<M: RemoteMessage>(
         message: M::NAME.to_string(),
         reason: e.to_string(),
     })?;
-    Ok(Box::pin(async move {
+    Ok(ask_encoded(svc, msg, meta, timeout, |v| {
+        codec::encode(v).map_err(|e| format!("result of `{}` does not encode: {e}", M::NAME))
+    }))
+}
+
+/// The reply of a JSON or bincode call of a decoded `msg`: asks `svc` (with
+/// `meta`, and `timeout` when given), records the ask's latency, and
+/// encodes the result with `encode` (whose error is the reason of a
+/// [`CallError::Codec`]).
+fn ask_encoded<M: RemoteMessage>(
+    svc: ServiceRef,
+    msg: M,
+    meta: Metadata,
+    timeout: Option<Duration>,
+    encode: fn(&M::Result) -> Result<Vec<u8>, String>,
+) -> JsonReply {
+    Box::pin(async move {
         let mut ask = svc.ask(msg).metadata(meta);
         if let Some(t) = timeout {
             ask = ask.timeout(t);
@@ -221,36 +226,35 @@ fn serve_bincode<M: RemoteMessage>(
         let started = std::time::Instant::now();
         let v = ask.await;
         svc.record_ask_latency(started.elapsed());
-        let v = v?;
-        codec::encode(&v).map_err(|e| CallError::Codec {
+        encode(&v?).map_err(|reason| CallError::Codec {
             service: svc.name().to_string(),
-            reason: format!("result of `{}` does not encode: {e}", M::NAME),
+            reason,
         })
-    }))
+    })
+}
+
+/// The serve functions of the message type of `entry` whose wire name is
+/// `message`; `None` when the service has none of that name.
+fn served(entry: &ServiceEntry, message: &str) -> Option<ServeFns> {
+    entry
+        .types
+        .iter()
+        .filter(|t| t.wire_name == Some(message))
+        .find_map(ServeFns::of)
 }
 
 /// How a local instance of `entry` serves a bincode call of the message
 /// named `message`; `None` when no message type of the service has that
 /// wire name.
 pub(crate) fn bincode_server(entry: &ServiceEntry, message: &str) -> Option<ServeBincode> {
-    entry
-        .types
-        .iter()
-        .filter(|t| t.wire_name == Some(message))
-        .find_map(ServeFns::of)
-        .map(|f| f.bincode)
+    served(entry, message).map(|f| f.bincode)
 }
 
 /// How a local instance of `entry` serves a JSON call of the message
 /// named `message` (decoded by this node's own registration); `None` when
 /// no message type of the service has that wire name.
 pub(crate) fn json_server(entry: &ServiceEntry, message: &str) -> Option<ServeJson> {
-    entry
-        .types
-        .iter()
-        .filter(|t| t.wire_name == Some(message))
-        .find_map(ServeFns::of)
-        .map(|f| f.json)
+    served(entry, message).map(|f| f.json)
 }
 
 /// A (service, message) pair resolved for calls from other nodes: the

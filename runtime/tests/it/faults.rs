@@ -14,17 +14,7 @@ const SECRET: &[u8] = b"faults-secret";
 const BOUND: Duration = Duration::from_secs(20);
 
 fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET)
-        .failure_detection(Duration::from_millis(1_000));
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
+    crate::support::memory_node(net, name, seed, SECRET, Some(Duration::from_millis(1_000)))
 }
 
 /// Names of the members `n` sees alive, itself included.

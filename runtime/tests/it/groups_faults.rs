@@ -41,17 +41,7 @@ impl Handler<Job> for Worker {
 }
 
 fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET)
-        .failure_detection(DETECTION);
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
+    crate::support::memory_node(net, name, seed, SECRET, Some(DETECTION))
 }
 
 async fn spawn_worker(n: &Node) {

@@ -36,17 +36,7 @@ const HEAL_BOUND: Duration = Duration::from_secs(15);
 const NOTICE_BOUND: Duration = Duration::from_secs(10);
 
 fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET)
-        .failure_detection(DETECTION);
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
+    crate::support::memory_node(net, name, seed, SECRET, Some(DETECTION))
 }
 
 /// Why the views of `nodes` do not agree, or `None` when they do.

@@ -10,25 +10,21 @@
 //! behind a firewall that drops packets): a refused dial would let the
 //! restarted node be `up` alone after `JOIN_ALONE_AFTER` (documented).
 
-use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use msa_runtime::prelude::*;
-use msa_runtime::remote::split_brain::{SplitBrainConfig, SplitBrainStrategy};
+use msa_runtime::remote::split_brain::SplitBrainStrategy;
 use msa_runtime::remote::transport::MemoryNetwork;
 use msa_runtime::remote::ClusterStatus;
 use msa_runtime::test_support::eventually;
 
-use crate::support::memory_builder;
-use crate::support::placement::{Here, Owner, Where};
+use crate::support::placement::{ask_where, owner, spawn_placement, status_of};
+use crate::support::resolver::resolver_builder;
 
 const SECRET: &[u8] = b"join-secret";
 const GRACE: Duration = Duration::from_secs(5);
-const DETECTION: Duration = Duration::from_secs(2);
-const STABLE: Duration = Duration::from_secs(2);
 /// Bound on every wait (forming, deciding, healing).
 const BOUND: Duration = Duration::from_secs(40);
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// "At once": far below the ask's own timeout.
 const AT_ONCE: Duration = Duration::from_millis(500);
 /// How long the restarted node is watched inside the partition: past
@@ -37,9 +33,13 @@ const WATCH: Duration = Duration::from_secs(9);
 const KEYS: usize = 48;
 
 fn node(net: &MemoryNetwork, name: &str, seeds: &[&Node]) -> Node {
-    let mut b = memory_builder(net, name, seeds.first().copied(), SECRET)
-        .failure_detection(DETECTION)
-        .split_brain(SplitBrainConfig::new(SplitBrainStrategy::KeepMajority, STABLE).unwrap());
+    let mut b = resolver_builder(
+        net,
+        name,
+        seeds.first().copied(),
+        SECRET,
+        SplitBrainStrategy::KeepMajority,
+    );
     for s in seeds.iter().skip(1) {
         b = b.seed(s.remote_addr().unwrap());
     }
@@ -50,38 +50,8 @@ fn node(net: &MemoryNetwork, name: &str, seeds: &[&Node]) -> Node {
 /// `shard`.
 async fn start(net: &MemoryNetwork, name: &str, seeds: &[&Node]) -> Node {
     let n = node(net, name, seeds);
-    let me = name.to_string();
-    let m = me.clone();
-    n.spawn(ServiceSpec::new(format!("where-{me}"), move || Here(m.clone())).handles::<Where>())
-        .await
-        .unwrap();
-    n.spawn(
-        ServiceSpec::new("shard", move || Here(me.clone()))
-            .handles_keyed::<Owner>()
-            .routing(Routing::Keyed),
-    )
-    .await
-    .unwrap();
+    spawn_placement(&n).await;
     n
-}
-
-async fn ask_where(from: &Node, to: &str) -> Result<String, CallError> {
-    let svc = from.service(&format!("where-{to}"));
-    let ask = svc.ask(Where).timeout(ASK_TIMEOUT).into_future();
-    tokio::time::timeout(BOUND, ask)
-        .await
-        .unwrap_or_else(|_| panic!("the ask to where-{to} hung"))
-}
-
-async fn owner(from: &Node, key: &str) -> Result<String, CallError> {
-    let svc = from.service("shard");
-    let ask = svc
-        .ask(Owner(key.into()))
-        .timeout(ASK_TIMEOUT)
-        .into_future();
-    tokio::time::timeout(BOUND, ask)
-        .await
-        .unwrap_or_else(|_| panic!("the keyed ask hung"))
 }
 
 /// Every node's view agrees with every other's and lists every node alive
@@ -108,15 +78,6 @@ async fn formed(nodes: &[&Node]) -> bool {
     true
 }
 
-fn state_of(n: &Node, member: &str) -> (String, String) {
-    n.cluster_status()
-        .members
-        .into_iter()
-        .find(|m| m.name == member)
-        .map(|m| (m.status, m.state))
-        .unwrap_or_else(|| ("absent".into(), "absent".into()))
-}
-
 fn keys() -> Vec<String> {
     (0..KEYS).map(|i| format!("key-{i}")).collect()
 }
@@ -137,7 +98,7 @@ async fn a_node_joins_a_healthy_cluster_within_about_a_second_and_the_founder_is
     let net = MemoryNetwork::new();
     let a = start(&net, "a", &[]).await;
     assert!(!a.is_joining(), "a node without seeds founds the cluster");
-    assert_eq!(state_of(&a, "a"), ("alive".into(), "up".into()));
+    assert_eq!(status_of(&a, "a"), ("alive".into(), "up".into()));
     let t0 = Instant::now();
     let b = start(&net, "b", &[&a]).await;
     eventually("b is up", BOUND, || async { !b.is_joining() }).await;
@@ -202,7 +163,7 @@ async fn a_node_restarted_into_a_partition_stays_joining_serves_nothing_and_is_u
     let joining = CallError::Joining { node: "c".into() };
     while t0.elapsed() < WATCH {
         assert!(c.is_joining(), "c joining after {:?}", t0.elapsed());
-        assert_eq!(state_of(&c, "c"), ("alive".into(), "joining".into()));
+        assert_eq!(status_of(&c, "c"), ("alive".into(), "joining".into()));
         // Its callers: other nodes and keys refused at once, typed ...
         refused_at_once("c -> a", &joining, ask_where(&c, "a")).await;
         refused_at_once("c -> key", &joining, owner(&c, &on_c[0])).await;

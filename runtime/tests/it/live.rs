@@ -262,17 +262,7 @@ async fn a_call_chain_over_three_nodes_nests_as_one_trace_in_any_nodes_cluster_r
 }
 
 fn memory_node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET)
-        .failure_detection(Duration::from_secs(10));
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
+    crate::support::memory_node(net, name, seed, SECRET, Some(Duration::from_secs(10)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

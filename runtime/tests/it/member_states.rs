@@ -11,6 +11,8 @@ use msa_runtime::remote::{inject_fault_via, FaultError, FaultRefusal, FaultReque
 use msa_runtime::test_support::eventually;
 use serde::{Deserialize, Serialize};
 
+use crate::support::placement::status_of;
+
 #[derive(Debug, Clone, actix::Message, Serialize, Deserialize, RemoteMessage)]
 #[rtype(result = "String")]
 #[msa(name = "member_states.Where")]
@@ -30,16 +32,6 @@ const BOUND: Duration = Duration::from_secs(20);
 
 fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
     crate::support::memory_node(net, name, seed, SECRET, Some(Duration::from_millis(1_000)))
-}
-
-/// (status, state) of `member` as `n` sees it.
-fn seen(n: &Node, member: &str) -> (String, String) {
-    n.cluster_status()
-        .members
-        .into_iter()
-        .find(|m| m.name == member)
-        .map(|m| (m.status, m.state))
-        .unwrap_or_else(|| ("absent".into(), "absent".into()))
 }
 
 async fn ask(from: &Node, service: &str) -> Result<String, CallError> {
@@ -84,11 +76,11 @@ async fn leave_takes_a_node_out_and_the_others_see_it_removed() {
     .unwrap();
     assert_eq!(report.node, "c");
     eventually("c removed on a and b", BOUND, || async {
-        seen(&a, "c").1 == "removed" && seen(&b, "c").1 == "removed"
+        status_of(&a, "c").1 == "removed" && status_of(&b, "c").1 == "removed"
     })
     .await;
     eventually("c sees itself leaving", BOUND, || async {
-        seen(&c, "c") == ("left".into(), "leaving".into())
+        status_of(&c, "c") == ("left".into(), "leaving".into())
     })
     .await;
     let r = ask(&a, "on-c").await;
@@ -130,7 +122,7 @@ async fn down_declares_a_member_down_everywhere_and_it_leaves() {
     }
     eventually("c down on a and b, its services gone", BOUND, || async {
         ["a", "b"].iter().zip([&a, &b]).all(|(_, n)| {
-            let (status, state) = seen(n, "c");
+            let (status, state) = status_of(n, "c");
             status == "down" && (state == "down" || state == "removed")
         }) && ask(&a, "on-c").await.is_err()
     })
@@ -138,7 +130,7 @@ async fn down_declares_a_member_down_everywhere_and_it_leaves() {
     // c itself left (it hears the verdict after a and b may have applied
     // it): it does not come back as a member.
     eventually("c sees itself left", BOUND, || async {
-        seen(&c, "c").0 == "left"
+        status_of(&c, "c").0 == "left"
     })
     .await;
     assert!(a.cluster_status().unreachable.is_empty());
@@ -162,7 +154,7 @@ async fn a_leaving_node_is_exiting_for_the_others_until_it_is_removed() {
     // loaded machine): it has not left yet.
     eventually("c exiting on a and b", BOUND, || async {
         [&a, &b].iter().all(|n| {
-            let (status, state) = seen(n, "c");
+            let (status, state) = status_of(n, "c");
             state == "exiting" && (status == "alive" || status == "suspect")
         })
     })
@@ -178,12 +170,12 @@ async fn a_leaving_node_is_exiting_for_the_others_until_it_is_removed() {
     );
     // Still exiting, not removed, while c runs on: the others' view waits
     // for its connections to end.
-    assert_eq!(seen(&a, "c").1, "exiting");
-    assert_eq!(seen(&b, "c").1, "exiting");
+    assert_eq!(status_of(&a, "c").1, "exiting");
+    assert_eq!(status_of(&b, "c").1, "exiting");
 
     c.shutdown(GRACE).await.unwrap();
     eventually("c removed on a and b", BOUND, || async {
-        seen(&a, "c").1 == "removed" && seen(&b, "c").1 == "removed"
+        status_of(&a, "c").1 == "removed" && status_of(&b, "c").1 == "removed"
     })
     .await;
     for n in [b, a] {

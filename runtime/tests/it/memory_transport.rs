@@ -38,17 +38,7 @@ const BOUND: Duration = Duration::from_secs(20);
 
 /// A node on `net` listening at `name:0`, seeded with `seed`.
 fn node(net: &MemoryNetwork, name: &str, seed: Option<&Node>) -> Node {
-    let mut b = Node::builder()
-        .name(name)
-        .arbiters(1)
-        .transport(net.clone())
-        .listen_on(format!("{name}:0"))
-        .secret(SECRET)
-        .failure_detection(DETECTION);
-    if let Some(s) = seed {
-        b = b.seed(s.remote_addr().unwrap());
-    }
-    b.start().unwrap()
+    crate::support::memory_node(net, name, seed, SECRET, Some(DETECTION))
 }
 
 /// Waits (bounded) for an event matching `pred`.

@@ -6,7 +6,6 @@
 //! Memory-network addresses are `name:port`, compared as text: `a` holds
 //! the lowest address.
 
-use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use msa_runtime::prelude::*;
@@ -16,19 +15,13 @@ use msa_runtime::remote::ClusterStatus;
 use msa_runtime::test_support::eventually;
 
 use crate::support::log_capture::LogCapture;
-use crate::support::memory_builder;
-use crate::support::placement::{Here, Owner, Where};
+use crate::support::placement::{ask_where, owner, spawn_placement, status_of};
+use crate::support::resolver::{resolver_builder, STABLE};
 
 const SECRET: &[u8] = b"sbr-secret";
 const GRACE: Duration = Duration::from_secs(5);
-/// Failure detection of these nodes: shorter than the default keeps the
-/// tests short; long enough not to misfire on a loaded 2-core machine.
-const DETECTION: Duration = Duration::from_secs(2);
-/// The policies' stable-after time.
-const STABLE: Duration = Duration::from_secs(2);
 /// Bound on every wait (forming, deciding, healing).
 const BOUND: Duration = Duration::from_secs(40);
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// "At once": far below the ask's own timeout.
 const AT_ONCE: Duration = Duration::from_millis(500);
 /// What a node downed by its own resolver logs (warn), and what it logs
@@ -44,9 +37,7 @@ fn node(
     strategy: SplitBrainStrategy,
     incarnation: Option<u64>,
 ) -> Node {
-    let mut b = memory_builder(net, name, seed, SECRET)
-        .failure_detection(DETECTION)
-        .split_brain(SplitBrainConfig::new(strategy, STABLE).unwrap());
+    let mut b = resolver_builder(net, name, seed, SECRET, strategy);
     if let Some(i) = incarnation {
         b = b.incarnation(i);
     }
@@ -65,20 +56,7 @@ async fn cluster(
     for (i, name) in names.iter().enumerate() {
         let inc = incarnations.map(|v| v[i]);
         let n = node(net, name, nodes.first(), strategy, inc);
-        let me = name.to_string();
-        let m = me.clone();
-        n.spawn(
-            ServiceSpec::new(format!("where-{me}"), move || Here(m.clone())).handles::<Where>(),
-        )
-        .await
-        .unwrap();
-        n.spawn(
-            ServiceSpec::new("shard", move || Here(me.clone()))
-                .handles_keyed::<Owner>()
-                .routing(Routing::Keyed),
-        )
-        .await
-        .unwrap();
+        spawn_placement(&n).await;
         nodes.push(n);
     }
     eventually("the cluster forms", BOUND, || async {
@@ -94,25 +72,6 @@ async fn cluster(
     nodes
 }
 
-async fn ask_where(from: &Node, to: &str) -> Result<String, CallError> {
-    let svc = from.service(&format!("where-{to}"));
-    let ask = svc.ask(Where).timeout(ASK_TIMEOUT).into_future();
-    tokio::time::timeout(BOUND, ask)
-        .await
-        .unwrap_or_else(|_| panic!("the ask to where-{to} hung"))
-}
-
-async fn owner(from: &Node, key: &str) -> Result<String, CallError> {
-    let svc = from.service("shard");
-    let ask = svc
-        .ask(Owner(key.into()))
-        .timeout(ASK_TIMEOUT)
-        .into_future();
-    tokio::time::timeout(BOUND, ask)
-        .await
-        .unwrap_or_else(|_| panic!("the keyed ask hung"))
-}
-
 /// Whether every node's view agrees with every other's and lists every
 /// node alive.
 fn agree(nodes: &[Node]) -> bool {
@@ -122,15 +81,6 @@ fn agree(nodes: &[Node]) -> bool {
             && v.members.iter().all(|m| m.status == "alive")
             && views[0].disagreement(v).is_none()
     })
-}
-
-fn status_of(n: &Node, member: &str) -> (String, String) {
-    n.cluster_status()
-        .members
-        .into_iter()
-        .find(|m| m.name == member)
-        .map(|m| (m.status, m.state))
-        .unwrap_or_else(|| ("absent".into(), "absent".into()))
 }
 
 fn cut(net: &MemoryNetwork, side: &[&Node], other: &[&Node]) {
@@ -145,6 +95,64 @@ async fn shutdown(nodes: Vec<Node>) {
     for n in nodes.into_iter().rev() {
         n.shutdown(GRACE).await.unwrap();
     }
+}
+
+/// After a 2 | 2 cut: waits until both `losers` have downed themselves and
+/// both `winners` hold them down, then checks that the winners are up and
+/// call each other.
+async fn two_down_two(winners: [&Node; 2], losers: [&Node; 2]) {
+    let [w1, w2] = winners;
+    let [l1, l2] = losers;
+    let (lose1, lose2) = (l1.name(), l2.name());
+    eventually(
+        &format!("{lose1} and {lose2} down themselves"),
+        BOUND,
+        || async { l1.is_self_downed() && l2.is_self_downed() },
+    )
+    .await;
+    eventually(
+        &format!("{} and {} down {lose1} and {lose2}", w1.name(), w2.name()),
+        BOUND,
+        || async {
+            winners
+                .iter()
+                .all(|n| status_of(n, lose1).0 == "down" && status_of(n, lose2).0 == "down")
+        },
+    )
+    .await;
+    assert!(!w1.is_self_downed() && !w2.is_self_downed());
+    assert_eq!(ask_where(w1, w2.name()).await.unwrap(), w2.name());
+}
+
+/// Heals every cut, waits until every node is back (none downed) and every
+/// view agrees, then shuts the nodes down.
+async fn heal_and_shut_down(net: &MemoryNetwork, nodes: Vec<Node>) {
+    net.heal_all();
+    eventually("everyone back", BOUND, || async {
+        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
+    })
+    .await;
+    shutdown(nodes).await;
+}
+
+/// The owner of each of `keys` as `by` routes it, checked to be the same
+/// from each of `others`: one owner per key.
+async fn same_owner(by: &Node, others: &[&Node], keys: &[String]) -> Vec<String> {
+    let mut owners = Vec::with_capacity(keys.len());
+    for k in keys {
+        let on_by = owner(by, k).await.unwrap();
+        for n in others {
+            assert_eq!(
+                owner(n, k).await.unwrap(),
+                on_by,
+                "{k} from {} and {}",
+                by.name(),
+                n.name()
+            );
+        }
+        owners.push(on_by);
+    }
+    owners
 }
 
 /// The lone node's name in the 2 | 1 test: no other test names a node so,
@@ -222,10 +230,8 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
     // The majority serves on, and every key has one owner there.
     assert_eq!(ask_where(a, "b").await.unwrap(), "b");
     assert_eq!(ask_where(b, "a").await.unwrap(), "a");
-    for k in &keys_on_c {
-        let on_a = owner(a, k).await.unwrap();
+    for (k, on_a) in keys_on_c.iter().zip(same_owner(a, &[b], &keys_on_c).await) {
         assert_ne!(on_a, LONE, "{k}");
-        assert_eq!(owner(b, k).await.unwrap(), on_a, "{k}: a and b agree");
     }
     assert!(ask_where(a, LONE).await.is_err());
     // Downed once, and no rejoin while the cut lasts.
@@ -274,10 +280,11 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
     .await;
     eprintln!("2|1 split: healed and agreed after {:?}", healed.elapsed());
     // Keys are the lone node's again, for everyone.
-    for k in &keys_on_c {
-        for n in &nodes {
-            assert_eq!(owner(n, k).await.unwrap(), LONE, "{k} from {}", n.name());
-        }
+    for (k, on_a) in keys_on_c
+        .iter()
+        .zip(same_owner(a, &[b, c], &keys_on_c).await)
+    {
+        assert_eq!(on_a, LONE, "{k} from a");
     }
     shutdown(nodes).await;
 }
@@ -294,28 +301,12 @@ async fn a_2_2_tie_goes_to_the_side_with_the_lowest_address() {
     .await;
     let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
     cut(&net, &[a, b], &[c, d]);
-    eventually("c and d down themselves", BOUND, || async {
-        c.is_self_downed() && d.is_self_downed()
-    })
-    .await;
-    eventually("a and b down c and d", BOUND, || async {
-        [a, b]
-            .iter()
-            .all(|n| status_of(n, "c").0 == "down" && status_of(n, "d").0 == "down")
-    })
-    .await;
-    assert!(!a.is_self_downed() && !b.is_self_downed());
-    assert_eq!(ask_where(a, "b").await.unwrap(), "b");
+    two_down_two([a, b], [c, d]).await;
     assert_eq!(
         ask_where(d, "c").await,
         Err(CallError::Downed { node: "d".into() })
     );
-    net.heal_all();
-    eventually("everyone back", BOUND, || async {
-        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
-    })
-    .await;
-    shutdown(nodes).await;
+    heal_and_shut_down(&net, nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,12 +326,7 @@ async fn static_quorum_downs_every_side_below_the_quorum() {
         Err(CallError::Downed { node: "a".into() })
     );
     let _ = (b, c);
-    net.heal_all();
-    eventually("everyone back", BOUND, || async {
-        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
-    })
-    .await;
-    shutdown(nodes).await;
+    heal_and_shut_down(&net, nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,24 +344,8 @@ async fn keep_oldest_keeps_the_side_of_the_oldest_node_even_against_the_lowest_a
     .await;
     let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
     cut(&net, &[a, b], &[c, d]);
-    eventually("a and b down themselves", BOUND, || async {
-        a.is_self_downed() && b.is_self_downed()
-    })
-    .await;
-    eventually("c and d down a and b", BOUND, || async {
-        [c, d]
-            .iter()
-            .all(|n| status_of(n, "a").0 == "down" && status_of(n, "b").0 == "down")
-    })
-    .await;
-    assert!(!c.is_self_downed() && !d.is_self_downed());
-    assert_eq!(ask_where(c, "d").await.unwrap(), "d");
-    net.heal_all();
-    eventually("everyone back", BOUND, || async {
-        nodes.iter().all(|n| !n.is_self_downed()) && agree(&nodes)
-    })
-    .await;
-    shutdown(nodes).await;
+    two_down_two([c, d], [a, b]).await;
+    heal_and_shut_down(&net, nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,13 +523,8 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
         assert!(rejoined(events).await, "an end reported its rejoin");
     }
     // Keys agree again across the cluster.
-    for i in 0..32 {
-        let k = format!("key-{i}");
-        let on_b = owner(b, &k).await.unwrap();
-        for n in [a, c] {
-            assert_eq!(owner(n, &k).await.unwrap(), on_b, "{k} from {}", n.name());
-        }
-    }
+    let keys: Vec<String> = (0..32).map(|i| format!("key-{i}")).collect();
+    same_owner(b, &[a, c], &keys).await;
     shutdown(nodes).await;
 }
 

@@ -9,6 +9,7 @@
 
 pub mod log_capture;
 pub mod placement;
+pub mod resolver;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

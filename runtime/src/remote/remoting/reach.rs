@@ -139,22 +139,11 @@ impl Remoting {
             return Some(e);
         }
         let host = self.reach.lock().unreachable_host(service);
-        let e = match host {
-            Some(node) => CallError::Unreachable { node },
-            None if !pending => return None,
-            None => {
-                let nodes = self.tables_pending();
-                if nodes.is_empty() {
-                    return None;
-                }
-                CallError::TablesPending {
-                    service: service.to_string(),
-                    nodes,
-                }
-            }
-        };
-        self.stats.unreachable_calls.fetch_add(1, Ordering::Relaxed);
-        Some(e)
+        match host {
+            Some(node) => Some(self.counted(CallError::Unreachable { node })),
+            None if pending => self.pending_on(service, self.tables_pending()),
+            None => None,
+        }
     }
 
     /// Why a service known here has no instance to call, when reachability
@@ -175,14 +164,25 @@ impl Remoting {
             .into_iter()
             .filter(|name| self.peer(name).is_some_and(|p| !p.is_down()))
             .collect();
+        self.pending_on(service, nodes)
+    }
+
+    /// `TablesPending` for `service` while `nodes` (members whose table has
+    /// not arrived) is not empty, counted; `None` when it is.
+    fn pending_on(&self, service: &str, nodes: Vec<String>) -> Option<CallError> {
         if nodes.is_empty() {
             return None;
         }
-        self.stats.unreachable_calls.fetch_add(1, Ordering::Relaxed);
-        Some(CallError::TablesPending {
+        Some(self.counted(CallError::TablesPending {
             service: service.to_string(),
             nodes,
-        })
+        }))
+    }
+
+    /// `e`, counted as a call refused for reachability or missing tables.
+    fn counted(&self, e: CallError) -> CallError {
+        self.stats.unreachable_calls.fetch_add(1, Ordering::Relaxed);
+        e
     }
 
     /// The members this node expects to reach whose service table it does

@@ -254,8 +254,9 @@ impl Remoting {
                 meta,
                 body,
             } => {
-                if self.is_self_downed() {
-                    let error = WireError::from_call(&self.downed_error());
+                // Downed or joining: refused, as a forwarded JSON ask is.
+                if !self.is_member() {
+                    let error = WireError::from_call(&self.refusal_error());
                     let _ = peer.send(Frame::Error { id, error });
                     return Ok(None);
                 }

@@ -10,6 +10,7 @@ mod access;
 mod groups;
 mod hostile;
 mod inbound;
+mod joining;
 mod live;
 mod quiet;
 mod retire;

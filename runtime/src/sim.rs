@@ -65,6 +65,7 @@ use std::time::Duration;
 
 mod calls;
 mod check;
+mod connection;
 mod net;
 mod node;
 mod rng;

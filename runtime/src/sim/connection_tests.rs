@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::node::{Shake, CONNECT_TIMEOUT};
+use super::connection::Shake;
+use super::node::CONNECT_TIMEOUT;
 use super::world::World;
 use super::{Sabotage, SimConfig};
 

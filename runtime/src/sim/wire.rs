@@ -248,7 +248,7 @@ impl World {
             ),
         );
         let Some(n) = self.live(end) else { return };
-        if let Some(super::node::Shake::Dialing { to, .. }) = n.shakes.remove(&conn) {
+        if let Some(super::connection::Shake::Dialing { to, .. }) = n.shakes.remove(&conn) {
             n.dialing.remove(&to);
         }
         if n.peers.get(&other.node).is_some_and(|p| p.conn == conn) {

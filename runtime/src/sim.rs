@@ -32,7 +32,8 @@
 //!   must reach, announce on connect, close a connection silent for 3 s or
 //!   whose member is declared down, ping every 500 ms, fetch a newer table;
 //!   of two connections to one peer, both ends keep the one dialed by the
-//!   lower index instead of the runtime's retirement with `CallsDone`), the
+//!   lower index instead of the runtime's retirement with `CallsDone`, and
+//!   a node does not dial a peer whose `Hello` it is answering), the
 //!   registry's routing (the tables held from peers this node reaches;
 //!   keyed calls by the key's hash) and the services (a call is handled
 //!   where it lands).

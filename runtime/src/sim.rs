@@ -12,16 +12,28 @@
 //!   every frame's encoded bytes are written to its connection's pipe,
 //!   delayed by the link's latency, held by a cut and released in order by
 //!   the heal, and read in pieces of a seeded size into the receiver's
-//!   decoder, so a frame may arrive split), the wire errors and their
-//!   conversion to [`CallError`](crate::CallError), `ClusterStatus`'s
-//!   definition of agreement;
-//! * modelled: a connection's life (the handshake is one event, one round
-//!   trip after the dial, when neither direction is cut; a close or reset
-//!   reaches both ends at once, and what its pipes held is lost), which
-//!   frames are dropped (whole membership frames, decided before the
-//!   write), the remoting driver's reactions (dial a member it must reach,
-//!   announce on connect, close a connection silent for 3 s or whose member
-//!   is declared down, ping every 500 ms, fetch a newer table), the
+//!   decoder, so a frame may arrive split), the handshake (the runtime's
+//!   sans-IO `Dialer` and `Listener`, with the cluster secret and nonces
+//!   from the seed: a dial opens the pipes at once and `Hello`,
+//!   `Challenge`, `Auth`, `Welcome` cross them like any frame, so a cut
+//!   holds a handshake and a heal releases it; each end is connected when
+//!   its own state machine is done; the dialer gives up after the connect
+//!   timeout, 3 s, the listener after the handshake timeout, 5 s; a refusal
+//!   is read by the dialer), a connection's close as the pipes have it (an
+//!   end that closes, or crashes, shuts its writing pipe: the other end
+//!   reads what it held, then the end of the stream, not across a cut; a
+//!   reset empties both pipes and each end reads the end at its next
+//!   delivery), the wire errors and their conversion to
+//!   [`CallError`](crate::CallError), `ClusterStatus`'s definition of
+//!   agreement;
+//! * modelled: which frames are dropped (whole membership frames, decided
+//!   before the write), a dial of a node that does not run (refused one
+//!   round trip later), the remoting driver's reactions (dial a member it
+//!   must reach, announce on connect, close a connection silent for 3 s or
+//!   whose member is declared down, ping every 500 ms, fetch a newer table;
+//!   of two connections to one peer, both ends keep the one dialed by the
+//!   lower index instead of the runtime's retirement with `CallsDone`, and
+//!   a node does not dial a peer whose `Hello` it is answering), the
 //!   registry's routing (the tables held from peers this node reaches;
 //!   keyed calls by the key's hash) and the services (a call is handled
 //!   where it lands).
@@ -54,6 +66,7 @@ use std::time::Duration;
 
 mod calls;
 mod check;
+mod connection;
 mod net;
 mod node;
 mod rng;
@@ -80,6 +93,9 @@ pub(crate) enum Sabotage {
     /// The nodes skip the join step: every node is up at start and counts
     /// every member (as before the join step).
     NoJoinStep,
+    /// The last node holds another cluster secret: every handshake with it
+    /// is refused.
+    WrongSecret,
 }
 
 /// The fault schedule of a simulation.
@@ -212,5 +228,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     })
 }
 
+#[cfg(test)]
+mod connection_tests;
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,14 @@
 //! a connection is a [`PipeCore`] stamped in simulated time, so a frame's
 //! encoded bytes travel exactly as they do between `MemoryNetwork` nodes:
 //! delayed by the link's latency, held by a cut and released in order by
-//! the heal. What the core does not model stays here: which frames are
-//! dropped whole (decided before the write), and the delivery events (at
-//! most one pending per direction, at the pipe's next readable time).
-//! Its state is ordered maps only.
+//! the heal. A connection's life is the core's too: an end that closes
+//! shuts its writing pipe down (the other end reads what it holds, then
+//! the end of the stream: not across a cut) and leaves its reading pipe
+//! (what it held is gone); a reset empties both pipes and both ends read
+//! the end at once. What the core does not model stays here: which frames
+//! are dropped whole (decided before the write), and the delivery events
+//! (at most one pending per direction, at the pipe's next readable time,
+//! or at once for the end of the stream). Its state is ordered maps only.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -44,7 +48,8 @@ struct Direction {
     wake: Option<Duration>,
 }
 
-/// An open connection (after the handshake).
+/// A connection, from the dial (its handshake runs through its pipes)
+/// until both ends closed it.
 #[derive(Debug)]
 pub(crate) struct Conn {
     /// The dialer.
@@ -53,6 +58,8 @@ pub(crate) struct Conn {
     pub(crate) b: End,
     /// Per direction: 0 is a → b, 1 is b → a.
     dirs: [Direction; 2],
+    /// Whether each end (a, b) still holds its stream.
+    open: [bool; 2],
 }
 
 impl Conn {
@@ -65,6 +72,11 @@ impl Conn {
         } else {
             None
         }
+    }
+
+    /// The dialer of this connection.
+    pub(crate) fn dialer(&self) -> usize {
+        self.a.node
     }
 
     /// The other end from `me`.
@@ -102,7 +114,8 @@ pub(crate) enum Sent {
     /// Written; a delivery is pending already, or the link is cut (the
     /// heal schedules it).
     Queued,
-    /// Not written: dropped whole, or the connection is closed.
+    /// Not written: dropped whole, or the connection is closed (by this
+    /// end, reset, or the reader went).
     Lost(&'static str),
     /// Not written: the pipe is full (a cut held too much), as a blocked
     /// writer; the connection must close.
@@ -120,6 +133,9 @@ pub(crate) struct Received {
     pub(crate) frames: Vec<Frame>,
     /// The stream is corrupt (the connection must close).
     pub(crate) bad: Option<String>,
+    /// The stream ended (after `frames`): the other end closed, or a
+    /// reset.
+    pub(crate) eof: bool,
     /// The next delivery of this direction, if bytes wait for their time.
     pub(crate) next: Option<Wake>,
 }
@@ -155,7 +171,9 @@ impl Net {
     }
 
     /// Opens a connection from `a` (the dialer) to `b`; its id. The
-    /// receivers read `read_bytes` at a time (a → b, b → a).
+    /// receivers read `read_bytes` at a time (a → b, b → a) and decode
+    /// frames of at most `max_frame_bytes` (the handshake's bound, until
+    /// [`authenticated`](Self::authenticated)).
     pub(crate) fn open(
         &mut self,
         a: End,
@@ -174,7 +192,15 @@ impl Net {
             dir(a.node, b.node, read_bytes[0]),
             dir(b.node, a.node, read_bytes[1]),
         ];
-        self.conns.insert(self.next_conn, Conn { a, b, dirs });
+        self.conns.insert(
+            self.next_conn,
+            Conn {
+                a,
+                b,
+                dirs,
+                open: [true, true],
+            },
+        );
         self.next_conn
     }
 
@@ -196,6 +222,9 @@ impl Net {
         let Some(d) = c.direction(from) else {
             return Sent::Lost("not an end");
         };
+        if !c.open[d] {
+            return Sent::Lost("connection closed");
+        }
         let to = c.other(from).node;
         let drop = self.faults.get(&(from, to)).map_or(0.0, |f| f.drop);
         if droppable && drop > 0.0 && roll < drop {
@@ -210,19 +239,24 @@ impl Net {
             Ok(Wrote::Full) => return Sent::Full,
             Err(_) => return Sent::Lost("connection closed"),
         }
-        match Self::schedule(dir, conn, to) {
+        match Self::schedule(dir, conn, to, now) {
             Some(w) => Sent::Deliver(w),
             None => Sent::Queued,
         }
     }
 
-    /// The delivery to schedule for `dir` (of `conn`, to `to`): none if one
-    /// is pending or nothing is readable (empty, or cut).
-    fn schedule(dir: &mut Direction, conn: u64, to: usize) -> Option<Wake> {
+    /// The delivery to schedule for `dir` (of `conn`, to `to`) at `now`:
+    /// at the pipe's next readable time, or now if the reader would find
+    /// the end of the stream; none if one is pending or nothing is
+    /// readable (empty, or cut).
+    fn schedule(dir: &mut Direction, conn: u64, to: usize, now: Duration) -> Option<Wake> {
         if dir.wake.is_some() {
             return None;
         }
-        let at = dir.pipe.readable_at()?;
+        let at = dir
+            .pipe
+            .readable_at()
+            .or_else(|| dir.pipe.ended().then_some(now))?;
         dir.wake = Some(at);
         Some(Wake { conn, to, at })
     }
@@ -239,15 +273,24 @@ impl Net {
         } else {
             return None;
         };
+        // The reader's end: 1 - d (a reads direction 1).
+        if !c.open[1 - d] {
+            return None;
+        }
         let dir = &mut c.dirs[d];
         dir.wake = None;
         let mut frames = Vec::new();
         let mut bad = None;
+        let mut eof = false;
         while bad.is_none() {
             let decoder = &mut dir.decoder;
             match dir.pipe.read(now, dir.read_bytes, |b| decoder.push(b)) {
                 Read::Data(_) => {}
-                Read::Eof | Read::Until(_) | Read::Wait => break,
+                Read::Eof => {
+                    eof = true;
+                    break;
+                }
+                Read::Until(_) | Read::Wait => break,
             }
             loop {
                 match dir.decoder.next_frame() {
@@ -260,27 +303,45 @@ impl Net {
                 }
             }
         }
-        let next = Self::schedule(dir, conn, to);
+        let next = if eof {
+            None
+        } else {
+            Self::schedule(dir, conn, to, now)
+        };
         Some(Received {
             me,
             from,
             frames,
             bad,
+            eof,
             next,
         })
+    }
+
+    /// `node`'s end of `conn` is authenticated: its decoder takes frames
+    /// up to `max` from now on (as the connection task's `authenticated`).
+    pub(crate) fn authenticated(&mut self, conn: u64, node: usize, max: usize) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        // The reader's direction: b reads 0, a reads 1.
+        let Some(d) = c.direction(node).map(|d| 1 - d) else {
+            return;
+        };
+        c.dirs[d].decoder.set_max(max);
     }
 
     /// Cuts `from → to` (bytes on it are held until the heal).
     pub(crate) fn cut_one_way(&mut self, from: usize, to: usize) {
         self.rules.cut_one_way(from, to);
-        let _none = self.apply();
+        let _none = self.apply(Duration::ZERO);
     }
 
     /// Cuts `a → b` and `b → a`.
     pub(crate) fn cut(&mut self, a: usize, b: usize) {
         self.rules.cut_one_way(a, b);
         self.rules.cut_one_way(b, a);
-        let _none = self.apply();
+        let _none = self.apply(Duration::ZERO);
     }
 
     /// Adds `delay` to the latency of `from → to` (bytes written from now
@@ -288,7 +349,7 @@ impl Net {
     pub(crate) fn set_delay(&mut self, from: usize, to: usize, delay: Duration) {
         self.rules.set_latency_one_way(from, to, delay);
         self.faults.entry((from, to)).or_default();
-        let _none = self.apply();
+        let _none = self.apply(Duration::ZERO);
     }
 
     /// Makes `from → to` drop a `droppable` frame with probability `p`.
@@ -298,53 +359,101 @@ impl Net {
 
     /// Heals every cut; the deliveries of what was held, to schedule.
     #[must_use]
-    pub(crate) fn heal_cuts(&mut self) -> Vec<Wake> {
+    pub(crate) fn heal_cuts(&mut self, now: Duration) -> Vec<Wake> {
         self.rules.heal_all();
-        self.apply()
+        self.apply(now)
     }
 
     /// Clears every added delay and drop.
     pub(crate) fn clear_faults(&mut self) {
         self.rules.clear_latency();
         self.faults.clear();
-        let _none = self.apply();
+        let _none = self.apply(Duration::ZERO);
     }
 
     /// Heals every cut and clears every delay and drop; the deliveries to
     /// schedule.
     #[must_use]
-    pub(crate) fn heal(&mut self) -> Vec<Wake> {
+    pub(crate) fn heal(&mut self, now: Duration) -> Vec<Wake> {
         self.clear_faults();
-        self.heal_cuts()
+        self.heal_cuts(now)
     }
 
     /// Applies the rules to every open connection; the deliveries that a
     /// heal made due.
-    fn apply(&mut self) -> Vec<Wake> {
+    fn apply(&mut self, now: Duration) -> Vec<Wake> {
         let mut wakes = Vec::new();
         for (id, c) in &mut self.conns {
             let (a, b) = (c.a.node, c.b.node);
             for (d, (from, to)) in [(a, b), (b, a)].into_iter().enumerate() {
                 let dir = &mut c.dirs[d];
                 dir.pipe.set_link(self.rules.link(&from, &to));
-                wakes.extend(Self::schedule(dir, *id, to));
+                // Only a reader still there is woken (1 - d reads d).
+                if c.open[1 - d] {
+                    wakes.extend(Self::schedule(dir, *id, to, now));
+                }
             }
         }
         wakes
     }
 
-    /// Closes `conn` (a reset: both pipes go, with what they held); its
-    /// ends, if it was open.
-    pub(crate) fn close(&mut self, conn: u64) -> Option<(End, End)> {
-        let c = self.conns.remove(&conn)?;
-        Some((c.a, c.b))
+    /// `node` closes its end of `conn` (as a stream dropped): the other end
+    /// reads what the pipe holds, then the end of the stream (a cut holds
+    /// both); what `node` had not read is gone. Its ends and the delivery
+    /// to schedule for the other end, if `node`'s end was open.
+    pub(crate) fn close(
+        &mut self,
+        conn: u64,
+        node: usize,
+        now: Duration,
+    ) -> Option<(End, End, Option<Wake>)> {
+        let c = self.conns.get_mut(&conn)?;
+        let d = c.direction(node)?;
+        if !c.open[d] {
+            return None;
+        }
+        c.open[d] = false;
+        let (me, other) = (if d == 0 { c.a } else { c.b }, c.other(node));
+        c.dirs[d].pipe.shutdown();
+        c.dirs[1 - d].pipe.reader_gone();
+        c.dirs[1 - d].wake = None;
+        let wake = if c.open[1 - d] {
+            Self::schedule(&mut c.dirs[d], conn, other.node, now)
+        } else {
+            None
+        };
+        if c.open == [false, false] {
+            self.conns.remove(&conn);
+        }
+        Some((me, other, wake))
     }
 
-    /// Every open connection with `node` as an end.
+    /// Resets `conn`: both pipes lose what they held, and each end still
+    /// there reads the end of the stream at its next read (the deliveries
+    /// to schedule, one per end).
+    pub(crate) fn reset(&mut self, conn: u64, now: Duration) -> Vec<Wake> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Vec::new();
+        };
+        let (a, b) = (c.a.node, c.b.node);
+        let mut wakes = Vec::new();
+        for (d, to) in [b, a].into_iter().enumerate() {
+            let dir = &mut c.dirs[d];
+            dir.pipe.reset();
+            // A delivery pending for bytes now gone reads the end instead.
+            dir.wake = None;
+            if c.open[1 - d] {
+                wakes.extend(Self::schedule(dir, conn, to, now));
+            }
+        }
+        wakes
+    }
+
+    /// Every connection whose end at `node` is still open.
     pub(crate) fn conns_of(&self, node: usize) -> Vec<u64> {
         self.conns
             .iter()
-            .filter(|(_, c)| c.a.node == node || c.b.node == node)
+            .filter(|(_, c)| (c.a.node == node && c.open[0]) || (c.b.node == node && c.open[1]))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -437,7 +546,7 @@ mod tests {
             r.frames.is_empty() && r.next.is_none(),
             "held, even frame 1"
         );
-        let wakes = net.heal_cuts();
+        let wakes = net.heal_cuts(Duration::from_secs(1));
         assert_eq!(
             wakes,
             [Wake {
@@ -462,11 +571,95 @@ mod tests {
             net.send(conn, 0, MS, (Duration::ZERO, 0.4), false, &ping(2)),
             Sent::Deliver(_)
         ));
-        assert!(net.close(conn).is_some());
+        assert!(net.close(conn, 0, MS).is_some());
         assert_eq!(
             net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(3)),
             Sent::Lost("connection closed")
         );
+        assert!(net.close(conn, 1, MS).is_some());
         assert!(net.receive(conn, 1, MS).is_none());
+        assert!(net.conns.is_empty(), "both ends closed: gone");
+    }
+
+    #[test]
+    fn a_graceful_close_delivers_what_was_in_flight_then_the_end() {
+        let (mut net, conn) = net(5);
+        let Sent::Deliver(w) = net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(1)) else {
+            panic!("not delivered");
+        };
+        assert_eq!(
+            net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(2)),
+            Sent::Queued
+        );
+        // n0 closes before n1 read anything: nothing more to schedule (a
+        // delivery is pending), and n0 can write no more.
+        let (me, other, wake) = net.close(conn, 0, MS).unwrap();
+        assert_eq!((me.node, other.node, wake), (0, 1, None));
+        assert_eq!(
+            net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(3)),
+            Sent::Lost("connection closed")
+        );
+        let r = net.receive(conn, 1, w.at).unwrap();
+        assert_eq!(ids(&r), [1, 2], "what was in flight arrives");
+        assert!(r.eof, "then the end of the stream");
+        // n1 may still write until it reads the end; n0 reads nothing more.
+        assert!(net.receive(conn, 0, w.at).is_none());
+        assert!(net.close(conn, 1, w.at).is_some());
+        assert!(net.conns.is_empty());
+    }
+
+    #[test]
+    fn a_close_across_a_cut_is_held_with_the_bytes_until_the_heal() {
+        let (mut net, conn) = net(64);
+        net.cut_one_way(0, 1);
+        assert_eq!(
+            net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(1)),
+            Sent::Queued
+        );
+        let (_, _, wake) = net.close(conn, 0, 2 * MS).unwrap();
+        assert_eq!(wake, None, "the end does not cross the cut");
+        let at = Duration::from_secs(2);
+        let wakes = net.heal_cuts(at);
+        assert_eq!(wakes.len(), 1);
+        let r = net.receive(conn, 1, at).unwrap();
+        assert_eq!(ids(&r), [1]);
+        assert!(r.eof);
+    }
+
+    #[test]
+    fn a_reset_loses_what_the_pipes_held_and_each_end_reads_the_end() {
+        let (mut net, conn) = net(64);
+        let Sent::Deliver(w) = net.send(conn, 0, MS, (Duration::ZERO, 0.9), true, &ping(1)) else {
+            panic!("not delivered");
+        };
+        assert!(matches!(
+            net.send(conn, 1, MS, (Duration::ZERO, 0.9), true, &ping(2)),
+            Sent::Deliver(_)
+        ));
+        let wakes = net.reset(conn, 2 * MS);
+        assert_eq!(
+            wakes,
+            [
+                Wake {
+                    conn,
+                    to: 1,
+                    at: 2 * MS
+                },
+                Wake {
+                    conn,
+                    to: 0,
+                    at: 2 * MS
+                }
+            ],
+            "each end learns at its own delivery"
+        );
+        for to in [1, 0] {
+            let r = net.receive(conn, to, w.at).unwrap();
+            assert!(r.frames.is_empty() && r.eof, "n{to}: nothing but the end");
+        }
+        assert_eq!(
+            net.send(conn, 0, 3 * MS, (Duration::ZERO, 0.9), true, &ping(3)),
+            Sent::Lost("connection closed")
+        );
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::net::{End, BASE_LATENCY};
+use super::connection::Shake;
+use super::net::End;
 use super::world::{Ev, Tick, World};
 use crate::remote::frame::{Frame, NodeInfo, ServiceAd};
 use crate::remote::join::JoinGate;
@@ -19,10 +20,11 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_millis(500);
 pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// Membership's failure-detection bound.
 pub(crate) const DETECTION: Duration = Duration::from_secs(5);
-/// The bound on a dial.
+/// The bound on a dial, its handshake included (the runtime's
+/// `connect_timeout`).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// The range of a receiver's read size (bytes per read of its stream).
-const READ_BYTES: (usize, usize) = (16, 1024);
+/// The bound on an inbound handshake (the runtime's `handshake_timeout`).
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = crate::remote::remoting::DEFAULT_HANDSHAKE_TIMEOUT;
 /// A reachability report is gossiped again after this many quiet judgements.
 const REPORT_EVERY_TICKS: u32 = 16;
 
@@ -72,6 +74,8 @@ pub(crate) struct SimNode {
     pub(crate) services: Vec<ServiceAd>,
     pub(crate) peers: BTreeMap<usize, Peer>,
     pub(crate) dialing: BTreeSet<usize>,
+    /// Connections in their handshake, by id.
+    pub(crate) shakes: BTreeMap<u64, Shake>,
     pub(crate) pending: BTreeMap<u64, Pending>,
     pub(crate) next_id: u64,
     quiet: u32,
@@ -162,6 +166,7 @@ impl World {
             services: table(&self.services[i], false, incarnation),
             peers: BTreeMap::new(),
             dialing: BTreeSet::new(),
+            shakes: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_id: 0,
             quiet: 0,
@@ -237,8 +242,10 @@ impl World {
             self.checker
                 .ask_ended(p.msg, self.now, "CallerCrashed".into());
         }
+        // Its streams are dropped: each peer reads what they held, then
+        // their end (not across a cut).
         for conn in self.net.conns_of(i) {
-            self.close_conn(conn, "reset by a crash");
+            self.close_conn(conn, i, "crash");
         }
     }
 
@@ -299,7 +306,7 @@ impl World {
         }
         let table = n.version;
         for conn in silent {
-            self.close_conn(conn, "silent");
+            self.close_conn(conn, i, "silent");
         }
         for conn in pings {
             let id = self.nodes[i].as_mut().map_or(0, |n| {
@@ -449,110 +456,7 @@ impl World {
                 .map(|p| p.conn)
         });
         if let Some(conn) = conn {
-            self.close_conn(conn, "declared down");
-        }
-    }
-
-    /// Dials `to` from `i` unless connected or dialing already.
-    pub(crate) fn dial(&mut self, i: usize, to: usize) {
-        let Some(n) = self.nodes[i].as_mut() else {
-            return;
-        };
-        if to == i || to >= self.incarnations.len() || n.peers.contains_key(&to) {
-            return;
-        }
-        if !n.dialing.insert(to) {
-            return;
-        }
-        let from = n.end(i);
-        let give_up = self.now + CONNECT_TIMEOUT;
-        // The handshake's round trip, as `MemoryNetwork::connect` waits it.
-        let rtt = BASE_LATENCY * 2 + self.net.round_trip(&i, &to);
-        self.after(rtt, Ev::DialDone { from, to, give_up });
-    }
-
-    /// A dial completes: connected if both ways pass and `to` runs, refused
-    /// if it does not, looked at again while a cut hangs it.
-    pub(crate) fn dial_done(&mut self, from: End, to: usize, give_up: Duration) {
-        if self.live(from).is_none() {
-            return;
-        }
-        let i = from.node;
-        let up = self.nodes[to].is_some();
-        let passes = !self.net.dial_blocked(&i, &to);
-        if up && passes {
-            if let Some(n) = self.nodes[i].as_mut() {
-                n.dialing.remove(&to);
-            }
-            self.establish(i, to);
-        } else if !up || self.now >= give_up {
-            let hung = (up && !passes).then_some(self.base + self.now);
-            if let Some(n) = self.nodes[i].as_mut() {
-                n.dialing.remove(&to);
-                if hung.is_some() {
-                    n.last_seed_hang = hung;
-                }
-            }
-        } else {
-            let next = (self.now + Duration::from_millis(250)).min(give_up);
-            self.at(next, Ev::DialDone { from, to, give_up });
-        }
-    }
-
-    /// A connection between `i` (the dialer) and `j` is up: both sides
-    /// announce to membership and send their tables, as the handshake's end
-    /// does.
-    fn establish(&mut self, i: usize, j: usize) {
-        let (Some(a), Some(b)) = (self.nodes[i].as_ref(), self.nodes[j].as_ref()) else {
-            return;
-        };
-        if a.peers.contains_key(&j) || b.peers.contains_key(&i) {
-            return;
-        }
-        let (ea, eb) = (a.end(i), b.end(j));
-        let (ia, ib) = (a.info.clone(), b.info.clone());
-        // Each receiver's read size, picked by the seed: small enough that
-        // frames arrive split over reads.
-        let (lo, hi) = (READ_BYTES.0 as u64, READ_BYTES.1 as u64);
-        let read_bytes = [
-            self.rng.range(lo, hi) as usize,
-            self.rng.range(lo, hi) as usize,
-        ];
-        let conn = self
-            .net
-            .open(ea, eb, crate::remote::DEFAULT_MAX_FRAME_BYTES, read_bytes);
-        self.note(
-            &Self::name(i),
-            format_args!("connected to {} (conn {conn})", ib.name),
-        );
-        let now = self.now;
-        for (x, y, info) in [(i, j, ib), (j, i, ia)] {
-            let e = self.nodes[x].as_mut().map(|n| {
-                n.peers.insert(
-                    y,
-                    Peer {
-                        conn,
-                        info: info.clone(),
-                        heard: now,
-                        table: None,
-                        asked: 0,
-                    },
-                );
-                n.dialing.remove(&y);
-                n.membership.announce(info)
-            });
-            if let Some(e) = e {
-                self.apply(x, e);
-            }
-        }
-        for x in [i, j] {
-            if let Some(f) = self.nodes[x].as_ref().map(|n| Frame::Table {
-                version: n.version,
-                services: n.services.clone(),
-                members: Vec::new(),
-            }) {
-                self.send(x, conn, &f);
-            }
+            self.close_conn(conn, i, "declared down");
         }
     }
 }

@@ -72,7 +72,7 @@ impl World {
                 self.note("net", format_args!("partial cut n{a} <-> n{b}"));
             }
             5 => {
-                let held = self.net.heal_cuts();
+                let held = self.net.heal_cuts(self.now);
                 self.note("net", format_args!("cuts healed"));
                 self.wake_all(held);
             }
@@ -90,7 +90,9 @@ impl World {
                 let conns: Vec<u64> = self.net.conns.keys().copied().collect();
                 if !conns.is_empty() {
                     let c = conns[self.rng.index(conns.len())];
-                    self.close_conn(c, "reset");
+                    self.note("net", format_args!("reset connection {c}"));
+                    let wakes = self.net.reset(c, self.now);
+                    self.wake_all(wakes);
                 }
             }
             9 => self.change_table(a),
@@ -133,7 +135,7 @@ impl World {
         }
         self.phase = Phase::Finale;
         self.changed = self.now;
-        let held = self.net.heal();
+        let held = self.net.heal(self.now);
         self.wake_all(held);
         let at_once = self.rng.chance(0.5);
         if at_once {
@@ -190,7 +192,7 @@ impl World {
     /// The final heal: every cut, delay and drop ends, every crashed node
     /// restarts; convergence is watched from now on.
     pub(crate) fn heal(&mut self) {
-        let held = self.net.heal();
+        let held = self.net.heal(self.now);
         self.changed = self.now;
         self.note("net", format_args!("final heal"));
         self.wake_all(held);

@@ -53,7 +53,8 @@ fn the_scenario_injects_every_kind_of_fault_and_asks_end_every_way() {
         "cuts healed",
         "delay n",
         "drop n",
-        "closed: reset",
+        "reset connection",
+        "closed: end of stream",
         "lost: frame dropped",
         "closed: silent",
         "member down",
@@ -211,8 +212,10 @@ fn the_resolver_downs_the_minority_in_the_finale() {
 /// into the finale's partition is counted by its side and not by the other
 /// (81 and 213 before the simulated network moved onto the in-memory
 /// transport's core; 144, 175, 201 and 225 before gossip moved to every
-/// 250 ms, issue 12's idle cost).
-const RESTARTED_INTO_A_PARTITION: [u64; 4] = [6, 11, 40, 63];
+/// 250 ms, issue 12's idle cost; 6, 11, 40 and 63 before the handshake and
+/// the close went through the pipes: 52 and 83 are the seeds of 0..120
+/// caught since).
+const RESTARTED_INTO_A_PARTITION: [u64; 2] = [52, 83];
 
 /// The time (seconds) of the first log line containing `what`.
 fn when(log: &[String], what: &str) -> Option<f64> {
@@ -230,8 +233,9 @@ fn when(log: &[String], what: &str) -> Option<f64> {
 /// moved onto the in-memory transport's core; 58 replaced 50 when a node
 /// that lost over every view for `stable_after` began to down itself; 5,
 /// 11 and 12 replaced 7, 37 and 58 when gossip moved to every 250 ms,
-/// issue 12's idle cost).
-const CAME_BACK_INTO_A_PARTITION: [u64; 3] = [5, 11, 12];
+/// issue 12's idle cost; 10, 34 and 50 replaced them when the handshake
+/// and the close went through the pipes).
+const CAME_BACK_INTO_A_PARTITION: [u64; 3] = [10, 34, 50];
 
 #[test]
 fn a_node_restarted_into_a_partition_joins_only_after_the_heal() {
@@ -322,25 +326,41 @@ fn nodes_join_within_a_few_seconds_of_start_in_a_healthy_cluster() {
 /// (419). Each ended with a key owned on both sides.
 const RACED_THE_CUT: [u64; 4] = [419, 553, 778, 822];
 
+/// A seed where a node comes back (starts, or rejoins after its resolver
+/// downed it) into the finale's partition before anyone can judge the cut
+/// (the judge needs 1.5 s of silence): seed 778 was it until the handshake
+/// and the close went through the pipes; seed 44 since (n2 rejoins 56 ms
+/// after the partition).
+const STARTS_AS_THE_CUT_BEGINS: (u64, &str) = (44, "n2");
+
 #[test]
 fn the_seeds_where_an_admission_raced_the_cut_keep_every_invariant() {
     for seed in RACED_THE_CUT {
         let r = run(&SimConfig::new(seed)).unwrap();
         assert!(r.passed(), "seed {seed}: {:?}", r.violations);
     }
-    // Seed 778: n2 comes back into the partition on n3's side and is
-    // admitted only after the final heal, not before n3 finds n0 silent.
-    let r = run(&SimConfig::new(778)).unwrap();
+    // The node that comes back as the cut begins is admitted only after
+    // the final heal, not before its side finds the other silent.
+    let (seed, node) = STARTS_AS_THE_CUT_BEGINS;
+    let r = run(&SimConfig::new(seed)).unwrap();
+    assert!(r.passed(), "seed {seed}: {:?}", r.violations);
+    let cut = when(&r.log, "partitions at once").unwrap();
     let heal = when(&r.log, "final heal").unwrap();
-    let n2_up = r
-        .log
+    let back = ["start incarnation", "split brain: rejoins"]
         .iter()
-        .filter(|l| l.contains("n2  joined: up"))
-        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-        .find(|t| *t > 17.0);
+        .flat_map(|what| times(&r.log, &format!("{node}  {what}")))
+        .filter(|t| *t >= cut)
+        .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.min(t))));
     assert!(
-        n2_up.is_some_and(|t| t >= heal),
-        "n2 up at {n2_up:?}, heal at {heal}"
+        back.is_some_and(|t| t - cut < 1.5),
+        "{node} back at {back:?}, the cut at {cut}"
+    );
+    let up = times(&r.log, &format!("{node}  joined: up"))
+        .into_iter()
+        .find(|t| *t > cut);
+    assert!(
+        up.is_some_and(|t| t >= heal),
+        "{node} up at {up:?}, heal at {heal}"
     );
 }
 
@@ -348,31 +368,32 @@ fn the_seeds_where_an_admission_raced_the_cut_keep_every_invariant() {
 /// this until the simulated network moved onto the in-memory transport's
 /// core, which changed the scenarios; seed 370 then, until a node that
 /// lost over every view for `stable_after` began to down itself; seed 442
-/// until gossip moved to every 250 ms, issue 12's idle cost). Seed 338 (7
-/// nodes): at 22.56 s n6 downs n0, n2, n3 and n4 on its view; n3 hears
-/// that it was downed and joins again in a new round (23.06 s), counting
-/// for nobody until admitted.
+/// until gossip moved to every 250 ms, issue 12's idle cost; seed 338
+/// until the handshake and the close went through the pipes). Seed 315 (7
+/// nodes): at 24.08 s n4 downs n0, n1, n3 and n6 on its view; n0 hears
+/// that it was downed and joins again in a new round (24.48 s), counting
+/// for nobody until admitted (24.98 s).
 #[test]
-fn seed_338_a_member_downed_by_another_nodes_resolver_joins_again() {
-    let r = run(&SimConfig::new(338).nodes(7)).unwrap();
+fn seed_315_a_member_downed_by_another_nodes_resolver_joins_again() {
+    let r = run(&SimConfig::new(315).nodes(7)).unwrap();
     assert!(r.passed(), "{:?}", r.violations);
     let downed = times(
         &r.log,
-        "n6  split brain: downs [\"n0\", \"n2\", \"n3\", \"n4\"]",
+        "n4  split brain: downs [\"n0\", \"n1\", \"n3\", \"n6\"]",
     );
     assert!(
-        downed.iter().any(|t| (22.0..23.0).contains(t)),
-        "n6 did not down n3 at 22-23 s: {downed:?}"
+        downed.iter().any(|t| (24.0..24.5).contains(t)),
+        "n4 did not down n0 at 24-24.5 s: {downed:?}"
     );
-    let again = times(&r.log, "n3  joined: joining (downed by");
+    let again = times(&r.log, "n0  joined: joining (downed by");
     assert!(
-        again.iter().any(|t| (22.5..25.0).contains(t)),
-        "n3 did not join again after being downed: {again:?}"
+        again.iter().any(|t| (24.0..26.5).contains(t)),
+        "n0 did not join again after being downed: {again:?}"
     );
-    let up = times(&r.log, "n3  joined: up (admitted)");
+    let up = times(&r.log, "n0  joined: up (admitted)");
     assert!(
         up.iter().any(|t| *t > again[0]),
-        "n3 was not admitted again"
+        "n0 was not admitted again"
     );
 }
 

@@ -50,7 +50,7 @@ impl World {
         if sent == Sent::Full {
             // A writer blocked on a full pipe: the runtime's connection
             // would stall and be closed as silent; here it closes now.
-            self.close_conn(conn, "pipe full");
+            self.close_conn(conn, i, "pipe full");
         }
     }
 
@@ -68,8 +68,9 @@ impl World {
         }
     }
 
-    /// Bytes are readable at `to` on `conn`: it reads them, decodes them,
-    /// and handles them frame by frame.
+    /// Bytes (or the end of the stream) are readable at `to` on `conn`: it
+    /// reads them, decodes them, and handles them frame by frame (its
+    /// handshake's first); at the end of the stream it closes its end.
     pub(crate) fn deliver(&mut self, conn: u64, to: usize) {
         let Some(r) = self.net.receive(conn, to, self.now) else {
             return;
@@ -85,7 +86,10 @@ impl World {
         }
         if let Some(e) = r.bad {
             self.note(&Self::name(to), format_args!("bad frame: {e}"));
-            self.close_conn(conn, "bad frame");
+            self.close_conn(conn, to, "bad frame");
+        }
+        if r.eof {
+            self.close_conn(conn, to, "end of stream");
         }
     }
 
@@ -95,6 +99,9 @@ impl World {
         let Some(n) = self.nodes[i].as_mut() else {
             return;
         };
+        if n.shakes.contains_key(&conn) {
+            return self.shake(i, from, conn, frame);
+        }
         let downed = n.self_downed();
         let Some(p) = n.peers.get_mut(&from).filter(|p| p.conn == conn) else {
             return;
@@ -222,31 +229,40 @@ impl World {
         }
     }
 
-    /// Closes `conn`; both ends drop the peer and fail its asks with
-    /// `NodeDown`.
-    pub(crate) fn close_conn(&mut self, conn: u64, why: &str) {
-        let Some((a, b)) = self.net.close(conn) else {
+    /// Node `me` closes its end of `conn` (a dropped stream): it forgets
+    /// the connection at once (its handshake, or its peer, whose asks end
+    /// with `NodeDown`); the other end reads what the pipe holds, then the
+    /// end of the stream, at its own time.
+    pub(crate) fn close_conn(&mut self, conn: u64, me: usize, why: &str) {
+        let Some((end, other, wake)) = self.net.close(conn, me, self.now) else {
             return;
         };
+        if let Some(w) = wake {
+            self.wake(w);
+        }
         self.note(
-            &Self::name(a.node),
-            format_args!("connection {conn} to {} closed: {why}", Self::name(b.node)),
+            &Self::name(me),
+            format_args!(
+                "connection {conn} to {} closed: {why}",
+                Self::name(other.node)
+            ),
         );
-        for (me, other) in [(a, b), (b, a)] {
-            let Some(n) = self.live(me) else { continue };
-            if n.peers.get(&other.node).is_some_and(|p| p.conn == conn) {
-                n.peers.remove(&other.node);
-            }
-            let failed: Vec<u64> = n
-                .pending
-                .iter()
-                .filter(|(_, p)| p.conn == conn)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in failed {
-                let node = Self::name(other.node);
-                self.resolve(me.node, id, Err(CallError::NodeDown { node }));
-            }
+        let Some(n) = self.live(end) else { return };
+        if let Some(super::connection::Shake::Dialing { to, .. }) = n.shakes.remove(&conn) {
+            n.dialing.remove(&to);
+        }
+        if n.peers.get(&other.node).is_some_and(|p| p.conn == conn) {
+            n.peers.remove(&other.node);
+        }
+        let failed: Vec<u64> = n
+            .pending
+            .iter()
+            .filter(|(_, p)| p.conn == conn)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            let node = Self::name(other.node);
+            self.resolve(me, id, Err(CallError::NodeDown { node }));
         }
     }
 }

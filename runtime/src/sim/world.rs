@@ -33,12 +33,10 @@ pub(crate) enum Tick {
 pub(crate) enum Ev {
     /// Bytes are readable at `to` on `conn` (the pipe's readable time).
     Deliver { conn: u64, to: usize },
-    /// A dial from `from` to `to` completes (or is looked at again).
-    DialDone {
-        from: End,
-        to: usize,
-        give_up: Duration,
-    },
+    /// A dial from `from` to `to` is refused (nobody listens).
+    DialRefused { from: End, to: usize },
+    /// The handshake of `conn` at the end `at` reaches its bound.
+    ShakeTimeout { at: End, conn: u64 },
     /// A timer foca asked for.
     Timer { at: End, timer: Timer<Member> },
     /// A periodic duty.
@@ -69,7 +67,8 @@ impl Ev {
     fn code(&self) -> [u8; 9] {
         let (kind, target) = match self {
             Ev::Deliver { conn, to } => (0, *conn ^ ((*to as u64) << 32)),
-            Ev::DialDone { from, to, .. } => (1, (from.node * 8 + to) as u64),
+            Ev::DialRefused { from, to } => (1, (from.node * 8 + to) as u64),
+            Ev::ShakeTimeout { at, conn } => (13, *conn ^ ((at.node as u64) << 32)),
             Ev::Timer { at, .. } => (2, at.node as u64),
             Ev::Tick { at, tick } => (3, at.node as u64 * 8 + *tick as u64),
             Ev::AskDeadline { id, .. } => (4, *id),
@@ -302,16 +301,33 @@ impl World {
             if self.end.is_some_and(|end| e.at > end) {
                 break;
             }
-            self.now = e.at;
-            self.events += 1;
-            self.log.mix(&e.at.as_nanos().to_le_bytes());
-            self.log.mix(&e.ev.code());
-            let touched = self.dispatch(e.ev);
-            if let Some(i) = touched {
-                self.check_view(i);
-            }
-            self.checker.after_step(self.now);
+            self.step(e);
         }
+    }
+
+    /// Processes every event due by `until`, then stands at `until` (tests
+    /// drive a world of their own so).
+    #[cfg(test)]
+    pub(crate) fn run_until(&mut self, until: Duration) {
+        while self.queue.peek().is_some_and(|e| e.at <= until) {
+            if let Some(e) = self.queue.pop() {
+                self.step(e);
+            }
+        }
+        self.now = until;
+    }
+
+    /// Processes one event, then checks the invariants.
+    fn step(&mut self, e: Entry) {
+        self.now = e.at;
+        self.events += 1;
+        self.log.mix(&e.at.as_nanos().to_le_bytes());
+        self.log.mix(&e.ev.code());
+        let touched = self.dispatch(e.ev);
+        if let Some(i) = touched {
+            self.check_view(i);
+        }
+        self.checker.after_step(self.now);
     }
 
     fn dispatch(&mut self, ev: Ev) -> Option<usize> {
@@ -320,9 +336,13 @@ impl World {
                 self.deliver(conn, to);
                 Some(to)
             }
-            Ev::DialDone { from, to, give_up } => {
-                self.dial_done(from, to, give_up);
+            Ev::DialRefused { from, to } => {
+                self.dial_refused(from, to);
                 Some(from.node)
+            }
+            Ev::ShakeTimeout { at, conn } => {
+                self.shake_timeout(at, conn);
+                Some(at.node)
             }
             Ev::Timer { at, timer } => {
                 let e = self.live(at)?.membership.timer(timer);

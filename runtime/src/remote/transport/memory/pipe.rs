@@ -144,6 +144,13 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> PipeCore<T> {
         self.chunks.front().map(|(at, _)| *at)
     }
 
+    /// Whether a read now finds the end of the stream: reset, or the
+    /// writer went and everything was read (a cut holds the writer's end
+    /// as it holds its bytes).
+    pub(crate) fn ended(&self) -> bool {
+        self.reset || (self.writer_gone && self.chunks.is_empty() && !self.link.cut)
+    }
+
     /// Hands up to `max` bytes readable at `now` to `put`, in order (in
     /// one or more slices).
     pub(crate) fn read(&mut self, now: T, max: usize, mut put: impl FnMut(&[u8])) -> Read<T> {

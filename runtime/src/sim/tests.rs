@@ -517,8 +517,8 @@ fn the_seeds_where_the_losing_side_downed_itself_late_keep_every_invariant() {
 
 /// Seed 101624 of 100000..105000 (main `7507f78`, release build,
 /// 2026-12-06): n1 restarted at 10.6 s cut off from n0 and n2; in the
-/// finale n0 was cut off from both and n2 crashed; n1, whose seed dials
-/// were refused and who had nobody to admit it, was `up (alone)` at
+/// finale n0 was cut off from both and n2 crashed; n1, with no seed dial
+/// hanging and nobody to admit it, was `up (alone)` at
 /// 18.65 s beside n0: two one-node clusters, each owning every key until
 /// the heal. Only the first seed (n0, of the seed list n0, n1, n2) may be
 /// up with no member to admit it now.

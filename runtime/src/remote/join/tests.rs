@@ -166,10 +166,9 @@ fn joining_nodes_with_nobody_up_form_around_the_lowest_name() {
     );
 }
 
-/// Seed 101624 of `msa sim`: a node restarted into a partition, whose
-/// seeds all refused its dials (one crashed, one cut off with a connection
-/// still open, so never dialed), saw nobody and was `up` alone beside the
-/// live cluster: every key had two owners. Only the first seed (or a node
+/// Seed 101624 of `msa sim`: a node restarted into a partition, with no
+/// seed dial hanging (a crashed seed refuses), saw nobody to admit it and
+/// was `up` alone beside the live cluster: every key had two owners. Only the first seed (or a node
 /// without seeds, downed and back) may be `up` with no member to admit it;
 /// any other node joins however long it takes, and is `up` once admitted.
 #[test]

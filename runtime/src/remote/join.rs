@@ -50,8 +50,12 @@
 //! first of its seeds ([`JoinGate::set_first_seed`]) and that sees no
 //! member but joining ones (or none) is `Up` by itself once no dial to a
 //! seed has hung for [`JOIN_ALONE_AFTER`] (every seed refused the dial,
-//! nothing listens there, or answered and is joining too) and no joining
-//! node it sees has a lower name (that one is `Up` and admits the others).
+//! nothing listens there, or answered and is joining too), whatever the
+//! names of the joining nodes it sees (they are not first seeds: on
+//! Kubernetes the first seed is the pod whose IP sorts first, not the
+//! lowest-named one, and deferring to a lower name would leave every pod
+//! joining). A founder (no seeds) downed and back defers to a lower-named
+//! joining node it sees (that one is `Up` and admits the others).
 //! A dial that hangs (a cut network) keeps it joining. **Every other node
 //! with seeds joins until a member admits it, however long that takes**:
 //! a node whose dials are refused cannot tell a cluster that is not there
@@ -469,9 +473,10 @@ impl JoinGate {
         // Nobody to admit us: every member seen is joining too (or none is
         // seen). The founder is Up at once; otherwise only the first seed,
         // once no seed dial has hung for `JOIN_ALONE_AFTER` (the seeds
-        // refuse, or answer and are joining themselves), and if it has the
-        // lowest name of the joining nodes seen, is Up and admits the
-        // others. Any other node keeps joining (seed 101624 of `msa sim`).
+        // refuse, or answer and are joining themselves), is Up and admits
+        // the others (a founder without seeds, downed and back, only if it
+        // has the lowest name of the joining nodes seen). Any other node
+        // keeps joining (seed 101624 of `msa sim`).
         if seen
             .iter()
             .any(|(n, i)| *n != self.me && self.phase_of(n, *i) != Some(JoinPhase::Joining))
@@ -483,7 +488,7 @@ impl JoinGate {
             || ((self.founder || self.first_seed)
                 && now.duration_since(quiet_since) >= JOIN_ALONE_AFTER);
         let lowest = seen.iter().all(|(n, _)| *n >= self.me);
-        (alone && lowest).then_some(true)
+        (alone && (self.first_seed || lowest)).then_some(true)
     }
 }
 

@@ -187,13 +187,14 @@ fn only_the_first_seed_is_up_alone_and_any_other_node_keeps_joining() {
     b.on_state(state("a", 3, 1, JoinPhase::Up, &[("b", 2)]));
     let ac = seen(&[("a", 3), ("c", 2)]);
     assert_eq!(b.step(much_later, &ac, true, false, None).up, Some(false));
-    // The same node as the first of its seeds founds the cluster.
+    // The same node as the first of its seeds founds the cluster, even
+    // beside a joining node of a lower name (not a first seed: on
+    // Kubernetes the first seed is the pod whose IP sorts first).
     let mut first = JoinGate::new("b", 2, t0, true);
     first.set_first_seed(true);
-    assert_eq!(
-        first.step(much_later, &[], true, false, None).up,
-        Some(true)
-    );
+    first.on_state(state("a", 1, 0, JoinPhase::Joining, &[]));
+    let a = seen(&[("a", 1)]);
+    assert_eq!(first.step(much_later, &a, true, false, None).up, Some(true));
     // The founder (no seeds), downed and back after the heal, may found
     // the cluster again after the bound (every other member is gone).
     let mut a = JoinGate::new("a", 1, t0, false);

@@ -169,8 +169,15 @@ async fn a_service_only_on_an_unreachable_node_is_a_503_naming_the_node() {
 #[actix_rt::test]
 async fn before_the_tables_arrive_an_unseen_service_is_a_503_with_retry_after() {
     let net = MemoryNetwork::new();
-    // Its seed never answers, so no table ever arrives.
-    let lonely = node(&net, "lonely", Some("nobody:1".into()));
+    // Its other seed never answers, so no table ever arrives. It is the
+    // first of its seeds (a seed list naming itself first, as
+    // deploy/docker-compose.yml's node1), so it may found the cluster
+    // (only the first seed may be up alone). In-memory addresses: no port.
+    let lonely = builder(&net, "lonely", Some("lonely:1".into()))
+        .listen_on("lonely:1")
+        .seed("nobody:1")
+        .start()
+        .unwrap();
     assert_eq!(lonely.tables_pending(), ["nobody:1"]);
     let f = Fixture::on(lonely.clone(), config());
     // First it is joining (its seed has not admitted it): 503 at once.
@@ -180,8 +187,9 @@ async fn before_the_tables_arrive_an_unseen_service_is_a_503_with_retry_after() 
         assert!(message.contains("joining"), "{message}");
         assert_eq!(r.header("retry-after"), Some("1"));
     }
-    // Its seed refuses every dial (nothing listens there), so it is up
-    // alone after JOIN_ALONE_AFTER; its seed's table is still pending.
+    // Its other seed refuses every dial (nothing listens there), so the
+    // first seed is up alone after JOIN_ALONE_AFTER; that seed's table is
+    // still pending.
     eventually("lonely is up alone", BOUND, || async {
         !lonely.is_joining()
     })

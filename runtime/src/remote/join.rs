@@ -44,20 +44,35 @@
 //!   once, still `Up`, and counted again on the side it was now on while
 //!   the side that downed it never counted it: both sides won.
 //!
-//! **Alone.** A node with no seeds founds the cluster: `Up` at once. A node
-//! with seeds that sees no member but joining ones (or none) is `Up` by
-//! itself once no dial to a seed has hung for [`JOIN_ALONE_AFTER`] (every
-//! seed refused the dial, nothing listens there, or answered and is joining
-//! too) and no joining node it sees has a lower name (that one is `Up` and
-//! admits the others). A dial that hangs (a cut network) keeps it joining.
+//! **Alone.** A node with no seeds founds the cluster: `Up` at once. Only
+//! the **first seed** may found it otherwise, as in Akka (only the first
+//! node of `seed-nodes` joins itself): a node whose own address is the
+//! first of its seeds ([`JoinGate::set_first_seed`]) and that sees no
+//! member but joining ones (or none) is `Up` by itself once no dial to a
+//! seed has hung for [`JOIN_ALONE_AFTER`] (every seed refused the dial,
+//! nothing listens there, or answered and is joining too), whatever the
+//! names of the joining nodes it sees (they are not first seeds: on
+//! Kubernetes the first seed is the pod whose IP sorts first, not the
+//! lowest-named one, and deferring to a lower name would leave every pod
+//! joining). A founder (no seeds) downed and back defers to a lower-named
+//! joining node it sees (that one is `Up` and admits the others).
+//! A dial that hangs (a cut network) keeps it joining. **Every other node
+//! with seeds joins until a member admits it, however long that takes**:
+//! a node whose dials are refused cannot tell a cluster that is not there
+//! from one it is cut off from (a crashed seed refuses, a live one across
+//! a partition may too), and coming up alone beside a live cluster gives
+//! every key two owners (seed 101624 of `msa sim`: a node restarted into a
+//! partition, its seeds refusing, was `up` alone beside the cluster).
+//! A node with no seeds counts as its own first seed (downed and back, it
+//! may found the cluster again).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// How long a node with seeds and no member to admit it waits, with no
-/// seed dial hanging, before it is `Up` by itself.
+/// How long the first seed, with no member to admit it, waits with no
+/// seed dial hanging before it is `Up` by itself (other nodes never are).
 pub(crate) const JOIN_ALONE_AFTER: Duration = Duration::from_secs(5);
 
 /// Every this many steps without a change, a node gossips its state again
@@ -133,6 +148,11 @@ pub(crate) struct JoinGate {
     round: u64,
     started: Instant,
     has_seeds: bool,
+    /// Started without seeds: it founded the cluster, and may found it
+    /// again (downed and back).
+    founder: bool,
+    /// Its own address is the first of its seeds (it may found the cluster).
+    first_seed: bool,
     admits: Vec<Admit>,
     /// Members this node's resolver downed (see [`JoinState::downs`]).
     downs: Vec<Admit>,
@@ -175,6 +195,8 @@ impl JoinGate {
             round: 0,
             started: now,
             has_seeds,
+            founder: !has_seeds,
+            first_seed: false,
             admits: Vec::new(),
             downs: Vec::new(),
             states: BTreeMap::new(),
@@ -182,6 +204,15 @@ impl JoinGate {
             heard: BTreeMap::new(),
             joiners: BTreeMap::new(),
         }
+    }
+
+    /// Whether this node is the first of its seeds (its own address is the
+    /// first one its discovery answers): only then may it be `Up` with no
+    /// member to admit it. A node without seeds always is; the driver sets
+    /// this at every discovery round (a DNS answer changes as nodes come and
+    /// go).
+    pub(crate) fn set_first_seed(&mut self, first: bool) {
+        self.first_seed = first;
     }
 
     /// Something arrived from `name` at `at` (on any of this node's own
@@ -353,7 +384,8 @@ impl JoinGate {
                 self.phase = JoinPhase::Joining;
                 self.round += 1;
                 self.started = now;
-                // It knows a cluster now: no longer its founder.
+                // It knows a cluster now: not up at once (a founder may still
+                // be up alone after `JOIN_ALONE_AFTER`).
                 self.has_seeds = true;
             }
             (JoinPhase::Joining, _) => {
@@ -439,10 +471,12 @@ impl JoinGate {
             return Some(false);
         }
         // Nobody to admit us: every member seen is joining too (or none is
-        // seen). The founder is Up at once; otherwise, once no seed dial
-        // has hung for `JOIN_ALONE_AFTER` (the seeds refuse, or answer and
-        // are joining themselves), the lowest-named of the joining nodes
-        // seen is Up and admits the others.
+        // seen). The founder is Up at once; otherwise only the first seed,
+        // once no seed dial has hung for `JOIN_ALONE_AFTER` (the seeds
+        // refuse, or answer and are joining themselves), is Up and admits
+        // the others (a founder without seeds, downed and back, only if it
+        // has the lowest name of the joining nodes seen). Any other node
+        // keeps joining (seed 101624 of `msa sim`).
         if seen
             .iter()
             .any(|(n, i)| *n != self.me && self.phase_of(n, *i) != Some(JoinPhase::Joining))
@@ -450,9 +484,11 @@ impl JoinGate {
             return None;
         }
         let quiet_since = last_seed_hang.map_or(self.started, |h| h.max(self.started));
-        let alone = !self.has_seeds || now.duration_since(quiet_since) >= JOIN_ALONE_AFTER;
+        let alone = !self.has_seeds
+            || ((self.founder || self.first_seed)
+                && now.duration_since(quiet_since) >= JOIN_ALONE_AFTER);
         let lowest = seen.iter().all(|(n, _)| *n >= self.me);
-        (alone && lowest).then_some(true)
+        (alone && (self.first_seed || lowest)).then_some(true)
     }
 }
 

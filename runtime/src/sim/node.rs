@@ -155,9 +155,13 @@ impl World {
         };
         let seed = self.cfg.seed.wrapping_mul(1_000_003) ^ ((i as u64) << 32) ^ incarnation;
         // n0's first start founds the cluster (no seeds); every other start
-        // has every other node as a seed, as a static seed list would.
+        // has the seed list n0, n1, ... (a static seed list naming every
+        // node, the same on each), so n0 is the first seed: the only node
+        // that may be up alone (`remote/join.rs`).
         let has_seeds =
             !(i == 0 && incarnation == 1) && self.sabotage != super::Sabotage::NoJoinStep;
+        let mut join = JoinGate::new(&Self::name(i), incarnation, self.base + self.now, has_seeds);
+        join.set_first_seed(i == 0);
         let node = SimNode {
             info: info.clone(),
             membership: Membership::new(info, membership_config_for(DETECTION), seed),
@@ -175,7 +179,7 @@ impl World {
                 .split_brain
                 .filter(|_| self.sabotage != super::Sabotage::NoResolver)
                 .map(|c| super::sbr::SbrNode::new(&Self::name(i), c)),
-            join: JoinGate::new(&Self::name(i), incarnation, self.base + self.now, has_seeds),
+            join,
             last_seed_hang: None,
             converged: false,
         };

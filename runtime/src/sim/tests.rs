@@ -535,3 +535,22 @@ const DOWNED_ITSELF_LATE: [(u64, usize); 7] = [
 fn the_seeds_where_the_losing_side_downed_itself_late_keep_every_invariant() {
     assert_every_invariant(&DOWNED_ITSELF_LATE);
 }
+
+/// Seed 101624 of 100000..105000 (main `7507f78`, release build,
+/// 2026-12-06): n1 restarted at 10.6 s cut off from n0 and n2; in the
+/// finale n0 was cut off from both and n2 crashed; n1, with no seed dial
+/// hanging and nobody to admit it, was `up (alone)` at
+/// 18.65 s beside n0: two one-node clusters, each owning every key until
+/// the heal. Only the first seed (n0, of the seed list n0, n1, n2) may be
+/// up with no member to admit it now.
+#[test]
+fn seed_101624_only_the_first_seed_is_up_alone() {
+    assert_every_invariant(&[(101624, 3)]);
+    let r = run(&SimConfig::new(101624)).unwrap();
+    let alone: Vec<&String> = r
+        .log
+        .iter()
+        .filter(|l| l.contains("joined: up (alone"))
+        .collect();
+    assert!(alone.iter().all(|l| l.contains("n0  ")), "{alone:#?}");
+}

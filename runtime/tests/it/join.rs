@@ -7,8 +7,9 @@
 //! A node restarted into a partition stays joining until the heal.
 //!
 //! On the in-memory network, with dials across a cut left unanswered (as
-//! behind a firewall that drops packets): a refused dial would let the
-//! restarted node be `up` alone after `JOIN_ALONE_AFTER` (documented).
+//! behind a firewall that drops packets). Refused dials do not make a node
+//! `up` alone either: only the first of its seeds may be (seed 101624 of
+//! `msa sim`).
 
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,11 @@ fn node(net: &MemoryNetwork, name: &str, seeds: &[&Node]) -> Node {
 /// Starts `name` (seeded at `seeds`) running `where-NAME` and the keyed
 /// `shard`.
 async fn start(net: &MemoryNetwork, name: &str, seeds: &[&Node]) -> Node {
-    let n = node(net, name, seeds);
+    serve(node(net, name, seeds)).await
+}
+
+/// Runs `where-NAME` and the keyed `shard` on `n`.
+async fn serve(n: Node) -> Node {
     spawn_placement(&n).await;
     n
 }
@@ -243,4 +248,53 @@ async fn a_downed_node_refuses_its_local_callers_keys_and_other_nodes_at_once_an
     for n in [c, b, a] {
         n.shutdown(GRACE).await.unwrap();
     }
+}
+
+/// Seed 101624 of `msa sim` on real nodes: a node with seeds that is not
+/// the first of them, whose seeds refuse its dials (nothing listens
+/// there), cannot tell a cluster that is not there from one it cannot
+/// reach, so it stays joining past `JOIN_ALONE_AFTER` (before, it was `up`
+/// alone after it, beside whatever cluster it could not reach); it is up
+/// once a seed appears and admits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_not_first_of_its_seeds_stays_joining_while_they_refuse_and_joins_once_one_appears()
+{
+    let net = MemoryNetwork::new();
+    // The seed's address: taken by a first start of `a`, then freed.
+    let gone = node(&net, "a", &[]);
+    let a_addr = gone.remote_addr().unwrap();
+    gone.shutdown(GRACE).await.unwrap();
+    let b = resolver_builder(&net, "b", None, SECRET, SplitBrainStrategy::KeepMajority)
+        .seed(a_addr.clone())
+        .start()
+        .unwrap();
+    let b = serve(b).await;
+    let t0 = Instant::now();
+    while t0.elapsed() < WATCH {
+        assert!(b.is_joining(), "b joining after {:?}", t0.elapsed());
+        assert_eq!(status_of(&b, "b"), ("alive".into(), "joining".into()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(b.peers().is_empty(), "nothing answered b: {:?}", b.peers());
+    // The seed appears at its address: b joins it.
+    let a = resolver_builder(&net, "a", None, SECRET, SplitBrainStrategy::KeepMajority)
+        .listen_on(a_addr)
+        .start()
+        .unwrap();
+    let a = serve(a).await;
+    let appeared = Instant::now();
+    eventually("b is up once its seed appears", BOUND, || async {
+        !b.is_joining()
+    })
+    .await;
+    eventually("a and b agree and call each other", BOUND, || async {
+        formed(&[&a, &b]).await
+    })
+    .await;
+    eprintln!(
+        "join: b up {:?} after its seed appeared",
+        appeared.elapsed()
+    );
+    b.shutdown(GRACE).await.unwrap();
+    a.shutdown(GRACE).await.unwrap();
 }

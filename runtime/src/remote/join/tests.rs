@@ -122,6 +122,7 @@ fn a_node_alone_is_up_after_the_bound_unless_a_seed_dial_hangs() {
     let t0 = Instant::now();
     let later = t0 + JOIN_ALONE_AFTER;
     let mut a = JoinGate::new("a", 1, t0, true);
+    a.set_first_seed(true);
     assert_eq!(a.step(t0, &[], true, false, None).up, None);
     // A dial to a seed hung a second ago (a cut): still joining.
     let hung_at = later - Duration::from_secs(1);
@@ -140,6 +141,8 @@ fn joining_nodes_with_nobody_up_form_around_the_lowest_name() {
     let later = t0 + JOIN_ALONE_AFTER;
     let mut a = JoinGate::new("a", 1, t0, true);
     let mut b = JoinGate::new("b", 1, t0, true);
+    // Both share the seed list a, b: a is its first seed.
+    a.set_first_seed(true);
     a.on_state(state("b", 1, 0, JoinPhase::Joining, &[]));
     b.on_state(state("a", 1, 0, JoinPhase::Joining, &[]));
     assert_eq!(
@@ -161,6 +164,46 @@ fn joining_nodes_with_nobody_up_form_around_the_lowest_name() {
         c.step(later, &seen(&[("z", 1)]), true, false, None).up,
         None
     );
+}
+
+/// Seed 101624 of `msa sim`: a node restarted into a partition, with no
+/// seed dial hanging (a crashed seed refuses), saw nobody to admit it and
+/// was `up` alone beside the live cluster: every key had two owners. Only the first seed (or a node
+/// without seeds, downed and back) may be `up` with no member to admit it;
+/// any other node joins however long it takes, and is `up` once admitted.
+#[test]
+fn only_the_first_seed_is_up_alone_and_any_other_node_keeps_joining() {
+    let t0 = Instant::now();
+    let much_later = t0 + JOIN_ALONE_AFTER * 100;
+    let mut b = JoinGate::new("b", 2, t0, true);
+    // Nobody seen, no dial hanging (the seeds refuse): still joining.
+    assert_eq!(b.step(much_later, &[], true, false, None).up, None);
+    // Nor with a joining node of a higher name beside it.
+    b.on_state(state("c", 2, 0, JoinPhase::Joining, &[]));
+    let c = seen(&[("c", 2)]);
+    assert_eq!(b.step(much_later, &c, true, false, None).up, None);
+    assert_eq!(b.phase(), JoinPhase::Joining);
+    // Once a member admits it, it is up.
+    b.on_state(state("a", 3, 1, JoinPhase::Up, &[("b", 2)]));
+    let ac = seen(&[("a", 3), ("c", 2)]);
+    assert_eq!(b.step(much_later, &ac, true, false, None).up, Some(false));
+    // The same node as the first of its seeds founds the cluster, even
+    // beside a joining node of a lower name (not a first seed: on
+    // Kubernetes the first seed is the pod whose IP sorts first).
+    let mut first = JoinGate::new("b", 2, t0, true);
+    first.set_first_seed(true);
+    first.on_state(state("a", 1, 0, JoinPhase::Joining, &[]));
+    let a = seen(&[("a", 1)]);
+    assert_eq!(first.step(much_later, &a, true, false, None).up, Some(true));
+    // The founder (no seeds), downed and back after the heal, may found
+    // the cluster again after the bound (every other member is gone).
+    let mut a = JoinGate::new("a", 1, t0, false);
+    a.set_first_seed(false);
+    a.step(t0, &[], true, true, None);
+    assert_eq!(a.step(t0, &[], true, false, None).up, None);
+    assert_eq!(a.phase(), JoinPhase::Joining);
+    let back = t0 + JOIN_ALONE_AFTER;
+    assert_eq!(a.step(back, &[], true, false, None).up, Some(true));
 }
 
 /// Seed 778 of `msa sim`: a partition cuts `a` off from `b` just before a

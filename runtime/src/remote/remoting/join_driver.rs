@@ -19,6 +19,11 @@
 //!   admit it) only once no seed's dial has hung for `JOIN_ALONE_AFTER`:
 //!   a seed whose last dial timed out counts as hanging until a dial to it
 //!   is answered (connected, or refused).
+//! * **Only the first seed founds.** Up alone at all only if the node has
+//!   no seeds or its own advertised address is the first address of its
+//!   discovery's latest answer (`JoinGate::set_first_seed`, set by the seed
+//!   loop at every round); any other node with seeds joins until a member
+//!   admits it (seed 101624 of `msa sim`).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -131,6 +136,12 @@ impl Remoting {
         }
     }
 
+    /// Whether this node's own address is the first of its seeds (the
+    /// discovery's latest answer): only then may it be `up` alone.
+    pub(super) fn join_first_seed(&self, first: bool) {
+        self.join.lock().gate.set_first_seed(first);
+    }
+
     /// A dial to seed `addr` hung (`true`: no answer within the connect
     /// timeout) or was answered (`false`: connected, or refused).
     pub(super) fn seed_dial(&self, addr: &str, hung: bool) {
@@ -202,7 +213,7 @@ impl Remoting {
     /// services (a new table version) and fetches every peer's table.
     fn now_up(&self, alone: bool) {
         let how = if alone {
-            "alone: no member to admit it and no seed dial hanging"
+            "alone: the first seed (or no seeds), no member to admit it and no seed dial hanging"
         } else {
             "admitted by every member it sees"
         };

@@ -14,7 +14,9 @@ impl Remoting {
     /// address gets a dial loop, an address no longer found has its dial
     /// loop stopped (its connection, if any, lives on), and a failed round
     /// keeps the addresses of the one before. The node's own advertised
-    /// address is skipped (a headless Service lists every pod, this one too).
+    /// address is skipped (a headless Service lists every pod, this one too);
+    /// when it is the first address of the answer, the node is its first
+    /// seed and may found the cluster (`JoinGate::set_first_seed`).
     pub(crate) async fn seed_loop(self: Arc<Self>, discovery: Arc<dyn Discovery>) {
         // Dropping an address's sender stops its dial loop.
         let mut dialing: HashMap<String, watch::Sender<()>> = HashMap::new();
@@ -26,6 +28,10 @@ impl Remoting {
             };
             match round {
                 Ok(found) => {
+                    // Only the first seed may found the cluster (be `up`
+                    // with no member to admit it; `remote/join.rs`).
+                    let first = found.first().is_some_and(|a| *a == self.local.addr);
+                    self.join_first_seed(first);
                     let found: std::collections::HashSet<String> = found
                         .into_iter()
                         .filter(|a| !a.is_empty() && *a != self.local.addr)

@@ -34,15 +34,23 @@
 //!   cannot reach it, as a member of the *other* side: a side never counts
 //!   more of itself than the other side counts of it, so both sides cannot
 //!   both win;
-//! * a member **downed by another node's resolver** joins again: the
-//!   downer gossips whom it downed, at which incarnation and round
+//! * a member **downed by another node's resolver** is down: the downer
+//!   gossips whom it downed, at which incarnation and round
 //!   ([`JoinState::downs`]), does not count it on its own side until it is
-//!   `Up` in a later round, and the downed node, once it hears of it,
-//!   starts a new round (`Joining`). Without this a member the resolver
-//!   downed without downing itself (its own timer had not run out: seed
-//!   329 of `msa sim`) came back through membership's renewed identity at
-//!   once, still `Up`, and counted again on the side it was now on while
-//!   the side that downed it never counted it: both sides won.
+//!   `Up` in a later round, and the downed node, once it hears of it, is
+//!   `Down` and its driver downs itself as if its own resolver had; it
+//!   joins again (a new round, `Joining`) only when its own rejoin check
+//!   passes. Without the down a member the resolver downed without downing
+//!   itself (its own timer had not run out: seed 329 of `msa sim`) came
+//!   back through membership's renewed identity at once, still `Up`, and
+//!   counted again on the side it was now on while the side that downed it
+//!   never counted it: both sides won. Starting the new round at once (the
+//!   rule until 2026-12-06) was not enough either: an end of a partial cut
+//!   that heard of its down before its own resolver downed it was joining
+//!   at once, and the member that had just downed it, alone and converged,
+//!   admitted it again inside the cut; the end then downed itself while
+//!   that member routed its keys to it (the partial-cut test in
+//!   `tests/it/split_brain.rs`, about 1 run in 10 with both cores busy).
 //!
 //! **Alone.** A node with no seeds founds the cluster: `Up` at once. Only
 //! the **first seed** may found it otherwise, as in Akka (only the first
@@ -358,13 +366,13 @@ impl JoinGate {
         let mut out = JoinStep::default();
         let before = (self.phase, self.admits.clone(), self.downs.clone());
         // Downed by another node's resolver (while not downed by our own):
-        // a member again only once admitted, in a new round.
+        // down, as if this node's own resolver had downed it. Its driver
+        // downs itself (`downed_by`), so it comes back only when its own
+        // rejoin check passes, in a new round, admitted again; a driver
+        // that does not starts the new round at the next step.
         if !downed && self.phase != JoinPhase::Down {
             if let Some(by) = self.downed_by() {
-                self.phase = JoinPhase::Joining;
-                self.round += 1;
-                self.started = now;
-                self.has_seeds = true;
+                self.phase = JoinPhase::Down;
                 out.downed_by = Some(by);
             }
         }
@@ -377,6 +385,8 @@ impl JoinGate {
                 .is_none_or(|s| (s.incarnation, s.round) <= (*i, *r))
         });
         match (self.phase, downed) {
+            // Just downed by another node: down for this step at least.
+            _ if out.downed_by.is_some() => {}
             (_, true) if self.phase != JoinPhase::Joining => self.phase = JoinPhase::Down,
             (JoinPhase::Down, false) => {
                 // Back after a heal: a member again only once admitted, as

@@ -276,9 +276,18 @@ impl World {
         let phase = n.join.phase().name();
         let effects = step.publish.map(|s| n.membership.publish_join(&s));
         if let Some(by) = &step.downed_by {
+            // Down as if its own resolver had downed it (as the runtime's
+            // driver): back only when its own rejoin check passes.
+            if let Some(sbr) = n.sbr.as_mut() {
+                sbr.self_downed = true;
+                sbr.self_downed_at = Some(now);
+                for p in n.peers.values_mut() {
+                    p.table = None;
+                }
+            }
             self.note(
                 &Self::name(i),
-                format_args!("joined: {phase} (downed by {by}: a new round)"),
+                format_args!("joined: {phase} (downed by {by}: downs itself)"),
             );
         }
         if let Some(alone) = step.up {

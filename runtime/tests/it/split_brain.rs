@@ -447,19 +447,32 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
     assert_eq!(a.remote_stats().self_downs, 1);
     assert_eq!(c.remote_stats().self_downs, 1);
 
-    // One owner per key: b, within a moment of its downs (under load b was
-    // seen routing a keyed call to a downed end once more right after them:
+    // One owner per key: b, within a moment of its downs (an end that
+    // heard of its down before its own resolver downed it used to be
+    // admitted again inside the cut, and b then routed its keys to it:
     // docs/RELIABILITY.md, "Known issues"). The ends refuse keyed calls at
     // once, typed.
-    eventually("b owns every key", Duration::from_secs(5), || async {
+    let settle = Instant::now();
+    loop {
+        let mut wrong = Vec::new();
         for i in 0..32 {
-            if owner(b, &format!("key-{i}")).await != Ok("b".to_string()) {
-                return false;
+            let k = format!("key-{i}");
+            let r = owner(b, &k).await;
+            if r != Ok("b".to_string()) {
+                wrong.push((k, r));
             }
         }
-        true
-    })
-    .await;
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(
+            settle.elapsed() < Duration::from_secs(5),
+            "b does not own every key 5 s after its downs: {wrong:?}; b's view: {:?}; b's shard instances: {:?}",
+            b.cluster_status().members,
+            b.remote_instances("shard")
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     for i in 0..32 {
         let k = format!("key-{i}");
         assert_eq!(owner(b, &k).await.unwrap(), "b", "{k} from b");

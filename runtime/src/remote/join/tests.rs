@@ -265,10 +265,11 @@ fn a_downed_member_does_not_count_on_its_own_side() {
 
 /// Seed 329 of `msa sim`: a member downed by another node's resolver (its
 /// own timer had not run out) must not come back `Up` at once. The downer
-/// gossips whom it downed and stops counting it; the downed node joins
-/// again in a new round; once admitted there it counts again.
+/// gossips whom it downed and stops counting it; the downed node goes
+/// `Down` (its driver downs itself) and, once its own rejoin check passes,
+/// joins again in a new round; once admitted there it counts again.
 #[test]
-fn a_member_downed_by_another_nodes_resolver_joins_again_in_a_new_round() {
+fn a_member_downed_by_another_nodes_resolver_goes_down_then_joins_again_in_a_new_round() {
     let t0 = Instant::now();
     let others = seen(&[("a", 1), ("b", 1)]);
     // b is up and counts a.
@@ -286,16 +287,34 @@ fn a_member_downed_by_another_nodes_resolver_joins_again_in_a_new_round() {
     let published = b.step(t0, &seen(&[("a", 1)]), true, false, None).publish;
     let b_state = published.expect("b gossips whom it downed");
     assert_eq!(b_state.downs, vec![("a".to_string(), 1, 0)]);
-    // a hears it: joining, in round 1.
+    // a hears it: down, in the same round (no new round yet, so b, which
+    // sees a joining only in a later round, cannot admit it back).
     let mut a = JoinGate::new("a", 1, t0, false);
     assert!(a.is_up());
     a.on_state(b_state.clone());
     let step = a.step(t0, &others, true, false, None);
     assert_eq!(step.downed_by.as_deref(), Some("b"));
+    assert_eq!(a.phase(), JoinPhase::Down);
+    assert!(!a.is_up());
+    let a_down = step.publish.expect("a gossips that it is down");
+    assert_eq!((a_down.phase, a_down.round), (JoinPhase::Down, 0));
+    // Its driver downs itself: it stays down while downed, whatever it
+    // hears again.
+    a.on_state(b_state.clone());
+    assert_eq!(a.step(t0, &others, true, true, None).downed_by, None);
+    assert_eq!(a.phase(), JoinPhase::Down);
+    // b hears that a is down: still downed there, tables still ignored.
+    b.on_state(a_down);
+    b.step(t0, &seen(&[("a", 1)]), true, false, None);
+    assert!(b.downed_at("a", 1));
+    assert!(b.knows_it_was_downed("a", 1));
+    // a's own rejoin check passes: joining, in round 1.
+    let step = a.step(t0, &others, true, false, None);
+    assert_eq!(step.downed_by, None);
     assert_eq!(a.phase(), JoinPhase::Joining);
     let a_state = step.publish.expect("a gossips its new round");
     assert_eq!((a_state.phase, a_state.round), (JoinPhase::Joining, 1));
-    // The same gossip again does not start another round.
+    // The same gossip again does not down it again (b's down was of round 0).
     a.on_state(b_state);
     assert_eq!(a.step(t0, &others, true, false, None).downed_by, None);
     assert_eq!(a.state().round, 1);

@@ -195,11 +195,14 @@ impl Remoting {
         drop(j);
         let was = self.joined.swap(up, Ordering::AcqRel);
         if let Some(by) = &step.downed_by {
-            tracing::warn!(
-                by = %by,
-                "downed by another node's split-brain resolver: joining again \
-                 (serving once the members admit this node)"
-            );
+            // Down as if its own resolver had downed it: it stops serving
+            // and calling across the cluster, and comes back only when its
+            // own rejoin check passes (not while it is still an end of a
+            // partial cut: a new round admitted at once by a member that
+            // had just downed it brought an end back inside the cut).
+            if !downed {
+                self.downed_by_another(by);
+            }
         }
         if let Some(s) = step.publish {
             self.to_membership(MembershipInput::PublishJoin(s));

@@ -57,6 +57,11 @@
 //!   the flag is cleared; it is then `joining` (a new round of the join
 //!   step, `remote/remoting/join_driver.rs`) until the members admit it,
 //!   and every peer's table is fetched again once it is `up`.
+//! * **Downed by another node.** A node that hears (in the join states'
+//!   gossip) that another node's resolver downed it before its own did
+//!   downs itself the same way (`downed_by_another`), and comes back by the
+//!   same rejoin check: an end of a partial cut stays down while the cut
+//!   lasts however it learnt of its down.
 //! * **Joining members.** A member not known `up` (joining, or whose join
 //!   state has not been heard) counts only when it is unreachable, as a
 //!   member of the other side; a joining node itself decides nothing.
@@ -367,9 +372,6 @@ impl Remoting {
     /// This node's side lost: it stops serving and calling across the
     /// cluster, and renews its membership identity.
     pub(super) fn down_self(&self, config: &SplitBrainConfig) {
-        self.sbr.lock().self_downed_at = Some(Instant::now());
-        self.self_downed.store(true, Ordering::Release);
-        self.stats.self_downs.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             node = %self.local.name,
             strategy = %config.strategy,
@@ -377,6 +379,29 @@ impl Remoting {
             "split-brain resolver: this node is on the losing side of a partition and downs itself; \
              it serves no calls from other nodes until it rejoins after the heal"
         );
+        self.go_down(config);
+    }
+
+    /// Another node's resolver downed this node (its gossiped join state
+    /// says so) before this node's own did: it goes down the same way, and
+    /// rejoins when its own resolver's rejoin check passes.
+    pub(super) fn downed_by_another(&self, by: &str) {
+        let config = *self.sbr.lock().resolver.config();
+        tracing::warn!(
+            node = %self.local.name,
+            by = %by,
+            "downed by another node's split-brain resolver: this node downs itself; \
+             it serves no calls from other nodes until it rejoins (in a new round, admitted again)"
+        );
+        self.go_down(&config);
+    }
+
+    /// Stops serving and calling across the cluster (every remote route
+    /// dropped, no table applied) and renews the membership identity.
+    fn go_down(&self, config: &SplitBrainConfig) {
+        self.sbr.lock().self_downed_at = Some(Instant::now());
+        self.self_downed.store(true, Ordering::Release);
+        self.stats.self_downs.fetch_add(1, Ordering::Relaxed);
         let node = self.node.upgrade();
         for p in self.peers.read().values() {
             p.forget_table();

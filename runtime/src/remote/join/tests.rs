@@ -136,7 +136,7 @@ fn a_node_alone_is_up_after_the_bound_unless_a_seed_dial_hangs() {
 }
 
 #[test]
-fn joining_nodes_with_nobody_up_form_around_the_lowest_name() {
+fn joining_nodes_with_nobody_up_form_around_their_first_seed() {
     let t0 = Instant::now();
     let later = t0 + JOIN_ALONE_AFTER;
     let mut a = JoinGate::new("a", 1, t0, true);

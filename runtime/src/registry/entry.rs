@@ -10,6 +10,10 @@ use arc_swap::{ArcSwapOption, Guard};
 use crate::message::mix64;
 use crate::stats::ServiceStats;
 
+mod slot_room;
+
+use slot_room::SlotRoom;
+
 /// Identifies one running copy of a service on a node: its slot (stable
 /// across restarts, which is what keyed routing hashes) and its incarnation
 /// (bumped at every restart).
@@ -222,22 +226,6 @@ impl fmt::Debug for MessageType {
     }
 }
 
-/// One slot's counters, side by side so the per-message work touches one
-/// cache line.
-#[derive(Debug, Default)]
-struct SlotCounters {
-    /// Messages handled. Only the slot's running instance writes it, so it
-    /// counts with a plain load and store, not a locked read-modify-write.
-    handled: AtomicU64,
-    /// Asks waiting for room in the mailbox (actix's channel parks a full
-    /// sender without a way to wait for it, so msa keeps its own signal).
-    room_waiters: AtomicUsize,
-    /// Signalled when a message is taken, and to all when the slot changes.
-    /// Made when the first ask waits (most slots never have one: 100,000
-    /// instances would otherwise cost an allocation each).
-    room: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
-}
-
 /// A service's entry in the registry.
 pub(crate) struct ServiceEntry {
     name: Arc<str>,
@@ -259,8 +247,16 @@ pub(crate) struct ServiceEntry {
     /// supervision): how `Node::scale` and friends reach it by name.
     control: parking_lot::Mutex<Option<Arc<dyn Any + Send + Sync>>>,
     incarnations: Box<[AtomicU64]>,
-    /// Per slot: messages handled, and the asks waiting for mailbox room.
-    slot_messages: Box<[SlotCounters]>,
+    /// Per slot: messages handled (or dropped as expired). Only the slot's
+    /// running instance writes its counter, so it counts with a plain load
+    /// and store, not a locked read-modify-write.
+    slot_handled: Box<[AtomicU64]>,
+    /// Per slot: the asks waiting for mailbox room, and their signal.
+    slot_rooms: Box<[SlotRoom]>,
+    /// Asks waiting for room in any slot (the sum of the slots' waiters):
+    /// what a message taken reads, on a line every instance shares, before
+    /// it looks at its own slot's waiters.
+    room_waiters: AtomicUsize,
     rr: AtomicUsize,
     remote: arc_swap::ArcSwap<Vec<Arc<RemoteInstance>>>,
     remote_rr: AtomicUsize,
@@ -316,7 +312,9 @@ impl ServiceEntry {
             active: AtomicUsize::new(slots),
             control: parking_lot::Mutex::new(None),
             incarnations: (0..slots).map(|_| AtomicU64::new(0)).collect(),
-            slot_messages: (0..slots).map(|_| SlotCounters::default()).collect(),
+            slot_handled: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slot_rooms: (0..slots).map(|_| SlotRoom::default()).collect(),
+            room_waiters: AtomicUsize::new(0),
             rr: AtomicUsize::new(0),
             remote: arc_swap::ArcSwap::from_pointee(Vec::new()),
             remote_rr: AtomicUsize::new(0),
@@ -405,9 +403,9 @@ impl ServiceEntry {
 
     /// Messages handled (or dropped as expired) in `slot` so far.
     pub(crate) fn handled(&self, slot: usize) -> u64 {
-        self.slot_messages
+        self.slot_handled
             .get(slot)
-            .map_or(0, |c| c.handled.load(Ordering::Relaxed))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Messages queued but not yet taken by the live instances (a snapshot:
@@ -435,17 +433,15 @@ impl ServiceEntry {
     /// (handled, or dropped because its deadline had passed).
     #[inline]
     pub(crate) fn count_message(&self, slot: usize) {
-        if let Some(c) = self.slot_messages.get(slot) {
-            c.handled.store(
-                c.handled.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
+        if let Some(c) = self.slot_handled.get(slot) {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
             // Taking a message made room (actix unparked the sender before
-            // handing it over): one waiting ask may try again.
-            if c.room_waiters.load(Ordering::SeqCst) != 0 {
-                if let Some(room) = c.room.get() {
-                    room.notify_one();
-                }
+            // handing it over): one waiting ask may try again. A waiter
+            // counts itself in its slot before the entry's sum
+            // (`room_waiter_joined`), so a nonzero slot count is seen here
+            // once the sum is.
+            if self.room_waiters.load(Ordering::SeqCst) != 0 {
+                self.notify_room(slot);
             }
         }
     }
@@ -454,9 +450,9 @@ impl ServiceEntry {
     pub(crate) fn stats_snapshot(&self) -> crate::stats::StatsSnapshot {
         let mut s = self.stats.snapshot();
         let taken: u64 = self
-            .slot_messages
+            .slot_handled
             .iter()
-            .map(|c| c.handled.load(Ordering::Relaxed))
+            .map(|c| c.load(Ordering::Relaxed))
             .sum();
         // Expired and refused messages are counted as taken, but were never
         // handled.
@@ -486,24 +482,6 @@ impl ServiceEntry {
         self.slots
             .get(slot)
             .is_some_and(|s| s.load().as_ref().is_some_and(|i| Arc::ptr_eq(i, instance)))
-    }
-
-    /// Where an ask waits for room in `slot`'s mailbox: the count of waiters
-    /// (checked on every message taken) and the signal.
-    pub(crate) fn room(&self, slot: usize) -> Option<(&AtomicUsize, &Arc<tokio::sync::Notify>)> {
-        self.slot_messages
-            .get(slot)
-            .map(|c| (&c.room_waiters, c.room.get_or_init(Default::default)))
-    }
-
-    /// The instance in `slot` changed: every ask waiting for room in the
-    /// old one looks again (and fails if it is gone).
-    fn wake_room_waiters(&self, slot: usize) {
-        if let Some(c) = self.slot_messages.get(slot) {
-            if let Some(room) = c.room.get() {
-                room.notify_waiters();
-            }
-        }
     }
 
     /// Clears `slot` only if it still holds `id` (a late death notice must not

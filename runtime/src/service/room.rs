@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -29,8 +28,9 @@ pub(crate) struct RoomWaiter {
 impl RoomWaiter {
     /// Counts a new waiter on `slot` (`None` if there is no such slot).
     pub(crate) fn new(entry: Arc<ServiceEntry>, slot: usize) -> Option<Self> {
-        let (waiters, _) = entry.room(slot)?;
-        waiters.fetch_add(1, Ordering::SeqCst);
+        if !entry.room_waiter_joined(slot) {
+            return None;
+        }
         Some(Self {
             entry,
             slot,
@@ -46,7 +46,7 @@ impl RoomWaiter {
     /// Listens for the next signal. The caller then tries to send once
     /// more, so room made just before this is not missed.
     pub(crate) fn arm(&mut self) {
-        if let Some((_, notify)) = self.entry.room(self.slot) {
+        if let Some(notify) = self.entry.room(self.slot) {
             let mut signal = Box::pin(notify.clone().notified_owned());
             signal.as_mut().enable();
             self.signal = Some(signal);
@@ -73,8 +73,6 @@ impl RoomWaiter {
 
 impl Drop for RoomWaiter {
     fn drop(&mut self) {
-        if let Some((waiters, _)) = self.entry.room(self.slot) {
-            waiters.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.entry.room_waiter_left(self.slot);
     }
 }

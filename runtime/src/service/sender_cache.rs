@@ -14,8 +14,8 @@
 //! One way holds every slot of a service, so round-robin over many
 //! instances stays a hit (issue 12: keyed by slot too, the 32 ways thrashed
 //! beyond 32 instances and tells lost 55–65 % of their throughput). The
-//! cost is 32 bytes per instance a thread has called (the instance's `Arc`,
-//! its shared sender's `Arc` and its tracking flag), per (service, message
+//! cost is 24 bytes per instance a thread has called (the instance's `Arc`
+//! and its shared sender's `Arc`), per (service, message
 //! type) that holds a way (a cached sender clone per instance, tried first,
 //! cost about 0.15 KiB each and pushed the spawn scenario over 2 KiB per
 //! actor). The cache lives in the thread, not in the instance, so an
@@ -104,7 +104,7 @@ fn home_slots(entry: &ServiceEntry) -> Box<[usize]> {
 /// The send functions of one message type and the instances called so far,
 /// indexed by slot (`None`: not called yet). An instance is held by its
 /// `Arc` and its shared sender's (no allocation, no actix sender clone per
-/// cached instance: a thread that called 100k instances holds 32 bytes for
+/// cached instance: a thread that called 100k instances holds 24 bytes for
 /// each), and a call goes through the instance's own sender, as the general
 /// path does.
 struct Row<M>
@@ -113,24 +113,26 @@ where
     M::Result: Send,
 {
     fns: SendFns<M>,
+    /// Whether the node counts what is sent to its instances (a setting of
+    /// the node, the same for every instance: kept once here rather than
+    /// per slot, so a slot is 24 bytes, not 32).
+    track: bool,
     instances: Vec<Option<Slot>>,
 }
 
-/// One cached instance: its record, and beside it its sender and whether
-/// the node counts what is sent to it, so that a tell reads neither the
-/// record nor a second allocation behind it (round-robin over 10,000
-/// instances reads a cold record per tell; issue 12).
+/// One cached instance: its record, and beside it its sender, so that a
+/// tell reads neither the record nor a second allocation behind it
+/// (round-robin over 10,000 instances reads a cold record per tell; issue
+/// 12).
 struct Slot {
     instance: Arc<Instance>,
     sender: Arc<dyn Any + Send + Sync>,
-    track: bool,
 }
 
 impl Slot {
     fn new(instance: Arc<Instance>) -> Self {
         Self {
             sender: instance.sender.clone(),
-            track: instance.track,
             instance,
         }
     }
@@ -143,7 +145,7 @@ where
     M::Result: Send,
 {
     slot: &'a Slot,
-    fns: &'a SendFns<M>,
+    row: &'a Row<M>,
 }
 
 impl<M> SendTo<M> for Cached<'_, M>
@@ -153,9 +155,9 @@ where
 {
     #[inline]
     fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
-        match (self.fns.tell_to)(&*self.slot.sender, env) {
+        match (self.row.fns.tell_to)(&*self.slot.sender, env) {
             Ok(()) => {
-                if self.slot.track {
+                if self.row.track {
                     self.slot.instance.count_sent();
                 }
                 Ok(())
@@ -166,7 +168,7 @@ where
 
     #[inline]
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
-        (self.fns.ask)(&self.slot.instance, env)
+        (self.row.fns.ask)(&self.slot.instance, env)
     }
 
     fn instance(&self) -> &Arc<Instance> {
@@ -235,17 +237,12 @@ where
                 let slot = w.next_slot(entry.slot_count());
                 if let Some(row) = w.senders.downcast_mut::<Row<M>>() {
                     if let Some(Some(i)) = row.instances.get(slot) {
-                        let to = Cached {
-                            slot: i,
-                            fns: &row.fns,
-                        };
+                        let to = Cached { slot: i, row };
                         return Some(f(&to, arg.take()?));
                     }
-                    let i = fill_slot::<M>(&mut row.instances, entry, slot)?;
-                    let to = Cached {
-                        slot: i,
-                        fns: &row.fns,
-                    };
+                    fill_slot::<M>(row, entry, slot)?;
+                    let i = row.instances.get(slot)?.as_ref()?;
+                    let to = Cached { slot: i, row };
                     return Some(f(&to, arg.take()?));
                 }
             }
@@ -271,16 +268,16 @@ where
                 home_next,
                 senders: Box::new(Row::<M> {
                     fns,
+                    track: false,
                     instances: Vec::new(),
                 }),
             })
             .senders
             .downcast_mut::<Row<M>>()?;
-        let i = fill_slot::<M>(&mut row.instances, entry, slot)?;
-        let to = Cached {
-            slot: i,
-            fns: &row.fns,
-        };
+        fill_slot::<M>(row, entry, slot)?;
+        let row = &*row;
+        let i = row.instances.get(slot)?.as_ref()?;
+        let to = Cached { slot: i, row };
         Some(f(&to, arg.take()?))
     });
     match done {
@@ -308,14 +305,11 @@ where
         .copied()
 }
 
-/// A miss: caches the instance in `slot`.
+/// A miss: caches the instance in `slot` (and whether the node counts what
+/// is sent to it, the same for all its instances).
 #[cold]
 #[inline(never)]
-fn fill_slot<'w, M>(
-    row: &'w mut Vec<Option<Slot>>,
-    entry: &ServiceEntry,
-    slot: usize,
-) -> Option<&'w Slot>
+fn fill_slot<M>(row: &mut Row<M>, entry: &ServiceEntry, slot: usize) -> Option<()>
 where
     M: Message + Send + 'static,
     M::Result: Send,
@@ -323,11 +317,12 @@ where
     let instance = entry.load_slot(slot)?;
     #[cfg(test)]
     MISSES.with(|m| m.set(m.get() + 1));
-    if row.len() <= slot {
-        row.resize_with(slot + 1, || None);
+    row.track = instance.track;
+    if row.instances.len() <= slot {
+        row.instances.resize_with(slot + 1, || None);
     }
-    let cell = row.get_mut(slot)?;
-    Some(&*cell.insert(Slot::new(instance)))
+    *row.instances.get_mut(slot)? = Some(Slot::new(instance));
+    Some(())
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ impl ServiceRef {
                 None => break,
             }
         }
-        let signal = entry.room(instance.id.slot).map(|(_, n)| n.clone());
+        let signal = entry.room(instance.id.slot).cloned();
         let f = fns::<M>(&entry, index);
         // Even a run of one goes as a batch: every plain tell counts in
         // the batch room, so they never hold more than the capacity.
@@ -141,7 +141,7 @@ impl ServiceRef {
         let Some(instance) = picked.as_ref() else {
             return msgs;
         };
-        let Some((_, signal)) = entry.room(instance.id.slot) else {
+        let Some(signal) = entry.room(instance.id.slot) else {
             return msgs;
         };
         let room = instance.batch_room();
@@ -208,7 +208,7 @@ impl ServiceRef {
                 drop(waiter);
                 let _ = index;
                 // A batch of one, holding the room just reserved.
-                let Some((_, signal)) = entry.room(slot) else {
+                let Some(signal) = entry.room(slot) else {
                     room.release(1);
                     return Err(self.map_closed());
                 };

@@ -42,7 +42,7 @@ pub(crate) struct SpawnComparison {
 impl SpawnComparison {
     /// The comparison of rounds run alternately (msa, raw, msa, ...):
     /// each side's median round. One round per side made the time ratio
-    /// the ratio of two single samples, each of which moved up to 1.5×
+    /// the ratio of two single samples, each of which moved up to 1.4–1.7×
     /// between runs on a shared 2-vCPU machine (issue 12). `None` when a
     /// side has no round.
     pub(crate) fn from_rounds(msa: Vec<SpawnOutcome>, raw: Vec<SpawnOutcome>) -> Option<Self> {

@@ -18,8 +18,11 @@ Scenarios:
           supervisor) on a node with --arbiters threads, one message each,
           vs N plain actix actors on as many arbiters; reports time, resident
           memory per actor (/proc/self/statm) and peak RSS (VmHWM). Runs once
-          per side, each in a fresh child process, so that memory freed by
-          earlier work cannot mask its growth.
+          per side per round (msa, raw, msa, ... for --rounds rounds), each in
+          a fresh child process, so that memory freed by earlier work cannot
+          mask its growth; each side's median round (by total time) is
+          reported. Target (issue 12): ≤ 1.5 KiB per actor and ≤ 1.5× raw
+          actix's total time.
   tell    one sender, one actor, one thread: ServiceRef::tell vs Addr::do_send.
           The actor's count is checked at the end; the clock stops then.
   ask     sequential round trips on one thread: ServiceRef::ask(..).await vs
@@ -168,7 +171,7 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
         .filter(|s| *s != Scenario::Spawn)
         .collect();
     let do_spawn = scenarios.contains(&Scenario::Spawn);
-    let steps = 2 * u64::from(do_spawn) + compared.len() as u64 * 2 * u64::from(args.rounds);
+    let steps = (u64::from(do_spawn) + compared.len() as u64) * 2 * u64::from(args.rounds);
     let bar = progress(args.json, steps);
 
     let mut spawn: Option<SpawnComparison> = None;
@@ -181,10 +184,13 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
             bar.inc(1);
             outcome
         };
-        spawn = Some(SpawnComparison {
-            msa: run(Side::Msa)?,
-            raw: run(Side::Raw)?,
-        });
+        // Alternated, each run in a fresh process; the median of each side.
+        let (mut msa, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..args.rounds {
+            msa.push(run(Side::Msa)?);
+            raw.push(run(Side::Raw)?);
+        }
+        spawn = SpawnComparison::from_rounds(msa, raw);
     }
 
     let mut comparisons: Vec<Comparison> = compared

@@ -168,6 +168,15 @@ struct SpawnRecord {
     baseline_peak_rss_kib: u64,
     /// msa ÷ raw actix resident memory per actor.
     kib_ratio: f64,
+    /// Rounds per side (each a fresh process); the figures above are each
+    /// side's median round by total time.
+    rounds: usize,
+    /// msa ÷ raw actix total time (median rounds).
+    time_ratio: f64,
+    /// msa's total of each round, in the order run.
+    rounds_secs: Vec<f64>,
+    /// Raw actix's total of each round.
+    baseline_rounds_secs: Vec<f64>,
 }
 
 /// Rounds a figure for output to 3 decimals (µs at ns resolution).
@@ -219,7 +228,13 @@ impl Comparison {
 
 impl SpawnComparison {
     fn record(&self) -> SpawnRecord {
-        let Self { msa, raw } = self;
+        let Self {
+            msa,
+            raw,
+            msa_rounds,
+            raw_rounds,
+        } = self;
+        let secs = |v: &[std::time::Duration]| v.iter().map(|d| round3(d.as_secs_f64())).collect();
         let kib = msa.kib_per_actor();
         let per_sec = |n: usize, d: std::time::Duration| (n as f64 / d.as_secs_f64()).round();
         SpawnRecord {
@@ -243,6 +258,10 @@ impl SpawnComparison {
             baseline_kib_per_actor: round3(raw.kib_per_actor()),
             baseline_peak_rss_kib: raw.peak_rss_kib,
             kib_ratio: round3(kib / raw.kib_per_actor()),
+            rounds: msa_rounds.len(),
+            time_ratio: round3(msa.total().as_secs_f64() / raw.total().as_secs_f64()),
+            rounds_secs: secs(msa_rounds),
+            baseline_rounds_secs: secs(raw_rounds),
         }
     }
 }
@@ -359,7 +378,11 @@ pub(crate) fn table(spawn: Option<&SpawnComparison>, comparisons: &[Comparison])
         if !out.is_empty() {
             out.push('\n');
         }
-        let _ = writeln!(out, "spawn, {}:", r.threads);
+        let _ = writeln!(
+            out,
+            "spawn, {} (median of {} rounds per side, each a fresh process):",
+            r.threads, r.rounds
+        );
         let _ = writeln!(
             out,
             "  msa: {} supervised actors (instances of one service) up in {:.3} s ({} actors/s)",

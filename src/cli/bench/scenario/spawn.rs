@@ -27,11 +27,41 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the driver checks the probe while messages are delivered.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Both sides of the spawn scenario.
+/// Both sides of the spawn scenario: each side's round with the median
+/// total (spawn plus delivery), and every round's total.
 #[derive(Debug, Clone)]
 pub(crate) struct SpawnComparison {
     pub(crate) msa: SpawnOutcome,
     pub(crate) raw: SpawnOutcome,
+    /// msa's total of each round, in the order run.
+    pub(crate) msa_rounds: Vec<Duration>,
+    /// Raw actix's total of each round, in the order run.
+    pub(crate) raw_rounds: Vec<Duration>,
+}
+
+impl SpawnComparison {
+    /// The comparison of rounds run alternately (msa, raw, msa, ...):
+    /// each side's median round. One round per side made the time ratio
+    /// the ratio of two single samples, each of which moved up to 1.4–1.7×
+    /// between runs on a shared 2-vCPU machine (issue 12). `None` when a
+    /// side has no round.
+    pub(crate) fn from_rounds(msa: Vec<SpawnOutcome>, raw: Vec<SpawnOutcome>) -> Option<Self> {
+        let totals = |v: &[SpawnOutcome]| v.iter().map(SpawnOutcome::total).collect();
+        let (msa_rounds, raw_rounds) = (totals(&msa), totals(&raw));
+        Some(Self {
+            msa: median_round(msa)?,
+            raw: median_round(raw)?,
+            msa_rounds,
+            raw_rounds,
+        })
+    }
+}
+
+/// The round with the median total (the upper one of an even count).
+fn median_round(mut rounds: Vec<SpawnOutcome>) -> Option<SpawnOutcome> {
+    rounds.sort_by_key(SpawnOutcome::total);
+    let mid = rounds.len() / 2;
+    rounds.into_iter().nth(mid)
 }
 
 /// The parameters of a spawn run.
@@ -230,4 +260,42 @@ async fn wait_for(probe: &AtomicU64, want: u64, since: Instant) -> anyhow::Resul
         actix_rt::time::sleep(POLL_INTERVAL).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{SpawnComparison, SpawnOutcome};
+
+    fn outcome(total_ms: u64, kib_after: u64) -> SpawnOutcome {
+        SpawnOutcome {
+            actors: 10,
+            arbiters: 2,
+            spawn: Duration::from_millis(total_ms),
+            deliver: Duration::ZERO,
+            shutdown: Duration::ZERO,
+            rss_before_kib: 0,
+            rss_after_kib: kib_after,
+            peak_rss_kib: kib_after,
+        }
+    }
+
+    /// Each side's figures come from its median round by total time (one
+    /// sample per side made the ratio as noisy as the noisier sample), and
+    /// every round's total is kept in the order run.
+    #[test]
+    fn a_spawn_comparison_takes_each_sides_median_round() {
+        let msa = vec![outcome(30, 3), outcome(10, 1), outcome(20, 2)];
+        let raw = vec![outcome(5, 7), outcome(9, 9), outcome(7, 8)];
+        let c = SpawnComparison::from_rounds(msa, raw).expect("both sides ran");
+        assert_eq!(c.msa.total(), Duration::from_millis(20));
+        assert_eq!(c.msa.rss_after_kib, 2);
+        assert_eq!(c.raw.total(), Duration::from_millis(7));
+        assert_eq!(c.raw.rss_after_kib, 8);
+        let ms = |v: &[Duration]| v.iter().map(Duration::as_millis).collect::<Vec<_>>();
+        assert_eq!(ms(&c.msa_rounds), [30, 10, 20]);
+        assert_eq!(ms(&c.raw_rounds), [5, 9, 7]);
+        assert!(SpawnComparison::from_rounds(Vec::new(), vec![outcome(1, 1)]).is_none());
+    }
 }

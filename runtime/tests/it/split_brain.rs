@@ -29,6 +29,10 @@ const AT_ONCE: Duration = Duration::from_millis(500);
 const SELF_DOWN_LINE: &str =
     "split-brain resolver: this node is on the losing side of a partition and downs itself";
 const REJOIN_LINE: &str = "split-brain resolver: back after the heal; joining again";
+/// What a node logs (warn) when it hears that another node's resolver
+/// downed it before its own did.
+const DOWNED_BY_LINE: &str =
+    "downed by another node's split-brain resolver: this node downs itself";
 
 fn node(
     net: &MemoryNetwork,
@@ -286,6 +290,154 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
     {
         assert_eq!(on_a, LONE, "{k} from a");
     }
+    shutdown(nodes).await;
+}
+
+/// The ends of a partial cut, downed by the middle node's resolver before
+/// their own decide (their `stable_after` is far longer than the middle's,
+/// as seed 329 of `msa sim` had a member whose own timer had not run out).
+/// Each hears of its down in the join states' gossip (through the middle,
+/// which it still reaches) and downs itself as if its own resolver had
+/// (counted in `self_downs`, reported `SelfDowned`, logged with the
+/// downer's name), then stays down while the cut lasts: its own rejoin
+/// check finds it an end of the cut. Until 2026-12-06 it started a new
+/// round at once instead, the middle (alone, converged) admitted it again
+/// inside the cut, and a key had two owners. After the heal both rejoin
+/// and every view agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ends_of_a_partial_cut_downed_before_their_own_resolvers_decide_stay_down_until_the_heal(
+) {
+    const END: &str = "end-a";
+    const OTHER_END: &str = "end-c";
+    const MID: &str = "mid";
+    let logs = LogCapture::keyed("node", END, tracing::Level::INFO);
+    let net = MemoryNetwork::new();
+    let strategy = SplitBrainStrategy::KeepMajority;
+    let mid = node(&net, MID, None, strategy, None);
+    spawn_placement(&mid).await;
+    let slow = SplitBrainConfig::new(strategy, Duration::from_secs(600)).unwrap();
+    let mut nodes = vec![mid];
+    for name in [END, OTHER_END] {
+        let n = resolver_builder(&net, name, Some(&nodes[0]), SECRET, strategy)
+            .split_brain(slow)
+            .start()
+            .unwrap();
+        spawn_placement(&n).await;
+        nodes.push(n);
+    }
+    eventually("the cluster forms", BOUND, || async {
+        let mut ok = agree(&nodes);
+        for from in &nodes {
+            for to in &nodes {
+                ok = ok && ask_where(from, to.name()).await.is_ok();
+            }
+        }
+        ok
+    })
+    .await;
+    let (mid, a, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let mut a_events = a.cluster_events().unwrap();
+    let mut c_events = c.cluster_events().unwrap();
+
+    net.cut(END, OTHER_END);
+    eventually("the middle downs both ends by policy", BOUND, || async {
+        mid.remote_stats().split_brain_downs >= 2
+    })
+    .await;
+    // Each end hears of it and downs itself: an event and a count.
+    for (n, events) in [(a, &mut a_events), (c, &mut c_events)] {
+        tokio::time::timeout(BOUND, async {
+            loop {
+                match events.recv().await {
+                    Ok(msa_runtime::remote::ClusterEvent::SelfDowned { strategy }) => {
+                        assert_eq!(strategy, "keep-majority");
+                        break;
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("{}'s events ended: {e}", n.name()),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} did not report that it downed itself", n.name()));
+        assert_eq!(n.remote_stats().self_downs, 1, "{}", n.name());
+    }
+    // A line naming the downer, not its own resolver's line.
+    eventually("an end logs who downed it", BOUND, || async {
+        logs.text().contains(DOWNED_BY_LINE)
+    })
+    .await;
+    let text = logs.text();
+    let line = text[text.find(DOWNED_BY_LINE).unwrap()..]
+        .lines()
+        .next()
+        .unwrap_or_default();
+    assert!(line.contains("by=mid"), "{line}");
+    assert!(!text.contains(SELF_DOWN_LINE), "{text}");
+
+    // The middle alone owns every key (within a moment of its downs), and
+    // the ends own none while the cut lasts: never a member again (downed,
+    // or joining and not admitted), refused typed and at once. Watched for
+    // three of the middle's stable_after periods.
+    eventually(
+        "the middle owns every key",
+        Duration::from_secs(5),
+        || async {
+            for i in 0..32 {
+                if owner(mid, &format!("key-{i}")).await.as_deref() != Ok(MID) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let watch = Instant::now();
+    while watch.elapsed() < STABLE * 3 {
+        for n in [a, c] {
+            let t = Instant::now();
+            let r = owner(n, "key-0").await;
+            assert!(
+                matches!(
+                    &r,
+                    Err(CallError::Downed { node }) | Err(CallError::Joining { node }) if node == n.name()
+                ),
+                "a keyed call from {}: {r:?}",
+                n.name()
+            );
+            assert!(t.elapsed() < AT_ONCE, "it took {:?}", t.elapsed());
+            assert_ne!(
+                status_of(n, n.name()).1,
+                "up",
+                "{} is up in the cut",
+                n.name()
+            );
+        }
+        for i in 0..4 {
+            assert_eq!(owner(mid, &format!("key-{i}")).await.as_deref(), Ok(MID));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.remote_stats().self_downs, 1);
+    assert_eq!(c.remote_stats().self_downs, 1);
+
+    net.heal_all();
+    eventually(
+        "both ends rejoin, every view agrees, every call works",
+        BOUND,
+        || async {
+            let mut ok = !a.is_self_downed() && !c.is_self_downed() && agree(&nodes);
+            for from in &nodes {
+                for to in &nodes {
+                    ok = ok && ask_where(from, to.name()).await.as_deref() == Ok(to.name());
+                }
+            }
+            ok
+        },
+    )
+    .await;
+    let keys: Vec<String> = (0..32).map(|i| format!("key-{i}")).collect();
+    same_owner(mid, &[a, c], &keys).await;
     shutdown(nodes).await;
 }
 

@@ -63,16 +63,7 @@ async fn cluster(
         spawn_placement(&n).await;
         nodes.push(n);
     }
-    eventually("the cluster forms", BOUND, || async {
-        let mut ok = agree(&nodes);
-        for from in &nodes {
-            for to in &nodes {
-                ok = ok && ask_where(from, to.name()).await.is_ok();
-            }
-        }
-        ok
-    })
-    .await;
+    wait_formed(&nodes).await;
     nodes
 }
 
@@ -85,6 +76,34 @@ fn agree(nodes: &[Node]) -> bool {
             && v.members.iter().all(|m| m.status == "alive")
             && views[0].disagreement(v).is_none()
     })
+}
+
+/// Waits until every view agrees and every node reaches every `where-`
+/// service.
+async fn wait_formed(nodes: &[Node]) {
+    eventually("the cluster forms", BOUND, || async {
+        let mut ok = agree(nodes);
+        for from in nodes {
+            for to in nodes {
+                ok = ok && ask_where(from, to.name()).await.is_ok();
+            }
+        }
+        ok
+    })
+    .await;
+}
+
+/// Whether every node's `where-` service answers every node, from the
+/// node it names.
+async fn every_call_works(nodes: &[Node]) -> bool {
+    for from in nodes {
+        for to in nodes {
+            if ask_where(from, to.name()).await.as_deref() != Ok(to.name()) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn cut(net: &MemoryNetwork, side: &[&Node], other: &[&Node]) {
@@ -273,13 +292,7 @@ async fn in_a_2_1_split_the_lone_node_downs_itself_and_rejoins_after_the_heal() 
         "the line names the strategy: {down_line}"
     );
     eventually("every view agrees and every call works", BOUND, || async {
-        let mut ok = agree(&nodes);
-        for from in &nodes {
-            for to in &nodes {
-                ok = ok && ask_where(from, to.name()).await.as_deref() == Ok(to.name());
-            }
-        }
-        ok
+        agree(&nodes) && every_call_works(&nodes).await
     })
     .await;
     eprintln!("2|1 split: healed and agreed after {:?}", healed.elapsed());
@@ -325,16 +338,7 @@ async fn the_ends_of_a_partial_cut_downed_before_their_own_resolvers_decide_stay
         spawn_placement(&n).await;
         nodes.push(n);
     }
-    eventually("the cluster forms", BOUND, || async {
-        let mut ok = agree(&nodes);
-        for from in &nodes {
-            for to in &nodes {
-                ok = ok && ask_where(from, to.name()).await.is_ok();
-            }
-        }
-        ok
-    })
-    .await;
+    wait_formed(&nodes).await;
     let (mid, a, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let mut a_events = a.cluster_events().unwrap();
     let mut c_events = c.cluster_events().unwrap();
@@ -426,13 +430,10 @@ async fn the_ends_of_a_partial_cut_downed_before_their_own_resolvers_decide_stay
         "both ends rejoin, every view agrees, every call works",
         BOUND,
         || async {
-            let mut ok = !a.is_self_downed() && !c.is_self_downed() && agree(&nodes);
-            for from in &nodes {
-                for to in &nodes {
-                    ok = ok && ask_where(from, to.name()).await.as_deref() == Ok(to.name());
-                }
-            }
-            ok
+            !a.is_self_downed()
+                && !c.is_self_downed()
+                && agree(&nodes)
+                && every_call_works(&nodes).await
         },
     )
     .await;
@@ -670,13 +671,10 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
         "a and c rejoin, every view agrees, every call works",
         BOUND,
         || async {
-            let mut ok = !a.is_self_downed() && !c.is_self_downed() && agree(&nodes);
-            for from in &nodes {
-                for to in &nodes {
-                    ok = ok && ask_where(from, to.name()).await.as_deref() == Ok(to.name());
-                }
-            }
-            ok
+            !a.is_self_downed()
+                && !c.is_self_downed()
+                && agree(&nodes)
+                && every_call_works(&nodes).await
         },
     )
     .await;

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::actor::{Envelope, Handler, ServiceActor, StopInstance, TellEnvelope};
 use super::batch::TellBatch;
+use super::sender_cache::{typed_row, CachedRow};
 use super::Service;
 use crate::registry::Instance;
 
@@ -30,10 +31,9 @@ pub(crate) type ReplyRx<M> = oneshot::Receiver<<Envelope<M> as Message>::Result>
 
 /// Queues an ask on an erased instance sender.
 pub(crate) type AskFn<M> = fn(&Instance, Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
-/// Queues a tell on an instance's erased sender alone (the caller counts
-/// it on the instance when the node tracks mailbox depth).
-pub(crate) type TellToFn<M> =
-    fn(&(dyn Any + Send + Sync), Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
+/// Makes the sender cache's row of one message type for one service type
+/// (`sender_cache.rs`).
+pub(crate) type RowFn<M> = fn() -> Box<dyn CachedRow<M>>;
 /// Queues a tell on an erased instance sender.
 pub(crate) type TellFn<M> = fn(&Instance, Envelope<M>) -> Result<(), SendError<Envelope<M>>>;
 /// Queues a batch of tells on an erased instance sender, within capacity.
@@ -51,9 +51,9 @@ where
     pub(crate) ask: AskFn<M>,
     /// Queues a tell regardless of capacity; `Closed` when the instance is gone.
     pub(crate) tell: TellFn<M>,
-    /// `tell` on the instance's sender alone, not counted: the sender
-    /// cache's path, which reads no instance record per tell.
-    pub(crate) tell_to: TellToFn<M>,
+    /// A new row of the calling thread's sender cache, typed by the
+    /// service: it holds the senders it calls by value.
+    pub(crate) row: RowFn<M>,
     /// Queues a tell within the mailbox's capacity; `Full` when it is at
     /// capacity (the message is given back), `Closed` when the instance is gone.
     pub(crate) try_tell: TellFn<M>,
@@ -80,11 +80,16 @@ where
 {
 }
 
-fn sender<S: Service>(s: &dyn Any) -> Option<&AddressSender<ServiceActor<S>>> {
+/// The instance's actix sender behind its erased one, if it runs an `S`.
+pub(crate) fn sender<S: Service>(s: &dyn Any) -> Option<&AddressSender<ServiceActor<S>>> {
     s.downcast_ref::<AddressSender<ServiceActor<S>>>()
 }
 
-fn ask<S, M>(i: &Instance, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>
+/// Queues an ask on `i` (an `S`), counting it once queued.
+pub(crate) fn ask<S, M>(
+    i: &Instance,
+    env: Envelope<M>,
+) -> Result<ReplyRx<M>, SendError<Envelope<M>>>
 where
     S: Handler<M>,
     M: Message + Send + 'static,
@@ -109,21 +114,6 @@ where
     sent_to::<S, _>(i, env, 1, |tx, env| {
         tx.do_send(TellEnvelope(env)).map_err(untell)
     })
-}
-
-fn tell_to<S, M>(
-    s: &(dyn Any + Send + Sync),
-    env: Envelope<M>,
-) -> Result<(), SendError<Envelope<M>>>
-where
-    S: Handler<M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    match sender::<S>(s) {
-        Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
-        None => Err(SendError::Closed(env)),
-    }
 }
 
 fn try_tell<S, M>(i: &Instance, env: Envelope<M>) -> Result<(), SendError<Envelope<M>>>
@@ -151,7 +141,7 @@ where
 }
 
 /// A tell's envelope back out of a refused send.
-fn untell<M>(e: SendError<TellEnvelope<M>>) -> SendError<Envelope<M>>
+pub(crate) fn untell<M>(e: SendError<TellEnvelope<M>>) -> SendError<Envelope<M>>
 where
     M: Message + Send + 'static,
     M::Result: Send,
@@ -191,7 +181,7 @@ where
     /// Queues an ask; `Full` when the mailbox is at capacity.
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
     /// The instance (to wait for room in its mailbox).
-    fn instance(&self) -> &Arc<Instance>;
+    fn instance(&self) -> Option<&Arc<Instance>>;
 }
 
 fn request<S, M>(i: &Instance, env: Envelope<M>) -> Option<RecipientRequest<Envelope<M>>>
@@ -216,7 +206,7 @@ where
     SendFns {
         ask: ask::<S, M>,
         tell: tell::<S, M>,
-        tell_to: tell_to::<S, M>,
+        row: typed_row::<S, M>,
         try_tell: try_tell::<S, M>,
         request: request::<S, M>,
         tell_batch: tell_batch::<S, M>,

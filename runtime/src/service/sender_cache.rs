@@ -13,15 +13,24 @@
 //!
 //! One way holds every slot of a service, so round-robin over many
 //! instances stays a hit (issue 12: keyed by slot too, the 32 ways thrashed
-//! beyond 32 instances and tells lost 55–65 % of their throughput). The
-//! cost is 24 bytes per instance a thread has called (the instance's `Arc`
-//! and its shared sender's `Arc`), per (service, message
-//! type) that holds a way (a cached sender clone per instance, tried first,
-//! cost about 0.15 KiB each and pushed the spawn scenario over 2 KiB per
-//! actor). The cache lives in the thread, not in the instance, so an
-//! instance costs no memory per message type. Calls go through the
-//! instance's own sender, never a clone: each actix sender clone may put
-//! one message past a bounded mailbox's capacity when it parks.
+//! beyond 32 instances and tells lost 55–65 % of their throughput).
+//!
+//! A row is typed by the service behind the erasure ([`CachedRow`], made
+//! by the message type's [`SendFns`]), so a slot can hold the instance's
+//! actix sender by value: a tell reads the channel's pointer from the row,
+//! in slot order, as a loop over a `Vec<Addr>` does, and not from the
+//! instance's own sender allocation (over 10,000 instances that read was a
+//! cache miss on nearly every tell; issue 12). A thread's first call to an
+//! instance caches its `Arc` (40 bytes a slot, nothing allocated); the
+//! second gives the slot its own sender clone (two small allocations, about
+//! 0.1 KiB), so an instance called once from a thread (one message to each
+//! of many, a check after spawning) costs no clone. The cache lives in the
+//! thread, not in the instance, so an instance costs no memory per message
+//! type. Only tells go through the clone (`do_send`, which ignores the
+//! mailbox's capacity whatever sender it is on); asks go through the
+//! instance's own sender, as the general path does, since each actix
+//! sender clone may put one message past a bounded mailbox's capacity when
+//! it parks.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -33,8 +42,13 @@ use std::sync::Arc;
 
 use actix::prelude::SendError;
 
-use super::actor::Envelope;
-use super::send::{ReplyRx, SendFns, SendTo};
+use std::marker::PhantomData;
+
+use actix::dev::channel::AddressSender;
+
+use super::actor::{Envelope, Handler, ServiceActor, TellEnvelope};
+use super::send::{ask, sender, untell, ReplyRx, SendFns, SendTo};
+use super::Service;
 use crate::registry::{Instance, ServiceEntry};
 
 /// Ways of the direct-mapped cache (a power of two).
@@ -54,7 +68,8 @@ struct Way {
     home: Box<[usize]>,
     /// The position in `home` this thread calls next.
     home_next: usize,
-    /// A [`Row<M>`] for the message type the way was filled for.
+    /// The `Box<dyn CachedRow<M>>` of the message type the way was
+    /// filled for.
     senders: Box<dyn Any>,
 }
 
@@ -101,64 +116,137 @@ fn home_slots(entry: &ServiceEntry) -> Box<[usize]> {
         .collect()
 }
 
-/// The send functions of one message type and the instances called so far,
-/// indexed by slot (`None`: not called yet). An instance is held by its
-/// `Arc` and its shared sender's (no allocation, no actix sender clone per
-/// cached instance: a thread that called 100k instances holds 24 bytes for
-/// each), and a call goes through the instance's own sender, as the general
-/// path does.
-struct Row<M>
+/// One way's row: the instances of one service called so far for one
+/// message type, indexed by slot, typed by the service behind the erasure.
+pub(crate) trait CachedRow<M>: 'static
 where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    fns: SendFns<M>,
+    /// The instance in `slot`, to call now: cached on this thread's first
+    /// call to it, given its own sender on the second. `None` when the
+    /// slot is empty.
+    fn select(&mut self, entry: &ServiceEntry, slot: usize) -> Option<&dyn SendTo<M>>;
+}
+
+/// A new row for service `S` and message type `M` (a [`SendFns`] entry).
+pub(crate) fn typed_row<S, M>() -> Box<dyn CachedRow<M>>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    Box::new(TypedRow::<S, M> {
+        track: false,
+        current: 0,
+        slots: Vec::new(),
+        msg: PhantomData,
+    })
+}
+
+/// [`CachedRow`] of service `S`.
+struct TypedRow<S: Service, M> {
     /// Whether the node counts what is sent to its instances (a setting of
-    /// the node, the same for every instance: kept once here rather than
-    /// per slot, so a slot is 24 bytes, not 32).
+    /// the node, the same for every instance: kept once here).
     track: bool,
-    instances: Vec<Option<Slot>>,
+    /// The slot [`select`](CachedRow::select) chose last.
+    current: usize,
+    slots: Vec<Option<TypedSlot<S>>>,
+    msg: PhantomData<fn(M)>,
 }
 
-/// One cached instance: its record, and beside it its sender, so that a
-/// tell reads neither the record nor a second allocation behind it
-/// (round-robin over 10,000 instances reads a cold record per tell; issue
-/// 12).
-struct Slot {
+/// One cached instance.
+struct TypedSlot<S: Service> {
     instance: Arc<Instance>,
-    sender: Arc<dyn Any + Send + Sync>,
+    /// This thread's own sender to the instance, from its second call on.
+    tx: Option<AddressSender<ServiceActor<S>>>,
 }
 
-impl Slot {
-    fn new(instance: Arc<Instance>) -> Self {
-        Self {
-            sender: instance.sender.clone(),
-            instance,
+impl<S, M> TypedRow<S, M>
+where
+    S: Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    /// The slot `select` chose.
+    #[inline(always)]
+    fn chosen(&self) -> Option<&TypedSlot<S>> {
+        self.slots.get(self.current)?.as_ref()
+    }
+
+    /// A miss: caches the instance in `slot` (and whether the node counts
+    /// what is sent to it, the same for all its instances).
+    #[cold]
+    #[inline(never)]
+    fn fill(&mut self, entry: &ServiceEntry, slot: usize) -> Option<()> {
+        let instance = entry.load_slot(slot)?;
+        #[cfg(test)]
+        MISSES.with(|m| m.set(m.get() + 1));
+        self.track = instance.track;
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
         }
+        *self.slots.get_mut(slot)? = Some(TypedSlot { instance, tx: None });
+        Some(())
     }
 }
 
-/// A cached instance seen as a [`SendTo<M>`] for the length of one call.
-struct Cached<'a, M>
+impl<S: Service> TypedSlot<S> {
+    /// The second call: the slot gets its own sender.
+    #[cold]
+    #[inline(never)]
+    fn promote(&mut self) {
+        self.tx = sender::<S>(&*self.instance.sender).cloned();
+        #[cfg(test)]
+        PROMOTIONS.with(|m| m.set(m.get() + 1));
+    }
+}
+
+impl<S, M> CachedRow<M> for TypedRow<S, M>
 where
+    S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    slot: &'a Slot,
-    row: &'a Row<M>,
+    #[inline]
+    fn select(&mut self, entry: &ServiceEntry, slot: usize) -> Option<&dyn SendTo<M>> {
+        match self.slots.get_mut(slot) {
+            Some(Some(s)) => {
+                if s.tx.is_none() {
+                    s.promote();
+                }
+            }
+            _ => self.fill(entry, slot)?,
+        }
+        self.current = slot;
+        Some(self)
+    }
 }
 
-impl<M> SendTo<M> for Cached<'_, M>
+impl<S, M> SendTo<M> for TypedRow<S, M>
 where
+    S: Handler<M>,
     M: Message + Send + 'static,
     M::Result: Send,
 {
     #[inline]
     fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
-        match (self.row.fns.tell_to)(&*self.slot.sender, env) {
+        let Some(slot) = self.chosen() else {
+            return Err(env);
+        };
+        let sent = match &slot.tx {
+            Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
+            // The first call, or a sender of another type (never: the
+            // row is made by the entry's own send functions).
+            None => match sender::<S>(&*slot.instance.sender) {
+                Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
+                None => Err(SendError::Closed(env)),
+            },
+        };
+        match sent {
             Ok(()) => {
-                if self.row.track {
-                    self.slot.instance.count_sent();
+                if self.track {
+                    slot.instance.count_sent();
                 }
                 Ok(())
             }
@@ -168,11 +256,14 @@ where
 
     #[inline]
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
-        (self.row.fns.ask)(&self.slot.instance, env)
+        match self.chosen() {
+            Some(slot) => ask::<S, M>(&slot.instance, env),
+            None => Err(SendError::Closed(env)),
+        }
     }
 
-    fn instance(&self) -> &Arc<Instance> {
-        &self.slot.instance
+    fn instance(&self) -> Option<&Arc<Instance>> {
+        self.chosen().map(|slot| &slot.instance)
     }
 }
 
@@ -180,6 +271,8 @@ where
 thread_local! {
     /// Senders this thread had to fetch (misses), for tests.
     static MISSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Slots this thread gave their own sender, for tests.
+    static PROMOTIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 thread_local! {
@@ -235,15 +328,9 @@ where
         if let Some(w) = way {
             if w.entry == id && w.generation == generation {
                 let slot = w.next_slot(entry.slot_count());
-                if let Some(row) = w.senders.downcast_mut::<Row<M>>() {
-                    if let Some(Some(i)) = row.instances.get(slot) {
-                        let to = Cached { slot: i, row };
-                        return Some(f(&to, arg.take()?));
-                    }
-                    fill_slot::<M>(row, entry, slot)?;
-                    let i = row.instances.get(slot)?.as_ref()?;
-                    let to = Cached { slot: i, row };
-                    return Some(f(&to, arg.take()?));
+                if let Some(row) = w.senders.downcast_mut::<Box<dyn CachedRow<M>>>() {
+                    let to = row.select(entry, slot)?;
+                    return Some(f(to, arg.take()?));
                 }
             }
         }
@@ -266,19 +353,12 @@ where
                 },
                 home,
                 home_next,
-                senders: Box::new(Row::<M> {
-                    fns,
-                    track: false,
-                    instances: Vec::new(),
-                }),
+                senders: Box::new((fns.row)()),
             })
             .senders
-            .downcast_mut::<Row<M>>()?;
-        fill_slot::<M>(row, entry, slot)?;
-        let row = &*row;
-        let i = row.instances.get(slot)?.as_ref()?;
-        let to = Cached { slot: i, row };
-        Some(f(&to, arg.take()?))
+            .downcast_mut::<Box<dyn CachedRow<M>>>()?;
+        let to = row.select(entry, slot)?;
+        Some(f(to, arg.take()?))
     });
     match done {
         Ok(Some(Ok(r))) => Ok(r),
@@ -303,26 +383,6 @@ where
         .as_deref()?
         .downcast_ref::<SendFns<M>>()
         .copied()
-}
-
-/// A miss: caches the instance in `slot` (and whether the node counts what
-/// is sent to it, the same for all its instances).
-#[cold]
-#[inline(never)]
-fn fill_slot<M>(row: &mut Row<M>, entry: &ServiceEntry, slot: usize) -> Option<()>
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    let instance = entry.load_slot(slot)?;
-    #[cfg(test)]
-    MISSES.with(|m| m.set(m.get() + 1));
-    row.track = instance.track;
-    if row.instances.len() <= slot {
-        row.instances.resize_with(slot + 1, || None);
-    }
-    *row.instances.get_mut(slot)? = Some(Slot::new(instance));
-    Some(())
 }
 
 #[cfg(test)]
@@ -384,6 +444,44 @@ mod tests {
                     .expect("shut down");
             });
         }
+    }
+
+    /// A thread's first call to an instance caches it without a sender
+    /// clone; the second gives the slot its own sender, once.
+    #[test]
+    fn a_slot_gets_its_own_sender_on_its_second_call_only() {
+        actix_rt::System::new().block_on(async move {
+            let node = crate::Node::builder()
+                .name("promote")
+                .start_local()
+                .expect("a local node");
+            let instances = 50usize;
+            let svc = node
+                .spawn(
+                    crate::ServiceSpec::new("promote", Sink::default)
+                        .handles_local::<A>()
+                        .instances(instances),
+                )
+                .await
+                .expect("spawned");
+            let promotions = || PROMOTIONS.with(std::cell::Cell::get);
+            let before = promotions();
+            for _ in 0..instances {
+                svc.tell(A).expect("told");
+            }
+            assert_eq!(promotions() - before, 0, "one call each: no clone");
+            for _ in 0..3 * instances {
+                svc.tell(A).expect("told");
+            }
+            assert_eq!(
+                promotions() - before,
+                instances as u64,
+                "every instance called again: one clone each, once"
+            );
+            node.shutdown(std::time::Duration::from_secs(5))
+                .await
+                .expect("shut down");
+        });
     }
 
     #[test]

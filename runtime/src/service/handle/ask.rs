@@ -182,7 +182,10 @@ where
             Some(entry) => {
                 let sent = with_sender::<M, _, _>(entry, env, |to, env| match to.ask(env) {
                     Ok(rx) => Ok(Ok(rx)),
-                    Err(SendError::Full(env)) => Ok(Err((env, to.instance().clone()))),
+                    Err(SendError::Full(env)) => match to.instance() {
+                        Some(inst) => Ok(Err((env, inst.clone()))),
+                        None => Err(env),
+                    },
                     Err(SendError::Closed(env)) => Err(env),
                 });
                 match sent {

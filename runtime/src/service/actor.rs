@@ -87,6 +87,12 @@ impl Message for StopInstance {
 pub struct ServiceActor<S> {
     service: S,
     pub(crate) shared: Arc<InstanceShared>,
+    /// The instance's entry and slot (also in `shared`), kept in the actor
+    /// so that a plain message reads nothing behind `shared`: round-robin
+    /// over 10,000 instances found each one's `InstanceShared` out of cache,
+    /// a miss per message (issue 12).
+    entry: Arc<ServiceEntry>,
+    slot: usize,
 }
 
 impl<S> std::fmt::Debug for ServiceActor<S> {
@@ -129,7 +135,12 @@ impl OnExit for InstanceShared {
 
 impl<S> ServiceActor<S> {
     pub(crate) fn new(service: S, shared: Arc<InstanceShared>) -> Self {
-        Self { service, shared }
+        Self {
+            service,
+            entry: shared.entry.clone(),
+            slot: shared.id.slot,
+            shared,
+        }
     }
 }
 
@@ -234,9 +245,9 @@ impl<S: Service> ServiceActor<S> {
         S: Handler<M>,
         M: Message + 'static,
     {
-        let shared = &self.shared;
-        shared.entry.count_message(shared.id.slot);
+        self.entry.count_message(self.slot);
         if let Some(deadline) = env.meta.deadline_ms() {
+            let shared = &self.shared;
             if deadline <= shared.node.deadlines.clock().now_ms() {
                 ServiceStats::inc(&shared.entry.stats.expired);
                 if env.meta.has_extra() {

@@ -126,10 +126,12 @@ impl<S: crate::Service, R: 'static> Reply<S, R> {
         ctx: &mut Context<ServiceActor<S>>,
         shared: &Arc<InstanceShared>,
     ) {
-        if let Kind::Ready(_) = self.kind {
-            return;
+        // Moved out by value: the value's own drop, inline (a `Ready(())`
+        // drops nothing), not a call to drop the whole reply.
+        match self.kind {
+            Kind::Ready(value) => drop(value),
+            kind => Self { kind }.run_future_unobserved(ctx, shared),
         }
-        self.run_future_unobserved(ctx, shared);
     }
 
     /// [`Self::run_unobserved`] for a future (a value is dropped).

@@ -6,10 +6,12 @@
 //! [`SendFns<M>`], monomorphised for the service type: the general path
 //! downcasts twice (the functions, the sender) and pushes into the channel.
 //! The local fast path goes through the calling thread's sender cache
-//! (`sender_cache.rs`), which keeps a [`SendTo<M>`] per (instance, message
-//! type) it used: one downcast and one virtual call per message, and no
-//! per-instance memory. An ask waits on the bare oneshot receiver rather
-//! than actix's larger request future.
+//! (`sender_cache.rs`), whose rows the message type's [`SendFns`] make,
+//! typed by the service: a tell is one downcast and one virtual call on the
+//! row (through a sender the row holds by value, from a thread's second call
+//! to an instance on), an ask a [`SendTo<M>`] on the instance's own sender.
+//! An ask waits on the bare oneshot receiver rather than actix's larger
+//! request future.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -175,9 +177,6 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    /// Queues a tell regardless of capacity; the envelope back if the
-    /// instance is gone.
-    fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>>;
     /// Queues an ask; `Full` when the mailbox is at capacity.
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>>;
     /// The instance (to wait for room in its mailbox).

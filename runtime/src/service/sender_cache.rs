@@ -21,7 +21,7 @@
 //! in slot order, as a loop over a `Vec<Addr>` does, and not from the
 //! instance's own sender allocation (over 10,000 instances that read was a
 //! cache miss on nearly every tell; issue 12). A thread's first call to an
-//! instance caches its `Arc` (40 bytes a slot, nothing allocated); the
+//! instance caches its `Arc` (32 bytes a slot, nothing allocated); the
 //! second gives the slot its own sender clone (two small allocations, about
 //! 0.1 KiB), so an instance called once from a thread (one message to each
 //! of many, a check after spawning) costs no clone. The cache lives in the
@@ -35,16 +35,12 @@
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
-
-use actix::Message;
-
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use actix::prelude::SendError;
-
-use std::marker::PhantomData;
-
 use actix::dev::channel::AddressSender;
+use actix::prelude::SendError;
+use actix::Message;
 
 use super::actor::{Envelope, Handler, ServiceActor, TellEnvelope};
 use super::send::{ask, sender, untell, ReplyRx, SendFns, SendTo};
@@ -127,6 +123,16 @@ where
     /// call to it, given its own sender on the second. `None` when the
     /// slot is empty.
     fn select(&mut self, entry: &ServiceEntry, slot: usize) -> Option<&dyn SendTo<M>>;
+
+    /// A tell to the instance in `slot`: [`select`](Self::select) and its
+    /// `tell` in one call. The envelope back when the slot is empty or the
+    /// instance is gone.
+    fn tell_at(
+        &mut self,
+        entry: &ServiceEntry,
+        slot: usize,
+        env: Envelope<M>,
+    ) -> Result<(), Envelope<M>>;
 }
 
 /// A new row for service `S` and message type `M` (a [`SendFns`] entry).
@@ -172,6 +178,34 @@ where
     #[inline(always)]
     fn chosen(&self) -> Option<&TypedSlot<S>> {
         self.slots.get(self.current)?.as_ref()
+    }
+
+    /// A tell to the instance in `slot` (cached), through its own sender
+    /// once promoted. The envelope back when the slot is empty or the
+    /// instance is gone.
+    #[inline(always)]
+    fn tell_slot(&self, slot: usize, env: Envelope<M>) -> Result<(), Envelope<M>> {
+        let Some(Some(slot)) = self.slots.get(slot) else {
+            return Err(env);
+        };
+        let sent = match &slot.tx {
+            Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
+            // The first call, or a sender of another type (never: the
+            // row is made by the entry's own send functions).
+            None => match sender::<S>(&*slot.instance.sender) {
+                Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
+                None => Err(SendError::Closed(env)),
+            },
+        };
+        match sent {
+            Ok(()) => {
+                if self.track {
+                    slot.instance.count_sent();
+                }
+                Ok(())
+            }
+            Err(SendError::Full(env) | SendError::Closed(env)) => Err(env),
+        }
     }
 
     /// A miss: caches the instance in `slot` (and whether the node counts
@@ -221,6 +255,20 @@ where
         self.current = slot;
         Some(self)
     }
+
+    #[inline]
+    fn tell_at(
+        &mut self,
+        entry: &ServiceEntry,
+        slot: usize,
+        env: Envelope<M>,
+    ) -> Result<(), Envelope<M>> {
+        let promoted = matches!(self.slots.get(slot), Some(Some(s)) if s.tx.is_some());
+        if !promoted && self.select(entry, slot).is_none() {
+            return Err(env);
+        }
+        self.tell_slot(slot, env)
+    }
 }
 
 impl<S, M> SendTo<M> for TypedRow<S, M>
@@ -229,31 +277,6 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    #[inline]
-    fn tell(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
-        let Some(slot) = self.chosen() else {
-            return Err(env);
-        };
-        let sent = match &slot.tx {
-            Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
-            // The first call, or a sender of another type (never: the
-            // row is made by the entry's own send functions).
-            None => match sender::<S>(&*slot.instance.sender) {
-                Some(tx) => tx.do_send(TellEnvelope(env)).map_err(untell),
-                None => Err(SendError::Closed(env)),
-            },
-        };
-        match sent {
-            Ok(()) => {
-                if self.track {
-                    slot.instance.count_sent();
-                }
-                Ok(())
-            }
-            Err(SendError::Full(env) | SendError::Closed(env)) => Err(env),
-        }
-    }
-
     #[inline]
     fn ask(&self, env: Envelope<M>) -> Result<ReplyRx<M>, SendError<Envelope<M>>> {
         match self.chosen() {
@@ -318,53 +341,95 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    let generation = entry.generation();
-    let id = entry.id();
-    let key = (id ^ type_bits::<M>()) as usize % WAYS;
     let mut arg = Some(arg);
-    let done = SENDERS.try_with(|cache| {
-        let mut cache = cache.try_borrow_mut().ok()?;
-        let way = &mut cache[key];
-        if let Some(w) = way {
-            if w.entry == id && w.generation == generation {
-                let slot = w.next_slot(entry.slot_count());
-                if let Some(row) = w.senders.downcast_mut::<Box<dyn CachedRow<M>>>() {
-                    let to = row.select(entry, slot)?;
-                    return Some(f(to, arg.take()?));
-                }
-            }
-        }
-        let fns = send_fns::<M>(entry)?;
-        let home = home_slots(entry);
-        let shared_slot = entry.next_slot();
-        let n = entry.slot_count();
-        let (slot, home_next) = match home.first() {
-            Some(&first) => (first, 1),
-            None => (shared_slot, 0),
-        };
-        let row = way
-            .insert(Way {
-                entry: id,
-                generation,
-                next: if shared_slot + 1 >= n {
-                    0
-                } else {
-                    shared_slot + 1
-                },
-                home,
-                home_next,
-                senders: Box::new((fns.row)()),
-            })
-            .senders
-            .downcast_mut::<Box<dyn CachedRow<M>>>()?;
+    let done = with_row::<M, _>(entry, |row, slot| {
         let to = row.select(entry, slot)?;
         Some(f(to, arg.take()?))
     });
     match done {
-        Ok(Some(Ok(r))) => Ok(r),
-        Ok(Some(Err(a))) => Err(Some(a)),
-        _ => Err(arg),
+        Some(Ok(r)) => Ok(r),
+        Some(Err(a)) => Err(Some(a)),
+        None => Err(arg),
     }
+}
+
+/// A tell to the instance in the entry's next round-robin slot: what
+/// [`with_sender`] and the slot's `tell` do, in one call on the row (the
+/// local tell's hot path). `Err(Some(env))` when the caller must take the
+/// general path with it.
+#[inline(always)]
+pub(crate) fn tell_cached<M>(
+    entry: &ServiceEntry,
+    env: Envelope<M>,
+) -> Result<(), Option<Envelope<M>>>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let mut env = Some(env);
+    match with_row::<M, _>(entry, |row, slot| {
+        Some(row.tell_at(entry, slot, env.take()?))
+    }) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(Some(e)),
+        None => Err(env),
+    }
+}
+
+/// Runs `g` on the calling thread's row of `entry` for `M` and the slot to
+/// call next (filling the way on a miss); `None` when the cache is
+/// unavailable or the service does not handle `M` locally.
+#[inline(always)]
+fn with_row<M, R>(
+    entry: &ServiceEntry,
+    g: impl FnOnce(&mut dyn CachedRow<M>, usize) -> Option<R>,
+) -> Option<R>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let generation = entry.generation();
+    let id = entry.id();
+    let key = (id ^ type_bits::<M>()) as usize % WAYS;
+    SENDERS
+        .try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            let way = &mut cache[key];
+            if let Some(w) = way {
+                if w.entry == id && w.generation == generation {
+                    let slot = w.next_slot(entry.slot_count());
+                    if let Some(row) = w.senders.downcast_mut::<Box<dyn CachedRow<M>>>() {
+                        return g(&mut **row, slot);
+                    }
+                }
+            }
+            let fns = send_fns::<M>(entry)?;
+            let home = home_slots(entry);
+            let shared_slot = entry.next_slot();
+            let n = entry.slot_count();
+            let (slot, home_next) = match home.first() {
+                Some(&first) => (first, 1),
+                None => (shared_slot, 0),
+            };
+            let row = way
+                .insert(Way {
+                    entry: id,
+                    generation,
+                    next: if shared_slot + 1 >= n {
+                        0
+                    } else {
+                        shared_slot + 1
+                    },
+                    home,
+                    home_next,
+                    senders: Box::new((fns.row)()),
+                })
+                .senders
+                .downcast_mut::<Box<dyn CachedRow<M>>>()?;
+            g(&mut **row, slot)
+        })
+        .ok()
+        .flatten()
 }
 
 /// The message type's send functions on this entry's service type.
@@ -482,6 +547,14 @@ mod tests {
                 .await
                 .expect("shut down");
         });
+    }
+
+    /// A cached slot is the instance's `Arc` and an optional sender in 32
+    /// bytes (no tag word: both use their pointers' niches), the cost per
+    /// instance a thread has called.
+    #[test]
+    fn a_cached_slot_is_four_words() {
+        assert_eq!(std::mem::size_of::<Option<TypedSlot<Sink>>>(), 32);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::{fns, ServiceRef};
 use crate::error::CallError;
 use crate::metadata::Metadata;
 use crate::service::actor::Envelope;
-use crate::service::sender_cache::with_sender;
+use crate::service::sender_cache::tell_cached;
 
 impl ServiceRef {
     /// Sends `msg` without waiting for a reply or for mailbox room (like
@@ -38,7 +38,7 @@ impl ServiceRef {
         let Some(entry) = self.fast_entry() else {
             return self.tell_slow(msg, meta);
         };
-        match with_sender::<M, _, _>(entry, Envelope { msg, meta }, |to, env| to.tell(env)) {
+        match tell_cached::<M>(entry, Envelope { msg, meta }) {
             Ok(()) => Ok(()),
             // A dead or replaced instance: the general path re-reads the slots.
             Err(Some(e)) => self.tell_slow(e.msg, e.meta),

@@ -156,12 +156,26 @@ impl Remoting {
             }
         }
         for m in e.down {
-            tracing::warn!(member = %m.info.name, incarnation = m.info.incarnation, "member declared down");
-            if self.peer(&m.info.name).is_some() {
-                self.emit(crate::remote::status::ClusterEvent::Down {
-                    name: m.info.name.clone(),
-                    reason: "declared down by failure detection".into(),
-                });
+            match self.peer(&m.info.name) {
+                // Its graceful leave (foca's own leave, gossiped) came in
+                // after its `Leaving` frame and before its connection
+                // closed: news, not a fault (a CI run saw this order).
+                Some(p) if p.is_leaving() => {
+                    tracing::info!(member = %m.info.name, incarnation = m.info.incarnation, "member left");
+                    self.emit(crate::remote::status::ClusterEvent::Left {
+                        name: m.info.name.clone(),
+                    });
+                }
+                Some(_) => {
+                    tracing::warn!(member = %m.info.name, incarnation = m.info.incarnation, "member declared down");
+                    self.emit(crate::remote::status::ClusterEvent::Down {
+                        name: m.info.name.clone(),
+                        reason: "declared down by failure detection".into(),
+                    });
+                }
+                None => {
+                    tracing::warn!(member = %m.info.name, incarnation = m.info.incarnation, "member declared down");
+                }
             }
             self.declare_down(&m);
         }

@@ -475,6 +475,23 @@ mod tests {
         }
     }
 
+    /// A local node running `instances` of a `Sink` service named `name`.
+    async fn sinks(name: &str, instances: usize) -> (crate::Node, crate::ServiceRef) {
+        let node = crate::Node::builder()
+            .name(name)
+            .start_local()
+            .expect("a local node");
+        let svc = node
+            .spawn(
+                crate::ServiceSpec::new(name, Sink::default)
+                    .handles_local::<A>()
+                    .instances(instances),
+            )
+            .await
+            .expect("spawned");
+        (node, svc)
+    }
+
     /// Round-robin over more instances than the cache has ways: every
     /// instance's sender is fetched once, then every tell hits (keyed by
     /// slot, the ways thrashed and nearly every tell missed).
@@ -482,18 +499,7 @@ mod tests {
     fn round_robin_over_many_instances_hits_after_one_pass() {
         for instances in [1usize, 100, 1000] {
             actix_rt::System::new().block_on(async move {
-                let node = crate::Node::builder()
-                    .name("rr")
-                    .start_local()
-                    .expect("a local node");
-                let svc = node
-                    .spawn(
-                        crate::ServiceSpec::new("rr", Sink::default)
-                            .handles_local::<A>()
-                            .instances(instances),
-                    )
-                    .await
-                    .expect("spawned");
+                let (node, svc) = sinks("rr", instances).await;
                 let before = MISSES.with(std::cell::Cell::get);
                 let tells = 5 * instances as u64 + 7;
                 for _ in 0..tells {
@@ -516,19 +522,8 @@ mod tests {
     #[test]
     fn a_slot_gets_its_own_sender_on_its_second_call_only() {
         actix_rt::System::new().block_on(async move {
-            let node = crate::Node::builder()
-                .name("promote")
-                .start_local()
-                .expect("a local node");
             let instances = 50usize;
-            let svc = node
-                .spawn(
-                    crate::ServiceSpec::new("promote", Sink::default)
-                        .handles_local::<A>()
-                        .instances(instances),
-                )
-                .await
-                .expect("spawned");
+            let (node, svc) = sinks("promote", instances).await;
             let promotions = || PROMOTIONS.with(std::cell::Cell::get);
             let before = promotions();
             for _ in 0..instances {

@@ -426,17 +426,7 @@ async fn the_ends_of_a_partial_cut_downed_before_their_own_resolvers_decide_stay
     assert_eq!(c.remote_stats().self_downs, 1);
 
     net.heal_all();
-    eventually(
-        "both ends rejoin, every view agrees, every call works",
-        BOUND,
-        || async {
-            !a.is_self_downed()
-                && !c.is_self_downed()
-                && agree(&nodes)
-                && every_call_works(&nodes).await
-        },
-    )
-    .await;
+    wait_ends_rejoined(a, c, &nodes).await;
     let keys: Vec<String> = (0..32).map(|i| format!("key-{i}")).collect();
     same_owner(mid, &[a, c], &keys).await;
     shutdown(nodes).await;
@@ -667,17 +657,7 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
 
     net.heal_all();
     let healed = Instant::now();
-    eventually(
-        "a and c rejoin, every view agrees, every call works",
-        BOUND,
-        || async {
-            !a.is_self_downed()
-                && !c.is_self_downed()
-                && agree(&nodes)
-                && every_call_works(&nodes).await
-        },
-    )
-    .await;
+    wait_ends_rejoined(a, c, &nodes).await;
     eprintln!(
         "partial cut: healed and agreed after {:?}",
         healed.elapsed()
@@ -689,6 +669,22 @@ async fn a_partial_cut_downs_exactly_its_indirectly_connected_ends_and_they_rejo
     let keys: Vec<String> = (0..32).map(|i| format!("key-{i}")).collect();
     same_owner(b, &[a, c], &keys).await;
     shutdown(nodes).await;
+}
+
+/// Waits (within [`BOUND`]) until the two downed ends of a cut are back,
+/// every view agrees and every call works.
+async fn wait_ends_rejoined(a: &Node, c: &Node, nodes: &[Node]) {
+    eventually(
+        "both ends rejoin, every view agrees, every call works",
+        BOUND,
+        || async {
+            !a.is_self_downed()
+                && !c.is_self_downed()
+                && agree(nodes)
+                && every_call_works(nodes).await
+        },
+    )
+    .await;
 }
 
 /// Whether a `Rejoined` event arrives on `events` within [`BOUND`]. The

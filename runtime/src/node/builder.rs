@@ -529,13 +529,21 @@ impl NodeBuilder {
             .spawn(move || {
                 let runner = System::new();
                 let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
-                let _ = tx.send((System::current(), arbiters, std::thread::current().id()));
+                let sys_home = home::new_arbiter_id();
+                home::set_current(sys_home);
+                let sys = (System::current().arbiter().clone(), sys_home);
+                let _ = tx.send((
+                    System::current(),
+                    arbiters,
+                    std::thread::current().id(),
+                    sys,
+                ));
                 if let Err(e) = runner.run() {
                     tracing::error!(error = %e, "actix system ended with an error");
                 }
             })
             .map_err(|e| NodeError::Threads(e.to_string()))?;
-        let (system, arbiters, sys_id) = rx
+        let (system, arbiters, sys_id, sys_arbiter) = rx
             .recv()
             .map_err(|e| NodeError::Threads(format!("system thread died: {e}")))?;
         let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
@@ -564,6 +572,7 @@ impl NodeBuilder {
                 handles: handles.clone(),
                 ids: homes.clone(),
                 next: AtomicUsize::new(0),
+                supervisors: sys_arbiter.clone(),
             },
             n + 2,
             listener.as_deref(),
@@ -588,7 +597,7 @@ impl NodeBuilder {
             sweeper: Some(sweeper),
             ids,
         };
-        let root = start_root(&shared, Placement::Arbiter(handles[0].clone(), homes[0]));
+        let root = start_root(&shared, Placement::Arbiter(sys_arbiter.0, sys_arbiter.1));
         tracing::info!(node = %self.name, arbiters = n, "node started");
         Ok(Node::from_parts(shared, root, Some(threads)))
     }

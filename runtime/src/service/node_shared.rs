@@ -25,6 +25,9 @@ pub(crate) enum Exec {
         /// Each arbiter's id (`lifecycle/home.rs`), in the order of `handles`.
         ids: Vec<u32>,
         next: AtomicUsize,
+        /// Where supervisors run: the node's System thread, apart from
+        /// the instances (its handle and arbiter id).
+        supervisors: (ArbiterHandle, u32),
     },
     /// On the `LocalSet` of the thread that started the node.
     Local,
@@ -59,10 +62,23 @@ impl NodeShared {
     pub(crate) fn placement(&self) -> Placement {
         match &self.exec {
             Exec::Local => Placement::Local,
-            Exec::Arbiters { handles, ids, next } => {
+            Exec::Arbiters {
+                handles, ids, next, ..
+            } => {
                 let i = next.fetch_add(1, Ordering::Relaxed) % handles.len();
                 Placement::Arbiter(handles[i].clone(), ids.get(i).copied().unwrap_or(0))
             }
+        }
+    }
+
+    /// Where to run a supervisor.
+    pub(crate) fn supervisor_placement(&self) -> Placement {
+        match &self.exec {
+            Exec::Local => Placement::Local,
+            Exec::Arbiters {
+                supervisors: (h, id),
+                ..
+            } => Placement::Arbiter(h.clone(), *id),
         }
     }
 }

@@ -26,6 +26,10 @@ mod shutdown;
 
 use listing::unlist;
 
+/// How many children a start of all at once has starting at a time
+/// ([`Supervisor::fill_window`]).
+const START_WINDOW: usize = 1024;
+
 /// What kind of supervisor this is.
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
@@ -67,6 +71,10 @@ pub(crate) struct Supervisor {
     defer_to_parent: bool,
     /// `Some` while starting children one after another (user supervisors).
     cursor: Option<usize>,
+    /// `Some` while starting children all at once (a service's instances,
+    /// the root's services): the next child to launch once fewer than
+    /// [`START_WINDOW`] are starting.
+    window_next: Option<usize>,
     stopping: Option<Option<oneshot::Sender<()>>>,
     /// Where a sequential stop looks for the next live child (linear).
     stop_cursor: StopCursor,
@@ -163,6 +171,7 @@ impl Supervisor {
             parent: None,
             defer_to_parent: false,
             cursor: None,
+            window_next: None,
             stopping: None,
             stop_cursor: StopCursor::default(),
             given_up: false,
@@ -199,7 +208,7 @@ impl Supervisor {
         };
         let n = node.clone();
         let exit2 = exit.clone();
-        let placement = node.placement();
+        let placement = node.supervisor_placement();
         let parent = parent.clone();
         if !launch(
             &placement,
@@ -317,23 +326,47 @@ impl Supervisor {
         }
     }
 
-    /// Starts children from `from` on: all at once, or one after another.
+    /// Starts children from `from` on: one after another, or all at once
+    /// with at most [`START_WINDOW`] starting at a time.
     fn start_from(&mut self, from: usize, ctx: &mut Context<Self>) {
         if self.sequential() {
             self.cursor = Some(from);
             self.advance(ctx);
         } else {
-            // The instances placed on other arbiters are handed to them in
-            // batches, not one job (and wake) each.
-            let batch = LaunchBatch::begin();
-            for i in from..self.children.len() {
-                if self.children[i].state == State::Down {
-                    self.start_child(i, ctx);
-                }
-            }
-            drop(batch);
-            self.check_ready();
+            self.window_next = Some(from);
+            self.fill_window(ctx);
         }
+    }
+
+    /// A start of all children at once: launches the next children while
+    /// fewer than [`START_WINDOW`] are starting; each ready notice or exit
+    /// lets more in. The window keeps the launch records the supervisor
+    /// makes for other arbiters (boxed jobs, freed there) few at a time, so
+    /// the long-lived records it makes meanwhile are not scattered among
+    /// freed ones, and the arbiters start instances while it launches.
+    pub(super) fn fill_window(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() || self.given_up || self.node_closing() {
+            self.window_next = None;
+            return;
+        }
+        // The instances placed on other arbiters are handed to them in
+        // batches, not one job (and wake) each.
+        let batch = LaunchBatch::begin();
+        while let Some(i) = self.window_next {
+            if i >= self.children.len() {
+                self.window_next = None;
+                break;
+            }
+            if self.counts[State::Starting.idx()] >= START_WINDOW {
+                break;
+            }
+            if self.children[i].state == State::Down {
+                self.start_child(i, ctx);
+            }
+            self.window_next = Some(i + 1);
+        }
+        drop(batch);
+        self.check_ready();
     }
 
     /// Sequential start: launch the child at the cursor once the one before is up.
@@ -356,7 +389,7 @@ impl Supervisor {
     }
 
     fn check_ready(&mut self) {
-        if self.cursor.is_some() {
+        if self.cursor.is_some() || self.window_next.is_some() {
             return;
         }
         let all_up = self.counts[State::Running.idx()] + self.counts[State::Done.idx()]
@@ -609,3 +642,6 @@ impl Actor for Supervisor {
         self.start_from(0, ctx);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -747,3 +747,48 @@ async fn a_deleted_child_is_removed_with_its_spec() {
     assert_eq!(node.service("orders").ask(Incr).await.unwrap(), 1);
     node.shutdown(GRACE).await.unwrap();
 }
+
+/// Supervisors run on the node's own supervision thread, apart from the
+/// arbiters that run instances and the app's tasks: with every arbiter
+/// held by work that never yields, a tree still answers its live API.
+/// (When supervisors ran on the arbiters, this call waited for the held
+/// thread.)
+#[tokio::test]
+async fn a_tree_answers_while_every_arbiter_is_held() {
+    let node = node("live-held");
+    let tree = node.start_supervisor(shop()).await.unwrap();
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let mut releases = Vec::new();
+    let mut held = Vec::new();
+    for i in 0..node.arbiters() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let entered_tx = entered_tx.clone();
+        releases.push(release);
+        held.push(node.spawn_task_on(i, async move {
+            entered_tx.send(i).unwrap();
+            // Holds the arbiter's thread: no await until released.
+            wait.recv().unwrap();
+        }));
+    }
+    for _ in 0..node.arbiters() {
+        tokio::time::timeout(WAIT, entered.recv())
+            .await
+            .expect("every arbiter is held")
+            .unwrap();
+    }
+
+    let count = tokio::time::timeout(WAIT, tree.count_children())
+        .await
+        .expect("the tree answers while every arbiter is held")
+        .unwrap();
+    assert_eq!((count.specs, count.active), (2, 2));
+
+    for r in releases {
+        r.send(()).unwrap();
+    }
+    for h in held {
+        h.await.unwrap();
+    }
+    assert_eq!(node.service("orders").ask(Incr).await.unwrap(), 1);
+    node.shutdown(GRACE).await.unwrap();
+}

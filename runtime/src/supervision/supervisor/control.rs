@@ -46,6 +46,7 @@ impl Handler<StopTree> for Supervisor {
 
     fn handle(&mut self, msg: StopTree, ctx: &mut Context<Self>) {
         self.cursor = None;
+        self.window_next = None;
         self.stopping = Some(msg.reply);
         for c in &mut self.children {
             if let Some(w) = c.waiting.take() {

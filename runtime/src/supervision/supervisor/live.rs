@@ -70,6 +70,7 @@ impl Supervisor {
     pub(super) fn compact(&mut self) {
         if self.tombstones == 0
             || self.cursor.is_some()
+            || self.window_next.is_some()
             || self.stopping.is_some()
             || self.after_kill.is_some()
             || self.restarts_due > 0

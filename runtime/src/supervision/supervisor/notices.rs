@@ -23,6 +23,9 @@ impl Handler<ChildReady> for Supervisor {
         for (child, generation) in msg.link.take_ready() {
             self.child_ready(child, generation, ctx);
         }
+        if self.window_next.is_some() {
+            self.fill_window(ctx);
+        }
     }
 }
 
@@ -57,6 +60,16 @@ impl Handler<ChildExited> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
+        self.child_exited(msg, ctx);
+        // A child that was starting made room in a start's window.
+        if self.window_next.is_some() {
+            self.fill_window(ctx);
+        }
+    }
+}
+
+impl Supervisor {
+    fn child_exited(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
         let ChildExited {
             child,
             generation,

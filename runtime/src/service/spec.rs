@@ -535,7 +535,7 @@ impl<S: Service> ErasedBlueprint for Blueprint<S> {
         let instance = Arc::new(
             Instance::new(
                 id,
-                Arc::new(tx),
+                Box::new(tx),
                 self.entry.handled(l.slot),
                 l.node.track_mailbox_depth,
             )

@@ -251,9 +251,11 @@ where
     };
     let job = move || run(make, rx, on_exit);
     match placement {
-        // On this thread already (a local node, or a supervisor placing an
-        // instance on its own arbiter): build it now, as the arbiter would
-        // once handed the job, without the boxed job and the queue.
+        // On this thread already (a local node, or a launch made on the
+        // arbiter it places the actor on; supervisors run on the node's
+        // System thread, so their launches to arbiters are handed over):
+        // build it now, as the arbiter would once handed the job, without
+        // the boxed job and the queue.
         Placement::Local => {
             job();
             true

@@ -131,8 +131,8 @@ fn hand_over(arbiter: &ArbiterHandle, jobs: Vec<Job>) {
 }
 
 /// Launches handed to an arbiter as one job. Dropped before they ran (the
-/// arbiter refused the job, or stopped with it still queued), it reports
-/// each launch failed. This replaces a list of whom to tell kept beside
+/// arbiter refused the job, or dropped it unrun), it reports each launch
+/// failed. This replaces a list of whom to tell kept beside
 /// every batch: one allocation fewer per batch on the launching thread,
 /// whose long-lived records it would have left holes among.
 struct Handed(Vec<Job>);

@@ -344,7 +344,11 @@ impl Supervisor {
     /// makes for other arbiters (boxed jobs, freed there) few at a time, so
     /// the long-lived records it makes meanwhile are not scattered among
     /// freed ones, and the arbiters start instances while it launches.
+    /// Does nothing when no such start is under way.
     pub(super) fn fill_window(&mut self, ctx: &mut Context<Self>) {
+        if self.window_next.is_none() {
+            return;
+        }
         if self.stopping.is_some() || self.given_up || self.node_closing() {
             self.window_next = None;
             return;

@@ -23,9 +23,7 @@ impl Handler<ChildReady> for Supervisor {
         for (child, generation) in msg.link.take_ready() {
             self.child_ready(child, generation, ctx);
         }
-        if self.window_next.is_some() {
-            self.fill_window(ctx);
-        }
+        self.fill_window(ctx);
     }
 }
 
@@ -62,9 +60,7 @@ impl Handler<ChildExited> for Supervisor {
     fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
         self.child_exited(msg, ctx);
         // A child that was starting made room in a start's window.
-        if self.window_next.is_some() {
-            self.fill_window(ctx);
-        }
+        self.fill_window(ctx);
     }
 }
 
